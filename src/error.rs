@@ -1,0 +1,175 @@
+//! The crate's one error type.
+//!
+//! Every variant carries enough context to tell the user what went wrong and what to do
+//! about it; the `Display` text is meant to be printed as-is.
+
+use std::fmt;
+use std::io;
+
+/// Result alias used throughout the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong while setting up or driving a device.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A PCI address string that does not have the form `DDDD:BB:DD.F`.
+    InvalidPciAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No PCI device exists at the given address.
+    NoSuchDevice {
+        /// The address as given.
+        address: String,
+    },
+    /// The device exists but is not a network controller (PCI class 0x02).
+    NotANic {
+        /// The device's address.
+        address: String,
+        /// The PCI class code read from config space.
+        class: u32,
+    },
+    /// The device is a network controller that no driver of this crate supports.
+    Unsupported {
+        /// The device's address.
+        address: String,
+        /// PCI vendor id.
+        vendor: u16,
+        /// PCI device id.
+        device: u16,
+        /// Why it is not supported.
+        reason: String,
+    },
+    /// The device is bound to a kernel network driver whose interface is in use.
+    InterfaceActive {
+        /// The device's address.
+        address: String,
+        /// The kernel interface name, e.g. `eth0`.
+        interface: String,
+        /// What makes it active (addresses, routes, link up).
+        detail: String,
+    },
+    /// Hugepages are missing or exhausted.
+    Hugepages {
+        /// What failed.
+        detail: String,
+    },
+    /// A virtual address has no physical frame number in /proc/self/pagemap.
+    NoPhysicalAddress {
+        /// What failed.
+        detail: String,
+    },
+    /// A configuration value that cannot work (queue counts, ring sizes, pool sizes).
+    InvalidConfig {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The device did not do what the datasheet says within the allowed time, or reported
+    /// something impossible.
+    Device {
+        /// The device's address.
+        address: String,
+        /// What the device did or did not do.
+        detail: String,
+    },
+    /// Something the operating system refused: opening, mapping or writing a file.
+    Io {
+        /// What was being attempted (includes the path).
+        context: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with a description of what was being attempted.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A device misbehaved.
+    pub(crate) fn device(address: impl fmt::Display, detail: impl Into<String>) -> Self {
+        Error::Device {
+            address: address.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// An impossible configuration.
+    pub(crate) fn config(detail: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidPciAddress { address, reason } => write!(
+                f,
+                "invalid PCI address '{address}': {reason}; expected the form 0000:03:00.0 \
+                 (see `lspci -D`)"
+            ),
+            Error::NoSuchDevice { address } => write!(
+                f,
+                "no PCI device at address {address}: check the address with `lspci -D`"
+            ),
+            Error::NotANic { address, class } => write!(
+                f,
+                "device {address} is not a network controller (PCI class {class:06x}); \
+                 pass the address of an Ethernet controller (`lspci -D | grep Ether`)"
+            ),
+            Error::Unsupported {
+                address,
+                vendor,
+                device,
+                reason,
+            } => write!(
+                f,
+                "network controller {address} ({vendor:04x}:{device:04x}) is not supported: \
+                 {reason}"
+            ),
+            Error::InterfaceActive {
+                address,
+                interface,
+                detail,
+            } => write!(
+                f,
+                "refusing to take device {address} from the kernel: its interface {interface} \
+                 is in use ({detail}); taking it would cut that link. Bring {interface} down \
+                 and remove its addresses first (`ip link set {interface} down`), or force \
+                 it (DeviceConfig::force_unbind, or IXY_FORCE_UNBIND=1 for the examples)"
+            ),
+            Error::Hugepages { detail } => write!(
+                f,
+                "hugepage memory unavailable: {detail}; run `sudo ./setup-hugetlbfs.sh` \
+                 (reserves 2 MiB hugepages and mounts hugetlbfs at /mnt/huge)"
+            ),
+            Error::NoPhysicalAddress { detail } => write!(
+                f,
+                "cannot translate DMA memory to physical addresses: {detail}; \
+                 /proc/self/pagemap only reveals frame numbers to root (CAP_SYS_ADMIN): \
+                 run as root, or bind the device to vfio-pci to run without root"
+            ),
+            Error::InvalidConfig { detail } => write!(f, "invalid configuration: {detail}"),
+            Error::Device { address, detail } => write!(f, "device {address}: {detail}"),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! # ixy — userspace network drivers
+//!
+//! ixy drives network cards from user space: it takes a PCI device away from the kernel,
+//! maps its registers, puts descriptor rings and packet buffers in hugepage memory and
+//! moves packets in batches, with no system call on the packet path.
+//!
+//! Drivers, all behind the [`IxyDevice`] trait:
+//! * [`virtio`] — virtio-net (legacy interface, `1af4:1000`), as emulated by QEMU;
+//! * `ixgbe` — Intel 82599/X520, X540, X550 physical functions;
+//! * `ixgbevf` — their SR-IOV virtual functions.
+//!
+//! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
+//! claiming and mapping a device through sysfs), [`registers`] (register access), the
+//! descriptor rings, the drivers, and this module's trait and constructor.
+//!
+//! ## Example: receive, touch, send back
+//!
+//! ```no_run
+//! use std::collections::VecDeque;
+//!
+//! fn main() -> Result<(), ixy::Error> {
+//!     // One rx and one tx queue; no interrupts (busy polling).
+//!     let mut dev = ixy::ixy_init("0000:00:04.0", 1, 1, 0)?;
+//!     println!("{} at {}: MAC {:02x?}", dev.driver_name(), dev.pci_addr(), dev.mac_addr());
+//!
+//!     let mut buffer = VecDeque::with_capacity(32);
+//!     for _ in 0..1000 {
+//!         dev.rx_batch(0, &mut buffer, 32);
+//!         for packet in buffer.iter_mut() {
+//!             if packet.len() > 48 {
+//!                 packet[48] = packet[48].wrapping_add(1);
+//!             }
+//!         }
+//!         dev.tx_batch(0, &mut buffer);
+//!         // Packets the tx queue had no room for stay in `buffer`; drop them
+//!         // (they return to their pool) or retry in the next round.
+//!         buffer.clear();
+//!     }
+//!
+//!     // Transmit freshly built packets from a pool of our own.
+//!     let pool = ixy::Mempool::allocate(1024, 2048)?;
+//!     let mut out = VecDeque::new();
+//!     pool.alloc_batch(&mut out, 32, 60);
+//!     for p in out.iter_mut() {
+//!         p.fill(0);
+//!         p[..6].copy_from_slice(&[0xff; 6]); // broadcast
+//!     }
+//!     let sent = dev.tx_batch(0, &mut out);
+//!     println!("sent {sent}, {} left with the caller", out.len());
+//!
+//!     let stats = dev.stats();
+//!     println!("rx {} packets, tx {} packets", stats.rx_packets, stats.tx_packets);
+//!     Ok(())
+//! }
+//! ```
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod error;
+pub mod memory;
+pub mod pci;
+pub mod registers;
+pub mod virtio;
+
+pub use error::{Error, Result};
+pub use memory::{Mempool, Packet};
+pub use pci::PciAddress;
+
+/// A network device driven from user space.
+///
+/// Queues are numbered from 0. Packets move in batches through caller-owned
+/// `VecDeque<Packet>`s: reserve their capacity once, and the packet path allocates nothing.
+pub trait IxyDevice {
+    /// Name of the driver, e.g. `"ixgbe"` or `"virtio"`.
+    fn driver_name(&self) -> &str;
+
+    /// PCI address of the device, e.g. `"0000:03:00.0"`.
+    fn pci_addr(&self) -> &str;
+
+    /// The device's current MAC address.
+    fn mac_addr(&self) -> [u8; 6];
+
+    /// Sets the MAC address the device receives unicast traffic for.
+    fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()>;
+
+    /// Link speed in Mbit/s; 0 while the link is down.
+    fn link_speed(&self) -> u32;
+
+    /// True while the link is up.
+    fn link_up(&self) -> bool {
+        self.link_speed() > 0
+    }
+
+    /// Enables or disables promiscuous mode (receive frames for any destination MAC).
+    fn set_promisc(&mut self, enabled: bool) -> Result<()>;
+
+    /// True if promiscuous mode is on.
+    fn promisc(&self) -> bool;
+
+    /// Number of receive queues.
+    fn num_rx_queues(&self) -> u16;
+
+    /// Number of transmit queues.
+    fn num_tx_queues(&self) -> u16;
+
+    /// Receives up to `num_packets` packets from queue `queue_id`, appending them to
+    /// `buffer`. Returns how many were received (0 if none were waiting).
+    ///
+    /// # Panics
+    /// If `queue_id >= self.num_rx_queues()`.
+    fn rx_batch(
+        &mut self,
+        queue_id: u16,
+        buffer: &mut VecDeque<Packet>,
+        num_packets: usize,
+    ) -> usize;
+
+    /// Sends packets from the front of `buffer` on queue `queue_id` until `buffer` is empty
+    /// or the queue is full. Returns how many were queued; those not sent stay in `buffer`.
+    ///
+    /// # Panics
+    /// If `queue_id >= self.num_tx_queues()`.
+    fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize;
+
+    /// Packet and byte counts since the device was opened or the stats were last reset.
+    fn stats(&mut self) -> DeviceStats;
+
+    /// Sets all counters to zero.
+    fn reset_stats(&mut self);
+}
+
+/// Counters of a device, since it was opened or last reset.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Bytes received (frames without CRC).
+    pub rx_bytes: u64,
+    /// Bytes transmitted (frames without CRC).
+    pub tx_bytes: u64,
+    /// Packets the device dropped on receive (no buffer or no room).
+    pub rx_dropped: u64,
+}
+
+/// Per-second rates computed from two [`DeviceStats`] snapshots.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Received million packets per second.
+    pub rx_mpps: f64,
+    /// Received Mbit/s, counting 20 bytes of preamble and gap per frame, plus CRC.
+    pub rx_mbit: f64,
+    /// Transmitted million packets per second.
+    pub tx_mpps: f64,
+    /// Transmitted Mbit/s, counting as for `rx_mbit`.
+    pub tx_mbit: f64,
+}
+
+impl DeviceStats {
+    /// Rates between an earlier snapshot `before` and this one, `elapsed` apart.
+    pub fn rates_since(&self, before: &DeviceStats, elapsed: Duration) -> Rates {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        // Each frame on the wire also carries 4 bytes of CRC, 8 of preamble, 12 of gap.
+        let mbit = |bytes: u64, pkts: u64| (bytes + pkts * 24) as f64 * 8.0 / 1e6 / secs;
+        let rx_p = self.rx_packets.wrapping_sub(before.rx_packets);
+        let tx_p = self.tx_packets.wrapping_sub(before.tx_packets);
+        Rates {
+            rx_mpps: rx_p as f64 / 1e6 / secs,
+            rx_mbit: mbit(self.rx_bytes.wrapping_sub(before.rx_bytes), rx_p),
+            tx_mpps: tx_p as f64 / 1e6 / secs,
+            tx_mbit: mbit(self.tx_bytes.wrapping_sub(before.tx_bytes), tx_p),
+        }
+    }
+}
+
+/// How to open a device. [`ixy_init`] is the short form.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// PCI address of the device.
+    pub pci_addr: String,
+    /// Number of receive queues (at least 1).
+    pub rx_queues: u16,
+    /// Number of transmit queues (at least 1).
+    pub tx_queues: u16,
+    /// Interrupt mode: 0 polls; a positive value lets `rx_batch` on an idle queue sleep up
+    /// to that many milliseconds; -1 sleeps until a packet arrives.
+    pub interrupt_timeout_ms: i16,
+    /// Take the device from its kernel driver even if its interface is in use.
+    pub force_unbind: bool,
+    /// hugetlbfs mount for DMA memory (default `$IXY_HUGEPAGE_DIR`, else `/mnt/huge`).
+    pub hugepage_dir: Option<PathBuf>,
+}
+
+impl DeviceConfig {
+    /// A configuration for the device at `pci_addr`: one rx and one tx queue, polling.
+    pub fn new(pci_addr: &str) -> Self {
+        DeviceConfig {
+            pci_addr: pci_addr.to_string(),
+            rx_queues: 1,
+            tx_queues: 1,
+            interrupt_timeout_ms: 0,
+            force_unbind: false,
+            hugepage_dir: None,
+        }
+    }
+
+    /// Sets the number of receive and transmit queues.
+    pub fn queues(mut self, rx: u16, tx: u16) -> Self {
+        self.rx_queues = rx;
+        self.tx_queues = tx;
+        self
+    }
+
+    /// Sets the interrupt timeout (see the field).
+    pub fn interrupt_timeout_ms(mut self, timeout: i16) -> Self {
+        self.interrupt_timeout_ms = timeout;
+        self
+    }
+
+    /// Takes the device even if its kernel interface is in use.
+    pub fn force_unbind(mut self, force: bool) -> Self {
+        self.force_unbind = force;
+        self
+    }
+
+    /// Sets the hugetlbfs mount for DMA memory.
+    pub fn hugepage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.hugepage_dir = Some(dir.into());
+        self
+    }
+
+    /// The DMA allocator this configuration asks for.
+    pub(crate) fn dma(&self) -> memory::Hugepages {
+        match &self.hugepage_dir {
+            Some(dir) => memory::Hugepages::new(dir.clone()),
+            None => memory::Hugepages::from_env(),
+        }
+    }
+
+    /// Probes the device and opens it with the matching driver.
+    pub fn open(&self) -> Result<Box<dyn IxyDevice>> {
+        if self.rx_queues == 0 || self.tx_queues == 0 {
+            return Err(Error::config(format!(
+                "{} rx and {} tx queues requested: a device needs at least one of each",
+                self.rx_queues, self.tx_queues
+            )));
+        }
+        let device = pci::PciDevice::open(&self.pci_addr)?;
+        let id = device.identify()?;
+        match pci::driver_for(&id) {
+            Some(pci::DriverKind::VirtioLegacy) => {
+                Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
+            }
+            None => Err(id.unsupported()),
+        }
+    }
+}
+
+/// Opens the device at `pci_addr` with `rx_queues` receive and `tx_queues` transmit queues.
+///
+/// `interrupt_timeout` is in milliseconds: 0 polls (see [`DeviceConfig`]). The driver is
+/// chosen from the device's PCI vendor and device id; an unknown device is an error.
+pub fn ixy_init(
+    pci_addr: &str,
+    rx_queues: u16,
+    tx_queues: u16,
+    interrupt_timeout: i16,
+) -> Result<Box<dyn IxyDevice>> {
+    DeviceConfig::new(pci_addr)
+        .queues(rx_queues, tx_queues)
+        .interrupt_timeout_ms(interrupt_timeout)
+        .open()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_count_framing_overhead() {
+        let before = DeviceStats::default();
+        let after = DeviceStats {
+            rx_packets: 1_000_000,
+            rx_bytes: 60_000_000,
+            tx_packets: 500_000,
+            tx_bytes: 30_000_000,
+            rx_dropped: 0,
+        };
+        let r = after.rates_since(&before, Duration::from_secs(2));
+        assert!((r.rx_mpps - 0.5).abs() < 1e-9);
+        assert!((r.tx_mpps - 0.25).abs() < 1e-9);
+        // (60 + 24) bytes * 8 bits * 0.5 Mpps = 336 Mbit/s
+        assert!((r.rx_mbit - 336.0).abs() < 1e-6, "{}", r.rx_mbit);
+        assert!((r.tx_mbit - 168.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn zero_queues_are_refused_before_touching_any_device() {
+        let err = DeviceConfig::new("0000:00:00.0")
+            .queues(0, 1)
+            .open()
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    }
+}

@@ -1,0 +1,370 @@
+//! DMA memory: pinned regions with known bus addresses.
+//!
+//! A NIC reads descriptors and packet data straight from memory, so the driver must know,
+//! for every byte it hands to the device, the address the device uses to reach it (the bus
+//! address). Without an IOMMU that is the physical address; with VFIO it is an I/O virtual
+//! address chosen by the process.
+//!
+//! Regions are tracked in 2 MiB chunks: each chunk is physically contiguous (a hugepage),
+//! consecutive chunks need not be. Rings and packet buffers never straddle a chunk.
+
+use std::alloc::{self, Layout};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Size of a hugepage and of the chunks a region's bus addresses are tracked in.
+pub const CHUNK_SIZE: usize = 2 * 1024 * 1024;
+
+/// How a region is given back when it is dropped.
+type Release = Box<dyn FnOnce(NonNull<u8>, usize)>;
+
+/// A pinned memory region that a device can reach by DMA.
+///
+/// The region is released (unmapped or freed) when this value is dropped; everything that
+/// hands its addresses to a device must make sure the device is stopped first.
+pub struct DmaMemory {
+    virt: NonNull<u8>,
+    size: usize,
+    /// Bus address of the start of each 2 MiB chunk.
+    chunks: Box<[u64]>,
+    release: Option<Release>,
+}
+
+impl DmaMemory {
+    /// Builds a region from its parts.
+    ///
+    /// # Safety
+    /// `virt..virt + size` must be valid, writable memory owned exclusively by the returned
+    /// value until `release` is called with `(virt, size)`, which happens exactly once, on
+    /// drop. `chunks[i]` must be the bus address of `virt + i * CHUNK_SIZE`, and each chunk
+    /// must be contiguous in bus address space.
+    pub unsafe fn from_raw_parts(
+        virt: NonNull<u8>,
+        size: usize,
+        chunks: Box<[u64]>,
+        release: Box<dyn FnOnce(NonNull<u8>, usize)>,
+    ) -> Self {
+        DmaMemory {
+            virt,
+            size,
+            chunks,
+            release: Some(release),
+        }
+    }
+
+    /// Start of the region in this process's address space.
+    pub fn virt(&self) -> *mut u8 {
+        self.virt.as_ptr()
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bus address of the byte at `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is outside the region (a driver bug, not an input error).
+    pub fn bus_addr(&self, offset: usize) -> u64 {
+        assert!(offset < self.size, "offset {offset} outside DMA region");
+        self.chunks[offset / CHUNK_SIZE] + (offset % CHUNK_SIZE) as u64
+    }
+
+    /// Zeroes the whole region.
+    pub fn zero(&mut self) {
+        // SAFETY: the region is valid and writable for `size` bytes (constructor contract)
+        // and `&mut self` guarantees no other Rust reference into it is live.
+        unsafe { std::ptr::write_bytes(self.virt.as_ptr(), 0, self.size) }
+    }
+}
+
+impl Drop for DmaMemory {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release(self.virt, self.size);
+        }
+    }
+}
+
+impl std::fmt::Debug for DmaMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmaMemory")
+            .field("virt", &self.virt)
+            .field("size", &self.size)
+            .field("bus", &self.chunks.first())
+            .finish()
+    }
+}
+
+/// Something that hands out DMA memory.
+pub trait DmaAllocator {
+    /// Allocates a zeroed region of at least `size` bytes.
+    ///
+    /// Regions of up to [`CHUNK_SIZE`] bytes are contiguous in bus address space.
+    fn allocate(&self, size: usize) -> Result<DmaMemory>;
+}
+
+/// Ordinary heap memory whose "bus address" is its virtual address.
+///
+/// For tests and the device model only: a real device cannot reach it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeapDma;
+
+impl DmaAllocator for HeapDma {
+    fn allocate(&self, size: usize) -> Result<DmaMemory> {
+        if size == 0 {
+            return Err(Error::config("DMA allocation of 0 bytes"));
+        }
+        let size = size.next_multiple_of(4096);
+        let layout = Layout::from_size_align(size, 4096)
+            .map_err(|_| Error::config(format!("DMA allocation of {size} bytes is too large")))?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let virt = NonNull::new(ptr).ok_or_else(|| Error::Hugepages {
+            detail: format!("heap allocation of {size} bytes failed"),
+        })?;
+        let chunks = (0..size.div_ceil(CHUNK_SIZE))
+            .map(|i| ptr as u64 + (i * CHUNK_SIZE) as u64)
+            .collect();
+        // SAFETY: freshly allocated, exclusively owned; released with the same layout; the
+        // identity mapping makes every chunk contiguous.
+        Ok(unsafe {
+            DmaMemory::from_raw_parts(
+                virt,
+                size,
+                chunks,
+                Box::new(move |p, _| alloc::dealloc(p.as_ptr(), layout)),
+            )
+        })
+    }
+}
+
+/// Hugepage-backed memory on a hugetlbfs mount, translated through `/proc/self/pagemap`.
+///
+/// Each allocation creates a file on the mount, maps it, and unlinks it at once: the
+/// hugepages go back to the system when the mapping goes away, even if the process is
+/// killed.
+#[derive(Debug, Clone)]
+pub struct Hugepages {
+    dir: PathBuf,
+}
+
+/// `statfs` magic number of hugetlbfs (linux/magic.h).
+const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+
+/// Default hugetlbfs mount point, as set up by `setup-hugetlbfs.sh`.
+pub const DEFAULT_HUGEPAGE_DIR: &str = "/mnt/huge";
+
+impl Hugepages {
+    /// Uses the hugetlbfs mount at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Hugepages { dir: dir.into() }
+    }
+
+    /// Uses `$IXY_HUGEPAGE_DIR`, or `/mnt/huge` if it is unset.
+    pub fn from_env() -> Self {
+        Self::new(
+            std::env::var_os("IXY_HUGEPAGE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_HUGEPAGE_DIR)),
+        )
+    }
+
+    /// The hugetlbfs mount this allocator uses.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_mount(&self) -> Result<()> {
+        let path = CString::new(self.dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+            Error::Hugepages {
+                detail: format!(
+                    "hugepage directory {} contains a NUL byte",
+                    self.dir.display()
+                ),
+            }
+        })?;
+        // SAFETY: statfs is plain old data; zeroed is a valid value.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` is a valid out-pointer.
+        if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
+            return Err(Error::Hugepages {
+                detail: format!(
+                    "{} does not exist or cannot be read ({})",
+                    self.dir.display(),
+                    io::Error::last_os_error()
+                ),
+            });
+        }
+        #[allow(clippy::unnecessary_cast)]
+        if st.f_type as i64 != HUGETLBFS_MAGIC {
+            return Err(Error::Hugepages {
+                detail: format!("{} is not a hugetlbfs mount", self.dir.display()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Maps `size` bytes (a multiple of 2 MiB) of hugepages, unlinking the backing file.
+    fn map(&self, size: usize) -> Result<NonNull<u8>> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("ixy-{}-{n}", std::process::id()));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::Hugepages {
+                detail: format!("cannot create {}: {e}", path.display()),
+            })?;
+        // Unlink at once: the mapping keeps the pages; nothing is left behind on exit.
+        let _ = fs::remove_file(&path);
+        // SAFETY: mapping a file we own; the kernel picks the address. hugetlbfs reserves
+        // the pages at mmap time for shared mappings, so a shortage fails here (ENOMEM)
+        // rather than with SIGBUS on first touch.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_HUGETLB,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            return Err(Error::Hugepages {
+                detail: format!(
+                    "cannot map {} MiB of hugepages from {} ({e}); too few free hugepages? \
+                     (see HugePages_Free in /proc/meminfo)",
+                    size >> 20,
+                    self.dir.display()
+                ),
+            });
+        }
+        let virt = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Hugepages {
+            detail: "mmap returned a null mapping".into(),
+        })?;
+        // SAFETY: `ptr..ptr+size` is the mapping just made. Locking keeps the pages resident
+        // (hugepages are not swapped anyway; this also pre-faults them).
+        if unsafe { libc::mlock(ptr, size) } != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmapping the mapping made above.
+            unsafe { libc::munmap(ptr, size) };
+            return Err(Error::Hugepages {
+                detail: format!(
+                    "cannot lock {} MiB of hugepages in memory ({e})",
+                    size >> 20
+                ),
+            });
+        }
+        Ok(virt)
+    }
+}
+
+/// Looks up the physical address of `virt` in /proc/self/pagemap.
+fn virt_to_phys(pagemap: &File, virt: usize) -> Result<u64> {
+    const PAGE: usize = 4096;
+    let mut entry = [0u8; 8];
+    pagemap
+        .read_exact_at(&mut entry, (virt / PAGE * 8) as u64)
+        .map_err(|e| Error::NoPhysicalAddress {
+            detail: format!("reading /proc/self/pagemap failed: {e}"),
+        })?;
+    let entry = u64::from_ne_bytes(entry);
+    // Documentation/admin-guide/mm/pagemap.rst: bit 63 page present, bits 0-54 the PFN.
+    let present = entry >> 63 == 1;
+    let pfn = entry & ((1 << 55) - 1);
+    if !present || pfn == 0 {
+        return Err(Error::NoPhysicalAddress {
+            detail: "pagemap reports no frame number for a locked page".into(),
+        });
+    }
+    Ok(pfn * PAGE as u64 + (virt % PAGE) as u64)
+}
+
+impl DmaAllocator for Hugepages {
+    fn allocate(&self, size: usize) -> Result<DmaMemory> {
+        if size == 0 {
+            return Err(Error::config("DMA allocation of 0 bytes"));
+        }
+        self.check_mount()?;
+        let size = size.next_multiple_of(CHUNK_SIZE);
+        let virt = self.map(size)?;
+        let release: Release = Box::new(|p, s| {
+            // SAFETY: (p, s) is exactly the mapping made in `map`, released once.
+            unsafe { libc::munmap(p.as_ptr().cast(), s) };
+        });
+        let chunks: Result<Box<[u64]>> = File::open("/proc/self/pagemap")
+            .map_err(|e| Error::NoPhysicalAddress {
+                detail: format!("cannot open /proc/self/pagemap: {e}"),
+            })
+            .and_then(|pagemap| {
+                (0..size / CHUNK_SIZE)
+                    .map(|i| virt_to_phys(&pagemap, virt.as_ptr() as usize + i * CHUNK_SIZE))
+                    .collect()
+            });
+        match chunks {
+            // SAFETY: a fresh private mapping of `size` bytes, each 2 MiB chunk one hugepage
+            // (physically contiguous) whose physical address was just looked up; the pages
+            // are locked, so the addresses stay valid. hugetlbfs pages come zeroed.
+            Ok(chunks) => Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, release) }),
+            Err(e) => {
+                release(virt, size);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_regions_are_identity_mapped_and_zeroed() {
+        let mem = HeapDma.allocate(10_000).unwrap();
+        assert_eq!(mem.size(), 12_288);
+        assert_eq!(mem.bus_addr(0), mem.virt() as u64);
+        assert_eq!(mem.bus_addr(4097), mem.virt() as u64 + 4097);
+        // SAFETY: reading within the region.
+        let bytes = unsafe { std::slice::from_raw_parts(mem.virt(), mem.size()) };
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn zero_sized_allocation_is_an_error() {
+        assert!(matches!(
+            HeapDma.allocate(0),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_hugetlbfs_mount_is_a_clear_error() {
+        let err = Hugepages::new("/nonexistent/ixy-huge")
+            .allocate(4096)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Hugepages { .. }));
+        assert!(msg.contains("/nonexistent/ixy-huge"), "{msg}");
+        assert!(msg.contains("setup-hugetlbfs.sh"), "{msg}");
+    }
+
+    #[test]
+    fn a_directory_that_is_not_hugetlbfs_is_rejected() {
+        let err = Hugepages::new("/tmp").allocate(4096).unwrap_err();
+        assert!(err.to_string().contains("not a hugetlbfs mount"), "{err}");
+    }
+}

@@ -1,0 +1,502 @@
+//! Packet buffer pools and the [`Packet`] handle.
+//!
+//! A [`Mempool`] splits one DMA region into equally sized buffers. [`Packet`] owns one
+//! buffer: it derefs to the packet's bytes and puts the buffer back into its pool when it is
+//! dropped, exactly once. Allocation and release are a few loads and stores on a free stack:
+//! no heap allocation, no lock, no reference count per packet.
+//!
+//! The pool's memory lives until the last [`Mempool`] handle *and* the last [`Packet`] of it
+//! are gone, so a packet can outlive the device or pool handle it came from. The price is
+//! that pools and packets are confined to one thread (`!Send`): the free stack is not
+//! synchronised.
+//!
+//! Each buffer starts with [`HEADROOM`] bytes before the packet data, so headers can be
+//! prepended without copying; the headroom belongs to the packet's own buffer.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+use super::dma::{CHUNK_SIZE, DmaAllocator, DmaMemory, Hugepages};
+use crate::error::{Error, Result};
+
+/// Bytes reserved in front of the packet data in every freshly allocated buffer.
+pub const HEADROOM: usize = 128;
+
+/// Default buffer size: a full Ethernet frame plus headroom fits.
+pub const DEFAULT_ENTRY_SIZE: usize = 2048;
+
+struct PoolInner {
+    /// Owns the memory; released when the pool is freed.
+    mem: DmaMemory,
+    base: *mut u8,
+    entry_shift: u32,
+    num_entries: u32,
+    /// Bus address of each buffer.
+    bus: Box<[u64]>,
+    /// Stack of free buffer indices; `free[..top]` are valid.
+    free: Box<[Cell<u32>]>,
+    top: Cell<u32>,
+    /// Number of live `Mempool` handles (not packets).
+    handles: Cell<u32>,
+}
+
+impl PoolInner {
+    #[inline(always)]
+    fn entry_size(&self) -> usize {
+        1 << self.entry_shift
+    }
+
+    /// Pops a free buffer index.
+    #[inline(always)]
+    fn pop(&self) -> Option<u32> {
+        let top = self.top.get();
+        if top == 0 {
+            return None;
+        }
+        let top = top - 1;
+        self.top.set(top);
+        // SAFETY: top < num_entries == free.len().
+        Some(unsafe { self.free.get_unchecked(top as usize) }.get())
+    }
+
+    /// Pushes a buffer index back. Returns true if the pool is now complete.
+    #[inline(always)]
+    fn push(&self, idx: u32) -> bool {
+        let top = self.top.get();
+        // SAFETY: every index is either on the stack or owned by exactly one Packet, so
+        // while a packet is being returned top < num_entries == free.len().
+        unsafe { self.free.get_unchecked(top as usize) }.set(idx);
+        self.top.set(top + 1);
+        top + 1 == self.num_entries
+    }
+}
+
+/// Frees the pool if nothing refers to it any more.
+///
+/// # Safety
+/// `inner` must point to a live pool allocated by `Mempool::new`, and the caller must not
+/// use it after this call if it returns.
+#[cold]
+unsafe fn release_if_unused(inner: NonNull<PoolInner>) {
+    // SAFETY: live per the caller's contract.
+    let pool = unsafe { inner.as_ref() };
+    if pool.handles.get() == 0 && pool.top.get() == pool.num_entries {
+        // SAFETY: allocated by Box::into_raw in Mempool::new; no handle and no packet is
+        // left, so this is the last reference.
+        drop(unsafe { Box::from_raw(inner.as_ptr()) });
+    }
+}
+
+/// A pool of fixed-size DMA buffers. Cloning gives another handle to the same pool.
+pub struct Mempool {
+    inner: NonNull<PoolInner>,
+}
+
+impl Mempool {
+    /// Creates a pool of `num_entries` buffers of `entry_size` bytes each on DMA memory
+    /// from `allocator`.
+    ///
+    /// `entry_size` must be a power of two between 256 and 32768 (so that no buffer
+    /// straddles a hugepage).
+    pub fn new(allocator: &dyn DmaAllocator, num_entries: u32, entry_size: usize) -> Result<Self> {
+        if !entry_size.is_power_of_two() || !(256..=32768).contains(&entry_size) {
+            return Err(Error::config(format!(
+                "mempool entry size {entry_size} must be a power of two from 256 to 32768"
+            )));
+        }
+        if num_entries == 0 || num_entries > (1 << 24) {
+            return Err(Error::config(format!(
+                "mempool size {num_entries} must be between 1 and 16777216 buffers"
+            )));
+        }
+        let mem = allocator.allocate(num_entries as usize * entry_size)?;
+        let bus = (0..num_entries as usize)
+            .map(|i| mem.bus_addr(i * entry_size))
+            .collect();
+        debug_assert!(CHUNK_SIZE.is_multiple_of(entry_size));
+        let inner = Box::new(PoolInner {
+            base: mem.virt(),
+            mem,
+            entry_shift: entry_size.trailing_zeros(),
+            num_entries,
+            bus,
+            // Stack order makes the first allocations come from the lowest addresses.
+            free: (0..num_entries).rev().map(Cell::new).collect(),
+            top: Cell::new(num_entries),
+            handles: Cell::new(1),
+        });
+        Ok(Mempool {
+            inner: NonNull::from(Box::leak(inner)),
+        })
+    }
+
+    /// Creates a pool on hugepages from the default hugetlbfs mount
+    /// (`$IXY_HUGEPAGE_DIR`, else `/mnt/huge`).
+    pub fn allocate(num_entries: u32, entry_size: usize) -> Result<Self> {
+        Self::new(&Hugepages::from_env(), num_entries, entry_size)
+    }
+
+    #[inline(always)]
+    fn pool(&self) -> &PoolInner {
+        // SAFETY: a handle keeps the pool alive (handles > 0).
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// Number of buffers in the pool.
+    pub fn capacity(&self) -> usize {
+        self.pool().num_entries as usize
+    }
+
+    /// Number of buffers currently free.
+    pub fn free_count(&self) -> usize {
+        self.pool().top.get() as usize
+    }
+
+    /// Size of each buffer in bytes, headroom included.
+    pub fn entry_size(&self) -> usize {
+        self.pool().entry_size()
+    }
+
+    /// Largest packet a buffer of this pool holds after the headroom.
+    pub fn max_packet_len(&self) -> usize {
+        self.entry_size() - HEADROOM
+    }
+
+    /// Takes a buffer as a packet of `len` bytes (contents are whatever the buffer held
+    /// before). `None` if the pool is empty or `len` exceeds [`Mempool::max_packet_len`].
+    #[inline]
+    pub fn alloc(&self, len: usize) -> Option<Packet> {
+        if len > self.max_packet_len() {
+            return None;
+        }
+        let mut p = self.alloc_empty()?;
+        p.len = len as u16;
+        Some(p)
+    }
+
+    /// Appends up to `n` packets of `len` bytes to `buffer`; returns how many it added.
+    pub fn alloc_batch(&self, buffer: &mut VecDeque<Packet>, n: usize, len: usize) -> usize {
+        for i in 0..n {
+            match self.alloc(len) {
+                Some(p) => buffer.push_back(p),
+                None => return i,
+            }
+        }
+        n
+    }
+
+    /// Takes a buffer as an empty packet with the standard headroom (the receive path).
+    #[inline(always)]
+    pub(crate) fn alloc_empty(&self) -> Option<Packet> {
+        let idx = self.pool().pop()?;
+        Some(Packet {
+            pool: self.inner,
+            idx,
+            offset: HEADROOM as u16,
+            len: 0,
+        })
+    }
+
+    /// True if both handles refer to the same pool.
+    pub fn same_pool(&self, other: &Mempool) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Clone for Mempool {
+    fn clone(&self) -> Self {
+        let pool = self.pool();
+        pool.handles.set(pool.handles.get() + 1);
+        Mempool { inner: self.inner }
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        let pool = self.pool();
+        pool.handles.set(pool.handles.get() - 1);
+        // SAFETY: the pool is live (this handle counted); self is not used afterwards.
+        unsafe { release_if_unused(self.inner) };
+    }
+}
+
+impl fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mempool")
+            .field("capacity", &self.capacity())
+            .field("free", &self.free_count())
+            .field("entry_size", &self.entry_size())
+            .field("memory", &self.pool().mem)
+            .finish()
+    }
+}
+
+/// A packet: one buffer of a [`Mempool`], holding `len()` bytes of data after some
+/// headroom. Dereferences to the packet bytes; returns to its pool when dropped.
+pub struct Packet {
+    pool: NonNull<PoolInner>,
+    idx: u32,
+    /// Start of the data within the buffer.
+    offset: u16,
+    len: u16,
+}
+
+impl Packet {
+    #[inline(always)]
+    fn pool(&self) -> &PoolInner {
+        // SAFETY: a packet keeps its pool alive (the pool is freed only when every buffer
+        // is back on the free stack, and this one is not).
+        unsafe { self.pool.as_ref() }
+    }
+
+    #[inline(always)]
+    fn buffer_ptr(&self) -> *mut u8 {
+        let pool = self.pool();
+        // SAFETY: idx < num_entries, so the buffer lies within the pool's region.
+        unsafe { pool.base.add((self.idx as usize) << pool.entry_shift) }
+    }
+
+    /// Pointer to the first data byte.
+    #[inline(always)]
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        // SAFETY: offset <= entry_size, within this packet's buffer.
+        unsafe { self.buffer_ptr().add(self.offset as usize) }
+    }
+
+    /// Bus address of the first data byte, for the device.
+    #[inline(always)]
+    pub(crate) fn bus_addr(&self) -> u64 {
+        let pool = self.pool();
+        // SAFETY: idx < num_entries == bus.len().
+        unsafe { *pool.bus.get_unchecked(self.idx as usize) + self.offset as u64 }
+    }
+
+    /// Sets the length as reported by a device, clamped to the buffer.
+    #[inline(always)]
+    pub(crate) fn set_len_from_device(&mut self, len: usize) {
+        let max = self.pool().entry_size() - self.offset as usize;
+        self.len = len.min(max) as u16;
+    }
+
+    /// Hints the CPU to fetch the first cache line of packet data.
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching never faults, whatever the address; SSE is baseline on x86_64.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                self.data_ptr() as *const i8
+            )
+        };
+    }
+
+    /// Length of the packet data in bytes.
+    #[inline(always)]
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Bytes free in front of the data.
+    pub fn headroom(&self) -> usize {
+        self.offset as usize
+    }
+
+    /// Bytes free behind the data.
+    pub fn tailroom(&self) -> usize {
+        self.pool().entry_size() - self.offset as usize - self.len as usize
+    }
+
+    /// Changes the length, keeping the start. Growing exposes whatever the buffer held.
+    pub fn set_len(&mut self, len: usize) -> Result<()> {
+        if len > self.len() + self.tailroom() {
+            return Err(Error::config(format!(
+                "packet length {len} exceeds the buffer ({} bytes available)",
+                self.len() + self.tailroom()
+            )));
+        }
+        self.len = len as u16;
+        Ok(())
+    }
+
+    /// Grows the packet by `n` bytes at the front, into the headroom, and returns the new
+    /// front bytes. Fails if the headroom is smaller than `n`.
+    pub fn prepend(&mut self, n: usize) -> Result<&mut [u8]> {
+        if n > self.headroom() {
+            return Err(Error::config(format!(
+                "cannot prepend {n} bytes: only {} bytes of headroom",
+                self.headroom()
+            )));
+        }
+        self.offset -= n as u16;
+        self.len += n as u16;
+        Ok(&mut self[..n])
+    }
+
+    /// Removes `n` bytes from the front; they become headroom. Fails if the packet is
+    /// shorter than `n`.
+    pub fn strip_front(&mut self, n: usize) -> Result<()> {
+        if n > self.len() {
+            return Err(Error::config(format!(
+                "cannot strip {n} bytes from a {}-byte packet",
+                self.len()
+            )));
+        }
+        self.offset += n as u16;
+        self.len -= n as u16;
+        Ok(())
+    }
+
+    /// True if this packet's buffer belongs to `pool`.
+    pub fn is_from(&self, pool: &Mempool) -> bool {
+        self.pool == pool.inner
+    }
+}
+
+impl Deref for Packet {
+    type Target = [u8];
+
+    #[inline(always)]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: offset + len <= entry_size: the bytes lie in this packet's own buffer,
+        // which no one else accesses while the packet exists (the device only while the
+        // driver owns the packet).
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), self.len as usize) }
+    }
+}
+
+impl DerefMut for Packet {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), self.len as usize) }
+    }
+}
+
+impl Drop for Packet {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.pool().push(self.idx) {
+            // SAFETY: the pool is live until this call; self is not used afterwards.
+            unsafe { release_if_unused(self.pool) };
+        }
+    }
+}
+
+impl fmt::Debug for Packet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packet")
+            .field("idx", &self.idx)
+            .field("headroom", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::HeapDma;
+
+    fn pool(n: u32) -> Mempool {
+        Mempool::new(&HeapDma, n, 2048).unwrap()
+    }
+
+    #[test]
+    fn allocate_until_exhausted_then_reuse() {
+        let pool = pool(4);
+        let pkts: Vec<Packet> = (0..4).map(|_| pool.alloc(60).unwrap()).collect();
+        assert_eq!(pool.free_count(), 0);
+        assert!(pool.alloc(60).is_none());
+        let idxs: Vec<u32> = pkts.iter().map(|p| p.idx).collect();
+        assert_eq!(idxs, vec![0, 1, 2, 3]);
+        drop(pkts);
+        assert_eq!(pool.free_count(), 4);
+        // LIFO: the last buffer returned comes out first.
+        assert_eq!(pool.alloc(60).unwrap().idx, 3);
+    }
+
+    #[test]
+    fn packets_have_distinct_buffers_and_bus_addresses() {
+        let pool = pool(3);
+        let a = pool.alloc(100).unwrap();
+        let b = pool.alloc(100).unwrap();
+        assert_eq!(b.data_ptr() as usize - a.data_ptr() as usize, 2048);
+        assert_eq!(a.bus_addr(), a.data_ptr() as u64); // heap memory is identity mapped
+        assert_eq!(a.headroom(), HEADROOM);
+        assert_eq!(a.tailroom(), 2048 - HEADROOM - 100);
+    }
+
+    #[test]
+    fn oversized_packets_are_refused() {
+        let pool = pool(2);
+        assert!(pool.alloc(2048 - HEADROOM + 1).is_none());
+        assert_eq!(pool.free_count(), 2);
+        assert_eq!(pool.alloc(2048 - HEADROOM).unwrap().len(), 1920);
+    }
+
+    #[test]
+    fn bad_pool_parameters_are_errors() {
+        assert!(Mempool::new(&HeapDma, 16, 1000).is_err());
+        assert!(Mempool::new(&HeapDma, 16, 128).is_err());
+        assert!(Mempool::new(&HeapDma, 0, 2048).is_err());
+    }
+
+    #[test]
+    fn bytes_written_are_read_back() {
+        let pool = pool(2);
+        let mut p = pool.alloc(4).unwrap();
+        p.copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(&p[..], &[1, 2, 3, 4]);
+        p.set_len(6).unwrap();
+        assert_eq!(p.len(), 6);
+        assert!(p.set_len(2048).is_err());
+    }
+
+    #[test]
+    fn prepend_and_strip_stay_inside_the_buffer() {
+        let pool = pool(1);
+        let mut p = pool.alloc(10).unwrap();
+        p.fill(7);
+        p.prepend(2).unwrap().copy_from_slice(&[0xaa, 0xbb]);
+        assert_eq!(p.len(), 12);
+        assert_eq!(&p[..3], &[0xaa, 0xbb, 7]);
+        assert_eq!(p.headroom(), HEADROOM - 2);
+        assert!(p.prepend(HEADROOM).is_err());
+        p.strip_front(2).unwrap();
+        assert_eq!(&p[..], &[7; 10]);
+        assert!(p.strip_front(11).is_err());
+        p.prepend(HEADROOM).unwrap();
+        assert_eq!(p.headroom(), 0);
+        assert!(p.prepend(1).is_err());
+    }
+
+    #[test]
+    fn batch_allocation_stops_at_exhaustion() {
+        let pool = pool(5);
+        let mut q = VecDeque::new();
+        assert_eq!(pool.alloc_batch(&mut q, 3, 60), 3);
+        assert_eq!(pool.alloc_batch(&mut q, 3, 60), 2);
+        assert_eq!(q.len(), 5);
+        assert!(q.iter().all(|p| p.len() == 60 && p.is_from(&pool)));
+        q.clear();
+        assert_eq!(pool.free_count(), 5);
+    }
+
+    #[test]
+    fn packets_outlive_the_pool_handle() {
+        let pool = pool(2);
+        let mut p = pool.alloc(8).unwrap();
+        let clone = pool.clone();
+        assert!(clone.same_pool(&pool));
+        drop(pool);
+        drop(clone);
+        // The memory is still there: the packet keeps it.
+        p.fill(0x5a);
+        assert_eq!(&p[..], &[0x5a; 8]);
+        drop(p); // frees the pool; Miri/ASan would flag a leak or double free here.
+    }
+}

@@ -1,0 +1,530 @@
+//! PCI access through sysfs: finding a device, identifying it, taking it from its kernel
+//! driver (with a guard against cutting an active link), enabling bus mastering and mapping
+//! or accessing its BARs.
+//!
+//! Everything goes through `/sys/bus/pci/devices/<address>/`: `config` (config space),
+//! `driver/unbind`, `resourceN` (BARs; mmap for memory BARs, pread/pwrite for I/O BARs).
+
+mod guard;
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::registers::MmioRegion;
+
+pub use guard::{InterfaceState, active_interfaces};
+
+/// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PciAddress {
+    /// PCI domain (segment), 16 bits.
+    pub domain: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device number, 0-31.
+    pub device: u8,
+    /// Function number, 0-7.
+    pub function: u8,
+}
+
+impl FromStr for PciAddress {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |reason| Error::InvalidPciAddress {
+            address: s.to_string(),
+            reason,
+        };
+        let hex = |part: &str, max_len: usize, what| {
+            if part.is_empty()
+                || part.len() > max_len
+                || !part.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                Err(bad(what))
+            } else {
+                u32::from_str_radix(part, 16).map_err(|_| bad(what))
+            }
+        };
+        let (rest, function) = s
+            .rsplit_once('.')
+            .ok_or_else(|| bad("missing '.function'"))?;
+        let mut parts = rest.split(':');
+        let (domain, bus, device) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(d), Some(b), Some(dev), None) => (d, b, dev),
+            // The domain may be left out: `03:00.0` means `0000:03:00.0`.
+            (Some(b), Some(dev), None, None) => ("0", b, dev),
+            _ => return Err(bad("expected domain:bus:device.function")),
+        };
+        let domain = hex(domain, 4, "domain must be up to 4 hex digits")?;
+        let bus = hex(bus, 2, "bus must be up to 2 hex digits")?;
+        let device = hex(device, 2, "device must be up to 2 hex digits")?;
+        let function = hex(function, 1, "function must be one digit 0-7")?;
+        if device > 0x1f {
+            return Err(bad("device number must be at most 1f"));
+        }
+        if function > 7 {
+            return Err(bad("function must be one digit 0-7"));
+        }
+        Ok(PciAddress {
+            domain: domain as u16,
+            bus: bus as u8,
+            device: device as u8,
+            function: function as u8,
+        })
+    }
+}
+
+impl std::fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// What a device says it is, from config space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceId {
+    /// The device's address.
+    pub address: PciAddress,
+    /// Vendor id (config offset 0x00).
+    pub vendor: u16,
+    /// Device id (config offset 0x02).
+    pub device: u16,
+    /// Class code, subclass and programming interface (config offsets 0x0b..0x09).
+    pub class: u32,
+}
+
+/// PCI vendor ids (pci.ids).
+pub const VENDOR_INTEL: u16 = 0x8086;
+/// Red Hat / Qumranet, the virtio vendor id (virtio spec 1.1, 4.1.2).
+pub const VENDOR_VIRTIO: u16 = 0x1af4;
+/// Legacy or transitional virtio-net (virtio spec 1.1, 4.1.2.1).
+pub const DEVICE_VIRTIO_NET_LEGACY: u16 = 0x1000;
+/// Modern (virtio 1.0) virtio-net: 0x1040 + device type 1.
+pub const DEVICE_VIRTIO_NET_MODERN: u16 = 0x1041;
+
+/// PCI base class of network controllers (PCI Code and ID Assignment spec, 1.3).
+const CLASS_NETWORK: u32 = 0x02;
+
+/// Which driver handles a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    /// virtio-net, legacy interface.
+    VirtioLegacy,
+}
+
+impl DeviceId {
+    /// The error for a network controller no driver handles.
+    pub fn unsupported(&self) -> Error {
+        let reason = match (self.vendor, self.device) {
+            (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_MODERN) => {
+                "modern-only virtio-net (virtio 1.0) devices are not supported yet; \
+                 use a legacy or transitional device (QEMU: disable-modern=on)"
+                    .to_string()
+            }
+            (VENDOR_INTEL, _) => {
+                "this Intel device is not in the supported 82599/X540/X550 families".to_string()
+            }
+            _ => "no ixy driver for this vendor/device id".to_string(),
+        };
+        Error::Unsupported {
+            address: self.address.to_string(),
+            vendor: self.vendor,
+            device: self.device,
+            reason,
+        }
+    }
+}
+
+/// Picks the driver for a network controller, or `None` if no driver fits.
+pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
+    match (id.vendor, id.device) {
+        (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY) => Some(DriverKind::VirtioLegacy),
+        _ => None,
+    }
+}
+
+/// A PCI device found in sysfs.
+#[derive(Debug)]
+pub struct PciDevice {
+    address: PciAddress,
+    name: String,
+    path: PathBuf,
+}
+
+/// Root of the sysfs PCI device tree.
+const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
+
+impl PciDevice {
+    /// Finds the device at `address` (a string like `0000:03:00.0`).
+    pub fn open(address: &str) -> Result<Self> {
+        let address: PciAddress = address.trim().parse()?;
+        Self::open_at(address, Path::new(SYSFS_PCI_DEVICES))
+    }
+
+    fn open_at(address: PciAddress, root: &Path) -> Result<Self> {
+        let name = address.to_string();
+        let path = root.join(&name);
+        if !path.join("config").exists() {
+            return Err(Error::NoSuchDevice { address: name });
+        }
+        Ok(PciDevice {
+            address,
+            name,
+            path,
+        })
+    }
+
+    /// The device's address.
+    pub fn address(&self) -> PciAddress {
+        self.address
+    }
+
+    /// The device's address as a string.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The device's sysfs directory.
+    pub fn sysfs_path(&self) -> &Path {
+        &self.path
+    }
+
+    fn config_file(&self, write: bool) -> Result<File> {
+        let path = self.path.join("config");
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))
+    }
+
+    /// Reads `buf.len()` bytes of config space at `offset`.
+    pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.config_file(false)?
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(format!("cannot read config space of {}", self.name), e))
+    }
+
+    /// Writes `buf` to config space at `offset`.
+    pub fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.config_file(true)?
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io(format!("cannot write config space of {}", self.name), e))
+    }
+
+    /// Reads vendor, device and class and checks that the device is a network controller.
+    pub fn identify(&self) -> Result<DeviceId> {
+        let mut cfg = [0u8; 12];
+        self.read_config(0, &mut cfg)?;
+        let id = DeviceId {
+            address: self.address,
+            vendor: u16::from_le_bytes([cfg[0], cfg[1]]),
+            device: u16::from_le_bytes([cfg[2], cfg[3]]),
+            class: u32::from_le_bytes([cfg[9], cfg[10], cfg[11], 0]),
+        };
+        if id.class >> 16 != CLASS_NETWORK {
+            return Err(Error::NotANic {
+                address: self.name.clone(),
+                class: id.class,
+            });
+        }
+        Ok(id)
+    }
+
+    /// Name of the kernel driver the device is bound to, if any.
+    pub fn kernel_driver(&self) -> Option<String> {
+        fs::read_link(self.path.join("driver"))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    }
+
+    /// Takes the device from its kernel driver, if it has one.
+    ///
+    /// Refuses with [`Error::InterfaceActive`] if the device has a kernel network interface
+    /// that is up with an address or a route, unless `force` is set.
+    pub fn unbind(&self, force: bool) -> Result<()> {
+        let Some(driver) = self.kernel_driver() else {
+            return Ok(());
+        };
+        if let Some(active) = guard::active_interfaces(&self.path).into_iter().next()
+            && !force
+        {
+            return Err(Error::InterfaceActive {
+                address: self.name.clone(),
+                interface: active.name.clone(),
+                detail: active.describe(),
+            });
+        }
+        let unbind = self.path.join("driver/unbind");
+        log::info!("unbinding {} from kernel driver {driver}", self.name);
+        fs::write(&unbind, &self.name).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot unbind {} from {driver} (writing {}; needs root)",
+                    self.name,
+                    unbind.display()
+                ),
+                e,
+            )
+        })
+    }
+
+    /// Sets the bus master enable bit (command register, bit 2) so the device can DMA.
+    pub fn enable_bus_master(&self) -> Result<()> {
+        // PCI Local Bus spec 3.0, 6.2.2: command register at 0x04, bit 2 bus master.
+        let mut cmd = [0u8; 2];
+        self.read_config(4, &mut cmd)?;
+        let value = u16::from_le_bytes(cmd) | (1 << 2);
+        self.write_config(4, &value.to_le_bytes())
+    }
+
+    fn resource_path(&self, bar: u8) -> PathBuf {
+        self.path.join(format!("resource{bar}"))
+    }
+
+    /// Maps memory BAR `bar` into the address space.
+    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+        let path = self.resource_path(bar);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot open {} (needs root)", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+            .len() as usize;
+        if len == 0 {
+            return Err(Error::device(&self.name, format!("BAR{bar} is empty")));
+        }
+        // SAFETY: mapping a sysfs resource file shared; the kernel checks the range.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::io(
+                format!("cannot map {} (is BAR{bar} a memory BAR?)", path.display()),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let base = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::device(&self.name, "BAR mapped at address 0"))?;
+        fn unmap(p: NonNull<u8>, len: usize) {
+            // SAFETY: exactly the mapping made in map_bar, unmapped once on drop.
+            unsafe { libc::munmap(p.as_ptr().cast(), len) };
+        }
+        // SAFETY: a fresh device mapping of `len` bytes, unmapped only on drop.
+        Ok(unsafe { MmioRegion::from_raw_parts(base, len, Some(unmap)) })
+    }
+
+    /// Opens I/O-port BAR `bar` for reads and writes.
+    pub fn io_bar(&self, bar: u8) -> Result<IoBar> {
+        let path = self.resource_path(bar);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot open {} (needs root)", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+            .len();
+        Ok(IoBar {
+            file,
+            len,
+            name: self.name.clone(),
+        })
+    }
+}
+
+/// An I/O-port BAR, accessed with pread/pwrite on its sysfs resource file.
+///
+/// Each access is a system call: keep them off the per-packet path.
+#[derive(Debug)]
+pub struct IoBar {
+    file: File,
+    len: u64,
+    name: String,
+}
+
+impl IoBar {
+    fn read<const N: usize>(&self, offset: u64) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        if offset + N as u64 > self.len {
+            return Err(Error::device(
+                &self.name,
+                format!("I/O BAR offset {offset:#x} out of range"),
+            ));
+        }
+        self.file
+            .read_exact_at(&mut b, offset)
+            .map_err(|e| Error::io(format!("I/O BAR read of {} at {offset:#x}", self.name), e))?;
+        Ok(b)
+    }
+
+    fn write(&self, offset: u64, b: &[u8]) -> Result<()> {
+        if offset + b.len() as u64 > self.len {
+            return Err(Error::device(
+                &self.name,
+                format!("I/O BAR offset {offset:#x} out of range"),
+            ));
+        }
+        self.file
+            .write_all_at(b, offset)
+            .map_err(|e| Error::io(format!("I/O BAR write of {} at {offset:#x}", self.name), e))
+    }
+
+    /// Reads a byte.
+    pub fn read8(&self, offset: u64) -> Result<u8> {
+        Ok(self.read::<1>(offset)?[0])
+    }
+    /// Reads a little-endian 16-bit value.
+    pub fn read16(&self, offset: u64) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.read(offset)?))
+    }
+    /// Reads a little-endian 32-bit value.
+    pub fn read32(&self, offset: u64) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.read(offset)?))
+    }
+    /// Writes a byte.
+    pub fn write8(&self, offset: u64, v: u8) -> Result<()> {
+        self.write(offset, &[v])
+    }
+    /// Writes a little-endian 16-bit value.
+    pub fn write16(&self, offset: u64, v: u16) -> Result<()> {
+        self.write(offset, &v.to_le_bytes())
+    }
+    /// Writes a little-endian 32-bit value.
+    pub fn write32(&self, offset: u64, v: u32) -> Result<()> {
+        self.write(offset, &v.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<PciAddress> {
+        s.parse()
+    }
+
+    #[test]
+    fn parses_full_and_short_addresses() {
+        let a = parse("0000:03:1f.7").unwrap();
+        assert_eq!(
+            a,
+            PciAddress {
+                domain: 0,
+                bus: 3,
+                device: 0x1f,
+                function: 7
+            }
+        );
+        assert_eq!(a.to_string(), "0000:03:1f.7");
+        assert_eq!(parse("af:00.1").unwrap().to_string(), "0000:af:00.1");
+        assert_eq!(parse("10000:00:00.0").ok(), None);
+        assert_eq!(parse("ABCD:EF:01.2").unwrap().domain, 0xabcd);
+    }
+
+    #[test]
+    fn rejects_malformed_addresses_with_a_reason() {
+        for (s, reason) in [
+            ("", "missing '.function'"),
+            ("0000:zz:00.0", "bus"),
+            ("0000:00:20.0", "at most 1f"),
+            ("0000:00:00.8", "0-7"),
+            ("0000:00:00.", "function"),
+            ("0000:00:000.0", "device"),
+            ("1:2:3:4.0", "domain:bus:device.function"),
+            ("0000:00:1f", "missing"),
+            ("0000:-1:00.0", "bus"),
+        ] {
+            let err = parse(s).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::InvalidPciAddress { .. }), "{s}: {msg}");
+            assert!(msg.contains(reason), "{s}: {msg}");
+            assert!(msg.contains("lspci"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn missing_device_is_reported_with_its_address() {
+        let dir = std::env::temp_dir().join(format!("ixy-pci-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let err = PciDevice::open_at(parse("0000:00:1f.7").unwrap(), &dir).unwrap_err();
+        assert!(err.to_string().contains("0000:00:1f.7"), "{err}");
+        assert!(matches!(err, Error::NoSuchDevice { .. }));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fake_device(class: [u8; 3], vendor: u16, device: u16) -> (PciDevice, PathBuf) {
+        let root = std::env::temp_dir().join(format!(
+            "ixy-pci-fake-{}-{vendor:x}-{device:x}-{:x}",
+            std::process::id(),
+            class[2]
+        ));
+        let addr = parse("0000:00:04.0").unwrap();
+        let dir = root.join(addr.to_string());
+        fs::create_dir_all(&dir).unwrap();
+        let mut cfg = vec![0u8; 64];
+        cfg[0..2].copy_from_slice(&vendor.to_le_bytes());
+        cfg[2..4].copy_from_slice(&device.to_le_bytes());
+        cfg[9..12].copy_from_slice(&class);
+        fs::write(dir.join("config"), &cfg).unwrap();
+        (PciDevice::open_at(addr, &root).unwrap(), root)
+    }
+
+    #[test]
+    fn identifies_a_legacy_virtio_nic() {
+        let (dev, root) = fake_device([0, 0, 2], VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY);
+        let id = dev.identify().unwrap();
+        assert_eq!((id.vendor, id.device, id.class), (0x1af4, 0x1000, 0x020000));
+        assert_eq!(driver_for(&id), Some(DriverKind::VirtioLegacy));
+        dev.enable_bus_master().unwrap();
+        let mut cmd = [0u8; 2];
+        dev.read_config(4, &mut cmd).unwrap();
+        assert_eq!(u16::from_le_bytes(cmd), 4);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_host_bridge_is_not_a_nic() {
+        let (dev, root) = fake_device([0, 0, 6], VENDOR_INTEL, 0x29c0);
+        let err = dev.identify().unwrap_err();
+        assert!(
+            err.to_string().contains("not a network controller"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("060000"), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_nic_is_unsupported_not_guessed() {
+        let (dev, root) = fake_device([0, 0, 2], 0x10ec, 0x8139);
+        let id = dev.identify().unwrap();
+        assert_eq!(driver_for(&id), None);
+        let msg = id.unsupported().to_string();
+        assert!(
+            msg.contains("10ec:8139") && msg.contains("not supported"),
+            "{msg}"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+}

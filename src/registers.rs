@@ -1,0 +1,260 @@
+//! Register access: the one place where the drivers touch device registers.
+//!
+//! Drivers are generic over [`RegisterSpace`]. On hardware the implementation is
+//! [`MmioRegion`], a memory-mapped BAR, whose accessors compile to single volatile loads and
+//! stores; the device model implements the same trait, so the code tested against the model
+//! is the code that runs on a card, without test-only branches.
+//!
+//! The three helpers every driver uses — read, write, and wait for bits with a timeout —
+//! live here once.
+
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// 32-bit register access at byte offsets into a device's register space.
+pub trait RegisterSpace {
+    /// Reads the register at `offset`.
+    fn read32(&self, offset: usize) -> u32;
+    /// Writes `value` to the register at `offset`.
+    fn write32(&self, offset: usize, value: u32);
+
+    /// Sets `bits` in the register at `offset` (read-modify-write).
+    #[inline]
+    fn set_bits(&self, offset: usize, bits: u32) {
+        self.write32(offset, self.read32(offset) | bits);
+    }
+
+    /// Clears `bits` in the register at `offset` (read-modify-write).
+    #[inline]
+    fn clear_bits(&self, offset: usize, bits: u32) {
+        self.write32(offset, self.read32(offset) & !bits);
+    }
+}
+
+/// Polls `offset` until `(value & mask) == expected` or `timeout` passes.
+///
+/// `what` names the condition for the error message (e.g. "EEPROM auto-read done
+/// (EEC.ARD)"). Every wait on a device goes through here, so none can hang.
+pub fn wait_for<R: RegisterSpace + ?Sized>(
+    regs: &R,
+    offset: usize,
+    mask: u32,
+    expected: u32,
+    timeout: Duration,
+    what: &str,
+) -> std::result::Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let value = regs.read32(offset);
+        if value & mask == expected {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "timed out after {} ms waiting for {what} (register {offset:#x} = {value:#010x})",
+                timeout.as_millis()
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Like [`wait_for`], for drivers that carry a device address for the error.
+pub fn wait_device<R: RegisterSpace + ?Sized>(
+    regs: &R,
+    address: &str,
+    offset: usize,
+    mask: u32,
+    expected: u32,
+    timeout: Duration,
+    what: &str,
+) -> Result<()> {
+    wait_for(regs, offset, mask, expected, timeout, what).map_err(|e| Error::device(address, e))
+}
+
+/// A memory-mapped register region (a PCI memory BAR).
+///
+/// Accesses are bounds- and alignment-checked, so no offset can reach outside the mapping.
+#[derive(Debug)]
+pub struct MmioRegion {
+    base: NonNull<u8>,
+    len: usize,
+    /// Called once on drop to undo the mapping.
+    unmap: Option<fn(NonNull<u8>, usize)>,
+}
+
+impl MmioRegion {
+    /// Wraps a mapping.
+    ///
+    /// # Safety
+    /// `base..base + len` must be a mapping of device registers (or memory) that stays
+    /// valid until `unmap` is called on drop, and that nothing else in the process treats
+    /// as ordinary Rust memory.
+    pub unsafe fn from_raw_parts(
+        base: NonNull<u8>,
+        len: usize,
+        unmap: Option<fn(NonNull<u8>, usize)>,
+    ) -> Self {
+        MmioRegion { base, len, unmap }
+    }
+
+    /// Size of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty region.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn ptr<T>(&self, offset: usize) -> *mut T {
+        let size = std::mem::size_of::<T>();
+        assert!(
+            offset.is_multiple_of(size)
+                && offset.checked_add(size).is_some_and(|end| end <= self.len),
+            "register offset {offset:#x} outside the {}-byte region",
+            self.len
+        );
+        // SAFETY: checked above: in bounds of the mapping.
+        unsafe { self.base.as_ptr().add(offset).cast() }
+    }
+
+    /// 8-bit read.
+    #[inline(always)]
+    pub fn read8(&self, offset: usize) -> u8 {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping.
+        unsafe { self.ptr::<u8>(offset).read_volatile() }
+    }
+
+    /// 16-bit read.
+    #[inline(always)]
+    pub fn read16(&self, offset: usize) -> u16 {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping.
+        unsafe { self.ptr::<u16>(offset).read_volatile() }
+    }
+
+    /// 8-bit write.
+    #[inline(always)]
+    pub fn write8(&self, offset: usize, value: u8) {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping.
+        unsafe { self.ptr::<u8>(offset).write_volatile(value) }
+    }
+
+    /// 16-bit write.
+    #[inline(always)]
+    pub fn write16(&self, offset: usize, value: u16) {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping.
+        unsafe { self.ptr::<u16>(offset).write_volatile(value) }
+    }
+}
+
+impl RegisterSpace for MmioRegion {
+    #[inline(always)]
+    fn read32(&self, offset: usize) -> u32 {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping.
+        unsafe { self.ptr::<u32>(offset).read_volatile() }
+    }
+
+    #[inline(always)]
+    fn write32(&self, offset: usize, value: u32) {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping.
+        unsafe { self.ptr::<u32>(offset).write_volatile(value) }
+    }
+}
+
+impl Drop for MmioRegion {
+    fn drop(&mut self) {
+        if let Some(unmap) = self.unmap.take() {
+            unmap(self.base, self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A register file on ordinary memory, for testing the helpers.
+    struct Fake {
+        regs: [Cell<u32>; 4],
+        reads: Cell<u32>,
+    }
+
+    impl RegisterSpace for Fake {
+        fn read32(&self, offset: usize) -> u32 {
+            self.reads.set(self.reads.get() + 1);
+            // Register 1 counts up on every read, like a status bit that eventually sets.
+            if offset == 4 {
+                self.regs[1].set(self.regs[1].get() + 1);
+            }
+            self.regs[offset / 4].get()
+        }
+        fn write32(&self, offset: usize, value: u32) {
+            self.regs[offset / 4].set(value);
+        }
+    }
+
+    fn fake() -> Fake {
+        Fake {
+            regs: Default::default(),
+            reads: Cell::new(0),
+        }
+    }
+
+    #[test]
+    fn set_and_clear_bits() {
+        let f = fake();
+        f.write32(0, 0b1010);
+        f.set_bits(0, 0b0101);
+        assert_eq!(f.read32(0), 0b1111);
+        f.clear_bits(0, 0b0110);
+        assert_eq!(f.read32(0), 0b1001);
+    }
+
+    #[test]
+    fn wait_returns_once_the_bits_match() {
+        let f = fake();
+        wait_for(&f, 4, 0x4, 0x4, Duration::from_secs(1), "bit 2").unwrap();
+        assert_eq!(f.regs[1].get(), 4);
+    }
+
+    #[test]
+    fn wait_times_out_with_a_message_naming_the_condition() {
+        let f = fake();
+        let err = wait_for(&f, 8, 1, 1, Duration::from_millis(20), "the moon (X.Y)").unwrap_err();
+        assert!(err.contains("the moon (X.Y)"), "{err}");
+        assert!(err.contains("0x8"), "{err}");
+        assert!(f.reads.get() > 1);
+    }
+
+    #[test]
+    fn mmio_region_accesses_ordinary_memory() {
+        let mut backing = [0u32; 4];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives `r`, and is only accessed through `r` meanwhile.
+        let r = unsafe { MmioRegion::from_raw_parts(base, 16, None) };
+        r.write32(4, 0xdead_beef);
+        r.write16(8, 0x1234);
+        r.write8(12, 0x56);
+        assert_eq!(r.read32(4), 0xdead_beef);
+        assert_eq!(r.read16(8), 0x1234);
+        assert_eq!(r.read8(12), 0x56);
+        drop(r);
+        assert_eq!(backing[1], 0xdead_beef);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn mmio_out_of_bounds_is_caught() {
+        let mut backing = [0u32; 4];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: as above.
+        let r = unsafe { MmioRegion::from_raw_parts(base, 16, None) };
+        r.read32(16);
+    }
+}
