@@ -1,0 +1,143 @@
+//! Pieces shared by the example programs: option parsing from the environment, stats lines,
+//! and a Ctrl-C/SIGTERM flag so programs shut their devices down cleanly.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ixy::{DeviceConfig, DeviceStats, IxyDevice};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Sets up logging (RUST_LOG overrides the default level, info) and SIGINT/SIGTERM handling.
+pub fn init() {
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Info)
+        .env()
+        .init();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Prints `msg` and the usage line to stderr and exits with status 2.
+pub fn usage(msg: &str, usage: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("error: {msg}");
+    }
+    eprintln!("usage: {usage}");
+    eprintln!(
+        "environment: IXY_PROMISC=0 (promiscuous mode off), IXY_FORCE_UNBIND=1 (take a device \
+         whose kernel interface is in use), IXY_INTERRUPT_TIMEOUT_MS=n, IXY_HUGEPAGE_DIR=dir"
+    );
+    std::process::exit(2);
+}
+
+/// Prints an error and exits with status 1.
+pub fn fail(e: impl std::fmt::Display) -> ! {
+    eprintln!("error: {e}");
+    std::process::exit(1);
+}
+
+fn env_flag(name: &str) -> Option<bool> {
+    std::env::var(name)
+        .ok()
+        .map(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off"))
+}
+
+/// Opens a device with one queue pair, configured from the environment.
+pub fn open(pci: &str) -> Box<dyn IxyDevice> {
+    let timeout = match std::env::var("IXY_INTERRUPT_TIMEOUT_MS") {
+        Ok(v) => v
+            .parse::<i16>()
+            .unwrap_or_else(|_| fail(format!("IXY_INTERRUPT_TIMEOUT_MS={v} is not a number"))),
+        Err(_) => 0,
+    };
+    let cfg = DeviceConfig::new(pci)
+        .interrupt_timeout_ms(timeout)
+        .force_unbind(env_flag("IXY_FORCE_UNBIND").unwrap_or(false));
+    let mut dev = cfg.open().unwrap_or_else(|e| fail(e));
+    let promisc = env_flag("IXY_PROMISC").unwrap_or(true);
+    if dev.promisc() != promisc
+        && let Err(e) = dev.set_promisc(promisc)
+    {
+        fail(e);
+    }
+    log::info!(
+        "{} {}: MAC {}, link {} Mbit/s, promiscuous {}",
+        dev.driver_name(),
+        dev.pci_addr(),
+        mac_string(&dev.mac_addr()),
+        dev.link_speed(),
+        if dev.promisc() { "on" } else { "off" }
+    );
+    dev
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Per-second stats printing for a set of devices.
+pub struct StatsPrinter {
+    last: Instant,
+    before: Vec<DeviceStats>,
+}
+
+impl StatsPrinter {
+    /// Starts counting now.
+    pub fn new(devs: &mut [&mut Box<dyn IxyDevice>]) -> Self {
+        StatsPrinter {
+            last: Instant::now(),
+            before: devs.iter_mut().map(|d| d.stats()).collect(),
+        }
+    }
+
+    /// Prints one line per device if a second has passed since the last lines.
+    pub fn tick(&mut self, devs: &mut [&mut Box<dyn IxyDevice>]) {
+        let elapsed = self.last.elapsed();
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        for (dev, before) in devs.iter_mut().zip(self.before.iter_mut()) {
+            let now = dev.stats();
+            let r = now.rates_since(before, elapsed);
+            println!(
+                "[{}] RX: {:.4} Mpps, {:.2} Mbit/s | TX: {:.4} Mpps, {:.2} Mbit/s | dropped {}",
+                dev.pci_addr(),
+                r.rx_mpps,
+                r.rx_mbit,
+                r.tx_mpps,
+                r.tx_mbit,
+                now.rx_dropped - before.rx_dropped
+            );
+            *before = now;
+        }
+    }
+}
