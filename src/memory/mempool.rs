@@ -112,7 +112,15 @@ impl Mempool {
                 "mempool size {num_entries} must be between 1 and 16777216 buffers"
             )));
         }
-        let mem = allocator.allocate(num_entries as usize * entry_size)?;
+        let size = num_entries as usize * entry_size;
+        let mem = allocator.allocate(size)?;
+        // The allocator is a safe trait: never index past what it really returned.
+        if mem.size() < size {
+            return Err(Error::config(format!(
+                "DMA allocator returned {} bytes for a {size}-byte pool",
+                mem.size()
+            )));
+        }
         let bus = (0..num_entries as usize)
             .map(|i| mem.bus_addr(i * entry_size))
             .collect();
