@@ -291,8 +291,8 @@ impl PciDevice {
         self.path.join(format!("resource{bar}"))
     }
 
-    /// Maps memory BAR `bar` into the address space.
-    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+    /// Opens the sysfs resource file of BAR `bar`; returns it, its path and its size.
+    fn open_resource(&self, bar: u8) -> Result<(File, PathBuf, u64)> {
         let path = self.resource_path(bar);
         let file = OpenOptions::new()
             .read(true)
@@ -302,7 +302,14 @@ impl PciDevice {
         let len = file
             .metadata()
             .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
-            .len() as usize;
+            .len();
+        Ok((file, path, len))
+    }
+
+    /// Maps memory BAR `bar` into the address space.
+    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+        let (file, path, len) = self.open_resource(bar)?;
+        let len = len as usize;
         if len == 0 {
             return Err(Error::device(&self.name, format!("BAR{bar} is empty")));
         }
@@ -335,16 +342,7 @@ impl PciDevice {
 
     /// Opens I/O-port BAR `bar` for reads and writes.
     pub fn io_bar(&self, bar: u8) -> Result<IoBar> {
-        let path = self.resource_path(bar);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("cannot open {} (needs root)", path.display()), e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
-            .len();
+        let (file, _, len) = self.open_resource(bar)?;
         Ok(IoBar {
             file,
             len,
