@@ -64,6 +64,8 @@ use std::time::Duration;
 
 pub mod error;
 pub mod memory;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod pci;
 pub mod registers;
 pub mod virtio;

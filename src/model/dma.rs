@@ -1,0 +1,116 @@
+//! DMA memory for the model: heap memory whose regions the model knows.
+//!
+//! A real 82599 reaches whatever bus address a descriptor or a ring register holds; a
+//! driver bug there corrupts memory silently. The model instead checks every DMA access
+//! against the regions the driver allocated through [`ModelDma`] (and has not freed yet),
+//! and fails the test when an access falls outside them.
+
+use std::cell::RefCell;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use crate::error::Result;
+use crate::memory::{DmaAllocator, DmaMemory, HeapDma};
+
+/// Live regions, sorted by start address, as half-open `[start, end)` bus ranges.
+#[derive(Debug, Default)]
+pub(crate) struct Regions {
+    ranges: Vec<(u64, u64)>,
+    /// Index of the range that satisfied the last lookup (packet buffers of one pool hit
+    /// the same range again and again).
+    last: usize,
+}
+
+impl Regions {
+    fn insert(&mut self, start: u64, end: u64) {
+        let at = self.ranges.partition_point(|&(s, _)| s < start);
+        self.ranges.insert(at, (start, end));
+        self.last = 0;
+    }
+
+    fn remove(&mut self, start: u64) {
+        if let Ok(i) = self.ranges.binary_search_by_key(&start, |&(s, _)| s) {
+            self.ranges.remove(i);
+        }
+        self.last = 0;
+    }
+
+    /// True if `[addr, addr + len)` lies inside one live region.
+    #[inline]
+    pub(crate) fn contains(&mut self, addr: u64, len: u64) -> bool {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        if let Some(&(s, e)) = self.ranges.get(self.last)
+            && addr >= s
+            && end <= e
+        {
+            return true;
+        }
+        let i = self.ranges.partition_point(|&(s, _)| s <= addr);
+        if i == 0 {
+            return false;
+        }
+        let (s, e) = self.ranges[i - 1];
+        if addr >= s && end <= e {
+            self.last = i - 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Number of live regions.
+    pub(crate) fn len(&self) -> usize {
+        self.ranges.len()
+    }
+}
+
+/// The model's [`DmaAllocator`]: heap memory (bus address == virtual address, like
+/// [`HeapDma`]) whose regions are registered with the model while they live.
+///
+/// Get one from [`Model::dma`](super::Model::dma); clones share the registry.
+#[derive(Debug, Clone)]
+pub struct ModelDma {
+    pub(crate) regions: Rc<RefCell<Regions>>,
+}
+
+impl ModelDma {
+    pub(crate) fn new(regions: Rc<RefCell<Regions>>) -> Self {
+        ModelDma { regions }
+    }
+
+    /// Number of regions allocated through this allocator and not yet freed.
+    pub fn live_regions(&self) -> usize {
+        self.regions.borrow().len()
+    }
+}
+
+impl DmaAllocator for ModelDma {
+    #[inline(never)]
+    fn allocate(&self, size: usize) -> Result<DmaMemory> {
+        let inner = HeapDma.allocate(size)?;
+        let virt = inner.virt();
+        let len = inner.size();
+        let start = virt as u64;
+        let chunks: Box<[u64]> = (0..len.div_ceil(crate::memory::dma::CHUNK_SIZE))
+            .map(|i| inner.bus_addr(i * crate::memory::dma::CHUNK_SIZE))
+            .collect();
+        self.regions.borrow_mut().insert(start, start + len as u64);
+        let regions = Rc::clone(&self.regions);
+        // The heap region itself is owned by the release closure and freed after the
+        // model has forgotten it.
+        let release = Box::new(move |_: NonNull<u8>, _: usize| {
+            regions.borrow_mut().remove(start);
+            drop(inner);
+        });
+        let virt = NonNull::new(virt).ok_or_else(|| crate::Error::Hugepages {
+            detail: "heap allocation returned a null pointer".into(),
+        })?;
+        // SAFETY: `virt..virt + len` is the heap region `inner` owns; `inner` lives inside
+        // the release closure, so the memory stays valid until release runs (once, on drop
+        // of the returned value) and is freed only then. `chunks` are `inner`'s own bus
+        // addresses (identity mapped, so every chunk is contiguous).
+        Ok(unsafe { DmaMemory::from_raw_parts(virt, len, chunks, release) })
+    }
+}

@@ -1,0 +1,301 @@
+//! A behavioural model of the Intel 82599 10 GbE controller (feature `model`).
+//!
+//! No ixgbe hardware is needed to test the ixgbe driver: the model implements BAR0 of an
+//! 82599 physical function as a [`RegisterSpace`](crate::registers::RegisterSpace)
+//! ([`Port`]) and performs the device's DMA on memory from its own allocator
+//! ([`ModelDma`]). It follows the Intel 82599 10 GbE Controller Datasheet (section numbers
+//! are cited where the behaviour is implemented) closely enough that a driver breaking the
+//! datasheet fails: the model panics with a message starting with
+//! `82599 model: rule violated:` and naming the rule.
+//!
+//! Everything is single-threaded: handles ([`Model`], [`Port`], [`ModelDma`]) are cheap
+//! clones of `Rc`s, and every register access runs the model synchronously (a tail write
+//! moves the packets before it returns).
+//!
+//! ```
+//! use ixy::model::Model;
+//! use ixy::registers::RegisterSpace;
+//!
+//! let model = Model::new();
+//! let a = model.add_port();
+//! let b = model.add_port();
+//! model.connect(&a, &b);
+//! // The MAC "from the EEPROM", distinct per port (RAL(0)/RAH(0)).
+//! assert_ne!(a.read32(0x0A200), b.read32(0x0A200));
+//! ```
+//!
+//! ## Excluding the model from instruction counts (callgrind)
+//!
+//! Every entry point from driver code into the model is `#[inline(never)]`: `Port::read32`,
+//! `Port::write32` and `ModelDma::allocate`. Their symbols demangle to
+//! `<ixy::model::Port as ixy::registers::RegisterSpace>::write32` etc., so callgrind can
+//! switch collection off while they run:
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=yes \
+//!     --toggle-collect='<ixy::model::*' --toggle-collect='ixy::model::*' <bench binary>
+//! ```
+//!
+//! (`--toggle-collect` flips collection on entry to and exit from a matching function;
+//! with collection on at start, the model's own instructions are excluded. See the
+//! report of the model task for the exact pattern verified with callgrind.)
+
+mod dma;
+mod port;
+mod regs;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub use dma::ModelDma;
+
+use crate::registers::RegisterSpace;
+use dma::Regions;
+use port::PortState;
+
+/// Frame counts of one port's wire, as the model saw them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WireStats {
+    /// Frames the port transmitted (left through its tx queues onto the wire).
+    pub tx_frames: u64,
+    /// Bytes of those frames (without CRC, after padding).
+    pub tx_bytes: u64,
+    /// Frames delivered into the port's rx rings (from a wire, a source or `inject`).
+    pub rx_frames: u64,
+    /// Bytes of those frames (as on the wire, without CRC).
+    pub rx_bytes: u64,
+    /// Frames that arrived at the port and were dropped: no rx descriptor, rx disabled,
+    /// filtered by MAC address, or too long.
+    pub rx_dropped: u64,
+}
+
+/// Where a port's transmitted frames go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// Counted and dropped.
+    Sink,
+    /// Delivered to the rx side of the port with this index.
+    Port(usize),
+}
+
+/// A traffic source feeding a port's rx queue.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub(crate) queue: usize,
+    pub(crate) template: Vec<u8>,
+    /// Frames still to send; `None` for unlimited.
+    pub(crate) remaining: Option<u64>,
+}
+
+/// The shared state behind all handles.
+pub(crate) struct ModelInner {
+    pub(crate) ports: Vec<PortState>,
+    pub(crate) regions: Rc<RefCell<Regions>>,
+}
+
+/// The 82599 model: a set of ports (each one 82599 PF BAR0), wires between them, and the
+/// DMA memory the driver allocates.
+#[derive(Clone)]
+pub struct Model {
+    inner: Rc<RefCell<ModelInner>>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("ports", &self.inner.borrow().ports.len())
+            .finish()
+    }
+}
+
+/// One 82599 physical function: its BAR0 (128 KiB of registers) as a
+/// [`RegisterSpace`]. Clones refer to the same port.
+///
+/// Register reads and writes run the model synchronously: writing a tail register
+/// processes the descriptors before `write32` returns.
+#[derive(Clone)]
+pub struct Port {
+    model: Rc<RefCell<ModelInner>>,
+    index: usize,
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Port").field("index", &self.index).finish()
+    }
+}
+
+impl Port {
+    /// Index of this port in its model (0 for the first `add_port`).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl RegisterSpace for Port {
+    #[inline(never)]
+    fn read32(&self, offset: usize) -> u32 {
+        self.model.borrow_mut().read(self.index, offset)
+    }
+
+    #[inline(never)]
+    fn write32(&self, offset: usize, value: u32) {
+        self.model.borrow_mut().write(self.index, offset, value)
+    }
+}
+
+impl Model {
+    /// A model with no ports.
+    pub fn new() -> Model {
+        Model {
+            inner: Rc::new(RefCell::new(ModelInner {
+                ports: Vec::new(),
+                regions: Rc::new(RefCell::new(Regions::default())),
+            })),
+        }
+    }
+
+    /// The allocator the driver must take its DMA memory (rings, packet pools) from:
+    /// the model checks every DMA access against the regions allocated here.
+    pub fn dma(&self) -> ModelDma {
+        ModelDma::new(Rc::clone(&self.inner.borrow().regions))
+    }
+
+    /// Adds a port (in its power-on state: as after a reset, link down) whose transmitted
+    /// frames go to a sink until it is connected.
+    pub fn add_port(&self) -> Port {
+        let mut inner = self.inner.borrow_mut();
+        let index = inner.ports.len();
+        inner.ports.push(PortState::new(index));
+        Port {
+            model: Rc::clone(&self.inner),
+            index,
+        }
+    }
+
+    fn check_port(&self, p: &Port) -> usize {
+        assert!(
+            Rc::ptr_eq(&self.inner, &p.model),
+            "82599 model: port {} belongs to another model",
+            p.index
+        );
+        p.index
+    }
+
+    /// Connects `a` and `b` with a wire: frames `a` transmits arrive at `b`'s rx, and
+    /// frames `b` transmits arrive at `a`'s. `connect(p, p)` is a loopback plug.
+    pub fn connect(&self, a: &Port, b: &Port) {
+        let (a, b) = (self.check_port(a), self.check_port(b));
+        let mut inner = self.inner.borrow_mut();
+        inner.ports[a].peer = Peer::Port(b);
+        inner.ports[b].peer = Peer::Port(a);
+    }
+
+    /// Attaches a traffic source to rx queue 0 of `p`: whenever `p` has rx descriptors
+    /// available (checked when the driver writes RDT, when rx or the queue is enabled, and
+    /// now), they are filled with copies of `template`, until `count` frames were sent (if
+    /// `Some`). The source never drops: it waits for descriptors. Replaces an earlier
+    /// source on the same queue.
+    pub fn attach_source(&self, p: &Port, template: Vec<u8>, count: Option<u64>) {
+        self.attach_source_to_queue(p, 0, template, count);
+    }
+
+    /// Like [`Model::attach_source`] for rx queue `queue` (standing in for the RSS or
+    /// filters that would steer traffic to it; the model does not model those).
+    pub fn attach_source_to_queue(
+        &self,
+        p: &Port,
+        queue: usize,
+        template: Vec<u8>,
+        count: Option<u64>,
+    ) {
+        let i = self.check_port(p);
+        assert!(queue < regs::NUM_QUEUES, "82599 model: rx queue {queue} out of range");
+        let mut inner = self.inner.borrow_mut();
+        inner.ports[i].sources.retain(|s| s.queue != queue);
+        inner.ports[i].sources.push(Source {
+            queue,
+            template,
+            remaining: count,
+        });
+        inner.run_source(i, queue);
+    }
+
+    /// Removes all traffic sources of `p`.
+    pub fn detach_sources(&self, p: &Port) {
+        let i = self.check_port(p);
+        self.inner.borrow_mut().ports[i].sources.clear();
+    }
+
+    /// Frames `p` transmits are counted and dropped (the default for an unconnected port).
+    /// Disconnects `p` from its peer, if any (the peer then transmits into a sink too).
+    pub fn attach_sink(&self, p: &Port) {
+        let i = self.check_port(p);
+        let mut inner = self.inner.borrow_mut();
+        if let Peer::Port(j) = inner.ports[i].peer
+            && inner.ports[j].peer == Peer::Port(i)
+        {
+            inner.ports[j].peer = Peer::Sink;
+        }
+        inner.ports[i].peer = Peer::Sink;
+    }
+
+    /// One frame arrives on `p`'s wire now (to rx queue 0): returns true if it was
+    /// delivered into the rx ring, false if it was dropped (filtered by destination MAC
+    /// unless promiscuous, rx disabled, too long, or no descriptor: then MPC counts it).
+    pub fn inject(&self, p: &Port, frame: &[u8]) -> bool {
+        self.inject_to_queue(p, 0, frame)
+    }
+
+    /// Like [`Model::inject`], to rx queue `queue`.
+    pub fn inject_to_queue(&self, p: &Port, queue: usize, frame: &[u8]) -> bool {
+        let i = self.check_port(p);
+        assert!(queue < regs::NUM_QUEUES, "82599 model: rx queue {queue} out of range");
+        self.inner.borrow_mut().receive(i, queue, frame)
+    }
+
+    /// Starts (`on`) or stops recording the frames `p` transmits, for
+    /// [`Model::take_transmitted`]. Recording does not change where the frames go.
+    pub fn set_capture(&self, p: &Port, on: bool) {
+        let i = self.check_port(p);
+        let mut inner = self.inner.borrow_mut();
+        inner.ports[i].capture = on;
+        if !on {
+            inner.ports[i].captured.clear();
+        }
+    }
+
+    /// The frames `p` transmitted since the last call while capture was on.
+    pub fn take_transmitted(&self, p: &Port) -> Vec<Vec<u8>> {
+        let i = self.check_port(p);
+        std::mem::take(&mut self.inner.borrow_mut().ports[i].captured)
+    }
+
+    /// Makes the link of `p` never come up (`never`), e.g. no cable; or lets it come up
+    /// again after the next auto-negotiation restart.
+    pub fn set_link_never_up(&self, p: &Port, never: bool) {
+        let i = self.check_port(p);
+        let mut inner = self.inner.borrow_mut();
+        inner.ports[i].link_never_up = never;
+        if never {
+            inner.ports[i].link_down();
+        }
+    }
+
+    /// What crossed `p`'s wire so far.
+    pub fn wire_stats(&self, p: &Port) -> WireStats {
+        let i = self.check_port(p);
+        self.inner.borrow().ports[i].wire
+    }
+
+    /// The MAC address port `p` loads "from its EEPROM" at reset.
+    pub fn default_mac(&self, p: &Port) -> [u8; 6] {
+        port::eeprom_mac(self.check_port(p))
+    }
+}

@@ -1,0 +1,129 @@
+//! Register offsets and bits the model implements, named as in the Intel 82599 10 GbE
+//! Controller Datasheet (rev. 3.x); offsets cross-checked with Linux `ixgbe_type.h`.
+
+/// Size of BAR0 (memory space of the PF registers), §9.3.6.1 / Table 8-1.
+pub(crate) const BAR0_SIZE: usize = 128 * 1024;
+
+/// Queue register sets the model implements (the 82599 has 128 rx and 128 tx queues).
+pub(crate) const NUM_QUEUES: usize = 128;
+
+// §8.2.3.1 General control registers.
+pub(crate) const CTRL: usize = 0x00000;
+pub(crate) const CTRL_LRST: u32 = 1 << 3;
+pub(crate) const CTRL_RST: u32 = 1 << 26;
+pub(crate) const STATUS: usize = 0x00008;
+/// STATUS.LAN_ID (bits 3:2): which port of the device this is.
+pub(crate) const STATUS_LAN_ID_SHIFT: u32 = 2;
+/// STATUS.LinkUp (bit 7).
+pub(crate) const STATUS_LINK_UP: u32 = 1 << 7;
+/// STATUS.GIO Master Enable Status (bit 19).
+pub(crate) const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
+
+// §8.2.3.2.1 EEPROM/Flash control.
+pub(crate) const EEC: usize = 0x10010;
+pub(crate) const EEC_PRES: u32 = 1 << 8;
+pub(crate) const EEC_ARD: u32 = 1 << 9;
+
+// §8.2.3.5 Interrupt registers.
+pub(crate) const EICR: usize = 0x00800;
+pub(crate) const EICS: usize = 0x00808;
+pub(crate) const EIMS: usize = 0x00880;
+pub(crate) const EIMC: usize = 0x00888;
+pub(crate) const EIAC: usize = 0x00810;
+pub(crate) const EIAM: usize = 0x00890;
+pub(crate) const GPIE: usize = 0x00898;
+/// EITR(0..23) at 0x00820 + 4n; EITR(24..127) at 0x012300 + 4(n-24).
+pub(crate) const EITR_LOW: usize = 0x00820;
+pub(crate) const EITR_HIGH: usize = 0x12300;
+/// IVAR(0..63) at 0x00900 + 4n, IVAR_MISC at 0x00A00.
+pub(crate) const IVAR: usize = 0x00900;
+
+// §8.2.3.8 Receive DMA registers. Queues 0..63 at 0x01000 + 0x40n, 64..127 at 0x0D000 +
+// 0x40(n-64); the per-queue block holds RDBAL +0, RDBAH +4, RDLEN +8, DCA_RXCTRL +0xC,
+// RDH +0x10, SRRCTL +0x14, RDT +0x18, RXDCTL +0x28, and QPRDC (§8.2.3.23) +0x30 (0..15).
+pub(crate) const RXQ_LOW: usize = 0x01000;
+pub(crate) const RXQ_HIGH: usize = 0x0D000;
+pub(crate) const QUEUE_STRIDE: usize = 0x40;
+pub(crate) const Q_BAL: usize = 0x00;
+pub(crate) const Q_BAH: usize = 0x04;
+pub(crate) const Q_LEN: usize = 0x08;
+pub(crate) const Q_H: usize = 0x10;
+pub(crate) const RXQ_SRRCTL: usize = 0x14;
+pub(crate) const Q_T: usize = 0x18;
+pub(crate) const Q_DCTL: usize = 0x28;
+pub(crate) const RXQ_QPRDC: usize = 0x30;
+/// SRRCTL(0..15) and DCA_RXCTRL(0..15) aliases at 0x02100 + 4n and 0x02200 + 4n.
+pub(crate) const SRRCTL_ALIAS: usize = 0x02100;
+pub(crate) const DCA_RXCTRL_ALIAS: usize = 0x02200;
+/// RXDCTL.ENABLE (bit 25), same bit in TXDCTL.
+pub(crate) const DCTL_ENABLE: u32 = 1 << 25;
+/// SRRCTL.BSIZEPACKET (bits 4:0), 1 KB units.
+pub(crate) const SRRCTL_BSIZEPACKET_MASK: u32 = 0x1F;
+/// SRRCTL.DESCTYPE (bits 27:25); 001b = advanced one buffer.
+pub(crate) const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
+pub(crate) const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 0x1 << 25;
+/// SRRCTL.DROP_EN (bit 28).
+pub(crate) const SRRCTL_DROP_EN: u32 = 1 << 28;
+pub(crate) const RDRXCTL: usize = 0x02F00;
+pub(crate) const RDRXCTL_CRCSTRIP: u32 = 1 << 1;
+pub(crate) const RDRXCTL_DMAIDONE: u32 = 1 << 3;
+pub(crate) const RXCTRL: usize = 0x03000;
+pub(crate) const RXCTRL_RXEN: u32 = 1 << 0;
+/// RXPBSIZE(0..7) at 0x03C00 + 4n.
+pub(crate) const RXPBSIZE: usize = 0x03C00;
+
+// §8.2.3.7 Receive filter registers.
+pub(crate) const FCTRL: usize = 0x05080;
+pub(crate) const FCTRL_MPE: u32 = 1 << 8;
+pub(crate) const FCTRL_UPE: u32 = 1 << 9;
+pub(crate) const FCTRL_BAM: u32 = 1 << 10;
+/// RAL(n)/RAH(n) at 0x0A200 + 8n and 0x0A204 + 8n, n = 0..127.
+pub(crate) const RAL: usize = 0x0A200;
+pub(crate) const NUM_RAR: usize = 128;
+pub(crate) const RAH_AV: u32 = 1 << 31;
+
+// §8.2.3.9 Transmit registers. Queue n at 0x06000 + 0x40n: TDBAL +0, TDBAH +4, TDLEN +8,
+// DCA_TXCTRL +0xC, TDH +0x10, TDT +0x18, TXDCTL +0x28, TDWBAL +0x38, TDWBAH +0x3C.
+pub(crate) const TXQ: usize = 0x06000;
+pub(crate) const DMATXCTL: usize = 0x04A80;
+pub(crate) const DMATXCTL_TE: u32 = 1 << 0;
+/// TXPBSIZE(0..7) at 0x0CC00 + 4n.
+pub(crate) const TXPBSIZE: usize = 0x0CC00;
+
+// §8.2.3.22 MAC registers.
+pub(crate) const HLREG0: usize = 0x04240;
+pub(crate) const HLREG0_RXCRCSTRP: u32 = 1 << 1;
+pub(crate) const HLREG0_JUMBOEN: u32 = 1 << 2;
+pub(crate) const HLREG0_TXPADEN: u32 = 1 << 10;
+pub(crate) const MAXFRS: usize = 0x04268;
+pub(crate) const AUTOC: usize = 0x042A0;
+/// AUTOC.Restart_AN (bit 12), self-clearing.
+pub(crate) const AUTOC_RESTART_AN: u32 = 1 << 12;
+/// AUTOC.LMS (bits 15:13), link mode select.
+pub(crate) const AUTOC_LMS_SHIFT: u32 = 13;
+pub(crate) const AUTOC_LMS_MASK: u32 = 0x7 << AUTOC_LMS_SHIFT;
+pub(crate) const AUTOC_LMS_1G_NO_AN: u32 = 0x0;
+pub(crate) const AUTOC_LMS_1G_AN: u32 = 0x2;
+pub(crate) const AUTOC_LMS_10G_SERIAL: u32 = 0x3;
+pub(crate) const LINKS: usize = 0x042A4;
+/// LINKS.LINK_UP (bit 30) and LINK_SPEED (bits 29:28: 01b 100M, 10b 1G, 11b 10G).
+pub(crate) const LINKS_UP: u32 = 1 << 30;
+pub(crate) const LINKS_SPEED_10G: u32 = 0x3 << 28;
+pub(crate) const LINKS_SPEED_1G: u32 = 0x2 << 28;
+/// LINKS.Link Status (bit 7).
+pub(crate) const LINKS_STATUS: u32 = 1 << 7;
+
+// §8.2.3.23 Statistics registers (clear on read).
+/// MPC(0..7) at 0x03FA0 + 4n.
+pub(crate) const MPC: usize = 0x03FA0;
+pub(crate) const GPRC: usize = 0x04074;
+pub(crate) const GPTC: usize = 0x04080;
+pub(crate) const GORCL: usize = 0x04088;
+pub(crate) const GORCH: usize = 0x0408C;
+pub(crate) const GOTCL: usize = 0x04090;
+pub(crate) const GOTCH: usize = 0x04094;
+/// ROC, receive oversize count.
+pub(crate) const ROC: usize = 0x040F8;
+/// TPR / TPT, total packets received / transmitted.
+pub(crate) const TPR: usize = 0x040D0;
+pub(crate) const TPT: usize = 0x040D4;
