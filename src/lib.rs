@@ -63,6 +63,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod error;
+pub(crate) mod intel;
+pub mod ixgbe;
 pub mod memory;
 #[cfg(feature = "model")]
 pub mod model;
@@ -260,6 +262,7 @@ impl DeviceConfig {
             Some(pci::DriverKind::VirtioLegacy) => {
                 Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
             }
+            Some(pci::DriverKind::Ixgbe) => Ok(Box::new(ixgbe::IxgbeDevice::open(device, self)?)),
             None => Err(id.unsupported()),
         }
     }

@@ -119,7 +119,54 @@ const CLASS_NETWORK: u32 = 0x02;
 pub enum DriverKind {
     /// virtio-net, legacy interface.
     VirtioLegacy,
+    /// Intel 82599/X520, X540 or X550 physical function (ixgbe).
+    Ixgbe,
 }
+
+/// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
+/// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
+pub const IXGBE_DEVICE_IDS: &[(u16, &str)] = &[
+    // 82599 family (X520 adapters)
+    (0x10f7, "82599 KX4"),
+    (0x1514, "82599 KX4 mezzanine"),
+    (0x1517, "82599 KR"),
+    (0x10f8, "82599 combo backplane"),
+    (0x10f9, "82599 CX4"),
+    (0x10fb, "82599 SFP+"),
+    (0x152a, "82599 backplane FCoE"),
+    (0x1529, "82599 SFP+ FCoE"),
+    (0x1507, "82599 SFP+ EM"),
+    (0x154d, "82599 SFP+ SF2"),
+    (0x154a, "82599 SFP+ SF QP"),
+    (0x1558, "82599 QSFP+ SF QP"),
+    (0x1557, "82599EN SFP+"),
+    (0x10fc, "82599 XAUI LOM"),
+    (0x151c, "82599 T3 LOM"),
+    (0x154f, "82599 LS"),
+    // X540 family
+    (0x1528, "X540-T"),
+    (0x1560, "X540-T1"),
+    // X550 family
+    (0x1563, "X550-T"),
+    (0x15d1, "X550-T1"),
+    (0x15aa, "X550EM_x KX4"),
+    (0x15ab, "X550EM_x KR"),
+    (0x15ac, "X550EM_x SFP+"),
+    (0x15ad, "X550EM_x 10GBASE-T"),
+    (0x15ae, "X550EM_x 1GBASE-T"),
+    (0x15b0, "X550EM_x XFI"),
+    (0x15c2, "X550EM_a KR"),
+    (0x15c3, "X550EM_a KR-L"),
+    (0x15c4, "X550EM_a SFP+ N"),
+    (0x15c6, "X550EM_a SGMII"),
+    (0x15c7, "X550EM_a SGMII-L"),
+    (0x15c8, "X550EM_a 10GBASE-T"),
+    (0x15ca, "X550EM_a QSFP+"),
+    (0x15cc, "X550EM_a QSFP+ N"),
+    (0x15ce, "X550EM_a SFP+"),
+    (0x15e4, "X550EM_a 1GBASE-T"),
+    (0x15e5, "X550EM_a 1GBASE-T-L"),
+];
 
 impl DeviceId {
     /// The error for a network controller no driver handles.
@@ -131,7 +178,10 @@ impl DeviceId {
                     .to_string()
             }
             (VENDOR_INTEL, _) => {
-                "this Intel device is not in the supported 82599/X540/X550 families".to_string()
+                "this Intel device is not one of the 82599/X520, X540 or X550 physical \
+                 functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS); leave it \
+                 to its kernel driver"
+                    .to_string()
             }
             _ => "no ixy driver for this vendor/device id".to_string(),
         };
@@ -148,6 +198,9 @@ impl DeviceId {
 pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
     match (id.vendor, id.device) {
         (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY) => Some(DriverKind::VirtioLegacy),
+        (VENDOR_INTEL, device) if IXGBE_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
+            Some(DriverKind::Ixgbe)
+        }
         _ => None,
     }
 }

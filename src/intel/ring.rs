@@ -1,0 +1,625 @@
+//! Advanced receive and transmit descriptor rings of the Intel 10 GbE controllers.
+//!
+//! Descriptor formats from the Intel 82599 10 GbE Controller Datasheet:
+//! * receive: advanced one-buffer descriptors, 7.1.6 — the driver writes the *read* format
+//!   (packet buffer address, header buffer address), the device overwrites it with the
+//!   *write-back* format (status with DD and EOP, packet length);
+//! * transmit: advanced data descriptors, 7.2.3.2.4 — buffer address, DTALEN, DTYP = data,
+//!   DCMD (EOP, IFCS, RS, DEXT), PAYLEN; the device sets DD in the status where RS was set.
+//!
+//! The rings know nothing about which function they belong to: the tail register offset is
+//! a parameter and register access goes through [`RegisterSpace`], so the PF driver
+//! (`ixgbe`) and the VF driver (`ixgbevf`, whose queues have other register offsets) use
+//! this code as is.
+//!
+//! The per-packet paths allocate nothing, take no lock and make no system call: buffers come
+//! from a [`Mempool`]'s free stack, and the tail register is written once per batch.
+
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::atomic::{Ordering, fence};
+
+use crate::error::{Error, Result};
+use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
+use crate::registers::RegisterSpace;
+
+/// Size of one advanced descriptor, receive or transmit (7.1.6, 7.2.3.2.4).
+pub(crate) const DESC_SIZE: usize = 16;
+
+/// Descriptor ring base addresses must be 128-byte aligned and ring lengths a multiple of
+/// 128 bytes (RDBAL/RDLEN, TDBAL/TDLEN register descriptions, 8.2.3.8 and 8.2.3.9).
+pub(crate) const RING_ALIGN: usize = 128;
+
+/// Smallest and largest ring size (descriptors) this code accepts. Sizes are powers of
+/// two so that index wrap-around is a mask; the 82599 allows up to 8192 descriptors
+/// (RDLEN/TDLEN are 20 bits of bytes) but nothing here needs more than 4096.
+pub(crate) const MIN_RING_SIZE: usize = 64;
+/// See [`MIN_RING_SIZE`].
+pub(crate) const MAX_RING_SIZE: usize = 4096;
+
+/// Receive write-back status bits, in the upper quadword of the descriptor (7.1.6.2):
+/// extended status in bits 19:0, packet length in bits 47:32.
+mod rxd {
+    /// Descriptor done.
+    pub const STAT_DD: u64 = 1 << 0;
+    /// End of packet: the last (here: only) buffer of a frame.
+    pub const STAT_EOP: u64 = 1 << 1;
+    /// Shift of PKT_LEN in the upper quadword.
+    pub const LEN_SHIFT: u32 = 32;
+}
+
+/// Transmit advanced data descriptor fields (7.2.3.2.4).
+mod txd {
+    /// DTYP = 0011b: advanced data descriptor (bits 23:20 of cmd_type_len).
+    pub const DTYP_DATA: u32 = 0x3 << 20;
+    /// DCMD.EOP: end of packet.
+    pub const DCMD_EOP: u32 = 1 << 24;
+    /// DCMD.IFCS: insert the frame check sequence (CRC).
+    pub const DCMD_IFCS: u32 = 1 << 25;
+    /// DCMD.RS: report status (write DD back).
+    pub const DCMD_RS: u32 = 1 << 27;
+    /// DCMD.DEXT: descriptor extension (advanced format).
+    pub const DCMD_DEXT: u32 = 1 << 29;
+    /// PAYLEN: bits 31:14 of olinfo_status.
+    pub const PAYLEN_SHIFT: u32 = 14;
+    /// STA.DD in olinfo_status (write-back).
+    pub const STAT_DD: u32 = 1 << 0;
+    /// All command bits of a single-buffer frame.
+    pub const CMD: u32 = DTYP_DATA | DCMD_EOP | DCMD_IFCS | DCMD_RS | DCMD_DEXT;
+}
+
+/// Transmit descriptors are cleaned (their packets returned to their pools) in batches of
+/// this many, once the device has set DD on the last one of the batch (like ixy).
+pub(crate) const TX_CLEAN_BATCH: usize = 32;
+
+/// One 16-byte descriptor as two little-endian quadwords.
+#[repr(C, align(16))]
+struct Desc {
+    lo: u64,
+    hi: u64,
+}
+
+/// Checks a ring size and allocates zeroed, aligned descriptor memory for it.
+fn alloc_ring(dma: &dyn DmaAllocator, size: usize, what: &str) -> Result<DmaMemory> {
+    if !size.is_power_of_two() || !(MIN_RING_SIZE..=MAX_RING_SIZE).contains(&size) {
+        return Err(Error::config(format!(
+            "{what} ring size {size} must be a power of two from {MIN_RING_SIZE} to \
+             {MAX_RING_SIZE}"
+        )));
+    }
+    let mut mem = dma.allocate(size * DESC_SIZE)?;
+    if !mem.bus_addr(0).is_multiple_of(RING_ALIGN as u64)
+        || !(mem.virt() as usize).is_multiple_of(RING_ALIGN)
+    {
+        return Err(Error::config(format!(
+            "{what} descriptor ring memory at bus address {:#x} is not {RING_ALIGN}-byte \
+             aligned; use an allocator that returns page-aligned regions",
+            mem.bus_addr(0)
+        )));
+    }
+    mem.zero();
+    Ok(mem)
+}
+
+/// A receive queue's ring of advanced descriptors, each holding an empty pool buffer.
+pub(crate) struct RxRing {
+    descs: NonNull<Desc>,
+    /// `bufs[i]` is the buffer descriptor `i` points to; `bufs.len() == mask + 1`.
+    bufs: Box<[Packet]>,
+    pool: Mempool,
+    mask: usize,
+    /// Next descriptor to look at for a received frame.
+    next: usize,
+    /// Byte offset of the queue's tail register (RDT or VFRDT).
+    tail: usize,
+    /// Owns the descriptor memory; declared last so it is freed after `bufs` is dropped.
+    mem: DmaMemory,
+}
+
+impl RxRing {
+    /// Allocates a ring of `size` descriptors and gives each one an empty buffer of `pool`.
+    ///
+    /// `tail` is the byte offset of the queue's tail register. The ring is not handed to
+    /// the device until [`RxRing::start`].
+    pub(crate) fn new(
+        dma: &dyn DmaAllocator,
+        size: usize,
+        pool: Mempool,
+        tail: usize,
+    ) -> Result<Self> {
+        if pool.capacity() < size {
+            return Err(Error::config(format!(
+                "receive pool of {} buffers cannot fill a ring of {size} descriptors",
+                pool.capacity()
+            )));
+        }
+        let mem = alloc_ring(dma, size, "receive")?;
+        let descs = NonNull::new(mem.virt().cast::<Desc>())
+            .ok_or_else(|| Error::config("DMA region at address 0"))?;
+        let mut bufs = Vec::with_capacity(size);
+        for i in 0..size {
+            let p = pool.alloc_empty().ok_or_else(|| {
+                Error::config(format!(
+                    "receive pool ran out after {i} of {size} buffers (is it shared?)"
+                ))
+            })?;
+            // SAFETY: i < size: inside the ring memory, which the device does not own yet.
+            unsafe { write_rx_read_format(descs.as_ptr().add(i), p.bus_addr()) };
+            bufs.push(p);
+        }
+        Ok(RxRing {
+            descs,
+            bufs: bufs.into_boxed_slice(),
+            pool,
+            mask: size - 1,
+            next: 0,
+            tail,
+            mem,
+        })
+    }
+
+    /// Number of descriptors.
+    pub(crate) fn size(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Bus address of the descriptor ring (for RDBAL/RDBAH).
+    pub(crate) fn bus_addr(&self) -> u64 {
+        self.mem.bus_addr(0)
+    }
+
+    /// Length of the ring in bytes (for RDLEN).
+    pub(crate) fn len_bytes(&self) -> u32 {
+        (self.size() * DESC_SIZE) as u32
+    }
+
+    /// The pool the ring's buffers come from.
+    pub(crate) fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
+    /// Hands every descriptor but one to the device: RDT = size - 1 (head == tail means
+    /// "no descriptors", so one always stays with the driver). Call once the queue is
+    /// enabled and RDH is 0.
+    pub(crate) fn start<R: RegisterSpace>(&mut self, regs: &R) {
+        self.next = 0;
+        regs.write32(self.tail, self.mask as u32);
+    }
+
+    /// Takes up to `num` received frames off the ring, appending them to `buffer`, and
+    /// gives the device a fresh buffer for each. Returns how many were taken.
+    ///
+    /// Stops early at the first descriptor the device has not completed, or if the pool
+    /// is empty (the frame then stays on the ring until a buffer is free again).
+    #[inline]
+    pub(crate) fn rx_batch<R: RegisterSpace>(
+        &mut self,
+        regs: &R,
+        buffer: &mut VecDeque<Packet>,
+        num: usize,
+    ) -> usize {
+        let mask = self.mask;
+        let descs = self.descs.as_ptr();
+        let mut i = self.next;
+        let mut received = 0;
+        while received < num {
+            // SAFETY: i <= mask, inside the ring.
+            let desc = unsafe { descs.add(i) };
+            // SAFETY: a descriptor of our ring; the device may write it concurrently, hence
+            // the volatile read.
+            let status = u64::from_le(unsafe { (&raw const (*desc).hi).read_volatile() });
+            if status & rxd::STAT_DD == 0 {
+                break;
+            }
+            // Everything the device wrote before setting DD is visible after this.
+            fence(Ordering::Acquire);
+            let Some(fresh) = self.pool.alloc_empty() else {
+                break;
+            };
+            // SAFETY: the device is done with descriptor i (DD); it gets it back only when
+            // the tail moves past it, after this write.
+            unsafe { write_rx_read_format(desc, fresh.bus_addr()) };
+            // SAFETY: i <= mask and bufs.len() == mask + 1.
+            let slot = unsafe { self.bufs.get_unchecked_mut(i) };
+            let mut p = std::mem::replace(slot, fresh);
+            i = (i + 1) & mask;
+            if status & rxd::STAT_EOP == 0 {
+                // A frame larger than the buffer (impossible with the buffer size the
+                // drivers program, barring a misbehaving device): drop the fragment.
+                rx_fragment_dropped();
+                continue;
+            }
+            p.set_len_from_device((status >> rxd::LEN_SHIFT) as u16 as usize);
+            p.prefetch();
+            buffer.push_back(p);
+            received += 1;
+        }
+        if i != self.next {
+            self.next = i;
+            // Descriptor writes must reach memory before the device sees the new tail.
+            fence(Ordering::Release);
+            regs.write32(self.tail, (i.wrapping_sub(1) & mask) as u32);
+        }
+        received
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn rx_fragment_dropped() {
+    log::warn!("received a frame spanning several buffers; dropped it");
+}
+
+/// Writes the read format of an advanced receive descriptor (7.1.6.1): packet buffer
+/// address, and header buffer address 0 (no header split; bit 0 doubles as DD and must be
+/// 0 when handed to the device).
+///
+/// # Safety
+/// `desc` must point to a descriptor of a live ring that the device does not own.
+#[inline(always)]
+unsafe fn write_rx_read_format(desc: *mut Desc, buf: u64) {
+    // SAFETY: per the caller's contract.
+    unsafe {
+        (&raw mut (*desc).lo).write_volatile(buf.to_le());
+        (&raw mut (*desc).hi).write_volatile(0);
+    }
+}
+
+/// A transmit queue's ring of advanced data descriptors.
+pub(crate) struct TxRing {
+    descs: NonNull<Desc>,
+    /// The packet each in-flight descriptor sends; `bufs.len() == mask + 1`.
+    bufs: Box<[Option<Packet>]>,
+    mask: usize,
+    /// Next descriptor to fill.
+    next: usize,
+    /// Oldest descriptor whose packet has not been returned to its pool.
+    clean: usize,
+    /// Byte offset of the queue's tail register (TDT or VFTDT).
+    tail: usize,
+    /// Owns the descriptor memory; declared last so it is freed after `bufs`.
+    mem: DmaMemory,
+}
+
+impl TxRing {
+    /// Allocates an empty ring of `size` descriptors; `tail` is the byte offset of the
+    /// queue's tail register.
+    pub(crate) fn new(dma: &dyn DmaAllocator, size: usize, tail: usize) -> Result<Self> {
+        let mem = alloc_ring(dma, size, "transmit")?;
+        let descs = NonNull::new(mem.virt().cast::<Desc>())
+            .ok_or_else(|| Error::config("DMA region at address 0"))?;
+        Ok(TxRing {
+            descs,
+            bufs: (0..size).map(|_| None).collect(),
+            mask: size - 1,
+            next: 0,
+            clean: 0,
+            tail,
+            mem,
+        })
+    }
+
+    /// Number of descriptors.
+    pub(crate) fn size(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Bus address of the descriptor ring (for TDBAL/TDBAH).
+    pub(crate) fn bus_addr(&self) -> u64 {
+        self.mem.bus_addr(0)
+    }
+
+    /// Length of the ring in bytes (for TDLEN).
+    pub(crate) fn len_bytes(&self) -> u32 {
+        (self.size() * DESC_SIZE) as u32
+    }
+
+    /// Packets queued and not yet cleaned.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.next.wrapping_sub(self.clean) & self.mask
+    }
+
+    /// Returns the packets of completed descriptors to their pools, in batches of
+    /// [`TX_CLEAN_BATCH`]: a batch is complete once the device has set DD on its last
+    /// descriptor (descriptors complete in order).
+    #[inline]
+    pub(crate) fn clean(&mut self) {
+        let mask = self.mask;
+        loop {
+            let clean = self.clean;
+            if self.next.wrapping_sub(clean) & mask < TX_CLEAN_BATCH {
+                return;
+            }
+            let last = (clean + TX_CLEAN_BATCH - 1) & mask;
+            // SAFETY: last <= mask: inside the ring; volatile because the device writes it.
+            let status = u64::from_le(unsafe {
+                (&raw const (*self.descs.as_ptr().add(last)).hi).read_volatile()
+            });
+            if (status >> 32) as u32 & txd::STAT_DD == 0 {
+                return;
+            }
+            fence(Ordering::Acquire);
+            for j in 0..TX_CLEAN_BATCH {
+                // SAFETY: masked index < bufs.len(). Dropping the packet returns it.
+                unsafe { *self.bufs.get_unchecked_mut((clean + j) & mask) = None };
+            }
+            self.clean = (last + 1) & mask;
+        }
+    }
+
+    /// Queues packets from the front of `buffer` until it is empty or the ring is full,
+    /// and tells the device (one tail write). Returns how many packets were taken from
+    /// `buffer`; the rest stay there. Empty packets are taken and dropped (the device
+    /// cannot send them).
+    #[inline]
+    pub(crate) fn tx_batch<R: RegisterSpace>(
+        &mut self,
+        regs: &R,
+        buffer: &mut VecDeque<Packet>,
+    ) -> usize {
+        self.clean();
+        let mask = self.mask;
+        let free = self.clean.wrapping_sub(self.next).wrapping_sub(1) & mask;
+        let n = free.min(buffer.len());
+        let descs = self.descs.as_ptr();
+        let mut i = self.next;
+        for _ in 0..n {
+            let Some(p) = buffer.pop_front() else { break };
+            let len = p.len() as u32;
+            if len == 0 || len > 0xffff {
+                continue; // dropped: returns to its pool
+            }
+            // SAFETY: i <= mask: a descriptor the driver owns (between tail and clean).
+            unsafe {
+                let desc = descs.add(i);
+                (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
+                let cmd_type_len = txd::CMD | len;
+                let olinfo_status = len << txd::PAYLEN_SHIFT;
+                (&raw mut (*desc).hi)
+                    .write_volatile((cmd_type_len as u64 | (olinfo_status as u64) << 32).to_le());
+            }
+            // SAFETY: i <= mask and bufs.len() == mask + 1; the slot is empty (cleaned).
+            unsafe { *self.bufs.get_unchecked_mut(i) = Some(p) };
+            i = (i + 1) & mask;
+        }
+        if i != self.next {
+            self.next = i;
+            fence(Ordering::Release);
+            regs.write32(self.tail, i as u32);
+        }
+        n
+    }
+}
+
+// SAFETY (for the auto traits): the rings hold raw pointers into their own DMA memory and
+// packets (which are !Send); nothing here is shared across threads, so the default
+// !Send/!Sync is kept.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::HeapDma;
+    use std::cell::RefCell;
+
+    /// Records register writes.
+    #[derive(Default)]
+    struct Regs {
+        writes: RefCell<Vec<(usize, u32)>>,
+    }
+
+    impl RegisterSpace for Regs {
+        fn read32(&self, _offset: usize) -> u32 {
+            0
+        }
+        fn write32(&self, offset: usize, value: u32) {
+            self.writes.borrow_mut().push((offset, value));
+        }
+    }
+
+    const TAIL: usize = 0x1018;
+
+    fn desc(mem: &DmaMemory, i: usize) -> (u64, u64) {
+        // SAFETY: reading a descriptor of a live ring in the test.
+        unsafe {
+            let d = mem.virt().cast::<Desc>().add(i);
+            ((*d).lo, (*d).hi)
+        }
+    }
+
+    /// Plays the device: writes a frame into the buffer of descriptor i and its
+    /// write-back.
+    fn complete_rx(ring: &RxRing, i: usize, frame: &[u8], eop: bool) {
+        let (addr, hdr) = desc(&ring.mem, i);
+        assert_eq!(hdr, 0, "header address / DD must be 0 in the read format");
+        // SAFETY: heap DMA: the bus address is the virtual address of a pool buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), addr as *mut u8, frame.len());
+            let d = ring.descs.as_ptr().add(i);
+            (*d).lo = 0;
+            (*d).hi = (frame.len() as u64) << 32 | 1 | (eop as u64) << 1;
+        }
+    }
+
+    #[test]
+    fn rx_ring_hands_out_frames_refills_and_bumps_the_tail_once() {
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        assert_eq!(pool.free_count(), 64);
+        assert_eq!(ring.len_bytes(), 1024);
+        assert_eq!(ring.bus_addr() % 128, 0);
+        let regs = Regs::default();
+        ring.start(&regs);
+        assert_eq!(*regs.writes.borrow(), vec![(TAIL, 63)]);
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 32), 0);
+        assert_eq!(
+            regs.writes.borrow().len(),
+            1,
+            "no tail write without progress"
+        );
+
+        let old_addr = desc(&ring.mem, 0).0;
+        complete_rx(&ring, 0, &[0xaa; 60], true);
+        complete_rx(&ring, 1, &[0xbb; 61], true);
+        assert_eq!(ring.rx_batch(&regs, &mut q, 32), 2);
+        assert_eq!(q.len(), 2);
+        assert_eq!(&q[0][..], &[0xaa; 60][..]);
+        assert_eq!(&q[1][..], &[0xbb; 61][..]);
+        assert_eq!(q[0].data_ptr() as u64, old_addr);
+        // Refilled with fresh buffers, DD cleared.
+        let (a, h) = desc(&ring.mem, 0);
+        assert_ne!(a, old_addr);
+        assert_eq!(h, 0);
+        assert_eq!(regs.writes.borrow().last(), Some(&(TAIL, 1)));
+        assert_eq!(pool.free_count(), 62);
+        q.clear();
+        assert_eq!(pool.free_count(), 64);
+    }
+
+    #[test]
+    fn rx_ring_respects_the_batch_limit_and_wraps() {
+        let pool = Mempool::new(&HeapDma, 256, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        ring.start(&regs);
+        let mut q = VecDeque::new();
+        let mut seq = 0u32;
+        let mut head = 0;
+        let mut expected = 0u32;
+        for _round in 0..10 {
+            for _ in 0..40 {
+                complete_rx(&ring, head, &seq.to_le_bytes(), true);
+                head = (head + 1) % 64;
+                seq += 1;
+            }
+            assert_eq!(ring.rx_batch(&regs, &mut q, 16), 16);
+            assert_eq!(ring.rx_batch(&regs, &mut q, 100), 24);
+            for p in q.drain(..) {
+                assert_eq!(u32::from_le_bytes(p[..4].try_into().unwrap()), expected);
+                expected += 1;
+            }
+        }
+        assert_eq!(expected, 400);
+        assert_eq!(pool.free_count(), 256 - 64);
+        assert_eq!(regs.writes.borrow().last(), Some(&(TAIL, (400 - 1) % 64)));
+    }
+
+    #[test]
+    fn rx_fragments_are_dropped_and_the_descriptor_reused() {
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        complete_rx(&ring, 0, &[1; 100], false);
+        complete_rx(&ring, 1, &[2; 100], true);
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
+        assert_eq!(&q[0][..], &[2; 100][..]);
+        assert_eq!(pool.free_count(), 128 - 64 - 1);
+    }
+
+    #[test]
+    fn rx_stops_while_the_pool_is_empty_and_resumes() {
+        // One buffer more than the ring holds.
+        let pool = Mempool::new(&HeapDma, 65, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        complete_rx(&ring, 0, &[1; 60], true);
+        complete_rx(&ring, 1, &[2; 60], true);
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
+        assert_eq!(
+            ring.rx_batch(&regs, &mut q, 8),
+            0,
+            "pool empty: frame waits"
+        );
+        q.clear();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
+        assert_eq!(&q[0][..], &[2; 60][..]);
+    }
+
+    #[test]
+    fn bad_ring_sizes_and_small_pools_are_refused() {
+        let pool = Mempool::new(&HeapDma, 64, 2048).unwrap();
+        assert!(RxRing::new(&HeapDma, 100, pool.clone(), TAIL).is_err());
+        assert!(RxRing::new(&HeapDma, 32, pool.clone(), TAIL).is_err());
+        assert!(RxRing::new(&HeapDma, 128, pool.clone(), TAIL).is_err());
+        assert!(TxRing::new(&HeapDma, 8192, TAIL).is_err());
+        assert_eq!(pool.free_count(), 64);
+    }
+
+    /// Plays the device: marks descriptors done.
+    fn complete_tx(ring: &TxRing, from: usize, count: usize) {
+        for k in 0..count {
+            let i = (from + k) & ring.mask;
+            // SAFETY: a descriptor of the live test ring.
+            unsafe { (*ring.descs.as_ptr().add(i)).hi |= (txd::STAT_DD as u64) << 32 };
+        }
+    }
+
+    #[test]
+    fn tx_writes_advanced_data_descriptors() {
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let regs = Regs::default();
+        let mut q = VecDeque::new();
+        pool.alloc_batch(&mut q, 3, 60);
+        let addr0 = q[0].bus_addr();
+        assert_eq!(ring.tx_batch(&regs, &mut q), 3);
+        assert!(q.is_empty());
+        assert_eq!(*regs.writes.borrow(), vec![(0x6018, 3)]);
+        let (a, hi) = desc(&ring.mem, 0);
+        assert_eq!(a, addr0);
+        let cmd = hi as u32;
+        assert_eq!(cmd & 0xffff, 60, "DTALEN");
+        assert_eq!(cmd >> 20 & 0xf, 0x3, "DTYP data");
+        assert_eq!(cmd >> 24, 0b0010_1011, "DCMD: DEXT, RS, IFCS, EOP");
+        assert_eq!((hi >> 32) as u32 >> 14, 60, "PAYLEN");
+        assert_eq!((hi >> 32) as u32 & 1, 0, "DD clear");
+        assert_eq!(ring.in_flight(), 3);
+        assert_eq!(pool.free_count(), 125);
+    }
+
+    #[test]
+    fn tx_ring_full_leaves_packets_with_the_caller_and_cleans_in_batches() {
+        let pool = Mempool::new(&HeapDma, 256, 2048).unwrap();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let regs = Regs::default();
+        let mut q = VecDeque::new();
+        pool.alloc_batch(&mut q, 100, 60);
+        assert_eq!(
+            ring.tx_batch(&regs, &mut q),
+            63,
+            "one slot always stays free"
+        );
+        assert_eq!(q.len(), 37);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 0);
+        // The device completes 31: not a whole batch, nothing cleaned.
+        complete_tx(&ring, 0, 31);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 0);
+        assert_eq!(pool.free_count(), 256 - 100);
+        complete_tx(&ring, 31, 1);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 32);
+        assert_eq!(q.len(), 5);
+        assert_eq!(pool.free_count(), 256 - 100 + 32);
+        complete_tx(&ring, 32, 64);
+        ring.clean();
+        assert_eq!(ring.in_flight(), 31);
+        drop(ring);
+        q.clear();
+        assert_eq!(pool.free_count(), 256);
+    }
+
+    #[test]
+    fn tx_empty_packets_are_dropped_not_sent() {
+        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let regs = Regs::default();
+        let mut q = VecDeque::new();
+        pool.alloc_batch(&mut q, 2, 0);
+        pool.alloc_batch(&mut q, 1, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 3);
+        assert_eq!(ring.in_flight(), 1);
+        assert_eq!(pool.free_count(), 7);
+        assert_eq!(*regs.writes.borrow(), vec![(0x6018, 1)]);
+    }
+}

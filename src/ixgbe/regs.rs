@@ -1,0 +1,283 @@
+//! 82599 register offsets and bits used by the driver, named as in the Intel 82599 10 GbE
+//! Controller Datasheet (register descriptions in chapter 8.2.3; offsets cross-checked
+//! against Linux `ixgbe_type.h`). Only what the driver uses.
+//!
+//! Per-queue registers are functions of the queue index.
+
+// ---- General control, 8.2.3.1 ----
+/// Device Control.
+pub const CTRL: usize = 0x00000;
+/// CTRL.LRST: link reset.
+pub const CTRL_LRST: u32 = 1 << 3;
+/// CTRL.RST: device (software) reset; self-clearing.
+pub const CTRL_RST: u32 = 1 << 26;
+/// Both reset bits, as the init sequence sets them (4.6.3.2).
+pub const CTRL_RST_MASK: u32 = CTRL_LRST | CTRL_RST;
+
+/// Extended Device Control.
+pub const CTRL_EXT: usize = 0x00018;
+/// CTRL_EXT.NS_DIS: no-snoop disable (4.6.7, last step of receive init).
+pub const CTRL_EXT_NS_DIS: u32 = 1 << 16;
+
+// ---- EEPROM/Flash, 8.2.3.2 ----
+/// EEPROM/Flash Control.
+pub const EEC: usize = 0x10010;
+/// EEC.ARD: EEPROM auto-read done.
+pub const EEC_ARD: u32 = 1 << 9;
+
+// ---- Interrupts, 8.2.3.5 ----
+/// Extended Interrupt Cause Read.
+pub const EICR: usize = 0x00800;
+/// Extended Interrupt Auto Clear.
+pub const EIAC: usize = 0x00810;
+/// Extended Interrupt Mask Set/Read.
+pub const EIMS: usize = 0x00880;
+/// Extended Interrupt Mask Clear.
+pub const EIMC: usize = 0x00888;
+/// All interrupt causes of EIMC (bit 31 is reserved).
+pub const EIMC_ALL: u32 = 0x7fff_ffff;
+/// Extended Interrupt Auto Mask Enable.
+pub const EIAM: usize = 0x00890;
+/// General Purpose Interrupt Enable.
+pub const GPIE: usize = 0x00898;
+/// GPIE.MULTIPLE_MSIX: MSI-X mode.
+pub const GPIE_MULTIPLE_MSIX: u32 = 1 << 4;
+/// GPIE.EIAME: extended interrupt auto mask enable.
+pub const GPIE_EIAME: u32 = 1 << 30;
+/// GPIE.PBA_SUPPORT: pending bit array support (MSI-X).
+pub const GPIE_PBA_SUPPORT: u32 = 1 << 31;
+
+/// Extended Interrupt Throttle of vector `n` (n < 24 here; the rest live at 0x12300).
+pub const fn eitr(n: usize) -> usize {
+    if n < 24 {
+        0x00820 + 4 * n
+    } else {
+        0x12300 + 4 * (n - 24)
+    }
+}
+/// EITR.ITR_INTERVAL field (bits 11:3), in units of 2 µs.
+pub const EITR_ITR_INTERVAL_SHIFT: u32 = 3;
+/// EITR.CNT_WDIS: don't write the counter on this write.
+pub const EITR_CNT_WDIS: u32 = 1 << 31;
+
+/// Interrupt Vector Allocation register `n`: queues 2n and 2n+1.
+pub const fn ivar(n: usize) -> usize {
+    0x00900 + 4 * n
+}
+/// IVAR entry valid bit (within each 8-bit entry).
+pub const IVAR_ALLOC_VAL: u32 = 1 << 7;
+
+// ---- Receive filtering, 8.2.3.7 ----
+/// Filter Control.
+pub const FCTRL: usize = 0x05080;
+/// FCTRL.MPE: multicast promiscuous.
+pub const FCTRL_MPE: u32 = 1 << 8;
+/// FCTRL.UPE: unicast promiscuous.
+pub const FCTRL_UPE: u32 = 1 << 9;
+/// FCTRL.BAM: accept broadcast.
+pub const FCTRL_BAM: u32 = 1 << 10;
+
+/// Receive Address Low of entry `n` (first four bytes of the MAC).
+pub const fn ral(n: usize) -> usize {
+    0x0a200 + 8 * n
+}
+/// Receive Address High of entry `n` (last two bytes of the MAC, and AV).
+pub const fn rah(n: usize) -> usize {
+    0x0a204 + 8 * n
+}
+/// RAH.AV: address valid.
+pub const RAH_AV: u32 = 1 << 31;
+
+// ---- Receive DMA, 8.2.3.8 ----
+/// Receive queue register block: queues 0-63 at 0x01000, 64-127 at 0x0D000, 0x40 apart.
+const fn rx_queue_block(n: usize) -> usize {
+    if n < 64 {
+        0x01000 + 0x40 * n
+    } else {
+        0x0d000 + 0x40 * (n - 64)
+    }
+}
+/// Receive Descriptor Base Address Low.
+pub const fn rdbal(n: usize) -> usize {
+    rx_queue_block(n)
+}
+/// Receive Descriptor Base Address High.
+pub const fn rdbah(n: usize) -> usize {
+    rx_queue_block(n) + 0x04
+}
+/// Receive Descriptor Length (bytes).
+pub const fn rdlen(n: usize) -> usize {
+    rx_queue_block(n) + 0x08
+}
+/// DCA Receive Control of queue `n` (82599 location, 8.2.3.11).
+pub const fn dca_rxctrl(n: usize) -> usize {
+    rx_queue_block(n) + 0x0c
+}
+/// DCA_RXCTRL bit 12: reserved, reads 1 after reset, software must clear it (4.6.7).
+pub const DCA_RXCTRL_RESERVED_BIT12: u32 = 1 << 12;
+/// Receive Descriptor Head.
+pub const fn rdh(n: usize) -> usize {
+    rx_queue_block(n) + 0x10
+}
+/// Split Receive Control (82599 location).
+pub const fn srrctl(n: usize) -> usize {
+    rx_queue_block(n) + 0x14
+}
+/// Receive Descriptor Tail.
+pub const fn rdt(n: usize) -> usize {
+    rx_queue_block(n) + 0x18
+}
+/// Receive Descriptor Control.
+pub const fn rxdctl(n: usize) -> usize {
+    rx_queue_block(n) + 0x28
+}
+/// RXDCTL.ENABLE: queue enable.
+pub const RXDCTL_ENABLE: u32 = 1 << 25;
+/// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units (bits 4:0).
+pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x1f;
+/// SRRCTL.DESCTYPE field (bits 27:25).
+pub const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
+/// SRRCTL.DESCTYPE = 001b: advanced descriptors, one buffer.
+pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 0x1 << 25;
+/// SRRCTL.DROP_EN: drop frames when the queue has no descriptors (instead of stalling
+/// the packet buffer for all queues).
+pub const SRRCTL_DROP_EN: u32 = 1 << 28;
+
+/// Receive DMA Control.
+pub const RDRXCTL: usize = 0x02f00;
+/// RDRXCTL.CRCSTRIP: strip the CRC (must match HLREG0.RXCRCSTRP).
+pub const RDRXCTL_CRCSTRIP: u32 = 1 << 1;
+/// RDRXCTL.DMAIDONE: DMA initialisation done.
+pub const RDRXCTL_DMAIDONE: u32 = 1 << 3;
+
+/// Receive Packet Buffer Size of packet buffer `n`.
+pub const fn rxpbsize(n: usize) -> usize {
+    0x03c00 + 4 * n
+}
+/// All 512 KB of receive packet buffer to buffer 0 (no DCB/VT; 4.6.11.3.4). The SIZE
+/// field is in KB at bits 19:10.
+pub const RXPBSIZE_512KB: u32 = 512 << 10;
+
+/// Receive Control.
+pub const RXCTRL: usize = 0x03000;
+/// RXCTRL.RXEN: receive enable.
+pub const RXCTRL_RXEN: u32 = 1 << 0;
+
+// ---- Transmit, 8.2.3.9 ----
+/// DMA Tx TCP Max Allow Size Requests.
+pub const DTXMXSZRQ: usize = 0x08100;
+/// DTXMXSZRQ.MAX_BYTES_NUM_REQ: the value the datasheet wants without DCB (4.6.11.3.4).
+pub const DTXMXSZRQ_MAX: u32 = 0xfff;
+/// DMA Tx Control.
+pub const DMATXCTL: usize = 0x04a80;
+/// DMATXCTL.TE: transmit enable.
+pub const DMATXCTL_TE: u32 = 1 << 0;
+
+/// Transmit Packet Buffer Size of packet buffer `n`.
+pub const fn txpbsize(n: usize) -> usize {
+    0x0cc00 + 4 * n
+}
+/// All 160 KB of transmit packet buffer to buffer 0 (no DCB/VT; 4.6.11.3.4).
+pub const TXPBSIZE_160KB: u32 = 160 << 10;
+
+/// Transmit queue register block, 0x40 apart from 0x06000.
+const fn tx_queue_block(n: usize) -> usize {
+    0x06000 + 0x40 * n
+}
+/// Transmit Descriptor Base Address Low.
+pub const fn tdbal(n: usize) -> usize {
+    tx_queue_block(n)
+}
+/// Transmit Descriptor Base Address High.
+pub const fn tdbah(n: usize) -> usize {
+    tx_queue_block(n) + 0x04
+}
+/// Transmit Descriptor Length (bytes).
+pub const fn tdlen(n: usize) -> usize {
+    tx_queue_block(n) + 0x08
+}
+/// Transmit Descriptor Head.
+pub const fn tdh(n: usize) -> usize {
+    tx_queue_block(n) + 0x10
+}
+/// Transmit Descriptor Tail.
+pub const fn tdt(n: usize) -> usize {
+    tx_queue_block(n) + 0x18
+}
+/// Transmit Descriptor Control.
+pub const fn txdctl(n: usize) -> usize {
+    tx_queue_block(n) + 0x28
+}
+/// TXDCTL.PTHRESH (bits 6:0), HTHRESH (14:8), WTHRESH (22:16).
+pub const TXDCTL_THRESH_MASK: u32 = 0x7f | 0x7f << 8 | 0x7f << 16;
+/// Prefetch 36, host 8, write-back 4: the values DPDK and ixy use (7.2.3.4.1, 7.2.3.5).
+pub const TXDCTL_THRESH: u32 = 36 | 8 << 8 | 4 << 16;
+/// TXDCTL.ENABLE: queue enable.
+pub const TXDCTL_ENABLE: u32 = 1 << 25;
+
+// ---- DCB, 8.2.3.10 ----
+/// DCB Transmit Descriptor Plane Control and Status.
+pub const RTTDCS: usize = 0x04900;
+/// RTTDCS.ARBDIS: disable the descriptor arbiter while configuring (4.6.11.3.4).
+pub const RTTDCS_ARBDIS: u32 = 1 << 6;
+
+// ---- MAC, 8.2.3.22 ----
+/// MAC Core Control 0.
+pub const HLREG0: usize = 0x04240;
+/// HLREG0.TXCRCEN: append CRC on transmit.
+pub const HLREG0_TXCRCEN: u32 = 1 << 0;
+/// HLREG0.RXCRCSTRP: strip CRC on receive.
+pub const HLREG0_RXCRCSTRP: u32 = 1 << 1;
+/// HLREG0.TXPADEN: pad short frames on transmit.
+pub const HLREG0_TXPADEN: u32 = 1 << 10;
+
+/// Auto-Negotiation Control.
+pub const AUTOC: usize = 0x042a0;
+/// AUTOC.10G_PMA_PMD_PARALLEL field (bits 8:7); 00b = XAUI.
+pub const AUTOC_10G_PMA_PMD_MASK: u32 = 0x3 << 7;
+/// AUTOC.10G_PMA_PMD_PARALLEL = XAUI.
+pub const AUTOC_10G_XAUI: u32 = 0x0 << 7;
+/// AUTOC.RESTART_AN: restart auto-negotiation (self-clearing).
+pub const AUTOC_RESTART_AN: u32 = 1 << 12;
+/// AUTOC.LMS link mode select field (bits 15:13).
+pub const AUTOC_LMS_MASK: u32 = 0x7 << 13;
+/// AUTOC.LMS = 011b: 10 Gb/s serial link, no auto-negotiation.
+pub const AUTOC_LMS_10G_SERIAL: u32 = 0x3 << 13;
+
+/// Link Status.
+pub const LINKS: usize = 0x042a4;
+/// LINKS.LINK_UP.
+pub const LINKS_UP: u32 = 1 << 30;
+/// LINKS.LINK_SPEED field (bits 29:28).
+pub const LINKS_SPEED_MASK: u32 = 0x3 << 28;
+/// LINK_SPEED = 11b: 10 Gb/s.
+pub const LINKS_SPEED_10G: u32 = 0x3 << 28;
+/// LINK_SPEED = 10b: 1 Gb/s.
+pub const LINKS_SPEED_1G: u32 = 0x2 << 28;
+/// LINK_SPEED = 01b: 100 Mb/s.
+pub const LINKS_SPEED_100M: u32 = 0x1 << 28;
+
+// ---- Statistics, 8.2.3.23 (all clear on read) ----
+/// Good Packets Received Count.
+pub const GPRC: usize = 0x04074;
+/// Good Packets Transmitted Count.
+pub const GPTC: usize = 0x04080;
+/// Good Octets Received Count, low 32 bits (read first).
+pub const GORCL: usize = 0x04088;
+/// Good Octets Received Count, high 4 bits.
+pub const GORCH: usize = 0x0408c;
+/// Good Octets Transmitted Count, low 32 bits (read first).
+pub const GOTCL: usize = 0x04090;
+/// Good Octets Transmitted Count, high 4 bits.
+pub const GOTCH: usize = 0x04094;
+/// Missed Packets Count of packet buffer `n` (0-7).
+pub const fn mpc(n: usize) -> usize {
+    0x03fa0 + 4 * n
+}
+/// Number of MPC registers.
+pub const NUM_MPC: usize = 8;
+/// Queue Packets Received Drop Count of queue `n` (frames dropped for lack of
+/// descriptors with SRRCTL.DROP_EN set; the 82599's successor of the 82598's RNBC).
+pub const fn qprdc(n: usize) -> usize {
+    0x01430 + 0x40 * n
+}
