@@ -1,0 +1,38 @@
+# Guest script of the kernel-bound boot: one legacy virtio NIC driven by the
+# guest kernel's virtio_net, up with an address. The ixy driver must refuse it.
+hugepages_on 256
+insmod_all virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net
+sleep 1
+NIC="$(pci_find 0x1af4 0x1000 | head -n 1)"
+IF="$(ls /sys/bus/pci/devices/$NIC/virtio*/net/ 2>/dev/null | head -n 1)"
+echo "@@INFO NIC=$NIC IF=$IF"
+begin active-interface-guard
+if [ -z "$NIC" ] || [ -z "$IF" ]; then
+    fail active-interface-guard "no kernel-bound virtio NIC in the guest (NIC=$NIC IF=$IF)"
+elif ! have_examples; then
+    fail active-interface-guard "example binaries missing from the initramfs"
+else
+    ip addr add 192.0.2.1/24 dev "$IF"
+    ip link set "$IF" up
+    sleep 1
+    run_cmd guard timeout 60 generator "$NIC" 100
+    why=""
+    drv="$(basename "$(readlink /sys/bus/pci/devices/$NIC/driver)" 2>/dev/null)"
+    if [ "$RC" = 0 ]; then
+        why="generator exited 0 on a NIC in use by $IF"
+    elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
+        why="generator hung"
+    elif ! no_panic "$OUT"; then
+        why="generator panicked"
+    elif ! grep -qF "$IF" "$OUT"; then
+        why="error message does not name $IF"
+    fi
+    [ "$drv" = virtio-pci ] || why="$why; device now bound to '$drv', expected virtio-pci"
+    ip link show "$IF" 2>/dev/null | grep -q '[<,]UP[,>]' || why="$why; $IF is no longer up"
+    ip addr show "$IF" 2>/dev/null | grep -q '192\.0\.2\.1/24' || why="$why; $IF lost its address"
+    if [ -z "$why" ]; then pass active-interface-guard; else fail active-interface-guard "${why#; }"; fi
+
+    # Optional: with IXY_FORCE_UNBIND=1 the generator may take the device over.
+    run_cmd force env IXY_FORCE_UNBIND=1 timeout 60 generator "$NIC" 1000
+    echo "@@INFO force-unbind rc=$RC driver now: $(basename "$(readlink /sys/bus/pci/devices/$NIC/driver)" 2>/dev/null)"
+fi

@@ -1,0 +1,162 @@
+# Guest script of the main boot: four legacy virtio NICs, no kernel driver on
+# them. Hub 1 joins A and B, hub 2 joins C and D; the host records what
+# reaches D (and what A sends) with filter-dump.
+A=0000:00:04.0
+B=0000:00:05.0
+C=0000:00:06.0
+D=0000:00:07.0
+MACB=52:54:00:00:00:0b
+FOREIGN=10:10:10:10:10:10
+SCENARIOS="no-hugepages bad-pci-address not-a-nic virtio-legacy-forward virtio-promisc no-hugepage-leak"
+
+NICS="$(pci_find 0x1af4 0x1000 | tr '\n' ' ')"
+echo "@@NICS $NICS"
+if [ "$NICS" != "$A $B $C $D " ]; then
+    for s in $SCENARIOS; do fail "$s" "unexpected NICs in guest: $NICS"; done
+    return 0 2>/dev/null || exit 0
+fi
+if ! have_examples; then
+    for s in $SCENARIOS; do fail "$s" "example binaries missing from the initramfs"; done
+    return 0 2>/dev/null || exit 0
+fi
+
+# ---- no-hugepages: nothing mounted, no hugepages reserved.
+begin no-hugepages
+hugepages_off
+run_cmd nohuge timeout 60 generator "$A" 100
+if [ "$RC" = 0 ]; then
+    fail no-hugepages "generator exited 0 without hugepages"
+elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
+    fail no-hugepages "generator hung (killed by timeout)"
+elif ! no_panic "$OUT"; then
+    fail no-hugepages "generator panicked"
+elif ! grep -qi hugepage "$OUT"; then
+    fail no-hugepages "error message does not mention hugepages"
+else
+    pass no-hugepages
+fi
+
+hugepages_on 256
+echo "@@INFO HugePages_Free=$(huge_free)"
+
+# ---- bad-pci-address
+begin bad-pci-address
+why=""
+for addr in 0000:zz:00.0 0000:00:1f.7; do
+    run_cmd badpci timeout 60 generator "$addr" 100
+    if [ "$RC" = 0 ]; then
+        why="$why; generator $addr exited 0"
+    elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
+        why="$why; generator $addr hung"
+    elif ! no_panic "$OUT"; then
+        why="$why; generator $addr panicked"
+    elif ! grep -qF "$addr" "$OUT"; then
+        why="$why; error for $addr does not name the address"
+    fi
+done
+if [ -z "$why" ]; then pass bad-pci-address; else fail bad-pci-address "${why#; }"; fi
+
+# ---- not-a-nic: the host bridge
+begin not-a-nic
+run_cmd notanic timeout 60 generator 0000:00:00.0 100
+if [ "$RC" = 0 ]; then
+    fail not-a-nic "generator exited 0 on the host bridge"
+elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
+    fail not-a-nic "generator hung"
+elif ! no_panic "$OUT"; then
+    fail not-a-nic "generator panicked"
+elif ! grep -qi 'not a network' "$OUT"; then
+    fail not-a-nic "error message does not contain 'not a network'"
+else
+    pass not-a-nic
+fi
+
+# ---- virtio-legacy-forward: generator A -> hub1 -> B forwarder C -> hub2 -> D (captured on host)
+begin virtio-legacy-forward
+forwarder "$B" "$C" >/tmp/fwd.out 2>&1 &
+FPID=$!
+sleep 3
+echo "@@FWD_START"
+run_cmd fwdgen timeout 180 generator "$A" 20000
+GRC=$RC
+sleep 2
+echo "@@FWD_END"
+why=""
+if kill -0 $FPID 2>/dev/null; then
+    stop_bg $FPID
+else
+    wait $FPID
+    why="forwarder exited early (rc=$?)"
+fi
+show /tmp/fwd.out forwarder
+[ "$GRC" = 0 ] || why="$why; generator exited $GRC"
+no_panic /tmp/fwd.out || why="$why; forwarder panicked"
+no_panic "$OUT" || why="$why; generator panicked"
+# The host checks the capture at D after the guest has stopped.
+if [ -z "$why" ]; then pass virtio-legacy-forward; else fail virtio-legacy-forward "${why#; }"; fi
+
+# ---- virtio-promisc
+begin virtio-promisc
+why=""
+# Promiscuous (default): pcap on B records frames to a foreign MAC.
+IXY_PROMISC=1 timeout 60 pcap "$B" /tmp/promisc1.pcap 100 >/tmp/pcap1.out 2>&1 &
+P=$!
+sleep 3
+run_cmd promgen1 timeout 60 generator "$A" 3000
+wait $P
+PRC=$?
+show /tmp/pcap1.out pcap-promisc-on
+[ "$PRC" = 0 ] || why="$why; promiscuous pcap exited $PRC (expected 100 frames to $FOREIGN)"
+no_panic /tmp/pcap1.out || why="$why; pcap panicked"
+# Not promiscuous: frames to a foreign MAC come first, then frames to B's own
+# MAC; pcap must stop after 100 frames, all to B's MAC.
+IXY_PROMISC=0 timeout 60 pcap "$B" /tmp/promisc0.pcap 100 >/tmp/pcap0.out 2>&1 &
+P=$!
+sleep 3
+run_cmd promgen0a timeout 60 generator "$A" 3000
+run_cmd promgen0b env IXY_DST_MAC=$MACB timeout 60 generator "$A" 1000
+wait $P
+PRC=$?
+show /tmp/pcap0.out pcap-promisc-off
+[ "$PRC" = 0 ] || why="$why; non-promiscuous pcap exited $PRC (expected 100 frames to $MACB)"
+no_panic /tmp/pcap0.out || why="$why; pcap panicked"
+emit_file promisc1 /tmp/promisc1.pcap
+emit_file promisc0 /tmp/promisc0.pcap
+if [ -z "$why" ]; then pass virtio-promisc; else fail virtio-promisc "${why#; }"; fi
+
+# ---- no-hugepage-leak
+begin no-hugepage-leak
+why=""
+before=$(huge_free)
+i=0
+while [ $i -lt 20 ]; do
+    timeout 60 generator "$A" 1000 >/tmp/leak.out 2>&1
+    rc=$?
+    if [ $rc != 0 ] || ! no_panic /tmp/leak.out; then
+        show /tmp/leak.out "leak-run-$i"
+        why="$why; run $i exited $rc"
+        break
+    fi
+    i=$((i + 1))
+done
+after=$(huge_free)
+echo "@@INFO HugePages_Free before=$before after 20 runs=$after"
+[ "$before" = "$after" ] || why="$why; HugePages_Free $before before 20 runs, $after after"
+generator "$A" >/tmp/leak-kill.out 2>&1 &
+P=$!
+sleep 3
+during=$(huge_free)
+if kill -0 $P 2>/dev/null; then
+    kill -9 $P
+    wait $P 2>/dev/null
+else
+    wait $P
+    why="$why; endless generator exited by itself (rc=$?)"
+    show /tmp/leak-kill.out leak-kill
+fi
+sleep 1
+after2=$(huge_free)
+echo "@@INFO HugePages_Free during=$during after SIGKILL=$after2"
+ls -la /mnt/huge | sed 's/^/@@| mnt-huge: /'
+[ "$after" = "$after2" ] || why="$why; HugePages_Free $after before SIGKILL run, $after2 after"
+if [ -z "$why" ]; then pass no-hugepage-leak; else fail no-hugepage-leak "${why#; }"; fi

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Shared pieces of the ixy QEMU test bench. Source this file; do not run it.
+#
+# Everything here runs the drivers inside a QEMU guest (TCG). Guest NICs are
+# joined only to QEMU hubs: nothing reaches the host network, and no host PCI
+# device is ever touched.
+
+VM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$VM_DIR/.." && pwd)"
+IXY_VM_CACHE="${IXY_VM_CACHE:-$HOME/.cache/ixy-vm}"
+# Where cargo builds the static examples (override with IXY_VM_TARGET_DIR or CARGO_TARGET_DIR).
+IXY_VM_TARGET_DIR="${IXY_VM_TARGET_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}}"
+IXY_VM_TARGET=x86_64-unknown-linux-gnu
+IXY_VM_MEM="${IXY_VM_MEM:-2G}"
+IXY_VM_TIMEOUT="${IXY_VM_TIMEOUT:-600}"
+EXAMPLES=(generator forwarder pcap)
+
+log() { echo "[vm] $*" >&2; }
+die() { echo "[vm] ERROR: $*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install qemu (from bookworm-backports on Debian 12), busybox-static, cpio,
+# gzip. apt-get runs only when something is missing.
+ensure_deps() {
+    local missing=()
+    command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    [ -x /bin/busybox ] && file_is_static /bin/busybox || missing+=(busybox-static)
+    command -v cpio >/dev/null || missing+=(cpio)
+    command -v gzip >/dev/null || missing+=(gzip)
+    command -v dpkg-deb >/dev/null || missing+=(dpkg)
+    if [ ${#missing[@]} -eq 0 ]; then return 0; fi
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
+    log "installing: ${missing[*]}"
+    local codename=""
+    codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+    local qemu_opts=()
+    if [ "$codename" = bookworm ]; then
+        if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            echo 'deb http://deb.debian.org/debian bookworm-backports main' |
+                as_root tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+        fi
+        qemu_opts=(-t bookworm-backports)
+    fi
+    as_root apt-get update -qq
+    local pkg
+    for pkg in "${missing[@]}"; do
+        if [ "$pkg" = qemu-system-x86 ]; then
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "${qemu_opts[@]}" qemu-system-x86 >/dev/null
+        else
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "$pkg" >/dev/null
+        fi
+    done
+    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 still missing"
+    command -v cpio >/dev/null || die "cpio still missing"
+}
+
+file_is_static() {
+    # busybox-static installs /bin/busybox as a static binary; the dynamic
+    # 'busybox' package would not run in the initramfs.
+    dpkg -s busybox-static >/dev/null 2>&1
+}
+
+# Download and unpack a Debian 6.1 kernel into $IXY_VM_CACHE/kernel.
+# Sets KERNEL_IMAGE and KERNEL_MODDIR.
+ensure_kernel() {
+    local kdir="$IXY_VM_CACHE/kernel"
+    if [ ! -f "$kdir/.done" ]; then
+        command -v apt-get >/dev/null || die "no kernel in $kdir and no apt-get to fetch one"
+        mkdir -p "$IXY_VM_CACHE"
+        local pkg
+        pkg="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+        if [ -z "$pkg" ]; then
+            as_root apt-get update -qq
+            pkg="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+        fi
+        [ -n "$pkg" ] || die "cannot resolve the linux-image package name"
+        log "downloading $pkg"
+        rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp"
+        (cd "$kdir.tmp" && chmod 777 . && apt-get download "$pkg" >/dev/null) || die "apt-get download $pkg failed"
+        dpkg-deb -x "$kdir.tmp"/*.deb "$kdir.tmp/root"
+        rm -f "$kdir.tmp"/*.deb
+        rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
+        touch "$kdir/.done"
+    fi
+    KERNEL_IMAGE="$(ls "$kdir"/root/boot/vmlinuz-* | head -1)"
+    KERNEL_MODDIR="$(ls -d "$kdir"/root/lib/modules/* | head -1)"
+    [ -f "$KERNEL_IMAGE" ] || die "no kernel image in $kdir"
+}
+
+# Build the examples as static binaries. Sets EXAMPLES_DIR.
+# IXY_VM_EXAMPLES_DIR names a directory of ready binaries instead (no build).
+build_examples() {
+    if [ -n "${IXY_VM_EXAMPLES_DIR:-}" ]; then
+        EXAMPLES_DIR="$IXY_VM_EXAMPLES_DIR"
+        return 0
+    fi
+    log "building examples (static, target dir $IXY_VM_TARGET_DIR)"
+    (cd "$REPO_DIR" &&
+        CARGO_TARGET_DIR="$IXY_VM_TARGET_DIR" RUSTFLAGS='-C target-feature=+crt-static' \
+            cargo build --release --examples --target "$IXY_VM_TARGET" >&2) || return 1
+    EXAMPLES_DIR="$IXY_VM_TARGET_DIR/$IXY_VM_TARGET/release/examples"
+    local e
+    for e in "${EXAMPLES[@]}"; do
+        [ -x "$EXAMPLES_DIR/$e" ] || { log "example $e was not built"; return 1; }
+    done
+}
+
+# Find a module's .ko path (modules.dep names, with - and _ equivalent).
+module_path() {
+    local name="$1" f
+    f="$(find "$KERNEL_MODDIR/kernel" \( -name "$name.ko" -o -name "${name//-/_}.ko" -o -name "${name//_/-}.ko" \) | head -1)"
+    [ -n "$f" ] || die "module $name not found in $KERNEL_MODDIR"
+    echo "$f"
+}
+
+# make_initramfs OUT GUEST_SCRIPT [MODULES...]
+# The guest script is sourced by a generated /init after the basic setup,
+# with the example binaries in /bin (if built) and modules in /lib/ixy-mods.
+make_initramfs() {
+    local out="$1" script="$2"
+    shift 2
+    local root
+    root="$(mktemp -d "${TMPDIR:-/tmp}/ixy-initramfs.XXXXXX")"
+    mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt/huge,lib/ixy-mods,etc,root}
+    cp /bin/busybox "$root/bin/busybox"
+    local m
+    for m in "$@"; do
+        cp "$(module_path "$m")" "$root/lib/ixy-mods/"
+    done
+    if [ -n "${EXAMPLES_DIR:-}" ]; then
+        local e
+        for e in "${EXAMPLES[@]}"; do
+            [ -x "$EXAMPLES_DIR/$e" ] && cp "$EXAMPLES_DIR/$e" "$root/bin/$e"
+        done
+    fi
+    cp "$VM_DIR/guest-common.sh" "$root/guest-common.sh"
+    cp "$script" "$root/guest-script.sh"
+    cat >"$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "@@BOOTED"
+. /guest-common.sh
+. /guest-script.sh
+echo "@@DONE"
+sync
+poweroff -f
+INIT
+    chmod +x "$root/init"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
+    rm -rf "$root"
+}
+
+# run_vm LOG INITRD [extra qemu args...]
+# Boots the guest with a hard timeout; the serial console goes to LOG.
+run_vm() {
+    local logf="$1" initrd="$2"
+    shift 2
+    local rc=0
+    timeout --foreground -k 10 "$IXY_VM_TIMEOUT" qemu-system-x86_64 \
+        -accel tcg -machine q35 -cpu max -smp 1 -m "$IXY_VM_MEM" \
+        -nographic -no-reboot -nodefaults -serial "file:$logf" -monitor none \
+        -kernel "$KERNEL_IMAGE" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 ${IXY_VM_APPEND:-}" \
+        "$@" </dev/null >"$logf.qemu" 2>&1 || rc=$?
+    return $rc
+}

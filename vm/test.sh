@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Runs the ixy example programs inside QEMU guests (TCG) and checks them.
+#
+# Prints "PASS <scenario>" or "FAIL <scenario>: <why>" per scenario and
+# "N passed, M failed" at the end; exits 0 only when every scenario passed.
+#
+# Two guest boots:
+#   guard: one legacy virtio NIC bound to the guest kernel's virtio_net
+#          (active-interface-guard)
+#   main:  four legacy virtio NICs, A-B on hub 1, C-D on hub 2, no kernel
+#          driver on them (no-hugepages, bad-pci-address, not-a-nic,
+#          virtio-legacy-forward, virtio-promisc, no-hugepage-leak); QEMU's
+#          filter-dump records on the host what A sends and what reaches D.
+#
+# Environment: IXY_VM_CACHE (kernel cache, default ~/.cache/ixy-vm),
+# IXY_VM_TARGET_DIR / CARGO_TARGET_DIR (cargo target dir), IXY_VM_WORK
+# (directory for logs and captures, default a new /tmp/ixy-vm-test.*),
+# IXY_VM_TIMEOUT (hard limit per boot in seconds), IXY_VM_ONLY (main|guard).
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SCENARIOS=(virtio-legacy-forward virtio-promisc bad-pci-address not-a-nic no-hugepages
+    active-interface-guard no-hugepage-leak)
+declare -A BOOT_OF=(
+    [virtio-legacy-forward]=main [virtio-promisc]=main [bad-pci-address]=main
+    [not-a-nic]=main [no-hugepages]=main [no-hugepage-leak]=main
+    [active-interface-guard]=guard
+)
+declare -A RESULT=()
+MACB=52:54:00:00:00:0b
+FOREIGN=10:10:10:10:10:10
+
+WORK="${IXY_VM_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/ixy-vm-test.XXXXXX")}"
+mkdir -p "$WORK"
+T0=$SECONDS
+
+finish() {
+    local passed=0 failed=0 s
+    for s in "${SCENARIOS[@]}"; do
+        local r="${RESULT[$s]:-FAIL no result}"
+        if [ "$r" = PASS ]; then
+            echo "PASS $s"
+            passed=$((passed + 1))
+        else
+            echo "FAIL $s: ${r#FAIL }"
+            failed=$((failed + 1))
+            show_section "$s"
+        fi
+    done
+    log "logs and captures in $WORK; total time $((SECONDS - T0)) s"
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit $?
+}
+
+# Print the guest's log section of a failed scenario, indented, next to the verdict.
+show_section() {
+    local s="$1" boot="${BOOT_OF[$1]}" f
+    f="$WORK/$boot.txt"
+    [ -f "$f" ] || return 0
+    echo "  --- guest log ($boot boot) for $s ---"
+    if grep -q "^@@BEGIN $s\$" "$f"; then
+        sed -n "/^@@BEGIN $s\$/,/^@@SCENARIO $s /p" "$f" | grep -v '^@@B64' | tail -n 60 | sed 's/^/  /'
+    else
+        grep -v '^@@B64' "$f" | tail -n 40 | sed 's/^/  /'
+        [ -s "$WORK/$boot.log.qemu" ] && sed 's/^/  qemu: /' "$WORK/$boot.log.qemu" | tail -n 10
+    fi
+    echo "  ---"
+}
+
+# parse_boot BOOT RC: read the verdicts the guest printed.
+parse_boot() {
+    local boot="$1" rc="$2" s line
+    tr -d '\r' <"$WORK/$boot.log" >"$WORK/$boot.txt"
+    for s in "${SCENARIOS[@]}"; do
+        [ "${BOOT_OF[$s]}" = "$boot" ] || continue
+        line="$(grep -m1 "^@@SCENARIO $s " "$WORK/$boot.txt" || true)"
+        if [ -z "$line" ]; then
+            if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+                RESULT[$s]="FAIL no result: the $boot guest timed out after ${IXY_VM_TIMEOUT}s"
+            elif ! grep -q '^@@DONE' "$WORK/$boot.txt"; then
+                RESULT[$s]="FAIL no result: the $boot guest stopped early (qemu rc=$rc)"
+            else
+                RESULT[$s]="FAIL no result from the $boot guest"
+            fi
+            continue
+        fi
+        line="${line#@@SCENARIO $s }"
+        if [ "$line" = PASS ]; then RESULT[$s]=PASS; else RESULT[$s]="FAIL ${line#FAIL }"; fi
+    done
+}
+
+# extract_file BOOT NAME OUT: decode a file the guest sent with emit_file.
+extract_file() {
+    sed -n "s/^@@B64 $2 //p" "$WORK/$1.txt" | base64 -d >"$3" 2>/dev/null
+}
+
+# host_check SCENARIO CMD...: downgrade a guest PASS when a host check fails.
+host_check() {
+    local s="$1" out
+    shift
+    [ "${RESULT[$s]:-}" = PASS ] || return 0
+    if out="$("$@" 2>&1)"; then
+        log "$s: $out"
+    else
+        RESULT[$s]="FAIL ${out:-check failed: $*}"
+    fi
+}
+
+ensure_deps
+ensure_kernel
+if ! build_examples; then
+    for s in "${SCENARIOS[@]}"; do RESULT[$s]="FAIL the examples do not build"; done
+    finish
+fi
+
+NET_MODS=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net)
+legacy_nic() { # legacy_nic NETDEV SLOT MAC
+    echo "-netdev hubport,id=$1,hubid=$4 -device virtio-net-pci,disable-modern=on,romfile=,netdev=$1,addr=$2,mac=$3"
+}
+
+if [ "${IXY_VM_ONLY:-guard}" = guard ]; then
+    t=$SECONDS
+    make_initramfs "$WORK/guard.cpio.gz" "$VM_DIR/guest/guard.sh" "${NET_MODS[@]}"
+    rc=0
+    # shellcheck disable=SC2046
+    run_vm "$WORK/guard.log" "$WORK/guard.cpio.gz" -smp 1 \
+        $(legacy_nic g0 0x4 52:54:00:00:01:0a 3) || rc=$?
+    parse_boot guard "$rc"
+    log "guard boot: $((SECONDS - t)) s (qemu rc=$rc)"
+fi
+
+if [ "${IXY_VM_ONLY:-main}" = main ]; then
+    t=$SECONDS
+    make_initramfs "$WORK/main.cpio.gz" "$VM_DIR/guest/main.sh"
+    rm -f "$WORK/a-sent.pcap" "$WORK/d-received.pcap"
+    rc=0
+    # filter-dump: queue=rx on a netdev sees what its NIC transmits, queue=tx
+    # what is delivered to its NIC.
+    # shellcheck disable=SC2046
+    run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp 2 \
+        $(legacy_nic na 0x4 52:54:00:00:00:0a 1) \
+        $(legacy_nic nb 0x5 $MACB 1) \
+        $(legacy_nic nc 0x6 52:54:00:00:00:0c 2) \
+        $(legacy_nic nd 0x7 52:54:00:00:00:0d 2) \
+        -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/a-sent.pcap" \
+        -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/d-received.pcap" || rc=$?
+    parse_boot main "$rc"
+    log "main boot: $((SECONDS - t)) s (qemu rc=$rc)"
+    host_check virtio-legacy-forward python3 "$VM_DIR/check_pcap.py" forward \
+        "$WORK/d-received.pcap" --ref "$WORK/a-sent.pcap" --min 10000
+    if [ "${RESULT[virtio-promisc]:-}" = PASS ]; then
+        extract_file main promisc1 "$WORK/promisc1.pcap"
+        extract_file main promisc0 "$WORK/promisc0.pcap"
+        host_check virtio-promisc python3 "$VM_DIR/check_pcap.py" dst \
+            "$WORK/promisc1.pcap" --mac "$FOREIGN" --min 100
+        host_check virtio-promisc python3 "$VM_DIR/check_pcap.py" dst \
+            "$WORK/promisc0.pcap" --mac "$MACB" --min 100
+    fi
+fi
+
+finish
