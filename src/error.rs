@@ -75,6 +75,23 @@ pub enum Error {
         /// What the device did or did not do.
         detail: String,
     },
+    /// The VFIO path failed: group not viable, group file not accessible, no IOMMU,
+    /// device not bound to vfio-pci when VFIO is required.
+    Vfio {
+        /// The device's address (or the resource concerned).
+        address: String,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// Mapping DMA memory through the IOMMU would exceed `RLIMIT_MEMLOCK`.
+    MemlockLimit {
+        /// The soft limit in bytes.
+        limit: u64,
+        /// Bytes already locked by this process.
+        locked: u64,
+        /// Bytes the failed mapping asked for.
+        requested: u64,
+    },
     /// Something the operating system refused: opening, mapping or writing a file.
     Io {
         /// What was being attempted (includes the path).
@@ -160,6 +177,24 @@ impl fmt::Display for Error {
             ),
             Error::InvalidConfig { detail } => write!(f, "invalid configuration: {detail}"),
             Error::Device { address, detail } => write!(f, "device {address}: {detail}"),
+            Error::Vfio { address, detail } => write!(f, "VFIO: device {address}: {detail}"),
+            Error::MemlockLimit {
+                limit,
+                locked,
+                requested,
+            } => write!(
+                f,
+                "cannot pin {} KiB of DMA memory for the IOMMU: the locked-memory limit \
+                 (RLIMIT_MEMLOCK) is {} KiB and {} KiB are already locked; this process needs \
+                 at least {} KiB. Raise it before starting (as root, or via \
+                 /etc/security/limits.conf: `<user> - memlock unlimited`), e.g. \
+                 `ulimit -l {}` or `ulimit -l unlimited`",
+                requested / 1024,
+                limit / 1024,
+                locked / 1024,
+                (locked + requested) / 1024,
+                ((locked + requested) / 1024).max(65536)
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

@@ -64,6 +64,7 @@ use std::time::Duration;
 
 pub mod error;
 pub(crate) mod intel;
+pub mod interrupts;
 pub mod ixgbe;
 pub mod memory;
 #[cfg(feature = "model")]
@@ -200,6 +201,9 @@ pub struct DeviceConfig {
     pub force_unbind: bool,
     /// hugetlbfs mount for DMA memory (default `$IXY_HUGEPAGE_DIR`, else `/mnt/huge`).
     pub hugepage_dir: Option<PathBuf>,
+    /// Refuse devices that are not bound to vfio-pci (also set by `IXY_VFIO=1`). Without
+    /// root, VFIO is always required.
+    pub require_vfio: bool,
 }
 
 impl DeviceConfig {
@@ -212,6 +216,7 @@ impl DeviceConfig {
             interrupt_timeout_ms: 0,
             force_unbind: false,
             hugepage_dir: None,
+            require_vfio: false,
         }
     }
 
@@ -231,6 +236,12 @@ impl DeviceConfig {
     /// Takes the device even if its kernel interface is in use.
     pub fn force_unbind(mut self, force: bool) -> Self {
         self.force_unbind = force;
+        self
+    }
+
+    /// Refuses devices that are not bound to vfio-pci.
+    pub fn require_vfio(mut self, required: bool) -> Self {
+        self.require_vfio = required;
         self
     }
 
@@ -258,8 +269,28 @@ impl DeviceConfig {
         }
         let device = pci::PciDevice::open(&self.pci_addr)?;
         let id = device.identify()?;
+        if !device.is_vfio() {
+            // SAFETY: geteuid cannot fail.
+            let root = unsafe { libc::geteuid() } == 0;
+            if self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1") {
+                return Err(device.not_vfio_error("VFIO is required (IXY_VFIO=1 / require_vfio)"));
+            }
+            if !root {
+                return Err(
+                    device.not_vfio_error("without root a device can only be driven through VFIO")
+                );
+            }
+            if pci::vfio::active_container().is_some() {
+                return Err(Error::config(format!(
+                    "{} is not bound to vfio-pci but another device of this process is: \
+                     DMA memory is mapped through the IOMMU, so all devices of a process \
+                     must use VFIO (bind {} to vfio-pci too)",
+                    self.pci_addr, self.pci_addr
+                )));
+            }
+        }
         match pci::driver_for(&id) {
-            Some(pci::DriverKind::VirtioLegacy) => {
+            Some(pci::DriverKind::VirtioLegacy | pci::DriverKind::VirtioModern) => {
                 Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
             }
             Some(pci::DriverKind::Ixgbe) => Ok(Box::new(ixgbe::IxgbeDevice::open(device, self)?)),

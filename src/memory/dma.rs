@@ -184,7 +184,7 @@ impl Hugepages {
         &self.dir
     }
 
-    fn check_mount(&self) -> Result<()> {
+    pub(crate) fn check_mount(&self) -> Result<()> {
         let path = CString::new(self.dir.as_os_str().as_encoded_bytes()).map_err(|_| {
             Error::Hugepages {
                 detail: format!(
@@ -215,7 +215,9 @@ impl Hugepages {
     }
 
     /// Maps `size` bytes (a multiple of 2 MiB) of hugepages, unlinking the backing file.
-    fn map(&self, size: usize) -> Result<NonNull<u8>> {
+    /// `lock`: mlock the pages (not on the VFIO path, where pinning by VFIO would count
+    /// them twice against RLIMIT_MEMLOCK).
+    pub(crate) fn map(&self, size: usize, lock: bool) -> Result<NonNull<u8>> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("ixy-{}-{n}", std::process::id()));
@@ -258,7 +260,7 @@ impl Hugepages {
         })?;
         // SAFETY: `ptr..ptr+size` is the mapping just made. Locking keeps the pages resident
         // (hugepages are not swapped anyway; this also pre-faults them).
-        if unsafe { libc::mlock(ptr, size) } != 0 {
+        if lock && unsafe { libc::mlock(ptr, size) } != 0 {
             let e = io::Error::last_os_error();
             // SAFETY: unmapping the mapping made above.
             unsafe { libc::munmap(ptr, size) };
@@ -299,9 +301,14 @@ impl DmaAllocator for Hugepages {
         if size == 0 {
             return Err(Error::config("DMA allocation of 0 bytes"));
         }
+        // With a VFIO container in this process, memory is mapped at I/O virtual
+        // addresses through the IOMMU instead (no pagemap, no root needed).
+        if let Some(container) = crate::pci::vfio::active_container() {
+            return super::vfio::VfioDma::new(self.clone(), container).allocate(size);
+        }
         self.check_mount()?;
         let size = size.next_multiple_of(CHUNK_SIZE);
-        let virt = self.map(size)?;
+        let virt = self.map(size, true)?;
         let release: Release = Box::new(|p, s| {
             // SAFETY: (p, s) is exactly the mapping made in `map`, released once.
             unsafe { libc::munmap(p.as_ptr().cast(), s) };

@@ -3,9 +3,12 @@
 //! or accessing its BARs.
 //!
 //! Everything goes through `/sys/bus/pci/devices/<address>/`: `config` (config space),
-//! `driver/unbind`, `resourceN` (BARs; mmap for memory BARs, pread/pwrite for I/O BARs).
+//! `driver/unbind`, `resourceN` (BARs; mmap for memory BARs, pread/pwrite for I/O BARs) —
+//! unless the device is bound to `vfio-pci`: then config space, BARs, bus mastering and
+//! interrupts go through [`vfio`], and DMA memory is mapped through the IOMMU.
 
 mod guard;
+pub mod vfio;
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -18,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::registers::MmioRegion;
 
 pub use guard::{InterfaceState, active_interfaces};
+pub use vfio::IrqMode;
 
 /// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,8 +121,10 @@ const CLASS_NETWORK: u32 = 0x02;
 /// Which driver handles a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverKind {
-    /// virtio-net, legacy interface.
+    /// virtio-net, legacy or transitional device (`1af4:1000`).
     VirtioLegacy,
+    /// virtio-net, modern-only device (`1af4:1041`, virtio 1.0).
+    VirtioModern,
     /// Intel 82599/X520, X540 or X550 physical function (ixgbe).
     Ixgbe,
 }
@@ -172,11 +178,6 @@ impl DeviceId {
     /// The error for a network controller no driver handles.
     pub fn unsupported(&self) -> Error {
         let reason = match (self.vendor, self.device) {
-            (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_MODERN) => {
-                "modern-only virtio-net (virtio 1.0) devices are not supported yet; \
-                 use a legacy or transitional device (QEMU: disable-modern=on)"
-                    .to_string()
-            }
             (VENDOR_INTEL, _) => {
                 "this Intel device is not one of the 82599/X520, X540 or X550 physical \
                  functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS); leave it \
@@ -198,6 +199,7 @@ impl DeviceId {
 pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
     match (id.vendor, id.device) {
         (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY) => Some(DriverKind::VirtioLegacy),
+        (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_MODERN) => Some(DriverKind::VirtioModern),
         (VENDOR_INTEL, device) if IXGBE_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
             Some(DriverKind::Ixgbe)
         }
@@ -211,10 +213,15 @@ pub struct PciDevice {
     address: PciAddress,
     name: String,
     path: PathBuf,
+    /// Present when the device is bound to vfio-pci.
+    vfio: Option<vfio::VfioDevice>,
 }
 
 /// Root of the sysfs PCI device tree.
 const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
+
+/// Name of the kernel driver that hands devices to user space through VFIO.
+pub const VFIO_PCI_DRIVER: &str = "vfio-pci";
 
 impl PciDevice {
     /// Finds the device at `address` (a string like `0000:03:00.0`).
@@ -229,11 +236,63 @@ impl PciDevice {
         if !path.join("config").exists() {
             return Err(Error::NoSuchDevice { address: name });
         }
-        Ok(PciDevice {
+        let mut dev = PciDevice {
             address,
             name,
             path,
+            vfio: None,
+        };
+        if dev.kernel_driver().as_deref() == Some(VFIO_PCI_DRIVER) {
+            dev.vfio = Some(vfio::VfioDevice::open(&dev.name, &dev.path)?);
+        }
+        Ok(dev)
+    }
+
+    /// True if the device is driven through VFIO (it is bound to vfio-pci).
+    pub fn is_vfio(&self) -> bool {
+        self.vfio.is_some()
+    }
+
+    /// The VFIO handle, when the device is bound to vfio-pci.
+    pub fn vfio(&self) -> Option<&vfio::VfioDevice> {
+        self.vfio.as_ref()
+    }
+
+    /// Enables MSI-X with vector `i` signalling eventfd `fds[i]` (VFIO only).
+    pub fn enable_msix(&self, fds: &[std::os::fd::RawFd]) -> Result<()> {
+        self.vfio_or_err()?.enable_msix(fds)
+    }
+
+    /// Enables MSI-X, or MSI if the function lacks MSI-X vectors, with vector `i`
+    /// signalling eventfd `fds[i]` (VFIO only: sysfs cannot deliver interrupts).
+    pub fn enable_interrupts(&self, fds: &[std::os::fd::RawFd]) -> Result<IrqMode> {
+        self.vfio_or_err()?.enable_interrupts(fds)
+    }
+
+    fn vfio_or_err(&self) -> Result<&vfio::VfioDevice> {
+        self.vfio.as_ref().ok_or_else(|| Error::Vfio {
+            address: self.name.clone(),
+            detail: "interrupts need the device bound to vfio-pci \
+                     (scripts/vfio-bind.sh); through sysfs only polling works"
+                .into(),
         })
+    }
+
+    /// The error for a device that must be used through VFIO but is not bound to
+    /// vfio-pci (running without root, or VFIO required by configuration).
+    pub fn not_vfio_error(&self, why: &str) -> Error {
+        let driver = self
+            .kernel_driver()
+            .map_or("no driver".to_string(), |d| format!("driver {d}"));
+        Error::Vfio {
+            address: self.name.clone(),
+            detail: format!(
+                "the device is bound to {driver}, not vfio-pci, and {why}; bind it to \
+                 vfio-pci and give your user its group: \
+                 `sudo scripts/vfio-bind.sh {} $USER` (or run as root without VFIO)",
+                self.name
+            ),
+        }
     }
 
     /// The device's address.
@@ -262,6 +321,9 @@ impl PciDevice {
 
     /// Reads `buf.len()` bytes of config space at `offset`.
     pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if let Some(v) = &self.vfio {
+            return v.read_config(offset, buf);
+        }
         self.config_file(false)?
             .read_exact_at(buf, offset)
             .map_err(|e| Error::io(format!("cannot read config space of {}", self.name), e))
@@ -269,6 +331,9 @@ impl PciDevice {
 
     /// Writes `buf` to config space at `offset`.
     pub fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
+        if let Some(v) = &self.vfio {
+            return v.write_config(offset, buf);
+        }
         self.config_file(true)?
             .write_all_at(buf, offset)
             .map_err(|e| Error::io(format!("cannot write config space of {}", self.name), e))
@@ -308,6 +373,10 @@ impl PciDevice {
         let Some(driver) = self.kernel_driver() else {
             return Ok(());
         };
+        // A device bound to vfio-pci is already ours.
+        if self.vfio.is_some() {
+            return Ok(());
+        }
         if let Some(active) = guard::active_interfaces(&self.path).into_iter().next()
             && !force
         {
@@ -361,6 +430,9 @@ impl PciDevice {
 
     /// Maps memory BAR `bar` into the address space.
     pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+        if let Some(v) = &self.vfio {
+            return v.map_bar(bar);
+        }
         let (file, path, len) = self.open_resource(bar)?;
         let len = len as usize;
         if len == 0 {
@@ -395,9 +467,22 @@ impl PciDevice {
 
     /// Opens I/O-port BAR `bar` for reads and writes.
     pub fn io_bar(&self, bar: u8) -> Result<IoBar> {
+        if let Some(v) = &self.vfio {
+            let (base, len) = v.region(bar as u32)?;
+            let file = v.file().try_clone().map_err(|e| {
+                Error::io(format!("cannot duplicate the VFIO fd of {}", self.name), e)
+            })?;
+            return Ok(IoBar {
+                file,
+                base,
+                len,
+                name: self.name.clone(),
+            });
+        }
         let (file, _, len) = self.open_resource(bar)?;
         Ok(IoBar {
             file,
+            base: 0,
             len,
             name: self.name.clone(),
         })
@@ -410,6 +495,8 @@ impl PciDevice {
 #[derive(Debug)]
 pub struct IoBar {
     file: File,
+    /// Offset of the BAR within `file` (0 for sysfs, the region offset for VFIO).
+    base: u64,
     len: u64,
     name: String,
 }
@@ -424,7 +511,7 @@ impl IoBar {
             ));
         }
         self.file
-            .read_exact_at(&mut b, offset)
+            .read_exact_at(&mut b, self.base + offset)
             .map_err(|e| Error::io(format!("I/O BAR read of {} at {offset:#x}", self.name), e))?;
         Ok(b)
     }
@@ -437,7 +524,7 @@ impl IoBar {
             ));
         }
         self.file
-            .write_all_at(b, offset)
+            .write_all_at(b, self.base + offset)
             .map_err(|e| Error::io(format!("I/O BAR write of {} at {offset:#x}", self.name), e))
     }
 

@@ -1,64 +1,70 @@
-//! virtio-net driver (legacy interface, `1af4:1000`).
+//! virtio-net driver: legacy (`1af4:1000`) and modern (virtio 1.0, `1af4:1041`) devices.
 //!
-//! Follows the virtio 1.1 specification: device initialisation (3.1.1), the legacy PCI
-//! interface (4.1.4.8), split virtqueues ([`virtqueue`]) and the network device (5.1),
-//! including the control queue for promiscuous mode and multi-queue.
+//! Follows the virtio 1.1 specification: device initialisation (3.1.1), the PCI transports
+//! ([`transport`]: legacy I/O port, 4.1.4.8, or modern capabilities, 4.1.4), split
+//! virtqueues ([`virtqueue`]) and the network device (5.1), including the control queue
+//! for promiscuous mode and multi-queue. The rings and the packet logic exist once; only
+//! register access differs between the transports.
 //!
-//! Packets carry the 10-byte `virtio_net_hdr` (5.1.6) in their headroom: on receive the
-//! device writes it just before the packet data; on transmit it is prepended into the
-//! headroom, so each packet is one descriptor. No offloads are negotiated (QEMU offers
-//! none with the hub/socket backends anyway).
+//! Which transport: a modern-only device (`1af4:1041`) always uses the modern one. A
+//! transitional device (`1af4:1000` with modern capabilities) uses the modern one when it
+//! is bound to vfio-pci (its DMA must go through the IOMMU, which needs
+//! `VIRTIO_F_ACCESS_PLATFORM`, a modern-only feature) or when `IXY_VIRTIO_MODERN=1`;
+//! otherwise the legacy one, as before.
+//!
+//! Packets carry the `virtio_net_hdr` (5.1.6) in their headroom: 10 bytes on legacy
+//! devices, 12 with `VIRTIO_F_VERSION_1`. On receive the device writes it just before the
+//! packet data; on transmit it is prepended into the headroom, so each packet is one
+//! descriptor. No offloads are negotiated (QEMU offers none with hub/socket backends).
+//!
+//! Interrupts (with [`DeviceConfig::interrupt_timeout_ms`] set and the device on vfio-pci):
+//! receive queue `i` gets MSI-X vector `i`; an idle `rx_batch` re-enables the queue's
+//! interrupt (clears `VIRTQ_AVAIL_F_NO_INTERRUPT`) only for as long as it sleeps.
 //!
 //! Statistics are counted in software: virtio has no hardware counters.
 
+pub mod transport;
 pub mod virtqueue;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::interrupts::QueueInterrupt;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
-use crate::pci::{IoBar, PciDevice};
+use crate::pci::{DEVICE_VIRTIO_NET_MODERN, PciDevice};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
+use transport::{Transport, VIRTIO_MSI_NO_VECTOR, status};
 use virtqueue::{Desc, VIRTQ_DESC_F_WRITE, Virtqueue};
 
-/// Legacy PCI register offsets in I/O BAR 0 (virtio 1.1, 4.1.4.8).
-mod reg {
-    pub const DEVICE_FEATURES: u64 = 0x00;
-    pub const DRIVER_FEATURES: u64 = 0x04;
-    pub const QUEUE_ADDRESS: u64 = 0x08;
-    pub const QUEUE_SIZE: u64 = 0x0c;
-    pub const QUEUE_SELECT: u64 = 0x0e;
-    pub const QUEUE_NOTIFY: u64 = 0x10;
-    pub const DEVICE_STATUS: u64 = 0x12;
-    /// Device-specific config when MSI-X is disabled (it is: ixy does not enable it).
-    pub const CONFIG: u64 = 0x14;
-}
-
-/// Device status bits (virtio 1.1, 2.1).
-mod status {
-    pub const ACKNOWLEDGE: u8 = 1;
-    pub const DRIVER: u8 = 2;
-    pub const DRIVER_OK: u8 = 4;
-    pub const FAILED: u8 = 128;
-}
-
 /// Feature bits (virtio 1.1, 5.1.3 and 6).
-mod feature {
-    pub const MAC: u32 = 1 << 5;
-    pub const STATUS: u32 = 1 << 16;
-    pub const CTRL_VQ: u32 = 1 << 17;
-    pub const CTRL_RX: u32 = 1 << 18;
-    pub const MQ: u32 = 1 << 22;
-    pub const CTRL_MAC_ADDR: u32 = 1 << 23;
-    pub const ANY_LAYOUT: u32 = 1 << 27;
+pub mod feature {
+    /// Device has a MAC address in its config.
+    pub const MAC: u64 = 1 << 5;
+    /// Link status in the device config.
+    pub const STATUS: u64 = 1 << 16;
+    /// Control virtqueue.
+    pub const CTRL_VQ: u64 = 1 << 17;
+    /// Receive filtering through the control queue.
+    pub const CTRL_RX: u64 = 1 << 18;
+    /// Multiple queue pairs.
+    pub const MQ: u64 = 1 << 22;
+    /// MAC address set through the control queue.
+    pub const CTRL_MAC_ADDR: u64 = 1 << 23;
+    /// Legacy only: any descriptor layout (implied by VERSION_1).
+    pub const ANY_LAYOUT: u64 = 1 << 27;
+    /// virtio 1.0 compliance (modern interface).
+    pub const VERSION_1: u64 = 1 << 32;
+    /// The device's DMA goes through the platform's IOMMU (formerly IOMMU_PLATFORM).
+    pub const ACCESS_PLATFORM: u64 = 1 << 33;
 }
 
 /// Network device config layout (virtio 1.1, 5.1.4).
 mod config {
-    pub const MAC: u64 = 0;
-    pub const STATUS: u64 = 6;
-    pub const MAX_VIRTQUEUE_PAIRS: u64 = 8;
+    pub const MAC: usize = 0;
+    pub const STATUS: usize = 6;
+    pub const MAX_VIRTQUEUE_PAIRS: usize = 8;
     /// `status` bit: link is up.
     pub const S_LINK_UP: u16 = 1;
 }
@@ -74,8 +80,10 @@ mod ctrl {
     pub const OK: u8 = 0;
 }
 
-/// `struct virtio_net_hdr` without `num_buffers` (no MRG_RXBUF, legacy): 5.1.6.
-const NET_HDR_LEN: usize = 10;
+/// `struct virtio_net_hdr` without `num_buffers` (legacy, no MRG_RXBUF): 5.1.6.
+const NET_HDR_LEN_LEGACY: usize = 10;
+/// With VERSION_1 the header always includes `num_buffers` (5.1.6).
+const NET_HDR_LEN_MODERN: usize = 12;
 
 /// Buffers per receive queue's pool: enough for a full ring, packets in flight on
 /// another port's transmit ring and the application's batches.
@@ -84,12 +92,64 @@ const RX_POOL_ENTRIES: u32 = 2048;
 /// How long the device gets to answer a control command.
 const CTRL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a modern device gets to finish a reset (4.1.4.3.2: the driver waits for 0).
+const RESET_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Chooses the features to accept from those `offered`.
+///
+/// `modern`: the modern transport is in use (VERSION_1 required). `iommu`: the device is
+/// driven through VFIO, so its DMA must be translated by the IOMMU (ACCESS_PLATFORM
+/// required; without it QEMU's virtio device would use our I/O virtual addresses as
+/// physical addresses).
+pub fn negotiate_features(
+    offered: u64,
+    modern: bool,
+    iommu: bool,
+) -> std::result::Result<u64, String> {
+    let mut wanted = feature::MAC
+        | feature::STATUS
+        | feature::CTRL_VQ
+        | feature::CTRL_RX
+        | feature::MQ
+        | feature::CTRL_MAC_ADDR;
+    if modern {
+        if offered & feature::VERSION_1 == 0 {
+            return Err(
+                "the device does not offer VIRTIO_F_VERSION_1 on its modern interface".into(),
+            );
+        }
+        wanted |= feature::VERSION_1 | feature::ACCESS_PLATFORM;
+    } else {
+        wanted |= feature::ANY_LAYOUT;
+    }
+    if iommu {
+        if !modern {
+            return Err(
+                "a legacy virtio interface cannot do DMA through the IOMMU; use the \
+                        modern interface (QEMU: disable-legacy=on,iommu_platform=on)"
+                    .into(),
+            );
+        }
+        if offered & feature::ACCESS_PLATFORM == 0 {
+            return Err(
+                "the device does not offer VIRTIO_F_ACCESS_PLATFORM, so its DMA \
+                        bypasses the IOMMU and cannot work with vfio-pci (QEMU: add \
+                        iommu_platform=on to the virtio-net-pci device)"
+                    .into(),
+            );
+        }
+    }
+    Ok(offered & wanted)
+}
+
 struct RxQueue {
     index: u16,
     vq: Virtqueue,
     /// The packet whose buffer each descriptor id holds.
     bufs: Box<[Option<Packet>]>,
     pool: Mempool,
+    /// Present when the queue has an interrupt vector.
+    interrupt: Option<QueueInterrupt>,
 }
 
 struct TxQueue {
@@ -105,85 +165,139 @@ struct CtrlQueue {
     buf: DmaMemory,
 }
 
-/// A virtio-net device driven through the legacy interface.
+/// A virtio-net device (legacy or modern interface).
 pub struct VirtioDevice {
     name: String,
-    bar: IoBar,
-    features: u32,
+    transport: Transport,
+    features: u64,
+    /// Length of the net header in front of every packet.
+    hdr_len: usize,
     rx: Vec<RxQueue>,
     tx: Vec<TxQueue>,
     ctrl: Option<CtrlQueue>,
     mac: [u8; 6],
     promisc: bool,
     stats: DeviceStats,
-    _pci: PciDevice,
+    pci: PciDevice,
+}
+
+/// True if the transitional device should be driven in modern mode (see module docs).
+fn want_modern(pci: &PciDevice, device_id: u16, has_caps: bool, io_bar0: bool) -> bool {
+    device_id == DEVICE_VIRTIO_NET_MODERN
+        || (has_caps
+            && (pci.is_vfio()
+                || !io_bar0
+                || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1")))
 }
 
 impl VirtioDevice {
     /// Takes `pci` from the kernel and initialises it as configured.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         pci.unbind(cfg.force_unbind)?;
+        let cfg_space = transport::read_config_space(&pci)?;
+        let device_id = u16::from_le_bytes([cfg_space[2], cfg_space[3]]);
+        let caps =
+            transport::parse_capabilities(&cfg_space).map_err(|e| Error::device(pci.name(), e))?;
+        let modern = want_modern(
+            &pci,
+            device_id,
+            caps.is_some(),
+            transport::is_io_bar(&cfg_space, 0),
+        );
+        let transport = match (&caps, modern) {
+            (Some(caps), true) => Transport::modern(&pci, caps)?,
+            (None, true) => {
+                return Err(Error::device(
+                    pci.name(),
+                    "modern virtio device without the common/notify/ISR capabilities",
+                ));
+            }
+            (_, false) => Transport::legacy(&pci)?,
+        };
         pci.enable_bus_master()?;
-        let bar = pci.io_bar(0)?;
         let mut dev = VirtioDevice {
             name: pci.name().to_string(),
-            bar,
+            transport,
             features: 0,
+            hdr_len: NET_HDR_LEN_LEGACY,
             rx: Vec::new(),
             tx: Vec::new(),
             ctrl: None,
             mac: [0; 6],
             promisc: false,
             stats: DeviceStats::default(),
-            _pci: pci,
+            pci,
         };
         // On error `dev` is dropped, which resets the device: never left half-initialised.
         dev.init(cfg)?;
         Ok(dev)
     }
 
-    fn set_status(&self, s: u8) -> Result<()> {
-        self.bar.write8(reg::DEVICE_STATUS, s)
+    /// True if the modern (virtio 1.0) interface is in use.
+    pub fn is_modern(&self) -> bool {
+        self.transport.is_modern()
     }
 
-    /// Device initialisation, virtio 1.1 section 3.1.1 (legacy variant, no FEATURES_OK).
+    /// The negotiated feature bits.
+    pub fn features(&self) -> u64 {
+        self.features
+    }
+
+    /// Resets the device and waits until it reports status 0.
+    fn reset(&self) -> Result<()> {
+        self.transport.set_status(0)?;
+        let start = Instant::now();
+        while self.transport.status()? != 0 {
+            if start.elapsed() > RESET_TIMEOUT {
+                return Err(Error::device(
+                    &self.name,
+                    "device status did not clear on reset",
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        Ok(())
+    }
+
+    /// Device initialisation, virtio 1.1 section 3.1.1 (legacy: without FEATURES_OK).
     fn init(&mut self, cfg: &DeviceConfig) -> Result<()> {
         let dma = cfg.dma();
-        // 1. Reset the device; the legacy interface resets synchronously.
-        self.set_status(0)?;
-        if self.bar.read8(reg::DEVICE_STATUS)? != 0 {
-            return Err(Error::device(
-                &self.name,
-                "device status did not clear on reset",
-            ));
-        }
+        let modern = self.transport.is_modern();
+        // 1. Reset the device.
+        self.reset()?;
         // 2.-3. We noticed the device, and we know how to drive it.
-        self.set_status(status::ACKNOWLEDGE)?;
-        self.set_status(status::ACKNOWLEDGE | status::DRIVER)?;
+        self.transport.set_status(status::ACKNOWLEDGE)?;
+        self.transport
+            .set_status(status::ACKNOWLEDGE | status::DRIVER)?;
         // 4. Negotiate features: only what this driver uses.
-        let offered = self.bar.read32(reg::DEVICE_FEATURES)?;
-        let wanted = feature::MAC
-            | feature::STATUS
-            | feature::CTRL_VQ
-            | feature::CTRL_RX
-            | feature::MQ
-            | feature::CTRL_MAC_ADDR
-            | feature::ANY_LAYOUT;
-        self.features = offered & wanted;
-        self.bar.write32(reg::DRIVER_FEATURES, self.features)?;
+        let offered = self.transport.device_features()?;
+        self.features = negotiate_features(offered, modern, self.pci.is_vfio())
+            .map_err(|e| Error::device(&self.name, e))?;
+        self.transport.set_driver_features(self.features)?;
         log::debug!(
-            "{}: features offered {offered:#x}, using {:#x}",
+            "{}: {} interface, features offered {offered:#x}, using {:#x}",
             self.name,
+            if modern { "modern" } else { "legacy" },
             self.features
         );
+        // 5.-6. Modern devices confirm the feature set.
+        if modern {
+            let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+            self.transport.set_status(s)?;
+            if self.transport.status()? & status::FEATURES_OK == 0 {
+                return Err(Error::device(
+                    &self.name,
+                    format!(
+                        "device refused the feature set {:#x} (FEATURES_OK not set)",
+                        self.features
+                    ),
+                ));
+            }
+            self.hdr_len = NET_HDR_LEN_MODERN;
+        }
 
         // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
         let pairs = cfg.rx_queues.max(cfg.tx_queues);
-        let max_pairs = if self.has(feature::MQ) {
-            self.bar.read16(reg::CONFIG + config::MAX_VIRTQUEUE_PAIRS)?
-        } else {
-            1
-        };
         if pairs > 1 && cfg.rx_queues != cfg.tx_queues {
             return Err(Error::config(format!(
                 "virtio-net uses queues in rx/tx pairs: ask for equal rx and tx queue counts \
@@ -191,6 +305,16 @@ impl VirtioDevice {
                 cfg.rx_queues, cfg.tx_queues
             )));
         }
+
+        // Interrupts: one MSI-X vector per receive queue, enabled before the vectors are
+        // assigned (legacy devices only show the vector registers while MSI-X is on).
+        let mut interrupts = self.setup_interrupts(cfg, pairs)?;
+
+        let max_pairs = if self.has(feature::MQ) {
+            self.transport.config_read16(config::MAX_VIRTQUEUE_PAIRS)?
+        } else {
+            1
+        };
         if pairs > max_pairs {
             return Err(Error::config(format!(
                 "{pairs} queue pairs requested but {} offers {max_pairs} (QEMU: add \
@@ -199,21 +323,30 @@ impl VirtioDevice {
             )));
         }
 
-        // 5. Set up the virtqueues.
+        // 7. Set up the virtqueues.
+        let msix = !interrupts.is_empty();
+        let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
         for i in 0..pairs {
-            let (vq, bufs) = self.setup_queue(&dma, 2 * i)?;
+            let vector = msix.then_some(i);
+            let (vq, bufs) = self.setup_queue(&dma, 2 * i, vector)?;
             let pool = Mempool::new(
                 &dma,
                 RX_POOL_ENTRIES,
                 crate::memory::mempool::DEFAULT_ENTRY_SIZE,
             )?;
+            let interrupt = if msix {
+                interrupts.get_mut(i as usize).and_then(Option::take)
+            } else {
+                None
+            };
             self.rx.push(RxQueue {
                 index: 2 * i,
                 vq,
                 bufs,
                 pool,
+                interrupt,
             });
-            let (vq, bufs) = self.setup_queue(&dma, 2 * i + 1)?;
+            let (vq, bufs) = self.setup_queue(&dma, 2 * i + 1, no_vector)?;
             self.tx.push(TxQueue {
                 index: 2 * i + 1,
                 vq,
@@ -226,18 +359,22 @@ impl VirtioDevice {
             } else {
                 2
             };
-            let (vq, _) = self.setup_queue(&dma, index)?;
+            let (vq, _) = self.setup_queue(&dma, index, no_vector)?;
             let buf = dma.allocate(4096)?;
             self.ctrl = Some(CtrlQueue { index, vq, buf });
         }
 
-        // 6. The driver is ready.
-        self.set_status(status::ACKNOWLEDGE | status::DRIVER | status::DRIVER_OK)?;
+        // 8. The driver is ready.
+        let ready = status::ACKNOWLEDGE
+            | status::DRIVER
+            | status::DRIVER_OK
+            | if modern { status::FEATURES_OK } else { 0 };
+        self.transport.set_status(ready)?;
 
         // MAC address from config space (5.1.4), if the device has one.
         if self.has(feature::MAC) {
             for (i, b) in self.mac.iter_mut().enumerate() {
-                *b = self.bar.read8(reg::CONFIG + config::MAC + i as u64)?;
+                *b = self.transport.config_read8(config::MAC + i)?;
             }
         }
         if pairs > 1 {
@@ -250,56 +387,104 @@ impl VirtioDevice {
         // Like ixy: promiscuous by default, so a forwarder works out of the box.
         self.set_promisc(true)?;
         log::info!(
-            "{}: virtio-net ready, MAC {}, {} queue pair(s)",
+            "{}: virtio-net ready ({} interface{}), MAC {}, {} queue pair(s){}",
             self.name,
+            if modern { "modern" } else { "legacy" },
+            if self.pci.is_vfio() { ", VFIO" } else { "" },
             format_mac(&self.mac),
-            pairs
+            pairs,
+            if msix { ", MSI-X interrupts" } else { "" }
         );
         Ok(())
     }
 
-    fn has(&self, f: u32) -> bool {
+    /// Creates one eventfd per receive queue and enables MSI-X with them through VFIO.
+    /// Returns no interrupts when polling is configured or impossible (logged).
+    fn setup_interrupts(
+        &mut self,
+        cfg: &DeviceConfig,
+        pairs: u16,
+    ) -> Result<Vec<Option<QueueInterrupt>>> {
+        if cfg.interrupt_timeout_ms == 0 {
+            return Ok(Vec::new());
+        }
+        if !self.pci.is_vfio() {
+            log::warn!(
+                "{}: interrupts need the device bound to vfio-pci; polling instead",
+                self.name
+            );
+            return Ok(Vec::new());
+        }
+        let interrupts = (0..pairs)
+            .map(|_| QueueInterrupt::new(cfg.interrupt_timeout_ms))
+            .collect::<Result<Vec<_>>>()?;
+        let fds: Vec<_> = interrupts.iter().map(QueueInterrupt::eventfd).collect();
+        match self.pci.enable_msix(&fds) {
+            Ok(()) => {}
+            Err(e) => {
+                log::warn!("{}: cannot enable MSI-X ({e}); polling instead", self.name);
+                return Ok(Vec::new());
+            }
+        }
+        self.transport.msix_enabled();
+        // No interrupt on config changes: link state is read when asked.
+        self.transport.set_config_vector(VIRTIO_MSI_NO_VECTOR)?;
+        Ok(interrupts.into_iter().map(Some).collect())
+    }
+
+    fn has(&self, f: u64) -> bool {
         self.features & f != 0
     }
 
-    /// Creates virtqueue `index` with the size the device asks for and tells the device
-    /// where it is (4.1.5.1.3, legacy).
+    /// Creates virtqueue `index` with the size the device asks for, routes its interrupts
+    /// to MSI-X `vector` (if MSI-X is on) and tells the device where it is (4.1.5.1.3).
     fn setup_queue(
-        &self,
+        &mut self,
         dma: &dyn DmaAllocator,
         index: u16,
+        vector: Option<u16>,
     ) -> Result<(Virtqueue, Box<[Option<Packet>]>)> {
-        self.bar.write16(reg::QUEUE_SELECT, index)?;
-        let size = self.bar.read16(reg::QUEUE_SIZE)?;
+        let size = self.transport.queue_max_size(index)?;
         if size == 0 {
             return Err(Error::device(
                 &self.name,
                 format!("virtqueue {index} does not exist"),
             ));
         }
-        let vq = Virtqueue::new(dma, size).map_err(|e| {
+        let mut vq = Virtqueue::new(dma, size).map_err(|e| {
             Error::device(
                 &self.name,
                 format!("virtqueue {index} has unusable size {size}: {e}"),
             )
         })?;
-        let addr = vq.bus_addr();
-        // The legacy queue address register holds a 4096-byte page number (32 bits).
-        if addr % 4096 != 0 || addr >> 12 > u32::MAX as u64 {
-            return Err(Error::device(
-                &self.name,
-                format!("virtqueue memory at {addr:#x} is not reachable by a legacy device"),
-            ));
+        if let Some(v) = vector {
+            let got = self.transport.set_queue_vector(index, v)?;
+            if got != v {
+                return Err(Error::device(
+                    &self.name,
+                    format!(
+                        "device refused MSI-X vector {v} for virtqueue {index} (read back {got:#x})"
+                    ),
+                ));
+            }
         }
-        self.bar.write32(reg::QUEUE_ADDRESS, (addr >> 12) as u32)?;
-        let mut vq = vq;
+        self.transport
+            .setup_queue(
+                index,
+                size,
+                vq.bus_addr(),
+                vq.avail_bus_addr(),
+                vq.used_bus_addr(),
+            )
+            .map_err(|e| Error::device(&self.name, format!("virtqueue {index}: {e}")))?;
         vq.disable_interrupts();
         let bufs = (0..size).map(|_| None).collect();
         Ok((vq, bufs))
     }
 
+    #[inline]
     fn notify(&self, queue_index: u16) {
-        if let Err(e) = self.bar.write16(reg::QUEUE_NOTIFY, queue_index) {
+        if let Err(e) = self.transport.notify(queue_index) {
             log::error!("{}: queue notification failed: {e}", self.name);
         }
     }
@@ -307,8 +492,9 @@ impl VirtioDevice {
     /// Gives every free receive descriptor of queue `q` a fresh buffer. Returns true if it
     /// added any.
     fn refill_rx(&mut self, q: usize) -> bool {
+        let hdr_len = self.hdr_len;
         let queue = &mut self.rx[q];
-        let len = (queue.pool.max_packet_len() + NET_HDR_LEN) as u32;
+        let len = (queue.pool.max_packet_len() + hdr_len) as u32;
         let mut added = false;
         while queue.vq.num_free() > 0 {
             let Some(p) = queue.pool.alloc_empty() else {
@@ -316,7 +502,7 @@ impl VirtioDevice {
             };
             // The device writes the header into the headroom, the frame at the data start.
             let desc = Desc {
-                addr: p.bus_addr() - NET_HDR_LEN as u64,
+                addr: p.bus_addr() - hdr_len as u64,
                 len,
                 flags: VIRTQ_DESC_F_WRITE,
             };
@@ -330,6 +516,60 @@ impl VirtioDevice {
             self.notify(self.rx[q].index);
         }
         added
+    }
+
+    /// Takes up to `num_packets` received packets from queue `q`; returns (packets, bytes).
+    #[inline]
+    fn poll_rx(
+        &mut self,
+        q: usize,
+        buffer: &mut VecDeque<Packet>,
+        num_packets: usize,
+    ) -> (usize, u64) {
+        let hdr_len = self.hdr_len;
+        let queue = &mut self.rx[q];
+        let mut received = 0;
+        let mut bytes = 0;
+        while received < num_packets {
+            match queue.vq.pop_used() {
+                Ok(Some((id, len))) => {
+                    let Some(mut p) = queue.bufs[id as usize].take() else {
+                        continue;
+                    };
+                    p.set_len_from_device((len as usize).saturating_sub(hdr_len));
+                    p.prefetch();
+                    bytes += p.len() as u64;
+                    buffer.push_back(p);
+                    received += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::error!("{}: receive queue {q}: {e}", self.name);
+                    break;
+                }
+            }
+        }
+        (received, bytes)
+    }
+
+    /// Sleeps on queue `q`'s interrupt until the device uses a buffer or the timeout
+    /// passes. Interrupts are enabled in the ring only while sleeping.
+    #[cold]
+    fn sleep_rx(&mut self, q: usize) {
+        let queue = &mut self.rx[q];
+        let Some(intr) = queue.interrupt.as_ref() else {
+            return;
+        };
+        queue.vq.enable_interrupts();
+        // The flag must be visible before we look at the ring one last time: a buffer used
+        // in between either shows up here or raises the interrupt (2.6.7.1).
+        fence(Ordering::SeqCst);
+        if queue.vq.pending_used() == 0
+            && let Err(e) = intr.wait()
+        {
+            log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
+        }
+        queue.vq.disable_interrupts();
     }
 
     /// Sends a control command (5.1.6.5) and waits for the device's answer.
@@ -426,15 +666,15 @@ impl IxyDevice for VirtioDevice {
     fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
         if self.has(feature::CTRL_MAC_ADDR) {
             self.ctrl_command(ctrl::MAC, ctrl::MAC_ADDR_SET, &mac)?;
-        } else if self.has(feature::MAC) {
+        } else if self.has(feature::MAC) && !self.transport.is_modern() {
             // Legacy devices take the MAC written into config space (5.1.4.2).
             for (i, b) in mac.iter().enumerate() {
-                self.bar.write8(reg::CONFIG + config::MAC + i as u64, *b)?;
+                self.transport.config_write8(config::MAC + i, *b)?;
             }
         } else {
             return Err(Error::device(
                 &self.name,
-                "the device does not let the MAC be set",
+                "the device does not let the MAC be set (no VIRTIO_NET_F_CTRL_MAC_ADDR)",
             ));
         }
         self.mac = mac;
@@ -446,7 +686,7 @@ impl IxyDevice for VirtioDevice {
         if !self.has(feature::STATUS) {
             return 1000;
         }
-        match self.bar.read16(reg::CONFIG + config::STATUS) {
+        match self.transport.config_read16(config::STATUS) {
             Ok(s) if s & config::S_LINK_UP != 0 => 1000,
             _ => 0,
         }
@@ -482,37 +722,32 @@ impl IxyDevice for VirtioDevice {
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
     ) -> usize {
-        let queue = &mut self.rx[queue_id as usize];
-        let mut received = 0;
-        let mut bytes = 0;
-        while received < num_packets {
-            match queue.vq.pop_used() {
-                Ok(Some((id, len))) => {
-                    let Some(mut p) = queue.bufs[id as usize].take() else {
-                        continue;
-                    };
-                    p.set_len_from_device((len as usize).saturating_sub(NET_HDR_LEN));
-                    p.prefetch();
-                    bytes += p.len() as u64;
-                    buffer.push_back(p);
-                    received += 1;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    log::error!("{}: receive queue {queue_id}: {e}", self.name);
-                    break;
-                }
+        let q = queue_id as usize;
+        let (mut received, mut bytes) = self.poll_rx(q, buffer, num_packets);
+        // Interrupt mode: after enough empty polls in a row, sleep until the device uses
+        // a buffer (or the timeout passes) and poll once more. No system call while busy.
+        let sleep = match self.rx[q].interrupt.as_mut() {
+            Some(intr) => intr.should_sleep(received),
+            None => false,
+        };
+        if sleep {
+            self.sleep_rx(q);
+            (received, bytes) = self.poll_rx(q, buffer, num_packets);
+            if let Some(intr) = self.rx[q].interrupt.as_mut() {
+                intr.should_sleep(received);
             }
         }
         self.stats.rx_packets += received as u64;
         self.stats.rx_bytes += bytes;
+        let queue = &self.rx[q];
         if received > 0 || queue.vq.num_free() == queue.vq.size() {
-            self.refill_rx(queue_id as usize);
+            self.refill_rx(q);
         }
         received
     }
 
     fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
+        let hdr_len = self.hdr_len;
         let queue = &mut self.tx[queue_id as usize];
         // Reclaim what the device has sent: dropping the packets returns their buffers.
         loop {
@@ -532,7 +767,7 @@ impl IxyDevice for VirtioDevice {
                 break;
             };
             let len = p.len();
-            match p.prepend(NET_HDR_LEN) {
+            match p.prepend(hdr_len) {
                 Ok(hdr) => hdr.fill(0), // no offloads: an all-zero header (5.1.6.2)
                 Err(_) => {
                     // Not enough headroom for the header: leave it to the caller.
@@ -547,7 +782,7 @@ impl IxyDevice for VirtioDevice {
             };
             let Some(id) = queue.vq.add(&[desc]) else {
                 // Cannot happen (a descriptor is free), but never lose the packet.
-                let _ = p.strip_front(NET_HDR_LEN);
+                let _ = p.strip_front(hdr_len);
                 buffer.push_front(p);
                 break;
             };
@@ -576,9 +811,79 @@ impl IxyDevice for VirtioDevice {
 impl Drop for VirtioDevice {
     fn drop(&mut self) {
         // Reset stops all DMA before the rings and buffers are freed (3.3.1).
-        if let Err(e) = self.set_status(0) {
+        if let Err(e) = self.reset() {
             log::error!("{}: reset on close failed: {e}", self.name);
-            let _ = self.set_status(status::FAILED);
+            let _ = self.transport.set_status(status::FAILED);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What QEMU 10 offers for a modern virtio-net with iommu_platform=on on a hub netdev
+    /// (no offloads): MAC, STATUS, CTRL_VQ, CTRL_RX, CTRL_VLAN, CTRL_RX_EXTRA, GUEST_ANNOUNCE,
+    /// MQ, CTRL_MAC_ADDR, RING_INDIRECT_DESC, RING_EVENT_IDX, VERSION_1, ACCESS_PLATFORM.
+    const QEMU_MODERN_IOMMU: u64 = (1 << 5)
+        | (1 << 16)
+        | (0xf << 17)
+        | (1 << 21)
+        | (1 << 22)
+        | (1 << 23)
+        | (1 << 28)
+        | (1 << 29)
+        | (3 << 32);
+
+    #[test]
+    fn modern_negotiation_accepts_version_1_and_access_platform() {
+        let f = negotiate_features(QEMU_MODERN_IOMMU, true, true).unwrap();
+        assert_eq!(
+            f,
+            feature::MAC
+                | feature::STATUS
+                | feature::CTRL_VQ
+                | feature::CTRL_RX
+                | feature::MQ
+                | feature::CTRL_MAC_ADDR
+                | feature::VERSION_1
+                | feature::ACCESS_PLATFORM
+        );
+        // Ring features we do not implement are never accepted.
+        assert_eq!(f & (1 << 28 | 1 << 29), 0);
+        // ANY_LAYOUT is a legacy bit.
+        assert_eq!(f & feature::ANY_LAYOUT, 0);
+    }
+
+    #[test]
+    fn modern_without_version_1_is_refused() {
+        let e =
+            negotiate_features(QEMU_MODERN_IOMMU & !feature::VERSION_1, true, false).unwrap_err();
+        assert!(e.contains("VERSION_1"), "{e}");
+    }
+
+    #[test]
+    fn vfio_needs_access_platform() {
+        let offered = QEMU_MODERN_IOMMU & !feature::ACCESS_PLATFORM;
+        let e = negotiate_features(offered, true, true).unwrap_err();
+        assert!(e.contains("iommu_platform=on"), "{e}");
+        // Without VFIO the same device is fine.
+        assert_eq!(
+            negotiate_features(offered, true, false).unwrap() & feature::ACCESS_PLATFORM,
+            0
+        );
+        // A legacy interface cannot be used through the IOMMU at all.
+        assert!(
+            negotiate_features(0x0fff_ffff, false, true)
+                .unwrap_err()
+                .contains("legacy")
+        );
+    }
+
+    #[test]
+    fn legacy_negotiation_keeps_32_bits() {
+        let f = negotiate_features(0xffff_ffff | feature::VERSION_1, false, false).unwrap();
+        assert_eq!(f >> 32, 0);
+        assert_ne!(f & feature::ANY_LAYOUT, 0);
     }
 }

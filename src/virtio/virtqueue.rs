@@ -238,6 +238,11 @@ impl Virtqueue {
         self.write16(self.layout.avail, VIRTQ_AVAIL_F_NO_INTERRUPT);
     }
 
+    /// Lets the device interrupt on used buffers again (while the driver sleeps).
+    pub fn enable_interrupts(&mut self) {
+        self.write16(self.layout.avail, 0);
+    }
+
     /// Takes the next used chain: its id and the number of bytes the device wrote.
     ///
     /// `Ok(None)` if the device has not used anything new. An error if the device reports
@@ -505,5 +510,7 @@ mod tests {
         assert!(q.publish());
         q.disable_interrupts();
         assert_eq!(q.read16(q.layout.avail), VIRTQ_AVAIL_F_NO_INTERRUPT);
+        q.enable_interrupts();
+        assert_eq!(q.read16(q.layout.avail), 0);
     }
 }

@@ -1,0 +1,887 @@
+//! VFIO: driving a PCI device bound to `vfio-pci` through the kernel's container / group /
+//! device API, with DMA translated by the IOMMU (type1).
+//!
+//! Why: the device's config space, BARs and interrupts are reached through one file
+//! descriptor that an unprivileged user can own (`/dev/vfio/<group>`), and DMA memory is
+//! mapped at I/O virtual addresses chosen by this process, so `/proc/self/pagemap` (root
+//! only) is not needed. That is what lets ixy run without root.
+//!
+//! Layout (linux/vfio.h, Documentation/driver-api/vfio.rst):
+//! * one process-wide [`Container`] (`/dev/vfio/vfio`) holding the IOMMU context; every
+//!   group joins it, so every device sees every DMA mapping (a forwarder's packets from
+//!   one port's pool are reachable by the other port);
+//! * a group (`/dev/vfio/N`) per IOMMU group, opened once and kept open;
+//! * a [`VfioDevice`] per PCI function: regions (BARs, config space) and interrupts.
+//!
+//! The ioctl numbers and structures are those of linux/vfio.h (`_IO(';', 100 + n)`); the
+//! structures are declared here with the same layout.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::registers::MmioRegion;
+
+/// ioctl numbers: `_IO(VFIO_TYPE, VFIO_BASE + n)` with VFIO_TYPE = ';' and VFIO_BASE = 100.
+mod ioctl {
+    const fn io(n: u64) -> u64 {
+        ((b';' as u64) << 8) | (100 + n)
+    }
+    pub const GET_API_VERSION: u64 = io(0);
+    pub const CHECK_EXTENSION: u64 = io(1);
+    pub const SET_IOMMU: u64 = io(2);
+    pub const GROUP_GET_STATUS: u64 = io(3);
+    pub const GROUP_SET_CONTAINER: u64 = io(4);
+    pub const GROUP_GET_DEVICE_FD: u64 = io(6);
+    pub const DEVICE_GET_REGION_INFO: u64 = io(8);
+    pub const DEVICE_GET_IRQ_INFO: u64 = io(9);
+    pub const DEVICE_SET_IRQS: u64 = io(10);
+    pub const IOMMU_MAP_DMA: u64 = io(13);
+    pub const IOMMU_UNMAP_DMA: u64 = io(14);
+}
+
+/// `VFIO_API_VERSION`.
+const VFIO_API_VERSION: i32 = 0;
+/// IOMMU types (`VFIO_TYPE1_IOMMU`, `VFIO_TYPE1v2_IOMMU`).
+const VFIO_TYPE1_IOMMU: u64 = 1;
+const VFIO_TYPE1V2_IOMMU: u64 = 3;
+/// `vfio_group_status.flags`.
+const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
+const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 2;
+/// `vfio_region_info.flags`.
+const VFIO_REGION_INFO_FLAG_MMAP: u32 = 4;
+/// Region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`); BARs are 0-5.
+const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+/// Interrupt indices (`VFIO_PCI_MSI_IRQ_INDEX`, `VFIO_PCI_MSIX_IRQ_INDEX`).
+const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
+const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
+/// `vfio_irq_set.flags`.
+const VFIO_IRQ_SET_DATA_NONE: u32 = 1;
+const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 4;
+const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 32;
+/// `vfio_iommu_type1_dma_map.flags`.
+const VFIO_DMA_MAP_FLAG_READ: u32 = 1;
+const VFIO_DMA_MAP_FLAG_WRITE: u32 = 2;
+
+#[repr(C)]
+#[derive(Default)]
+struct GroupStatus {
+    argsz: u32,
+    flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+struct RegionInfo {
+    argsz: u32,
+    flags: u32,
+    index: u32,
+    cap_offset: u32,
+    size: u64,
+    offset: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct IrqInfo {
+    argsz: u32,
+    flags: u32,
+    index: u32,
+    count: u32,
+}
+
+#[repr(C)]
+struct IrqSetHeader {
+    argsz: u32,
+    flags: u32,
+    index: u32,
+    start: u32,
+    count: u32,
+}
+
+#[repr(C)]
+struct DmaMap {
+    argsz: u32,
+    flags: u32,
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+}
+
+#[repr(C)]
+struct DmaUnmap {
+    argsz: u32,
+    flags: u32,
+    iova: u64,
+    size: u64,
+}
+
+/// Which interrupt mechanism [`VfioDevice::enable_interrupts`] set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqMode {
+    /// MSI-X: vector `i` signals eventfd `i`.
+    MsiX,
+    /// MSI (fallback when the function has no MSI-X): vector `i` signals eventfd `i`.
+    Msi,
+}
+
+/// First I/O virtual address handed out: above 4 GiB, clear of the x86 interrupt window
+/// (0xfee00000) and of low reserved regions.
+pub const IOVA_BASE: u64 = 1 << 32;
+/// End of the I/O virtual address space used: 39 bits, the smallest address width of
+/// Intel IOMMUs (and QEMU's intel-iommu default).
+pub const IOVA_END: u64 = 1 << 39;
+/// DMA mappings are aligned and sized to hugepages.
+const IOVA_ALIGN: u64 = 2 * 1024 * 1024;
+
+/// Hands out I/O virtual addresses: a bump allocator over `[IOVA_BASE, IOVA_END)`.
+/// Addresses are not reused after an unmap (the space is far larger than any pool set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IovaAllocator {
+    next: u64,
+    end: u64,
+}
+
+impl IovaAllocator {
+    /// An allocator over `[base, end)`; `base` is rounded up to 2 MiB.
+    pub fn new(base: u64, end: u64) -> Self {
+        IovaAllocator {
+            next: base.next_multiple_of(IOVA_ALIGN),
+            end,
+        }
+    }
+
+    /// Reserves `size` bytes (rounded up to 2 MiB), 2 MiB aligned.
+    pub fn alloc(&mut self, size: u64) -> std::result::Result<u64, String> {
+        if size == 0 {
+            return Err("I/O virtual address range of 0 bytes".into());
+        }
+        let size = size.next_multiple_of(IOVA_ALIGN);
+        match self.next.checked_add(size) {
+            Some(end) if end <= self.end => {
+                let iova = self.next;
+                self.next = end;
+                Ok(iova)
+            }
+            _ => Err(format!(
+                "I/O virtual address space exhausted ({size} bytes requested, {} left)",
+                self.end.saturating_sub(self.next)
+            )),
+        }
+    }
+}
+
+/// Checks that mapping `request` more bytes stays within `RLIMIT_MEMLOCK`.
+///
+/// VFIO pins every mapped page and charges it to the process's locked memory; above the
+/// limit the kernel answers ENOMEM. `limit` is `None` for unlimited; `privileged` (root,
+/// CAP_IPC_LOCK) is exempt.
+pub fn check_memlock(
+    request: u64,
+    locked: u64,
+    limit: Option<u64>,
+    privileged: bool,
+) -> std::result::Result<(), Error> {
+    match limit {
+        Some(limit) if !privileged && locked + request > limit => Err(Error::MemlockLimit {
+            limit,
+            locked,
+            requested: request,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The soft RLIMIT_MEMLOCK in bytes; `None` if unlimited.
+fn memlock_limit() -> Option<u64> {
+    // SAFETY: rlimit is plain old data and `getrlimit` only writes to it.
+    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid resource id and out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0
+        || r.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(r.rlim_cur)
+}
+
+/// Bytes the kernel counts as locked for this process (`VmLck` in /proc/self/status,
+/// which includes VFIO's pinned pages).
+fn locked_bytes() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// An ioctl with a pointer argument; returns the raw result or the OS error.
+///
+/// # Safety
+/// `arg` must point to a structure of the type `request` expects, valid for the kernel to
+/// read and write.
+unsafe fn ioctl_ptr<T>(fd: RawFd, request: u64, arg: *mut T) -> io::Result<i32> {
+    // SAFETY: forwarded to the caller's contract.
+    let r = unsafe { libc::ioctl(fd, request as _, arg) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// An ioctl with an integer argument.
+fn ioctl_val(fd: RawFd, request: u64, arg: u64) -> io::Result<i32> {
+    // SAFETY: these requests take a plain integer (or nothing) and touch no memory of ours.
+    let r = unsafe { libc::ioctl(fd, request as _, arg as libc::c_ulong) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The process-wide VFIO container: the IOMMU context every device's DMA goes through.
+#[derive(Debug)]
+pub struct Container {
+    fd: File,
+    state: Mutex<ContainerState>,
+}
+
+#[derive(Debug)]
+struct ContainerState {
+    /// Open groups by number; kept open for the life of the process.
+    groups: HashMap<u32, File>,
+    /// Set once the first group joined and the IOMMU type was chosen.
+    iommu_set: bool,
+    iova: IovaAllocator,
+    /// Bytes currently mapped.
+    mapped: u64,
+}
+
+/// The container, created on first use.
+static CONTAINER: Mutex<Option<Arc<Container>>> = Mutex::new(None);
+
+fn lock_container_slot() -> MutexGuard<'static, Option<Arc<Container>>> {
+    CONTAINER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The process's VFIO container, if a device has been opened through VFIO. While it
+/// exists, all DMA memory ([`crate::memory::Hugepages`], hence `Mempool::allocate`) is
+/// mapped through it at I/O virtual addresses.
+pub fn active_container() -> Option<Arc<Container>> {
+    lock_container_slot().clone()
+}
+
+impl Container {
+    fn open() -> Result<Arc<Container>> {
+        let mut slot = lock_container_slot();
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let fd = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/vfio/vfio")
+            .map_err(|e| {
+                Error::io(
+                    "cannot open /dev/vfio/vfio (is the vfio module loaded? `modprobe vfio-pci`)",
+                    e,
+                )
+            })?;
+        let v = ioctl_val(fd.as_raw_fd(), ioctl::GET_API_VERSION, 0)
+            .map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
+        if v != VFIO_API_VERSION {
+            return Err(Error::Vfio {
+                address: "/dev/vfio/vfio".into(),
+                detail: format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})"),
+            });
+        }
+        let c = Arc::new(Container {
+            fd,
+            state: Mutex::new(ContainerState {
+                groups: HashMap::new(),
+                iommu_set: false,
+                iova: IovaAllocator::new(IOVA_BASE, IOVA_END),
+                mapped: 0,
+            }),
+        });
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    fn state(&self) -> MutexGuard<'_, ContainerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens group `group` (if not yet open), checks it is viable, attaches it to the
+    /// container and returns the device fd for `address`.
+    fn open_device(&self, address: &str, sysfs: &Path, group: u32) -> Result<File> {
+        let mut st = self.state();
+        if !st.groups.contains_key(&group) {
+            let path = format!("/dev/vfio/{group}");
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| group_open_error(address, &path, e))?;
+            let mut status = GroupStatus {
+                argsz: std::mem::size_of::<GroupStatus>() as u32,
+                flags: 0,
+            };
+            // SAFETY: GROUP_GET_STATUS takes a vfio_group_status, which GroupStatus mirrors.
+            unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_GET_STATUS, &mut status) }
+                .map_err(|e| Error::io(format!("VFIO_GROUP_GET_STATUS on {path}"), e))?;
+            if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+                return Err(not_viable_error(
+                    address,
+                    group,
+                    Path::new("/sys/kernel/iommu_groups"),
+                ));
+            }
+            if status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
+                let mut cfd: i32 = self.fd.as_raw_fd();
+                // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
+                unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_SET_CONTAINER, &mut cfd) }
+                    .map_err(|e| Error::io(format!("VFIO_GROUP_SET_CONTAINER on {path}"), e))?;
+            }
+            if !st.iommu_set {
+                let cfd = self.fd.as_raw_fd();
+                let ty = if ioctl_val(cfd, ioctl::CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU).unwrap_or(0)
+                    > 0
+                {
+                    VFIO_TYPE1V2_IOMMU
+                } else if ioctl_val(cfd, ioctl::CHECK_EXTENSION, VFIO_TYPE1_IOMMU).unwrap_or(0) > 0
+                {
+                    VFIO_TYPE1_IOMMU
+                } else {
+                    return Err(Error::Vfio {
+                        address: address.into(),
+                        detail: "the kernel offers no type1 IOMMU for VFIO (load \
+                                 vfio_iommu_type1; enable the IOMMU: intel_iommu=on / \
+                                 amd_iommu=on on the kernel command line)"
+                            .into(),
+                    });
+                };
+                ioctl_val(cfd, ioctl::SET_IOMMU, ty)
+                    .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))?;
+                st.iommu_set = true;
+            }
+            st.groups.insert(group, file);
+        }
+        let Some(gfile) = st.groups.get(&group) else {
+            return Err(Error::Vfio {
+                address: address.into(),
+                detail: format!("group {group} vanished"),
+            });
+        };
+        let name = CString::new(address).map_err(|_| Error::Vfio {
+            address: address.into(),
+            detail: "address contains a NUL byte".into(),
+        })?;
+        // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name.
+        let fd = unsafe {
+            ioctl_ptr(
+                gfile.as_raw_fd(),
+                ioctl::GROUP_GET_DEVICE_FD,
+                name.as_ptr() as *mut libc::c_char,
+            )
+        }
+        .map_err(|e| {
+            Error::io(
+                format!(
+                    "VFIO_GROUP_GET_DEVICE_FD for {address} (is {} bound to vfio-pci and not \
+                     in use by another process?)",
+                    sysfs.display()
+                ),
+                e,
+            )
+        })?;
+        // SAFETY: a fresh descriptor returned by the kernel, owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
+    ///
+    /// # Safety
+    /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
+    /// [`Container::unmap_dma`] is called with the returned address.
+    pub unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
+        let mut st = self.state();
+        let locked = locked_bytes().unwrap_or(st.mapped);
+        check_memlock(size, locked, memlock_limit(), is_root())?;
+        let iova = st.iova.alloc(size).map_err(|detail| Error::Vfio {
+            address: "DMA memory".into(),
+            detail,
+        })?;
+        let mut map = DmaMap {
+            argsz: std::mem::size_of::<DmaMap>() as u32,
+            flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+            vaddr: vaddr as u64,
+            iova,
+            size,
+        };
+        // SAFETY: IOMMU_MAP_DMA takes a vfio_iommu_type1_dma_map, which DmaMap mirrors;
+        // the caller guarantees the memory stays mapped.
+        match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_MAP_DMA, &mut map) } {
+            Ok(_) => {
+                st.mapped += size;
+                Ok(iova)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(Error::MemlockLimit {
+                limit: memlock_limit().unwrap_or(u64::MAX),
+                locked,
+                requested: size,
+            }),
+            Err(e) => Err(Error::io(
+                format!("VFIO_IOMMU_MAP_DMA of {} MiB at IOVA {iova:#x}", size >> 20),
+                e,
+            )),
+        }
+    }
+
+    /// Removes a mapping made by [`Container::map_dma`].
+    pub fn unmap_dma(&self, iova: u64, size: u64) {
+        let mut st = self.state();
+        let mut unmap = DmaUnmap {
+            argsz: std::mem::size_of::<DmaUnmap>() as u32,
+            flags: 0,
+            iova,
+            size,
+        };
+        // SAFETY: IOMMU_UNMAP_DMA takes a vfio_iommu_type1_dma_unmap, which DmaUnmap mirrors.
+        match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_UNMAP_DMA, &mut unmap) } {
+            Ok(_) => st.mapped = st.mapped.saturating_sub(size),
+            Err(e) => log::error!("VFIO_IOMMU_UNMAP_DMA at {iova:#x}: {e}"),
+        }
+    }
+}
+
+/// Explains why `/dev/vfio/N` could not be opened.
+fn group_open_error(address: &str, path: &str, e: io::Error) -> Error {
+    let detail = match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "{path} is not accessible to this user ({e}); give the user the group: \
+             `sudo chown $USER {path}` (scripts/vfio-bind.sh {address} $USER does it)"
+        ),
+        io::ErrorKind::NotFound => format!(
+            "{path} does not exist ({e}); bind the device to vfio-pci first \
+             (scripts/vfio-bind.sh {address} $USER)"
+        ),
+        _ if e.raw_os_error() == Some(libc::EBUSY) => {
+            format!("{path} is in use by another process ({e}); one process per group")
+        }
+        _ => format!("cannot open {path}: {e}"),
+    };
+    Error::Vfio {
+        address: address.into(),
+        detail,
+    }
+}
+
+/// The error for a group that is not viable: names the group's devices bound to a driver
+/// other than vfio-pci (those keep the group from being handed to user space).
+pub fn not_viable_error(address: &str, group: u32, groups_root: &Path) -> Error {
+    let dir = groups_root.join(group.to_string()).join("devices");
+    let mut others = Vec::new();
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let dev = e.file_name().to_string_lossy().into_owned();
+            let driver = fs::read_link(e.path().join("driver"))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            match driver.as_deref() {
+                None | Some("vfio-pci") | Some("pci-stub") | Some("pcieport") => {}
+                Some(d) => others.push(format!("{dev} (bound to {d})")),
+            }
+        }
+    }
+    others.sort();
+    let who = if others.is_empty() {
+        "some of its devices are bound to host drivers".to_string()
+    } else {
+        format!(
+            "these devices are bound to host drivers: {}",
+            others.join(", ")
+        )
+    };
+    Error::Vfio {
+        address: address.into(),
+        detail: format!(
+            "IOMMU group {group} is not viable: {who}. Every device of a group must be bound \
+             to vfio-pci (or to no driver) before the group can be used \
+             (scripts/vfio-bind.sh for each, or see {})",
+            dir.display()
+        ),
+    }
+}
+
+/// The IOMMU group number of the device at `sysfs` (`iommu_group` link).
+pub fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
+    let link = fs::read_link(sysfs.join("iommu_group")).map_err(|e| Error::Vfio {
+        address: address.into(),
+        detail: format!(
+            "the device has no IOMMU group ({e}): the IOMMU is off; enable it in the \
+             firmware (VT-d / AMD-Vi) and on the kernel command line (intel_iommu=on)"
+        ),
+    })?;
+    link.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::Vfio {
+            address: address.into(),
+            detail: format!("unexpected iommu_group link {}", link.display()),
+        })
+}
+
+/// A PCI function opened through VFIO.
+#[derive(Debug)]
+pub struct VfioDevice {
+    address: String,
+    fd: File,
+    group: u32,
+    config: RegionInfo,
+    container: Arc<Container>,
+}
+
+impl VfioDevice {
+    /// Opens the device at `address` (sysfs directory `sysfs`), which must be bound to
+    /// vfio-pci, joining the process-wide container.
+    pub fn open(address: &str, sysfs: &Path) -> Result<Self> {
+        let group = iommu_group(address, sysfs)?;
+        let container = Container::open()?;
+        let fd = container.open_device(address, sysfs, group)?;
+        let mut dev = VfioDevice {
+            address: address.to_string(),
+            fd,
+            group,
+            config: RegionInfo::default(),
+            container,
+        };
+        dev.config = dev.region_info(VFIO_PCI_CONFIG_REGION_INDEX)?;
+        log::info!("{address}: opened through VFIO (IOMMU group {group})");
+        Ok(dev)
+    }
+
+    /// The IOMMU group number.
+    pub fn group(&self) -> u32 {
+        self.group
+    }
+
+    /// The container the device's DMA goes through.
+    pub fn container(&self) -> &Arc<Container> {
+        &self.container
+    }
+
+    /// The device file descriptor (for region reads and writes).
+    pub fn file(&self) -> &File {
+        &self.fd
+    }
+
+    fn region_info(&self, index: u32) -> Result<RegionInfo> {
+        let mut info = RegionInfo {
+            argsz: std::mem::size_of::<RegionInfo>() as u32,
+            index,
+            ..RegionInfo::default()
+        };
+        // SAFETY: DEVICE_GET_REGION_INFO takes a vfio_region_info, which RegionInfo mirrors.
+        unsafe {
+            ioctl_ptr(
+                self.fd.as_raw_fd(),
+                ioctl::DEVICE_GET_REGION_INFO,
+                &mut info,
+            )
+        }
+        .map_err(|e| Error::io(format!("VFIO region {index} info of {}", self.address), e))?;
+        Ok(info)
+    }
+
+    /// Offset and size of region `index` (BAR 0-5) within the device fd.
+    pub fn region(&self, index: u32) -> Result<(u64, u64)> {
+        let r = self.region_info(index)?;
+        Ok((r.offset, r.size))
+    }
+
+    /// Reads config space at `offset`.
+    pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.fd
+            .read_exact_at(buf, self.config.offset + offset)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot read config space of {} (VFIO)", self.address),
+                    e,
+                )
+            })
+    }
+
+    /// Writes config space at `offset`.
+    pub fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.fd
+            .write_all_at(buf, self.config.offset + offset)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot write config space of {} (VFIO)", self.address),
+                    e,
+                )
+            })
+    }
+
+    /// Maps BAR `bar` (a memory BAR that VFIO allows to be mmapped).
+    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+        let info = self.region_info(bar as u32)?;
+        if info.size == 0 {
+            return Err(Error::device(&self.address, format!("BAR{bar} is empty")));
+        }
+        if info.flags & VFIO_REGION_INFO_FLAG_MMAP == 0 {
+            return Err(Error::device(
+                &self.address,
+                format!("VFIO does not allow BAR{bar} to be mapped (an I/O BAR?)"),
+            ));
+        }
+        let len = info.size as usize;
+        // SAFETY: mapping a region of the device fd at the offset VFIO reported; the kernel
+        // checks the range.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.fd.as_raw_fd(),
+                info.offset as libc::off_t,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::io(
+                format!("cannot map BAR{bar} of {} through VFIO", self.address),
+                io::Error::last_os_error(),
+            ));
+        }
+        let base = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::device(&self.address, "BAR mapped at address 0"))?;
+        fn unmap(p: NonNull<u8>, len: usize) {
+            // SAFETY: exactly the mapping made in map_bar, unmapped once on drop.
+            unsafe { libc::munmap(p.as_ptr().cast(), len) };
+        }
+        // SAFETY: a fresh device mapping of `len` bytes, unmapped only on drop.
+        Ok(unsafe { MmioRegion::from_raw_parts(base, len, Some(unmap)) })
+    }
+
+    /// Number of vectors the function offers for interrupt `index` (MSI or MSI-X).
+    fn irq_count(&self, index: u32) -> u32 {
+        let mut info = IrqInfo {
+            argsz: std::mem::size_of::<IrqInfo>() as u32,
+            index,
+            ..IrqInfo::default()
+        };
+        // SAFETY: DEVICE_GET_IRQ_INFO takes a vfio_irq_info, which IrqInfo mirrors.
+        match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::DEVICE_GET_IRQ_INFO, &mut info) } {
+            Ok(_) => info.count,
+            Err(_) => 0,
+        }
+    }
+
+    fn set_irqs(&self, index: u32, fds: &[RawFd]) -> io::Result<()> {
+        // struct vfio_irq_set followed by `count` int32 eventfds.
+        let header = std::mem::size_of::<IrqSetHeader>();
+        let argsz = header + 4 * fds.len();
+        let mut buf = vec![0u32; argsz.div_ceil(4)];
+        let flags = if fds.is_empty() {
+            VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER
+        } else {
+            VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER
+        };
+        buf[0] = argsz as u32;
+        buf[1] = flags;
+        buf[2] = index;
+        buf[3] = 0; // start
+        buf[4] = fds.len() as u32;
+        for (i, fd) in fds.iter().enumerate() {
+            buf[header / 4 + i] = *fd as u32;
+        }
+        // SAFETY: DEVICE_SET_IRQS takes a vfio_irq_set of `argsz` bytes; `buf` holds the
+        // header (5 x u32, as in IrqSetHeader) and the eventfds.
+        unsafe {
+            ioctl_ptr(
+                self.fd.as_raw_fd(),
+                ioctl::DEVICE_SET_IRQS,
+                buf.as_mut_ptr(),
+            )
+        }
+        .map(|_| ())
+    }
+
+    /// Enables MSI-X with vector `i` signalling eventfd `fds[i]`.
+    pub fn enable_msix(&self, fds: &[RawFd]) -> Result<()> {
+        let available = self.irq_count(VFIO_PCI_MSIX_IRQ_INDEX);
+        if (available as usize) < fds.len() {
+            return Err(Error::device(
+                &self.address,
+                format!(
+                    "{} MSI-X vectors needed, the function offers {available} (QEMU \
+                     virtio-net: vectors=N)",
+                    fds.len()
+                ),
+            ));
+        }
+        self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, fds).map_err(|e| {
+            Error::io(
+                format!("VFIO_DEVICE_SET_IRQS (MSI-X) on {}", self.address),
+                e,
+            )
+        })
+    }
+
+    /// Enables interrupts with one eventfd per vector: MSI-X if the function has enough
+    /// vectors, else MSI. Any driver can call this; the device must then be programmed to
+    /// raise vector `i` for queue `i`.
+    pub fn enable_interrupts(&self, fds: &[RawFd]) -> Result<IrqMode> {
+        if fds.is_empty() {
+            return Err(Error::config("no eventfds for interrupts"));
+        }
+        if self.irq_count(VFIO_PCI_MSIX_IRQ_INDEX) as usize >= fds.len() {
+            self.enable_msix(fds)?;
+            return Ok(IrqMode::MsiX);
+        }
+        let msi = self.irq_count(VFIO_PCI_MSI_IRQ_INDEX) as usize;
+        if msi >= fds.len() {
+            self.set_irqs(VFIO_PCI_MSI_IRQ_INDEX, fds).map_err(|e| {
+                Error::io(format!("VFIO_DEVICE_SET_IRQS (MSI) on {}", self.address), e)
+            })?;
+            return Ok(IrqMode::Msi);
+        }
+        Err(Error::device(
+            &self.address,
+            format!(
+                "{} interrupt vectors needed; the function has neither enough MSI-X nor MSI vectors ({msi} MSI)",
+                fds.len()
+            ),
+        ))
+    }
+
+    /// Disables MSI-X and MSI again.
+    pub fn disable_interrupts(&self) {
+        let _ = self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, &[]);
+        let _ = self.set_irqs(VFIO_PCI_MSI_IRQ_INDEX, &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_match_linux_vfio_h() {
+        // _IO(';', 100) = 0x3b64 ... values from linux/vfio.h.
+        assert_eq!(ioctl::GET_API_VERSION, 0x3b64);
+        assert_eq!(ioctl::SET_IOMMU, 0x3b66);
+        assert_eq!(ioctl::GROUP_GET_DEVICE_FD, 0x3b6a);
+        assert_eq!(ioctl::DEVICE_SET_IRQS, 0x3b6e);
+        assert_eq!(ioctl::IOMMU_MAP_DMA, 0x3b71);
+        assert_eq!(std::mem::size_of::<RegionInfo>(), 32);
+        assert_eq!(std::mem::size_of::<DmaMap>(), 32);
+        assert_eq!(std::mem::size_of::<DmaUnmap>(), 24);
+        assert_eq!(std::mem::size_of::<IrqSetHeader>(), 20);
+    }
+
+    #[test]
+    fn iovas_are_aligned_disjoint_and_bounded() {
+        let mut a = IovaAllocator::new(IOVA_BASE + 1, IOVA_BASE + 8 * IOVA_ALIGN);
+        let x = a.alloc(4096).unwrap();
+        let y = a.alloc(3 * 1024 * 1024).unwrap();
+        let z = a.alloc(IOVA_ALIGN).unwrap();
+        assert_eq!(x, IOVA_BASE + IOVA_ALIGN, "base rounded up to 2 MiB");
+        assert_eq!(y, x + IOVA_ALIGN);
+        assert_eq!(z, y + 2 * IOVA_ALIGN, "3 MiB takes two hugepages");
+        assert!(a.alloc(0).is_err());
+        // 6 MiB left.
+        assert!(a.alloc(4 * IOVA_ALIGN).unwrap_err().contains("exhausted"));
+        assert_eq!(a.alloc(3 * IOVA_ALIGN).unwrap(), z + IOVA_ALIGN);
+        assert!(a.alloc(1).is_err());
+        // Above the interrupt window and 4 GiB.
+        const { assert!(IOVA_BASE > 0xfeef_ffff) };
+    }
+
+    #[test]
+    fn memlock_limit_is_checked_with_a_helpful_message() {
+        let mib = 1 << 20;
+        assert!(check_memlock(4 * mib, 2 * mib, Some(8 * mib), false).is_ok());
+        assert!(check_memlock(4 * mib, 2 * mib, None, false).is_ok());
+        assert!(check_memlock(40 * mib, 2 * mib, Some(8 * mib), true).is_ok());
+        let e = check_memlock(8 * mib, 2 * mib, Some(8 * mib), false).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::MemlockLimit { .. }));
+        assert!(msg.contains("8192 KiB"), "limit: {msg}");
+        assert!(msg.contains("at least 10240 KiB"), "needed: {msg}");
+        assert!(msg.contains("ulimit -l"), "{msg}");
+        assert!(msg.contains("limits.conf"), "{msg}");
+    }
+
+    #[test]
+    fn a_group_that_is_not_viable_names_the_culprits() {
+        let root = std::env::temp_dir().join(format!("ixy-vfio-groups-{}", std::process::id()));
+        let devs = root.join("7/devices");
+        let drivers = root.join("drivers");
+        for d in ["e1000e", "vfio-pci"] {
+            fs::create_dir_all(drivers.join(d)).unwrap();
+        }
+        for (dev, drv) in [
+            ("0000:00:02.0", Some("e1000e")),
+            ("0000:00:03.0", Some("vfio-pci")),
+            ("0000:00:04.0", None),
+        ] {
+            fs::create_dir_all(devs.join(dev)).unwrap();
+            if let Some(drv) = drv {
+                std::os::unix::fs::symlink(drivers.join(drv), devs.join(dev).join("driver"))
+                    .unwrap();
+            }
+        }
+        let msg = not_viable_error("0000:00:03.0", 7, &root).to_string();
+        assert!(msg.contains("group 7 is not viable"), "{msg}");
+        assert!(msg.contains("0000:00:02.0 (bound to e1000e)"), "{msg}");
+        assert!(!msg.contains("0000:00:04.0"), "{msg}");
+        assert!(!msg.contains("0000:00:03.0 (bound"), "{msg}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn inaccessible_group_files_say_chown() {
+        let e = group_open_error(
+            "0000:00:03.0",
+            "/dev/vfio/7",
+            io::Error::from_raw_os_error(libc::EACCES),
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("chown"), "{msg}");
+        assert!(msg.contains("/dev/vfio/7"), "{msg}");
+        let e = group_open_error(
+            "0000:00:03.0",
+            "/dev/vfio/7",
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert!(e.to_string().contains("vfio-bind.sh"), "{e}");
+    }
+
+    #[test]
+    fn no_iommu_group_means_the_iommu_is_off() {
+        let dir = std::env::temp_dir().join(format!("ixy-vfio-nogroup-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let msg = iommu_group("0000:00:03.0", &dir).unwrap_err().to_string();
+        assert!(msg.contains("intel_iommu=on"), "{msg}");
+        std::os::unix::fs::symlink("../../../kernel/iommu_groups/12", dir.join("iommu_group"))
+            .unwrap();
+        assert_eq!(iommu_group("0000:00:03.0", &dir).unwrap(), 12);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
