@@ -465,7 +465,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         for i in 0..regs::NUM_MPC {
             dropped += self.get_reg(regs::mpc(i)) as u64;
         }
-        for q in 0..self.rx.len() {
+        for q in 0..self.rx.len().min(regs::NUM_QPRDC) {
             dropped += self.get_reg(regs::qprdc(q)) as u64;
         }
         let s = &mut self.stats;

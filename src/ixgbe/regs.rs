@@ -281,3 +281,5 @@ pub const NUM_MPC: usize = 8;
 pub const fn qprdc(n: usize) -> usize {
     0x01430 + 0x40 * n
 }
+/// Number of QPRDC registers (queues 0-15).
+pub const NUM_QPRDC: usize = 16;

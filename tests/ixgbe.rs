@@ -1,0 +1,580 @@
+//! The ixgbe driver against the behavioural 82599 model (feature `model`): init, packets
+//! both ways, ring wrap-around, exhaustion and back-pressure, forwarding, statistics,
+//! queues, filtering, link failure, and driver selection by device id.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use ixy::ixgbe::{IxgbeDevice, IxgbeOptions, regs};
+use ixy::model::{Model, Port};
+use ixy::pci::{DeviceId, DriverKind, IXGBE_DEVICE_IDS, PciAddress, driver_for};
+use ixy::registers::RegisterSpace;
+use ixy::{IxyDevice, Mempool, Packet};
+
+type Dev = IxgbeDevice<Port>;
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+fn options() -> IxgbeOptions {
+    IxgbeOptions::default().link_timeout(Duration::from_secs(2))
+}
+
+fn open(model: &Model, port: &Port, o: &IxgbeOptions) -> Dev {
+    IxgbeDevice::with_registers(
+        &format!("model:{}", port.index()),
+        port.clone(),
+        &model.dma(),
+        o,
+    )
+    .expect("ixgbe init against the model")
+}
+
+/// An Ethernet frame of `len` bytes (without CRC) to `dst` carrying `seq` at byte 14.
+fn frame(dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]); // local experimental ethertype
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in f.iter_mut().enumerate().skip(18) {
+        *b = i as u8;
+    }
+    f
+}
+
+fn seq_of(p: &[u8]) -> u32 {
+    u32::from_be_bytes(p[14..18].try_into().unwrap())
+}
+
+/// Packets with the given frames, from `pool`.
+fn packets(pool: &Mempool, frames: &[Vec<u8>]) -> VecDeque<Packet> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut p = pool.alloc(f.len()).expect("pool has room");
+            p.copy_from_slice(f);
+            p
+        })
+        .collect()
+}
+
+/// The two devices of `devs`, ordered (from, to).
+fn pair(devs: &mut [Dev; 2], from: usize) -> (&mut Dev, &mut Dev) {
+    let [a, b] = devs;
+    if from == 0 { (a, b) } else { (b, a) }
+}
+
+fn test_pool(model: &Model) -> Mempool {
+    Mempool::new(&model.dma(), 4096, 2048).unwrap()
+}
+
+#[test]
+fn init_follows_the_datasheet_and_brings_the_link_up() {
+    let model = Model::new();
+    let port = model.add_port();
+    let start = Instant::now();
+    let dev = open(&model, &port, &options().queues(2, 3));
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(dev.driver_name(), "ixgbe");
+    assert_eq!(dev.pci_addr(), "model:0");
+    assert_eq!(dev.link_speed(), 10_000);
+    assert!(dev.link_up());
+    assert_eq!(dev.mac_addr(), model.default_mac(&port));
+    assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (2, 3));
+    assert!(dev.promisc(), "promiscuous by default, like ixy");
+
+    // What the init left in the registers.
+    let r = |o| port.read32(o);
+    assert_eq!(r(regs::RXCTRL) & regs::RXCTRL_RXEN, regs::RXCTRL_RXEN);
+    assert_eq!(r(regs::DMATXCTL) & regs::DMATXCTL_TE, regs::DMATXCTL_TE);
+    assert_eq!(
+        r(regs::AUTOC) & regs::AUTOC_LMS_MASK,
+        regs::AUTOC_LMS_10G_SERIAL
+    );
+    let hl = r(regs::HLREG0);
+    assert_eq!(
+        hl & (regs::HLREG0_RXCRCSTRP | regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN),
+        regs::HLREG0_RXCRCSTRP | regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN
+    );
+    assert_ne!(r(regs::RDRXCTL) & regs::RDRXCTL_CRCSTRIP, 0);
+    assert_ne!(r(regs::FCTRL) & regs::FCTRL_BAM, 0);
+    assert_eq!(r(regs::EIMS), 0, "all interrupts masked");
+    for q in 0..2 {
+        assert_ne!(r(regs::rxdctl(q)) & regs::RXDCTL_ENABLE, 0, "rx queue {q}");
+        let srrctl = r(regs::srrctl(q));
+        assert_eq!(
+            srrctl & regs::SRRCTL_DESCTYPE_MASK,
+            regs::SRRCTL_DESCTYPE_ADV_ONEBUF
+        );
+        assert_eq!(srrctl & regs::SRRCTL_BSIZEPACKET_MASK, 3, "3 KB buffers");
+        assert_ne!(srrctl & regs::SRRCTL_DROP_EN, 0);
+        assert_eq!(r(regs::rdlen(q)), 512 * 16);
+        assert_eq!(r(regs::rdt(q)), 511, "all but one descriptor handed over");
+        assert_eq!(r(regs::dca_rxctrl(q)) & regs::DCA_RXCTRL_RESERVED_BIT12, 0);
+    }
+    for q in 0..3 {
+        assert_ne!(r(regs::txdctl(q)) & regs::TXDCTL_ENABLE, 0, "tx queue {q}");
+        assert_eq!(r(regs::tdlen(q)), 512 * 16);
+        assert_eq!(r(regs::tdt(q)), 0);
+    }
+    assert_eq!(
+        r(regs::rxdctl(2)) & regs::RXDCTL_ENABLE,
+        0,
+        "only the queues asked for"
+    );
+}
+
+#[test]
+fn bad_options_are_refused_before_touching_the_device() {
+    let model = Model::new();
+    let port = model.add_port();
+    for o in [
+        options().queues(0, 1),
+        options().queues(1, 65),
+        IxgbeOptions {
+            rx_ring_size: 500,
+            ..options()
+        },
+        IxgbeOptions {
+            pool_entries: 100,
+            ..options()
+        },
+    ] {
+        let r = IxgbeDevice::with_registers("model:0", port.clone(), &model.dma(), &o);
+        let err = r.err().expect("refused");
+        assert!(matches!(err, ixy::Error::InvalidConfig { .. }), "{err}");
+    }
+    assert_eq!(model.dma().live_regions(), 0, "nothing leaked");
+}
+
+#[test]
+fn single_packets_both_ways() {
+    let model = Model::new();
+    let (pa, pb) = (model.add_port(), model.add_port());
+    model.connect(&pa, &pb);
+    let mut a = open(&model, &pa, &options());
+    let mut b = open(&model, &pb, &options());
+    let pool = test_pool(&model);
+
+    let f = frame(b.mac_addr(), 7, 60);
+    let mut out = packets(&pool, std::slice::from_ref(&f));
+    assert_eq!(a.tx_batch(0, &mut out), 1);
+    assert!(out.is_empty());
+    let mut got = VecDeque::new();
+    assert_eq!(b.rx_batch(0, &mut got, 32), 1);
+    assert_eq!(&got[0][..], &f[..]);
+    assert_eq!(b.rx_batch(0, &mut got, 32), 0, "exactly one");
+
+    // And back, reusing the received buffer.
+    let mut back = VecDeque::new();
+    back.push_back(got.pop_front().unwrap());
+    back[0][..6].copy_from_slice(&a.mac_addr());
+    assert_eq!(b.tx_batch(0, &mut back), 1);
+    assert_eq!(a.rx_batch(0, &mut got, 32), 1);
+    assert_eq!(&got[0][..6], &a.mac_addr());
+    assert_eq!(&got[0][6..], &f[6..]);
+}
+
+#[test]
+fn batches_both_ways_arrive_in_order_and_intact() {
+    let model = Model::new();
+    let (pa, pb) = (model.add_port(), model.add_port());
+    model.connect(&pa, &pb);
+    let a = open(&model, &pa, &options());
+    let b = open(&model, &pb, &options());
+    let pool = test_pool(&model);
+    let sizes = [60usize, 64, 128, 511, 1000, 1514];
+    let frames: Vec<Vec<u8>> = (0..32)
+        .map(|i| frame(BROADCAST, i, sizes[i as usize % sizes.len()]))
+        .collect();
+    let mut devs = [a, b];
+    for dir in 0..2 {
+        let (from, to) = pair(&mut devs, dir);
+        let mut out = packets(&pool, &frames);
+        assert_eq!(from.tx_batch(0, &mut out), 32);
+        let mut got = VecDeque::new();
+        assert_eq!(to.rx_batch(0, &mut got, 20), 20, "batch limit honoured");
+        assert_eq!(to.rx_batch(0, &mut got, 64), 12);
+        for (p, f) in got.iter().zip(&frames) {
+            assert_eq!(&p[..], &f[..]);
+        }
+    }
+}
+
+#[test]
+fn rings_wrap_around_over_many_rounds() {
+    let model = Model::new();
+    let (pa, pb) = (model.add_port(), model.add_port());
+    model.connect(&pa, &pb);
+    let mut a = open(&model, &pa, &options());
+    let mut b = open(&model, &pb, &options());
+    let pool = test_pool(&model);
+    let mut seq = 0u32;
+    let mut expected = 0u32;
+    let mut got = VecDeque::new();
+    // 200 rounds of 77 frames: each ring (512 descriptors) wraps 30 times.
+    for _ in 0..200 {
+        let frames: Vec<Vec<u8>> = (0..77)
+            .map(|_| {
+                seq += 1;
+                frame(BROADCAST, seq, 60)
+            })
+            .collect();
+        let mut out = packets(&pool, &frames);
+        while !out.is_empty() {
+            a.tx_batch(0, &mut out);
+        }
+        while b.rx_batch(0, &mut got, 32) > 0 {}
+        for p in got.drain(..) {
+            expected += 1;
+            assert_eq!(seq_of(&p), expected);
+        }
+    }
+    assert_eq!(expected, 200 * 77);
+    assert_eq!(model.wire_stats(&pb).rx_dropped, 0);
+}
+
+#[test]
+fn rx_ring_exhaustion_counts_drops_then_recovers() {
+    let model = Model::new();
+    let port = model.add_port();
+    let mut dev = open(&model, &port, &options());
+    dev.reset_stats();
+    let delivered = (0..600)
+        .filter(|&i| model.inject(&port, &frame(BROADCAST, i, 60)))
+        .count();
+    assert_eq!(
+        delivered, 511,
+        "one descriptor always stays with the driver"
+    );
+    let stats = dev.stats();
+    assert_eq!(stats.rx_dropped, 89);
+    assert_eq!(stats.rx_packets, 511);
+    assert_eq!(model.wire_stats(&port).rx_dropped, 89);
+
+    let mut got = VecDeque::new();
+    while dev.rx_batch(0, &mut got, 64) > 0 {}
+    assert_eq!(got.len(), 511);
+    assert!(got.iter().enumerate().all(|(i, p)| seq_of(p) == i as u32));
+    got.clear();
+    // Recovered: frames are delivered again, and the drop counter stands still.
+    assert!(model.inject(&port, &frame(BROADCAST, 1000, 60)));
+    assert_eq!(dev.rx_batch(0, &mut got, 64), 1);
+    assert_eq!(seq_of(&got[0]), 1000);
+    assert_eq!(dev.stats().rx_dropped, 89);
+}
+
+#[test]
+fn rx_waits_while_its_pool_is_empty_and_resumes() {
+    let model = Model::new();
+    let port = model.add_port();
+    // A pool just 4 buffers larger than the ring: once the application holds 4 received
+    // packets, the driver has no fresh buffer to give the next descriptor.
+    let o = IxgbeOptions {
+        pool_entries: 516,
+        ..options()
+    };
+    let mut dev = open(&model, &port, &o);
+    for i in 0..10 {
+        assert!(model.inject(&port, &frame(BROADCAST, i, 60)));
+    }
+    let mut got = VecDeque::new();
+    assert_eq!(dev.rx_batch(0, &mut got, 32), 4, "4 spare buffers to refill with");
+    assert_eq!(dev.rx_batch(0, &mut got, 32), 0, "pool empty: frames wait on the ring");
+    assert_eq!(dev.rx_pool(0).unwrap().free_count(), 0);
+    got.clear();
+    assert_eq!(dev.rx_batch(0, &mut got, 32), 4);
+    got.clear();
+    assert_eq!(dev.rx_batch(0, &mut got, 32), 2);
+    assert_eq!(seq_of(&got[1]), 9, "nothing lost, in order");
+    assert_eq!(dev.stats().rx_dropped, 0);
+}
+
+#[test]
+fn tx_ring_full_leaves_unsent_packets_with_the_caller() {
+    let model = Model::new();
+    let port = model.add_port();
+    model.set_capture(&port, true);
+    let mut dev = open(&model, &port, &options());
+    let pool = test_pool(&model);
+    let frames: Vec<Vec<u8>> = (0..1000).map(|i| frame(BROADCAST, i, 60)).collect();
+    let mut out = packets(&pool, &frames);
+    // 511 descriptors are free in a 512-entry ring.
+    assert_eq!(dev.tx_batch(0, &mut out), 511);
+    assert_eq!(out.len(), 489);
+    assert_eq!(
+        seq_of(&out[0]),
+        511,
+        "the unsent ones, in order, at the front"
+    );
+    // The next call cleans what the device completed and sends the rest.
+    let mut total = 511;
+    while !out.is_empty() {
+        let n = dev.tx_batch(0, &mut out);
+        assert!(n > 0, "progress once descriptors are cleaned");
+        total += n;
+    }
+    assert_eq!(total, 1000);
+    let sent = model.take_transmitted(&port);
+    assert_eq!(sent.len(), 1000);
+    assert!(sent.iter().enumerate().all(|(i, f)| seq_of(f) == i as u32));
+    assert_eq!(&sent[5][..], &frames[5][..]);
+    // Cleaning happens in batches of 32: at most a batch's worth stays in flight.
+    assert!(dev.tx_in_flight(0) < 512);
+}
+
+#[test]
+fn a_million_packets_forwarded_with_every_buffer_back_in_its_pool() {
+    const TOTAL: u64 = 1_000_000;
+    let model = Model::new();
+    let (pa, pb) = (model.add_port(), model.add_port());
+    let template = frame(BROADCAST, 0, 60);
+    model.attach_source(&pa, template.clone(), Some(TOTAL / 2));
+    model.attach_source(&pb, template, Some(TOTAL / 2));
+    let a = open(&model, &pa, &options());
+    let b = open(&model, &pb, &options());
+    let pools = [a.rx_pool(0).unwrap().clone(), b.rx_pool(0).unwrap().clone()];
+    let mut devs = [a, b];
+    let mut buf = VecDeque::with_capacity(64);
+    let mut forwarded = 0u64;
+    let mut idle = 0;
+    while forwarded < TOTAL && idle < 1000 {
+        let mut moved = 0;
+        for dir in 0..2 {
+            let (rx, tx) = pair(&mut devs, dir);
+            let n = rx.rx_batch(0, &mut buf, 32);
+            for p in buf.iter_mut() {
+                p[48] = p[48].wrapping_add(1);
+            }
+            let sent = tx.tx_batch(0, &mut buf);
+            assert_eq!(sent, n, "the tx ring keeps up with the model");
+            buf.clear();
+            moved += n;
+        }
+        forwarded += moved as u64;
+        idle = if moved == 0 { idle + 1 } else { 0 };
+    }
+    assert_eq!(forwarded, TOTAL);
+    let (wa, wb) = (model.wire_stats(&pa), model.wire_stats(&pb));
+    assert_eq!(wa.rx_frames + wb.rx_frames, TOTAL);
+    assert_eq!(wa.tx_frames + wb.tx_frames, TOTAL);
+    assert_eq!(wa.rx_dropped + wb.rx_dropped, 0);
+    let (sa, sb) = (devs[0].stats(), devs[1].stats());
+    assert_eq!(sa.rx_packets + sb.rx_packets, TOTAL);
+    assert_eq!(sa.tx_packets + sb.tx_packets, TOTAL);
+    for p in &pools {
+        assert!(
+            p.free_count() < p.capacity(),
+            "rings hold buffers while open"
+        );
+    }
+    drop(devs);
+    for p in &pools {
+        assert_eq!(
+            p.free_count(),
+            p.capacity(),
+            "every buffer back in its pool"
+        );
+    }
+    drop(pools);
+    assert_eq!(model.dma().live_regions(), 0, "all DMA memory freed");
+}
+
+#[test]
+fn stats_equal_what_crossed_the_wire() {
+    let model = Model::new();
+    let (pa, pb) = (model.add_port(), model.add_port());
+    model.connect(&pa, &pb);
+    let mut a = open(&model, &pa, &options());
+    let mut b = open(&model, &pb, &options());
+    a.reset_stats();
+    b.reset_stats();
+    let pool = test_pool(&model);
+    let frames: Vec<Vec<u8>> = (0..300)
+        .map(|i| frame(BROADCAST, i, 60 + i as usize))
+        .collect();
+    let mut out = packets(&pool, &frames);
+    while !out.is_empty() {
+        a.tx_batch(0, &mut out);
+    }
+    let mut got = VecDeque::new();
+    while b.rx_batch(0, &mut got, 64) > 0 {}
+    assert_eq!(got.len(), 300);
+    // 700 more than b's ring holds: drops.
+    let extra: Vec<Vec<u8>> = (0..700).map(|i| frame(BROADCAST, i, 100)).collect();
+    let mut out = packets(&pool, &extra);
+    while !out.is_empty() {
+        a.tx_batch(0, &mut out);
+    }
+    let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum::<u64>() + 511 * 100;
+    let (sa, sb) = (a.stats(), b.stats());
+    let (wa, wb) = (model.wire_stats(&pa), model.wire_stats(&pb));
+    assert_eq!(sa.tx_packets, wa.tx_frames);
+    assert_eq!(sa.tx_packets, 1000);
+    assert_eq!(sa.tx_bytes, wa.tx_bytes);
+    assert_eq!(sb.rx_packets, wb.rx_frames);
+    assert_eq!(sb.rx_packets, 300 + 511);
+    assert_eq!(sb.rx_bytes, wb.rx_bytes);
+    assert_eq!(sb.rx_bytes, bytes);
+    assert_eq!(sb.rx_dropped, wb.rx_dropped);
+    assert_eq!(sb.rx_dropped, 700 - 511);
+    assert_eq!(sa.rx_packets, 0);
+    // Counters are cumulative across reads (the registers clear on read)...
+    assert_eq!(b.stats(), sb);
+    // ...until reset.
+    b.reset_stats();
+    assert_eq!(b.stats(), ixy::DeviceStats::default());
+}
+
+#[test]
+fn several_queues_are_independent() {
+    let model = Model::new();
+    let port = model.add_port();
+    model.set_capture(&port, true);
+    let mut dev = open(&model, &port, &options().queues(4, 4));
+    for q in 0..4u32 {
+        for i in 0..=q {
+            assert!(model.inject_to_queue(&port, q as usize, &frame(BROADCAST, q * 100 + i, 60)));
+        }
+    }
+    let mut got = VecDeque::new();
+    for q in (0..4u16).rev() {
+        assert_eq!(dev.rx_batch(q, &mut got, 32), q as usize + 1, "queue {q}");
+        assert!(got.iter().all(|p| seq_of(p) / 100 == q as u32));
+        // Send them back out on the transmit queue of the same number.
+        assert_eq!(dev.tx_batch(q, &mut got), q as usize + 1);
+    }
+    let sent = model.take_transmitted(&port);
+    let seqs: Vec<u32> = sent.iter().map(|f| seq_of(f)).collect();
+    assert_eq!(seqs, vec![300, 301, 302, 303, 200, 201, 202, 100, 101, 0]);
+}
+
+#[test]
+fn promiscuous_mode_on_and_off() {
+    let model = Model::new();
+    let port = model.add_port();
+    let mut dev = open(&model, &port, &options());
+    let own = dev.mac_addr();
+    let other = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+    dev.set_promisc(false).unwrap();
+    assert!(!dev.promisc());
+    assert_eq!(
+        port.read32(regs::FCTRL) & (regs::FCTRL_UPE | regs::FCTRL_MPE),
+        0
+    );
+    assert!(!model.inject(&port, &frame(other, 1, 60)), "filtered");
+    assert!(model.inject(&port, &frame(own, 2, 60)));
+    assert!(
+        model.inject(&port, &frame(BROADCAST, 3, 60)),
+        "broadcast accepted (BAM)"
+    );
+    dev.set_promisc(true).unwrap();
+    assert!(dev.promisc());
+    assert!(model.inject(&port, &frame(other, 4, 60)));
+    let mut got = VecDeque::new();
+    dev.rx_batch(0, &mut got, 32);
+    let seqs: Vec<u32> = got.iter().map(|p| seq_of(p)).collect();
+    assert_eq!(seqs, vec![2, 3, 4]);
+    // A new station address moves the unicast filter with it.
+    dev.set_promisc(false).unwrap();
+    dev.set_mac_addr(other).unwrap();
+    assert_eq!(dev.mac_addr(), other);
+    assert!(model.inject(&port, &frame(other, 5, 60)));
+    assert!(!model.inject(&port, &frame(own, 6, 60)));
+    assert!(
+        dev.set_mac_addr([0x01, 0, 0, 0, 0, 1]).is_err(),
+        "multicast refused"
+    );
+}
+
+#[test]
+fn a_link_that_never_comes_up_ends_in_a_warning_or_error_not_a_hang() {
+    let model = Model::new();
+    let port = model.add_port();
+    model.set_link_never_up(&port, true);
+    let o = options().link_timeout(Duration::from_millis(200));
+    let start = Instant::now();
+    let dev = open(&model, &port, &o);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(dev.link_speed(), 0);
+    assert!(!dev.link_up());
+    drop(dev);
+
+    let o = IxgbeOptions {
+        require_link: true,
+        ..o
+    };
+    let start = Instant::now();
+    let err = IxgbeDevice::with_registers("model:0", port.clone(), &model.dma(), &o)
+        .err()
+        .expect("link required");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let msg = err.to_string();
+    assert!(msg.contains("link did not come up within 200 ms"), "{msg}");
+    assert!(msg.contains("model:0"), "{msg}");
+    assert_eq!(
+        model.dma().live_regions(),
+        0,
+        "failed init frees its memory"
+    );
+}
+
+#[test]
+fn closing_the_device_stops_dma_and_frees_memory() {
+    let model = Model::new();
+    let port = model.add_port();
+    let dma = model.dma();
+    let dev = open(&model, &port, &options().queues(2, 2));
+    assert!(dma.live_regions() >= 6, "2 pools, 2 rx rings, 2 tx rings");
+    drop(dev);
+    assert_eq!(port.read32(regs::RXCTRL) & regs::RXCTRL_RXEN, 0);
+    for q in 0..2 {
+        assert_eq!(port.read32(regs::rxdctl(q)) & regs::RXDCTL_ENABLE, 0);
+        assert_eq!(port.read32(regs::txdctl(q)) & regs::TXDCTL_ENABLE, 0);
+    }
+    assert_eq!(dma.live_regions(), 0);
+    // Frames arriving now are dropped by the device, not written into freed memory.
+    assert!(!model.inject(&port, &frame(BROADCAST, 1, 60)));
+}
+
+fn id(vendor: u16, device: u16) -> DeviceId {
+    DeviceId {
+        address: "0000:03:00.0".parse::<PciAddress>().unwrap(),
+        vendor,
+        device,
+        class: 0x02_00_00,
+    }
+}
+
+#[test]
+fn device_ids_select_the_ixgbe_driver() {
+    assert!(IXGBE_DEVICE_IDS.len() >= 30);
+    for &(device, name) in IXGBE_DEVICE_IDS {
+        assert_eq!(
+            driver_for(&id(0x8086, device)),
+            Some(DriverKind::Ixgbe),
+            "{name}"
+        );
+    }
+    for device in [0x10fb, 0x1528, 0x1563, 0x15ab] {
+        assert_eq!(driver_for(&id(0x8086, device)), Some(DriverKind::Ixgbe));
+    }
+    // Intel NICs that are none of these: an 82598, an I210, an X710, and 82599/X540 VFs
+    // (ixgbevf's, not ixgbe's).
+    for device in [0x10b6, 0x1533, 0x1572, 0x10ed, 0x1515] {
+        let i = id(0x8086, device);
+        assert_eq!(driver_for(&i), None, "{device:04x}");
+        let msg = i.unsupported().to_string();
+        assert!(msg.contains(&format!("8086:{device:04x}")), "{msg}");
+        assert!(
+            msg.contains("not supported") && msg.contains("82599"),
+            "{msg}"
+        );
+    }
+    // Another vendor's device with an ixgbe device id is not an ixgbe.
+    assert_eq!(driver_for(&id(0x10ec, 0x10fb)), None);
+}
