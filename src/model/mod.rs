@@ -1,7 +1,7 @@
 //! A behavioural model of the Intel 82599 10 GbE controller (feature `model`).
 //!
 //! No ixgbe hardware is needed to test the ixgbe driver: the model implements BAR0 of an
-//! 82599 physical function as a [`RegisterSpace`](crate::registers::RegisterSpace)
+//! 82599 physical function as a [`RegisterSpace`]
 //! ([`Port`]) and performs the device's DMA on memory from its own allocator
 //! ([`ModelDma`]). It follows the Intel 82599 10 GbE Controller Datasheet (section numbers
 //! are cited where the behaviour is implemented) closely enough that a driver breaking the
@@ -21,7 +21,7 @@
 //! let b = model.add_port();
 //! model.connect(&a, &b);
 //! // The MAC "from the EEPROM", distinct per port (RAL(0)/RAH(0)).
-//! assert_ne!(a.read32(0x0A200), b.read32(0x0A200));
+//! assert_ne!(a.read32(0x0A204), b.read32(0x0A204));
 //! ```
 //!
 //! ## Excluding the model from instruction counts (callgrind)
@@ -216,7 +216,10 @@ impl Model {
         count: Option<u64>,
     ) {
         let i = self.check_port(p);
-        assert!(queue < regs::NUM_QUEUES, "82599 model: rx queue {queue} out of range");
+        assert!(
+            queue < regs::NUM_QUEUES,
+            "82599 model: rx queue {queue} out of range"
+        );
         let mut inner = self.inner.borrow_mut();
         inner.ports[i].sources.retain(|s| s.queue != queue);
         inner.ports[i].sources.push(Source {
@@ -256,7 +259,10 @@ impl Model {
     /// Like [`Model::inject`], to rx queue `queue`.
     pub fn inject_to_queue(&self, p: &Port, queue: usize, frame: &[u8]) -> bool {
         let i = self.check_port(p);
-        assert!(queue < regs::NUM_QUEUES, "82599 model: rx queue {queue} out of range");
+        assert!(
+            queue < regs::NUM_QUEUES,
+            "82599 model: rx queue {queue} out of range"
+        );
         self.inner.borrow_mut().receive(i, queue, frame)
     }
 

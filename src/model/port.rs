@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::dma::Regions;
 use super::regs::*;
 use super::{ModelInner, Peer, Source, WireStats};
 
@@ -37,10 +38,12 @@ pub(crate) mod rule {
     pub(crate) const RING_LEN: &str = "ring length not a multiple of 128";
     pub(crate) const RING_WHILE_ENABLED: &str = "ring registers changed while the queue is enabled";
     pub(crate) const ENABLE_BEFORE_RING: &str = "queue enabled before its ring is set";
-    pub(crate) const RX_DESCTYPE: &str = "rx queue enabled without SRRCTL advanced one-buffer descriptors";
+    pub(crate) const RX_DESCTYPE: &str =
+        "rx queue enabled without SRRCTL advanced one-buffer descriptors";
     pub(crate) const TX_BEFORE_TE: &str = "tx queue enabled before DMATXCTL.TE";
     pub(crate) const TAIL_BEYOND_RING: &str = "tail beyond the ring";
-    pub(crate) const TAIL_BEFORE_ENABLE: &str = "tail written before the queue enable bit was read back";
+    pub(crate) const TAIL_BEFORE_ENABLE: &str =
+        "tail written before the queue enable bit was read back";
     pub(crate) const TAIL_BACKWARDS: &str = "tail moved backwards over descriptors the device owns";
     pub(crate) const HEAD_WHILE_ENABLED: &str = "head written while the queue is enabled";
     pub(crate) const RX_BEFORE_QUEUE: &str = "rx enabled before the rx queue is ready";
@@ -80,9 +83,14 @@ pub(crate) fn eeprom_mac(index: usize) -> [u8; 6] {
 enum Link {
     Down,
     /// Auto-negotiation restarted; up after `polls` more LINKS reads, at `speed`.
-    Negotiating { polls: u8, speed: u32 },
+    Negotiating {
+        polls: u8,
+        speed: u32,
+    },
     /// Up, with the LINKS speed bits.
-    Up { speed: u32 },
+    Up {
+        speed: u32,
+    },
 }
 
 /// One rx or tx descriptor ring as the device sees it.
@@ -137,6 +145,8 @@ struct Stats {
     tpt: u64,
     roc: u64,
     mpc: [u64; 8],
+    /// Per statistics-counter (RQSMR mapping) received and dropped packets.
+    qprc: [u64; 16],
     qprdc: [u64; 16],
 }
 
@@ -173,6 +183,9 @@ enum QueueReg {
     Tail,
     Dctl,
     Srrctl,
+    /// QPRC(n) (n < 16) or QPRDC(n - 16) (16 <= n < 32): the +0x30 slot.
+    Qstat,
+    Qprc,
     Qprdc,
 }
 
@@ -185,7 +198,7 @@ fn queue_reg(off: usize) -> Option<QueueReg> {
         Q_T => QueueReg::Tail,
         Q_DCTL => QueueReg::Dctl,
         RXQ_SRRCTL => QueueReg::Srrctl,
-        RXQ_QPRDC => QueueReg::Qprdc,
+        RXQ_QSTAT => QueueReg::Qstat,
         _ => return None,
     })
 }
@@ -195,15 +208,22 @@ fn queue_reg(off: usize) -> Option<QueueReg> {
 fn decode_rx(offset: usize) -> Option<(usize, QueueReg)> {
     let (q, reg) = match offset {
         0x01000..0x02000 => ((offset - RXQ_LOW) / QUEUE_STRIDE, offset % QUEUE_STRIDE),
-        0x0D000..0x0E000 => (64 + (offset - RXQ_HIGH) / QUEUE_STRIDE, offset % QUEUE_STRIDE),
+        0x0D000..0x0E000 => (
+            64 + (offset - RXQ_HIGH) / QUEUE_STRIDE,
+            offset % QUEUE_STRIDE,
+        ),
         0x02100..0x02140 => return Some(((offset - SRRCTL_ALIAS) / 4, QueueReg::Srrctl)),
         _ => return None,
     };
     let reg = queue_reg(reg)?;
-    if reg == QueueReg::Qprdc && q >= 16 {
-        return None;
+    // The +0x30 slot holds QPRC(0..15) in queues 0..15 and QPRDC(0..15) in queues 16..31
+    // (§8.2.3.23: QPRC at 0x01030 + 0x40n, QPRDC at 0x01430 + 0x40n).
+    match (reg, q) {
+        (QueueReg::Qstat, 0..16) => Some((q, QueueReg::Qprc)),
+        (QueueReg::Qstat, 16..32) => Some((q - 16, QueueReg::Qprdc)),
+        (QueueReg::Qstat, _) => None,
+        _ => Some((q, reg)),
     }
-    Some((q, reg))
 }
 
 /// Decodes a tx queue register offset (§8.2.3.9).
@@ -211,7 +231,7 @@ fn decode_rx(offset: usize) -> Option<(usize, QueueReg)> {
 fn decode_tx(offset: usize) -> Option<(usize, QueueReg)> {
     match offset {
         0x06000..0x08000 => match queue_reg(offset % QUEUE_STRIDE)? {
-            QueueReg::Srrctl | QueueReg::Qprdc => None,
+            QueueReg::Srrctl | QueueReg::Qstat | QueueReg::Qprc | QueueReg::Qprdc => None,
             reg => Some(((offset - TXQ) / QUEUE_STRIDE, reg)),
         },
         _ => None,
@@ -379,7 +399,8 @@ impl PortState {
         }
         let speed = match (autoc & AUTOC_LMS_MASK) >> AUTOC_LMS_SHIFT {
             AUTOC_LMS_1G_NO_AN | AUTOC_LMS_1G_AN => LINKS_SPEED_1G,
-            // 10G serial, 10G parallel, KX4/KX/KR variants.
+            // 10G serial, and the 10G parallel and KX4/KX/KR variants.
+            AUTOC_LMS_10G_SERIAL => LINKS_SPEED_10G,
             _ => LINKS_SPEED_10G,
         };
         self.link = Link::Negotiating {
@@ -403,7 +424,9 @@ impl PortState {
                 }
                 r.dctl
             }
+            QueueReg::Qprc => lo(std::mem::take(&mut self.stats.qprc[q])),
             QueueReg::Qprdc => lo(std::mem::take(&mut self.stats.qprdc[q])),
+            QueueReg::Qstat => 0,
         }
     }
 
@@ -421,7 +444,7 @@ impl PortState {
                 }
                 r.dctl
             }
-            QueueReg::Srrctl | QueueReg::Qprdc => 0,
+            _ => 0,
         }
     }
 
@@ -604,21 +627,27 @@ impl ModelInner {
 
     #[inline]
     fn check_dma(&self, p: usize, addr: u64, len: u64, what: &str) {
-        if !self.regions.borrow_mut().contains(addr, len) {
-            violated!(
-                p,
-                rule::DMA_OUTSIDE,
-                "{what} at {addr:#x}, {len} bytes, is not inside a live region from Model::dma()"
-            );
-        }
+        check_dma(&mut self.regions.borrow_mut(), p, addr, len, what);
     }
 
-    fn write_ring_common(&mut self, p: usize, ring: &mut Ring, q: usize, kind: &str, reg: QueueReg, value: u32) {
+    fn write_ring_common(
+        &mut self,
+        p: usize,
+        ring: &mut Ring,
+        q: usize,
+        kind: &str,
+        reg: QueueReg,
+        value: u32,
+    ) {
         match reg {
             QueueReg::Bal => {
                 self.check_ring_register(p, ring, &format!("{kind}DBAL"), q);
-                if value % 128 != 0 {
-                    violated!(p, rule::RING_ALIGN, "{kind}DBAL({q}) = {value:#x} (§8.2.3.8.1, §8.2.3.9.5)");
+                if !value.is_multiple_of(128) {
+                    violated!(
+                        p,
+                        rule::RING_ALIGN,
+                        "{kind}DBAL({q}) = {value:#x} (§8.2.3.8.1, §8.2.3.9.5)"
+                    );
                 }
                 ring.bal = value;
             }
@@ -628,7 +657,7 @@ impl ModelInner {
             }
             QueueReg::Len => {
                 self.check_ring_register(p, ring, &format!("{kind}DLEN"), q);
-                if value % 128 != 0 || value > 0x8_0000 {
+                if !value.is_multiple_of(128) || value > 0x8_0000 {
                     violated!(
                         p,
                         rule::RING_LEN,
@@ -639,7 +668,11 @@ impl ModelInner {
             }
             QueueReg::Head => {
                 if ring.enabled {
-                    violated!(p, rule::HEAD_WHILE_ENABLED, "{kind}DH({q}) = {value}; only the device moves the head of an enabled queue");
+                    violated!(
+                        p,
+                        rule::HEAD_WHILE_ENABLED,
+                        "{kind}DH({q}) = {value}; only the device moves the head of an enabled queue"
+                    );
                 }
                 ring.head = value;
             }
@@ -652,12 +685,22 @@ impl ModelInner {
     fn check_tail(&self, p: usize, ring: &Ring, q: usize, kind: &str, value: u32) {
         if !ring.enabled {
             if ring.len != 0 && value >= ring.entries() {
-                violated!(p, rule::TAIL_BEYOND_RING, "{kind}DT({q}) = {value} but the ring has {} descriptors", ring.entries());
+                violated!(
+                    p,
+                    rule::TAIL_BEYOND_RING,
+                    "{kind}DT({q}) = {value} but the ring has {} descriptors",
+                    ring.entries()
+                );
             }
             return;
         }
         if value >= ring.entries() {
-            violated!(p, rule::TAIL_BEYOND_RING, "{kind}DT({q}) = {value} but the ring has {} descriptors", ring.entries());
+            violated!(
+                p,
+                rule::TAIL_BEYOND_RING,
+                "{kind}DT({q}) = {value} but the ring has {} descriptors",
+                ring.entries()
+            );
         }
         if !ring.enable_seen {
             violated!(
@@ -718,7 +761,7 @@ impl ModelInner {
                 ring.enabled = enable;
                 ring.dctl = value;
             }
-            QueueReg::Qprdc => return,
+            QueueReg::Qstat | QueueReg::Qprc | QueueReg::Qprdc => return,
             _ => self.write_ring_common(p, &mut ring, q, "R", reg, value),
         }
         let now_enabled = ring.enabled;
@@ -761,12 +804,452 @@ impl ModelInner {
     }
 }
 
-// Data path (skeleton: filled in next).
-impl ModelInner {
-    pub(crate) fn receive(&mut self, _p: usize, _q: usize, _frame: &[u8]) -> bool {
-        false
+/// Fails the test unless `[addr, addr + len)` lies in live memory from `Model::dma()`.
+#[inline]
+fn check_dma(regions: &mut Regions, p: usize, addr: u64, len: u64, what: &str) {
+    if !regions.contains(addr, len) {
+        violated!(
+            p,
+            rule::DMA_OUTSIDE,
+            "{what} at {addr:#x}, {len} bytes, is not inside a live region from Model::dma()"
+        );
     }
-    pub(crate) fn run_sources(&mut self, _p: usize) {}
-    pub(crate) fn run_source(&mut self, _p: usize, _q: usize) {}
-    fn transmit(&mut self, _p: usize, _q: usize) {}
+}
+
+/// Reads a descriptor quadword.
+///
+/// # Safety
+/// `addr` must be 8-byte aligned and lie in live memory from `Model::dma()` (checked with
+/// [`check_dma`]); the model is single-threaded and the driver holds no reference into
+/// descriptor memory across a register access, like with a real device.
+#[inline(always)]
+unsafe fn read_u64(addr: u64) -> u64 {
+    // SAFETY: per the function's contract.
+    unsafe { std::ptr::read_volatile(addr as *const u64) }
+}
+
+/// Writes a descriptor quadword (the device's write-back).
+///
+/// # Safety
+/// As for [`read_u64`].
+#[inline(always)]
+unsafe fn write_u64(addr: u64, value: u64) {
+    // SAFETY: per the function's contract.
+    unsafe { std::ptr::write_volatile(addr as *mut u64, value) }
+}
+
+/// Ethernet FCS (CRC-32, IEEE 802.3), for frames delivered without CRC stripping.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+// Advanced receive descriptor write-back (§7.1.6.2): status in bits 19:0 of the second
+// quadword, PKT_LEN in bits 47:32.
+const RXD_STAT_DD: u64 = 1 << 0;
+const RXD_STAT_EOP: u64 = 1 << 1;
+
+// Advanced transmit data descriptor (§7.2.3.2.4), second quadword, low dword:
+// DTALEN 15:0, reserved 17:16, MAC 19:18, DTYP 23:20, DCMD 31:24.
+const TXD_DTALEN_MASK: u32 = 0xFFFF;
+const TXD_RSV_MASK: u32 = 0x3 << 16;
+const TXD_DTYP_SHIFT: u32 = 20;
+const TXD_DTYP_CTXT: u32 = 0x2;
+const TXD_DTYP_DATA: u32 = 0x3;
+const TXD_DCMD_EOP: u32 = 1 << 24;
+const TXD_DCMD_IFCS: u32 = 1 << 25;
+const TXD_DCMD_RSV26: u32 = 1 << 26;
+const TXD_DCMD_RS: u32 = 1 << 27;
+const TXD_DCMD_RSV28: u32 = 1 << 28;
+const TXD_DCMD_DEXT: u32 = 1 << 29;
+const TXD_DCMD_VLE: u32 = 1 << 30;
+const TXD_DCMD_TSE: u32 = 1 << 31;
+// High dword (olinfo): STA 3:0 (DD bit 0 on write-back), IDX 6:4, CC 7, POPTS 13:8,
+// PAYLEN 31:14.
+const TXD_STA_DD: u32 = 1 << 0;
+const TXD_OFFLOAD_MASK: u32 = 0x3FF0;
+const TXD_PAYLEN_SHIFT: u32 = 14;
+
+/// Why a received frame was not delivered.
+enum Drop {
+    /// Not counted by the device (rx off, link down, filtered, queue disabled).
+    Silent,
+    /// Oversize: ROC.
+    Oversize,
+    /// No descriptor: MPC, or QPRDC with SRRCTL.DROP_EN.
+    NoBuffer,
+}
+
+impl PortState {
+    /// Whether a frame may enter rx queue `q`, before looking at descriptors.
+    #[inline]
+    fn rx_admits(&self, q: usize, frame: &[u8]) -> Result<(), Drop> {
+        if !self.link_up() || !self.rx_enabled() || !self.accepts(frame) || !self.rx[q].enabled {
+            return Err(Drop::Silent);
+        }
+        if frame.len() + CRC_LEN as usize > self.max_frame() {
+            return Err(Drop::Oversize);
+        }
+        Ok(())
+    }
+
+    fn count_drop(&mut self, q: usize, why: Drop) {
+        self.wire.rx_dropped += 1;
+        match why {
+            Drop::Silent => {}
+            Drop::Oversize => self.stats.roc += 1,
+            Drop::NoBuffer => {
+                // §7.1.3 / §8.2.3.23: with SRRCTL.DROP_EN the queue drops and counts in
+                // QPRDC; otherwise the packet buffer overflows (the model has no FIFO to
+                // hold frames) and MPC counts the miss.
+                if self.rx[q].srrctl & SRRCTL_DROP_EN != 0 {
+                    let c = self.stat_counter(q);
+                    self.stats.qprdc[c] += 1;
+                } else {
+                    self.stats.mpc[0] += 1;
+                }
+            }
+        }
+    }
+
+    /// The queue statistics counter rx queue `q` is mapped to (RQSMR, §8.2.3.8.x;
+    /// all queues count in counter 0 after reset).
+    #[inline]
+    fn stat_counter(&self, q: usize) -> usize {
+        (self.regs[(RQSMR + 4 * (q / 4)) / 4] >> (8 * (q % 4)) & 0xF) as usize
+    }
+
+    fn count_rx(&mut self, q: usize, frames: u64, bytes: u64) {
+        let c = self.stat_counter(q);
+        self.stats.qprc[c] += frames;
+        self.stats.gprc += frames;
+        self.stats.tpr += frames;
+        // §8.2.3.23: octet counters include the CRC.
+        self.stats.gorc += bytes + frames * CRC_LEN;
+        self.wire.rx_frames += frames;
+        self.wire.rx_bytes += bytes;
+    }
+
+    /// Writes one frame (`data` then `crc`) into rx queue `q` starting at its head, one
+    /// buffer per descriptor, and advances the head. The caller checked that enough
+    /// descriptors are owned by the device and that the ring is in live memory.
+    fn fill_descriptors(&mut self, regions: &mut Regions, q: usize, data: &[u8], crc: &[u8]) {
+        let p = self.index;
+        let mut ring = self.rx[q];
+        let bsize = ((ring.srrctl & SRRCTL_BSIZEPACKET_MASK) as usize) * 1024;
+        let total = data.len() + crc.len();
+        let n = ring.entries();
+        let mut done = 0;
+        while done < total {
+            let d = ring.desc_addr(ring.head);
+            // SAFETY: the ring lies in live DMA memory (checked by the caller) and
+            // descriptors are 16-byte aligned (base 128-byte aligned).
+            let (pkt_addr, hdr_addr) = unsafe { (read_u64(d), read_u64(d + 8)) };
+            if hdr_addr & 1 != 0 {
+                violated!(
+                    p,
+                    rule::RX_DESC_DD,
+                    "RX queue {q} descriptor {}: header address bit 0 (DD) must be 0 when the \
+                     descriptor is given to the device; was it refilled? (§7.1.6.1)",
+                    ring.head
+                );
+            }
+            let chunk = (total - done).min(bsize);
+            check_dma(regions, p, pkt_addr, chunk as u64, "rx packet buffer");
+            let mut dst = pkt_addr as *mut u8;
+            // Copy the part of [data, crc] that falls into [done, done + chunk).
+            for (part, start) in [(data, 0), (crc, data.len())] {
+                let from = done.max(start);
+                let to = (done + chunk).min(start + part.len());
+                if from < to {
+                    // SAFETY: `dst..dst + chunk` was checked to be live DMA memory;
+                    // the source is a Rust slice, which cannot overlap device memory
+                    // the driver gave to the device.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            part[from - start..].as_ptr(),
+                            dst,
+                            to - from,
+                        );
+                        dst = dst.add(to - from);
+                    }
+                }
+            }
+            done += chunk;
+            let eop = if done == total { RXD_STAT_EOP } else { 0 };
+            // SAFETY: as above; the status quadword goes last, DD with it.
+            unsafe {
+                write_u64(d, 0);
+                write_u64(d + 8, RXD_STAT_DD | eop | (chunk as u64) << 32);
+            }
+            ring.head = (ring.head + 1) % n;
+        }
+        self.rx[q].head = ring.head;
+    }
+}
+
+impl ModelInner {
+    /// A frame arrives on port `p`'s wire for rx queue `q` (§7.1: filter, then DMA into
+    /// the next descriptors). Returns whether it was delivered.
+    pub(crate) fn receive(&mut self, p: usize, q: usize, frame: &[u8]) -> bool {
+        let regions = &self.regions;
+        let port = &mut self.ports[p];
+        if let Err(why) = port.rx_admits(q, frame) {
+            port.count_drop(q, why);
+            return false;
+        }
+        let ring = port.rx[q];
+        let strip = port.regs[HLREG0 / 4] & HLREG0_RXCRCSTRP != 0;
+        let fcs;
+        let crc: &[u8] = if strip {
+            &[]
+        } else {
+            fcs = crc32(frame).to_le_bytes();
+            &fcs
+        };
+        let bsize = ((ring.srrctl & SRRCTL_BSIZEPACKET_MASK) as usize) * 1024;
+        let needed = (frame.len() + crc.len()).div_ceil(bsize) as u32;
+        if ring.owned_by_device() < needed {
+            port.count_drop(q, Drop::NoBuffer);
+            return false;
+        }
+        let mut regions = regions.borrow_mut();
+        check_dma(
+            &mut regions,
+            p,
+            ring.base(),
+            ring.len as u64,
+            "rx descriptor ring",
+        );
+        port.fill_descriptors(&mut regions, q, frame, crc);
+        port.count_rx(q, 1, frame.len() as u64);
+        true
+    }
+
+    /// Runs every traffic source of port `p`.
+    pub(crate) fn run_sources(&mut self, p: usize) {
+        for i in 0..self.ports[p].sources.len() {
+            let q = self.ports[p].sources[i].queue;
+            self.run_source(p, q);
+        }
+    }
+
+    /// Lets the source of rx queue `q` of port `p` (if any) fill every descriptor the
+    /// device owns.
+    pub(crate) fn run_source(&mut self, p: usize, q: usize) {
+        let regions = &self.regions;
+        let port = &mut self.ports[p];
+        let Some(si) = port.sources.iter().position(|s| s.queue == q) else {
+            return;
+        };
+        let template = std::mem::take(&mut port.sources[si].template);
+        let mut remaining = port.sources[si].remaining.unwrap_or(u64::MAX);
+        // A source waits for descriptors; frames the port would not accept at all are
+        // not sent (they would be dropped the same way forever).
+        if remaining > 0 && port.rx_admits(q, &template).is_ok() {
+            let ring = port.rx[q];
+            let strip = port.regs[HLREG0 / 4] & HLREG0_RXCRCSTRP != 0;
+            let fcs = crc32(&template).to_le_bytes();
+            let crc: &[u8] = if strip { &[] } else { &fcs };
+            let bsize = ((ring.srrctl & SRRCTL_BSIZEPACKET_MASK) as usize) * 1024;
+            let per_frame = (template.len() + crc.len()).div_ceil(bsize) as u64;
+            let frames = (ring.owned_by_device() as u64 / per_frame).min(remaining);
+            if frames > 0 {
+                let mut regions = regions.borrow_mut();
+                check_dma(
+                    &mut regions,
+                    p,
+                    ring.base(),
+                    ring.len as u64,
+                    "rx descriptor ring",
+                );
+                for _ in 0..frames {
+                    port.fill_descriptors(&mut regions, q, &template, crc);
+                }
+                port.count_rx(q, frames, frames * template.len() as u64);
+                remaining -= frames;
+            }
+        }
+        let source = &mut port.sources[si];
+        source.template = template;
+        if let Some(r) = source.remaining.as_mut() {
+            *r = remaining;
+        }
+    }
+
+    /// The device fetches the descriptors of tx queue `q` up to the tail and sends the
+    /// frames they describe (§7.2). A frame whose EOP descriptor is not yet behind the
+    /// tail waits for the next tail write.
+    fn transmit(&mut self, p: usize, q: usize) {
+        if self.ports[p].regs[DMATXCTL / 4] & DMATXCTL_TE == 0 {
+            return;
+        }
+        let mut frame = std::mem::take(&mut self.ports[p].scratch);
+        loop {
+            let ring = self.ports[p].tx[q];
+            if ring.head == ring.tail {
+                break;
+            }
+            frame.clear();
+            let Some(next) = self.gather_frame(p, q, &ring, &mut frame) else {
+                break;
+            };
+            self.ports[p].tx[q].head = next;
+            self.send(p, &mut frame);
+        }
+        self.ports[p].scratch = frame;
+    }
+
+    /// Reads the descriptors of one frame starting at the head of `ring` into `frame`,
+    /// checks them, and writes DD back where RS is set. Returns the index after the EOP
+    /// descriptor, or `None` if the frame is not complete before the tail.
+    fn gather_frame(
+        &mut self,
+        p: usize,
+        q: usize,
+        ring: &Ring,
+        frame: &mut Vec<u8>,
+    ) -> Option<u32> {
+        let port = &self.ports[p];
+        let mut regions = self.regions.borrow_mut();
+        let n = ring.entries();
+        let mut i = ring.head;
+        let mut paylen = 0;
+        let mut ifcs = false;
+        loop {
+            let d = ring.desc_addr(i);
+            // SAFETY: the ring was checked to lie in live DMA memory at this tail write,
+            // and descriptors are 16-byte aligned.
+            let (addr, q1) = unsafe { (read_u64(d), read_u64(d + 8)) };
+            let ctl = q1 as u32;
+            let olinfo = (q1 >> 32) as u32;
+            let what = || {
+                format!(
+                    "TX queue {q} descriptor {i}: cmd_type_len {ctl:#010x}, olinfo {olinfo:#010x}"
+                )
+            };
+            if ctl & TXD_DCMD_DEXT == 0 {
+                violated!(
+                    p,
+                    rule::TX_NO_DEXT,
+                    "{}: the driver must use advanced descriptors (§7.2.3.2.4)",
+                    what()
+                );
+            }
+            match (ctl >> TXD_DTYP_SHIFT) & 0xF {
+                TXD_DTYP_DATA => {}
+                TXD_DTYP_CTXT => unsupported!(p, "{}: context descriptors (offloads)", what()),
+                t => violated!(
+                    p,
+                    rule::TX_DTYP,
+                    "{}: DTYP {t:#x}, data descriptors have 0011b (§7.2.3.2.4)",
+                    what()
+                ),
+            }
+            if ctl & (TXD_RSV_MASK | TXD_DCMD_RSV26 | TXD_DCMD_RSV28) != 0 {
+                violated!(
+                    p,
+                    rule::TX_RESERVED,
+                    "{}: bits 17:16, 26 and 28 are reserved (§7.2.3.2.4)",
+                    what()
+                );
+            }
+            if ctl & (TXD_DCMD_TSE | TXD_DCMD_VLE) != 0 || olinfo & TXD_OFFLOAD_MASK != 0 {
+                unsupported!(
+                    p,
+                    "{}: TSO, VLAN insertion and checksum offload are not modelled",
+                    what()
+                );
+            }
+            let len = ctl & TXD_DTALEN_MASK;
+            if len == 0 {
+                violated!(p, rule::TX_ZERO_LEN, "{}: DTALEN is 0 (§7.2.3.2.4)", what());
+            }
+            check_dma(&mut regions, p, addr, len as u64, "tx packet buffer");
+            if i == ring.head {
+                paylen = olinfo >> TXD_PAYLEN_SHIFT;
+                ifcs = ctl & TXD_DCMD_IFCS != 0;
+            }
+            // SAFETY: `addr..addr + len` was checked to be live DMA memory.
+            frame.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(addr as *const u8, len as usize)
+            });
+            i = (i + 1) % n;
+            if ctl & TXD_DCMD_EOP != 0 {
+                break;
+            }
+            if i == ring.tail {
+                return None;
+            }
+        }
+        if paylen as usize != frame.len() {
+            violated!(
+                p,
+                rule::TX_PAYLEN,
+                "TX queue {q} descriptor {}: PAYLEN {paylen} but the frame's DTALENs add up to {} (§7.2.3.2.4)",
+                ring.head,
+                frame.len()
+            );
+        }
+        if !ifcs {
+            unsupported!(
+                p,
+                "TX queue {q} descriptor {}: IFCS clear (software CRC)",
+                ring.head
+            );
+        }
+        if frame.len() + CRC_LEN as usize > port.max_frame() {
+            violated!(
+                p,
+                rule::TX_TOO_LONG,
+                "TX queue {q}: {} bytes + CRC exceed {} (HLREG0.JUMBOEN, MAXFRS; §8.2.3.22.13)",
+                frame.len(),
+                port.max_frame()
+            );
+        }
+        // Write-back (§7.2.3.5.1): DD in STA of every descriptor of the frame with RS.
+        let mut j = ring.head;
+        while j != i {
+            let d = ring.desc_addr(j);
+            // SAFETY: as above.
+            unsafe {
+                let q1 = read_u64(d + 8);
+                if q1 as u32 & TXD_DCMD_RS != 0 {
+                    write_u64(d + 8, (q1 & 0xFFFF_FFFF) | u64::from(TXD_STA_DD) << 32);
+                }
+            }
+            j = (j + 1) % n;
+        }
+        Some(i)
+    }
+
+    /// A complete frame leaves port `p`: pad, count, capture, and put it on the wire.
+    fn send(&mut self, p: usize, frame: &mut Vec<u8>) {
+        let port = &mut self.ports[p];
+        if !port.link_up() {
+            // No link: the frame is lost.
+            return;
+        }
+        if port.regs[HLREG0 / 4] & HLREG0_TXPADEN != 0 && frame.len() < MIN_FRAME {
+            frame.resize(MIN_FRAME, 0);
+        }
+        let len = frame.len() as u64;
+        port.stats.gptc += 1;
+        port.stats.tpt += 1;
+        port.stats.gotc += len + CRC_LEN;
+        port.wire.tx_frames += 1;
+        port.wire.tx_bytes += len;
+        if port.capture {
+            port.captured.push(frame.clone());
+        }
+        if let Peer::Port(b) = port.peer {
+            self.receive(b, 0, frame);
+        }
+    }
 }

@@ -29,18 +29,13 @@ pub(crate) const EICR: usize = 0x00800;
 pub(crate) const EICS: usize = 0x00808;
 pub(crate) const EIMS: usize = 0x00880;
 pub(crate) const EIMC: usize = 0x00888;
-pub(crate) const EIAC: usize = 0x00810;
-pub(crate) const EIAM: usize = 0x00890;
-pub(crate) const GPIE: usize = 0x00898;
-/// EITR(0..23) at 0x00820 + 4n; EITR(24..127) at 0x012300 + 4(n-24).
-pub(crate) const EITR_LOW: usize = 0x00820;
-pub(crate) const EITR_HIGH: usize = 0x12300;
-/// IVAR(0..63) at 0x00900 + 4n, IVAR_MISC at 0x00A00.
-pub(crate) const IVAR: usize = 0x00900;
+// EIAC (0x00810), EIAM (0x00890), GPIE (0x00898), EITR(0..23) (0x00820 + 4n),
+// EITR(24..127) (0x012300 + 4(n-24)) and IVAR(0..63) (0x00900 + 4n) need no special
+// handling: they read back as written.
 
 // §8.2.3.8 Receive DMA registers. Queues 0..63 at 0x01000 + 0x40n, 64..127 at 0x0D000 +
 // 0x40(n-64); the per-queue block holds RDBAL +0, RDBAH +4, RDLEN +8, DCA_RXCTRL +0xC,
-// RDH +0x10, SRRCTL +0x14, RDT +0x18, RXDCTL +0x28, and QPRDC (§8.2.3.23) +0x30 (0..15).
+// RDH +0x10, SRRCTL +0x14, RDT +0x18, RXDCTL +0x28; +0x30 holds the QPRC/QPRDC counters.
 pub(crate) const RXQ_LOW: usize = 0x01000;
 pub(crate) const RXQ_HIGH: usize = 0x0D000;
 pub(crate) const QUEUE_STRIDE: usize = 0x40;
@@ -51,10 +46,12 @@ pub(crate) const Q_H: usize = 0x10;
 pub(crate) const RXQ_SRRCTL: usize = 0x14;
 pub(crate) const Q_T: usize = 0x18;
 pub(crate) const Q_DCTL: usize = 0x28;
-pub(crate) const RXQ_QPRDC: usize = 0x30;
-/// SRRCTL(0..15) and DCA_RXCTRL(0..15) aliases at 0x02100 + 4n and 0x02200 + 4n.
+pub(crate) const RXQ_QSTAT: usize = 0x30;
+/// RQSMR(0..31) at 0x02300 + 4n: queue to statistics counter mapping, 4 queues each.
+pub(crate) const RQSMR: usize = 0x02300;
+/// SRRCTL(0..15) alias at 0x02100 + 4n (DCA_RXCTRL(0..15) at 0x02200 + 4n is plain
+/// storage).
 pub(crate) const SRRCTL_ALIAS: usize = 0x02100;
-pub(crate) const DCA_RXCTRL_ALIAS: usize = 0x02200;
 /// RXDCTL.ENABLE (bit 25), same bit in TXDCTL.
 pub(crate) const DCTL_ENABLE: u32 = 1 << 25;
 /// SRRCTL.BSIZEPACKET (bits 4:0), 1 KB units.

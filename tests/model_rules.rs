@@ -1,0 +1,1086 @@
+//! Tests of the 82599 model itself: positive tests (reset defaults, link-up, hand-driven rx
+//! and tx descriptor round trips in literal bytes, statistics, filtering, wires, sources)
+//! and one test per rule showing the model fail with `82599 model: rule violated: <rule>`.
+//!
+//! The "driver" here is raw register writes with offsets from the Intel 82599 datasheet
+//! (§8.2.3), so the tests do not depend on the ixgbe driver.
+
+use ixy::memory::{DmaAllocator, DmaMemory, HeapDma};
+use ixy::model::{Model, Port, WireStats};
+use ixy::registers::RegisterSpace;
+
+// Offsets and bits, §8.2.3.
+const CTRL: usize = 0x00000;
+const CTRL_RST: u32 = 1 << 26;
+const CTRL_LRST: u32 = 1 << 3;
+const STATUS: usize = 0x00008;
+const EEC: usize = 0x10010;
+const EEC_ARD: u32 = 1 << 9;
+const EICR: usize = 0x00800;
+const EICS: usize = 0x00808;
+const EIAC: usize = 0x00810;
+const EITR0: usize = 0x00820;
+const EIMS: usize = 0x00880;
+const EIMC: usize = 0x00888;
+const GPIE: usize = 0x00898;
+const IVAR0: usize = 0x00900;
+const RDRXCTL: usize = 0x02F00;
+const RDRXCTL_CRCSTRIP: u32 = 1 << 1;
+const RDRXCTL_DMAIDONE: u32 = 1 << 3;
+const RXCTRL: usize = 0x03000;
+const RXPBSIZE0: usize = 0x03C00;
+const RQSMR0: usize = 0x02300;
+const FCTRL: usize = 0x05080;
+const FCTRL_MPE: u32 = 1 << 8;
+const FCTRL_UPE: u32 = 1 << 9;
+const FCTRL_BAM: u32 = 1 << 10;
+const HLREG0: usize = 0x04240;
+const HLREG0_RXCRCSTRP: u32 = 1 << 1;
+const AUTOC: usize = 0x042A0;
+const AUTOC_LMS_10G_SERIAL: u32 = 0x3 << 13;
+const AUTOC_RESTART_AN: u32 = 1 << 12;
+const LINKS: usize = 0x042A4;
+const LINKS_UP: u32 = 1 << 30;
+const LINKS_SPEED_MASK: u32 = 0x3 << 28;
+const LINKS_SPEED_10G: u32 = 0x3 << 28;
+const LINKS_SPEED_1G: u32 = 0x2 << 28;
+const DMATXCTL: usize = 0x04A80;
+const RAL0: usize = 0x0A200;
+const RAH0: usize = 0x0A204;
+const MPC0: usize = 0x03FA0;
+const GPRC: usize = 0x04074;
+const GPTC: usize = 0x04080;
+const GORCL: usize = 0x04088;
+const GORCH: usize = 0x0408C;
+const GOTCL: usize = 0x04090;
+const GOTCH: usize = 0x04094;
+const ENABLE: u32 = 1 << 25;
+const SRRCTL_ADV_ONEBUF_2K: u32 = (1 << 25) | 2;
+const SRRCTL_DROP_EN: u32 = 1 << 28;
+
+fn rdbal(q: usize) -> usize {
+    if q < 64 {
+        0x01000 + 0x40 * q
+    } else {
+        0x0D000 + 0x40 * (q - 64)
+    }
+}
+fn rdbah(q: usize) -> usize {
+    rdbal(q) + 0x04
+}
+fn rdlen(q: usize) -> usize {
+    rdbal(q) + 0x08
+}
+fn rdh(q: usize) -> usize {
+    rdbal(q) + 0x10
+}
+fn srrctl(q: usize) -> usize {
+    rdbal(q) + 0x14
+}
+fn rdt(q: usize) -> usize {
+    rdbal(q) + 0x18
+}
+fn rxdctl(q: usize) -> usize {
+    rdbal(q) + 0x28
+}
+fn qprdc(q: usize) -> usize {
+    0x01430 + 0x40 * q
+}
+fn qprc(q: usize) -> usize {
+    0x01030 + 0x40 * q
+}
+fn tdbal(q: usize) -> usize {
+    0x06000 + 0x40 * q
+}
+fn tdbah(q: usize) -> usize {
+    tdbal(q) + 0x04
+}
+fn tdlen(q: usize) -> usize {
+    tdbal(q) + 0x08
+}
+fn tdh(q: usize) -> usize {
+    tdbal(q) + 0x10
+}
+fn tdt(q: usize) -> usize {
+    tdbal(q) + 0x18
+}
+fn txdctl(q: usize) -> usize {
+    tdbal(q) + 0x28
+}
+
+/// Copies `len` bytes at `off` out of a DMA region.
+fn peek(m: &DmaMemory, off: usize, len: usize) -> Vec<u8> {
+    assert!(off + len <= m.size());
+    // SAFETY: in bounds of the live region; the model only touches it during register
+    // accesses, and no reference into it is kept.
+    unsafe { std::slice::from_raw_parts(m.virt().add(off), len) }.to_vec()
+}
+
+/// Copies `bytes` into a DMA region at `off`.
+fn poke(m: &DmaMemory, off: usize, bytes: &[u8]) {
+    assert!(off + bytes.len() <= m.size());
+    // SAFETY: in bounds of the live region, which nothing else references right now.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), m.virt().add(off), bytes.len()) }
+}
+
+fn bus(m: &DmaMemory) -> u64 {
+    m.bus_addr(0)
+}
+
+fn reset(port: &Port) {
+    port.write32(EIMC, 0x7FFF_FFFF);
+    port.write32(CTRL, CTRL_RST | CTRL_LRST);
+    let mut reads = 0;
+    while port.read32(CTRL) & CTRL_RST != 0 {
+        reads += 1;
+        assert!(reads < 1000, "CTRL.RST never self-cleared");
+    }
+}
+
+fn bring_link_up(port: &Port) {
+    port.write32(
+        AUTOC,
+        port.read32(AUTOC) | AUTOC_LMS_10G_SERIAL | AUTOC_RESTART_AN,
+    );
+    for _ in 0..10 {
+        if port.read32(LINKS) & LINKS_UP != 0 {
+            return;
+        }
+    }
+    panic!("link did not come up");
+}
+
+/// An rx queue set up by hand: `n` descriptors, one 2 KB buffer each (after 128 bytes of
+/// headroom in a 4 KB slot, so buffers never overlap).
+struct RxQ {
+    ring: DmaMemory,
+    bufs: DmaMemory,
+    n: usize,
+}
+
+impl RxQ {
+    fn buf_addr(&self, i: usize) -> u64 {
+        bus(&self.bufs) + (i * 4096 + 128) as u64
+    }
+    fn desc(&self, i: usize) -> Vec<u8> {
+        peek(&self.ring, 16 * i, 16)
+    }
+    /// Read format (§7.1.6.1): packet buffer address, header buffer address (0, DD clear).
+    fn give(&self, i: usize) {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&self.buf_addr(i).to_le_bytes());
+        poke(&self.ring, 16 * i, &d);
+    }
+    fn data(&self, i: usize, len: usize) -> Vec<u8> {
+        peek(&self.bufs, i * 4096 + 128, len)
+    }
+}
+
+/// Configures rx queue `q` in datasheet order (§4.6.7) without setting RXCTRL.RXEN.
+fn setup_rx_queue(model: &Model, port: &Port, q: usize, n: usize) -> RxQ {
+    let dma = model.dma();
+    let rx = RxQ {
+        ring: dma.allocate(16 * n).unwrap(),
+        bufs: dma.allocate(4096 * n).unwrap(),
+        n,
+    };
+    port.write32(srrctl(q), SRRCTL_ADV_ONEBUF_2K);
+    port.write32(rdbal(q), bus(&rx.ring) as u32);
+    port.write32(rdbah(q), (bus(&rx.ring) >> 32) as u32);
+    port.write32(rdlen(q), (16 * n) as u32);
+    port.write32(rdh(q), 0);
+    port.write32(rdt(q), 0);
+    for i in 0..n {
+        rx.give(i);
+    }
+    port.write32(rxdctl(q), port.read32(rxdctl(q)) | ENABLE);
+    assert_ne!(port.read32(rxdctl(q)) & ENABLE, 0);
+    port.write32(rdt(q), (n - 1) as u32);
+    rx
+}
+
+fn enable_rx(port: &Port) {
+    port.write32(HLREG0, port.read32(HLREG0) | HLREG0_RXCRCSTRP);
+    port.write32(RDRXCTL, port.read32(RDRXCTL) | RDRXCTL_CRCSTRIP);
+    port.write32(FCTRL, port.read32(FCTRL) | FCTRL_BAM);
+    port.write32(RXCTRL, 1);
+}
+
+struct TxQ {
+    ring: DmaMemory,
+    bufs: DmaMemory,
+}
+
+impl TxQ {
+    fn desc(&self, i: usize) -> Vec<u8> {
+        peek(&self.ring, 16 * i, 16)
+    }
+    /// Changes descriptor `i` in place.
+    fn edit(&self, i: usize, f: impl FnOnce(&mut [u8])) {
+        let mut d = self.desc(i);
+        f(&mut d);
+        poke(&self.ring, 16 * i, &d);
+    }
+    fn buf_addr(&self, i: usize) -> u64 {
+        bus(&self.bufs) + (i * 2048) as u64
+    }
+    fn write_buf(&self, i: usize, data: &[u8]) {
+        poke(&self.bufs, i * 2048, data);
+    }
+    /// An advanced data descriptor (§7.2.3.2.4): EOP, IFCS, RS, DEXT, DTYP=data.
+    fn put(&self, i: usize, len: usize) {
+        let cmd_type_len: u32 = len as u32 | 0x3 << 20 | 0x2B << 24;
+        let olinfo: u32 = (len as u32) << 14;
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&self.buf_addr(i).to_le_bytes());
+        d[8..12].copy_from_slice(&cmd_type_len.to_le_bytes());
+        d[12..].copy_from_slice(&olinfo.to_le_bytes());
+        poke(&self.ring, 16 * i, &d);
+    }
+}
+
+/// Configures and enables tx queue `q` (§4.6.8).
+fn setup_tx_queue(model: &Model, port: &Port, q: usize, n: usize) -> TxQ {
+    let dma = model.dma();
+    let tx = TxQ {
+        ring: dma.allocate(16 * n).unwrap(),
+        bufs: dma.allocate(2048 * n).unwrap(),
+    };
+    port.write32(tdbal(q), bus(&tx.ring) as u32);
+    port.write32(tdbah(q), (bus(&tx.ring) >> 32) as u32);
+    port.write32(tdlen(q), (16 * n) as u32);
+    port.write32(tdh(q), 0);
+    port.write32(tdt(q), 0);
+    port.write32(DMATXCTL, 1);
+    port.write32(txdctl(q), ENABLE);
+    assert_ne!(port.read32(txdctl(q)) & ENABLE, 0);
+    tx
+}
+
+/// A port after reset, link up, one rx queue of 8 and one tx queue of 8, rx enabled.
+fn ready_port(model: &Model) -> (Port, RxQ, TxQ) {
+    let port = model.add_port();
+    reset(&port);
+    bring_link_up(&port);
+    let rx = setup_rx_queue(model, &port, 0, 8);
+    let tx = setup_tx_queue(model, &port, 0, 8);
+    enable_rx(&port);
+    (port, rx, tx)
+}
+
+fn frame_to(dst: [u8; 6], len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    for (i, b) in f[14..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    f
+}
+
+// ---------------------------------------------------------------- positive tests
+
+#[test]
+fn reset_restores_defaults_and_self_clears() {
+    let model = Model::new();
+    let port = model.add_port();
+    port.write32(FCTRL, FCTRL_UPE);
+    port.write32(EIMS, 0xFF);
+    port.write32(srrctl(3), 0x0200_0004);
+    port.write32(CTRL, CTRL_RST);
+    // During reset: RST still reads 1, EEPROM auto-read and DMA init not done yet.
+    assert_eq!(port.read32(EEC) & EEC_ARD, 0);
+    assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, 0);
+    assert_eq!(port.read32(CTRL) & CTRL_RST, CTRL_RST);
+    assert_eq!(port.read32(CTRL) & (CTRL_RST | CTRL_LRST), 0);
+    assert_eq!(port.read32(EEC) & EEC_ARD, EEC_ARD);
+    assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, RDRXCTL_DMAIDONE);
+    assert_eq!(port.read32(FCTRL), 0);
+    assert_eq!(port.read32(EIMS), 0);
+    assert_eq!(port.read32(srrctl(3)), 0x0000_0402);
+    assert_eq!(port.read32(RXPBSIZE0), 0x0008_0000);
+    assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
+    // MAC "from the EEPROM" in RAL(0)/RAH(0), address valid.
+    let mac = model.default_mac(&port);
+    assert_eq!(mac, [0x02, 0x82, 0x59, 0x90, 0x00, 0x00]);
+    assert_eq!(port.read32(RAL0), 0x9059_8202);
+    assert_eq!(port.read32(RAH0), 0x8000_0000);
+    let other = model.add_port();
+    assert_eq!(other.read32(RAH0), 0x8000_0100);
+    // STATUS.LAN_ID distinguishes the ports.
+    assert_eq!(port.read32(STATUS) >> 2 & 3, 0);
+    assert_eq!(other.read32(STATUS) >> 2 & 3, 1);
+}
+
+#[test]
+fn reset_also_completes_after_a_millisecond() {
+    let model = Model::new();
+    let port = model.add_port();
+    port.write32(CTRL, CTRL_RST);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    port.write32(EIMC, 0x7FFF_FFFF);
+    assert_eq!(port.read32(CTRL) & CTRL_RST, 0);
+}
+
+#[test]
+fn link_comes_up_at_10g_after_an_restart() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    assert_eq!(port.read32(LINKS), 0);
+    port.write32(
+        AUTOC,
+        port.read32(AUTOC) | AUTOC_LMS_10G_SERIAL | AUTOC_RESTART_AN,
+    );
+    // Restart_AN self-clears; LMS reads back.
+    assert_eq!(
+        port.read32(AUTOC) & (AUTOC_RESTART_AN | 0x7 << 13),
+        AUTOC_LMS_10G_SERIAL
+    );
+    // Negotiation takes a couple of polls.
+    assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
+    assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
+    let links = port.read32(LINKS);
+    assert_eq!(links & LINKS_UP, LINKS_UP);
+    assert_eq!(links & LINKS_SPEED_MASK, LINKS_SPEED_10G);
+    assert_ne!(port.read32(STATUS) & (1 << 7), 0);
+    // A link reset takes the link down until the next restart.
+    port.write32(CTRL, CTRL_LRST);
+    assert_eq!(port.read32(CTRL) & CTRL_LRST, 0);
+    assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
+}
+
+#[test]
+fn link_without_10g_serial_comes_up_at_1g() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(AUTOC, port.read32(AUTOC) | AUTOC_RESTART_AN);
+    let mut links = 0;
+    for _ in 0..5 {
+        links = port.read32(LINKS);
+    }
+    assert_eq!(
+        links & (LINKS_UP | LINKS_SPEED_MASK),
+        LINKS_UP | LINKS_SPEED_1G
+    );
+}
+
+#[test]
+fn link_that_never_comes_up() {
+    let model = Model::new();
+    let port = model.add_port();
+    model.set_link_never_up(&port, true);
+    reset(&port);
+    port.write32(AUTOC, AUTOC_LMS_10G_SERIAL | AUTOC_RESTART_AN);
+    for _ in 0..100 {
+        assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
+    }
+    model.set_link_never_up(&port, false);
+    bring_link_up(&port);
+}
+
+#[test]
+fn interrupt_registers_read_back() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(EIMS, 0x0000_0003);
+    port.write32(EIMS, 0x0000_0010);
+    assert_eq!(port.read32(EIMS), 0x13);
+    port.write32(EIMC, 0x0000_0001);
+    assert_eq!(port.read32(EIMS), 0x12);
+    port.write32(EIAC, 0xF);
+    port.write32(GPIE, 0x4000_0031);
+    port.write32(IVAR0 + 4 * 5, 0x8382_8180);
+    port.write32(EITR0 + 4 * 2, 0x0000_0C80);
+    assert_eq!(port.read32(EIAC), 0xF);
+    assert_eq!(port.read32(GPIE), 0x4000_0031);
+    assert_eq!(port.read32(IVAR0 + 4 * 5), 0x8382_8180);
+    assert_eq!(port.read32(EITR0 + 4 * 2), 0x0000_0C80);
+    // EICS sets cause bits in EICR, which clears on read.
+    port.write32(EICS, 0x5);
+    assert_eq!(port.read32(EICR), 0x5);
+    assert_eq!(port.read32(EICR), 0);
+}
+
+#[test]
+fn queue_registers_of_queues_above_63_are_at_0xd000() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(0x0D000 + 0x40 * 6, 0x1234_5680); // RDBAL(70)
+    assert_eq!(port.read32(rdbal(70)), 0x1234_5680);
+    assert_eq!(port.read32(rdbal(6)), 0);
+    // SRRCTL(0..15) has an alias at 0x02100.
+    port.write32(0x02100 + 4 * 3, 0x0200_0001);
+    assert_eq!(port.read32(srrctl(3)), 0x0200_0001);
+}
+
+#[test]
+fn rx_round_trip_in_literal_bytes() {
+    let model = Model::new();
+    let (port, rx, _tx) = ready_port(&model);
+    let mac = model.default_mac(&port);
+    let frame = frame_to(mac, 60);
+    assert!(model.inject(&port, &frame));
+    // Write-back format (§7.1.6.2): first quadword RSS/packet type (0 here); second:
+    // status DD|EOP, errors 0, PKT_LEN 60, VLAN 0.
+    assert_eq!(
+        rx.desc(0),
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0x03, 0, 0, 0, 60, 0, 0, 0][..]
+    );
+    assert_eq!(rx.data(0, 60), &frame[..]);
+    assert_eq!(port.read32(rdh(0)), 1);
+    // Untouched next descriptor.
+    assert_eq!(&rx.desc(1)[..8], &rx.buf_addr(1).to_le_bytes()[..]);
+    // Clear-on-read statistics; octets include the CRC.
+    assert_eq!(port.read32(GPRC), 1);
+    assert_eq!(port.read32(GPRC), 0);
+    assert_eq!(port.read32(GORCL), 64);
+    assert_eq!(port.read32(GORCH), 0);
+    assert_eq!(port.read32(GORCL), 0);
+    let w = model.wire_stats(&port);
+    assert_eq!((w.rx_frames, w.rx_bytes, w.rx_dropped), (1, 60, 0));
+}
+
+#[test]
+fn rx_without_crc_strip_delivers_the_fcs() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    bring_link_up(&port);
+    let rx = setup_rx_queue(&model, &port, 0, 8);
+    port.write32(HLREG0, port.read32(HLREG0) & !HLREG0_RXCRCSTRP);
+    port.write32(RDRXCTL, port.read32(RDRXCTL) & !RDRXCTL_CRCSTRIP);
+    port.write32(FCTRL, FCTRL_BAM);
+    port.write32(RXCTRL, 1);
+    let frame = frame_to([0xff; 6], 60);
+    assert!(model.inject(&port, &frame));
+    assert_eq!(&rx.desc(0)[8..16], &[0x03, 0, 0, 0, 64, 0, 0, 0]);
+    // The CRC of 60 bytes of this frame, little-endian as on the wire.
+    let fcs = &rx.data(0, 64)[60..];
+    let mut c = !0u32;
+    for &b in &frame {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+        }
+    }
+    assert_eq!(fcs, (!c).to_le_bytes());
+}
+
+#[test]
+fn rx_frame_larger_than_the_buffer_spans_descriptors() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    bring_link_up(&port);
+    let rx = setup_rx_queue(&model, &port, 0, 8);
+    port.write32(rxdctl(0), 0);
+    port.write32(srrctl(0), (1 << 25) | 1); // 1 KB buffers
+    port.write32(rxdctl(0), ENABLE);
+    assert_ne!(port.read32(rxdctl(0)) & ENABLE, 0);
+    enable_rx(&port);
+    let frame = frame_to([0xff; 6], 1500);
+    assert!(model.inject(&port, &frame));
+    assert_eq!(&rx.desc(0)[8..16], &[0x01, 0, 0, 0, 0x00, 0x04, 0, 0]); // DD, 1024
+    assert_eq!(&rx.desc(1)[8..16], &[0x03, 0, 0, 0, 0xDC, 0x01, 0, 0]); // DD|EOP, 476
+    assert_eq!(rx.data(0, 1024), &frame[..1024]);
+    assert_eq!(rx.data(1, 476), &frame[1024..]);
+    assert_eq!(port.read32(rdh(0)), 2);
+}
+
+#[test]
+fn empty_rx_ring_drops_into_mpc_then_recovers() {
+    let model = Model::new();
+    let (port, rx, _tx) = ready_port(&model);
+    let frame = frame_to([0xff; 6], 64);
+    // 8 descriptors, tail at 7: 7 are the device's.
+    for _ in 0..7 {
+        assert!(model.inject(&port, &frame));
+    }
+    assert!(!model.inject(&port, &frame));
+    assert!(!model.inject(&port, &frame));
+    assert_eq!(port.read32(MPC0), 2);
+    assert_eq!(port.read32(MPC0), 0);
+    assert_eq!(port.read32(GPRC), 7);
+    // Give 3 back: head is at 7, so descriptors 7, 0, 1 -> tail 2.
+    for i in [7, 0, 1] {
+        rx.give(i);
+    }
+    port.write32(rdt(0), 2);
+    for _ in 0..3 {
+        assert!(model.inject(&port, &frame));
+    }
+    assert!(!model.inject(&port, &frame));
+    assert_eq!(
+        model.wire_stats(&port),
+        WireStats {
+            tx_frames: 0,
+            tx_bytes: 0,
+            rx_frames: 10,
+            rx_bytes: 640,
+            rx_dropped: 3
+        }
+    );
+    let _ = rx.n;
+}
+
+#[test]
+fn drop_enabled_queue_counts_in_qprdc() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    bring_link_up(&port);
+    port.write32(srrctl(1), SRRCTL_ADV_ONEBUF_2K | SRRCTL_DROP_EN);
+    let dma = model.dma();
+    let ring = dma.allocate(128).unwrap();
+    port.write32(rdbal(1), bus(&ring) as u32);
+    port.write32(rdbah(1), (bus(&ring) >> 32) as u32);
+    port.write32(rdlen(1), 128);
+    port.write32(rxdctl(1), ENABLE);
+    assert_ne!(port.read32(rxdctl(1)) & ENABLE, 0);
+    enable_rx(&port);
+    assert!(!model.inject_to_queue(&port, 1, &frame_to([0xff; 6], 60)));
+    // After reset RQSMR maps every queue to statistics counter 0.
+    assert_eq!(port.read32(qprdc(0)), 1);
+    assert_eq!(port.read32(qprdc(0)), 0);
+    // Map queue 1 to counter 1 (RQSMR(0) bits 11:8).
+    port.write32(RQSMR0, 1 << 8);
+    assert!(!model.inject_to_queue(&port, 1, &frame_to([0xff; 6], 60)));
+    assert_eq!(port.read32(qprdc(1)), 1);
+    assert_eq!(port.read32(qprdc(0)), 0);
+    assert_eq!(port.read32(MPC0), 0);
+}
+
+#[test]
+fn several_queues_receive_and_count_per_queue() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    bring_link_up(&port);
+    let queues: Vec<RxQ> = (0..8)
+        .map(|q| setup_rx_queue(&model, &port, q, 16))
+        .collect();
+    enable_rx(&port);
+    port.write32(RQSMR0, 0x0302_0100); // queues 0..3 -> counters 0..3
+    for q in 0..8 {
+        for _ in 0..=q {
+            assert!(model.inject_to_queue(&port, q, &frame_to([0xff; 6], 60 + q)));
+        }
+    }
+    for (q, rx) in queues.iter().enumerate() {
+        assert_eq!(port.read32(rdh(q)), q as u32 + 1);
+        assert_eq!(rx.desc(q)[12], 60 + q as u8);
+    }
+    assert_eq!(port.read32(qprc(1)), 2);
+    assert_eq!(port.read32(qprc(3)), 4);
+    // Queues 4..7 are unmapped and count in counter 0 with queue 0.
+    assert_eq!(port.read32(qprc(0)), 1 + 5 + 6 + 7 + 8);
+    assert_eq!(port.read32(GPRC), 36);
+}
+
+#[test]
+fn unicast_filter_promiscuous_broadcast_and_multicast() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    let mine = model.default_mac(&port);
+    let other = [0x02, 0, 0, 0, 0, 0x42];
+    let mcast = [0x01, 0x00, 0x5e, 0, 0, 1];
+    assert!(model.inject(&port, &frame_to(mine, 60)));
+    assert!(!model.inject(&port, &frame_to(other, 60)));
+    assert!(!model.inject(&port, &frame_to(mcast, 60)));
+    assert!(model.inject(&port, &frame_to([0xff; 6], 60)));
+    port.write32(FCTRL, FCTRL_BAM | FCTRL_UPE | FCTRL_MPE);
+    assert!(model.inject(&port, &frame_to(other, 60)));
+    assert!(model.inject(&port, &frame_to(mcast, 60)));
+    port.write32(FCTRL, 0);
+    assert!(!model.inject(&port, &frame_to([0xff; 6], 60)));
+    // A second receive address.
+    port.write32(RAL0 + 8, 0x0000_0002);
+    port.write32(RAH0 + 8, 0x8000_4200);
+    assert!(model.inject(&port, &frame_to(other, 60)));
+    // Filtered frames are not missed packets.
+    assert_eq!(port.read32(MPC0), 0);
+    assert_eq!(port.read32(GPRC), 5);
+}
+
+#[test]
+fn no_reception_while_rx_is_disabled() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(RXCTRL, 0);
+    assert!(!model.inject(&port, &frame_to([0xff; 6], 60)));
+    assert_eq!(port.read32(GPRC), 0);
+}
+
+#[test]
+fn tx_round_trip_in_literal_bytes() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    model.set_capture(&port, true);
+    let frame = frame_to([0xff; 6], 60);
+    tx.write_buf(0, &frame);
+    tx.put(0, 60);
+    // cmd_type_len 0x2B30003C: DCMD EOP|IFCS|RS|DEXT, DTYP data, DTALEN 60;
+    // olinfo_status PAYLEN 60 << 14.
+    assert_eq!(
+        &tx.desc(0)[8..],
+        &[0x3C, 0x00, 0x30, 0x2B, 0x00, 0x00, 0x0F, 0x00]
+    );
+    port.write32(tdt(0), 1);
+    assert_eq!(port.read32(tdh(0)), 1);
+    // Write-back: DD in STA (bit 32 of the second quadword).
+    assert_eq!(
+        &tx.desc(0)[8..],
+        &[0x3C, 0x00, 0x30, 0x2B, 0x01, 0x00, 0x00, 0x00]
+    );
+    assert_eq!(model.take_transmitted(&port), vec![frame]);
+    assert_eq!(port.read32(GPTC), 1);
+    assert_eq!(port.read32(GPTC), 0);
+    assert_eq!(port.read32(GOTCL), 64);
+    assert_eq!(port.read32(GOTCH), 0);
+    let w = model.wire_stats(&port);
+    assert_eq!((w.tx_frames, w.tx_bytes), (1, 60));
+}
+
+#[test]
+fn tx_without_rs_gets_no_write_back_and_short_frames_are_padded() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    model.set_capture(&port, true);
+    tx.write_buf(0, &frame_to([0xff; 6], 42));
+    tx.put(0, 42);
+    tx.edit(0, |d| d[11] &= !0x08); // clear RS
+    let before = tx.desc(0).to_vec();
+    port.write32(tdt(0), 1);
+    assert_eq!(tx.desc(0), &before[..]);
+    let sent = model.take_transmitted(&port);
+    assert_eq!(sent[0].len(), 60);
+    assert_eq!(&sent[0][42..], &[0u8; 18]);
+}
+
+#[test]
+fn tx_frame_over_two_descriptors_waits_for_its_eop() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    model.set_capture(&port, true);
+    let frame = frame_to([0xff; 6], 100);
+    tx.write_buf(0, &frame[..40]);
+    tx.write_buf(1, &frame[40..]);
+    tx.put(0, 40);
+    tx.edit(0, |d| d[11] &= !0x01); // no EOP
+    tx.edit(0, |d| {
+        d[12..].copy_from_slice(&(100u32 << 14).to_le_bytes())
+    }); // PAYLEN of the frame
+    tx.put(1, 60);
+    tx.edit(1, |d| d[12..].copy_from_slice(&[0; 4]));
+    port.write32(tdt(0), 1);
+    assert_eq!(port.read32(tdh(0)), 0, "frame without EOP must wait");
+    port.write32(tdt(0), 2);
+    assert_eq!(port.read32(tdh(0)), 2);
+    assert_eq!(model.take_transmitted(&port), vec![frame]);
+}
+
+#[test]
+fn wire_connects_two_ports() {
+    let model = Model::new();
+    let (a, _arx, atx) = ready_port(&model);
+    let (b, brx, _btx) = ready_port(&model);
+    model.connect(&a, &b);
+    let frame = frame_to(model.default_mac(&b), 60);
+    for i in 0..3 {
+        atx.write_buf(i, &frame);
+        atx.put(i, 60);
+    }
+    a.write32(tdt(0), 3);
+    assert_eq!(brx.data(2, 60), &frame[..]);
+    assert_eq!(b.read32(rdh(0)), 3);
+    assert_eq!(model.wire_stats(&a).tx_frames, 3);
+    assert_eq!(model.wire_stats(&b).rx_frames, 3);
+    assert_eq!(b.read32(GPRC), 3);
+    assert_eq!(a.read32(GPTC), 3);
+    // A sink takes a's frames from now on.
+    model.attach_sink(&a);
+    atx.put(3, 60);
+    a.write32(tdt(0), 4);
+    assert_eq!(model.wire_stats(&b).rx_frames, 3);
+    assert_eq!(model.wire_stats(&a).tx_frames, 4);
+}
+
+#[test]
+fn source_fills_every_descriptor_the_device_owns() {
+    let model = Model::new();
+    let (port, rx, _tx) = ready_port(&model);
+    let template = frame_to([0xff; 6], 60);
+    model.attach_source(&port, template.clone(), Some(10));
+    assert_eq!(port.read32(rdh(0)), 7);
+    for i in 0..7 {
+        assert_eq!(rx.data(i, 60), &template[..]);
+        assert_eq!(rx.desc(i)[8], 0x03);
+    }
+    // Hand back 5 descriptors (7, 0..4): 3 frames are left in the source.
+    for i in [7, 0, 1, 2, 3] {
+        rx.give(i);
+    }
+    port.write32(rdt(0), 4);
+    assert_eq!(port.read32(rdh(0)), 2);
+    assert_eq!(model.wire_stats(&port).rx_frames, 10);
+    assert_eq!(port.read32(GPRC), 10);
+    assert_eq!(port.read32(MPC0), 0);
+}
+
+#[test]
+fn freed_memory_is_forgotten_by_the_model() {
+    let model = Model::new();
+    let dma = model.dma();
+    let a = dma.allocate(4096).unwrap();
+    let b = dma.allocate(8192).unwrap();
+    assert_eq!(dma.live_regions(), 2);
+    drop(a);
+    assert_eq!(dma.live_regions(), 1);
+    drop(b);
+    assert_eq!(dma.live_regions(), 0);
+}
+
+// ---------------------------------------------------------------- rules
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: register access outside BAR0")]
+fn rule_register_offset_outside_bar0() {
+    Model::new().add_port().read32(0x20000);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: register access outside BAR0 or not 4-byte aligned"
+)]
+fn rule_unaligned_register_offset() {
+    Model::new().add_port().write32(0x2, 0);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: register written while the device is in reset"
+)]
+fn rule_write_while_in_reset() {
+    let port = Model::new().add_port();
+    port.write32(CTRL, CTRL_RST);
+    port.write32(EIMC, 0x7FFF_FFFF);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: ring base not 128-byte aligned")]
+fn rule_rx_ring_base_unaligned() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(rdbal(0), 0x1000_0040);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: ring base not 128-byte aligned")]
+fn rule_tx_ring_base_unaligned() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(tdbal(2), 0x1000_0008);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: ring length not a multiple of 128")]
+fn rule_rdlen_not_multiple_of_128() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(rdlen(0), 16 * 10);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: ring length not a multiple of 128")]
+fn rule_tdlen_not_multiple_of_128() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(tdlen(0), 100);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: queue enabled before its ring is set")]
+fn rule_rx_queue_enabled_before_ring() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
+    port.write32(rxdctl(0), ENABLE);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: queue enabled before its ring is set")]
+fn rule_tx_queue_enabled_before_ring() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(DMATXCTL, 1);
+    port.write32(tdlen(0), 1024);
+    port.write32(txdctl(0), ENABLE);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: ring registers changed while the queue is enabled"
+)]
+fn rule_ring_changed_while_enabled() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    port.write32(rdlen(0), 256);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: rx queue enabled without SRRCTL advanced one-buffer descriptors"
+)]
+fn rule_rx_queue_with_legacy_descriptors() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let ring = model.dma().allocate(128).unwrap();
+    port.write32(rdbal(0), bus(&ring) as u32);
+    port.write32(rdbah(0), (bus(&ring) >> 32) as u32);
+    port.write32(rdlen(0), 128);
+    port.write32(rxdctl(0), ENABLE); // SRRCTL still at its default: legacy
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tx queue enabled before DMATXCTL.TE")]
+fn rule_tx_queue_enabled_before_te() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let ring = model.dma().allocate(128).unwrap();
+    port.write32(tdbal(0), bus(&ring) as u32);
+    port.write32(tdbah(0), (bus(&ring) >> 32) as u32);
+    port.write32(tdlen(0), 128);
+    port.write32(txdctl(0), ENABLE);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tail beyond the ring")]
+fn rule_rx_tail_beyond_ring() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    port.write32(rdt(0), 8);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tail beyond the ring")]
+fn rule_tx_tail_beyond_ring() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(tdt(0), 9);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: tail written before the queue enable bit was read back"
+)]
+fn rule_tail_before_enable_read_back() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let ring = model.dma().allocate(128).unwrap();
+    port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
+    port.write32(rdbal(0), bus(&ring) as u32);
+    port.write32(rdbah(0), (bus(&ring) >> 32) as u32);
+    port.write32(rdlen(0), 128);
+    port.write32(rxdctl(0), ENABLE);
+    port.write32(rdt(0), 7);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: tail moved backwards over descriptors the device owns"
+)]
+fn rule_tail_moved_backwards() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8); // head 0, tail 7
+    port.write32(rdt(0), 3);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: head written while the queue is enabled")]
+fn rule_head_written_while_enabled() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(tdh(0), 0);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: rx enabled before the rx queue is ready")]
+fn rule_rxen_before_queue_enabled() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(RXCTRL, 1);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP differ"
+)]
+fn rule_crc_strip_settings_differ() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    // HLREG0.RXCRCSTRP is set after reset, RDRXCTL.CRCSTRIP is not.
+    port.write32(RXCTRL, 1);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: DMA address outside memory the driver allocated"
+)]
+fn rule_ring_outside_model_memory() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let ring = HeapDma.allocate(128).unwrap(); // not from model.dma()
+    port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
+    port.write32(rdbal(0), bus(&ring) as u32);
+    port.write32(rdbah(0), (bus(&ring) >> 32) as u32);
+    port.write32(rdlen(0), 128);
+    port.write32(rxdctl(0), ENABLE);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: DMA address outside memory the driver allocated"
+)]
+fn rule_rx_buffer_freed() {
+    let model = Model::new();
+    let (port, rx, _tx) = ready_port(&model);
+    let RxQ { ring, bufs, .. } = rx;
+    drop(bufs);
+    model.inject(&port, &frame_to([0xff; 6], 60));
+    drop(ring);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: DMA address outside memory the driver allocated"
+)]
+fn rule_tx_buffer_beyond_allocation() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 60);
+    let beyond = bus(&tx.bufs) + tx.bufs.size() as u64 - 30;
+    tx.edit(0, |d| d[..8].copy_from_slice(&beyond.to_le_bytes()));
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: rx descriptor given to the device with DD set"
+)]
+fn rule_rx_descriptor_not_refilled() {
+    let model = Model::new();
+    let (port, rx, _tx) = ready_port(&model);
+    let f = frame_to([0xff; 6], 60);
+    for _ in 0..7 {
+        model.inject(&port, &f);
+    }
+    // Hand descriptor 7 back without rewriting descriptor 0 (still in write-back format).
+    rx.give(7);
+    port.write32(rdt(0), 1);
+    model.inject(&port, &f);
+    model.inject(&port, &f);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tx descriptor without DEXT")]
+fn rule_tx_legacy_descriptor() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 60);
+    tx.edit(0, |d| d[11] &= !0x20);
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tx descriptor with a wrong DTYP")]
+fn rule_tx_wrong_dtyp() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 60);
+    tx.edit(0, |d| d[10] = 0x50); // DTYP 0101b
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tx descriptor with reserved bits set")]
+fn rule_tx_reserved_bits() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 60);
+    tx.edit(0, |d| d[11] |= 0x10); // DCMD bit 4 (bit 28)
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tx descriptor with zero length")]
+fn rule_tx_zero_length() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 0);
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: tx PAYLEN does not match the frame length")]
+fn rule_tx_paylen_mismatch() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 60);
+    tx.edit(0, |d| d[12..].copy_from_slice(&(64u32 << 14).to_le_bytes()));
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: tx frame longer than the maximum frame size"
+)]
+fn rule_tx_frame_too_long() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.put(0, 1600);
+    port.write32(tdt(0), 1);
+}
+
+#[test]
+fn rule_messages_name_the_port_and_the_detail() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        port.write32(rdlen(5), 200);
+    }));
+    let msg = r.unwrap_err();
+    let msg = msg.downcast_ref::<String>().unwrap();
+    assert_eq!(
+        msg,
+        "82599 model: rule violated: ring length not a multiple of 128 (port 0: RDLEN(5) = 200 \
+         (at most 512 KiB; §8.2.3.8.3, §8.2.3.9.7))"
+    );
+    // The model stays usable after a caught violation.
+    port.write32(rdlen(5), 256);
+    assert_eq!(port.read32(rdlen(5)), 256);
+}
