@@ -1,10 +1,17 @@
 //! Receive interrupts for any driver: one eventfd per queue, signalled by the device's
 //! MSI-X (or MSI) vector through VFIO, waited on with epoll.
 //!
-//! The semantics are those of the original ixy's `interrupt_timeout`: a queue is polled
+//! The semantics are those of the original ixy's `interrupt_timeout`: queues are polled
 //! while traffic flows (no system call on the busy path); only after
-//! [`IDLE_POLLS_BEFORE_SLEEP`] `rx_batch` calls in a row returned nothing does the driver
-//! arm the queue's interrupt and sleep until a packet arrives or the timeout passes.
+//! [`IDLE_POLLS_BEFORE_SLEEP`] `rx_batch` calls in a row returned nothing does a queue arm
+//! its interrupt and sleep until a packet arrives or the timeout passes.
+//!
+//! The idle count and the epoll set are shared by all queues of a thread (devices are
+//! `!Send`, so a thread owns its queues). This matters for a forwarder polling two ports
+//! in one loop: a port without traffic must not put the thread to sleep while the other
+//! port is busy, and while the thread sleeps on one port, a packet on the other must wake
+//! it. So: any received packet resets the shared count; a queue that went to sleep stays
+//! armed until it receives again; a sleeper wakes on the interrupt of any armed queue.
 //!
 //! # Using it from a driver
 //!
@@ -12,67 +19,77 @@
 //! // setup, once per receive queue i:
 //! let intr = QueueInterrupt::new(cfg.interrupt_timeout_ms)?;
 //! // after creating all of them: vector i -> eventfd of queue i
-//! pci.enable_msix(&[intr0.eventfd(), intr1.eventfd(), ...])?;   // VFIO_DEVICE_SET_IRQS
-//! // program the device so queue i raises vector i (ixgbe: IVAR, EIMS, GPIE, EITR;
-//! // virtio: queue_msix_vector)
+//! pci.enable_interrupts(&[intr0.eventfd(), intr1.eventfd(), ...])?; // VFIO_DEVICE_SET_IRQS
+//! // program the device so queue i raises vector i (ixgbe: IVAR, GPIE, EITR;
+//! // virtio: queue_msix_vector), interrupts masked (ixgbe EIMC / virtio NO_INTERRUPT)
 //!
 //! // rx_batch(queue i):
 //! let n = poll_ring(...);
-//! if intr.should_sleep(n) {          // plain arithmetic, no system call
-//!     unmask_queue_interrupt(i);     // ixgbe: EIMS bit; virtio: clear NO_INTERRUPT
-//!     if ring_still_empty() { intr.wait()?; }   // epoll_wait with the timeout
-//!     mask_queue_interrupt(i);
-//!     let n = poll_ring(...);
-//!     intr.should_sleep(n);           // keep the idle count current
+//! match intr.after_poll(n) {            // plain arithmetic, no system call
+//!     IrqAction::Poll => {}
+//!     IrqAction::Disarm => mask_queue_interrupt(i),     // ixgbe: EIMC; virtio: NO_INTERRUPT
+//!     IrqAction::Sleep => {
+//!         unmask_queue_interrupt(i);                     // ixgbe: EIMS; virtio: clear flag
+//!         if ring_still_empty() { intr.wait()?; }        // epoll_wait with the timeout
+//!         let n = poll_ring(...);
+//!         if intr.after_poll(n) == IrqAction::Disarm { mask_queue_interrupt(i) }
+//!     }
 //! }
 //! ```
 //!
 //! A device opened through sysfs has no way to deliver interrupts to user space; drivers
 //! then log a warning and poll.
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Empty `rx_batch` calls in a row after which a queue with interrupts goes to sleep.
+/// Empty `rx_batch` calls in a row (over all queues of a thread) after which a queue with
+/// interrupts goes to sleep.
 ///
 /// Large enough that a queue under load (where an empty poll is a short gap between
-/// bursts) keeps polling, small enough that an idle queue sleeps within microseconds.
+/// bursts) keeps polling, small enough that an idle thread sleeps within microseconds.
 pub const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
 
-/// The poll-or-sleep decision of one queue, without any system call (testable on its own).
+/// What a driver does after a poll of a queue with interrupts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdleTracker {
-    empty_polls: u32,
-    threshold: u32,
+pub enum IrqAction {
+    /// Keep polling; nothing to change.
+    Poll,
+    /// Traffic again: mask the queue's interrupt (it was armed while idle).
+    Disarm,
+    /// Idle: unmask the queue's interrupt, check the ring once more, then
+    /// [`QueueInterrupt::wait`].
+    Sleep,
 }
 
-impl IdleTracker {
-    /// A tracker that asks for sleep after `threshold` empty polls in a row (at least 1).
-    pub fn new(threshold: u32) -> Self {
-        IdleTracker {
-            empty_polls: 0,
-            threshold: threshold.max(1),
-        }
-    }
-
-    /// Records the result of one poll; true if the queue should now sleep.
-    #[inline(always)]
-    pub fn should_sleep(&mut self, received: usize) -> bool {
-        if received > 0 {
-            self.empty_polls = 0;
-            false
+/// The poll-or-sleep decision, without any system call (testable on its own).
+///
+/// `idle` is the thread's shared count of empty polls in a row; `armed` the queue's own
+/// state (its interrupt is unmasked).
+#[inline(always)]
+pub fn decide(idle: &Cell<u32>, armed: &mut bool, threshold: u32, received: usize) -> IrqAction {
+    if received > 0 {
+        idle.set(0);
+        if *armed {
+            *armed = false;
+            IrqAction::Disarm
         } else {
-            self.empty_polls = self.empty_polls.saturating_add(1);
-            self.empty_polls >= self.threshold
+            IrqAction::Poll
         }
-    }
-
-    /// Empty polls in a row so far.
-    pub fn empty_polls(&self) -> u32 {
-        self.empty_polls
+    } else {
+        let n = idle.get().saturating_add(1);
+        idle.set(n);
+        if n >= threshold.max(1) {
+            *armed = true;
+            IrqAction::Sleep
+        } else {
+            IrqAction::Poll
+        }
     }
 }
 
@@ -101,10 +118,7 @@ impl EventFd {
 
     /// Reads and clears the count; 0 if nothing was signalled.
     pub fn drain(&self) -> u64 {
-        let mut v = 0u64;
-        // SAFETY: reading 8 bytes into a u64 we own from our own descriptor.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-        if n == 8 { v } else { 0 }
+        drain_fd(self.fd.as_raw_fd())
     }
 
     /// Adds `n` to the count (what the kernel does on an interrupt; for tests).
@@ -121,34 +135,38 @@ impl EventFd {
     }
 }
 
+/// Reads an eventfd's count (non-blocking); 0 if nothing was signalled.
+fn drain_fd(fd: RawFd) -> u64 {
+    let mut v = 0u64;
+    // SAFETY: reading 8 bytes into a u64 we own; a closed or non-eventfd descriptor only
+    // makes read fail.
+    let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+    if n == 8 { v } else { 0 }
+}
+
 impl AsRawFd for EventFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 }
 
-/// The interrupt of one receive queue: its eventfd, an epoll instance watching it, the
-/// timeout and the idle tracker. See the module documentation for the calling pattern.
+/// What the queues of one thread share: the epoll set of all their eventfds and the
+/// count of empty polls in a row.
 #[derive(Debug)]
-pub struct QueueInterrupt {
-    event: EventFd,
+struct Shared {
     epoll: OwnedFd,
-    /// epoll_wait timeout in ms; -1 waits forever.
-    timeout_ms: i32,
-    idle: IdleTracker,
+    idle: Cell<u32>,
 }
 
-impl QueueInterrupt {
-    /// Creates the eventfd and epoll instance for a queue. `timeout_ms` as in
-    /// [`crate::DeviceConfig::interrupt_timeout_ms`]: positive = at most that long, -1 (any
-    /// negative) = until a packet arrives. 0 is refused (it means polling).
-    pub fn new(timeout_ms: i16) -> Result<Self> {
-        if timeout_ms == 0 {
-            return Err(Error::config(
-                "an interrupt timeout of 0 means polling: no queue interrupt needed",
-            ));
+thread_local! {
+    static SHARED: RefCell<Weak<Shared>> = const { RefCell::new(Weak::new()) };
+}
+
+fn shared_for_thread() -> Result<Rc<Shared>> {
+    SHARED.with(|slot| {
+        if let Some(s) = slot.borrow().upgrade() {
+            return Ok(s);
         }
-        let event = EventFd::new()?;
         // SAFETY: plain system call; a non-negative return is a new descriptor we own.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {
@@ -159,12 +177,53 @@ impl QueueInterrupt {
         }
         // SAFETY: fresh descriptor owned by nobody else.
         let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        let s = Rc::new(Shared {
+            epoll,
+            idle: Cell::new(0),
+        });
+        *slot.borrow_mut() = Rc::downgrade(&s);
+        Ok(s)
+    })
+}
+
+/// The interrupt of one receive queue: its eventfd (in the thread's shared epoll set),
+/// the timeout and whether it is armed. See the module documentation for the pattern.
+#[derive(Debug)]
+pub struct QueueInterrupt {
+    event: EventFd,
+    shared: Rc<Shared>,
+    /// epoll_wait timeout in ms; -1 waits forever.
+    timeout_ms: i32,
+    threshold: u32,
+    armed: bool,
+}
+
+impl QueueInterrupt {
+    /// Creates the eventfd of a queue and adds it to the thread's epoll set. `timeout_ms`
+    /// as in [`crate::DeviceConfig::interrupt_timeout_ms`]: positive = at most that long,
+    /// negative = until a packet arrives. 0 is refused (it means polling).
+    pub fn new(timeout_ms: i16) -> Result<Self> {
+        if timeout_ms == 0 {
+            return Err(Error::config(
+                "an interrupt timeout of 0 means polling: no queue interrupt needed",
+            ));
+        }
+        let event = EventFd::new()?;
+        let shared = shared_for_thread()?;
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
-            u64: 0,
+            u64: event.as_raw_fd() as u64,
         };
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, event.as_raw_fd(), &mut ev) } != 0 {
+        if unsafe {
+            libc::epoll_ctl(
+                shared.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                event.as_raw_fd(),
+                &mut ev,
+            )
+        } != 0
+        {
             return Err(Error::io(
                 "cannot add an eventfd to epoll",
                 io::Error::last_os_error(),
@@ -172,13 +231,14 @@ impl QueueInterrupt {
         }
         Ok(QueueInterrupt {
             event,
-            epoll,
+            shared,
             timeout_ms: if timeout_ms < 0 {
                 -1
             } else {
                 timeout_ms as i32
             },
-            idle: IdleTracker::new(IDLE_POLLS_BEFORE_SLEEP),
+            threshold: IDLE_POLLS_BEFORE_SLEEP,
+            armed: false,
         })
     }
 
@@ -197,16 +257,21 @@ impl QueueInterrupt {
         (self.timeout_ms >= 0).then(|| Duration::from_millis(self.timeout_ms as u64))
     }
 
-    /// Records the result of a poll; true if the driver should arm the interrupt and call
-    /// [`QueueInterrupt::wait`]. No system call.
-    #[inline(always)]
-    pub fn should_sleep(&mut self, received: usize) -> bool {
-        self.idle.should_sleep(received)
+    /// True while the queue's interrupt should be unmasked (it went to sleep and has not
+    /// received since).
+    pub fn armed(&self) -> bool {
+        self.armed
     }
 
-    /// Sleeps until the queue's interrupt fires or the timeout passes. Returns true if an
-    /// interrupt arrived (its count is consumed), false on timeout. A signal interrupting
-    /// the wait counts as a timeout.
+    /// Records the result of a poll and says what to do. No system call.
+    #[inline(always)]
+    pub fn after_poll(&mut self, received: usize) -> IrqAction {
+        decide(&self.shared.idle, &mut self.armed, self.threshold, received)
+    }
+
+    /// Sleeps until an armed queue of this thread raises its interrupt or the timeout
+    /// passes. Returns true if an interrupt arrived (the counts of all signalled eventfds
+    /// are consumed), false on timeout or when a signal interrupted the wait.
     pub fn wait(&self) -> Result<bool> {
         self.wait_ms(self.timeout_ms)
     }
@@ -221,17 +286,44 @@ impl QueueInterrupt {
     }
 
     fn wait_ms(&self, ms: i32) -> Result<bool> {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: the epoll descriptor is open; room for exactly one event.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, ms) };
+        const MAX_EVENTS: usize = 16;
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        // SAFETY: the epoll descriptor is open; `evs` has room for MAX_EVENTS events.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.shared.epoll.as_raw_fd(),
+                evs.as_mut_ptr(),
+                MAX_EVENTS as i32,
+                ms,
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
                 return Ok(false);
             }
-            return Err(Error::io("epoll_wait on a queue interrupt", e));
+            return Err(Error::io("epoll_wait on queue interrupts", e));
         }
-        Ok(n > 0 && self.event.drain() > 0)
+        let mut fired = false;
+        for ev in &evs[..n as usize] {
+            // Level-triggered: drain each signalled eventfd, or it stays ready.
+            fired |= drain_fd(ev.u64 as RawFd) > 0;
+        }
+        Ok(fired)
+    }
+}
+
+impl Drop for QueueInterrupt {
+    fn drop(&mut self) {
+        // SAFETY: removing our own open eventfd from the thread's epoll set.
+        unsafe {
+            libc::epoll_ctl(
+                self.shared.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                self.event.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
+        };
     }
 }
 
@@ -241,31 +333,68 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn busy_queues_keep_polling_and_idle_ones_sleep() {
-        let mut t = IdleTracker::new(3);
-        assert!(!t.should_sleep(0));
-        assert!(!t.should_sleep(0));
-        assert!(t.should_sleep(0), "third empty poll in a row");
-        assert!(t.should_sleep(0), "stays asleep while idle");
-        assert!(!t.should_sleep(5), "traffic resets the count");
-        assert_eq!(t.empty_polls(), 0);
-        assert!(!t.should_sleep(0));
-        assert!(!t.should_sleep(1));
-        assert!(!t.should_sleep(0));
-        assert!(!t.should_sleep(0));
-        assert!(t.should_sleep(0));
-        assert_eq!(IdleTracker::new(0), IdleTracker::new(1));
+    fn an_idle_queue_sleeps_after_the_threshold_and_disarms_on_traffic() {
+        let idle = Cell::new(0);
+        let mut armed = false;
+        assert_eq!(decide(&idle, &mut armed, 3, 0), IrqAction::Poll);
+        assert_eq!(decide(&idle, &mut armed, 3, 0), IrqAction::Poll);
+        assert_eq!(decide(&idle, &mut armed, 3, 0), IrqAction::Sleep);
+        assert!(armed);
+        assert_eq!(
+            decide(&idle, &mut armed, 3, 0),
+            IrqAction::Sleep,
+            "stays asleep"
+        );
+        assert_eq!(decide(&idle, &mut armed, 3, 5), IrqAction::Disarm);
+        assert!(!armed);
+        assert_eq!(idle.get(), 0);
+        assert_eq!(
+            decide(&idle, &mut armed, 3, 7),
+            IrqAction::Poll,
+            "busy: nothing to do"
+        );
     }
 
     #[test]
-    fn wait_returns_on_a_signal() {
+    fn a_busy_port_keeps_an_idle_port_of_the_same_thread_awake() {
+        // Forwarder loop: port B has traffic every round, port C never.
+        let idle = Cell::new(0);
+        let (mut b, mut c) = (false, false);
+        for _ in 0..1000 {
+            assert_eq!(decide(&idle, &mut b, 64, 32), IrqAction::Poll);
+            assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Poll);
+        }
+        // Traffic stops: both ports idle, 64 empty polls in a row put the thread to sleep.
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if decide(&idle, &mut b, 64, 0) == IrqAction::Sleep {
+                break;
+            }
+            assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Poll);
+        }
+        assert_eq!(rounds, 32);
+        assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Sleep);
+        assert!(b && c, "both stay armed while idle");
+        // A packet on B (its interrupt woke the thread sleeping on C): B disarms, C stays
+        // armed but polls again.
+        assert_eq!(decide(&idle, &mut b, 64, 1), IrqAction::Disarm);
+        assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Poll);
+        assert!(c);
+    }
+
+    #[test]
+    fn wait_returns_on_a_signal_of_any_queue_of_the_thread() {
         let q = QueueInterrupt::new(5000).unwrap();
-        q.event().signal(2).unwrap();
+        let other = QueueInterrupt::new(5000).unwrap();
+        other.event().signal(2).unwrap();
         let start = Instant::now();
-        assert!(q.wait().unwrap());
+        assert!(q.wait().unwrap(), "woken by the other queue's interrupt");
         assert!(start.elapsed() < Duration::from_secs(1));
         // The count was consumed: the next wait times out.
         assert!(!q.wait_for(Some(Duration::from_millis(10))).unwrap());
+        q.event().signal(1).unwrap();
+        assert!(other.wait().unwrap());
     }
 
     #[test]

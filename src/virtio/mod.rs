@@ -31,7 +31,7 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::interrupts::QueueInterrupt;
+use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 use crate::pci::{DEVICE_VIRTIO_NET_MODERN, PciDevice};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
@@ -552,8 +552,8 @@ impl VirtioDevice {
         (received, bytes)
     }
 
-    /// Sleeps on queue `q`'s interrupt until the device uses a buffer or the timeout
-    /// passes. Interrupts are enabled in the ring only while sleeping.
+    /// Arms queue `q`'s interrupt and sleeps until an armed queue of this thread
+    /// interrupts or the timeout passes. The queue stays armed until it receives again.
     #[cold]
     fn sleep_rx(&mut self, q: usize) {
         let queue = &mut self.rx[q];
@@ -569,7 +569,6 @@ impl VirtioDevice {
         {
             log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
         }
-        queue.vq.disable_interrupts();
     }
 
     /// Sends a control command (5.1.6.5) and waits for the device's answer.
@@ -726,15 +725,22 @@ impl IxyDevice for VirtioDevice {
         let (mut received, mut bytes) = self.poll_rx(q, buffer, num_packets);
         // Interrupt mode: after enough empty polls in a row, sleep until the device uses
         // a buffer (or the timeout passes) and poll once more. No system call while busy.
-        let sleep = match self.rx[q].interrupt.as_mut() {
-            Some(intr) => intr.should_sleep(received),
-            None => false,
+        let action = match self.rx[q].interrupt.as_mut() {
+            Some(intr) => intr.after_poll(received),
+            None => IrqAction::Poll,
         };
-        if sleep {
-            self.sleep_rx(q);
-            (received, bytes) = self.poll_rx(q, buffer, num_packets);
-            if let Some(intr) = self.rx[q].interrupt.as_mut() {
-                intr.should_sleep(received);
+        match action {
+            IrqAction::Poll => {}
+            IrqAction::Disarm => self.rx[q].vq.disable_interrupts(),
+            IrqAction::Sleep => {
+                self.sleep_rx(q);
+                (received, bytes) = self.poll_rx(q, buffer, num_packets);
+                let queue = &mut self.rx[q];
+                if let Some(intr) = queue.interrupt.as_mut()
+                    && intr.after_poll(received) == IrqAction::Disarm
+                {
+                    queue.vq.disable_interrupts();
+                }
             }
         }
         self.stats.rx_packets += received as u64;
