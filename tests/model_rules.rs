@@ -1084,3 +1084,17 @@ fn rule_messages_name_the_port_and_the_detail() {
     port.write32(rdlen(5), 256);
     assert_eq!(port.read32(rdlen(5)), 256);
 }
+
+#[test]
+fn source_starts_when_the_link_comes_up() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    enable_rx(&port);
+    model.attach_source(&port, frame_to([0xff; 6], 60), None);
+    assert_eq!(port.read32(rdh(0)), 0, "no link, no traffic");
+    bring_link_up(&port);
+    assert_eq!(port.read32(rdh(0)), 7);
+    assert_eq!(model.wire_stats(&port).rx_frames, 7);
+}

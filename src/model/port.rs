@@ -509,7 +509,14 @@ impl PortState {
 impl ModelInner {
     /// Register read on port `p`.
     pub(crate) fn read(&mut self, p: usize, offset: usize) -> u32 {
-        self.ports[p].read(offset)
+        let port = &mut self.ports[p];
+        let was_up = port.link_up();
+        let value = port.read(offset);
+        if !was_up && port.link_up() {
+            // The link just came up (a LINKS poll ended auto-negotiation): sources start.
+            self.run_sources(p);
+        }
+        value
     }
 
     /// Register write on port `p`: stores the value and runs what the write triggers.
