@@ -1098,3 +1098,16 @@ fn source_starts_when_the_link_comes_up() {
     assert_eq!(port.read32(rdh(0)), 7);
     assert_eq!(model.wire_stats(&port).rx_frames, 7);
 }
+
+#[test]
+fn sink_counts_padded_frames_without_capture() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    tx.write_buf(0, &frame_to([0xff; 6], 42));
+    tx.put(0, 42);
+    port.write32(tdt(0), 1);
+    let w = model.wire_stats(&port);
+    assert_eq!((w.tx_frames, w.tx_bytes), (1, 60));
+    assert_eq!(port.read32(GOTCL), 64);
+    assert!(model.take_transmitted(&port).is_empty());
+}

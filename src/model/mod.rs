@@ -26,19 +26,29 @@
 //!
 //! ## Excluding the model from instruction counts (callgrind)
 //!
-//! Every entry point from driver code into the model is `#[inline(never)]`: `Port::read32`,
-//! `Port::write32` and `ModelDma::allocate`. Their symbols demangle to
-//! `<ixy::model::Port as ixy::registers::RegisterSpace>::write32` etc., so callgrind can
-//! switch collection off while they run:
+//! Every entry point from driver code into the model is `#[inline(never)]`:
+//! `Port::read32`, `Port::write32` and `ModelDma::allocate` (whose release closure runs
+//! when the driver frees DMA memory). Their demangled symbols are
+//! `<ixy::model::Port as ixy::registers::RegisterSpace>::{read32,write32}` and
+//! `<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::allocate[::{{closure}}]`;
+//! the test/bench-side API (`ixy::model::Model::*`) is a third entry point. Verified pattern:
 //!
 //! ```text
-//! valgrind --tool=callgrind --collect-atstart=yes \
-//!     --toggle-collect='<ixy::model::*' --toggle-collect='ixy::model::*' <bench binary>
+//! valgrind --tool=callgrind \
+//!     '--toggle-collect=<ixy::model::Port as ixy::registers::RegisterSpace>::*' \
+//!     '--toggle-collect=<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::*' \
+//!     '--toggle-collect=ixy::model::Model::*' \
+//!     --collect-atstart=yes <binary> <args>
 //! ```
 //!
-//! (`--toggle-collect` flips collection on entry to and exit from a matching function;
-//! with collection on at start, the model's own instructions are excluded. See the
-//! report of the model task for the exact pattern verified with callgrind.)
+//! Two pitfalls:
+//! * `--collect-atstart=yes` must come **after** the `--toggle-collect` options: callgrind
+//!   turns collection at start off whenever it parses a `--toggle-collect`, and then the
+//!   toggles *invert*: only the model is counted.
+//! * Do not use a broad pattern such as `*ixy::model::*`: it also matches internal model
+//!   functions called from an entry point (each match flips collection again, turning it
+//!   back on inside the model) and driver functions generic over `Port`, such as
+//!   `drop_in_place<ixy::ixgbe::IxgbeDevice<ixy::model::Port>>`.
 
 mod dma;
 mod port;

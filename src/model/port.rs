@@ -952,6 +952,24 @@ impl PortState {
         let bsize = ((ring.srrctl & SRRCTL_BSIZEPACKET_MASK) as usize) * 1024;
         let total = data.len() + crc.len();
         let n = ring.entries();
+        if crc.is_empty() && total <= bsize {
+            // Fast path: the frame fits one buffer.
+            let d = ring.desc_addr(ring.head);
+            // SAFETY: as below.
+            let (pkt_addr, hdr_addr) = unsafe { (read_u64(d), read_u64(d + 8)) };
+            if hdr_addr & 1 == 0 {
+                check_dma(regions, p, pkt_addr, total as u64, "rx packet buffer");
+                // SAFETY: as below.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(data.as_ptr(), pkt_addr as *mut u8, total);
+                    write_u64(d, 0);
+                    write_u64(d + 8, RXD_STAT_DD | RXD_STAT_EOP | (total as u64) << 32);
+                }
+                self.rx[q].head = (ring.head + 1) % n;
+                return;
+            }
+            // DD set: the general path reports it.
+        }
         let mut done = 0;
         while done < total {
             let d = ring.desc_addr(ring.head);
@@ -1062,8 +1080,13 @@ impl ModelInner {
         if remaining > 0 && port.rx_admits(q, &template).is_ok() {
             let ring = port.rx[q];
             let strip = port.regs[HLREG0 / 4] & HLREG0_RXCRCSTRP != 0;
-            let fcs = crc32(&template).to_le_bytes();
-            let crc: &[u8] = if strip { &[] } else { &fcs };
+            let fcs;
+            let crc: &[u8] = if strip {
+                &[]
+            } else {
+                fcs = crc32(&template).to_le_bytes();
+                &fcs
+            };
             let bsize = ((ring.srrctl & SRRCTL_BSIZEPACKET_MASK) as usize) * 1024;
             let per_frame = (template.len() + crc.len()).div_ceil(bsize) as u64;
             let frames = (ring.owned_by_device() as u64 / per_frame).min(remaining);
@@ -1104,31 +1127,38 @@ impl ModelInner {
                 break;
             }
             frame.clear();
-            let Some(next) = self.gather_frame(p, q, &ring, &mut frame) else {
+            // Frames into a sink are only counted: the model checks their descriptors
+            // and buffers but copies no bytes.
+            let port = &self.ports[p];
+            let copy = port.capture || port.peer != Peer::Sink;
+            let Some((next, len)) = self.gather_frame(p, q, &ring, &mut frame, copy) else {
                 break;
             };
             self.ports[p].tx[q].head = next;
-            self.send(p, &mut frame);
+            self.send(p, &mut frame, len);
         }
         self.ports[p].scratch = frame;
     }
 
-    /// Reads the descriptors of one frame starting at the head of `ring` into `frame`,
-    /// checks them, and writes DD back where RS is set. Returns the index after the EOP
-    /// descriptor, or `None` if the frame is not complete before the tail.
+    /// Reads the descriptors of one frame starting at the head of `ring`, checks them,
+    /// copies the frame into `frame` if `copy`, and writes DD back where RS is set.
+    /// Returns the index after the EOP descriptor and the frame length, or `None` if the
+    /// frame is not complete before the tail.
     fn gather_frame(
         &mut self,
         p: usize,
         q: usize,
         ring: &Ring,
         frame: &mut Vec<u8>,
-    ) -> Option<u32> {
+        copy: bool,
+    ) -> Option<(u32, usize)> {
         let port = &self.ports[p];
         let mut regions = self.regions.borrow_mut();
         let n = ring.entries();
         let mut i = ring.head;
         let mut paylen = 0;
         let mut ifcs = false;
+        let mut total = 0usize;
         loop {
             let d = ring.desc_addr(i);
             // SAFETY: the ring was checked to lie in live DMA memory at this tail write,
@@ -1183,10 +1213,13 @@ impl ModelInner {
                 paylen = olinfo >> TXD_PAYLEN_SHIFT;
                 ifcs = ctl & TXD_DCMD_IFCS != 0;
             }
-            // SAFETY: `addr..addr + len` was checked to be live DMA memory.
-            frame.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(addr as *const u8, len as usize)
-            });
+            total += len as usize;
+            if copy {
+                // SAFETY: `addr..addr + len` was checked to be live DMA memory.
+                frame.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(addr as *const u8, len as usize)
+                });
+            }
             i = (i + 1) % n;
             if ctl & TXD_DCMD_EOP != 0 {
                 break;
@@ -1195,13 +1228,13 @@ impl ModelInner {
                 return None;
             }
         }
-        if paylen as usize != frame.len() {
+        if paylen as usize != total {
             violated!(
                 p,
                 rule::TX_PAYLEN,
                 "TX queue {q} descriptor {}: PAYLEN {paylen} but the frame's DTALENs add up to {} (§7.2.3.2.4)",
                 ring.head,
-                frame.len()
+                total
             );
         }
         if !ifcs {
@@ -1211,12 +1244,12 @@ impl ModelInner {
                 ring.head
             );
         }
-        if frame.len() + CRC_LEN as usize > port.max_frame() {
+        if total + CRC_LEN as usize > port.max_frame() {
             violated!(
                 p,
                 rule::TX_TOO_LONG,
                 "TX queue {q}: {} bytes + CRC exceed {} (HLREG0.JUMBOEN, MAXFRS; §8.2.3.22.13)",
-                frame.len(),
+                total,
                 port.max_frame()
             );
         }
@@ -1233,20 +1266,25 @@ impl ModelInner {
             }
             j = (j + 1) % n;
         }
-        Some(i)
+        Some((i, total))
     }
 
-    /// A complete frame leaves port `p`: pad, count, capture, and put it on the wire.
-    fn send(&mut self, p: usize, frame: &mut Vec<u8>) {
+    /// A complete frame of `len` bytes leaves port `p`: pad, count, capture, and put it
+    /// on the wire. `frame` holds its bytes unless it goes into a sink uncaptured.
+    fn send(&mut self, p: usize, frame: &mut Vec<u8>, len: usize) {
         let port = &mut self.ports[p];
         if !port.link_up() {
             // No link: the frame is lost.
             return;
         }
-        if port.regs[HLREG0 / 4] & HLREG0_TXPADEN != 0 && frame.len() < MIN_FRAME {
-            frame.resize(MIN_FRAME, 0);
+        let mut len = len;
+        if port.regs[HLREG0 / 4] & HLREG0_TXPADEN != 0 && len < MIN_FRAME {
+            len = MIN_FRAME;
+            if !frame.is_empty() {
+                frame.resize(MIN_FRAME, 0);
+            }
         }
-        let len = frame.len() as u64;
+        let len = len as u64;
         port.stats.gptc += 1;
         port.stats.tpt += 1;
         port.stats.gotc += len + CRC_LEN;
