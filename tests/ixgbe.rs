@@ -279,8 +279,16 @@ fn rx_waits_while_its_pool_is_empty_and_resumes() {
         assert!(model.inject(&port, &frame(BROADCAST, i, 60)));
     }
     let mut got = VecDeque::new();
-    assert_eq!(dev.rx_batch(0, &mut got, 32), 4, "4 spare buffers to refill with");
-    assert_eq!(dev.rx_batch(0, &mut got, 32), 0, "pool empty: frames wait on the ring");
+    assert_eq!(
+        dev.rx_batch(0, &mut got, 32),
+        4,
+        "4 spare buffers to refill with"
+    );
+    assert_eq!(
+        dev.rx_batch(0, &mut got, 32),
+        0,
+        "pool empty: frames wait on the ring"
+    );
     assert_eq!(dev.rx_pool(0).unwrap().free_count(), 0);
     got.clear();
     assert_eq!(dev.rx_batch(0, &mut got, 32), 4);

@@ -16,6 +16,7 @@
 //! from a [`Mempool`]'s free stack, and the tail register is written once per batch.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
 
@@ -189,8 +190,8 @@ impl RxRing {
     /// Takes up to `num` received frames off the ring, appending them to `buffer`, and
     /// gives the device a fresh buffer for each. Returns how many were taken.
     ///
-    /// Stops early at the first descriptor the device has not completed, or if the pool
-    /// is empty (the frame then stays on the ring until a buffer is free again).
+    /// Stops early at the first descriptor the device has not completed, or when the pool
+    /// has no more free buffers (the frames then stay on the ring until buffers are free).
     #[inline]
     pub(crate) fn rx_batch<R: RegisterSpace>(
         &mut self,
@@ -200,47 +201,69 @@ impl RxRing {
     ) -> usize {
         let mask = self.mask;
         let descs = self.descs.as_ptr();
-        let mut i = self.next;
-        let mut received = 0;
-        while received < num {
-            // SAFETY: i <= mask, inside the ring.
+        let start = self.next;
+        // 1. Count the completed single-buffer frames: at most one per free pool buffer,
+        // and none past the end of the ring (a batch that would wrap ends there; the next
+        // call starts at descriptor 0), so the loops below need no wrap-around.
+        let limit = num.min(self.pool.free_count()).min(mask + 1 - start);
+        let mut n = 0;
+        let mut fragment = false;
+        while n < limit {
+            // SAFETY: start + n <= mask: inside the ring. Volatile: the device writes it.
+            let status =
+                u64::from_le(unsafe { (&raw const (*descs.add(start + n)).hi).read_volatile() });
+            let done = rxd::STAT_DD | rxd::STAT_EOP;
+            if status & done != done {
+                fragment = status & rxd::STAT_DD != 0;
+                break;
+            }
+            n += 1;
+        }
+        // Everything the device wrote before setting DD is visible after this.
+        fence(Ordering::Acquire);
+        // 2. Hand them out, each descriptor refilled with a fresh buffer. An exact-size
+        // iterator lets the deque reserve once and write without per-packet checks.
+        let bufs = self.bufs.as_mut_ptr();
+        let pool = &self.pool;
+        buffer.extend((start..start + n).map(|i| {
+            // SAFETY: `n <= pool.free_count()` and nothing else allocates from the pool
+            // while this runs (pools are single-threaded), so the pool has a buffer.
+            let fresh = unsafe { pool.alloc_empty().unwrap_unchecked() };
+            // SAFETY: i <= mask: a descriptor of the ring, completed by the device (DD).
             let desc = unsafe { descs.add(i) };
-            // SAFETY: a descriptor of our ring; the device may write it concurrently, hence
-            // the volatile read.
+            // SAFETY: as above; the device gets it back only when the tail moves past it.
             let status = u64::from_le(unsafe { (&raw const (*desc).hi).read_volatile() });
-            if status & rxd::STAT_DD == 0 {
-                break;
-            }
-            // Everything the device wrote before setting DD is visible after this.
-            fence(Ordering::Acquire);
-            let Some(fresh) = self.pool.alloc_empty() else {
-                break;
-            };
-            // SAFETY: the device is done with descriptor i (DD); it gets it back only when
-            // the tail moves past it, after this write.
+            // SAFETY: as above.
             unsafe { write_rx_read_format(desc, fresh.bus_addr()) };
-            // SAFETY: i <= mask and bufs.len() == mask + 1.
-            let slot = unsafe { self.bufs.get_unchecked_mut(i) };
-            let mut p = std::mem::replace(slot, fresh);
-            i = (i + 1) & mask;
-            if status & rxd::STAT_EOP == 0 {
-                // A frame larger than the buffer (impossible with the buffer size the
-                // drivers program, barring a misbehaving device): drop the fragment.
-                rx_fragment_dropped();
-                continue;
-            }
+            // SAFETY: i <= mask and bufs has mask + 1 initialised packets.
+            let mut p = unsafe { std::ptr::replace(bufs.add(i), fresh) };
             p.set_len_from_device((status >> rxd::LEN_SHIFT) as u16 as usize);
             p.prefetch();
-            buffer.push_back(p);
-            received += 1;
+            p
+        }));
+        let mut next = (start + n) & mask;
+        if fragment && n < limit {
+            // A frame larger than one buffer (impossible with the buffer size the drivers
+            // program, barring a misbehaving device): give the buffer back to the device.
+            self.drop_fragment(next);
+            next = (next + 1) & mask;
         }
-        if i != self.next {
-            self.next = i;
+        if next != start {
+            self.next = next;
             // Descriptor writes must reach memory before the device sees the new tail.
             fence(Ordering::Release);
-            regs.write32(self.tail, (i.wrapping_sub(1) & mask) as u32);
+            regs.write32(self.tail, (next.wrapping_sub(1) & mask) as u32);
         }
-        received
+        n
+    }
+
+    /// Rewrites descriptor `i` with the buffer it already holds, dropping its contents.
+    #[cold]
+    fn drop_fragment(&mut self, i: usize) {
+        let addr = self.bufs[i].bus_addr();
+        // SAFETY: i <= mask; the device completed this descriptor (DD).
+        unsafe { write_rx_read_format(self.descs.as_ptr().add(i), addr) };
+        rx_fragment_dropped();
     }
 }
 
@@ -268,8 +291,10 @@ unsafe fn write_rx_read_format(desc: *mut Desc, buf: u64) {
 /// A transmit queue's ring of advanced data descriptors.
 pub(crate) struct TxRing {
     descs: NonNull<Desc>,
-    /// The packet each in-flight descriptor sends; `bufs.len() == mask + 1`.
-    bufs: Box<[Option<Packet>]>,
+    /// The packet each in-flight descriptor sends; `bufs.len() == mask + 1`. Exactly
+    /// the slots from `clean` (inclusive) to `next` (exclusive), modulo the size, are
+    /// initialised.
+    bufs: Box<[MaybeUninit<Packet>]>,
     mask: usize,
     /// Next descriptor to fill.
     next: usize,
@@ -290,7 +315,7 @@ impl TxRing {
             .ok_or_else(|| Error::config("DMA region at address 0"))?;
         Ok(TxRing {
             descs,
-            bufs: (0..size).map(|_| None).collect(),
+            bufs: (0..size).map(|_| MaybeUninit::uninit()).collect(),
             mask: size - 1,
             next: 0,
             clean: 0,
@@ -340,8 +365,14 @@ impl TxRing {
             }
             fence(Ordering::Acquire);
             for j in 0..TX_CLEAN_BATCH {
-                // SAFETY: masked index < bufs.len(). Dropping the packet returns it.
-                unsafe { *self.bufs.get_unchecked_mut((clean + j) & mask) = None };
+                // SAFETY: masked index < bufs.len(); the slot lies between clean and next,
+                // so it is initialised, and moving `clean` past it below marks it
+                // uninitialised again. Dropping the packet returns it to its pool.
+                unsafe {
+                    self.bufs
+                        .get_unchecked_mut((clean + j) & mask)
+                        .assume_init_drop()
+                };
             }
             self.clean = (last + 1) & mask;
         }
@@ -360,14 +391,24 @@ impl TxRing {
         self.clean();
         let mask = self.mask;
         let free = self.clean.wrapping_sub(self.next).wrapping_sub(1) & mask;
-        let n = free.min(buffer.len());
+        // Work on the caller's packets as a plain Vec: O(1) and allocation-free both ways
+        // (a deque that does not start at its buffer's beginning is rotated in place), and
+        // the packets can be moved out by index without per-packet deque bookkeeping.
+        let mut packets = Vec::from(std::mem::take(buffer));
+        let total = packets.len();
+        let n = free.min(total);
+        let src = packets.as_mut_ptr();
         let descs = self.descs.as_ptr();
+        let bufs = self.bufs.as_mut_ptr();
         let mut i = self.next;
-        for _ in 0..n {
-            let Some(p) = buffer.pop_front() else { break };
+        for k in 0..n {
+            // SAFETY: k < n <= len: a valid packet, moved out here; the Vec forgets it
+            // below (set_len) and nothing in between can panic, so it is owned once.
+            let p = unsafe { std::ptr::read(src.add(k)) };
             let len = p.len() as u32;
-            if len == 0 || len > 0xffff {
-                continue; // dropped: returns to its pool
+            if len == 0 {
+                drop(p); // the device cannot send it: back to its pool
+                continue;
             }
             // SAFETY: i <= mask: a descriptor the driver owns (between tail and clean).
             unsafe {
@@ -378,16 +419,36 @@ impl TxRing {
                 (&raw mut (*desc).hi)
                     .write_volatile((cmd_type_len as u64 | (olinfo_status as u64) << 32).to_le());
             }
-            // SAFETY: i <= mask and bufs.len() == mask + 1; the slot is empty (cleaned).
-            unsafe { *self.bufs.get_unchecked_mut(i) = Some(p) };
+            // SAFETY: i <= mask < bufs.len(); the slot is not between clean and next, so
+            // it holds no packet; advancing `next` past it marks it initialised.
+            unsafe { (*bufs.add(i)).write(p) };
             i = (i + 1) & mask;
         }
+        // SAFETY: the first n packets were moved out above; the unsent rest moves to the
+        // front (overlapping copy), and the length shrinks to just them.
+        unsafe {
+            std::ptr::copy(src.add(n), src, total - n);
+            packets.set_len(total - n);
+        }
+        *buffer = VecDeque::from(packets);
         if i != self.next {
             self.next = i;
             fence(Ordering::Release);
             regs.write32(self.tail, i as u32);
         }
         n
+    }
+}
+
+impl Drop for TxRing {
+    /// Returns the packets still on the ring to their pools. The device must be stopped.
+    fn drop(&mut self) {
+        let mut i = self.clean;
+        while i != self.next {
+            // SAFETY: slots from clean to next are initialised; each is dropped once.
+            unsafe { self.bufs[i].assume_init_drop() };
+            i = (i + 1) & self.mask;
+        }
     }
 }
 
@@ -492,8 +553,15 @@ mod tests {
                 head = (head + 1) % 64;
                 seq += 1;
             }
-            assert_eq!(ring.rx_batch(&regs, &mut q, 16), 16);
-            assert_eq!(ring.rx_batch(&regs, &mut q, 100), 24);
+            // Batches end at the end of the ring; the next one starts at descriptor 0.
+            let mut got = 0;
+            while got < 40 {
+                let n = ring.rx_batch(&regs, &mut q, 16);
+                assert!(n > 0 && n <= 16, "{n}");
+                got += n;
+            }
+            assert_eq!(got, 40);
+            assert_eq!(ring.rx_batch(&regs, &mut q, 16), 0);
             for p in q.drain(..) {
                 assert_eq!(u32::from_le_bytes(p[..4].try_into().unwrap()), expected);
                 expected += 1;
@@ -509,9 +577,16 @@ mod tests {
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         let regs = Regs::default();
+        let addr0 = desc(&ring.mem, 0).0;
         complete_rx(&ring, 0, &[1; 100], false);
         complete_rx(&ring, 1, &[2; 100], true);
         let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 0, "fragment dropped");
+        assert_eq!(
+            desc(&ring.mem, 0),
+            (addr0, 0),
+            "same buffer, back to the device"
+        );
         assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
         assert_eq!(&q[0][..], &[2; 100][..]);
         assert_eq!(pool.free_count(), 128 - 64 - 1);
