@@ -109,3 +109,26 @@ show() {
         tail -n 10 "$1" | sed "s/^/@@| $2: /"
     fi
 }
+
+# kernel_sinks PCI...: bind these legacy virtio NICs to the guest kernel's
+# virtio_net and bring their interfaces up silently (no IPv6, no ARP, no
+# address): they take every frame and QEMU's receive filter drops those not
+# addressed to them.
+kernel_sinks() {
+    echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
+    echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null
+    insmod_all virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
+        failover net_failover virtio_net
+    local n ifc
+    for n in "$@"; do
+        ifc="$(ls /sys/bus/pci/devices/$n/virtio*/net/ 2>/dev/null | head -n 1)"
+        if [ -z "$ifc" ]; then
+            echo "@@WARN no kernel interface on $n"
+            continue
+        fi
+        ip link set "$ifc" arp off
+        ip link set "$ifc" multicast off
+        ip link set "$ifc" up
+        echo "@@INFO sink $n is $ifc"
+    done
+}

@@ -5,12 +5,13 @@
 # "N passed, M failed" at the end; exits 0 only when every scenario passed.
 #
 # Two guest boots:
-#   guard: one legacy virtio NIC bound to the guest kernel's virtio_net
-#          (active-interface-guard)
-#   main:  four legacy virtio NICs, A-B on hub 1, C-D on hub 2, no kernel
-#          driver on them (no-hugepages, bad-pci-address, not-a-nic,
-#          virtio-legacy-forward, virtio-promisc, no-hugepage-leak); QEMU's
-#          filter-dump records on the host what A sends and what reaches D.
+#   guard: two legacy virtio NICs bound to the guest kernel's virtio_net, one
+#          up with an address, one a sink (active-interface-guard)
+#   main:  seven legacy virtio NICs, A-B-G on hub 1, C-D on hub 2, E-F on
+#          hub 3; D, F and G are kernel-driven sinks (no-hugepages, bad-pci-address,
+#          not-a-nic, virtio-legacy-forward, virtio-promisc, no-hugepage-leak);
+#          QEMU's filter-dump records on the host what A sends and what
+#          reaches D.
 #
 # Environment: IXY_VM_CACHE (kernel cache, default ~/.cache/ixy-vm),
 # IXY_VM_TARGET_DIR / CARGO_TARGET_DIR (cargo target dir), IXY_VM_WORK
@@ -125,14 +126,15 @@ if [ "${IXY_VM_ONLY:-guard}" = guard ]; then
     rc=0
     # shellcheck disable=SC2046
     run_vm "$WORK/guard.log" "$WORK/guard.cpio.gz" -smp 1 \
-        $(legacy_nic g0 0x4 52:54:00:00:01:0a 3) || rc=$?
+        $(legacy_nic g0 0x4 52:54:00:00:01:0a 1) \
+        $(legacy_nic g1 0x5 52:54:00:00:01:0b 1) || rc=$?
     parse_boot guard "$rc"
     log "guard boot: $((SECONDS - t)) s (qemu rc=$rc)"
 fi
 
 if [ "${IXY_VM_ONLY:-main}" = main ]; then
     t=$SECONDS
-    make_initramfs "$WORK/main.cpio.gz" "$VM_DIR/guest/main.sh"
+    make_initramfs "$WORK/main.cpio.gz" "$VM_DIR/guest/main.sh" "${NET_MODS[@]}"
     rm -f "$WORK/a-sent.pcap" "$WORK/d-received.pcap"
     rc=0
     # filter-dump: queue=rx on a netdev sees what its NIC transmits, queue=tx
@@ -143,6 +145,9 @@ if [ "${IXY_VM_ONLY:-main}" = main ]; then
         $(legacy_nic nb 0x5 $MACB 1) \
         $(legacy_nic nc 0x6 52:54:00:00:00:0c 2) \
         $(legacy_nic nd 0x7 52:54:00:00:00:0d 2) \
+        $(legacy_nic ne 0x8 52:54:00:00:00:0e 3) \
+        $(legacy_nic nf 0x9 52:54:00:00:00:0f 3) \
+        $(legacy_nic ng 0xa 52:54:00:00:00:10 1) \
         -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/a-sent.pcap" \
         -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/d-received.pcap" || rc=$?
     parse_boot main "$rc"

@@ -1,7 +1,10 @@
-# Guest script of the kernel-bound boot: one legacy virtio NIC driven by the
-# guest kernel's virtio_net, up with an address. The ixy driver must refuse it.
+# Guest script of the kernel-bound boot: two legacy virtio NICs on one hub,
+# both driven by the guest kernel's virtio_net. The first is up with an
+# address: the ixy driver must refuse it. The second is a silent sink, so that
+# the first one's hub port can send (IXY_FORCE_UNBIND run).
 hugepages_on 256
-insmod_all virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net
+SINK=0000:00:05.0
+kernel_sinks $SINK
 sleep 1
 NIC="$(pci_find 0x1af4 0x1000 | head -n 1)"
 IF="$(ls /sys/bus/pci/devices/$NIC/virtio*/net/ 2>/dev/null | head -n 1)"

@@ -1,17 +1,30 @@
-# Guest script of the main boot: four legacy virtio NICs, no kernel driver on
-# them. Hub 1 joins A and B, hub 2 joins C and D; the host records what
-# reaches D (and what A sends) with filter-dump.
+# Guest script of the main boot: seven legacy virtio NICs.
+#   hub 1: A - B (+ G)  generator A -> forwarder B / pcap B
+#   hub 2: C - D        forwarder C -> D (the host records what reaches D)
+#   hub 3: E - F        generator E for the hugepage scenarios
+# D, F and G are driven by the guest kernel's virtio_net as sinks: up, not
+# promiscuous, so that QEMU drops the generator's frames (to a foreign MAC)
+# cheaply. A hub port can send only while some other port can receive: a
+# NIC without a driver would stall its peer's TX. G keeps hub 1 open while B
+# has no free RX buffers; without it QEMU queues the frame at A's hub port and,
+# when B's driver refills, delivers it before the older frame queued at B
+# (net_hub_flush runs before the NIC's own queue flush): a reordering that is
+# QEMU's, not the driver's. A, B, C, E get driver_override=none so that the
+# kernel leaves them alone.
 A=0000:00:04.0
 B=0000:00:05.0
 C=0000:00:06.0
 D=0000:00:07.0
+E=0000:00:08.0
+F=0000:00:09.0
+G=0000:00:0a.0
 MACB=52:54:00:00:00:0b
 FOREIGN=10:10:10:10:10:10
 SCENARIOS="no-hugepages bad-pci-address not-a-nic virtio-legacy-forward virtio-promisc no-hugepage-leak"
 
 NICS="$(pci_find 0x1af4 0x1000 | tr '\n' ' ')"
 echo "@@NICS $NICS"
-if [ "$NICS" != "$A $B $C $D " ]; then
+if [ "$NICS" != "$A $B $C $D $E $F $G " ]; then
     for s in $SCENARIOS; do fail "$s" "unexpected NICs in guest: $NICS"; done
     return 0 2>/dev/null || exit 0
 fi
@@ -20,10 +33,13 @@ if ! have_examples; then
     return 0 2>/dev/null || exit 0
 fi
 
+for n in $A $B $C $E; do echo none >/sys/bus/pci/devices/$n/driver_override; done
+kernel_sinks $D $F $G
+
 # ---- no-hugepages: nothing mounted, no hugepages reserved.
 begin no-hugepages
 hugepages_off
-run_cmd nohuge timeout 60 generator "$A" 100
+run_cmd nohuge timeout 60 generator "$E" 100
 if [ "$RC" = 0 ]; then
     fail no-hugepages "generator exited 0 without hugepages"
 elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
@@ -130,7 +146,7 @@ why=""
 before=$(huge_free)
 i=0
 while [ $i -lt 20 ]; do
-    timeout 60 generator "$A" 1000 >/tmp/leak.out 2>&1
+    timeout 60 generator "$E" 1000 >/tmp/leak.out 2>&1
     rc=$?
     if [ $rc != 0 ] || ! no_panic /tmp/leak.out; then
         show /tmp/leak.out "leak-run-$i"
@@ -142,7 +158,7 @@ done
 after=$(huge_free)
 echo "@@INFO HugePages_Free before=$before after 20 runs=$after"
 [ "$before" = "$after" ] || why="$why; HugePages_Free $before before 20 runs, $after after"
-generator "$A" >/tmp/leak-kill.out 2>&1 &
+generator "$E" >/tmp/leak-kill.out 2>&1 &
 P=$!
 sleep 3
 during=$(huge_free)

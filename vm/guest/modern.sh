@@ -1,0 +1,44 @@
+# Guest script of the modern boot: four modern-only virtio-net NICs (1af4:1041, virtio
+# 1.0, no IOMMU), no kernel driver on them, driven through sysfs as root. Hub 1 joins A
+# and B, hub 2 joins C and D; the host records what A sends and what reaches D.
+# Scenario: virtio-modern-forward.
+A=0000:00:04.0
+B=0000:00:05.0
+C=0000:00:06.0
+D=0000:00:07.0
+
+NICS="$(pci_find 0x1af4 0x1041 | tr '\n' ' ')"
+echo "@@NICS $NICS"
+if [ "$NICS" != "$A $B $C $D " ]; then
+    fail virtio-modern-forward "unexpected NICs in guest: $NICS"
+    return 0 2>/dev/null || exit 0
+fi
+if ! have_examples; then
+    fail virtio-modern-forward "example binaries missing from the initramfs"
+    return 0 2>/dev/null || exit 0
+fi
+hugepages_on 256
+
+begin virtio-modern-forward
+forwarder "$B" "$C" >/tmp/mfwd.out 2>&1 &
+FPID=$!
+sleep 3
+echo "@@FWD_START"
+run_cmd mfwdgen timeout 180 generator "$A" 20000
+GRC=$RC
+sleep 2
+echo "@@FWD_END"
+why=""
+if kill -0 $FPID 2>/dev/null; then
+    stop_bg $FPID
+else
+    wait $FPID
+    why="forwarder exited early (rc=$?)"
+fi
+show /tmp/mfwd.out forwarder
+[ "$GRC" = 0 ] || why="$why; generator exited $GRC"
+no_panic /tmp/mfwd.out || why="$why; forwarder panicked"
+no_panic "$OUT" || why="$why; generator panicked"
+grep -q "modern interface" /tmp/mfwd.out || why="$why; forwarder did not use the modern interface"
+# The host checks the capture at D after the guest has stopped.
+if [ -z "$why" ]; then pass virtio-modern-forward; else fail virtio-modern-forward "${why#; }"; fi
