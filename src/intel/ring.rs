@@ -202,23 +202,33 @@ impl RxRing {
         let mask = self.mask;
         let descs = self.descs.as_ptr();
         let start = self.next;
-        // 1. Count the completed single-buffer frames: at most one per free pool buffer,
-        // and none past the end of the ring (a batch that would wrap ends there; the next
-        // call starts at descriptor 0), so the loops below need no wrap-around.
+        // 1. Count the completed descriptors: at most one per free pool buffer, and none
+        // past the end of the ring (a batch that would wrap ends there; the next call
+        // starts at descriptor 0), so the loops below need no wrap-around. The device
+        // completes a queue's descriptors in order, so if the last candidate is done, all
+        // are: the common case under load costs one descriptor read per batch.
         let limit = num.min(self.pool.free_count()).min(mask + 1 - start);
-        let mut n = 0;
-        let mut fragment = false;
-        while n < limit {
-            // SAFETY: start + n <= mask: inside the ring. Volatile: the device writes it.
-            let status =
-                u64::from_le(unsafe { (&raw const (*descs.add(start + n)).hi).read_volatile() });
-            let done = rxd::STAT_DD | rxd::STAT_EOP;
-            if status & done != done {
-                fragment = status & rxd::STAT_DD != 0;
-                break;
-            }
-            n += 1;
+        if limit == 0 {
+            return 0;
         }
+        // SAFETY: start + limit - 1 <= mask: inside the ring. Volatile: the device writes it.
+        let last = u64::from_le(unsafe {
+            (&raw const (*descs.add(start + limit - 1)).hi).read_volatile()
+        });
+        let n = if last & rxd::STAT_DD != 0 {
+            limit
+        } else {
+            let mut n = 0;
+            // SAFETY: start + n < start + limit <= mask + 1: inside the ring.
+            while n < limit
+                && u64::from_le(unsafe { (&raw const (*descs.add(start + n)).hi).read_volatile() })
+                    & rxd::STAT_DD
+                    != 0
+            {
+                n += 1;
+            }
+            n
+        };
         // Everything the device wrote before setting DD is visible after this.
         fence(Ordering::Acquire);
         // 2. Hand them out, each descriptor refilled with a fresh buffer. An exact-size
@@ -237,17 +247,19 @@ impl RxRing {
             unsafe { write_rx_read_format(desc, fresh.bus_addr()) };
             // SAFETY: i <= mask and bufs has mask + 1 initialised packets.
             let mut p = unsafe { std::ptr::replace(bufs.add(i), fresh) };
-            p.set_len_from_device((status >> rxd::LEN_SHIFT) as u16 as usize);
+            // A frame larger than one buffer (impossible with the buffer size the drivers
+            // program, unless the device misbehaves) spans several descriptors; each part
+            // is handed out as an empty packet rather than as a truncated frame.
+            let len = if status & rxd::STAT_EOP != 0 {
+                (status >> rxd::LEN_SHIFT) as u16
+            } else {
+                0
+            };
+            p.set_len_from_device(len as usize);
             p.prefetch();
             p
         }));
-        let mut next = (start + n) & mask;
-        if fragment && n < limit {
-            // A frame larger than one buffer (impossible with the buffer size the drivers
-            // program, barring a misbehaving device): give the buffer back to the device.
-            self.drop_fragment(next);
-            next = (next + 1) & mask;
-        }
+        let next = (start + n) & mask;
         if next != start {
             self.next = next;
             // Descriptor writes must reach memory before the device sees the new tail.
@@ -256,21 +268,6 @@ impl RxRing {
         }
         n
     }
-
-    /// Rewrites descriptor `i` with the buffer it already holds, dropping its contents.
-    #[cold]
-    fn drop_fragment(&mut self, i: usize) {
-        let addr = self.bufs[i].bus_addr();
-        // SAFETY: i <= mask; the device completed this descriptor (DD).
-        unsafe { write_rx_read_format(self.descs.as_ptr().add(i), addr) };
-        rx_fragment_dropped();
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn rx_fragment_dropped() {
-    log::warn!("received a frame spanning several buffers; dropped it");
 }
 
 /// Writes the read format of an advanced receive descriptor (7.1.6.1): packet buffer
@@ -364,15 +361,13 @@ impl TxRing {
                 return;
             }
             fence(Ordering::Acquire);
-            for j in 0..TX_CLEAN_BATCH {
-                // SAFETY: masked index < bufs.len(); the slot lies between clean and next,
-                // so it is initialised, and moving `clean` past it below marks it
-                // uninitialised again. Dropping the packet returns it to its pool.
-                unsafe {
-                    self.bufs
-                        .get_unchecked_mut((clean + j) & mask)
-                        .assume_init_drop()
-                };
+            // `clean` is a multiple of TX_CLEAN_BATCH, which divides the ring size: the
+            // batch does not wrap.
+            for slot in &mut self.bufs[clean..clean + TX_CLEAN_BATCH] {
+                // SAFETY: the slot lies between clean and next, so it is initialised, and
+                // moving `clean` past it below marks it uninitialised again. Dropping the
+                // packet returns it to its pool.
+                unsafe { slot.assume_init_drop() };
             }
             self.clean = (last + 1) & mask;
         }
@@ -402,12 +397,15 @@ impl TxRing {
         let bufs = self.bufs.as_mut_ptr();
         let mut i = self.next;
         for k in 0..n {
-            // SAFETY: k < n <= len: a valid packet, moved out here; the Vec forgets it
-            // below (set_len) and nothing in between can panic, so it is owned once.
-            let p = unsafe { std::ptr::read(src.add(k)) };
+            // SAFETY: k < n <= len: a valid packet of the Vec.
+            let src_k = unsafe { src.add(k) };
+            // SAFETY: as above; read-only use while the Vec still owns it.
+            let p = unsafe { &*src_k };
             let len = p.len() as u32;
             if len == 0 {
-                drop(p); // the device cannot send it: back to its pool
+                // The device cannot send it: back to its pool. SAFETY: moved out of the
+                // Vec here and forgotten there below (set_len): owned once.
+                drop(unsafe { std::ptr::read(src_k) });
                 continue;
             }
             // SAFETY: i <= mask: a descriptor the driver owns (between tail and clean).
@@ -419,18 +417,23 @@ impl TxRing {
                 (&raw mut (*desc).hi)
                     .write_volatile((cmd_type_len as u64 | (olinfo_status as u64) << 32).to_le());
             }
-            // SAFETY: i <= mask < bufs.len(); the slot is not between clean and next, so
-            // it holds no packet; advancing `next` past it marks it initialised.
-            unsafe { (*bufs.add(i)).write(p) };
+            // Move the packet into the ring slot. SAFETY: i <= mask < bufs.len(); the slot
+            // is not between clean and next, so it holds no packet, and advancing `next`
+            // past it marks it initialised; the Vec forgets its copy below (set_len), and
+            // nothing in between can panic, so the packet is owned once.
+            unsafe { std::ptr::copy_nonoverlapping(src_k, bufs.add(i).cast::<Packet>(), 1) };
             i = (i + 1) & mask;
         }
         // SAFETY: the first n packets were moved out above; the unsent rest moves to the
         // front (overlapping copy), and the length shrinks to just them.
         unsafe {
-            std::ptr::copy(src.add(n), src, total - n);
+            if total > n {
+                std::ptr::copy(src.add(n), src, total - n);
+            }
             packets.set_len(total - n);
         }
-        *buffer = VecDeque::from(packets);
+        // `buffer` holds the empty deque `take` left, which owns no memory.
+        std::mem::forget(std::mem::replace(buffer, VecDeque::from(packets)));
         if i != self.next {
             self.next = i;
             fence(Ordering::Release);
@@ -573,23 +576,28 @@ mod tests {
     }
 
     #[test]
-    fn rx_fragments_are_dropped_and_the_descriptor_reused() {
+    fn rx_fragments_come_out_as_empty_packets() {
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         let regs = Regs::default();
-        let addr0 = desc(&ring.mem, 0).0;
         complete_rx(&ring, 0, &[1; 100], false);
         complete_rx(&ring, 1, &[2; 100], true);
         let mut q = VecDeque::new();
-        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 0, "fragment dropped");
-        assert_eq!(
-            desc(&ring.mem, 0),
-            (addr0, 0),
-            "same buffer, back to the device"
-        );
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 2);
+        assert_eq!(q[0].len(), 0, "a fragment is never handed out as a frame");
+        assert_eq!(&q[1][..], &[2; 100][..]);
+    }
+
+    #[test]
+    fn a_device_reporting_a_huge_length_cannot_overrun_the_buffer() {
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        // SAFETY: descriptor 0 of the live test ring.
+        unsafe { (*ring.descs.as_ptr()).hi = 0xffff << 32 | 0b11 };
+        let mut q = VecDeque::new();
         assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
-        assert_eq!(&q[0][..], &[2; 100][..]);
-        assert_eq!(pool.free_count(), 128 - 64 - 1);
+        assert_eq!(q[0].len(), 2048 - 128, "clamped to the buffer");
     }
 
     #[test]
