@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Boots a QEMU guest with four legacy virtio NICs (A-B on hub 1, C-D on hub 2),
+# Boots a QEMU guest with the main boot's legacy virtio NICs (A-B on hub 1,
+# C-D on hub 2, D a kernel-driven sink; see guest/main.sh),
 # runs `forwarder B C` and `generator A` for a few seconds and shows their
 # per-second statistics. Usage: vm/demo.sh [SECONDS]   (default 10)
 set -euo pipefail
@@ -12,14 +13,12 @@ build_examples || die "the examples do not build"
 # The guest reads the run time from /demo-seconds.
 cp "$VM_DIR/guest/demo.sh" "$WORK/demo-script.sh"
 sed -i "1i echo $SECS >/demo-seconds" "$WORK/demo-script.sh"
-make_initramfs "$WORK/demo.cpio.gz" "$WORK/demo-script.sh"
-nic() { echo "-netdev hubport,id=$1,hubid=$4 -device virtio-net-pci,disable-modern=on,romfile=,netdev=$1,addr=$2,mac=$3"; }
+make_initramfs "$WORK/demo.cpio.gz" "$WORK/demo-script.sh" "${NET_MODS[@]}"
 : >"$WORK/demo.log"
 log "booting the guest (TCG; about 10 s to boot)"
 # shellcheck disable=SC2046
 run_vm "$WORK/demo.log" "$WORK/demo.cpio.gz" -smp 2 \
-    $(nic na 0x4 52:54:00:00:00:0a 1) $(nic nb 0x5 52:54:00:00:00:0b 1) \
-    $(nic nc 0x6 52:54:00:00:00:0c 2) $(nic nd 0x7 52:54:00:00:00:0d 2) &
+    $(main_nics) &
 QPID=$!
 tail -n +1 -f --pid=$QPID "$WORK/demo.log" | tr -d '\r' | sed -un 's/^@@DEMO //p'
 wait $QPID || log "qemu exited with $?; console log: $WORK/demo.log"

@@ -173,3 +173,22 @@ run_vm() {
         "$@" </dev/null >"$logf.qemu" 2>&1 || rc=$?
     return $rc
 }
+
+NET_MODS=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net)
+
+# legacy_nic NETDEV SLOT MAC HUB: qemu arguments of a legacy virtio-net NIC on a hub.
+legacy_nic() {
+    echo "-netdev hubport,id=$1,hubid=$4 -device virtio-net-pci,disable-modern=on,romfile=,netdev=$1,addr=$2,mac=$3"
+}
+
+# The NICs of the main (and demo) boot, see guest/main.sh:
+# A-B-G on hub 1, C-D on hub 2, E-F on hub 3; netdevs na..ng.
+main_nics() {
+    legacy_nic na 0x4 52:54:00:00:00:0a 1
+    legacy_nic nb 0x5 52:54:00:00:00:0b 1
+    legacy_nic nc 0x6 52:54:00:00:00:0c 2
+    legacy_nic nd 0x7 52:54:00:00:00:0d 2
+    legacy_nic ne 0x8 52:54:00:00:00:0e 3
+    legacy_nic nf 0x9 52:54:00:00:00:0f 3
+    legacy_nic ng 0xa 52:54:00:00:00:10 1
+}

@@ -115,10 +115,6 @@ if ! build_examples; then
     finish
 fi
 
-NET_MODS=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net)
-legacy_nic() { # legacy_nic NETDEV SLOT MAC
-    echo "-netdev hubport,id=$1,hubid=$4 -device virtio-net-pci,disable-modern=on,romfile=,netdev=$1,addr=$2,mac=$3"
-}
 
 if [ "${IXY_VM_ONLY:-guard}" = guard ]; then
     t=$SECONDS
@@ -141,13 +137,7 @@ if [ "${IXY_VM_ONLY:-main}" = main ]; then
     # what is delivered to its NIC.
     # shellcheck disable=SC2046
     run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp 2 \
-        $(legacy_nic na 0x4 52:54:00:00:00:0a 1) \
-        $(legacy_nic nb 0x5 $MACB 1) \
-        $(legacy_nic nc 0x6 52:54:00:00:00:0c 2) \
-        $(legacy_nic nd 0x7 52:54:00:00:00:0d 2) \
-        $(legacy_nic ne 0x8 52:54:00:00:00:0e 3) \
-        $(legacy_nic nf 0x9 52:54:00:00:00:0f 3) \
-        $(legacy_nic ng 0xa 52:54:00:00:00:10 1) \
+        $(main_nics) \
         -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/a-sent.pcap" \
         -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/d-received.pcap" || rc=$?
     parse_boot main "$rc"

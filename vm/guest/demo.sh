@@ -4,6 +4,8 @@
 A=0000:00:04.0
 B=0000:00:05.0
 C=0000:00:06.0
+for n in $A $B $C 0000:00:08.0; do echo none >/sys/bus/pci/devices/$n/driver_override; done
+kernel_sinks 0000:00:07.0 0000:00:09.0 0000:00:0a.0 >/dev/null
 SECS=10
 [ -f /demo-seconds ] && SECS="$(cat /demo-seconds)"
 hugepages_on 256

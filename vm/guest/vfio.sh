@@ -17,13 +17,13 @@ fail_all() {
     for s in $SCENARIOS; do fail "$s" "$*"; done
 }
 
-# as_user UID CMD...: run CMD as UID (no root), with the memlock limit and the user's
-# hugetlbfs mount. exec keeps the PID for $!.
+# as_user UID CMD... &: run CMD as UID (no root), with the memlock limit and the user's
+# hugetlbfs mount. Call it only in the background (it execs): $! is then CMD's PID.
 as_user() {
     u="$1"
     shift
-    (ulimit -l "$MEMLOCK_KIB" && exec su -s /bin/sh "u$u" -c 'exec "$@"' sh \
-        env IXY_HUGEPAGE_DIR=/mnt/huge-ixy "$@")
+    ulimit -l "$MEMLOCK_KIB"
+    exec su -s /bin/sh "u$u" -c 'exec "$@"' sh env IXY_HUGEPAGE_DIR=/mnt/huge-ixy "$@"
 }
 # The initramfs root comes from a mktemp directory (mode 0700): open it up for the
 # unprivileged runs.
@@ -141,7 +141,9 @@ if kill -0 $FPID 2>/dev/null; then
     as_user $IXY_UID pcap "$D" /tmp/irq-cap.pcap 500 >/tmp/ipcap.out 2>&1 &
     P=$!
     sleep 3
-    run_cmd irqgen as_user $IXY_UID generator "$A" 3000
+    as_user $IXY_UID generator "$A" 3000 >/tmp/irqgen.out 2>&1 &
+    wait $!
+    show /tmp/irqgen.out generator
     i=0
     while kill -0 $P 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
     if kill -0 $P 2>/dev/null; then
