@@ -186,7 +186,8 @@ impl fmt::Display for Error {
                 f,
                 "cannot pin {} KiB of DMA memory for the IOMMU: the locked-memory limit \
                  (RLIMIT_MEMLOCK) is {} KiB and {} KiB are already locked; this process needs \
-                 at least {} KiB. Raise it before starting (as root, or via \
+                 at least {} KiB for this allocation (each device pins about 12-16 MiB: \
+                 its rings and packet pool). Raise it before starting (as root, or via \
                  /etc/security/limits.conf: `<user> - memlock unlimited`), e.g. \
                  `ulimit -l {}` or `ulimit -l unlimited`",
                 requested / 1024,

@@ -451,11 +451,13 @@ impl VirtioDevice {
                 format!("virtqueue {index} does not exist"),
             ));
         }
-        let mut vq = Virtqueue::new(dma, size).map_err(|e| {
-            Error::device(
+        let mut vq = Virtqueue::new(dma, size).map_err(|e| match e {
+            Error::InvalidConfig { .. } => Error::device(
                 &self.name,
                 format!("virtqueue {index} has unusable size {size}: {e}"),
-            )
+            ),
+            // Memory errors (hugepages, memlock) speak for themselves.
+            e => e,
         })?;
         if let Some(v) = vector {
             let got = self.transport.set_queue_vector(index, v)?;

@@ -20,6 +20,9 @@ fi
 hugepages_on 256
 
 begin virtio-modern-forward
+# D must be driven: QEMU's hub holds back C's transmissions while D cannot receive.
+pcap "$D" /tmp/msink.pcap >/tmp/msink.out 2>&1 &
+SPID=$!
 forwarder "$B" "$C" >/tmp/mfwd.out 2>&1 &
 FPID=$!
 sleep 3
@@ -36,6 +39,8 @@ else
     why="forwarder exited early (rc=$?)"
 fi
 show /tmp/mfwd.out forwarder
+stop_bg $SPID
+show /tmp/msink.out sink
 [ "$GRC" = 0 ] || why="$why; generator exited $GRC"
 no_panic /tmp/mfwd.out || why="$why; forwarder panicked"
 no_panic "$OUT" || why="$why; generator panicked"

@@ -77,7 +77,9 @@ begin vfio-nonroot-forward
 why=""
 as_user $IXY_UID forwarder "$B" "$C" >/tmp/vfwd.out 2>&1 &
 FPID=$!
-as_user $IXY_UID pcap "$D" /tmp/vfio-cap.pcap 2000 >/tmp/vpcap.out 2>&1 &
+# The capture runs for the whole test (QEMU's hub holds back C's transmissions while D
+# cannot receive); its first 2000 frames go to the host.
+as_user $IXY_UID pcap "$D" /tmp/vfio-cap.pcap >/tmp/vpcap.out 2>&1 &
 PPID_=$!
 sleep 4
 fu="$(uid_of $FPID)"
@@ -94,15 +96,15 @@ GRC=$?
 show /tmp/vgen.out generator
 sleep 2
 echo "@@FWD_END"
-i=0
-while kill -0 $PPID_ 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if kill -0 $PPID_ 2>/dev/null; then
     stop_bg $PPID_
-    why="$why; pcap did not capture 2000 frames"
 else
-    wait $PPID_ || why="$why; pcap exited $?"
+    wait $PPID_
+    why="$why; pcap exited early ($?)"
 fi
 show /tmp/vpcap.out pcap
+# pcap header (24 bytes) + 2000 records of 16 + 60 bytes.
+head -c $((24 + 2000 * 76)) /tmp/vfio-cap.pcap >/tmp/vfio-cap2000.pcap
 if kill -0 $FPID 2>/dev/null; then
     stop_bg $FPID
 else
@@ -118,7 +120,7 @@ for f in /tmp/vfwd.out /tmp/vpcap.out /tmp/vgen.out; do
     no_panic $f || why="$why; $(basename $f .out) panicked"
 done
 grep -q VFIO /tmp/vfwd.out || echo "@@WARN forwarder log does not mention VFIO"
-emit_file vfiocap /tmp/vfio-cap.pcap
+emit_file vfiocap /tmp/vfio-cap2000.pcap
 if [ -z "$why" ]; then pass vfio-nonroot-forward; else fail vfio-nonroot-forward "${why#; }"; fi
 
 # ---- interrupts-idle: forwarder with interrupts (timeout 100 ms), no traffic for 5 s:
