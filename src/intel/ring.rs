@@ -270,6 +270,14 @@ impl RxRing {
     }
 }
 
+/// Drops an empty packet the caller asked to send (out of line: keeps the send loop free
+/// of calls).
+#[cold]
+#[inline(never)]
+fn drop_empty(p: Packet) {
+    drop(p);
+}
+
 /// Writes the read format of an advanced receive descriptor (7.1.6.1): packet buffer
 /// address, and header buffer address 0 (no header split; bit 0 doubles as DD and must be
 /// 0 when handed to the device).
@@ -395,35 +403,51 @@ impl TxRing {
         let src = packets.as_mut_ptr();
         let descs = self.descs.as_ptr();
         let bufs = self.bufs.as_mut_ptr();
-        let mut i = self.next;
-        for k in 0..n {
-            // SAFETY: k < n <= len: a valid packet of the Vec.
-            let src_k = unsafe { src.add(k) };
-            // SAFETY: as above; read-only use while the Vec still owns it.
-            let p = unsafe { &*src_k };
-            let len = p.len() as u32;
-            if len == 0 {
-                // The device cannot send it: back to its pool. SAFETY: moved out of the
-                // Vec here and forgotten there below (set_len): owned once.
-                drop(unsafe { std::ptr::read(src_k) });
-                continue;
+        let size = mask + 1;
+        let mut d = self.next;
+        let mut k = 0;
+        while k < n {
+            // Up to the end of the ring (or the first empty packet), so descriptor
+            // indices need no wrap-around inside the loop.
+            let seg_end = k + (n - k).min(size - d);
+            while k < seg_end {
+                // SAFETY: k < n <= len: a valid packet of the Vec.
+                let src_k = unsafe { src.add(k) };
+                // SAFETY: as above; read-only use while the Vec still owns it.
+                let p = unsafe { &*src_k };
+                let len = p.len() as u32;
+                if len == 0 {
+                    break;
+                }
+                // SAFETY: d < size: a descriptor the driver owns (between tail and clean:
+                // at most `free` descriptors are used).
+                unsafe {
+                    let desc = descs.add(d);
+                    (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
+                    let cmd_type_len = txd::CMD | len;
+                    let olinfo_status = len << txd::PAYLEN_SHIFT;
+                    (&raw mut (*desc).hi).write_volatile(
+                        (cmd_type_len as u64 | (olinfo_status as u64) << 32).to_le(),
+                    );
+                }
+                // Move the packet into the ring slot. SAFETY: d < bufs.len(); the slot is
+                // not between clean and next, so it holds no packet, and advancing `next`
+                // past it marks it initialised; the Vec forgets its copy below (set_len),
+                // and nothing in between can panic, so the packet is owned once.
+                unsafe { std::ptr::copy_nonoverlapping(src_k, bufs.add(d).cast::<Packet>(), 1) };
+                d += 1;
+                k += 1;
             }
-            // SAFETY: i <= mask: a descriptor the driver owns (between tail and clean).
-            unsafe {
-                let desc = descs.add(i);
-                (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
-                let cmd_type_len = txd::CMD | len;
-                let olinfo_status = len << txd::PAYLEN_SHIFT;
-                (&raw mut (*desc).hi)
-                    .write_volatile((cmd_type_len as u64 | (olinfo_status as u64) << 32).to_le());
+            if k < seg_end {
+                // An empty packet: the device cannot send it, so it goes back to its
+                // pool. SAFETY: moved out of the Vec here and forgotten there below
+                // (set_len): owned once.
+                drop_empty(unsafe { std::ptr::read(src.add(k)) });
+                k += 1;
             }
-            // Move the packet into the ring slot. SAFETY: i <= mask < bufs.len(); the slot
-            // is not between clean and next, so it holds no packet, and advancing `next`
-            // past it marks it initialised; the Vec forgets its copy below (set_len), and
-            // nothing in between can panic, so the packet is owned once.
-            unsafe { std::ptr::copy_nonoverlapping(src_k, bufs.add(i).cast::<Packet>(), 1) };
-            i = (i + 1) & mask;
+            d &= mask;
         }
+        let i = d;
         // SAFETY: the first n packets were moved out above; the unsent rest moves to the
         // front (overlapping copy), and the length shrinks to just them.
         unsafe {
@@ -452,6 +476,39 @@ impl Drop for TxRing {
             unsafe { self.bufs[i].assume_init_drop() };
             i = (i + 1) & self.mask;
         }
+    }
+}
+
+impl RxRing {
+    /// Gives every descriptor its buffer again, in the read format, and restarts at
+    /// descriptor 0: for a queue the device forgot (a function reset). Frames the device
+    /// completed and the driver had not taken yet are dropped. The queue must be disabled;
+    /// program it again, then [`RxRing::start`].
+    pub(crate) fn rearm(&mut self) {
+        for i in 0..self.size() {
+            let addr = self.bufs[i].bus_addr();
+            // SAFETY: i <= mask: a descriptor of the ring; the queue is disabled, so the
+            // device does not own it.
+            unsafe { write_rx_read_format(self.descs.as_ptr().add(i), addr) };
+        }
+        self.next = 0;
+    }
+}
+
+impl TxRing {
+    /// Returns the packets still on the ring to their pools (unsent) and restarts at
+    /// descriptor 0: for a queue the device forgot (a function reset). The queue must be
+    /// disabled.
+    pub(crate) fn discard(&mut self) {
+        while self.clean != self.next {
+            // SAFETY: slots from clean to next are initialised; each is dropped once, and
+            // moving `clean` past it marks it uninitialised.
+            unsafe { self.bufs[self.clean].assume_init_drop() };
+            self.clean = (self.clean + 1) & self.mask;
+        }
+        self.mem.zero();
+        self.next = 0;
+        self.clean = 0;
     }
 }
 
