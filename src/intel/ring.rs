@@ -410,6 +410,11 @@ impl TxRing {
             // Up to the end of the ring (or the first empty packet), so descriptor
             // indices need no wrap-around inside the loop.
             let seg_end = k + (n - k).min(size - d);
+            // Descriptor and slot of packet k are at index k + (d - k) inside the
+            // segment: one loop counter for all three arrays.
+            let seg_descs = descs.wrapping_add(d).wrapping_sub(k);
+            let seg_bufs = bufs.wrapping_add(d).wrapping_sub(k).cast::<Packet>();
+            let k0 = k;
             while k < seg_end {
                 // SAFETY: k < n <= len: a valid packet of the Vec.
                 let src_k = unsafe { src.add(k) };
@@ -419,10 +424,10 @@ impl TxRing {
                 if len == 0 {
                     break;
                 }
-                // SAFETY: d < size: a descriptor the driver owns (between tail and clean:
-                // at most `free` descriptors are used).
+                // SAFETY: seg_descs + k is descriptor d + (k - k0) < size: one the driver
+                // owns (between tail and clean: at most `free` descriptors are used).
                 unsafe {
-                    let desc = descs.add(d);
+                    let desc = seg_descs.wrapping_add(k);
                     (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
                     let cmd_type_len = txd::CMD | len;
                     let olinfo_status = len << txd::PAYLEN_SHIFT;
@@ -430,14 +435,14 @@ impl TxRing {
                         (cmd_type_len as u64 | (olinfo_status as u64) << 32).to_le(),
                     );
                 }
-                // Move the packet into the ring slot. SAFETY: d < bufs.len(); the slot is
-                // not between clean and next, so it holds no packet, and advancing `next`
-                // past it marks it initialised; the Vec forgets its copy below (set_len),
-                // and nothing in between can panic, so the packet is owned once.
-                unsafe { std::ptr::copy_nonoverlapping(src_k, bufs.add(d).cast::<Packet>(), 1) };
-                d += 1;
+                // Move the packet into the ring slot. SAFETY: the slot of that descriptor
+                // is not between clean and next, so it holds no packet, and advancing
+                // `next` past it marks it initialised; the Vec forgets its copy below
+                // (set_len), and nothing in between can panic, so it is owned once.
+                unsafe { std::ptr::copy_nonoverlapping(src_k, seg_bufs.wrapping_add(k), 1) };
                 k += 1;
             }
+            d += k - k0;
             if k < seg_end {
                 // An empty packet: the device cannot send it, so it goes back to its
                 // pool. SAFETY: moved out of the Vec here and forgotten there below
