@@ -66,6 +66,7 @@ pub mod error;
 pub(crate) mod intel;
 pub mod interrupts;
 pub mod ixgbe;
+pub mod ixgbevf;
 pub mod memory;
 #[cfg(feature = "model")]
 pub mod model;
@@ -294,6 +295,9 @@ impl DeviceConfig {
                 Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
             }
             Some(pci::DriverKind::Ixgbe) => Ok(Box::new(ixgbe::IxgbeDevice::open(device, self)?)),
+            Some(pci::DriverKind::Ixgbevf) => {
+                Ok(Box::new(ixgbevf::IxgbevfDevice::open(device, self)?))
+            }
             None => Err(id.unsupported()),
         }
     }

@@ -127,6 +127,8 @@ pub enum DriverKind {
     VirtioModern,
     /// Intel 82599/X520, X540 or X550 physical function (ixgbe).
     Ixgbe,
+    /// Intel 82599, X540 or X550 SR-IOV virtual function (ixgbevf).
+    Ixgbevf,
 }
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
@@ -174,14 +176,27 @@ pub const IXGBE_DEVICE_IDS: &[(u16, &str)] = &[
     (0x15e5, "X550EM_a 1GBASE-T-L"),
 ];
 
+/// PCI device ids of the Intel 10 GbE SR-IOV virtual functions the ixgbevf driver handles
+/// (Linux `drivers/net/ethernet/intel/ixgbevf/defines.h`). The Hyper-V variants (0x152e,
+/// 0x1530, 0x1564, 0x15a9) talk to the PF through the hypervisor, not the mailbox, and are
+/// not included.
+pub const IXGBEVF_DEVICE_IDS: &[(u16, &str)] = &[
+    (0x10ed, "82599 VF"),
+    (0x1515, "X540 VF"),
+    (0x1565, "X550 VF"),
+    (0x15a8, "X550EM_x VF"),
+    (0x15c5, "X550EM_a VF"),
+];
+
 impl DeviceId {
     /// The error for a network controller no driver handles.
     pub fn unsupported(&self) -> Error {
         let reason = match (self.vendor, self.device) {
             (VENDOR_INTEL, _) => {
                 "this Intel device is not one of the 82599/X520, X540 or X550 physical \
-                 functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS); leave it \
-                 to its kernel driver"
+                 functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS) nor one of \
+                 their virtual functions (ixy::pci::IXGBEVF_DEVICE_IDS); leave it to its \
+                 kernel driver"
                     .to_string()
             }
             _ => "no ixy driver for this vendor/device id".to_string(),
@@ -202,6 +217,9 @@ pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
         (VENDOR_VIRTIO, DEVICE_VIRTIO_NET_MODERN) => Some(DriverKind::VirtioModern),
         (VENDOR_INTEL, device) if IXGBE_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
             Some(DriverKind::Ixgbe)
+        }
+        (VENDOR_INTEL, device) if IXGBEVF_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
+            Some(DriverKind::Ixgbevf)
         }
         _ => None,
     }

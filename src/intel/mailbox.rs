@@ -1,0 +1,370 @@
+//! The PF/VF mailbox of the Intel 10 GbE controllers, virtual function side.
+//!
+//! Intel 82599 10 GbE Controller Datasheet 7.10.3 ("PF/VF mailbox") and 8.3.5 (VFMAILBOX,
+//! VFMBMEM). Message ids, the reply bits and the API version numbers are those of Linux
+//! (`drivers/net/ethernet/intel/ixgbevf/mbx.h`, mirrored by `ixgbe/ixgbe_mbx.h` on the PF
+//! side), since the PF at the other end is, in practice, Linux's ixgbe.
+//!
+//! A message is up to 16 32-bit words in VFMBMEM. Word 0 carries the message id (bits 15:0),
+//! extra information (bits 23:16) and, in the PF's reply, ACK or NACK and CTS ("clear to
+//! send": the PF accepts requests from this VF). Sending: take the buffer (VFU), write the
+//! words, set REQ, then wait until the PF acknowledges (PFACK). Receiving: wait until the
+//! PF has written a message (PFSTS), take the buffer, read it, and write ACK, which also
+//! gives the buffer back.
+//!
+//! PFSTS, PFACK and RSTD clear when VFMAILBOX is read. The mailbox keeps the ones it saw in a
+//! software copy, so a read done while waiting for one event cannot lose another (the Linux
+//! VF driver does the same).
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::registers::RegisterSpace;
+
+/// VF Mailbox control register (8.3.5).
+pub(crate) const VFMAILBOX: usize = 0x002fc;
+/// VFMAILBOX.REQ: the VF posted a message for the PF.
+pub(crate) const VFMAILBOX_REQ: u32 = 1 << 0;
+/// VFMAILBOX.ACK: the VF read the PF's message.
+pub(crate) const VFMAILBOX_ACK: u32 = 1 << 1;
+/// VFMAILBOX.VFU: the VF owns the message buffer.
+pub(crate) const VFMAILBOX_VFU: u32 = 1 << 2;
+/// VFMAILBOX.PFSTS: the PF wrote a message (read to clear).
+pub(crate) const VFMAILBOX_PFSTS: u32 = 1 << 4;
+/// VFMAILBOX.PFACK: the PF took the VF's message (read to clear).
+pub(crate) const VFMAILBOX_PFACK: u32 = 1 << 5;
+/// VFMAILBOX.RSTI: a PF reset is in progress; the VF must not use the device.
+pub(crate) const VFMAILBOX_RSTI: u32 = 1 << 6;
+/// VFMAILBOX.RSTD: the PF finished a reset; the VF must initialise again (read to clear).
+pub(crate) const VFMAILBOX_RSTD: u32 = 1 << 7;
+/// The bits that clear when VFMAILBOX is read.
+const VFMAILBOX_R2C: u32 = VFMAILBOX_PFSTS | VFMAILBOX_PFACK | VFMAILBOX_RSTD;
+
+/// VF Mailbox memory: word `n` of the message buffer (8.3.5).
+pub(crate) const fn vfmbmem(n: usize) -> usize {
+    0x00200 + 4 * n
+}
+/// Words in the message buffer.
+pub(crate) const MBX_WORDS: usize = 16;
+
+/// Message ids and reply bits (Linux `mbx.h`).
+pub(crate) mod msg {
+    /// VF reset; the reply carries the permanent MAC and the multicast filter type.
+    pub(crate) const RESET: u32 = 0x01;
+    /// Set the VF's unicast MAC address.
+    pub(crate) const SET_MAC_ADDR: u32 = 0x02;
+    /// Set the largest frame the VF receives (VMOLR.LPE).
+    pub(crate) const SET_LPE: u32 = 0x05;
+    /// Negotiate the mailbox API version.
+    pub(crate) const API_NEGOTIATE: u32 = 0x08;
+    /// Ask for the VF's queue counts (API 1.1 and later).
+    pub(crate) const GET_QUEUES: u32 = 0x09;
+    /// Set multicast / promiscuous reception (API 1.2 and later).
+    pub(crate) const UPDATE_XCAST_MODE: u32 = 0x0c;
+    /// Reply: the PF did what was asked.
+    pub(crate) const ACK: u32 = 0x8000_0000;
+    /// Reply: the PF refused.
+    pub(crate) const NACK: u32 = 0x4000_0000;
+    /// Reply: the VF is clear to send requests.
+    pub(crate) const CTS: u32 = 0x2000_0000;
+    /// The message id in word 0.
+    pub(crate) const ID_MASK: u32 = 0xffff;
+    /// Words of the RESET reply: id, MAC (words 1-2), multicast filter type.
+    pub(crate) const RESET_REPLY_WORDS: usize = 4;
+    /// GET_QUEUES reply: word with the transmit queue count.
+    pub(crate) const TX_QUEUES: usize = 1;
+    /// GET_QUEUES reply: word with the receive queue count.
+    pub(crate) const RX_QUEUES: usize = 2;
+    /// GET_QUEUES reply: word with the default queue.
+    pub(crate) const DEF_QUEUE: usize = 4;
+}
+
+/// UPDATE_XCAST_MODE modes (Linux `enum ixgbevf_xcast_modes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum XcastMode {
+    /// Own MAC and the multicast addresses the VF registered, plus broadcast.
+    Multi = 1,
+    /// Every frame (not on 82599 PFs; X540/X550 PFs allow it for trusted VFs).
+    Promisc = 3,
+}
+
+impl XcastMode {
+    /// The mode with number `n` in a reply, as text.
+    pub(crate) fn describe(n: u32) -> &'static str {
+        match n {
+            0 => "none",
+            1 => "multicast",
+            2 => "all-multicast",
+            3 => "promiscuous",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Mailbox API versions, as numbered on the wire (Linux `enum ixgbe_pfvf_api_rev`; 1 is
+/// Solaris' 2.0, which this driver does not speak).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiVersion {
+    /// API 1.0: reset, MAC, multicast, VLAN, LPE.
+    V1_0 = 0,
+    /// API 1.1: adds GET_QUEUES.
+    V1_1 = 2,
+    /// API 1.2: adds UPDATE_XCAST_MODE (multicast modes).
+    V1_2 = 3,
+    /// API 1.3: adds promiscuous mode.
+    V1_3 = 4,
+    /// API 1.4: adds IPsec offload messages.
+    V1_4 = 5,
+}
+
+impl ApiVersion {
+    /// The versions this driver tries, newest first (like the Linux VF).
+    pub(crate) const NEWEST_FIRST: [ApiVersion; 5] = [
+        ApiVersion::V1_4,
+        ApiVersion::V1_3,
+        ApiVersion::V1_2,
+        ApiVersion::V1_1,
+        ApiVersion::V1_0,
+    ];
+
+    /// "1.x".
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiVersion::V1_0 => "1.0",
+            ApiVersion::V1_1 => "1.1",
+            ApiVersion::V1_2 => "1.2",
+            ApiVersion::V1_3 => "1.3",
+            ApiVersion::V1_4 => "1.4",
+        }
+    }
+}
+
+/// A message from the PF.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reply {
+    /// The words as read from VFMBMEM.
+    pub(crate) words: [u32; MBX_WORDS],
+}
+
+impl Reply {
+    /// True if the PF acknowledged the request (ACK set, NACK clear).
+    pub(crate) fn acked(&self) -> bool {
+        self.words[0] & (msg::ACK | msg::NACK) == msg::ACK
+    }
+
+    /// True if the PF refused because the VF is not clear to send (it has not completed a
+    /// RESET handshake since the PF last reset it).
+    pub(crate) fn not_clear_to_send(&self) -> bool {
+        !self.acked() && self.words[0] & msg::CTS == 0
+    }
+
+    /// A MAC address in words 1 and 2, bytes in memory order (as Linux copies it).
+    pub(crate) fn mac(&self) -> [u8; 6] {
+        let a = self.words[1].to_le_bytes();
+        let b = self.words[2].to_le_bytes();
+        [a[0], a[1], a[2], a[3], b[0], b[1]]
+    }
+}
+
+/// Packs a MAC address into words 1 and 2 of a message (inverse of [`Reply::mac`]).
+pub(crate) fn mac_words(mac: [u8; 6]) -> [u32; 2] {
+    [
+        u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
+        u32::from_le_bytes([mac[4], mac[5], 0, 0]),
+    ]
+}
+
+/// The VF end of the mailbox.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    /// Device name for error messages.
+    name: String,
+    /// Longest wait for each step (buffer lock, PF ack, PF reply, end of a PF reset).
+    timeout: Duration,
+    /// Read-to-clear bits seen and not yet consumed.
+    seen: Cell<u32>,
+}
+
+impl Mailbox {
+    /// A mailbox of the device `name` whose waits end after `timeout`.
+    pub(crate) fn new(name: &str, timeout: Duration) -> Self {
+        Mailbox {
+            name: name.to_string(),
+            timeout,
+            seen: Cell::new(0),
+        }
+    }
+
+    /// Reads VFMAILBOX, adding the read-to-clear bits to those seen before.
+    fn status<R: RegisterSpace>(&self, regs: &R) -> u32 {
+        let value = regs.read32(VFMAILBOX);
+        let seen = self.seen.get() | (value & VFMAILBOX_R2C);
+        self.seen.set(seen);
+        value | seen
+    }
+
+    /// True if `bits` are set now or were seen; consumes them.
+    fn take<R: RegisterSpace>(&self, regs: &R, bits: u32) -> bool {
+        let set = self.status(regs) & bits != 0;
+        self.seen.set(self.seen.get() & !bits);
+        set
+    }
+
+    /// True if the PF reset (is resetting, or finished a reset the VF has not handled).
+    /// Does not consume the indication.
+    pub(crate) fn reset_indicated<R: RegisterSpace>(&self, regs: &R) -> bool {
+        self.status(regs) & (VFMAILBOX_RSTI | VFMAILBOX_RSTD) != 0
+    }
+
+    /// Waits until no PF reset is in progress (RSTI clear) and consumes a reset-done
+    /// indication: the state in which a VF may start its own reset handshake.
+    pub(crate) fn wait_reset_done<R: RegisterSpace>(&self, regs: &R) -> Result<()> {
+        let start = Instant::now();
+        while self.take(regs, VFMAILBOX_RSTI | VFMAILBOX_RSTD) {
+            if start.elapsed() > self.timeout {
+                return Err(Error::device(
+                    &self.name,
+                    format!(
+                        "the PF did not finish its reset within {} ms (VFMAILBOX.RSTI still \
+                         set); is the PF driver loaded and its interface up?",
+                        self.timeout.as_millis()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(())
+    }
+
+    /// Polls until `bit` is seen, failing after the timeout or when a PF reset starts.
+    fn wait_for<R: RegisterSpace>(&self, regs: &R, bit: u32, what: &str) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if self.take(regs, bit) {
+                return Ok(());
+            }
+            if self.status(regs) & VFMAILBOX_RSTI != 0 {
+                return Err(Error::device(
+                    &self.name,
+                    format!("the PF started a reset while the VF waited for {what}"),
+                ));
+            }
+            if start.elapsed() > self.timeout {
+                return Err(Error::device(
+                    &self.name,
+                    format!(
+                        "the PF did not answer the mailbox within {} ms (waiting for {what}); \
+                         is the PF driver loaded and its interface up?",
+                        self.timeout.as_millis()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Takes the message buffer (VFU), waiting until the hardware grants it.
+    fn lock<R: RegisterSpace>(&self, regs: &R) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            regs.write32(VFMAILBOX, VFMAILBOX_VFU);
+            if self.status(regs) & VFMAILBOX_VFU != 0 {
+                return Ok(());
+            }
+            if start.elapsed() > self.timeout {
+                return Err(Error::device(
+                    &self.name,
+                    format!(
+                        "could not take the mailbox buffer within {} ms (VFMAILBOX.VFU never \
+                         read back as set)",
+                        self.timeout.as_millis()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Posts `message` and waits until the PF acknowledges it.
+    pub(crate) fn send<R: RegisterSpace>(&self, regs: &R, message: &[u32]) -> Result<()> {
+        if message.is_empty() || message.len() > MBX_WORDS {
+            return Err(Error::config(format!(
+                "a mailbox message has 1 to {MBX_WORDS} words, not {}",
+                message.len()
+            )));
+        }
+        self.lock(regs)?;
+        // Old acknowledgements and unread PF messages are stale once a new request goes out.
+        self.seen
+            .set(self.seen.get() & !(VFMAILBOX_PFACK | VFMAILBOX_PFSTS));
+        for (i, &word) in message.iter().enumerate() {
+            regs.write32(vfmbmem(i), word);
+        }
+        // REQ without VFU: post the message and give the buffer to the PF.
+        regs.write32(VFMAILBOX, VFMAILBOX_REQ);
+        self.wait_for(
+            regs,
+            VFMAILBOX_PFACK,
+            &format!("its acknowledgement of message {:#x}", message[0]),
+        )
+    }
+
+    /// Waits for a message from the PF and reads it.
+    pub(crate) fn receive<R: RegisterSpace>(&self, regs: &R, what: &str) -> Result<Reply> {
+        self.wait_for(regs, VFMAILBOX_PFSTS, what)?;
+        self.lock(regs)?;
+        let mut words = [0u32; MBX_WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = regs.read32(vfmbmem(i));
+        }
+        // ACK without VFU: message read, buffer released.
+        regs.write32(VFMAILBOX, VFMAILBOX_ACK);
+        Ok(Reply { words })
+    }
+
+    /// Sends `message` and returns the PF's reply to it.
+    pub(crate) fn request<R: RegisterSpace>(&self, regs: &R, message: &[u32]) -> Result<Reply> {
+        self.send(regs, message)?;
+        let id = message[0] & msg::ID_MASK;
+        let reply = self.receive(regs, &format!("its reply to message {id:#x}"))?;
+        if reply.words[0] & msg::ID_MASK != id {
+            return Err(Error::device(
+                &self.name,
+                format!(
+                    "the PF answered message {id:#x} with {:#010x}, a reply to something else",
+                    reply.words[0]
+                ),
+            ));
+        }
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_words_round_trip_in_linux_byte_order() {
+        let mac = [0x02, 0x1b, 0x21, 0x3c, 0x4d, 0x5e];
+        let w = mac_words(mac);
+        assert_eq!(w, [0x3c21_1b02, 0x0000_5e4d]);
+        let mut words = [0; MBX_WORDS];
+        words[1] = w[0];
+        words[2] = w[1];
+        assert_eq!(Reply { words }.mac(), mac);
+    }
+
+    #[test]
+    fn reply_bits() {
+        let mut words = [0; MBX_WORDS];
+        words[0] = msg::RESET | msg::ACK | msg::CTS;
+        assert!(Reply { words }.acked());
+        words[0] = msg::GET_QUEUES | msg::NACK;
+        let r = Reply { words };
+        assert!(!r.acked() && r.not_clear_to_send());
+        assert!(ApiVersion::V1_4 > ApiVersion::V1_0);
+        assert_eq!(ApiVersion::V1_1 as u32, 2);
+    }
+}

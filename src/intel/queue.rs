@@ -1,0 +1,65 @@
+//! Handing a descriptor ring to a queue and enabling it, the same way for PF and VF queues
+//! (82599 datasheet 4.6.7.1 / 4.6.8.1 for the PF; the VF registers of 8.3 have the same
+//! layout and the same enable protocol).
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::registers::{RegisterSpace, wait_device};
+
+/// Byte offsets of one queue's ring registers (RDBAL/RDBAH/RDLEN/RDH/RDT/RXDCTL, their
+/// transmit or VF counterparts).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueRegs {
+    /// Descriptor base address, low 32 bits.
+    pub(crate) base_lo: usize,
+    /// Descriptor base address, high 32 bits.
+    pub(crate) base_hi: usize,
+    /// Ring length in bytes.
+    pub(crate) len: usize,
+    /// Head.
+    pub(crate) head: usize,
+    /// Tail.
+    pub(crate) tail: usize,
+    /// Queue control (the ENABLE bit).
+    pub(crate) ctl: usize,
+}
+
+/// Points the queue at a ring of `len_bytes` at `bus_addr`, empty (head = tail = 0).
+/// The queue must be disabled.
+pub(crate) fn program_ring<R: RegisterSpace>(
+    regs: &R,
+    q: &QueueRegs,
+    bus_addr: u64,
+    len_bytes: u32,
+) {
+    regs.write32(q.base_lo, bus_addr as u32);
+    regs.write32(q.base_hi, (bus_addr >> 32) as u32);
+    regs.write32(q.len, len_bytes);
+    regs.write32(q.head, 0);
+    regs.write32(q.tail, 0);
+}
+
+/// Sets `enable` in the queue control register (keeping its other bits, with `extra` or'd
+/// in) and waits up to `timeout` until it reads back as set, which the datasheet requires
+/// before the tail may move.
+pub(crate) fn enable_queue<R: RegisterSpace>(
+    regs: &R,
+    device: &str,
+    q: &QueueRegs,
+    enable: u32,
+    extra: u32,
+    timeout: Duration,
+    what: &str,
+) -> Result<()> {
+    regs.write32(q.ctl, regs.read32(q.ctl) | extra | enable);
+    wait_device(regs, device, q.ctl, enable, enable, timeout, what)
+}
+
+/// Clears `enable` in the queue control register if it is set.
+pub(crate) fn disable_queue<R: RegisterSpace>(regs: &R, ctl: usize, enable: u32) {
+    let v = regs.read32(ctl);
+    if v & enable != 0 {
+        regs.write32(ctl, v & !enable);
+    }
+}

@@ -1,0 +1,785 @@
+//! ixgbevf: driver for the SR-IOV virtual functions of Intel's 10 GbE controllers — 82599,
+//! X540 and X550 families (device ids: [`crate::pci::IXGBEVF_DEVICE_IDS`]).
+//!
+//! A virtual function owns a few queues of its physical function and nothing global: link,
+//! filters and the MAC address belong to the PF driver (on Linux, `ixgbe`), which the VF asks
+//! through the mailbox ([`crate::intel::mailbox`], 82599 datasheet 7.10.3). Bring-up, in the
+//! order of the Linux VF driver (`ixgbevf_reset_hw_vf`, `ixgbevf_negotiate_api`,
+//! `ixgbevf_get_queues`, `ixgbevf_configure`):
+//!
+//! 1. queues off, interrupts masked, VF reset (VFCTRL.RST), then wait until the PF is not
+//!    resetting (VFMAILBOX.RSTI clear);
+//! 2. RESET message: the reply carries the MAC address the PF assigned;
+//! 3. mailbox API negotiation, newest first (1.4, 1.3, 1.2, 1.1, 1.0);
+//! 4. GET_QUEUES (API 1.1 and later): how many queues the PF gives this VF;
+//! 5. the rings ([`crate::intel::ring`], shared with ixgbe), SET_LPE, queue enable;
+//! 6. UPDATE_XCAST_MODE (API 1.2 and later) and SET_MAC_ADDR;
+//! 7. wait for the link (VFLINKS).
+//!
+//! Every wait has a timeout that ends in an error naming what did not happen.
+//!
+//! **PF resets.** When the PF resets the device, VFMAILBOX shows RSTI while it lasts and
+//! RSTD when it is over; the VF's queues are gone. The driver looks at VFMAILBOX when a
+//! receive poll finds nothing or a transmit finds its ring full (every
+//! [`PF_CHECK_INTERVAL`]-th time, so busy queues pay nothing), or when asked
+//! ([`IxgbevfDevice::check_pf_reset`]), and then runs steps 1 to 7 again with the rings it
+//! has. Frames on the rings are dropped (their buffers return to the pools); packets the
+//! caller holds are untouched. [`IxyDevice::link_speed`] reports 0 while a reset is pending.
+//!
+//! **Statistics** come from the VF's rolling counters (VFGPRC/VFGPTC, 32 bits; VFGORC/VFGOTC,
+//! 36 bits in LSB/MSB pairs), which are not cleared on read: the driver adds the difference
+//! to the previous reading, modulo the counter width, and takes a new base after every
+//! reset. The VF has no drop counter, so `rx_dropped` stays 0.
+
+pub mod regs;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::intel::mailbox::{self, Mailbox, XcastMode, msg};
+use crate::intel::queue::{self, QueueRegs};
+use crate::intel::ring::{RxRing, TxRing};
+use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
+use crate::memory::mempool::HEADROOM;
+use crate::memory::{DmaAllocator, Mempool, Packet};
+use crate::pci::PciDevice;
+use crate::registers::{MmioRegion, RegisterSpace};
+use crate::{DeviceConfig, DeviceStats, IxyDevice};
+
+pub use crate::intel::mailbox::ApiVersion;
+
+/// Most queues of either kind a VF has (Linux `IXGBE_VF_MAX_TX_QUEUES`); the PF may give
+/// fewer (GET_QUEUES).
+pub const MAX_QUEUES: u16 = 8;
+/// Default time for each mailbox step and for a PF reset to finish (Linux allows 2000
+/// polls of 500 µs).
+pub const DEFAULT_MAILBOX_TIMEOUT: Duration = Duration::from_secs(1);
+/// The driver looks for a PF reset on every this-many-th empty receive poll or full
+/// transmit ring.
+pub const PF_CHECK_INTERVAL: u32 = 64;
+/// Largest frame (with CRC) the VF asks the PF to accept (SET_LPE): standard Ethernet.
+const MAX_FRAME: u32 = 1518;
+/// Queue enable read-back timeout.
+const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How to set up a virtual function.
+#[derive(Debug, Clone)]
+pub struct IxgbevfOptions {
+    /// Queues (at most [`MAX_QUEUES`], and what the PF offers), ring and pool sizes, link
+    /// wait and promiscuous mode, with the PF driver's meaning. `promisc` defaults to
+    /// false here: 82599 PFs never allow it, and X540/X550 PFs only for trusted VFs.
+    pub base: IxgbeOptions,
+    /// Longest wait for each mailbox step and for a PF reset to finish.
+    pub mailbox_timeout: Duration,
+}
+
+impl Default for IxgbevfOptions {
+    fn default() -> Self {
+        IxgbevfOptions {
+            base: IxgbeOptions {
+                promisc: false,
+                ..IxgbeOptions::default()
+            },
+            mailbox_timeout: DEFAULT_MAILBOX_TIMEOUT,
+        }
+    }
+}
+
+impl IxgbevfOptions {
+    /// The options a [`DeviceConfig`] asks for (queue counts; defaults for the rest).
+    pub fn from_config(cfg: &DeviceConfig) -> Self {
+        Self::default().queues(cfg.rx_queues, cfg.tx_queues)
+    }
+
+    /// Sets the queue counts.
+    pub fn queues(mut self, rx: u16, tx: u16) -> Self {
+        self.base = self.base.queues(rx, tx);
+        self
+    }
+
+    /// Sets the link wait timeout.
+    pub fn link_timeout(mut self, timeout: Duration) -> Self {
+        self.base = self.base.link_timeout(timeout);
+        self
+    }
+
+    /// Sets the mailbox timeout.
+    pub fn mailbox_timeout(mut self, timeout: Duration) -> Self {
+        self.mailbox_timeout = timeout;
+        self
+    }
+
+    /// Asks for promiscuous mode at start.
+    pub fn promisc(mut self, on: bool) -> Self {
+        self.base.promisc = on;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let b = &self.base;
+        let bad = [("rx", b.rx_queues), ("tx", b.tx_queues)]
+            .into_iter()
+            .find(|&(_, n)| n == 0 || n > MAX_QUEUES);
+        if let Some((kind, n)) = bad {
+            return Err(Error::config(format!(
+                "{n} {kind} queues requested: a virtual function has 1 to {MAX_QUEUES}"
+            )));
+        }
+        if (b.pool_entries as usize) < b.rx_ring_size {
+            return Err(Error::config(format!(
+                "{} pool buffers cannot fill a receive ring of {}",
+                b.pool_entries, b.rx_ring_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A rolling hardware counter `bits` wide, accumulated into 64 bits.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rolling {
+    last: u64,
+    total: u64,
+}
+
+impl Rolling {
+    /// Adds the distance from the last reading to `now`, modulo 2^`bits`.
+    fn advance(&mut self, now: u64, bits: u32) {
+        let mask = (1u64 << bits) - 1;
+        self.total += now.wrapping_sub(self.last) & mask;
+        self.last = now;
+    }
+}
+
+/// The four VF counters.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    rx_packets: Rolling,
+    tx_packets: Rolling,
+    rx_octets: Rolling,
+    tx_octets: Rolling,
+}
+
+/// Width of VFGPRC/VFGPTC.
+const PACKET_COUNTER_BITS: u32 = 32;
+/// Width of VFGORC/VFGOTC (LSB register + 4 bits of MSB).
+const OCTET_COUNTER_BITS: u32 = 36;
+
+/// An Intel 10 GbE virtual function.
+///
+/// `R` is the register space (the VF's BAR0): [`MmioRegion`] on hardware
+/// ([`IxgbevfDevice::open`]), the device model's VF in tests
+/// ([`IxgbevfDevice::with_registers`]).
+pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
+    name: String,
+    regs: R,
+    mbx: Mailbox,
+    rx: Vec<RxRing>,
+    tx: Vec<TxRing>,
+    /// The address the PF assigned (RESET reply).
+    perm_mac: [u8; 6],
+    /// The address in use.
+    mac: [u8; 6],
+    api: ApiVersion,
+    promisc: bool,
+    options: IxgbevfOptions,
+    counters: Counters,
+    /// Baseline subtracted by `reset_stats`.
+    stats_zero: DeviceStats,
+    /// Empty polls / full rings since the last look at VFMAILBOX.
+    idle: u32,
+    /// A PF reset was seen and re-initialisation has not succeeded yet.
+    reinit_pending: bool,
+    pf_resets: u64,
+    /// Keeps the PCI device (and the claim on it) while the driver runs.
+    _pci: Option<PciDevice>,
+}
+
+impl IxgbevfDevice<MmioRegion> {
+    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
+    /// with DMA memory from hugepages.
+    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
+        pci.unbind(cfg.force_unbind)?;
+        pci.enable_bus_master()?;
+        let bar = pci.map_bar(0)?;
+        let options = IxgbevfOptions::from_config(cfg);
+        let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), &options)?;
+        dev._pci = Some(pci);
+        Ok(dev)
+    }
+}
+
+impl<R: RegisterSpace> IxgbevfDevice<R> {
+    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`.
+    /// `name` identifies it in messages (the PCI address on hardware).
+    pub fn with_registers(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        options: &IxgbevfOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        let mut dev = IxgbevfDevice {
+            name: name.to_string(),
+            mbx: Mailbox::new(name, options.mailbox_timeout),
+            regs,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            perm_mac: [0; 6],
+            mac: [0; 6],
+            api: ApiVersion::V1_0,
+            promisc: false,
+            options: options.clone(),
+            counters: Counters::default(),
+            stats_zero: DeviceStats::default(),
+            idle: 0,
+            reinit_pending: false,
+            pf_resets: 0,
+            _pci: None,
+        };
+        // On error `dev` is dropped, which stops its queues before the memory is freed.
+        dev.handshake()?;
+        let o = &dev.options.base;
+        for q in 0..o.rx_queues as usize {
+            let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
+            let ring = RxRing::new(dma, o.rx_ring_size, pool, regs::vfrdt(q))?;
+            dev.rx.push(ring);
+        }
+        for q in 0..o.tx_queues as usize {
+            let ring = TxRing::new(dma, o.tx_ring_size, regs::vftdt(q))?;
+            dev.tx.push(ring);
+        }
+        dev.start()?;
+        log::info!(
+            "{}: ixgbevf ready, MAC {}, mailbox API {}, {} rx / {} tx queues, link {} Mbit/s",
+            dev.name,
+            crate::virtio::format_mac(&dev.mac),
+            dev.api.name(),
+            dev.rx.len(),
+            dev.tx.len(),
+            dev.link_speed()
+        );
+        Ok(dev)
+    }
+
+    fn err(&self, detail: impl Into<String>) -> Error {
+        Error::device(&self.name, detail)
+    }
+
+    /// Steps 1 to 4: reset, MAC address, API version, queue counts.
+    fn handshake(&mut self) -> Result<()> {
+        self.stop_queues();
+        self.regs.write32(regs::VTEIMC, regs::VTEIMC_ALL);
+        self.regs.write32(regs::VFCTRL, regs::VFCTRL_RST);
+        self.mbx.wait_reset_done(&self.regs)?;
+
+        let reply = self.mbx.request(&self.regs, &[msg::RESET])?;
+        if !reply.acked() {
+            return Err(self.err(
+                "the PF has no MAC address for this VF (RESET answered with NACK); assign one \
+                 on the host, e.g. `ip link set <pf> vf <n> mac <address>`",
+            ));
+        }
+        let mac = reply.mac();
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(self.err(format!(
+                "the PF assigned {} to this VF, which is not a unicast address",
+                crate::virtio::format_mac(&mac)
+            )));
+        }
+        if self.mac == [0; 6] || self.mac == self.perm_mac {
+            self.mac = mac;
+        }
+        self.perm_mac = mac;
+        log::debug!(
+            "{}: RESET reply: MAC {}, multicast filter type {}",
+            self.name,
+            crate::virtio::format_mac(&mac),
+            reply.words[msg::RESET_REPLY_WORDS - 1]
+        );
+
+        self.api = self.negotiate_api()?;
+        self.check_queue_counts()
+    }
+
+    /// Step 3: the newest API version the PF accepts.
+    fn negotiate_api(&self) -> Result<ApiVersion> {
+        for api in ApiVersion::NEWEST_FIRST {
+            let reply = self
+                .mbx
+                .request(&self.regs, &[msg::API_NEGOTIATE, api as u32])?;
+            if reply.acked() {
+                return Ok(api);
+            }
+            log::debug!("{}: PF refused mailbox API {}", self.name, api.name());
+        }
+        Err(self.err(
+            "the PF refused every mailbox API version this driver speaks (1.4, 1.3, 1.2, 1.1, \
+             1.0), answering each with NACK; the PF driver is incompatible (too old or not \
+             Linux-compatible)",
+        ))
+    }
+
+    /// Step 4: the queues the PF gives this VF must cover the ones asked for.
+    fn check_queue_counts(&self) -> Result<()> {
+        let (tx, rx) = if self.api >= ApiVersion::V1_1 {
+            let reply = self.mbx.request(&self.regs, &[msg::GET_QUEUES])?;
+            if !reply.acked() {
+                return Err(self.err(format!(
+                    "the PF refused to tell the queue counts (GET_QUEUES NACK) although it \
+                     agreed to mailbox API {}",
+                    self.api.name()
+                )));
+            }
+            log::debug!(
+                "{}: default queue {}",
+                self.name,
+                reply.words[msg::DEF_QUEUE]
+            );
+            (reply.words[msg::TX_QUEUES], reply.words[msg::RX_QUEUES])
+        } else {
+            (1, 1)
+        };
+        let o = &self.options.base;
+        if u32::from(o.rx_queues) > rx || u32::from(o.tx_queues) > tx {
+            return Err(Error::config(format!(
+                "{}: the PF gives this VF {rx} rx and {tx} tx queues (mailbox API {}); {} rx \
+                 and {} tx were requested",
+                self.name,
+                self.api.name(),
+                o.rx_queues,
+                o.tx_queues
+            )));
+        }
+        Ok(())
+    }
+
+    /// Disables every queue the VF may have enabled.
+    fn stop_queues(&self) {
+        for q in 0..MAX_QUEUES as usize {
+            queue::disable_queue(&self.regs, regs::vfrxdctl(q), regs::VFRXDCTL_ENABLE);
+            queue::disable_queue(&self.regs, regs::vftxdctl(q), regs::VFTXDCTL_ENABLE);
+        }
+    }
+
+    /// Steps 5 to 7 with the rings the device already has.
+    fn start(&mut self) -> Result<()> {
+        let lpe = self.mbx.request(&self.regs, &[msg::SET_LPE, MAX_FRAME])?;
+        if !lpe.acked() {
+            log::warn!(
+                "{}: the PF refused a maximum frame size of {MAX_FRAME} bytes (SET_LPE)",
+                self.name
+            );
+        }
+        self.start_rx()?;
+        self.start_tx()?;
+        let want = self.options.base.promisc;
+        if want || self.api >= ApiVersion::V1_2 {
+            if let Err(e) = self.set_promisc(want) {
+                if want {
+                    return Err(e);
+                }
+                log::warn!("{}: {e}", self.name);
+            }
+        }
+        if let Err(e) = self.request_mac(self.mac) {
+            if self.mac == self.perm_mac {
+                return Err(e);
+            }
+            log::warn!("{}: {e}; using the assigned address again", self.name);
+            self.request_mac(self.perm_mac)?;
+        }
+        self.rebase_counters();
+        self.wait_for_link()
+    }
+
+    fn rx_queue_regs(q: usize) -> QueueRegs {
+        QueueRegs {
+            base_lo: regs::vfrdbal(q),
+            base_hi: regs::vfrdbah(q),
+            len: regs::vfrdlen(q),
+            head: regs::vfrdh(q),
+            tail: regs::vfrdt(q),
+            ctl: regs::vfrxdctl(q),
+        }
+    }
+
+    fn tx_queue_regs(q: usize) -> QueueRegs {
+        QueueRegs {
+            base_lo: regs::vftdbal(q),
+            base_hi: regs::vftdbah(q),
+            len: regs::vftdlen(q),
+            head: regs::vftdh(q),
+            tail: regs::vftdt(q),
+            ctl: regs::vftxdctl(q),
+        }
+    }
+
+    /// Receive queues: advanced one-buffer descriptors sized to the pool buffers, drop when
+    /// out of descriptors, ring, enable, then all descriptors but one to the device.
+    fn start_rx(&mut self) -> Result<()> {
+        let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
+        for (q, ring) in self.rx.iter_mut().enumerate() {
+            ring.rearm();
+            let srrctl = self.regs.read32(regs::vfsrrctl(q))
+                & !(regs::VFSRRCTL_DESCTYPE_MASK | regs::VFSRRCTL_BSIZEPACKET_MASK);
+            self.regs.write32(
+                regs::vfsrrctl(q),
+                srrctl | regs::VFSRRCTL_DESCTYPE_ADV_ONEBUF | regs::VFSRRCTL_DROP_EN | buf_kb,
+            );
+            let qr = Self::rx_queue_regs(q);
+            queue::program_ring(&self.regs, &qr, ring.bus_addr(), ring.len_bytes());
+            queue::enable_queue(
+                &self.regs,
+                &self.name,
+                &qr,
+                regs::VFRXDCTL_ENABLE,
+                0,
+                QUEUE_ENABLE_TIMEOUT,
+                &format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)"),
+            )?;
+            ring.start(&self.regs);
+        }
+        Ok(())
+    }
+
+    /// Transmit queues: ring, write-back thresholds, enable.
+    fn start_tx(&mut self) -> Result<()> {
+        for (q, ring) in self.tx.iter_mut().enumerate() {
+            ring.discard();
+            let qr = Self::tx_queue_regs(q);
+            queue::program_ring(&self.regs, &qr, ring.bus_addr(), ring.len_bytes());
+            queue::enable_queue(
+                &self.regs,
+                &self.name,
+                &qr,
+                regs::VFTXDCTL_ENABLE,
+                regs::VFTXDCTL_THRESH,
+                QUEUE_ENABLE_TIMEOUT,
+                &format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// SET_MAC_ADDR; a refusal is an error naming the likely cause.
+    fn request_mac(&mut self, mac: [u8; 6]) -> Result<()> {
+        let [w1, w2] = mailbox::mac_words(mac);
+        let reply = self
+            .mbx
+            .request(&self.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
+        if !reply.acked() {
+            let why = if reply.not_clear_to_send() {
+                "the VF is not clear to send (the PF reset it; it must send RESET first)"
+            } else {
+                "the host assigned this VF a MAC address and does not trust it to change it \
+                 (`ip link set <pf> vf <n> trust on` allows it)"
+            };
+            return Err(self.err(format!(
+                "the PF refused MAC address {}: {why}",
+                crate::virtio::format_mac(&mac)
+            )));
+        }
+        self.mac = mac;
+        Ok(())
+    }
+
+    /// Waits for VFLINKS.LINK_UP, up to the link timeout; never forever.
+    fn wait_for_link(&self) -> Result<()> {
+        let o = &self.options.base;
+        let start = Instant::now();
+        loop {
+            if self.link_speed() > 0 {
+                return Ok(());
+            }
+            if start.elapsed() >= o.link_timeout {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let detail = format!(
+            "the PF's link did not come up within {} ms (VFLINKS = {:#010x})",
+            o.link_timeout.as_millis(),
+            self.regs.read32(regs::VFLINKS)
+        );
+        if o.require_link {
+            return Err(self.err(detail));
+        }
+        log::warn!("{}: {detail}; continuing with the link down", self.name);
+        Ok(())
+    }
+
+    /// Reads the four counters as (rx packets, tx packets, rx octets, tx octets).
+    fn read_counters(&self) -> [u64; 4] {
+        let pair = |lsb: usize, msb: usize| {
+            let low = u64::from(self.regs.read32(lsb));
+            low | u64::from(self.regs.read32(msb) & 0xf) << 32
+        };
+        [
+            u64::from(self.regs.read32(regs::VFGPRC)),
+            u64::from(self.regs.read32(regs::VFGPTC)),
+            pair(regs::VFGORC_LSB, regs::VFGORC_MSB),
+            pair(regs::VFGOTC_LSB, regs::VFGOTC_MSB),
+        ]
+    }
+
+    /// Takes the current counter values as the new base (after a reset the counters may
+    /// have restarted).
+    fn rebase_counters(&mut self) {
+        let [rp, tp, ro, to] = self.read_counters();
+        self.counters.rx_packets.last = rp;
+        self.counters.tx_packets.last = tp;
+        self.counters.rx_octets.last = ro;
+        self.counters.tx_octets.last = to;
+    }
+
+    fn totals(&mut self) -> DeviceStats {
+        let [rp, tp, ro, to] = self.read_counters();
+        let c = &mut self.counters;
+        c.rx_packets.advance(rp, PACKET_COUNTER_BITS);
+        c.tx_packets.advance(tp, PACKET_COUNTER_BITS);
+        c.rx_octets.advance(ro, OCTET_COUNTER_BITS);
+        c.tx_octets.advance(to, OCTET_COUNTER_BITS);
+        // The octet counters include the 4-byte CRC, like the PF's GORC/GOTC (8.2.3.23);
+        // DeviceStats counts frames without it.
+        DeviceStats {
+            rx_packets: c.rx_packets.total,
+            tx_packets: c.tx_packets.total,
+            rx_bytes: c.rx_octets.total.saturating_sub(4 * c.rx_packets.total),
+            tx_bytes: c.tx_octets.total.saturating_sub(4 * c.tx_packets.total),
+            rx_dropped: 0,
+        }
+    }
+
+    /// Looks at VFMAILBOX for a PF reset and, if there was one (or an earlier
+    /// re-initialisation failed), initialises the VF again with the rings it has. Returns
+    /// whether it did. Frames on the rings are dropped; packets the caller holds are not
+    /// touched.
+    pub fn check_pf_reset(&mut self) -> Result<bool> {
+        if !self.reinit_pending && !self.mbx.reset_indicated(&self.regs) {
+            return Ok(false);
+        }
+        log::warn!(
+            "{}: the PF reset the device; initialising the VF again",
+            self.name
+        );
+        self.reinit_pending = true;
+        self.handshake()?;
+        self.start()?;
+        self.reinit_pending = false;
+        self.pf_resets += 1;
+        Ok(true)
+    }
+
+    /// Called when a queue made no progress: every [`PF_CHECK_INTERVAL`]-th time, looks for
+    /// a PF reset.
+    #[cold]
+    #[inline(never)]
+    fn stalled(&mut self) {
+        self.idle = self.idle.wrapping_add(1);
+        if !self.idle.is_multiple_of(PF_CHECK_INTERVAL) {
+            return;
+        }
+        if let Err(e) = self.check_pf_reset() {
+            log::error!("{}: {e}; will try again", self.name);
+        }
+    }
+
+    /// PF resets the driver recovered from.
+    pub fn pf_resets(&self) -> u64 {
+        self.pf_resets
+    }
+
+    /// The mailbox API version agreed with the PF.
+    pub fn api_version(&self) -> ApiVersion {
+        self.api
+    }
+
+    /// The MAC address the PF assigned to this VF.
+    pub fn permanent_mac(&self) -> [u8; 6] {
+        self.perm_mac
+    }
+
+    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
+    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
+        self.rx.get(usize::from(queue)).map(RxRing::pool)
+    }
+
+    /// The register space (BAR0) the driver uses.
+    pub fn registers(&self) -> &R {
+        &self.regs
+    }
+}
+
+impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
+    fn driver_name(&self) -> &str {
+        "ixgbevf"
+    }
+
+    fn pci_addr(&self) -> &str {
+        &self.name
+    }
+
+    /// The address in use: the PF's assignment unless changed with `set_mac_addr`.
+    fn mac_addr(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Asks the PF for `mac` (SET_MAC_ADDR); an error if the PF refuses.
+    fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(Error::config(format!(
+                "{} cannot be a station address (multicast or zero)",
+                crate::virtio::format_mac(&mac)
+            )));
+        }
+        self.request_mac(mac)
+    }
+
+    /// Speed from VFLINKS; 0 while the link is down or a PF reset is pending.
+    fn link_speed(&self) -> u32 {
+        if self.reinit_pending || self.mbx.reset_indicated(&self.regs) {
+            return 0;
+        }
+        let links = self.regs.read32(regs::VFLINKS);
+        if links & regs::VFLINKS_UP == 0 {
+            return 0;
+        }
+        match links & regs::VFLINKS_SPEED_MASK {
+            regs::VFLINKS_SPEED_10G => 10_000,
+            regs::VFLINKS_SPEED_1G => 1_000,
+            regs::VFLINKS_SPEED_100M => 100,
+            _ => 0,
+        }
+    }
+
+    /// UPDATE_XCAST_MODE: promiscuous, or back to multicast. Needs mailbox API 1.3 (1.2
+    /// to turn it off) and a PF that allows it (not 82599 PFs; X540/X550 PFs for trusted
+    /// VFs whose PF is promiscuous itself); an error names the reason.
+    fn set_promisc(&mut self, enabled: bool) -> Result<()> {
+        let (mode, needs) = if enabled {
+            (XcastMode::Promisc, ApiVersion::V1_3)
+        } else {
+            (XcastMode::Multi, ApiVersion::V1_2)
+        };
+        if self.api < needs {
+            return Err(self.err(format!(
+                "{} mode needs mailbox API {} or later; the PF agreed to {}",
+                XcastMode::describe(mode as u32),
+                needs.name(),
+                self.api.name()
+            )));
+        }
+        let reply = self
+            .mbx
+            .request(&self.regs, &[msg::UPDATE_XCAST_MODE, mode as u32])?;
+        if !reply.acked() {
+            return Err(self.err(format!(
+                "the PF refused {} mode (UPDATE_XCAST_MODE NACK): 82599 PFs never allow \
+                 promiscuous VFs; X540/X550 PFs allow it for a trusted VF (`ip link set <pf> \
+                 vf <n> trust on`) while the PF itself is promiscuous",
+                XcastMode::describe(mode as u32)
+            )));
+        }
+        if reply.words[1] != mode as u32 {
+            return Err(self.err(format!(
+                "the PF granted {} mode instead of {}: the VF is not trusted (`ip link set \
+                 <pf> vf <n> trust on`)",
+                XcastMode::describe(reply.words[1]),
+                XcastMode::describe(mode as u32)
+            )));
+        }
+        self.promisc = enabled;
+        Ok(())
+    }
+
+    fn promisc(&self) -> bool {
+        self.promisc
+    }
+
+    fn num_rx_queues(&self) -> u16 {
+        self.rx.len() as u16
+    }
+
+    fn num_tx_queues(&self) -> u16 {
+        self.tx.len() as u16
+    }
+
+    #[inline]
+    fn rx_batch(
+        &mut self,
+        queue_id: u16,
+        buffer: &mut VecDeque<Packet>,
+        num_packets: usize,
+    ) -> usize {
+        let n = self.rx[usize::from(queue_id)].rx_batch(&self.regs, buffer, num_packets);
+        if n == 0 {
+            self.stalled();
+        }
+        n
+    }
+
+    #[inline]
+    fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
+        let offered = buffer.len();
+        let n = self.tx[usize::from(queue_id)].tx_batch(&self.regs, buffer);
+        if n < offered {
+            self.stalled();
+        }
+        n
+    }
+
+    fn stats(&mut self) -> DeviceStats {
+        let t = self.totals();
+        let z = self.stats_zero;
+        DeviceStats {
+            rx_packets: t.rx_packets.saturating_sub(z.rx_packets),
+            tx_packets: t.tx_packets.saturating_sub(z.tx_packets),
+            rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
+            tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
+            rx_dropped: 0,
+        }
+    }
+
+    fn reset_stats(&mut self) {
+        self.stats_zero = self.totals();
+    }
+}
+
+impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
+    /// Stops the VF's DMA before its rings and buffers are freed: queues off, VF reset.
+    fn drop(&mut self) {
+        self.stop_queues();
+        self.regs.write32(regs::VFCTRL, regs::VFCTRL_RST);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_counters_wrap_at_their_width() {
+        let mut r = Rolling {
+            last: 0xffff_fff0,
+            total: 0,
+        };
+        r.advance(0x10, 32);
+        assert_eq!(r.total, 0x20);
+        let mut o = Rolling {
+            last: 0xf_ffff_ff00,
+            total: 5,
+        };
+        o.advance(0x100, 36);
+        assert_eq!(o.total, 5 + 0x200);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(IxgbevfOptions::default().queues(9, 1).validate().is_err());
+        assert!(IxgbevfOptions::default().queues(1, 0).validate().is_err());
+        assert!(IxgbevfOptions::default().validate().is_ok());
+        assert!(!IxgbevfOptions::default().base.promisc);
+    }
+}
