@@ -517,39 +517,6 @@ impl TxRing {
     }
 }
 
-impl RxRing {
-    /// Gives every descriptor its buffer again, in the read format, and restarts at
-    /// descriptor 0: for a queue the device forgot (a function reset). Frames the device
-    /// completed and the driver had not taken yet are dropped. The queue must be disabled;
-    /// program it again, then [`RxRing::start`].
-    pub(crate) fn rearm(&mut self) {
-        for i in 0..self.size() {
-            let addr = self.bufs[i].bus_addr();
-            // SAFETY: i <= mask: a descriptor of the ring; the queue is disabled, so the
-            // device does not own it.
-            unsafe { write_rx_read_format(self.descs.as_ptr().add(i), addr) };
-        }
-        self.next = 0;
-    }
-}
-
-impl TxRing {
-    /// Returns the packets still on the ring to their pools (unsent) and restarts at
-    /// descriptor 0: for a queue the device forgot (a function reset). The queue must be
-    /// disabled.
-    pub(crate) fn discard(&mut self) {
-        while self.clean != self.next {
-            // SAFETY: slots from clean to next are initialised; each is dropped once, and
-            // moving `clean` past it marks it uninitialised.
-            unsafe { self.bufs[self.clean].assume_init_drop() };
-            self.clean = (self.clean + 1) & self.mask;
-        }
-        self.mem.zero();
-        self.next = 0;
-        self.clean = 0;
-    }
-}
-
 // SAFETY (for the auto traits): the rings hold raw pointers into their own DMA memory and
 // packets (which are !Send); nothing here is shared across threads, so the default
 // !Send/!Sync is kept.
