@@ -219,12 +219,15 @@ impl RxRing {
             limit
         } else {
             let mut n = 0;
-            // SAFETY: start + n < start + limit <= mask + 1: inside the ring.
-            while n < limit
-                && u64::from_le(unsafe { (&raw const (*descs.add(start + n)).hi).read_volatile() })
-                    & rxd::STAT_DD
-                    != 0
-            {
+            while n < limit {
+                // SAFETY: start + n < start + limit <= mask + 1: inside the ring.
+                // Volatile: the device writes it.
+                let status = u64::from_le(unsafe {
+                    (&raw const (*descs.add(start + n)).hi).read_volatile()
+                });
+                if status & rxd::STAT_DD == 0 {
+                    break;
+                }
                 n += 1;
             }
             n

@@ -13,7 +13,7 @@
 //! test-only branch, and monomorphisation makes the register accessors plain volatile
 //! loads and stores on hardware.
 //!
-//! Descriptor rings are [`crate::intel::ring`]'s, shared with the VF driver.
+//! Descriptor rings are the ones in `src/intel/ring.rs`, shared with the VF driver.
 
 pub mod regs;
 
