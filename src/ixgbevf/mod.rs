@@ -490,7 +490,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         let o = &self.options.base;
         let start = Instant::now();
         loop {
-            if self.link_speed() > 0 {
+            if self.vflinks_speed() > 0 {
                 return Ok(());
             }
             if start.elapsed() >= o.link_timeout {
@@ -508,6 +508,20 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         }
         log::warn!("{}: {detail}; continuing with the link down", self.name);
         Ok(())
+    }
+
+    /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down.
+    fn vflinks_speed(&self) -> u32 {
+        let links = self.regs.read32(regs::VFLINKS);
+        if links & regs::VFLINKS_UP == 0 {
+            return 0;
+        }
+        match links & regs::VFLINKS_SPEED_MASK {
+            regs::VFLINKS_SPEED_10G => 10_000,
+            regs::VFLINKS_SPEED_1G => 1_000,
+            regs::VFLINKS_SPEED_100M => 100,
+            _ => 0,
+        }
     }
 
     /// Reads the four counters as (rx packets, tx packets, rx octets, tx octets).
@@ -642,16 +656,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         if self.reinit_pending || self.mbx.reset_indicated(&self.regs) {
             return 0;
         }
-        let links = self.regs.read32(regs::VFLINKS);
-        if links & regs::VFLINKS_UP == 0 {
-            return 0;
-        }
-        match links & regs::VFLINKS_SPEED_MASK {
-            regs::VFLINKS_SPEED_10G => 10_000,
-            regs::VFLINKS_SPEED_1G => 1_000,
-            regs::VFLINKS_SPEED_100M => 100,
-            _ => 0,
-        }
+        self.vflinks_speed()
     }
 
     /// UPDATE_XCAST_MODE: promiscuous, or back to multicast. Needs mailbox API 1.3 (1.2

@@ -51,13 +51,16 @@
 //!   `drop_in_place<ixy::ixgbe::IxgbeDevice<ixy::model::Port>>`.
 
 mod dma;
+pub mod pf;
 mod port;
 mod regs;
+mod vf;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use dma::ModelDma;
+pub use vf::VfPort;
 
 use crate::registers::RegisterSpace;
 use dma::Regions;
@@ -101,6 +104,8 @@ pub(crate) struct Source {
 pub(crate) struct ModelInner {
     pub(crate) ports: Vec<PortState>,
     pub(crate) regions: Rc<RefCell<Regions>>,
+    /// SR-IOV: the PF driver model and the VFs (`pf`, `vf`).
+    pub(crate) sriov: pf::Sriov,
 }
 
 /// The 82599 model: a set of ports (each one 82599 PF BAR0), wires between them, and the
@@ -167,6 +172,7 @@ impl Model {
             inner: Rc::new(RefCell::new(ModelInner {
                 ports: Vec::new(),
                 regions: Rc::new(RefCell::new(Regions::default())),
+                sriov: pf::Sriov::default(),
             })),
         }
     }

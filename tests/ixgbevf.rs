@@ -1,0 +1,466 @@
+//! The ixgbevf driver against the 82599 model's virtual functions and its model of the Linux
+//! PF driver: init and reset handshake, API negotiation (fallback and NACK), queues, rx/tx
+//! through the VF, a PF reset in the middle of traffic, a PF that never answers,
+//! promiscuous mode and MAC changes where the PF allows them, rolling counters that wrap,
+//! and driver selection by device id.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use ixy::ixgbe::{IxgbeDevice, IxgbeOptions};
+use ixy::ixgbevf::{ApiVersion, IxgbevfDevice, IxgbevfOptions};
+use ixy::model::{Model, Port, VfPort};
+use ixy::pci::{DeviceId, DriverKind, IXGBEVF_DEVICE_IDS, PciAddress, driver_for};
+use ixy::registers::RegisterSpace;
+use ixy::{Error, IxyDevice, Mempool, Packet};
+
+type Vf = IxgbevfDevice<VfPort>;
+
+// Mailbox message ids (Linux ixgbe_mbx.h).
+const RESET: u32 = 0x01;
+const SET_MAC_ADDR: u32 = 0x02;
+const SET_LPE: u32 = 0x05;
+const API_NEGOTIATE: u32 = 0x08;
+const GET_QUEUES: u32 = 0x09;
+const UPDATE_XCAST_MODE: u32 = 0x0c;
+
+fn options() -> IxgbevfOptions {
+    IxgbevfOptions::default()
+        .link_timeout(Duration::from_secs(2))
+        .mailbox_timeout(Duration::from_millis(200))
+}
+
+fn try_open(model: &Model, vf: &VfPort, o: &IxgbevfOptions) -> Result<Vf, Error> {
+    IxgbevfDevice::with_registers(
+        &format!("model:vf{}", vf.number()),
+        vf.clone(),
+        &model.dma(),
+        o,
+    )
+}
+
+fn open(model: &Model, vf: &VfPort, o: &IxgbevfOptions) -> Vf {
+    try_open(model, vf, o).expect("ixgbevf init against the model")
+}
+
+/// A model with one port and one VF on it.
+fn setup() -> (Model, Port, VfPort) {
+    let model = Model::new();
+    let pf = model.add_port();
+    let vf = model.add_vf(&pf);
+    (model, pf, vf)
+}
+
+/// An Ethernet frame of `len` bytes to `dst` carrying `seq` at byte 14.
+fn frame(dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in f.iter_mut().enumerate().skip(18) {
+        *b = i as u8;
+    }
+    f
+}
+
+fn seq_of(p: &[u8]) -> u32 {
+    u32::from_be_bytes(p[14..18].try_into().unwrap())
+}
+
+fn packets(pool: &Mempool, frames: &[Vec<u8>]) -> VecDeque<Packet> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut p = pool.alloc(f.len()).expect("pool has room");
+            p.copy_from_slice(f);
+            p
+        })
+        .collect()
+}
+
+fn ids(model: &Model, vf: &VfPort) -> Vec<u32> {
+    model
+        .pf_messages(vf)
+        .iter()
+        .map(|w| w & 0xffff)
+        .collect()
+}
+
+#[test]
+fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
+    let (model, _pf, vf) = setup();
+    let start = Instant::now();
+    let dev = open(&model, &vf, &options());
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(dev.driver_name(), "ixgbevf");
+    assert_eq!(dev.pci_addr(), "model:vf0");
+    // The PF's assignment, delivered in the RESET reply in Linux byte order.
+    assert_eq!(dev.mac_addr(), model.vf_mac(&vf));
+    assert_eq!(dev.permanent_mac(), [0x02, 0x10, 0xed, 0, 0, 0]);
+    assert_eq!(dev.api_version(), ApiVersion::V1_4);
+    assert_eq!(
+        ids(&model, &vf),
+        [
+            RESET,
+            API_NEGOTIATE,
+            GET_QUEUES,
+            SET_LPE,
+            UPDATE_XCAST_MODE,
+            SET_MAC_ADDR
+        ]
+    );
+    // API 1.4 (wire number 5) agreed, multicast mode.
+    assert_eq!(model.vf_negotiated(&vf), (5, 1));
+    assert!(model.vf_clear_to_send(&vf));
+    assert_eq!(dev.link_speed(), 10_000);
+    assert!(!dev.promisc());
+    assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (1, 1));
+    // The queue is enabled, its tail handed all descriptors but one to the device.
+    assert_eq!(vf.read32(0x01028) & (1 << 25), 1 << 25, "VFRXDCTL.ENABLE");
+    assert_eq!(vf.read32(0x01018), 511, "VFRDT");
+    assert_eq!(vf.read32(0x02028) & (1 << 25), 1 << 25, "VFTXDCTL.ENABLE");
+}
+
+#[test]
+fn api_negotiation_falls_back_to_what_the_pf_speaks() {
+    let (model, pf, vf) = setup();
+    model.set_pf_api_versions(&pf, &[0, 2]); // 1.0 and 1.1
+    let mut dev = open(&model, &vf, &options());
+    assert_eq!(dev.api_version(), ApiVersion::V1_1);
+    let m = ids(&model, &vf);
+    assert_eq!(m.iter().filter(|&&i| i == API_NEGOTIATE).count(), 4);
+    assert!(!m.contains(&UPDATE_XCAST_MODE), "no xcast before API 1.2");
+    let err = dev.set_promisc(true).unwrap_err().to_string();
+    assert!(err.contains("API 1.3") && err.contains("1.1"), "{err}");
+
+    // API 1.0 only: no GET_QUEUES, one queue each.
+    let (model, pf, vf) = setup();
+    model.set_pf_api_versions(&pf, &[0]);
+    let dev = open(&model, &vf, &options());
+    assert_eq!(dev.api_version(), ApiVersion::V1_0);
+    assert!(!ids(&model, &vf).contains(&GET_QUEUES));
+    let (model, pf, vf) = setup();
+    model.set_pf_api_versions(&pf, &[0]);
+    let err = try_open(&model, &vf, &options().queues(2, 1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("gives this VF 1 rx"), "{err}");
+}
+
+#[test]
+fn api_nack_for_every_version_is_a_clear_error() {
+    let (model, pf, vf) = setup();
+    model.set_pf_api_versions(&pf, &[1]); // only Solaris' 2.0
+    let err = try_open(&model, &vf, &options()).err().unwrap();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Device { .. }), "{msg}");
+    assert!(
+        msg.contains("refused every mailbox API version") && msg.contains("1.4"),
+        "{msg}"
+    );
+    assert_eq!(
+        ids(&model, &vf)
+            .iter()
+            .filter(|&&i| i == API_NEGOTIATE)
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn a_mailbox_that_never_answers_fails_within_the_timeout() {
+    let (model, pf, vf) = setup();
+    model.set_pf_silent(&pf, true);
+    let start = Instant::now();
+    let err = try_open(&model, &vf, &options().mailbox_timeout(Duration::from_millis(100)))
+        .err()
+        .unwrap();
+    let took = start.elapsed();
+    let msg = err.to_string();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        msg.contains("did not answer the mailbox within 100 ms") && msg.contains("0x1"),
+        "{msg}"
+    );
+    // Nothing reached the PF, and the VF's queues were never enabled.
+    assert!(model.pf_messages(&vf).is_empty());
+    assert_eq!(vf.read32(0x01028) & (1 << 25), 0);
+}
+
+#[test]
+fn queue_counts_come_from_the_pf() {
+    let (model, _pf, vf) = setup();
+    let mut dev = open(&model, &vf, &options().queues(2, 2));
+    assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (2, 2));
+    let mac = dev.mac_addr();
+    assert!(model.inject_to_vf(&vf, 1, &frame(mac, 7, 60)));
+    let mut q = VecDeque::new();
+    assert_eq!(dev.rx_batch(0, &mut q, 8), 0);
+    assert_eq!(dev.rx_batch(1, &mut q, 8), 1);
+    assert_eq!(seq_of(&q[0]), 7);
+    // VF 0's queue 1 is the port's queue 1; a second VF's queues follow.
+    assert_eq!(model.vf_port_queue(&vf, 1), 1);
+
+    let (model, _pf, vf) = setup();
+    let err = try_open(&model, &vf, &options().queues(3, 1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("gives this VF 2 rx and 2 tx"), "{err}");
+}
+
+#[test]
+fn rx_and_tx_through_the_vf() {
+    let model = Model::new();
+    let a = model.add_port();
+    let b = model.add_port();
+    model.connect(&a, &b);
+    let vf = model.add_vf(&a);
+    let mut dev = open(&model, &vf, &options());
+    let mut peer = IxgbeDevice::with_registers(
+        "model:1",
+        b.clone(),
+        &model.dma(),
+        &IxgbeOptions::default().link_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let pool = Mempool::new(&model.dma(), 2048, 2048).unwrap();
+    let vf_mac = dev.mac_addr();
+    let peer_mac = peer.mac_addr();
+    let mut q = VecDeque::with_capacity(64);
+    let mut total = 0u32;
+    for round in 0..40u32 {
+        // VF -> peer.
+        let frames: Vec<_> = (0..32)
+            .map(|i| frame(peer_mac, round * 32 + i, 60 + i as usize))
+            .collect();
+        let mut out = packets(&pool, &frames);
+        assert_eq!(dev.tx_batch(0, &mut out), 32);
+        let mut got = 0;
+        while got < 32 {
+            got += peer.rx_batch(0, &mut q, 64);
+        }
+        for (i, p) in q.drain(..).enumerate() {
+            assert_eq!(seq_of(&p), round * 32 + i as u32);
+            assert_eq!(p.len(), 60 + i);
+        }
+        // Peer -> VF (the port's RAR entry of the VF accepts its MAC).
+        let frames: Vec<_> = (0..32)
+            .map(|i| frame(vf_mac, 10_000 + round * 32 + i, 100))
+            .collect();
+        let mut out = packets(&pool, &frames);
+        assert_eq!(peer.tx_batch(0, &mut out), 32);
+        let mut got = 0;
+        while got < 32 {
+            got += dev.rx_batch(0, &mut q, 64);
+        }
+        for (i, p) in q.drain(..).enumerate() {
+            assert_eq!(seq_of(&p), 10_000 + round * 32 + i as u32);
+            assert_eq!(&p[..6], &vf_mac);
+        }
+        total += 32;
+    }
+    // Frames to another MAC do not reach the VF (no promiscuous mode).
+    assert!(!model.inject(&a, &frame([0x02, 9, 9, 9, 9, 9], 0, 60)));
+    let s = dev.stats();
+    assert_eq!(s.tx_packets, u64::from(total));
+    assert_eq!(s.rx_packets, u64::from(total));
+    assert_eq!(s.rx_bytes, u64::from(total) * 100);
+    let w = model.wire_stats(&a);
+    assert_eq!((s.tx_packets, s.tx_bytes), (w.tx_frames, w.tx_bytes));
+    drop(dev);
+    drop(peer);
+    assert_eq!(pool.free_count(), 2048, "every buffer back in its pool");
+}
+
+#[test]
+fn pf_reset_during_traffic_then_recovery() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, &options());
+    let mac = dev.mac_addr();
+    model.attach_source(&pf, frame(mac, 1, 64), None);
+    model.set_capture(&pf, true);
+    // Packets the application holds across the reset.
+    let own = Mempool::new(&model.dma(), 64, 2048).unwrap();
+    let mut held = packets(&own, &[frame([0xff; 6], 42, 80), frame([0xff; 6], 43, 90)]);
+
+    let mut buf = VecDeque::with_capacity(64);
+    let mut forwarded = 0usize;
+    for _ in 0..20 {
+        let n = dev.rx_batch(0, &mut buf, 32);
+        assert!(n > 0);
+        forwarded += dev.tx_batch(0, &mut buf);
+        buf.clear();
+    }
+    assert_eq!(model.take_transmitted(&pf).len(), forwarded);
+
+    model.pf_reset(&pf);
+    assert_eq!(dev.link_speed(), 0, "link reported down while the PF resets");
+    assert!(!model.vf_clear_to_send(&vf));
+    // Traffic stops; the driver notices on idle polls and initialises again.
+    let start = Instant::now();
+    let mut after = 0usize;
+    while after < 1000 {
+        assert!(start.elapsed() < Duration::from_secs(5), "no recovery");
+        let n = dev.rx_batch(0, &mut buf, 32);
+        if dev.pf_resets() == 1 {
+            after += n;
+        }
+        dev.tx_batch(0, &mut buf);
+        buf.clear();
+    }
+    assert_eq!(dev.pf_resets(), 1);
+    assert!(model.vf_clear_to_send(&vf));
+    assert_eq!(dev.link_speed(), 10_000);
+    assert_eq!(dev.mac_addr(), mac);
+    // The held packets are untouched, and can still be sent.
+    assert_eq!(held.len(), 2);
+    assert_eq!((seq_of(&held[0]), held[1].len()), (42, 90));
+    model.take_transmitted(&pf);
+    assert_eq!(dev.tx_batch(0, &mut held), 2);
+    let sent = model.take_transmitted(&pf);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(seq_of(&sent[1]), 43);
+    // The handshake ran twice, in full.
+    let m = ids(&model, &vf);
+    assert_eq!(m.iter().filter(|&&i| i == RESET).count(), 2);
+    assert_eq!(m.last(), Some(&SET_MAC_ADDR));
+    model.detach_sources(&pf);
+    let pool = dev.rx_pool(0).unwrap().clone();
+    drop(dev);
+    assert_eq!(pool.free_count(), pool.capacity(), "rx buffers all returned");
+    assert_eq!(own.free_count(), 64);
+}
+
+#[test]
+fn explicit_check_reports_a_pf_reset_once() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, &options());
+    assert!(!dev.check_pf_reset().unwrap());
+    model.pf_reset(&pf);
+    assert!(dev.check_pf_reset().unwrap());
+    assert!(!dev.check_pf_reset().unwrap());
+    assert_eq!(dev.pf_resets(), 1);
+    // A PF that stays silent after its reset: the re-initialisation fails clearly, and is
+    // retried once the PF answers.
+    model.pf_reset(&pf);
+    model.set_pf_silent(&pf, true);
+    let err = dev.check_pf_reset().unwrap_err().to_string();
+    assert!(err.contains("did not answer"), "{err}");
+    assert_eq!(dev.link_speed(), 0);
+    model.set_pf_silent(&pf, false);
+    assert!(dev.check_pf_reset().unwrap());
+    assert_eq!(dev.pf_resets(), 2);
+}
+
+#[test]
+fn rolling_counters_wrap_and_stats_stay_exact() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, &options());
+    model.preset_vf_counters(&vf, [0xffff_fff0, 0xffff_fff8, 0xf_ffff_ff00, 0xf_ffff_fff0]);
+    dev.reset_stats();
+    let mac = dev.mac_addr();
+    let pool = Mempool::new(&model.dma(), 512, 2048).unwrap();
+    let mut q = VecDeque::new();
+    for i in 0..100 {
+        assert!(model.inject(&pf, &frame(mac, i, 60)));
+        assert_eq!(dev.rx_batch(0, &mut q, 8), 1);
+        q.clear();
+    }
+    let frames: Vec<_> = (0..100).map(|i| frame([0xff; 6], i, 70)).collect();
+    let mut out = packets(&pool, &frames);
+    assert_eq!(dev.tx_batch(0, &mut out), 100);
+    // The registers wrapped...
+    assert!(vf.read32(0x0101c) < 100, "VFGPRC wrapped");
+    assert!(vf.read32(0x0201c) < 100, "VFGPTC wrapped");
+    assert_eq!(vf.read32(0x01024), 0, "VFGORC wrapped at 36 bits");
+    // ... and are not cleared by reading them.
+    assert_eq!(vf.read32(0x0101c), vf.read32(0x0101c));
+    let s = dev.stats();
+    assert_eq!((s.rx_packets, s.rx_bytes), (100, 6000));
+    assert_eq!((s.tx_packets, s.tx_bytes), (100, 7000));
+    assert_eq!(s.rx_dropped, 0);
+    dev.reset_stats();
+    assert_eq!(dev.stats(), Default::default());
+}
+
+#[test]
+fn promiscuous_mode_only_where_the_pf_allows_it() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, &options());
+    // An untrusted VF is granted multicast only (by any PF).
+    let err = dev.set_promisc(true).unwrap_err().to_string();
+    assert!(err.contains("granted multicast mode") && err.contains("trust"), "{err}");
+    assert!(!dev.promisc());
+    // A trusted VF on an 82599 PF: refused.
+    model.set_vf_trusted(&vf, true);
+    let err = dev.set_promisc(true).unwrap_err().to_string();
+    assert!(err.contains("refused promiscuous mode"), "{err}");
+    // On an X540/X550 PF (promiscuous itself): granted; frames to any MAC arrive.
+    model.set_pf_allows_vf_promisc(&pf, true);
+    dev.set_promisc(true).unwrap();
+    assert!(dev.promisc());
+    assert_eq!(model.vf_negotiated(&vf).1, 3);
+    assert!(model.inject(&pf, &frame([0x02, 7, 7, 7, 7, 7], 5, 60)));
+    dev.set_promisc(false).unwrap();
+    assert!(!model.inject(&pf, &frame([0x02, 7, 7, 7, 7, 7], 6, 60)));
+    // Asked for at start by an untrusted VF: init fails with the reason.
+    let (model, _pf, vf) = setup();
+    let err = try_open(&model, &vf, &options().promisc(true))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("granted multicast mode"), "{err}");
+}
+
+#[test]
+fn mac_changes_need_a_trusted_vf() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, &options());
+    let new = [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
+    let err = dev.set_mac_addr(new).unwrap_err().to_string();
+    assert!(err.contains("refused MAC address 02:aa:bb:cc:dd:ee"), "{err}");
+    assert!(dev.set_mac_addr([0x01, 0, 0, 0, 0, 1]).is_err(), "multicast");
+    model.set_vf_trusted(&vf, true);
+    dev.set_mac_addr(new).unwrap();
+    assert_eq!(dev.mac_addr(), new);
+    assert!(model.inject(&pf, &frame(new, 1, 60)));
+    assert!(!model.inject(&pf, &frame(dev.permanent_mac(), 2, 60)));
+    let mut q = VecDeque::new();
+    assert_eq!(dev.rx_batch(0, &mut q, 4), 1);
+}
+
+#[test]
+#[should_panic(expected = "rule violated: mailbox buffer written without owning it")]
+fn the_model_catches_a_mailbox_write_without_the_lock() {
+    let (_model, _pf, vf) = setup();
+    vf.write32(0x00200, 0x01);
+}
+
+fn id(vendor: u16, device: u16) -> DeviceId {
+    DeviceId {
+        address: "0000:03:10.0".parse::<PciAddress>().unwrap(),
+        vendor,
+        device,
+        class: 0x02_00_00,
+    }
+}
+
+#[test]
+fn device_ids_select_the_ixgbevf_driver() {
+    let listed: Vec<u16> = IXGBEVF_DEVICE_IDS.iter().map(|&(d, _)| d).collect();
+    assert_eq!(listed, [0x10ed, 0x1515, 0x1565, 0x15a8, 0x15c5]);
+    for &(device, name) in IXGBEVF_DEVICE_IDS {
+        assert_eq!(
+            driver_for(&id(0x8086, device)),
+            Some(DriverKind::Ixgbevf),
+            "{name}"
+        );
+    }
+    // The Hyper-V VFs use another mailbox, and another vendor's 0x10ed is not a VF.
+    assert_eq!(driver_for(&id(0x8086, 0x152e)), None);
+    assert_eq!(driver_for(&id(0x10ec, 0x10ed)), None);
+}
