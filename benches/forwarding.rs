@@ -14,7 +14,8 @@
 //!
 //! * instructions/packet: counted by callgrind in driver and application code only. The
 //!   model's entry points (`<ixy::model::Port as RegisterSpace>::{read32,write32}` and
-//!   `<ixy::model::ModelDma as DmaAllocator>::allocate`) are toggled out of collection, so
+//!   `<ixy::model::ModelDma as DmaAllocator>::allocate`, `ixy::model::Model::*`) are
+//!   toggled out of collection (`--collect-atstart=yes` after the toggles), so
 //!   everything the "device" does is excluded. The benchmark re-runs itself under
 //!   `valgrind --tool=callgrind` twice per batch size, with two packet counts, and divides
 //!   the difference of the totals by the difference of the counts, which cancels setup.
@@ -46,9 +47,10 @@ const COUNT_LONG: u64 = 300_000;
 const NATIVE_PACKETS: u64 = 4_000_000;
 
 /// The callgrind patterns matching every entry point from driver code into the model.
-const TOGGLES: [&str; 2] = [
+const TOGGLES: [&str; 3] = [
     "--toggle-collect=<ixy::model::Port as ixy::registers::RegisterSpace>::*",
     "--toggle-collect=<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::*",
+    "--toggle-collect=ixy::model::Model::*",
 ];
 
 struct Setup {
