@@ -30,7 +30,7 @@ fn options() -> IxgbevfOptions {
         .mailbox_timeout(Duration::from_millis(200))
 }
 
-fn try_open(model: &Model, vf: &VfPort, o: &IxgbevfOptions) -> Result<Vf, Error> {
+fn try_open(model: &Model, vf: &VfPort, o: IxgbevfOptions) -> Result<Vf, Error> {
     IxgbevfDevice::with_registers(
         &format!("model:vf{}", vf.number()),
         vf.clone(),
@@ -39,7 +39,7 @@ fn try_open(model: &Model, vf: &VfPort, o: &IxgbevfOptions) -> Result<Vf, Error>
     )
 }
 
-fn open(model: &Model, vf: &VfPort, o: &IxgbevfOptions) -> Vf {
+fn open(model: &Model, vf: &VfPort, o: IxgbevfOptions) -> Vf {
     try_open(model, vf, o).expect("ixgbevf init against the model")
 }
 
@@ -51,47 +51,40 @@ fn setup() -> (Model, Port, VfPort) {
     (model, pf, vf)
 }
 
-/// An Ethernet frame of `len` bytes to `dst` carrying `seq` at byte 14.
+/// An Ethernet frame of `len` bytes (at least 18) to `dst`, ethertype 0x88b5, with `seq`
+/// (big endian) at byte 14 and the byte index as filler after it.
 fn frame(dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
-    f[..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f[12..14].copy_from_slice(&[0x88, 0xb5]);
-    f[14..18].copy_from_slice(&seq.to_be_bytes());
-    for (i, b) in f.iter_mut().enumerate().skip(18) {
-        *b = i as u8;
-    }
-    f
+    let src = [0x02, 0, 0, 0, 0, 0x01];
+    let header = [&dst[..], &src, &[0x88, 0xb5], &seq.to_be_bytes()].concat();
+    let filler = (header.len()..len).map(|i| i as u8);
+    header.into_iter().chain(filler).collect()
 }
 
 fn seq_of(p: &[u8]) -> u32 {
-    u32::from_be_bytes(p[14..18].try_into().unwrap())
+    let bytes: [u8; 4] = p[14..18].try_into().unwrap();
+    u32::from_be_bytes(bytes)
 }
 
+/// Packets from `pool` holding copies of `frames`.
 fn packets(pool: &Mempool, frames: &[Vec<u8>]) -> VecDeque<Packet> {
-    frames
-        .iter()
-        .map(|f| {
-            let mut p = pool.alloc(f.len()).expect("pool has room");
-            p.copy_from_slice(f);
-            p
-        })
-        .collect()
+    let mut out = VecDeque::with_capacity(frames.len());
+    for f in frames {
+        let mut p = pool.alloc(f.len()).expect("pool has room");
+        p.copy_from_slice(f);
+        out.push_back(p);
+    }
+    out
 }
 
 fn ids(model: &Model, vf: &VfPort) -> Vec<u32> {
-    model
-        .pf_messages(vf)
-        .iter()
-        .map(|w| w & 0xffff)
-        .collect()
+    model.pf_messages(vf).iter().map(|w| w & 0xffff).collect()
 }
 
 #[test]
 fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
     let (model, _pf, vf) = setup();
     let start = Instant::now();
-    let dev = open(&model, &vf, &options());
+    let dev = open(&model, &vf, options());
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(dev.driver_name(), "ixgbevf");
     assert_eq!(dev.pci_addr(), "model:vf0");
@@ -126,7 +119,7 @@ fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
 fn api_negotiation_falls_back_to_what_the_pf_speaks() {
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[0, 2]); // 1.0 and 1.1
-    let mut dev = open(&model, &vf, &options());
+    let mut dev = open(&model, &vf, options());
     assert_eq!(dev.api_version(), ApiVersion::V1_1);
     let m = ids(&model, &vf);
     assert_eq!(m.iter().filter(|&&i| i == API_NEGOTIATE).count(), 4);
@@ -137,12 +130,12 @@ fn api_negotiation_falls_back_to_what_the_pf_speaks() {
     // API 1.0 only: no GET_QUEUES, one queue each.
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[0]);
-    let dev = open(&model, &vf, &options());
+    let dev = open(&model, &vf, options());
     assert_eq!(dev.api_version(), ApiVersion::V1_0);
     assert!(!ids(&model, &vf).contains(&GET_QUEUES));
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[0]);
-    let err = try_open(&model, &vf, &options().queues(2, 1))
+    let err = try_open(&model, &vf, options().queues(2, 1))
         .err()
         .unwrap()
         .to_string();
@@ -153,7 +146,7 @@ fn api_negotiation_falls_back_to_what_the_pf_speaks() {
 fn api_nack_for_every_version_is_a_clear_error() {
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[1]); // only Solaris' 2.0
-    let err = try_open(&model, &vf, &options()).err().unwrap();
+    let err = try_open(&model, &vf, options()).err().unwrap();
     let msg = err.to_string();
     assert!(matches!(err, Error::Device { .. }), "{msg}");
     assert!(
@@ -174,9 +167,13 @@ fn a_mailbox_that_never_answers_fails_within_the_timeout() {
     let (model, pf, vf) = setup();
     model.set_pf_silent(&pf, true);
     let start = Instant::now();
-    let err = try_open(&model, &vf, &options().mailbox_timeout(Duration::from_millis(100)))
-        .err()
-        .unwrap();
+    let err = try_open(
+        &model,
+        &vf,
+        options().mailbox_timeout(Duration::from_millis(100)),
+    )
+    .err()
+    .unwrap();
     let took = start.elapsed();
     let msg = err.to_string();
     assert!(took >= Duration::from_millis(100), "{took:?}");
@@ -193,7 +190,7 @@ fn a_mailbox_that_never_answers_fails_within_the_timeout() {
 #[test]
 fn queue_counts_come_from_the_pf() {
     let (model, _pf, vf) = setup();
-    let mut dev = open(&model, &vf, &options().queues(2, 2));
+    let mut dev = open(&model, &vf, options().queues(2, 2));
     assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (2, 2));
     let mac = dev.mac_addr();
     assert!(model.inject_to_vf(&vf, 1, &frame(mac, 7, 60)));
@@ -205,7 +202,7 @@ fn queue_counts_come_from_the_pf() {
     assert_eq!(model.vf_port_queue(&vf, 1), 1);
 
     let (model, _pf, vf) = setup();
-    let err = try_open(&model, &vf, &options().queues(3, 1))
+    let err = try_open(&model, &vf, options().queues(3, 1))
         .err()
         .unwrap()
         .to_string();
@@ -219,7 +216,7 @@ fn rx_and_tx_through_the_vf() {
     let b = model.add_port();
     model.connect(&a, &b);
     let vf = model.add_vf(&a);
-    let mut dev = open(&model, &vf, &options());
+    let mut dev = open(&model, &vf, options());
     let mut peer = IxgbeDevice::with_registers(
         "model:1",
         b.clone(),
@@ -279,7 +276,7 @@ fn rx_and_tx_through_the_vf() {
 #[test]
 fn pf_reset_during_traffic_then_recovery() {
     let (model, pf, vf) = setup();
-    let mut dev = open(&model, &vf, &options());
+    let mut dev = open(&model, &vf, options());
     let mac = dev.mac_addr();
     model.attach_source(&pf, frame(mac, 1, 64), None);
     model.set_capture(&pf, true);
@@ -298,7 +295,11 @@ fn pf_reset_during_traffic_then_recovery() {
     assert_eq!(model.take_transmitted(&pf).len(), forwarded);
 
     model.pf_reset(&pf);
-    assert_eq!(dev.link_speed(), 0, "link reported down while the PF resets");
+    assert_eq!(
+        dev.link_speed(),
+        0,
+        "link reported down while the PF resets"
+    );
     assert!(!model.vf_clear_to_send(&vf));
     // Traffic stops; the driver notices on idle polls and initialises again.
     let start = Instant::now();
@@ -331,14 +332,18 @@ fn pf_reset_during_traffic_then_recovery() {
     model.detach_sources(&pf);
     let pool = dev.rx_pool(0).unwrap().clone();
     drop(dev);
-    assert_eq!(pool.free_count(), pool.capacity(), "rx buffers all returned");
+    assert_eq!(
+        pool.free_count(),
+        pool.capacity(),
+        "rx buffers all returned"
+    );
     assert_eq!(own.free_count(), 64);
 }
 
 #[test]
 fn explicit_check_reports_a_pf_reset_once() {
     let (model, pf, vf) = setup();
-    let mut dev = open(&model, &vf, &options());
+    let mut dev = open(&model, &vf, options());
     assert!(!dev.check_pf_reset().unwrap());
     model.pf_reset(&pf);
     assert!(dev.check_pf_reset().unwrap());
@@ -359,8 +364,11 @@ fn explicit_check_reports_a_pf_reset_once() {
 #[test]
 fn rolling_counters_wrap_and_stats_stay_exact() {
     let (model, pf, vf) = setup();
-    let mut dev = open(&model, &vf, &options());
-    model.preset_vf_counters(&vf, [0xffff_fff0, 0xffff_fff8, 0xf_ffff_ff00, 0xf_ffff_fff0]);
+    let mut dev = open(&model, &vf, options());
+    model.preset_vf_counters(
+        &vf,
+        [0xffff_fff0, 0xffff_fff8, 0xf_ffff_ff00, 0xf_ffff_fff0],
+    );
     dev.reset_stats();
     let mac = dev.mac_addr();
     let pool = Mempool::new(&model.dma(), 512, 2048).unwrap();
@@ -390,10 +398,13 @@ fn rolling_counters_wrap_and_stats_stay_exact() {
 #[test]
 fn promiscuous_mode_only_where_the_pf_allows_it() {
     let (model, pf, vf) = setup();
-    let mut dev = open(&model, &vf, &options());
+    let mut dev = open(&model, &vf, options());
     // An untrusted VF is granted multicast only (by any PF).
     let err = dev.set_promisc(true).unwrap_err().to_string();
-    assert!(err.contains("granted multicast mode") && err.contains("trust"), "{err}");
+    assert!(
+        err.contains("granted multicast mode") && err.contains("trust"),
+        "{err}"
+    );
     assert!(!dev.promisc());
     // A trusted VF on an 82599 PF: refused.
     model.set_vf_trusted(&vf, true);
@@ -409,7 +420,7 @@ fn promiscuous_mode_only_where_the_pf_allows_it() {
     assert!(!model.inject(&pf, &frame([0x02, 7, 7, 7, 7, 7], 6, 60)));
     // Asked for at start by an untrusted VF: init fails with the reason.
     let (model, _pf, vf) = setup();
-    let err = try_open(&model, &vf, &options().promisc(true))
+    let err = try_open(&model, &vf, options().promisc(true))
         .err()
         .unwrap()
         .to_string();
@@ -419,11 +430,17 @@ fn promiscuous_mode_only_where_the_pf_allows_it() {
 #[test]
 fn mac_changes_need_a_trusted_vf() {
     let (model, pf, vf) = setup();
-    let mut dev = open(&model, &vf, &options());
+    let mut dev = open(&model, &vf, options());
     let new = [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
     let err = dev.set_mac_addr(new).unwrap_err().to_string();
-    assert!(err.contains("refused MAC address 02:aa:bb:cc:dd:ee"), "{err}");
-    assert!(dev.set_mac_addr([0x01, 0, 0, 0, 0, 1]).is_err(), "multicast");
+    assert!(
+        err.contains("refused MAC address 02:aa:bb:cc:dd:ee"),
+        "{err}"
+    );
+    assert!(
+        dev.set_mac_addr([0x01, 0, 0, 0, 0, 1]).is_err(),
+        "multicast"
+    );
     model.set_vf_trusted(&vf, true);
     dev.set_mac_addr(new).unwrap();
     assert_eq!(dev.mac_addr(), new);
@@ -441,11 +458,12 @@ fn the_model_catches_a_mailbox_write_without_the_lock() {
 }
 
 fn id(vendor: u16, device: u16) -> DeviceId {
+    let address: PciAddress = "0000:03:10.0".parse().unwrap();
     DeviceId {
-        address: "0000:03:10.0".parse::<PciAddress>().unwrap(),
+        class: 0x02_00_00,
         vendor,
         device,
-        class: 0x02_00_00,
+        address,
     }
 }
 

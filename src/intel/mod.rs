@@ -10,3 +10,16 @@
 pub(crate) mod mailbox;
 pub(crate) mod queue;
 pub(crate) mod ring;
+
+use crate::DeviceConfig;
+use crate::error::Result;
+use crate::pci::PciDevice;
+use crate::registers::MmioRegion;
+
+/// Takes `pci` from its kernel driver (as `cfg` allows), lets it master the bus and maps
+/// its BAR0, where the registers of a PF or VF are.
+pub(crate) fn claim_bar0(pci: &PciDevice, cfg: &DeviceConfig) -> Result<MmioRegion> {
+    pci.unbind(cfg.force_unbind)?;
+    pci.enable_bus_master()?;
+    pci.map_bar(0)
+}

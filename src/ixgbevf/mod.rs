@@ -38,8 +38,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::intel::mailbox::{self, Mailbox, XcastMode, msg};
-use crate::intel::queue::{self, QueueRegs};
+use crate::intel::queue;
 use crate::intel::ring::{RxRing, TxRing};
+use crate::ixgbe::regs as pf;
 use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
@@ -118,21 +119,22 @@ impl IxgbevfOptions {
 
     fn validate(&self) -> Result<()> {
         let b = &self.base;
-        let bad = [("rx", b.rx_queues), ("tx", b.tx_queues)]
-            .into_iter()
-            .find(|&(_, n)| n == 0 || n > MAX_QUEUES);
-        if let Some((kind, n)) = bad {
-            return Err(Error::config(format!(
-                "{n} {kind} queues requested: a virtual function has 1 to {MAX_QUEUES}"
-            )));
-        }
-        if (b.pool_entries as usize) < b.rx_ring_size {
-            return Err(Error::config(format!(
+        let queues = 1..=MAX_QUEUES;
+        let problem = if !queues.contains(&b.rx_queues) || !queues.contains(&b.tx_queues) {
+            format!(
+                "{} rx and {} tx queues requested: a virtual function has 1 to {MAX_QUEUES} \
+                 of each",
+                b.rx_queues, b.tx_queues
+            )
+        } else if (b.pool_entries as usize) < b.rx_ring_size {
+            format!(
                 "{} pool buffers cannot fill a receive ring of {}",
                 b.pool_entries, b.rx_ring_size
-            )));
-        }
-        Ok(())
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::config(problem))
     }
 }
 
@@ -172,6 +174,8 @@ const OCTET_COUNTER_BITS: u32 = 36;
 /// ([`IxgbevfDevice::open`]), the device model's VF in tests
 /// ([`IxgbevfDevice::with_registers`]).
 pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
+    /// Keeps the PCI device (and the claim on it) while the driver runs.
+    _pci: Option<PciDevice>,
     name: String,
     regs: R,
     mbx: Mailbox,
@@ -192,32 +196,28 @@ pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
     /// A PF reset was seen and re-initialisation has not succeeded yet.
     reinit_pending: bool,
     pf_resets: u64,
-    /// Keeps the PCI device (and the claim on it) while the driver runs.
-    _pci: Option<PciDevice>,
 }
 
 impl IxgbevfDevice<MmioRegion> {
     /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
     /// with DMA memory from hugepages.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        pci.unbind(cfg.force_unbind)?;
-        pci.enable_bus_master()?;
-        let bar = pci.map_bar(0)?;
+        let bar = crate::intel::claim_bar0(&pci, cfg)?;
         let options = IxgbevfOptions::from_config(cfg);
-        let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), &options)?;
+        let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), options)?;
         dev._pci = Some(pci);
         Ok(dev)
     }
 }
 
 impl<R: RegisterSpace> IxgbevfDevice<R> {
-    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`.
-    /// `name` identifies it in messages (the PCI address on hardware).
+    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`, as
+    /// `options` ask. `name` identifies it in messages (the PCI address on hardware).
     pub fn with_registers(
         name: &str,
         regs: R,
         dma: &dyn DmaAllocator,
-        options: &IxgbevfOptions,
+        options: IxgbevfOptions,
     ) -> Result<Self> {
         options.validate()?;
         let mut dev = IxgbevfDevice {
@@ -230,7 +230,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             mac: [0; 6],
             api: ApiVersion::V1_0,
             promisc: false,
-            options: options.clone(),
+            options,
             counters: Counters::default(),
             stats_zero: DeviceStats::default(),
             idle: 0,
@@ -243,11 +243,11 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         let o = &dev.options.base;
         for q in 0..o.rx_queues as usize {
             let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
-            let ring = RxRing::new(dma, o.rx_ring_size, pool, regs::vfrdt(q))?;
+            let ring = RxRing::new(dma, o.rx_ring_size, pool, regs::rx_queue(q).tail)?;
             dev.rx.push(ring);
         }
         for q in 0..o.tx_queues as usize {
-            let ring = TxRing::new(dma, o.tx_ring_size, regs::vftdt(q))?;
+            let ring = TxRing::new(dma, o.tx_ring_size, regs::tx_queue(q).tail)?;
             dev.tx.push(ring);
         }
         dev.start()?;
@@ -358,8 +358,8 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// Disables every queue the VF may have enabled.
     fn stop_queues(&self) {
         for q in 0..MAX_QUEUES as usize {
-            queue::disable_queue(&self.regs, regs::vfrxdctl(q), regs::VFRXDCTL_ENABLE);
-            queue::disable_queue(&self.regs, regs::vftxdctl(q), regs::VFTXDCTL_ENABLE);
+            queue::disable_queue(&self.regs, regs::rx_queue(q).ctl, pf::RXDCTL_ENABLE);
+            queue::disable_queue(&self.regs, regs::tx_queue(q).ctl, pf::TXDCTL_ENABLE);
         }
     }
 
@@ -394,47 +394,23 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         self.wait_for_link()
     }
 
-    fn rx_queue_regs(q: usize) -> QueueRegs {
-        QueueRegs {
-            base_lo: regs::vfrdbal(q),
-            base_hi: regs::vfrdbah(q),
-            len: regs::vfrdlen(q),
-            head: regs::vfrdh(q),
-            tail: regs::vfrdt(q),
-            ctl: regs::vfrxdctl(q),
-        }
-    }
-
-    fn tx_queue_regs(q: usize) -> QueueRegs {
-        QueueRegs {
-            base_lo: regs::vftdbal(q),
-            base_hi: regs::vftdbah(q),
-            len: regs::vftdlen(q),
-            head: regs::vftdh(q),
-            tail: regs::vftdt(q),
-            ctl: regs::vftxdctl(q),
-        }
-    }
-
     /// Receive queues: advanced one-buffer descriptors sized to the pool buffers, drop when
     /// out of descriptors, ring, enable, then all descriptors but one to the device.
     fn start_rx(&mut self) -> Result<()> {
         let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
         for (q, ring) in self.rx.iter_mut().enumerate() {
             ring.rearm();
-            let srrctl = self.regs.read32(regs::vfsrrctl(q))
-                & !(regs::VFSRRCTL_DESCTYPE_MASK | regs::VFSRRCTL_BSIZEPACKET_MASK);
-            self.regs.write32(
-                regs::vfsrrctl(q),
-                srrctl | regs::VFSRRCTL_DESCTYPE_ADV_ONEBUF | regs::VFSRRCTL_DROP_EN | buf_kb,
-            );
-            let qr = Self::rx_queue_regs(q);
+            let keep = !(pf::SRRCTL_DESCTYPE_MASK | pf::SRRCTL_BSIZEPACKET_MASK);
+            let srrctl = self.regs.read32(regs::vfsrrctl(q)) & keep;
+            let adv = pf::SRRCTL_DESCTYPE_ADV_ONEBUF | pf::SRRCTL_DROP_EN;
+            self.regs.write32(regs::vfsrrctl(q), srrctl | adv | buf_kb);
+            let qr = regs::rx_queue(q);
             queue::program_ring(&self.regs, &qr, ring.bus_addr(), ring.len_bytes());
             queue::enable_queue(
                 &self.regs,
                 &self.name,
                 &qr,
-                regs::VFRXDCTL_ENABLE,
+                pf::RXDCTL_ENABLE,
                 0,
                 QUEUE_ENABLE_TIMEOUT,
                 &format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)"),
@@ -448,13 +424,13 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     fn start_tx(&mut self) -> Result<()> {
         for (q, ring) in self.tx.iter_mut().enumerate() {
             ring.discard();
-            let qr = Self::tx_queue_regs(q);
+            let qr = regs::tx_queue(q);
             queue::program_ring(&self.regs, &qr, ring.bus_addr(), ring.len_bytes());
             queue::enable_queue(
                 &self.regs,
                 &self.name,
                 &qr,
-                regs::VFTXDCTL_ENABLE,
+                pf::TXDCTL_ENABLE,
                 regs::VFTXDCTL_THRESH,
                 QUEUE_ENABLE_TIMEOUT,
                 &format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)"),
@@ -466,9 +442,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// SET_MAC_ADDR; a refusal is an error naming the likely cause.
     fn request_mac(&mut self, mac: [u8; 6]) -> Result<()> {
         let [w1, w2] = mailbox::mac_words(mac);
-        let reply = self
-            .mbx
-            .request(&self.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
+        let reply = self.mbx.request(&self.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
         if !reply.acked() {
             let why = if reply.not_clear_to_send() {
                 "the VF is not clear to send (the PF reset it; it must send RESET first)"
@@ -513,28 +487,31 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down.
     fn vflinks_speed(&self) -> u32 {
         let links = self.regs.read32(regs::VFLINKS);
-        if links & regs::VFLINKS_UP == 0 {
-            return 0;
-        }
-        match links & regs::VFLINKS_SPEED_MASK {
-            regs::VFLINKS_SPEED_10G => 10_000,
-            regs::VFLINKS_SPEED_1G => 1_000,
-            regs::VFLINKS_SPEED_100M => 100,
-            _ => 0,
+        let speed = links & pf::LINKS_SPEED_MASK;
+        if links & pf::LINKS_UP == 0 {
+            0
+        } else if speed == pf::LINKS_SPEED_10G {
+            10_000
+        } else if speed == pf::LINKS_SPEED_1G {
+            1_000
+        } else if speed == pf::LINKS_SPEED_100M {
+            100
+        } else {
+            0
         }
     }
 
     /// Reads the four counters as (rx packets, tx packets, rx octets, tx octets).
     fn read_counters(&self) -> [u64; 4] {
-        let pair = |lsb: usize, msb: usize| {
+        let pair = |[lsb, msb]: [usize; 2]| {
             let low = u64::from(self.regs.read32(lsb));
             low | u64::from(self.regs.read32(msb) & 0xf) << 32
         };
         [
             u64::from(self.regs.read32(regs::VFGPRC)),
             u64::from(self.regs.read32(regs::VFGPTC)),
-            pair(regs::VFGORC_LSB, regs::VFGORC_MSB),
-            pair(regs::VFGOTC_LSB, regs::VFGOTC_MSB),
+            pair(regs::VFGORC),
+            pair(regs::VFGOTC),
         ]
     }
 
@@ -631,15 +608,6 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         "ixgbevf"
     }
 
-    fn pci_addr(&self) -> &str {
-        &self.name
-    }
-
-    /// The address in use: the PF's assignment unless changed with `set_mac_addr`.
-    fn mac_addr(&self) -> [u8; 6] {
-        self.mac
-    }
-
     /// Asks the PF for `mac` (SET_MAC_ADDR); an error if the PF refuses.
     fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
         if mac[0] & 1 != 0 || mac == [0; 6] {
@@ -651,12 +619,21 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         self.request_mac(mac)
     }
 
+    fn pci_addr(&self) -> &str {
+        &self.name
+    }
+
     /// Speed from VFLINKS; 0 while the link is down or a PF reset is pending.
     fn link_speed(&self) -> u32 {
         if self.reinit_pending || self.mbx.reset_indicated(&self.regs) {
             return 0;
         }
         self.vflinks_speed()
+    }
+
+    /// The address in use: the PF's assignment unless changed with `set_mac_addr`.
+    fn mac_addr(&self) -> [u8; 6] {
+        self.mac
     }
 
     /// UPDATE_XCAST_MODE: promiscuous, or back to multicast. Needs mailbox API 1.3 (1.2
@@ -668,10 +645,10 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         } else {
             (XcastMode::Multi, ApiVersion::V1_2)
         };
+        let wanted = XcastMode::describe(mode as u32);
         if self.api < needs {
             return Err(self.err(format!(
-                "{} mode needs mailbox API {} or later; the PF agreed to {}",
-                XcastMode::describe(mode as u32),
+                "{wanted} mode needs mailbox API {} or later; the PF agreed to {}",
                 needs.name(),
                 self.api.name()
             )));
@@ -681,18 +658,16 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
             .request(&self.regs, &[msg::UPDATE_XCAST_MODE, mode as u32])?;
         if !reply.acked() {
             return Err(self.err(format!(
-                "the PF refused {} mode (UPDATE_XCAST_MODE NACK): 82599 PFs never allow \
+                "the PF refused {wanted} mode (UPDATE_XCAST_MODE NACK): 82599 PFs never allow \
                  promiscuous VFs; X540/X550 PFs allow it for a trusted VF (`ip link set <pf> \
-                 vf <n> trust on`) while the PF itself is promiscuous",
-                XcastMode::describe(mode as u32)
+                 vf <n> trust on`) while the PF itself is promiscuous"
             )));
         }
         if reply.words[1] != mode as u32 {
             return Err(self.err(format!(
-                "the PF granted {} mode instead of {}: the VF is not trusted (`ip link set \
-                 <pf> vf <n> trust on`)",
-                XcastMode::describe(reply.words[1]),
-                XcastMode::describe(mode as u32)
+                "the PF granted {} mode instead of {wanted}: the VF is not trusted (`ip link \
+                 set <pf> vf <n> trust on`)",
+                XcastMode::describe(reply.words[1])
             )));
         }
         self.promisc = enabled;
@@ -703,38 +678,38 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         self.promisc
     }
 
+    /// Receives through the shared ring code; an empty poll may look for a PF reset.
+    #[inline]
+    fn rx_batch(&mut self, queue: u16, out: &mut VecDeque<Packet>, max: usize) -> usize {
+        let ring = &mut self.rx[usize::from(queue)];
+        let got = ring.rx_batch(&self.regs, out, max);
+        if got == 0 {
+            self.stalled();
+        }
+        got
+    }
+
     fn num_rx_queues(&self) -> u16 {
         self.rx.len() as u16
+    }
+
+    /// Sends through the shared ring code; a full ring may look for a PF reset.
+    #[inline]
+    fn tx_batch(&mut self, queue: u16, packets: &mut VecDeque<Packet>) -> usize {
+        let offered = packets.len();
+        let ring = &mut self.tx[usize::from(queue)];
+        let sent = ring.tx_batch(&self.regs, packets);
+        if sent < offered {
+            self.stalled();
+        }
+        sent
     }
 
     fn num_tx_queues(&self) -> u16 {
         self.tx.len() as u16
     }
 
-    #[inline]
-    fn rx_batch(
-        &mut self,
-        queue_id: u16,
-        buffer: &mut VecDeque<Packet>,
-        num_packets: usize,
-    ) -> usize {
-        let n = self.rx[usize::from(queue_id)].rx_batch(&self.regs, buffer, num_packets);
-        if n == 0 {
-            self.stalled();
-        }
-        n
-    }
-
-    #[inline]
-    fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
-        let offered = buffer.len();
-        let n = self.tx[usize::from(queue_id)].tx_batch(&self.regs, buffer);
-        if n < offered {
-            self.stalled();
-        }
-        n
-    }
-
+    /// Totals from the rolling counters since open or `reset_stats`.
     fn stats(&mut self) -> DeviceStats {
         let t = self.totals();
         let z = self.stats_zero;
@@ -747,6 +722,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         }
     }
 
+    /// The counters are read-only: the current totals become the new zero.
     fn reset_stats(&mut self) {
         self.stats_zero = self.totals();
     }

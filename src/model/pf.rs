@@ -258,8 +258,7 @@ impl ModelInner {
         let v = &self.sriov.vfs[vf];
         let p = v.port;
         let mut mode = words[1];
-        if v.api < API_12 || (mode == XCAST_PROMISC && v.api < API_13) || mode > XCAST_PROMISC
-        {
+        if v.api < API_12 || (mode == XCAST_PROMISC && v.api < API_13) || mode > XCAST_PROMISC {
             return false;
         }
         if mode > XCAST_MULTI && !v.trusted {

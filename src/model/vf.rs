@@ -133,7 +133,9 @@ pub struct VfPort {
 
 impl std::fmt::Debug for VfPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VfPort").field("index", &self.index).finish()
+        f.debug_struct("VfPort")
+            .field("index", &self.index)
+            .finish()
     }
 }
 
@@ -197,7 +199,11 @@ impl ModelInner {
 
     pub(crate) fn vf_read(&mut self, vf: usize, offset: usize) -> u32 {
         if offset >= VF_BAR_SIZE || !offset.is_multiple_of(4) {
-            violated(vf, "register access outside BAR0 or not 4-byte aligned", format!("read at {offset:#x}"));
+            violated(
+                vf,
+                "register access outside BAR0 or not 4-byte aligned",
+                format!("read at {offset:#x}"),
+            );
         }
         let p = self.sriov.vfs[vf].port;
         if let Some((q, _, target)) = self.vf_queue_reg(vf, offset) {
@@ -236,13 +242,23 @@ impl ModelInner {
 
     pub(crate) fn vf_write(&mut self, vf: usize, offset: usize, value: u32) {
         if offset >= VF_BAR_SIZE || !offset.is_multiple_of(4) {
-            violated(vf, "register access outside BAR0 or not 4-byte aligned", format!("write of {value:#x} at {offset:#x}"));
+            violated(
+                vf,
+                "register access outside BAR0 or not 4-byte aligned",
+                format!("write of {value:#x} at {offset:#x}"),
+            );
         }
         let p = self.sriov.vfs[vf].port;
         if let Some((q, tx, target)) = self.vf_queue_reg(vf, offset) {
             if q >= QUEUES_PER_POOL {
                 if value & DCTL_ENABLE != 0 && offset % 0x40 == 0x28 {
-                    violated(vf, "VF queue beyond its pool enabled", format!("queue {q}: the PF gives each VF {QUEUES_PER_POOL} queues (GET_QUEUES)"));
+                    violated(
+                        vf,
+                        "VF queue beyond its pool enabled",
+                        format!(
+                            "queue {q}: the PF gives each VF {QUEUES_PER_POOL} queues (GET_QUEUES)"
+                        ),
+                    );
                 }
                 return;
             }
@@ -275,7 +291,14 @@ impl ModelInner {
             o if (VFMBMEM..VFMBMEM + 4 * mbx::WORDS).contains(&o) => {
                 let v = &mut self.sriov.vfs[vf];
                 if v.mailbox & mbx::VFU == 0 {
-                    violated(vf, "mailbox buffer written without owning it", format!("VFMBMEM word {} = {value:#x} while VFMAILBOX.VFU is clear (7.10.3)", (o - VFMBMEM) / 4));
+                    violated(
+                        vf,
+                        "mailbox buffer written without owning it",
+                        format!(
+                            "VFMBMEM word {} = {value:#x} while VFMAILBOX.VFU is clear (7.10.3)",
+                            (o - VFMBMEM) / 4
+                        ),
+                    );
                 }
                 v.mbmem[(o - VFMBMEM) / 4] = value;
             }
@@ -331,7 +354,10 @@ impl Model {
             .find(|s| s.port == p)
             .expect("just added");
         let number = side.vfs;
-        assert!(number < MAX_VFS, "82599 model: at most {MAX_VFS} VFs per port");
+        assert!(
+            number < MAX_VFS,
+            "82599 model: at most {MAX_VFS} VFs per port"
+        );
         side.vfs += 1;
         let mut state = VfState {
             port: p,
@@ -415,7 +441,10 @@ impl Model {
     /// The port queue behind `vf`'s queue `queue`.
     pub fn vf_port_queue(&self, vf: &VfPort, queue: usize) -> usize {
         let i = self.check_vf(vf);
-        assert!(queue < QUEUES_PER_POOL, "82599 model: a VF has {QUEUES_PER_POOL} queues");
+        assert!(
+            queue < QUEUES_PER_POOL,
+            "82599 model: a VF has {QUEUES_PER_POOL} queues"
+        );
         self.inner.borrow().vf_queue(i, queue)
     }
 
