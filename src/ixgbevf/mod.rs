@@ -3,7 +3,7 @@
 //!
 //! A virtual function owns a few queues of its physical function and nothing global: link,
 //! filters and the MAC address belong to the PF driver (on Linux, `ixgbe`), which the VF asks
-//! through the mailbox ([`crate::intel::mailbox`], 82599 datasheet 7.10.3). Bring-up, in the
+//! through the mailbox (`intel::mailbox`, 82599 datasheet 7.10.3). Bring-up, in the
 //! order of the Linux VF driver (`ixgbevf_reset_hw_vf`, `ixgbevf_negotiate_api`,
 //! `ixgbevf_get_queues`, `ixgbevf_configure`):
 //!
@@ -12,7 +12,7 @@
 //! 2. RESET message: the reply carries the MAC address the PF assigned;
 //! 3. mailbox API negotiation, newest first (1.4, 1.3, 1.2, 1.1, 1.0);
 //! 4. GET_QUEUES (API 1.1 and later): how many queues the PF gives this VF;
-//! 5. the rings ([`crate::intel::ring`], shared with ixgbe), SET_LPE, queue enable;
+//! 5. the rings (`intel::ring`, shared with ixgbe), SET_LPE, queue enable;
 //! 6. UPDATE_XCAST_MODE (API 1.2 and later) and SET_MAC_ADDR;
 //! 7. wait for the link (VFLINKS).
 //!
@@ -375,13 +375,13 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         self.start_rx()?;
         self.start_tx()?;
         let want = self.options.base.promisc;
-        if want || self.api >= ApiVersion::V1_2 {
-            if let Err(e) = self.set_promisc(want) {
-                if want {
-                    return Err(e);
-                }
-                log::warn!("{}: {e}", self.name);
+        if (want || self.api >= ApiVersion::V1_2)
+            && let Err(e) = self.set_promisc(want)
+        {
+            if want {
+                return Err(e);
             }
+            log::warn!("{}: {e}", self.name);
         }
         if let Err(e) = self.request_mac(self.mac) {
             if self.mac == self.perm_mac {
