@@ -362,6 +362,37 @@ fn explicit_check_reports_a_pf_reset_once() {
 }
 
 #[test]
+fn a_pf_silent_after_its_reset_does_not_hang_the_packet_path() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, options());
+    model.pf_reset(&pf);
+    model.set_pf_silent(&pf, true);
+    let mut buf = VecDeque::new();
+    let start = Instant::now();
+    for _ in 0..1000 {
+        assert_eq!(dev.rx_batch(0, &mut buf, 32), 0);
+    }
+    // One attempt (one 200 ms mailbox timeout), then at most one retry per second.
+    assert!(
+        start.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(dev.pf_resets(), 0);
+    assert_eq!(dev.link_speed(), 0);
+    model.set_pf_silent(&pf, false);
+    let mac = dev.mac_addr();
+    let start = Instant::now();
+    while dev.pf_resets() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(3), "no recovery");
+        dev.rx_batch(0, &mut buf, 32);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(model.inject(&pf, &frame(mac, 9, 60)));
+    assert_eq!(dev.rx_batch(0, &mut buf, 32), 1);
+}
+
+#[test]
 fn rolling_counters_wrap_and_stats_stay_exact() {
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());

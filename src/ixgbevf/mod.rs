@@ -61,6 +61,8 @@ pub const DEFAULT_MAILBOX_TIMEOUT: Duration = Duration::from_secs(1);
 pub const PF_CHECK_INTERVAL: u32 = 64;
 /// Largest frame (with CRC) the VF asks the PF to accept (SET_LPE): standard Ethernet.
 const MAX_FRAME: u32 = 1518;
+/// Shortest time between two re-initialisation attempts from the packet path.
+const REINIT_RETRY: Duration = Duration::from_secs(1);
 /// Queue enable read-back timeout.
 const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -196,6 +198,8 @@ pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
     /// A PF reset was seen and re-initialisation has not succeeded yet.
     reinit_pending: bool,
     pf_resets: u64,
+    /// When the last re-initialisation from the packet path failed.
+    last_failure: Option<Instant>,
 }
 
 impl IxgbevfDevice<MmioRegion> {
@@ -236,6 +240,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             idle: 0,
             reinit_pending: false,
             pf_resets: 0,
+            last_failure: None,
             _pci: None,
         };
         // On error `dev` is dropped, which stops its queues before the memory is freed.
@@ -572,8 +577,20 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         if !self.idle.is_multiple_of(PF_CHECK_INTERVAL) {
             return;
         }
-        if let Err(e) = self.check_pf_reset() {
-            log::error!("{}: {e}; will try again", self.name);
+        // After a failed re-initialisation (each attempt may wait out the mailbox
+        // timeout), retry at most once per REINIT_RETRY.
+        if self
+            .last_failure
+            .is_some_and(|t| t.elapsed() < REINIT_RETRY)
+        {
+            return;
+        }
+        match self.check_pf_reset() {
+            Ok(_) => self.last_failure = None,
+            Err(e) => {
+                log::error!("{}: {e}; will try again", self.name);
+                self.last_failure = Some(Instant::now());
+            }
         }
     }
 
