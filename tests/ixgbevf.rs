@@ -488,6 +488,21 @@ fn the_model_catches_a_mailbox_write_without_the_lock() {
     vf.write32(0x00200, 0x01);
 }
 
+#[test]
+#[should_panic(expected = "rule violated: VF queue beyond its pool enabled")]
+fn the_model_catches_a_queue_outside_the_pool() {
+    let (_model, _pf, vf) = setup();
+    // VFRXDCTL(2): the PF gives each VF two queues.
+    vf.write32(0x01000 + 2 * 0x40 + 0x28, 1 << 25);
+}
+
+#[test]
+#[should_panic(expected = "rule violated: register access outside BAR0")]
+fn the_model_catches_an_access_outside_the_vf_bar() {
+    let (_model, _pf, vf) = setup();
+    vf.read32(0x4000);
+}
+
 fn id(vendor: u16, device: u16) -> DeviceId {
     let address: PciAddress = "0000:03:10.0".parse().unwrap();
     DeviceId {
