@@ -14,6 +14,19 @@
 //! loads and stores on hardware.
 //!
 //! Descriptor rings are the ones in `src/intel/ring.rs`, shared with the VF driver.
+//!
+//! # Interrupts
+//!
+//! With an interrupt timeout ([`DeviceConfig::interrupt_timeout_ms`] or
+//! [`IxgbeOptions::interrupt_timeout_ms`]), every receive queue `q` gets its own vector
+//! `q` (the original ixy binds all queues to vector 0) and a [`QueueInterrupt`]: the queue
+//! polls while traffic flows and, once idle, unmasks its vector (EIMS) and sleeps until
+//! the vector fires or the timeout passes (see [`crate::interrupts`]). The registers are
+//! programmed the same way for hardware and for the device model: [`IxgbeDevice::open`]
+//! enables the vectors through VFIO first (a device on sysfs logs a warning and polls);
+//! [`IxgbeDevice::with_registers`] only programs the device ("registers only": nothing
+//! outside the device is set up, and a queue's eventfd fires only when the caller
+//! signals it through [`IxgbeDevice::queue_interrupt`]).
 
 pub mod regs;
 
@@ -22,9 +35,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::intel::ring::{RxRing, TxRing};
+use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
-use crate::pci::PciDevice;
+use crate::pci::{IrqMode, PciDevice};
 use crate::registers::{MmioRegion, RegisterSpace, wait_device};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
@@ -55,6 +69,15 @@ const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default time to wait for the link after init (ixy waits 10 s).
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most receive queues with interrupts: vector `q` is bit `q` of EIMS/EIMC/EIAC/EIAM,
+/// whose queue bits are 15:0 (8.2.3.5).
+pub const MAX_INTERRUPT_QUEUES: u16 = regs::NUM_RTXQ_BITS as u16;
+
+/// EITR value of every receive vector: an interval of 5 x 2.048 µs, about 10 µs between
+/// interrupts (at most ~98k/s; the rate the original ixy uses, 0x028). Interrupts only
+/// wake an idle queue, so the throttle barely matters; it bounds a storm.
+pub const RX_EITR: u32 = 5 << regs::EITR_ITR_INTERVAL_SHIFT;
+
 /// Everything [`IxgbeDevice::with_registers`] needs besides registers and memory.
 #[derive(Debug, Clone)]
 pub struct IxgbeOptions {
@@ -75,6 +98,13 @@ pub struct IxgbeOptions {
     pub require_link: bool,
     /// Start in promiscuous mode (like ixy, so a forwarder works out of the box).
     pub promisc: bool,
+    /// Receive interrupts, as [`DeviceConfig::interrupt_timeout_ms`]: 0 polls and leaves
+    /// every interrupt register alone; otherwise each receive queue (at most
+    /// [`MAX_INTERRUPT_QUEUES`]) gets its own vector and sleeps when idle.
+    pub interrupt_timeout_ms: i16,
+    /// How the vectors are delivered: MSI-X (one message per vector) or MSI. Only used
+    /// with interrupts; [`IxgbeDevice::open`] sets it to what VFIO enabled.
+    pub irq_mode: IrqMode,
 }
 
 impl Default for IxgbeOptions {
@@ -88,16 +118,20 @@ impl Default for IxgbeOptions {
             link_timeout: DEFAULT_LINK_TIMEOUT,
             require_link: false,
             promisc: true,
+            interrupt_timeout_ms: 0,
+            irq_mode: IrqMode::MsiX,
         }
     }
 }
 
 impl IxgbeOptions {
-    /// The options a [`DeviceConfig`] asks for (queue counts; defaults for the rest).
+    /// The options a [`DeviceConfig`] asks for (queue counts, interrupt timeout;
+    /// defaults for the rest).
     pub fn from_config(cfg: &DeviceConfig) -> Self {
         IxgbeOptions {
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
+            interrupt_timeout_ms: cfg.interrupt_timeout_ms,
             ..Default::default()
         }
     }
@@ -115,6 +149,12 @@ impl IxgbeOptions {
         self
     }
 
+    /// Sets the interrupt timeout (0 polls; see the field).
+    pub fn interrupt_timeout_ms(mut self, timeout: i16) -> Self {
+        self.interrupt_timeout_ms = timeout;
+        self
+    }
+
     fn check(&self) -> Result<()> {
         for (what, n) in [("rx", self.rx_queues), ("tx", self.tx_queues)] {
             if n == 0 || n > MAX_QUEUES {
@@ -122,6 +162,13 @@ impl IxgbeOptions {
                     "{n} {what} queues requested: ixgbe supports 1 to {MAX_QUEUES}"
                 )));
             }
+        }
+        if self.interrupt_timeout_ms != 0 && self.rx_queues > MAX_INTERRUPT_QUEUES {
+            return Err(Error::config(format!(
+                "{} rx queues requested with interrupts: ixgbe supports interrupts on up to \
+                 {MAX_INTERRUPT_QUEUES} rx queues; use fewer queues or polling (timeout 0)",
+                self.rx_queues
+            )));
         }
         if (self.pool_entries as usize) < self.rx_ring_size {
             return Err(Error::config(format!(
@@ -145,6 +192,11 @@ pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
     /// Counters accumulated from the clear-on-read registers.
     stats: DeviceStats,
     promisc: bool,
+    /// One per receive queue when interrupts are on, empty when polling. Checked once per
+    /// `rx_batch`: the only cost of interrupts on the polling path.
+    irqs: Vec<QueueInterrupt>,
+    /// How the vectors are delivered (meaningful only with `irqs`).
+    irq_mode: IrqMode,
     /// Keeps the PCI device (and with it the claim on it) while the driver runs.
     _pci: Option<PciDevice>,
 }
@@ -153,24 +205,79 @@ impl IxgbeDevice<MmioRegion> {
     /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
     /// asks, with DMA memory from hugepages.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
+        let mut options = IxgbeOptions::from_config(cfg);
+        options.check()?;
         pci.unbind(cfg.force_unbind)?;
         pci.enable_bus_master()?;
         let bar = pci.map_bar(0)?;
-        let mut dev =
-            Self::with_registers(pci.name(), bar, &cfg.dma(), &IxgbeOptions::from_config(cfg))?;
+        let irqs = enable_vectors(&pci, &mut options)?;
+        let mut dev = Self::init_with(pci.name(), bar, &cfg.dma(), &options, irqs)?;
         dev._pci = Some(pci);
         Ok(dev)
     }
 }
 
+/// Creates one [`QueueInterrupt`] per receive queue and has VFIO signal queue `q`'s
+/// eventfd on vector `q` (MSI-X, else MSI; `options.irq_mode` is set to what was enabled).
+/// A device on sysfs cannot deliver interrupts: a warning, `options` switched to polling,
+/// and no interrupts.
+fn enable_vectors(pci: &PciDevice, options: &mut IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
+    if options.interrupt_timeout_ms == 0 {
+        return Ok(Vec::new());
+    }
+    let irqs = queue_interrupts(options)?;
+    let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
+    match pci.enable_interrupts(&fds) {
+        Ok(mode) => {
+            options.irq_mode = mode;
+            Ok(irqs)
+        }
+        Err(e) => {
+            log::warn!("{}: {e}; polling instead of interrupts", pci.name());
+            options.interrupt_timeout_ms = 0;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// One [`QueueInterrupt`] per receive queue, none when polling.
+fn queue_interrupts(options: &IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
+    if options.interrupt_timeout_ms == 0 {
+        return Ok(Vec::new());
+    }
+    (0..options.rx_queues)
+        .map(|_| QueueInterrupt::new(options.interrupt_timeout_ms))
+        .collect()
+}
+
 impl<R: RegisterSpace> IxgbeDevice<R> {
     /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
     /// buffers from `dma`. `name` identifies it in messages (the PCI address on hardware).
+    ///
+    /// With `options.interrupt_timeout_ms` set, the interrupt registers are programmed for
+    /// `options.irq_mode` exactly as [`IxgbeDevice::open`] does, but no vector is enabled
+    /// outside the device (there is no VFIO here): each queue's eventfd fires only when
+    /// the caller signals it ([`IxgbeDevice::queue_interrupt`]), so an idle queue sleeps
+    /// for the full timeout.
     pub fn with_registers(
         name: &str,
         regs: R,
         dma: &dyn DmaAllocator,
         options: &IxgbeOptions,
+    ) -> Result<Self> {
+        options.check()?;
+        let irqs = queue_interrupts(options)?;
+        Self::init_with(name, regs, dma, options, irqs)
+    }
+
+    /// [`IxgbeDevice::with_registers`] with the queues' interrupts already created
+    /// (`irqs[q]` is woken by vector `q`; empty when polling).
+    fn init_with(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        options: &IxgbeOptions,
+        irqs: Vec<QueueInterrupt>,
     ) -> Result<Self> {
         options.check()?;
         let mut dev = IxgbeDevice {
@@ -180,6 +287,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             tx: Vec::new(),
             stats: DeviceStats::default(),
             promisc: false,
+            irqs,
+            irq_mode: options.irq_mode,
             _pci: None,
         };
         // On error `dev` is dropped, which resets the device before its memory is freed.
@@ -258,19 +367,126 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.init_rx(dma, o)?;
         self.init_tx(dma, o)?;
 
-        // 4.6.3 ends with enabling interrupts; this driver polls.
+        // 4.6.3 ends with enabling interrupts (4.6.3.1); polling needs none.
+        if !self.irqs.is_empty() {
+            self.init_interrupts();
+        }
         self.set_promisc(o.promisc)?;
 
         self.wait_for_link(o)?;
         log::info!(
-            "{}: ixgbe ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s",
+            "{}: ixgbe ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
             self.name,
             crate::virtio::format_mac(&self.mac_addr()),
             self.rx.len(),
             self.tx.len(),
-            self.link_speed()
+            self.link_speed(),
+            match (self.irqs.is_empty(), self.irq_mode) {
+                (true, _) => "",
+                (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
+                (false, IrqMode::Msi) => ", MSI interrupts",
+            }
         );
         Ok(())
+    }
+
+    /// The interrupt setup of 4.6.3.1 / 7.3, for receive queue `q` on vector `q` (one
+    /// vector per queue; tx queues raise no interrupt). All vectors stay masked: a queue
+    /// unmasks its own (EIMS) only while it sleeps, see [`IxgbeDevice::rx_batch`].
+    fn init_interrupts(&self) {
+        let queues = self.irqs.len();
+        let msix = self.irq_mode == IrqMode::MsiX;
+        // Mask everything while the causes are routed.
+        self.set_reg(regs::EIMC, regs::EIMC_ALL);
+        // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
+        // when a vector's message is sent, so a woken queue needs no EIMC write.
+        if msix {
+            self.set_reg(
+                regs::GPIE,
+                self.get_reg(regs::GPIE)
+                    | regs::GPIE_MULTIPLE_MSIX
+                    | regs::GPIE_EIAME
+                    | regs::GPIE_PBA_SUPPORT,
+            );
+        }
+        for q in 0..queues {
+            // 7.3 / 8.2.3.5 IVAR: rx queue q's cause -> vector q, entry valid.
+            let shift = regs::ivar_rx_shift(q);
+            let entry = (q as u32 & regs::IVAR_ALLOC_MASK) | regs::IVAR_ALLOC_VAL;
+            let ivar = self.get_reg(regs::ivar(q / 2)) & !(0xff << shift);
+            self.set_reg(regs::ivar(q / 2), ivar | entry << shift);
+            // 7.3 / 8.2.3.5 EITR: throttle of vector q.
+            self.set_reg(regs::eitr(q), RX_EITR);
+        }
+        let vectors = vector_mask(queues);
+        if msix {
+            // 8.2.3.5 EIAC (MSI-X only): the queue causes clear themselves when their
+            // message goes out, so nobody has to read EICR. EIAM: and mask themselves.
+            self.set_reg(regs::EIAC, vectors);
+            self.set_reg(regs::EIAM, vectors);
+        }
+        // Old causes cleared (write 1b to clear); EIMS stays clear for the queues.
+        self.set_reg(regs::EICR, vectors);
+    }
+
+    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
+    /// `queue` signals (tests against the model signal it to stand in for the device).
+    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
+        self.irqs.get(queue as usize)
+    }
+
+    /// How the receive vectors are delivered; `None` when polling.
+    pub fn irq_mode(&self) -> Option<IrqMode> {
+        (!self.irqs.is_empty()).then_some(self.irq_mode)
+    }
+
+    /// After a poll of queue `q` that returned `n` (interrupts on): the state machine of
+    /// [`crate::interrupts`]. No system call unless the queue goes to sleep.
+    #[inline(never)]
+    fn rx_interrupt(
+        &mut self,
+        q: usize,
+        n: usize,
+        buffer: &mut VecDeque<Packet>,
+        num_packets: usize,
+    ) -> usize {
+        let Some(intr) = self.irqs.get_mut(q) else {
+            return n;
+        };
+        match intr.after_poll(n) {
+            IrqAction::Poll => n,
+            IrqAction::Disarm => {
+                self.regs.write32(regs::EIMC, 1 << q);
+                n
+            }
+            IrqAction::Sleep => self.sleep_rx(q, buffer, num_packets),
+        }
+    }
+
+    /// Queue `q` is idle: unmask its vector, look at the ring once more, sleep until an
+    /// armed queue of this thread fires or the timeout passes, then poll again.
+    #[cold]
+    #[inline(never)]
+    fn sleep_rx(&mut self, q: usize, buffer: &mut VecDeque<Packet>, num_packets: usize) -> usize {
+        let bit = 1u32 << q;
+        // A cause latched while the queue was masked would wake us at once: clear it. A
+        // frame that arrived meanwhile is on the ring and is found by the poll below.
+        self.regs.write32(regs::EICR, bit);
+        self.regs.write32(regs::EIMS, bit);
+        // The unmask must reach the device before the ring is looked at: a frame written
+        // after this either shows up in the poll or raises the interrupt.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let mut n = self.rx[q].rx_batch(&self.regs, buffer, num_packets);
+        if n == 0 {
+            if let Err(e) = self.irqs[q].wait() {
+                log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
+            }
+            n = self.rx[q].rx_batch(&self.regs, buffer, num_packets);
+        }
+        if self.irqs[q].after_poll(n) == IrqAction::Disarm {
+            self.regs.write32(regs::EIMC, bit);
+        }
+        n
     }
 
     /// 4.6.4: MAC link setup for 10 Gb/s serial (AUTOC.LMS), then restart
@@ -566,6 +782,8 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         self.tx.len() as u16
     }
 
+    /// Polls the ring; with interrupts, an idle queue sleeps (see [`crate::interrupts`]).
+    /// Polling costs one predictable branch per batch for interrupts.
     #[inline]
     fn rx_batch(
         &mut self,
@@ -573,7 +791,12 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
     ) -> usize {
-        self.rx[queue_id as usize].rx_batch(&self.regs, buffer, num_packets)
+        let q = queue_id as usize;
+        let n = self.rx[q].rx_batch(&self.regs, buffer, num_packets);
+        if self.irqs.is_empty() {
+            return n;
+        }
+        self.rx_interrupt(q, n, buffer, num_packets)
     }
 
     #[inline]
@@ -596,6 +819,8 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
     /// Stops all DMA before the rings and buffers are freed: receive off, queues
     /// disabled, then a global reset (4.6.3.2).
     fn drop(&mut self) {
+        // 4.6.3.1: no interrupts while the device goes down.
+        self.set_reg(regs::EIMC, regs::EIMC_ALL);
         self.set_reg(
             regs::RXCTRL,
             self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
@@ -623,4 +848,9 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
             log::error!("{}: {e}", self.name);
         }
     }
+}
+
+/// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
+fn vector_mask(queues: usize) -> u32 {
+    ((1u64 << queues) - 1) as u32
 }

@@ -25,24 +25,29 @@ pub const EEC: usize = 0x10010;
 /// EEC.ARD: EEPROM auto-read done.
 pub const EEC_ARD: u32 = 1 << 9;
 
-// ---- Interrupts, 8.2.3.5 ----
-/// Extended Interrupt Cause Read.
+// ---- Interrupts, 8.2.3.5 (programming model in 7.3) ----
+/// Extended Interrupt Cause Read (bits are also cleared by writing 1b).
 pub const EICR: usize = 0x00800;
-/// Extended Interrupt Auto Clear.
+/// Extended Interrupt Auto Clear: in MSI-X mode, the causes set here are cleared when
+/// their vector's message is sent.
 pub const EIAC: usize = 0x00810;
-/// Extended Interrupt Mask Set/Read.
+/// Extended Interrupt Mask Set/Read: writing 1b enables (unmasks) a cause.
 pub const EIMS: usize = 0x00880;
-/// Extended Interrupt Mask Clear.
+/// Extended Interrupt Mask Clear: writing 1b masks a cause.
 pub const EIMC: usize = 0x00888;
 /// All interrupt causes of EIMC (bit 31 is reserved).
 pub const EIMC_ALL: u32 = 0x7fff_ffff;
-/// Extended Interrupt Auto Mask Enable.
+/// Extended Interrupt Auto Mask Enable: with GPIE.EIAME, in MSI-X mode, the causes set
+/// here are masked when their vector's message is sent.
 pub const EIAM: usize = 0x00890;
+/// Bits 15:0 of EICR/EIMS/EIMC/EIAC/EIAM (RTxQ): one per MSI-X vector 0-15 (the
+/// queue causes mapped there through IVAR).
+pub const NUM_RTXQ_BITS: usize = 16;
 /// General Purpose Interrupt Enable.
 pub const GPIE: usize = 0x00898;
-/// GPIE.MULTIPLE_MSIX: MSI-X mode.
+/// GPIE.MULTIPLE_MSIX: MSI-X mode (one message per vector).
 pub const GPIE_MULTIPLE_MSIX: u32 = 1 << 4;
-/// GPIE.EIAME: extended interrupt auto mask enable.
+/// GPIE.EIAME: extended interrupt auto mask enable (EIAM applies).
 pub const GPIE_EIAME: u32 = 1 << 30;
 /// GPIE.PBA_SUPPORT: pending bit array support (MSI-X).
 pub const GPIE_PBA_SUPPORT: u32 = 1 << 31;
@@ -55,16 +60,21 @@ pub const fn eitr(n: usize) -> usize {
         0x12300 + 4 * (n - 24)
     }
 }
-/// EITR.ITR_INTERVAL field (bits 11:3), in units of 2 µs.
+/// EITR.ITR_INTERVAL field (bits 11:3), in units of 2.048 µs (at 10 Gb/s and 1 Gb/s).
 pub const EITR_ITR_INTERVAL_SHIFT: u32 = 3;
-/// EITR.CNT_WDIS: don't write the counter on this write.
-pub const EITR_CNT_WDIS: u32 = 1 << 31;
 
-/// Interrupt Vector Allocation register `n`: queues 2n and 2n+1.
+/// Interrupt Vector Allocation register `n`: four 8-bit entries, rx queue 2n (bits 7:0),
+/// tx queue 2n (15:8), rx queue 2n+1 (23:16), tx queue 2n+1 (31:24).
 pub const fn ivar(n: usize) -> usize {
     0x00900 + 4 * n
 }
-/// IVAR entry valid bit (within each 8-bit entry).
+/// Bit position of rx queue `q`'s entry within `ivar(q / 2)`.
+pub const fn ivar_rx_shift(q: usize) -> u32 {
+    16 * (q as u32 & 1)
+}
+/// IVAR entry: the vector number (bits 5:0 of each entry).
+pub const IVAR_ALLOC_MASK: u32 = 0x3f;
+/// IVAR entry valid bit (bit 7 of each entry).
 pub const IVAR_ALLOC_VAL: u32 = 1 << 7;
 
 // ---- Receive filtering, 8.2.3.7 ----

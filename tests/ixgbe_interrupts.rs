@@ -1,0 +1,261 @@
+//! ixgbe receive interrupts against the 82599 model (feature `model`): the registers the
+//! driver programs (82599 datasheet 4.6.3.1, 7.3, 8.2.3.5) for one and four queues, the
+//! per-queue vector masked while polling and unmasked only while the queue sleeps, and
+//! nothing programmed with interrupts off.
+//!
+//! The model has no MSI-X: `IxgbeDevice::with_registers` programs the registers only, and
+//! these tests stand in for the device's message by signalling a queue's eventfd.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use ixy::interrupts::IDLE_POLLS_BEFORE_SLEEP;
+use ixy::ixgbe::{IxgbeDevice, IxgbeOptions, MAX_INTERRUPT_QUEUES, RX_EITR, regs};
+use ixy::model::{Model, Port};
+use ixy::pci::IrqMode;
+use ixy::registers::RegisterSpace;
+use ixy::{IxyDevice, Packet};
+
+type Dev = IxgbeDevice<Port>;
+
+const GPIE_MSIX: u32 = regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT;
+
+fn options(rx_queues: u16, timeout_ms: i16) -> IxgbeOptions {
+    IxgbeOptions::default()
+        .link_timeout(Duration::from_secs(2))
+        .queues(rx_queues, 1)
+        .interrupt_timeout_ms(timeout_ms)
+}
+
+fn open(model: &Model, port: &Port, o: &IxgbeOptions) -> Dev {
+    IxgbeDevice::with_registers("model:irq", port.clone(), &model.dma(), o)
+        .expect("ixgbe init against the model")
+}
+
+/// A broadcast frame of 60 bytes carrying `seq`.
+fn frame(seq: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14] = seq;
+    f
+}
+
+/// One `rx_batch` on `queue`: (frames received, how long the call took).
+fn poll(dev: &mut Dev, queue: u16, buf: &mut VecDeque<Packet>) -> (usize, Duration) {
+    let start = Instant::now();
+    let n = dev.rx_batch(queue, buf, 32);
+    (n, start.elapsed())
+}
+
+/// The rx entry of `queue` in its IVAR register.
+fn ivar_rx_entry(port: &Port, queue: usize) -> u32 {
+    (port.read32(regs::ivar(queue / 2)) >> regs::ivar_rx_shift(queue)) & 0xff
+}
+
+#[test]
+fn one_queue_gets_vector_0_in_msix_mode() {
+    let model = Model::new();
+    let port = model.add_port();
+    let dev = open(&model, &port, &options(1, 10));
+    assert_eq!(dev.irq_mode(), Some(IrqMode::MsiX));
+    assert!(dev.queue_interrupt(0).is_some());
+    assert!(dev.queue_interrupt(1).is_none());
+
+    assert_eq!(port.read32(regs::GPIE), GPIE_MSIX);
+    // IVAR(0): rx queue 0 -> vector 0, valid; no tx entry, nothing for queue 1.
+    assert_eq!(port.read32(regs::ivar(0)), regs::IVAR_ALLOC_VAL);
+    assert_eq!(port.read32(regs::ivar(1)), 0);
+    assert_eq!(RX_EITR, 0x028, "10 µs, the original ixy's rate");
+    assert_eq!(port.read32(regs::eitr(0)), RX_EITR);
+    assert_eq!(port.read32(regs::eitr(1)), 0);
+    assert_eq!(port.read32(regs::EIAC), 0b1);
+    assert_eq!(port.read32(regs::EIAM), 0b1);
+    // Masked until the queue goes to sleep.
+    assert_eq!(port.read32(regs::EIMS), 0);
+}
+
+#[test]
+fn four_queues_get_one_vector_each() {
+    let model = Model::new();
+    let port = model.add_port();
+    let dev = open(&model, &port, &options(4, 10));
+    assert_eq!(dev.num_rx_queues(), 4);
+    assert_eq!(port.read32(regs::GPIE), GPIE_MSIX);
+    let v = regs::IVAR_ALLOC_VAL;
+    // Rx entries at bits 7:0 and 23:16; tx entries (15:8, 31:24) stay invalid.
+    assert_eq!(port.read32(regs::ivar(0)), v | (v | 1) << 16);
+    assert_eq!(port.read32(regs::ivar(1)), (v | 2) | (v | 3) << 16);
+    assert_eq!(port.read32(regs::ivar(2)), 0);
+    for q in 0..4 {
+        assert_eq!(ivar_rx_entry(&port, q), v | q as u32, "queue {q}");
+        assert_eq!(port.read32(regs::eitr(q)), RX_EITR, "EITR({q})");
+    }
+    assert_eq!(port.read32(regs::eitr(4)), 0);
+    assert_eq!(port.read32(regs::EIAC), 0b1111);
+    assert_eq!(port.read32(regs::EIAM), 0b1111);
+    assert_eq!(port.read32(regs::EIMS), 0);
+}
+
+#[test]
+fn msi_mode_routes_the_queue_without_msix_bits() {
+    let model = Model::new();
+    let port = model.add_port();
+    let mut o = options(1, 10);
+    o.irq_mode = IrqMode::Msi;
+    let dev = open(&model, &port, &o);
+    assert_eq!(dev.irq_mode(), Some(IrqMode::Msi));
+    assert_eq!(
+        port.read32(regs::GPIE),
+        0,
+        "no MSI-X mode, PBA or auto-mask"
+    );
+    assert_eq!(port.read32(regs::EIAC), 0, "auto-clear is MSI-X only");
+    assert_eq!(port.read32(regs::EIAM), 0);
+    assert_eq!(port.read32(regs::ivar(0)), regs::IVAR_ALLOC_VAL);
+    assert_eq!(port.read32(regs::eitr(0)), RX_EITR);
+    assert_eq!(port.read32(regs::EIMS), 0);
+}
+
+#[test]
+fn with_interrupts_off_nothing_is_programmed_and_nothing_sleeps() {
+    let model = Model::new();
+    let port = model.add_port();
+    let mut dev = open(&model, &port, &options(4, 0));
+    assert_eq!(dev.irq_mode(), None);
+    assert!(dev.queue_interrupt(0).is_none());
+    for r in [regs::GPIE, regs::EIAC, regs::EIAM, regs::EIMS] {
+        assert_eq!(port.read32(r), 0, "register {r:#x}");
+    }
+    for n in 0..32 {
+        assert_eq!(port.read32(regs::ivar(n)), 0, "IVAR({n})");
+    }
+    for n in 0..8 {
+        assert_eq!(port.read32(regs::eitr(n)), 0, "EITR({n})");
+    }
+    // Far more empty polls than the sleep threshold: none sleeps or unmasks anything.
+    let mut buf = VecDeque::new();
+    let start = Instant::now();
+    for _ in 0..4 * IDLE_POLLS_BEFORE_SLEEP {
+        assert_eq!(dev.rx_batch(1, &mut buf, 32), 0);
+    }
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(port.read32(regs::EIMS), 0);
+}
+
+#[test]
+fn an_idle_queue_unmasks_its_vector_only_while_it_sleeps() {
+    let model = Model::new();
+    let port = model.add_port();
+    let mut dev = open(&model, &port, &options(4, 20));
+    let mut buf = VecDeque::new();
+    // Below the threshold: plain polls, vector 2 stays masked.
+    for _ in 1..IDLE_POLLS_BEFORE_SLEEP {
+        let (n, took) = poll(&mut dev, 2, &mut buf);
+        assert_eq!(n, 0);
+        assert!(took < Duration::from_millis(15), "{took:?}");
+        assert_eq!(port.read32(regs::EIMS), 0);
+    }
+    // The threshold: queue 2 unmasks vector 2 (only it) and sleeps for the timeout.
+    let (n, took) = poll(&mut dev, 2, &mut buf);
+    assert_eq!(n, 0);
+    assert!(took >= Duration::from_millis(15), "slept {took:?}");
+    assert!(took < Duration::from_secs(2), "slept {took:?}");
+    assert_eq!(port.read32(regs::EIMS), 1 << 2);
+    assert!(dev.queue_interrupt(2).unwrap().armed());
+    // Still idle: it sleeps again and stays unmasked.
+    let (_, took) = poll(&mut dev, 2, &mut buf);
+    assert!(took >= Duration::from_millis(15), "slept {took:?}");
+    assert_eq!(port.read32(regs::EIMS), 1 << 2);
+
+    // Traffic: the frames are taken, the vector masked again (EIMC), no more sleeping.
+    for seq in 0..3 {
+        assert!(model.inject_to_queue(&port, 2, &frame(seq)));
+    }
+    let (n, took) = poll(&mut dev, 2, &mut buf);
+    assert_eq!(n, 3);
+    assert!(took < Duration::from_millis(15), "{took:?}");
+    assert_eq!(port.read32(regs::EIMS), 0);
+    assert!(!dev.queue_interrupt(2).unwrap().armed());
+    assert_eq!(
+        buf.iter().map(|p| p[14]).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "frames in order"
+    );
+    let (n, took) = poll(&mut dev, 2, &mut buf);
+    assert_eq!(n, 0);
+    assert!(took < Duration::from_millis(15), "busy again: {took:?}");
+}
+
+#[test]
+fn the_vector_firing_wakes_the_sleeper_long_before_the_timeout() {
+    let model = Model::new();
+    let port = model.add_port();
+    let mut dev = open(&model, &port, &options(2, 10_000));
+    let mut buf = VecDeque::new();
+    for _ in 1..IDLE_POLLS_BEFORE_SLEEP {
+        assert_eq!(dev.rx_batch(1, &mut buf, 32), 0);
+    }
+    // A frame arrives and the device raises vector 1 (the model has no MSI-X: the test
+    // signals the queue's eventfd as VFIO's interrupt handler would).
+    assert!(model.inject_to_queue(&port, 1, &frame(7)));
+    dev.queue_interrupt(1).unwrap().event().signal(1).unwrap();
+    let (n, took) = poll(&mut dev, 1, &mut buf);
+    assert_eq!(
+        n, 1,
+        "the frame that arrived before the sleep is not missed"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(port.read32(regs::EIMS), 0, "traffic: masked again");
+
+    // Idle again, no frame, but the vector fires: the wait ends early, nothing received,
+    // the queue stays armed (unmasked).
+    for _ in 1..IDLE_POLLS_BEFORE_SLEEP {
+        assert_eq!(dev.rx_batch(1, &mut buf, 32), 0);
+    }
+    dev.queue_interrupt(1).unwrap().event().signal(1).unwrap();
+    let (n, took) = poll(&mut dev, 1, &mut buf);
+    assert_eq!(n, 0);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(port.read32(regs::EIMS), 1 << 1);
+}
+
+#[test]
+fn busy_queues_never_sleep_and_forward_everything() {
+    let model = Model::new();
+    let a = model.add_port();
+    let mut dev = open(&model, &a, &options(1, 10_000));
+    model.attach_source(&a, frame(1), Some(5000));
+    let mut buf = VecDeque::new();
+    let start = Instant::now();
+    let mut got = 0;
+    while got < 5000 {
+        let n = dev.rx_batch(0, &mut buf, 32);
+        assert!(
+            n > 0,
+            "a source with frames left never leaves the ring empty"
+        );
+        got += n;
+        buf.clear();
+        assert_eq!(a.read32(regs::EIMS), 0);
+    }
+    assert_eq!(got, 5000);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn too_many_queues_for_the_vectors_are_refused() {
+    let model = Model::new();
+    let port = model.add_port();
+    let err = IxgbeDevice::with_registers(
+        "model:irq",
+        port.clone(),
+        &model.dma(),
+        &options(MAX_INTERRUPT_QUEUES + 1, 10),
+    )
+    .err()
+    .expect("17 queues with interrupts");
+    let msg = err.to_string();
+    assert!(msg.contains("interrupts on up to 16 rx queues"), "{msg}");
+}
