@@ -136,7 +136,7 @@ if [ "${IXY_VM_ONLY:-main}" = main ]; then
     # filter-dump: queue=rx on a netdev sees what its NIC transmits, queue=tx
     # what is delivered to its NIC.
     # shellcheck disable=SC2046
-    run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp 2 \
+    run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp "${IXY_VM_SMP:-1}" \
         $(main_nics) \
         -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/a-sent.pcap" \
         -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/d-received.pcap" || rc=$?
