@@ -88,16 +88,12 @@ fn alloc_ring(dma: &dyn DmaAllocator, size: usize, what: &str) -> Result<DmaMemo
              {MAX_RING_SIZE}"
         )));
     }
-    let mut mem = dma.allocate(size * DESC_SIZE)?;
-    if !mem.bus_addr(0).is_multiple_of(RING_ALIGN as u64)
-        || !(mem.virt() as usize).is_multiple_of(RING_ALIGN)
-    {
-        return Err(Error::config(format!(
-            "{what} descriptor ring memory at bus address {:#x} is not {RING_ALIGN}-byte \
-             aligned; use an allocator that returns page-aligned regions",
-            mem.bus_addr(0)
-        )));
-    }
+    // Checked once here: the ring code indexes up to `size` descriptors into the region.
+    let mut mem = dma.allocate(size * DESC_SIZE)?.checked(
+        size * DESC_SIZE,
+        RING_ALIGN,
+        &format!("{what} descriptor ring"),
+    )?;
     mem.zero();
     Ok(mem)
 }
@@ -207,6 +203,13 @@ impl RxRing {
         // starts at descriptor 0), so the loops below need no wrap-around. The device
         // completes a queue's descriptors in order, so if the last candidate is done, all
         // are: the common case under load costs one descriptor read per batch.
+        //
+        // This trusts the device (an assumption, not checked): the 82599 and its VFs fill
+        // and write back a queue's descriptors in ring order (the datasheet's receive
+        // descriptor queue structure: the head moves over written-back descriptors). A
+        // device that set DD out of order would make this hand out buffers it still owns;
+        // checking DD on every descriptor would cost a load per packet for a guarantee
+        // the hardware gives.
         let limit = num.min(self.pool.free_count()).min(mask + 1 - start);
         if limit == 0 {
             return 0;
@@ -374,13 +377,17 @@ impl TxRing {
             fence(Ordering::Acquire);
             // `clean` is a multiple of TX_CLEAN_BATCH, which divides the ring size: the
             // batch does not wrap.
+            // Move `clean` past the batch first: its slots count as uninitialised from now
+            // on, so a panic in a packet's drop (a DmaMemory release closure run by the
+            // last packet of a pool) leaks the rest of the batch instead of dropping a
+            // packet twice later.
+            self.clean = (last + 1) & mask;
             for slot in &mut self.bufs[clean..clean + TX_CLEAN_BATCH] {
-                // SAFETY: the slot lies between clean and next, so it is initialised, and
-                // moving `clean` past it below marks it uninitialised again. Dropping the
+                // SAFETY: the slot lay between clean and next, so it is initialised, and
+                // `clean` was moved past it above, so nothing else drops it. Dropping the
                 // packet returns it to its pool.
                 unsafe { slot.assume_init_drop() };
             }
-            self.clean = (last + 1) & mask;
         }
     }
 
@@ -404,6 +411,10 @@ impl TxRing {
         let total = packets.len();
         let n = free.min(total);
         let src = packets.as_mut_ptr();
+        // SAFETY: 0 <= capacity; the Vec forgets its packets while they are moved out by
+        // pointer (a panic in between, from a packet's drop, then leaks the rest instead
+        // of dropping moved-out packets again). `set_len` below gives the unsent ones back.
+        unsafe { packets.set_len(0) };
         let descs = self.descs.as_ptr();
         let bufs = self.bufs.as_mut_ptr();
         let size = mask + 1;
@@ -419,9 +430,9 @@ impl TxRing {
             let seg_bufs = bufs.wrapping_add(d).wrapping_sub(k).cast::<Packet>();
             let k0 = k;
             while k < seg_end {
-                // SAFETY: k < n <= len: a valid packet of the Vec.
+                // SAFETY: k < n <= total: a packet of the Vec's buffer, not yet moved out.
                 let src_k = unsafe { src.add(k) };
-                // SAFETY: as above; read-only use while the Vec still owns it.
+                // SAFETY: as above; read-only use before it is moved.
                 let p = unsafe { &*src_k };
                 let len = p.len() as u32;
                 if len == 0 {
@@ -440,24 +451,25 @@ impl TxRing {
                 }
                 // Move the packet into the ring slot. SAFETY: the slot of that descriptor
                 // is not between clean and next, so it holds no packet, and advancing
-                // `next` past it marks it initialised; the Vec forgets its copy below
-                // (set_len), and nothing in between can panic, so it is owned once.
+                // `next` past it marks it initialised; the Vec's length is 0, so its copy
+                // is forgotten: owned once.
                 unsafe { std::ptr::copy_nonoverlapping(src_k, seg_bufs.wrapping_add(k), 1) };
                 k += 1;
             }
             d += k - k0;
             if k < seg_end {
                 // An empty packet: the device cannot send it, so it goes back to its
-                // pool. SAFETY: moved out of the Vec here and forgotten there below
-                // (set_len): owned once.
+                // pool. SAFETY: moved out of the Vec's buffer here, which (length 0)
+                // forgets it: owned once.
                 drop_empty(unsafe { std::ptr::read(src.add(k)) });
                 k += 1;
             }
             d &= mask;
         }
         let i = d;
-        // SAFETY: the first n packets were moved out above; the unsent rest moves to the
-        // front (overlapping copy), and the length shrinks to just them.
+        // SAFETY: the first n packets were moved out above; the unsent rest (still
+        // initialised, total <= capacity) moves to the front (overlapping copy), and the
+        // length becomes just them.
         unsafe {
             if total > n {
                 std::ptr::copy(src.add(n), src, total - n);
@@ -683,6 +695,23 @@ mod tests {
         q.clear();
         assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
         assert_eq!(&q[0][..], &[2; 60][..]);
+    }
+
+    #[test]
+    fn a_short_ring_region_from_the_allocator_is_an_error_not_an_overflow() {
+        // 512 descriptors need 8192 bytes; the allocator returns 4096.
+        let pool = Mempool::new(&HeapDma, 512, 2048).unwrap();
+        let short = crate::memory::dma::ShortDma;
+        let msg = RxRing::new(&short, 512, pool.clone(), TAIL)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains("4096 bytes for the receive descriptor ring, which needs 8192"),
+            "{msg}"
+        );
+        assert!(TxRing::new(&short, 512, TAIL).is_err());
+        assert_eq!(pool.free_count(), 512, "no buffer taken");
     }
 
     #[test]

@@ -23,6 +23,11 @@ use crate::error::{Error, Result};
 /// Size of a hugepage and of the chunks a region's bus addresses are tracked in.
 pub const CHUNK_SIZE: usize = 2 * 1024 * 1024;
 
+/// Alignment every region has, in this process's address space and in bus address space:
+/// one 4 KiB page. It covers what every consumer needs (legacy virtqueues: 4096; Intel
+/// descriptor rings: 128; descriptors: 16).
+pub const DMA_ALIGN: usize = 4096;
+
 /// How a region is given back when it is dropped.
 type Release = Box<dyn FnOnce(NonNull<u8>, usize)>;
 
@@ -44,14 +49,21 @@ impl DmaMemory {
     /// # Safety
     /// `virt..virt + size` must be valid, writable memory owned exclusively by the returned
     /// value until `release` is called with `(virt, size)`, which happens exactly once, on
-    /// drop. `chunks[i]` must be the bus address of `virt + i * CHUNK_SIZE`, and each chunk
-    /// must be contiguous in bus address space.
+    /// drop. `virt` and every `chunks[i]` must be [`DMA_ALIGN`]-byte aligned (code that
+    /// lays rings over the region casts it to aligned types). `chunks` must have an entry
+    /// for every chunk of the region: `chunks[i]` is the bus address of
+    /// `virt + i * CHUNK_SIZE`, and each chunk must be contiguous in bus address space.
     pub unsafe fn from_raw_parts(
         virt: NonNull<u8>,
         size: usize,
         chunks: Box<[u64]>,
         release: Box<dyn FnOnce(NonNull<u8>, usize)>,
     ) -> Self {
+        debug_assert!(
+            (virt.as_ptr() as usize).is_multiple_of(DMA_ALIGN),
+            "DMA region at {virt:p} is not {DMA_ALIGN}-byte aligned"
+        );
+        debug_assert!(chunks.len() >= size.div_ceil(CHUNK_SIZE));
         DmaMemory {
             virt,
             size,
@@ -77,6 +89,34 @@ impl DmaMemory {
     pub fn bus_addr(&self, offset: usize) -> u64 {
         assert!(offset < self.size, "offset {offset} outside DMA region");
         self.chunks[offset / CHUNK_SIZE] + (offset % CHUNK_SIZE) as u64
+    }
+
+    /// Checks that this region is really what its user asked for: at least `min_size`
+    /// bytes, starting on an `align`-byte boundary both here and in bus address space.
+    ///
+    /// Every user that lays a structure over a region (pools, rings, control buffers)
+    /// calls this once, so an allocator that returns less than it promised is an error,
+    /// never an access out of bounds. `what` names the user for the message.
+    pub(crate) fn checked(self, min_size: usize, align: usize, what: &str) -> Result<Self> {
+        let bus = self.chunks.first().copied();
+        if self.size < min_size || self.chunks.len() < self.size.div_ceil(CHUNK_SIZE) {
+            return Err(Error::config(format!(
+                "the DMA allocator returned {} bytes for the {what}, which needs {min_size}; \
+                 use an allocator that returns at least the size asked for",
+                self.size
+            )));
+        }
+        let aligned = |a: u64| a.is_multiple_of(align as u64);
+        if !aligned(self.virt.as_ptr() as u64) || !bus.is_some_and(aligned) {
+            return Err(Error::config(format!(
+                "the DMA allocator returned memory at {:p} (bus address {:#x}) for the \
+                 {what}, which must be {align}-byte aligned; use an allocator that returns \
+                 page-aligned regions",
+                self.virt,
+                bus.unwrap_or(0)
+            )));
+        }
+        Ok(self)
     }
 
     /// Zeroes the whole region.
@@ -106,7 +146,21 @@ impl std::fmt::Debug for DmaMemory {
 }
 
 /// Something that hands out DMA memory.
-pub trait DmaAllocator {
+///
+/// Drivers give the bus addresses of these regions to devices, which then read and write
+/// them with no further check; that is why implementing this trait is `unsafe`.
+///
+/// # Safety
+/// Every region `allocate` returns must
+/// * hold at least `size` bytes, zeroed, and start on a [`DMA_ALIGN`]-byte boundary in
+///   this process's address space and in bus address space;
+/// * have bus addresses ([`DmaMemory::bus_addr`]) at which the devices it is used with
+///   reach exactly this memory, and no other (physical addresses without an IOMMU, I/O
+///   virtual addresses mapped in the device's IOMMU domain with VFIO; for the in-process
+///   device model, the virtual address).
+///
+/// (The drivers also check size and alignment, but they cannot check the second point.)
+pub unsafe trait DmaAllocator {
     /// Allocates a zeroed region of at least `size` bytes.
     ///
     /// Regions of up to [`CHUNK_SIZE`] bytes are contiguous in bus address space.
@@ -115,17 +169,23 @@ pub trait DmaAllocator {
 
 /// Ordinary heap memory whose "bus address" is its virtual address.
 ///
-/// For tests and the device model only: a real device cannot reach it.
+/// **For unit tests and the device model only**: no real device reaches these addresses
+/// (without an IOMMU they are taken as physical addresses of unrelated memory). The
+/// drivers' public constructors never use it; only code given a register space that is
+/// not real hardware (the model's) can be combined with it.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HeapDma;
 
-impl DmaAllocator for HeapDma {
+// SAFETY: regions are at least `size` bytes, zeroed, 4096-byte aligned (the layout), and
+// their bus address is their virtual address, which is exactly how the in-process model
+// (the only "device" this allocator is for, see the type's documentation) reaches memory.
+unsafe impl DmaAllocator for HeapDma {
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         if size == 0 {
             return Err(Error::config("DMA allocation of 0 bytes"));
         }
-        let size = size.next_multiple_of(4096);
-        let layout = Layout::from_size_align(size, 4096)
+        let size = size.next_multiple_of(DMA_ALIGN);
+        let layout = Layout::from_size_align(size, DMA_ALIGN)
             .map_err(|_| Error::config(format!("DMA allocation of {size} bytes is too large")))?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
@@ -296,7 +356,11 @@ fn virt_to_phys(pagemap: &File, virt: usize) -> Result<u64> {
     Ok(pfn * PAGE as u64 + (virt % PAGE) as u64)
 }
 
-impl DmaAllocator for Hugepages {
+// SAFETY: regions are whole 2 MiB hugepages (so at least `size` bytes, 2 MiB aligned, and
+// zeroed by hugetlbfs), and their bus addresses are the physical addresses looked up in
+// pagemap for locked pages, or with a VFIO container, IOVAs mapped in that container (see
+// `VfioDma`), which is what the devices of this process reach.
+unsafe impl DmaAllocator for Hugepages {
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         if size == 0 {
             return Err(Error::config("DMA allocation of 0 bytes"));
@@ -323,7 +387,8 @@ impl DmaAllocator for Hugepages {
                     .collect()
             });
         match chunks {
-            // SAFETY: a fresh private mapping of `size` bytes, each 2 MiB chunk one hugepage
+            // SAFETY: a fresh shared mapping of a file this call created (create_new) and
+            // unlinked at once: `size` bytes owned by this region, each 2 MiB chunk one hugepage
             // (physically contiguous) whose physical address was just looked up; the pages
             // are locked, so the addresses stay valid. hugetlbfs pages come zeroed.
             Ok(chunks) => Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, release) }),
@@ -332,6 +397,21 @@ impl DmaAllocator for Hugepages {
                 Err(e)
             }
         }
+    }
+}
+
+/// An allocator that breaks its contract on purpose, for tests: it returns one zeroed
+/// page whatever the size asked for, so the code using it must notice the short region.
+#[cfg(test)]
+pub(crate) struct ShortDma;
+
+// SAFETY: deliberately violates the size promise (tests only): the regions are real
+// heap memory, so the code under test can only fail by indexing past them, which is what
+// the tests show it does not.
+#[cfg(test)]
+unsafe impl DmaAllocator for ShortDma {
+    fn allocate(&self, _size: usize) -> Result<DmaMemory> {
+        HeapDma.allocate(DMA_ALIGN)
     }
 }
 
@@ -348,6 +428,35 @@ mod tests {
         // SAFETY: reading within the region.
         let bytes = unsafe { std::slice::from_raw_parts(mem.virt(), mem.size()) };
         assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn checked_refuses_short_and_misaligned_regions() {
+        let mem = HeapDma.allocate(4096).unwrap();
+        let mem = mem.checked(4096, DMA_ALIGN, "test ring").unwrap();
+        let err = mem.checked(4097, 1, "test ring").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
+        assert!(
+            msg.contains("4096 bytes for the test ring, which needs 4097"),
+            "{msg}"
+        );
+
+        // A region that lies about its alignment (bus address off by 64 bytes).
+        let heap = HeapDma.allocate(8192).unwrap();
+        let virt = NonNull::new(heap.virt()).unwrap();
+        // SAFETY: memory owned by `heap`, which the release closure keeps alive; the bus
+        // address is wrong on purpose, but nothing hands it to a device.
+        let odd = unsafe {
+            DmaMemory::from_raw_parts(
+                virt,
+                4096,
+                Box::new([heap.bus_addr(0) + 64]),
+                Box::new(move |_, _| drop(heap)),
+            )
+        };
+        let msg = odd.checked(4096, 128, "rx ring").unwrap_err().to_string();
+        assert!(msg.contains("128-byte aligned"), "{msg}");
     }
 
     #[test]

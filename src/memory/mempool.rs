@@ -19,7 +19,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use super::dma::{CHUNK_SIZE, DmaAllocator, DmaMemory, Hugepages};
+use super::dma::{CHUNK_SIZE, DMA_ALIGN, DmaAllocator, DmaMemory, Hugepages};
 use crate::error::{Error, Result};
 
 /// Bytes reserved in front of the packet data in every freshly allocated buffer.
@@ -113,14 +113,11 @@ impl Mempool {
             )));
         }
         let size = num_entries as usize * entry_size;
-        let mem = allocator.allocate(size)?;
-        // The allocator is a safe trait: never index past what it really returned.
-        if mem.size() < size {
-            return Err(Error::config(format!(
-                "DMA allocator returned {} bytes for a {size}-byte pool",
-                mem.size()
-            )));
-        }
+        // Never index past what the allocator really returned (checked once, here).
+        let mem =
+            allocator
+                .allocate(size)?
+                .checked(size, entry_size.min(DMA_ALIGN), "packet pool")?;
         let bus = (0..num_entries as usize)
             .map(|i| mem.bus_addr(i * entry_size))
             .collect();
@@ -411,6 +408,14 @@ mod tests {
 
     fn pool(n: u32) -> Mempool {
         Mempool::new(&HeapDma, n, 2048).unwrap()
+    }
+
+    #[test]
+    fn a_short_region_from_the_allocator_is_an_error_not_an_overflow() {
+        let err = Mempool::new(&crate::memory::dma::ShortDma, 4, 2048).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
+        assert!(msg.contains("packet pool, which needs 8192"), "{msg}");
     }
 
     #[test]

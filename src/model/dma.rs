@@ -86,7 +86,9 @@ impl ModelDma {
     }
 }
 
-impl DmaAllocator for ModelDma {
+// SAFETY: the regions are `HeapDma` regions (at least `size` bytes, zeroed, 4096-byte
+// aligned, bus address == virtual address), which is how the model reaches memory.
+unsafe impl DmaAllocator for ModelDma {
     #[inline(never)]
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         let inner = HeapDma.allocate(size)?;

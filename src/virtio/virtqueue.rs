@@ -9,6 +9,7 @@
 use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
+use crate::memory::dma::DMA_ALIGN;
 use crate::memory::{DmaAllocator, DmaMemory};
 
 /// Descriptor flag: the buffer continues in the descriptor named by `next` (2.6.5).
@@ -73,6 +74,11 @@ pub struct Virtqueue {
     last_used: u16,
     /// Length of the chain starting at each head, to free it on completion; 0 = not in use.
     chain_len: Box<[u16]>,
+    /// The driver's own copy of each descriptor's `next` link, written in `add` and
+    /// followed in `pop_used`. The copy in the table is shared with the device, which
+    /// could rewrite it; following that one would let a device put an id on the free
+    /// list twice and make the driver hand out a buffer the device still owns.
+    next: Box<[u16]>,
 }
 
 /// A descriptor as written into the table (2.6.5), little-endian.
@@ -95,7 +101,14 @@ impl Virtqueue {
             )));
         }
         let layout = Layout::legacy(size);
-        let mut mem = allocator.allocate(layout.total)?;
+        // Checked once here: every access below relies on the region holding the whole
+        // layout, 4096-byte aligned (the used ring's alignment; it also aligns the
+        // descriptors and rings for the typed accesses).
+        const _: () = assert!(DMA_ALIGN.is_multiple_of(LEGACY_ALIGN));
+        let mut mem =
+            allocator
+                .allocate(layout.total)?
+                .checked(layout.total, LEGACY_ALIGN, "virtqueue")?;
         mem.zero();
         Ok(Virtqueue {
             mem,
@@ -105,6 +118,7 @@ impl Virtqueue {
             avail_idx: 0,
             last_used: 0,
             chain_len: vec![0; size as usize].into_boxed_slice(),
+            next: vec![0; size as usize].into_boxed_slice(),
         })
     }
 
@@ -141,8 +155,10 @@ impl Virtqueue {
     #[inline(always)]
     fn write16(&mut self, offset: usize, v: u16) {
         debug_assert!(offset + 2 <= self.layout.total);
-        // SAFETY: offsets come from the layout, within the region and 2-byte aligned;
-        // volatile because the device reads the memory concurrently.
+        // SAFETY: offsets come from the layout, so they lie within `layout.total` bytes,
+        // which `new` checked the region holds, and are 2-byte aligned from a 4096-byte
+        // aligned start (also checked in `new`); volatile because the device reads the
+        // memory concurrently.
         unsafe { (self.mem.virt().add(offset) as *mut u16).write_volatile(v.to_le()) }
     }
 
@@ -163,7 +179,8 @@ impl Virtqueue {
     #[inline(always)]
     fn write_desc(&mut self, id: u16, d: Desc, next: u16) {
         let off = id as usize * 16;
-        // SAFETY: id < size, so the 16-byte descriptor lies within the table; 8-aligned.
+        // SAFETY: id < size, so the 16-byte descriptor lies within the table, which lies
+        // within the region (checked in `new`); 16-byte aligned from an aligned start.
         unsafe {
             let p = self.mem.virt().add(off);
             (p as *mut u64).write_volatile(d.addr.to_le());
@@ -176,7 +193,8 @@ impl Virtqueue {
     /// Reads back descriptor `id` (for tests and debugging).
     pub fn desc(&self, id: u16) -> Desc {
         let off = (id % self.layout.size) as usize * 16;
-        // SAFETY: within the table, aligned.
+        // SAFETY: id % size < size: within the table, which lies within the region
+        // (checked in `new`); aligned as in write_desc.
         unsafe {
             let p = self.mem.virt().add(off);
             Desc {
@@ -192,16 +210,12 @@ impl Virtqueue {
     /// if there are not enough free descriptors.
     #[inline]
     pub fn add(&mut self, chain: &[Desc]) -> Option<u16> {
-        let n = chain.len() as u16;
-        if n == 0 || n > self.num_free {
+        let mut ids = [0u16; 4];
+        if chain.is_empty() || chain.len() > ids.len() || chain.len() > self.num_free as usize {
             return None;
         }
-        let mut ids = [0u16; 4];
-        let ids = if n as usize <= ids.len() {
-            &mut ids[..n as usize]
-        } else {
-            return None;
-        };
+        let n = chain.len() as u16;
+        let ids = &mut ids[..chain.len()];
         for id in ids.iter_mut() {
             self.num_free -= 1;
             *id = self.free[self.num_free as usize];
@@ -212,6 +226,7 @@ impl Virtqueue {
                 None => (d.flags, 0),
             };
             self.write_desc(ids[i], Desc { flags, ..*d }, next);
+            self.next[ids[i] as usize] = next;
         }
         let head = ids[0];
         self.chain_len[head as usize] = n;
@@ -265,14 +280,13 @@ impl Virtqueue {
             ));
         }
         let id = id as u16;
-        // Free the chain by following its next links.
+        // Free the chain by following the driver's copy of its next links (never the
+        // table's, which the device can write).
         let mut cur = id;
         for _ in 0..self.chain_len[id as usize] {
             self.free[self.num_free as usize] = cur;
             self.num_free += 1;
-            // SAFETY: cur < size; reading `next` within the table.
-            let next = self.read16(cur as usize * 16 + 14) % self.layout.size;
-            cur = next;
+            cur = self.next[cur as usize];
         }
         self.chain_len[id as usize] = 0;
         Ok(Some((id, len)))
@@ -413,6 +427,65 @@ mod tests {
         assert_eq!(q.pop_used(), Ok(Some((0, 1))));
         assert_eq!(q.num_free(), 8);
         assert_eq!(q.pop_used(), Ok(None));
+    }
+
+    #[test]
+    fn a_short_region_from_the_allocator_is_an_error_not_an_overflow() {
+        // 256 entries need 12288 bytes; the allocator returns 4096.
+        let err = Virtqueue::new(&crate::memory::dma::ShortDma, 256).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
+        assert!(msg.contains("virtqueue, which needs 12288"), "{msg}");
+    }
+
+    #[test]
+    fn chains_longer_than_four_or_than_the_free_count_are_refused() {
+        let mut q = Virtqueue::new(&HeapDma, 8).unwrap();
+        let d = Desc {
+            addr: 1,
+            len: 1,
+            flags: 0,
+        };
+        // 65537 descriptors: a length that truncates to 1 as a u16.
+        assert_eq!(q.add(&vec![d; 65_537]), None);
+        assert_eq!(q.add(&[d; 5]), None);
+        assert_eq!(q.add(&[]), None);
+        assert_eq!(q.num_free(), 8);
+    }
+
+    #[test]
+    fn a_device_rewriting_next_links_cannot_cause_a_double_hand_out() {
+        let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
+        let mut dev = FakeDevice::new();
+        let d = Desc {
+            addr: 1,
+            len: 1,
+            flags: 0,
+        };
+        let a = q.add(&[d, d]).unwrap();
+        let b = q.add(&[d]).unwrap();
+        q.publish();
+        assert_eq!(dev.take(&q), Some(a));
+        // The device points the second descriptor of chain `a` at `b`, which is still in
+        // flight, and completes `a`.
+        let second = q.next[a as usize];
+        assert_ne!(second, b);
+        q.write16(second as usize * 16 + 14, b);
+        q.write16(a as usize * 16 + 14, b);
+        dev.complete(&mut q, a as u32, 0);
+        assert_eq!(q.pop_used(), Ok(Some((a, 0))));
+        assert_eq!(q.num_free(), 3);
+        // Every id handed out from now on is distinct from `b` and from each other.
+        let mut handed = vec![b];
+        for _ in 0..3 {
+            let id = q.add(&[d]).unwrap();
+            assert!(
+                !handed.contains(&id),
+                "id {id} handed out twice: {handed:?}"
+            );
+            handed.push(id);
+        }
+        assert_eq!(q.add(&[d]), None);
     }
 
     #[test]
