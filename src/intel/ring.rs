@@ -183,6 +183,16 @@ impl RxRing {
         regs.write32(self.tail, self.mask as u32);
     }
 
+    /// True if the device has completed the next descriptor (a frame is waiting). For a
+    /// last look at the ring before sleeping; not on the per-packet path.
+    pub(crate) fn frame_ready(&self) -> bool {
+        // SAFETY: next <= mask: inside the ring. Volatile: the device writes it.
+        let status = u64::from_le(unsafe {
+            (&raw const (*self.descs.as_ptr().add(self.next)).hi).read_volatile()
+        });
+        status & rxd::STAT_DD != 0
+    }
+
     /// Takes up to `num` received frames off the ring, appending them to `buffer`, and
     /// gives the device a fresh buffer for each. Returns how many were taken.
     ///

@@ -440,19 +440,22 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         (!self.irqs.is_empty()).then_some(self.irq_mode)
     }
 
-    /// After a poll of queue `q` that returned `n` (interrupts on): the state machine of
+    /// `rx_batch` with interrupts on: poll, then the state machine of
     /// [`crate::interrupts`]. No system call unless the queue goes to sleep.
+    ///
+    /// The ring is polled through [`IrqPath`], a separate instance of the generic poll:
+    /// the polling path's instance keeps its single call site and stays inlined there.
     #[inline(never)]
-    fn rx_interrupt(
+    fn rx_batch_irq(
         &mut self,
         q: usize,
-        n: usize,
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
     ) -> usize {
-        let Some(intr) = self.irqs.get_mut(q) else {
-            return n;
+        let (Some(ring), Some(intr)) = (self.rx.get_mut(q), self.irqs.get_mut(q)) else {
+            return 0;
         };
+        let n = ring.rx_batch(&IrqPath(&self.regs), buffer, num_packets);
         match intr.after_poll(n) {
             IrqAction::Poll => n,
             IrqAction::Disarm => {
@@ -469,21 +472,23 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     #[inline(never)]
     fn sleep_rx(&mut self, q: usize, buffer: &mut VecDeque<Packet>, num_packets: usize) -> usize {
         let bit = 1u32 << q;
-        // A cause latched while the queue was masked would wake us at once: clear it. A
-        // frame that arrived meanwhile is on the ring and is found by the poll below.
+        // A cause latched while the queue was masked would wake us at once: clear it
+        // (write 1b). A frame that arrived meanwhile is on the ring: looked at below.
         self.regs.write32(regs::EICR, bit);
         self.regs.write32(regs::EIMS, bit);
         // The unmask must reach the device before the ring is looked at: a frame written
-        // after this either shows up in the poll or raises the interrupt.
+        // after this either shows up in the look or raises the interrupt.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        let mut n = self.rx[q].rx_batch(&self.regs, buffer, num_packets);
-        if n == 0 {
-            if let Err(e) = self.irqs[q].wait() {
-                log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
-            }
-            n = self.rx[q].rx_batch(&self.regs, buffer, num_packets);
+        let (Some(ring), Some(intr)) = (self.rx.get_mut(q), self.irqs.get_mut(q)) else {
+            return 0;
+        };
+        if !ring.frame_ready()
+            && let Err(e) = intr.wait()
+        {
+            log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
         }
-        if self.irqs[q].after_poll(n) == IrqAction::Disarm {
+        let n = ring.rx_batch(&IrqPath(&self.regs), buffer, num_packets);
+        if intr.after_poll(n) == IrqAction::Disarm {
             self.regs.write32(regs::EIMC, bit);
         }
         n
@@ -791,12 +796,10 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
     ) -> usize {
-        let q = queue_id as usize;
-        let n = self.rx[q].rx_batch(&self.regs, buffer, num_packets);
-        if self.irqs.is_empty() {
-            return n;
+        if !self.irqs.is_empty() {
+            return self.rx_batch_irq(queue_id as usize, buffer, num_packets);
         }
-        self.rx_interrupt(q, n, buffer, num_packets)
+        self.rx[queue_id as usize].rx_batch(&self.regs, buffer, num_packets)
     }
 
     #[inline]
@@ -847,6 +850,22 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
         ) {
             log::error!("{}: {e}", self.name);
         }
+    }
+}
+
+/// The register space seen from the interrupt paths: the same registers, a distinct type,
+/// so the ring's poll called there is a separate instance of the generic function.
+struct IrqPath<'a, R>(&'a R);
+
+impl<R: RegisterSpace> RegisterSpace for IrqPath<'_, R> {
+    #[inline(always)]
+    fn read32(&self, offset: usize) -> u32 {
+        self.0.read32(offset)
+    }
+
+    #[inline(always)]
+    fn write32(&self, offset: usize, value: u32) {
+        self.0.write32(offset, value)
     }
 }
 
