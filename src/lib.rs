@@ -128,7 +128,9 @@ pub trait IxyDevice {
     ) -> usize;
 
     /// Sends packets from the front of `buffer` on queue `queue_id` until `buffer` is empty
-    /// or the queue is full. Returns how many were queued; those not sent stay in `buffer`.
+    /// or the queue is full. Returns how many were taken from `buffer`; those not taken
+    /// stay there. Packets that can never be sent (empty ones; on virtio, ones without
+    /// headroom for the net header) are taken and dropped rather than block the queue.
     ///
     /// # Panics
     /// If `queue_id >= self.num_tx_queues()`.
@@ -154,6 +156,10 @@ pub struct DeviceStats {
     pub tx_bytes: u64,
     /// Packets the device dropped on receive (no buffer or no room).
     pub rx_dropped: u64,
+    /// Packets the driver dropped on transmit because they could not be sent (virtio:
+    /// too little headroom for the net header). The Intel drivers drop only empty
+    /// packets, uncounted, so this stays 0 for them.
+    pub tx_dropped: u64,
 }
 
 /// Per-second rates computed from two [`DeviceStats`] snapshots.
@@ -332,6 +338,7 @@ mod tests {
             tx_packets: 500_000,
             tx_bytes: 30_000_000,
             rx_dropped: 0,
+            tx_dropped: 0,
         };
         let r = after.rates_since(&before, Duration::from_secs(2));
         assert!((r.rx_mpps - 0.5).abs() < 1e-9);

@@ -545,6 +545,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             rx_bytes: c.rx_octets.total.saturating_sub(4 * c.rx_packets.total),
             tx_bytes: c.tx_octets.total.saturating_sub(4 * c.tx_packets.total),
             rx_dropped: 0,
+            tx_dropped: 0,
         }
     }
 
@@ -736,6 +737,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
             rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
             tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
             rx_dropped: 0,
+            tx_dropped: 0,
         }
     }
 

@@ -243,12 +243,16 @@ pub const VFIO_PCI_DRIVER: &str = "vfio-pci";
 
 impl PciDevice {
     /// Finds the device at `address` (a string like `0000:03:00.0`).
+    ///
+    /// A device bound to vfio-pci is opened through VFIO, but only if it is a network
+    /// controller a driver of this crate supports; others are refused (before VFIO is
+    /// touched).
     pub fn open(address: &str) -> Result<Self> {
         let address: PciAddress = address.trim().parse()?;
         Self::open_at(address, Path::new(SYSFS_PCI_DEVICES))
     }
 
-    fn open_at(address: PciAddress, root: &Path) -> Result<Self> {
+    pub(crate) fn open_at(address: PciAddress, root: &Path) -> Result<Self> {
         let name = address.to_string();
         let path = root.join(&name);
         if !path.join("config").exists() {
@@ -261,9 +265,50 @@ impl PciDevice {
             vfio: None,
         };
         if dev.kernel_driver().as_deref() == Some(VFIO_PCI_DRIVER) {
+            // Opening it through VFIO creates the process-wide container, which sends every
+            // later DMA allocation of the process through the IOMMU. Only for a device a
+            // driver of this crate takes: identify it from sysfs first.
+            let id = dev.sysfs_identify()?;
+            if driver_for(&id).is_none() {
+                return Err(id.unsupported());
+            }
             dev.vfio = Some(vfio::VfioDevice::open(&dev.name, &dev.path)?);
         }
         Ok(dev)
+    }
+
+    /// [`PciDevice::identify`] from the sysfs attributes `vendor`, `device` and `class`
+    /// (readable without VFIO and without root).
+    fn sysfs_identify(&self) -> Result<DeviceId> {
+        let attr = |name: &str| -> Result<u32> {
+            let path = self.path.join(name);
+            let text = fs::read_to_string(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            let hex = text.trim().trim_start_matches("0x");
+            u32::from_str_radix(hex, 16).map_err(|_| {
+                Error::device(
+                    &self.name,
+                    format!(
+                        "{} holds {:?}, not a hex number",
+                        path.display(),
+                        text.trim()
+                    ),
+                )
+            })
+        };
+        let id = DeviceId {
+            address: self.address,
+            vendor: attr("vendor")? as u16,
+            device: attr("device")? as u16,
+            class: attr("class")?,
+        };
+        if id.class >> 16 != CLASS_NETWORK {
+            return Err(Error::NotANic {
+                address: self.name.clone(),
+                class: id.class,
+            });
+        }
+        Ok(id)
     }
 
     /// True if the device is driven through VFIO (it is bound to vfio-pci).
@@ -348,7 +393,10 @@ impl PciDevice {
     }
 
     /// Writes `buf` to config space at `offset`.
-    pub fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
+    ///
+    /// Crate-private: config writes (bus mastering, BARs) on a device that can DMA are
+    /// memory-unsafe outside the drivers, which first give the device memory it may use.
+    pub(crate) fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
         if let Some(v) = &self.vfio {
             return v.write_config(offset, buf);
         }
@@ -420,10 +468,26 @@ impl PciDevice {
 
     /// Sets the bus master enable bit (command register, bit 2) so the device can DMA.
     pub fn enable_bus_master(&self) -> Result<()> {
+        self.set_bus_master(true)
+    }
+
+    /// Clears the bus master enable bit: the device can no longer start DMA. For a device
+    /// that did not stop when told to, before its memory is given back.
+    pub(crate) fn disable_bus_master(&self) -> Result<()> {
+        self.set_bus_master(false)
+    }
+
+    fn set_bus_master(&self, on: bool) -> Result<()> {
         // PCI Local Bus spec 3.0, 6.2.2: command register at 0x04, bit 2 bus master.
+        const BUS_MASTER: u16 = 1 << 2;
         let mut cmd = [0u8; 2];
         self.read_config(4, &mut cmd)?;
-        let value = u16::from_le_bytes(cmd) | (1 << 2);
+        let cmd = u16::from_le_bytes(cmd);
+        let value = if on {
+            cmd | BUS_MASTER
+        } else {
+            cmd & !BUS_MASTER
+        };
         self.write_config(4, &value.to_le_bytes())
     }
 
@@ -447,7 +511,10 @@ impl PciDevice {
     }
 
     /// Maps memory BAR `bar` into the address space.
-    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+    ///
+    /// Crate-private: register writes (ring addresses) make a device DMA anywhere, so only
+    /// the drivers, which hand it their own DMA memory, get a mapping.
+    pub(crate) fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
         if let Some(v) = &self.vfio {
             return v.map_bar(bar);
         }
@@ -484,7 +551,10 @@ impl PciDevice {
     }
 
     /// Opens I/O-port BAR `bar` for reads and writes.
-    pub fn io_bar(&self, bar: u8) -> Result<IoBar> {
+    ///
+    /// Crate-private for the same reason as [`PciDevice::map_bar`] (a legacy virtio
+    /// device takes its queue addresses through it).
+    pub(crate) fn io_bar(&self, bar: u8) -> Result<IoBar> {
         if let Some(v) = &self.vfio {
             let (base, len) = v.region(bar as u32)?;
             let file = v.file().try_clone().map_err(|e| {
@@ -572,6 +642,47 @@ impl IoBar {
     }
 }
 
+/// Fake sysfs device directories for tests of the code that refuses devices.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::fs;
+    use std::path::PathBuf;
+
+    /// Creates `<tmp>/ixy-fake-<pid>-<tag>/0000:00:04.0/` with a 64-byte `config` holding
+    /// `vendor`, `device` and `class` (bytes 0x09..0x0b), and, with `driver`, a `driver`
+    /// directory of that name with an empty `unbind` file (the link sysfs has). Returns
+    /// the root (pass it to `PciDevice::open_at`) and the device directory.
+    pub(crate) fn fake_sysfs(
+        tag: &str,
+        class: [u8; 3],
+        vendor: u16,
+        device: u16,
+        driver: Option<&str>,
+    ) -> (PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("ixy-fake-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let dir = root.join("0000:00:04.0");
+        fs::create_dir_all(&dir).unwrap();
+        let mut cfg = vec![0u8; 64];
+        cfg[0..2].copy_from_slice(&vendor.to_le_bytes());
+        cfg[2..4].copy_from_slice(&device.to_le_bytes());
+        cfg[9..12].copy_from_slice(&class);
+        fs::write(dir.join("config"), &cfg).unwrap();
+        if let Some(driver) = driver {
+            let drv = root.join("drivers").join(driver);
+            fs::create_dir_all(&drv).unwrap();
+            fs::write(drv.join("unbind"), "").unwrap();
+            std::os::unix::fs::symlink(&drv, dir.join("driver")).unwrap();
+        }
+        (root, dir)
+    }
+
+    /// What was written to the fake driver's `unbind` file.
+    pub(crate) fn unbind_written(root: &std::path::Path, driver: &str) -> String {
+        fs::read_to_string(root.join("drivers").join(driver).join("unbind")).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,20 +741,52 @@ mod tests {
     }
 
     fn fake_device(class: [u8; 3], vendor: u16, device: u16) -> (PciDevice, PathBuf) {
-        let root = std::env::temp_dir().join(format!(
-            "ixy-pci-fake-{}-{vendor:x}-{device:x}-{:x}",
-            std::process::id(),
-            class[2]
-        ));
+        let (root, _) = testing::fake_sysfs(
+            &format!("pci-{vendor:x}-{device:x}-{:x}", class[2]),
+            class,
+            vendor,
+            device,
+            None,
+        );
+        (
+            PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap(),
+            root,
+        )
+    }
+
+    #[test]
+    fn a_vfio_bound_device_no_driver_takes_is_refused_before_vfio_is_opened() {
         let addr = parse("0000:00:04.0").unwrap();
-        let dir = root.join(addr.to_string());
-        fs::create_dir_all(&dir).unwrap();
-        let mut cfg = vec![0u8; 64];
-        cfg[0..2].copy_from_slice(&vendor.to_le_bytes());
-        cfg[2..4].copy_from_slice(&device.to_le_bytes());
-        cfg[9..12].copy_from_slice(&class);
-        fs::write(dir.join("config"), &cfg).unwrap();
-        (PciDevice::open_at(addr, &root).unwrap(), root)
+        for (tag, class, vendor, device) in [
+            ("vfio-nvme", [2, 8, 1], 0x144d, 0xa808),
+            ("vfio-rtl", [0, 0, 2], 0x10ec, 0x8139),
+        ] {
+            let (root, dev) =
+                testing::fake_sysfs(tag, class, vendor, device, Some(VFIO_PCI_DRIVER));
+            fs::write(dev.join("vendor"), format!("0x{vendor:04x}\n")).unwrap();
+            fs::write(dev.join("device"), format!("0x{device:04x}\n")).unwrap();
+            let class = u32::from_le_bytes([class[0], class[1], class[2], 0]);
+            fs::write(dev.join("class"), format!("0x{class:06x}\n")).unwrap();
+            let err = PciDevice::open_at(addr, &root).unwrap_err();
+            match tag {
+                "vfio-nvme" => assert!(matches!(err, Error::NotANic { .. }), "{err}"),
+                _ => assert!(matches!(err, Error::Unsupported { .. }), "{err}"),
+            }
+            // Refused before VFIO: no group was looked up, so no container exists.
+            assert!(vfio::active_container().is_none());
+            fs::remove_dir_all(root).unwrap();
+        }
+    }
+
+    #[test]
+    fn bus_mastering_can_be_switched_off_again() {
+        let (dev, root) = fake_device([0, 0, 2], VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY);
+        let mut cmd = [0u8; 2];
+        dev.write_config(4, &0x0107u16.to_le_bytes()).unwrap();
+        dev.disable_bus_master().unwrap();
+        dev.read_config(4, &mut cmd).unwrap();
+        assert_eq!(u16::from_le_bytes(cmd), 0x0103, "only bit 2 cleared");
+        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

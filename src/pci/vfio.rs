@@ -451,8 +451,10 @@ impl Container {
         }
     }
 
-    /// Removes a mapping made by [`Container::map_dma`].
-    pub fn unmap_dma(&self, iova: u64, size: u64) {
+    /// Removes a mapping made by [`Container::map_dma`]. Crate-private: only the owner of
+    /// a mapping (a `VfioDma` region's release) may remove it while devices use the
+    /// container.
+    pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
         let mut st = self.state();
         let mut unmap = DmaUnmap {
             argsz: std::mem::size_of::<DmaUnmap>() as u32,
@@ -584,8 +586,10 @@ impl VfioDevice {
         &self.container
     }
 
-    /// The device file descriptor (for region reads and writes).
-    pub fn file(&self) -> &File {
+    /// The device file descriptor (for region reads and writes). Crate-private: writes
+    /// through it reach the device's registers and config space (see
+    /// [`PciDevice::map_bar`](super::PciDevice)).
+    pub(crate) fn file(&self) -> &File {
         &self.fd
     }
 
@@ -608,7 +612,7 @@ impl VfioDevice {
     }
 
     /// Offset and size of region `index` (BAR 0-5) within the device fd.
-    pub fn region(&self, index: u32) -> Result<(u64, u64)> {
+    pub(crate) fn region(&self, index: u32) -> Result<(u64, u64)> {
         let r = self.region_info(index)?;
         Ok((r.offset, r.size))
     }
@@ -625,8 +629,9 @@ impl VfioDevice {
             })
     }
 
-    /// Writes config space at `offset`.
-    pub fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
+    /// Writes config space at `offset` (crate-private, like
+    /// [`PciDevice::write_config`](super::PciDevice)).
+    pub(crate) fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
         self.fd
             .write_all_at(buf, self.config.offset + offset)
             .map_err(|e| {
@@ -637,8 +642,9 @@ impl VfioDevice {
             })
     }
 
-    /// Maps BAR `bar` (a memory BAR that VFIO allows to be mmapped).
-    pub fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
+    /// Maps BAR `bar` (a memory BAR that VFIO allows to be mmapped). Crate-private, like
+    /// [`PciDevice::map_bar`](super::PciDevice).
+    pub(crate) fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
         let info = self.region_info(bar as u32)?;
         if info.size == 0 {
             return Err(Error::device(&self.address, format!("BAR{bar} is empty")));

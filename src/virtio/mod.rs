@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
-use crate::pci::{DEVICE_VIRTIO_NET_MODERN, PciDevice};
+use crate::pci::{DEVICE_VIRTIO_NET_MODERN, DriverKind, PciDevice};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 use transport::{Transport, VIRTIO_MSI_NO_VECTOR, status};
 use virtqueue::{Desc, VIRTQ_DESC_F_WRITE, Virtqueue};
@@ -142,6 +142,59 @@ pub fn negotiate_features(
     Ok(offered & wanted)
 }
 
+/// The queue pairs a configuration asks for: virtio-net queues come in rx/tx pairs.
+fn queue_pairs(cfg: &DeviceConfig) -> Result<u16> {
+    if cfg.rx_queues == 0 || cfg.tx_queues == 0 {
+        return Err(Error::config(format!(
+            "{} rx and {} tx queues requested: a device needs at least one of each",
+            cfg.rx_queues, cfg.tx_queues
+        )));
+    }
+    if cfg.rx_queues != cfg.tx_queues {
+        return Err(Error::config(format!(
+            "virtio-net uses queues in rx/tx pairs: ask for equal rx and tx queue counts \
+             (got {} rx, {} tx)",
+            cfg.rx_queues, cfg.tx_queues
+        )));
+    }
+    Ok(cfg.rx_queues)
+}
+
+/// Checks `pairs` against the device's `max_virtqueue_pairs` (`None` without
+/// VIRTIO_NET_F_MQ: one pair) and returns the index of the control queue: 2N with MQ
+/// (N = `max_virtqueue_pairs`), else 2 (5.1.2).
+///
+/// The value comes from the device and is checked: 5.1.4 allows 1 to 0x8000, and with
+/// 0x8000 the control queue index (0x10000) would not fit the 16-bit queue select.
+fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
+    let (max_pairs, ctrl_index) = match max_pairs {
+        None => (1, 2),
+        Some(max) => {
+            let index = u16::try_from(2 * u32::from(max))
+                .ok()
+                .filter(|_| max > 0)
+                .ok_or_else(|| {
+                    Error::device(
+                        name,
+                        format!(
+                            "the device reports max_virtqueue_pairs = {max}; this driver \
+                             handles 1 to 32767 (the control queue is virtqueue 2N, a \
+                             16-bit index)"
+                        ),
+                    )
+                })?;
+            (max, index)
+        }
+    };
+    if pairs > max_pairs {
+        return Err(Error::config(format!(
+            "{pairs} queue pairs requested but {name} offers {max_pairs} (QEMU: add \
+             mq=on,vectors=2N+2 and -netdev ...,queues=N)"
+        )));
+    }
+    Ok(ctrl_index)
+}
+
 struct RxQueue {
     index: u16,
     vq: Virtqueue,
@@ -158,11 +211,98 @@ struct TxQueue {
     bufs: Box<[Option<Packet>]>,
 }
 
+/// Layout of the control queue's command buffer: header at 0, data at 16, ack byte at 256.
+mod ctrl_buf {
+    pub const DATA: usize = 16;
+    pub const MAX_DATA: usize = 200;
+    pub const ACK: usize = 256;
+    /// Bytes the buffer must hold.
+    pub const LEN: usize = 512;
+}
+
 struct CtrlQueue {
     index: u16,
     vq: Virtqueue,
-    /// Command header at 0, data at 16, ack byte at 256.
+    /// Command header at 0, data at 16, ack byte at 256 ([`ctrl_buf`]).
     buf: DmaMemory,
+    /// A command timed out or its completion was lost: the device may still own the
+    /// buffer (and write the ack byte at any time), so it is never reused.
+    poisoned: bool,
+}
+
+impl CtrlQueue {
+    /// Writes a command into the buffer and adds its chain to the queue (not yet
+    /// published). Returns the chain's id.
+    fn submit(&mut self, name: &str, class: u8, cmd: u8, data: &[u8]) -> Result<u16> {
+        if self.poisoned {
+            return Err(Error::device(
+                name,
+                "the control queue is unusable: an earlier command was never answered, so \
+                 the device may still write its buffer; close and reopen the device",
+            ));
+        }
+        if data.len() > ctrl_buf::MAX_DATA {
+            return Err(Error::config("control command data too long"));
+        }
+        let p = self.buf.virt();
+        // SAFETY: the buffer holds ctrl_buf::LEN bytes (checked when it was allocated) and
+        // DATA + MAX_DATA, ACK < LEN. No command is outstanding (every wait either saw the
+        // completion or poisoned the queue), so the device does not access the buffer;
+        // raw writes, no reference into DMA memory.
+        unsafe {
+            p.write_volatile(class);
+            p.add(1).write_volatile(cmd);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(ctrl_buf::DATA), data.len());
+            p.add(ctrl_buf::ACK).write_volatile(0xff);
+        }
+        let chain = [
+            Desc {
+                addr: self.buf.bus_addr(0),
+                len: 2,
+                flags: 0,
+            },
+            Desc {
+                addr: self.buf.bus_addr(ctrl_buf::DATA),
+                len: data.len() as u32,
+                flags: 0,
+            },
+            Desc {
+                addr: self.buf.bus_addr(ctrl_buf::ACK),
+                len: 1,
+                flags: VIRTQ_DESC_F_WRITE,
+            },
+        ];
+        self.vq
+            .add(&chain)
+            .ok_or_else(|| Error::device(name, "control queue full"))
+    }
+
+    /// Waits up to `timeout` for chain `id` to complete and returns the ack byte. If it
+    /// does not complete (timeout, or the device reports something impossible), the
+    /// queue is poisoned: its buffer is never written again.
+    fn wait(&mut self, name: &str, id: u16, timeout: Duration) -> Result<u8> {
+        let start = Instant::now();
+        loop {
+            match self.vq.pop_used() {
+                Ok(Some((done, _))) if done == id => break,
+                Ok(_) => {}
+                Err(e) => {
+                    self.poisoned = true;
+                    return Err(Error::device(name, e));
+                }
+            }
+            if start.elapsed() > timeout {
+                self.poisoned = true;
+                return Err(Error::device(
+                    name,
+                    format!("no answer to a control command within {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        // SAFETY: ACK < LEN, within the buffer; the device has completed the command.
+        Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() })
+    }
 }
 
 /// A virtio-net device (legacy or modern interface).
@@ -192,7 +332,21 @@ fn want_modern(pci: &PciDevice, device_id: u16, has_caps: bool, io_bar0: bool) -
 
 impl VirtioDevice {
     /// Takes `pci` from the kernel and initialises it as configured.
+    ///
+    /// Refuses, before touching the device, anything that is not a virtio-net device and
+    /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
+        let id = pci.identify()?;
+        if !matches!(
+            crate::pci::driver_for(&id),
+            Some(DriverKind::VirtioLegacy | DriverKind::VirtioModern)
+        ) {
+            return Err(id.unsupported());
+        }
+        queue_pairs(cfg)?;
+        if !pci.is_vfio() {
+            cfg.dma().check_mount()?;
+        }
         pci.unbind(cfg.force_unbind)?;
         let cfg_space = transport::read_config_space(&pci)?;
         let device_id = u16::from_le_bytes([cfg_space[2], cfg_space[3]]);
@@ -297,31 +451,17 @@ impl VirtioDevice {
         }
 
         // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
-        let pairs = cfg.rx_queues.max(cfg.tx_queues);
-        if pairs > 1 && cfg.rx_queues != cfg.tx_queues {
-            return Err(Error::config(format!(
-                "virtio-net uses queues in rx/tx pairs: ask for equal rx and tx queue counts \
-                 (got {} rx, {} tx)",
-                cfg.rx_queues, cfg.tx_queues
-            )));
-        }
+        let pairs = queue_pairs(cfg)?;
+        let max_pairs = if self.has(feature::MQ) {
+            Some(self.transport.config_read16(config::MAX_VIRTQUEUE_PAIRS)?)
+        } else {
+            None
+        };
+        let ctrl_index = queue_layout(&self.name, pairs, max_pairs)?;
 
         // Interrupts: one MSI-X vector per receive queue, enabled before the vectors are
         // assigned (legacy devices only show the vector registers while MSI-X is on).
         let mut interrupts = self.setup_interrupts(cfg, pairs)?;
-
-        let max_pairs = if self.has(feature::MQ) {
-            self.transport.config_read16(config::MAX_VIRTQUEUE_PAIRS)?
-        } else {
-            1
-        };
-        if pairs > max_pairs {
-            return Err(Error::config(format!(
-                "{pairs} queue pairs requested but {} offers {max_pairs} (QEMU: add \
-                 mq=on,vectors=2N+2 and -netdev ...,queues=N)",
-                self.name
-            )));
-        }
 
         // 7. Set up the virtqueues.
         let msix = !interrupts.is_empty();
@@ -354,14 +494,17 @@ impl VirtioDevice {
             });
         }
         if self.has(feature::CTRL_VQ) {
-            let index = if self.has(feature::MQ) {
-                2 * max_pairs
-            } else {
-                2
-            };
+            let index = ctrl_index;
             let (vq, _) = self.setup_queue(&dma, index, no_vector)?;
-            let buf = dma.allocate(4096)?;
-            self.ctrl = Some(CtrlQueue { index, vq, buf });
+            let buf =
+                dma.allocate(ctrl_buf::LEN)?
+                    .checked(ctrl_buf::LEN, 8, "control command buffer")?;
+            self.ctrl = Some(CtrlQueue {
+                index,
+                vq,
+                buf,
+                poisoned: false,
+            });
         }
 
         // 8. The driver is ready.
@@ -384,8 +527,15 @@ impl VirtioDevice {
         for q in 0..self.rx.len() {
             self.refill_rx(q);
         }
-        // Like ixy: promiscuous by default, so a forwarder works out of the box.
-        self.set_promisc(true)?;
+        // Like ixy: promiscuous by default, so a forwarder works out of the box. Best
+        // effort: a device without receive filtering control (or one that refuses) works
+        // with its default filter; a control queue that stopped answering is an error.
+        if let Err(e) = self.set_promisc(true) {
+            if self.ctrl.as_ref().is_some_and(|c| c.poisoned) {
+                return Err(e);
+            }
+            log::warn!("{}: not promiscuous: {e}", self.name);
+        }
         log::info!(
             "{}: virtio-net ready ({} interface{}), MAC {}, {} queue pair(s){}",
             self.name,
@@ -511,6 +661,8 @@ impl VirtioDevice {
             let Some(id) = queue.vq.add(&[desc]) else {
                 break;
             };
+            // The virtqueue hands out only ids that are not in flight.
+            debug_assert!(queue.bufs[id as usize].is_none());
             queue.bufs[id as usize] = Some(p);
             added = true;
         }
@@ -579,36 +731,7 @@ impl VirtioDevice {
         let Some(c) = self.ctrl.as_mut() else {
             return Err(Error::device(&name, "the device has no control queue"));
         };
-        if data.len() > 200 {
-            return Err(Error::config("control command data too long"));
-        }
-        // SAFETY: the buffer is 4096 bytes of DMA memory owned by this queue; the device
-        // touches it only while a command is outstanding, and none is.
-        let buf = unsafe { std::slice::from_raw_parts_mut(c.buf.virt(), 512) };
-        buf[0] = class;
-        buf[1] = cmd;
-        buf[16..16 + data.len()].copy_from_slice(data);
-        buf[256] = 0xff;
-        let chain = [
-            Desc {
-                addr: c.buf.bus_addr(0),
-                len: 2,
-                flags: 0,
-            },
-            Desc {
-                addr: c.buf.bus_addr(16),
-                len: data.len() as u32,
-                flags: 0,
-            },
-            Desc {
-                addr: c.buf.bus_addr(256),
-                len: 1,
-                flags: VIRTQ_DESC_F_WRITE,
-            },
-        ];
-        let id =
-            c.vq.add(&chain)
-                .ok_or_else(|| Error::device(&name, "control queue full"))?;
+        let id = c.submit(&name, class, cmd, data)?;
         c.vq.publish();
         let index = c.index;
         self.notify(index);
@@ -616,23 +739,13 @@ impl VirtioDevice {
             .ctrl
             .as_mut()
             .ok_or_else(|| Error::device(&name, "no control queue"))?;
-        let start = Instant::now();
-        loop {
-            match c.vq.pop_used() {
-                Ok(Some((done, _))) if done == id => break,
-                Ok(_) => {}
-                Err(e) => return Err(Error::device(&name, e)),
-            }
-            if start.elapsed() > CTRL_TIMEOUT {
-                return Err(Error::device(
-                    &name,
-                    format!("no answer to control command {class}/{cmd} within {CTRL_TIMEOUT:?}"),
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        // SAFETY: as above; the device has completed the command.
-        let ack = unsafe { c.buf.virt().add(256).read_volatile() };
+        let ack = c.wait(&name, id, CTRL_TIMEOUT).map_err(|e| match e {
+            Error::Device { address, detail } => Error::Device {
+                address,
+                detail: format!("control command {class}/{cmd}: {detail}"),
+            },
+            e => e,
+        })?;
         if ack != ctrl::OK {
             return Err(Error::device(
                 &name,
@@ -754,6 +867,9 @@ impl IxyDevice for VirtioDevice {
         received
     }
 
+    /// A packet with less headroom than the net header (10 or 12 bytes) cannot be sent:
+    /// it is taken, dropped and counted in [`DeviceStats::tx_dropped`] (and in the return
+    /// value), so it cannot block the queue.
     fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
         let hdr_len = self.hdr_len;
         let queue = &mut self.tx[queue_id as usize];
@@ -769,6 +885,7 @@ impl IxyDevice for VirtioDevice {
             }
         }
         let mut sent = 0;
+        let mut dropped = 0;
         let mut bytes = 0;
         while queue.vq.num_free() > 0 {
             let Some(mut p) = buffer.pop_front() else {
@@ -778,9 +895,12 @@ impl IxyDevice for VirtioDevice {
             match p.prepend(hdr_len) {
                 Ok(hdr) => hdr.fill(0), // no offloads: an all-zero header (5.1.6.2)
                 Err(_) => {
-                    // Not enough headroom for the header: leave it to the caller.
-                    buffer.push_front(p);
-                    break;
+                    // Not enough headroom for the header (the caller stripped more than
+                    // it gave back): it can never be sent, and leaving it at the front
+                    // would stop this queue for good. Drop it and count it.
+                    drop(p);
+                    dropped += 1;
+                    continue;
                 }
             }
             let desc = Desc {
@@ -794,6 +914,7 @@ impl IxyDevice for VirtioDevice {
                 buffer.push_front(p);
                 break;
             };
+            debug_assert!(queue.bufs[id as usize].is_none());
             queue.bufs[id as usize] = Some(p);
             sent += 1;
             bytes += len as u64;
@@ -804,7 +925,8 @@ impl IxyDevice for VirtioDevice {
         }
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes;
-        sent
+        self.stats.tx_dropped += dropped;
+        sent + dropped as usize
     }
 
     fn stats(&mut self) -> DeviceStats {
@@ -822,6 +944,19 @@ impl Drop for VirtioDevice {
         if let Err(e) = self.reset() {
             log::error!("{}: reset on close failed: {e}", self.name);
             let _ = self.transport.set_status(status::FAILED);
+            // The device may still be doing DMA: take bus mastering away; if even that
+            // fails, never give its memory back (without an IOMMU the hugepages would be
+            // reused while the device still writes them).
+            if let Err(e) = self.pci.disable_bus_master() {
+                log::error!(
+                    "{}: cannot disable bus mastering either ({e}); leaking its rings and \
+                     buffers",
+                    self.name
+                );
+                std::mem::forget(std::mem::take(&mut self.rx));
+                std::mem::forget(std::mem::take(&mut self.tx));
+                std::mem::forget(self.ctrl.take());
+            }
         }
     }
 }
@@ -829,6 +964,165 @@ impl Drop for VirtioDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::HeapDma;
+    use crate::pci::testing::{fake_sysfs, unbind_written};
+    use crate::pci::{VENDOR_INTEL, VENDOR_VIRTIO};
+    use std::fs;
+    use virtqueue::fake_device::FakeDevice;
+
+    fn open_fake(root: &std::path::Path) -> PciDevice {
+        PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap()
+    }
+
+    #[test]
+    fn open_refuses_a_device_that_is_not_virtio_net_before_unbinding_it() {
+        let (root, _) = fake_sysfs(
+            "virtio-on-ixgbe",
+            [0, 0, 2],
+            VENDOR_INTEL,
+            0x10fb,
+            Some("ixgbe"),
+        );
+        let cfg = DeviceConfig::new("0000:00:04.0");
+        let err = VirtioDevice::open(open_fake(&root), &cfg).err().unwrap();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert_eq!(
+            unbind_written(&root, "ixgbe"),
+            "",
+            "the kernel driver kept it"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn open_checks_the_configuration_and_hugepages_before_unbinding() {
+        let (root, _) = fake_sysfs(
+            "virtio-checks",
+            [0, 0, 2],
+            VENDOR_VIRTIO,
+            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
+            Some("virtio-pci"),
+        );
+        let cfg = DeviceConfig::new("0000:00:04.0").queues(2, 1);
+        let err = VirtioDevice::open(open_fake(&root), &cfg).err().unwrap();
+        assert!(err.to_string().contains("equal rx and tx"), "{err}");
+        let cfg = DeviceConfig::new("0000:00:04.0").hugepage_dir("/nonexistent/ixy-huge");
+        let err = VirtioDevice::open(open_fake(&root), &cfg).err().unwrap();
+        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
+        assert_eq!(unbind_written(&root, "virtio-pci"), "", "never unbound");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn max_virtqueue_pairs_from_the_device_is_checked() {
+        // Without MQ: one pair, control queue 2.
+        assert_eq!(queue_layout("d", 1, None).unwrap(), 2);
+        assert!(queue_layout("d", 2, None).is_err());
+        // 2 * 0x8000 does not fit a 16-bit queue index; 0 pairs is nonsense.
+        for bad in [0x8000, 0xffff, 0] {
+            let msg = queue_layout("d", 1, Some(bad)).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("max_virtqueue_pairs = {bad}")),
+                "{msg}"
+            );
+        }
+        assert_eq!(queue_layout("d", 1, Some(0x7fff)).unwrap(), 0xfffe);
+        assert_eq!(queue_layout("d", 4, Some(4)).unwrap(), 8);
+        let msg = queue_layout("d", 5, Some(4)).unwrap_err().to_string();
+        assert!(msg.contains("offers 4"), "{msg}");
+    }
+
+    fn ctrl_queue() -> CtrlQueue {
+        CtrlQueue {
+            index: 2,
+            vq: Virtqueue::new(&HeapDma, 8).unwrap(),
+            buf: HeapDma
+                .allocate(ctrl_buf::LEN)
+                .unwrap()
+                .checked(ctrl_buf::LEN, 8, "control command buffer")
+                .unwrap(),
+            poisoned: false,
+        }
+    }
+
+    #[test]
+    fn control_commands_are_refused_after_one_timed_out() {
+        let mut c = ctrl_queue();
+        let mut dev = FakeDevice::new();
+        // An answered command.
+        let id = c.submit("d", ctrl::RX, ctrl::RX_PROMISC, &[1]).unwrap();
+        c.vq.publish();
+        assert_eq!(dev.take(&c.vq), Some(id));
+        // SAFETY: the device's side: writing the ack byte of the outstanding command.
+        unsafe { c.buf.virt().add(ctrl_buf::ACK).write_volatile(ctrl::OK) };
+        dev.complete(&mut c.vq, id as u32, 1);
+        assert_eq!(
+            c.wait("d", id, Duration::from_millis(100)).unwrap(),
+            ctrl::OK
+        );
+        // One the device never answers: the buffer stays the device's.
+        let id = c.submit("d", ctrl::RX, ctrl::RX_PROMISC, &[0]).unwrap();
+        c.vq.publish();
+        let msg = c
+            .wait("d", id, Duration::from_millis(5))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no answer"), "{msg}");
+        let msg = c
+            .submit("d", ctrl::MAC, ctrl::MAC_ADDR_SET, &[0; 6])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unusable"), "{msg}");
+        assert_eq!(dev.take(&c.vq), Some(id), "nothing new was queued");
+        assert_eq!(dev.take(&c.vq), None);
+    }
+
+    #[test]
+    fn a_tx_packet_without_headroom_is_dropped_not_left_blocking_the_queue() {
+        let (root, dir) = fake_sysfs(
+            "virtio-tx",
+            [0, 0, 2],
+            VENDOR_VIRTIO,
+            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
+            None,
+        );
+        fs::write(dir.join("resource0"), [0u8; 32]).unwrap();
+        let pci = open_fake(&root);
+        let mut dev = VirtioDevice {
+            name: "fake".into(),
+            transport: Transport::legacy(&pci).unwrap(),
+            features: 0,
+            hdr_len: NET_HDR_LEN_LEGACY,
+            rx: Vec::new(),
+            tx: vec![TxQueue {
+                index: 1,
+                vq: Virtqueue::new(&HeapDma, 8).unwrap(),
+                bufs: (0..8).map(|_| None).collect(),
+            }],
+            ctrl: None,
+            mac: [0; 6],
+            promisc: false,
+            stats: DeviceStats::default(),
+            pci,
+        };
+        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        let mut bad = pool.alloc(60).unwrap();
+        let headroom = bad.headroom();
+        bad.prepend(headroom - 4).unwrap();
+        let mut q = VecDeque::from([bad, pool.alloc(60).unwrap()]);
+        assert_eq!(dev.tx_batch(0, &mut q), 2, "both taken");
+        assert!(q.is_empty());
+        let s = dev.stats();
+        assert_eq!((s.tx_packets, s.tx_dropped, s.tx_bytes), (1, 1, 60));
+        assert_eq!(
+            pool.free_count(),
+            7,
+            "the dropped packet is back in its pool"
+        );
+        assert_eq!(dev.tx[0].vq.num_free(), 7);
+        drop(dev);
+        fs::remove_dir_all(root).unwrap();
+    }
 
     /// What QEMU 10 offers for a modern virtio-net with iommu_platform=on on a hub netdev
     /// (no offloads): MAC, STATUS, CTRL_VQ, CTRL_RX, CTRL_VLAN, CTRL_RX_EXTRA, GUEST_ANNOUNCE,

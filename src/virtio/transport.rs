@@ -257,8 +257,9 @@ pub fn is_io_bar(cfg: &[u8], bar: u8) -> bool {
 }
 
 impl Transport {
-    /// Opens the legacy interface (I/O BAR 0).
-    pub fn legacy(pci: &PciDevice) -> Result<Self> {
+    /// Opens the legacy interface (I/O BAR 0). Crate-private: a transport can point the
+    /// device's queues anywhere ([`Transport::setup_queue`]).
+    pub(crate) fn legacy(pci: &PciDevice) -> Result<Self> {
         Ok(Transport::Legacy(LegacyTransport {
             bar: pci.io_bar(0)?,
             config: legacy_reg::CONFIG_NO_MSIX,
@@ -266,7 +267,8 @@ impl Transport {
     }
 
     /// Opens the modern interface described by `caps`, mapping the BARs it names.
-    pub fn modern(pci: &PciDevice, caps: &VirtioCaps) -> Result<Self> {
+    /// Crate-private, like [`Transport::legacy`].
+    pub(crate) fn modern(pci: &PciDevice, caps: &VirtioCaps) -> Result<Self> {
         let name = pci.name().to_string();
         let mut bars: Vec<MappedBar> = Vec::new();
         let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<(usize, usize)> {
