@@ -91,12 +91,21 @@ impl MmioRegion {
     /// # Safety
     /// `base..base + len` must be a mapping of device registers (or memory) that stays
     /// valid until `unmap` is called on drop, and that nothing else in the process treats
-    /// as ordinary Rust memory.
+    /// as ordinary Rust memory. `base` must be 8-byte aligned (accesses check only that
+    /// the offset is aligned to their size); mappings are page-aligned.
+    ///
+    /// Whoever builds a region over a DMA-capable device's registers also vouches that
+    /// what is written through it (ring addresses) is memory the device may use: the
+    /// drivers do that, which is why mapping a BAR is crate-private.
     pub unsafe fn from_raw_parts(
         base: NonNull<u8>,
         len: usize,
         unmap: Option<fn(NonNull<u8>, usize)>,
     ) -> Self {
+        debug_assert!(
+            (base.as_ptr() as usize).is_multiple_of(8),
+            "MMIO region at {base:p} is not 8-byte aligned"
+        );
         MmioRegion { base, len, unmap }
     }
 

@@ -44,8 +44,8 @@ use crate::ixgbe::regs as pf;
 use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
-use crate::pci::PciDevice;
-use crate::registers::{MmioRegion, RegisterSpace};
+use crate::pci::{DriverKind, PciDevice};
+use crate::registers::{MmioRegion, RegisterSpace, wait_for};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
 pub use crate::intel::mailbox::ApiVersion;
@@ -65,6 +65,8 @@ const MAX_FRAME: u32 = 1518;
 const REINIT_RETRY: Duration = Duration::from_secs(1);
 /// Queue enable read-back timeout.
 const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a queue gets to stop on close (its ENABLE bit to read back 0).
+const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// How to set up a virtual function.
 #[derive(Debug, Clone)]
@@ -176,8 +178,6 @@ const OCTET_COUNTER_BITS: u32 = 36;
 /// ([`IxgbevfDevice::open`]), the device model's VF in tests
 /// ([`IxgbevfDevice::with_registers`]).
 pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
-    /// Keeps the PCI device (and the claim on it) while the driver runs.
-    _pci: Option<PciDevice>,
     name: String,
     regs: R,
     mbx: Mailbox,
@@ -200,16 +200,24 @@ pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
     pf_resets: u64,
     /// When the last re-initialisation from the packet path failed.
     last_failure: Option<Instant>,
+    /// Keeps the PCI device (and the claim on it) while the driver runs. Last: dropped
+    /// after the rings, so its VFIO mappings outlive them.
+    pci: Option<PciDevice>,
 }
 
 impl IxgbevfDevice<MmioRegion> {
     /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
     /// with DMA memory from hugepages.
+    ///
+    /// Refuses, before touching the device, anything that is not an ixgbevf virtual
+    /// function, options that cannot work, and a missing hugetlbfs mount.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let bar = crate::intel::claim_bar0(&pci, cfg)?;
         let options = IxgbevfOptions::from_config(cfg);
+        crate::intel::check_device(&pci, cfg, DriverKind::Ixgbevf)?;
+        options.validate()?;
+        let bar = crate::intel::claim_bar0(&pci, cfg)?;
         let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), options)?;
-        dev._pci = Some(pci);
+        dev.pci = Some(pci);
         Ok(dev)
     }
 }
@@ -241,7 +249,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             reinit_pending: false,
             pf_resets: 0,
             last_failure: None,
-            _pci: None,
+            pci: None,
         };
         // On error `dev` is dropped, which stops its queues before the memory is freed.
         dev.handshake()?;
@@ -614,11 +622,6 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
         self.rx.get(usize::from(queue)).map(RxRing::pool)
     }
-
-    /// The register space (BAR0) the driver uses.
-    pub fn registers(&self) -> &R {
-        &self.regs
-    }
 }
 
 impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
@@ -748,10 +751,42 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
 }
 
 impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
-    /// Stops the VF's DMA before its rings and buffers are freed: queues off, VF reset.
+    /// Stops the VF's DMA before its rings and buffers are freed: queues off and waited
+    /// for, then a VF reset. A queue that does not stop loses bus mastering, or if even
+    /// that fails its memory is never given back.
     fn drop(&mut self) {
         self.stop_queues();
+        // A queue has stopped once its ENABLE bit reads back 0 (82599 datasheet 4.6.7.1
+        // and 4.6.8.1, queue disable; the VF registers behave the same, 8.3).
+        let mut stopped = true;
+        for q in 0..MAX_QUEUES as usize {
+            for (ctl, enable) in [
+                (regs::rx_queue(q).ctl, pf::RXDCTL_ENABLE),
+                (regs::tx_queue(q).ctl, pf::TXDCTL_ENABLE),
+            ] {
+                let what = "queue disable on close";
+                if let Err(e) = wait_for(&self.regs, ctl, enable, 0, QUEUE_DISABLE_TIMEOUT, what) {
+                    log::error!("{}: {e}", self.name);
+                    stopped = false;
+                }
+            }
+        }
         self.regs.write32(regs::VFCTRL, regs::VFCTRL_RST);
+        if let Err(e) = self.mbx.wait_reset_done(&self.regs) {
+            log::warn!("{}: {e}", self.name);
+        }
+        if !stopped {
+            let cut = self.pci.as_ref().map(PciDevice::disable_bus_master);
+            if !matches!(cut, Some(Ok(()))) {
+                log::error!(
+                    "{}: queues still running and bus mastering not disabled; leaking their \
+                     rings and buffers rather than giving memory the device may write back",
+                    self.name
+                );
+                std::mem::forget(std::mem::take(&mut self.rx));
+                std::mem::forget(std::mem::take(&mut self.tx));
+            }
+        }
     }
 }
 
@@ -773,6 +808,35 @@ mod tests {
         };
         o.advance(0x100, 36);
         assert_eq!(o.total, 5 + 0x200);
+    }
+
+    #[test]
+    fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
+        use crate::pci::testing::{fake_sysfs, unbind_written};
+        let open = |root: &std::path::Path, cfg: &DeviceConfig| {
+            let pci = PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap();
+            IxgbevfDevice::open(pci, cfg).err().unwrap()
+        };
+        let cfg = DeviceConfig::new("0000:00:04.0");
+        // A virtio NIC (and an 82599 PF) are not virtual functions.
+        for (tag, vendor, device, driver) in [
+            ("vf-on-virtio", 0x1af4, 0x1000, "virtio-pci"),
+            ("vf-on-pf", 0x8086, 0x10fb, "ixgbe"),
+        ] {
+            let (root, _) = fake_sysfs(tag, [0, 0, 2], vendor, device, Some(driver));
+            let err = open(&root, &cfg);
+            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+            assert_eq!(unbind_written(&root, driver), "");
+            std::fs::remove_dir_all(root).unwrap();
+        }
+        // An 82599 VF, but 9 queues, or no hugetlbfs mount.
+        let (root, _) = fake_sysfs("vf-checks", [0, 0, 2], 0x8086, 0x10ed, Some("ixgbevf"));
+        let err = open(&root, &cfg.clone().queues(9, 9));
+        assert!(err.to_string().contains("1 to 8"), "{err}");
+        let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
+        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
+        assert_eq!(unbind_written(&root, "ixgbevf"), "", "never unbound");
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

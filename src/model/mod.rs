@@ -12,6 +12,14 @@
 //! clones of `Rc`s, and every register access runs the model synchronously (a tail write
 //! moves the packets before it returns).
 //!
+//! **A test tool with a device's powers.** Like a real 82599, the model writes wherever
+//! its ring registers point, within any live [`ModelDma`] region; and [`Port`] is a safe
+//! [`RegisterSpace`]. So safe code holding a `Port` that a driver uses can, by writing
+//! RDBAL/TDBAL and tails itself, make the model write into DMA memory the driver or the
+//! user holds as `&mut [u8]` (packets, rings). That is accepted for a test model, which
+//! is never linked into library users' builds (feature `model`); don't write a driver's
+//! queue registers behind its back.
+//!
 //! ```
 //! use ixy::model::Model;
 //! use ixy::registers::RegisterSpace;

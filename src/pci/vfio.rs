@@ -414,10 +414,12 @@ impl Container {
 
     /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
     ///
+    /// Crate-private, like [`Container::unmap_dma`]: DMA memory comes from `VfioDma`.
+    ///
     /// # Safety
     /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
     /// [`Container::unmap_dma`] is called with the returned address.
-    pub unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
+    pub(crate) unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
         let mut st = self.state();
         let locked = locked_bytes().unwrap_or(st.mapped);
         check_memlock(size, locked, memlock_limit(), is_root())?;
