@@ -38,7 +38,7 @@ use crate::intel::ring::{RxRing, TxRing};
 use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
-use crate::pci::{IrqMode, PciDevice};
+use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::registers::{MmioRegion, RegisterSpace, wait_device};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
@@ -204,13 +204,26 @@ pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
 impl IxgbeDevice<MmioRegion> {
     /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
     /// asks, with DMA memory from hugepages.
+    ///
+    /// Refuses, before touching the device, anything that is not an ixgbe physical
+    /// function, options that cannot work, and a missing hugetlbfs mount.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.check()?;
+        crate::intel::check_device(&pci, cfg, DriverKind::Ixgbe)?;
         pci.unbind(cfg.force_unbind)?;
         pci.enable_bus_master()?;
-        let bar = pci.map_bar(0)?;
-        let irqs = enable_vectors(&pci, &mut options)?;
+        let claimed = pci
+            .map_bar(0)
+            .and_then(|bar| Ok((bar, enable_vectors(&pci, &mut options)?)));
+        let (bar, irqs) = match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // Nothing was programmed yet: just take the bus back.
+                let _ = pci.disable_bus_master();
+                return Err(e);
+            }
+        };
         let mut dev = Self::init_with(pci.name(), bar, &cfg.dma(), &options, irqs)?;
         dev._pci = Some(pci);
         Ok(dev)
@@ -708,11 +721,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     pub fn tx_in_flight(&self, queue: u16) -> usize {
         self.tx.get(queue as usize).map_or(0, |t| t.in_flight())
     }
-
-    /// The register space (BAR0) the driver uses.
-    pub fn registers(&self) -> &R {
-        &self.regs
-    }
 }
 
 impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
@@ -849,6 +857,18 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
             "reset on close (CTRL.RST)",
         ) {
             log::error!("{}: {e}", self.name);
+            // The device may still be doing DMA: take bus mastering away; if even that is
+            // impossible, never give its memory back (without an IOMMU the hugepages would
+            // be reused while the device still writes them).
+            let cut = self._pci.as_ref().map(PciDevice::disable_bus_master);
+            if !matches!(cut, Some(Ok(()))) {
+                log::error!(
+                    "{}: bus mastering not disabled either; leaking the rings and buffers",
+                    self.name
+                );
+                std::mem::forget(std::mem::take(&mut self.rx));
+                std::mem::forget(std::mem::take(&mut self.tx));
+            }
         }
     }
 }
@@ -872,4 +892,42 @@ impl<R: RegisterSpace> RegisterSpace for IrqPath<'_, R> {
 /// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
 fn vector_mask(queues: usize) -> u32 {
     ((1u64 << queues) - 1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pci::testing::{fake_sysfs, unbind_written};
+
+    #[test]
+    fn open_refuses_wrong_devices_and_missing_hugepages_before_unbinding() {
+        let open = |root: &std::path::Path, cfg: &DeviceConfig| {
+            let pci = PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap();
+            IxgbeDevice::open(pci, cfg).err().unwrap()
+        };
+        let cfg = DeviceConfig::new("0000:00:04.0");
+        // An NVMe disk (not a NIC), a virtio NIC and an 82599 VF are not ixgbe PFs.
+        for (tag, class, vendor, device, driver) in [
+            ("pf-on-nvme", [2, 8, 1], 0x144d, 0xa808, "nvme"),
+            ("pf-on-virtio", [0, 0, 2], 0x1af4, 0x1000, "virtio-pci"),
+            ("pf-on-vf", [0, 0, 2], 0x8086, 0x10ed, "ixgbevf"),
+        ] {
+            let (root, _) = fake_sysfs(tag, class, vendor, device, Some(driver));
+            let err = open(&root, &cfg);
+            assert!(
+                matches!(err, Error::Unsupported { .. } | Error::NotANic { .. }),
+                "{err}"
+            );
+            assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");
+            std::fs::remove_dir_all(root).unwrap();
+        }
+        // An 82599 PF, but 65 queues, or no hugetlbfs mount.
+        let (root, _) = fake_sysfs("pf-checks", [0, 0, 2], 0x8086, 0x10fb, Some("ixgbe"));
+        let err = open(&root, &cfg.clone().queues(65, 1));
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
+        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
+        assert_eq!(unbind_written(&root, "ixgbe"), "", "never unbound");
+        std::fs::remove_dir_all(root).unwrap();
+    }
 }
