@@ -287,14 +287,7 @@ impl DeviceConfig {
                     device.not_vfio_error("without root a device can only be driven through VFIO")
                 );
             }
-            if pci::vfio::active_container().is_some() {
-                return Err(Error::config(format!(
-                    "{} is not bound to vfio-pci but another device of this process is: \
-                     DMA memory is mapped through the IOMMU, so all devices of a process \
-                     must use VFIO (bind {} to vfio-pci too)",
-                    self.pci_addr, self.pci_addr
-                )));
-            }
+            device.check_dma_domain()?;
         }
         match pci::driver_for(&id) {
             Some(pci::DriverKind::VirtioLegacy | pci::DriverKind::VirtioModern) => {

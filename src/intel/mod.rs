@@ -16,14 +16,16 @@ use crate::error::Result;
 use crate::pci::{DriverKind, PciDevice, driver_for};
 use crate::registers::MmioRegion;
 
-/// Checks, before anything touches the device, that `pci` is a device `kind` drives and,
-/// without VFIO, that the hugetlbfs mount for its DMA memory exists: a device taken from
-/// its kernel driver and then not driven would be left without a driver.
+/// Checks, before anything touches the device, that `pci` is a device `kind` drives, that
+/// it is in the process's DMA domain (VFIO or not, like the other devices) and, without
+/// VFIO, that the hugetlbfs mount for its DMA memory exists: a device taken from its
+/// kernel driver and then not driven would be left without a driver.
 pub(crate) fn check_device(pci: &PciDevice, cfg: &DeviceConfig, kind: DriverKind) -> Result<()> {
     let id = pci.identify()?;
     if driver_for(&id) != Some(kind) {
         return Err(id.unsupported());
     }
+    pci.check_dma_domain()?;
     if !pci.is_vfio() {
         cfg.dma().check_mount()?;
     }

@@ -8,7 +8,6 @@
 //! Regions are tracked in 2 MiB chunks: each chunk is physically contiguous (a hugepage),
 //! consecutive chunks need not be. Rings and packet buffers never straddle a chunk.
 
-use std::alloc::{self, Layout};
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io;
@@ -169,26 +168,28 @@ pub unsafe trait DmaAllocator {
 
 /// Ordinary heap memory whose "bus address" is its virtual address.
 ///
-/// **For unit tests and the device model only**: no real device reaches these addresses
-/// (without an IOMMU they are taken as physical addresses of unrelated memory). The
-/// drivers' public constructors never use it; only code given a register space that is
-/// not real hardware (the model's) can be combined with it.
+/// **For unit tests and the device model only** (it exists only with the `model`
+/// feature): no real device reaches these addresses (without an IOMMU they are taken as
+/// physical addresses of unrelated memory, so a real device sending a packet from such a
+/// pool would put unrelated memory on the wire).
+#[cfg(any(test, feature = "model"))]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HeapDma;
 
 // SAFETY: regions are at least `size` bytes, zeroed, 4096-byte aligned (the layout), and
 // their bus address is their virtual address, which is exactly how the in-process model
 // (the only "device" this allocator is for, see the type's documentation) reaches memory.
+#[cfg(any(test, feature = "model"))]
 unsafe impl DmaAllocator for HeapDma {
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         if size == 0 {
             return Err(Error::config("DMA allocation of 0 bytes"));
         }
         let size = size.next_multiple_of(DMA_ALIGN);
-        let layout = Layout::from_size_align(size, DMA_ALIGN)
+        let layout = std::alloc::Layout::from_size_align(size, DMA_ALIGN)
             .map_err(|_| Error::config(format!("DMA allocation of {size} bytes is too large")))?;
         // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let virt = NonNull::new(ptr).ok_or_else(|| Error::Hugepages {
             detail: format!("heap allocation of {size} bytes failed"),
         })?;
@@ -202,9 +203,39 @@ unsafe impl DmaAllocator for HeapDma {
                 virt,
                 size,
                 chunks,
-                Box::new(move |p, _| alloc::dealloc(p.as_ptr(), layout)),
+                Box::new(move |p, _| std::alloc::dealloc(p.as_ptr(), layout)),
             )
         })
+    }
+}
+
+/// Live regions whose bus addresses are physical addresses (from `Hugepages` without a
+/// VFIO container). While there are any, no VFIO container may be created: its devices
+/// would not reach them, and once it exists new regions get I/O virtual addresses, which
+/// the devices using physical addresses would misread. One DMA domain per process.
+static LIVE_PHYSICAL_REGIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Number of live DMA regions addressed by physical address (see
+/// `LIVE_PHYSICAL_REGIONS`); the VFIO container refuses to come into being while it is
+/// not 0.
+pub(crate) fn live_physical_regions() -> usize {
+    LIVE_PHYSICAL_REGIONS.load(Ordering::SeqCst)
+}
+
+/// Counts one physical region while it lives (also while it is being set up, so that a
+/// container created concurrently either is seen by the allocation or sees it).
+struct PhysicalRegion;
+
+impl PhysicalRegion {
+    fn new() -> Self {
+        LIVE_PHYSICAL_REGIONS.fetch_add(1, Ordering::SeqCst);
+        PhysicalRegion
+    }
+}
+
+impl Drop for PhysicalRegion {
+    fn drop(&mut self) {
+        LIVE_PHYSICAL_REGIONS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -365,17 +396,21 @@ unsafe impl DmaAllocator for Hugepages {
         if size == 0 {
             return Err(Error::config("DMA allocation of 0 bytes"));
         }
+        // Counted before looking for a container (see PhysicalRegion).
+        let physical = PhysicalRegion::new();
         // With a VFIO container in this process, memory is mapped at I/O virtual
         // addresses through the IOMMU instead (no pagemap, no root needed).
         if let Some(container) = crate::pci::vfio::active_container() {
+            drop(physical);
             return super::vfio::VfioDma::new(self.clone(), container).allocate(size);
         }
         self.check_mount()?;
         let size = size.next_multiple_of(CHUNK_SIZE);
         let virt = self.map(size, true)?;
-        let release: Release = Box::new(|p, s| {
+        let release: Release = Box::new(move |p, s| {
             // SAFETY: (p, s) is exactly the mapping made in `map`, released once.
             unsafe { libc::munmap(p.as_ptr().cast(), s) };
+            drop(physical);
         });
         let chunks: Result<Box<[u64]>> = File::open("/proc/self/pagemap")
             .map_err(|e| Error::NoPhysicalAddress {

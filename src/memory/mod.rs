@@ -12,5 +12,7 @@ pub mod dma;
 pub mod mempool;
 pub mod vfio;
 
-pub use dma::{DmaAllocator, DmaMemory, HeapDma, Hugepages};
+#[cfg(any(test, feature = "model"))]
+pub use dma::HeapDma;
+pub use dma::{DmaAllocator, DmaMemory, Hugepages};
 pub use mempool::{Mempool, Packet};

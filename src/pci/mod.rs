@@ -358,6 +358,22 @@ impl PciDevice {
         }
     }
 
+    /// Refuses a device not bound to vfio-pci while this process drives devices through
+    /// VFIO: its DMA memory would come with I/O virtual addresses, which such a device
+    /// takes as physical addresses (one DMA domain per process; the other direction is
+    /// refused when the VFIO container would be created).
+    pub(crate) fn check_dma_domain(&self) -> Result<()> {
+        if self.vfio.is_none() && vfio::active_container().is_some() {
+            return Err(Error::config(format!(
+                "{} is not bound to vfio-pci but another device of this process is: DMA \
+                 memory is mapped through the IOMMU, so all devices of a process must use \
+                 VFIO (bind {} to vfio-pci too)",
+                self.name, self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// The device's address.
     pub fn address(&self) -> PciAddress {
         self.address

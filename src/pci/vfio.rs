@@ -290,6 +290,21 @@ impl Container {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
+        // One DMA domain per process (checked under the slot lock, see
+        // memory::dma::PhysicalRegion).
+        let physical = crate::memory::dma::live_physical_regions();
+        if physical > 0 {
+            return Err(Error::Vfio {
+                address: "DMA memory".into(),
+                detail: format!(
+                    "this process holds {physical} DMA regions addressed by physical address \
+                     (a device not bound to vfio-pci is or was in use and its memory is not \
+                     freed): a device behind the IOMMU cannot reach them, and once VFIO is on \
+                     new memory gets I/O virtual addresses that device would misread. Drive \
+                     all devices of a process through vfio-pci, or none"
+                ),
+            });
+        }
         let fd = OpenOptions::new()
             .read(true)
             .write(true)

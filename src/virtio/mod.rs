@@ -344,6 +344,7 @@ impl VirtioDevice {
             return Err(id.unsupported());
         }
         queue_pairs(cfg)?;
+        pci.check_dma_domain()?;
         if !pci.is_vfio() {
             cfg.dma().check_mount()?;
         }
