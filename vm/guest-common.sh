@@ -132,3 +132,18 @@ kernel_sinks() {
         echo "@@INFO sink $n is $ifc"
     done
 }
+
+# paced PERCENT CMD...: run CMD in a cgroup limited to PERCENT % of one CPU
+# (CFS bandwidth, 10 ms periods): a steady sender instead of a flood.
+paced() {
+    local pct="$1"
+    shift
+    if [ ! -d /sys/fs/cgroup/paced ]; then
+        mkdir -p /sys/fs/cgroup
+        grep -q ' /sys/fs/cgroup ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
+        echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
+        mkdir -p /sys/fs/cgroup/paced
+    fi
+    echo "$((pct * 100)) 10000" >/sys/fs/cgroup/paced/cpu.max
+    sh -c 'echo $$ >/sys/fs/cgroup/paced/cgroup.procs && exec "$@"' paced "$@"
+}

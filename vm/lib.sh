@@ -81,7 +81,12 @@ ensure_kernel() {
         [ -n "$pkg" ] || die "cannot resolve the linux-image package name"
         log "downloading $pkg"
         rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp"
-        (cd "$kdir.tmp" && chmod 777 . && apt-get download "$pkg" >/dev/null) || die "apt-get download $pkg failed"
+        if ! (cd "$kdir.tmp" && chmod 777 . && apt-get download "$pkg" >/dev/null 2>&1); then
+            # Stale package lists name a version the mirror no longer has.
+            as_root apt-get update -qq
+            pkg="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+            (cd "$kdir.tmp" && apt-get download "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+        fi
         dpkg-deb -x "$kdir.tmp"/*.deb "$kdir.tmp/root"
         rm -f "$kdir.tmp"/*.deb
         rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
@@ -148,9 +153,12 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "@@BOOTED"
-. /guest-common.sh
-. /guest-script.sh
-echo "@@DONE"
+# A subshell: a shell error in the script must not end init (a kernel panic).
+(
+    . /guest-common.sh
+    . /guest-script.sh
+)
+echo "@@DONE rc=$?"
 sync
 poweroff -f
 INIT

@@ -28,6 +28,11 @@ declare -A BOOT_OF=(
     [active-interface-guard]=guard
 )
 declare -A RESULT=()
+if [ -n "${IXY_VM_ONLY:-}" ]; then
+    only=()
+    for s in "${SCENARIOS[@]}"; do [ "${BOOT_OF[$s]}" = "$IXY_VM_ONLY" ] && only+=("$s"); done
+    SCENARIOS=("${only[@]}")
+fi
 MACB=52:54:00:00:00:0b
 FOREIGN=10:10:10:10:10:10
 
@@ -61,7 +66,14 @@ show_section() {
     [ -f "$f" ] || return 0
     echo "  --- guest log ($boot boot) for $s ---"
     if grep -q "^@@BEGIN $s\$" "$f"; then
-        sed -n "/^@@BEGIN $s\$/,/^@@SCENARIO $s /p" "$f" | grep -v '^@@B64' | tail -n 60 | sed 's/^/  /'
+        sed -n "/^@@BEGIN $s\$/,/^@@SCENARIO $s /p" "$f" | grep -v '^@@B64' >"$WORK/section.txt"
+        if [ "$(wc -l <"$WORK/section.txt")" -le 80 ]; then
+            sed 's/^/  /' "$WORK/section.txt"
+        else
+            head -n 50 "$WORK/section.txt" | sed 's/^/  /'
+            echo "  ..."
+            tail -n 30 "$WORK/section.txt" | sed 's/^/  /'
+        fi
     else
         grep -v '^@@B64' "$f" | tail -n 40 | sed 's/^/  /'
         [ -s "$WORK/$boot.log.qemu" ] && sed 's/^/  qemu: /' "$WORK/$boot.log.qemu" | tail -n 10
@@ -72,6 +84,7 @@ show_section() {
 # parse_boot BOOT RC: read the verdicts the guest printed.
 parse_boot() {
     local boot="$1" rc="$2" s line
+    [ -f "$WORK/$boot.log" ] || : >"$WORK/$boot.log"
     tr -d '\r' <"$WORK/$boot.log" >"$WORK/$boot.txt"
     for s in "${SCENARIOS[@]}"; do
         [ "${BOOT_OF[$s]}" = "$boot" ] || continue
@@ -118,6 +131,7 @@ fi
 
 if [ "${IXY_VM_ONLY:-guard}" = guard ]; then
     t=$SECONDS
+    rm -f "$WORK/guard.log" "$WORK/guard.txt"
     make_initramfs "$WORK/guard.cpio.gz" "$VM_DIR/guest/guard.sh" "${NET_MODS[@]}"
     rc=0
     # shellcheck disable=SC2046
@@ -130,13 +144,14 @@ fi
 
 if [ "${IXY_VM_ONLY:-main}" = main ]; then
     t=$SECONDS
+    rm -f "$WORK/main.log" "$WORK/main.txt"
     make_initramfs "$WORK/main.cpio.gz" "$VM_DIR/guest/main.sh" "${NET_MODS[@]}"
     rm -f "$WORK/a-sent.pcap" "$WORK/d-received.pcap"
     rc=0
     # filter-dump: queue=rx on a netdev sees what its NIC transmits, queue=tx
     # what is delivered to its NIC.
     # shellcheck disable=SC2046
-    run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp "${IXY_VM_SMP:-1}" \
+    run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp "${IXY_VM_SMP:-2}" \
         $(main_nics) \
         -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/a-sent.pcap" \
         -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/d-received.pcap" || rc=$?
