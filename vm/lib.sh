@@ -12,7 +12,7 @@ IXY_VM_CACHE="${IXY_VM_CACHE:-$HOME/.cache/ixy-vm}"
 IXY_VM_TARGET_DIR="${IXY_VM_TARGET_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}}"
 IXY_VM_TARGET=x86_64-unknown-linux-gnu
 IXY_VM_MEM="${IXY_VM_MEM:-2G}"
-IXY_VM_TIMEOUT="${IXY_VM_TIMEOUT:-600}"
+IXY_VM_TIMEOUT="${IXY_VM_TIMEOUT:-300}"
 EXAMPLES=(generator forwarder pcap)
 
 log() { echo "[vm] $*" >&2; }

@@ -33,9 +33,10 @@ else
     [ "$drv" = virtio-pci ] || why="$why; device now bound to '$drv', expected virtio-pci"
     ip link show "$IF" 2>/dev/null | grep -q '[<,]UP[,>]' || why="$why; $IF is no longer up"
     ip addr show "$IF" 2>/dev/null | grep -q '192\.0\.2\.1/24' || why="$why; $IF lost its address"
-    if [ -z "$why" ]; then pass active-interface-guard; else fail active-interface-guard "${why#; }"; fi
-
-    # Optional: with IXY_FORCE_UNBIND=1 the generator may take the device over.
+    # With IXY_FORCE_UNBIND=1 the generator may take the device over.
     run_cmd force env IXY_FORCE_UNBIND=1 timeout 60 generator "$NIC" 1000
     echo "@@INFO force-unbind rc=$RC driver now: $(basename "$(readlink /sys/bus/pci/devices/$NIC/driver)" 2>/dev/null)"
+    [ "$RC" = 0 ] || why="$why; with IXY_FORCE_UNBIND=1 the generator exited $RC"
+    no_panic "$OUT" || why="$why; with IXY_FORCE_UNBIND=1 the generator panicked"
+    if [ -z "$why" ]; then pass active-interface-guard; else fail active-interface-guard "${why#; }"; fi
 fi

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Self-test of check_pcap.py on synthetic captures (no VM needed)."""
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKER = os.path.join(HERE, "check_pcap.py")
+
+
+def ip_checksum(h):
+    s = sum((h[i] << 8) | h[i + 1] for i in range(0, len(h), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def frame(seq, dst=b"\x10" * 6, touched=0):
+    p = bytearray(60)
+    p[0:6] = dst
+    p[6:12] = bytes.fromhex("52540000000a")
+    p[12:14] = b"\x08\x00"
+    p[14] = 0x45
+    p[16:18] = (46).to_bytes(2, "big")
+    p[22] = 64
+    p[23] = 17
+    p[26:30] = bytes([10, 0, 0, 1])
+    p[30:34] = bytes([10, 0, 0, 2])
+    p[24:26] = ip_checksum(p[14:34]).to_bytes(2, "big")
+    p[42:45] = b"ixy"
+    for i in range(45, 56):
+        p[i] = i - 45
+    p[48] = (p[48] + touched) & 0xFF
+    p[56:60] = seq.to_bytes(4, "big")
+    return bytes(p)
+
+
+def write_pcap(path, frames, big_endian=False):
+    e = ">" if big_endian else "<"
+    with open(path, "wb") as f:
+        f.write(struct.pack(e + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for fr in frames:
+            f.write(struct.pack(e + "IIII", 0, 0, len(fr), len(fr)) + fr)
+
+
+class CheckPcapTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.sent = os.path.join(self.dir.name, "sent.pcap")
+        write_pcap(self.sent, [frame(s) for s in range(100, 20100)])
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_checker(self, *args):
+        r = subprocess.run([sys.executable, CHECKER, *args], capture_output=True, text=True)
+        return r.returncode, r.stdout.strip()
+
+    def forward(self, frames, big_endian=False, minimum="10000"):
+        path = os.path.join(self.dir.name, "out.pcap")
+        write_pcap(path, frames, big_endian)
+        return self.run_checker("forward", path, "--ref", self.sent, "--min", minimum)
+
+    def test_forwarded_frames_with_gaps_pass(self):
+        rc, out = self.forward([frame(s, touched=1) for s in range(100, 20100) if s % 3])
+        self.assertEqual(rc, 0, out)
+
+    def test_big_endian_capture_passes(self):
+        rc, out = self.forward([frame(s, touched=1) for s in range(100, 20100)], big_endian=True)
+        self.assertEqual(rc, 0, out)
+
+    def test_too_few_frames_fail(self):
+        rc, out = self.forward([frame(s, touched=1) for s in range(100, 9000)])
+        self.assertEqual(rc, 1)
+        self.assertIn("expected at least 10000", out)
+
+    def test_reordered_frames_fail(self):
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        frames[10], frames[11] = frames[11], frames[10]
+        rc, out = self.forward(frames)
+        self.assertEqual(rc, 1)
+        self.assertIn("not above previous", out)
+
+    def test_duplicated_frame_fails(self):
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        frames.insert(50, frames[49])
+        rc, out = self.forward(frames)
+        self.assertEqual(rc, 1)
+
+    def test_untouched_byte_fails(self):
+        rc, out = self.forward([frame(s) for s in range(100, 20100)])
+        self.assertEqual(rc, 1)
+        self.assertIn("byte 48 incremented", out)
+
+    def test_corrupted_payload_fails(self):
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        bad = bytearray(frames[500])
+        bad[50] ^= 1
+        frames[500] = bytes(bad)
+        rc, out = self.forward(frames)
+        self.assertEqual(rc, 1)
+        self.assertIn("frame 500", out)
+
+    def test_bad_ip_checksum_fails(self):
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        bad = bytearray(frames[0])
+        bad[24] ^= 0xFF
+        frames[0] = bytes(bad)
+        rc, out = self.forward(frames)
+        self.assertEqual(rc, 1)
+        self.assertIn("checksum", out)
+
+    def test_short_frame_fails(self):
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        frames[7] = frames[7][:59]
+        rc, out = self.forward(frames)
+        self.assertEqual(rc, 1)
+        self.assertIn("length 59", out)
+
+    def test_unsent_sequence_number_fails(self):
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        frames.append(frame(30000, touched=1))
+        rc, out = self.forward(frames)
+        self.assertEqual(rc, 1)
+        self.assertIn("never sent", out)
+
+    def test_dst(self):
+        path = os.path.join(self.dir.name, "dst.pcap")
+        own = bytes.fromhex("52540000000b")
+        write_pcap(path, [frame(s, dst=own) for s in range(100)])
+        self.assertEqual(self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "100")[0], 0)
+        self.assertEqual(self.run_checker("dst", path, "--mac", "10:10:10:10:10:10")[0], 1)
+        self.assertEqual(self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "101")[0], 1)
+
+    def test_empty_and_truncated_files_fail(self):
+        path = os.path.join(self.dir.name, "empty.pcap")
+        write_pcap(path, [])
+        self.assertEqual(self.run_checker("forward", path, "--min", "1")[0], 1)
+        with open(path, "ab") as f:
+            f.write(struct.pack("<IIII", 0, 0, 60, 60) + b"\0" * 10)
+        rc, out = self.run_checker("count", path)
+        self.assertEqual(rc, 1)
+        self.assertIn("truncated", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
