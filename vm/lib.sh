@@ -7,7 +7,7 @@
 
 VM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$VM_DIR/.." && pwd)"
-IXY_VM_CACHE="${IXY_VM_CACHE:-$HOME/.cache/ixy-vm}"
+IXY_VM_CACHE="${IXY_VM_CACHE:-${HOME:-/root}/.cache/ixy-vm}"
 # Where cargo builds the static examples (override with IXY_VM_TARGET_DIR or CARGO_TARGET_DIR).
 IXY_VM_TARGET_DIR="${IXY_VM_TARGET_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}}"
 IXY_VM_TARGET=x86_64-unknown-linux-gnu
