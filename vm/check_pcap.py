@@ -2,14 +2,16 @@
 """Checks pcap files captured by the ixy VM bench.
 
 Subcommands:
-  forward OUT.pcap [--ref SENT.pcap] [--min N]
+  forward OUT.pcap [--ref SENT.pcap] [--min N] [--first-run]
       OUT holds what reached the capture port behind the forwarder. Every
       frame must be a 60-byte Ethernet/IPv4/UDP frame with a valid IPv4 header
       checksum; the 32-bit big-endian sequence number in bytes 56..60 must be
       strictly increasing; all other bytes except byte 48 (which the forwarder
       increments) must equal the first frame's. With --ref (what the generator
       sent, captured before the forwarder), each frame must equal the sent frame
-      of the same sequence number with byte 48 incremented by one.
+      of the same sequence number with byte 48 incremented by one. With
+      --first-run, the capture ends before the first later frame whose sequence
+      number is not above the first frame's (a later generator run).
   dst FILE.pcap --mac MAC [--min N]
       every frame's destination MAC is MAC, and there are at least N frames.
   count FILE.pcap
@@ -104,6 +106,12 @@ def masked(fr):
 
 def cmd_forward(args):
     frames = read_pcap(args.file)
+    if args.first_run and frames and len(frames[0]) >= FRAME_LEN:
+        start = seq_of(frames[0])
+        for i in range(1, len(frames)):
+            if len(frames[i]) >= FRAME_LEN and seq_of(frames[i]) <= start:
+                frames = frames[:i]
+                break
     if len(frames) < args.min:
         raise CheckError(f"{len(frames)} frames captured, expected at least {args.min}")
     first = frames[0]
@@ -173,6 +181,7 @@ def main():
     f.add_argument("file")
     f.add_argument("--ref")
     f.add_argument("--min", type=int, default=10000)
+    f.add_argument("--first-run", action="store_true")
     f.set_defaults(func=cmd_forward)
     d = sub.add_parser("dst")
     d.add_argument("file")

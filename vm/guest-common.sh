@@ -133,17 +133,27 @@ kernel_sinks() {
     done
 }
 
-# paced PERCENT CMD...: run CMD in a cgroup limited to PERCENT % of one CPU
-# (CFS bandwidth, 10 ms periods): a steady sender instead of a flood.
-paced() {
-    local pct="$1"
-    shift
+# pace_setup PERCENT: a cgroup "paced" limited to PERCENT % of one CPU (cgroup v2
+# CPU bandwidth, 10 ms periods), so that a sender in it is steady instead of a flood.
+pace_setup() {
     if [ ! -d /sys/fs/cgroup/paced ]; then
         mkdir -p /sys/fs/cgroup
         grep -q ' /sys/fs/cgroup ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
         echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
         mkdir -p /sys/fs/cgroup/paced
     fi
-    echo "$((pct * 100)) 10000" >/sys/fs/cgroup/paced/cpu.max
+    echo "$(($1 * 100)) 10000" >/sys/fs/cgroup/paced/cpu.max
+}
+
+# pace_pid PERCENT PID: move a running process (and what it execs) into "paced".
+pace_pid() {
+    pace_setup "$1"
+    echo "$2" >/sys/fs/cgroup/paced/cgroup.procs
+}
+
+# paced PERCENT CMD...: run CMD (a program, not a shell function) in "paced".
+paced() {
+    pace_setup "$1"
+    shift
     sh -c 'echo $$ >/sys/fs/cgroup/paced/cgroup.procs && exec "$@"' paced "$@"
 }

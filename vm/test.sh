@@ -28,6 +28,11 @@ declare -A BOOT_OF=(
     [active-interface-guard]=guard
 )
 declare -A RESULT=()
+# More boots and scenarios (virtio 1.0, VFIO, interrupts): vm/scenarios-vfio.sh adds
+# to SCENARIOS and BOOT_OF and defines run_vfio_boots. IXY_VM_VFIO=0 leaves them out.
+if [ "${IXY_VM_VFIO:-1}" != 0 ] && [ -f "$VM_DIR/scenarios-vfio.sh" ]; then
+    . "$VM_DIR/scenarios-vfio.sh"
+fi
 if [ -n "${IXY_VM_ONLY:-}" ]; then
     only=()
     for s in "${SCENARIOS[@]}"; do [ "${BOOT_OF[$s]}" = "$IXY_VM_ONLY" ] && only+=("$s"); done
@@ -167,6 +172,10 @@ if [ "${IXY_VM_ONLY:-main}" = main ]; then
         host_check virtio-promisc python3 "$VM_DIR/check_pcap.py" dst \
             "$WORK/promisc0.pcap" --mac "$MACB" --min 100
     fi
+fi
+
+if declare -F run_vfio_boots >/dev/null; then
+    run_vfio_boots
 fi
 
 finish

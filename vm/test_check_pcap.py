@@ -128,6 +128,16 @@ class CheckPcapTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("never sent", out)
 
+    def test_first_run_ends_at_a_restart(self):
+        path = os.path.join(self.dir.name, "two.pcap")
+        frames = [frame(s, touched=1) for s in range(100, 20100)]
+        frames += [frame(s, touched=1) for s in range(100, 3100)]
+        write_pcap(path, frames)
+        self.assertEqual(self.run_checker("forward", path, "--ref", self.sent)[0], 1)
+        rc, out = self.run_checker("forward", path, "--ref", self.sent, "--first-run")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("20000 frames", out)
+
     def test_dst(self):
         path = os.path.join(self.dir.name, "dst.pcap")
         own = bytes.fromhex("52540000000b")

@@ -18,16 +18,21 @@ if ! have_examples; then
     return 0 2>/dev/null || exit 0
 fi
 hugepages_on 256
+# G (legacy, 00:0a.0) on hub 1 is a kernel-driven sink: it keeps A's hub port open while B
+# has no free RX buffers, else QEMU's hub reorders frames (see guest/main.sh).
+for n in $A $B $C $D; do echo none >/sys/bus/pci/devices/$n/driver_override; done
+kernel_sinks 0000:00:0a.0
 
 begin virtio-modern-forward
 # D must be driven: QEMU's hub holds back C's transmissions while D cannot receive.
 pcap "$D" /tmp/msink.pcap >/tmp/msink.out 2>&1 &
 SPID=$!
-forwarder "$B" "$C" >/tmp/mfwd.out 2>&1 &
+taskset 2 forwarder "$B" "$C" >/tmp/mfwd.out 2>&1 &
 FPID=$!
 sleep 3
 echo "@@FWD_START"
-run_cmd mfwdgen timeout 180 generator "$A" 20000
+# Paced, as in guest/main.sh: an unthrottled generator floods the forwarder.
+run_cmd mfwdgen paced 20 taskset 1 timeout 180 generator "$A" 20000
 GRC=$RC
 sleep 2
 echo "@@FWD_END"

@@ -61,6 +61,12 @@ for dev in $A $B $C $D; do
     [ "$RC" = 0 ] || BIND_ERR="$BIND_ERR; vfio-bind.sh $dev exited $RC"
 done
 ls -ln /dev/vfio | sed 's/^/@@| dev-vfio: /'
+# G (legacy, 00:09.0) on hub 1 and H (legacy, 00:0a.0) on hub 2 are kernel-driven sinks:
+# they keep A's and C's hub ports open while B or D has no free RX buffers, else QEMU's
+# hub reorders frames (see guest/main.sh) and pcap on D records them out of order. E
+# stays unbound (driver_override), the modern NICs are vfio-pci's already.
+echo none >/sys/bus/pci/devices/$E/driver_override
+kernel_sinks 0000:00:09.0 0000:00:0a.0
 if [ -n "$BIND_ERR" ]; then
     fail_all "${BIND_ERR#; }"
     return 0 2>/dev/null || exit 0
@@ -77,6 +83,7 @@ begin vfio-nonroot-forward
 why=""
 as_user $IXY_UID forwarder "$B" "$C" >/tmp/vfwd.out 2>&1 &
 FPID=$!
+taskset -p 2 $FPID >/dev/null
 # The capture runs for the whole test (QEMU's hub holds back C's transmissions while D
 # cannot receive); its first 2000 frames go to the host.
 as_user $IXY_UID pcap "$D" /tmp/vfio-cap.pcap >/tmp/vpcap.out 2>&1 &
@@ -88,6 +95,9 @@ echo "@@INFO forwarder uid=$fu pcap uid=$pu"
 echo "@@FWD_START"
 as_user $IXY_UID generator "$A" 20000 >/tmp/vgen.out 2>&1 &
 GPID=$!
+# Paced, as in guest/main.sh: an unthrottled generator floods the forwarder.
+taskset -p 1 $GPID >/dev/null
+pace_pid 20 $GPID
 sleep 1
 gu="$(uid_of $GPID)"
 echo "@@INFO generator uid=$gu"
