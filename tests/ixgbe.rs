@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use ixy::ixgbe::{IxgbeDevice, IxgbeOptions, regs};
+use ixy::ixgbe::{IxgbeDevice, IxgbeOptions, MacType, regs};
 use ixy::model::{Model, Port};
 use ixy::pci::{DeviceId, DriverKind, IXGBE_DEVICE_IDS, PciAddress, driver_for};
 use ixy::registers::RegisterSpace;
@@ -96,9 +96,32 @@ fn init_follows_the_datasheet_and_brings_the_link_up() {
         hl & (regs::HLREG0_RXCRCSTRP | regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN),
         regs::HLREG0_RXCRCSTRP | regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN
     );
-    assert_ne!(r(regs::RDRXCTL) & regs::RDRXCTL_CRCSTRIP, 0);
+    // 4.6.7 / 8.2.3.8.8: RSCFRSTSIZE cleared, RSCACKC and FCOE_WRFIX set.
+    let rdrxctl = r(regs::RDRXCTL);
+    assert_ne!(rdrxctl & regs::RDRXCTL_CRCSTRIP, 0);
+    assert_eq!(rdrxctl & regs::RDRXCTL_RSCFRSTSIZE, 0);
+    assert_eq!(
+        rdrxctl & (regs::RDRXCTL_RSCACKC | regs::RDRXCTL_FCOE_WRFIX),
+        regs::RDRXCTL_RSCACKC | regs::RDRXCTL_FCOE_WRFIX
+    );
+    // 4.6.11.3.4 / 4.6.3.2: all 512 KB to buffer 0, FCRTH(0) = RXPBSIZE(0) - 0x6000,
+    // legacy receive flow control on.
+    assert_eq!(r(regs::rxpbsize(0)), 512 << 10);
+    assert_eq!(r(regs::fcrth(0)), (512 << 10) - 0x6000);
+    for n in 1..8 {
+        assert_eq!(
+            (r(regs::rxpbsize(n)), r(regs::fcrth(n))),
+            (0, 0),
+            "buffer {n}"
+        );
+    }
+    assert_ne!(r(regs::MFLCN) & regs::MFLCN_RFCE, 0);
+    // The receive data path was released after RXEN (4.6.7).
+    assert_eq!(r(regs::SECRXCTRL) & regs::SECRXCTRL_RX_DIS, 0);
     assert_ne!(r(regs::FCTRL) & regs::FCTRL_BAM, 0);
     assert_eq!(r(regs::EIMS), 0, "all interrupts masked");
+    // The MSI-X queue vector masks (EIMS_EX(0/1) at 0xAA0/0xAA4) were cleared too.
+    assert_eq!((r(0xaa0), r(0xaa4)), (0, 0));
     for q in 0..2 {
         assert_ne!(r(regs::rxdctl(q)) & regs::RXDCTL_ENABLE, 0, "rx queue {q}");
         let srrctl = r(regs::srrctl(q));
@@ -567,7 +590,32 @@ fn device_ids_select_the_ixgbe_driver() {
             Some(DriverKind::Ixgbe),
             "{name}"
         );
+        // Every id the driver is bound to has a MAC type, named as in the table.
+        let mac = MacType::from_device_id(device);
+        let expected = if name.starts_with("82599") {
+            MacType::M82599
+        } else if name.starts_with("X540") {
+            MacType::X540
+        } else if name.starts_with("X550EM_x") {
+            MacType::X550EmX
+        } else if name.starts_with("X550EM_a") {
+            MacType::X550EmA
+        } else {
+            MacType::X550
+        };
+        assert_eq!(mac, Some(expected), "{name} ({device:04x})");
     }
+    assert_eq!(MacType::from_device_id(0x10b6), None, "82598");
+    // What differs per MAC (Linux ixgbe_type.h, ixgbe_x540.c).
+    assert_eq!(MacType::M82599.eec(), regs::EEC);
+    assert_eq!(MacType::X550EmX.eec(), 0x10010);
+    assert_eq!(MacType::X550EmA.eec(), 0x15ff8);
+    assert_eq!(MacType::M82599.rx_pb_size_kb(), 512);
+    assert_eq!(MacType::X540.rx_pb_size_kb(), 384);
+    assert_eq!(MacType::X550.rx_pb_size_kb(), 384);
+    assert!(MacType::M82599.programs_autoc());
+    assert!(!MacType::X540.programs_autoc());
+    assert!(!MacType::X550EmA.programs_autoc());
     for device in [0x10fb, 0x1528, 0x1563, 0x15ab] {
         assert_eq!(driver_for(&id(0x8086, device)), Some(DriverKind::Ixgbe));
     }
@@ -585,4 +633,21 @@ fn device_ids_select_the_ixgbe_driver() {
     }
     // Another vendor's device with an ixgbe device id is not an ixgbe.
     assert_eq!(driver_for(&id(0x10ec, 0x10fb)), None);
+}
+
+/// The X540 branch, run against the 82599 model as a register file: the init leaves AUTOC
+/// alone (link managed by the PHY/firmware, so the model's link never comes up) and gives
+/// buffer 0 the X540's 384 KB with FCRTH(0) 0x6000 below it.
+#[test]
+fn x540_init_programs_its_packet_buffer_and_no_autoc() {
+    let model = Model::new();
+    let port = model.add_port();
+    let autoc_before = port.read32(regs::AUTOC);
+    let mut o = options().link_timeout(Duration::from_millis(20));
+    o.mac_type = MacType::X540;
+    let dev = open(&model, &port, &o);
+    assert_eq!(port.read32(regs::AUTOC), autoc_before, "AUTOC untouched");
+    assert_eq!(dev.link_speed(), 0, "nobody restarted auto-negotiation");
+    assert_eq!(port.read32(regs::rxpbsize(0)), 384 << 10);
+    assert_eq!(port.read32(regs::fcrth(0)), (384 << 10) - 0x6000);
 }

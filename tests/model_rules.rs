@@ -13,7 +13,19 @@ use ixy::registers::RegisterSpace;
 const CTRL: usize = 0x00000;
 const CTRL_RST: u32 = 1 << 26;
 const CTRL_LRST: u32 = 1 << 3;
+const CTRL_MASTER_DISABLE: u32 = 1 << 2;
 const STATUS: usize = 0x00008;
+const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
+const SECRXCTRL: usize = 0x08D00;
+const SECRXCTRL_RX_DIS: u32 = 1 << 1;
+const SECRXSTAT: usize = 0x08D04;
+const SECRXSTAT_SECRX_RDY: u32 = 1 << 0;
+const RDRXCTL_RSCFRSTSIZE: u32 = 0x1F << 17;
+const RDRXCTL_RSCACKC: u32 = 1 << 25;
+const RDRXCTL_FCOE_WRFIX: u32 = 1 << 26;
+const FCRTH0: usize = 0x03260;
+const EIMC_EX0: usize = 0x00AB0;
+const EIMS_EX0: usize = 0x00AA0;
 const EEC: usize = 0x10010;
 const EEC_ARD: u32 = 1 << 9;
 const EICR: usize = 0x00800;
@@ -127,9 +139,22 @@ fn bus(m: &DmaMemory) -> u64 {
     m.bus_addr(0)
 }
 
+/// The master disable algorithm (§5.2.5.3.2): request, then poll STATUS.
+fn master_disable(port: &Port) {
+    port.write32(CTRL, port.read32(CTRL) | CTRL_MASTER_DISABLE);
+    assert_eq!(port.read32(STATUS) & STATUS_GIO_MASTER_ENABLE, 0);
+}
+
+/// Master disable, then `bits` written to CTRL, then the ~1 ms of §8.2.3.1.1.
+fn start_reset(port: &Port, bits: u32) {
+    master_disable(port);
+    port.write32(CTRL, bits);
+    std::thread::sleep(std::time::Duration::from_millis(1));
+}
+
 fn reset(port: &Port) {
-    port.write32(EIMC, 0x7FFF_FFFF);
-    port.write32(CTRL, CTRL_RST | CTRL_LRST);
+    port.write32(EIMC, 0xFFFF_FFFF);
+    start_reset(port, CTRL_RST | CTRL_LRST);
     let mut reads = 0;
     while port.read32(CTRL) & CTRL_RST != 0 {
         reads += 1;
@@ -199,11 +224,37 @@ fn setup_rx_queue(model: &Model, port: &Port, q: usize, n: usize) -> RxQ {
     rx
 }
 
+/// RXCTRL.RXEN with the receive data path halted (§4.6.7).
+fn rx_on(port: &Port) {
+    port.write32(SECRXCTRL, port.read32(SECRXCTRL) | SECRXCTRL_RX_DIS);
+    assert_eq!(
+        port.read32(SECRXSTAT) & SECRXSTAT_SECRX_RDY,
+        SECRXSTAT_SECRX_RDY
+    );
+    port.write32(RXCTRL, 1);
+    port.write32(SECRXCTRL, port.read32(SECRXCTRL) & !SECRXCTRL_RX_DIS);
+}
+
+/// The general receive settings the model checks at RXEN, except CRC stripping: all
+/// packet buffer to buffer 0 with its FCRTH (§4.6.3.2, §4.6.11.3.4), RDRXCTL's RSC bits
+/// (§8.2.3.8.8).
+fn rx_settings(port: &Port) {
+    for n in 1..8 {
+        port.write32(RXPBSIZE0 + 4 * n, 0);
+    }
+    port.write32(FCRTH0, port.read32(RXPBSIZE0) - 0x6000);
+    port.write32(
+        RDRXCTL,
+        (port.read32(RDRXCTL) & !RDRXCTL_RSCFRSTSIZE) | RDRXCTL_RSCACKC | RDRXCTL_FCOE_WRFIX,
+    );
+}
+
 fn enable_rx(port: &Port) {
+    rx_settings(port);
     port.write32(HLREG0, port.read32(HLREG0) | HLREG0_RXCRCSTRP);
     port.write32(RDRXCTL, port.read32(RDRXCTL) | RDRXCTL_CRCSTRIP);
     port.write32(FCTRL, port.read32(FCTRL) | FCTRL_BAM);
-    port.write32(RXCTRL, 1);
+    rx_on(port);
 }
 
 struct TxQ {
@@ -288,8 +339,9 @@ fn reset_restores_defaults_and_self_clears() {
     port.write32(FCTRL, FCTRL_UPE);
     port.write32(EIMS, 0xFF);
     port.write32(srrctl(3), 0x0200_0004);
-    port.write32(CTRL, CTRL_RST);
-    // During reset: RST still reads 1, EEPROM auto-read and DMA init not done yet.
+    start_reset(&port, CTRL_RST);
+    // During reset (after the first ms): RST still reads 1, EEPROM auto-read and DMA
+    // init not done yet.
     assert_eq!(port.read32(EEC) & EEC_ARD, 0);
     assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, 0);
     assert_eq!(port.read32(CTRL) & CTRL_RST, CTRL_RST);
@@ -299,7 +351,13 @@ fn reset_restores_defaults_and_self_clears() {
     assert_eq!(port.read32(FCTRL), 0);
     assert_eq!(port.read32(EIMS), 0);
     assert_eq!(port.read32(srrctl(3)), 0x0000_0402);
-    assert_eq!(port.read32(RXPBSIZE0), 0x0008_0000);
+    for n in 0..8 {
+        assert_eq!(port.read32(RXPBSIZE0 + 4 * n), 0x0008_0000, "RXPBSIZE({n})");
+    }
+    assert_eq!(port.read32(HLREG0), 0x0800_040B);
+    assert_eq!(port.read32(RDRXCTL) & RDRXCTL_RSCFRSTSIZE, 0x8 << 17);
+    // Mastering is enabled again after the reset.
+    assert_ne!(port.read32(STATUS) & STATUS_GIO_MASTER_ENABLE, 0);
     assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
     // MAC "from the EEPROM" in RAL(0)/RAH(0), address valid.
     let mac = model.default_mac(&port);
@@ -314,12 +372,12 @@ fn reset_restores_defaults_and_self_clears() {
 }
 
 #[test]
-fn reset_also_completes_after_a_millisecond() {
+fn reset_also_completes_after_ten_milliseconds() {
     let model = Model::new();
     let port = model.add_port();
-    port.write32(CTRL, CTRL_RST);
-    std::thread::sleep(std::time::Duration::from_millis(2));
-    port.write32(EIMC, 0x7FFF_FFFF);
+    start_reset(&port, CTRL_RST);
+    std::thread::sleep(std::time::Duration::from_millis(9));
+    port.write32(EIMC, 0xFFFF_FFFF);
     assert_eq!(port.read32(CTRL) & CTRL_RST, 0);
 }
 
@@ -455,7 +513,8 @@ fn rx_without_crc_strip_delivers_the_fcs() {
     port.write32(HLREG0, port.read32(HLREG0) & !HLREG0_RXCRCSTRP);
     port.write32(RDRXCTL, port.read32(RDRXCTL) & !RDRXCTL_CRCSTRIP);
     port.write32(FCTRL, FCTRL_BAM);
-    port.write32(RXCTRL, 1);
+    rx_settings(&port);
+    rx_on(&port);
     let frame = frame_to([0xff; 6], 60);
     assert!(model.inject(&port, &frame));
     assert_eq!(&rx.desc(0)[8..16], &[0x03, 0, 0, 0, 64, 0, 0, 0]);
@@ -593,10 +652,15 @@ fn unicast_filter_promiscuous_broadcast_and_multicast() {
     assert!(!model.inject(&port, &frame_to(other, 60)));
     assert!(!model.inject(&port, &frame_to(mcast, 60)));
     assert!(model.inject(&port, &frame_to([0xff; 6], 60)));
+    // Filters change only with receive off (§8.2.3.7.1).
+    port.write32(RXCTRL, 0);
     port.write32(FCTRL, FCTRL_BAM | FCTRL_UPE | FCTRL_MPE);
+    rx_on(&port);
     assert!(model.inject(&port, &frame_to(other, 60)));
     assert!(model.inject(&port, &frame_to(mcast, 60)));
+    port.write32(RXCTRL, 0);
     port.write32(FCTRL, 0);
+    rx_on(&port);
     assert!(!model.inject(&port, &frame_to([0xff; 6], 60)));
     // A second receive address.
     port.write32(RAL0 + 8, 0x0000_0002);
@@ -767,8 +831,142 @@ fn rule_unaligned_register_offset() {
 )]
 fn rule_write_while_in_reset() {
     let port = Model::new().add_port();
+    master_disable(&port);
     port.write32(CTRL, CTRL_RST);
-    port.write32(EIMC, 0x7FFF_FFFF);
+    port.write32(EIMC, 0xFFFF_FFFF);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: register read within 1 ms of setting CTRL.RST"
+)]
+fn rule_read_within_a_millisecond_of_reset() {
+    let port = Model::new().add_port();
+    master_disable(&port);
+    port.write32(CTRL, CTRL_RST);
+    // Polling CTRL at once is what the datasheet forbids (§8.2.3.1.1).
+    port.read32(CTRL);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: software reset without the master disable algorithm"
+)]
+fn rule_reset_without_master_disable() {
+    Model::new().add_port().write32(CTRL, CTRL_RST | CTRL_LRST);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: software reset without the master disable algorithm"
+)]
+fn rule_reset_without_polling_status_after_master_disable() {
+    let port = Model::new().add_port();
+    port.write32(CTRL, CTRL_MASTER_DISABLE);
+    port.write32(CTRL, CTRL_RST);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: ring longer than 128 KiB (8K descriptors)")]
+fn rule_ring_longer_than_8k_descriptors() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    port.write32(rdlen(0), 128 * 1024); // 8K descriptors: the limit, fine
+    port.write32(tdlen(0), 128 * 1024 + 128);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: RXCTRL.RXEN set without the receive data path halted"
+)]
+fn rule_rxen_without_secrx_halt() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    port.write32(RXCTRL, 1);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: RXCTRL.RXEN set without the receive data path halted"
+)]
+fn rule_rxen_with_rx_dis_but_without_polling_secrx_rdy() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    port.write32(SECRXCTRL, SECRXCTRL_RX_DIS);
+    port.write32(RXCTRL, 1);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: rx enabled with RDRXCTL.RSCFRSTSIZE")]
+fn rule_rxen_with_default_rscfrstsize() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    rx_settings(&port);
+    port.write32(RDRXCTL, port.read32(RDRXCTL) | 0x8 << 17);
+    rx_on(&port);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: rx enabled with RDRXCTL.RSCFRSTSIZE")]
+fn rule_rxen_without_fcoe_wrfix() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    rx_settings(&port);
+    port.write32(RDRXCTL, port.read32(RDRXCTL) & !RDRXCTL_FCOE_WRFIX);
+    rx_on(&port);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: rx enabled with FCRTH.RTH unset")]
+fn rule_rxen_without_fcrth() {
+    let model = Model::new();
+    let port = model.add_port();
+    reset(&port);
+    let _rx = setup_rx_queue(&model, &port, 0, 8);
+    rx_settings(&port);
+    port.write32(FCRTH0, 0);
+    rx_on(&port);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: FCTRL changed while RXCTRL.RXEN is set")]
+fn rule_fctrl_changed_while_receiving() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(FCTRL, port.read32(FCTRL) | FCTRL_UPE);
+}
+
+#[test]
+fn no_reception_while_the_receive_data_path_is_halted() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(SECRXCTRL, SECRXCTRL_RX_DIS);
+    assert!(!model.inject(&port, &frame_to([0xff; 6], 60)));
+    port.write32(SECRXCTRL, 0);
+    assert!(model.inject(&port, &frame_to([0xff; 6], 60)));
+    // Unchanged FCTRL writes are not filter changes.
+    port.write32(FCTRL, port.read32(FCTRL));
+}
+
+#[test]
+fn eimc_ex_masks_the_msix_queue_vectors() {
+    let port = Model::new().add_port();
+    port.write32(EIMS_EX0, 0xF0F0);
+    port.write32(EIMS_EX0 + 4, 0x1);
+    port.write32(EIMC_EX0, 0x00F0);
+    port.write32(EIMC_EX0 + 4, u32::MAX);
+    assert_eq!(port.read32(EIMS_EX0), 0xF000);
+    assert_eq!(port.read32(EIMS_EX0 + 4), 0);
+    assert_eq!(port.read32(EIMC_EX0), 0);
 }
 
 #[test]
@@ -942,7 +1140,8 @@ fn rule_crc_strip_settings_differ() {
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     // HLREG0.RXCRCSTRP is set after reset, RDRXCTL.CRCSTRIP is not.
-    port.write32(RXCTRL, 1);
+    rx_settings(&port);
+    rx_on(&port);
 }
 
 #[test]
@@ -1078,7 +1277,7 @@ fn rule_messages_name_the_port_and_the_detail() {
     assert_eq!(
         msg,
         "82599 model: rule violated: ring length not a multiple of 128 (port 0: RDLEN(5) = 200 \
-         (at most 512 KiB; §8.2.3.8.3, §8.2.3.9.7))"
+         (§8.2.3.8.3, §8.2.3.9.7))"
     );
     // The model stays usable after a caught violation.
     port.write32(rdlen(5), 256);

@@ -4,8 +4,11 @@
 //! The initialisation follows the Intel 82599 10 GbE Controller Datasheet, section 4.6
 //! ("Software Initialization and Diagnostics"), step by step; each step cites its
 //! section. The X540 and X550 share the 82599's programming model for everything used
-//! here (queues, descriptors, filters, statistics); their PHY/link setup differs, and this
-//! driver only programs the 82599's MAC link (AUTOC) and then reads LINKS on all of them.
+//! here (queues, descriptors, filters, statistics); what differs in what this driver
+//! programs is in [`MacType`] (EEC location, receive packet buffer size, and whether the
+//! driver sets up the MAC link through AUTOC or leaves the link to the PHY/firmware). The
+//! in-process device model is an 82599; the other MACs' branches are checked in the
+//! model only as far as the 82599 register file can show them.
 //!
 //! The device is generic over its register space: [`MmioRegion`] (BAR0 mapped from sysfs)
 //! on hardware, the in-process 82599 model in tests. Register access and DMA addresses are
@@ -60,6 +63,19 @@ pub const POOL_ENTRY_SIZE: usize = 4096;
 
 /// Global reset completion timeout (the datasheet gives no bound; 1 s is generous).
 const RESET_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time after setting CTRL.RST before any register access, the poll of CTRL.RST
+/// included (8.2.3.1.1: "approximately 1 ms").
+const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
+/// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` polls
+/// for up to 80 ms, then resets anyway).
+const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
+/// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux waits up to 40 ms).
+const SECRX_TIMEOUT: Duration = Duration::from_millis(100);
+/// Queue disable read-back timeout (4.6.7.1.2 / 4.6.8.1 give none).
+const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
+/// Extra wait after a receive queue reads back disabled, before its memory is released
+/// (4.6.7.1.2: "wait additional ~100 us").
+const QUEUE_DISABLE_SETTLE: Duration = Duration::from_micros(100);
 /// Settle time after a global reset (4.6.3.2: wait at least 10 ms).
 const RESET_SETTLE: Duration = Duration::from_millis(10);
 /// EEPROM auto-read and DMA init timeout (4.6.3).
@@ -77,6 +93,68 @@ pub const MAX_INTERRUPT_QUEUES: u16 = regs::NUM_RTXQ_BITS as u16;
 /// interrupts (at most ~98k/s; the rate the original ixy uses, 0x028). Interrupts only
 /// wake an idle queue, so the throttle barely matters; it bounds a storm.
 pub const RX_EITR: u32 = 5 << regs::EITR_ITR_INTERVAL_SHIFT;
+
+/// The MAC generation of an ixgbe physical function, and the few things this driver
+/// programs differently on each (Linux `ixgbe_type.h` `enum ixgbe_mac_type`; values from
+/// `ixgbe_type.h`, `ixgbe_82599.c`, `ixgbe_x540.c`, `ixgbe_x550.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MacType {
+    /// 82599 (X520): the datasheet this driver follows, and the device model.
+    #[default]
+    M82599,
+    /// X540 (10GBASE-T, integrated PHY).
+    X540,
+    /// X550 (10GBASE-T, integrated PHY).
+    X550,
+    /// X550EM_x (SoC-integrated, external PHY or backplane).
+    X550EmX,
+    /// X550EM_a (SoC-integrated, EEC moved).
+    X550EmA,
+}
+
+impl MacType {
+    /// The MAC of PCI device id `device` (Intel vendor id assumed), for the ids in
+    /// [`crate::pci::IXGBE_DEVICE_IDS`]; `None` for any other id.
+    pub fn from_device_id(device: u16) -> Option<MacType> {
+        Some(match device {
+            0x10f7 | 0x1514 | 0x1517 | 0x10f8 | 0x10f9 | 0x10fb | 0x152a | 0x1529 | 0x1507
+            | 0x154d | 0x154a | 0x1558 | 0x1557 | 0x10fc | 0x151c | 0x154f => MacType::M82599,
+            0x1528 | 0x1560 => MacType::X540,
+            0x1563 | 0x15d1 => MacType::X550,
+            0x15aa | 0x15ab | 0x15ac | 0x15ad | 0x15ae | 0x15b0 => MacType::X550EmX,
+            0x15c2 | 0x15c3 | 0x15c4 | 0x15c6 | 0x15c7 | 0x15c8 | 0x15ca | 0x15cc | 0x15ce
+            | 0x15e4 | 0x15e5 => MacType::X550EmA,
+            _ => return None,
+        })
+    }
+
+    /// Offset of EEC (EEPROM/Flash Control): 0x10010, but 0x15FF8 on the X550EM_a
+    /// (Linux `IXGBE_EEC_BY_MAC`).
+    pub fn eec(self) -> usize {
+        match self {
+            MacType::X550EmA => regs::EEC_X550EM_A,
+            _ => regs::EEC,
+        }
+    }
+
+    /// Size of the receive packet buffer in KB, all of it given to buffer 0: 512 on the
+    /// 82599 (8.2.3.8.9), 384 on the X540 and X550 families (Linux
+    /// `IXGBE_X540_RX_PB_SIZE`, set by `ixgbe_get_invariants_X540`, which the X550
+    /// variants call too).
+    pub fn rx_pb_size_kb(self) -> u32 {
+        match self {
+            MacType::M82599 => 512,
+            _ => 384,
+        }
+    }
+
+    /// Whether the driver selects the link mode through AUTOC (4.6.4). Only on the
+    /// 82599: the X540/X550 links are set up by their PHY and firmware (Linux programs
+    /// no AUTOC on them; their `setup_link` goes through the PHY).
+    pub fn programs_autoc(self) -> bool {
+        self == MacType::M82599
+    }
+}
 
 /// Everything [`IxgbeDevice::with_registers`] needs besides registers and memory.
 #[derive(Debug, Clone)]
@@ -105,6 +183,8 @@ pub struct IxgbeOptions {
     /// How the vectors are delivered: MSI-X (one message per vector) or MSI. Only used
     /// with interrupts; [`IxgbeDevice::open`] sets it to what VFIO enabled.
     pub irq_mode: IrqMode,
+    /// The MAC generation; [`IxgbeDevice::open`] sets it from the PCI device id.
+    pub mac_type: MacType,
 }
 
 impl Default for IxgbeOptions {
@@ -120,6 +200,7 @@ impl Default for IxgbeOptions {
             promisc: true,
             interrupt_timeout_ms: 0,
             irq_mode: IrqMode::MsiX,
+            mac_type: MacType::M82599,
         }
     }
 }
@@ -211,6 +292,8 @@ impl IxgbeDevice<MmioRegion> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.check()?;
         crate::intel::check_device(&pci, cfg, DriverKind::Ixgbe)?;
+        let id = pci.identify()?;
+        options.mac_type = MacType::from_device_id(id.device).ok_or_else(|| id.unsupported())?;
         pci.unbind(cfg.force_unbind)?;
         pci.enable_bus_master()?;
         let claimed = pci
@@ -334,28 +417,58 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         )
     }
 
+    /// 4.6.3.1: masks every interrupt cause: EIMC, and EIMC_EX(0/1) for the queue
+    /// vectors of MSI-X mode (Linux `ixgbe_irq_disable` on every MAC after the 82598).
+    fn mask_interrupts(&self) {
+        self.set_reg(regs::EIMC, regs::EIMC_ALL);
+        self.set_reg(regs::eimc_ex(0), u32::MAX);
+        self.set_reg(regs::eimc_ex(1), u32::MAX);
+    }
+
+    /// The master disable algorithm (5.2.5.3.2), required before a software reset
+    /// (4.2.1.6.1): no new master requests, then wait until none is pending. A timeout
+    /// is logged and the reset goes ahead (as Linux `ixgbe_disable_pcie_master` does): the
+    /// reset is what stops the device for good.
+    fn master_disable(&self) {
+        self.set_reg(
+            regs::CTRL,
+            self.get_reg(regs::CTRL) | regs::CTRL_MASTER_DISABLE,
+        );
+        if let Err(e) = self.wait_reg(
+            regs::STATUS,
+            regs::STATUS_GIO_MASTER_ENABLE,
+            0,
+            MASTER_DISABLE_TIMEOUT,
+            "master requests to stop (STATUS.GIO_MASTER_ENABLE)",
+        ) {
+            log::warn!("{}: {e}; resetting anyway", self.name);
+        }
+    }
+
+    /// 4.6.3.2 / 4.2.1.6.1: master disable, global reset (device and link), wait ~1 ms
+    /// before touching any register (8.2.3.1.1), then wait for CTRL.RST to self-clear.
+    fn reset(&self, what: &str) -> Result<()> {
+        self.master_disable();
+        self.set_reg(regs::CTRL, regs::CTRL_RST_MASK);
+        std::thread::sleep(RESET_ACCESS_DELAY);
+        self.wait_reg(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)
+    }
+
     /// Datasheet 4.6.3 "Initialization Sequence" and the sections it refers to.
     fn init(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
         // 4.6.3.1: disable interrupts.
-        self.set_reg(regs::EIMC, regs::EIMC_ALL);
+        self.mask_interrupts();
 
-        // 4.6.3.2: global reset (device and link), then wait for it to complete.
-        self.set_reg(regs::CTRL, regs::CTRL_RST_MASK);
-        self.wait_reg(
-            regs::CTRL,
-            regs::CTRL_RST_MASK,
-            0,
-            RESET_TIMEOUT,
-            "reset to complete (CTRL.RST)",
-        )?;
+        // 4.6.3.2: global reset, then wait for it to complete and settle 10 ms.
+        self.reset("reset to complete (CTRL.RST)")?;
         std::thread::sleep(RESET_SETTLE);
 
         // 4.6.3.1: interrupts again, the reset may have enabled some.
-        self.set_reg(regs::EIMC, regs::EIMC_ALL);
+        self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
         self.wait_reg(
-            regs::EEC,
+            o.mac_type.eec(),
             regs::EEC_ARD,
             regs::EEC_ARD,
             INIT_DONE_TIMEOUT,
@@ -369,8 +482,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             "DMA initialisation done (RDRXCTL.DMAIDONE)",
         )?;
 
-        // 4.6.4: link setup; the link comes up while the rest is initialised.
-        self.init_link();
+        // 4.6.4: link setup (82599 only; the X540/X550 PHY and firmware bring their link
+        // up by themselves); the link comes up while the rest is initialised.
+        if o.mac_type.programs_autoc() {
+            self.init_link();
+        }
 
         // 4.6.5: statistics registers clear on read: read them once to zero them.
         self.read_stats();
@@ -384,7 +500,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         if !self.irqs.is_empty() {
             self.init_interrupts();
         }
-        self.set_promisc(o.promisc)?;
 
         self.wait_for_link(o)?;
         log::info!(
@@ -410,7 +525,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         let queues = self.irqs.len();
         let msix = self.irq_mode == IrqMode::MsiX;
         // Mask everything while the causes are routed.
-        self.set_reg(regs::EIMC, regs::EIMC_ALL);
+        self.mask_interrupts();
         // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
         // when a vector's message is sent, so a woken queue needs no EIMC write.
         if msix {
@@ -526,24 +641,51 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
         );
 
-        // 4.6.11.3.4 (no DCB, no virtualisation): all packet buffer to buffer 0.
-        self.set_reg(regs::rxpbsize(0), regs::RXPBSIZE_512KB);
+        // 4.6.11.3.4 (no DCB, no virtualisation): all packet buffer to buffer 0, whose
+        // size depends on the MAC.
+        let pb_bytes = o.mac_type.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
+        self.set_reg(regs::rxpbsize(0), pb_bytes);
         for i in 1..8 {
             self.set_reg(regs::rxpbsize(i), 0);
         }
+        // 4.6.3.2: FCRTH[n].RTH is set whether flow control is used or not, typically to
+        // RXPBSIZE[n] - 0x6000 (0 for the unused buffers; Linux `ixgbe_fc_enable_generic`).
+        // 4.6.11.3.4 (DCB off): receive legacy flow control on (MFLCN.RFCE).
+        self.set_reg(regs::fcrth(0), pb_bytes - regs::FCRTH_HEADROOM);
+        for i in 1..8 {
+            self.set_reg(regs::fcrth(i), 0);
+        }
+        self.set_reg(regs::MFLCN, self.get_reg(regs::MFLCN) | regs::MFLCN_RFCE);
 
         // CRC stripping, in the MAC (HLREG0) and the DMA (RDRXCTL) alike.
         self.set_reg(
             regs::HLREG0,
             self.get_reg(regs::HLREG0) | regs::HLREG0_RXCRCSTRP,
         );
+        // 4.6.7 / 8.2.3.8.8: RSCFRSTSIZE to 0 (not its default), RSCACKC and FCOE_WRFIX
+        // to 1b (Linux `ixgbe_setup_rdrxctl` does the same on the 82599 and X540).
         self.set_reg(
             regs::RDRXCTL,
-            self.get_reg(regs::RDRXCTL) | regs::RDRXCTL_CRCSTRIP,
+            (self.get_reg(regs::RDRXCTL) & !regs::RDRXCTL_RSCFRSTSIZE)
+                | regs::RDRXCTL_CRCSTRIP
+                | regs::RDRXCTL_RSCACKC
+                | regs::RDRXCTL_FCOE_WRFIX,
         );
 
-        // Accept broadcast frames.
-        self.set_reg(regs::FCTRL, self.get_reg(regs::FCTRL) | regs::FCTRL_BAM);
+        // Receive filters while RXEN is clear (8.2.3.7.1): broadcast, and promiscuous if
+        // asked for.
+        let promisc = if o.promisc {
+            regs::FCTRL_UPE | regs::FCTRL_MPE
+        } else {
+            0
+        };
+        self.set_reg(
+            regs::FCTRL,
+            (self.get_reg(regs::FCTRL) & !(regs::FCTRL_UPE | regs::FCTRL_MPE))
+                | regs::FCTRL_BAM
+                | promisc,
+        );
+        self.promisc = o.promisc;
 
         // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9).
         let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
@@ -601,8 +743,32 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         }
 
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
-        self.set_reg(regs::RXCTRL, self.get_reg(regs::RXCTRL) | regs::RXCTRL_RXEN);
-        Ok(())
+        self.enable_rx()
+    }
+
+    /// Sets RXCTRL.RXEN with the receive data path halted (4.6.7, an 82599 errata
+    /// workaround in Linux `ixgbe_enable_rx_dma_82599`): SECRXCTRL.RX_DIS, wait for
+    /// SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS. The path is released on error too.
+    fn enable_rx(&self) -> Result<()> {
+        self.set_reg(
+            regs::SECRXCTRL,
+            self.get_reg(regs::SECRXCTRL) | regs::SECRXCTRL_RX_DIS,
+        );
+        let ready = self.wait_reg(
+            regs::SECRXSTAT,
+            regs::SECRXSTAT_SECRX_RDY,
+            regs::SECRXSTAT_SECRX_RDY,
+            SECRX_TIMEOUT,
+            "receive data path to halt (SECRXSTAT.SECRX_RDY)",
+        );
+        if ready.is_ok() {
+            self.set_reg(regs::RXCTRL, self.get_reg(regs::RXCTRL) | regs::RXCTRL_RXEN);
+        }
+        self.set_reg(
+            regs::SECRXCTRL,
+            self.get_reg(regs::SECRXCTRL) & !regs::SECRXCTRL_RX_DIS,
+        );
+        ready
     }
 
     /// 4.6.8: transmit initialisation, then 4.6.8.1: enabling each queue.
@@ -771,8 +937,17 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         }
     }
 
-    /// Unicast and multicast promiscuous (FCTRL.UPE, FCTRL.MPE).
+    /// Unicast and multicast promiscuous (FCTRL.UPE, FCTRL.MPE). Receive is switched
+    /// off around the filter change (8.2.3.7.1: filters change only with RXCTRL.RXEN
+    /// clear) and back on with the sequence of 4.6.7.
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
+        let rx_on = self.get_reg(regs::RXCTRL) & regs::RXCTRL_RXEN != 0;
+        if rx_on {
+            self.set_reg(
+                regs::RXCTRL,
+                self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
+            );
+        }
         let fctrl = self.get_reg(regs::FCTRL);
         let bits = regs::FCTRL_UPE | regs::FCTRL_MPE;
         self.set_reg(
@@ -780,6 +955,9 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
             if enabled { fctrl | bits } else { fctrl & !bits },
         );
         self.promisc = enabled;
+        if rx_on {
+            self.enable_rx()?;
+        }
         Ok(())
     }
 
@@ -828,10 +1006,11 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
 
 impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
     /// Stops all DMA before the rings and buffers are freed: receive off, queues
-    /// disabled, then a global reset (4.6.3.2).
+    /// disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then master disable and a
+    /// global reset (4.2.1.6.1, 4.6.3.2).
     fn drop(&mut self) {
         // 4.6.3.1: no interrupts while the device goes down.
-        self.set_reg(regs::EIMC, regs::EIMC_ALL);
+        self.mask_interrupts();
         self.set_reg(
             regs::RXCTRL,
             self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
@@ -848,14 +1027,26 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
                 self.get_reg(regs::txdctl(q)) & !regs::TXDCTL_ENABLE,
             );
         }
-        self.set_reg(regs::CTRL, regs::CTRL_RST_MASK);
-        if let Err(e) = self.wait_reg(
-            regs::CTRL,
-            regs::CTRL_RST_MASK,
-            0,
-            RESET_TIMEOUT,
-            "reset on close (CTRL.RST)",
-        ) {
+        // 4.6.7.1.2: poll until each queue reads back disabled, then ~100 us more. A
+        // queue that stays enabled is logged; the reset below stops it in any case.
+        let queues = (0..self.rx.len())
+            .map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q))
+            .chain(
+                (0..self.tx.len()).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q)),
+            );
+        for (reg, bit, kind, q) in queues {
+            if let Err(e) = self.wait_reg(
+                reg,
+                bit,
+                0,
+                QUEUE_DISABLE_TIMEOUT,
+                &format!("{kind} queue {q} to disable"),
+            ) {
+                log::warn!("{}: {e}", self.name);
+            }
+        }
+        std::thread::sleep(QUEUE_DISABLE_SETTLE);
+        if let Err(e) = self.reset("reset on close (CTRL.RST)") {
             log::error!("{}: {e}", self.name);
             // The device may still be doing DMA: take bus mastering away; if even that is
             // impossible, never give its memory back (without an IOMMU the hugepages would

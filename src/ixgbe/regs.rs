@@ -13,6 +13,15 @@ pub const CTRL_LRST: u32 = 1 << 3;
 pub const CTRL_RST: u32 = 1 << 26;
 /// Both reset bits, as the init sequence sets them (4.6.3.2).
 pub const CTRL_RST_MASK: u32 = CTRL_LRST | CTRL_RST;
+/// CTRL.PCIe_Master_Disable (Linux `IXGBE_CTRL_GIO_DIS`): stop issuing new master
+/// requests, first step of the master disable algorithm (5.2.5.3.2).
+pub const CTRL_MASTER_DISABLE: u32 = 1 << 2;
+
+/// Device Status.
+pub const STATUS: usize = 0x00008;
+/// STATUS.PCIe_Master_Enable_Status (Linux `IXGBE_STATUS_GIO`): clears once no master
+/// request is pending after CTRL.PCIe_Master_Disable (5.2.5.3.2).
+pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
 
 /// Extended Device Control.
 pub const CTRL_EXT: usize = 0x00018;
@@ -20,8 +29,11 @@ pub const CTRL_EXT: usize = 0x00018;
 pub const CTRL_EXT_NS_DIS: u32 = 1 << 16;
 
 // ---- EEPROM/Flash, 8.2.3.2 ----
-/// EEPROM/Flash Control.
+/// EEPROM/Flash Control (82599, X540, X550, X550EM_x).
 pub const EEC: usize = 0x10010;
+/// EEPROM/Flash Control of the X550EM_a, which moved it (Linux `ixgbe_type.h`
+/// `IXGBE_EEC_X550EM_a`).
+pub const EEC_X550EM_A: usize = 0x15ff8;
 /// EEC.ARD: EEPROM auto-read done.
 pub const EEC_ARD: u32 = 1 << 9;
 
@@ -35,8 +47,14 @@ pub const EIAC: usize = 0x00810;
 pub const EIMS: usize = 0x00880;
 /// Extended Interrupt Mask Clear: writing 1b masks a cause.
 pub const EIMC: usize = 0x00888;
-/// All interrupt causes of EIMC (bit 31 is reserved).
-pub const EIMC_ALL: u32 = 0x7fff_ffff;
+/// All interrupt causes of EIMC, including bit 31 (OTHER in Linux `IXGBE_EICR_OTHER`;
+/// Linux masks with `IXGBE_IRQ_CLEAR_MASK` = all ones).
+pub const EIMC_ALL: u32 = 0xffff_ffff;
+/// Extended Interrupt Mask Clear of the queue causes in MSI-X mode, `n` = 0, 1 (82599 and
+/// later; Linux `IXGBE_EIMC_EX`). Written with all ones to mask every queue vector.
+pub const fn eimc_ex(n: usize) -> usize {
+    0x00ab0 + 4 * n
+}
 /// Extended Interrupt Auto Mask Enable: with GPIE.EIAME, in MSI-X mode, the causes set
 /// here are masked when their vector's message is sent.
 pub const EIAM: usize = 0x00890;
@@ -159,14 +177,45 @@ pub const RDRXCTL: usize = 0x02f00;
 pub const RDRXCTL_CRCSTRIP: u32 = 1 << 1;
 /// RDRXCTL.DMAIDONE: DMA initialisation done.
 pub const RDRXCTL_DMAIDONE: u32 = 1 << 3;
+/// RDRXCTL.RSCFRSTSIZE (bits 21:17): must be set to 0, not its hardware default
+/// (4.6.7, 8.2.3.8.8; Linux `ixgbe_setup_rdrxctl`).
+pub const RDRXCTL_RSCFRSTSIZE: u32 = 0x1f << 17;
+/// RDRXCTL.RSCACKC: software sets it to 1b (8.2.3.8.8).
+pub const RDRXCTL_RSCACKC: u32 = 1 << 25;
+/// RDRXCTL.FCOE_WRFIX: software sets it to 1b (8.2.3.8.8).
+pub const RDRXCTL_FCOE_WRFIX: u32 = 1 << 26;
 
 /// Receive Packet Buffer Size of packet buffer `n`.
 pub const fn rxpbsize(n: usize) -> usize {
     0x03c00 + 4 * n
 }
-/// All 512 KB of receive packet buffer to buffer 0 (no DCB/VT; 4.6.11.3.4). The SIZE
-/// field is in KB at bits 19:10.
-pub const RXPBSIZE_512KB: u32 = 512 << 10;
+/// RXPBSIZE.SIZE field position: the size in KB at bits 19:10 (so the register holds
+/// the size in bytes).
+pub const RXPBSIZE_SHIFT: u32 = 10;
+
+// ---- Flow control, 8.2.3.3 ----
+/// Flow Control Receive Threshold High of packet buffer `n` (82599 location).
+pub const fn fcrth(n: usize) -> usize {
+    0x03260 + 4 * n
+}
+/// Headroom below the packet buffer size for FCRTH.RTH: "typically `RXPBSIZE[n]` -
+/// 0x6000" (4.6.3.2; Linux `ixgbe_fc_enable_generic` without tx pause).
+pub const FCRTH_HEADROOM: u32 = 0x6000;
+/// MAC Flow Control (a MAC register, 8.2.3.22).
+pub const MFLCN: usize = 0x04294;
+/// MFLCN.RFCE: receive legacy flow control enable (4.6.11.3.4, DCB off).
+pub const MFLCN_RFCE: u32 = 1 << 3;
+
+// ---- Security Rx block (8.2.3 security registers): the Rx enable sequence of 4.6.7,
+// Linux `ixgbe_enable_rx_dma_82599` (an 82599 errata workaround) ----
+/// Security Rx Control.
+pub const SECRXCTRL: usize = 0x08d00;
+/// SECRXCTRL.RX_DIS: halt the receive data path.
+pub const SECRXCTRL_RX_DIS: u32 = 1 << 1;
+/// Security Rx Status.
+pub const SECRXSTAT: usize = 0x08d04;
+/// SECRXSTAT.SECRX_RDY: the receive security block is idle (halted).
+pub const SECRXSTAT_SECRX_RDY: u32 = 1 << 0;
 
 /// Receive Control.
 pub const RXCTRL: usize = 0x03000;

@@ -110,8 +110,19 @@ impl ModelInner {
     /// stripping, broadcast, transmit DMA, 10 Gb/s serial link with auto-negotiation
     /// restarted. Receive (RXCTRL.RXEN) follows with the first VF queue enabled.
     pub(crate) fn pf_bring_up(&mut self, p: usize) {
-        let rdrxctl = self.read(p, RDRXCTL);
-        self.write(p, RDRXCTL, rdrxctl | RDRXCTL_CRCSTRIP);
+        // All receive packet buffer to buffer 0 with its flow control threshold, and the
+        // RDRXCTL bits software must set (§4.6.3.2, §4.6.11.3.4, §8.2.3.8.8).
+        for n in 1..8 {
+            self.write(p, RXPBSIZE + 4 * n, 0);
+        }
+        let pb = self.read(p, RXPBSIZE);
+        self.write(p, FCRTH, pb - 0x6000);
+        let rdrxctl = self.read(p, RDRXCTL) & !RDRXCTL_RSCFRSTSIZE;
+        self.write(
+            p,
+            RDRXCTL,
+            rdrxctl | RDRXCTL_CRCSTRIP | RDRXCTL_RSCACKC | RDRXCTL_FCOE_WRFIX,
+        );
         let fctrl = self.read(p, FCTRL);
         self.write(p, FCTRL, fctrl | FCTRL_BAM);
         let dmatxctl = self.read(p, DMATXCTL);
@@ -126,8 +137,13 @@ impl ModelInner {
     /// shows RSTI for [`PF_RESET_READS`] reads, then RSTD; the PF brings the port up again
     /// and forgets the VFs' negotiated state until each sends RESET.
     pub(crate) fn pf_reset(&mut self, p: usize) {
+        // Master disable first (§4.2.1.6.1), ~1 ms before touching a register after
+        // CTRL.RST (§8.2.3.1.1), then CTRL.RST self-clears; the PF driver polls it.
+        let ctrl = self.read(p, CTRL);
+        self.write(p, CTRL, ctrl | CTRL_MASTER_DISABLE);
+        while self.read(p, STATUS) & STATUS_GIO_MASTER_ENABLE != 0 {}
         self.write(p, CTRL, CTRL_RST);
-        // CTRL.RST self-clears; the PF driver polls it until it does.
+        std::thread::sleep(std::time::Duration::from_millis(1));
         while self.read(p, CTRL) & CTRL_RST != 0 {}
         self.pf_bring_up(p);
         let snapshot = self.ports[p].wire;
@@ -150,7 +166,24 @@ impl ModelInner {
         if max >= XCAST_PROMISC {
             fctrl |= FCTRL_UPE;
         }
+        // Filters change only with receive off (§8.2.3.7.1).
+        let rxctrl = self.read(p, RXCTRL);
+        self.write(p, RXCTRL, rxctrl & !RXCTRL_RXEN);
         self.write(p, FCTRL, fctrl);
+        // Back on if a queue still runs; otherwise the next VF queue enable turns it on.
+        if rxctrl & RXCTRL_RXEN != 0 && self.ports[p].any_rx_queue_enabled() {
+            self.pf_enable_rx(p);
+        }
+    }
+
+    /// The PF driver sets RXCTRL.RXEN with the receive data path halted (§4.6.7).
+    pub(crate) fn pf_enable_rx(&mut self, p: usize) {
+        let secrxctrl = self.read(p, SECRXCTRL);
+        self.write(p, SECRXCTRL, secrxctrl | SECRXCTRL_RX_DIS);
+        while self.read(p, SECRXSTAT) & SECRXSTAT_SECRX_RDY == 0 {}
+        let rxctrl = self.read(p, RXCTRL);
+        self.write(p, RXCTRL, rxctrl | RXCTRL_RXEN);
+        self.write(p, SECRXCTRL, secrxctrl & !SECRXCTRL_RX_DIS);
     }
 
     /// Programs (or with `None` removes) the receive address entry of VF `vf` (entry

@@ -34,6 +34,16 @@ macro_rules! unsupported {
 pub(crate) mod rule {
     pub(crate) const BAD_OFFSET: &str = "register access outside BAR0 or not 4-byte aligned";
     pub(crate) const WRITE_IN_RESET: &str = "register written while the device is in reset";
+    pub(crate) const READ_IN_RESET: &str = "register read within 1 ms of setting CTRL.RST";
+    pub(crate) const RESET_WITHOUT_MASTER_DISABLE: &str =
+        "software reset without the master disable algorithm";
+    pub(crate) const RING_TOO_LONG: &str = "ring longer than 128 KiB (8K descriptors)";
+    pub(crate) const RX_WITHOUT_SECRX_HALT: &str =
+        "RXCTRL.RXEN set without the receive data path halted (SECRXCTRL.RX_DIS, SECRX_RDY)";
+    pub(crate) const RDRXCTL_RSC_BITS: &str =
+        "rx enabled with RDRXCTL.RSCFRSTSIZE, RSCACKC or FCOE_WRFIX not as software must set them";
+    pub(crate) const FCRTH_UNSET: &str = "rx enabled with FCRTH.RTH unset for a used packet buffer";
+    pub(crate) const FCTRL_WHILE_RX: &str = "FCTRL changed while RXCTRL.RXEN is set";
     pub(crate) const RING_ALIGN: &str = "ring base not 128-byte aligned";
     pub(crate) const RING_LEN: &str = "ring length not a multiple of 128";
     pub(crate) const RING_WHILE_ENABLED: &str = "ring registers changed while the queue is enabled";
@@ -58,9 +68,19 @@ pub(crate) mod rule {
     pub(crate) const TX_TOO_LONG: &str = "tx frame longer than the maximum frame size";
 }
 
-/// How long a software reset lasts at most, in wall time; it also completes on the
-/// second read of CTRL (§4.2.1.6.1: software waits for CTRL.RST to self-clear).
-const RESET_TIME: Duration = Duration::from_millis(1);
+/// Time after setting CTRL.RST during which no register may be accessed, reads
+/// included (§8.2.3.1.1: "wait approximately 1 ms after setting before attempting to
+/// check if the bit has cleared or to access (read or write) any other device register").
+const RESET_BLACKOUT: Duration = Duration::from_millis(1);
+
+/// How long a software reset lasts at most, in wall time; after the blackout it also
+/// completes on the second read of CTRL (§4.2.1.6.1: software waits for CTRL.RST to
+/// self-clear), so a polling driver sees the bit set once.
+const RESET_TIME: Duration = Duration::from_millis(10);
+
+/// Largest RDLEN/TDLEN: "validated lengths up to 128K (8K descriptors)" (§8.2.3.8.3,
+/// §8.2.3.9.7).
+const MAX_RING_BYTES: u32 = 128 * 1024;
 
 /// LINKS reads that still show the link down after auto-negotiation restarted.
 const AN_POLLS: u8 = 2;
@@ -160,6 +180,11 @@ pub(crate) struct PortState {
     stats: Stats,
     /// Some while a software reset runs: (start, CTRL reads seen).
     reset: Option<(Instant, u8)>,
+    /// STATUS was read with GIO_MASTER_ENABLE clear since CTRL.PCIe_Master_Disable was
+    /// set (the poll of the master disable algorithm, §5.2.5.3.2).
+    master_idle_seen: bool,
+    /// SECRXSTAT was read with SECRX_RDY set since SECRXCTRL.RX_DIS was set (§4.6.7).
+    secrx_rdy_seen: bool,
     link: Link,
     /// Unicast addresses of the enabled receive address registers (RAH.AV).
     macs: Vec<[u8; 6]>,
@@ -251,6 +276,8 @@ impl PortState {
             tx: vec![Ring::default(); NUM_QUEUES].into_boxed_slice(),
             stats: Stats::default(),
             reset: None,
+            master_idle_seen: false,
+            secrx_rdy_seen: false,
             link: Link::Down,
             macs: Vec::new(),
             scratch: Vec::with_capacity(16 * 1024),
@@ -273,24 +300,32 @@ impl PortState {
         self.tx.fill(Ring::default());
         self.stats = Stats::default();
         self.link = Link::Down;
+        self.master_idle_seen = false;
+        self.secrx_rdy_seen = false;
         // §8.2.3.8.7 SRRCTL: BSIZEPACKET 2 KB, BSIZEHEADER 256 B, legacy descriptors.
         for r in self.rx.iter_mut() {
             r.srrctl = 0x0000_0402;
         }
         let r = &mut self.regs;
         r[EEC / 4] = EEC_PRES | EEC_ARD;
-        r[RDRXCTL / 4] = RDRXCTL_DMAIDONE;
-        // §8.2.3.22.8 HLREG0: TXCRCEN, RXCRCSTRP, TXPADEN set (bit 3 reserved, set).
-        r[HLREG0 / 4] = 0x0000_040B;
+        // §8.2.3.8.8 RDRXCTL: RSCFRSTSIZE has a non-zero default (0x8 here) software
+        // must clear.
+        r[RDRXCTL / 4] = RDRXCTL_DMAIDONE | 0x8 << 17;
+        // §8.2.3.22.8 HLREG0: TXCRCEN, RXCRCSTRP, TXPADEN, RXLNGTHERREN set (bit 3
+        // reserved, set).
+        r[HLREG0 / 4] = 0x0000_040B | HLREG0_RXLNGTHERREN;
         // §8.2.3.22.13 MAXFRS.MFS = 1518 (bits 31:16).
         r[MAXFRS / 4] = 1518 << 16;
-        // §8.2.3.8.9 / §8.2.3.9.13: packet buffer 0 has all the memory (512 KB / 160 KB).
-        r[RXPBSIZE / 4] = 0x0008_0000;
+        // §8.2.3.8.9: every receive packet buffer defaults to 512 KB ("the default size of
+        // PB[1-7] is also 512 KB"); §8.2.3.9.13: transmit buffer 0 has all 160 KB.
+        for n in 0..8 {
+            r[RXPBSIZE / 4 + n] = 0x0008_0000;
+        }
         r[TXPBSIZE / 4] = 0x0002_8000;
         // AUTOC.LMS from this model's "EEPROM": 1 Gb/s without auto-negotiation, so a
         // driver that does not select 10 Gb/s serial gets a 1 Gb/s link.
         r[AUTOC / 4] = AUTOC_LMS_1G_NO_AN << AUTOC_LMS_SHIFT;
-        // §8.2.3.7.9/10 RAL(0)/RAH(0) from the EEPROM, address valid.
+        // §8.2.3.7.8/9 RAL(0)/RAH(0) from the EEPROM, address valid.
         let mac = eeprom_mac(self.index);
         r[RAL / 4] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         r[(RAL + 4) / 4] = u32::from(mac[4]) | u32::from(mac[5]) << 8 | RAH_AV;
@@ -303,6 +338,10 @@ impl PortState {
 
     fn link_up(&self) -> bool {
         matches!(self.link, Link::Up { .. })
+    }
+
+    pub(crate) fn any_rx_queue_enabled(&self) -> bool {
+        self.rx.iter().any(|r| r.enabled)
     }
 
     fn rx_enabled(&self) -> bool {
@@ -322,9 +361,23 @@ impl PortState {
         }
     }
 
+    /// Whether a reset started less than [`RESET_BLACKOUT`] ago (no access allowed).
+    #[inline]
+    fn in_reset_blackout(&self) -> bool {
+        matches!(self.reset, Some((start, _)) if start.elapsed() < RESET_BLACKOUT)
+    }
+
     /// Starts a software reset (CTRL.RST) or a link reset (CTRL.LRST), §4.2.1.6.
     fn start_reset(&mut self, value: u32) {
         if value & CTRL_RST != 0 {
+            if !self.master_idle_seen {
+                violated!(
+                    self.index,
+                    rule::RESET_WITHOUT_MASTER_DISABLE,
+                    "CTRL.RST set before CTRL.PCIe_Master_Disable was set and \
+                     STATUS.GIO_MASTER_ENABLE read back as 0 (§4.2.1.6.1, §5.2.5.3.2)"
+                );
+            }
             self.load_defaults();
             self.reset = Some((Instant::now(), 0));
         } else if value & CTRL_LRST != 0 {
@@ -454,6 +507,14 @@ impl PortState {
         if offset >= BAR0_SIZE || !offset.is_multiple_of(4) {
             violated!(self.index, rule::BAD_OFFSET, "read at {offset:#x}");
         }
+        if self.reset.is_some() && self.in_reset_blackout() {
+            violated!(
+                self.index,
+                rule::READ_IN_RESET,
+                "read at {offset:#x} less than 1 ms after CTRL.RST was set; wait ~1 ms \
+                 before polling CTRL or touching any register (§8.2.3.1.1)"
+            );
+        }
         if let Some((q, reg)) = decode_rx(offset) {
             return self.read_rx_queue(q, reg);
         }
@@ -476,13 +537,30 @@ impl PortState {
             }
             STATUS => {
                 let link = if self.link_up() { STATUS_LINK_UP } else { 0 };
-                ((self.index as u32 & 1) << STATUS_LAN_ID_SHIFT) | STATUS_GIO_MASTER_ENABLE | link
+                // §5.2.5.3.2: no master request is pending in the model, so the status
+                // clears as soon as master disable is requested.
+                let gio = if self.regs[CTRL / 4] & CTRL_MASTER_DISABLE != 0 {
+                    self.master_idle_seen = true;
+                    0
+                } else {
+                    STATUS_GIO_MASTER_ENABLE
+                };
+                ((self.index as u32 & 1) << STATUS_LAN_ID_SHIFT) | gio | link
+            }
+            SECRXSTAT => {
+                // The halt completes at once: nothing is in flight in the model.
+                if self.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0 {
+                    self.secrx_rdy_seen = true;
+                    SECRXSTAT_SECRX_RDY
+                } else {
+                    0
+                }
             }
             EEC if in_reset => self.regs[EEC / 4] & !EEC_ARD,
             RDRXCTL if in_reset => self.regs[RDRXCTL / 4] & !RDRXCTL_DMAIDONE,
             LINKS => self.links(),
             EICR => std::mem::take(&mut self.regs[EICR / 4]),
-            EIMC => 0,
+            EIMC | EIMC_EX | 0x00AB4 => 0,
             GPRC => lo(std::mem::take(&mut s.gprc)),
             GPTC => lo(std::mem::take(&mut s.gptc)),
             TPR => lo(std::mem::take(&mut s.tpr)),
@@ -541,14 +619,45 @@ impl ModelInner {
         }
         match offset {
             CTRL => {
+                let was_disabled = port.regs[CTRL / 4] & CTRL_MASTER_DISABLE != 0;
                 // RST and LRST self-clear (§8.2.3.1.1).
                 port.regs[CTRL / 4] = value & !(CTRL_RST | CTRL_LRST);
+                if value & CTRL_RST == 0 && (value & CTRL_MASTER_DISABLE == 0 || !was_disabled) {
+                    // Mastering back on, or master disable just requested: the STATUS
+                    // poll of §5.2.5.3.2 is (again) needed before a reset.
+                    port.master_idle_seen = false;
+                }
                 port.start_reset(value);
             }
-            STATUS | LINKS | EICR => {} // read-only here
+            STATUS | LINKS | EICR | SECRXSTAT => {} // read-only here
             EICS => port.regs[EICR / 4] |= value,
             EIMS => port.regs[EIMS / 4] |= value,
             EIMC => port.regs[EIMS / 4] &= !value,
+            o @ (0x00AA0 | 0x00AA4) => port.regs[o / 4] |= value,
+            o @ (0x00AB0 | 0x00AB4) => port.regs[(o - EIMC_EX + EIMS_EX) / 4] &= !value,
+            SECRXCTRL => {
+                let was_halted = port.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0;
+                port.regs[SECRXCTRL / 4] = value;
+                if value & SECRXCTRL_RX_DIS == 0 {
+                    port.secrx_rdy_seen = false;
+                    if was_halted && port.rx_enabled() {
+                        // The receive data path resumes: sources start.
+                        self.run_sources(p);
+                    }
+                }
+            }
+            FCTRL => {
+                if port.rx_enabled() && port.regs[FCTRL / 4] != value {
+                    violated!(
+                        p,
+                        rule::FCTRL_WHILE_RX,
+                        "FCTRL {:#x} -> {value:#x} with RXCTRL.RXEN set; clear RXEN before \
+                         changing receive filters (§8.2.3.7.1)",
+                        port.regs[FCTRL / 4]
+                    );
+                }
+                port.regs[FCTRL / 4] = value;
+            }
             AUTOC => {
                 port.regs[AUTOC / 4] = value & !AUTOC_RESTART_AN;
                 if value & AUTOC_RESTART_AN != 0 {
@@ -569,7 +678,7 @@ impl ModelInner {
             }
             o if (MPC..MPC + 32).contains(&o) => {} // counters are read-only
             GPRC | GPTC | GORCL | GORCH | GOTCL | GOTCH | TPR | TPT | ROC => {}
-            // EIAC, EIAM, GPIE, IVAR, EITR, FCTRL, HLREG0, RDRXCTL, RXPBSIZE, TXPBSIZE,
+            // EIAC, EIAM, GPIE, IVAR, EITR, HLREG0, RDRXCTL, RXPBSIZE, FCRTH, MFLCN, TXPBSIZE,
             // MAXFRS, DCA_*CTRL, RTTDCS, DTXMXSZRQ, ...: read back as written.
             o => port.regs[o / 4] = value,
         }
@@ -585,6 +694,38 @@ impl ModelInner {
                 "RXCTRL.RXEN set while no rx queue has RXDCTL.ENABLE (§4.6.7)"
             );
         }
+        if port.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS == 0 || !port.secrx_rdy_seen {
+            violated!(
+                p,
+                rule::RX_WITHOUT_SECRX_HALT,
+                "set SECRXCTRL.RX_DIS, poll SECRXSTAT.SECRX_RDY, then set RXCTRL.RXEN and \
+                 clear RX_DIS (§4.6.7; 82599 errata)"
+            );
+        }
+        let rdrxctl = port.regs[RDRXCTL / 4];
+        if rdrxctl & RDRXCTL_RSCFRSTSIZE != 0
+            || rdrxctl & (RDRXCTL_RSCACKC | RDRXCTL_FCOE_WRFIX)
+                != RDRXCTL_RSCACKC | RDRXCTL_FCOE_WRFIX
+        {
+            violated!(
+                p,
+                rule::RDRXCTL_RSC_BITS,
+                "RDRXCTL = {rdrxctl:#010x}: RSCFRSTSIZE must be 0, RSCACKC and FCOE_WRFIX 1b \
+                 (§4.6.7, §8.2.3.8.8)"
+            );
+        }
+        for n in 0..8 {
+            let size = port.regs[RXPBSIZE / 4 + n];
+            let rth = port.regs[FCRTH / 4 + n] & FCRTH_RTH_MASK;
+            if size != 0 && (rth == 0 || rth > size) {
+                violated!(
+                    p,
+                    rule::FCRTH_UNSET,
+                    "RXPBSIZE({n}) = {size:#x}, FCRTH({n}).RTH = {rth:#x}: set it whether or \
+                     not flow control is used, typically to RXPBSIZE - 0x6000 (§4.6.3.2)"
+                );
+            }
+        }
         let hl = port.regs[HLREG0 / 4] & HLREG0_RXCRCSTRP != 0;
         let rd = port.regs[RDRXCTL / 4] & RDRXCTL_CRCSTRIP != 0;
         if hl != rd {
@@ -595,7 +736,7 @@ impl ModelInner {
                  (§8.2.3.8.8)"
             );
         }
-        self.run_sources(p);
+        // Sources start when SECRXCTRL.RX_DIS is cleared (the data path resumes).
     }
 
     fn check_ring_register(&self, p: usize, ring: &Ring, what: &str, q: usize) {
@@ -664,11 +805,19 @@ impl ModelInner {
             }
             QueueReg::Len => {
                 self.check_ring_register(p, ring, &format!("{kind}DLEN"), q);
-                if !value.is_multiple_of(128) || value > 0x8_0000 {
+                if !value.is_multiple_of(128) {
                     violated!(
                         p,
                         rule::RING_LEN,
-                        "{kind}DLEN({q}) = {value} (at most 512 KiB; §8.2.3.8.3, §8.2.3.9.7)"
+                        "{kind}DLEN({q}) = {value} (§8.2.3.8.3, §8.2.3.9.7)"
+                    );
+                }
+                if value > MAX_RING_BYTES {
+                    violated!(
+                        p,
+                        rule::RING_TOO_LONG,
+                        "{kind}DLEN({q}) = {value}: lengths are validated up to 128 KiB \
+                         (§8.2.3.8.3, §8.2.3.9.7)"
                     );
                 }
                 ring.len = value;
@@ -897,7 +1046,12 @@ impl PortState {
     /// Whether a frame may enter rx queue `q`, before looking at descriptors.
     #[inline]
     fn rx_admits(&self, q: usize, frame: &[u8]) -> Result<(), Drop> {
-        if !self.link_up() || !self.rx_enabled() || !self.accepts(frame) || !self.rx[q].enabled {
+        if !self.link_up()
+            || !self.rx_enabled()
+            || self.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0
+            || !self.accepts(frame)
+            || !self.rx[q].enabled
+        {
             return Err(Drop::Silent);
         }
         if frame.len() + CRC_LEN as usize > self.max_frame() {

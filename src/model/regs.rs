@@ -11,6 +11,8 @@ pub(crate) const NUM_QUEUES: usize = 128;
 pub(crate) const CTRL: usize = 0x00000;
 pub(crate) const CTRL_LRST: u32 = 1 << 3;
 pub(crate) const CTRL_RST: u32 = 1 << 26;
+/// CTRL.PCIe_Master_Disable (bit 2), §5.2.5.3.2.
+pub(crate) const CTRL_MASTER_DISABLE: u32 = 1 << 2;
 pub(crate) const STATUS: usize = 0x00008;
 /// STATUS.LAN_ID (bits 3:2): which port of the device this is.
 pub(crate) const STATUS_LAN_ID_SHIFT: u32 = 2;
@@ -29,6 +31,10 @@ pub(crate) const EICR: usize = 0x00800;
 pub(crate) const EICS: usize = 0x00808;
 pub(crate) const EIMS: usize = 0x00880;
 pub(crate) const EIMC: usize = 0x00888;
+/// EIMS_EX(0/1) and EIMC_EX(0/1): the MSI-X queue vector masks (Linux `IXGBE_EIMS_EX`,
+/// `IXGBE_EIMC_EX`).
+pub(crate) const EIMS_EX: usize = 0x00AA0;
+pub(crate) const EIMC_EX: usize = 0x00AB0;
 // EIAC (0x00810), EIAM (0x00890), GPIE (0x00898), EITR(0..23) (0x00820 + 4n),
 // EITR(24..127) (0x012300 + 4(n-24)) and IVAR(0..63) (0x00900 + 4n) need no special
 // handling: they read back as written.
@@ -64,10 +70,26 @@ pub(crate) const SRRCTL_DROP_EN: u32 = 1 << 28;
 pub(crate) const RDRXCTL: usize = 0x02F00;
 pub(crate) const RDRXCTL_CRCSTRIP: u32 = 1 << 1;
 pub(crate) const RDRXCTL_DMAIDONE: u32 = 1 << 3;
+/// RDRXCTL.RSCFRSTSIZE (bits 21:17): software sets 0, not the default (§8.2.3.8.8).
+pub(crate) const RDRXCTL_RSCFRSTSIZE: u32 = 0x1F << 17;
+/// RDRXCTL.RSCACKC (bit 25) and FCOE_WRFIX (bit 26): software sets 1b (§8.2.3.8.8).
+pub(crate) const RDRXCTL_RSCACKC: u32 = 1 << 25;
+pub(crate) const RDRXCTL_FCOE_WRFIX: u32 = 1 << 26;
 pub(crate) const RXCTRL: usize = 0x03000;
 pub(crate) const RXCTRL_RXEN: u32 = 1 << 0;
 /// RXPBSIZE(0..7) at 0x03C00 + 4n.
 pub(crate) const RXPBSIZE: usize = 0x03C00;
+
+// §8.2.3.3 Flow control registers.
+/// FCRTH(0..7) at 0x03260 + 4n (82599 location); RTH in bits 18:5.
+pub(crate) const FCRTH: usize = 0x03260;
+pub(crate) const FCRTH_RTH_MASK: u32 = 0x3FFF << 5;
+
+// Security Rx block (the Rx enable sequence of §4.6.7).
+pub(crate) const SECRXCTRL: usize = 0x08D00;
+pub(crate) const SECRXCTRL_RX_DIS: u32 = 1 << 1;
+pub(crate) const SECRXSTAT: usize = 0x08D04;
+pub(crate) const SECRXSTAT_SECRX_RDY: u32 = 1 << 0;
 
 // §8.2.3.7 Receive filter registers.
 pub(crate) const FCTRL: usize = 0x05080;
@@ -92,6 +114,8 @@ pub(crate) const HLREG0: usize = 0x04240;
 pub(crate) const HLREG0_RXCRCSTRP: u32 = 1 << 1;
 pub(crate) const HLREG0_JUMBOEN: u32 = 1 << 2;
 pub(crate) const HLREG0_TXPADEN: u32 = 1 << 10;
+/// HLREG0.RXLNGTHERREN (bit 27), set at reset.
+pub(crate) const HLREG0_RXLNGTHERREN: u32 = 1 << 27;
 pub(crate) const MAXFRS: usize = 0x04268;
 pub(crate) const AUTOC: usize = 0x042A0;
 /// AUTOC.Restart_AN (bit 12), self-clearing.

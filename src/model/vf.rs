@@ -265,11 +265,12 @@ impl ModelInner {
             self.write(p, target, value);
             // The PF driver runs with receive on; the model allows RXCTRL.RXEN only once a
             // queue is enabled, so the PF model turns it on with the first VF queue.
-            if !tx && offset % 0x40 == 0x28 && value & DCTL_ENABLE != 0 {
-                let rxctrl = self.read(p, RXCTRL);
-                if rxctrl & RXCTRL_RXEN == 0 {
-                    self.write(p, RXCTRL, rxctrl | RXCTRL_RXEN);
-                }
+            if !tx
+                && offset % 0x40 == 0x28
+                && value & DCTL_ENABLE != 0
+                && self.read(p, RXCTRL) & RXCTRL_RXEN == 0
+            {
+                self.pf_enable_rx(p);
             }
             return;
         }
