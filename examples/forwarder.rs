@@ -11,7 +11,13 @@ use ixy::IxyDevice;
 
 const BATCH_SIZE: usize = 32;
 
-fn forward(buffer: &mut VecDeque<ixy::Packet>, rx: &mut dyn IxyDevice, tx: &mut dyn IxyDevice) {
+/// Forwards one batch from `rx` to `tx`; adds what `tx` had no room for to `dropped`.
+fn forward(
+    buffer: &mut VecDeque<ixy::Packet>,
+    rx: &mut dyn IxyDevice,
+    tx: &mut dyn IxyDevice,
+    dropped: &mut u64,
+) {
     let n = rx.rx_batch(0, buffer, BATCH_SIZE);
     if n > 0 {
         for p in buffer.iter_mut() {
@@ -21,6 +27,7 @@ fn forward(buffer: &mut VecDeque<ixy::Packet>, rx: &mut dyn IxyDevice, tx: &mut 
         }
         tx.tx_batch(0, buffer);
         // What the transmit queue had no room for is dropped (returns to its pool).
+        *dropped += buffer.len() as u64;
         buffer.clear();
     }
 }
@@ -45,13 +52,15 @@ fn main() {
     let mut buffer = VecDeque::with_capacity(BATCH_SIZE);
     let mut stats = common::StatsPrinter::new(&mut [&mut dev1, &mut dev2]);
     let mut round: u32 = 0;
+    // Packets dropped because the transmit queue of port 1 / port 2 was full.
+    let mut dropped = [0u64; 2];
     while !common::stopped() {
-        forward(&mut buffer, dev1.as_mut(), dev2.as_mut());
-        forward(&mut buffer, dev2.as_mut(), dev1.as_mut());
+        forward(&mut buffer, dev1.as_mut(), dev2.as_mut(), &mut dropped[1]);
+        forward(&mut buffer, dev2.as_mut(), dev1.as_mut(), &mut dropped[0]);
         // Reading the clock every round would cost more than forwarding a batch.
         round = round.wrapping_add(1);
         if round & 0xfff == 0 {
-            stats.tick(&mut [&mut dev1, &mut dev2]);
+            stats.tick_with_drops(&mut [&mut dev1, &mut dev2], &dropped);
         }
     }
 }

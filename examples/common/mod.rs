@@ -107,6 +107,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 pub struct StatsPrinter {
     last: Instant,
     before: Vec<DeviceStats>,
+    app_before: Vec<u64>,
 }
 
 impl StatsPrinter {
@@ -115,27 +116,44 @@ impl StatsPrinter {
         StatsPrinter {
             last: Instant::now(),
             before: devs.iter_mut().map(|d| d.stats()).collect(),
+            app_before: Vec::new(),
         }
     }
 
     /// Prints one line per device if a second has passed since the last lines.
     pub fn tick(&mut self, devs: &mut [&mut Box<dyn IxyDevice>]) {
+        self.tick_with_drops(devs, &[]);
+    }
+
+    /// Like [`StatsPrinter::tick`]; `app_tx_drops[i]` counts (cumulatively) the packets the
+    /// application dropped because device `i`'s transmit queue was full.
+    pub fn tick_with_drops(&mut self, devs: &mut [&mut Box<dyn IxyDevice>], app_tx_drops: &[u64]) {
         let elapsed = self.last.elapsed();
         if elapsed < Duration::from_secs(1) {
             return;
         }
         self.last = Instant::now();
-        for (dev, before) in devs.iter_mut().zip(self.before.iter_mut()) {
+        if self.app_before.len() < app_tx_drops.len() {
+            self.app_before.resize(app_tx_drops.len(), 0);
+        }
+        for (i, (dev, before)) in devs.iter_mut().zip(self.before.iter_mut()).enumerate() {
             let now = dev.stats();
+            let app = app_tx_drops.get(i).copied().unwrap_or(0);
+            let app_delta = app - self.app_before.get(i).copied().unwrap_or(0);
+            if let Some(b) = self.app_before.get_mut(i) {
+                *b = app;
+            }
             let r = now.rates_since(before, elapsed);
             println!(
-                "[{}] RX: {:.4} Mpps, {:.2} Mbit/s | TX: {:.4} Mpps, {:.2} Mbit/s | dropped {}",
+                "[{}] RX: {:.4} Mpps, {:.2} Mbit/s | TX: {:.4} Mpps, {:.2} Mbit/s | \
+                 rx dropped {}, tx dropped {}",
                 dev.pci_addr(),
                 r.rx_mpps,
                 r.rx_mbit,
                 r.tx_mpps,
                 r.tx_mbit,
-                now.rx_dropped - before.rx_dropped
+                now.rx_dropped - before.rx_dropped,
+                now.tx_dropped - before.tx_dropped + app_delta
             );
             *before = now;
         }
