@@ -1,7 +1,7 @@
 //! The PF/VF mailbox of the Intel 10 GbE controllers, virtual function side.
 //!
-//! Intel 82599 10 GbE Controller Datasheet 7.10.3 ("PF/VF mailbox") and 8.3.5 (VFMAILBOX,
-//! VFMBMEM). Message ids, the reply bits and the API version numbers are those of Linux
+//! Intel 82599 10 GbE Controller Datasheet 7.10.2 (SR-IOV support, which describes the
+//! PF/VF mailbox; 7.10.3 is the L2 switch) and 8.3.5 (VFMAILBOX, VFMBMEM). Message ids, the reply bits and the API version numbers are those of Linux
 //! (`drivers/net/ethernet/intel/ixgbevf/mbx.h`, mirrored by `ixgbe/ixgbe_mbx.h` on the PF
 //! side), since the PF at the other end is, in practice, Linux's ixgbe.
 //!

@@ -5,7 +5,7 @@
 //!   and 7.2.3.2.4). Both the PF and the VF use the same descriptor formats; only the
 //!   register offsets of a queue differ, and the rings take those as parameters.
 //! * [`queue`] — pointing a queue at a ring and enabling it (PF and VF register layouts).
-//! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.3).
+//! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.2, SR-IOV support).
 
 pub(crate) mod mailbox;
 pub(crate) mod queue;

@@ -32,8 +32,9 @@ pub(crate) const DESC_SIZE: usize = 16;
 pub(crate) const RING_ALIGN: usize = 128;
 
 /// Smallest and largest ring size (descriptors) this code accepts. Sizes are powers of
-/// two so that index wrap-around is a mask; the 82599 allows up to 8192 descriptors
-/// (RDLEN/TDLEN are 20 bits of bytes) but nothing here needs more than 4096.
+/// two so that index wrap-around is a mask; the 82599 datasheet validates rings of up to
+/// 128 KiB, 8192 descriptors (RDLEN/TDLEN, 8.2.3.8.3 and 8.2.3.9.7), but nothing here
+/// needs more than 4096.
 pub(crate) const MIN_RING_SIZE: usize = 64;
 /// See [`MIN_RING_SIZE`].
 pub(crate) const MAX_RING_SIZE: usize = 4096;

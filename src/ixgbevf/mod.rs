@@ -3,7 +3,7 @@
 //!
 //! A virtual function owns a few queues of its physical function and nothing global: link,
 //! filters and the MAC address belong to the PF driver (on Linux, `ixgbe`), which the VF asks
-//! through the mailbox (`intel::mailbox`, 82599 datasheet 7.10.3). Bring-up, in the
+//! through the mailbox (`intel::mailbox`, 82599 datasheet 7.10.2). Bring-up, in the
 //! order of the Linux VF driver (`ixgbevf_reset_hw_vf`, `ixgbevf_negotiate_api`,
 //! `ixgbevf_get_queues`, `ixgbevf_configure`):
 //!

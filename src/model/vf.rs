@@ -296,7 +296,7 @@ impl ModelInner {
                         vf,
                         "mailbox buffer written without owning it",
                         format!(
-                            "VFMBMEM word {} = {value:#x} while VFMAILBOX.VFU is clear (7.10.3)",
+                            "VFMBMEM word {} = {value:#x} while VFMAILBOX.VFU is clear (7.10.2)",
                             (o - VFMBMEM) / 4
                         ),
                     );
