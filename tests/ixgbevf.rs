@@ -528,3 +528,40 @@ fn device_ids_select_the_ixgbevf_driver() {
     assert_eq!(driver_for(&id(0x8086, 0x152e)), None);
     assert_eq!(driver_for(&id(0x10ec, 0x10ed)), None);
 }
+
+/// A VF the host gave no MAC: the PF answers RESET with NACK (Linux `ixgbe_vf_reset_msg`)
+/// and, like Linux's ixgbevf, the driver goes on with a random locally administered
+/// address, which it registers with SET_MAC_ADDR.
+#[test]
+fn a_nacked_reset_without_a_mac_gets_a_random_local_address() {
+    let (model, _pf, vf) = setup();
+    model.set_vf_mac_unassigned(&vf);
+    let mut dev = open(&model, &vf, options());
+    let mac = dev.mac_addr();
+    assert_eq!(
+        mac[0] & 0x03,
+        0x02,
+        "unicast, locally administered: {mac:02x?}"
+    );
+    assert_ne!(mac, [0x02, 0, 0, 0, 0, 0]);
+    assert_eq!(dev.permanent_mac(), mac);
+    assert_eq!(
+        ids(&model, &vf),
+        [
+            RESET,
+            API_NEGOTIATE,
+            GET_QUEUES,
+            SET_LPE,
+            UPDATE_XCAST_MODE,
+            SET_MAC_ADDR
+        ]
+    );
+    // (The RESET reply carried no address: an ACK with a zero MAC would have been an
+    // error, so the driver took the NACK path.)
+    // The PF took the address: frames to it arrive.
+    assert_eq!(model.vf_mac(&vf), mac);
+    assert!(model.inject_to_vf(&vf, 0, &frame(mac, 9, 60)));
+    let mut q = VecDeque::new();
+    assert_eq!(dev.rx_batch(0, &mut q, 8), 1);
+    assert_eq!(seq_of(&q[0]), 9);
+}

@@ -288,19 +288,34 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         self.mbx.wait_reset_done(&self.regs)?;
 
         let reply = self.mbx.request(&self.regs, &[msg::RESET])?;
-        if !reply.acked() {
-            return Err(self.err(
-                "the PF has no MAC address for this VF (RESET answered with NACK); assign one \
-                 on the host, e.g. `ip link set <pf> vf <n> mac <address>`",
-            ));
-        }
-        let mac = reply.mac();
-        if mac[0] & 1 != 0 || mac == [0; 6] {
-            return Err(self.err(format!(
-                "the PF assigned {} to this VF, which is not a unicast address",
+        let mac = if reply.acked() {
+            let mac = reply.mac();
+            if mac[0] & 1 != 0 || mac == [0; 6] {
+                return Err(self.err(format!(
+                    "the PF assigned {} to this VF, which is not a unicast address",
+                    crate::virtio::format_mac(&mac)
+                )));
+            }
+            mac
+        } else {
+            // The PF has no MAC for this VF yet and says so with a NACK (Linux
+            // `ixgbevf_reset_hw_vf` accepts it and `ixgbevf_sw_init` makes up a random
+            // address). Keep the one made up before (a PF reset), else make one up; it is
+            // registered with SET_MAC_ADDR when the queues start.
+            let mac = if self.perm_mac == [0; 6] {
+                random_local_mac()
+            } else {
+                self.perm_mac
+            };
+            log::info!(
+                "{}: the PF assigned no MAC address (RESET answered with NACK); using the \
+                 random locally administered {} (assign one on the host with `ip link set \
+                 <pf> vf <n> mac <address>`)",
+                self.name,
                 crate::virtio::format_mac(&mac)
-            )));
-        }
+            );
+            mac
+        };
         if self.mac == [0; 6] || self.mac == self.perm_mac {
             self.mac = mac;
         }
@@ -788,6 +803,21 @@ impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
             }
         }
     }
+}
+
+/// A random unicast, locally administered MAC address (bit 0 of the first byte clear,
+/// bit 1 set), from the process's randomly keyed std hasher (no extra dependency; this
+/// needs uniqueness, not secrecy).
+fn random_local_mac() -> [u8; 6] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let b = h.finish().to_le_bytes();
+    [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
 }
 
 #[cfg(test)]

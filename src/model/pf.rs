@@ -240,12 +240,15 @@ impl ModelInner {
 
     fn pf_reset_msg(&mut self, vf: usize, words: &mut [u32; mbx::WORDS]) {
         let mac = self.sriov.vfs[vf].mac;
-        self.pf_set_vf_filter(vf, Some(mac));
+        // No address yet (Linux: a zero `vf_mac`): no filter, and RESET answered with
+        // NACK and no address; the VF is clear to send all the same.
+        let assigned = mac != [0; 6];
+        self.pf_set_vf_filter(vf, assigned.then_some(mac));
         let v = &mut self.sriov.vfs[vf];
         v.forget_pf_state();
         v.clear_to_send = true;
         *words = [0; mbx::WORDS];
-        words[0] = id::RESET | id::ACK;
+        words[0] = id::RESET | if assigned { id::ACK } else { id::NACK };
         words[1] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         words[2] = u32::from_le_bytes([mac[4], mac[5], 0, 0]);
         // Word 3: the multicast filter type (MCSTCTRL.MO), 0 after reset.
@@ -259,7 +262,7 @@ impl ModelInner {
         let b = words[2].to_le_bytes();
         let mac = [a[0], a[1], a[2], a[3], b[0], b[1]];
         let v = &self.sriov.vfs[vf];
-        if !valid_unicast(&mac) || (!v.trusted && mac != v.mac) {
+        if !valid_unicast(&mac) || (!v.trusted && v.pf_set_mac && mac != v.mac) {
             return false;
         }
         self.sriov.vfs[vf].mac = mac;

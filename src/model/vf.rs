@@ -89,6 +89,9 @@ pub(crate) struct VfState {
     pub(crate) api: u32,
     pub(crate) xcast: u32,
     pub(crate) trusted: bool,
+    /// The host assigned `mac` (Linux `pf_set_mac`): the VF may not change it unless
+    /// trusted. False for a VF the host gave no MAC.
+    pub(crate) pf_set_mac: bool,
     /// Word 0 of every message the PF received.
     pub(crate) log: Vec<u32>,
 }
@@ -373,6 +376,7 @@ impl Model {
             api: 0,
             xcast: 0,
             trusted: false,
+            pf_set_mac: true,
             log: Vec::new(),
         };
         state.restart_counters(wire);
@@ -396,6 +400,17 @@ impl Model {
     pub fn vf_mac(&self, vf: &VfPort) -> [u8; 6] {
         let i = self.check_vf(vf);
         self.inner.borrow().sriov.vfs[i].mac
+    }
+
+    /// Takes `vf`'s MAC assignment away, as for a VF the host never gave a MAC: the PF
+    /// answers RESET with NACK and no address (Linux `ixgbe_vf_reset_msg` with a zero
+    /// address) and accepts the address the VF then asks for with SET_MAC_ADDR.
+    pub fn set_vf_mac_unassigned(&self, vf: &VfPort) {
+        let i = self.check_vf(vf);
+        let mut inner = self.inner.borrow_mut();
+        let v = &mut inner.sriov.vfs[i];
+        v.mac = [0; 6];
+        v.pf_set_mac = false;
     }
 
     /// Lets `vf` change its MAC address and ask for more than multicast reception
