@@ -9,7 +9,8 @@
 //!
 //! 1. queues off, interrupts masked, VF reset (VFCTRL.RST), then wait until the PF is not
 //!    resetting (VFMAILBOX.RSTI clear);
-//! 2. RESET message: the reply carries the MAC address the PF assigned;
+//! 2. RESET message: the reply carries the MAC address the PF assigned (a NACK means none
+//!    is assigned yet: a random locally administered address is used, as in Linux);
 //! 3. mailbox API negotiation, newest first (1.4, 1.3, 1.2, 1.1, 1.0);
 //! 4. GET_QUEUES (API 1.1 and later): how many queues the PF gives this VF;
 //! 5. the rings (`intel::ring`, shared with ixgbe), SET_LPE, queue enable;
