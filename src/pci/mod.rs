@@ -535,35 +535,12 @@ impl PciDevice {
             return v.map_bar(bar);
         }
         let (file, path, len) = self.open_resource(bar)?;
-        let len = len as usize;
         if len == 0 {
             return Err(Error::device(&self.name, format!("BAR{bar} is empty")));
         }
-        // SAFETY: mapping a sysfs resource file shared; the kernel checks the range.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::io(
-                format!("cannot map {} (is BAR{bar} a memory BAR?)", path.display()),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| Error::device(&self.name, "BAR mapped at address 0"))?;
-        fn unmap(p: NonNull<u8>, len: usize) {
-            // SAFETY: exactly the mapping made in map_bar, unmapped once on drop.
-            unsafe { libc::munmap(p.as_ptr().cast(), len) };
-        }
-        // SAFETY: a fresh device mapping of `len` bytes, unmapped only on drop.
-        Ok(unsafe { MmioRegion::from_raw_parts(base, len, Some(unmap)) })
+        map_device_region(&file, len as usize, 0, &self.name, || {
+            format!("cannot map {} (is BAR{bar} a memory BAR?)", path.display())
+        })
     }
 
     /// Opens I/O-port BAR `bar` for reads and writes.
@@ -591,6 +568,42 @@ impl PciDevice {
             name: self.name.clone(),
         })
     }
+}
+
+/// Maps `len` bytes of device registers from `file` (a sysfs resource file or a VFIO
+/// device fd) at `offset`, shared, as an [`MmioRegion`] that unmaps itself on drop.
+pub(crate) fn map_device_region(
+    file: &impl AsRawFd,
+    len: usize,
+    offset: u64,
+    device: &str,
+    what: impl FnOnce() -> String,
+) -> Result<MmioRegion> {
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| Error::device(device, format!("region offset {offset:#x} out of range")))?;
+    // SAFETY: mapping a device region shared at an address the kernel picks; the kernel
+    // checks the range against the file.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            offset,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(Error::io(what(), std::io::Error::last_os_error()));
+    }
+    let base = NonNull::new(ptr.cast::<u8>())
+        .ok_or_else(|| Error::device(device, "BAR mapped at address 0"))?;
+    fn unmap(p: NonNull<u8>, len: usize) {
+        // SAFETY: exactly the mapping made in map_device_region, unmapped once on drop.
+        unsafe { libc::munmap(p.as_ptr().cast(), len) };
+    }
+    // SAFETY: a fresh, page-aligned device mapping of `len` bytes, unmapped only on drop.
+    Ok(unsafe { MmioRegion::from_raw_parts(base, len, Some(unmap)) })
 }
 
 /// An I/O-port BAR, accessed with pread/pwrite on its sysfs resource file.

@@ -23,7 +23,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -672,33 +671,13 @@ impl VfioDevice {
                 format!("VFIO does not allow BAR{bar} to be mapped (an I/O BAR?)"),
             ));
         }
-        let len = info.size as usize;
-        // SAFETY: mapping a region of the device fd at the offset VFIO reported; the kernel
-        // checks the range.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                self.fd.as_raw_fd(),
-                info.offset as libc::off_t,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::io(
-                format!("cannot map BAR{bar} of {} through VFIO", self.address),
-                io::Error::last_os_error(),
-            ));
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| Error::device(&self.address, "BAR mapped at address 0"))?;
-        fn unmap(p: NonNull<u8>, len: usize) {
-            // SAFETY: exactly the mapping made in map_bar, unmapped once on drop.
-            unsafe { libc::munmap(p.as_ptr().cast(), len) };
-        }
-        // SAFETY: a fresh device mapping of `len` bytes, unmapped only on drop.
-        Ok(unsafe { MmioRegion::from_raw_parts(base, len, Some(unmap)) })
+        super::map_device_region(
+            &self.fd,
+            info.size as usize,
+            info.offset,
+            &self.address,
+            || format!("cannot map BAR{bar} of {} through VFIO", self.address),
+        )
     }
 
     /// Number of vectors the function offers for interrupt `index` (MSI or MSI-X).
