@@ -1088,13 +1088,12 @@ fn vector_mask(queues: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testing::{fake_sysfs, unbind_written};
+    use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
 
     #[test]
     fn open_refuses_wrong_devices_and_missing_hugepages_before_unbinding() {
         let open = |root: &std::path::Path, cfg: &DeviceConfig| {
-            let pci = PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap();
-            IxgbeDevice::open(pci, cfg).err().unwrap()
+            open_error(root, |pci| IxgbeDevice::open(pci, cfg))
         };
         let cfg = DeviceConfig::new("0000:00:04.0");
         // An NVMe disk (not a NIC), a virtio NIC and an 82599 VF are not ixgbe PFs.

@@ -843,10 +843,9 @@ mod tests {
 
     #[test]
     fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
-        use crate::pci::testing::{fake_sysfs, unbind_written};
+        use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
         let open = |root: &std::path::Path, cfg: &DeviceConfig| {
-            let pci = PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap();
-            IxgbevfDevice::open(pci, cfg).err().unwrap()
+            open_error(root, |pci| IxgbevfDevice::open(pci, cfg))
         };
         let cfg = DeviceConfig::new("0000:00:04.0");
         // A virtio NIC (and an 82599 PF) are not virtual functions.

@@ -706,6 +706,19 @@ pub(crate) mod testing {
         (root, dir)
     }
 
+    /// Opens the fake device under `root` with a driver's `open` and returns the error it
+    /// must give (the caller checks which).
+    pub(crate) fn open_error<T>(
+        root: &std::path::Path,
+        open: impl FnOnce(super::PciDevice) -> crate::Result<T>,
+    ) -> crate::Error {
+        let pci = super::PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap();
+        match open(pci) {
+            Ok(_) => panic!("opening the fake device must fail"),
+            Err(e) => e,
+        }
+    }
+
     /// What was written to the fake driver's `unbind` file.
     pub(crate) fn unbind_written(root: &std::path::Path, driver: &str) -> String {
         fs::read_to_string(root.join("drivers").join(driver).join("unbind")).unwrap()
