@@ -5,13 +5,17 @@
 //! moves packets in batches, with no system call on the packet path.
 //!
 //! Drivers, all behind the [`IxyDevice`] trait:
-//! * [`virtio`] — virtio-net (legacy interface, `1af4:1000`), as emulated by QEMU;
-//! * `ixgbe` — Intel 82599/X520, X540, X550 physical functions;
-//! * `ixgbevf` — their SR-IOV virtual functions.
+//! * [`virtio`] — virtio-net, legacy (`1af4:1000`) and virtio 1.0 (`1af4:1041`);
+//! * [`ixgbe`] — Intel 82599/X520, X540, X550 physical functions;
+//! * [`ixgbevf`] — their SR-IOV virtual functions.
+//!
+//! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root,
+//! with per-queue MSI-X interrupts when an interrupt timeout is set).
 //!
 //! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
-//! claiming and mapping a device through sysfs), [`registers`] (register access), the
-//! descriptor rings, the drivers, and this module's trait and constructor.
+//! claiming and mapping a device through sysfs or VFIO), [`registers`] (register access),
+//! [`interrupts`] (eventfd/epoll waits), the descriptor rings, the drivers, and this
+//! module's trait and constructor.
 //!
 //! ## Example: receive, touch, send back
 //!
