@@ -39,7 +39,8 @@ pub fn usage(msg: &str, usage: &str) -> ! {
     eprintln!("usage: {usage}");
     eprintln!(
         "environment: IXY_PROMISC=0 (promiscuous mode off), IXY_FORCE_UNBIND=1 (take a device \
-         whose kernel interface is in use), IXY_INTERRUPT_TIMEOUT_MS=n, IXY_HUGEPAGE_DIR=dir"
+         whose kernel interface is in use), IXY_INTERRUPT_TIMEOUT_MS=n, IXY_HUGEPAGE_DIR=dir, \
+         IXY_VFIO=1 (only devices bound to vfio-pci), IXY_VIRTIO_MODERN=1"
     );
     std::process::exit(2);
 }
