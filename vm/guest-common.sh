@@ -157,3 +157,56 @@ paced() {
     shift
     sh -c 'echo $$ >/sys/fs/cgroup/paced/cgroup.procs && exec "$@"' paced "$@"
 }
+
+# stop_running PID: stop a background program that should still be running (stop_bg).
+# If it has exited already, reap it, keep its exit status in EXITED and return 1.
+stop_running() {
+    if kill -0 "$1" 2>/dev/null; then
+        stop_bg "$1"
+        return 0
+    fi
+    wait "$1"
+    EXITED=$?
+    return 1
+}
+
+# refusal WHO GREP PATTERN ELSE [AT]: after a command that must refuse to run ($RC and
+# $OUT from run_cmd), print why it did not: "WHO exited 0AT", "WHO hung", "WHO panicked",
+# or ELSE when its output lacks PATTERN (grep GREP, e.g. -qi or -qF). Prints nothing when
+# it failed as it should.
+refusal() {
+    if [ "$RC" = 0 ]; then
+        echo "$1 exited 0${5:-}"
+    elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
+        echo "$1 hung"
+    elif ! no_panic "$OUT"; then
+        echo "$1 panicked"
+    elif ! grep $2 -- "$3" "$OUT"; then
+        echo "$4"
+    fi
+}
+
+# forward_paced PREFIX A B C: the forwarding run of guest/main.sh and guest/modern.sh.
+# forwarder B C on vCPU 1 (output in /tmp/PREFIXfwd.out); after 3 s "@@FWD_START", then
+# generator A sends 20000 frames on vCPU 0, paced to 20 % of it (run_cmd PREFIXfwdgen:
+# under TCG an unthrottled generator floods the forwarder, which drops what its TX ring
+# has no room for); 2 s later "@@FWD_END". Stops the forwarder and shows its output. Sets
+# why: "" or "; "-separated reasons (forwarder exited early or panicked, generator
+# failed or panicked). The host checks the capture at D after the guest has stopped.
+forward_paced() {
+    local fout="/tmp/${1}fwd.out" fpid grc
+    taskset 2 forwarder "$3" "$4" >"$fout" 2>&1 &
+    fpid=$!
+    sleep 3
+    echo "@@FWD_START"
+    run_cmd "${1}fwdgen" paced 20 taskset 1 timeout 180 generator "$2" 20000
+    grc=$RC
+    sleep 2
+    echo "@@FWD_END"
+    why=""
+    stop_running $fpid || why="$why; forwarder exited early (rc=$EXITED)"
+    show "$fout" forwarder
+    [ "$grc" = 0 ] || why="$why; generator exited $grc"
+    no_panic "$fout" || why="$why; forwarder panicked"
+    no_panic "$OUT" || why="$why; generator panicked"
+}

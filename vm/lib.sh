@@ -200,3 +200,23 @@ main_nics() {
     legacy_nic nf 0x9 52:54:00:00:00:0f 3
     legacy_nic ng 0xa 52:54:00:00:00:10 1
 }
+
+# hub_nics NIC MAC: qemu arguments of NICs A-D of the modern and vfio boots, made by NIC
+# (modern_nic or iommu_nic, see scenarios-vfio.sh): netdevs na..nd in slots 4..7, MACs
+# MAC:0a..MAC:0d, A-B on hub 1, C-D on hub 2.
+hub_nics() {
+    "$1" na 0x4 "$2:0a" 1
+    "$1" nb 0x5 "$2:0b" 1
+    "$1" nc 0x6 "$2:0c" 2
+    "$1" nd 0x7 "$2:0d" 2
+}
+
+# ad_dumps PREFIX: remove old captures and set the array AD_DUMPS to qemu arguments by
+# which filter-dump records what NIC A transmits (netdev na, queue=rx) in
+# PREFIXa-sent.pcap and what is delivered to NIC D (netdev nd, queue=tx) in
+# PREFIXd-received.pcap.
+ad_dumps() {
+    rm -f "$1a-sent.pcap" "$1d-received.pcap"
+    AD_DUMPS=(-object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$1a-sent.pcap"
+        -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$1d-received.pcap")
+}

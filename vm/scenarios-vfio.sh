@@ -30,22 +30,16 @@ run_vfio_boots() {
     if [ "${IXY_VM_ONLY:-modern}" = modern ]; then
         t=$SECONDS
         make_initramfs "$WORK/modern.cpio.gz" "$VM_DIR/guest/modern.sh" "${NET_MODS[@]}"
-        rm -f "$WORK/modern-a-sent.pcap" "$WORK/modern-d-received.pcap"
+        ad_dumps "$WORK/modern-"
         rc=0
         # shellcheck disable=SC2046
         run_vm "$WORK/modern.log" "$WORK/modern.cpio.gz" -smp 2 \
-            $(modern_nic na 0x4 52:54:00:00:02:0a 1) \
-            $(modern_nic nb 0x5 52:54:00:00:02:0b 1) \
-            $(modern_nic nc 0x6 52:54:00:00:02:0c 2) \
-            $(modern_nic nd 0x7 52:54:00:00:02:0d 2) \
+            $(hub_nics modern_nic 52:54:00:00:02) \
             $(legacy_nic ng 0xa 52:54:00:00:02:10 1) \
-            -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/modern-a-sent.pcap" \
-            -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/modern-d-received.pcap" ||
-            rc=$?
+            "${AD_DUMPS[@]}" || rc=$?
         parse_boot modern "$rc"
         log "modern boot: $((SECONDS - t)) s (qemu rc=$rc)"
-        host_check virtio-modern-forward python3 "$VM_DIR/check_pcap.py" forward \
-            "$WORK/modern-d-received.pcap" --ref "$WORK/modern-a-sent.pcap" --min 10000
+        check_forward virtio-modern-forward "$WORK/modern-"
     fi
 
     if [ "${IXY_VM_ONLY:-vfio}" = vfio ]; then
@@ -60,29 +54,23 @@ run_vfio_boots() {
         } >"$WORK/vfio-guest.sh"
         make_initramfs "$WORK/vfio.cpio.gz" "$WORK/vfio-guest.sh" \
             irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci "${NET_MODS[@]}"
-        rm -f "$WORK/vfio-a-sent.pcap" "$WORK/vfio-d-received.pcap"
+        ad_dumps "$WORK/vfio-"
         rc=0
         # intel-iommu must come before the NICs; interrupt remapping lets vfio-pci use MSI-X.
+        # E (hub 4) is left unbound.
         # shellcheck disable=SC2046
         IXY_VM_APPEND="intel_iommu=on ${IXY_VM_APPEND:-}" \
             run_vm "$WORK/vfio.log" "$WORK/vfio.cpio.gz" -smp 2 \
             -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on \
-            $(iommu_nic na 0x4 52:54:00:00:03:0a 1) \
-            $(iommu_nic nb 0x5 52:54:00:00:03:0b 1) \
-            $(iommu_nic nc 0x6 52:54:00:00:03:0c 2) \
-            $(iommu_nic nd 0x7 52:54:00:00:03:0d 2) \
-            -netdev hubport,id=ne,hubid=4 \
-            -device virtio-net-pci,disable-modern=on,romfile=,netdev=ne,addr=0x8,mac=52:54:00:00:03:0e \
+            $(hub_nics iommu_nic 52:54:00:00:03) \
+            $(legacy_nic ne 0x8 52:54:00:00:03:0e 4) \
             $(legacy_nic ng 0x9 52:54:00:00:03:10 1) \
             $(legacy_nic nh 0xa 52:54:00:00:03:11 2) \
-            -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/vfio-a-sent.pcap" \
-            -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/vfio-d-received.pcap" ||
-            rc=$?
+            "${AD_DUMPS[@]}" || rc=$?
         parse_boot vfio "$rc"
         log "vfio boot: $((SECONDS - t)) s (qemu rc=$rc)"
         # interrupts-idle sends through the forwarder to D again later: --first-run.
-        host_check vfio-nonroot-forward python3 "$VM_DIR/check_pcap.py" forward \
-            "$WORK/vfio-d-received.pcap" --ref "$WORK/vfio-a-sent.pcap" --min 10000 --first-run
+        check_forward vfio-nonroot-forward "$WORK/vfio-" --first-run
         if [ "${RESULT[vfio-nonroot-forward]:-}" = PASS ]; then
             extract_file vfio vfiocap "$WORK/vfio-capture.pcap"
             host_check vfio-nonroot-forward python3 "$VM_DIR/check_pcap.py" forward \

@@ -126,6 +126,13 @@ host_check() {
     fi
 }
 
+# check_forward SCENARIO PREFIX [ARGS...]: host_check that PREFIXd-received.pcap (see
+# ad_dumps) holds at least 10000 of the frames in PREFIXa-sent.pcap, in order.
+check_forward() {
+    host_check "$1" python3 "$VM_DIR/check_pcap.py" forward \
+        "$2d-received.pcap" --ref "$2a-sent.pcap" --min 10000 "${@:3}"
+}
+
 ensure_deps
 ensure_kernel
 if ! build_examples; then
@@ -151,19 +158,14 @@ if [ "${IXY_VM_ONLY:-main}" = main ]; then
     t=$SECONDS
     rm -f "$WORK/main.log" "$WORK/main.txt"
     make_initramfs "$WORK/main.cpio.gz" "$VM_DIR/guest/main.sh" "${NET_MODS[@]}"
-    rm -f "$WORK/a-sent.pcap" "$WORK/d-received.pcap"
+    ad_dumps "$WORK/"
     rc=0
-    # filter-dump: queue=rx on a netdev sees what its NIC transmits, queue=tx
-    # what is delivered to its NIC.
     # shellcheck disable=SC2046
     run_vm "$WORK/main.log" "$WORK/main.cpio.gz" -smp "${IXY_VM_SMP:-2}" \
-        $(main_nics) \
-        -object "filter-dump,id=dumpa,netdev=na,queue=rx,file=$WORK/a-sent.pcap" \
-        -object "filter-dump,id=dumpd,netdev=nd,queue=tx,file=$WORK/d-received.pcap" || rc=$?
+        $(main_nics) "${AD_DUMPS[@]}" || rc=$?
     parse_boot main "$rc"
     log "main boot: $((SECONDS - t)) s (qemu rc=$rc)"
-    host_check virtio-legacy-forward python3 "$VM_DIR/check_pcap.py" forward \
-        "$WORK/d-received.pcap" --ref "$WORK/a-sent.pcap" --min 10000
+    check_forward virtio-legacy-forward "$WORK/"
     if [ "${RESULT[virtio-promisc]:-}" = PASS ]; then
         extract_file main promisc1 "$WORK/promisc1.pcap"
         extract_file main promisc0 "$WORK/promisc0.pcap"

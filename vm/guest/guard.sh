@@ -19,17 +19,8 @@ else
     ip link set "$IF" up
     sleep 1
     run_cmd guard timeout 60 generator "$NIC" 100
-    why=""
     drv="$(basename "$(readlink /sys/bus/pci/devices/$NIC/driver)" 2>/dev/null)"
-    if [ "$RC" = 0 ]; then
-        why="generator exited 0 on a NIC in use by $IF"
-    elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
-        why="generator hung"
-    elif ! no_panic "$OUT"; then
-        why="generator panicked"
-    elif ! grep -qF "$IF" "$OUT"; then
-        why="error message does not name $IF"
-    fi
+    why="$(refusal generator -qF "$IF" "error message does not name $IF" " on a NIC in use by $IF")"
     [ "$drv" = virtio-pci ] || why="$why; device now bound to '$drv', expected virtio-pci"
     ip link show "$IF" 2>/dev/null | grep -q '[<,]UP[,>]' || why="$why; $IF is no longer up"
     ip addr show "$IF" 2>/dev/null | grep -q '192\.0\.2\.1/24' || why="$why; $IF lost its address"

@@ -106,21 +106,11 @@ GRC=$?
 show /tmp/vgen.out generator
 sleep 2
 echo "@@FWD_END"
-if kill -0 $PPID_ 2>/dev/null; then
-    stop_bg $PPID_
-else
-    wait $PPID_
-    why="$why; pcap exited early ($?)"
-fi
+stop_running $PPID_ || why="$why; pcap exited early ($EXITED)"
 show /tmp/vpcap.out pcap
 # pcap header (24 bytes) + 2000 records of 16 + 60 bytes.
 head -c $((24 + 2000 * 76)) /tmp/vfio-cap.pcap >/tmp/vfio-cap2000.pcap
-if kill -0 $FPID 2>/dev/null; then
-    stop_bg $FPID
-else
-    wait $FPID
-    why="$why; forwarder exited early (rc=$?)"
-fi
+stop_running $FPID || why="$why; forwarder exited early (rc=$EXITED)"
 show /tmp/vfwd.out forwarder
 [ "$GRC" = 0 ] || why="$why; generator exited $GRC"
 for u in "$fu" "$pu" "$gu"; do
@@ -158,11 +148,10 @@ if kill -0 $FPID 2>/dev/null; then
     show /tmp/irqgen.out generator
     i=0
     while kill -0 $P 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 $P 2>/dev/null; then
-        stop_bg $P
+    if stop_running $P; then
         why="$why; forwarder with interrupts did not forward 500 frames to D"
-    else
-        wait $P || why="$why; pcap exited $?"
+    elif [ "$EXITED" != 0 ]; then
+        why="$why; pcap exited $EXITED"
     fi
     show /tmp/ipcap.out pcap
     busy="$(cpu_ticks $FPID)"
@@ -189,24 +178,11 @@ expect() {
     ep=$!
     n=0
     while kill -0 $ep 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
-    if kill -0 $ep 2>/dev/null; then
-        stop_bg $ep
-        RC=124
-    else
-        wait $ep
-        RC=$?
-    fi
+    if stop_running $ep; then RC=124; else RC=$EXITED; fi
     echo "@@CMD $tag rc=$RC: $*"
     sed -n '1,20p' "$OUT" | sed "s/^/@@| /"
-    if [ "$RC" = 0 ]; then
-        why="$why; $tag: exited 0"
-    elif [ "$RC" = 124 ] || [ "$RC" = 143 ]; then
-        why="$why; $tag: hung"
-    elif ! no_panic "$OUT"; then
-        why="$why; $tag: panicked"
-    elif ! grep -qi -- "$pat" "$OUT"; then
-        why="$why; $tag: output lacks '$pat'"
-    fi
+    r="$(refusal "$tag:" -qi "$pat" "$tag: output lacks '$pat'")"
+    [ -z "$r" ] || why="$why; $r"
 }
 # Not bound to vfio-pci, unprivileged: must say vfio-pci and how to bind.
 expect notbound-user "vfio-bind.sh" as_user $IXY_UID generator "$E" 100
