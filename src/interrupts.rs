@@ -425,9 +425,11 @@ mod tests {
 
     #[test]
     fn zero_timeout_is_not_an_interrupt_mode() {
-        assert!(matches!(
-            QueueInterrupt::new(0),
-            Err(Error::InvalidConfig { .. })
-        ));
+        let err = QueueInterrupt::new(0).err().unwrap();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: an interrupt timeout of 0 means polling: no queue interrupt needed"
+        );
     }
 }

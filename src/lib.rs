@@ -353,5 +353,9 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: 0 rx and 1 tx queues requested: a device needs at least one of each"
+        );
     }
 }

@@ -151,21 +151,37 @@ fn init_follows_the_datasheet_and_brings_the_link_up() {
 fn bad_options_are_refused_before_touching_the_device() {
     let model = Model::new();
     let port = model.add_port();
-    for o in [
-        options().queues(0, 1),
-        options().queues(1, 65),
-        IxgbeOptions {
-            rx_ring_size: 500,
-            ..options()
-        },
-        IxgbeOptions {
-            pool_entries: 100,
-            ..options()
-        },
+    for (o, expected) in [
+        (
+            options().queues(0, 1),
+            "0 rx queues requested: ixgbe supports 1 to 64",
+        ),
+        (
+            options().queues(1, 65),
+            "65 tx queues requested: ixgbe supports 1 to 64",
+        ),
+        (
+            IxgbeOptions {
+                rx_ring_size: 500,
+                ..options()
+            },
+            "receive ring size 500 must be a power of two from 64 to 4096",
+        ),
+        (
+            IxgbeOptions {
+                pool_entries: 100,
+                ..options()
+            },
+            "receive pool of 100 buffers is smaller than the receive ring (512)",
+        ),
     ] {
         let r = IxgbeDevice::with_registers("model:0", port.clone(), &model.dma(), &o);
         let err = r.err().expect("refused");
         assert!(matches!(err, ixy::Error::InvalidConfig { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("invalid configuration: {expected}")
+        );
     }
     assert_eq!(model.dma().live_regions(), 0, "nothing leaked");
 }
@@ -512,8 +528,11 @@ fn promiscuous_mode_on_and_off() {
     assert_eq!(dev.mac_addr(), other);
     assert!(model.inject(&port, &frame(other, 5, 60)));
     assert!(!model.inject(&port, &frame(own, 6, 60)));
-    assert!(
-        dev.set_mac_addr([0x01, 0, 0, 0, 0, 1]).is_err(),
+    assert_eq!(
+        dev.set_mac_addr([0x01, 0, 0, 0, 0, 1])
+            .unwrap_err()
+            .to_string(),
+        "invalid configuration: 01:00:00:00:00:01 is a multicast address and cannot be a station address",
         "multicast refused"
     );
 }

@@ -90,6 +90,7 @@ class CheckPcapTest(unittest.TestCase):
         frames.insert(50, frames[49])
         rc, out = self.forward(frames)
         self.assertEqual(rc, 1)
+        self.assertIn("not above previous", out)
 
     def test_untouched_byte_fails(self):
         rc, out = self.forward([frame(s) for s in range(100, 20100)])

@@ -721,17 +721,47 @@ mod tests {
             msg.contains("4096 bytes for the receive descriptor ring, which needs 8192"),
             "{msg}"
         );
-        assert!(TxRing::new(&short, 512, TAIL).is_err());
+        assert_eq!(
+            TxRing::new(&short, 512, TAIL).err().unwrap().to_string(),
+            "invalid configuration: the DMA allocator returned 4096 bytes for the transmit \
+             descriptor ring, which needs 8192; use an allocator that returns at least the size \
+             asked for"
+        );
         assert_eq!(pool.free_count(), 512, "no buffer taken");
     }
 
     #[test]
     fn bad_ring_sizes_and_small_pools_are_refused() {
         let pool = Mempool::new(&HeapDma, 64, 2048).unwrap();
-        assert!(RxRing::new(&HeapDma, 100, pool.clone(), TAIL).is_err());
-        assert!(RxRing::new(&HeapDma, 32, pool.clone(), TAIL).is_err());
-        assert!(RxRing::new(&HeapDma, 128, pool.clone(), TAIL).is_err());
-        assert!(TxRing::new(&HeapDma, 8192, TAIL).is_err());
+        let rx_err = |n: usize, pool: &Mempool| {
+            RxRing::new(&HeapDma, n, pool.clone(), TAIL)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            rx_err(32, &pool),
+            "invalid configuration: receive ring size 32 must be a power of two from 64 to 4096"
+        );
+        // 100 is not a power of two (checked with a pool large enough for it).
+        let big = Mempool::new(&HeapDma, 256, 2048).unwrap();
+        assert_eq!(
+            rx_err(100, &big),
+            "invalid configuration: receive ring size 100 must be a power of two from 64 to 4096"
+        );
+        assert_eq!(big.free_count(), 256);
+        assert_eq!(
+            rx_err(128, &pool),
+            "invalid configuration: receive pool of 64 buffers cannot fill a ring of 128 descriptors"
+        );
+        for n in [32, 100, 8192] {
+            assert_eq!(
+                TxRing::new(&HeapDma, n, TAIL).err().unwrap().to_string(),
+                format!(
+                    "invalid configuration: transmit ring size {n} must be a power of two from 64 to 4096"
+                )
+            );
+        }
         assert_eq!(pool.free_count(), 64);
     }
 

@@ -856,6 +856,8 @@ mod tests {
             let (root, _) = fake_sysfs(tag, [0, 0, 2], vendor, device, Some(driver));
             let err = open(&root, &cfg);
             assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+            let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
+            assert!(err.to_string().contains(&id), "{tag}: {err}");
             assert_eq!(unbind_written(&root, driver), "");
             std::fs::remove_dir_all(root).unwrap();
         }
@@ -871,9 +873,19 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        assert!(IxgbevfOptions::default().queues(9, 1).validate().is_err());
-        assert!(IxgbevfOptions::default().queues(1, 0).validate().is_err());
-        assert!(IxgbevfOptions::default().validate().is_ok());
+        for (rx, tx) in [(9, 1), (1, 0)] {
+            assert_eq!(
+                IxgbevfOptions::default()
+                    .queues(rx, tx)
+                    .validate()
+                    .unwrap_err()
+                    .to_string(),
+                format!(
+                    "invalid configuration: {rx} rx and {tx} tx queues requested: a virtual function has 1 to 8 of each"
+                )
+            );
+        }
+        IxgbevfOptions::default().validate().unwrap();
         assert!(!IxgbevfOptions::default().base.promisc);
     }
 }

@@ -496,10 +496,12 @@ mod tests {
 
     #[test]
     fn zero_sized_allocation_is_an_error() {
-        assert!(matches!(
-            HeapDma.allocate(0),
-            Err(Error::InvalidConfig { .. })
-        ));
+        let err = HeapDma.allocate(0).err().unwrap();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: DMA allocation of 0 bytes"
+        );
     }
 
     #[test]

@@ -453,9 +453,19 @@ mod tests {
 
     #[test]
     fn bad_pool_parameters_are_errors() {
-        assert!(Mempool::new(&HeapDma, 16, 1000).is_err());
-        assert!(Mempool::new(&HeapDma, 16, 128).is_err());
-        assert!(Mempool::new(&HeapDma, 0, 2048).is_err());
+        let err = |n: u32, size: usize| Mempool::new(&HeapDma, n, size).unwrap_err().to_string();
+        for size in [1000, 128] {
+            assert_eq!(
+                err(16, size),
+                format!(
+                    "invalid configuration: mempool entry size {size} must be a power of two from 256 to 32768"
+                )
+            );
+        }
+        assert_eq!(
+            err(0, 2048),
+            "invalid configuration: mempool size 0 must be between 1 and 16777216 buffers"
+        );
     }
 
     #[test]
@@ -466,7 +476,11 @@ mod tests {
         assert_eq!(&p[..], &[1, 2, 3, 4]);
         p.set_len(6).unwrap();
         assert_eq!(p.len(), 6);
-        assert!(p.set_len(2048).is_err());
+        assert_eq!(
+            p.set_len(2048).unwrap_err().to_string(),
+            "invalid configuration: packet length 2048 exceeds the buffer (1920 bytes available)"
+        );
+        assert_eq!(p.len(), 6, "unchanged by the refused set_len");
     }
 
     #[test]
@@ -478,13 +492,24 @@ mod tests {
         assert_eq!(p.len(), 12);
         assert_eq!(&p[..3], &[0xaa, 0xbb, 7]);
         assert_eq!(p.headroom(), HEADROOM - 2);
-        assert!(p.prepend(HEADROOM).is_err());
+        assert_eq!(
+            p.prepend(HEADROOM).unwrap_err().to_string(),
+            "invalid configuration: cannot prepend 128 bytes: only 126 bytes of headroom"
+        );
         p.strip_front(2).unwrap();
         assert_eq!(&p[..], &[7; 10]);
-        assert!(p.strip_front(11).is_err());
+        assert_eq!(
+            p.strip_front(11).unwrap_err().to_string(),
+            "invalid configuration: cannot strip 11 bytes from a 10-byte packet"
+        );
+        assert_eq!(&p[..], &[7; 10], "unchanged by the refused strip");
         p.prepend(HEADROOM).unwrap();
         assert_eq!(p.headroom(), 0);
-        assert!(p.prepend(1).is_err());
+        assert_eq!(
+            p.prepend(1).unwrap_err().to_string(),
+            "invalid configuration: cannot prepend 1 bytes: only 0 bytes of headroom"
+        );
+        assert_eq!(p.len(), 138);
     }
 
     #[test]

@@ -814,6 +814,11 @@ mod tests {
                 "vfio-nvme" => assert!(matches!(err, Error::NotANic { .. }), "{err}"),
                 _ => assert!(matches!(err, Error::Unsupported { .. }), "{err}"),
             }
+            let expected = match tag {
+                "vfio-nvme" => "is not a network controller (PCI class 010802)",
+                _ => "(10ec:8139) is not supported: no ixy driver for this vendor/device id",
+            };
+            assert!(err.to_string().contains(expected), "{tag}: {err}");
             // Refused before VFIO: no group was looked up, so no container exists.
             assert!(vfio::active_container().is_none());
             fs::remove_dir_all(root).unwrap();

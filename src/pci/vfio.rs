@@ -806,11 +806,17 @@ mod tests {
         assert_eq!(x, IOVA_BASE + IOVA_ALIGN, "base rounded up to 2 MiB");
         assert_eq!(y, x + IOVA_ALIGN);
         assert_eq!(z, y + 2 * IOVA_ALIGN, "3 MiB takes two hugepages");
-        assert!(a.alloc(0).is_err());
+        assert_eq!(
+            a.alloc(0).unwrap_err(),
+            "I/O virtual address range of 0 bytes"
+        );
         // 6 MiB left.
         assert!(a.alloc(4 * IOVA_ALIGN).unwrap_err().contains("exhausted"));
         assert_eq!(a.alloc(3 * IOVA_ALIGN).unwrap(), z + IOVA_ALIGN);
-        assert!(a.alloc(1).is_err());
+        assert_eq!(
+            a.alloc(1).unwrap_err(),
+            "I/O virtual address space exhausted (2097152 bytes requested, 0 left)"
+        );
         // Above the interrupt window and 4 GiB.
         const { assert!(IOVA_BASE > 0xfeef_ffff) };
     }
@@ -818,9 +824,9 @@ mod tests {
     #[test]
     fn memlock_limit_is_checked_with_a_helpful_message() {
         let mib = 1 << 20;
-        assert!(check_memlock(4 * mib, 2 * mib, Some(8 * mib), false).is_ok());
-        assert!(check_memlock(4 * mib, 2 * mib, None, false).is_ok());
-        assert!(check_memlock(40 * mib, 2 * mib, Some(8 * mib), true).is_ok());
+        check_memlock(4 * mib, 2 * mib, Some(8 * mib), false).unwrap();
+        check_memlock(4 * mib, 2 * mib, None, false).unwrap();
+        check_memlock(40 * mib, 2 * mib, Some(8 * mib), true).unwrap();
         let e = check_memlock(8 * mib, 2 * mib, Some(8 * mib), false).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, Error::MemlockLimit { .. }));

@@ -987,6 +987,11 @@ mod tests {
         let cfg = DeviceConfig::new("0000:00:04.0");
         let err = VirtioDevice::open(open_fake(&root), &cfg).err().unwrap();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("0000:00:04.0 (8086:10fb) is not supported"),
+            "{err}"
+        );
         assert_eq!(
             unbind_written(&root, "ixgbe"),
             "",
