@@ -23,7 +23,7 @@ use crate::registers::MmioRegion;
 pub(crate) fn check_device(pci: &PciDevice, cfg: &DeviceConfig, kind: DriverKind) -> Result<()> {
     let id = pci.identify()?;
     if driver_for(&id) != Some(kind) {
-        return Err(id.unsupported());
+        return Err(id.not_for(kind.name()));
     }
     pci.check_dma_domain()?;
     if !pci.is_vfio() {

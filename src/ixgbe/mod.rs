@@ -1114,6 +1114,15 @@ mod tests {
                     assert!(matches!(err, Error::Unsupported { .. }), "{msg}");
                     let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
                     assert!(msg.contains(&id), "{tag}: {msg}");
+                    let other = if tag == "pf-on-vf" {
+                        "ixgbevf"
+                    } else {
+                        "virtio"
+                    };
+                    let which = format!(
+                        "the ixgbe driver does not drive it; it is a device for the {other} driver"
+                    );
+                    assert!(msg.contains(&which), "{tag}: {msg}");
                 }
             }
             assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");

@@ -858,6 +858,11 @@ mod tests {
             assert!(matches!(err, Error::Unsupported { .. }), "{err}");
             let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
             assert!(err.to_string().contains(&id), "{tag}: {err}");
+            let other = if tag == "vf-on-pf" { "ixgbe" } else { "virtio" };
+            let which = format!(
+                "the ixgbevf driver does not drive it; it is a device for the {other} driver"
+            );
+            assert!(err.to_string().contains(&which), "{tag}: {err}");
             assert_eq!(unbind_written(&root, driver), "");
             std::fs::remove_dir_all(root).unwrap();
         }

@@ -131,6 +131,17 @@ pub enum DriverKind {
     Ixgbevf,
 }
 
+impl DriverKind {
+    /// The driver's name, as [`crate::IxyDevice::driver_name`] reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::VirtioLegacy | DriverKind::VirtioModern => "virtio",
+            DriverKind::Ixgbe => "ixgbe",
+            DriverKind::Ixgbevf => "ixgbevf",
+        }
+    }
+}
+
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
 /// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
 pub const IXGBE_DEVICE_IDS: &[(u16, &str)] = &[
@@ -189,6 +200,24 @@ pub const IXGBEVF_DEVICE_IDS: &[(u16, &str)] = &[
 ];
 
 impl DeviceId {
+    /// The error for a device handed to a driver that does not drive it: names the driver
+    /// that does (if any), or says that none does.
+    pub fn not_for(&self, driver: &str) -> Error {
+        let Some(kind) = driver_for(self) else {
+            return self.unsupported();
+        };
+        Error::Unsupported {
+            address: self.address.to_string(),
+            vendor: self.vendor,
+            device: self.device,
+            reason: format!(
+                "the {driver} driver does not drive it; it is a device for the {} driver \
+                 (ixy::ixy_init and DeviceConfig::open pick the right one)",
+                kind.name()
+            ),
+        }
+    }
+
     /// The error for a network controller no driver handles.
     pub fn unsupported(&self) -> Error {
         let reason = match (self.vendor, self.device) {

@@ -341,7 +341,7 @@ impl VirtioDevice {
             crate::pci::driver_for(&id),
             Some(DriverKind::VirtioLegacy | DriverKind::VirtioModern)
         ) {
-            return Err(id.unsupported());
+            return Err(id.not_for("virtio"));
         }
         queue_pairs(cfg)?;
         pci.check_dma_domain()?;
@@ -990,6 +990,12 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("0000:00:04.0 (8086:10fb) is not supported"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(
+                "the virtio driver does not drive it; it is a device for the ixgbe driver"
+            ),
             "{err}"
         );
         assert_eq!(
