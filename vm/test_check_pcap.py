@@ -68,10 +68,17 @@ class CheckPcapTest(unittest.TestCase):
     def test_forwarded_frames_with_gaps_pass(self):
         rc, out = self.forward([frame(s, touched=1) for s in range(100, 20100) if s % 3])
         self.assertEqual(rc, 0, out)
+        # 6666 multiples of 3 in 100..20099 dropped: 13334 kept, each matched to its sent frame.
+        self.assertEqual(
+            out, "ok: 13334 frames, seq 100..20099 (6666 missing), 13334 matched against sent frames"
+        )
 
     def test_big_endian_capture_passes(self):
         rc, out = self.forward([frame(s, touched=1) for s in range(100, 20100)], big_endian=True)
         self.assertEqual(rc, 0, out)
+        self.assertEqual(
+            out, "ok: 20000 frames, seq 100..20099 (0 missing), 20000 matched against sent frames"
+        )
 
     def test_too_few_frames_fail(self):
         rc, out = self.forward([frame(s, touched=1) for s in range(100, 9000)])
@@ -143,9 +150,18 @@ class CheckPcapTest(unittest.TestCase):
         path = os.path.join(self.dir.name, "dst.pcap")
         own = bytes.fromhex("52540000000b")
         write_pcap(path, [frame(s, dst=own) for s in range(100)])
-        self.assertEqual(self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "100")[0], 0)
-        self.assertEqual(self.run_checker("dst", path, "--mac", "10:10:10:10:10:10")[0], 1)
-        self.assertEqual(self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "101")[0], 1)
+        self.assertEqual(
+            self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "100"),
+            (0, "ok: 100 frames, all to 52:54:00:00:00:0b"),
+        )
+        self.assertEqual(
+            self.run_checker("dst", path, "--mac", "10:10:10:10:10:10"),
+            (1, "frame 0: destination 52:54:00:00:00:0b, expected 10:10:10:10:10:10"),
+        )
+        self.assertEqual(
+            self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "101"),
+            (1, "100 frames captured, expected at least 101"),
+        )
 
     def test_empty_and_truncated_files_fail(self):
         path = os.path.join(self.dir.name, "empty.pcap")
