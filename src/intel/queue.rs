@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::ring::DescRing;
 use crate::error::Result;
 use crate::registers::{RegisterSpace, wait_device};
 
@@ -25,17 +26,12 @@ pub(crate) struct QueueRegs {
     pub(crate) ctl: usize,
 }
 
-/// Points the queue at a ring of `len_bytes` at `bus_addr`, empty (head = tail = 0).
-/// The queue must be disabled.
-pub(crate) fn program_ring<R: RegisterSpace>(
-    regs: &R,
-    q: &QueueRegs,
-    bus_addr: u64,
-    len_bytes: u32,
-) {
+/// Points the queue at `ring`, empty (head = tail = 0). The queue must be disabled.
+pub(crate) fn program_ring<R: RegisterSpace>(regs: &R, q: &QueueRegs, ring: &DescRing) {
+    let bus_addr = ring.bus_addr();
     regs.write32(q.base_lo, bus_addr as u32);
     regs.write32(q.base_hi, (bus_addr >> 32) as u32);
-    regs.write32(q.len, len_bytes);
+    regs.write32(q.len, ring.len_bytes());
     regs.write32(q.head, 0);
     regs.write32(q.tail, 0);
 }

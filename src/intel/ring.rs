@@ -81,37 +81,69 @@ struct Desc {
     hi: u64,
 }
 
-/// Checks a ring size and allocates zeroed, aligned descriptor memory for it.
-fn alloc_ring(dma: &dyn DmaAllocator, size: usize, what: &str) -> Result<DmaMemory> {
-    if !size.is_power_of_two() || !(MIN_RING_SIZE..=MAX_RING_SIZE).contains(&size) {
-        return Err(Error::config(format!(
-            "{what} ring size {size} must be a power of two from {MIN_RING_SIZE} to \
-             {MAX_RING_SIZE}"
-        )));
+/// The descriptor memory of a ring and what the device needs to know about it; shared by
+/// [`RxRing`] and [`TxRing`].
+pub(crate) struct DescRing {
+    descs: NonNull<Desc>,
+    /// Number of descriptors minus one (the size is a power of two).
+    mask: usize,
+    /// Byte offset of the queue's tail register (RDT, TDT, VFRDT or VFTDT).
+    tail: usize,
+    /// Owns the descriptor memory.
+    mem: DmaMemory,
+}
+
+impl DescRing {
+    /// Checks a ring size and allocates zeroed, aligned memory for `size` descriptors.
+    fn new(dma: &dyn DmaAllocator, size: usize, tail: usize, what: &str) -> Result<Self> {
+        if !size.is_power_of_two() || !(MIN_RING_SIZE..=MAX_RING_SIZE).contains(&size) {
+            return Err(Error::config(format!(
+                "{what} ring size {size} must be a power of two from {MIN_RING_SIZE} to \
+                 {MAX_RING_SIZE}"
+            )));
+        }
+        // Checked once here: the ring code indexes up to `size` descriptors into the region.
+        let mut mem = dma.allocate(size * DESC_SIZE)?.checked(
+            size * DESC_SIZE,
+            RING_ALIGN,
+            &format!("{what} descriptor ring"),
+        )?;
+        mem.zero();
+        let descs = NonNull::new(mem.virt().cast::<Desc>())
+            .ok_or_else(|| Error::config("DMA region at address 0"))?;
+        Ok(DescRing {
+            descs,
+            mask: size - 1,
+            tail,
+            mem,
+        })
     }
-    // Checked once here: the ring code indexes up to `size` descriptors into the region.
-    let mut mem = dma.allocate(size * DESC_SIZE)?.checked(
-        size * DESC_SIZE,
-        RING_ALIGN,
-        &format!("{what} descriptor ring"),
-    )?;
-    mem.zero();
-    Ok(mem)
+
+    /// Number of descriptors.
+    pub(crate) fn size(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Bus address of the descriptor ring (for RDBAL/RDBAH, TDBAL/TDBAH).
+    pub(crate) fn bus_addr(&self) -> u64 {
+        self.mem.bus_addr(0)
+    }
+
+    /// Length of the ring in bytes (for RDLEN/TDLEN).
+    pub(crate) fn len_bytes(&self) -> u32 {
+        (self.size() * DESC_SIZE) as u32
+    }
 }
 
 /// A receive queue's ring of advanced descriptors, each holding an empty pool buffer.
 pub(crate) struct RxRing {
-    descs: NonNull<Desc>,
-    /// `bufs[i]` is the buffer descriptor `i` points to; `bufs.len() == mask + 1`.
+    /// `bufs[i]` is the buffer descriptor `i` points to; `bufs.len() == ring.size()`.
     bufs: Box<[Packet]>,
     pool: Mempool,
-    mask: usize,
     /// Next descriptor to look at for a received frame.
     next: usize,
-    /// Byte offset of the queue's tail register (RDT or VFRDT).
-    tail: usize,
-    /// Owns the descriptor memory; declared last so it is freed after `bufs` is dropped.
-    mem: DmaMemory,
+    /// The descriptors; declared last so their memory is freed after `bufs` is dropped.
+    ring: DescRing,
 }
 
 impl RxRing {
@@ -131,9 +163,8 @@ impl RxRing {
                 pool.capacity()
             )));
         }
-        let mem = alloc_ring(dma, size, "receive")?;
-        let descs = NonNull::new(mem.virt().cast::<Desc>())
-            .ok_or_else(|| Error::config("DMA region at address 0"))?;
+        let ring = DescRing::new(dma, size, tail, "receive")?;
+        let descs = ring.descs;
         let mut bufs = Vec::with_capacity(size);
         for i in 0..size {
             let p = pool.alloc_empty().ok_or_else(|| {
@@ -146,29 +177,16 @@ impl RxRing {
             bufs.push(p);
         }
         Ok(RxRing {
-            descs,
             bufs: bufs.into_boxed_slice(),
             pool,
-            mask: size - 1,
             next: 0,
-            tail,
-            mem,
+            ring,
         })
     }
 
-    /// Number of descriptors.
-    pub(crate) fn size(&self) -> usize {
-        self.mask + 1
-    }
-
-    /// Bus address of the descriptor ring (for RDBAL/RDBAH).
-    pub(crate) fn bus_addr(&self) -> u64 {
-        self.mem.bus_addr(0)
-    }
-
-    /// Length of the ring in bytes (for RDLEN).
-    pub(crate) fn len_bytes(&self) -> u32 {
-        (self.size() * DESC_SIZE) as u32
+    /// The descriptor ring (its size, bus address and length for the queue registers).
+    pub(crate) fn descriptors(&self) -> &DescRing {
+        &self.ring
     }
 
     /// The pool the ring's buffers come from.
@@ -181,7 +199,7 @@ impl RxRing {
     /// enabled and RDH is 0.
     pub(crate) fn start<R: RegisterSpace>(&mut self, regs: &R) {
         self.next = 0;
-        regs.write32(self.tail, self.mask as u32);
+        regs.write32(self.ring.tail, self.ring.mask as u32);
     }
 
     /// True if the device has completed the next descriptor (a frame is waiting). For a
@@ -189,7 +207,7 @@ impl RxRing {
     pub(crate) fn frame_ready(&self) -> bool {
         // SAFETY: next <= mask: inside the ring. Volatile: the device writes it.
         let status = u64::from_le(unsafe {
-            (&raw const (*self.descs.as_ptr().add(self.next)).hi).read_volatile()
+            (&raw const (*self.ring.descs.as_ptr().add(self.next)).hi).read_volatile()
         });
         status & rxd::STAT_DD != 0
     }
@@ -206,8 +224,8 @@ impl RxRing {
         buffer: &mut VecDeque<Packet>,
         num: usize,
     ) -> usize {
-        let mask = self.mask;
-        let descs = self.descs.as_ptr();
+        let mask = self.ring.mask;
+        let descs = self.ring.descs.as_ptr();
         let start = self.next;
         // 1. Count the completed descriptors: at most one per free pool buffer, and none
         // past the end of the ring (a batch that would wrap ends there; the next call
@@ -281,7 +299,7 @@ impl RxRing {
             self.next = next;
             // Descriptor writes must reach memory before the device sees the new tail.
             fence(Ordering::Release);
-            regs.write32(self.tail, (next.wrapping_sub(1) & mask) as u32);
+            regs.write32(self.ring.tail, (next.wrapping_sub(1) & mask) as u32);
         }
         n
     }
@@ -312,58 +330,39 @@ unsafe fn write_rx_read_format(desc: *mut Desc, buf: u64) {
 
 /// A transmit queue's ring of advanced data descriptors.
 pub(crate) struct TxRing {
-    descs: NonNull<Desc>,
-    /// The packet each in-flight descriptor sends; `bufs.len() == mask + 1`. Exactly
+    /// The packet each in-flight descriptor sends; `bufs.len() == ring.size()`. Exactly
     /// the slots from `clean` (inclusive) to `next` (exclusive), modulo the size, are
     /// initialised.
     bufs: Box<[MaybeUninit<Packet>]>,
-    mask: usize,
     /// Next descriptor to fill.
     next: usize,
     /// Oldest descriptor whose packet has not been returned to its pool.
     clean: usize,
-    /// Byte offset of the queue's tail register (TDT or VFTDT).
-    tail: usize,
-    /// Owns the descriptor memory; declared last so it is freed after `bufs`.
-    mem: DmaMemory,
+    /// The descriptors; declared last so their memory is freed after `bufs`.
+    ring: DescRing,
 }
 
 impl TxRing {
     /// Allocates an empty ring of `size` descriptors; `tail` is the byte offset of the
     /// queue's tail register.
     pub(crate) fn new(dma: &dyn DmaAllocator, size: usize, tail: usize) -> Result<Self> {
-        let mem = alloc_ring(dma, size, "transmit")?;
-        let descs = NonNull::new(mem.virt().cast::<Desc>())
-            .ok_or_else(|| Error::config("DMA region at address 0"))?;
+        let ring = DescRing::new(dma, size, tail, "transmit")?;
         Ok(TxRing {
-            descs,
             bufs: (0..size).map(|_| MaybeUninit::uninit()).collect(),
-            mask: size - 1,
             next: 0,
             clean: 0,
-            tail,
-            mem,
+            ring,
         })
     }
 
-    /// Number of descriptors.
-    pub(crate) fn size(&self) -> usize {
-        self.mask + 1
-    }
-
-    /// Bus address of the descriptor ring (for TDBAL/TDBAH).
-    pub(crate) fn bus_addr(&self) -> u64 {
-        self.mem.bus_addr(0)
-    }
-
-    /// Length of the ring in bytes (for TDLEN).
-    pub(crate) fn len_bytes(&self) -> u32 {
-        (self.size() * DESC_SIZE) as u32
+    /// The descriptor ring (its size, bus address and length for the queue registers).
+    pub(crate) fn descriptors(&self) -> &DescRing {
+        &self.ring
     }
 
     /// Packets queued and not yet cleaned.
     pub(crate) fn in_flight(&self) -> usize {
-        self.next.wrapping_sub(self.clean) & self.mask
+        self.next.wrapping_sub(self.clean) & self.ring.mask
     }
 
     /// Returns the packets of completed descriptors to their pools, in batches of
@@ -371,7 +370,7 @@ impl TxRing {
     /// descriptor (descriptors complete in order).
     #[inline]
     pub(crate) fn clean(&mut self) {
-        let mask = self.mask;
+        let mask = self.ring.mask;
         loop {
             let clean = self.clean;
             if self.next.wrapping_sub(clean) & mask < TX_CLEAN_BATCH {
@@ -380,7 +379,7 @@ impl TxRing {
             let last = (clean + TX_CLEAN_BATCH - 1) & mask;
             // SAFETY: last <= mask: inside the ring; volatile because the device writes it.
             let status = u64::from_le(unsafe {
-                (&raw const (*self.descs.as_ptr().add(last)).hi).read_volatile()
+                (&raw const (*self.ring.descs.as_ptr().add(last)).hi).read_volatile()
             });
             if (status >> 32) as u32 & txd::STAT_DD == 0 {
                 return;
@@ -413,7 +412,7 @@ impl TxRing {
         buffer: &mut VecDeque<Packet>,
     ) -> usize {
         self.clean();
-        let mask = self.mask;
+        let mask = self.ring.mask;
         let free = self.clean.wrapping_sub(self.next).wrapping_sub(1) & mask;
         // Work on the caller's packets as a plain Vec: O(1) and allocation-free both ways
         // (a deque that does not start at its buffer's beginning is rotated in place), and
@@ -426,7 +425,7 @@ impl TxRing {
         // pointer (a panic in between, from a packet's drop, then leaks the rest instead
         // of dropping moved-out packets again). `set_len` below gives the unsent ones back.
         unsafe { packets.set_len(0) };
-        let descs = self.descs.as_ptr();
+        let descs = self.ring.descs.as_ptr();
         let bufs = self.bufs.as_mut_ptr();
         let size = mask + 1;
         let mut d = self.next;
@@ -492,7 +491,7 @@ impl TxRing {
         if i != self.next {
             self.next = i;
             fence(Ordering::Release);
-            regs.write32(self.tail, i as u32);
+            regs.write32(self.ring.tail, i as u32);
         }
         n
     }
@@ -505,7 +504,7 @@ impl Drop for TxRing {
         while i != self.next {
             // SAFETY: slots from clean to next are initialised; each is dropped once.
             unsafe { self.bufs[i].assume_init_drop() };
-            i = (i + 1) & self.mask;
+            i = (i + 1) & self.ring.mask;
         }
     }
 }
@@ -516,11 +515,11 @@ impl RxRing {
     /// completed and the driver had not taken yet are dropped. The queue must be disabled;
     /// program it again, then [`RxRing::start`].
     pub(crate) fn rearm(&mut self) {
-        for i in 0..self.size() {
+        for i in 0..self.ring.size() {
             let addr = self.bufs[i].bus_addr();
             // SAFETY: i <= mask: a descriptor of the ring; the queue is disabled, so the
             // device does not own it.
-            unsafe { write_rx_read_format(self.descs.as_ptr().add(i), addr) };
+            unsafe { write_rx_read_format(self.ring.descs.as_ptr().add(i), addr) };
         }
         self.next = 0;
     }
@@ -535,9 +534,9 @@ impl TxRing {
             // SAFETY: slots from clean to next are initialised; each is dropped once, and
             // moving `clean` past it marks it uninitialised.
             unsafe { self.bufs[self.clean].assume_init_drop() };
-            self.clean = (self.clean + 1) & self.mask;
+            self.clean = (self.clean + 1) & self.ring.mask;
         }
-        self.mem.zero();
+        self.ring.mem.zero();
         self.next = 0;
         self.clean = 0;
     }
@@ -581,12 +580,12 @@ mod tests {
     /// Plays the device: writes a frame into the buffer of descriptor i and its
     /// write-back.
     fn complete_rx(ring: &RxRing, i: usize, frame: &[u8], eop: bool) {
-        let (addr, hdr) = desc(&ring.mem, i);
+        let (addr, hdr) = desc(&ring.ring.mem, i);
         assert_eq!(hdr, 0, "header address / DD must be 0 in the read format");
         // SAFETY: heap DMA: the bus address is the virtual address of a pool buffer.
         unsafe {
             std::ptr::copy_nonoverlapping(frame.as_ptr(), addr as *mut u8, frame.len());
-            let d = ring.descs.as_ptr().add(i);
+            let d = ring.ring.descs.as_ptr().add(i);
             (*d).lo = 0;
             (*d).hi = (frame.len() as u64) << 32 | 1 | (eop as u64) << 1;
         }
@@ -597,8 +596,8 @@ mod tests {
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         assert_eq!(pool.free_count(), 64);
-        assert_eq!(ring.len_bytes(), 1024);
-        assert_eq!(ring.bus_addr() % 128, 0);
+        assert_eq!(ring.descriptors().len_bytes(), 1024);
+        assert_eq!(ring.descriptors().bus_addr() % 128, 0);
         let regs = Regs::default();
         ring.start(&regs);
         assert_eq!(*regs.writes.borrow(), vec![(TAIL, 63)]);
@@ -610,7 +609,7 @@ mod tests {
             "no tail write without progress"
         );
 
-        let old_addr = desc(&ring.mem, 0).0;
+        let old_addr = desc(&ring.ring.mem, 0).0;
         complete_rx(&ring, 0, &[0xaa; 60], true);
         complete_rx(&ring, 1, &[0xbb; 61], true);
         assert_eq!(ring.rx_batch(&regs, &mut q, 32), 2);
@@ -619,7 +618,7 @@ mod tests {
         assert_eq!(&q[1][..], &[0xbb; 61][..]);
         assert_eq!(q[0].data_ptr() as u64, old_addr);
         // Refilled with fresh buffers, DD cleared.
-        let (a, h) = desc(&ring.mem, 0);
+        let (a, h) = desc(&ring.ring.mem, 0);
         assert_ne!(a, old_addr);
         assert_eq!(h, 0);
         assert_eq!(regs.writes.borrow().last(), Some(&(TAIL, 1)));
@@ -682,7 +681,7 @@ mod tests {
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         let regs = Regs::default();
         // SAFETY: descriptor 0 of the live test ring.
-        unsafe { (*ring.descs.as_ptr()).hi = 0xffff << 32 | 0b11 };
+        unsafe { (*ring.ring.descs.as_ptr()).hi = 0xffff << 32 | 0b11 };
         let mut q = VecDeque::new();
         assert_eq!(ring.rx_batch(&regs, &mut q, 8), 1);
         assert_eq!(q[0].len(), 2048 - 128, "clamped to the buffer");
@@ -768,9 +767,9 @@ mod tests {
     /// Plays the device: marks descriptors done.
     fn complete_tx(ring: &TxRing, from: usize, count: usize) {
         for k in 0..count {
-            let i = (from + k) & ring.mask;
+            let i = (from + k) & ring.ring.mask;
             // SAFETY: a descriptor of the live test ring.
-            unsafe { (*ring.descs.as_ptr().add(i)).hi |= (txd::STAT_DD as u64) << 32 };
+            unsafe { (*ring.ring.descs.as_ptr().add(i)).hi |= (txd::STAT_DD as u64) << 32 };
         }
     }
 
@@ -785,7 +784,7 @@ mod tests {
         assert_eq!(ring.tx_batch(&regs, &mut q), 3);
         assert!(q.is_empty());
         assert_eq!(*regs.writes.borrow(), vec![(0x6018, 3)]);
-        let (a, hi) = desc(&ring.mem, 0);
+        let (a, hi) = desc(&ring.ring.mem, 0);
         assert_eq!(a, addr0);
         let cmd = hi as u32;
         assert_eq!(cmd & 0xffff, 60, "DTALEN");

@@ -703,10 +703,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 srrctl | regs::SRRCTL_DESCTYPE_ADV_ONEBUF | buf_kb | regs::SRRCTL_DROP_EN,
             );
 
-            let base = ring.bus_addr();
+            let base = ring.descriptors().bus_addr();
             self.set_reg(regs::rdbal(q), base as u32);
             self.set_reg(regs::rdbah(q), (base >> 32) as u32);
-            self.set_reg(regs::rdlen(q), ring.len_bytes());
+            self.set_reg(regs::rdlen(q), ring.descriptors().len_bytes());
             // Empty ring: head = tail = 0.
             self.set_reg(regs::rdh(q), 0);
             self.set_reg(regs::rdt(q), 0);
@@ -798,10 +798,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // Per queue: ring and write-back thresholds (7.2.3.4.1, 7.2.3.5).
         for q in 0..o.tx_queues as usize {
             let ring = TxRing::new(dma, o.tx_ring_size, regs::tdt(q))?;
-            let base = ring.bus_addr();
+            let base = ring.descriptors().bus_addr();
             self.set_reg(regs::tdbal(q), base as u32);
             self.set_reg(regs::tdbah(q), (base >> 32) as u32);
-            self.set_reg(regs::tdlen(q), ring.len_bytes());
+            self.set_reg(regs::tdlen(q), ring.descriptors().len_bytes());
             let txdctl = self.get_reg(regs::txdctl(q)) & !regs::TXDCTL_THRESH_MASK;
             self.set_reg(regs::txdctl(q), txdctl | regs::TXDCTL_THRESH);
             self.tx.push(ring);

@@ -434,7 +434,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             let adv = pf::SRRCTL_DESCTYPE_ADV_ONEBUF | pf::SRRCTL_DROP_EN;
             self.regs.write32(regs::vfsrrctl(q), srrctl | adv | buf_kb);
             let qr = regs::rx_queue(q);
-            queue::program_ring(&self.regs, &qr, ring.bus_addr(), ring.len_bytes());
+            queue::program_ring(&self.regs, &qr, ring.descriptors());
             queue::enable_queue(
                 &self.regs,
                 &self.name,
@@ -454,7 +454,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         for (q, ring) in self.tx.iter_mut().enumerate() {
             ring.discard();
             let qr = regs::tx_queue(q);
-            queue::program_ring(&self.regs, &qr, ring.bus_addr(), ring.len_bytes());
+            queue::program_ring(&self.regs, &qr, ring.descriptors());
             queue::enable_queue(
                 &self.regs,
                 &self.name,
