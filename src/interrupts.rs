@@ -417,10 +417,19 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
             let one = 1u64;
             // SAFETY: the eventfd stays open until the main thread's wait returns.
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) }
         });
-        assert!(q.wait().unwrap());
-        t.join().unwrap();
+        let start = Instant::now();
+        assert!(q.wait().unwrap(), "woken by the signal, not a timeout");
+        let took = start.elapsed();
+        assert_eq!(t.join().unwrap(), 8, "the other thread wrote the whole u64");
+        assert!(
+            took >= Duration::from_millis(15),
+            "slept until the signal: {took:?}"
+        );
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // The wait consumed the count: nothing left to drain.
+        assert_eq!(q.event().drain(), 0);
     }
 
     #[test]

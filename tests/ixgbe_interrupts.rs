@@ -60,8 +60,11 @@ fn one_queue_gets_vector_0_in_msix_mode() {
     let port = model.add_port();
     let dev = open(&model, &port, &options(1, 10));
     assert_eq!(dev.irq_mode(), Some(IrqMode::MsiX));
-    assert!(dev.queue_interrupt(0).is_some());
-    assert!(dev.queue_interrupt(1).is_none());
+    let irq = dev.queue_interrupt(0).expect("queue 0 has an interrupt");
+    assert_eq!(irq.timeout(), Some(Duration::from_millis(10)));
+    assert!(!irq.armed(), "not armed before the queue sleeps");
+    assert!(irq.eventfd() >= 0);
+    assert!(dev.queue_interrupt(1).is_none(), "only one rx queue");
 
     assert_eq!(port.read32(regs::GPIE), GPIE_MSIX);
     // IVAR(0): rx queue 0 -> vector 0, valid; no tx entry, nothing for queue 1.
@@ -82,6 +85,19 @@ fn four_queues_get_one_vector_each() {
     let port = model.add_port();
     let dev = open(&model, &port, &options(4, 10));
     assert_eq!(dev.num_rx_queues(), 4);
+    let fds: Vec<_> = (0..4)
+        .map(|q| {
+            let irq = dev.queue_interrupt(q).expect("one interrupt per rx queue");
+            assert_eq!(irq.timeout(), Some(Duration::from_millis(10)), "queue {q}");
+            assert!(!irq.armed(), "queue {q}");
+            irq.eventfd()
+        })
+        .collect();
+    let mut distinct = fds.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "one eventfd per queue: {fds:?}");
+    assert!(dev.queue_interrupt(4).is_none());
     assert_eq!(port.read32(regs::GPIE), GPIE_MSIX);
     let v = regs::IVAR_ALLOC_VAL;
     // Rx entries at bits 7:0 and 23:16; tx entries (15:8, 31:24) stay invalid.
@@ -106,6 +122,10 @@ fn msi_mode_routes_the_queue_without_msix_bits() {
     o.irq_mode = IrqMode::Msi;
     let dev = open(&model, &port, &o);
     assert_eq!(dev.irq_mode(), Some(IrqMode::Msi));
+    let irq = dev.queue_interrupt(0).expect("queue 0 has an interrupt");
+    assert_eq!(irq.timeout(), Some(Duration::from_millis(10)));
+    assert!(!irq.armed());
+    assert!(dev.queue_interrupt(1).is_none());
     assert_eq!(
         port.read32(regs::GPIE),
         0,
@@ -124,7 +144,9 @@ fn with_interrupts_off_nothing_is_programmed_and_nothing_sleeps() {
     let port = model.add_port();
     let mut dev = open(&model, &port, &options(4, 0));
     assert_eq!(dev.irq_mode(), None);
-    assert!(dev.queue_interrupt(0).is_none());
+    for q in 0..4 {
+        assert!(dev.queue_interrupt(q).is_none(), "queue {q} polls");
+    }
     for r in [regs::GPIE, regs::EIAC, regs::EIAM, regs::EIMS] {
         assert_eq!(port.read32(r), 0, "register {r:#x}");
     }
@@ -256,6 +278,10 @@ fn too_many_queues_for_the_vectors_are_refused() {
     )
     .err()
     .expect("17 queues with interrupts");
-    let msg = err.to_string();
-    assert!(msg.contains("interrupts on up to 16 rx queues"), "{msg}");
+    assert_eq!(MAX_INTERRUPT_QUEUES, 16);
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: 17 rx queues requested with interrupts: ixgbe supports \
+         interrupts on up to 16 rx queues; use fewer queues or polling (timeout 0)"
+    );
 }

@@ -379,6 +379,13 @@ fn reset_also_completes_after_ten_milliseconds() {
     std::thread::sleep(std::time::Duration::from_millis(9));
     port.write32(EIMC, 0xFFFF_FFFF);
     assert_eq!(port.read32(CTRL) & CTRL_RST, 0);
+    // The reset is complete: EEPROM auto-read and DMA init done, mastering back on.
+    assert_eq!(port.read32(EEC) & EEC_ARD, EEC_ARD);
+    assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, RDRXCTL_DMAIDONE);
+    assert_eq!(
+        port.read32(STATUS) & STATUS_GIO_MASTER_ENABLE,
+        STATUS_GIO_MASTER_ENABLE
+    );
 }
 
 #[test]
@@ -584,7 +591,17 @@ fn empty_rx_ring_drops_into_mpc_then_recovers() {
             rx_dropped: 3
         }
     );
-    let _ = rx.n;
+    assert_eq!(rx.n, 8);
+    // The three given back were written back in ring order: DD|EOP, PKT_LEN 64.
+    for i in [7, 0, 1] {
+        assert_eq!(
+            &rx.desc(i)[8..16],
+            &[0x03, 0, 0, 0, 64, 0, 0, 0],
+            "descriptor {i}"
+        );
+    }
+    assert_eq!(port.read32(rdh(0)), 2);
+    assert_eq!(port.read32(MPC0), 1);
 }
 
 #[test]
@@ -635,6 +652,7 @@ fn several_queues_receive_and_count_per_queue() {
         assert_eq!(rx.desc(q)[12], 60 + q as u8);
     }
     assert_eq!(port.read32(qprc(1)), 2);
+    assert_eq!(port.read32(qprc(2)), 3);
     assert_eq!(port.read32(qprc(3)), 4);
     // Queues 4..7 are unmapped and count in counter 0 with queue 0.
     assert_eq!(port.read32(qprc(0)), 1 + 5 + 6 + 7 + 8);
@@ -678,6 +696,8 @@ fn no_reception_while_rx_is_disabled() {
     port.write32(RXCTRL, 0);
     assert!(!model.inject(&port, &frame_to([0xff; 6], 60)));
     assert_eq!(port.read32(GPRC), 0);
+    assert_eq!(port.read32(rdh(0)), 0);
+    assert_eq!(model.wire_stats(&port).rx_frames, 0);
 }
 
 #[test]
@@ -721,9 +741,13 @@ fn tx_without_rs_gets_no_write_back_and_short_frames_are_padded() {
     let before = tx.desc(0).to_vec();
     port.write32(tdt(0), 1);
     assert_eq!(tx.desc(0), &before[..]);
+    assert_eq!(port.read32(tdh(0)), 1);
     let sent = model.take_transmitted(&port);
+    assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].len(), 60);
+    assert_eq!(&sent[0][..42], &frame_to([0xff; 6], 42)[..]);
     assert_eq!(&sent[0][42..], &[0u8; 18]);
+    assert_eq!(model.wire_stats(&port).tx_bytes, 60);
 }
 
 #[test]
@@ -760,7 +784,14 @@ fn wire_connects_two_ports() {
         atx.put(i, 60);
     }
     a.write32(tdt(0), 3);
-    assert_eq!(brx.data(2, 60), &frame[..]);
+    for i in 0..3 {
+        assert_eq!(brx.data(i, 60), &frame[..], "frame {i}");
+        assert_eq!(
+            &brx.desc(i)[8..16],
+            &[0x03, 0, 0, 0, 60, 0, 0, 0],
+            "descriptor {i}"
+        );
+    }
     assert_eq!(b.read32(rdh(0)), 3);
     assert_eq!(model.wire_stats(&a).tx_frames, 3);
     assert_eq!(model.wire_stats(&b).rx_frames, 3);
@@ -770,7 +801,9 @@ fn wire_connects_two_ports() {
     model.attach_sink(&a);
     atx.put(3, 60);
     a.write32(tdt(0), 4);
+    assert_eq!(a.read32(tdh(0)), 4);
     assert_eq!(model.wire_stats(&b).rx_frames, 3);
+    assert_eq!(b.read32(rdh(0)), 3);
     assert_eq!(model.wire_stats(&a).tx_frames, 4);
 }
 
@@ -873,6 +906,7 @@ fn rule_ring_longer_than_8k_descriptors() {
     let port = model.add_port();
     reset(&port);
     port.write32(rdlen(0), 128 * 1024); // 8K descriptors: the limit, fine
+    assert_eq!(port.read32(rdlen(0)), 128 * 1024);
     port.write32(tdlen(0), 128 * 1024 + 128);
 }
 
@@ -951,8 +985,11 @@ fn no_reception_while_the_receive_data_path_is_halted() {
     let (port, _rx, _tx) = ready_port(&model);
     port.write32(SECRXCTRL, SECRXCTRL_RX_DIS);
     assert!(!model.inject(&port, &frame_to([0xff; 6], 60)));
+    assert_eq!(port.read32(rdh(0)), 0);
     port.write32(SECRXCTRL, 0);
     assert!(model.inject(&port, &frame_to([0xff; 6], 60)));
+    assert_eq!(port.read32(rdh(0)), 1);
+    assert_eq!(port.read32(GPRC), 1);
     // Unchanged FCTRL writes are not filter changes.
     port.write32(FCTRL, port.read32(FCTRL));
 }
@@ -1296,6 +1333,7 @@ fn source_starts_when_the_link_comes_up() {
     bring_link_up(&port);
     assert_eq!(port.read32(rdh(0)), 7);
     assert_eq!(model.wire_stats(&port).rx_frames, 7);
+    assert_eq!(port.read32(GPRC), 7);
 }
 
 #[test]
@@ -1308,5 +1346,7 @@ fn sink_counts_padded_frames_without_capture() {
     let w = model.wire_stats(&port);
     assert_eq!((w.tx_frames, w.tx_bytes), (1, 60));
     assert_eq!(port.read32(GOTCL), 64);
+    assert_eq!(port.read32(GPTC), 1);
+    assert_eq!(port.read32(tdh(0)), 1);
     assert!(model.take_transmitted(&port).is_empty());
 }

@@ -163,7 +163,8 @@ mod tests {
         let v4 = "Iface\tDestination\tGateway\tFlags\n\
                   eth0\t00000000\t0100000A\t0003\n\
                   eth0\t0000000A\t00000000\t0001\n\
-                  eth1\t0001A8C0\t00000000\t0001\n";
+                  eth1\t0001A8C0\t00000000\t0001\n\
+                  eth10\t0002A8C0\t00000000\t0001\n";
         let v6 = "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 \
                   00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n\
                   20010db8000000000000000000000000 40 00000000000000000000000000000000 00 \
@@ -173,6 +174,13 @@ mod tests {
         assert_eq!(count_routes("eth0", v4, v6), 3);
         assert_eq!(count_routes("eth1", v4, v6), 1);
         assert_eq!(count_routes("eth2", v4, v6), 0);
+        // Names match whole fields only; the header line is no route.
+        assert_eq!(count_routes("eth10", v4, v6), 1);
+        assert_eq!(count_routes("eth", v4, v6), 0);
+        assert_eq!(count_routes("Iface", v4, v6), 0);
+        // Only the non-link-local, non-multicast IPv6 route of eth0 counts.
+        assert_eq!(count_routes("eth0", "", v6), 1);
+        assert_eq!(count_routes("eth1", "", v6), 0);
     }
 
     #[test]
@@ -184,23 +192,47 @@ mod tests {
             routes: 0,
         };
         assert!(!s.is_active());
+        assert_eq!(s.describe(), "up");
         s.routes = 1;
         assert!(s.is_active());
+        assert_eq!(s.describe(), "up, 1 route(s)");
         s.up = false;
         assert!(!s.is_active());
+        assert_eq!(s.describe(), "down, 1 route(s)");
         s.up = true;
         s.routes = 0;
         s.addresses.push("10.0.0.1".into());
         assert!(s.is_active());
         assert_eq!(s.describe(), "up, addresses 10.0.0.1");
+        s.addresses.push("2001:db8::1".into());
+        s.routes = 2;
+        assert!(s.is_active());
+        assert_eq!(
+            s.describe(),
+            "up, addresses 10.0.0.1, 2001:db8::1, 2 route(s)"
+        );
+        s.up = false;
+        assert!(!s.is_active(), "a down interface carries no link");
     }
 
     #[test]
     fn loopback_is_seen_as_up_with_an_address() {
         // The one interface every machine has; proves the sysfs/getifaddrs reading works.
         let lo = interface_state("lo");
-        assert!(lo.up);
+        assert_eq!(lo.name, "lo");
+        assert!(lo.up, "{lo:?}");
         assert!(lo.addresses.iter().any(|a| a == "127.0.0.1"), "{lo:?}");
+        assert!(lo.is_active(), "{lo:?}");
+        // An interface that does not exist: down, no addresses, no routes.
+        assert_eq!(
+            interface_state("ixy-no-such0"),
+            InterfaceState {
+                name: "ixy-no-such0".into(),
+                up: false,
+                addresses: vec![],
+                routes: 0,
+            }
+        );
     }
 
     #[test]
@@ -208,7 +240,19 @@ mod tests {
         let root = std::env::temp_dir().join(format!("ixy-guard-{}", std::process::id()));
         fs::create_dir_all(root.join("net/enp0s3")).unwrap();
         fs::create_dir_all(root.join("virtio0/net/eth0")).unwrap();
+        // A `net` directory below a child that is not virtio belongs to another device.
+        fs::create_dir_all(root.join("usb1/net/usb0")).unwrap();
         assert_eq!(interface_names(&root), vec!["enp0s3", "eth0"]);
+        assert_eq!(interface_names(&root.join("missing")), Vec::<String>::new());
+        // Of a device with `lo` and an interface that does not exist, only `lo` is in use.
+        let other = root.join("other");
+        fs::create_dir_all(other.join("net/lo")).unwrap();
+        fs::create_dir_all(other.join("net/ixy-no-such0")).unwrap();
+        let active = active_interfaces(&other);
+        assert_eq!(
+            active.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            vec!["lo"]
+        );
         fs::remove_dir_all(root).unwrap();
     }
 }

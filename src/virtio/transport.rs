@@ -673,5 +673,22 @@ mod tests {
         c[0x20] = 0x0c;
         assert!(is_io_bar(&c, 0));
         assert!(!is_io_bar(&c, 4));
+
+        // Whole little-endian BARs: BAR0 I/O at 0xc040 (low byte 0x41, not just bit 0),
+        // BAR1 32-bit memory, BAR2 unused, BAR3 I/O at 0xd0f0, BAR4/5 a 64-bit
+        // prefetchable memory BAR.
+        let bars: [u32; 6] = [0x0000_c041, 0xfebd_1000, 0, 0x0000_d0f1, 0xfe00_000c, 0];
+        let mut c = vec![0u8; 256];
+        for (i, b) in bars.iter().enumerate() {
+            c[0x10 + 4 * i..0x14 + 4 * i].copy_from_slice(&b.to_le_bytes());
+        }
+        assert_eq!(
+            (0..6).map(|bar| is_io_bar(&c, bar)).collect::<Vec<_>>(),
+            vec![true, false, false, true, false, false]
+        );
+        // Beyond the config image or a config image too short: not an I/O BAR.
+        assert!(!is_io_bar(&c, 60), "offset 0x100 is past the 256 bytes");
+        assert!(!is_io_bar(&c[..0x10], 0));
+        assert!(is_io_bar(&c[..0x11], 0));
     }
 }
