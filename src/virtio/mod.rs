@@ -120,7 +120,21 @@ pub fn negotiate_features(
         }
         wanted |= feature::VERSION_1 | feature::ACCESS_PLATFORM;
     } else {
+        // Legacy framing (5.1.6.6): without VIRTIO_F_ANY_LAYOUT the header must be a
+        // descriptor of its own; this driver puts header and frame in one descriptor.
+        if offered & feature::ANY_LAYOUT == 0 {
+            return Err(
+                "the device does not offer VIRTIO_F_ANY_LAYOUT on its legacy interface; this \
+                 driver sends the net header and the frame in one descriptor (use the modern \
+                 interface: IXY_VIRTIO_MODERN=1 or QEMU disable-legacy=on)"
+                    .into(),
+            );
+        }
         wanted |= feature::ANY_LAYOUT;
+    }
+    // CTRL_RX, MQ and CTRL_MAC_ADDR depend on CTRL_VQ (5.1.3.1): never accept them alone.
+    if offered & feature::CTRL_VQ == 0 {
+        wanted &= !(feature::CTRL_RX | feature::MQ | feature::CTRL_MAC_ADDR);
     }
     if iommu {
         if !modern {
@@ -140,6 +154,33 @@ pub fn negotiate_features(
         }
     }
     Ok(offered & wanted)
+}
+
+/// How often a device config read is retried while the device keeps changing it.
+const CONFIG_READ_ATTEMPTS: u32 = 100;
+
+/// Runs `read` until the config generation (`None`: the transport has none) is the same
+/// before and after it, so fields wider than 32 bits or several fields come from one
+/// version of the config (virtio 1.1 2.4.1 / 1.2 2.5.1, `config_generation` 4.1.4.3).
+fn read_config_consistent<T>(
+    name: &str,
+    mut generation: impl FnMut() -> Option<u8>,
+    mut read: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    for _ in 0..CONFIG_READ_ATTEMPTS {
+        let before = generation();
+        let value = read()?;
+        if generation() == before {
+            return Ok(value);
+        }
+    }
+    Err(Error::device(
+        name,
+        format!(
+            "the device config changed during each of {CONFIG_READ_ATTEMPTS} reads \
+             (config_generation never stable); reset the device"
+        ),
+    ))
 }
 
 /// The queue pairs a configuration asks for: virtio-net queues come in rx/tx pairs.
@@ -388,6 +429,19 @@ impl VirtioDevice {
         Ok(dev)
     }
 
+    /// [`VirtioDevice::init_steps`]; if a step fails, sets FAILED in the device status
+    /// first, as 3.1.1 asks (the reset on drop follows).
+    fn init(&mut self, cfg: &DeviceConfig) -> Result<()> {
+        let result = self.init_steps(cfg);
+        if result.is_err() {
+            let s = self.transport.status().unwrap_or(0);
+            if let Err(e) = self.transport.set_status(s | status::FAILED) {
+                log::error!("{}: cannot set FAILED in the device status: {e}", self.name);
+            }
+        }
+        result
+    }
+
     /// True if the modern (virtio 1.0) interface is in use.
     pub fn is_modern(&self) -> bool {
         self.transport.is_modern()
@@ -415,7 +469,7 @@ impl VirtioDevice {
     }
 
     /// Device initialisation, virtio 1.1 section 3.1.1 (legacy: without FEATURES_OK).
-    fn init(&mut self, cfg: &DeviceConfig) -> Result<()> {
+    fn init_steps(&mut self, cfg: &DeviceConfig) -> Result<()> {
         let dma = cfg.dma();
         let modern = self.transport.is_modern();
         // 1. Reset the device.
@@ -517,9 +571,18 @@ impl VirtioDevice {
 
         // MAC address from config space (5.1.4), if the device has one.
         if self.has(feature::MAC) {
-            for (i, b) in self.mac.iter_mut().enumerate() {
-                *b = self.transport.config_read8(config::MAC + i)?;
-            }
+            let t = &self.transport;
+            self.mac = read_config_consistent(
+                &self.name,
+                || t.config_generation(),
+                || {
+                    let mut mac = [0; 6];
+                    for (i, b) in mac.iter_mut().enumerate() {
+                        *b = t.config_read8(config::MAC + i)?;
+                    }
+                    Ok(mac)
+                },
+            )?;
         }
         if pairs > 1 {
             self.ctrl_command(ctrl::MQ, ctrl::MQ_VQ_PAIRS_SET, &pairs.to_le_bytes())?;
@@ -1192,6 +1255,115 @@ mod tests {
                 .unwrap_err()
                 .contains("legacy")
         );
+    }
+
+    #[test]
+    fn control_features_are_never_accepted_without_the_control_queue() {
+        // 5.1.3.1: CTRL_RX, MQ and CTRL_MAC_ADDR require CTRL_VQ.
+        let offered = QEMU_MODERN_IOMMU & !feature::CTRL_VQ;
+        let f = negotiate_features(offered, true, false).unwrap();
+        assert_eq!(
+            f,
+            feature::MAC | feature::STATUS | feature::VERSION_1 | feature::ACCESS_PLATFORM
+        );
+        let f = negotiate_features(0x0fff_ffff & !feature::CTRL_VQ, false, false).unwrap();
+        assert_eq!(f, feature::MAC | feature::STATUS | feature::ANY_LAYOUT);
+    }
+
+    #[test]
+    fn a_legacy_device_without_any_layout_is_refused() {
+        // 5.1.6.6: without ANY_LAYOUT the header needs a descriptor of its own.
+        let e = negotiate_features(0x0fff_ffff & !feature::ANY_LAYOUT, false, false).unwrap_err();
+        assert!(e.contains("does not offer VIRTIO_F_ANY_LAYOUT"), "{e}");
+    }
+
+    #[test]
+    fn config_reads_are_repeated_until_the_generation_is_stable() {
+        use std::cell::Cell;
+        // The generation changes once during the first read: that read is discarded.
+        let generation = Cell::new(7u8);
+        let reads = Cell::new(0u32);
+        let v = read_config_consistent(
+            "d",
+            || Some(generation.get()),
+            || {
+                reads.set(reads.get() + 1);
+                if reads.get() == 1 {
+                    generation.set(8);
+                    Ok([1u8; 6])
+                } else {
+                    Ok([2u8; 6])
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!((v, reads.get()), ([2; 6], 2));
+        // Legacy: no generation, one read.
+        reads.set(0);
+        read_config_consistent(
+            "d",
+            || None,
+            || {
+                reads.set(reads.get() + 1);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(reads.get(), 1);
+        // A generation that never settles is an error, not an endless loop.
+        let msg = read_config_consistent(
+            "d",
+            || {
+                generation.set(generation.get().wrapping_add(1));
+                Some(generation.get())
+            },
+            || Ok(()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("config_generation never stable"), "{msg}");
+    }
+
+    #[test]
+    fn a_failed_initialisation_sets_failed_in_the_device_status() {
+        // A legacy device (I/O BAR as a file) offering no features at all: no ANY_LAYOUT.
+        let (root, dir) = fake_sysfs(
+            "virtio-failed",
+            [0, 0, 2],
+            VENDOR_VIRTIO,
+            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
+            None,
+        );
+        fs::write(dir.join("resource0"), [0u8; 32]).unwrap();
+        let pci = open_fake(&root);
+        let mut dev = VirtioDevice {
+            name: "fake".into(),
+            transport: Transport::legacy(&pci).unwrap(),
+            features: 0,
+            hdr_len: NET_HDR_LEN_LEGACY,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            ctrl: None,
+            mac: [0; 6],
+            promisc: false,
+            stats: DeviceStats::default(),
+            pci,
+        };
+        let msg = dev
+            .init(&DeviceConfig::new("0000:00:04.0"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("VIRTIO_F_ANY_LAYOUT"), "{msg}");
+        let bar = fs::read(dir.join("resource0")).unwrap();
+        assert_eq!(
+            bar[0x12],
+            status::ACKNOWLEDGE | status::DRIVER | status::FAILED,
+            "device status register"
+        );
+        drop(dev);
+        let bar = fs::read(dir.join("resource0")).unwrap();
+        assert_eq!(bar[0x12], 0, "reset on drop");
+        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

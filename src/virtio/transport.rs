@@ -59,6 +59,7 @@ mod common {
     pub const MSIX_CONFIG: usize = 0x10;
     pub const NUM_QUEUES: usize = 0x12;
     pub const DEVICE_STATUS: usize = 0x14;
+    pub const CONFIG_GENERATION: usize = 0x15;
     pub const QUEUE_SELECT: usize = 0x16;
     pub const QUEUE_SIZE: usize = 0x18;
     pub const QUEUE_MSIX_VECTOR: usize = 0x1a;
@@ -471,6 +472,16 @@ impl Transport {
         }
     }
 
+    /// The device config generation (modern: `config_generation`, 4.1.4.3), which changes
+    /// whenever the device changes its config. `None` on the legacy interface, which has no
+    /// such counter.
+    pub fn config_generation(&self) -> Option<u8> {
+        match self {
+            Transport::Legacy(_) => None,
+            Transport::Modern(t) => Some(t.common().read8(t.common.1 + common::CONFIG_GENERATION)),
+        }
+    }
+
     /// Reads a byte of the device-specific configuration.
     pub fn config_read8(&self, offset: usize) -> Result<u8> {
         match self {
@@ -664,6 +675,80 @@ mod tests {
         let mut c = qemu_like_config();
         c[0x40 + 4] = 7; // common cfg in "BAR 7"
         assert_eq!(parse_capabilities(&c), Ok(None));
+    }
+
+    /// A modern transport over ordinary memory: common config at 0 of "BAR 4", notify area
+    /// at 0x100 (multiplier 4), device config at 0x200. Returns it with its backing memory.
+    fn modern_on_memory() -> (Transport, Box<[u64]>) {
+        let mut mem = vec![0u64; 0x300 / 8].into_boxed_slice();
+        let base = std::ptr::NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `mem` is 0x300 bytes, 8-byte aligned, outlives the transport in every
+        // test (returned together, the transport dropped first) and is only accessed
+        // through the region while the transport lives; no unmap.
+        let region = unsafe { MmioRegion::from_raw_parts(base, 0x300, None) };
+        let t = Transport::Modern(ModernTransport {
+            bars: vec![MappedBar { bar: 4, region }],
+            common: (0, 0),
+            notify: (0, 0x100),
+            notify_len: 0x100,
+            notify_off_multiplier: 4,
+            device: Some((0, 0x200, 0x100)),
+            doorbells: Vec::new(),
+        });
+        (t, mem)
+    }
+
+    fn bytes(mem: &[u64]) -> Vec<u8> {
+        mem.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn modern_queue_setup_writes_the_common_config_at_the_spec_offsets() {
+        let (mut t, mut mem) = modern_on_memory();
+        // The device's side: 3 queues, queue_notify_off 5 for the selected queue.
+        mem[0x10 / 8] = 3 << 16; // num_queues at 0x12
+        mem[0x18 / 8] = 5 << 48; // queue_notify_off at 0x1e
+        t.setup_queue(
+            2,
+            128,
+            0x1122_3344_5566_7000,
+            0xaabb_ccdd_0000_1000,
+            0x10_0000_2000,
+        )
+        .unwrap();
+        t.notify(2).unwrap();
+        let b = bytes(&mem);
+        let le16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let le64 = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        assert_eq!(le16(0x16), 2, "queue_select");
+        assert_eq!(le16(0x18), 128, "queue_size");
+        assert_eq!(le16(0x1c), 1, "queue_enable");
+        assert_eq!(le64(0x20), 0x1122_3344_5566_7000, "queue_desc");
+        assert_eq!(le64(0x28), 0xaabb_ccdd_0000_1000, "queue_driver");
+        assert_eq!(le64(0x30), 0x10_0000_2000, "queue_device");
+        // Doorbell: notify area + queue_notify_off * notify_off_multiplier, 16-bit index.
+        assert_eq!(le16(0x100 + 5 * 4), 2);
+        assert_eq!(t.queue_max_size(3).unwrap(), 0, "beyond num_queues");
+    }
+
+    #[test]
+    fn modern_status_generation_and_vectors_use_their_own_bytes() {
+        let (t, mut mem) = modern_on_memory();
+        mem[0x10 / 8] = 0x2a << 40; // config_generation at 0x15
+        t.set_status(0x0b).unwrap();
+        assert_eq!(t.config_generation(), Some(0x2a));
+        assert_eq!(t.set_queue_vector(1, 7).unwrap(), 7);
+        assert_eq!(t.set_config_vector(VIRTIO_MSI_NO_VECTOR).unwrap(), 0xffff);
+        let b = bytes(&mem);
+        assert_eq!(b[0x14], 0x0b, "device_status");
+        assert_eq!(b[0x15], 0x2a, "config_generation untouched");
+        assert_eq!(&b[0x10..0x12], &[0xff, 0xff], "msix_config");
+        assert_eq!(&b[0x1a..0x1c], &[7, 0], "queue_msix_vector");
+        assert_eq!(&b[0x16..0x18], &[1, 0], "queue_select");
+        // The device config is bounded by its capability's length.
+        mem[0x200 / 8] = 0x0605_0403_0201;
+        assert_eq!(t.config_read8(5).unwrap(), 6);
+        assert!(t.config_read16(0xff).is_err());
     }
 
     #[test]
