@@ -411,7 +411,15 @@ impl VirtioDevice {
             (_, false) => Transport::legacy(&pci)?,
         };
         pci.enable_bus_master()?;
-        let mut dev = VirtioDevice {
+        let mut dev = VirtioDevice::unconfigured(pci, transport);
+        // On error `dev` is dropped, which resets the device: never left half-initialised.
+        dev.init(cfg)?;
+        Ok(dev)
+    }
+
+    /// A device with no queues and no features yet: what [`VirtioDevice::init`] starts from.
+    fn unconfigured(pci: PciDevice, transport: Transport) -> Self {
+        VirtioDevice {
             name: pci.name().to_string(),
             transport,
             features: 0,
@@ -423,10 +431,7 @@ impl VirtioDevice {
             promisc: false,
             stats: DeviceStats::default(),
             pci,
-        };
-        // On error `dev` is dropped, which resets the device: never left half-initialised.
-        dev.init(cfg)?;
-        Ok(dev)
+        }
     }
 
     /// [`VirtioDevice::init_steps`]; if a step fails, sets FAILED in the device status
@@ -1038,6 +1043,23 @@ mod tests {
         PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap()
     }
 
+    /// A legacy virtio-net device whose I/O BAR is a 32-byte file (all registers 0: no
+    /// features), driven through the real legacy transport. Returns the sysfs root, the
+    /// device directory and the unconfigured device.
+    fn fake_legacy_device(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, VirtioDevice) {
+        let (root, dir) = fake_sysfs(
+            tag,
+            [0, 0, 2],
+            VENDOR_VIRTIO,
+            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
+            None,
+        );
+        fs::write(dir.join("resource0"), [0u8; 32]).unwrap();
+        let pci = open_fake(&root);
+        let transport = Transport::legacy(&pci).unwrap();
+        (root, dir, VirtioDevice::unconfigured(pci, transport))
+    }
+
     #[test]
     fn open_refuses_a_device_that_is_not_virtio_net_before_unbinding_it() {
         let (root, _) = fake_sysfs(
@@ -1154,32 +1176,12 @@ mod tests {
 
     #[test]
     fn a_tx_packet_without_headroom_is_dropped_not_left_blocking_the_queue() {
-        let (root, dir) = fake_sysfs(
-            "virtio-tx",
-            [0, 0, 2],
-            VENDOR_VIRTIO,
-            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
-            None,
-        );
-        fs::write(dir.join("resource0"), [0u8; 32]).unwrap();
-        let pci = open_fake(&root);
-        let mut dev = VirtioDevice {
-            name: "fake".into(),
-            transport: Transport::legacy(&pci).unwrap(),
-            features: 0,
-            hdr_len: NET_HDR_LEN_LEGACY,
-            rx: Vec::new(),
-            tx: vec![TxQueue {
-                index: 1,
-                vq: Virtqueue::new(&HeapDma, 8).unwrap(),
-                bufs: (0..8).map(|_| None).collect(),
-            }],
-            ctrl: None,
-            mac: [0; 6],
-            promisc: false,
-            stats: DeviceStats::default(),
-            pci,
-        };
+        let (root, _, mut dev) = fake_legacy_device("virtio-tx");
+        dev.tx.push(TxQueue {
+            index: 1,
+            vq: Virtqueue::new(&HeapDma, 8).unwrap(),
+            bufs: (0..8).map(|_| None).collect(),
+        });
         let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
         let mut bad = pool.alloc(60).unwrap();
         let headroom = bad.headroom();
@@ -1327,28 +1329,7 @@ mod tests {
     #[test]
     fn a_failed_initialisation_sets_failed_in_the_device_status() {
         // A legacy device (I/O BAR as a file) offering no features at all: no ANY_LAYOUT.
-        let (root, dir) = fake_sysfs(
-            "virtio-failed",
-            [0, 0, 2],
-            VENDOR_VIRTIO,
-            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
-            None,
-        );
-        fs::write(dir.join("resource0"), [0u8; 32]).unwrap();
-        let pci = open_fake(&root);
-        let mut dev = VirtioDevice {
-            name: "fake".into(),
-            transport: Transport::legacy(&pci).unwrap(),
-            features: 0,
-            hdr_len: NET_HDR_LEN_LEGACY,
-            rx: Vec::new(),
-            tx: Vec::new(),
-            ctrl: None,
-            mac: [0; 6],
-            promisc: false,
-            stats: DeviceStats::default(),
-            pci,
-        };
+        let (root, dir, mut dev) = fake_legacy_device("virtio-failed");
         let msg = dev
             .init(&DeviceConfig::new("0000:00:04.0"))
             .unwrap_err()
