@@ -68,6 +68,14 @@ fn test_pool(model: &Model) -> Mempool {
     Mempool::new(&model.dma(), 4096, 2048).unwrap()
 }
 
+/// Two modelled ports joined by a wire, each opened with the default test options.
+fn wired_pair(model: &Model) -> (Port, Port, Dev, Dev) {
+    let (pa, pb) = (model.add_port(), model.add_port());
+    model.connect(&pa, &pb);
+    let (a, b) = (open(model, &pa, &options()), open(model, &pb, &options()));
+    (pa, pb, a, b)
+}
+
 #[test]
 fn init_follows_the_datasheet_and_brings_the_link_up() {
     let model = Model::new();
@@ -189,10 +197,7 @@ fn bad_options_are_refused_before_touching_the_device() {
 #[test]
 fn single_packets_both_ways() {
     let model = Model::new();
-    let (pa, pb) = (model.add_port(), model.add_port());
-    model.connect(&pa, &pb);
-    let mut a = open(&model, &pa, &options());
-    let mut b = open(&model, &pb, &options());
+    let (_, _, mut a, mut b) = wired_pair(&model);
     let pool = test_pool(&model);
 
     let f = frame(b.mac_addr(), 7, 60);
@@ -217,10 +222,7 @@ fn single_packets_both_ways() {
 #[test]
 fn batches_both_ways_arrive_in_order_and_intact() {
     let model = Model::new();
-    let (pa, pb) = (model.add_port(), model.add_port());
-    model.connect(&pa, &pb);
-    let a = open(&model, &pa, &options());
-    let b = open(&model, &pb, &options());
+    let (_, _, a, b) = wired_pair(&model);
     let pool = test_pool(&model);
     let sizes = [60usize, 64, 128, 511, 1000, 1514];
     let frames: Vec<Vec<u8>> = (0..32)
@@ -243,10 +245,7 @@ fn batches_both_ways_arrive_in_order_and_intact() {
 #[test]
 fn rings_wrap_around_over_many_rounds() {
     let model = Model::new();
-    let (pa, pb) = (model.add_port(), model.add_port());
-    model.connect(&pa, &pb);
-    let mut a = open(&model, &pa, &options());
-    let mut b = open(&model, &pb, &options());
+    let (_, pb, mut a, mut b) = wired_pair(&model);
     let pool = test_pool(&model);
     let mut seq = 0u32;
     let mut expected = 0u32;
@@ -430,10 +429,7 @@ fn a_million_packets_forwarded_with_every_buffer_back_in_its_pool() {
 #[test]
 fn stats_equal_what_crossed_the_wire() {
     let model = Model::new();
-    let (pa, pb) = (model.add_port(), model.add_port());
-    model.connect(&pa, &pb);
-    let mut a = open(&model, &pa, &options());
-    let mut b = open(&model, &pb, &options());
+    let (pa, pb, mut a, mut b) = wired_pair(&model);
     a.reset_stats();
     b.reset_stats();
     let pool = test_pool(&model);
