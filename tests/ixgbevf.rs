@@ -80,6 +80,16 @@ fn ids(model: &Model, vf: &VfPort) -> Vec<u32> {
     model.pf_messages(vf).iter().map(|w| w & 0xffff).collect()
 }
 
+/// The mailbox messages of a VF initialisation with API 1.4, in order.
+const INIT_MESSAGES: [u32; 6] = [
+    RESET,
+    API_NEGOTIATE,
+    GET_QUEUES,
+    SET_LPE,
+    UPDATE_XCAST_MODE,
+    SET_MAC_ADDR,
+];
+
 #[test]
 fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
     let (model, _pf, vf) = setup();
@@ -92,17 +102,7 @@ fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
     assert_eq!(dev.mac_addr(), model.vf_mac(&vf));
     assert_eq!(dev.permanent_mac(), [0x02, 0x10, 0xed, 0, 0, 0]);
     assert_eq!(dev.api_version(), ApiVersion::V1_4);
-    assert_eq!(
-        ids(&model, &vf),
-        [
-            RESET,
-            API_NEGOTIATE,
-            GET_QUEUES,
-            SET_LPE,
-            UPDATE_XCAST_MODE,
-            SET_MAC_ADDR
-        ]
-    );
+    assert_eq!(ids(&model, &vf), INIT_MESSAGES);
     // API 1.4 (wire number 5) agreed, multicast mode.
     assert_eq!(model.vf_negotiated(&vf), (5, 1));
     assert!(model.vf_clear_to_send(&vf));
@@ -548,17 +548,7 @@ fn a_nacked_reset_without_a_mac_gets_a_random_local_address() {
     );
     assert_ne!(mac, [0x02, 0, 0, 0, 0, 0]);
     assert_eq!(dev.permanent_mac(), mac);
-    assert_eq!(
-        ids(&model, &vf),
-        [
-            RESET,
-            API_NEGOTIATE,
-            GET_QUEUES,
-            SET_LPE,
-            UPDATE_XCAST_MODE,
-            SET_MAC_ADDR
-        ]
-    );
+    assert_eq!(ids(&model, &vf), INIT_MESSAGES);
     // (The RESET reply carried no address: an ACK with a zero MAC would have been an
     // error, so the driver took the NACK path.)
     // The PF took the address: frames to it arrive.
