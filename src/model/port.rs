@@ -131,6 +131,26 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
+    /// A read of one of the ring registers rx and tx queues share (base, length, head,
+    /// tail, queue control); reading an enabled queue's control register counts as the
+    /// driver having seen the enable bit. Other registers read 0.
+    fn read_ring_reg(&mut self, reg: QueueReg) -> u32 {
+        match reg {
+            QueueReg::Bal => self.bal,
+            QueueReg::Bah => self.bah,
+            QueueReg::Len => self.len,
+            QueueReg::Head => self.head,
+            QueueReg::Tail => self.tail,
+            QueueReg::Dctl => {
+                if self.enabled {
+                    self.enable_seen = true;
+                }
+                self.dctl
+            }
+            _ => 0,
+        }
+    }
+
     fn base(&self) -> u64 {
         (self.bah as u64) << 32 | self.bal as u64
     }
@@ -463,42 +483,17 @@ impl PortState {
     }
 
     fn read_rx_queue(&mut self, q: usize, reg: QueueReg) -> u32 {
-        let r = &mut self.rx[q];
         match reg {
-            QueueReg::Bal => r.bal,
-            QueueReg::Bah => r.bah,
-            QueueReg::Len => r.len,
-            QueueReg::Head => r.head,
-            QueueReg::Tail => r.tail,
-            QueueReg::Srrctl => r.srrctl,
-            QueueReg::Dctl => {
-                if r.enabled {
-                    r.enable_seen = true;
-                }
-                r.dctl
-            }
+            QueueReg::Srrctl => self.rx[q].srrctl,
             QueueReg::Qprc => lo(std::mem::take(&mut self.stats.qprc[q])),
             QueueReg::Qprdc => lo(std::mem::take(&mut self.stats.qprdc[q])),
             QueueReg::Qstat => 0,
+            _ => self.rx[q].read_ring_reg(reg),
         }
     }
 
     fn read_tx_queue(&mut self, q: usize, reg: QueueReg) -> u32 {
-        let r = &mut self.tx[q];
-        match reg {
-            QueueReg::Bal => r.bal,
-            QueueReg::Bah => r.bah,
-            QueueReg::Len => r.len,
-            QueueReg::Head => r.head,
-            QueueReg::Tail => r.tail,
-            QueueReg::Dctl => {
-                if r.enabled {
-                    r.enable_seen = true;
-                }
-                r.dctl
-            }
-            _ => 0,
-        }
+        self.tx[q].read_ring_reg(reg)
     }
 
     /// A register read (§8.2.3; reads have side effects only where the datasheet says:
