@@ -9,8 +9,9 @@
 //! * [`ixgbe`] — Intel 82599/X520, X540, X550 physical functions;
 //! * [`ixgbevf`] — their SR-IOV virtual functions.
 //!
-//! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root,
-//! with per-queue MSI-X interrupts when an interrupt timeout is set).
+//! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root).
+//! ixgbe and virtio-net use per-queue MSI-X interrupts when an interrupt timeout is set;
+//! ixgbevf always polls (it logs a warning when asked for interrupts).
 //!
 //! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
 //! claiming and mapping a device through sysfs or VFIO), [`registers`] (register access),
@@ -76,6 +77,8 @@ pub mod memory;
 pub mod model;
 pub mod pci;
 pub mod registers;
+#[cfg(test)]
+mod testing;
 pub mod virtio;
 
 pub use error::{Error, Result};
@@ -306,6 +309,26 @@ impl DeviceConfig {
     }
 }
 
+/// Queue `id` of a driver's `queues` (`kind` is "rx" or "tx"); an id out of range is the
+/// panic [`IxyDevice::rx_batch`] and [`IxyDevice::tx_batch`] document, with a message
+/// naming the id and the queue count.
+#[inline(always)]
+pub(crate) fn queue_mut<'a, T>(queues: &'a mut [T], id: u16, kind: &str) -> &'a mut T {
+    let count = queues.len();
+    match queues.get_mut(usize::from(id)) {
+        Some(queue) => queue,
+        None => no_such_queue(kind, id, count),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_such_queue(kind: &str, id: u16, count: usize) -> ! {
+    panic!(
+        "{kind} queue {id} does not exist: the device has {count} {kind} queues (ids 0 to {count} - 1)"
+    )
+}
+
 /// Opens the device at `pci_addr` with `rx_queues` receive and `tx_queues` transmit queues.
 ///
 /// `interrupt_timeout` is in milliseconds: 0 polls (see [`DeviceConfig`]). The driver is
@@ -325,6 +348,19 @@ pub fn ixy_init(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_out_of_range_queue_id_panics_naming_the_id_and_the_count() {
+        let mut queues = [10, 11];
+        *queue_mut(&mut queues, 1, "rx") += 1;
+        assert_eq!(queues, [10, 12]);
+        let panic = std::panic::catch_unwind(move || *queue_mut(&mut queues, 2, "tx"));
+        let msg = *panic.unwrap_err().downcast::<String>().unwrap();
+        assert_eq!(
+            msg,
+            "tx queue 2 does not exist: the device has 2 tx queues (ids 0 to 2 - 1)"
+        );
+    }
 
     #[test]
     fn rates_count_framing_overhead() {

@@ -982,15 +982,16 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
     ) -> usize {
+        let ring = crate::queue_mut(&mut self.rx, queue_id, "rx");
         if !self.irqs.is_empty() {
             return self.rx_batch_irq(queue_id as usize, buffer, num_packets);
         }
-        self.rx[queue_id as usize].rx_batch(&self.regs, buffer, num_packets)
+        ring.rx_batch(&self.regs, buffer, num_packets)
     }
 
     #[inline]
     fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
-        self.tx[queue_id as usize].tx_batch(&self.regs, buffer)
+        crate::queue_mut(&mut self.tx, queue_id, "tx").tx_batch(&self.regs, buffer)
     }
 
     fn stats(&mut self) -> DeviceStats {
@@ -1126,7 +1127,6 @@ mod tests {
                 }
             }
             assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");
-            std::fs::remove_dir_all(root).unwrap();
         }
         // An 82599 PF, but 65 queues, or no hugetlbfs mount.
         let (root, _) = fake_sysfs("pf-checks", [0, 0, 2], 0x8086, 0x10fb, Some("ixgbe"));
@@ -1138,6 +1138,5 @@ mod tests {
         let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
         assert!(matches!(err, Error::Hugepages { .. }), "{err}");
         assert_eq!(unbind_written(&root, "ixgbe"), "", "never unbound");
-        std::fs::remove_dir_all(root).unwrap();
     }
 }

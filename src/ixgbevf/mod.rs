@@ -93,9 +93,12 @@ impl Default for IxgbevfOptions {
 }
 
 impl IxgbevfOptions {
-    /// The options a [`DeviceConfig`] asks for (queue counts; defaults for the rest).
+    /// The options a [`DeviceConfig`] asks for (queue counts and interrupt timeout;
+    /// defaults for the rest).
     pub fn from_config(cfg: &DeviceConfig) -> Self {
-        Self::default().queues(cfg.rx_queues, cfg.tx_queues)
+        let mut options = Self::default().queues(cfg.rx_queues, cfg.tx_queues);
+        options.base.interrupt_timeout_ms = cfg.interrupt_timeout_ms;
+        options
     }
 
     /// Sets the queue counts.
@@ -210,12 +213,13 @@ impl IxgbevfDevice<MmioRegion> {
     /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
     /// with DMA memory from hugepages.
     ///
-    /// Refuses, before touching the device, anything that is not an ixgbevf virtual
-    /// function, options that cannot work, and a missing hugetlbfs mount.
+    /// Refuses, before touching the device, options that cannot work (checked first, so
+    /// they are reported as such on any machine), anything that is not an ixgbevf virtual
+    /// function, and a missing hugetlbfs mount.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let options = IxgbevfOptions::from_config(cfg);
-        crate::intel::check_device(&pci, cfg, DriverKind::Ixgbevf)?;
         options.validate()?;
+        crate::intel::check_device(&pci, cfg, DriverKind::Ixgbevf)?;
         let bar = crate::intel::claim_bar0(&pci, cfg)?;
         let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), options)?;
         dev.pci = Some(pci);
@@ -233,6 +237,13 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         options: IxgbevfOptions,
     ) -> Result<Self> {
         options.validate()?;
+        if options.base.interrupt_timeout_ms != 0 {
+            log::warn!(
+                "{name}: ixgbevf has no interrupt support yet: interrupt timeout {} ms \
+                 ignored, rx_batch polls",
+                options.base.interrupt_timeout_ms
+            );
+        }
         let mut dev = IxgbevfDevice {
             name: name.to_string(),
             mbx: Mailbox::new(name, options.mailbox_timeout),
@@ -718,7 +729,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
     /// Receives through the shared ring code; an empty poll may look for a PF reset.
     #[inline]
     fn rx_batch(&mut self, queue: u16, out: &mut VecDeque<Packet>, max: usize) -> usize {
-        let ring = &mut self.rx[usize::from(queue)];
+        let ring = crate::queue_mut(&mut self.rx, queue, "rx");
         let got = ring.rx_batch(&self.regs, out, max);
         if got == 0 {
             self.stalled();
@@ -734,7 +745,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
     #[inline]
     fn tx_batch(&mut self, queue: u16, packets: &mut VecDeque<Packet>) -> usize {
         let offered = packets.len();
-        let ring = &mut self.tx[usize::from(queue)];
+        let ring = crate::queue_mut(&mut self.tx, queue, "tx");
         let sent = ring.tx_batch(&self.regs, packets);
         if sent < offered {
             self.stalled();
@@ -864,7 +875,6 @@ mod tests {
             );
             assert!(err.to_string().contains(&which), "{tag}: {err}");
             assert_eq!(unbind_written(&root, driver), "");
-            std::fs::remove_dir_all(root).unwrap();
         }
         // An 82599 VF, but 9 queues, or no hugetlbfs mount.
         let (root, _) = fake_sysfs("vf-checks", [0, 0, 2], 0x8086, 0x10ed, Some("ixgbevf"));
@@ -873,7 +883,6 @@ mod tests {
         let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
         assert!(matches!(err, Error::Hugepages { .. }), "{err}");
         assert_eq!(unbind_written(&root, "ixgbevf"), "", "never unbound");
-        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

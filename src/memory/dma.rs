@@ -517,7 +517,8 @@ mod tests {
 
     #[test]
     fn a_directory_that_is_not_hugetlbfs_is_rejected() {
-        let err = Hugepages::new("/tmp").allocate(4096).unwrap_err();
+        let dir = crate::testing::TempDir::new("not-hugetlbfs");
+        let err = Hugepages::new(&*dir).allocate(4096).unwrap_err();
         assert!(err.to_string().contains("not a hugetlbfs mount"), "{err}");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What the kernel says about one network interface of a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,33 +65,67 @@ pub fn interface_names(dev_path: &Path) -> Vec<String> {
     names
 }
 
-/// The device's interfaces that are in use.
-pub fn active_interfaces(dev_path: &Path) -> Vec<InterfaceState> {
-    interface_names(dev_path)
-        .into_iter()
-        .map(|name| interface_state(&name))
-        .filter(InterfaceState::is_active)
-        .collect()
+/// Where the guard reads interface state: the running kernel (`/sys/class/net`,
+/// `/proc/net`, getifaddrs), or a test's fake tree.
+#[derive(Debug, Clone)]
+pub(crate) struct NetView {
+    /// `/sys/class/net`: one directory per interface with its `flags`.
+    class_net: PathBuf,
+    /// `/proc/net`: the `route` and `ipv6_route` tables.
+    proc_net: PathBuf,
+    /// The IPv4 and non-link-local IPv6 addresses of an interface.
+    addresses: fn(&str) -> Vec<String>,
 }
 
-/// Reads the state of interface `name` from sysfs, getifaddrs and /proc/net.
-pub fn interface_state(name: &str) -> InterfaceState {
-    // linux/if.h: IFF_UP = 0x1. sysfs prints flags as "0x1003".
-    let flags = fs::read_to_string(format!("/sys/class/net/{name}/flags"))
-        .ok()
-        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok())
-        .unwrap_or(0);
-    let routes = count_routes(
-        name,
-        &fs::read_to_string("/proc/net/route").unwrap_or_default(),
-        &fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
-    );
-    InterfaceState {
-        name: name.to_string(),
-        up: flags & 1 != 0,
-        addresses: addresses(name),
-        routes,
+impl NetView {
+    /// The running kernel's view.
+    pub(crate) fn kernel() -> NetView {
+        NetView::new("/sys/class/net", "/proc/net", addresses)
     }
+
+    pub(crate) fn new(
+        class_net: impl Into<PathBuf>,
+        proc_net: impl Into<PathBuf>,
+        addresses: fn(&str) -> Vec<String>,
+    ) -> NetView {
+        NetView {
+            class_net: class_net.into(),
+            proc_net: proc_net.into(),
+            addresses,
+        }
+    }
+
+    /// The device's interfaces that are in use.
+    pub(crate) fn active_interfaces(&self, dev_path: &Path) -> Vec<InterfaceState> {
+        interface_names(dev_path)
+            .into_iter()
+            .map(|name| self.interface_state(&name))
+            .filter(InterfaceState::is_active)
+            .collect()
+    }
+
+    /// The state of interface `name`.
+    pub(crate) fn interface_state(&self, name: &str) -> InterfaceState {
+        let read = |path: PathBuf| fs::read_to_string(path).unwrap_or_default();
+        // linux/if.h: IFF_UP = 0x1. sysfs prints flags as "0x1003".
+        let flags = read(self.class_net.join(name).join("flags"));
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+        InterfaceState {
+            name: name.to_string(),
+            up: flags & 1 != 0,
+            addresses: (self.addresses)(name),
+            routes: count_routes(
+                name,
+                &read(self.proc_net.join("route")),
+                &read(self.proc_net.join("ipv6_route")),
+            ),
+        }
+    }
+}
+
+/// The device's interfaces that are in use, as the running kernel reports them.
+pub fn active_interfaces(dev_path: &Path) -> Vec<InterfaceState> {
+    NetView::kernel().active_interfaces(dev_path)
 }
 
 /// Counts routes through `name` in the text of /proc/net/route and /proc/net/ipv6_route.
@@ -215,17 +249,37 @@ mod tests {
         assert!(!s.is_active(), "a down interface carries no link");
     }
 
+    /// A fake kernel view: `eth9` is up with a default route, `eth8` up with an address,
+    /// `eth7` down with an address; anything else does not exist.
+    fn fake_view(dir: &Path) -> NetView {
+        for (name, flags) in [("eth9", "0x1003"), ("eth8", "0x1043"), ("eth7", "0x1002")] {
+            fs::create_dir_all(dir.join("class").join(name)).unwrap();
+            fs::write(dir.join("class").join(name).join("flags"), flags).unwrap();
+        }
+        fs::write(
+            dir.join("route"),
+            "Iface\tDestination\tGateway\tFlags\neth9\t00000000\t0100000A\t0003\n",
+        )
+        .unwrap();
+        NetView::new(dir.join("class"), dir, |name| match name {
+            "eth8" | "eth7" => vec!["192.0.2.8".into()],
+            _ => vec![],
+        })
+    }
+
     #[test]
-    fn loopback_is_seen_as_up_with_an_address() {
-        // The one interface every machine has; proves the sysfs/getifaddrs reading works.
-        let lo = interface_state("lo");
-        assert_eq!(lo.name, "lo");
-        assert!(lo.up, "{lo:?}");
-        assert!(lo.addresses.iter().any(|a| a == "127.0.0.1"), "{lo:?}");
-        assert!(lo.is_active(), "{lo:?}");
+    fn interface_state_comes_from_flags_routes_and_addresses() {
+        let dir = crate::testing::TempDir::new("guard-view");
+        let view = fake_view(&dir);
+        let state = |name| view.interface_state(name);
+        assert_eq!(state("eth9").describe(), "up, 1 route(s)");
+        assert_eq!(state("eth8").describe(), "up, addresses 192.0.2.8");
+        assert_eq!(state("eth7").describe(), "down, addresses 192.0.2.8");
+        assert!(state("eth9").is_active() && state("eth8").is_active());
+        assert!(!state("eth7").is_active());
         // An interface that does not exist: down, no addresses, no routes.
         assert_eq!(
-            interface_state("ixy-no-such0"),
+            state("ixy-no-such0"),
             InterfaceState {
                 name: "ixy-no-such0".into(),
                 up: false,
@@ -237,22 +291,23 @@ mod tests {
 
     #[test]
     fn interfaces_are_found_directly_and_below_virtio_children() {
-        let root = std::env::temp_dir().join(format!("ixy-guard-{}", std::process::id()));
+        let root = crate::testing::TempDir::new("guard");
         fs::create_dir_all(root.join("net/enp0s3")).unwrap();
         fs::create_dir_all(root.join("virtio0/net/eth0")).unwrap();
         // A `net` directory below a child that is not virtio belongs to another device.
         fs::create_dir_all(root.join("usb1/net/usb0")).unwrap();
         assert_eq!(interface_names(&root), vec!["enp0s3", "eth0"]);
         assert_eq!(interface_names(&root.join("missing")), Vec::<String>::new());
-        // Of a device with `lo` and an interface that does not exist, only `lo` is in use.
+        // Of a device with eth7 (down), eth8 (up, address) and eth9 (up, route), the last
+        // two are in use.
         let other = root.join("other");
-        fs::create_dir_all(other.join("net/lo")).unwrap();
-        fs::create_dir_all(other.join("net/ixy-no-such0")).unwrap();
-        let active = active_interfaces(&other);
+        for name in ["eth7", "eth8", "eth9"] {
+            fs::create_dir_all(other.join("net").join(name)).unwrap();
+        }
+        let active = fake_view(&root).active_interfaces(&other);
         assert_eq!(
             active.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            vec!["lo"]
+            vec!["eth8", "eth9"]
         );
-        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -262,6 +262,8 @@ pub struct PciDevice {
     path: PathBuf,
     /// Present when the device is bound to vfio-pci.
     vfio: Option<vfio::VfioDevice>,
+    /// Where the interface guard reads the state of the device's interfaces.
+    net: guard::NetView,
 }
 
 /// Root of the sysfs PCI device tree.
@@ -292,6 +294,7 @@ impl PciDevice {
             name,
             path,
             vfio: None,
+            net: guard::NetView::kernel(),
         };
         if dev.kernel_driver().as_deref() == Some(VFIO_PCI_DRIVER) {
             // Opening it through VFIO creates the process-wide container, which sends every
@@ -488,7 +491,7 @@ impl PciDevice {
         if self.vfio.is_some() {
             return Ok(());
         }
-        if let Some(active) = guard::active_interfaces(&self.path).into_iter().next()
+        if let Some(active) = self.net.active_interfaces(&self.path).into_iter().next()
             && !force
         {
             return Err(Error::InterfaceActive {
@@ -706,19 +709,20 @@ pub(crate) mod testing {
     use std::fs;
     use std::path::PathBuf;
 
-    /// Creates `<tmp>/ixy-fake-<pid>-<tag>/0000:00:04.0/` with a 64-byte `config` holding
+    use crate::testing::TempDir;
+
+    /// Creates a temporary root with `0000:00:04.0/` holding a 64-byte `config` with
     /// `vendor`, `device` and `class` (bytes 0x09..0x0b), and, with `driver`, a `driver`
     /// directory of that name with an empty `unbind` file (the link sysfs has). Returns
-    /// the root (pass it to `PciDevice::open_at`) and the device directory.
+    /// the root (pass it to `PciDevice::open_at`; removed on drop) and the device directory.
     pub(crate) fn fake_sysfs(
         tag: &str,
         class: [u8; 3],
         vendor: u16,
         device: u16,
         driver: Option<&str>,
-    ) -> (PathBuf, PathBuf) {
-        let root = std::env::temp_dir().join(format!("ixy-fake-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+    ) -> (TempDir, PathBuf) {
+        let root = TempDir::new(&format!("fake-{tag}"));
         let dir = root.join("0000:00:04.0");
         fs::create_dir_all(&dir).unwrap();
         let mut cfg = vec![0u8; 64];
@@ -803,15 +807,17 @@ mod tests {
 
     #[test]
     fn missing_device_is_reported_with_its_address() {
-        let dir = std::env::temp_dir().join(format!("ixy-pci-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::TempDir::new("pci-test");
         let err = PciDevice::open_at(parse("0000:00:1f.7").unwrap(), &dir).unwrap_err();
         assert!(err.to_string().contains("0000:00:1f.7"), "{err}");
         assert!(matches!(err, Error::NoSuchDevice { .. }));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
-    fn fake_device(class: [u8; 3], vendor: u16, device: u16) -> (PciDevice, PathBuf) {
+    fn fake_device(
+        class: [u8; 3],
+        vendor: u16,
+        device: u16,
+    ) -> (PciDevice, crate::testing::TempDir) {
         let (root, _) = testing::fake_sysfs(
             &format!("pci-{vendor:x}-{device:x}-{:x}", class[2]),
             class,
@@ -850,24 +856,51 @@ mod tests {
             assert!(err.to_string().contains(expected), "{tag}: {err}");
             // Refused before VFIO: no group was looked up, so no container exists.
             assert!(vfio::active_container().is_none());
-            fs::remove_dir_all(root).unwrap();
         }
     }
 
     #[test]
+    fn unbinding_is_refused_while_an_interface_is_in_use_unless_forced() {
+        let (root, dir) =
+            testing::fake_sysfs("guard", [0, 0, 2], VENDOR_INTEL, 0x10fb, Some("ixgbe"));
+        for name in ["eth8", "eth9"] {
+            fs::create_dir_all(dir.join("net").join(name)).unwrap();
+            fs::create_dir_all(root.join("class").join(name)).unwrap();
+        }
+        fs::write(root.join("class/eth9/flags"), "0x1003").unwrap();
+        let mut dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
+        dev.net = guard::NetView::new(root.join("class"), &*root, |name| match name {
+            "eth9" => vec!["192.0.2.9".into()],
+            _ => vec![],
+        });
+        let err = dev.unbind(false).unwrap_err();
+        assert!(
+            matches!(&err, Error::InterfaceActive { interface, .. } if interface == "eth9"),
+            "{err}"
+        );
+        assert_eq!(testing::unbind_written(&root, "ixgbe"), "", "not unbound");
+        dev.unbind(true).unwrap();
+        assert_eq!(testing::unbind_written(&root, "ixgbe"), "0000:00:04.0");
+        // With eth9 down nothing is in use, and the device is taken without force.
+        fs::write(root.join("class/eth9/flags"), "0x1002").unwrap();
+        fs::write(root.join("drivers/ixgbe/unbind"), "").unwrap();
+        dev.unbind(false).unwrap();
+        assert_eq!(testing::unbind_written(&root, "ixgbe"), "0000:00:04.0");
+    }
+
+    #[test]
     fn bus_mastering_can_be_switched_off_again() {
-        let (dev, root) = fake_device([0, 0, 2], VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY);
+        let (dev, _root) = fake_device([0, 0, 2], VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY);
         let mut cmd = [0u8; 2];
         dev.write_config(4, &0x0107u16.to_le_bytes()).unwrap();
         dev.disable_bus_master().unwrap();
         dev.read_config(4, &mut cmd).unwrap();
         assert_eq!(u16::from_le_bytes(cmd), 0x0103, "only bit 2 cleared");
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn identifies_a_legacy_virtio_nic() {
-        let (dev, root) = fake_device([0, 0, 2], VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY);
+        let (dev, _root) = fake_device([0, 0, 2], VENDOR_VIRTIO, DEVICE_VIRTIO_NET_LEGACY);
         let id = dev.identify().unwrap();
         assert_eq!((id.vendor, id.device, id.class), (0x1af4, 0x1000, 0x020000));
         assert_eq!(driver_for(&id), Some(DriverKind::VirtioLegacy));
@@ -875,24 +908,22 @@ mod tests {
         let mut cmd = [0u8; 2];
         dev.read_config(4, &mut cmd).unwrap();
         assert_eq!(u16::from_le_bytes(cmd), 4);
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn a_host_bridge_is_not_a_nic() {
-        let (dev, root) = fake_device([0, 0, 6], VENDOR_INTEL, 0x29c0);
+        let (dev, _root) = fake_device([0, 0, 6], VENDOR_INTEL, 0x29c0);
         let err = dev.identify().unwrap_err();
         assert!(
             err.to_string().contains("not a network controller"),
             "{err}"
         );
         assert!(err.to_string().contains("060000"), "{err}");
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn an_unknown_nic_is_unsupported_not_guessed() {
-        let (dev, root) = fake_device([0, 0, 2], 0x10ec, 0x8139);
+        let (dev, _root) = fake_device([0, 0, 2], 0x10ec, 0x8139);
         let id = dev.identify().unwrap();
         assert_eq!(driver_for(&id), None);
         let msg = id.unsupported().to_string();
@@ -900,6 +931,5 @@ mod tests {
             msg.contains("10ec:8139") && msg.contains("not supported"),
             "{msg}"
         );
-        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -838,7 +838,7 @@ mod tests {
 
     #[test]
     fn a_group_that_is_not_viable_names_the_culprits() {
-        let root = std::env::temp_dir().join(format!("ixy-vfio-groups-{}", std::process::id()));
+        let root = crate::testing::TempDir::new("vfio-groups");
         let devs = root.join("7/devices");
         let drivers = root.join("drivers");
         for d in ["e1000e", "vfio-pci"] {
@@ -860,7 +860,6 @@ mod tests {
         assert!(msg.contains("0000:00:02.0 (bound to e1000e)"), "{msg}");
         assert!(!msg.contains("0000:00:04.0"), "{msg}");
         assert!(!msg.contains("0000:00:03.0 (bound"), "{msg}");
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
@@ -883,13 +882,11 @@ mod tests {
 
     #[test]
     fn no_iommu_group_means_the_iommu_is_off() {
-        let dir = std::env::temp_dir().join(format!("ixy-vfio-nogroup-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::TempDir::new("vfio-nogroup");
         let msg = iommu_group("0000:00:03.0", &dir).unwrap_err().to_string();
         assert!(msg.contains("intel_iommu=on"), "{msg}");
         std::os::unix::fs::symlink("../../../kernel/iommu_groups/12", dir.join("iommu_group"))
             .unwrap();
         assert_eq!(iommu_group("0000:00:03.0", &dir).unwrap(), 12);
-        fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -377,6 +377,7 @@ impl VirtioDevice {
     /// Refuses, before touching the device, anything that is not a virtio-net device and
     /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
+        queue_pairs(cfg)?;
         let id = pci.identify()?;
         if !matches!(
             crate::pci::driver_for(&id),
@@ -384,7 +385,6 @@ impl VirtioDevice {
         ) {
             return Err(id.not_for("virtio"));
         }
-        queue_pairs(cfg)?;
         pci.check_dma_domain()?;
         if !pci.is_vfio() {
             cfg.dma().check_mount()?;
@@ -905,6 +905,7 @@ impl IxyDevice for VirtioDevice {
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
     ) -> usize {
+        crate::queue_mut(&mut self.rx, queue_id, "rx");
         let q = queue_id as usize;
         let (mut received, mut bytes) = self.poll_rx(q, buffer, num_packets);
         // Interrupt mode: after enough empty polls in a row, sleep until the device uses
@@ -941,7 +942,7 @@ impl IxyDevice for VirtioDevice {
     /// value), so it cannot block the queue.
     fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
         let hdr_len = self.hdr_len;
-        let queue = &mut self.tx[queue_id as usize];
+        let queue = crate::queue_mut(&mut self.tx, queue_id, "tx");
         // Reclaim what the device has sent: dropping the packets returns their buffers.
         loop {
             match queue.vq.pop_used() {
@@ -1046,7 +1047,9 @@ mod tests {
     /// A legacy virtio-net device whose I/O BAR is a 32-byte file (all registers 0: no
     /// features), driven through the real legacy transport. Returns the sysfs root, the
     /// device directory and the unconfigured device.
-    fn fake_legacy_device(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, VirtioDevice) {
+    fn fake_legacy_device(
+        tag: &str,
+    ) -> (crate::testing::TempDir, std::path::PathBuf, VirtioDevice) {
         let (root, dir) = fake_sysfs(
             tag,
             [0, 0, 2],
@@ -1088,7 +1091,6 @@ mod tests {
             "",
             "the kernel driver kept it"
         );
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
@@ -1107,7 +1109,6 @@ mod tests {
         let err = VirtioDevice::open(open_fake(&root), &cfg).err().unwrap();
         assert!(matches!(err, Error::Hugepages { .. }), "{err}");
         assert_eq!(unbind_written(&root, "virtio-pci"), "", "never unbound");
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
@@ -1176,7 +1177,7 @@ mod tests {
 
     #[test]
     fn a_tx_packet_without_headroom_is_dropped_not_left_blocking_the_queue() {
-        let (root, _, mut dev) = fake_legacy_device("virtio-tx");
+        let (_root, _, mut dev) = fake_legacy_device("virtio-tx");
         dev.tx.push(TxQueue {
             index: 1,
             vq: Virtqueue::new(&HeapDma, 8).unwrap(),
@@ -1198,7 +1199,6 @@ mod tests {
         );
         assert_eq!(dev.tx[0].vq.num_free(), 7);
         drop(dev);
-        fs::remove_dir_all(root).unwrap();
     }
 
     /// What QEMU 10 offers for a modern virtio-net with iommu_platform=on on a hub netdev
@@ -1329,7 +1329,7 @@ mod tests {
     #[test]
     fn a_failed_initialisation_sets_failed_in_the_device_status() {
         // A legacy device (I/O BAR as a file) offering no features at all: no ANY_LAYOUT.
-        let (root, dir, mut dev) = fake_legacy_device("virtio-failed");
+        let (_root, dir, mut dev) = fake_legacy_device("virtio-failed");
         let msg = dev
             .init(&DeviceConfig::new("0000:00:04.0"))
             .unwrap_err()
@@ -1344,7 +1344,6 @@ mod tests {
         drop(dev);
         let bar = fs::read(dir.join("resource0")).unwrap();
         assert_eq!(bar[0x12], 0, "reset on drop");
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
