@@ -4,6 +4,8 @@
 //! promiscuous mode and MAC changes where the PF allows them, rolling counters that wrap,
 //! and driver selection by device id.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -92,10 +94,14 @@ const INIT_MESSAGES: [u32; 6] = [
 
 #[test]
 fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
+    let _deadline = common::deadline();
     let (model, _pf, vf) = setup();
-    let start = Instant::now();
-    let dev = open(&model, &vf, options());
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // A link timeout longer than the test's deadline: init must not wait it out.
+    let dev = open(
+        &model,
+        &vf,
+        options().link_timeout(Duration::from_secs(3600)),
+    );
     assert_eq!(dev.driver_name(), "ixgbevf");
     assert_eq!(dev.pci_addr(), "model:vf0");
     // The PF's assignment, delivered in the RESET reply in Linux byte order.
@@ -117,6 +123,7 @@ fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
 
 #[test]
 fn api_negotiation_falls_back_to_what_the_pf_speaks() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[0, 2]); // 1.0 and 1.1
     let mut dev = open(&model, &vf, options());
@@ -144,6 +151,7 @@ fn api_negotiation_falls_back_to_what_the_pf_speaks() {
 
 #[test]
 fn api_nack_for_every_version_is_a_clear_error() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[1]); // only Solaris' 2.0
     let err = try_open(&model, &vf, options()).err().unwrap();
@@ -164,6 +172,7 @@ fn api_nack_for_every_version_is_a_clear_error() {
 
 #[test]
 fn a_mailbox_that_never_answers_fails_within_the_timeout() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     model.set_pf_silent(&pf, true);
     let start = Instant::now();
@@ -176,8 +185,10 @@ fn a_mailbox_that_never_answers_fails_within_the_timeout() {
     .unwrap();
     let took = start.elapsed();
     let msg = err.to_string();
-    assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100),
+        "gave up early: {took:?}"
+    );
     assert!(
         msg.contains("did not answer the mailbox within 100 ms") && msg.contains("0x1"),
         "{msg}"
@@ -189,6 +200,7 @@ fn a_mailbox_that_never_answers_fails_within_the_timeout() {
 
 #[test]
 fn queue_counts_come_from_the_pf() {
+    let _deadline = common::deadline();
     let (model, _pf, vf) = setup();
     let mut dev = open(&model, &vf, options().queues(2, 2));
     assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (2, 2));
@@ -211,6 +223,7 @@ fn queue_counts_come_from_the_pf() {
 
 #[test]
 fn rx_and_tx_through_the_vf() {
+    let _deadline = common::deadline();
     let model = Model::new();
     let a = model.add_port();
     let b = model.add_port();
@@ -236,10 +249,7 @@ fn rx_and_tx_through_the_vf() {
             .collect();
         let mut out = packets(&pool, &frames);
         assert_eq!(dev.tx_batch(0, &mut out), 32);
-        let mut got = 0;
-        while got < 32 {
-            got += peer.rx_batch(0, &mut q, 64);
-        }
+        common::receive(&mut peer, 0, &mut q, 32);
         for (i, p) in q.drain(..).enumerate() {
             assert_eq!(seq_of(&p), round * 32 + i as u32);
             assert_eq!(p.len(), 60 + i);
@@ -250,10 +260,7 @@ fn rx_and_tx_through_the_vf() {
             .collect();
         let mut out = packets(&pool, &frames);
         assert_eq!(peer.tx_batch(0, &mut out), 32);
-        let mut got = 0;
-        while got < 32 {
-            got += dev.rx_batch(0, &mut q, 64);
-        }
+        common::receive(&mut dev, 0, &mut q, 32);
         for (i, p) in q.drain(..).enumerate() {
             assert_eq!(seq_of(&p), 10_000 + round * 32 + i as u32);
             assert_eq!(&p[..6], &vf_mac);
@@ -275,6 +282,7 @@ fn rx_and_tx_through_the_vf() {
 
 #[test]
 fn pf_reset_during_traffic_then_recovery() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());
     let mac = dev.mac_addr();
@@ -302,10 +310,15 @@ fn pf_reset_during_traffic_then_recovery() {
     );
     assert!(!model.vf_clear_to_send(&vf));
     // Traffic stops; the driver notices on idle polls and initialises again.
-    let start = Instant::now();
     let mut after = 0usize;
-    while after < 1000 {
-        assert!(start.elapsed() < Duration::from_secs(5), "no recovery");
+    for polls in 0.. {
+        assert!(
+            polls < common::MAX_ROUNDS,
+            "no recovery after {polls} polls"
+        );
+        if after >= 1000 {
+            break;
+        }
         let n = dev.rx_batch(0, &mut buf, 32);
         if dev.pf_resets() == 1 {
             after += n;
@@ -342,6 +355,7 @@ fn pf_reset_during_traffic_then_recovery() {
 
 #[test]
 fn explicit_check_reports_a_pf_reset_once() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());
     assert!(!dev.check_pf_reset().unwrap());
@@ -363,6 +377,7 @@ fn explicit_check_reports_a_pf_reset_once() {
 
 #[test]
 fn a_pf_silent_after_its_reset_does_not_hang_the_packet_path() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());
     model.pf_reset(&pf);
@@ -372,9 +387,11 @@ fn a_pf_silent_after_its_reset_does_not_hang_the_packet_path() {
     for _ in 0..1000 {
         assert_eq!(dev.rx_batch(0, &mut buf, 32), 0);
     }
-    // One attempt (one 200 ms mailbox timeout), then at most one retry per second.
+    // One attempt (one 200 ms mailbox timeout), then at most one retry per second: a
+    // driver retrying on every poll would spend 1000 timeouts (200 s) here. The retry
+    // pacing is wall-clock by design, so the bound is loose enough for any machine.
     assert!(
-        start.elapsed() < Duration::from_millis(800),
+        start.elapsed() < Duration::from_secs(10),
         "{:?}",
         start.elapsed()
     );
@@ -382,9 +399,11 @@ fn a_pf_silent_after_its_reset_does_not_hang_the_packet_path() {
     assert_eq!(dev.link_speed(), 0);
     model.set_pf_silent(&pf, false);
     let mac = dev.mac_addr();
-    let start = Instant::now();
-    while dev.pf_resets() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(3), "no recovery");
+    for polls in 0.. {
+        assert!(polls < 10_000, "no recovery after {polls} polls 1 ms apart");
+        if dev.pf_resets() != 0 {
+            break;
+        }
         dev.rx_batch(0, &mut buf, 32);
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -394,6 +413,7 @@ fn a_pf_silent_after_its_reset_does_not_hang_the_packet_path() {
 
 #[test]
 fn rolling_counters_wrap_and_stats_stay_exact() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());
     model.preset_vf_counters(
@@ -428,6 +448,7 @@ fn rolling_counters_wrap_and_stats_stay_exact() {
 
 #[test]
 fn promiscuous_mode_only_where_the_pf_allows_it() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());
     // An untrusted VF is granted multicast only (by any PF).
@@ -460,6 +481,7 @@ fn promiscuous_mode_only_where_the_pf_allows_it() {
 
 #[test]
 fn mac_changes_need_a_trusted_vf() {
+    let _deadline = common::deadline();
     let (model, pf, vf) = setup();
     let mut dev = open(&model, &vf, options());
     let new = [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
@@ -487,6 +509,7 @@ fn mac_changes_need_a_trusted_vf() {
 #[test]
 #[should_panic(expected = "rule violated: mailbox buffer written without owning it")]
 fn the_model_catches_a_mailbox_write_without_the_lock() {
+    let _deadline = common::deadline();
     let (_model, _pf, vf) = setup();
     vf.write32(0x00200, 0x01);
 }
@@ -494,6 +517,7 @@ fn the_model_catches_a_mailbox_write_without_the_lock() {
 #[test]
 #[should_panic(expected = "rule violated: VF queue beyond its pool enabled")]
 fn the_model_catches_a_queue_outside_the_pool() {
+    let _deadline = common::deadline();
     let (_model, _pf, vf) = setup();
     // VFRXDCTL(2): the PF gives each VF two queues.
     vf.write32(0x01000 + 2 * 0x40 + 0x28, 1 << 25);
@@ -502,6 +526,7 @@ fn the_model_catches_a_queue_outside_the_pool() {
 #[test]
 #[should_panic(expected = "rule violated: register access outside BAR0")]
 fn the_model_catches_an_access_outside_the_vf_bar() {
+    let _deadline = common::deadline();
     let (_model, _pf, vf) = setup();
     vf.read32(0x4000);
 }
@@ -537,6 +562,7 @@ fn device_ids_select_the_ixgbevf_driver() {
 /// address, which it registers with SET_MAC_ADDR.
 #[test]
 fn a_nacked_reset_without_a_mac_gets_a_random_local_address() {
+    let _deadline = common::deadline();
     let (model, _pf, vf) = setup();
     model.set_vf_mac_unassigned(&vf);
     let mut dev = open(&model, &vf, options());
