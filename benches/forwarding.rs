@@ -13,7 +13,7 @@
 //! ```
 //!
 //! * instructions/packet: counted by callgrind in driver and application code only. The
-//!   model's entry points (`<ixy::model::Port as RegisterSpace>::{read32,write32}` and
+//!   model's entry points (`<ixy::model::PortRegisters as RegisterSpace>::{read32,write32}`,
 //!   `<ixy::model::ModelDma as DmaAllocator>::allocate`, `ixy::model::Model::*`) are
 //!   toggled out of collection (`--collect-atstart=yes` after the toggles), so
 //!   everything the "device" does is excluded. The benchmark re-runs itself under
@@ -32,10 +32,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ixy::ixgbe::{IxgbeDevice, IxgbeOptions};
-use ixy::model::{Model, Port};
+use ixy::model::{Model, PortRegisters};
 use ixy::{IxyDevice, Packet};
 
-type Dev = IxgbeDevice<Port>;
+type Dev = IxgbeDevice<PortRegisters>;
 
 const BATCH_SIZES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
@@ -48,7 +48,7 @@ const NATIVE_PACKETS: u64 = 4_000_000;
 
 /// The callgrind patterns matching every entry point from driver code into the model.
 const TOGGLES: [&str; 3] = [
-    "--toggle-collect=<ixy::model::Port as ixy::registers::RegisterSpace>::*",
+    "--toggle-collect=<ixy::model::PortRegisters as ixy::registers::RegisterSpace>::*",
     "--toggle-collect=<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::*",
     "--toggle-collect=ixy::model::Model::*",
 ];
@@ -66,14 +66,10 @@ fn setup() -> Setup {
     template[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
     template[12..14].copy_from_slice(&[0x08, 0x00]);
     let options = IxgbeOptions::default().link_timeout(Duration::from_secs(2));
-    let open = |p: &Port| {
-        IxgbeDevice::with_registers(
-            &format!("model:{}", p.index()),
-            p.clone(),
-            &model.dma(),
-            &options,
-        )
-        .expect("ixgbe init against the model")
+    let open = |p| {
+        model
+            .ixgbe(p, &options)
+            .expect("ixgbe init against the model")
     };
     let devs = [open(&ports[0]), open(&ports[1])];
     for p in &ports {

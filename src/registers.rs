@@ -243,9 +243,10 @@ mod tests {
 
     #[test]
     fn mmio_region_accesses_ordinary_memory() {
-        let mut backing = [0u32; 4];
+        let mut backing = [0u64; 2];
         let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
-        // SAFETY: `backing` outlives `r`, and is only accessed through `r` meanwhile.
+        // SAFETY: `backing` is 8-byte aligned, outlives `r`, and is only accessed through
+        // `r` meanwhile.
         let r = unsafe { MmioRegion::from_raw_parts(base, 16, None) };
         r.write32(4, 0xdead_beef);
         r.write16(8, 0x1234);
@@ -254,13 +255,13 @@ mod tests {
         assert_eq!(r.read16(8), 0x1234);
         assert_eq!(r.read8(12), 0x56);
         drop(r);
-        assert_eq!(backing[1], 0xdead_beef);
+        assert_eq!(backing[0] >> 32, 0xdead_beef);
     }
 
     #[test]
     #[should_panic(expected = "outside")]
     fn mmio_out_of_bounds_is_caught() {
-        let mut backing = [0u32; 4];
+        let mut backing = [0u64; 2];
         let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
         // SAFETY: as above.
         let r = unsafe { MmioRegion::from_raw_parts(base, 16, None) };

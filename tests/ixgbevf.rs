@@ -9,14 +9,14 @@ mod common;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use ixy::ixgbe::{IxgbeDevice, IxgbeOptions};
+use ixy::ixgbe::IxgbeOptions;
 use ixy::ixgbevf::{ApiVersion, IxgbevfDevice, IxgbevfOptions};
-use ixy::model::{Model, Port, VfPort};
+use ixy::model::{Model, Port, VfPort, VfRegisters};
 use ixy::pci::{DeviceId, DriverKind, IXGBEVF_DEVICE_IDS, PciAddress, driver_for};
 use ixy::registers::RegisterSpace;
 use ixy::{Error, IxyDevice, Mempool, Packet};
 
-type Vf = IxgbevfDevice<VfPort>;
+type Vf = IxgbevfDevice<VfRegisters>;
 
 // Mailbox message ids (Linux ixgbe_mbx.h).
 const RESET: u32 = 0x01;
@@ -33,12 +33,14 @@ fn options() -> IxgbevfOptions {
 }
 
 fn try_open(model: &Model, vf: &VfPort, o: IxgbevfOptions) -> Result<Vf, Error> {
-    IxgbevfDevice::with_registers(
-        &format!("model:vf{}", vf.number()),
-        vf.clone(),
-        &model.dma(),
-        o,
-    )
+    model.ixgbevf(vf, o)
+}
+
+/// The VF's registers, for checking what the driver programmed.
+fn regs(vf: &VfPort) -> VfRegisters {
+    // SAFETY: the tests only read registers through it (reads do not move the device's
+    // DMA), or write ones that cannot point the device at memory in use.
+    unsafe { vf.registers() }
 }
 
 fn open(model: &Model, vf: &VfPort, o: IxgbevfOptions) -> Vf {
@@ -116,9 +118,40 @@ fn init_runs_the_reset_handshake_and_takes_the_assigned_mac() {
     assert!(!dev.promisc());
     assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (1, 1));
     // The queue is enabled, its tail handed all descriptors but one to the device.
-    assert_eq!(vf.read32(0x01028) & (1 << 25), 1 << 25, "VFRXDCTL.ENABLE");
-    assert_eq!(vf.read32(0x01018), 511, "VFRDT");
-    assert_eq!(vf.read32(0x02028) & (1 << 25), 1 << 25, "VFTXDCTL.ENABLE");
+    assert_eq!(
+        regs(&vf).read32(0x01028) & (1 << 25),
+        1 << 25,
+        "VFRXDCTL.ENABLE"
+    );
+    assert_eq!(regs(&vf).read32(0x01018), 511, "VFRDT");
+    assert_eq!(
+        regs(&vf).read32(0x02028) & (1 << 25),
+        1 << 25,
+        "VFTXDCTL.ENABLE"
+    );
+}
+
+#[test]
+fn a_vf_and_its_port_take_one_driver_at_a_time() {
+    let (model, pf, vf) = setup();
+    let dev = open(&model, &vf, options());
+    let err = try_open(&model, &vf, options()).err().expect("VF busy");
+    assert!(matches!(err, Error::Device { .. }), "{err}");
+    // The PF model drives a port with VFs: no ixgbe driver beside it.
+    let pf_options = IxgbeOptions::default().link_timeout(Duration::from_secs(2));
+    let err = model.ixgbe(&pf, &pf_options).err().expect("port busy");
+    assert!(matches!(err, Error::Device { .. }), "{err}");
+    drop(dev);
+    let dev = open(&model, &vf, options());
+    assert_eq!(dev.mac_addr(), model.vf_mac(&vf));
+
+    // A VF added under a running ixgbe driver takes no driver while that one runs.
+    let other = model.add_port();
+    let pf_dev = model.ixgbe(&other, &pf_options).unwrap();
+    let late = model.add_vf(&other);
+    let err = try_open(&model, &late, options()).err().expect("port busy");
+    assert!(matches!(err, Error::Device { .. }), "{err}");
+    drop(pf_dev);
 }
 
 #[test]
@@ -195,7 +228,7 @@ fn a_mailbox_that_never_answers_fails_within_the_timeout() {
     );
     // Nothing reached the PF, and the VF's queues were never enabled.
     assert!(model.pf_messages(&vf).is_empty());
-    assert_eq!(vf.read32(0x01028) & (1 << 25), 0);
+    assert_eq!(regs(&vf).read32(0x01028) & (1 << 25), 0);
 }
 
 #[test]
@@ -230,13 +263,12 @@ fn rx_and_tx_through_the_vf() {
     model.connect(&a, &b);
     let vf = model.add_vf(&a);
     let mut dev = open(&model, &vf, options());
-    let mut peer = IxgbeDevice::with_registers(
-        "model:1",
-        b.clone(),
-        &model.dma(),
-        &IxgbeOptions::default().link_timeout(Duration::from_secs(2)),
-    )
-    .unwrap();
+    let mut peer = model
+        .ixgbe(
+            &b,
+            &IxgbeOptions::default().link_timeout(Duration::from_secs(2)),
+        )
+        .unwrap();
     let pool = Mempool::new(&model.dma(), 2048, 2048).unwrap();
     let vf_mac = dev.mac_addr();
     let peer_mac = peer.mac_addr();
@@ -433,11 +465,11 @@ fn rolling_counters_wrap_and_stats_stay_exact() {
     let mut out = packets(&pool, &frames);
     assert_eq!(dev.tx_batch(0, &mut out), 100);
     // The registers wrapped...
-    assert!(vf.read32(0x0101c) < 100, "VFGPRC wrapped");
-    assert!(vf.read32(0x0201c) < 100, "VFGPTC wrapped");
-    assert_eq!(vf.read32(0x01024), 0, "VFGORC wrapped at 36 bits");
+    assert!(regs(&vf).read32(0x0101c) < 100, "VFGPRC wrapped");
+    assert!(regs(&vf).read32(0x0201c) < 100, "VFGPTC wrapped");
+    assert_eq!(regs(&vf).read32(0x01024), 0, "VFGORC wrapped at 36 bits");
     // ... and are not cleared by reading them.
-    assert_eq!(vf.read32(0x0101c), vf.read32(0x0101c));
+    assert_eq!(regs(&vf).read32(0x0101c), regs(&vf).read32(0x0101c));
     let s = dev.stats();
     assert_eq!((s.rx_packets, s.rx_bytes), (100, 6000));
     assert_eq!((s.tx_packets, s.tx_bytes), (100, 7000));
@@ -511,7 +543,7 @@ fn mac_changes_need_a_trusted_vf() {
 fn the_model_catches_a_mailbox_write_without_the_lock() {
     let _deadline = common::deadline();
     let (_model, _pf, vf) = setup();
-    vf.write32(0x00200, 0x01);
+    regs(&vf).write32(0x00200, 0x01);
 }
 
 #[test]
@@ -520,7 +552,7 @@ fn the_model_catches_a_queue_outside_the_pool() {
     let _deadline = common::deadline();
     let (_model, _pf, vf) = setup();
     // VFRXDCTL(2): the PF gives each VF two queues.
-    vf.write32(0x01000 + 2 * 0x40 + 0x28, 1 << 25);
+    regs(&vf).write32(0x01000 + 2 * 0x40 + 0x28, 1 << 25);
 }
 
 #[test]
@@ -528,7 +560,7 @@ fn the_model_catches_a_queue_outside_the_pool() {
 fn the_model_catches_an_access_outside_the_vf_bar() {
     let _deadline = common::deadline();
     let (_model, _pf, vf) = setup();
-    vf.read32(0x4000);
+    regs(&vf).read32(0x4000);
 }
 
 fn id(vendor: u16, device: u16) -> DeviceId {

@@ -6,7 +6,7 @@
 //! (§8.2.3), so the tests do not depend on the ixgbe driver.
 
 use ixy::memory::{DmaAllocator, DmaMemory, HeapDma};
-use ixy::model::{Model, Port, WireStats};
+use ixy::model::{Model, PortRegisters as Port, WireStats};
 use ixy::registers::RegisterSpace;
 
 // Offsets and bits, §8.2.3.
@@ -133,6 +133,13 @@ fn poke(m: &DmaMemory, off: usize, bytes: &[u8]) {
     assert!(off + bytes.len() <= m.size());
     // SAFETY: in bounds of the live region, which nothing else references right now.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), m.virt().add(off), bytes.len()) }
+}
+
+/// A new port of `model` with raw register access: these tests are its driver.
+fn raw_port(model: &Model) -> Port {
+    // SAFETY: the tests point rings only at memory they allocated from the model and
+    // reach through `peek`/`poke` copies, keeping no reference into it.
+    unsafe { model.add_port().registers() }
 }
 
 fn bus(m: &DmaMemory) -> u64 {
@@ -310,7 +317,7 @@ fn setup_tx_queue(model: &Model, port: &Port, q: usize, n: usize) -> TxQ {
 
 /// A port after reset, link up, one rx queue of 8 and one tx queue of 8, rx enabled.
 fn ready_port(model: &Model) -> (Port, RxQ, TxQ) {
-    let port = model.add_port();
+    let port = raw_port(model);
     reset(&port);
     bring_link_up(&port);
     let rx = setup_rx_queue(model, &port, 0, 8);
@@ -335,7 +342,7 @@ fn frame_to(dst: [u8; 6], len: usize) -> Vec<u8> {
 #[test]
 fn reset_restores_defaults_and_self_clears() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     port.write32(FCTRL, FCTRL_UPE);
     port.write32(EIMS, 0xFF);
     port.write32(srrctl(3), 0x0200_0004);
@@ -364,7 +371,7 @@ fn reset_restores_defaults_and_self_clears() {
     assert_eq!(mac, [0x02, 0x82, 0x59, 0x90, 0x00, 0x00]);
     assert_eq!(port.read32(RAL0), 0x9059_8202);
     assert_eq!(port.read32(RAH0), 0x8000_0000);
-    let other = model.add_port();
+    let other = raw_port(&model);
     assert_eq!(other.read32(RAH0), 0x8000_0100);
     // STATUS.LAN_ID distinguishes the ports.
     assert_eq!(port.read32(STATUS) >> 2 & 3, 0);
@@ -374,7 +381,7 @@ fn reset_restores_defaults_and_self_clears() {
 #[test]
 fn reset_also_completes_after_ten_milliseconds() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     start_reset(&port, CTRL_RST);
     std::thread::sleep(std::time::Duration::from_millis(9));
     port.write32(EIMC, 0xFFFF_FFFF);
@@ -391,7 +398,7 @@ fn reset_also_completes_after_ten_milliseconds() {
 #[test]
 fn link_comes_up_at_10g_after_an_restart() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     assert_eq!(port.read32(LINKS), 0);
     port.write32(
@@ -419,7 +426,7 @@ fn link_comes_up_at_10g_after_an_restart() {
 #[test]
 fn link_without_10g_serial_comes_up_at_1g() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(AUTOC, port.read32(AUTOC) | AUTOC_RESTART_AN);
     let mut links = 0;
@@ -435,7 +442,7 @@ fn link_without_10g_serial_comes_up_at_1g() {
 #[test]
 fn link_that_never_comes_up() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     model.set_link_never_up(&port, true);
     reset(&port);
     port.write32(AUTOC, AUTOC_LMS_10G_SERIAL | AUTOC_RESTART_AN);
@@ -449,7 +456,7 @@ fn link_that_never_comes_up() {
 #[test]
 fn interrupt_registers_read_back() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(EIMS, 0x0000_0003);
     port.write32(EIMS, 0x0000_0010);
@@ -473,7 +480,7 @@ fn interrupt_registers_read_back() {
 #[test]
 fn queue_registers_of_queues_above_63_are_at_0xd000() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(0x0D000 + 0x40 * 6, 0x1234_5680); // RDBAL(70)
     assert_eq!(port.read32(rdbal(70)), 0x1234_5680);
@@ -513,7 +520,7 @@ fn rx_round_trip_in_literal_bytes() {
 #[test]
 fn rx_without_crc_strip_delivers_the_fcs() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     bring_link_up(&port);
     let rx = setup_rx_queue(&model, &port, 0, 8);
@@ -540,7 +547,7 @@ fn rx_without_crc_strip_delivers_the_fcs() {
 #[test]
 fn rx_frame_larger_than_the_buffer_spans_descriptors() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     bring_link_up(&port);
     let rx = setup_rx_queue(&model, &port, 0, 8);
@@ -607,7 +614,7 @@ fn empty_rx_ring_drops_into_mpc_then_recovers() {
 #[test]
 fn drop_enabled_queue_counts_in_qprdc() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     bring_link_up(&port);
     port.write32(srrctl(1), SRRCTL_ADV_ONEBUF_2K | SRRCTL_DROP_EN);
@@ -634,7 +641,7 @@ fn drop_enabled_queue_counts_in_qprdc() {
 #[test]
 fn several_queues_receive_and_count_per_queue() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     bring_link_up(&port);
     let queues: Vec<RxQ> = (0..8)
@@ -847,7 +854,7 @@ fn freed_memory_is_forgotten_by_the_model() {
 #[test]
 #[should_panic(expected = "82599 model: rule violated: register access outside BAR0")]
 fn rule_register_offset_outside_bar0() {
-    Model::new().add_port().read32(0x20000);
+    raw_port(&Model::new()).read32(0x20000);
 }
 
 #[test]
@@ -855,7 +862,7 @@ fn rule_register_offset_outside_bar0() {
     expected = "82599 model: rule violated: register access outside BAR0 or not 4-byte aligned"
 )]
 fn rule_unaligned_register_offset() {
-    Model::new().add_port().write32(0x2, 0);
+    raw_port(&Model::new()).write32(0x2, 0);
 }
 
 #[test]
@@ -863,7 +870,7 @@ fn rule_unaligned_register_offset() {
     expected = "82599 model: rule violated: register written while the device is in reset"
 )]
 fn rule_write_while_in_reset() {
-    let port = Model::new().add_port();
+    let port = raw_port(&Model::new());
     master_disable(&port);
     port.write32(CTRL, CTRL_RST);
     port.write32(EIMC, 0xFFFF_FFFF);
@@ -874,7 +881,7 @@ fn rule_write_while_in_reset() {
     expected = "82599 model: rule violated: register read within 1 ms of setting CTRL.RST"
 )]
 fn rule_read_within_a_millisecond_of_reset() {
-    let port = Model::new().add_port();
+    let port = raw_port(&Model::new());
     master_disable(&port);
     port.write32(CTRL, CTRL_RST);
     // Polling CTRL at once is what the datasheet forbids (§8.2.3.1.1).
@@ -886,7 +893,7 @@ fn rule_read_within_a_millisecond_of_reset() {
     expected = "82599 model: rule violated: software reset without the master disable algorithm"
 )]
 fn rule_reset_without_master_disable() {
-    Model::new().add_port().write32(CTRL, CTRL_RST | CTRL_LRST);
+    raw_port(&Model::new()).write32(CTRL, CTRL_RST | CTRL_LRST);
 }
 
 #[test]
@@ -894,7 +901,7 @@ fn rule_reset_without_master_disable() {
     expected = "82599 model: rule violated: software reset without the master disable algorithm"
 )]
 fn rule_reset_without_polling_status_after_master_disable() {
-    let port = Model::new().add_port();
+    let port = raw_port(&Model::new());
     port.write32(CTRL, CTRL_MASTER_DISABLE);
     port.write32(CTRL, CTRL_RST);
 }
@@ -903,7 +910,7 @@ fn rule_reset_without_polling_status_after_master_disable() {
 #[should_panic(expected = "82599 model: rule violated: ring longer than 128 KiB (8K descriptors)")]
 fn rule_ring_longer_than_8k_descriptors() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(rdlen(0), 128 * 1024); // 8K descriptors: the limit, fine
     assert_eq!(port.read32(rdlen(0)), 128 * 1024);
@@ -916,7 +923,7 @@ fn rule_ring_longer_than_8k_descriptors() {
 )]
 fn rule_rxen_without_secrx_halt() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     port.write32(RXCTRL, 1);
@@ -928,7 +935,7 @@ fn rule_rxen_without_secrx_halt() {
 )]
 fn rule_rxen_with_rx_dis_but_without_polling_secrx_rdy() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     port.write32(SECRXCTRL, SECRXCTRL_RX_DIS);
@@ -939,7 +946,7 @@ fn rule_rxen_with_rx_dis_but_without_polling_secrx_rdy() {
 #[should_panic(expected = "82599 model: rule violated: rx enabled with RDRXCTL.RSCFRSTSIZE")]
 fn rule_rxen_with_default_rscfrstsize() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     rx_settings(&port);
@@ -951,7 +958,7 @@ fn rule_rxen_with_default_rscfrstsize() {
 #[should_panic(expected = "82599 model: rule violated: rx enabled with RDRXCTL.RSCFRSTSIZE")]
 fn rule_rxen_without_fcoe_wrfix() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     rx_settings(&port);
@@ -963,7 +970,7 @@ fn rule_rxen_without_fcoe_wrfix() {
 #[should_panic(expected = "82599 model: rule violated: rx enabled with FCRTH.RTH unset")]
 fn rule_rxen_without_fcrth() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     rx_settings(&port);
@@ -996,7 +1003,7 @@ fn no_reception_while_the_receive_data_path_is_halted() {
 
 #[test]
 fn eimc_ex_masks_the_msix_queue_vectors() {
-    let port = Model::new().add_port();
+    let port = raw_port(&Model::new());
     port.write32(EIMS_EX0, 0xF0F0);
     port.write32(EIMS_EX0 + 4, 0x1);
     port.write32(EIMC_EX0, 0x00F0);
@@ -1010,7 +1017,7 @@ fn eimc_ex_masks_the_msix_queue_vectors() {
 #[should_panic(expected = "82599 model: rule violated: ring base not 128-byte aligned")]
 fn rule_rx_ring_base_unaligned() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(rdbal(0), 0x1000_0040);
 }
@@ -1019,7 +1026,7 @@ fn rule_rx_ring_base_unaligned() {
 #[should_panic(expected = "82599 model: rule violated: ring base not 128-byte aligned")]
 fn rule_tx_ring_base_unaligned() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(tdbal(2), 0x1000_0008);
 }
@@ -1028,7 +1035,7 @@ fn rule_tx_ring_base_unaligned() {
 #[should_panic(expected = "82599 model: rule violated: ring length not a multiple of 128")]
 fn rule_rdlen_not_multiple_of_128() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(rdlen(0), 16 * 10);
 }
@@ -1037,7 +1044,7 @@ fn rule_rdlen_not_multiple_of_128() {
 #[should_panic(expected = "82599 model: rule violated: ring length not a multiple of 128")]
 fn rule_tdlen_not_multiple_of_128() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(tdlen(0), 100);
 }
@@ -1046,7 +1053,7 @@ fn rule_tdlen_not_multiple_of_128() {
 #[should_panic(expected = "82599 model: rule violated: queue enabled before its ring is set")]
 fn rule_rx_queue_enabled_before_ring() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
     port.write32(rxdctl(0), ENABLE);
@@ -1056,7 +1063,7 @@ fn rule_rx_queue_enabled_before_ring() {
 #[should_panic(expected = "82599 model: rule violated: queue enabled before its ring is set")]
 fn rule_tx_queue_enabled_before_ring() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(DMATXCTL, 1);
     port.write32(tdlen(0), 1024);
@@ -1069,7 +1076,7 @@ fn rule_tx_queue_enabled_before_ring() {
 )]
 fn rule_ring_changed_while_enabled() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     port.write32(rdlen(0), 256);
@@ -1081,7 +1088,7 @@ fn rule_ring_changed_while_enabled() {
 )]
 fn rule_rx_queue_with_legacy_descriptors() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let ring = model.dma().allocate(128).unwrap();
     port.write32(rdbal(0), bus(&ring) as u32);
@@ -1094,7 +1101,7 @@ fn rule_rx_queue_with_legacy_descriptors() {
 #[should_panic(expected = "82599 model: rule violated: tx queue enabled before DMATXCTL.TE")]
 fn rule_tx_queue_enabled_before_te() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let ring = model.dma().allocate(128).unwrap();
     port.write32(tdbal(0), bus(&ring) as u32);
@@ -1107,7 +1114,7 @@ fn rule_tx_queue_enabled_before_te() {
 #[should_panic(expected = "82599 model: rule violated: tail beyond the ring")]
 fn rule_rx_tail_beyond_ring() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     port.write32(rdt(0), 8);
@@ -1127,7 +1134,7 @@ fn rule_tx_tail_beyond_ring() {
 )]
 fn rule_tail_before_enable_read_back() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let ring = model.dma().allocate(128).unwrap();
     port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
@@ -1144,7 +1151,7 @@ fn rule_tail_before_enable_read_back() {
 )]
 fn rule_tail_moved_backwards() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8); // head 0, tail 7
     port.write32(rdt(0), 3);
@@ -1162,7 +1169,7 @@ fn rule_head_written_while_enabled() {
 #[should_panic(expected = "82599 model: rule violated: rx enabled before the rx queue is ready")]
 fn rule_rxen_before_queue_enabled() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     port.write32(RXCTRL, 1);
 }
@@ -1173,7 +1180,7 @@ fn rule_rxen_before_queue_enabled() {
 )]
 fn rule_crc_strip_settings_differ() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     // HLREG0.RXCRCSTRP is set after reset, RDRXCTL.CRCSTRIP is not.
@@ -1187,7 +1194,7 @@ fn rule_crc_strip_settings_differ() {
 )]
 fn rule_ring_outside_model_memory() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let ring = HeapDma.allocate(128).unwrap(); // not from model.dma()
     port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
@@ -1304,7 +1311,7 @@ fn rule_tx_frame_too_long() {
 #[test]
 fn rule_messages_name_the_port_and_the_detail() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         port.write32(rdlen(5), 200);
@@ -1324,7 +1331,7 @@ fn rule_messages_name_the_port_and_the_detail() {
 #[test]
 fn source_starts_when_the_link_comes_up() {
     let model = Model::new();
-    let port = model.add_port();
+    let port = raw_port(&model);
     reset(&port);
     let _rx = setup_rx_queue(&model, &port, 0, 8);
     enable_rx(&port);

@@ -1,49 +1,86 @@
 //! A behavioural model of the Intel 82599 10 GbE controller (feature `model`).
 //!
 //! No ixgbe hardware is needed to test the ixgbe driver: the model implements BAR0 of an
-//! 82599 physical function as a [`RegisterSpace`]
-//! ([`Port`]) and performs the device's DMA on memory from its own allocator
-//! ([`ModelDma`]). It follows the Intel 82599 10 GbE Controller Datasheet (section numbers
-//! are cited where the behaviour is implemented) closely enough that a driver breaking the
-//! datasheet fails: the model panics with a message starting with
-//! `82599 model: rule violated:` and naming the rule.
+//! 82599 physical function as a [`RegisterSpace`] ([`PortRegisters`]) and performs the
+//! device's DMA on memory from its own allocator ([`ModelDma`]). It follows the Intel
+//! 82599 10 GbE Controller Datasheet (section numbers are cited where the behaviour is
+//! implemented) closely enough that a driver breaking the datasheet fails: the model
+//! panics with a message starting with `82599 model: rule violated:` and naming the rule.
 //!
 //! Everything is single-threaded: handles ([`Model`], [`Port`], [`ModelDma`]) are cheap
 //! clones of `Rc`s, and every register access runs the model synchronously (a tail write
 //! moves the packets before it returns).
 //!
-//! **A test tool with a device's powers.** Like a real 82599, the model writes wherever
-//! its ring registers point, within any live [`ModelDma`] region; and [`Port`] is a safe
-//! [`RegisterSpace`]. So safe code holding a `Port` that a driver uses can, by writing
-//! RDBAL/TDBAL and tails itself, make the model write into DMA memory the driver or the
-//! user holds as `&mut [u8]` (packets, rings). That is accepted for a test model, which
-//! is never linked into library users' builds (feature `model`); don't write a driver's
-//! queue registers behind its back.
+//! ## A device's powers, behind `unsafe`
+//!
+//! Like a real 82599, the model writes wherever its ring registers point, within any live
+//! [`ModelDma`] region, which includes packet buffers a driver has handed to the user as
+//! `&mut [u8]`. Raw register access is therefore as unsafe as a mapped BAR
+//! ([`MmioRegion`](crate::registers::MmioRegion)), and safe code reaches the model's DMA
+//! only through a driver. Every device model follows this pattern:
+//!
+//! * a **safe handle** per device ([`Port`], [`VfPort`]): a `Clone` name for the device,
+//!   passed to the [`Model`] methods that observe and steer it (wires, sources, `inject`,
+//!   capture, statistics, link); it does not implement [`RegisterSpace`];
+//! * its **registers** ([`PortRegisters`], [`VfRegisters`]): the [`RegisterSpace`] a
+//!   driver runs on, not `Clone`, dereferencing to the handle;
+//! * a **safe constructor** opening the driver on the device with [`Model::dma`] memory
+//!   ([`Model::ixgbe`], [`Model::ixgbevf`]). A device takes one live driver at a time (a
+//!   second open is an [`Error::Device`]): two drivers on one queue
+//!   would make the device write into buffers one of them handed out. When the driver's
+//!   register handle drops (after the driver's own drop, before its memory is freed),
+//!   the device stops its DMA and accepts the next driver;
+//! * raw access, for tests of the model itself, through an **`unsafe fn registers`**
+//!   ([`Port::registers`], [`VfPort::registers`]) whose contract is that the caller never
+//!   makes the device write memory Rust code holds a reference to.
+//!
+//! A driver's `with_registers` stays public and safe: without model registers (only
+//! obtainable as above) it reaches no modelled device, whatever allocator it is given.
 //!
 //! ```
+//! use ixy::ixgbe::IxgbeOptions;
 //! use ixy::model::Model;
-//! use ixy::registers::RegisterSpace;
+//! use ixy::IxyDevice;
 //!
 //! let model = Model::new();
 //! let a = model.add_port();
 //! let b = model.add_port();
 //! model.connect(&a, &b);
 //! // The MAC "from the EEPROM", distinct per port (RAL(0)/RAH(0)).
-//! assert_ne!(a.read32(0x0A204), b.read32(0x0A204));
+//! assert_ne!(model.default_mac(&a), model.default_mac(&b));
+//! let options = IxgbeOptions::default().link_timeout(std::time::Duration::from_secs(2));
+//! let dev = model.ixgbe(&a, &options).unwrap();
+//! assert_eq!(dev.mac_addr(), model.default_mac(&a));
+//! // One driver per port at a time.
+//! assert!(model.ixgbe(&a, &options).is_err());
+//! drop(dev);
+//! assert!(model.ixgbe(&a, &options).is_ok());
+//! ```
+//!
+//! Safe code cannot write a port's registers:
+//!
+//! ```compile_fail,E0599
+//! use ixy::registers::RegisterSpace;
+//!
+//! let port = ixy::model::Model::new().add_port();
+//! port.write32(0x01000, 0); // RDBAL(0): no `write32` on a `Port`
 //! ```
 //!
 //! ## Excluding the model from instruction counts (callgrind)
 //!
 //! Every entry point from driver code into the model is `#[inline(never)]`:
-//! `Port::read32`, `Port::write32` and `ModelDma::allocate` (whose release closure runs
-//! when the driver frees DMA memory). Their demangled symbols are
-//! `<ixy::model::Port as ixy::registers::RegisterSpace>::{read32,write32}` and
+//! `PortRegisters::read32`, `PortRegisters::write32` and `ModelDma::allocate` (whose
+//! release closure runs when the driver frees DMA memory). Their demangled symbols are
+//! `<ixy::model::PortRegisters as ixy::registers::RegisterSpace>::{read32,write32}` and
 //! `<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::allocate[::{{closure}}]`;
-//! the test/bench-side API (`ixy::model::Model::*`) is a third entry point. Verified pattern:
+//! the test/bench-side API (`ixy::model::Model::*`) is a third entry point (it includes
+//! [`Model::ixgbe`], so driver init is not counted: a setup cost anyway). For the VF
+//! driver the register entry point is
+//! `<ixy::model::vf::VfRegisters as ixy::registers::RegisterSpace>::*`. Verified pattern:
 //!
 //! ```text
 //! valgrind --tool=callgrind \
-//!     '--toggle-collect=<ixy::model::Port as ixy::registers::RegisterSpace>::*' \
+//!     '--toggle-collect=<ixy::model::PortRegisters as ixy::registers::RegisterSpace>::*' \
 //!     '--toggle-collect=<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::*' \
 //!     '--toggle-collect=ixy::model::Model::*' \
 //!     --collect-atstart=yes <binary> <args>
@@ -55,8 +92,8 @@
 //!   toggles *invert*: only the model is counted.
 //! * Do not use a broad pattern such as `*ixy::model::*`: it also matches internal model
 //!   functions called from an entry point (each match flips collection again, turning it
-//!   back on inside the model) and driver functions generic over `Port`, such as
-//!   `drop_in_place<ixy::ixgbe::IxgbeDevice<ixy::model::Port>>`.
+//!   back on inside the model) and driver functions generic over `PortRegisters`, such as
+//!   `drop_in_place<ixy::ixgbe::IxgbeDevice<ixy::model::PortRegisters>>`.
 
 mod dma;
 pub mod pf;
@@ -68,8 +105,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use dma::ModelDma;
-pub use vf::VfPort;
+pub use vf::{VfPort, VfRegisters};
 
+use crate::error::{Error, Result};
+use crate::ixgbe::{IxgbeDevice, IxgbeOptions};
 use crate::registers::RegisterSpace;
 use dma::Regions;
 use port::PortState;
@@ -137,11 +176,12 @@ impl std::fmt::Debug for Model {
     }
 }
 
-/// One 82599 physical function: its BAR0 (128 KiB of registers) as a
-/// [`RegisterSpace`]. Clones refer to the same port.
+/// One 82599 physical function: a safe handle for observing and steering the port
+/// (pass it to [`Model::connect`], [`Model::inject`], [`Model::wire_stats`]...) and for
+/// opening a driver on it ([`Model::ixgbe`]). Clones refer to the same port.
 ///
-/// Register reads and writes run the model synchronously: writing a tail register
-/// processes the descriptors before `write32` returns.
+/// A `Port` gives no register access: its BAR0 is [`PortRegisters`], which only a
+/// driver opened through [`Model::ixgbe`] or unsafe code ([`Port::registers`]) holds.
 #[derive(Clone)]
 pub struct Port {
     model: Rc<RefCell<ModelInner>>,
@@ -159,17 +199,79 @@ impl Port {
     pub fn index(&self) -> usize {
         self.index
     }
+
+    /// Raw access to the port's BAR0, as a driver has it: a [`RegisterSpace`].
+    ///
+    /// # Safety
+    /// Register writes reprogram the device, which then reads and writes memory wherever
+    /// its registers point (within live regions of [`Model::dma`]), synchronously inside
+    /// later register accesses and [`Model`] calls. The caller must make sure that the
+    /// device never writes memory that Rust code holds a reference to: in particular,
+    /// not write the queue registers (ring bases and lengths, heads, tails, enables) of
+    /// a ring a driver uses, and not let two drivers use one queue. Reads only run the
+    /// device as programmed.
+    pub unsafe fn registers(&self) -> PortRegisters {
+        PortRegisters {
+            port: self.clone(),
+            driver: false,
+        }
+    }
 }
 
-impl RegisterSpace for Port {
+/// BAR0 of a modelled 82599 port (128 KiB of registers) as a [`RegisterSpace`]: what
+/// the ixgbe driver runs on. Get one with [`Model::ixgbe`] (inside the driver) or with
+/// the unsafe [`Port::registers`]. Dereferences to its [`Port`].
+///
+/// Register reads and writes run the model synchronously: writing a tail register
+/// processes the descriptors before `write32` returns.
+#[derive(Debug)]
+pub struct PortRegisters {
+    port: Port,
+    /// Made by [`Model::ixgbe`]: the port's one driver. Dropping it releases the port.
+    driver: bool,
+}
+
+impl std::ops::Deref for PortRegisters {
+    type Target = Port;
+    fn deref(&self) -> &Port {
+        &self.port
+    }
+}
+
+impl RegisterSpace for PortRegisters {
     #[inline(never)]
     fn read32(&self, offset: usize) -> u32 {
-        self.model.borrow_mut().read(self.index, offset)
+        self.port.model.borrow_mut().read(self.port.index, offset)
     }
 
     #[inline(never)]
     fn write32(&self, offset: usize, value: u32) {
-        self.model.borrow_mut().write(self.index, offset, value)
+        self.port
+            .model
+            .borrow_mut()
+            .write(self.port.index, offset, value)
+    }
+}
+
+impl Drop for PortRegisters {
+    /// A driver's handle goes away (after the driver's own drop, before its rings and
+    /// buffers are freed): the port stops all DMA, like a function whose bus mastering
+    /// is cut, and accepts a new driver.
+    fn drop(&mut self) {
+        if !self.driver {
+            return;
+        }
+        let i = self.port.index;
+        let mut inner = self.port.model.borrow_mut();
+        inner.ports[i].driver = false;
+        let running = inner.ports[i].stop_queues(0..regs::NUM_QUEUES);
+        drop(inner);
+        if running && !std::thread::panicking() {
+            panic!(
+                "82599 model: rule violated: {} (port {i})",
+                port::rule::DMA_AFTER_CLOSE
+            );
+        }
     }
 }
 
@@ -201,6 +303,34 @@ impl Model {
             model: Rc::clone(&self.inner),
             index,
         }
+    }
+
+    /// Opens the ixgbe driver on `p`, with its DMA memory from [`Model::dma`] and the name
+    /// `model:<index>`: the safe way to drive a port.
+    ///
+    /// A port takes one driver at a time (two could make the device write into buffers
+    /// the other one handed out): [`Error::Device`] while another
+    /// driver opened here is live, or while the port has VFs (the PF model drives it).
+    /// When the driver is dropped, the port stops all DMA and takes a new one.
+    pub fn ixgbe(&self, p: &Port, options: &IxgbeOptions) -> Result<IxgbeDevice<PortRegisters>> {
+        let i = self.check_port(p);
+        let name = format!("model:{i}");
+        {
+            let mut inner = self.inner.borrow_mut();
+            if inner.ports[i].driver || inner.sriov.pf(i).is_some() {
+                return Err(Error::device(
+                    &name,
+                    "the port already has a driver (a live ixgbe driver, or the PF model \
+                     of its VFs); drop that driver first",
+                ));
+            }
+            inner.ports[i].driver = true;
+        }
+        let regs = PortRegisters {
+            port: p.clone(),
+            driver: true,
+        };
+        IxgbeDevice::with_registers(&name, regs, &self.dma(), options)
     }
 
     fn check_port(&self, p: &Port) -> usize {

@@ -66,6 +66,8 @@ pub(crate) mod rule {
     pub(crate) const TX_ZERO_LEN: &str = "tx descriptor with zero length";
     pub(crate) const TX_PAYLEN: &str = "tx PAYLEN does not match the frame length";
     pub(crate) const TX_TOO_LONG: &str = "tx frame longer than the maximum frame size";
+    pub(crate) const DMA_AFTER_CLOSE: &str =
+        "queues still enabled when the driver released the device";
 }
 
 /// Time after setting CTRL.RST during which no register may be accessed, reads
@@ -216,6 +218,9 @@ pub(crate) struct PortState {
     pub(crate) captured: Vec<Vec<u8>>,
     pub(crate) link_never_up: bool,
     pub(crate) wire: WireStats,
+    /// A driver's register handle ([`super::PortRegisters`] from [`super::Model::ixgbe`])
+    /// is live on this port.
+    pub(crate) driver: bool,
 }
 
 /// Which register of a queue block an offset addresses.
@@ -307,6 +312,7 @@ impl PortState {
             captured: Vec::new(),
             link_never_up: false,
             wire: WireStats::default(),
+            driver: false,
         };
         p.load_defaults();
         p
@@ -350,6 +356,21 @@ impl PortState {
         r[RAL / 4] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         r[(RAL + 4) / 4] = u32::from(mac[4]) | u32::from(mac[5]) << 8 | RAH_AV;
         self.macs = vec![mac];
+    }
+
+    /// Stops rx and tx queues `queues` (their DMA ends, as when bus mastering is cut).
+    /// Returns true if one of them was still enabled.
+    pub(crate) fn stop_queues(&mut self, queues: std::ops::Range<usize>) -> bool {
+        let mut running = false;
+        for ring in self.rx[queues.clone()]
+            .iter_mut()
+            .chain(&mut self.tx[queues])
+        {
+            running |= ring.enabled;
+            ring.enabled = false;
+            ring.dctl &= !DCTL_ENABLE;
+        }
+        running
     }
 
     pub(crate) fn link_down(&mut self) {

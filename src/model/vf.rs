@@ -1,5 +1,5 @@
 //! SR-IOV virtual functions of a modelled 82599 port: each VF's BAR0 (datasheet 8.3, offsets
-//! as in Linux `ixgbevf/regs.h`) as a [`RegisterSpace`].
+//! as in Linux `ixgbevf/regs.h`) as a [`RegisterSpace`] ([`VfRegisters`]).
 //!
 //! A VF's queue registers are windows onto the port's queues of its pool (VF `n`, queue
 //! `q` = port queue `QUEUES_PER_POOL * n + q`): the model forwards them to the port, so the
@@ -27,6 +27,8 @@ use std::rc::Rc;
 use super::pf::{self, MAX_VFS, PfSide, QUEUES_PER_POOL};
 use super::regs::*;
 use super::{Model, ModelInner, Port, WireStats};
+use crate::error::{Error, Result};
+use crate::ixgbevf::{IxgbevfDevice, IxgbevfOptions};
 use crate::registers::RegisterSpace;
 
 /// VFMAILBOX bits and the message buffer size (8.3.5; Linux `mbx.h`).
@@ -94,6 +96,8 @@ pub(crate) struct VfState {
     pub(crate) pf_set_mac: bool,
     /// Word 0 of every message the PF received.
     pub(crate) log: Vec<u32>,
+    /// A driver's register handle ([`VfRegisters`] from [`Model::ixgbevf`]) is live.
+    pub(crate) driver: bool,
 }
 
 impl VfState {
@@ -126,8 +130,9 @@ impl VfState {
     }
 }
 
-/// One virtual function of a modelled 82599 port: its BAR0 as a [`RegisterSpace`]. Clones
-/// refer to the same VF.
+/// One virtual function of a modelled 82599 port: a safe handle for observing and
+/// steering it ([`Model::inject_to_vf`], [`Model::vf_mac`]...) and for opening a driver
+/// on it ([`Model::ixgbevf`]). Clones refer to the same VF. Its BAR0 is [`VfRegisters`].
 #[derive(Clone)]
 pub struct VfPort {
     model: Rc<RefCell<ModelInner>>,
@@ -152,17 +157,74 @@ impl VfPort {
     pub fn port_index(&self) -> usize {
         self.model.borrow().sriov.vfs[self.index].port
     }
+
+    /// Raw access to the VF's BAR0, as a driver has it: a [`RegisterSpace`].
+    ///
+    /// # Safety
+    /// As for [`Port::registers`](super::Port::registers): the caller must make sure that
+    /// nothing written through the handle makes the device write memory that Rust code
+    /// holds a reference to (no writes to the queue registers of a ring a driver uses).
+    pub unsafe fn registers(&self) -> VfRegisters {
+        VfRegisters {
+            vf: self.clone(),
+            driver: false,
+        }
+    }
 }
 
-impl RegisterSpace for VfPort {
+/// BAR0 of a modelled VF as a [`RegisterSpace`]: what the ixgbevf driver runs on. Get one
+/// with [`Model::ixgbevf`] (inside the driver) or with the unsafe [`VfPort::registers`].
+/// Dereferences to its [`VfPort`].
+#[derive(Debug)]
+pub struct VfRegisters {
+    vf: VfPort,
+    /// Made by [`Model::ixgbevf`]: the VF's one driver. Dropping it releases the VF.
+    driver: bool,
+}
+
+impl std::ops::Deref for VfRegisters {
+    type Target = VfPort;
+    fn deref(&self) -> &VfPort {
+        &self.vf
+    }
+}
+
+impl RegisterSpace for VfRegisters {
     #[inline(never)]
     fn read32(&self, offset: usize) -> u32 {
-        self.model.borrow_mut().vf_read(self.index, offset)
+        self.vf.model.borrow_mut().vf_read(self.vf.index, offset)
     }
 
     #[inline(never)]
     fn write32(&self, offset: usize, value: u32) {
-        self.model.borrow_mut().vf_write(self.index, offset, value)
+        self.vf
+            .model
+            .borrow_mut()
+            .vf_write(self.vf.index, offset, value)
+    }
+}
+
+impl Drop for VfRegisters {
+    /// As for [`PortRegisters`](super::PortRegisters): the VF's queues stop before the
+    /// driver's memory is freed, and the VF takes a new driver.
+    fn drop(&mut self) {
+        if !self.driver {
+            return;
+        }
+        let mut inner = self.vf.model.borrow_mut();
+        let first = inner.vf_queue(self.vf.index, 0);
+        let v = &mut inner.sriov.vfs[self.vf.index];
+        v.driver = false;
+        let p = v.port;
+        let running = inner.ports[p].stop_queues(first..first + QUEUES_PER_POOL);
+        drop(inner);
+        if running && !std::thread::panicking() {
+            violated(
+                self.vf.index,
+                super::port::rule::DMA_AFTER_CLOSE,
+                "a queue was still enabled".into(),
+            );
+        }
     }
 }
 
@@ -378,6 +440,7 @@ impl Model {
             trusted: false,
             pf_set_mac: true,
             log: Vec::new(),
+            driver: false,
         };
         state.restart_counters(wire);
         inner.sriov.vfs.push(state);
@@ -385,6 +448,37 @@ impl Model {
             model: Rc::clone(&self.inner),
             index: inner.sriov.vfs.len() - 1,
         }
+    }
+
+    /// Opens the ixgbevf driver on `vf`, with its DMA memory from [`Model::dma`] and the
+    /// name `model:vf<number>`: the safe way to drive a VF.
+    ///
+    /// A VF takes one driver at a time: [`Error::Device`] while
+    /// another driver opened here is live on it, or while an ixgbe driver runs on its
+    /// port. When the driver is dropped, the VF's queues stop and it takes a new one.
+    pub fn ixgbevf(
+        &self,
+        vf: &VfPort,
+        options: IxgbevfOptions,
+    ) -> Result<IxgbevfDevice<VfRegisters>> {
+        let i = self.check_vf(vf);
+        let mut inner = self.inner.borrow_mut();
+        let name = format!("model:vf{}", inner.sriov.vfs[i].number);
+        let port = inner.sriov.vfs[i].port;
+        if inner.sriov.vfs[i].driver || inner.ports[port].driver {
+            return Err(Error::device(
+                &name,
+                "the VF already has a driver (or an ixgbe driver runs on its port); drop \
+                 that driver first",
+            ));
+        }
+        inner.sriov.vfs[i].driver = true;
+        drop(inner);
+        let regs = VfRegisters {
+            vf: vf.clone(),
+            driver: true,
+        };
+        IxgbevfDevice::with_registers(&name, regs, &self.dma(), options)
     }
 
     fn check_vf(&self, vf: &VfPort) -> usize {

@@ -255,6 +255,16 @@ pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
 }
 
 /// A PCI device found in sysfs.
+///
+/// Its public methods identify, claim (take from the kernel driver) and observe the
+/// device, and route its interrupts through VFIO: none can make it start DMA. What can —
+/// config-space writes (bus mastering), memory and I/O BAR access (ring addresses) — is
+/// crate-private, for the drivers, which hand the device only their own DMA memory:
+///
+/// ```compile_fail,E0624
+/// let dev = ixy::pci::PciDevice::open("0000:00:04.0").unwrap();
+/// dev.enable_bus_master().unwrap(); // private: the device would DMA to stale rings
+/// ```
 #[derive(Debug)]
 pub struct PciDevice {
     address: PciAddress,
@@ -515,7 +525,11 @@ impl PciDevice {
     }
 
     /// Sets the bus master enable bit (command register, bit 2) so the device can DMA.
-    pub fn enable_bus_master(&self) -> Result<()> {
+    ///
+    /// Crate-private: a device left programmed by an earlier user would DMA to stale ring
+    /// addresses; only the drivers, which reset it and give it their own memory first
+    /// (or right after), turn mastering on.
+    pub(crate) fn enable_bus_master(&self) -> Result<()> {
         self.set_bus_master(true)
     }
 
@@ -640,9 +654,10 @@ pub(crate) fn map_device_region(
 
 /// An I/O-port BAR, accessed with pread/pwrite on its sysfs resource file.
 ///
-/// Each access is a system call: keep them off the per-packet path.
+/// Each access is a system call: keep them off the per-packet path. Crate-private, like
+/// [`PciDevice::io_bar`]: writes can point a device's queues anywhere.
 #[derive(Debug)]
-pub struct IoBar {
+pub(crate) struct IoBar {
     file: File,
     /// Offset of the BAR within `file` (0 for sysfs, the region offset for VFIO).
     base: u64,
@@ -678,27 +693,27 @@ impl IoBar {
     }
 
     /// Reads a byte.
-    pub fn read8(&self, offset: u64) -> Result<u8> {
+    pub(crate) fn read8(&self, offset: u64) -> Result<u8> {
         Ok(self.read::<1>(offset)?[0])
     }
     /// Reads a little-endian 16-bit value.
-    pub fn read16(&self, offset: u64) -> Result<u16> {
+    pub(crate) fn read16(&self, offset: u64) -> Result<u16> {
         Ok(u16::from_le_bytes(self.read(offset)?))
     }
     /// Reads a little-endian 32-bit value.
-    pub fn read32(&self, offset: u64) -> Result<u32> {
+    pub(crate) fn read32(&self, offset: u64) -> Result<u32> {
         Ok(u32::from_le_bytes(self.read(offset)?))
     }
     /// Writes a byte.
-    pub fn write8(&self, offset: u64, v: u8) -> Result<()> {
+    pub(crate) fn write8(&self, offset: u64, v: u8) -> Result<()> {
         self.write(offset, &[v])
     }
     /// Writes a little-endian 16-bit value.
-    pub fn write16(&self, offset: u64, v: u16) -> Result<()> {
+    pub(crate) fn write16(&self, offset: u64, v: u16) -> Result<()> {
         self.write(offset, &v.to_le_bytes())
     }
     /// Writes a little-endian 32-bit value.
-    pub fn write32(&self, offset: u64, v: u32) -> Result<()> {
+    pub(crate) fn write32(&self, offset: u64, v: u32) -> Result<()> {
         self.write(offset, &v.to_le_bytes())
     }
 }

@@ -677,15 +677,54 @@ mod tests {
         assert_eq!(parse_capabilities(&c), Ok(None));
     }
 
+    /// Words of the memory standing in for "BAR 4".
+    const FAKE_BAR_WORDS: usize = 0x300 / 8;
+
+    /// Ordinary memory standing in for a BAR, owned through a raw pointer: the region
+    /// and the test both reach it through that pointer (a `Box` would assert unique
+    /// access whenever it moves or is indexed, invalidating the region's pointer).
+    struct FakeBar(std::ptr::NonNull<u64>);
+
+    impl FakeBar {
+        fn new() -> Self {
+            let words = vec![0u64; FAKE_BAR_WORDS].into_boxed_slice();
+            FakeBar(std::ptr::NonNull::new(Box::into_raw(words).cast()).unwrap())
+        }
+
+        /// Writes word `i` (what the device side of the BAR holds).
+        fn set(&self, i: usize, value: u64) {
+            assert!(i < FAKE_BAR_WORDS);
+            // SAFETY: in bounds of the live allocation; no reference into it exists.
+            unsafe { self.0.as_ptr().add(i).write_volatile(value) }
+        }
+
+        /// The BAR's bytes.
+        fn bytes(&self) -> Vec<u8> {
+            // SAFETY: in bounds of the live allocation; no reference into it exists.
+            let word = |i: usize| unsafe { self.0.as_ptr().add(i).read_volatile() };
+            (0..FAKE_BAR_WORDS)
+                .flat_map(|i| word(i).to_le_bytes())
+                .collect()
+        }
+    }
+
+    impl Drop for FakeBar {
+        fn drop(&mut self) {
+            let words = std::ptr::slice_from_raw_parts_mut(self.0.as_ptr(), FAKE_BAR_WORDS);
+            // SAFETY: the allocation made in `new`, freed once.
+            drop(unsafe { Box::from_raw(words) });
+        }
+    }
+
     /// A modern transport over ordinary memory: common config at 0 of "BAR 4", notify area
-    /// at 0x100 (multiplier 4), device config at 0x200. Returns it with its backing memory.
-    fn modern_on_memory() -> (Transport, Box<[u64]>) {
-        let mut mem = vec![0u64; 0x300 / 8].into_boxed_slice();
-        let base = std::ptr::NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+    /// at 0x100 (multiplier 4), device config at 0x200. Returns it with its backing
+    /// memory (dropped after it).
+    fn modern_on_memory() -> (Transport, FakeBar) {
+        let mem = FakeBar::new();
         // SAFETY: `mem` is 0x300 bytes, 8-byte aligned, outlives the transport in every
-        // test (returned together, the transport dropped first) and is only accessed
-        // through the region while the transport lives; no unmap.
-        let region = unsafe { MmioRegion::from_raw_parts(base, 0x300, None) };
+        // test (returned together, the transport dropped first) and is otherwise only
+        // accessed through the same raw pointer; no unmap.
+        let region = unsafe { MmioRegion::from_raw_parts(mem.0.cast(), 0x300, None) };
         let t = Transport::Modern(ModernTransport {
             bars: vec![MappedBar { bar: 4, region }],
             common: (0, 0),
@@ -698,16 +737,12 @@ mod tests {
         (t, mem)
     }
 
-    fn bytes(mem: &[u64]) -> Vec<u8> {
-        mem.iter().flat_map(|w| w.to_le_bytes()).collect()
-    }
-
     #[test]
     fn modern_queue_setup_writes_the_common_config_at_the_spec_offsets() {
-        let (mut t, mut mem) = modern_on_memory();
+        let (mut t, mem) = modern_on_memory();
         // The device's side: 3 queues, queue_notify_off 5 for the selected queue.
-        mem[0x10 / 8] = 3 << 16; // num_queues at 0x12
-        mem[0x18 / 8] = 5 << 48; // queue_notify_off at 0x1e
+        mem.set(0x10 / 8, 3 << 16); // num_queues at 0x12
+        mem.set(0x18 / 8, 5 << 48); // queue_notify_off at 0x1e
         t.setup_queue(
             2,
             128,
@@ -717,7 +752,7 @@ mod tests {
         )
         .unwrap();
         t.notify(2).unwrap();
-        let b = bytes(&mem);
+        let b = mem.bytes();
         let le16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let le64 = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
         assert_eq!(le16(0x16), 2, "queue_select");
@@ -733,20 +768,20 @@ mod tests {
 
     #[test]
     fn modern_status_generation_and_vectors_use_their_own_bytes() {
-        let (t, mut mem) = modern_on_memory();
-        mem[0x10 / 8] = 0x2a << 40; // config_generation at 0x15
+        let (t, mem) = modern_on_memory();
+        mem.set(0x10 / 8, 0x2a << 40); // config_generation at 0x15
         t.set_status(0x0b).unwrap();
         assert_eq!(t.config_generation(), Some(0x2a));
         assert_eq!(t.set_queue_vector(1, 7).unwrap(), 7);
         assert_eq!(t.set_config_vector(VIRTIO_MSI_NO_VECTOR).unwrap(), 0xffff);
-        let b = bytes(&mem);
+        let b = mem.bytes();
         assert_eq!(b[0x14], 0x0b, "device_status");
         assert_eq!(b[0x15], 0x2a, "config_generation untouched");
         assert_eq!(&b[0x10..0x12], &[0xff, 0xff], "msix_config");
         assert_eq!(&b[0x1a..0x1c], &[7, 0], "queue_msix_vector");
         assert_eq!(&b[0x16..0x18], &[1, 0], "queue_select");
         // The device config is bounded by its capability's length.
-        mem[0x200 / 8] = 0x0605_0403_0201;
+        mem.set(0x200 / 8, 0x0605_0403_0201);
         assert_eq!(t.config_read8(5).unwrap(), 6);
         assert!(t.config_read16(0xff).is_err());
     }
