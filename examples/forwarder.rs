@@ -9,6 +9,12 @@ use std::collections::VecDeque;
 
 use ixy::IxyDevice;
 
+const USAGE: common::Usage = common::Usage {
+    synopsis: "forwarder <pci address 1> <pci address 2>",
+    env: &[],
+    device_env: true,
+};
+
 const BATCH_SIZE: usize = 32;
 
 /// Forwards one batch from `rx` to `tx`; adds what `tx` had no room for to `dropped`.
@@ -36,19 +42,14 @@ fn main() {
     common::init();
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
-        common::usage(
-            "expected two PCI addresses",
-            "forwarder <pci address 1> <pci address 2>",
-        );
+        USAGE.exit("expected two PCI addresses");
     }
-    if args[1] == args[2] {
-        common::usage(
-            "the two ports must be different devices",
-            "forwarder <pci address 1> <pci address 2>",
-        );
+    let cfgs = [USAGE.device_config(&args[1]), USAGE.device_config(&args[2])];
+    if args[1].parse::<ixy::PciAddress>().ok() == args[2].parse().ok() {
+        USAGE.exit("the two ports must be different devices");
     }
-    let mut dev1 = common::open(&args[1]);
-    let mut dev2 = common::open(&args[2]);
+    let mut dev1 = common::open(&cfgs[0]);
+    let mut dev2 = common::open(&cfgs[1]);
     let mut buffer = VecDeque::with_capacity(BATCH_SIZE);
     let mut stats = common::StatsPrinter::new(&mut [&mut dev1, &mut dev2]);
     let mut round: u32 = 0;

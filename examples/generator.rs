@@ -14,6 +14,12 @@ use std::time::Duration;
 
 use ixy::Mempool;
 
+const USAGE: common::Usage = common::Usage {
+    synopsis: "generator <pci address> [packet count]",
+    env: &["IXY_DST_MAC=aa:bb:cc:dd:ee:ff (destination MAC, default 10:10:10:10:10:10)"],
+    device_env: true,
+};
+
 const PACKET_SIZE: usize = 60;
 const BATCH_SIZE: usize = 64;
 const POOL_SIZE: u32 = 2048;
@@ -61,21 +67,18 @@ fn template(src: [u8; 6], dst: [u8; 6]) -> [u8; PACKET_SIZE] {
 fn main() {
     common::init();
     let args: Vec<String> = std::env::args().collect();
-    let usage = "generator <pci address> [packet count]";
     if args.len() < 2 || args.len() > 3 {
-        common::usage("expected a PCI address and an optional packet count", usage);
+        USAGE.exit("expected a PCI address and an optional packet count");
     }
-    let count: Option<u64> = args.get(2).map(|c| {
-        c.parse()
-            .unwrap_or_else(|_| common::usage(&format!("'{c}' is not a packet count"), usage))
-    });
+    let count: Option<u64> = args.get(2).map(|c| USAGE.count(c));
     let dst = match std::env::var("IXY_DST_MAC") {
         Ok(s) => common::parse_mac(&s)
-            .unwrap_or_else(|| common::usage(&format!("IXY_DST_MAC={s} is not a MAC"), usage)),
+            .unwrap_or_else(|| USAGE.exit(&format!("IXY_DST_MAC={s} is not a MAC address"))),
         Err(_) => [0x10; 6],
     };
+    let cfg = USAGE.device_config(&args[1]);
 
-    let mut dev = common::open(&args[1]);
+    let mut dev = common::open(&cfg);
     let pool = Mempool::allocate(POOL_SIZE, 2048).unwrap_or_else(|e| common::fail(e));
     let frame = template(dev.mac_addr(), dst);
 

@@ -10,23 +10,24 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+const USAGE: common::Usage = common::Usage {
+    synopsis: "pcap <pci address> <output file> [packet count]",
+    env: &[],
+    device_env: true,
+};
+
 fn main() {
     common::init();
-    let usage = "pcap <pci address> <output file> [packet count]";
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 || args.len() > 4 {
-        common::usage(
-            "expected a PCI address, a file and an optional count",
-            usage,
-        );
+        USAGE.exit("expected a PCI address, a file and an optional count");
     }
-    let limit: Option<u64> = args.get(3).map(|c| {
-        c.parse()
-            .unwrap_or_else(|_| common::usage(&format!("'{c}' is not a packet count"), usage))
-    });
-    let mut dev = common::open(&args[1]);
+    let limit: Option<u64> = args.get(3).map(|c| USAGE.count(c));
+    let cfg = USAGE.device_config(&args[1]);
+    // The file first: a run that cannot write its output leaves the device alone.
     let file = File::create(&args[2])
         .unwrap_or_else(|e| common::fail(format!("cannot create {}: {e}", args[2])));
+    let mut dev = common::open(&cfg);
     let mut out = BufWriter::new(file);
 
     // pcap global header (libpcap format): magic, version 2.4, UTC offset 0, accuracy 0,

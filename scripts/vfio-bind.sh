@@ -25,10 +25,10 @@ TARGET_USER="${2:-${SUDO_USER:-}}"
 case "$ADDR" in
     ????:??:??.?) ;;
     ??:??.?) ADDR="0000:$ADDR" ;;
-    *) die "invalid PCI address '$ADDR'; expected the form 0000:03:00.0 (see lspci -D)" ;;
+    *) die "invalid PCI address '$ADDR'; expected the form 0000:03:00.0 (cargo run --example list shows them)" ;;
 esac
 DEV="/sys/bus/pci/devices/$ADDR"
-[ -e "$DEV/config" ] || die "no PCI device at $ADDR (check with lspci -D)"
+[ -e "$DEV/config" ] || die "no PCI device at $ADDR (cargo run --example list shows the NICs)"
 [ "$(id -u)" = 0 ] || die "binding a device needs root: sudo $0 $*"
 
 # --- active-interface guard: interfaces directly below the device or below a virtio child.

@@ -6,6 +6,9 @@
 use std::fmt;
 use std::io;
 
+/// Where the PCI address errors send the user: the example that lists the NICs.
+const LIST_HINT: &str = "`cargo run --example list` shows the network controllers";
+
 /// Result alias used throughout the crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -54,7 +57,7 @@ pub enum Error {
     },
     /// Hugepages are missing or exhausted.
     Hugepages {
-        /// What failed.
+        /// What failed, and the command that fixes it (naming the mount in use).
         detail: String,
     },
     /// A virtual address has no physical frame number in /proc/self/pagemap.
@@ -132,16 +135,16 @@ impl fmt::Display for Error {
             Error::InvalidPciAddress { address, reason } => write!(
                 f,
                 "invalid PCI address '{address}': {reason}; expected the form 0000:03:00.0 \
-                 (see `lspci -D`)"
+                 ({LIST_HINT})"
             ),
             Error::NoSuchDevice { address } => write!(
                 f,
-                "no PCI device at address {address}: check the address with `lspci -D`"
+                "no PCI device at address {address}: check the address ({LIST_HINT})"
             ),
             Error::NotANic { address, class } => write!(
                 f,
                 "device {address} is not a network controller (PCI class {class:06x}); \
-                 pass the address of an Ethernet controller (`lspci -D | grep Ether`)"
+                 pass the address of an Ethernet controller ({LIST_HINT})"
             ),
             Error::Unsupported {
                 address,
@@ -164,11 +167,7 @@ impl fmt::Display for Error {
                  and remove its addresses first (`ip link set {interface} down`), or force \
                  it (DeviceConfig::force_unbind, or IXY_FORCE_UNBIND=1 for the examples)"
             ),
-            Error::Hugepages { detail } => write!(
-                f,
-                "hugepage memory unavailable: {detail}; run `sudo ./setup-hugetlbfs.sh` \
-                 (reserves 2 MiB hugepages and mounts hugetlbfs at /mnt/huge)"
-            ),
+            Error::Hugepages { detail } => write!(f, "hugepage memory unavailable: {detail}"),
             Error::NoPhysicalAddress { detail } => write!(
                 f,
                 "cannot translate DMA memory to physical addresses: {detail}; \

@@ -31,18 +31,67 @@ pub fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
-/// Prints `msg` and the usage line to stderr and exits with status 2.
-pub fn usage(msg: &str, usage: &str) -> ! {
-    if !msg.is_empty() {
+/// Environment variables every program that opens a device reads (through this module or
+/// the library).
+const DEVICE_ENV: &[&str] = &[
+    "IXY_PROMISC=0 (promiscuous mode off)",
+    "IXY_FORCE_UNBIND=1 (take a device whose kernel interface is in use)",
+    "IXY_INTERRUPT_TIMEOUT_MS=n (let idle queues sleep up to n ms; VFIO only)",
+    "IXY_HUGEPAGE_DIR=dir (hugetlbfs mount, default /mnt/huge)",
+    "IXY_VFIO=1 (only devices bound to vfio-pci)",
+    "IXY_VIRTIO_MODERN=1 (drive a transitional virtio device as virtio 1.0)",
+    "RUST_LOG=debug (more output)",
+];
+
+/// A program's command line: its synopsis and the environment variables it reads.
+pub struct Usage {
+    /// `name <args>`.
+    pub synopsis: &'static str,
+    /// Variables the program reads itself, `NAME=value (what it does)`.
+    pub env: &'static [&'static str],
+    /// The program opens devices, so it also reads the device variables.
+    pub device_env: bool,
+}
+
+impl Usage {
+    /// Prints `error: msg`, the usage and the environment to stderr and exits with status 2.
+    pub fn exit(&self, msg: &str) -> ! {
+        let device_env = if self.device_env { DEVICE_ENV } else { &[] };
+        let env: Vec<&str> = self.env.iter().chain(device_env).copied().collect();
         eprintln!("error: {msg}");
+        eprintln!("usage: {}", self.synopsis);
+        if env.is_empty() {
+            eprintln!("environment: none read");
+        } else {
+            eprintln!("environment:\n  {}", env.join("\n  "));
+        }
+        std::process::exit(2);
     }
-    eprintln!("usage: {usage}");
-    eprintln!(
-        "environment: IXY_PROMISC=0 (promiscuous mode off), IXY_FORCE_UNBIND=1 (take a device \
-         whose kernel interface is in use), IXY_INTERRUPT_TIMEOUT_MS=n, IXY_HUGEPAGE_DIR=dir, \
-         IXY_VFIO=1 (only devices bound to vfio-pci), IXY_VIRTIO_MODERN=1"
-    );
-    std::process::exit(2);
+
+    /// The configuration for the device at `pci` from the environment; a malformed address
+    /// or variable is a usage error (exit 2), found before any device is touched.
+    pub fn device_config(&self, pci: &str) -> DeviceConfig {
+        if let Err(e) = pci.parse::<ixy::PciAddress>() {
+            self.exit(&e.to_string());
+        }
+        let timeout = match std::env::var("IXY_INTERRUPT_TIMEOUT_MS") {
+            Ok(v) => v.parse::<i16>().unwrap_or_else(|_| {
+                self.exit(&format!(
+                    "IXY_INTERRUPT_TIMEOUT_MS={v} is not a number from -1 to 32767"
+                ))
+            }),
+            Err(_) => 0,
+        };
+        DeviceConfig::new(pci)
+            .interrupt_timeout_ms(timeout)
+            .force_unbind(env_flag("IXY_FORCE_UNBIND").unwrap_or(false))
+    }
+
+    /// Parses `arg` as a count, or exits with the usage.
+    pub fn count(&self, arg: &str) -> u64 {
+        arg.parse()
+            .unwrap_or_else(|_| self.exit(&format!("'{arg}' is not a packet count")))
+    }
 }
 
 /// Prints an error and exits with status 1.
@@ -57,17 +106,9 @@ fn env_flag(name: &str) -> Option<bool> {
         .map(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off"))
 }
 
-/// Opens a device with one queue pair, configured from the environment.
-pub fn open(pci: &str) -> Box<dyn IxyDevice> {
-    let timeout = match std::env::var("IXY_INTERRUPT_TIMEOUT_MS") {
-        Ok(v) => v
-            .parse::<i16>()
-            .unwrap_or_else(|_| fail(format!("IXY_INTERRUPT_TIMEOUT_MS={v} is not a number"))),
-        Err(_) => 0,
-    };
-    let cfg = DeviceConfig::new(pci)
-        .interrupt_timeout_ms(timeout)
-        .force_unbind(env_flag("IXY_FORCE_UNBIND").unwrap_or(false));
+/// Opens a device with one queue pair as `cfg` says and sets promiscuous mode from the
+/// environment; on failure prints the error and exits with status 1.
+pub fn open(cfg: &DeviceConfig) -> Box<dyn IxyDevice> {
     let mut dev = cfg.open().unwrap_or_else(|e| fail(e));
     let promisc = env_flag("IXY_PROMISC").unwrap_or(true);
     if dev.promisc() != promisc

@@ -255,6 +255,12 @@ const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
 /// Default hugetlbfs mount point, as set up by `setup-hugetlbfs.sh`.
 pub const DEFAULT_HUGEPAGE_DIR: &str = "/mnt/huge";
 
+/// Number of 2 MiB hugepages `setup-hugetlbfs.sh` reserves by default.
+const DEFAULT_PAGES: usize = 512;
+
+/// The number of 2 MiB hugepages reserved (Documentation/admin-guide/mm/hugetlbpage.rst).
+const NR_HUGEPAGES: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
+
 impl Hugepages {
     /// Uses the hugetlbfs mount at `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -275,6 +281,18 @@ impl Hugepages {
         &self.dir
     }
 
+    /// The error for a problem with this mount: what went wrong, then the command that
+    /// sets the mount up (reserving `pages` hugepages; `owner` gives it to a user).
+    fn error(&self, what: impl std::fmt::Display, pages: usize, owner: &str) -> Error {
+        Error::Hugepages {
+            detail: format!(
+                "{what}; to fix it run, as root in the ixy directory, \
+                 `./setup-hugetlbfs.sh {pages} {}{owner}`",
+                self.dir.display()
+            ),
+        }
+    }
+
     pub(crate) fn check_mount(&self) -> Result<()> {
         let path = CString::new(self.dir.as_os_str().as_encoded_bytes()).map_err(|_| {
             Error::Hugepages {
@@ -288,19 +306,17 @@ impl Hugepages {
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: `path` is NUL-terminated and `st` is a valid out-pointer.
         if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
-            return Err(Error::Hugepages {
-                detail: format!(
-                    "{} does not exist or cannot be read ({})",
-                    self.dir.display(),
-                    io::Error::last_os_error()
-                ),
-            });
+            let e = io::Error::last_os_error();
+            let what = format!(
+                "{} does not exist or cannot be read ({e})",
+                self.dir.display()
+            );
+            return Err(self.error(what, DEFAULT_PAGES, ""));
         }
         #[allow(clippy::unnecessary_cast)]
         if st.f_type as i64 != HUGETLBFS_MAGIC {
-            return Err(Error::Hugepages {
-                detail: format!("{} is not a hugetlbfs mount", self.dir.display()),
-            });
+            let what = format!("{} is not a hugetlbfs mount", self.dir.display());
+            return Err(self.error(what, DEFAULT_PAGES, ""));
         }
         Ok(())
     }
@@ -317,8 +333,17 @@ impl Hugepages {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| Error::Hugepages {
-                detail: format!("cannot create {}: {e}", path.display()),
+            .map_err(|e| {
+                let owner = if e.kind() == io::ErrorKind::PermissionDenied {
+                    " $USER" // the mount belongs to someone else: give it to this user
+                } else {
+                    ""
+                };
+                self.error(
+                    format!("cannot create {}: {e}", path.display()),
+                    DEFAULT_PAGES,
+                    owner,
+                )
             })?;
         // Unlink at once: the mapping keeps the pages; nothing is left behind on exit.
         let _ = fs::remove_file(&path);
@@ -337,14 +362,18 @@ impl Hugepages {
         };
         if ptr == libc::MAP_FAILED {
             let e = io::Error::last_os_error();
-            return Err(Error::Hugepages {
-                detail: format!(
-                    "cannot map {} MiB of hugepages from {} ({e}); too few free hugepages? \
-                     (see HugePages_Free in /proc/meminfo)",
-                    size >> 20,
-                    self.dir.display()
-                ),
-            });
+            // Reserving this many more than now fixes a shortage.
+            let total: usize = fs::read_to_string(NR_HUGEPAGES)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            let what = format!(
+                "cannot map {} MiB of hugepages from {} ({e}); too few free hugepages? \
+                 (see HugePages_Free in /proc/meminfo)",
+                size >> 20,
+                self.dir.display()
+            );
+            return Err(self.error(what, total + size / CHUNK_SIZE, ""));
         }
         let virt = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Hugepages {
             detail: "mmap returned a null mapping".into(),
@@ -511,14 +540,21 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::Hugepages { .. }));
-        assert!(msg.contains("/nonexistent/ixy-huge"), "{msg}");
-        assert!(msg.contains("setup-hugetlbfs.sh"), "{msg}");
+        // The hint names the directory in use and the command that sets it up.
+        assert!(
+            msg.contains("`./setup-hugetlbfs.sh 512 /nonexistent/ixy-huge`"),
+            "{msg}"
+        );
+        assert!(!msg.contains(DEFAULT_HUGEPAGE_DIR), "{msg}");
     }
 
     #[test]
     fn a_directory_that_is_not_hugetlbfs_is_rejected() {
         let dir = crate::testing::TempDir::new("not-hugetlbfs");
         let err = Hugepages::new(&*dir).allocate(4096).unwrap_err();
-        assert!(err.to_string().contains("not a hugetlbfs mount"), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("not a hugetlbfs mount"), "{msg}");
+        let fix = format!("`./setup-hugetlbfs.sh 512 {}`", dir.display());
+        assert!(msg.contains(&fix), "{msg}");
     }
 }

@@ -144,6 +144,16 @@ impl Mempool {
         Self::new(&Hugepages::from_env(), num_entries, entry_size)
     }
 
+    /// Creates a pool on hugepages from the hugetlbfs mount at `dir` (as
+    /// [`crate::DeviceConfig::hugepage_dir`] does for a device's own memory).
+    pub fn allocate_in(
+        dir: impl Into<std::path::PathBuf>,
+        num_entries: u32,
+        entry_size: usize,
+    ) -> Result<Self> {
+        Self::new(&Hugepages::new(dir), num_entries, entry_size)
+    }
+
     #[inline(always)]
     fn pool(&self) -> &PoolInner {
         // SAFETY: a handle keeps the pool alive (handles > 0).
@@ -416,6 +426,17 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
         assert!(msg.contains("packet pool, which needs 8192"), "{msg}");
+    }
+
+    #[test]
+    fn allocate_in_takes_hugepages_from_the_directory_given() {
+        let err = Mempool::allocate_in("/nonexistent/ixy-pool-dir", 4, 2048).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Hugepages { .. }), "{msg}");
+        assert!(
+            msg.contains("`./setup-hugetlbfs.sh 512 /nonexistent/ixy-pool-dir`"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! interrupts go through [`vfio`], and DMA memory is mapped through the IOMMU.
 
 mod guard;
+mod list;
 pub mod vfio;
 
 use std::fs::{self, File, OpenOptions};
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::registers::MmioRegion;
 
 pub use guard::{InterfaceState, active_interfaces};
+pub use list::{NicInfo, list_nics};
 pub use vfio::IrqMode;
 
 /// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.0`.
@@ -722,14 +724,13 @@ impl IoBar {
 #[cfg(test)]
 pub(crate) mod testing {
     use std::fs;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use crate::testing::TempDir;
 
-    /// Creates a temporary root with `0000:00:04.0/` holding a 64-byte `config` with
-    /// `vendor`, `device` and `class` (bytes 0x09..0x0b), and, with `driver`, a `driver`
-    /// directory of that name with an empty `unbind` file (the link sysfs has). Returns
-    /// the root (pass it to `PciDevice::open_at`; removed on drop) and the device directory.
+    /// Creates a temporary root with one device, `0000:00:04.0` (see [`fake_device`]).
+    /// Returns the root (pass it to `PciDevice::open_at`; removed on drop) and the device
+    /// directory.
     pub(crate) fn fake_sysfs(
         tag: &str,
         class: [u8; 3],
@@ -738,20 +739,40 @@ pub(crate) mod testing {
         driver: Option<&str>,
     ) -> (TempDir, PathBuf) {
         let root = TempDir::new(&format!("fake-{tag}"));
-        let dir = root.join("0000:00:04.0");
+        let dir = fake_device(&root, "0000:00:04.0", class, vendor, device, driver);
+        (root, dir)
+    }
+
+    /// Creates `<root>/<address>/` with a 64-byte `config` holding `vendor`, `device` and
+    /// `class` (bytes 0x09..0x0b), the sysfs attributes `vendor`, `device` and `class`,
+    /// and, with `driver`, a link `driver` to `<root>/drivers/<driver>`, a directory with
+    /// an empty `unbind` file (as sysfs has). Returns the device directory.
+    pub(crate) fn fake_device(
+        root: &Path,
+        address: &str,
+        class: [u8; 3],
+        vendor: u16,
+        device: u16,
+        driver: Option<&str>,
+    ) -> PathBuf {
+        let dir = root.join(address);
         fs::create_dir_all(&dir).unwrap();
         let mut cfg = vec![0u8; 64];
         cfg[0..2].copy_from_slice(&vendor.to_le_bytes());
         cfg[2..4].copy_from_slice(&device.to_le_bytes());
         cfg[9..12].copy_from_slice(&class);
         fs::write(dir.join("config"), &cfg).unwrap();
+        fs::write(dir.join("vendor"), format!("0x{vendor:04x}\n")).unwrap();
+        fs::write(dir.join("device"), format!("0x{device:04x}\n")).unwrap();
+        let class = u32::from_le_bytes([class[0], class[1], class[2], 0]);
+        fs::write(dir.join("class"), format!("0x{class:06x}\n")).unwrap();
         if let Some(driver) = driver {
             let drv = root.join("drivers").join(driver);
             fs::create_dir_all(&drv).unwrap();
             fs::write(drv.join("unbind"), "").unwrap();
             std::os::unix::fs::symlink(&drv, dir.join("driver")).unwrap();
         }
-        (root, dir)
+        dir
     }
 
     /// Opens the fake device under `root` with a driver's `open` and returns the error it
@@ -816,7 +837,7 @@ mod tests {
             let msg = err.to_string();
             assert!(matches!(err, Error::InvalidPciAddress { .. }), "{s}: {msg}");
             assert!(msg.contains(reason), "{s}: {msg}");
-            assert!(msg.contains("lspci"), "{msg}");
+            assert!(msg.contains("cargo run --example list"), "{msg}");
         }
     }
 
@@ -853,12 +874,7 @@ mod tests {
             ("vfio-nvme", [2, 8, 1], 0x144d, 0xa808),
             ("vfio-rtl", [0, 0, 2], 0x10ec, 0x8139),
         ] {
-            let (root, dev) =
-                testing::fake_sysfs(tag, class, vendor, device, Some(VFIO_PCI_DRIVER));
-            fs::write(dev.join("vendor"), format!("0x{vendor:04x}\n")).unwrap();
-            fs::write(dev.join("device"), format!("0x{device:04x}\n")).unwrap();
-            let class = u32::from_le_bytes([class[0], class[1], class[2], 0]);
-            fs::write(dev.join("class"), format!("0x{class:06x}\n")).unwrap();
+            let (root, _) = testing::fake_sysfs(tag, class, vendor, device, Some(VFIO_PCI_DRIVER));
             let err = PciDevice::open_at(addr, &root).unwrap_err();
             match tag {
                 "vfio-nvme" => assert!(matches!(err, Error::NotANic { .. }), "{err}"),
