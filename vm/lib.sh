@@ -125,7 +125,8 @@ module_path() {
 
 # make_initramfs OUT GUEST_SCRIPT [MODULES...]
 # The guest script is sourced by a generated /init after the basic setup,
-# with the example binaries in /bin (if built) and modules in /lib/ixy-mods.
+# with the example binaries in /bin (if built), modules in /lib/ixy-mods and
+# setup-hugetlbfs.sh and scripts/*.sh in /scripts.
 make_initramfs() {
     local out="$1" script="$2"
     shift 2
@@ -143,6 +144,8 @@ make_initramfs() {
             [ -x "$EXAMPLES_DIR/$e" ] && cp "$EXAMPLES_DIR/$e" "$root/bin/$e"
         done
     fi
+    mkdir -p "$root/scripts"
+    cp "$REPO_DIR/setup-hugetlbfs.sh" "$REPO_DIR"/scripts/*.sh "$root/scripts/"
     cp "$VM_DIR/guest-common.sh" "$root/guest-common.sh"
     cp "$script" "$root/guest-script.sh"
     cat >"$root/init" <<'INIT'

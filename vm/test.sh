@@ -6,7 +6,8 @@
 #
 # Two guest boots:
 #   guard: two legacy virtio NICs bound to the guest kernel's virtio_net, one
-#          up with an address, one a sink (active-interface-guard)
+#          up with an address, one a sink (active-interface-guard; then
+#          rebind-kernel and setup-hugetlbfs run the scripts that undo things)
 #   main:  seven legacy virtio NICs, A-B-G on hub 1, C-D on hub 2, E-F on
 #          hub 3; D, F and G are kernel-driven sinks (no-hugepages, bad-pci-address,
 #          not-a-nic, virtio-legacy-forward, virtio-promisc, no-hugepage-leak);
@@ -21,11 +22,11 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SCENARIOS=(virtio-legacy-forward virtio-promisc bad-pci-address not-a-nic no-hugepages
-    active-interface-guard no-hugepage-leak)
+    active-interface-guard no-hugepage-leak rebind-kernel setup-hugetlbfs)
 declare -A BOOT_OF=(
     [virtio-legacy-forward]=main [virtio-promisc]=main [bad-pci-address]=main
     [not-a-nic]=main [no-hugepages]=main [no-hugepage-leak]=main
-    [active-interface-guard]=guard
+    [active-interface-guard]=guard [rebind-kernel]=guard [setup-hugetlbfs]=guard
 )
 declare -A RESULT=()
 # More boots and scenarios (virtio 1.0, VFIO, interrupts): vm/scenarios-vfio.sh adds
