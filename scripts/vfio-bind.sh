@@ -1,6 +1,6 @@
 #!/bin/sh
 # Binds a PCI network device to vfio-pci and gives a user its IOMMU group, so that ixy
-# can drive it without root (docs/vfio.md).
+# can drive it without root (README.md, section VFIO).
 #
 #   sudo scripts/vfio-bind.sh [--force] <pci address> [user]
 #
@@ -118,7 +118,7 @@ if [ -n "$TARGET_USER" ]; then
     chown "$TARGET_USER" "/dev/vfio/$GROUP" || die "cannot chown /dev/vfio/$GROUP to $TARGET_USER"
     echo "vfio-bind: $ADDR bound to vfio-pci, IOMMU group $GROUP, /dev/vfio/$GROUP owned by $TARGET_USER" >&2
     echo "vfio-bind: $TARGET_USER also needs a hugetlbfs mount it can write and a memlock limit \
-(ulimit -l) of at least 64 MiB per device: see docs/vfio.md" >&2
+(ulimit -l) of at least 64 MiB per device: ./setup-hugetlbfs.sh 512 /mnt/huge-$TARGET_USER $TARGET_USER, and README.md, section VFIO" >&2
 else
     echo "vfio-bind: $ADDR bound to vfio-pci, IOMMU group $GROUP (no user given: /dev/vfio/$GROUP stays root's)" >&2
 fi

@@ -58,6 +58,33 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! ## Finding a device
+//!
+//! [`pci::list_nics`] (the `list` example prints it) lists the network-class PCI functions
+//! from sysfs, with the driver that would drive each and whether the interface guard would
+//! refuse it, without changing anything.
+//!
+//! ## Threads
+//!
+//! A device handle (`Box<dyn IxyDevice>`, and each driver's type) is neither `Send` nor
+//! `Sync`, like its [`Mempool`]s and [`Packet`]s: it stays on the thread that opened it, and
+//! no other thread may use it. Several devices can be driven on several threads, each
+//! opened on the thread that drives it.
+//!
+//! ## Dropping a device
+//!
+//! Dropping a device quiesces it: its queues are stopped and it is reset, so it does no DMA
+//! once the drop returns (a device that does not stop loses bus mastering), and its rings
+//! are freed; packets the application still holds keep their pool alive. The NIC is not
+//! given back to the kernel: it stays unbound (or bound to vfio-pci) until
+//! `scripts/rebind-kernel.sh` rebinds it.
+//!
+//! ## Testing without hardware
+//!
+//! The `model` cargo feature adds `ixy::model`, an in-process model of the Intel 82599 that
+//! the ixgbe and ixgbevf drivers drive as they would a card; this crate's own tests and
+//! benchmark run on it.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -25,11 +25,11 @@ QPID=$!
 tail -n +1 -f --pid=$QPID "$WORK/demo.log" | tr -d '\r' | sed -un 's/^@@DEMO //p'
 wait $QPID || log "qemu exited with $?; console log: $WORK/demo.log"
 # The verdict: average TX rates of the generator (port A) and of the forwarder towards the
-# kernel sink (port C), from the per-second lines above.
+# kernel sink (port C), from the per-second lines above, each from its first busy second on.
 tr -d '\r' <"$WORK/demo.log" | awk -v logfile="$WORK/demo.log" '
     function tx(line, parts) { split(line, parts, "TX: "); return parts[2] + 0 }
-    /^@@DEMO generator: \[0000:00:04.0\]/ { g += tx($0); gn++ }
-    /^@@DEMO forwarder: \[0000:00:06.0\]/ { f += tx($0); fn++ }
+    /^@@DEMO generator: \[0000:00:04.0\]/ && (gn || tx($0) > 0) { g += tx($0); gn++ }
+    /^@@DEMO forwarder: \[0000:00:06.0\]/ && (fn || tx($0) > 0) { f += tx($0); fn++ }
     END {
         if (gn > 0) g /= gn
         if (fn > 0) f /= fn
