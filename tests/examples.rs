@@ -6,7 +6,7 @@
 //! (`target/<profile>/examples/`). Every case fails before a device is looked up: nothing
 //! here reads /sys or needs hugepages.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What every program that opens a device reads from the environment.
@@ -20,29 +20,51 @@ const DEVICE_ENV: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// The example binary `name`, built by `cargo test` into `target/<profile>/examples/`.
-/// Brought up to date once per run by `cargo build --examples` (a no-op after a whole
-/// `cargo test`, which builds them; `cargo test --test examples` alone does not).
+/// The example binary `name`, from `target/<profile>/examples/`.
+///
+/// Under cargo (`CARGO` is set) this is next to the test's own directory, and is brought
+/// up to date once per run by `cargo build --examples` (a no-op after a whole `cargo test`,
+/// which builds the examples; `cargo test --test examples` alone does not). A test binary
+/// run by itself (`.ci/fresh-machine-tests` runs a copy as another user) uses the target
+/// directory it was built in.
 fn example(name: &str) -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
-    // This test runs from target/<profile>/deps/.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    BUILD.call_once(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let profile_dir = match std::env::var_os("CARGO") {
+        Some(cargo) => {
+            // This test runs from target/<profile>/deps/.
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+            BUILD.call_once(|| {
+                let mut build = Command::new(cargo);
+                build
+                    .args(["build", "--quiet", "--examples"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"));
+                if profile == "release" {
+                    build.arg("--release");
+                }
+                assert!(
+                    build.status().unwrap().success(),
+                    "cargo build --examples failed"
+                );
+            });
+            profile_dir
         }
-        assert!(
-            build.status().unwrap().success(),
-            "cargo build --examples failed"
-        );
-    });
-    profile_dir.join("examples").join(name)
+        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("..")
+            .join(profile),
+    };
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples (`cargo build --examples`)",
+        path.display()
+    );
+    path
 }
 
 /// Runs example `name` with `args` and `env` (nothing else inherited) and returns its exit

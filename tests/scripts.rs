@@ -28,9 +28,25 @@ const FAKES: &[(&str, &str)] = &[
     ("modprobe", ""),
 ];
 
+/// A fake root directory, removed when dropped (also when the test fails).
+struct Root(PathBuf);
+
+impl std::ops::Deref for Root {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh fake root `<tmp>/ixy-scripts-<pid>-<tag>` with the fake commands in `bin/`,
 /// an empty /proc/mounts and hugepage counters `nr`, `free`, `resv`.
-fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> PathBuf {
+fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> Root {
     let root = std::env::temp_dir().join(format!("ixy-scripts-{}-{tag}", std::process::id()));
     let _ = fs::remove_dir_all(&root);
     let hp = root.join("sys/kernel/mm/hugepages/hugepages-2048kB");
@@ -48,7 +64,7 @@ fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> PathBuf {
         Command::new("chmod").arg("+x").arg(&path).status().unwrap();
     }
     fs::write(root.join("calls"), "").unwrap();
-    root
+    Root(root)
 }
 
 struct Run {
@@ -126,7 +142,6 @@ fn setup_reserves_and_mounts_once_then_changes_nothing() {
         again.stdout
     );
     assert_eq!(read(&root, "calls"), mount, "no second mount");
-    fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -147,7 +162,6 @@ fn setup_never_shrinks_below_the_pages_in_use() {
     let r = run(&root, SETUP, &["16", &mnt]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!(read(&root, NR), "16\n");
-    fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -202,7 +216,6 @@ fn undo_unmounts_and_releases_but_not_while_pages_are_held() {
     );
     assert!(r.stderr.contains("8 are in use"), "{}", r.stderr);
     assert_eq!(read(&root, NR), "16\n");
-    fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -244,14 +257,13 @@ fn setup_leaves_other_filesystems_alone_and_rejects_bad_arguments() {
         );
     }
     assert_eq!(read(&root, "calls"), "");
-    fs::remove_dir_all(root).unwrap();
 }
 
 const REBIND: &str = "scripts/rebind-kernel.sh";
 
 /// A fake PCI device `ADDR` (an 82599) bound to `driver`, with empty `drivers_probe` and
 /// `driver_override` files.
-fn fake_device(tag: &str, driver: Option<&str>) -> (PathBuf, PathBuf) {
+fn fake_device(tag: &str, driver: Option<&str>) -> (Root, PathBuf) {
     let root = fake_root(tag, 0, 0, 0);
     let pci = root.join("sys/bus/pci");
     let dev = pci.join("devices").join(ADDR);
@@ -293,7 +305,6 @@ fn rebind_probes_an_unbound_device_with_an_empty_override() {
         read(&root, "calls"),
         "modprobe pci:v00008086d000010FBsv00008086sd0000000Cbc02sc00i00\n"
     );
-    fs::remove_dir_all(root).unwrap();
 
     // With a driver named: the override names it for the probe, then is cleared again.
     let (root, dev) = fake_device("rebind-named", None);
@@ -306,7 +317,6 @@ fn rebind_probes_an_unbound_device_with_an_empty_override() {
     );
     assert_eq!(read(&root, "calls"), "modprobe ixgbe\n");
     assert_eq!(read(&dev, "driver_override"), "\n");
-    fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -325,7 +335,6 @@ fn rebind_takes_the_device_from_vfio_pci_first() {
         r.stderr
     );
     assert_eq!(read(&root, "sys/bus/pci/drivers_probe"), "");
-    fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -348,7 +357,6 @@ fn rebind_leaves_a_device_with_a_kernel_driver_alone() {
     assert_eq!(read(&root, "sys/bus/pci/drivers/ixgbe/unbind"), "");
     assert_eq!(read(&root, "sys/bus/pci/drivers_probe"), "");
     assert_eq!(read(&dev, "driver_override"), "(null)\n");
-    fs::remove_dir_all(root).unwrap();
 }
 
 #[test]
@@ -367,5 +375,4 @@ fn rebind_rejects_bad_addresses_and_missing_devices() {
         r.stderr
     );
     assert_eq!(read(&root, "calls"), "");
-    fs::remove_dir_all(root).unwrap();
 }
