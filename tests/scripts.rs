@@ -73,6 +73,20 @@ struct Run {
     stderr: String,
 }
 
+impl Run {
+    /// Asserts that the script refused or failed (status 1) saying `why`.
+    fn failed_with(&self, why: &str) {
+        assert_eq!(self.status, 1, "{}", self.stderr);
+        assert!(self.stderr.contains(why), "{}", self.stderr);
+    }
+
+    /// Asserts that the script succeeded (status 0) saying `what`.
+    fn said(&self, what: &str) {
+        assert_eq!(self.status, 0, "{}", self.stderr);
+        assert!(self.stdout.contains(what), "{}", self.stdout);
+    }
+}
+
 /// Runs `script` (relative to the repository) with `args` against the fake root.
 fn run(root: &Path, script: &str, args: &[&str]) -> Run {
     let path = format!(
@@ -106,41 +120,16 @@ fn setup_reserves_and_mounts_once_then_changes_nothing() {
     let root = fake_root("setup", 0, 0, 0);
     let mnt = root.join("mnt/huge-x").display().to_string();
     let r = run(&root, SETUP, &["16", &mnt]);
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("reserved 16 hugepages of 2 MiB (before: 0)"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains(&format!("mounted hugetlbfs at {mnt}")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains(&format!("IXY_HUGEPAGE_DIR={mnt}")),
-        "{}",
-        r.stdout
-    );
+    r.said("reserved 16 hugepages of 2 MiB (before: 0)");
+    r.said(&format!("mounted hugetlbfs at {mnt}"));
+    r.said(&format!("IXY_HUGEPAGE_DIR={mnt}"));
     assert_eq!(read(&root, NR), "16\n");
     let mount = format!("mount -t hugetlbfs -o pagesize=2M hugetlbfs {mnt}\n");
     assert_eq!(read(&root, "calls"), mount);
 
     let again = run(&root, SETUP, &["16", &mnt]);
-    assert_eq!(again.status, 0, "{}", again.stderr);
-    assert!(
-        again
-            .stdout
-            .contains("16 hugepages of 2 MiB already reserved"),
-        "{}",
-        again.stdout
-    );
-    assert!(
-        again.stdout.contains("hugetlbfs already mounted at"),
-        "{}",
-        again.stdout
-    );
+    again.said("16 hugepages of 2 MiB already reserved");
+    again.said("hugetlbfs already mounted at");
     assert_eq!(read(&root, "calls"), mount, "no second mount");
 }
 
@@ -149,18 +138,11 @@ fn setup_never_shrinks_below_the_pages_in_use() {
     // 512 reserved, 500 free of which 4 are promised to a mapping: 16 in use.
     let root = fake_root("shrink", 512, 500, 4);
     let mnt = root.join("mnt/huge").display().to_string();
-    let r = run(&root, SETUP, &["8", &mnt]);
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr
-            .contains("refusing to shrink the reservation from 512 to 8 hugepages: 16 are in use"),
-        "{}",
-        r.stderr
-    );
+    run(&root, SETUP, &["8", &mnt])
+        .failed_with("refusing to shrink the reservation from 512 to 8 hugepages: 16 are in use");
     assert_eq!(read(&root, NR), "512\n");
     assert_eq!(read(&root, "calls"), "", "refused before mounting");
-    let r = run(&root, SETUP, &["16", &mnt]);
-    assert_eq!(r.status, 0, "{}", r.stderr);
+    run(&root, SETUP, &["16", &mnt]).said("reserved 16 hugepages of 2 MiB (before: 512)");
     assert_eq!(read(&root, NR), "16\n");
 }
 
@@ -168,31 +150,15 @@ fn setup_never_shrinks_below_the_pages_in_use() {
 fn undo_unmounts_and_releases_but_not_while_pages_are_held() {
     let root = fake_root("undo", 16, 16, 0);
     let mnt = root.join("mnt/huge").display().to_string();
-    assert_eq!(run(&root, SETUP, &["16", &mnt]).status, 0);
+    run(&root, SETUP, &["16", &mnt]).said("mounted hugetlbfs");
     fs::write(root.join("busy"), "").unwrap();
-    let r = run(&root, SETUP, &["--undo", &mnt]);
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr.contains(&format!("cannot unmount {mnt}")),
-        "{}",
-        r.stderr
-    );
+    run(&root, SETUP, &["--undo", &mnt]).failed_with(&format!("cannot unmount {mnt}"));
     assert_eq!(read(&root, NR), "16\n", "reservation kept");
 
     fs::remove_file(root.join("busy")).unwrap();
     let r = run(&root, SETUP, &["--undo", &mnt]);
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains(&format!("unmounted {mnt}")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("reserved 0 hugepages of 2 MiB (before: 16)"),
-        "{}",
-        r.stdout
-    );
+    r.said(&format!("unmounted {mnt}"));
+    r.said("reserved 0 hugepages of 2 MiB (before: 16)");
     assert_eq!(read(&root, NR), "0\n");
     assert_eq!(read(&root, "proc/mounts"), "");
     assert!(
@@ -202,19 +168,15 @@ fn undo_unmounts_and_releases_but_not_while_pages_are_held() {
 
     // Nothing mounted, but 8 pages held by someone else: the reservation stays.
     fs::write(root.join(NR), "16\n").unwrap();
-    fs::write(
-        root.join("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"),
-        "8\n",
-    )
-    .unwrap();
+    let free = "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages";
+    fs::write(root.join(free), "8\n").unwrap();
     let r = run(&root, SETUP, &["--undo", &mnt]);
-    assert_eq!(r.status, 1);
+    r.failed_with("8 are in use");
     assert!(
         r.stdout.contains(&format!("nothing mounted at {mnt}")),
         "{}",
         r.stdout
     );
-    assert!(r.stderr.contains("8 are in use"), "{}", r.stderr);
     assert_eq!(read(&root, NR), "16\n");
 }
 
@@ -227,14 +189,7 @@ fn setup_leaves_other_filesystems_alone_and_rejects_bad_arguments() {
         format!("tmpfs {mnt} tmpfs rw 0 0\n"),
     )
     .unwrap();
-    let r = run(&root, SETUP, &["0", &mnt]);
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr
-            .contains(&format!("{mnt} is a tmpfs mount, not hugetlbfs")),
-        "{}",
-        r.stderr
-    );
+    run(&root, SETUP, &["0", &mnt]).failed_with(&format!("{mnt} is a tmpfs mount, not hugetlbfs"));
     for (args, why) in [
         (&["many"][..], "'many' is not a number of pages"),
         (
@@ -249,12 +204,8 @@ fn setup_leaves_other_filesystems_alone_and_rejects_bad_arguments() {
     ] {
         let r = run(&root, SETUP, args);
         assert_eq!(r.status, 2, "{args:?}");
-        assert!(
-            r.stderr
-                .starts_with(&format!("setup-hugetlbfs: {why}\nusage: ")),
-            "{}",
-            r.stderr
-        );
+        let first = format!("setup-hugetlbfs: {why}\nusage: ");
+        assert!(r.stderr.starts_with(&first), "{}", r.stderr);
     }
     assert_eq!(read(&root, "calls"), "");
 }
@@ -290,12 +241,7 @@ fn rebind_probes_an_unbound_device_with_an_empty_override() {
     let (root, dev) = fake_device("rebind-none", None);
     let r = run(&root, REBIND, &["03:00.0"]);
     // The fake kernel binds nothing, so the script must say so.
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr.contains(&format!("no kernel driver took {ADDR}")),
-        "{}",
-        r.stderr
-    );
+    r.failed_with(&format!("no kernel driver took {ADDR}"));
     assert_eq!(read(&dev, "driver_override"), "\n", "override cleared");
     assert_eq!(
         read(&root, "sys/bus/pci/drivers_probe"),
@@ -309,12 +255,7 @@ fn rebind_probes_an_unbound_device_with_an_empty_override() {
     // With a driver named: the override names it for the probe, then is cleared again.
     let (root, dev) = fake_device("rebind-named", None);
     let r = run(&root, REBIND, &[ADDR, "ixgbe"]);
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr.contains("is ixgbe the right driver?"),
-        "{}",
-        r.stderr
-    );
+    r.failed_with("is ixgbe the right driver?");
     assert_eq!(read(&root, "calls"), "modprobe ixgbe\n");
     assert_eq!(read(&dev, "driver_override"), "\n");
 }
@@ -328,12 +269,7 @@ fn rebind_takes_the_device_from_vfio_pci_first() {
         format!("{ADDR}\n")
     );
     // The fake unbind leaves the link: the script notices instead of probing.
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr.contains("still bound to vfio-pci after unbind"),
-        "{}",
-        r.stderr
-    );
+    r.failed_with("still bound to vfio-pci after unbind");
     assert_eq!(read(&root, "sys/bus/pci/drivers_probe"), "");
 }
 
@@ -341,19 +277,9 @@ fn rebind_takes_the_device_from_vfio_pci_first() {
 fn rebind_leaves_a_device_with_a_kernel_driver_alone() {
     let (root, dev) = fake_device("rebind-bound", Some("ixgbe"));
     let r = run(&root, REBIND, &[ADDR]);
-    assert_eq!(r.status, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("already bound to kernel driver ixgbe"),
-        "{}",
-        r.stdout
-    );
+    r.said("already bound to kernel driver ixgbe");
     let r = run(&root, REBIND, &[ADDR, "igb"]);
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr.contains("bound to ixgbe, not igb; left alone"),
-        "{}",
-        r.stderr
-    );
+    r.failed_with("bound to ixgbe, not igb; left alone");
     assert_eq!(read(&root, "sys/bus/pci/drivers/ixgbe/unbind"), "");
     assert_eq!(read(&root, "sys/bus/pci/drivers_probe"), "");
     assert_eq!(read(&dev, "driver_override"), "(null)\n");
@@ -368,11 +294,6 @@ fn rebind_rejects_bad_addresses_and_missing_devices() {
         assert!(r.stderr.contains("\nusage: "), "{}", r.stderr);
     }
     let r = run(&root, REBIND, &["0000:04:00.0"]);
-    assert_eq!(r.status, 1);
-    assert!(
-        r.stderr.contains("no PCI device at 0000:04:00.0"),
-        "{}",
-        r.stderr
-    );
+    r.failed_with("no PCI device at 0000:04:00.0");
     assert_eq!(read(&root, "calls"), "");
 }
