@@ -616,3 +616,39 @@ fn a_nacked_reset_without_a_mac_gets_a_random_local_address() {
     assert_eq!(dev.rx_batch(0, &mut q, 8), 1);
     assert_eq!(seq_of(&q[0]), 9);
 }
+
+#[test]
+fn the_pf_answers_again_only_after_the_vf_acknowledged_its_last_message() {
+    // VFMAILBOX (8.3.5) and VFMBMEM, reply bits of word 0 (Linux mbx.h).
+    const VFMAILBOX: usize = 0x2fc;
+    const VFMBMEM: usize = 0x200;
+    const REQ: u32 = 1 << 0;
+    const ACK: u32 = 1 << 1;
+    const VFU: u32 = 1 << 2;
+    const PFSTS: u32 = 1 << 4;
+    const PFACK: u32 = 1 << 5;
+    const MSG_ACK: u32 = 0x8000_0000;
+    const MSG_CTS: u32 = 0x2000_0000;
+    let _deadline = common::deadline();
+    let (_model, _pf, vf) = setup();
+    let vf = regs(&vf); // the mailbox only: no ring register is written
+    let post = |words: &[u32]| {
+        vf.write32(VFMAILBOX, VFU);
+        for (i, &w) in words.iter().enumerate() {
+            vf.write32(VFMBMEM + 4 * i, w);
+        }
+        vf.write32(VFMAILBOX, REQ);
+    };
+    post(&[RESET]);
+    assert_eq!(vf.read32(VFMAILBOX) & (PFSTS | PFACK), PFSTS | PFACK);
+    assert_eq!(vf.read32(VFMBMEM), RESET | MSG_ACK);
+    // The reply is not acknowledged: the PF takes the next request but holds its answer
+    // back, as Linux's PF waits for the ACK of every message it posts (ixgbe_mbx.c).
+    post(&[API_NEGOTIATE, 5]);
+    assert_eq!(vf.read32(VFMAILBOX) & (PFSTS | PFACK), PFACK);
+    assert_eq!(vf.read32(VFMBMEM), API_NEGOTIATE, "the request, unanswered");
+    // The ACK releases it.
+    vf.write32(VFMAILBOX, ACK);
+    assert_eq!(vf.read32(VFMAILBOX) & (PFSTS | PFACK), PFSTS);
+    assert_eq!(vf.read32(VFMBMEM), API_NEGOTIATE | MSG_ACK | MSG_CTS);
+}

@@ -169,6 +169,18 @@ fn reset(port: &Port) {
     }
 }
 
+/// Maps rx queue `v` to MSI-X vector `v` for v = 0..63 (IVAR, §7.3): every vector has a
+/// cause, so its mask and cause bits may be written.
+fn route_vectors(port: &Port) {
+    for n in 0..32u32 {
+        let entry = |v: u32| 0x80 | v;
+        port.write32(
+            IVAR0 + 4 * n as usize,
+            entry(2 * n) | entry(2 * n + 1) << 16,
+        );
+    }
+}
+
 fn bring_link_up(port: &Port) {
     port.write32(
         AUTOC,
@@ -344,6 +356,7 @@ fn reset_restores_defaults_and_self_clears() {
     let model = Model::new();
     let port = raw_port(&model);
     port.write32(FCTRL, FCTRL_UPE);
+    route_vectors(&port);
     port.write32(EIMS, 0xFF);
     port.write32(srrctl(3), 0x0200_0004);
     start_reset(&port, CTRL_RST);
@@ -458,6 +471,7 @@ fn interrupt_registers_read_back() {
     let model = Model::new();
     let port = raw_port(&model);
     reset(&port);
+    route_vectors(&port);
     port.write32(EIMS, 0x0000_0003);
     port.write32(EIMS, 0x0000_0010);
     assert_eq!(port.read32(EIMS), 0x13);
@@ -552,6 +566,8 @@ fn rx_frame_larger_than_the_buffer_spans_descriptors() {
     bring_link_up(&port);
     let rx = setup_rx_queue(&model, &port, 0, 8);
     port.write32(rxdctl(0), 0);
+    // The queue stops after a few polls (§4.6.7.1.2).
+    assert!((0..10).any(|_| port.read32(rxdctl(0)) & ENABLE == 0));
     port.write32(srrctl(0), (1 << 25) | 1); // 1 KB buffers
     port.write32(rxdctl(0), ENABLE);
     assert_ne!(port.read32(rxdctl(0)) & ENABLE, 0);
@@ -1004,6 +1020,7 @@ fn no_reception_while_the_receive_data_path_is_halted() {
 #[test]
 fn eimc_ex_masks_the_msix_queue_vectors() {
     let port = raw_port(&Model::new());
+    route_vectors(&port);
     port.write32(EIMS_EX0, 0xF0F0);
     port.write32(EIMS_EX0 + 4, 0x1);
     port.write32(EIMC_EX0, 0x00F0);
@@ -1356,4 +1373,305 @@ fn sink_counts_padded_frames_without_capture() {
     assert_eq!(port.read32(GPTC), 1);
     assert_eq!(port.read32(tdh(0)), 1);
     assert!(model.take_transmitted(&port).is_empty());
+}
+
+// ------------------------------------------- write rules: values, reserved bits, waits
+
+const RTTDCS: usize = 0x04900;
+const TXPBSIZE0: usize = 0x0CC00;
+const HLREG0_TXPADEN: u32 = 1 << 10;
+const MAXFRS: usize = 0x04268;
+
+/// The message of the panic `f` raises (a rule violation), or `None`.
+fn violation(f: impl FnOnce()) -> Option<String> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    r.err()
+        .map(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
+}
+
+#[test]
+fn rule_reserved_bits_in_every_checked_register() {
+    // (register, offset, a value with one reserved bit set, datasheet section)
+    let cases: [(&str, usize, u32, &str); 17] = [
+        ("CTRL", CTRL, 1 << 0, "8.2.3.1.1"),
+        ("EICR", EICR, 1 << 23, "8.2.3.5"),
+        ("EICS", EICS, 1 << 29, "8.2.3.5"),
+        ("EIMS", EIMS, 1 << 23, "8.2.3.5"),
+        ("IVAR", IVAR0 + 4 * 3, 0x80 | 1 << 6, "8.2.3.5"),
+        ("EITR", EITR0 + 4 * 5, 1 << 12, "8.2.3.5"),
+        ("RXCTRL", RXCTRL, 1 << 2, "8.2.3.8"),
+        ("FCTRL", FCTRL, 1 << 11, "8.2.3.7.1"),
+        ("RAH", RAH0 + 8 * 2, 1 << 16, "8.2.3.7.9"),
+        ("RQSMR", RQSMR0, 1 << 4, "8.2.3.8"),
+        ("RXPBSIZE", RXPBSIZE0 + 4, 1 << 9, "8.2.3.8.9"),
+        ("TXPBSIZE", TXPBSIZE0 + 4, 1 << 20, "8.2.3.9.13"),
+        ("FCRTH", FCRTH0 + 4, 1 << 31 | 1 << 0, "8.2.3.3"),
+        ("DMATXCTL", DMATXCTL, 1 << 4, "8.2.3.9"),
+        ("MAXFRS", MAXFRS, 1518 << 16 | 1, "8.2.3.22.13"),
+        (
+            "SRRCTL",
+            srrctl(3),
+            SRRCTL_ADV_ONEBUF_2K | 1 << 5,
+            "8.2.3.8.7",
+        ),
+        ("TXDCTL", txdctl(3), 1 << 7, "8.2.3.9"),
+    ];
+    for (name, offset, value, section) in cases {
+        let port = raw_port(&Model::new());
+        reset(&port);
+        port.write32(RTTDCS, 1 << 6); // TXPBSIZE may change
+        let msg = violation(|| port.write32(offset, value))
+            .unwrap_or_else(|| panic!("{name} = {value:#x} was accepted"));
+        let want = format!(
+            "82599 model: rule violated: register written with reserved bits set (port 0: \
+             {name} = {value:#010x} sets reserved bits"
+        );
+        assert!(msg.starts_with(&want), "{msg}");
+        assert!(msg.ends_with(&format!("(§{section}))")), "{msg}");
+    }
+    // RDLEN/TDLEN bits 31:20.
+    let port = raw_port(&Model::new());
+    let msg = violation(|| port.write32(tdlen(1), 1 << 20)).unwrap();
+    assert!(
+        msg.contains("TDLEN = 0x00100000 sets reserved bits 0x00100000"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn defined_bits_of_the_checked_registers_are_accepted() {
+    let port = raw_port(&Model::new());
+    reset(&port);
+    route_vectors(&port);
+    port.write32(FCTRL, 1 << 1 | FCTRL_MPE | FCTRL_UPE | FCTRL_BAM);
+    port.write32(RXCTRL, 0x2);
+    port.write32(EITR0, 0x8000_0FF8 | 0x1F << 16);
+    port.write32(IVAR0 + 4 * 40, 0xBFBF_BFBF);
+    port.write32(RQSMR0, 0x0F0F_0F0F);
+    port.write32(FCRTH0, 0x8007_FFE0);
+    port.write32(DMATXCTL, 0x8100_0009);
+    port.write32(MAXFRS, 9018 << 16);
+    port.write32(srrctl(1), 0x1FC0_3F1F);
+    port.write32(txdctl(1), 0x067F_7F7F & !ENABLE);
+    port.write32(EIMS, !(1 << 23 | 1 << 29));
+    // EIMC is not checked: all ones masks everything (4.6.3.1; Linux IXGBE_IRQ_CLEAR_MASK).
+    port.write32(EIMC, u32::MAX);
+    assert_eq!(port.read32(EIMS), 0);
+    assert_eq!(port.read32(srrctl(1)), 0x1FC0_3F1F);
+    assert_eq!(port.read32(txdctl(1)), 0x047F_7F7F);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: interrupt cause or mask bit written for a vector \
+                no cause is mapped to (IVAR) (port 0: EIMS = 0x00000004: no valid IVAR entry \
+                maps a cause to vector(s) 0x4"
+)]
+fn rule_eims_unmasks_a_vector_no_cause_is_mapped_to() {
+    let port = raw_port(&Model::new());
+    port.write32(IVAR0, 0x0081_0080); // rx queues 0, 1 -> vectors 0, 1
+    port.write32(EIMS, 0x3 | 1 << 20); // their vectors and LSC: fine
+    port.write32(EIMS, 0x4);
+}
+
+#[test]
+#[should_panic(
+    expected = "EIMS_EX(1) = 0x00000002: no valid IVAR entry maps a cause to vector(s) \
+                           0x200000000"
+)]
+fn rule_eims_ex_unmasks_a_vector_no_cause_is_mapped_to() {
+    let port = raw_port(&Model::new());
+    port.write32(IVAR0, 0x0000_00A0); // rx queue 0 -> vector 32
+    port.write32(EIMS_EX0 + 4, 0x1);
+    port.write32(EIMS_EX0 + 4, 0x2);
+}
+
+#[test]
+#[should_panic(expected = "EICR = 0x00000002: no valid IVAR entry maps a cause to vector(s) 0x2")]
+fn rule_eicr_clears_a_vector_no_cause_is_mapped_to() {
+    let port = raw_port(&Model::new());
+    port.write32(IVAR0, 0x0000_0080);
+    port.write32(EICR, 0x1);
+    port.write32(EICR, 0x2);
+}
+
+#[test]
+fn eicr_write_clears_only_the_ones_and_eims_shares_vectors_0_to_15_with_eims_ex0() {
+    let port = raw_port(&Model::new());
+    route_vectors(&port);
+    port.write32(EICS, 0x0000_0013);
+    port.write32(EICR, 0x0000_0011);
+    assert_eq!(port.read32(EICR), 0x2, "write 1b to clear");
+    port.write32(EIMS, 0x0010_0005);
+    assert_eq!(port.read32(EIMS_EX0), 0x5);
+    port.write32(EIMS_EX0, 0x0003_0000);
+    assert_eq!(
+        port.read32(EIMS),
+        0x0010_0005,
+        "vectors 16+ are not EIMS bits"
+    );
+    assert_eq!(port.read32(EIMS_EX0), 0x0003_0005);
+    port.write32(EIMC_EX0, 0x1);
+    assert_eq!(port.read32(EIMS), 0x0010_0004);
+    port.write32(EIMC, 0x4);
+    assert_eq!(port.read32(EIMS_EX0), 0x0003_0000);
+}
+
+#[test]
+fn a_cleared_queue_reads_enabled_for_two_polls_then_disabled() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(RXCTRL, 0);
+    port.write32(txdctl(0), 0);
+    let reads: Vec<u32> = (0..4).map(|_| port.read32(txdctl(0)) & ENABLE).collect();
+    assert_eq!(reads, [ENABLE, ENABLE, 0, 0]);
+    // Stopped: its registers may change, and a reset may come (rx queue 0 still runs).
+    port.write32(tdlen(0), 256);
+    let msg = violation(|| reset(&port)).unwrap();
+    assert!(
+        msg.contains("CTRL.RST while RXDCTL(0).ENABLE still reads 1"),
+        "{msg}"
+    );
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: software reset while a queue is enabled or not yet \
+                read back disabled (port 0: CTRL.RST while TXDCTL(0).ENABLE still reads 1"
+)]
+fn rule_reset_before_the_queue_read_back_disabled() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(RXCTRL, 0);
+    port.write32(rxdctl(0), 0);
+    assert!((0..10).any(|_| port.read32(rxdctl(0)) & ENABLE == 0));
+    port.write32(txdctl(0), 0);
+    port.read32(txdctl(0)); // one poll is not enough
+    reset(&port);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: ring registers changed while the queue is \
+                           enabled (port 0: SRRCTL(0) written while queue 0 is enabled"
+)]
+fn rule_srrctl_changed_before_the_queue_read_back_disabled() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(RXCTRL, 0);
+    port.write32(rxdctl(0), 0);
+    port.write32(srrctl(0), SRRCTL_ADV_ONEBUF_2K);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: ring registers changed while the queue is \
+                           enabled (port 0: TDBAH(0) written while queue 0 is enabled"
+)]
+fn rule_tx_ring_base_changed_while_enabled() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(tdbah(0), 0);
+}
+
+#[test]
+#[should_panic(expected = "82599 model: rule violated: RXPBSIZE changed while RXCTRL.RXEN is set")]
+fn rule_rx_packet_buffer_resized_while_receiving() {
+    let model = Model::new();
+    let (port, _rx, _tx) = ready_port(&model);
+    port.write32(RXPBSIZE0, port.read32(RXPBSIZE0)); // unchanged: fine
+    port.write32(RXPBSIZE0, 256 << 10);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: TXPBSIZE changed without the tx descriptor \
+                           arbiter disabled (RTTDCS.ARBDIS)"
+)]
+fn rule_tx_packet_buffer_resized_with_the_arbiter_on() {
+    let port = raw_port(&Model::new());
+    port.write32(RTTDCS, 1 << 6);
+    port.write32(TXPBSIZE0, 80 << 10);
+    port.write32(RTTDCS, 0);
+    port.write32(TXPBSIZE0, 160 << 10);
+}
+
+#[test]
+fn without_txpaden_short_frames_leave_short() {
+    let model = Model::new();
+    let (port, _rx, tx) = ready_port(&model);
+    port.write32(HLREG0, port.read32(HLREG0) & !HLREG0_TXPADEN);
+    model.set_capture(&port, true);
+    tx.write_buf(0, &frame_to([0xff; 6], 42));
+    tx.put(0, 42);
+    port.write32(tdt(0), 1);
+    let sent = model.take_transmitted(&port);
+    assert_eq!(sent, [frame_to([0xff; 6], 42)]);
+    assert_eq!(model.wire_stats(&port).tx_bytes, 42);
+}
+
+#[test]
+fn held_back_completions_as_the_registers_show_them() {
+    use ixy::model::Completion;
+    let model = Model::new();
+    let port = raw_port(&model);
+    model.hold_back(&port, Completion::EepromAutoRead, true);
+    model.hold_back(&port, Completion::DmaInit, true);
+    assert_eq!(port.read32(EEC) & EEC_ARD, 0);
+    assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, 0);
+    model.hold_back(&port, Completion::EepromAutoRead, false);
+    model.hold_back(&port, Completion::DmaInit, false);
+    assert_eq!(port.read32(EEC) & EEC_ARD, EEC_ARD);
+    assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, RDRXCTL_DMAIDONE);
+
+    // A reset that never ends: CTRL.RST keeps reading 1, writes are ignored.
+    model.hold_back(&port, Completion::Reset, true);
+    start_reset(&port, CTRL_RST);
+    std::thread::sleep(std::time::Duration::from_millis(15));
+    for _ in 0..100 {
+        assert_eq!(port.read32(CTRL) & CTRL_RST, CTRL_RST);
+    }
+    port.write32(FCTRL, FCTRL_BAM);
+    assert_eq!(port.read32(FCTRL), 0);
+    model.hold_back(&port, Completion::Reset, false);
+    assert_eq!(port.read32(CTRL) & CTRL_RST, 0);
+
+    // Queue enable held: ENABLE never reads 1; disable held: it never reads 0, and a reset
+    // after enough polls is allowed (the driver waited).
+    model.hold_back(&port, Completion::TxQueueEnable, true);
+    let _tx = {
+        let ring = model.dma().allocate(128).unwrap();
+        port.write32(tdbal(1), bus(&ring) as u32);
+        port.write32(tdbah(1), (bus(&ring) >> 32) as u32);
+        port.write32(tdlen(1), 128);
+        port.write32(DMATXCTL, 1);
+        port.write32(txdctl(1), ENABLE);
+        assert!((0..100).all(|_| port.read32(txdctl(1)) & ENABLE == 0));
+        ring
+    };
+    model.hold_back(&port, Completion::TxQueueEnable, false);
+    model.hold_back(&port, Completion::TxQueueDisable, true);
+    port.write32(txdctl(1), ENABLE);
+    assert_ne!(port.read32(txdctl(1)) & ENABLE, 0);
+    port.write32(txdctl(1), 0);
+    assert!((0..100).all(|_| port.read32(txdctl(1)) & ENABLE != 0));
+    reset(&port);
+    assert_eq!(port.read32(txdctl(1)), 0);
+}
+
+#[test]
+fn rule_eimc_masks_a_vector_no_cause_is_mapped_to_unless_it_masks_all() {
+    let port = raw_port(&Model::new());
+    port.write32(IVAR0, 0x0000_0081); // rx queue 0 -> vector 1
+    // Masking everything (4.6.3.1) is always right.
+    port.write32(EIMC, u32::MAX);
+    port.write32(EIMC_EX0, u32::MAX);
+    port.write32(EIMC_EX0 + 4, u32::MAX);
+    port.write32(EIMC, 0x2 | 1 << 20);
+    let msg = violation(|| port.write32(EIMC, 0x1)).unwrap();
+    assert!(msg.contains("EIMC = 0x00000001: no valid IVAR entry maps a cause to vector(s) 0x1"));
+    let msg = violation(|| port.write32(EIMC_EX0 + 4, 0x4)).unwrap();
+    assert!(msg.contains(
+        "EIMC_EX(1) = 0x00000004: no valid IVAR entry maps a cause to vector(s) 0x400000000"
+    ));
 }

@@ -7,6 +7,14 @@
 //! implemented) closely enough that a driver breaking the datasheet fails: the model
 //! panics with a message starting with `82599 model: rule violated:` and naming the rule.
 //!
+//! The model checks the values a driver writes, not only their order: reserved bits
+//! written as 1 (a per-register table cited to §8.2.3), interrupt mask and cause bits for
+//! vectors no cause is mapped to (IVAR), ring and buffer registers changed while their
+//! queue or the receiver runs, a reset while a queue has not read back disabled (a queue
+//! takes a few polls to stop), and the PF model waits for the VF's acknowledgement of each
+//! mailbox message before it sends the next. Every completion a driver waits for can be
+//! held back ([`Model::hold_back`], [`Completion`]) to test that the wait is bounded.
+//!
 //! Everything is single-threaded: handles ([`Model`], [`Port`], [`ModelDma`]) are cheap
 //! clones of `Rc`s, and every register access runs the model synchronously (a tail write
 //! moves the packets before it returns).
@@ -99,6 +107,7 @@ mod dma;
 pub mod pf;
 mod port;
 mod regs;
+mod reserved;
 mod vf;
 
 use std::cell::RefCell;
@@ -127,6 +136,44 @@ pub struct WireStats {
     /// Frames that arrived at the port and were dropped: no rx descriptor, rx disabled,
     /// filtered by MAC address, or too long.
     pub rx_dropped: u64,
+}
+
+/// A completion a driver waits for, which a test can hold back with [`Model::hold_back`]
+/// to see the driver's wait end in a clear error or warning within its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// EEC.ARD (EEPROM auto-read done, §8.2.3.2.1) reads 0.
+    EepromAutoRead,
+    /// RDRXCTL.DMAIDONE (DMA initialisation done, §8.2.3.8.8) reads 0.
+    DmaInit,
+    /// CTRL.RST never self-clears (§8.2.3.1.1): the device stays in reset, and ignores
+    /// register writes instead of flagging them.
+    Reset,
+    /// The link never comes up (as [`Model::set_link_never_up`]).
+    LinkUp,
+    /// RXDCTL.ENABLE never reads back 1: the receive queues do not start.
+    RxQueueEnable,
+    /// TXDCTL.ENABLE never reads back 1: the transmit queues do not start.
+    TxQueueEnable,
+    /// RXDCTL.ENABLE keeps reading 1 after the driver cleared it (normally it reads 0 after
+    /// a few polls). A driver that polled it that many times may then reset the device.
+    RxQueueDisable,
+    /// TXDCTL.ENABLE keeps reading 1 after the driver cleared it.
+    TxQueueDisable,
+    /// A VF reset (VFCTRL.RST) of a VF of this port never finishes: its VFMAILBOX keeps
+    /// showing RSTI.
+    VfReset,
+    /// The PF never acknowledges (VFMAILBOX.PFACK) nor answers a message from a VF of this
+    /// port (as [`Model::set_pf_silent`]).
+    PfAck,
+    /// The PF acknowledges the VFs' messages but never replies (no VFMAILBOX.PFSTS).
+    PfReply,
+}
+
+impl Completion {
+    pub(crate) fn bit(self) -> u32 {
+        1 << self as u32
+    }
 }
 
 /// Where a port's transmitted frames go.
@@ -446,6 +493,22 @@ impl Model {
         if never {
             inner.ports[i].link_down();
         }
+    }
+
+    /// Holds `what` back on `p` (`held`), or lets it complete again (the next time the
+    /// driver starts it: a queue enable or disable, a reset, an auto-negotiation restart
+    /// or a mailbox message after release; EEC.ARD and RDRXCTL.DMAIDONE at once).
+    pub fn hold_back(&self, p: &Port, what: Completion, held: bool) {
+        if what == Completion::LinkUp {
+            return self.set_link_never_up(p, held);
+        }
+        let i = self.check_port(p);
+        let port = &mut self.inner.borrow_mut().ports[i];
+        port.held = if held {
+            port.held | what.bit()
+        } else {
+            port.held & !what.bit()
+        };
     }
 
     /// What crossed `p`'s wire so far.

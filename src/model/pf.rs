@@ -25,7 +25,7 @@
 
 use super::regs::*;
 use super::vf::{VfState, mbx};
-use super::{Model, ModelInner, Port};
+use super::{Completion, Model, ModelInner, Port};
 
 /// Queues of each VF (the 82599 in 64-pool mode: 2 queues per pool). VF `n`'s queue `q` is
 /// the port's queue `2n + q`.
@@ -139,18 +139,24 @@ impl ModelInner {
     pub(crate) fn pf_reset(&mut self, p: usize) {
         // Master disable first (§4.2.1.6.1), ~1 ms before touching a register after
         // CTRL.RST (§8.2.3.1.1), then CTRL.RST self-clears; the PF driver polls it.
+        // Like Linux `ixgbe_down`, every queue is stopped (and waited for) first.
+        self.ports[p].stop_queues(0..NUM_QUEUES);
         let ctrl = self.read(p, CTRL);
         self.write(p, CTRL, ctrl | CTRL_MASTER_DISABLE);
-        while self.read(p, STATUS) & STATUS_GIO_MASTER_ENABLE != 0 {}
+        // Bounded polls: a completion held back (Model::hold_back) must not hang the model.
+        let poll = |m: &mut Self, reg, bit| (0..1000).any(|_| m.read(p, reg) & bit == 0);
+        poll(self, STATUS, STATUS_GIO_MASTER_ENABLE);
         self.write(p, CTRL, CTRL_RST);
         std::thread::sleep(std::time::Duration::from_millis(1));
-        while self.read(p, CTRL) & CTRL_RST != 0 {}
+        poll(self, CTRL, CTRL_RST);
         self.pf_bring_up(p);
         let snapshot = self.ports[p].wire;
         for vf in self.sriov.vfs.iter_mut().filter(|v| v.port == p) {
             vf.mailbox = mbx::RSTI;
             vf.rsti_reads = PF_RESET_READS;
             vf.forget_pf_state();
+            vf.unacked = false;
+            vf.pending = None;
             vf.restart_counters(snapshot);
         }
     }
@@ -205,14 +211,17 @@ impl ModelInner {
     pub(crate) fn pf_receive(&mut self, vf: usize) {
         let p = self.sriov.vfs[vf].port;
         let silent = self.sriov.pf(p).is_none_or(|pf| pf.silent);
-        if silent || self.sriov.vfs[vf].mailbox & mbx::RSTI != 0 {
+        if silent
+            || self.ports[p].held(Completion::PfAck)
+            || self.sriov.vfs[vf].mailbox & mbx::RSTI != 0
+        {
             return;
         }
         let mut words = self.sriov.vfs[vf].mbmem;
         self.sriov.vfs[vf].log.push(words[0]);
         self.sriov.vfs[vf].mailbox |= mbx::PFACK;
         // A message with ACK/NACK already set was processed before (Linux ignores it).
-        if words[0] & (id::ACK | id::NACK) != 0 {
+        if words[0] & (id::ACK | id::NACK) != 0 || self.ports[p].held(Completion::PfReply) {
             return;
         }
         let len = if words[0] == id::RESET {
@@ -233,9 +242,22 @@ impl ModelInner {
             words[0] |= if ok { id::ACK } else { id::NACK } | id::CTS;
             mbx::WORDS
         };
+        self.pf_post(vf, words, len);
+    }
+
+    /// The PF writes a message (`len` words) to VF `vf`: at once if the VF acknowledged
+    /// (VFMAILBOX.ACK) the PF's previous message, otherwise once it does. Linux's PF waits
+    /// for the VF's ACK after every message it posts (`ixgbe_write_posted_mbx`,
+    /// `ixgbe_poll_for_ack` in `ixgbe_mbx.c`), so a VF that never ACKs gets no more.
+    pub(crate) fn pf_post(&mut self, vf: usize, words: [u32; mbx::WORDS], len: usize) {
         let v = &mut self.sriov.vfs[vf];
+        if v.unacked {
+            v.pending = Some((words, len));
+            return;
+        }
         v.mbmem[..len].copy_from_slice(&words[..len]);
         v.mailbox |= mbx::PFSTS;
+        v.unacked = true;
     }
 
     fn pf_reset_msg(&mut self, vf: usize, words: &mut [u32; mbx::WORDS]) {

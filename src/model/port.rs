@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::dma::Regions;
 use super::regs::*;
-use super::{ModelInner, Peer, Source, WireStats};
+use super::reserved::{self, QLEN_RESERVED, SRRCTL_RESERVED, TXDCTL_RESERVED};
+use super::{Completion, ModelInner, Peer, Source, WireStats};
 
 /// Fails the test: the driver broke a rule of the datasheet that the model can see.
 macro_rules! violated {
@@ -56,6 +57,14 @@ pub(crate) mod rule {
         "tail written before the queue enable bit was read back";
     pub(crate) const TAIL_BACKWARDS: &str = "tail moved backwards over descriptors the device owns";
     pub(crate) const HEAD_WHILE_ENABLED: &str = "head written while the queue is enabled";
+    pub(crate) const RXPBSIZE_WHILE_RX: &str = "RXPBSIZE changed while RXCTRL.RXEN is set";
+    pub(crate) const TXPBSIZE_WITH_ARBITER: &str =
+        "TXPBSIZE changed without the tx descriptor arbiter disabled (RTTDCS.ARBDIS)";
+    pub(crate) const RESERVED_BITS: &str = "register written with reserved bits set";
+    pub(crate) const IRQ_UNROUTED: &str =
+        "interrupt cause or mask bit written for a vector no cause is mapped to (IVAR)";
+    pub(crate) const RESET_WITH_QUEUE_RUNNING: &str =
+        "software reset while a queue is enabled or not yet read back disabled";
     pub(crate) const RX_BEFORE_QUEUE: &str = "rx enabled before the rx queue is ready";
     pub(crate) const CRC_STRIP_MISMATCH: &str = "HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP differ";
     pub(crate) const DMA_OUTSIDE: &str = "DMA address outside memory the driver allocated";
@@ -83,6 +92,10 @@ const RESET_TIME: Duration = Duration::from_millis(10);
 /// Largest RDLEN/TDLEN: "validated lengths up to 128K (8K descriptors)" (§8.2.3.8.3,
 /// §8.2.3.9.7).
 const MAX_RING_BYTES: u32 = 128 * 1024;
+
+/// Reads of RXDCTL / TXDCTL that still show ENABLE after the driver cleared it: the queue
+/// finishes what it is doing first (§4.6.7.1.2, §4.6.8.1: software polls until it reads 0).
+pub(crate) const DISABLE_READS: u32 = 2;
 
 /// LINKS reads that still show the link down after auto-negotiation restarted.
 const AN_POLLS: u8 = 2;
@@ -123,14 +136,22 @@ pub(crate) struct Ring {
     len: u32,
     head: u32,
     tail: u32,
-    /// RXDCTL / TXDCTL as written (ENABLE as the device holds it).
+    /// RXDCTL / TXDCTL as written, without ENABLE (which reads back from the state).
     dctl: u32,
     /// SRRCTL (rx only).
     srrctl: u32,
     enabled: bool,
     /// The driver read the enable bit back as 1 since enabling.
     enable_seen: bool,
+    /// After the driver cleared ENABLE: reads of the control register that still show it
+    /// set ([`HELD`] while a [`Completion`](super::Completion) holds the disable back).
+    disable_left: u32,
+    /// Reads of the control register since the driver cleared ENABLE.
+    disable_reads: u32,
 }
+
+/// `Ring::disable_left` of a disable that never completes.
+const HELD: u32 = u32::MAX;
 
 impl Ring {
     /// A read of one of the ring registers rx and tx queues share (base, length, head,
@@ -147,10 +168,53 @@ impl Ring {
                 if self.enabled {
                     self.enable_seen = true;
                 }
+                let stopping = self.disable_left > 0;
+                if stopping {
+                    self.disable_reads = self.disable_reads.saturating_add(1);
+                    if self.disable_left != HELD {
+                        self.disable_left -= 1;
+                    }
+                }
                 self.dctl
+                    | if self.enabled || stopping {
+                        DCTL_ENABLE
+                    } else {
+                        0
+                    }
             }
             _ => 0,
         }
+    }
+
+    /// True while ENABLE reads back 1: enabled, or disabled and not yet stopped.
+    fn live(&self) -> bool {
+        self.enabled || self.disable_left > 0
+    }
+
+    /// A write of the control register: ENABLE set starts the queue (unless `hold_enable`),
+    /// ENABLE cleared stops it after [`DISABLE_READS`] reads (never with `hold_disable`).
+    /// Returns true if the queue was just enabled.
+    fn write_dctl(&mut self, value: u32, hold_enable: bool, hold_disable: bool) -> bool {
+        self.dctl = value & !DCTL_ENABLE;
+        let enable = value & DCTL_ENABLE != 0;
+        let started = enable && !self.enabled && !hold_enable;
+        if started {
+            self.enabled = true;
+            self.enable_seen = false;
+            self.disable_left = 0;
+        } else if !enable && self.enabled {
+            self.enabled = false;
+            self.disable_left = if hold_disable { HELD } else { DISABLE_READS };
+            self.disable_reads = 0;
+        }
+        started
+    }
+
+    /// Whether a reset now would cut the queue off while it runs: still enabled, or its
+    /// disable not polled to completion (a held-back disable polled [`DISABLE_READS`]
+    /// times counts as waited for).
+    fn running_at_reset(&self) -> bool {
+        self.enabled || (self.disable_left > 0 && self.disable_reads < DISABLE_READS)
     }
 
     fn base(&self) -> u64 {
@@ -221,6 +285,8 @@ pub(crate) struct PortState {
     /// A driver's register handle ([`super::PortRegisters`] from [`super::Model::ixgbe`])
     /// is live on this port.
     pub(crate) driver: bool,
+    /// The completions held back ([`Completion`] bits).
+    pub(crate) held: u32,
 }
 
 /// Which register of a queue block an offset addresses.
@@ -313,6 +379,7 @@ impl PortState {
             link_never_up: false,
             wire: WireStats::default(),
             driver: false,
+            held: 0,
         };
         p.load_defaults();
         p
@@ -358,19 +425,98 @@ impl PortState {
         self.macs = vec![mac];
     }
 
-    /// Stops rx and tx queues `queues` (their DMA ends, as when bus mastering is cut).
-    /// Returns true if one of them was still enabled.
+    /// Stops rx and tx queues `queues` at once (their DMA ends, as when bus mastering is
+    /// cut, a VF reset stops the VF's queues, or the PF driver stopped and waited for them
+    /// before a reset). Returns true if one of them was still enabled or not yet read back
+    /// disabled.
     pub(crate) fn stop_queues(&mut self, queues: std::ops::Range<usize>) -> bool {
         let mut running = false;
         for ring in self.rx[queues.clone()]
             .iter_mut()
             .chain(&mut self.tx[queues])
         {
-            running |= ring.enabled;
+            running |= ring.running_at_reset();
             ring.enabled = false;
-            ring.dctl &= !DCTL_ENABLE;
+            ring.disable_left = 0;
         }
         running
+    }
+
+    /// Whether `c` is held back on this port.
+    #[inline]
+    pub(crate) fn held(&self, c: Completion) -> bool {
+        self.held & c.bit() != 0
+    }
+
+    /// The vectors some cause is mapped to: valid IVAR and IVAR_MISC entries (§7.3;
+    /// without MSI-X the entry names the EICR bit instead, the same check).
+    fn routed_vectors(&self) -> u64 {
+        let misc = self.regs[IVAR_MISC / 4] & 0xFFFF;
+        let ivars = self.regs[IVAR / 4..IVAR / 4 + 64].iter().chain([&misc]);
+        let entries = ivars.flat_map(|r| r.to_le_bytes());
+        entries
+            .map(u32::from)
+            .filter(|e| e & IVAR_ALLOC_VAL != 0)
+            .fold(0, |v, e| v | 1 << (e & IVAR_ALLOC_MASK))
+    }
+
+    /// Fails the test if `vectors` (as bits) include one no cause is mapped to.
+    fn check_routed(&self, name: &str, value: u32, vectors: u64) {
+        let stray = vectors & !self.routed_vectors();
+        if stray != 0 {
+            violated!(
+                self.index,
+                rule::IRQ_UNROUTED,
+                "{name} = {value:#010x}: no valid IVAR entry maps a cause to vector(s) \
+                 {stray:#x}; a mask or cause bit acts only on a mapped vector (§7.3, §8.2.3.5)"
+            );
+        }
+    }
+
+    /// A write to an interrupt register (§8.2.3.5): EICS sets causes, EICR clears them
+    /// (write 1b to clear), EIMS/EIMC set and clear the mask, EIMS_EX/EIMC_EX(0/1) those of
+    /// MSI-X vectors 0-63, whose bits 15:0 of EIMS_EX(0) are EIMS bits 15:0. A vector bit
+    /// must name a mapped vector, except in a clear of every vector (the interrupt disable
+    /// of 4.6.3.1: EIMC bits 15:0, or a whole EIMC_EX, all ones).
+    fn write_interrupt(&mut self, offset: usize, value: u32) {
+        let queues = u64::from(value & EICR_RTXQ);
+        let ex = (offset & 4) / 4;
+        if offset == EIMC && queues != u64::from(EICR_RTXQ) {
+            self.check_routed("EIMC", value, queues);
+        }
+        if offset & !4 == EIMC_EX && value != u32::MAX {
+            let name = ["EIMC_EX(0)", "EIMC_EX(1)"][ex];
+            self.check_routed(name, value, u64::from(value) << (32 * ex));
+        }
+        let r = &mut self.regs;
+        match offset {
+            EICS => {
+                self.check_routed("EICS", value, queues);
+                self.regs[EICR / 4] |= value;
+            }
+            EICR => {
+                self.check_routed("EICR", value, queues);
+                self.regs[EICR / 4] &= !value;
+            }
+            EIMS => {
+                self.check_routed("EIMS", value, queues);
+                self.regs[EIMS / 4] |= value;
+            }
+            EIMC => r[EIMS / 4] &= !value,
+            o if o & !4 == EIMS_EX => {
+                let vectors = u64::from(value) << (32 * ex);
+                self.check_routed(["EIMS_EX(0)", "EIMS_EX(1)"][ex], value, vectors);
+                self.regs[EIMS_EX / 4 + ex] |= value;
+            }
+            _ => r[EIMS_EX / 4 + ex] &= !value,
+        }
+        // Keep the two views of vectors 0-15 alike.
+        let r = &mut self.regs;
+        if matches!(offset, EIMS | EIMC) {
+            r[EIMS_EX / 4] = (r[EIMS_EX / 4] & !EICR_RTXQ) | (r[EIMS / 4] & EICR_RTXQ);
+        } else if ex == 0 && offset != EICS && offset != EICR {
+            r[EIMS / 4] = (r[EIMS / 4] & !EICR_RTXQ) | (r[EIMS_EX / 4] & EICR_RTXQ);
+        }
     }
 
     pub(crate) fn link_down(&mut self) {
@@ -394,6 +540,7 @@ impl PortState {
     fn in_reset(&mut self) -> bool {
         match self.reset {
             None => false,
+            Some(_) if self.held(Completion::Reset) => true,
             Some((start, _)) if start.elapsed() >= RESET_TIME => {
                 self.reset = None;
                 false
@@ -417,6 +564,21 @@ impl PortState {
                     rule::RESET_WITHOUT_MASTER_DISABLE,
                     "CTRL.RST set before CTRL.PCIe_Master_Disable was set and \
                      STATUS.GIO_MASTER_ENABLE read back as 0 (§4.2.1.6.1, §5.2.5.3.2)"
+                );
+            }
+            let running = |kind, rings: &[Ring]| {
+                rings
+                    .iter()
+                    .position(Ring::running_at_reset)
+                    .map(|q| (kind, q))
+            };
+            if let Some((kind, q)) = running("R", &self.rx).or(running("T", &self.tx)) {
+                violated!(
+                    self.index,
+                    rule::RESET_WITH_QUEUE_RUNNING,
+                    "CTRL.RST while {kind}XDCTL({q}).ENABLE still reads 1: clear it and poll \
+                     until it reads 0 before the reset (§4.6.7.1.2, §4.6.8.1; the data path \
+                     must be flushed before a software reset, 82599 specification update)"
                 );
             }
             self.load_defaults();
@@ -543,7 +705,7 @@ impl PortState {
             CTRL => {
                 if let Some((start, reads)) = self.reset {
                     // CTRL.RST self-clears: still set on the first read during reset.
-                    if reads == 0 {
+                    if reads == 0 || self.held(Completion::Reset) {
                         self.reset = Some((start, 1));
                         return self.regs[CTRL / 4] | CTRL_RST;
                     }
@@ -572,8 +734,12 @@ impl PortState {
                     0
                 }
             }
-            EEC if in_reset => self.regs[EEC / 4] & !EEC_ARD,
-            RDRXCTL if in_reset => self.regs[RDRXCTL / 4] & !RDRXCTL_DMAIDONE,
+            EEC if in_reset || self.held & Completion::EepromAutoRead.bit() != 0 => {
+                self.regs[EEC / 4] & !EEC_ARD
+            }
+            RDRXCTL if in_reset || self.held & Completion::DmaInit.bit() != 0 => {
+                self.regs[RDRXCTL / 4] & !RDRXCTL_DMAIDONE
+            }
             LINKS => self.links(),
             EICR => std::mem::take(&mut self.regs[EICR / 4]),
             EIMC | EIMC_EX | 0x00AB4 => 0,
@@ -620,6 +786,10 @@ impl ModelInner {
             violated!(p, rule::BAD_OFFSET, "write of {value:#x} at {offset:#x}");
         }
         if port.in_reset() {
+            if port.held(Completion::Reset) {
+                // A device stuck in reset ignores writes; the driver waited its bound.
+                return;
+            }
             violated!(
                 p,
                 rule::WRITE_IN_RESET,
@@ -633,6 +803,9 @@ impl ModelInner {
         if let Some((q, reg)) = decode_tx(offset) {
             return self.write_tx_queue(p, q, reg, value);
         }
+        if let Some((name, mask, section)) = reserved::reserved(offset) {
+            check_reserved(p, name, value, mask, section);
+        }
         match offset {
             CTRL => {
                 let was_disabled = port.regs[CTRL / 4] & CTRL_MASTER_DISABLE != 0;
@@ -645,12 +818,10 @@ impl ModelInner {
                 }
                 port.start_reset(value);
             }
-            STATUS | LINKS | EICR | SECRXSTAT => {} // read-only here
-            EICS => port.regs[EICR / 4] |= value,
-            EIMS => port.regs[EIMS / 4] |= value,
-            EIMC => port.regs[EIMS / 4] &= !value,
-            o @ (0x00AA0 | 0x00AA4) => port.regs[o / 4] |= value,
-            o @ (0x00AB0 | 0x00AB4) => port.regs[(o - EIMC_EX + EIMS_EX) / 4] &= !value,
+            STATUS | LINKS | SECRXSTAT => {} // read-only here
+            EICR | EICS | EIMS | EIMC | EIMS_EX | 0x00AA4 | EIMC_EX | 0x00AB4 => {
+                port.write_interrupt(offset, value)
+            }
             SECRXCTRL => {
                 let was_halted = port.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0;
                 port.regs[SECRXCTRL / 4] = value;
@@ -688,6 +859,32 @@ impl ModelInner {
                 }
             }
             DMATXCTL => port.regs[DMATXCTL / 4] = value,
+            o if (RXPBSIZE..RXPBSIZE + 32).contains(&o) => {
+                if port.rx_enabled() && port.regs[o / 4] != value {
+                    violated!(
+                        p,
+                        rule::RXPBSIZE_WHILE_RX,
+                        "RXPBSIZE({}) {:#x} -> {value:#x} with RXCTRL.RXEN set; size the \
+                         packet buffers before receive is enabled (§4.6.11.3.4, §8.2.3.8.9)",
+                        (o - RXPBSIZE) / 4,
+                        port.regs[o / 4]
+                    );
+                }
+                port.regs[o / 4] = value;
+            }
+            o if (TXPBSIZE..TXPBSIZE + 32).contains(&o) => {
+                if port.regs[RTTDCS / 4] & RTTDCS_ARBDIS == 0 && port.regs[o / 4] != value {
+                    violated!(
+                        p,
+                        rule::TXPBSIZE_WITH_ARBITER,
+                        "TXPBSIZE({}) {:#x} -> {value:#x} with RTTDCS.ARBDIS clear; disable \
+                         the tx descriptor arbiter around the change (§4.6.11.3.4)",
+                        (o - TXPBSIZE) / 4,
+                        port.regs[o / 4]
+                    );
+                }
+                port.regs[o / 4] = value;
+            }
             o if (RAL..RAL + 8 * NUM_RAR).contains(&o) => {
                 port.regs[o / 4] = value;
                 port.rebuild_macs();
@@ -756,7 +953,7 @@ impl ModelInner {
     }
 
     fn check_ring_register(&self, p: usize, ring: &Ring, what: &str, q: usize) {
-        if ring.enabled {
+        if ring.live() {
             violated!(
                 p,
                 rule::RING_WHILE_ENABLED,
@@ -821,6 +1018,12 @@ impl ModelInner {
             }
             QueueReg::Len => {
                 self.check_ring_register(p, ring, &format!("{kind}DLEN"), q);
+                let section = if kind == "R" {
+                    "8.2.3.8.3"
+                } else {
+                    "8.2.3.9.7"
+                };
+                check_reserved(p, &format!("{kind}DLEN"), value, QLEN_RESERVED, section);
                 if !value.is_multiple_of(128) {
                     violated!(
                         p,
@@ -839,7 +1042,7 @@ impl ModelInner {
                 ring.len = value;
             }
             QueueReg::Head => {
-                if ring.enabled {
+                if ring.live() {
                     violated!(
                         p,
                         rule::HEAD_WHILE_ENABLED,
@@ -908,9 +1111,8 @@ impl ModelInner {
                 return;
             }
             QueueReg::Srrctl => {
-                if ring.enabled {
-                    self.check_ring_register(p, &ring, "SRRCTL", q);
-                }
+                self.check_ring_register(p, &ring, "SRRCTL", q);
+                check_reserved(p, "SRRCTL", value, SRRCTL_RESERVED, "8.2.3.8.7");
                 ring.srrctl = value;
             }
             QueueReg::Dctl => {
@@ -928,10 +1130,13 @@ impl ModelInner {
                              and BSIZEPACKET non-zero (§8.2.3.8.7)"
                         );
                     }
-                    ring.enable_seen = false;
                 }
-                ring.enabled = enable;
-                ring.dctl = value;
+                let port = &self.ports[p];
+                ring.write_dctl(
+                    value,
+                    port.held(Completion::RxQueueEnable),
+                    port.held(Completion::RxQueueDisable),
+                );
             }
             QueueReg::Qstat | QueueReg::Qprc | QueueReg::Qprdc => return,
             _ => self.write_ring_common(p, &mut ring, q, "R", reg, value),
@@ -955,6 +1160,7 @@ impl ModelInner {
                 return;
             }
             QueueReg::Dctl => {
+                check_reserved(p, "TXDCTL", value, TXDCTL_RESERVED, "8.2.3.9");
                 let enable = value & DCTL_ENABLE != 0;
                 if enable && !ring.enabled {
                     if self.ports[p].regs[DMATXCTL / 4] & DMATXCTL_TE == 0 {
@@ -965,14 +1171,31 @@ impl ModelInner {
                         );
                     }
                     self.check_ring(p, &ring, "TX", q);
-                    ring.enable_seen = false;
                 }
-                ring.enabled = enable;
-                ring.dctl = value;
+                let port = &self.ports[p];
+                ring.write_dctl(
+                    value,
+                    port.held(Completion::TxQueueEnable),
+                    port.held(Completion::TxQueueDisable),
+                );
             }
             _ => self.write_ring_common(p, &mut ring, q, "T", reg, value),
         }
         self.ports[p].tx[q] = ring;
+    }
+}
+
+/// Fails the test if `value`, written to register `name`, sets a bit of `mask` (the bits
+/// datasheet section `section` marks reserved; see `reserved`).
+#[inline]
+fn check_reserved(p: usize, name: &str, value: u32, mask: u32, section: &str) {
+    if value & mask != 0 {
+        violated!(
+            p,
+            rule::RESERVED_BITS,
+            "{name} = {value:#010x} sets reserved bits {:#010x}; write them as 0 (§{section})",
+            value & mask
+        );
     }
 }
 

@@ -35,9 +35,18 @@ pub(crate) const EIMC: usize = 0x00888;
 /// `IXGBE_EIMC_EX`).
 pub(crate) const EIMS_EX: usize = 0x00AA0;
 pub(crate) const EIMC_EX: usize = 0x00AB0;
-// EIAC (0x00810), EIAM (0x00890), GPIE (0x00898), EITR(0..23) (0x00820 + 4n),
-// EITR(24..127) (0x012300 + 4(n-24)) and IVAR(0..63) (0x00900 + 4n) need no special
-// handling: they read back as written.
+/// EITR(0..23) at 0x00820 + 4n, EITR(24..127) at 0x12300 + 4(n - 24).
+pub(crate) const EITR_LOW: usize = 0x00820;
+pub(crate) const EITR_HIGH: usize = 0x12300;
+/// IVAR(0..63) at 0x00900 + 4n: four 8-bit entries (rx 2n, tx 2n, rx 2n+1, tx 2n+1), each
+/// INT_ALLOC (5:0) and valid (7); IVAR_MISC (TCP timer 7:0, other causes 15:8).
+pub(crate) const IVAR: usize = 0x00900;
+pub(crate) const IVAR_MISC: usize = 0x00A00;
+pub(crate) const IVAR_ALLOC_VAL: u32 = 0x80;
+pub(crate) const IVAR_ALLOC_MASK: u32 = 0x3F;
+/// EICR/EIMS bits 15:0: the queue causes (RTxQ), one per vector through IVAR.
+pub(crate) const EICR_RTXQ: u32 = 0xFFFF;
+// EIAC (0x00810), EIAM (0x00890) and GPIE (0x00898) read back as written.
 
 // §8.2.3.8 Receive DMA registers. Queues 0..63 at 0x01000 + 0x40n, 64..127 at 0x0D000 +
 // 0x40(n-64); the per-queue block holds RDBAL +0, RDBAH +4, RDLEN +8, DCA_RXCTRL +0xC,
@@ -106,8 +115,13 @@ pub(crate) const RAH_AV: u32 = 1 << 31;
 pub(crate) const TXQ: usize = 0x06000;
 pub(crate) const DMATXCTL: usize = 0x04A80;
 pub(crate) const DMATXCTL_TE: u32 = 1 << 0;
+/// DMA Tx TCP Max Allow Size Requests.
+pub(crate) const DTXMXSZRQ: usize = 0x08100;
 /// TXPBSIZE(0..7) at 0x0CC00 + 4n.
 pub(crate) const TXPBSIZE: usize = 0x0CC00;
+/// RTTDCS (§8.2.3.10) and its ARBDIS bit (6): the tx descriptor arbiter is off.
+pub(crate) const RTTDCS: usize = 0x04900;
+pub(crate) const RTTDCS_ARBDIS: u32 = 1 << 6;
 
 // §8.2.3.22 MAC registers.
 pub(crate) const HLREG0: usize = 0x04240;

@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use super::pf::{self, MAX_VFS, PfSide, QUEUES_PER_POOL};
 use super::regs::*;
-use super::{Model, ModelInner, Port, WireStats};
+use super::{Completion, Model, ModelInner, Port, WireStats};
 use crate::error::{Error, Result};
 use crate::ixgbevf::{IxgbevfDevice, IxgbevfOptions};
 use crate::registers::RegisterSpace;
@@ -34,6 +34,7 @@ use crate::registers::RegisterSpace;
 /// VFMAILBOX bits and the message buffer size (8.3.5; Linux `mbx.h`).
 pub(crate) mod mbx {
     pub(crate) const REQ: u32 = 1 << 0;
+    pub(crate) const ACK: u32 = 1 << 1;
     pub(crate) const VFU: u32 = 1 << 2;
     pub(crate) const PFSTS: u32 = 1 << 4;
     pub(crate) const PFACK: u32 = 1 << 5;
@@ -98,6 +99,10 @@ pub(crate) struct VfState {
     pub(crate) log: Vec<u32>,
     /// A driver's register handle ([`VfRegisters`] from [`Model::ixgbevf`]) is live.
     pub(crate) driver: bool,
+    /// The PF's last message is not acknowledged yet (VFMAILBOX.ACK).
+    pub(crate) unacked: bool,
+    /// A message the PF holds back until that acknowledgement.
+    pub(crate) pending: Option<([u32; mbx::WORDS], usize)>,
 }
 
 impl VfState {
@@ -334,6 +339,7 @@ impl ModelInner {
                 && offset % 0x40 == 0x28
                 && value & DCTL_ENABLE != 0
                 && self.read(p, RXCTRL) & RXCTRL_RXEN == 0
+                && self.ports[p].any_rx_queue_enabled()
             {
                 self.pf_enable_rx(p);
             }
@@ -350,6 +356,12 @@ impl ModelInner {
             VFMAILBOX => {
                 let v = &mut self.sriov.vfs[vf];
                 v.mailbox = (v.mailbox & !mbx::VFU) | (value & mbx::VFU);
+                if value & mbx::ACK != 0 {
+                    v.unacked = false;
+                    if let Some((words, len)) = v.pending.take() {
+                        self.pf_post(vf, words, len);
+                    }
+                }
                 if value & mbx::REQ != 0 {
                     self.pf_receive(vf);
                 }
@@ -376,19 +388,20 @@ impl ModelInner {
     /// forgets the VF's filter and negotiated state (Linux `ixgbe_vf_reset_event`).
     fn vf_reset(&mut self, vf: usize) {
         let p = self.sriov.vfs[vf].port;
-        for q in 0..QUEUES_PER_POOL {
-            let pq = self.vf_queue(vf, q);
-            for (base, reg) in [(RXQ_LOW, Q_DCTL), (TXQ, Q_DCTL)] {
-                let off = base + QUEUE_STRIDE * pq + reg;
-                if self.read(p, off) & DCTL_ENABLE != 0 {
-                    self.write(p, off, 0);
-                }
-            }
-        }
+        let first = self.vf_queue(vf, 0);
+        self.ports[p].stop_queues(first..first + QUEUES_PER_POOL);
         self.pf_set_vf_filter(vf, None);
+        let held = self.ports[p].held(Completion::VfReset);
         let v = &mut self.sriov.vfs[vf];
         v.regs.fill(0);
         v.mailbox &= mbx::RSTI | mbx::RSTD;
+        v.unacked = false;
+        v.pending = None;
+        if held {
+            // The reset never finishes: RSTI stays set (no countdown).
+            v.mailbox |= mbx::RSTI;
+            v.rsti_reads = 0;
+        }
         v.forget_pf_state();
         self.pf_apply_xcast(p);
     }
@@ -441,6 +454,8 @@ impl Model {
             pf_set_mac: true,
             log: Vec::new(),
             driver: false,
+            unacked: false,
+            pending: None,
         };
         state.restart_counters(wire);
         inner.sriov.vfs.push(state);
