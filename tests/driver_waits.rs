@@ -65,6 +65,32 @@ fn reset_that_never_self_clears_is_an_error_naming_ctrl_rst() {
 }
 
 #[test]
+fn rx_data_path_halt_held_back_is_an_error_naming_secrx_rdy() {
+    let d = ixgbe_init_error(Completion::SecRxReady, ixgbe_options());
+    assert!(
+        d.contains("waiting for receive data path to halt (SECRXSTAT.SECRX_RDY)"),
+        "{d}"
+    );
+}
+
+#[test]
+fn master_disable_held_back_is_a_warning_and_the_reset_goes_ahead() {
+    let _d = deadline();
+    let model = Model::new();
+    let port = model.add_port();
+    model.hold_back(&port, Completion::MasterDisable, true);
+    let (dev, log) = warnings(|| model.ixgbe(&port, &ixgbe_options()).unwrap());
+    assert!(dev.link_up());
+    assert_eq!(log.len(), 1, "{log:?}");
+    let want = "waiting for master requests to stop (STATUS.GIO_MASTER_ENABLE)";
+    assert!(
+        log[0].starts_with("WARN model:0: ") && log[0].contains(want),
+        "{log:?}"
+    );
+    assert!(log[0].ends_with("; resetting anyway"), "{log:?}");
+}
+
+#[test]
 fn rx_queue_enable_held_back_is_an_error_naming_rxdctl() {
     let d = ixgbe_init_error(Completion::RxQueueEnable, ixgbe_options());
     assert!(

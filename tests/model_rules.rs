@@ -1392,7 +1392,8 @@ fn violation(f: impl FnOnce()) -> Option<String> {
 #[test]
 fn rule_reserved_bits_in_every_checked_register() {
     // (register, offset, a value with one reserved bit set, datasheet section)
-    let cases: [(&str, usize, u32, &str); 17] = [
+    let cases: [(&str, usize, u32, &str); 18] = [
+        ("GPIE", GPIE, 0xC000_0030 | 1 << 16, "8.2.3.5"),
         ("CTRL", CTRL, 1 << 0, "8.2.3.1.1"),
         ("EICR", EICR, 1 << 23, "8.2.3.5"),
         ("EICS", EICS, 1 << 29, "8.2.3.5"),
@@ -1445,6 +1446,7 @@ fn defined_bits_of_the_checked_registers_are_accepted() {
     route_vectors(&port);
     port.write32(FCTRL, 1 << 1 | FCTRL_MPE | FCTRL_UPE | FCTRL_BAM);
     port.write32(RXCTRL, 0x2);
+    port.write32(GPIE, 0xC000_FFFF);
     port.write32(EITR0, 0x8000_0FF8 | 0x1F << 16);
     port.write32(IVAR0 + 4 * 40, 0xBFBF_BFBF);
     port.write32(RQSMR0, 0x0F0F_0F0F);

@@ -146,6 +146,12 @@ pub enum Completion {
     EepromAutoRead,
     /// RDRXCTL.DMAIDONE (DMA initialisation done, §8.2.3.8.8) reads 0.
     DmaInit,
+    /// STATUS.GIO_MASTER_ENABLE stays 1 after CTRL.PCIe_Master_Disable (§5.2.5.3.2): a
+    /// master request stays pending. After a few polls of STATUS a reset may follow.
+    MasterDisable,
+    /// SECRXSTAT.SECRX_RDY stays 0 after SECRXCTRL.RX_DIS: the receive data path does not
+    /// halt (§4.6.7).
+    SecRxReady,
     /// CTRL.RST never self-clears (§8.2.3.1.1): the device stays in reset, and ignores
     /// register writes instead of flagging them.
     Reset,

@@ -97,6 +97,10 @@ const MAX_RING_BYTES: u32 = 128 * 1024;
 /// finishes what it is doing first (§4.6.7.1.2, §4.6.8.1: software polls until it reads 0).
 pub(crate) const DISABLE_READS: u32 = 2;
 
+/// STATUS polls after which a held-back master disable counts as waited for: a reset may
+/// follow.
+const MASTER_POLLS: u32 = 10;
+
 /// LINKS reads that still show the link down after auto-negotiation restarted.
 const AN_POLLS: u8 = 2;
 
@@ -269,6 +273,8 @@ pub(crate) struct PortState {
     /// STATUS was read with GIO_MASTER_ENABLE clear since CTRL.PCIe_Master_Disable was
     /// set (the poll of the master disable algorithm, §5.2.5.3.2).
     master_idle_seen: bool,
+    /// STATUS reads since master disable was requested while it is held back.
+    master_polls: u32,
     /// SECRXSTAT was read with SECRX_RDY set since SECRXCTRL.RX_DIS was set (§4.6.7).
     secrx_rdy_seen: bool,
     link: Link,
@@ -368,6 +374,7 @@ impl PortState {
             stats: Stats::default(),
             reset: None,
             master_idle_seen: false,
+            master_polls: 0,
             secrx_rdy_seen: false,
             link: Link::Down,
             macs: Vec::new(),
@@ -394,6 +401,7 @@ impl PortState {
         self.stats = Stats::default();
         self.link = Link::Down;
         self.master_idle_seen = false;
+        self.master_polls = 0;
         self.secrx_rdy_seen = false;
         // §8.2.3.8.7 SRRCTL: BSIZEPACKET 2 KB, BSIZEHEADER 256 B, legacy descriptors.
         for r in self.rx.iter_mut() {
@@ -718,8 +726,16 @@ impl PortState {
                 // §5.2.5.3.2: no master request is pending in the model, so the status
                 // clears as soon as master disable is requested.
                 let gio = if self.regs[CTRL / 4] & CTRL_MASTER_DISABLE != 0 {
-                    self.master_idle_seen = true;
-                    0
+                    if self.held & Completion::MasterDisable.bit() == 0 {
+                        self.master_idle_seen = true;
+                        0
+                    } else {
+                        // Requests stay pending; a driver that polled a while may reset
+                        // anyway (Linux `ixgbe_disable_pcie_master` does).
+                        self.master_polls = self.master_polls.saturating_add(1);
+                        self.master_idle_seen |= self.master_polls >= MASTER_POLLS;
+                        STATUS_GIO_MASTER_ENABLE
+                    }
                 } else {
                     STATUS_GIO_MASTER_ENABLE
                 };
@@ -727,7 +743,9 @@ impl PortState {
             }
             SECRXSTAT => {
                 // The halt completes at once: nothing is in flight in the model.
-                if self.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0 {
+                if self.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0
+                    && self.held & Completion::SecRxReady.bit() == 0
+                {
                     self.secrx_rdy_seen = true;
                     SECRXSTAT_SECRX_RDY
                 } else {
@@ -815,6 +833,7 @@ impl ModelInner {
                     // Mastering back on, or master disable just requested: the STATUS
                     // poll of §5.2.5.3.2 is (again) needed before a reset.
                     port.master_idle_seen = false;
+                    port.master_polls = 0;
                 }
                 port.start_reset(value);
             }

@@ -46,7 +46,8 @@ pub(crate) const IVAR_ALLOC_VAL: u32 = 0x80;
 pub(crate) const IVAR_ALLOC_MASK: u32 = 0x3F;
 /// EICR/EIMS bits 15:0: the queue causes (RTxQ), one per vector through IVAR.
 pub(crate) const EICR_RTXQ: u32 = 0xFFFF;
-// EIAC (0x00810), EIAM (0x00890) and GPIE (0x00898) read back as written.
+pub(crate) const GPIE: usize = 0x00898;
+// EIAC (0x00810), EIAM (0x00890) and GPIE read back as written.
 
 // §8.2.3.8 Receive DMA registers. Queues 0..63 at 0x01000 + 0x40n, 64..127 at 0x0D000 +
 // 0x40(n-64); the per-queue block holds RDBAL +0, RDBAH +4, RDLEN +8, DCA_RXCTRL +0xC,

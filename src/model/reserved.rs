@@ -4,7 +4,7 @@
 //! cross-checked with Linux `ixgbe_type.h`). A write setting one of them breaks a rule.
 //!
 //! Not listed (the layout is not certain enough for a must-be-zero check, or reserved bits
-//! reset to 1 and must be written back as read): HLREG0, RDRXCTL, AUTOC, GPIE, EIAC, EIAM,
+//! reset to 1 and must be written back as read): HLREG0, RDRXCTL, AUTOC, EIAC, EIAM,
 //! CTRL_EXT, RTTDCS, MFLCN, SECRXCTRL, DCA_RXCTRL and RXDCTL. EIMC is not checked either:
 //! writing 1b there only masks, 4.6.3.1 disables interrupts by writing it, and Linux masks
 //! with all ones (`IXGBE_IRQ_CLEAR_MASK`) on every MAC.
@@ -28,6 +28,9 @@ pub(crate) fn reserved(offset: usize) -> Option<(&'static str, u32, &'static str
         EICR => ("EICR", EICR_RESERVED, "8.2.3.5"),
         EICS => ("EICS", EICR_RESERVED, "8.2.3.5"),
         EIMS => ("EIMS", EICR_RESERVED, "8.2.3.5"),
+        // SDP GPIEN 3:0, Multiple_MSIX 4, OCD 5, EIMEN 6, LL interval 10:7, RSC delay
+        // 13:11, VT mode 15:14, EIAME 30, PBA_support 31.
+        GPIE => ("GPIE", 0x3FFF_0000, "8.2.3.5"),
         // Four entries: INT_ALLOC 5:0, reserved 6, valid 7.
         _ if in_array(IVAR, 64) => ("IVAR", 0x4040_4040, "8.2.3.5"),
         // Reserved 2:0 and 14:12 (ITR interval 11:3, LLI 20:15, counter 30:21, CNT_WDIS 31).
