@@ -173,12 +173,19 @@ pub trait IxyDevice {
     /// Packet and byte counts since the device was opened or the stats were last reset.
     fn stats(&mut self) -> DeviceStats;
 
+    /// Every counter of [`IxyDevice::stats`] as (name, value) pairs, named like DPDK's
+    /// basic extended statistics (see [`DeviceStats::xstats`]), so a tool can print all
+    /// that a driver counts without knowing the driver.
+    fn xstats(&mut self) -> Vec<(String, u64)> {
+        self.stats().xstats()
+    }
+
     /// Sets all counters to zero.
     fn reset_stats(&mut self);
 }
 
 /// Counters of a device, since it was opened or last reset.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DeviceStats {
     /// Packets received.
     pub rx_packets: u64,
@@ -188,12 +195,33 @@ pub struct DeviceStats {
     pub rx_bytes: u64,
     /// Bytes transmitted (frames without CRC).
     pub tx_bytes: u64,
-    /// Packets the device dropped on receive (no buffer or no room).
+    /// Packets the device dropped on receive (no buffer or no room; ixgbe: MPC and QPRDC).
     pub rx_dropped: u64,
+    /// Frames the device received with errors and dropped (ixgbe: CRC errors, length
+    /// errors, undersize and oversize frames: CRCERRS, RLEC, RUC, ROC).
+    pub rx_errors: u64,
+    /// Polls that found a frame on a receive ring but no free buffer in the queue's pool
+    /// to give the device in exchange (the frame waits on the ring).
+    pub rx_nombuf: u64,
     /// Packets the driver dropped on transmit because they could not be sent (virtio:
     /// too little headroom for the net header). The Intel drivers drop only empty
     /// packets, uncounted, so this stays 0 for them.
     pub tx_dropped: u64,
+    /// Per receive queue, queue 0 first; empty if the driver does not count per queue.
+    /// ixgbe reads the 82599's 16 per-queue counters: with more than 16 transmit queues,
+    /// the last entry (queue 15) also counts queues 16 and up.
+    pub rx_queues: Vec<QueueStats>,
+    /// Per transmit queue, as `rx_queues`.
+    pub tx_queues: Vec<QueueStats>,
+}
+
+/// Counters of one queue.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Packets received or transmitted.
+    pub packets: u64,
+    /// Their bytes (frames without CRC).
+    pub bytes: u64,
 }
 
 /// Per-second rates computed from two [`DeviceStats`] snapshots.
@@ -210,6 +238,32 @@ pub struct Rates {
 }
 
 impl DeviceStats {
+    /// All counters as (name, value), named as DPDK's basic extended statistics:
+    /// `rx_good_packets`, `tx_good_packets`, `rx_good_bytes`, `tx_good_bytes`,
+    /// `rx_missed_errors` (`rx_dropped`), `rx_errors`, `tx_errors` (`tx_dropped`),
+    /// `rx_mbuf_allocation_errors` (`rx_nombuf`), then `rx_q<n>_packets`, `rx_q<n>_bytes`
+    /// and `tx_q<n>_packets`, `tx_q<n>_bytes` per queue.
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        let totals = [
+            ("rx_good_packets", self.rx_packets),
+            ("tx_good_packets", self.tx_packets),
+            ("rx_good_bytes", self.rx_bytes),
+            ("tx_good_bytes", self.tx_bytes),
+            ("rx_missed_errors", self.rx_dropped),
+            ("rx_errors", self.rx_errors),
+            ("tx_errors", self.tx_dropped),
+            ("rx_mbuf_allocation_errors", self.rx_nombuf),
+        ];
+        let mut list: Vec<_> = totals.iter().map(|&(n, v)| (n.to_string(), v)).collect();
+        for (dir, queues) in [("rx", &self.rx_queues), ("tx", &self.tx_queues)] {
+            for (q, s) in queues.iter().enumerate() {
+                list.push((format!("{dir}_q{q}_packets"), s.packets));
+                list.push((format!("{dir}_q{q}_bytes"), s.bytes));
+            }
+        }
+        list
+    }
+
     /// Rates between an earlier snapshot `before` and this one, `elapsed` apart.
     pub fn rates_since(&self, before: &DeviceStats, elapsed: Duration) -> Rates {
         let secs = elapsed.as_secs_f64().max(1e-9);
@@ -397,8 +451,7 @@ mod tests {
             rx_bytes: 60_000_000,
             tx_packets: 500_000,
             tx_bytes: 30_000_000,
-            rx_dropped: 0,
-            tx_dropped: 0,
+            ..Default::default()
         };
         let r = after.rates_since(&before, Duration::from_secs(2));
         assert!((r.rx_mpps - 0.5).abs() < 1e-9);

@@ -170,7 +170,8 @@ fn bad_options_are_refused_before_touching_the_device() {
     for (o, expected) in [
         (
             options().queues(0, 1),
-            "0 rx queues requested: ixgbe supports 1 to 64",
+            "0 rx queues requested: ixgbe supports 1 to 16 (RSS spreads received traffic over \
+             at most 16, 82599 datasheet 7.1.2.8)",
         ),
         (
             options().queues(1, 65),
@@ -472,11 +473,25 @@ fn stats_equal_what_crossed_the_wire() {
     assert_eq!(sb.rx_dropped, wb.rx_dropped);
     assert_eq!(sb.rx_dropped, 700 - 511);
     assert_eq!(sa.rx_packets, 0);
+    // One queue each way: the per-queue counters (QPRC/QBRC, QPTC/QBTC) hold the totals.
+    let queue = |packets, bytes| vec![ixy::QueueStats { packets, bytes }];
+    assert_eq!(sb.rx_queues, queue(300 + 511, bytes));
+    assert_eq!(sa.tx_queues, queue(1000, wa.tx_bytes));
+    assert_eq!(sa.rx_queues, queue(0, 0));
     // Counters are cumulative across reads (the registers clear on read)...
     assert_eq!(b.stats(), sb);
     // ...until reset.
     b.reset_stats();
-    assert_eq!(b.stats(), ixy::DeviceStats::default());
+    let zero = b.stats();
+    assert_eq!(zero.rx_queues, queue(0, 0));
+    assert_eq!(
+        zero,
+        ixy::DeviceStats {
+            rx_queues: queue(0, 0),
+            tx_queues: queue(0, 0),
+            ..Default::default()
+        }
+    );
 }
 
 #[test]
@@ -488,19 +503,32 @@ fn several_queues_are_independent() {
     let mut dev = open(&model, &port, &options().queues(4, 4));
     for q in 0..4u32 {
         for i in 0..=q {
-            assert!(model.inject_to_queue(&port, q as usize, &frame(BROADCAST, q * 100 + i, 60)));
+            let f = common::udp_frame_to_queue(&model, &port, q as usize, q * 100 + i);
+            assert!(model.inject(&port, &f));
         }
     }
     let mut got = VecDeque::new();
     for q in (0..4u16).rev() {
         assert_eq!(dev.rx_batch(q, &mut got, 32), q as usize + 1, "queue {q}");
-        assert!(got.iter().all(|p| seq_of(p) / 100 == q as u32));
+        assert!(got.iter().all(|p| common::udp_seq(p) / 100 == q as u32));
         // Send them back out on the transmit queue of the same number.
         assert_eq!(dev.tx_batch(q, &mut got), q as usize + 1);
     }
     let sent = model.take_transmitted(&port);
-    let seqs: Vec<u32> = sent.iter().map(|f| seq_of(f)).collect();
+    let seqs: Vec<u32> = sent.iter().map(|f| common::udp_seq(f)).collect();
     assert_eq!(seqs, vec![300, 301, 302, 303, 200, 201, 202, 100, 101, 0]);
+    // Per-queue counters (QPRC/QBRC via RQSMR, QPTC/QBTC via TQSM): q + 1 frames each way.
+    let stats = dev.stats();
+    let per_queue: Vec<_> = (1..=4)
+        .map(|n| ixy::QueueStats {
+            packets: n,
+            bytes: 60 * n,
+        })
+        .collect();
+    assert_eq!(
+        (stats.rx_queues, stats.tx_queues),
+        (per_queue.clone(), per_queue)
+    );
 }
 
 #[test]

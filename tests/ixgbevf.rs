@@ -175,11 +175,11 @@ fn api_negotiation_falls_back_to_what_the_pf_speaks() {
     assert!(!ids(&model, &vf).contains(&GET_QUEUES));
     let (model, pf, vf) = setup();
     model.set_pf_api_versions(&pf, &[0]);
-    let err = try_open(&model, &vf, options().queues(2, 1))
+    let err = try_open(&model, &vf, options().queues(1, 2))
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("gives this VF 1 rx"), "{err}");
+    assert!(err.contains("gives this VF 1 rx and 1 tx"), "{err}");
 }
 
 #[test]
@@ -235,23 +235,27 @@ fn a_mailbox_that_never_answers_fails_within_the_timeout() {
 fn queue_counts_come_from_the_pf() {
     let _deadline = common::deadline();
     let (model, _pf, vf) = setup();
-    let mut dev = open(&model, &vf, options().queues(2, 2));
-    assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (2, 2));
+    let mut dev = open(&model, &vf, options().queues(1, 2));
+    assert_eq!((dev.num_rx_queues(), dev.num_tx_queues()), (1, 2));
     let mac = dev.mac_addr();
-    assert!(model.inject_to_vf(&vf, 1, &frame(mac, 7, 60)));
+    assert!(model.inject_to_vf(&vf, &frame(mac, 7, 60)));
     let mut q = VecDeque::new();
-    assert_eq!(dev.rx_batch(0, &mut q, 8), 0);
-    assert_eq!(dev.rx_batch(1, &mut q, 8), 1);
+    assert_eq!(dev.rx_batch(0, &mut q, 8), 1);
     assert_eq!(seq_of(&q[0]), 7);
     // VF 0's queue 1 is the port's queue 1; a second VF's queues follow.
     assert_eq!(model.vf_port_queue(&vf, 1), 1);
 
     let (model, _pf, vf) = setup();
-    let err = try_open(&model, &vf, options().queues(3, 1))
+    let err = try_open(&model, &vf, options().queues(1, 3))
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("gives this VF 2 rx and 2 tx"), "{err}");
+    // Without RSS every frame of the VF reaches its queue 0: a second rx queue is refused.
+    let (model, _pf, vf) = setup();
+    let err = try_open(&model, &vf, options().queues(2, 1)).err().unwrap();
+    assert!(matches!(err, ixy::Error::InvalidConfig { .. }), "{err}");
+    assert!(err.to_string().contains("one queue"), "{err}");
 }
 
 #[test]
@@ -474,6 +478,8 @@ fn rolling_counters_wrap_and_stats_stay_exact() {
     assert_eq!((s.rx_packets, s.rx_bytes), (100, 6000));
     assert_eq!((s.tx_packets, s.tx_bytes), (100, 7000));
     assert_eq!(s.rx_dropped, 0);
+    // The VF has no per-queue counters: none are reported.
+    assert!(s.rx_queues.is_empty() && s.tx_queues.is_empty());
     dev.reset_stats();
     assert_eq!(dev.stats(), Default::default());
 }
@@ -611,7 +617,7 @@ fn a_nacked_reset_without_a_mac_gets_a_random_local_address() {
     // error, so the driver took the NACK path.)
     // The PF took the address: frames to it arrive.
     assert_eq!(model.vf_mac(&vf), mac);
-    assert!(model.inject_to_vf(&vf, 0, &frame(mac, 9, 60)));
+    assert!(model.inject_to_vf(&vf, &frame(mac, 9, 60)));
     let mut q = VecDeque::new();
     assert_eq!(dev.rx_batch(0, &mut q, 8), 1);
     assert_eq!(seq_of(&q[0]), 9);

@@ -11,6 +11,11 @@ use ixy::registers::RegisterSpace;
 
 // Offsets and bits, §8.2.3.
 const CTRL: usize = 0x00000;
+// RSS, §8.2.3.7.12-14.
+const MRQC: usize = 0x05818;
+const MRQC_RSS: u32 = 0x1;
+const MRQC_IPV4: u32 = 1 << 17;
+const RETA: usize = 0x05C00;
 const CTRL_RST: u32 = 1 << 26;
 const CTRL_LRST: u32 = 1 << 3;
 const CTRL_MASTER_DISABLE: u32 = 1 << 2;
@@ -349,6 +354,22 @@ fn frame_to(dst: [u8; 6], len: usize) -> Vec<u8> {
     f
 }
 
+/// Steers every IPv4 frame to rx queue `q` (MRQC: RSS hashing IPv4 addresses; every
+/// RETA entry `q`; §7.1.2.8).
+fn steer_ipv4_to(port: &Port, q: u32) {
+    port.write32(MRQC, MRQC_RSS | MRQC_IPV4);
+    for n in 0..32 {
+        port.write32(RETA + 4 * n, q * 0x0101_0101);
+    }
+}
+
+/// [`frame_to`] with an IPv4 header start (version 4, 20 bytes), so RSS hashes it.
+fn ipv4_to(dst: [u8; 6], len: usize) -> Vec<u8> {
+    let mut f = frame_to(dst, len);
+    f[14] = 0x45;
+    f
+}
+
 // ---------------------------------------------------------------- positive tests
 
 #[test]
@@ -642,16 +663,44 @@ fn drop_enabled_queue_counts_in_qprdc() {
     port.write32(rxdctl(1), ENABLE);
     assert_ne!(port.read32(rxdctl(1)) & ENABLE, 0);
     enable_rx(&port);
-    assert!(!model.inject_to_queue(&port, 1, &frame_to([0xff; 6], 60)));
+    steer_ipv4_to(&port, 1);
+    assert!(!model.inject(&port, &ipv4_to([0xff; 6], 60)));
     // After reset RQSMR maps every queue to statistics counter 0.
     assert_eq!(port.read32(qprdc(0)), 1);
     assert_eq!(port.read32(qprdc(0)), 0);
     // Map queue 1 to counter 1 (RQSMR(0) bits 11:8).
     port.write32(RQSMR0, 1 << 8);
-    assert!(!model.inject_to_queue(&port, 1, &frame_to([0xff; 6], 60)));
+    assert!(!model.inject(&port, &ipv4_to([0xff; 6], 60)));
     assert_eq!(port.read32(qprdc(1)), 1);
     assert_eq!(port.read32(qprdc(0)), 0);
     assert_eq!(port.read32(MPC0), 0);
+}
+
+#[test]
+fn without_mrqc_every_frame_goes_to_queue_0() {
+    let model = Model::new();
+    let port = raw_port(&model);
+    reset(&port);
+    bring_link_up(&port);
+    let _queues: Vec<RxQ> = (0..2)
+        .map(|q| setup_rx_queue(&model, &port, q, 16))
+        .collect();
+    enable_rx(&port);
+    // MRQC = 0 (reset value): one queue, whatever the redirection table says (§7.1.2).
+    for n in 0..32 {
+        port.write32(RETA + 4 * n, 0x0101_0101);
+    }
+    assert!(model.inject(&port, &ipv4_to([0xff; 6], 60)));
+    assert_eq!((port.read32(rdh(0)), port.read32(rdh(1))), (1, 0));
+    // RSS on: the same frame now goes where RETA points.
+    port.write32(MRQC, MRQC_RSS | MRQC_IPV4);
+    assert!(model.inject(&port, &ipv4_to([0xff; 6], 60)));
+    assert_eq!((port.read32(rdh(0)), port.read32(rdh(1))), (1, 1));
+    // A frame of no enabled type (not IPv4) has no hash: RSS output index 0, queue 0.
+    let mut other = ipv4_to([0xff; 6], 60);
+    other[12..14].copy_from_slice(&[0x88, 0xb5]);
+    assert!(model.inject(&port, &other));
+    assert_eq!((port.read32(rdh(0)), port.read32(rdh(1))), (2, 1));
 }
 
 #[test]
@@ -666,8 +715,9 @@ fn several_queues_receive_and_count_per_queue() {
     enable_rx(&port);
     port.write32(RQSMR0, 0x0302_0100); // queues 0..3 -> counters 0..3
     for q in 0..8 {
+        steer_ipv4_to(&port, q as u32);
         for _ in 0..=q {
-            assert!(model.inject_to_queue(&port, q, &frame_to([0xff; 6], 60 + q)));
+            assert!(model.inject(&port, &ipv4_to([0xff; 6], 60 + q)));
         }
     }
     for (q, rx) in queues.iter().enumerate() {
@@ -1392,7 +1442,7 @@ fn violation(f: impl FnOnce()) -> Option<String> {
 #[test]
 fn rule_reserved_bits_in_every_checked_register() {
     // (register, offset, a value with one reserved bit set, datasheet section)
-    let cases: [(&str, usize, u32, &str); 18] = [
+    let cases: [(&str, usize, u32, &str); 21] = [
         ("GPIE", GPIE, 0xC000_0030 | 1 << 16, "8.2.3.5"),
         ("CTRL", CTRL, 1 << 0, "8.2.3.1.1"),
         ("EICR", EICR, 1 << 23, "8.2.3.5"),
@@ -1416,6 +1466,9 @@ fn rule_reserved_bits_in_every_checked_register() {
             "8.2.3.8.7",
         ),
         ("TXDCTL", txdctl(3), 1 << 7, "8.2.3.9"),
+        ("MRQC", MRQC, MRQC_RSS | 1 << 4, "8.2.3.7.12"),
+        ("RETA", RETA + 4 * 31, 0x0300_0010, "8.2.3.7.13"),
+        ("TQSM", 0x08600 + 4 * 2, 1 << 12, "8.2.3.9"),
     ];
     for (name, offset, value, section) in cases {
         let port = raw_port(&Model::new());

@@ -142,6 +142,8 @@ pub(crate) struct RxRing {
     pool: Mempool,
     /// Next descriptor to look at for a received frame.
     next: usize,
+    /// Polls that found a frame waiting and the pool empty (see [`RxRing::take_nombuf`]).
+    nombuf: u64,
     /// The descriptors; declared last so their memory is freed after `bufs` is dropped.
     ring: DescRing,
 }
@@ -180,6 +182,7 @@ impl RxRing {
             bufs: bufs.into_boxed_slice(),
             pool,
             next: 0,
+            nombuf: 0,
             ring,
         })
     }
@@ -192,6 +195,12 @@ impl RxRing {
     /// The pool the ring's buffers come from.
     pub(crate) fn pool(&self) -> &Mempool {
         &self.pool
+    }
+
+    /// Polls since the last call that found a frame waiting but no free pool buffer to
+    /// replace it with (counted off the busy path: only a poll that takes nothing looks).
+    pub(crate) fn take_nombuf(&mut self) -> u64 {
+        std::mem::take(&mut self.nombuf)
     }
 
     /// Hands every descriptor but one to the device: RDT = size - 1 (head == tail means
@@ -241,6 +250,7 @@ impl RxRing {
         // the hardware gives.
         let limit = num.min(self.pool.free_count()).min(mask + 1 - start);
         if limit == 0 {
+            self.nombuf += u64::from(num > 0 && self.frame_ready());
             return 0;
         }
         // SAFETY: start + limit - 1 <= mask: inside the ring. Volatile: the device writes it.

@@ -85,6 +85,15 @@ const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default time to wait for the link after init (ixy waits 10 s).
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The RSS key: the 40-byte default key of the Microsoft RSS specification (6d 5a 56 da
+/// 25 5b ...), which the 82599 datasheet's verification suite (7.1.2.8.3) and DPDK's ixgbe
+/// also use, as RSSRK(0..9) values (first key byte in the low byte, 8.2.3.7.14).
+#[rustfmt::skip]
+const RSS_KEY: [u32; 10] = [
+    0xda56_5a6d, 0xc20e_5b25, 0x3d25_6741, 0xb08f_a343, 0xcb2b_cad0, 0xb430_7bae, 0xa32d_cb77,
+    0x0cf2_3080, 0x3bb7_426a, 0xfa01_acbe,
+];
+
 /// Most receive queues with interrupts: vector `q` is bit `q` of EIMS/EIMC/EIAC/EIAM,
 /// whose queue bits are 15:0 (8.2.3.5).
 pub const MAX_INTERRUPT_QUEUES: u16 = regs::NUM_RTXQ_BITS as u16;
@@ -159,7 +168,7 @@ impl MacType {
 /// Everything [`IxgbeDevice::with_registers`] needs besides registers and memory.
 #[derive(Debug, Clone)]
 pub struct IxgbeOptions {
-    /// Receive queues (1 to [`MAX_QUEUES`]).
+    /// Receive queues (1 to 16: RSS spreads traffic over at most 16, 7.1.2.8).
     pub rx_queues: u16,
     /// Transmit queues (1 to [`MAX_QUEUES`]).
     pub tx_queues: u16,
@@ -237,19 +246,18 @@ impl IxgbeOptions {
     }
 
     fn check(&self) -> Result<()> {
-        for (what, n) in [("rx", self.rx_queues), ("tx", self.tx_queues)] {
-            if n == 0 || n > MAX_QUEUES {
+        // Received traffic is spread by RSS, over at most 16 queues (7.1.2.8), each of
+        // which can have its own vector (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
+        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
+        for (what, n, max, why) in [
+            ("rx", self.rx_queues, regs::RSS_MAX_QUEUES, rss),
+            ("tx", self.tx_queues, MAX_QUEUES, ""),
+        ] {
+            if n == 0 || n > max {
                 return Err(Error::config(format!(
-                    "{n} {what} queues requested: ixgbe supports 1 to {MAX_QUEUES}"
+                    "{n} {what} queues requested: ixgbe supports 1 to {max}{why}"
                 )));
             }
-        }
-        if self.interrupt_timeout_ms != 0 && self.rx_queues > MAX_INTERRUPT_QUEUES {
-            return Err(Error::config(format!(
-                "{} rx queues requested with interrupts: ixgbe supports interrupts on up to \
-                 {MAX_INTERRUPT_QUEUES} rx queues; use fewer queues or polling (timeout 0)",
-                self.rx_queues
-            )));
         }
         if (self.pool_entries as usize) < self.rx_ring_size {
             return Err(Error::config(format!(
@@ -488,9 +496,15 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.init_link();
         }
 
-        // 4.6.5: statistics registers clear on read: read them once to zero them.
+        // 4.6.5: statistics registers clear on read: read them once to zero them. Queue
+        // q counts in per-queue statistics counter q (the last one for q >= 16).
         self.read_stats();
         self.stats = DeviceStats::default();
+        for n in 0..MAX_QUEUES as usize / 4 {
+            let map = byte_fields(n, |q| q.min(regs::NUM_QPRDC - 1));
+            self.set_reg(regs::rqsmr(n), map);
+            self.set_reg(regs::tqsm(n), map);
+        }
 
         // 4.6.7 and 4.6.8: receive and transmit paths.
         self.init_rx(dma, o)?;
@@ -713,6 +727,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.rx.push(ring);
         }
 
+        self.init_rss();
+
         // Last sentence of 4.6.7: no-snoop disable, and a reserved DCA bit that resets
         // to 1 but must be 0.
         self.set_reg(
@@ -744,6 +760,24 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
         self.enable_rx()
+    }
+
+    /// RSS over several receive queues (7.1.2.8; 8.2.3.7.12-14), set while receive is
+    /// off: the key, the redirection table (entry i to queue i mod queues), then MRQC:
+    /// RSS on, hashing IPv4/IPv6 addresses and TCP/UDP ports. With one queue MRQC stays
+    /// 0 (its reset value) and every frame goes to queue 0.
+    fn init_rss(&self) {
+        let queues = self.rx.len();
+        if queues < 2 {
+            return;
+        }
+        for (n, &key) in RSS_KEY.iter().enumerate() {
+            self.set_reg(regs::rssrk(n), key);
+        }
+        for n in 0..regs::RETA_ENTRIES / 4 {
+            self.set_reg(regs::reta(n), byte_fields(n, |i| i % queues));
+        }
+        self.set_reg(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
     }
 
     /// Sets RXCTRL.RXEN with the receive data path halted (4.6.7, an 82599 errata
@@ -856,6 +890,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
     /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23).
     fn read_stats(&mut self) {
+        self.read_queue_stats();
         let rx_packets = self.get_reg(regs::GPRC) as u64;
         let tx_packets = self.get_reg(regs::GPTC) as u64;
         // Low register first: reading the high one clears the pair.
@@ -868,13 +903,41 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         for q in 0..self.rx.len().min(regs::NUM_QPRDC) {
             dropped += self.get_reg(regs::qprdc(q)) as u64;
         }
+        let errors = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC];
+        let errors: u64 = errors.iter().map(|&r| self.get_reg(r) as u64).sum();
+        let nombuf: u64 = self.rx.iter_mut().map(RxRing::take_nombuf).sum();
         let s = &mut self.stats;
+        s.rx_errors += errors;
+        s.rx_nombuf += nombuf;
         s.rx_packets += rx_packets;
         s.tx_packets += tx_packets;
         // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
         s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
         s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
         s.rx_dropped += dropped;
+    }
+
+    /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,
+    /// QBTC; octets without the CRC, like the totals).
+    fn read_queue_stats(&mut self) {
+        // Low register first: reading the high one clears the pair.
+        let wide = |low: usize| self.get_reg(low) as u64 | (self.get_reg(low + 4) as u64) << 32;
+        let read = |n: usize, packets: fn(usize) -> usize, bytes: fn(usize) -> usize| {
+            let n = n.min(regs::NUM_QPRDC);
+            (0..n)
+                .map(|c| (self.get_reg(packets(c)) as u64, wide(bytes(c))))
+                .collect::<Vec<_>>()
+        };
+        let rx = read(self.rx.len(), regs::qprc, regs::qbrc_l);
+        let tx = read(self.tx.len(), regs::qptc, regs::qbtc_l);
+        let s = &mut self.stats;
+        for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
+            list.resize(counts.len(), Default::default());
+            for (q, (packets, bytes)) in list.iter_mut().zip(counts) {
+                q.packets += packets;
+                q.bytes += bytes.saturating_sub(4 * packets);
+            }
+        }
     }
 
     /// The pool receive queue `queue` takes its buffers from, if the queue exists.
@@ -996,7 +1059,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
 
     fn stats(&mut self) -> DeviceStats {
         self.read_stats();
-        self.stats
+        self.stats.clone()
     }
 
     fn reset_stats(&mut self) {
@@ -1081,6 +1144,12 @@ impl<R: RegisterSpace> RegisterSpace for IrqPath<'_, R> {
     }
 }
 
+/// Register `n` of a table of four 8-bit fields per register (RETA, RQSMR, TQSM): field
+/// `i` (bits 8i + 7:8i) holds `entry(4n + i)`.
+fn byte_fields(n: usize, entry: impl Fn(usize) -> usize) -> u32 {
+    (0..4).fold(0, |r, i| r | (entry(4 * n + i) as u32) << (8 * i))
+}
+
 /// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
 fn vector_mask(queues: usize) -> u32 {
     ((1u64 << queues) - 1) as u32
@@ -1130,10 +1199,10 @@ mod tests {
         }
         // An 82599 PF, but 65 queues, or no hugetlbfs mount.
         let (root, _) = fake_sysfs("pf-checks", [0, 0, 2], 0x8086, 0x10fb, Some("ixgbe"));
-        let err = open(&root, &cfg.clone().queues(65, 1));
+        let err = open(&root, &cfg.clone().queues(1, 65));
         assert_eq!(
             err.to_string(),
-            "invalid configuration: 65 rx queues requested: ixgbe supports 1 to 64"
+            "invalid configuration: 65 tx queues requested: ixgbe supports 1 to 64"
         );
         let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
         assert!(matches!(err, Error::Hugepages { .. }), "{err}");

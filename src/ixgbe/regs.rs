@@ -116,6 +116,27 @@ pub const fn rah(n: usize) -> usize {
 /// RAH.AV: address valid.
 pub const RAH_AV: u32 = 1 << 31;
 
+// ---- RSS, 7.1.2.8 (registers 8.2.3.7.12-14) ----
+/// Multiple Receive Queues Command.
+pub const MRQC: usize = 0x05818;
+/// MRQC.MRQE = 0001b: RSS only (no DCB, no virtualisation).
+pub const MRQC_MRQE_RSS: u32 = 0x1;
+/// MRQC field enables: hash the addresses of IPv4 and IPv6 frames and the ports of
+/// TCP and UDP over either (bits 16, 17, 20, 21, 22, 23; Linux `IXGBE_MRQC_RSS_FIELD_*`).
+pub const MRQC_RSS_FIELDS: u32 = 1 << 16 | 1 << 17 | 1 << 20 | 1 << 21 | 1 << 22 | 1 << 23;
+/// Redirection Table register `n` (0-31): four 8-bit entries, queue index in bits 3:0.
+pub const fn reta(n: usize) -> usize {
+    0x05c00 + 4 * n
+}
+/// Entries of the redirection table (indexed by the low 7 bits of the hash).
+pub const RETA_ENTRIES: usize = 128;
+/// Most queues RSS spreads over: RETA entries hold 4-bit queue indices on the 82599.
+pub const RSS_MAX_QUEUES: u16 = 16;
+/// RSS Random Key register `n` (0-9): key bytes 4n to 4n + 3, first byte lowest.
+pub const fn rssrk(n: usize) -> usize {
+    0x05c80 + 4 * n
+}
+
 // ---- Receive DMA, 8.2.3.8 ----
 /// Receive queue register block: queues 0-63 at 0x01000, 64-127 at 0x0D000, 0x40 apart.
 const fn rx_queue_block(n: usize) -> usize {
@@ -340,5 +361,38 @@ pub const NUM_MPC: usize = 8;
 pub const fn qprdc(n: usize) -> usize {
     0x01430 + 0x40 * n
 }
-/// Number of QPRDC registers (queues 0-15).
+/// Number of per-queue statistics counters (QPRC, QPRDC, QBRC, QPTC, QBTC: 0-15).
 pub const NUM_QPRDC: usize = 16;
+/// CRC Error Count.
+pub const CRCERRS: usize = 0x04000;
+/// Receive Length Error Count.
+pub const RLEC: usize = 0x04040;
+/// Receive Undersize Count.
+pub const RUC: usize = 0x040a4;
+/// Receive Oversize Count.
+pub const ROC: usize = 0x040f8;
+/// Receive / Transmit Queue Statistic Mapping `n` (0-31): counter of queues 4n to 4n+3
+/// in bits 3:0 of each byte (Linux `IXGBE_RQSMR`, `IXGBE_TQSM`).
+pub const fn rqsmr(n: usize) -> usize {
+    0x02300 + 4 * n
+}
+/// See [`rqsmr`].
+pub const fn tqsm(n: usize) -> usize {
+    0x08600 + 4 * n
+}
+/// Queue Packets Received Count of counter `n`.
+pub const fn qprc(n: usize) -> usize {
+    0x01030 + 0x40 * n
+}
+/// Queue Bytes Received Count of counter `n`, low 32 bits (read first; high at +4).
+pub const fn qbrc_l(n: usize) -> usize {
+    0x01034 + 0x40 * n
+}
+/// Queue Packets Transmitted Count of counter `n` (Linux `IXGBE_QPTC`).
+pub const fn qptc(n: usize) -> usize {
+    0x06030 + 0x40 * n
+}
+/// Queue Bytes Transmitted Count of counter `n`, low 32 bits (read first; high at +4).
+pub const fn qbtc_l(n: usize) -> usize {
+    0x08700 + 8 * n
+}

@@ -134,6 +134,16 @@ impl IxgbevfOptions {
                  of each",
                 b.rx_queues, b.tx_queues
             )
+        } else if b.rx_queues > 1 {
+            // Without RSS the 82599 puts all of a pool's frames in its first queue. The
+            // 82599 VF's RSS is the PF's (MRQC, key and redirection table; the VF picks
+            // only the queue count, VFPSRTYPE.RQPL, Linux `ixgbevf_setup_psrtype`), the
+            // X550 VF's VFMRQC/VFRETA are not in the 82599 model: one receive queue.
+            format!(
+                "{} rx queues requested: ixgbevf receives on one queue (it programs no RSS, \
+                 so the device would deliver every frame to queue 0); ask for 1",
+                b.rx_queues
+            )
         } else if (b.pool_entries as usize) < b.rx_ring_size {
             format!(
                 "{} pool buffers cannot fill a receive ring of {}",
@@ -169,6 +179,8 @@ struct Counters {
     tx_packets: Rolling,
     rx_octets: Rolling,
     tx_octets: Rolling,
+    /// The receive rings' no-buffer polls, accumulated.
+    nombuf: u64,
 }
 
 /// Width of VFGPRC/VFGPTC.
@@ -572,6 +584,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         c.tx_packets.advance(tp, PACKET_COUNTER_BITS);
         c.rx_octets.advance(ro, OCTET_COUNTER_BITS);
         c.tx_octets.advance(to, OCTET_COUNTER_BITS);
+        c.nombuf += self.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
         // The octet counters include the 4-byte CRC, like the PF's GORC/GOTC (8.2.3.23);
         // DeviceStats counts frames without it.
         DeviceStats {
@@ -579,8 +592,8 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             tx_packets: c.tx_packets.total,
             rx_bytes: c.rx_octets.total.saturating_sub(4 * c.rx_packets.total),
             tx_bytes: c.tx_octets.total.saturating_sub(4 * c.tx_packets.total),
-            rx_dropped: 0,
-            tx_dropped: 0,
+            rx_nombuf: c.nombuf,
+            ..DeviceStats::default()
         }
     }
 
@@ -757,17 +770,18 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         self.tx.len() as u16
     }
 
-    /// Totals from the rolling counters since open or `reset_stats`.
+    /// Totals from the rolling counters since open or `reset_stats`. The VF has no
+    /// drop, error or per-queue counters (VFGPRC, VFGPTC, VFGORC, VFGOTC only).
     fn stats(&mut self) -> DeviceStats {
         let t = self.totals();
-        let z = self.stats_zero;
+        let z = &self.stats_zero;
         DeviceStats {
             rx_packets: t.rx_packets.saturating_sub(z.rx_packets),
             tx_packets: t.tx_packets.saturating_sub(z.tx_packets),
             rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
             tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
-            rx_dropped: 0,
-            tx_dropped: 0,
+            rx_nombuf: t.rx_nombuf.saturating_sub(z.rx_nombuf),
+            ..DeviceStats::default()
         }
     }
 

@@ -108,12 +108,14 @@ pub mod pf;
 mod port;
 mod regs;
 mod reserved;
+mod rss;
 mod vf;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use dma::ModelDma;
+pub use rss::toeplitz_hash;
 pub use vf::{VfPort, VfRegisters};
 
 use crate::error::{Error, Result};
@@ -191,10 +193,10 @@ pub(crate) enum Peer {
     Port(usize),
 }
 
-/// A traffic source feeding a port's rx queue.
+/// A traffic source feeding a port: its frames go to the rx queue the port steers them
+/// to.
 #[derive(Debug)]
 pub(crate) struct Source {
-    pub(crate) queue: usize,
     pub(crate) template: Vec<u8>,
     /// Frames still to send; `None` for unlimited.
     pub(crate) remaining: Option<u64>,
@@ -404,37 +406,21 @@ impl Model {
         inner.ports[b].peer = Peer::Port(a);
     }
 
-    /// Attaches a traffic source to rx queue 0 of `p`: whenever `p` has rx descriptors
-    /// available (checked when the driver writes RDT, when rx or the queue is enabled, and
-    /// now), they are filled with copies of `template`, until `count` frames were sent (if
-    /// `Some`). The source never drops: it waits for descriptors. Replaces an earlier
-    /// source on the same queue.
+    /// Attaches a traffic source to `p`: copies of `template` arrive at the rx queue the
+    /// port steers them to (queue 0, or by RSS: see [`Model::inject`]) whenever that
+    /// queue has rx descriptors available (checked when the driver writes its RDT, when rx
+    /// or the queue is enabled, and now), until `count` frames were sent (if `Some`). The
+    /// source never drops: it waits for descriptors. Sources add up: several templates
+    /// of different flows feed several queues.
     pub fn attach_source(&self, p: &Port, template: Vec<u8>, count: Option<u64>) {
-        self.attach_source_to_queue(p, 0, template, count);
-    }
-
-    /// Like [`Model::attach_source`] for rx queue `queue` (standing in for the RSS or
-    /// filters that would steer traffic to it; the model does not model those).
-    pub fn attach_source_to_queue(
-        &self,
-        p: &Port,
-        queue: usize,
-        template: Vec<u8>,
-        count: Option<u64>,
-    ) {
         let i = self.check_port(p);
-        assert!(
-            queue < regs::NUM_QUEUES,
-            "82599 model: rx queue {queue} out of range"
-        );
         let mut inner = self.inner.borrow_mut();
-        inner.ports[i].sources.retain(|s| s.queue != queue);
         inner.ports[i].sources.push(Source {
-            queue,
             template,
             remaining: count,
         });
-        inner.run_source(i, queue);
+        let si = inner.ports[i].sources.len() - 1;
+        inner.run_source_at(i, si);
     }
 
     /// Removes all traffic sources of `p`.
@@ -456,21 +442,30 @@ impl Model {
         inner.ports[i].peer = Peer::Sink;
     }
 
-    /// One frame arrives on `p`'s wire now (to rx queue 0): returns true if it was
-    /// delivered into the rx ring, false if it was dropped (filtered by destination MAC
-    /// unless promiscuous, rx disabled, too long, or no descriptor: then MPC counts it).
+    /// One frame arrives on `p`'s wire now: returns true if it was delivered into an rx
+    /// ring, false if it was dropped (filtered by destination MAC unless promiscuous, rx
+    /// disabled, too long, or no descriptor: then MPC or QPRDC counts it).
+    ///
+    /// The port picks the queue as the 82599 does (§7.1.2): queue 0 unless MRQC enables
+    /// RSS, then the redirection table entry of the frame's Toeplitz hash (IPv4/IPv6
+    /// addresses, and TCP/UDP ports where MRQC enables them). To reach queue `q`, send a
+    /// frame of a flow that hashes there.
     pub fn inject(&self, p: &Port, frame: &[u8]) -> bool {
-        self.inject_to_queue(p, 0, frame)
+        let i = self.check_port(p);
+        self.inner.borrow_mut().receive(i, frame)
     }
 
-    /// Like [`Model::inject`], to rx queue `queue`.
-    pub fn inject_to_queue(&self, p: &Port, queue: usize, frame: &[u8]) -> bool {
+    /// The rx queue `p` would deliver `frame` to under its current registers.
+    pub fn rx_queue_of(&self, p: &Port, frame: &[u8]) -> usize {
         let i = self.check_port(p);
-        assert!(
-            queue < regs::NUM_QUEUES,
-            "82599 model: rx queue {queue} out of range"
-        );
-        self.inner.borrow_mut().receive(i, queue, frame)
+        self.inner.borrow().ports[i].rx_queue(frame)
+    }
+
+    /// The RSS hash `p` computes for `frame` under its current registers (MRQC, RSSRK;
+    /// §7.1.2.8), or `None` if RSS is off or the frame is of no type MRQC enables.
+    pub fn rss_hash(&self, p: &Port, frame: &[u8]) -> Option<u32> {
+        let i = self.check_port(p);
+        self.inner.borrow().ports[i].rss_hash(frame)
     }
 
     /// Starts (`on`) or stops recording the frames `p` transmits, for

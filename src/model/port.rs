@@ -255,9 +255,16 @@ struct Stats {
     tpt: u64,
     roc: u64,
     mpc: [u64; 8],
-    /// Per statistics-counter (RQSMR mapping) received and dropped packets.
+    /// Per statistics-counter (RQSMR mapping) received and dropped packets, received
+    /// bytes; (TQSM mapping) transmitted packets and bytes. Byte counters with the CRC.
     qprc: [u64; 16],
     qprdc: [u64; 16],
+    qbrc: [u64; 16],
+    qptc: [u64; 16],
+    qbtc: [u64; 16],
+    /// High halves latched by reading QBRC_L / QBTC_L.
+    qbrc_latch: [u32; 16],
+    qbtc_latch: [u32; 16],
 }
 
 /// The state of one port.
@@ -309,6 +316,9 @@ enum QueueReg {
     Qstat,
     Qprc,
     Qprdc,
+    /// QBRC_L(n) / QBRC_H(n) (n < 16): the +0x34 / +0x38 slots.
+    QbrcL,
+    QbrcH,
 }
 
 fn queue_reg(off: usize) -> Option<QueueReg> {
@@ -321,6 +331,8 @@ fn queue_reg(off: usize) -> Option<QueueReg> {
         Q_DCTL => QueueReg::Dctl,
         RXQ_SRRCTL => QueueReg::Srrctl,
         RXQ_QSTAT => QueueReg::Qstat,
+        RXQ_QBRC_L => QueueReg::QbrcL,
+        RXQ_QBRC_H => QueueReg::QbrcH,
         _ => return None,
     })
 }
@@ -343,7 +355,7 @@ fn decode_rx(offset: usize) -> Option<(usize, QueueReg)> {
     match (reg, q) {
         (QueueReg::Qstat, 0..16) => Some((q, QueueReg::Qprc)),
         (QueueReg::Qstat, 16..32) => Some((q - 16, QueueReg::Qprdc)),
-        (QueueReg::Qstat, _) => None,
+        (QueueReg::Qstat | QueueReg::QbrcL | QueueReg::QbrcH, 16..) => None,
         _ => Some((q, reg)),
     }
 }
@@ -353,7 +365,12 @@ fn decode_rx(offset: usize) -> Option<(usize, QueueReg)> {
 fn decode_tx(offset: usize) -> Option<(usize, QueueReg)> {
     match offset {
         0x06000..0x08000 => match queue_reg(offset % QUEUE_STRIDE)? {
-            QueueReg::Srrctl | QueueReg::Qstat | QueueReg::Qprc | QueueReg::Qprdc => None,
+            QueueReg::Srrctl
+            | QueueReg::Qstat
+            | QueueReg::Qprc
+            | QueueReg::Qprdc
+            | QueueReg::QbrcL
+            | QueueReg::QbrcH => None,
             reg => Some(((offset - TXQ) / QUEUE_STRIDE, reg)),
         },
         _ => None,
@@ -362,6 +379,11 @@ fn decode_tx(offset: usize) -> Option<(usize, QueueReg)> {
 
 fn lo(v: u64) -> u32 {
     v as u32
+}
+
+/// QPTC(0..15): the +0x30 slot of tx queue blocks 0..15.
+fn is_qptc(offset: usize) -> bool {
+    (TXQ..TXQ + 16 * QUEUE_STRIDE).contains(&offset) && offset % QUEUE_STRIDE == TXQ_QPTC
 }
 
 impl PortState {
@@ -678,6 +700,12 @@ impl PortState {
             QueueReg::Srrctl => self.rx[q].srrctl,
             QueueReg::Qprc => lo(std::mem::take(&mut self.stats.qprc[q])),
             QueueReg::Qprdc => lo(std::mem::take(&mut self.stats.qprdc[q])),
+            QueueReg::QbrcL => {
+                let v = std::mem::take(&mut self.stats.qbrc[q]);
+                self.stats.qbrc_latch[q] = (v >> 32) as u32 & 0xF;
+                lo(v)
+            }
+            QueueReg::QbrcH => std::mem::take(&mut self.stats.qbrc_latch[q]),
             QueueReg::Qstat => 0,
             _ => self.rx[q].read_ring_reg(reg),
         }
@@ -779,6 +807,17 @@ impl PortState {
             }
             GOTCH => std::mem::take(&mut s.gotch_latch),
             o if (MPC..MPC + 32).contains(&o) => lo(std::mem::take(&mut s.mpc[(o - MPC) / 4])),
+            o if is_qptc(o) => lo(std::mem::take(&mut s.qptc[(o - TXQ) / QUEUE_STRIDE])),
+            o if (QBTC..QBTC + 8 * 16).contains(&o) => {
+                let c = (o - QBTC) / 8;
+                if o % 8 == 0 {
+                    let v = std::mem::take(&mut s.qbtc[c]);
+                    s.qbtc_latch[c] = (v >> 32) as u32 & 0xF;
+                    lo(v)
+                } else {
+                    std::mem::take(&mut s.qbtc_latch[c])
+                }
+            }
             o => self.regs[o / 4],
         }
     }
@@ -909,7 +948,9 @@ impl ModelInner {
                 port.rebuild_macs();
             }
             o if (MPC..MPC + 32).contains(&o) => {} // counters are read-only
-            GPRC | GPTC | GORCL | GORCH | GOTCL | GOTCH | TPR | TPT | ROC => {}
+            o if is_qptc(o) || (QBTC..QBTC + 8 * 16).contains(&o) => {}
+            GPRC | GPTC | GORCL | GORCH | GOTCL | GOTCH | TPR | TPT | ROC | CRCERRS | RLEC
+            | RUC => {}
             // EIAC, EIAM, GPIE, IVAR, EITR, HLREG0, RDRXCTL, RXPBSIZE, FCRTH, MFLCN, TXPBSIZE,
             // MAXFRS, DCA_*CTRL, RTTDCS, DTXMXSZRQ, ...: read back as written.
             o => port.regs[o / 4] = value,
@@ -1157,7 +1198,11 @@ impl ModelInner {
                     port.held(Completion::RxQueueDisable),
                 );
             }
-            QueueReg::Qstat | QueueReg::Qprc | QueueReg::Qprdc => return,
+            QueueReg::Qstat
+            | QueueReg::Qprc
+            | QueueReg::Qprdc
+            | QueueReg::QbrcL
+            | QueueReg::QbrcH => return,
             _ => self.write_ring_common(p, &mut ring, q, "R", reg, value),
         }
         let now_enabled = ring.enabled;
@@ -1344,9 +1389,15 @@ impl PortState {
         (self.regs[(RQSMR + 4 * (q / 4)) / 4] >> (8 * (q % 4)) & 0xF) as usize
     }
 
+    /// The statistics counter tx queue `q` is mapped to (TQSM, same layout as RQSMR).
+    fn tx_stat_counter(&self, q: usize) -> usize {
+        (self.regs[(TQSM + 4 * (q / 4)) / 4] >> (8 * (q % 4)) & 0xF) as usize
+    }
+
     fn count_rx(&mut self, q: usize, frames: u64, bytes: u64) {
         let c = self.stat_counter(q);
         self.stats.qprc[c] += frames;
+        self.stats.qbrc[c] += bytes + frames * CRC_LEN;
         self.stats.gprc += frames;
         self.stats.tpr += frames;
         // §8.2.3.23: octet counters include the CRC.
@@ -1431,10 +1482,35 @@ impl PortState {
     }
 }
 
+impl PortState {
+    /// The rx queue `frame` goes to (§7.1.2: MRQC, RSS; see `rss`).
+    pub(crate) fn rx_queue(&self, frame: &[u8]) -> usize {
+        match super::rss::queue(&self.regs, frame) {
+            Ok(q) => q,
+            Err(mrqe) => unsupported!(
+                self.index,
+                "MRQC.MRQE = {mrqe:#06b}: only 0000b (one queue) and 0001b (RSS) are modelled"
+            ),
+        }
+    }
+
+    /// The RSS hash of `frame` under the current registers, if RSS is on and the frame
+    /// of an enabled type.
+    pub(crate) fn rss_hash(&self, frame: &[u8]) -> Option<u32> {
+        super::rss::hash(&self.regs, frame)
+    }
+}
+
 impl ModelInner {
-    /// A frame arrives on port `p`'s wire for rx queue `q` (§7.1: filter, then DMA into
+    /// A frame arrives on port `p`'s wire (§7.1: filter, queue selection, then DMA into
     /// the next descriptors). Returns whether it was delivered.
-    pub(crate) fn receive(&mut self, p: usize, q: usize, frame: &[u8]) -> bool {
+    pub(crate) fn receive(&mut self, p: usize, frame: &[u8]) -> bool {
+        let q = self.ports[p].rx_queue(frame);
+        self.receive_on(p, q, frame)
+    }
+
+    /// A frame the port steered to rx queue `q` (a VF's pool queue, or by `receive`).
+    pub(crate) fn receive_on(&mut self, p: usize, q: usize, frame: &[u8]) -> bool {
         let regions = &self.regions;
         let port = &mut self.ports[p];
         if let Err(why) = port.rx_admits(q, frame) {
@@ -1471,20 +1547,26 @@ impl ModelInner {
 
     /// Runs every traffic source of port `p`.
     pub(crate) fn run_sources(&mut self, p: usize) {
-        for i in 0..self.ports[p].sources.len() {
-            let q = self.ports[p].sources[i].queue;
-            self.run_source(p, q);
+        for si in 0..self.ports[p].sources.len() {
+            self.run_source_at(p, si);
         }
     }
 
-    /// Lets the source of rx queue `q` of port `p` (if any) fill every descriptor the
-    /// device owns.
+    /// Runs the sources of port `p` whose frames go to rx queue `q` (its tail moved).
     pub(crate) fn run_source(&mut self, p: usize, q: usize) {
+        for si in 0..self.ports[p].sources.len() {
+            let port = &self.ports[p];
+            if port.rx_queue(&port.sources[si].template) == q {
+                self.run_source_at(p, si);
+            }
+        }
+    }
+
+    /// Lets source `si` of port `p` fill every descriptor its queue has for the device.
+    pub(crate) fn run_source_at(&mut self, p: usize, si: usize) {
         let regions = &self.regions;
         let port = &mut self.ports[p];
-        let Some(si) = port.sources.iter().position(|s| s.queue == q) else {
-            return;
-        };
+        let q = port.rx_queue(&port.sources[si].template);
         let template = std::mem::take(&mut port.sources[si].template);
         let mut remaining = port.sources[si].remaining.unwrap_or(u64::MAX);
         // A source waits for descriptors; frames the port would not accept at all are
@@ -1547,7 +1629,7 @@ impl ModelInner {
                 break;
             };
             self.ports[p].tx[q].head = next;
-            self.send(p, &mut frame, len);
+            self.send(p, q, &mut frame, len);
         }
         self.ports[p].scratch = frame;
     }
@@ -1683,7 +1765,7 @@ impl ModelInner {
 
     /// A complete frame of `len` bytes leaves port `p`: pad, count, capture, and put it
     /// on the wire. `frame` holds its bytes unless it goes into a sink uncaptured.
-    fn send(&mut self, p: usize, frame: &mut Vec<u8>, len: usize) {
+    fn send(&mut self, p: usize, q: usize, frame: &mut Vec<u8>, len: usize) {
         let port = &mut self.ports[p];
         if !port.link_up() {
             // No link: the frame is lost.
@@ -1700,13 +1782,16 @@ impl ModelInner {
         port.stats.gptc += 1;
         port.stats.tpt += 1;
         port.stats.gotc += len + CRC_LEN;
+        let c = port.tx_stat_counter(q);
+        port.stats.qptc[c] += 1;
+        port.stats.qbtc[c] += len + CRC_LEN;
         port.wire.tx_frames += 1;
         port.wire.tx_bytes += len;
         if port.capture {
             port.captured.push(frame.clone());
         }
         if let Peer::Port(b) = port.peer {
-            self.receive(b, 0, frame);
+            self.receive(b, frame);
         }
     }
 }

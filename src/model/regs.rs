@@ -110,6 +110,14 @@ pub(crate) const FCTRL_BAM: u32 = 1 << 10;
 pub(crate) const RAL: usize = 0x0A200;
 pub(crate) const NUM_RAR: usize = 128;
 pub(crate) const RAH_AV: u32 = 1 << 31;
+/// §8.2.3.7.12 MRQC: multiple receive queues command (MRQE 3:0, RSS field enables 24:16).
+pub(crate) const MRQC: usize = 0x05818;
+/// §8.2.3.7.13 RETA(0..31) at 0x05C00 + 4n: four 8-bit entries each, of which the 82599
+/// uses bits 3:0 (Linux `ixgbe_store_reta`: "4 bit RSS index" on the 82599/X540).
+pub(crate) const RETA: usize = 0x05C00;
+pub(crate) const RETA_ENTRY_MASK: u32 = 0xF;
+/// §8.2.3.7.14 RSSRK(0..9) at 0x05C80 + 4n: the 40-byte RSS key.
+pub(crate) const RSSRK: usize = 0x05C80;
 
 // §8.2.3.9 Transmit registers. Queue n at 0x06000 + 0x40n: TDBAL +0, TDBAH +4, TDLEN +8,
 // DCA_TXCTRL +0xC, TDH +0x10, TDT +0x18, TXDCTL +0x28, TDWBAL +0x38, TDWBAH +0x3C.
@@ -163,3 +171,18 @@ pub(crate) const ROC: usize = 0x040F8;
 /// TPR / TPT, total packets received / transmitted.
 pub(crate) const TPR: usize = 0x040D0;
 pub(crate) const TPT: usize = 0x040D4;
+/// CRCERRS, RLEC, RUC: CRC errors, length errors, undersize frames.
+pub(crate) const CRCERRS: usize = 0x04000;
+pub(crate) const RLEC: usize = 0x04040;
+pub(crate) const RUC: usize = 0x040A4;
+/// TQSM(0..31) at 0x08600 + 4n: tx queue to statistics counter mapping, 4 queues each
+/// (Linux `IXGBE_TQSM`).
+pub(crate) const TQSM: usize = 0x08600;
+/// QBRC_L/H(0..15) at 0x01034 / 0x01038 + 0x40n: per-counter received bytes (low
+/// register first; Linux `IXGBE_QBRC_L/H`).
+pub(crate) const RXQ_QBRC_L: usize = 0x34;
+pub(crate) const RXQ_QBRC_H: usize = 0x38;
+/// QPTC(0..15) at 0x06030 + 0x40n: per-counter transmitted packets (Linux `IXGBE_QPTC`).
+pub(crate) const TXQ_QPTC: usize = 0x30;
+/// QBTC_L/H(0..15) at 0x08700 / 0x08704 + 8n: per-counter transmitted bytes.
+pub(crate) const QBTC: usize = 0x08700;

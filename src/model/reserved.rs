@@ -47,6 +47,12 @@ pub(crate) fn reserved(offset: usize) -> Option<(&'static str, u32, &'static str
         o if in_array(RAL, 2 * NUM_RAR) && o % 8 == 4 => ("RAH", 0x7FFF_0000, "8.2.3.7.9"),
         // Four 8-bit fields: Q_MAP 3:0, reserved 7:4.
         _ if in_array(RQSMR, 32) => ("RQSMR", 0xF0F0_F0F0, "8.2.3.8"),
+        _ if in_array(TQSM, 32) => ("TQSM", 0xF0F0_F0F0, "8.2.3.9"),
+        // MRQE 3:0, field enables 24:16 (Linux `IXGBE_MRQC_RSS_FIELD_*`).
+        MRQC => ("MRQC", 0xFE00_FFF0, "8.2.3.7.12"),
+        // Four 8-bit entries whose bits 3:0 the 82599 uses (RSS index; Linux
+        // `ixgbe_store_reta`: "4 bit RSS index" on the 82599).
+        _ if in_array(RETA, 32) => ("RETA", 0xF0F0_F0F0, "8.2.3.7.13"),
         // SIZE in bits 19:10 (KB).
         _ if in_array(RXPBSIZE, 8) => ("RXPBSIZE", 0xFFF0_03FF, "8.2.3.8.9"),
         _ if in_array(TXPBSIZE, 8) => ("TXPBSIZE", 0xFFF0_03FF, "8.2.3.9.13"),

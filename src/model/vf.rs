@@ -4,9 +4,12 @@
 //! A VF's queue registers are windows onto the port's queues of its pool (VF `n`, queue
 //! `q` = port queue `QUEUES_PER_POOL * n + q`): the model forwards them to the port, so the
 //! PF's rules (ring alignment, enable before tail, DMA checks...) and its data path apply to
-//! VF queues unchanged. Frames from a wire or [`Model::inject`] arrive at port queue 0,
-//! which is VF 0's queue 0 (the model does not steer by pool); reach other VF queues with
-//! [`Model::inject_to_vf`].
+//! VF queues unchanged. Frames from a wire or [`Model::inject`] arrive at the port queue
+//! the port's MRQC steers them to (queue 0 with the reset value), which is VF 0's queue 0
+//! (the model does not steer by pool); reach another VF with [`Model::inject_to_vf`],
+//! which delivers to the VF's first queue: the PF model enables no RSS for the pools
+//! (it writes no MRQC, §8.2.3.7.12, and the VF's VFPSRTYPE is not consulted), so on the
+//! 82599 every frame of a pool goes to the pool's queue 0.
 //!
 //! What the VF has of its own:
 //! * VFCTRL.RST: a VF reset: its queues stop, the PF forgets its negotiated state and MAC
@@ -573,10 +576,11 @@ impl Model {
         self.inner.borrow().vf_queue(i, queue)
     }
 
-    /// One frame arrives for `vf`'s receive queue `queue` (see [`Model::inject`]).
-    pub fn inject_to_vf(&self, vf: &VfPort, queue: usize, frame: &[u8]) -> bool {
-        let pq = self.vf_port_queue(vf, queue);
+    /// One frame arrives for `vf` (its pool): it goes to the VF's receive queue 0, where
+    /// the 82599 puts a pool's frames without RSS (see the module documentation).
+    pub fn inject_to_vf(&self, vf: &VfPort, frame: &[u8]) -> bool {
+        let pq = self.vf_port_queue(vf, 0);
         let p = self.inner.borrow().sriov.vfs[vf.index].port;
-        self.inner.borrow_mut().receive(p, pq, frame)
+        self.inner.borrow_mut().receive_on(p, pq, frame)
     }
 }

@@ -1000,7 +1000,7 @@ impl IxyDevice for VirtioDevice {
     }
 
     fn stats(&mut self) -> DeviceStats {
-        self.stats
+        self.stats.clone()
     }
 
     fn reset_stats(&mut self) {

@@ -162,3 +162,44 @@ impl log::Log for Capture {
 
     fn flush(&self) {}
 }
+
+/// Offset of the sequence number in a [`udp_frame`] (the first 4 payload bytes).
+pub const UDP_SEQ_AT: usize = 42;
+
+/// An IPv4/UDP frame of `len` bytes (at least 46) to `dst`, from 10.0.0.1:`sport` to
+/// 10.0.0.2:4789, with `seq` (big endian) at [`UDP_SEQ_AT`]: one flow per source port.
+pub fn udp_frame(dst: [u8; 6], sport: u16, seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45; // IPv4, 20-byte header
+    f[16..18].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+    f[22] = 64; // TTL
+    f[23] = 17; // UDP
+    f[26..34].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((len - 34) as u16).to_be_bytes());
+    f[UDP_SEQ_AT..UDP_SEQ_AT + 4].copy_from_slice(&seq.to_be_bytes());
+    f
+}
+
+/// The sequence number of a [`udp_frame`].
+pub fn udp_seq(p: &[u8]) -> u32 {
+    u32::from_be_bytes(p[UDP_SEQ_AT..UDP_SEQ_AT + 4].try_into().unwrap())
+}
+
+/// A [`udp_frame`] of the first flow (source port from 1024 up) that `port` steers to rx
+/// queue `queue` (by its RSS registers, as the driver programmed them).
+pub fn udp_frame_to_queue(
+    model: &ixy::model::Model,
+    port: &ixy::model::Port,
+    queue: usize,
+    seq: u32,
+) -> Vec<u8> {
+    (1024..u16::MAX)
+        .map(|sport| udp_frame([0xff; 6], sport, seq, 60))
+        .find(|f| model.rx_queue_of(port, f) == queue)
+        .unwrap_or_else(|| panic!("no flow reaches rx queue {queue}: is RSS on?"))
+}
