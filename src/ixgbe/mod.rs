@@ -45,8 +45,9 @@ use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::registers::{MmioRegion, RegisterSpace, wait_device};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
-/// Largest number of rx or tx queues this driver sets up (the 82599 has 128; the queue
-/// register blocks of the first 64 are contiguous, and ixy needs no more).
+/// Largest number of tx queues this driver sets up (the 82599 has 128; the queue register
+/// blocks of the first 64 are contiguous, and ixy needs no more). Receive queues: at most
+/// 16, the queues RSS can spread traffic over (7.1.2.8).
 pub const MAX_QUEUES: u16 = 64;
 
 /// Default descriptors per receive ring.
@@ -903,6 +904,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         for q in 0..self.rx.len().min(regs::NUM_QPRDC) {
             dropped += self.get_reg(regs::qprdc(q)) as u64;
         }
+        // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
+        // RLEC), and the frames too short or too long to pass (RUC, ROC).
         let errors = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC];
         let errors: u64 = errors.iter().map(|&r| self.get_reg(r) as u64).sum();
         let nombuf: u64 = self.rx.iter_mut().map(RxRing::take_nombuf).sum();
