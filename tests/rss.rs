@@ -357,3 +357,30 @@ fn drops_errors_and_empty_pools_are_counted() {
     }
     assert_eq!(rest, 62);
 }
+
+#[test]
+fn transmit_queues_beyond_16_share_the_last_per_queue_counter() {
+    let _deadline = common::deadline();
+    let model = Model::new();
+    let port = model.add_port();
+    let options = IxgbeOptions::default()
+        .queues(1, 18)
+        .link_timeout(Duration::from_secs(2));
+    let mut dev = model.ixgbe(&port, &options).unwrap();
+    let pool = ixy::Mempool::new(&model.dma(), 64, 2048).unwrap();
+    let frame = ipv4([10, 0, 0, 1], 1000, [10, 0, 0, 2], 80, UDP, 60);
+    for q in [0, 15, 16, 17] {
+        let mut out: VecDeque<Packet> = VecDeque::new();
+        let mut p = pool.alloc(frame.len()).unwrap();
+        p.copy_from_slice(&frame);
+        out.push_back(p);
+        assert_eq!(dev.tx_batch(q, &mut out), 1, "queue {q}");
+    }
+    let s = dev.stats();
+    assert_eq!(s.tx_queues.len(), 16, "the 82599 has 16 per-queue counters");
+    let packets: Vec<u64> = s.tx_queues.iter().map(|q| q.packets).collect();
+    let mut want = vec![0; 16];
+    (want[0], want[15]) = (1, 3);
+    assert_eq!(packets, want, "queues 15, 16 and 17 count in counter 15");
+    assert_eq!(s.tx_packets, 4);
+}
