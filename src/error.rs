@@ -121,6 +121,21 @@ impl Error {
         }
     }
 
+    /// A VFIO failure concerning `address` (a device's, or the resource concerned).
+    pub(crate) fn vfio(address: impl fmt::Display, detail: impl Into<String>) -> Self {
+        Error::Vfio {
+            address: address.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Missing or exhausted hugepages.
+    pub(crate) fn hugepages(detail: impl Into<String>) -> Self {
+        Error::Hugepages {
+            detail: detail.into(),
+        }
+    }
+
     /// An impossible configuration.
     pub(crate) fn config(detail: impl Into<String>) -> Self {
         Error::InvalidConfig {

@@ -364,20 +364,9 @@ impl DeviceConfig {
             )));
         }
         let device = pci::PciDevice::open(&self.pci_addr)?;
+        // Read once here; the driver's open checks the identity it remembers.
         let id = device.identify()?;
-        if !device.is_vfio() {
-            // SAFETY: geteuid cannot fail.
-            let root = unsafe { libc::geteuid() } == 0;
-            if self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1") {
-                return Err(device.not_vfio_error("VFIO is required (IXY_VFIO=1 / require_vfio)"));
-            }
-            if !root {
-                return Err(
-                    device.not_vfio_error("without root a device can only be driven through VFIO")
-                );
-            }
-            device.check_dma_domain()?;
-        }
+        self.check_vfio_rule(&device)?;
         match pci::driver_for(&id) {
             Some(pci::DriverKind::VirtioLegacy | pci::DriverKind::VirtioModern) => {
                 Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
@@ -388,6 +377,24 @@ impl DeviceConfig {
             }
             None => Err(id.unsupported()),
         }
+    }
+
+    /// Refuses a device not bound to vfio-pci when VFIO is required (by this configuration,
+    /// `IXY_VFIO=1`, or running without root).
+    fn check_vfio_rule(&self, device: &pci::PciDevice) -> Result<()> {
+        if device.is_vfio() {
+            return Ok(());
+        }
+        if self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1") {
+            return Err(device.not_vfio_error("VFIO is required (IXY_VFIO=1 / require_vfio)"));
+        }
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(
+                device.not_vfio_error("without root a device can only be driven through VFIO")
+            );
+        }
+        Ok(())
     }
 }
 

@@ -13,24 +13,8 @@ pub(crate) mod ring;
 
 use crate::DeviceConfig;
 use crate::error::Result;
-use crate::pci::{DriverKind, PciDevice, driver_for};
+use crate::pci::PciDevice;
 use crate::registers::MmioRegion;
-
-/// Checks, before anything touches the device, that `pci` is a device `kind` drives, that
-/// it is in the process's DMA domain (VFIO or not, like the other devices) and, without
-/// VFIO, that the hugetlbfs mount for its DMA memory exists: a device taken from its
-/// kernel driver and then not driven would be left without a driver.
-pub(crate) fn check_device(pci: &PciDevice, cfg: &DeviceConfig, kind: DriverKind) -> Result<()> {
-    let id = pci.identify()?;
-    if driver_for(&id) != Some(kind) {
-        return Err(id.not_for(kind.name()));
-    }
-    pci.check_dma_domain()?;
-    if !pci.is_vfio() {
-        cfg.dma().check_mount()?;
-    }
-    Ok(())
-}
 
 /// Takes `pci` from its kernel driver (as `cfg` allows), lets it master the bus and maps
 /// its BAR0, where the registers of a PF or VF are.

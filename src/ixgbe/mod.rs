@@ -300,8 +300,7 @@ impl IxgbeDevice<MmioRegion> {
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.check()?;
-        crate::intel::check_device(&pci, cfg, DriverKind::Ixgbe)?;
-        let id = pci.identify()?;
+        let id = pci.check_claim(cfg, &[DriverKind::Ixgbe])?;
         options.mac_type = MacType::from_device_id(id.device).ok_or_else(|| id.unsupported())?;
         pci.unbind(cfg.force_unbind)?;
         pci.enable_bus_master()?;

@@ -190,9 +190,8 @@ unsafe impl DmaAllocator for HeapDma {
             .map_err(|_| Error::config(format!("DMA allocation of {size} bytes is too large")))?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let virt = NonNull::new(ptr).ok_or_else(|| Error::Hugepages {
-            detail: format!("heap allocation of {size} bytes failed"),
-        })?;
+        let failed = || Error::hugepages(format!("heap allocation of {size} bytes failed"));
+        let virt = NonNull::new(ptr).ok_or_else(failed)?;
         let chunks = (0..size.div_ceil(CHUNK_SIZE))
             .map(|i| ptr as u64 + (i * CHUNK_SIZE) as u64)
             .collect();
@@ -284,23 +283,20 @@ impl Hugepages {
     /// The error for a problem with this mount: what went wrong, then the command that
     /// sets the mount up (reserving `pages` hugepages; `owner` gives it to a user).
     fn error(&self, what: impl std::fmt::Display, pages: usize, owner: &str) -> Error {
-        Error::Hugepages {
-            detail: format!(
-                "{what}; to fix it run, as root in the ixy directory, \
-                 `./setup-hugetlbfs.sh {pages} {}{owner}`",
-                self.dir.display()
-            ),
-        }
+        Error::hugepages(format!(
+            "{what}; to fix it run, as root in the ixy directory, \
+             `./setup-hugetlbfs.sh {pages} {}{owner}`",
+            self.dir.display()
+        ))
     }
 
     pub(crate) fn check_mount(&self) -> Result<()> {
         let path = CString::new(self.dir.as_os_str().as_encoded_bytes()).map_err(|_| {
-            Error::Hugepages {
-                detail: format!(
-                    "hugepage directory {} contains a NUL byte",
-                    self.dir.display()
-                ),
-            }
+            let what = format!(
+                "hugepage directory {} contains a NUL byte",
+                self.dir.display()
+            );
+            Error::hugepages(what)
         })?;
         // SAFETY: statfs is plain old data; zeroed is a valid value.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -375,21 +371,19 @@ impl Hugepages {
             );
             return Err(self.error(what, total + size / CHUNK_SIZE, ""));
         }
-        let virt = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Hugepages {
-            detail: "mmap returned a null mapping".into(),
-        })?;
+        let virt = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::hugepages("mmap returned a null mapping"))?;
         // SAFETY: `ptr..ptr+size` is the mapping just made. Locking keeps the pages resident
         // (hugepages are not swapped anyway; this also pre-faults them).
         if lock && unsafe { libc::mlock(ptr, size) } != 0 {
             let e = io::Error::last_os_error();
             // SAFETY: unmapping the mapping made above.
             unsafe { libc::munmap(ptr, size) };
-            return Err(Error::Hugepages {
-                detail: format!(
-                    "cannot lock {} MiB of hugepages in memory ({e})",
-                    size >> 20
-                ),
-            });
+            let what = format!(
+                "cannot lock {} MiB of hugepages in memory ({e})",
+                size >> 20
+            );
+            return Err(Error::hugepages(what));
         }
         Ok(virt)
     }

@@ -18,7 +18,7 @@ use crate::pci::vfio::Container;
 
 /// Hugepages mapped for DMA through a VFIO container.
 #[derive(Debug, Clone)]
-pub struct VfioDma {
+pub(crate) struct VfioDma {
     hugepages: Hugepages,
     container: Arc<Container>,
 }
@@ -26,7 +26,7 @@ pub struct VfioDma {
 impl VfioDma {
     /// An allocator taking hugepages from `hugepages`' mount and mapping them in
     /// `container`.
-    pub fn new(hugepages: Hugepages, container: Arc<Container>) -> Self {
+    pub(crate) fn new(hugepages: Hugepages, container: Arc<Container>) -> Self {
         VfioDma {
             hugepages,
             container,

@@ -65,6 +65,7 @@ pub(crate) fn list_nics_at(root: &Path, net: &NetView) -> Result<Vec<NicInfo>> {
             path: entry.path(),
             vfio: None,
             net: net.clone(),
+            id: Default::default(),
         };
         let id = match dev.sysfs_identify() {
             Ok(id) => id,

@@ -5,12 +5,13 @@
 //! Everything goes through `/sys/bus/pci/devices/<address>/`: `config` (config space),
 //! `driver/unbind`, `resourceN` (BARs; mmap for memory BARs, pread/pwrite for I/O BARs) —
 //! unless the device is bound to `vfio-pci`: then config space, BARs, bus mastering and
-//! interrupts go through [`vfio`], and DMA memory is mapped through the IOMMU.
+//! interrupts go through VFIO (`pci/vfio.rs`), and DMA memory is mapped through the IOMMU.
 
 mod guard;
 mod list;
-pub mod vfio;
+pub(crate) mod vfio;
 
+use std::cell::OnceCell;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::str::FromStr;
 
+use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::registers::MmioRegion;
 
@@ -208,35 +210,32 @@ impl DeviceId {
         let Some(kind) = driver_for(self) else {
             return self.unsupported();
         };
-        Error::Unsupported {
-            address: self.address.to_string(),
-            vendor: self.vendor,
-            device: self.device,
-            reason: format!(
-                "the {driver} driver does not drive it; it is a device for the {} driver \
-                 (ixy::ixy_init and DeviceConfig::open pick the right one)",
-                kind.name()
-            ),
-        }
+        self.unsupported_because(format!(
+            "the {driver} driver does not drive it; it is a device for the {} driver \
+             (ixy::ixy_init and DeviceConfig::open pick the right one)",
+            kind.name()
+        ))
     }
 
     /// The error for a network controller no driver handles.
     pub fn unsupported(&self) -> Error {
-        let reason = match (self.vendor, self.device) {
-            (VENDOR_INTEL, _) => {
+        self.unsupported_because(match self.vendor {
+            VENDOR_INTEL => {
                 "this Intel device is not one of the 82599/X520, X540 or X550 physical \
                  functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS) nor one of \
                  their virtual functions (ixy::pci::IXGBEVF_DEVICE_IDS); leave it to its \
                  kernel driver"
-                    .to_string()
             }
-            _ => "no ixy driver for this vendor/device id".to_string(),
-        };
+            _ => "no ixy driver for this vendor/device id",
+        })
+    }
+
+    fn unsupported_because(&self, reason: impl Into<String>) -> Error {
         Error::Unsupported {
             address: self.address.to_string(),
             vendor: self.vendor,
             device: self.device,
-            reason,
+            reason: reason.into(),
         }
     }
 }
@@ -276,6 +275,8 @@ pub struct PciDevice {
     vfio: Option<vfio::VfioDevice>,
     /// Where the interface guard reads the state of the device's interfaces.
     net: guard::NetView,
+    /// What the device is, once identified.
+    id: OnceCell<DeviceId>,
 }
 
 /// Root of the sysfs PCI device tree.
@@ -307,6 +308,7 @@ impl PciDevice {
             path,
             vfio: None,
             net: guard::NetView::kernel(),
+            id: OnceCell::new(),
         };
         if dev.kernel_driver().as_deref() == Some(VFIO_PCI_DRIVER) {
             // Opening it through VFIO creates the process-wide container, which sends every
@@ -317,6 +319,7 @@ impl PciDevice {
                 return Err(id.unsupported());
             }
             dev.vfio = Some(vfio::VfioDevice::open(&dev.name, &dev.path)?);
+            dev.id = OnceCell::from(id);
         }
         Ok(dev)
     }
@@ -340,19 +343,27 @@ impl PciDevice {
                 )
             })
         };
-        let id = DeviceId {
-            address: self.address,
-            vendor: attr("vendor")? as u16,
-            device: attr("device")? as u16,
-            class: attr("class")?,
-        };
-        if id.class >> 16 != CLASS_NETWORK {
+        self.network_id(
+            attr("vendor")? as u16,
+            attr("device")? as u16,
+            attr("class")?,
+        )
+    }
+
+    /// The identity of a device with these ids, if it is a network controller.
+    fn network_id(&self, vendor: u16, device: u16, class: u32) -> Result<DeviceId> {
+        if class >> 16 != CLASS_NETWORK {
             return Err(Error::NotANic {
                 address: self.name.clone(),
-                class: id.class,
+                class,
             });
         }
-        Ok(id)
+        Ok(DeviceId {
+            address: self.address,
+            vendor,
+            device,
+            class,
+        })
     }
 
     /// True if the device is driven through VFIO (it is bound to vfio-pci).
@@ -360,53 +371,45 @@ impl PciDevice {
         self.vfio.is_some()
     }
 
-    /// The VFIO handle, when the device is bound to vfio-pci.
-    pub fn vfio(&self) -> Option<&vfio::VfioDevice> {
-        self.vfio.as_ref()
-    }
-
     /// Enables MSI-X with vector `i` signalling eventfd `fds[i]` (VFIO only).
-    pub fn enable_msix(&self, fds: &[std::os::fd::RawFd]) -> Result<()> {
+    pub(crate) fn enable_msix(&self, fds: &[std::os::fd::RawFd]) -> Result<()> {
         self.vfio_or_err()?.enable_msix(fds)
     }
 
     /// Enables MSI-X, or MSI if the function lacks MSI-X vectors, with vector `i`
     /// signalling eventfd `fds[i]` (VFIO only: sysfs cannot deliver interrupts).
-    pub fn enable_interrupts(&self, fds: &[std::os::fd::RawFd]) -> Result<IrqMode> {
+    pub(crate) fn enable_interrupts(&self, fds: &[std::os::fd::RawFd]) -> Result<IrqMode> {
         self.vfio_or_err()?.enable_interrupts(fds)
     }
 
     fn vfio_or_err(&self) -> Result<&vfio::VfioDevice> {
-        self.vfio.as_ref().ok_or_else(|| Error::Vfio {
-            address: self.name.clone(),
-            detail: "interrupts need the device bound to vfio-pci \
-                     (scripts/vfio-bind.sh); through sysfs only polling works"
-                .into(),
+        self.vfio.as_ref().ok_or_else(|| {
+            let detail = "interrupts need the device bound to vfio-pci (scripts/vfio-bind.sh); \
+                          through sysfs only polling works";
+            Error::vfio(&self.name, detail)
         })
     }
 
     /// The error for a device that must be used through VFIO but is not bound to
     /// vfio-pci (running without root, or VFIO required by configuration).
-    pub fn not_vfio_error(&self, why: &str) -> Error {
+    pub(crate) fn not_vfio_error(&self, why: &str) -> Error {
         let driver = self
             .kernel_driver()
             .map_or("no driver".to_string(), |d| format!("driver {d}"));
-        Error::Vfio {
-            address: self.name.clone(),
-            detail: format!(
-                "the device is bound to {driver}, not vfio-pci, and {why}; bind it to \
-                 vfio-pci and give your user its group: \
-                 `sudo scripts/vfio-bind.sh {} $USER` (or run as root without VFIO)",
-                self.name
-            ),
-        }
+        let detail = format!(
+            "the device is bound to {driver}, not vfio-pci, and {why}; bind it to vfio-pci \
+             and give your user its group: `sudo scripts/vfio-bind.sh {} $USER` (or run as \
+             root without VFIO)",
+            self.name
+        );
+        Error::vfio(&self.name, detail)
     }
 
     /// Refuses a device not bound to vfio-pci while this process drives devices through
     /// VFIO: its DMA memory would come with I/O virtual addresses, which such a device
     /// takes as physical addresses (one DMA domain per process; the other direction is
     /// refused when the VFIO container would be created).
-    pub(crate) fn check_dma_domain(&self) -> Result<()> {
+    fn check_dma_domain(&self) -> Result<()> {
         if self.vfio.is_none() && vfio::active_container().is_some() {
             return Err(Error::config(format!(
                 "{} is not bound to vfio-pci but another device of this process is: DMA \
@@ -426,11 +429,6 @@ impl PciDevice {
     /// The device's address as a string.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The device's sysfs directory.
-    pub fn sysfs_path(&self) -> &Path {
-        &self.path
     }
 
     fn config_file(&self, write: bool) -> Result<File> {
@@ -466,20 +464,34 @@ impl PciDevice {
     }
 
     /// Reads vendor, device and class and checks that the device is a network controller.
+    /// The device is read once; later calls return what it said.
     pub fn identify(&self) -> Result<DeviceId> {
+        if let Some(id) = self.id.get() {
+            return Ok(id.clone());
+        }
         let mut cfg = [0u8; 12];
         self.read_config(0, &mut cfg)?;
-        let id = DeviceId {
-            address: self.address,
-            vendor: u16::from_le_bytes([cfg[0], cfg[1]]),
-            device: u16::from_le_bytes([cfg[2], cfg[3]]),
-            class: u32::from_le_bytes([cfg[9], cfg[10], cfg[11], 0]),
-        };
-        if id.class >> 16 != CLASS_NETWORK {
-            return Err(Error::NotANic {
-                address: self.name.clone(),
-                class: id.class,
-            });
+        let id = self.network_id(
+            u16::from_le_bytes([cfg[0], cfg[1]]),
+            u16::from_le_bytes([cfg[2], cfg[3]]),
+            u32::from_le_bytes([cfg[9], cfg[10], cfg[11], 0]),
+        )?;
+        Ok(self.id.get_or_init(|| id).clone())
+    }
+
+    /// The checks a driver's open makes once, before it changes anything: the device is
+    /// one of `kinds` (the kinds that driver drives), it is in the process's DMA domain
+    /// (VFIO or not, like the other devices) and, without VFIO, the hugetlbfs mount for
+    /// its DMA memory exists (a device taken from its kernel driver and then not driven
+    /// would be left without a driver). Returns the device's identity.
+    pub(crate) fn check_claim(&self, cfg: &DeviceConfig, kinds: &[DriverKind]) -> Result<DeviceId> {
+        let id = self.identify()?;
+        if !driver_for(&id).is_some_and(|kind| kinds.contains(&kind)) {
+            return Err(id.not_for(kinds[0].name()));
+        }
+        self.check_dma_domain()?;
+        if self.vfio.is_none() {
+            cfg.dma().check_mount()?;
         }
         Ok(id)
     }

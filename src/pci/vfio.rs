@@ -62,7 +62,6 @@ const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
 const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
 const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
 /// `vfio_irq_set.flags`.
-const VFIO_IRQ_SET_DATA_NONE: u32 = 1;
 const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 4;
 const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 32;
 /// `vfio_iommu_type1_dma_map.flags`.
@@ -77,7 +76,7 @@ struct GroupStatus {
 }
 
 #[repr(C)]
-#[derive(Default, Debug, Clone, Copy)]
+#[derive(Default)]
 struct RegionInfo {
     argsz: u32,
     flags: u32,
@@ -93,15 +92,6 @@ struct IrqInfo {
     argsz: u32,
     flags: u32,
     index: u32,
-    count: u32,
-}
-
-#[repr(C)]
-struct IrqSetHeader {
-    argsz: u32,
-    flags: u32,
-    index: u32,
-    start: u32,
     count: u32,
 }
 
@@ -232,18 +222,17 @@ fn is_root() -> bool {
 /// read and write.
 unsafe fn ioctl_ptr<T>(fd: RawFd, request: u64, arg: *mut T) -> io::Result<i32> {
     // SAFETY: forwarded to the caller's contract.
-    let r = unsafe { libc::ioctl(fd, request as _, arg) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    os_result(unsafe { libc::ioctl(fd, request as _, arg) })
 }
 
 /// An ioctl with an integer argument.
 fn ioctl_val(fd: RawFd, request: u64, arg: u64) -> io::Result<i32> {
     // SAFETY: these requests take a plain integer (or nothing) and touch no memory of ours.
-    let r = unsafe { libc::ioctl(fd, request as _, arg as libc::c_ulong) };
+    os_result(unsafe { libc::ioctl(fd, request as _, arg as libc::c_ulong) })
+}
+
+/// An ioctl's return value, or the OS error it stands for.
+fn os_result(r: i32) -> io::Result<i32> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -260,10 +249,9 @@ pub struct Container {
 
 #[derive(Debug)]
 struct ContainerState {
-    /// Open groups by number; kept open for the life of the process.
+    /// Open groups by number; kept open for the life of the process. The IOMMU type is
+    /// chosen when the first group joins.
     groups: HashMap<u32, File>,
-    /// Set once the first group joined and the IOMMU type was chosen.
-    iommu_set: bool,
     iova: IovaAllocator,
     /// Bytes currently mapped.
     mapped: u64,
@@ -284,6 +272,7 @@ pub fn active_container() -> Option<Arc<Container>> {
 }
 
 impl Container {
+    /// The process's container, created on first use.
     fn open() -> Result<Arc<Container>> {
         let mut slot = lock_container_slot();
         if let Some(c) = slot.as_ref() {
@@ -293,40 +282,21 @@ impl Container {
         // memory::dma::PhysicalRegion).
         let physical = crate::memory::dma::live_physical_regions();
         if physical > 0 {
-            return Err(Error::Vfio {
-                address: "DMA memory".into(),
-                detail: format!(
+            return Err(Error::vfio(
+                "DMA memory",
+                format!(
                     "this process holds {physical} DMA regions addressed by physical address \
                      (a device not bound to vfio-pci is or was in use and its memory is not \
                      freed): a device behind the IOMMU cannot reach them, and once VFIO is on \
                      new memory gets I/O virtual addresses that device would misread. Drive \
                      all devices of a process through vfio-pci, or none"
                 ),
-            });
-        }
-        let fd = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/vfio/vfio")
-            .map_err(|e| {
-                Error::io(
-                    "cannot open /dev/vfio/vfio (is the vfio module loaded? `modprobe vfio-pci`)",
-                    e,
-                )
-            })?;
-        let v = ioctl_val(fd.as_raw_fd(), ioctl::GET_API_VERSION, 0)
-            .map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
-        if v != VFIO_API_VERSION {
-            return Err(Error::Vfio {
-                address: "/dev/vfio/vfio".into(),
-                detail: format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})"),
-            });
+            ));
         }
         let c = Arc::new(Container {
-            fd,
+            fd: open_container_fd()?,
             state: Mutex::new(ContainerState {
                 groups: HashMap::new(),
-                iommu_set: false,
                 iova: IovaAllocator::new(IOVA_BASE, IOVA_END),
                 mapped: 0,
             }),
@@ -339,91 +309,66 @@ impl Container {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens group `group` (if not yet open), checks it is viable, attaches it to the
-    /// container and returns the device fd for `address`.
+    /// The device fd of `address` (sysfs directory `sysfs`) in IOMMU group `group`; the
+    /// group joins the container first if it has not yet.
     fn open_device(&self, address: &str, sysfs: &Path, group: u32) -> Result<File> {
         let mut st = self.state();
         if !st.groups.contains_key(&group) {
-            let path = format!("/dev/vfio/{group}");
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| group_open_error(address, &path, e))?;
-            let mut status = GroupStatus {
-                argsz: std::mem::size_of::<GroupStatus>() as u32,
-                flags: 0,
-            };
-            // SAFETY: GROUP_GET_STATUS takes a vfio_group_status, which GroupStatus mirrors.
-            unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_GET_STATUS, &mut status) }
-                .map_err(|e| Error::io(format!("VFIO_GROUP_GET_STATUS on {path}"), e))?;
-            if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
-                return Err(not_viable_error(
-                    address,
-                    group,
-                    Path::new("/sys/kernel/iommu_groups"),
-                ));
-            }
-            if status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
-                let mut cfd: i32 = self.fd.as_raw_fd();
-                // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
-                unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_SET_CONTAINER, &mut cfd) }
-                    .map_err(|e| Error::io(format!("VFIO_GROUP_SET_CONTAINER on {path}"), e))?;
-            }
-            if !st.iommu_set {
-                let cfd = self.fd.as_raw_fd();
-                let ty = if ioctl_val(cfd, ioctl::CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU).unwrap_or(0)
-                    > 0
-                {
-                    VFIO_TYPE1V2_IOMMU
-                } else if ioctl_val(cfd, ioctl::CHECK_EXTENSION, VFIO_TYPE1_IOMMU).unwrap_or(0) > 0
-                {
-                    VFIO_TYPE1_IOMMU
-                } else {
-                    return Err(Error::Vfio {
-                        address: address.into(),
-                        detail: "the kernel offers no type1 IOMMU for VFIO (load \
-                                 vfio_iommu_type1; enable the IOMMU: intel_iommu=on / \
-                                 amd_iommu=on on the kernel command line)"
-                            .into(),
-                    });
-                };
-                ioctl_val(cfd, ioctl::SET_IOMMU, ty)
-                    .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))?;
-                st.iommu_set = true;
+            let file = self.attach_group(address, group)?;
+            if st.groups.is_empty() {
+                self.set_iommu(address)?;
             }
             st.groups.insert(group, file);
         }
-        let Some(gfile) = st.groups.get(&group) else {
-            return Err(Error::Vfio {
-                address: address.into(),
-                detail: format!("group {group} vanished"),
-            });
+        device_fd(&st.groups[&group], address, sysfs)
+    }
+
+    /// Opens `/dev/vfio/<group>`, checks that the group is viable and puts it in the
+    /// container.
+    fn attach_group(&self, address: &str, group: u32) -> Result<File> {
+        let path = format!("/dev/vfio/{group}");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| group_open_error(address, &path, e))?;
+        let mut status = GroupStatus {
+            argsz: std::mem::size_of::<GroupStatus>() as u32,
+            flags: 0,
         };
-        let name = CString::new(address).map_err(|_| Error::Vfio {
-            address: address.into(),
-            detail: "address contains a NUL byte".into(),
-        })?;
-        // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name.
-        let fd = unsafe {
-            ioctl_ptr(
-                gfile.as_raw_fd(),
-                ioctl::GROUP_GET_DEVICE_FD,
-                name.as_ptr() as *mut libc::c_char,
-            )
+        // SAFETY: GROUP_GET_STATUS takes a vfio_group_status, which GroupStatus mirrors.
+        unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_GET_STATUS, &mut status) }
+            .map_err(|e| Error::io(format!("VFIO_GROUP_GET_STATUS on {path}"), e))?;
+        if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+            let groups_root = Path::new("/sys/kernel/iommu_groups");
+            return Err(not_viable_error(address, group, groups_root));
         }
-        .map_err(|e| {
-            Error::io(
-                format!(
-                    "VFIO_GROUP_GET_DEVICE_FD for {address} (is {} bound to vfio-pci and not \
-                     in use by another process?)",
-                    sysfs.display()
-                ),
-                e,
-            )
-        })?;
-        // SAFETY: a fresh descriptor returned by the kernel, owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        if status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
+            let mut cfd: i32 = self.fd.as_raw_fd();
+            // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
+            unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_SET_CONTAINER, &mut cfd) }
+                .map_err(|e| Error::io(format!("VFIO_GROUP_SET_CONTAINER on {path}"), e))?;
+        }
+        Ok(file)
+    }
+
+    /// Gives the container a type1 IOMMU (v2 if the kernel offers it), once it holds a
+    /// group.
+    fn set_iommu(&self, address: &str) -> Result<()> {
+        let fd = self.fd.as_raw_fd();
+        let offered = |ty| ioctl_val(fd, ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
+        let ty = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU]
+            .into_iter()
+            .find(|&ty| offered(ty))
+            .ok_or_else(|| {
+                Error::vfio(
+                    address,
+                    "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; enable \
+                     the IOMMU: intel_iommu=on / amd_iommu=on on the kernel command line)",
+                )
+            })?;
+        ioctl_val(fd, ioctl::SET_IOMMU, ty).map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))?;
+        Ok(())
     }
 
     /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
@@ -437,10 +382,10 @@ impl Container {
         let mut st = self.state();
         let locked = locked_bytes().unwrap_or(st.mapped);
         check_memlock(size, locked, memlock_limit(), is_root())?;
-        let iova = st.iova.alloc(size).map_err(|detail| Error::Vfio {
-            address: "DMA memory".into(),
-            detail,
-        })?;
+        let iova = st
+            .iova
+            .alloc(size)
+            .map_err(|e| Error::vfio("DMA memory", e))?;
         let mut map = DmaMap {
             argsz: std::mem::size_of::<DmaMap>() as u32,
             flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
@@ -486,6 +431,50 @@ impl Container {
     }
 }
 
+/// Opens `/dev/vfio/vfio` and checks the API version.
+fn open_container_fd() -> Result<File> {
+    let path = "/dev/vfio/vfio";
+    let fd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| {
+            let advice = "is the vfio module loaded? `modprobe vfio-pci`";
+            Error::io(format!("cannot open {path} ({advice})"), e)
+        })?;
+    let v = ioctl_val(fd.as_raw_fd(), ioctl::GET_API_VERSION, 0)
+        .map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
+    if v != VFIO_API_VERSION {
+        let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
+        return Err(Error::vfio(path, detail));
+    }
+    Ok(fd)
+}
+
+/// The device fd of `address` from its group's file `group`.
+fn device_fd(group: &File, address: &str, sysfs: &Path) -> Result<File> {
+    let name =
+        CString::new(address).map_err(|_| Error::vfio(address, "address contains a NUL byte"))?;
+    // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name.
+    let fd = unsafe {
+        ioctl_ptr(
+            group.as_raw_fd(),
+            ioctl::GROUP_GET_DEVICE_FD,
+            name.as_ptr() as *mut libc::c_char,
+        )
+    }
+    .map_err(|e| {
+        let context = format!(
+            "VFIO_GROUP_GET_DEVICE_FD for {address} (is {} bound to vfio-pci and not in use \
+             by another process?)",
+            sysfs.display()
+        );
+        Error::io(context, e)
+    })?;
+    // SAFETY: a fresh descriptor returned by the kernel, owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// Explains why `/dev/vfio/N` could not be opened.
 fn group_open_error(address: &str, path: &str, e: io::Error) -> Error {
     let detail = match e.kind() {
@@ -502,10 +491,7 @@ fn group_open_error(address: &str, path: &str, e: io::Error) -> Error {
         }
         _ => format!("cannot open {path}: {e}"),
     };
-    Error::Vfio {
-        address: address.into(),
-        detail,
-    }
+    Error::vfio(address, detail)
 }
 
 /// The error for a group that is not viable: names the group's devices bound to a driver
@@ -534,32 +520,32 @@ pub fn not_viable_error(address: &str, group: u32, groups_root: &Path) -> Error 
             others.join(", ")
         )
     };
-    Error::Vfio {
-        address: address.into(),
-        detail: format!(
-            "IOMMU group {group} is not viable: {who}. Every device of a group must be bound \
-             to vfio-pci (or to no driver) before the group can be used \
-             (scripts/vfio-bind.sh for each, or see {})",
-            dir.display()
-        ),
-    }
+    let detail = format!(
+        "IOMMU group {group} is not viable: {who}. Every device of a group must be bound to \
+         vfio-pci (or to no driver) before the group can be used (scripts/vfio-bind.sh for \
+         each, or see {})",
+        dir.display()
+    );
+    Error::vfio(address, detail)
 }
 
 /// The IOMMU group number of the device at `sysfs` (`iommu_group` link).
 pub fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
-    let link = fs::read_link(sysfs.join("iommu_group")).map_err(|e| Error::Vfio {
-        address: address.into(),
-        detail: format!(
+    let link = fs::read_link(sysfs.join("iommu_group")).map_err(|e| {
+        let detail = format!(
             "the device has no IOMMU group ({e}): the IOMMU is off; enable it in the \
              firmware (VT-d / AMD-Vi) and on the kernel command line (intel_iommu=on)"
-        ),
+        );
+        Error::vfio(address, detail)
     })?;
     link.file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::Vfio {
-            address: address.into(),
-            detail: format!("unexpected iommu_group link {}", link.display()),
+        .ok_or_else(|| {
+            Error::vfio(
+                address,
+                format!("unexpected iommu_group link {}", link.display()),
+            )
         })
 }
 
@@ -568,38 +554,24 @@ pub fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
 pub struct VfioDevice {
     address: String,
     fd: File,
-    group: u32,
-    config: RegionInfo,
-    container: Arc<Container>,
+    /// Offset of config space within `fd`.
+    config_offset: u64,
 }
 
 impl VfioDevice {
     /// Opens the device at `address` (sysfs directory `sysfs`), which must be bound to
-    /// vfio-pci, joining the process-wide container.
+    /// vfio-pci, joining the process-wide container (which lives as long as the process).
     pub fn open(address: &str, sysfs: &Path) -> Result<Self> {
         let group = iommu_group(address, sysfs)?;
-        let container = Container::open()?;
-        let fd = container.open_device(address, sysfs, group)?;
+        let fd = Container::open()?.open_device(address, sysfs, group)?;
         let mut dev = VfioDevice {
             address: address.to_string(),
             fd,
-            group,
-            config: RegionInfo::default(),
-            container,
+            config_offset: 0,
         };
-        dev.config = dev.region_info(VFIO_PCI_CONFIG_REGION_INDEX)?;
+        dev.config_offset = dev.region_info(VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
         log::info!("{address}: opened through VFIO (IOMMU group {group})");
         Ok(dev)
-    }
-
-    /// The IOMMU group number.
-    pub fn group(&self) -> u32 {
-        self.group
-    }
-
-    /// The container the device's DMA goes through.
-    pub fn container(&self) -> &Arc<Container> {
-        &self.container
     }
 
     /// The device file descriptor (for region reads and writes). Crate-private: writes
@@ -636,26 +608,23 @@ impl VfioDevice {
     /// Reads config space at `offset`.
     pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.fd
-            .read_exact_at(buf, self.config.offset + offset)
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot read config space of {} (VFIO)", self.address),
-                    e,
-                )
-            })
+            .read_exact_at(buf, self.config_offset + offset)
+            .map_err(|e| self.config_error("read", e))
     }
 
     /// Writes config space at `offset` (crate-private, like
     /// [`PciDevice::write_config`](super::PciDevice)).
     pub(crate) fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
         self.fd
-            .write_all_at(buf, self.config.offset + offset)
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot write config space of {} (VFIO)", self.address),
-                    e,
-                )
-            })
+            .write_all_at(buf, self.config_offset + offset)
+            .map_err(|e| self.config_error("write", e))
+    }
+
+    fn config_error(&self, verb: &str, e: io::Error) -> Error {
+        Error::io(
+            format!("cannot {verb} config space of {} (VFIO)", self.address),
+            e,
+        )
     }
 
     /// Maps BAR `bar` (a memory BAR that VFIO allows to be mmapped). Crate-private, like
@@ -694,26 +663,15 @@ impl VfioDevice {
         }
     }
 
-    fn set_irqs(&self, index: u32, fds: &[RawFd]) -> io::Result<()> {
-        // struct vfio_irq_set followed by `count` int32 eventfds.
-        let header = std::mem::size_of::<IrqSetHeader>();
-        let argsz = header + 4 * fds.len();
-        let mut buf = vec![0u32; argsz.div_ceil(4)];
-        let flags = if fds.is_empty() {
-            VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER
-        } else {
-            VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER
-        };
-        buf[0] = argsz as u32;
-        buf[1] = flags;
-        buf[2] = index;
-        buf[3] = 0; // start
-        buf[4] = fds.len() as u32;
-        for (i, fd) in fds.iter().enumerate() {
-            buf[header / 4 + i] = *fd as u32;
-        }
-        // SAFETY: DEVICE_SET_IRQS takes a vfio_irq_set of `argsz` bytes; `buf` holds the
-        // header (5 x u32, as in IrqSetHeader) and the eventfds.
+    /// Has vector `i` of interrupt `index` signal eventfd `fds[i]`.
+    fn set_irqs(&self, index: u32, fds: &[RawFd], what: &str) -> Result<()> {
+        // struct vfio_irq_set {argsz, flags, index, start, count} and `count` int32 eventfds.
+        let argsz = 4 * (5 + fds.len()) as u32;
+        let flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+        let mut buf = vec![argsz, flags, index, 0, fds.len() as u32];
+        buf.extend(fds.iter().map(|&fd| fd as u32));
+        // SAFETY: DEVICE_SET_IRQS takes a vfio_irq_set of `argsz` bytes: `buf` holds its
+        // five header words and the eventfds.
         unsafe {
             ioctl_ptr(
                 self.fd.as_raw_fd(),
@@ -721,7 +679,13 @@ impl VfioDevice {
                 buf.as_mut_ptr(),
             )
         }
-        .map(|_| ())
+        .map_err(|e| {
+            Error::io(
+                format!("VFIO_DEVICE_SET_IRQS ({what}) on {}", self.address),
+                e,
+            )
+        })?;
+        Ok(())
     }
 
     /// Enables MSI-X with vector `i` signalling eventfd `fds[i]`.
@@ -737,12 +701,7 @@ impl VfioDevice {
                 ),
             ));
         }
-        self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, fds).map_err(|e| {
-            Error::io(
-                format!("VFIO_DEVICE_SET_IRQS (MSI-X) on {}", self.address),
-                e,
-            )
-        })
+        self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, fds, "MSI-X")
     }
 
     /// Enables interrupts with one eventfd per vector: MSI-X if the function has enough
@@ -753,14 +712,12 @@ impl VfioDevice {
             return Err(Error::config("no eventfds for interrupts"));
         }
         if self.irq_count(VFIO_PCI_MSIX_IRQ_INDEX) as usize >= fds.len() {
-            self.enable_msix(fds)?;
+            self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, fds, "MSI-X")?;
             return Ok(IrqMode::MsiX);
         }
         let msi = self.irq_count(VFIO_PCI_MSI_IRQ_INDEX) as usize;
         if msi >= fds.len() {
-            self.set_irqs(VFIO_PCI_MSI_IRQ_INDEX, fds).map_err(|e| {
-                Error::io(format!("VFIO_DEVICE_SET_IRQS (MSI) on {}", self.address), e)
-            })?;
+            self.set_irqs(VFIO_PCI_MSI_IRQ_INDEX, fds, "MSI")?;
             return Ok(IrqMode::Msi);
         }
         Err(Error::device(
@@ -770,12 +727,6 @@ impl VfioDevice {
                 fds.len()
             ),
         ))
-    }
-
-    /// Disables MSI-X and MSI again.
-    pub fn disable_interrupts(&self) {
-        let _ = self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, &[]);
-        let _ = self.set_irqs(VFIO_PCI_MSI_IRQ_INDEX, &[]);
     }
 }
 
@@ -794,7 +745,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<RegionInfo>(), 32);
         assert_eq!(std::mem::size_of::<DmaMap>(), 32);
         assert_eq!(std::mem::size_of::<DmaUnmap>(), 24);
-        assert_eq!(std::mem::size_of::<IrqSetHeader>(), 20);
     }
 
     #[test]

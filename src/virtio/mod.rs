@@ -378,17 +378,7 @@ impl VirtioDevice {
     /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         queue_pairs(cfg)?;
-        let id = pci.identify()?;
-        if !matches!(
-            crate::pci::driver_for(&id),
-            Some(DriverKind::VirtioLegacy | DriverKind::VirtioModern)
-        ) {
-            return Err(id.not_for("virtio"));
-        }
-        pci.check_dma_domain()?;
-        if !pci.is_vfio() {
-            cfg.dma().check_mount()?;
-        }
+        pci.check_claim(cfg, &[DriverKind::VirtioLegacy, DriverKind::VirtioModern])?;
         pci.unbind(cfg.force_unbind)?;
         let cfg_space = transport::read_config_space(&pci)?;
         let device_id = u16::from_le_bytes([cfg_space[2], cfg_space[3]]);
