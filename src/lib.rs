@@ -398,6 +398,12 @@ impl DeviceConfig {
     }
 }
 
+/// Formats a MAC address as `52:54:00:12:34:56` (for log messages of every driver).
+pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
 /// Queue `id` of a driver's `queues` (`kind` is "rx" or "tx"); an id out of range is the
 /// panic [`IxyDevice::rx_batch`] and [`IxyDevice::tx_batch`] document, with a message
 /// naming the id and the queue count.
@@ -449,6 +455,12 @@ mod tests {
             msg,
             "tx queue 2 does not exist: the device has 2 tx queues (ids 0 to 2 - 1)"
         );
+    }
+
+    #[test]
+    fn mac_addresses_are_printed_as_six_hex_pairs() {
+        let mac = [0x52, 0x54, 0x00, 0x0a, 0xbc, 0xff];
+        assert_eq!(format_mac(&mac), "52:54:00:0a:bc:ff");
     }
 
     #[test]

@@ -220,70 +220,69 @@ impl Mailbox {
     /// Waits until no PF reset is in progress (RSTI clear) and consumes a reset-done
     /// indication: the state in which a VF may start its own reset handshake.
     pub(crate) fn wait_reset_done<R: RegisterSpace>(&self, regs: &R) -> Result<()> {
+        self.poll(
+            || Ok(!self.take(regs, VFMAILBOX_RSTI | VFMAILBOX_RSTD)),
+            |ms| {
+                format!(
+                    "the PF did not finish its reset within {ms} ms (VFMAILBOX.RSTI still \
+                     set); is the PF driver loaded and its interface up?"
+                )
+            },
+        )
+    }
+
+    /// Polls until `bit` is seen, failing after the timeout or when a PF reset starts.
+    fn wait_for<R: RegisterSpace>(&self, regs: &R, bit: u32, what: &str) -> Result<()> {
+        let seen = || {
+            if self.take(regs, bit) {
+                return Ok(true);
+            }
+            if self.status(regs) & VFMAILBOX_RSTI != 0 {
+                let detail = format!("the PF started a reset while the VF waited for {what}");
+                return Err(Error::device(&self.name, detail));
+            }
+            Ok(false)
+        };
+        self.poll(seen, |ms| {
+            format!(
+                "the PF did not answer the mailbox within {ms} ms (waiting for {what}); is the \
+                 PF driver loaded and its interface up?"
+            )
+        })
+    }
+
+    /// Takes the message buffer (VFU), waiting until the hardware grants it.
+    fn lock<R: RegisterSpace>(&self, regs: &R) -> Result<()> {
+        let granted = || {
+            regs.write32(VFMAILBOX, VFMAILBOX_VFU);
+            Ok(self.status(regs) & VFMAILBOX_VFU != 0)
+        };
+        self.poll(granted, |ms| {
+            format!(
+                "could not take the mailbox buffer within {ms} ms (VFMAILBOX.VFU never read \
+                 back as set)"
+            )
+        })
+    }
+
+    /// Calls `done` every 50 µs until it returns true or an error; after the mailbox
+    /// timeout, fails with the message `timed_out` gives for the timeout in ms.
+    fn poll(
+        &self,
+        mut done: impl FnMut() -> Result<bool>,
+        timed_out: impl FnOnce(u128) -> String,
+    ) -> Result<()> {
         let start = Instant::now();
-        while self.take(regs, VFMAILBOX_RSTI | VFMAILBOX_RSTD) {
+        while !done()? {
             if start.elapsed() > self.timeout {
                 return Err(Error::device(
                     &self.name,
-                    format!(
-                        "the PF did not finish its reset within {} ms (VFMAILBOX.RSTI still \
-                         set); is the PF driver loaded and its interface up?",
-                        self.timeout.as_millis()
-                    ),
+                    timed_out(self.timeout.as_millis()),
                 ));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
         Ok(())
-    }
-
-    /// Polls until `bit` is seen, failing after the timeout or when a PF reset starts.
-    fn wait_for<R: RegisterSpace>(&self, regs: &R, bit: u32, what: &str) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            if self.take(regs, bit) {
-                return Ok(());
-            }
-            if self.status(regs) & VFMAILBOX_RSTI != 0 {
-                return Err(Error::device(
-                    &self.name,
-                    format!("the PF started a reset while the VF waited for {what}"),
-                ));
-            }
-            if start.elapsed() > self.timeout {
-                return Err(Error::device(
-                    &self.name,
-                    format!(
-                        "the PF did not answer the mailbox within {} ms (waiting for {what}); \
-                         is the PF driver loaded and its interface up?",
-                        self.timeout.as_millis()
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
-
-    /// Takes the message buffer (VFU), waiting until the hardware grants it.
-    fn lock<R: RegisterSpace>(&self, regs: &R) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            regs.write32(VFMAILBOX, VFMAILBOX_VFU);
-            if self.status(regs) & VFMAILBOX_VFU != 0 {
-                return Ok(());
-            }
-            if start.elapsed() > self.timeout {
-                return Err(Error::device(
-                    &self.name,
-                    format!(
-                        "could not take the mailbox buffer within {} ms (VFMAILBOX.VFU never \
-                         read back as set)",
-                        self.timeout.as_millis()
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
     }
 
     /// Posts `message` and waits until the PF acknowledges it.

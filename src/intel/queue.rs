@@ -1,6 +1,7 @@
-//! Handing a descriptor ring to a queue and enabling it, the same way for PF and VF queues
-//! (82599 datasheet 4.6.7.1 / 4.6.8.1 for the PF; the VF registers of 8.3 have the same
-//! layout and the same enable protocol).
+//! Handing a descriptor ring to a queue and enabling it, for a queue given by its register
+//! offsets ([`QueueRegs`]). ixgbevf uses it for its VF queues (registers of 82599 datasheet
+//! 8.3, with the layout and enable protocol of the PF queues in 4.6.7.1 / 4.6.8.1); ixgbe
+//! programs its PF queues itself.
 
 use std::time::Duration;
 

@@ -519,7 +519,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         log::info!(
             "{}: ixgbe ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
             self.name,
-            crate::virtio::format_mac(&self.mac_addr()),
+            crate::format_mac(&self.mac_addr()),
             self.rx.len(),
             self.tx.len(),
             self.link_speed(),
@@ -974,7 +974,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         if mac[0] & 1 != 0 {
             return Err(Error::config(format!(
                 "{} is a multicast address and cannot be a station address",
-                crate::virtio::format_mac(&mac)
+                crate::format_mac(&mac)
             )));
         }
         self.set_reg(

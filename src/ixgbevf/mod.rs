@@ -291,7 +291,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         log::info!(
             "{}: ixgbevf ready, MAC {}, mailbox API {}, {} rx / {} tx queues, link {} Mbit/s",
             dev.name,
-            crate::virtio::format_mac(&dev.mac),
+            crate::format_mac(&dev.mac),
             dev.api.name(),
             dev.rx.len(),
             dev.tx.len(),
@@ -317,7 +317,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             if mac[0] & 1 != 0 || mac == [0; 6] {
                 return Err(self.err(format!(
                     "the PF assigned {} to this VF, which is not a unicast address",
-                    crate::virtio::format_mac(&mac)
+                    crate::format_mac(&mac)
                 )));
             }
             mac
@@ -336,7 +336,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
                  random locally administered {} (assign one on the host with `ip link set \
                  <pf> vf <n> mac <address>`)",
                 self.name,
-                crate::virtio::format_mac(&mac)
+                crate::format_mac(&mac)
             );
             mac
         };
@@ -347,7 +347,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         log::debug!(
             "{}: RESET reply: MAC {}, multicast filter type {}",
             self.name,
-            crate::virtio::format_mac(&mac),
+            crate::format_mac(&mac),
             reply.words[msg::RESET_REPLY_WORDS - 1]
         );
 
@@ -504,7 +504,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             };
             return Err(self.err(format!(
                 "the PF refused MAC address {}: {why}",
-                crate::virtio::format_mac(&mac)
+                crate::format_mac(&mac)
             )));
         }
         self.mac = mac;
@@ -674,7 +674,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return Err(Error::config(format!(
                 "{} cannot be a station address (multicast or zero)",
-                crate::virtio::format_mac(&mac)
+                crate::format_mac(&mac)
             )));
         }
         self.request_mac(mac)

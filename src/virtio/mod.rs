@@ -600,7 +600,7 @@ impl VirtioDevice {
             self.name,
             if modern { "modern" } else { "legacy" },
             if self.pci.is_vfio() { ", VFIO" } else { "" },
-            format_mac(&self.mac),
+            crate::format_mac(&self.mac),
             pairs,
             if msix { ", MSI-X interrupts" } else { "" }
         );
@@ -813,14 +813,6 @@ impl VirtioDevice {
         }
         Ok(())
     }
-}
-
-/// Formats a MAC address as `52:54:00:12:34:56`.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 impl IxyDevice for VirtioDevice {
