@@ -317,10 +317,9 @@ impl Hugepages {
         Ok(())
     }
 
-    /// Maps `size` bytes (a multiple of 2 MiB) of hugepages, unlinking the backing file.
-    /// `lock`: mlock the pages (not on the VFIO path, where pinning by VFIO would count
-    /// them twice against RLIMIT_MEMLOCK).
-    pub(crate) fn map(&self, size: usize, lock: bool) -> Result<NonNull<u8>> {
+    /// A new file on the mount, already unlinked: the mapping keeps the pages, and nothing
+    /// is left behind on exit.
+    fn create_file(&self) -> Result<File> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("ixy-{}-{n}", std::process::id()));
@@ -330,19 +329,23 @@ impl Hugepages {
             .create_new(true)
             .open(&path)
             .map_err(|e| {
-                let owner = if e.kind() == io::ErrorKind::PermissionDenied {
-                    " $USER" // the mount belongs to someone else: give it to this user
-                } else {
-                    ""
+                // A mount that belongs to someone else: give it to this user.
+                let owner = match e.kind() {
+                    io::ErrorKind::PermissionDenied => " $USER",
+                    _ => "",
                 };
-                self.error(
-                    format!("cannot create {}: {e}", path.display()),
-                    DEFAULT_PAGES,
-                    owner,
-                )
+                let what = format!("cannot create {}: {e}", path.display());
+                self.error(what, DEFAULT_PAGES, owner)
             })?;
-        // Unlink at once: the mapping keeps the pages; nothing is left behind on exit.
         let _ = fs::remove_file(&path);
+        Ok(file)
+    }
+
+    /// Maps `size` bytes (a multiple of 2 MiB) of hugepages from a fresh, unlinked file.
+    /// `lock`: mlock the pages (not on the VFIO path, where pinning by VFIO would count
+    /// them twice against RLIMIT_MEMLOCK).
+    pub(crate) fn map(&self, size: usize, lock: bool) -> Result<NonNull<u8>> {
+        let file = self.create_file()?;
         // SAFETY: mapping a file we own; the kernel picks the address. hugetlbfs reserves
         // the pages at mmap time for shared mappings, so a shortage fails here (ENOMEM)
         // rather than with SIGBUS on first touch.

@@ -123,11 +123,6 @@ impl NetView {
     }
 }
 
-/// The device's interfaces that are in use, as the running kernel reports them.
-pub fn active_interfaces(dev_path: &Path) -> Vec<InterfaceState> {
-    NetView::kernel().active_interfaces(dev_path)
-}
-
 /// Counts routes through `name` in the text of /proc/net/route and /proc/net/ipv6_route.
 fn count_routes(name: &str, ipv4: &str, ipv6: &str) -> usize {
     // /proc/net/route: header line, then "Iface Destination Gateway ..." per route.

@@ -23,7 +23,7 @@ use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::registers::MmioRegion;
 
-pub use guard::{InterfaceState, active_interfaces};
+pub use guard::InterfaceState;
 pub use list::{NicInfo, list_nics};
 pub use vfio::IrqMode;
 
@@ -567,13 +567,9 @@ impl PciDevice {
         self.write_config(4, &value.to_le_bytes())
     }
 
-    fn resource_path(&self, bar: u8) -> PathBuf {
-        self.path.join(format!("resource{bar}"))
-    }
-
     /// Opens the sysfs resource file of BAR `bar`; returns it, its path and its size.
     fn open_resource(&self, bar: u8) -> Result<(File, PathBuf, u64)> {
-        let path = self.resource_path(bar);
+        let path = self.path.join(format!("resource{bar}"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -608,24 +604,25 @@ impl PciDevice {
     /// Crate-private for the same reason as [`PciDevice::map_bar`] (a legacy virtio
     /// device takes its queue addresses through it).
     pub(crate) fn io_bar(&self, bar: u8) -> Result<IoBar> {
-        if let Some(v) = &self.vfio {
-            let (base, len) = v.region(bar as u32)?;
-            let file = v.file().try_clone().map_err(|e| {
-                Error::io(format!("cannot duplicate the VFIO fd of {}", self.name), e)
-            })?;
-            return Ok(IoBar {
-                file,
-                base,
-                len,
-                name: self.name.clone(),
-            });
-        }
-        let (file, _, len) = self.open_resource(bar)?;
+        let (file, base, len) = match &self.vfio {
+            Some(v) => {
+                let (base, len) = v.region(bar as u32)?;
+                let file = v.file().try_clone().map_err(|e| {
+                    Error::io(format!("cannot duplicate the VFIO fd of {}", self.name), e)
+                })?;
+                (file, base, len)
+            }
+            None => {
+                let (file, _, len) = self.open_resource(bar)?;
+                (file, 0, len)
+            }
+        };
+        let name = self.name.clone();
         Ok(IoBar {
             file,
-            base: 0,
+            base,
             len,
-            name: self.name.clone(),
+            name,
         })
     }
 }
@@ -680,30 +677,31 @@ pub(crate) struct IoBar {
 }
 
 impl IoBar {
+    /// The file offset of `len` bytes at `offset` in the BAR, if they lie within it.
+    fn position(&self, offset: u64, len: usize) -> Result<u64> {
+        if offset + len as u64 > self.len {
+            let detail = format!("I/O BAR offset {offset:#x} out of range");
+            return Err(Error::device(&self.name, detail));
+        }
+        Ok(self.base + offset)
+    }
+
+    fn access_error(&self, verb: &str, offset: u64, e: std::io::Error) -> Error {
+        Error::io(format!("I/O BAR {verb} of {} at {offset:#x}", self.name), e)
+    }
+
     fn read<const N: usize>(&self, offset: u64) -> Result<[u8; N]> {
         let mut b = [0u8; N];
-        if offset + N as u64 > self.len {
-            return Err(Error::device(
-                &self.name,
-                format!("I/O BAR offset {offset:#x} out of range"),
-            ));
-        }
         self.file
-            .read_exact_at(&mut b, self.base + offset)
-            .map_err(|e| Error::io(format!("I/O BAR read of {} at {offset:#x}", self.name), e))?;
+            .read_exact_at(&mut b, self.position(offset, N)?)
+            .map_err(|e| self.access_error("read", offset, e))?;
         Ok(b)
     }
 
     fn write(&self, offset: u64, b: &[u8]) -> Result<()> {
-        if offset + b.len() as u64 > self.len {
-            return Err(Error::device(
-                &self.name,
-                format!("I/O BAR offset {offset:#x} out of range"),
-            ));
-        }
         self.file
-            .write_all_at(b, self.base + offset)
-            .map_err(|e| Error::io(format!("I/O BAR write of {} at {offset:#x}", self.name), e))
+            .write_all_at(b, self.position(offset, b.len())?)
+            .map_err(|e| self.access_error("write", offset, e))
     }
 
     /// Reads a byte.
