@@ -392,23 +392,28 @@ impl Hugepages {
     }
 }
 
+/// The error for a physical address that /proc/self/pagemap did not give.
+fn no_frame(detail: impl Into<String>) -> Error {
+    Error::NoPhysicalAddress {
+        detail: detail.into(),
+    }
+}
+
 /// Looks up the physical address of `virt` in /proc/self/pagemap.
 fn virt_to_phys(pagemap: &File, virt: usize) -> Result<u64> {
     const PAGE: usize = 4096;
     let mut entry = [0u8; 8];
     pagemap
         .read_exact_at(&mut entry, (virt / PAGE * 8) as u64)
-        .map_err(|e| Error::NoPhysicalAddress {
-            detail: format!("reading /proc/self/pagemap failed: {e}"),
-        })?;
+        .map_err(|e| no_frame(format!("reading /proc/self/pagemap failed: {e}")))?;
     let entry = u64::from_ne_bytes(entry);
     // Documentation/admin-guide/mm/pagemap.rst: bit 63 page present, bits 0-54 the PFN.
     let present = entry >> 63 == 1;
     let pfn = entry & ((1 << 55) - 1);
     if !present || pfn == 0 {
-        return Err(Error::NoPhysicalAddress {
-            detail: "pagemap reports no frame number for a locked page".into(),
-        });
+        return Err(no_frame(
+            "pagemap reports no frame number for a locked page",
+        ));
     }
     Ok(pfn * PAGE as u64 + (virt % PAGE) as u64)
 }
@@ -439,9 +444,7 @@ unsafe impl DmaAllocator for Hugepages {
             drop(physical);
         });
         let chunks: Result<Box<[u64]>> = File::open("/proc/self/pagemap")
-            .map_err(|e| Error::NoPhysicalAddress {
-                detail: format!("cannot open /proc/self/pagemap: {e}"),
-            })
+            .map_err(|e| no_frame(format!("cannot open /proc/self/pagemap: {e}")))
             .and_then(|pagemap| {
                 (0..size / CHUNK_SIZE)
                     .map(|i| virt_to_phys(&pagemap, virt.as_ptr() as usize + i * CHUNK_SIZE))

@@ -258,9 +258,9 @@ pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
 /// A PCI device found in sysfs.
 ///
 /// Its public methods identify, claim (take from the kernel driver) and observe the
-/// device, and route its interrupts through VFIO: none can make it start DMA. What can —
-/// config-space writes (bus mastering), memory and I/O BAR access (ring addresses) — is
-/// crate-private, for the drivers, which hand the device only their own DMA memory:
+/// device: none can make it start DMA. What can — config-space writes (bus mastering),
+/// memory and I/O BAR access (ring addresses) — is crate-private, for the drivers, which
+/// hand the device only their own DMA memory (and route its interrupts through VFIO):
 ///
 /// ```compile_fail,E0624
 /// let dev = ixy::pci::PciDevice::open("0000:00:04.0").unwrap();
@@ -949,6 +949,26 @@ mod tests {
         let mut cmd = [0u8; 2];
         dev.read_config(4, &mut cmd).unwrap();
         assert_eq!(u16::from_le_bytes(cmd), 4);
+    }
+
+    #[test]
+    fn the_device_is_read_once_and_a_claim_checks_the_driver() {
+        let (root, dir) = testing::fake_sysfs("claim", [0, 0, 2], VENDOR_INTEL, 0x10fb, None);
+        let dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
+        let id = dev.identify().unwrap();
+        // Config space that changed afterwards (a real device's does not) is not read again.
+        fs::write(dir.join("config"), [0u8; 64]).unwrap();
+        assert_eq!(dev.identify().unwrap(), id);
+        let cfg = DeviceConfig::new("0000:00:04.0").hugepage_dir(&*root);
+        let err = dev.check_claim(&cfg, &[DriverKind::Ixgbevf]).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert!(
+            err.to_string().contains("device for the ixgbe driver"),
+            "{err}"
+        );
+        // The right driver gets as far as the hugetlbfs mount (a plain directory here).
+        let err = dev.check_claim(&cfg, &[DriverKind::Ixgbe]).unwrap_err();
+        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
     }
 
     #[test]

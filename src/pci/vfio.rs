@@ -112,7 +112,7 @@ struct DmaUnmap {
     size: u64,
 }
 
-/// Which interrupt mechanism [`VfioDevice::enable_interrupts`] set up.
+/// Which interrupt mechanism a device driven through VFIO delivers its vectors by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrqMode {
     /// MSI-X: vector `i` signals eventfd `i`.
