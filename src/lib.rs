@@ -388,8 +388,7 @@ impl DeviceConfig {
         if self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1") {
             return Err(device.not_vfio_error("VFIO is required (IXY_VFIO=1 / require_vfio)"));
         }
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !pci::vfio::is_root() {
             return Err(
                 device.not_vfio_error("without root a device can only be driven through VFIO")
             );

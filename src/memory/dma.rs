@@ -421,22 +421,22 @@ fn virt_to_phys(pagemap: &File, virt: usize) -> Result<u64> {
 // SAFETY: regions are whole 2 MiB hugepages (so at least `size` bytes, 2 MiB aligned, and
 // zeroed by hugetlbfs), and their bus addresses are the physical addresses looked up in
 // pagemap for locked pages, or with a VFIO container, IOVAs mapped in that container (see
-// `VfioDma`), which is what the devices of this process reach.
+// `memory::vfio::allocate`), which is what the devices of this process reach.
 unsafe impl DmaAllocator for Hugepages {
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         if size == 0 {
             return Err(Error::config("DMA allocation of 0 bytes"));
         }
+        self.check_mount()?;
+        let size = size.next_multiple_of(CHUNK_SIZE);
         // Counted before looking for a container (see PhysicalRegion).
         let physical = PhysicalRegion::new();
         // With a VFIO container in this process, memory is mapped at I/O virtual
         // addresses through the IOMMU instead (no pagemap, no root needed).
         if let Some(container) = crate::pci::vfio::active_container() {
             drop(physical);
-            return super::vfio::VfioDma::new(self.clone(), container).allocate(size);
+            return super::vfio::allocate(self, &container, size);
         }
-        self.check_mount()?;
-        let size = size.next_multiple_of(CHUNK_SIZE);
         let virt = self.map(size, true)?;
         let release: Release = Box::new(move |p, s| {
             // SAFETY: (p, s) is exactly the mapping made in `map`, released once.

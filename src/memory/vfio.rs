@@ -6,70 +6,48 @@
 //! lets ixy run without root. VFIO pins the pages and charges them to `RLIMIT_MEMLOCK`;
 //! the pages are therefore not also `mlock`ed.
 //!
-//! [`super::Hugepages`] switches to this allocator by itself as soon as a VFIO container
-//! exists in the process, so `Mempool::allocate` and the drivers need no change.
+//! [`super::Hugepages`] allocates this way by itself as soon as a VFIO container exists in
+//! the process, so `Mempool::allocate` and the drivers need no change.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::dma::{CHUNK_SIZE, DmaAllocator, DmaMemory, Hugepages};
-use crate::error::{Error, Result};
+use super::dma::{CHUNK_SIZE, DmaMemory, Hugepages};
+use crate::error::Result;
 use crate::pci::vfio::Container;
 
-/// Hugepages mapped for DMA through a VFIO container.
-#[derive(Debug, Clone)]
-pub(crate) struct VfioDma {
-    hugepages: Hugepages,
-    container: Arc<Container>,
-}
-
-impl VfioDma {
-    /// An allocator taking hugepages from `hugepages`' mount and mapping them in
-    /// `container`.
-    pub(crate) fn new(hugepages: Hugepages, container: Arc<Container>) -> Self {
-        VfioDma {
-            hugepages,
-            container,
+/// Maps `size` bytes (a non-zero multiple of [`CHUNK_SIZE`]) of hugepages from
+/// `hugepages`' mount at one IOVA range of `container`.
+pub(crate) fn allocate(
+    hugepages: &Hugepages,
+    container: &Arc<Container>,
+    size: usize,
+) -> Result<DmaMemory> {
+    let virt = hugepages.map(size, false)?;
+    let unmap_memory = move |p: NonNull<u8>, s: usize| {
+        // SAFETY: (p, s) is exactly the hugepage mapping made above, released once.
+        unsafe { libc::munmap(p.as_ptr().cast(), s) };
+    };
+    // SAFETY: the mapping stays valid until the release closure below, which removes
+    // the IOMMU mapping before unmapping the memory.
+    let iova = match unsafe { container.map_dma(virt.as_ptr(), size as u64) } {
+        Ok(iova) => iova,
+        Err(e) => {
+            unmap_memory(virt, size);
+            return Err(e);
         }
-    }
-}
-
-// SAFETY: regions are whole 2 MiB hugepages (at least `size` bytes, zeroed by hugetlbfs),
-// mapped at one IOVA range of the container that IovaAllocator hands out 2 MiB aligned;
-// the devices of this container reach the memory at exactly these IOVAs.
-unsafe impl DmaAllocator for VfioDma {
-    fn allocate(&self, size: usize) -> Result<DmaMemory> {
-        if size == 0 {
-            return Err(Error::config("DMA allocation of 0 bytes"));
-        }
-        self.hugepages.check_mount()?;
-        let size = size.next_multiple_of(CHUNK_SIZE);
-        let virt = self.hugepages.map(size, false)?;
-        let unmap_memory = move |p: NonNull<u8>, s: usize| {
-            // SAFETY: (p, s) is exactly the hugepage mapping made above, released once.
-            unsafe { libc::munmap(p.as_ptr().cast(), s) };
-        };
-        // SAFETY: the mapping stays valid until the release closure below, which removes
-        // the IOMMU mapping before unmapping the memory.
-        let iova = match unsafe { self.container.map_dma(virt.as_ptr(), size as u64) } {
-            Ok(iova) => iova,
-            Err(e) => {
-                unmap_memory(virt, size);
-                return Err(e);
-            }
-        };
-        let chunks = (0..size / CHUNK_SIZE)
-            .map(|i| iova + (i * CHUNK_SIZE) as u64)
-            .collect();
-        let container = self.container.clone();
-        let release = Box::new(move |p: NonNull<u8>, s: usize| {
-            container.unmap_dma(iova, s as u64);
-            unmap_memory(p, s);
-        });
-        // SAFETY: a fresh mapping of `size` bytes owned by this region; the whole region is
-        // one contiguous IOVA range, so every chunk is contiguous in bus address space;
-        // VFIO pinned the pages, so the translation stays valid until the release closure
-        // unmaps it. hugetlbfs pages come zeroed.
-        Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, release) })
-    }
+    };
+    let chunks = (0..size / CHUNK_SIZE)
+        .map(|i| iova + (i * CHUNK_SIZE) as u64)
+        .collect();
+    let container = container.clone();
+    let release = Box::new(move |p: NonNull<u8>, s: usize| {
+        container.unmap_dma(iova, s as u64);
+        unmap_memory(p, s);
+    });
+    // SAFETY: a fresh mapping of `size` bytes owned by this region, 2 MiB aligned here and
+    // at its IOVA (IovaAllocator hands out 2 MiB aligned ranges); the whole region is one
+    // contiguous IOVA range, so every chunk is contiguous in bus address space; VFIO pinned
+    // the pages, so the translation stays valid until the release closure unmaps it.
+    Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, release) })
 }

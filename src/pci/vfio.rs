@@ -210,7 +210,8 @@ fn locked_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn is_root() -> bool {
+/// True when running as root (effective user id 0).
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -373,7 +374,7 @@ impl Container {
 
     /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
     ///
-    /// Crate-private, like [`Container::unmap_dma`]: DMA memory comes from `VfioDma`.
+    /// Crate-private, like [`Container::unmap_dma`]: DMA memory comes from `memory::vfio`.
     ///
     /// # Safety
     /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
@@ -413,7 +414,7 @@ impl Container {
     }
 
     /// Removes a mapping made by [`Container::map_dma`]. Crate-private: only the owner of
-    /// a mapping (a `VfioDma` region's release) may remove it while devices use the
+    /// a mapping (a region's release in `memory::vfio`) may remove it while devices use the
     /// container.
     pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
         let mut st = self.state();
