@@ -59,14 +59,7 @@ pub(crate) fn list_nics_at(root: &Path, net: &NetView) -> Result<Vec<NicInfo>> {
         let Ok(address) = entry.file_name().to_string_lossy().parse::<PciAddress>() else {
             continue;
         };
-        let dev = PciDevice {
-            address,
-            name: address.to_string(),
-            path: entry.path(),
-            vfio: None,
-            net: net.clone(),
-            id: Default::default(),
-        };
+        let dev = PciDevice::at(address, root, net.clone());
         let id = match dev.sysfs_identify() {
             Ok(id) => id,
             Err(Error::NotANic { .. }) => continue,

@@ -48,24 +48,20 @@ impl FromStr for PciAddress {
             address: s.to_string(),
             reason,
         };
+        // 1 to `max_len` hex digits.
         let hex = |part: &str, max_len: usize, what| {
-            if part.is_empty()
-                || part.len() > max_len
-                || !part.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                Err(bad(what))
-            } else {
-                u32::from_str_radix(part, 16).map_err(|_| bad(what))
-            }
+            let digits =
+                (1..=max_len).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_hexdigit());
+            let value = u32::from_str_radix(part, 16).ok().filter(|_| digits);
+            value.ok_or_else(|| bad(what))
         };
         let (rest, function) = s
             .rsplit_once('.')
             .ok_or_else(|| bad("missing '.function'"))?;
-        let mut parts = rest.split(':');
-        let (domain, bus, device) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(d), Some(b), Some(dev), None) => (d, b, dev),
+        let (domain, bus, device) = match rest.split(':').collect::<Vec<_>>()[..] {
+            [d, b, dev] => (d, b, dev),
             // The domain may be left out: `03:00.0` means `0000:03:00.0`.
-            (Some(b), Some(dev), None, None) => ("0", b, dev),
+            [b, dev] => ("0", b, dev),
             _ => return Err(bad("expected domain:bus:device.function")),
         };
         let domain = hex(domain, 4, "domain must be up to 4 hex digits")?;
@@ -297,19 +293,10 @@ impl PciDevice {
     }
 
     pub(crate) fn open_at(address: PciAddress, root: &Path) -> Result<Self> {
-        let name = address.to_string();
-        let path = root.join(&name);
-        if !path.join("config").exists() {
-            return Err(Error::NoSuchDevice { address: name });
+        let mut dev = PciDevice::at(address, root, guard::NetView::kernel());
+        if !dev.path.join("config").exists() {
+            return Err(Error::NoSuchDevice { address: dev.name });
         }
-        let mut dev = PciDevice {
-            address,
-            name,
-            path,
-            vfio: None,
-            net: guard::NetView::kernel(),
-            id: OnceCell::new(),
-        };
         if dev.kernel_driver().as_deref() == Some(VFIO_PCI_DRIVER) {
             // Opening it through VFIO creates the process-wide container, which sends every
             // later DMA allocation of the process through the IOMMU. Only for a device a
@@ -322,6 +309,20 @@ impl PciDevice {
             dev.id = OnceCell::from(id);
         }
         Ok(dev)
+    }
+
+    /// The device at `address` in the sysfs tree `root`, its interfaces seen through `net`;
+    /// nothing is checked or opened yet.
+    fn at(address: PciAddress, root: &Path, net: guard::NetView) -> Self {
+        let name = address.to_string();
+        PciDevice {
+            path: root.join(&name),
+            address,
+            name,
+            vfio: None,
+            net,
+            id: OnceCell::new(),
+        }
     }
 
     /// [`PciDevice::identify`] from the sysfs attributes `vendor`, `device` and `class`
