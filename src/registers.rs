@@ -37,7 +37,7 @@ pub trait RegisterSpace {
 ///
 /// `what` names the condition for the error message (e.g. "EEPROM auto-read done
 /// (EEC.ARD)"). Every wait on a device goes through here, so none can hang.
-pub fn wait_for<R: RegisterSpace + ?Sized>(
+pub(crate) fn wait_for<R: RegisterSpace + ?Sized>(
     regs: &R,
     offset: usize,
     mask: u32,
@@ -62,7 +62,7 @@ pub fn wait_for<R: RegisterSpace + ?Sized>(
 }
 
 /// Like [`wait_for`], for drivers that carry a device address for the error.
-pub fn wait_device<R: RegisterSpace + ?Sized>(
+pub(crate) fn wait_device<R: RegisterSpace + ?Sized>(
     regs: &R,
     address: &str,
     offset: usize,

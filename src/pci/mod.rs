@@ -107,13 +107,13 @@ pub struct DeviceId {
 }
 
 /// PCI vendor ids (pci.ids).
-pub const VENDOR_INTEL: u16 = 0x8086;
+pub(crate) const VENDOR_INTEL: u16 = 0x8086;
 /// Red Hat / Qumranet, the virtio vendor id (virtio spec 1.1, 4.1.2).
-pub const VENDOR_VIRTIO: u16 = 0x1af4;
+pub(crate) const VENDOR_VIRTIO: u16 = 0x1af4;
 /// Legacy or transitional virtio-net (virtio spec 1.1, 4.1.2.1).
-pub const DEVICE_VIRTIO_NET_LEGACY: u16 = 0x1000;
+pub(crate) const DEVICE_VIRTIO_NET_LEGACY: u16 = 0x1000;
 /// Modern (virtio 1.0) virtio-net: 0x1040 + device type 1.
-pub const DEVICE_VIRTIO_NET_MODERN: u16 = 0x1041;
+pub(crate) const DEVICE_VIRTIO_NET_MODERN: u16 = 0x1041;
 
 /// PCI base class of network controllers (PCI Code and ID Assignment spec, 1.3).
 const CLASS_NETWORK: u32 = 0x02;
@@ -202,7 +202,7 @@ pub const IXGBEVF_DEVICE_IDS: &[(u16, &str)] = &[
 impl DeviceId {
     /// The error for a device handed to a driver that does not drive it: names the driver
     /// that does (if any), or says that none does.
-    pub fn not_for(&self, driver: &str) -> Error {
+    pub(crate) fn not_for(&self, driver: &str) -> Error {
         let Some(kind) = driver_for(self) else {
             return self.unsupported();
         };
@@ -279,7 +279,7 @@ pub struct PciDevice {
 const SYSFS_PCI_DEVICES: &str = "/sys/bus/pci/devices";
 
 /// Name of the kernel driver that hands devices to user space through VFIO.
-pub const VFIO_PCI_DRIVER: &str = "vfio-pci";
+pub(crate) const VFIO_PCI_DRIVER: &str = "vfio-pci";
 
 impl PciDevice {
     /// Finds the device at `address` (a string like `0000:03:00.0`).
