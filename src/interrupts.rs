@@ -72,7 +72,12 @@ pub enum IrqAction {
 /// `idle` is the thread's shared count of empty polls in a row; `armed` the queue's own
 /// state (its interrupt is unmasked).
 #[inline(always)]
-pub fn decide(idle: &Cell<u32>, armed: &mut bool, threshold: u32, received: usize) -> IrqAction {
+pub(crate) fn decide(
+    idle: &Cell<u32>,
+    armed: &mut bool,
+    threshold: u32,
+    received: usize,
+) -> IrqAction {
     if received > 0 {
         idle.set(0);
         if *armed {
@@ -117,7 +122,8 @@ impl EventFd {
     }
 
     /// Reads and clears the count; 0 if nothing was signalled.
-    pub fn drain(&self) -> u64 {
+    #[cfg(test)]
+    fn drain(&self) -> u64 {
         drain_fd(self.fd.as_raw_fd())
     }
 
@@ -292,7 +298,8 @@ impl QueueInterrupt {
     }
 
     /// Like [`QueueInterrupt::wait`] with an explicit timeout (`None`: forever).
-    pub fn wait_for(&self, timeout: Option<Duration>) -> Result<bool> {
+    #[cfg(test)]
+    fn wait_for(&self, timeout: Option<Duration>) -> Result<bool> {
         let ms = match timeout {
             None => -1,
             Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
