@@ -406,22 +406,6 @@ impl PciDevice {
         Error::vfio(&self.name, detail)
     }
 
-    /// Refuses a device not bound to vfio-pci while this process drives devices through
-    /// VFIO: its DMA memory would come with I/O virtual addresses, which such a device
-    /// takes as physical addresses (one DMA domain per process; the other direction is
-    /// refused when the VFIO container would be created).
-    fn check_dma_domain(&self) -> Result<()> {
-        if self.vfio.is_none() && vfio::active_container().is_some() {
-            return Err(Error::config(format!(
-                "{} is not bound to vfio-pci but another device of this process is: DMA \
-                 memory is mapped through the IOMMU, so all devices of a process must use \
-                 VFIO (bind {} to vfio-pci too)",
-                self.name, self.name
-            )));
-        }
-        Ok(())
-    }
-
     /// The device's address.
     pub fn address(&self) -> PciAddress {
         self.address
@@ -490,8 +474,18 @@ impl PciDevice {
         if !driver_for(&id).is_some_and(|kind| kinds.contains(&kind)) {
             return Err(id.not_for(kinds[0].name()));
         }
-        self.check_dma_domain()?;
         if self.vfio.is_none() {
+            // With VFIO in use, DMA memory comes with I/O virtual addresses, which this
+            // device would take as physical addresses. (The other direction is refused when
+            // the VFIO container would be created.)
+            if vfio::active_container().is_some() {
+                return Err(Error::config(format!(
+                    "{} is not bound to vfio-pci but another device of this process is: DMA \
+                     memory is mapped through the IOMMU, so all devices of a process must use \
+                     VFIO (bind {} to vfio-pci too)",
+                    self.name, self.name
+                )));
+            }
             cfg.dma().check_mount()?;
         }
         Ok(id)
