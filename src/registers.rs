@@ -45,19 +45,46 @@ pub(crate) fn wait_for<R: RegisterSpace + ?Sized>(
     timeout: Duration,
     what: &str,
 ) -> std::result::Result<(), String> {
-    let start = Instant::now();
+    let mut deadline = Deadline::new(timeout);
     loop {
         let value = regs.read32(offset);
         if value & mask == expected {
             return Ok(());
         }
-        if start.elapsed() > timeout {
+        if deadline.passed() {
             return Err(format!(
                 "timed out after {} ms waiting for {what} (register {offset:#x} = {value:#010x})",
                 timeout.as_millis()
             ));
         }
         std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// The end of a wait on a device: `timeout` has passed *and* the device was asked at least
+/// [`Deadline::MIN_POLLS`] times, so a thread that was descheduled for longer than the
+/// timeout does not give up on a device that was only slow to be asked.
+pub(crate) struct Deadline {
+    start: Instant,
+    timeout: Duration,
+    polls: u32,
+}
+
+impl Deadline {
+    pub(crate) const MIN_POLLS: u32 = 10;
+
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Deadline {
+            start: Instant::now(),
+            timeout,
+            polls: 0,
+        }
+    }
+
+    /// Called once per poll that found the device not done yet.
+    pub(crate) fn passed(&mut self) -> bool {
+        self.polls += 1;
+        self.polls >= Self::MIN_POLLS && self.start.elapsed() >= self.timeout
     }
 }
 
@@ -186,6 +213,17 @@ impl Drop for MmioRegion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_passes_only_after_its_time_and_ten_polls() {
+        // A thread descheduled past the timeout still asks the device ten times.
+        let mut gone = Deadline::new(Duration::ZERO);
+        let verdicts: Vec<bool> = (0..11).map(|_| gone.passed()).collect();
+        assert_eq!(verdicts, [[false; 9].as_slice(), &[true, true]].concat());
+        // Ten polls are not enough while the time has not passed.
+        let mut long = Deadline::new(Duration::from_secs(3600));
+        assert!((0..100).all(|_| !long.passed()));
+    }
     use std::cell::Cell;
 
     /// A register file on ordinary memory, for testing the helpers.

@@ -17,10 +17,10 @@
 //! VF driver does the same).
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::registers::RegisterSpace;
+use crate::registers::{Deadline, RegisterSpace};
 
 /// VF Mailbox control register (8.3.5).
 pub(crate) const VFMAILBOX: usize = 0x002fc;
@@ -272,9 +272,9 @@ impl Mailbox {
         mut done: impl FnMut() -> Result<bool>,
         timed_out: impl FnOnce(u128) -> String,
     ) -> Result<()> {
-        let start = Instant::now();
+        let mut deadline = Deadline::new(self.timeout);
         while !done()? {
-            if start.elapsed() > self.timeout {
+            if deadline.passed() {
                 return Err(Error::device(
                     &self.name,
                     timed_out(self.timeout.as_millis()),

@@ -34,7 +34,7 @@
 pub mod regs;
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::intel::ring::{RxRing, TxRing};
@@ -42,7 +42,7 @@ use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace, wait_device};
+use crate::registers::{Deadline, MmioRegion, RegisterSpace, wait_device};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
 /// Largest number of tx queues this driver sets up (the 82599 has 128; the queue register
@@ -868,9 +868,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
     /// Waits up to `o.link_timeout` for LINKS.LINK_UP; never forever.
     fn wait_for_link(&self, o: &IxgbeOptions) -> Result<()> {
-        let start = Instant::now();
+        let mut deadline = Deadline::new(o.link_timeout);
         while self.link_speed() == 0 {
-            if start.elapsed() >= o.link_timeout {
+            if deadline.passed() {
                 let msg = format!(
                     "link did not come up within {} ms (LINKS = {:#010x}); check the cable \
                      or module and the link partner",

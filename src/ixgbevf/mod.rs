@@ -46,7 +46,7 @@ use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace, wait_for};
+use crate::registers::{Deadline, MmioRegion, RegisterSpace, wait_for};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
 pub use crate::intel::mailbox::ApiVersion;
@@ -514,12 +514,12 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// Waits for VFLINKS.LINK_UP, up to the link timeout; never forever.
     fn wait_for_link(&self) -> Result<()> {
         let o = &self.options.base;
-        let start = Instant::now();
+        let mut deadline = Deadline::new(o.link_timeout);
         loop {
             if self.vflinks_speed() > 0 {
                 return Ok(());
             }
-            if start.elapsed() >= o.link_timeout {
+            if deadline.passed() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
