@@ -665,9 +665,13 @@ fn device_ids_select_the_ixgbe_driver() {
     assert_eq!(MacType::M82599.rx_pb_size_kb(), 512);
     assert_eq!(MacType::X540.rx_pb_size_kb(), 384);
     assert_eq!(MacType::X550.rx_pb_size_kb(), 384);
-    assert!(MacType::M82599.programs_autoc());
-    assert!(!MacType::X540.programs_autoc());
-    assert!(!MacType::X550EmA.programs_autoc());
+    assert!(MacType::M82599.is_82599());
+    assert!(!MacType::X540.is_82599());
+    assert!(!MacType::X550EmA.brought_up() && !MacType::X550EmX.brought_up());
+    assert!(MacType::X540.brought_up() && MacType::X550.brought_up());
+    assert_eq!(MacType::M82599.reset_settle(), Duration::from_millis(50));
+    assert_eq!(MacType::X540.reset_settle(), Duration::from_millis(100));
+    assert_eq!(MacType::X550.reset_settle(), Duration::from_millis(100));
     for device in [0x10fb, 0x1528, 0x1563, 0x15ab] {
         assert_eq!(driver_for(&id(0x8086, device)), Some(DriverKind::Ixgbe));
     }
@@ -687,26 +691,154 @@ fn device_ids_select_the_ixgbe_driver() {
     assert_eq!(driver_for(&id(0x10ec, 0x10fb)), None);
 }
 
-/// The X540 branch, run against the 82599 model as a register file: the init leaves AUTOC
-/// alone (link managed by the PHY/firmware, so the model's link never comes up) and gives
-/// buffer 0 the X540's 384 KB with FCRTH(0) 0x6000 below it.
+/// A port of the model showing device id `device`, and options naming it.
+fn port_with_id(model: &Model, device: u16) -> (Port, IxgbeOptions) {
+    let mut o = options();
+    o.device_id = device;
+    (model.add_port_with_id(device), o)
+}
+
+/// Issue 15 item 2: only SFP+ ports get 10 Gb/s serial; every other 82599 keeps the link
+/// mode its NVM loaded (the model's: KX4/KX/KR auto-negotiation) and restarts it.
 #[test]
-fn x540_init_programs_its_packet_buffer_and_no_autoc() {
+fn autoc_link_mode_per_device_id() {
+    let _deadline = common::deadline();
+    let model = Model::new();
+    let sfp = [0x10fb, 0x1529, 0x1507, 0x154d, 0x154a, 0x1558, 0x1557];
+    for &(device, name) in IXGBE_DEVICE_IDS.iter().filter(|d| d.1.starts_with("82599")) {
+        let (port, o) = port_with_id(&model, device);
+        let dev = open(&model, &port, &o);
+        let lms = regs(&port).read32(regs::AUTOC) & regs::AUTOC_LMS_MASK;
+        let want = if sfp.contains(&device) {
+            regs::AUTOC_LMS_10G_SERIAL
+        } else {
+            0x4 << 13
+        };
+        assert_eq!(lms, want, "{name} ({device:04x})");
+        assert!(
+            !ixy::ixgbe::is_sfp(device) ^ sfp.contains(&device),
+            "{name}"
+        );
+        assert_eq!(dev.link_speed(), 10_000, "{name}");
+    }
+}
+
+/// Issue 15 item 3: the X550EM ids are refused, naming the device, before any register
+/// is written.
+#[test]
+fn x550em_ids_are_refused_naming_the_device() {
+    let model = Model::new();
+    for &(device, name) in IXGBE_DEVICE_IDS
+        .iter()
+        .filter(|d| d.1.starts_with("X550EM"))
+    {
+        let (port, o) = port_with_id(&model, device);
+        match model.ixgbe(&port, &o).err() {
+            Some(ixy::Error::Unsupported {
+                device: d, reason, ..
+            }) => {
+                assert_eq!(d, device);
+                assert!(
+                    reason.starts_with(&format!("{name} has no link setup")),
+                    "{reason}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(model.resets(&port), vec![], "{name}: untouched");
+    }
+}
+
+const RST: u32 = 1 << 26;
+const LRST: u32 = 1 << 3;
+
+/// Issue 15 item 4: the reset per MAC. The 82599 resets with CTRL.LRST while the link is
+/// down (init) and CTRL.RST while it is up (close); the X540 and X550 with CTRL.RST
+/// only, holding their PHY's SW/FW semaphore (the model flags a reset without it). The
+/// X540/X550 leave AUTOC alone, get their link from the PHY and their 384 KB buffer.
+#[test]
+fn reset_sequence_per_mac() {
+    let _deadline = common::deadline();
+    let model = Model::new();
+    let (port, o) = port_with_id(&model, 0x10fb);
+    let dev = open(&model, &port, &o);
+    assert_eq!(model.resets(&port), vec![(LRST, false)]);
+    drop(dev);
+    assert_eq!(model.resets(&port), vec![(LRST, false), (RST, false)]);
+    for device in [0x1528, 0x1560, 0x1563, 0x15d1] {
+        let (port, o) = port_with_id(&model, device);
+        let autoc_before = regs(&port).read32(regs::AUTOC);
+        let dev = open(&model, &port, &o);
+        assert_eq!(model.resets(&port), vec![(RST, true)], "{device:04x}");
+        assert_eq!(
+            regs(&port).read32(regs::AUTOC),
+            autoc_before,
+            "AUTOC untouched"
+        );
+        assert_eq!(dev.link_speed(), 10_000);
+        assert_eq!(regs(&port).read32(regs::rxpbsize(0)), 384 << 10);
+        assert_eq!(regs(&port).read32(regs::fcrth(0)), (384 << 10) - 0x6000);
+        // The semaphore was given back (else the close could not take it again).
+        drop(dev);
+        assert_eq!(model.resets(&port), vec![(RST, true); 2], "{device:04x}");
+    }
+}
+
+/// Issue 15 item 6: an SFP+ fibre port's laser (ESDP.SDP3) is turned on at init and off
+/// at close; the link comes up although the NVM disabled it (AUTOC2 bits cleared).
+#[test]
+fn sfp_laser_on_while_open_and_nvm_link_disable_cleared() {
     let _deadline = common::deadline();
     let model = Model::new();
     let port = model.add_port();
-    let autoc_before = regs(&port).read32(regs::AUTOC);
-    let mut o = options().link_timeout(Duration::from_millis(20));
-    o.mac_type = MacType::X540;
-    let dev = open(&model, &port, &o);
+    model.set_nvm_link_disabled(&port, true);
+    assert!(!model.laser_on(&port), "the model's laser starts off");
+    let dev = open(&model, &port, &options());
+    assert!(model.laser_on(&port));
     assert_eq!(
-        regs(&port).read32(regs::AUTOC),
-        autoc_before,
-        "AUTOC untouched"
+        regs(&port).read32(regs::AUTOC2) & regs::AUTOC2_LINK_DISABLE_MASK,
+        0
     );
-    assert_eq!(dev.link_speed(), 0, "nobody restarted auto-negotiation");
-    assert_eq!(regs(&port).read32(regs::rxpbsize(0)), 384 << 10);
-    assert_eq!(regs(&port).read32(regs::fcrth(0)), (384 << 10) - 0x6000);
+    assert_eq!(dev.link_speed(), 10_000);
+    drop(dev);
+    assert!(!model.laser_on(&port), "laser off after close");
+}
+
+/// CTRL_EXT.DRV_LOAD: set while the driver owns the port, cleared when it closes.
+#[test]
+fn drv_load_set_while_open_and_cleared_on_close() {
+    let _deadline = common::deadline();
+    let model = Model::new();
+    let port = model.add_port();
+    assert!(!model.driver_loaded(&port));
+    let dev = open(&model, &port, &options());
+    assert!(model.driver_loaded(&port));
+    drop(dev);
+    assert!(!model.driver_loaded(&port));
+}
+
+/// LINKS speeds: 10G/1G/100M, 2.5G/5G with NON_STD on the X550, 10M (00b).
+#[test]
+fn link_speed_decoding() {
+    use ixy::ixgbe::links_speed;
+    let up = regs::LINKS_UP;
+    let non_std = regs::LINKS_SPEED_NON_STD;
+    assert_eq!(links_speed(0x3 << 28, false), 0, "down");
+    for (speed, mbit, alt) in [
+        (3, 10_000, 2_500),
+        (2, 1_000, 1_000),
+        (1, 100, 5_000),
+        (0, 10, 10),
+    ] {
+        let links = up | speed << 28;
+        assert_eq!(links_speed(links, false), mbit);
+        assert_eq!(
+            links_speed(links | non_std, false),
+            mbit,
+            "82599: no NON_STD"
+        );
+        assert_eq!(links_speed(links | non_std, true), alt);
+    }
 }
 
 #[test]

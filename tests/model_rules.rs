@@ -18,6 +18,7 @@ const MRQC_IPV4: u32 = 1 << 17;
 const RETA: usize = 0x05C00;
 const CTRL_RST: u32 = 1 << 26;
 const CTRL_LRST: u32 = 1 << 3;
+const ESDP: usize = 0x00020;
 const CTRL_MASTER_DISABLE: u32 = 1 << 2;
 const STATUS: usize = 0x00008;
 const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
@@ -144,7 +145,10 @@ fn poke(m: &DmaMemory, off: usize, bytes: &[u8]) {
 fn raw_port(model: &Model) -> Port {
     // SAFETY: the tests point rings only at memory they allocated from the model and
     // reach through `peek`/`poke` copies, keeping no reference into it.
-    unsafe { model.add_port().registers() }
+    let port = unsafe { model.add_port().registers() };
+    // The SFP+ laser on (ESDP.SDP3 clear), as a driver turns it on.
+    port.write32(ESDP, 0);
+    port
 }
 
 fn bus(m: &DmaMemory) -> u64 {
@@ -451,9 +455,10 @@ fn link_comes_up_at_10g_after_an_restart() {
     assert_eq!(links & LINKS_UP, LINKS_UP);
     assert_eq!(links & LINKS_SPEED_MASK, LINKS_SPEED_10G);
     assert_ne!(port.read32(STATUS) & (1 << 7), 0);
-    // A link reset takes the link down until the next restart.
-    port.write32(CTRL, CTRL_LRST);
-    assert_eq!(port.read32(CTRL) & CTRL_LRST, 0);
+    // A link reset (on the 82599 also a software reset: master disable first) takes the
+    // link down until the next restart.
+    start_reset(&port, CTRL_LRST);
+    while port.read32(CTRL) & (CTRL_RST | CTRL_LRST) != 0 {}
     assert_eq!(port.read32(LINKS) & LINKS_UP, 0);
 }
 

@@ -34,7 +34,7 @@
 pub mod regs;
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::intel::ring::{RxRing, TxRing};
@@ -68,17 +68,22 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(1);
 /// included (8.2.3.1.1: "approximately 1 ms").
 const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
 /// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` polls
-/// for up to 80 ms, then resets anyway).
+/// for up to 80 ms, then resets anyway, twice).
 const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
-/// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux waits up to 40 ms).
-const SECRX_TIMEOUT: Duration = Duration::from_millis(100);
+/// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux, DPDK and FreeBSD poll ~40 ms,
+/// log, and set RXEN anyway).
+const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
+/// Time the SW/FW semaphore is waited for before software takes it anyway (Linux
+/// `ixgbe_acquire_swfw_sync_X540`: 200 tries 5-10 ms apart, then it ignores the firmware).
+const SWFW_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time for the SFP+ laser to light up after ESDP.SDP3 is cleared (Linux
+/// `ixgbe_enable_tx_laser_multispeed_fiber`: 100 ms).
+const LASER_ON_DELAY: Duration = Duration::from_millis(100);
 /// Queue disable read-back timeout (4.6.7.1.2 / 4.6.8.1 give none).
 const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Extra wait after a receive queue reads back disabled, before its memory is released
 /// (4.6.7.1.2: "wait additional ~100 us").
 const QUEUE_DISABLE_SETTLE: Duration = Duration::from_micros(100);
-/// Settle time after a global reset (4.6.3.2: wait at least 10 ms).
-const RESET_SETTLE: Duration = Duration::from_millis(10);
 /// EEPROM auto-read and DMA init timeout (4.6.3).
 const INIT_DONE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Queue enable read-back timeout (4.6.7, 4.6.8).
@@ -102,7 +107,7 @@ pub const MAX_INTERRUPT_QUEUES: u16 = regs::NUM_RTXQ_BITS as u16;
 /// EITR value of every receive vector: an interval of 5 x 2.048 µs, about 10 µs between
 /// interrupts (at most ~98k/s; the rate the original ixy uses, 0x028). Interrupts only
 /// wake an idle queue, so the throttle barely matters; it bounds a storm.
-pub const RX_EITR: u32 = 5 << regs::EITR_ITR_INTERVAL_SHIFT;
+pub const RX_EITR: u32 = 5 << regs::EITR_ITR_INTERVAL_SHIFT | regs::EITR_CNT_WDIS;
 
 /// The MAC generation of an ixgbe physical function, and the few things this driver
 /// programs differently on each (Linux `ixgbe_type.h` `enum ixgbe_mac_type`; values from
@@ -158,11 +163,63 @@ impl MacType {
         }
     }
 
-    /// Whether the driver selects the link mode through AUTOC (4.6.4). Only on the
-    /// 82599: the X540/X550 links are set up by their PHY and firmware (Linux programs
-    /// no AUTOC on them; their `setup_link` goes through the PHY).
-    pub fn programs_autoc(self) -> bool {
+    /// Whether this driver brings the MAC up. The X550EM_x/X550EM_a links need PHY init,
+    /// external-PHY or SFP setup, KR/iXFI over IOSF or firmware link commands (Linux
+    /// `ixgbe_x550.c`), none of which exists here: those ids are refused.
+    pub fn brought_up(self) -> bool {
+        !matches!(self, MacType::X550EmX | MacType::X550EmA)
+    }
+
+    /// Whether the driver owns the MAC link: the 82599 sets it up through AUTOC (4.6.4)
+    /// and needs the receive data path halted around RXCTRL.RXEN (its errata workaround,
+    /// Linux `ixgbe_enable_rx_dma_82599`). The X540/X550 link is their PHY's, and they
+    /// set RXEN directly (Linux `ixgbe_enable_rx_dma_generic`).
+    pub fn is_82599(self) -> bool {
         self == MacType::M82599
+    }
+
+    /// Wait after a reset: 50 ms on the 82599 (Linux `ixgbe_reset_hw_82599`), 100 ms on
+    /// the X540 and X550 (`ixgbe_reset_hw_X540`, which the X550 uses too).
+    pub fn reset_settle(self) -> Duration {
+        Duration::from_millis(if self.is_82599() { 50 } else { 100 })
+    }
+
+    /// Whether LINKS.NON_STD selects 2.5/5 Gb/s (X550 and later).
+    pub fn non_std_speeds(self) -> bool {
+        !matches!(self, MacType::M82599 | MacType::X540)
+    }
+}
+
+/// Whether 82599 device `device` is an SFP+ port (Linux `ixgbe_get_media_type_82599`:
+/// fibre and QSFP media): the driver selects 10 Gb/s serial there, as Linux
+/// `ixgbe_setup_sfp_modules_82599` does; every other 82599 keeps the link mode its NVM
+/// loaded into AUTOC.
+pub fn is_sfp(device: u16) -> bool {
+    has_laser_control(device) || device == 0x1558
+}
+
+/// Whether 82599 device `device` has its SFP+ transmit laser on ESDP.SDP3 (Linux: fibre
+/// media only, not QSFP or LS).
+pub fn has_laser_control(device: u16) -> bool {
+    matches!(device, 0x10fb | 0x1529 | 0x1507 | 0x154d | 0x154a | 0x1557)
+}
+
+/// Link speed in Mbit/s of a LINKS value, 0 while down (8.2.3.22; X550 speeds as Linux
+/// `ixgbe_check_mac_link_generic`): LINK_SPEED 11b 10G (2.5G with NON_STD), 10b 1G, 01b
+/// 100M (5G with NON_STD), 00b 10M (X550EM_a 1G-T). `non_std`: the MAC has NON_STD.
+pub fn links_speed(links: u32, non_std: bool) -> u32 {
+    let alt = non_std && links & regs::LINKS_SPEED_NON_STD != 0;
+    match (
+        (links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT,
+        alt,
+    ) {
+        _ if links & regs::LINKS_UP == 0 => 0,
+        (3, false) => 10_000,
+        (3, true) => 2_500,
+        (2, _) => 1_000,
+        (1, false) => 100,
+        (1, true) => 5_000,
+        _ => 10,
     }
 }
 
@@ -193,8 +250,9 @@ pub struct IxgbeOptions {
     /// How the vectors are delivered: MSI-X (one message per vector) or MSI. Only used
     /// with interrupts; [`IxgbeDevice::open`] sets it to what VFIO enabled.
     pub irq_mode: IrqMode,
-    /// The MAC generation; [`IxgbeDevice::open`] sets it from the PCI device id.
-    pub mac_type: MacType,
+    /// The PCI device id (one of [`crate::pci::IXGBE_DEVICE_IDS`]): the MAC generation
+    /// and the port's media follow from it; [`IxgbeDevice::open`] sets it.
+    pub device_id: u16,
 }
 
 impl Default for IxgbeOptions {
@@ -210,7 +268,7 @@ impl Default for IxgbeOptions {
             promisc: true,
             interrupt_timeout_ms: 0,
             irq_mode: IrqMode::MsiX,
-            mac_type: MacType::M82599,
+            device_id: 0x10fb,
         }
     }
 }
@@ -244,6 +302,25 @@ impl IxgbeOptions {
     pub fn interrupt_timeout_ms(mut self, timeout: i16) -> Self {
         self.interrupt_timeout_ms = timeout;
         self
+    }
+
+    /// The MAC of `device_id`; an id this driver does not bring up is refused, naming
+    /// the device (`name`: its address).
+    pub fn mac_type(&self, name: &str) -> Result<MacType> {
+        let mac = MacType::from_device_id(self.device_id).filter(|m| m.brought_up());
+        let known = crate::pci::IXGBE_DEVICE_IDS
+            .iter()
+            .find(|d| d.0 == self.device_id);
+        mac.ok_or_else(|| Error::Unsupported {
+            address: name.to_string(),
+            vendor: crate::pci::VENDOR_INTEL,
+            device: self.device_id,
+            reason: format!(
+                "{} has no link setup in ixgbe (it needs PHY, SFP or firmware link \
+                 setup that only the kernel driver has); leave it to its kernel driver",
+                known.map_or("this device", |d| d.1)
+            ),
+        })
     }
 
     fn check(&self) -> Result<()> {
@@ -287,6 +364,9 @@ pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
     irqs: Vec<QueueInterrupt>,
     /// How the vectors are delivered (meaningful only with `irqs`).
     irq_mode: IrqMode,
+    /// The MAC generation and the PCI device id (the port's media).
+    mac: MacType,
+    device_id: u16,
     /// Keeps the PCI device (and with it the claim on it) while the driver runs.
     _pci: Option<PciDevice>,
 }
@@ -300,8 +380,8 @@ impl IxgbeDevice<MmioRegion> {
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.check()?;
-        let id = pci.check_claim(cfg, &[DriverKind::Ixgbe])?;
-        options.mac_type = MacType::from_device_id(id.device).ok_or_else(|| id.unsupported())?;
+        options.device_id = pci.check_claim(cfg, &[DriverKind::Ixgbe])?.device;
+        options.mac_type(pci.name())?;
         pci.unbind(cfg.force_unbind)?;
         pci.enable_bus_master()?;
         let claimed = pci
@@ -384,6 +464,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         irqs: Vec<QueueInterrupt>,
     ) -> Result<Self> {
         options.check()?;
+        let mac = options.mac_type(name)?;
         let mut dev = IxgbeDevice {
             name: name.to_string(),
             regs,
@@ -393,6 +474,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             promisc: false,
             irqs,
             irq_mode: options.irq_mode,
+            mac,
+            device_id: options.device_id,
             _pci: None,
         };
         // On error `dev` is dropped, which resets the device before its memory is freed.
@@ -436,30 +519,107 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// The master disable algorithm (5.2.5.3.2), required before a software reset
     /// (4.2.1.6.1): no new master requests, then wait until none is pending. A timeout
     /// is logged and the reset goes ahead (as Linux `ixgbe_disable_pcie_master` does): the
-    /// reset is what stops the device for good.
-    fn master_disable(&self) {
+    /// reset is what stops the device for good. Returns whether requests stopped.
+    fn master_disable(&self) -> bool {
         self.set_reg(
             regs::CTRL,
             self.get_reg(regs::CTRL) | regs::CTRL_MASTER_DISABLE,
         );
-        if let Err(e) = self.wait_reg(
+        let stopped = self.wait_reg(
             regs::STATUS,
             regs::STATUS_GIO_MASTER_ENABLE,
             0,
             MASTER_DISABLE_TIMEOUT,
             "master requests to stop (STATUS.GIO_MASTER_ENABLE)",
-        ) {
-            log::warn!("{}: {e}; resetting anyway", self.name);
+        );
+        if let Err(e) = &stopped {
+            log::warn!("{}: {e}; resetting anyway, twice", self.name);
+        }
+        stopped.is_ok()
+    }
+
+    /// 4.6.3.2 / 4.2.1.6.1: master disable, then the MAC reset; after a master disable
+    /// timeout, both again (Linux `IXGBE_FLAGS_DOUBLE_RESET_REQUIRED` resets twice; the
+    /// flush of pending transactions it does in between is not done here).
+    fn reset(&self, what: &str) -> Result<()> {
+        if !self.master_disable() {
+            self.reset_once(what)?;
+            self.master_disable();
+        }
+        self.reset_once(what)
+    }
+
+    /// One MAC reset as Linux `reset_hw` does it per MAC: the 82599 sets CTRL.LRST (device
+    /// and link) while the link is down, CTRL.RST while it is up (a link reset could reset
+    /// a PHY the firmware uses; `ixgbe_reset_hw_82599`); the X540/X550 set CTRL.RST
+    /// holding their PHY's SW/FW semaphore (`ixgbe_reset_hw_X540`). Then ~1 ms before any
+    /// access (8.2.3.1.1), the self-clear, and the MAC's settle time.
+    fn reset_once(&self, what: &str) -> Result<()> {
+        let link_down = self.link_speed() == 0;
+        let phy = regs::SW_FW_SYNC_SW_PHY0_SM
+            << (self.get_reg(regs::STATUS) >> regs::STATUS_LAN_ID_SHIFT & 1);
+        let ctrl = match self.mac.is_82599() {
+            true if link_down => regs::CTRL_LRST,
+            true => regs::CTRL_RST,
+            false => {
+                self.swfw_acquire(phy)?;
+                regs::CTRL_RST
+            }
+        };
+        self.set_reg(regs::CTRL, self.get_reg(regs::CTRL) | ctrl);
+        std::thread::sleep(RESET_ACCESS_DELAY);
+        self.wait_reg(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
+        if !self.mac.is_82599() {
+            self.swfw_release(phy)?;
+        }
+        std::thread::sleep(self.mac.reset_settle());
+        Ok(())
+    }
+
+    /// Takes the SW/FW semaphore over SW_FW_SYNC itself (X540/X550; Linux
+    /// `ixgbe_get_swfw_sync_semaphore`): SWSM.SMBI, then SW_FW_SYNC.REGSMP, each free when
+    /// a read returns 0 (that read takes it).
+    fn swfw_lock(&self) -> Result<()> {
+        let (sync, smbi) = (regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
+        self.wait_reg(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
+        self.wait_reg(sync, smbi, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")
+    }
+
+    /// Writes SW_FW_SYNC as `sync` and gives both semaphores of [`Self::swfw_lock`] back.
+    fn swfw_unlock(&self, sync: u32) {
+        self.set_reg(regs::SW_FW_SYNC, sync & !regs::SW_FW_SYNC_REGSMP);
+        self.set_reg(regs::SWSM, self.get_reg(regs::SWSM) & !regs::SWSM_SMBI);
+    }
+
+    /// Takes software's SW_FW_SYNC bits `mask` once neither software nor firmware holds
+    /// them (Linux `ixgbe_acquire_swfw_sync_X540`, which also takes them anyway when the
+    /// firmware never lets go: logged here).
+    fn swfw_acquire(&self, mask: u32) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            self.swfw_lock()?;
+            let sync = self.get_reg(regs::SW_FW_SYNC);
+            let held = sync & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT);
+            if held == 0 || start.elapsed() >= SWFW_TIMEOUT {
+                if held != 0 {
+                    log::warn!(
+                        "{}: SW_FW_SYNC {sync:#010x} still held; taking it",
+                        self.name
+                    );
+                }
+                self.swfw_unlock(sync | mask);
+                return Ok(());
+            }
+            self.swfw_unlock(sync);
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// 4.6.3.2 / 4.2.1.6.1: master disable, global reset (device and link), wait ~1 ms
-    /// before touching any register (8.2.3.1.1), then wait for CTRL.RST to self-clear.
-    fn reset(&self, what: &str) -> Result<()> {
-        self.master_disable();
-        self.set_reg(regs::CTRL, regs::CTRL_RST_MASK);
-        std::thread::sleep(RESET_ACCESS_DELAY);
-        self.wait_reg(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)
+    /// Gives software's SW_FW_SYNC bits `mask` back.
+    fn swfw_release(&self, mask: u32) -> Result<()> {
+        self.swfw_lock()?;
+        self.swfw_unlock(self.get_reg(regs::SW_FW_SYNC) & !mask);
+        Ok(())
     }
 
     /// Datasheet 4.6.3 "Initialization Sequence" and the sections it refers to.
@@ -467,16 +627,15 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 4.6.3.1: disable interrupts.
         self.mask_interrupts();
 
-        // 4.6.3.2: global reset, then wait for it to complete and settle 10 ms.
+        // 4.6.3.2: global reset, then wait for it to complete and settle.
         self.reset("reset to complete (CTRL.RST)")?;
-        std::thread::sleep(RESET_SETTLE);
 
         // 4.6.3.1: interrupts again, the reset may have enabled some.
         self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
         self.wait_reg(
-            o.mac_type.eec(),
+            self.mac.eec(),
             regs::EEC_ARD,
             regs::EEC_ARD,
             INIT_DONE_TIMEOUT,
@@ -490,9 +649,16 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             "DMA initialisation done (RDRXCTL.DMAIDONE)",
         )?;
 
-        // 4.6.4: link setup (82599 only; the X540/X550 PHY and firmware bring their link
-        // up by themselves); the link comes up while the rest is initialised.
-        if o.mac_type.programs_autoc() {
+        // The firmware learns that a driver owns the port (Linux `ixgbe_get_hw_control`).
+        self.set_reg(
+            regs::CTRL_EXT,
+            self.get_reg(regs::CTRL_EXT) | regs::CTRL_EXT_DRV_LOAD,
+        );
+
+        // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
+        // reset, with the speeds it advertises by default); the link comes up while the
+        // rest is initialised.
+        if self.mac.is_82599() {
             self.init_link();
         }
 
@@ -565,7 +731,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             // 8.2.3.5 EIAC (MSI-X only): the queue causes clear themselves when their
             // message goes out, so nobody has to read EICR. EIAM: and mask themselves.
             self.set_reg(regs::EIAC, vectors);
-            self.set_reg(regs::EIAM, vectors);
+            self.set_reg(regs::eiam_ex(0), vectors);
         }
         // Old causes cleared (write 1b to clear); EIMS stays clear for the queues.
         self.set_reg(regs::EICR, vectors);
@@ -636,14 +802,23 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         n
     }
 
-    /// 4.6.4: MAC link setup for 10 Gb/s serial (AUTOC.LMS), then restart
-    /// auto-negotiation. The datasheet waits for the link here; that happens at the end.
+    /// 4.6.4: the 82599 MAC link, as Linux sets it up: the link enabled even if the NVM
+    /// disabled it (AUTOC2, `ixgbe_reset_hw_82599`), an SFP+ port's laser on (ESDP.SDP3
+    /// clear, then 100 ms) and its link mode 10 Gb/s serial (`ixgbe_setup_sfp_modules_82599`;
+    /// AUTOC.10G_PMA_PMD is left as loaded, as there); every other port keeps the mode its
+    /// NVM loaded into AUTOC. Then auto-negotiation restarts. The datasheet waits for the
+    /// link here; that happens at the end.
     fn init_link(&self) {
-        let autoc = self.get_reg(regs::AUTOC);
-        let autoc = (autoc & !regs::AUTOC_LMS_MASK & !regs::AUTOC_10G_PMA_PMD_MASK)
-            | regs::AUTOC_LMS_10G_SERIAL
-            | regs::AUTOC_10G_XAUI;
-        self.set_reg(regs::AUTOC, autoc);
+        let autoc2 = self.get_reg(regs::AUTOC2);
+        self.set_reg(regs::AUTOC2, autoc2 & !regs::AUTOC2_LINK_DISABLE_MASK);
+        if has_laser_control(self.device_id) {
+            self.set_reg(regs::ESDP, self.get_reg(regs::ESDP) & !regs::ESDP_SDP3);
+            std::thread::sleep(LASER_ON_DELAY);
+        }
+        let mut autoc = self.get_reg(regs::AUTOC);
+        if is_sfp(self.device_id) {
+            autoc = autoc & !regs::AUTOC_LMS_MASK | regs::AUTOC_LMS_10G_SERIAL;
+        }
         self.set_reg(regs::AUTOC, autoc | regs::AUTOC_RESTART_AN);
     }
 
@@ -657,7 +832,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
         // 4.6.11.3.4 (no DCB, no virtualisation): all packet buffer to buffer 0, whose
         // size depends on the MAC.
-        let pb_bytes = o.mac_type.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
+        let pb_bytes = self.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
         self.set_reg(regs::rxpbsize(0), pb_bytes);
         for i in 1..8 {
             self.set_reg(regs::rxpbsize(i), 0);
@@ -759,7 +934,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         }
 
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
-        self.enable_rx()
+        self.enable_rx();
+        Ok(())
     }
 
     /// RSS over several receive queues (7.1.2.8; 8.2.3.7.12-14), set while receive is
@@ -780,29 +956,28 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.set_reg(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
     }
 
-    /// Sets RXCTRL.RXEN with the receive data path halted (4.6.7, an 82599 errata
-    /// workaround in Linux `ixgbe_enable_rx_dma_82599`): SECRXCTRL.RX_DIS, wait for
-    /// SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS. The path is released on error too.
-    fn enable_rx(&self) -> Result<()> {
-        self.set_reg(
-            regs::SECRXCTRL,
-            self.get_reg(regs::SECRXCTRL) | regs::SECRXCTRL_RX_DIS,
-        );
-        let ready = self.wait_reg(
+    /// Sets RXCTRL.RXEN; on the 82599 with the receive data path halted around it (4.6.7,
+    /// an errata workaround in Linux `ixgbe_enable_rx_dma_82599`): SECRXCTRL.RX_DIS, wait
+    /// for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS. A halt that does not come is logged and
+    /// RXEN set anyway, as Linux, DPDK and FreeBSD do.
+    fn enable_rx(&self) {
+        let rxen = || self.set_reg(regs::RXCTRL, self.get_reg(regs::RXCTRL) | regs::RXCTRL_RXEN);
+        if !self.mac.is_82599() {
+            return rxen();
+        }
+        let secrxctrl = self.get_reg(regs::SECRXCTRL);
+        self.set_reg(regs::SECRXCTRL, secrxctrl | regs::SECRXCTRL_RX_DIS);
+        if let Err(e) = self.wait_reg(
             regs::SECRXSTAT,
             regs::SECRXSTAT_SECRX_RDY,
             regs::SECRXSTAT_SECRX_RDY,
             SECRX_TIMEOUT,
             "receive data path to halt (SECRXSTAT.SECRX_RDY)",
-        );
-        if ready.is_ok() {
-            self.set_reg(regs::RXCTRL, self.get_reg(regs::RXCTRL) | regs::RXCTRL_RXEN);
+        ) {
+            log::warn!("{}: {e}; enabling receive anyway", self.name);
         }
-        self.set_reg(
-            regs::SECRXCTRL,
-            self.get_reg(regs::SECRXCTRL) & !regs::SECRXCTRL_RX_DIS,
-        );
-        ready
+        rxen();
+        self.set_reg(regs::SECRXCTRL, secrxctrl & !regs::SECRXCTRL_RX_DIS);
     }
 
     /// 4.6.8: transmit initialisation, then 4.6.8.1: enabling each queue.
@@ -988,18 +1163,9 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         Ok(())
     }
 
-    /// Speed from LINKS (8.2.3.22): 0 while the link is down.
+    /// Speed from LINKS ([`links_speed`]): 0 while the link is down.
     fn link_speed(&self) -> u32 {
-        let links = self.get_reg(regs::LINKS);
-        if links & regs::LINKS_UP == 0 {
-            return 0;
-        }
-        match links & regs::LINKS_SPEED_MASK {
-            regs::LINKS_SPEED_10G => 10_000,
-            regs::LINKS_SPEED_1G => 1_000,
-            regs::LINKS_SPEED_100M => 100,
-            _ => 0,
-        }
+        links_speed(self.get_reg(regs::LINKS), self.mac.non_std_speeds())
     }
 
     /// Unicast and multicast promiscuous (FCTRL.UPE, FCTRL.MPE). Receive is switched
@@ -1021,7 +1187,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         );
         self.promisc = enabled;
         if rx_on {
-            self.enable_rx()?;
+            self.enable_rx();
         }
         Ok(())
     }
@@ -1112,7 +1278,14 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
             }
         }
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
-        if let Err(e) = self.reset("reset on close (CTRL.RST)") {
+        let reset = self.reset("reset on close (CTRL.RST)");
+        // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
+        if has_laser_control(self.device_id) && self.mac.is_82599() {
+            self.set_reg(regs::ESDP, self.get_reg(regs::ESDP) | regs::ESDP_SDP3);
+        }
+        let ctrl_ext = self.get_reg(regs::CTRL_EXT);
+        self.set_reg(regs::CTRL_EXT, ctrl_ext & !regs::CTRL_EXT_DRV_LOAD);
+        if let Err(e) = reset {
             log::error!("{}: {e}", self.name);
             // The device may still be doing DMA: take bus mastering away; if even that is
             // impossible, never give its memory back (without an IOMMU the hugepages would

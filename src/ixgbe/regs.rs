@@ -11,7 +11,7 @@ pub const CTRL: usize = 0x00000;
 pub const CTRL_LRST: u32 = 1 << 3;
 /// CTRL.RST: device (software) reset; self-clearing.
 pub const CTRL_RST: u32 = 1 << 26;
-/// Both reset bits, as the init sequence sets them (4.6.3.2).
+/// Both reset bits: the reset is over when both read 0 (Linux `IXGBE_CTRL_RST_MASK`).
 pub const CTRL_RST_MASK: u32 = CTRL_LRST | CTRL_RST;
 /// CTRL.PCIe_Master_Disable (Linux `IXGBE_CTRL_GIO_DIS`): stop issuing new master
 /// requests, first step of the master disable algorithm (5.2.5.3.2).
@@ -22,11 +22,36 @@ pub const STATUS: usize = 0x00008;
 /// STATUS.PCIe_Master_Enable_Status (Linux `IXGBE_STATUS_GIO`): clears once no master
 /// request is pending after CTRL.PCIe_Master_Disable (5.2.5.3.2).
 pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
+/// STATUS.LAN_ID (bits 3:2): which port of the device this function is.
+pub const STATUS_LAN_ID_SHIFT: u32 = 2;
 
 /// Extended Device Control.
 pub const CTRL_EXT: usize = 0x00018;
 /// CTRL_EXT.NS_DIS: no-snoop disable (4.6.7, last step of receive init).
 pub const CTRL_EXT_NS_DIS: u32 = 1 << 16;
+/// CTRL_EXT.DRV_LOAD: a driver owns the port (for the firmware; Linux
+/// `ixgbe_get_hw_control` sets it, `ixgbe_release_hw_control` clears it).
+pub const CTRL_EXT_DRV_LOAD: u32 = 1 << 28;
+
+/// Extended SDP Control (8.2.3.1.3).
+pub const ESDP: usize = 0x00020;
+/// ESDP.SDP3: on 82599 SFP+ fibre ports, 1b disables the transmit laser (Linux
+/// `ixgbe_disable_tx_laser_multispeed_fiber`; DPDK does the same).
+pub const ESDP_SDP3: u32 = 1 << 3;
+
+// ---- Software/firmware semaphore, X540 and X550 (Linux `ixgbe_x540.c`) ----
+/// Software Semaphore: SMBI reads 0 and is set by that read when the semaphore is free.
+pub const SWSM: usize = 0x10140;
+/// SWSM.SMBI.
+pub const SWSM_SMBI: u32 = 1 << 0;
+/// SW_FW_SYNC (Linux `IXGBE_SWFW_SYNC`, `IXGBE_GSSR`): one bit per resource and owner.
+pub const SW_FW_SYNC: usize = 0x10160;
+/// SW_FW_SYNC.SW_PHY_SM of PHY 0; PHY 1's is the next bit, firmware's are 5 bits up.
+pub const SW_FW_SYNC_SW_PHY0_SM: u32 = 1 << 1;
+/// Shift from a software bit of SW_FW_SYNC to the firmware's bit for the same resource.
+pub const SW_FW_SYNC_FW_SHIFT: u32 = 5;
+/// SW_FW_SYNC.REGSMP: register semaphore, reads 0 (and is set by the read) when free.
+pub const SW_FW_SYNC_REGSMP: u32 = 1 << 31;
 
 // ---- EEPROM/Flash, 8.2.3.2 ----
 /// EEPROM/Flash Control (82599, X540, X550, X550EM_x).
@@ -55,9 +80,12 @@ pub const EIMC_ALL: u32 = 0xffff_ffff;
 pub const fn eimc_ex(n: usize) -> usize {
     0x00ab0 + 4 * n
 }
-/// Extended Interrupt Auto Mask Enable: with GPIE.EIAME, in MSI-X mode, the causes set
-/// here are masked when their vector's message is sent.
-pub const EIAM: usize = 0x00890;
+/// Extended Interrupt Auto Mask Enable of the queue causes in MSI-X mode, `n` = 0, 1:
+/// with GPIE.EIAME, the causes set here are masked when their vector's message is sent
+/// (82599 and later; 0x00890 is the 82598's EIAM; Linux `IXGBE_EIAM_EX`).
+pub const fn eiam_ex(n: usize) -> usize {
+    0x00ad0 + 4 * n
+}
 /// Bits 15:0 of EICR/EIMS/EIMC/EIAC/EIAM (RTxQ): one per MSI-X vector 0-15 (the
 /// queue causes mapped there through IVAR).
 pub const NUM_RTXQ_BITS: usize = 16;
@@ -80,6 +108,9 @@ pub const fn eitr(n: usize) -> usize {
 }
 /// EITR.ITR_INTERVAL field (bits 11:3), in units of 2.048 µs (at 10 Gb/s and 1 Gb/s).
 pub const EITR_ITR_INTERVAL_SHIFT: u32 = 3;
+/// EITR.CNT_WDIS: the write leaves the ITR counter alone (Linux `ixgbe_write_eitr` sets
+/// it on every MAC after the 82598).
+pub const EITR_CNT_WDIS: u32 = 1 << 31;
 
 /// Interrupt Vector Allocation register `n`: four 8-bit entries, rx queue 2n (bits 7:0),
 /// tx queue 2n (15:8), rx queue 2n+1 (23:16), tx queue 2n+1 (31:24).
@@ -313,16 +344,17 @@ pub const HLREG0_TXPADEN: u32 = 1 << 10;
 
 /// Auto-Negotiation Control.
 pub const AUTOC: usize = 0x042a0;
-/// AUTOC.10G_PMA_PMD_PARALLEL field (bits 8:7); 00b = XAUI.
-pub const AUTOC_10G_PMA_PMD_MASK: u32 = 0x3 << 7;
-/// AUTOC.10G_PMA_PMD_PARALLEL = XAUI.
-pub const AUTOC_10G_XAUI: u32 = 0x0 << 7;
 /// AUTOC.RESTART_AN: restart auto-negotiation (self-clearing).
 pub const AUTOC_RESTART_AN: u32 = 1 << 12;
 /// AUTOC.LMS link mode select field (bits 15:13).
 pub const AUTOC_LMS_MASK: u32 = 0x7 << 13;
 /// AUTOC.LMS = 011b: 10 Gb/s serial link, no auto-negotiation.
 pub const AUTOC_LMS_10G_SERIAL: u32 = 0x3 << 13;
+/// Auto-Negotiation Control 2.
+pub const AUTOC2: usize = 0x042a8;
+/// AUTOC2 bits 30:28: link disabled (loaded from the NVM; Linux
+/// `IXGBE_AUTOC2_LINK_DISABLE_MASK`, cleared after every reset in `ixgbe_reset_hw_82599`).
+pub const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
 
 /// Link Status.
 pub const LINKS: usize = 0x042a4;
@@ -332,10 +364,11 @@ pub const LINKS_UP: u32 = 1 << 30;
 pub const LINKS_SPEED_MASK: u32 = 0x3 << 28;
 /// LINK_SPEED = 11b: 10 Gb/s.
 pub const LINKS_SPEED_10G: u32 = 0x3 << 28;
-/// LINK_SPEED = 10b: 1 Gb/s.
-pub const LINKS_SPEED_1G: u32 = 0x2 << 28;
-/// LINK_SPEED = 01b: 100 Mb/s.
-pub const LINKS_SPEED_100M: u32 = 0x1 << 28;
+/// LINK_SPEED field position.
+pub const LINKS_SPEED_SHIFT: u32 = 28;
+/// LINKS.NON_STD (X550 and later): LINK_SPEED 11b means 2.5 Gb/s, 01b 5 Gb/s (Linux
+/// `ixgbe_check_mac_link_generic`).
+pub const LINKS_SPEED_NON_STD: u32 = 1 << 27;
 
 // ---- Statistics, 8.2.3.23 (all clear on read) ----
 /// Good Packets Received Count.

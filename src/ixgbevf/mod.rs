@@ -536,21 +536,10 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         Ok(())
     }
 
-    /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down.
+    /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down. The VF does
+    /// not know its MAC, so LINKS.NON_STD (X550 2.5/5 Gb/s) is not decoded.
     fn vflinks_speed(&self) -> u32 {
-        let links = self.regs.read32(regs::VFLINKS);
-        let speed = links & pf::LINKS_SPEED_MASK;
-        if links & pf::LINKS_UP == 0 {
-            0
-        } else if speed == pf::LINKS_SPEED_10G {
-            10_000
-        } else if speed == pf::LINKS_SPEED_1G {
-            1_000
-        } else if speed == pf::LINKS_SPEED_100M {
-            100
-        } else {
-            0
-        }
+        crate::ixgbe::links_speed(self.regs.read32(regs::VFLINKS), false)
     }
 
     /// Reads the four counters as (rx packets, tx packets, rx octets, tx octets).

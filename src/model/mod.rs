@@ -351,9 +351,20 @@ impl Model {
     /// Adds a port (in its power-on state: as after a reset, link down) whose transmitted
     /// frames go to a sink until it is connected.
     pub fn add_port(&self) -> Port {
+        self.add_port_with_id(0x10fb)
+    }
+
+    /// Adds a port that shows PCI device id `device` ([`Model::add_port`] is an 82599
+    /// SFP+, 0x10fb). The id sets what the model checks and does: an X540 or X550 id
+    /// (0x1528, 0x1560, 0x1563, 0x15d1) resets only under its PHY's SW/FW semaphore,
+    /// brings its link up through its "PHY" after each reset and needs no receive halt
+    /// around RXCTRL.RXEN; an 82599 SFP+ fibre id has its laser on ESDP.SDP3 (off at
+    /// first) and an "NVM" AUTOC of 1 Gb/s, every other 82599 id KX4/KX/KR
+    /// auto-negotiation. Everything else is the 82599 model.
+    pub fn add_port_with_id(&self, device: u16) -> Port {
         let mut inner = self.inner.borrow_mut();
         let index = inner.ports.len();
-        inner.ports.push(PortState::new(index));
+        inner.ports.push(PortState::new(index, device));
         Port {
             model: Rc::clone(&self.inner),
             index,
@@ -510,6 +521,31 @@ impl Model {
         } else {
             port.held & !what.bit()
         };
+    }
+
+    /// Makes `p`'s "NVM" disable the link (AUTOC2 bits 30:28 set after each reset, and
+    /// no link while they are), as an NVM may (Linux clears them after reset).
+    pub fn set_nvm_link_disabled(&self, p: &Port, disabled: bool) {
+        let i = self.check_port(p);
+        self.inner.borrow_mut().ports[i].nvm_link_disabled = disabled;
+    }
+
+    /// Whether `p`'s transmit laser is on (ESDP.SDP3 clear on an SFP+ fibre port; ports
+    /// without laser control always say yes).
+    pub fn laser_on(&self, p: &Port) -> bool {
+        self.inner.borrow().ports[self.check_port(p)].laser_on()
+    }
+
+    /// Whether CTRL_EXT.DRV_LOAD is set on `p`: a driver told the firmware it owns the port.
+    pub fn driver_loaded(&self, p: &Port) -> bool {
+        let i = self.check_port(p);
+        self.inner.borrow().ports[i].reg(regs::CTRL_EXT) & regs::CTRL_EXT_DRV_LOAD != 0
+    }
+
+    /// Every reset of `p` so far: the CTRL reset bits written (RST, LRST) and whether the
+    /// PHY's SW/FW semaphore bit was held.
+    pub fn resets(&self, p: &Port) -> Vec<(u32, bool)> {
+        self.inner.borrow().ports[self.check_port(p)].resets.clone()
     }
 
     /// What crossed `p`'s wire so far.

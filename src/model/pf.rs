@@ -127,6 +127,9 @@ impl ModelInner {
         self.write(p, FCTRL, fctrl | FCTRL_BAM);
         let dmatxctl = self.read(p, DMATXCTL);
         self.write(p, DMATXCTL, dmatxctl | DMATXCTL_TE);
+        // Laser on (as Linux `ixgbe_enable_tx_laser_multispeed_fiber`).
+        let esdp = self.read(p, ESDP);
+        self.write(p, ESDP, esdp & !ESDP_SDP3);
         let autoc = self.read(p, AUTOC) & !AUTOC_LMS_MASK;
         let autoc = autoc | AUTOC_LMS_10G_SERIAL << AUTOC_LMS_SHIFT;
         self.write(p, AUTOC, autoc);

@@ -61,6 +61,8 @@ pub(crate) mod rule {
     pub(crate) const TXPBSIZE_WITH_ARBITER: &str =
         "TXPBSIZE changed without the tx descriptor arbiter disabled (RTTDCS.ARBDIS)";
     pub(crate) const RESERVED_BITS: &str = "register written with reserved bits set";
+    pub(crate) const RESET_WITHOUT_PHY_SEMAPHORE: &str =
+        "X540/X550 reset without the PHY's SW/FW semaphore (SW_FW_SYNC)";
     pub(crate) const IRQ_UNROUTED: &str =
         "interrupt cause or mask bit written for a vector no cause is mapped to (IVAR)";
     pub(crate) const RESET_WITH_QUEUE_RUNNING: &str =
@@ -100,6 +102,10 @@ pub(crate) const DISABLE_READS: u32 = 2;
 /// STATUS polls after which a held-back master disable counts as waited for: a reset may
 /// follow.
 const MASTER_POLLS: u32 = 10;
+
+/// SECRXSTAT polls after which a held-back receive halt counts as waited for: RXEN may
+/// follow (Linux, DPDK and FreeBSD set it anyway after ~40 ms).
+const SECRX_POLLS: u32 = 3;
 
 /// LINKS reads that still show the link down after auto-negotiation restarted.
 const AN_POLLS: u8 = 2;
@@ -282,8 +288,17 @@ pub(crate) struct PortState {
     master_idle_seen: bool,
     /// STATUS reads since master disable was requested while it is held back.
     master_polls: u32,
-    /// SECRXSTAT was read with SECRX_RDY set since SECRXCTRL.RX_DIS was set (§4.6.7).
+    /// SECRXSTAT was read with SECRX_RDY set since SECRXCTRL.RX_DIS was set (§4.6.7), or
+    /// polled [`SECRX_POLLS`] times while held back.
     secrx_rdy_seen: bool,
+    secrx_polls: u32,
+    /// The PCI device id: the MAC (82599, or X540/X550 ids) and the media (see
+    /// [`super::Model::add_port_with_id`]).
+    pub(crate) device: u16,
+    /// The "NVM" disables the link (AUTOC2 bits 30:28 after every reset).
+    pub(crate) nvm_link_disabled: bool,
+    /// The CTRL reset bits of every reset so far, and whether the PHY semaphore was held.
+    pub(crate) resets: Vec<(u32, bool)>,
     link: Link,
     /// Unicast addresses of the enabled receive address registers (RAH.AV).
     macs: Vec<[u8; 6]>,
@@ -387,7 +402,7 @@ fn is_qptc(offset: usize) -> bool {
 }
 
 impl PortState {
-    pub(crate) fn new(index: usize) -> Self {
+    pub(crate) fn new(index: usize, device: u16) -> Self {
         let mut p = PortState {
             index,
             regs: vec![0; BAR0_SIZE / 4].into_boxed_slice(),
@@ -398,6 +413,10 @@ impl PortState {
             master_idle_seen: false,
             master_polls: 0,
             secrx_rdy_seen: false,
+            secrx_polls: 0,
+            device,
+            nvm_link_disabled: false,
+            resets: Vec::new(),
             link: Link::Down,
             macs: Vec::new(),
             scratch: Vec::with_capacity(16 * 1024),
@@ -411,13 +430,39 @@ impl PortState {
             held: 0,
         };
         p.load_defaults();
+        // A fibre port's laser starts off (as the last driver's close left it).
+        p.regs[ESDP / 4] = if p.has_laser() { ESDP_SDP3 } else { 0 };
         p
+    }
+
+    /// An X540 or X550 (the PHY brings the link up; reset under the SW/FW semaphore; no
+    /// receive halt around RXEN), else an 82599.
+    pub(crate) fn is_x5x0(&self) -> bool {
+        matches!(self.device, 0x1528 | 0x1560 | 0x1563 | 0x15d1)
+    }
+
+    /// An 82599 SFP+ fibre port with its laser on ESDP.SDP3 (Linux media type fibre).
+    pub(crate) fn has_laser(&self) -> bool {
+        matches!(
+            self.device,
+            0x10fb | 0x1529 | 0x1507 | 0x154d | 0x154a | 0x1557
+        )
+    }
+
+    /// Whether the transmit laser is on (ports without laser control: always).
+    pub(crate) fn laser_on(&self) -> bool {
+        !self.has_laser() || self.regs[ESDP / 4] & ESDP_SDP3 == 0
     }
 
     /// Register values after a reset, as far as the model uses them (§8.2.3 register
     /// tables, "Init val."), with EEPROM auto-read and DMA init already done.
     fn load_defaults(&mut self) {
+        // ESDP drives pins; SWSM and SW_FW_SYNC are shared with the firmware.
+        let kept = [ESDP, SWSM, SW_FW_SYNC].map(|r| (r, self.regs[r / 4]));
         self.regs.fill(0);
+        for (r, v) in kept {
+            self.regs[r / 4] = v;
+        }
         self.rx.fill(Ring::default());
         self.tx.fill(Ring::default());
         self.stats = Stats::default();
@@ -425,10 +470,17 @@ impl PortState {
         self.master_idle_seen = false;
         self.master_polls = 0;
         self.secrx_rdy_seen = false;
+        self.secrx_polls = 0;
         // §8.2.3.8.7 SRRCTL: BSIZEPACKET 2 KB, BSIZEHEADER 256 B, legacy descriptors.
         for r in self.rx.iter_mut() {
             r.srrctl = 0x0000_0402;
         }
+        let sfp = self.has_laser() || self.device == 0x1558;
+        let lms = if sfp {
+            AUTOC_LMS_1G_NO_AN
+        } else {
+            AUTOC_LMS_KX4_KX_KR
+        };
         let r = &mut self.regs;
         r[EEC / 4] = EEC_PRES | EEC_ARD;
         // §8.2.3.8.8 RDRXCTL: RSCFRSTSIZE has a non-zero default (0x8 here) software
@@ -445,9 +497,14 @@ impl PortState {
             r[RXPBSIZE / 4 + n] = 0x0008_0000;
         }
         r[TXPBSIZE / 4] = 0x0002_8000;
-        // AUTOC.LMS from this model's "EEPROM": 1 Gb/s without auto-negotiation, so a
-        // driver that does not select 10 Gb/s serial gets a 1 Gb/s link.
-        r[AUTOC / 4] = AUTOC_LMS_1G_NO_AN << AUTOC_LMS_SHIFT;
+        // AUTOC.LMS from this model's "EEPROM": on SFP+ ports 1 Gb/s without
+        // auto-negotiation, so a driver that does not select 10 Gb/s serial gets a 1 Gb/s
+        // link; on the other 82599 ports KX4/KX/KR auto-negotiation (10 Gb/s here), which
+        // a driver must keep.
+        r[AUTOC / 4] = lms << AUTOC_LMS_SHIFT;
+        if self.nvm_link_disabled {
+            r[AUTOC2 / 4] = AUTOC2_LINK_DISABLE_MASK;
+        }
         // §8.2.3.7.8/9 RAL(0)/RAH(0) from the EEPROM, address valid.
         let mac = eeprom_mac(self.index);
         r[RAL / 4] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
@@ -557,6 +614,11 @@ impl PortState {
         matches!(self.link, Link::Up { .. })
     }
 
+    /// A register's stored value, without read side effects.
+    pub(crate) fn reg(&self, offset: usize) -> u32 {
+        self.regs[offset / 4]
+    }
+
     pub(crate) fn any_rx_queue_enabled(&self) -> bool {
         self.rx.iter().any(|r| r.enabled)
     }
@@ -585,38 +647,54 @@ impl PortState {
         matches!(self.reset, Some((start, _)) if start.elapsed() < RESET_BLACKOUT)
     }
 
-    /// Starts a software reset (CTRL.RST) or a link reset (CTRL.LRST), §4.2.1.6.
+    /// Starts a software reset (CTRL.RST) or a link reset (CTRL.LRST, on the 82599 a
+    /// software reset that also resets the link: Linux `ixgbe_reset_hw_82599` uses it as the
+    /// global reset while the link is down), §4.2.1.6. An X540/X550 resets under its PHY's
+    /// SW/FW semaphore (Linux `ixgbe_reset_hw_X540`).
     fn start_reset(&mut self, value: u32) {
-        if value & CTRL_RST != 0 {
-            if !self.master_idle_seen {
-                violated!(
-                    self.index,
-                    rule::RESET_WITHOUT_MASTER_DISABLE,
-                    "CTRL.RST set before CTRL.PCIe_Master_Disable was set and \
-                     STATUS.GIO_MASTER_ENABLE read back as 0 (§4.2.1.6.1, §5.2.5.3.2)"
-                );
-            }
-            let running = |kind, rings: &[Ring]| {
-                rings
-                    .iter()
-                    .position(Ring::running_at_reset)
-                    .map(|q| (kind, q))
-            };
-            if let Some((kind, q)) = running("R", &self.rx).or(running("T", &self.tx)) {
-                violated!(
-                    self.index,
-                    rule::RESET_WITH_QUEUE_RUNNING,
-                    "CTRL.RST while {kind}XDCTL({q}).ENABLE still reads 1: clear it and poll \
-                     until it reads 0 before the reset (§4.6.7.1.2, §4.6.8.1; the data path \
-                     must be flushed before a software reset, 82599 specification update)"
-                );
-            }
-            self.load_defaults();
-            self.reset = Some((Instant::now(), 0));
-        } else if value & CTRL_LRST != 0 {
-            // A link reset restarts link setup; the link comes back after the driver
-            // restarts auto-negotiation.
-            self.link = Link::Down;
+        let bits = value & (CTRL_RST | CTRL_LRST);
+        if bits == 0 {
+            return;
+        }
+        let phy = SW_FW_SYNC_SW_PHY0_SM << (self.index & 1);
+        let locked = self.regs[SW_FW_SYNC / 4] & phy != 0;
+        if self.is_x5x0() && (!locked || bits != CTRL_RST) {
+            violated!(
+                self.index,
+                rule::RESET_WITHOUT_PHY_SEMAPHORE,
+                "CTRL = {value:#x}: take SW_FW_SYNC bit {phy:#x} (SWSM.SMBI, then REGSMP) and \
+                 set CTRL.RST only (Linux ixgbe_reset_hw_X540)"
+            );
+        }
+        if !self.master_idle_seen {
+            violated!(
+                self.index,
+                rule::RESET_WITHOUT_MASTER_DISABLE,
+                "CTRL.RST set before CTRL.PCIe_Master_Disable was set and \
+                 STATUS.GIO_MASTER_ENABLE read back as 0 (§4.2.1.6.1, §5.2.5.3.2)"
+            );
+        }
+        let running = |kind, rings: &[Ring]| {
+            rings
+                .iter()
+                .position(Ring::running_at_reset)
+                .map(|q| (kind, q))
+        };
+        if let Some((kind, q)) = running("R", &self.rx).or(running("T", &self.tx)) {
+            violated!(
+                self.index,
+                rule::RESET_WITH_QUEUE_RUNNING,
+                "CTRL.RST while {kind}XDCTL({q}).ENABLE still reads 1: clear it and poll \
+                 until it reads 0 before the reset (§4.6.7.1.2, §4.6.8.1; the data path \
+                 must be flushed before a software reset, 82599 specification update)"
+            );
+        }
+        self.resets.push((bits, locked));
+        self.load_defaults();
+        self.reset = Some((Instant::now(), 0));
+        if self.is_x5x0() {
+            // The PHY negotiates by itself after the reset.
+            self.restart_an(AUTOC_LMS_10G_SERIAL << AUTOC_LMS_SHIFT);
         }
     }
 
@@ -679,7 +757,10 @@ impl PortState {
     }
 
     fn restart_an(&mut self, autoc: u32) {
-        if self.link_never_up {
+        if self.link_never_up
+            || !self.laser_on()
+            || self.regs[AUTOC2 / 4] & AUTOC2_LINK_DISABLE_MASK != 0
+        {
             self.link = Link::Down;
             return;
         }
@@ -771,14 +852,26 @@ impl PortState {
             }
             SECRXSTAT => {
                 // The halt completes at once: nothing is in flight in the model.
-                if self.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0
-                    && self.held & Completion::SecRxReady.bit() == 0
-                {
+                let halting = self.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS != 0;
+                if halting && self.held & Completion::SecRxReady.bit() == 0 {
                     self.secrx_rdy_seen = true;
                     SECRXSTAT_SECRX_RDY
                 } else {
+                    self.secrx_polls += halting as u32;
+                    self.secrx_rdy_seen |= self.secrx_polls >= SECRX_POLLS;
                     0
                 }
+            }
+            // Each semaphore bit reads 0 when free, and that read takes it.
+            SWSM | SW_FW_SYNC => {
+                let bit = if offset == SWSM {
+                    SWSM_SMBI
+                } else {
+                    SW_FW_SYNC_REGSMP
+                };
+                let v = self.regs[offset / 4];
+                self.regs[offset / 4] |= bit;
+                v
             }
             EEC if in_reset || self.held & Completion::EepromAutoRead.bit() != 0 => {
                 self.regs[EEC / 4] & !EEC_ARD
@@ -868,7 +961,8 @@ impl ModelInner {
                 let was_disabled = port.regs[CTRL / 4] & CTRL_MASTER_DISABLE != 0;
                 // RST and LRST self-clear (§8.2.3.1.1).
                 port.regs[CTRL / 4] = value & !(CTRL_RST | CTRL_LRST);
-                if value & CTRL_RST == 0 && (value & CTRL_MASTER_DISABLE == 0 || !was_disabled) {
+                let reset = value & (CTRL_RST | CTRL_LRST) != 0;
+                if !reset && (value & CTRL_MASTER_DISABLE == 0 || !was_disabled) {
                     // Mastering back on, or master disable just requested: the STATUS
                     // poll of §5.2.5.3.2 is (again) needed before a reset.
                     port.master_idle_seen = false;
@@ -885,6 +979,7 @@ impl ModelInner {
                 port.regs[SECRXCTRL / 4] = value;
                 if value & SECRXCTRL_RX_DIS == 0 {
                     port.secrx_rdy_seen = false;
+                    port.secrx_polls = 0;
                     if was_halted && port.rx_enabled() {
                         // The receive data path resumes: sources start.
                         self.run_sources(p);
@@ -967,7 +1062,9 @@ impl ModelInner {
                 "RXCTRL.RXEN set while no rx queue has RXDCTL.ENABLE (§4.6.7)"
             );
         }
-        if port.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS == 0 || !port.secrx_rdy_seen {
+        if !port.is_x5x0()
+            && (port.regs[SECRXCTRL / 4] & SECRXCTRL_RX_DIS == 0 || !port.secrx_rdy_seen)
+        {
             violated!(
                 p,
                 rule::RX_WITHOUT_SECRX_HALT,

@@ -16,6 +16,20 @@ pub(crate) const CTRL_MASTER_DISABLE: u32 = 1 << 2;
 pub(crate) const STATUS: usize = 0x00008;
 /// STATUS.LAN_ID (bits 3:2): which port of the device this is.
 pub(crate) const STATUS_LAN_ID_SHIFT: u32 = 2;
+/// Extended SDP Control (§8.2.3.1.3); SDP3 disables an SFP+ port's transmit laser (Linux
+/// `IXGBE_ESDP_SDP3`). Kept across resets here, like the pins it drives.
+pub(crate) const ESDP: usize = 0x00020;
+pub(crate) const ESDP_SDP3: u32 = 1 << 3;
+/// CTRL_EXT (§8.2.3.1.3) and DRV_LOAD (bit 28, Linux `IXGBE_CTRL_EXT_DRV_LOAD`).
+pub(crate) const CTRL_EXT: usize = 0x00018;
+pub(crate) const CTRL_EXT_DRV_LOAD: u32 = 1 << 28;
+/// X540/X550 software semaphore SWSM (SMBI, bit 0) and SW_FW_SYNC (software bits 4:0,
+/// firmware bits 9:5, REGSMP 31), Linux `ixgbe_x540.c`; not reset by CTRL.RST here.
+pub(crate) const SWSM: usize = 0x10140;
+pub(crate) const SWSM_SMBI: u32 = 1 << 0;
+pub(crate) const SW_FW_SYNC: usize = 0x10160;
+pub(crate) const SW_FW_SYNC_SW_PHY0_SM: u32 = 1 << 1;
+pub(crate) const SW_FW_SYNC_REGSMP: u32 = 1 << 31;
 /// STATUS.LinkUp (bit 7).
 pub(crate) const STATUS_LINK_UP: u32 = 1 << 7;
 /// STATUS.GIO Master Enable Status (bit 19).
@@ -149,6 +163,11 @@ pub(crate) const AUTOC_LMS_MASK: u32 = 0x7 << AUTOC_LMS_SHIFT;
 pub(crate) const AUTOC_LMS_1G_NO_AN: u32 = 0x0;
 pub(crate) const AUTOC_LMS_1G_AN: u32 = 0x2;
 pub(crate) const AUTOC_LMS_10G_SERIAL: u32 = 0x3;
+/// LMS = 100b: KX4/KX/KR auto-negotiation (the mode this model's backplane "NVM" loads).
+pub(crate) const AUTOC_LMS_KX4_KX_KR: u32 = 0x4;
+/// AUTOC2 and its link-disable bits 30:28 (Linux `IXGBE_AUTOC2_LINK_DISABLE_MASK`).
+pub(crate) const AUTOC2: usize = 0x042A8;
+pub(crate) const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
 pub(crate) const LINKS: usize = 0x042A4;
 /// LINKS.LINK_UP (bit 30) and LINK_SPEED (bits 29:28: 01b 100M, 10b 1G, 11b 10G).
 pub(crate) const LINKS_UP: u32 = 1 << 30;
