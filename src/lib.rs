@@ -204,8 +204,8 @@ pub struct DeviceStats {
     /// to give the device in exchange (the frame waits on the ring).
     pub rx_nombuf: u64,
     /// Packets the driver dropped on transmit because they could not be sent (virtio:
-    /// too little headroom for the net header). The Intel drivers drop only empty
-    /// packets, uncounted, so this stays 0 for them.
+    /// too little headroom for the net header; Intel drivers: shorter than 17 bytes,
+    /// the least Linux ixgbe/ixgbevf send).
     pub tx_dropped: u64,
     /// Per receive queue, queue 0 first; empty if the driver does not count per queue.
     /// ixgbe reads the 82599's 16 per-queue counters: with more than 16 transmit queues,

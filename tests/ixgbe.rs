@@ -844,27 +844,29 @@ fn link_speed_decoding() {
 #[test]
 fn short_frames_leave_padded_to_60_bytes() {
     // HLREG0.TXPADEN (8.2.3.22.8): the MAC pads frames shorter than 60 bytes (64 with
-    // CRC); the driver hands them over unpadded.
+    // CRC); the driver hands them over unpadded. Frames under 17 bytes (Linux's minimum
+    // for olinfo.PAYLEN) are dropped and counted (issue 15 item 7).
     let _deadline = common::deadline();
     let model = Model::new();
     let port = model.add_port();
     let mut dev = open(&model, &port, &options());
     model.set_capture(&port, true);
     let pool = test_pool(&model);
-    let frames: Vec<_> = [14, 42, 59, 60]
+    let frames: Vec<_> = [1, 16, 17, 42, 59, 60]
         .iter()
         .map(|&len| frame(BROADCAST, 0, len.max(18))[..len].to_vec())
         .collect();
     let mut batch = packets(&pool, &frames);
-    assert_eq!(dev.tx_batch(0, &mut batch), 4);
+    assert_eq!(dev.tx_batch(0, &mut batch), 6);
     let sent = model.take_transmitted(&port);
     assert_eq!(sent.len(), 4);
-    for (f, s) in frames.iter().zip(&sent) {
+    for (f, s) in frames[2..].iter().zip(&sent) {
         assert_eq!(s.len(), 60, "a {}-byte frame", f.len());
         assert_eq!(&s[..f.len()], &f[..]);
         assert!(s[f.len()..].iter().all(|&b| b == 0), "padding is zeros");
     }
     let w = model.wire_stats(&port);
     assert_eq!((w.tx_frames, w.tx_bytes), (4, 240));
+    assert_eq!(dev.stats().tx_dropped, 2);
     assert_ne!(regs(&port).read32(regs::HLREG0) & regs::HLREG0_TXPADEN, 0);
 }

@@ -315,11 +315,16 @@ impl RxRing {
     }
 }
 
-/// Drops an empty packet the caller asked to send (out of line: keeps the send loop free
+/// Shortest frame the rings send: 17 bytes (Linux ixgbe and ixgbevf pad shorter ones to
+/// it: "minimum packet size for olinfo paylen is 17"). Shorter packets are dropped.
+pub(crate) const MIN_TX_LEN: u32 = 17;
+
+/// Drops a packet too short to send and counts it (out of line: keeps the send loop free
 /// of calls).
 #[cold]
 #[inline(never)]
-fn drop_empty(p: Packet) {
+fn drop_short(p: Packet, dropped: &mut u64) {
+    *dropped += 1;
     drop(p);
 }
 
@@ -348,6 +353,8 @@ pub(crate) struct TxRing {
     next: usize,
     /// Oldest descriptor whose packet has not been returned to its pool.
     clean: usize,
+    /// Packets dropped as shorter than [`MIN_TX_LEN`] since [`TxRing::take_dropped`].
+    dropped: u64,
     /// The descriptors; declared last so their memory is freed after `bufs`.
     ring: DescRing,
 }
@@ -361,6 +368,7 @@ impl TxRing {
             bufs: (0..size).map(|_| MaybeUninit::uninit()).collect(),
             next: 0,
             clean: 0,
+            dropped: 0,
             ring,
         })
     }
@@ -368,6 +376,11 @@ impl TxRing {
     /// The descriptor ring (its size, bus address and length for the queue registers).
     pub(crate) fn descriptors(&self) -> &DescRing {
         &self.ring
+    }
+
+    /// Packets dropped as too short since the last call.
+    pub(crate) fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Packets queued and not yet cleaned.
@@ -413,8 +426,8 @@ impl TxRing {
 
     /// Queues packets from the front of `buffer` until it is empty or the ring is full,
     /// and tells the device (one tail write). Returns how many packets were taken from
-    /// `buffer`; the rest stay there. Empty packets are taken and dropped (the device
-    /// cannot send them).
+    /// `buffer`; the rest stay there. Packets shorter than [`MIN_TX_LEN`] are taken,
+    /// dropped and counted ([`TxRing::take_dropped`]).
     #[inline]
     pub(crate) fn tx_batch<R: RegisterSpace>(
         &mut self,
@@ -441,7 +454,7 @@ impl TxRing {
         let mut d = self.next;
         let mut k = 0;
         while k < n {
-            // Up to the end of the ring (or the first empty packet), so descriptor
+            // Up to the end of the ring (or the first short packet), so descriptor
             // indices need no wrap-around inside the loop.
             let seg_end = k + (n - k).min(size - d);
             // Descriptor and slot of packet k are at index k + (d - k) inside the
@@ -455,7 +468,7 @@ impl TxRing {
                 // SAFETY: as above; read-only use before it is moved.
                 let p = unsafe { &*src_k };
                 let len = p.len() as u32;
-                if len == 0 {
+                if len < MIN_TX_LEN {
                     break;
                 }
                 // SAFETY: seg_descs + k is descriptor d + (k - k0) < size: one the driver
@@ -478,10 +491,9 @@ impl TxRing {
             }
             d += k - k0;
             if k < seg_end {
-                // An empty packet: the device cannot send it, so it goes back to its
-                // pool. SAFETY: moved out of the Vec's buffer here, which (length 0)
-                // forgets it: owned once.
-                drop_empty(unsafe { std::ptr::read(src.add(k)) });
+                // A short packet goes back to its pool, counted. SAFETY: moved out of the
+                // Vec's buffer here, which (length 0) forgets it: owned once.
+                drop_short(unsafe { std::ptr::read(src.add(k)) }, &mut self.dropped);
                 k += 1;
             }
             d &= mask;
@@ -836,17 +848,22 @@ mod tests {
         assert_eq!(pool.free_count(), 256);
     }
 
+    /// Issue 15 item 7: packets of 0 to 16 bytes are dropped and counted; 17 bytes and
+    /// more are sent.
     #[test]
-    fn tx_empty_packets_are_dropped_not_sent() {
+    fn tx_packets_shorter_than_17_bytes_are_dropped_and_counted() {
         let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
         let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
         let regs = Regs::default();
         let mut q = VecDeque::new();
-        pool.alloc_batch(&mut q, 2, 0);
-        pool.alloc_batch(&mut q, 1, 60);
-        assert_eq!(ring.tx_batch(&regs, &mut q), 3);
-        assert_eq!(ring.in_flight(), 1);
-        assert_eq!(pool.free_count(), 7);
-        assert_eq!(*regs.writes.borrow(), vec![(0x6018, 1)]);
+        for len in [0, 1, 16, 17, 60] {
+            pool.alloc_batch(&mut q, 1, len);
+        }
+        assert_eq!(ring.tx_batch(&regs, &mut q), 5);
+        assert_eq!(ring.in_flight(), 2);
+        assert_eq!(pool.free_count(), 6);
+        assert_eq!(ring.take_dropped(), 3);
+        assert_eq!(ring.take_dropped(), 0);
+        assert_eq!(*regs.writes.borrow(), vec![(0x6018, 2)]);
     }
 }

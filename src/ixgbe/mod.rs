@@ -1086,6 +1086,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         let s = &mut self.stats;
         s.rx_errors += errors;
         s.rx_nombuf += nombuf;
+        s.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
         s.rx_packets += rx_packets;
         s.tx_packets += tx_packets;
         // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.

@@ -209,6 +209,8 @@ pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
     counters: Counters,
     /// Baseline subtracted by `reset_stats`.
     stats_zero: DeviceStats,
+    /// Packets the transmit rings dropped as too short, since open.
+    tx_dropped: u64,
     /// Empty polls / full rings since the last look at VFMAILBOX.
     idle: u32,
     /// A PF reset was seen and re-initialisation has not succeeded yet.
@@ -269,6 +271,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             options,
             counters: Counters::default(),
             stats_zero: DeviceStats::default(),
+            tx_dropped: 0,
             idle: 0,
             reinit_pending: false,
             pf_resets: 0,
@@ -568,6 +571,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
 
     fn totals(&mut self) -> DeviceStats {
         let [rp, tp, ro, to] = self.read_counters();
+        self.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
         let c = &mut self.counters;
         c.rx_packets.advance(rp, PACKET_COUNTER_BITS);
         c.tx_packets.advance(tp, PACKET_COUNTER_BITS);
@@ -582,6 +586,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             rx_bytes: c.rx_octets.total.saturating_sub(4 * c.rx_packets.total),
             tx_bytes: c.tx_octets.total.saturating_sub(4 * c.tx_packets.total),
             rx_nombuf: c.nombuf,
+            tx_dropped: self.tx_dropped,
             ..DeviceStats::default()
         }
     }
@@ -770,6 +775,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
             rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
             tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
             rx_nombuf: t.rx_nombuf.saturating_sub(z.rx_nombuf),
+            tx_dropped: t.tx_dropped - z.tx_dropped,
             ..DeviceStats::default()
         }
     }
