@@ -258,6 +258,29 @@ fn queue_counts_come_from_the_pf() {
     assert!(err.to_string().contains("one queue"), "{err}");
 }
 
+/// Issue 15: GET_QUEUES words 3 and 4. With traffic classes the PF gives one transmit
+/// queue, its default one, and the VF transmits there (logged at info); a VF asking for two tx
+/// queues is refused.
+#[test]
+fn with_traffic_classes_the_vf_transmits_on_the_default_queue() {
+    let _deadline = common::deadline();
+    let (model, pf, vf) = setup();
+    model.set_vf_traffic_classes(&vf, 2, 1);
+    let err = try_open(&model, &vf, options().queues(1, 2)).err().unwrap();
+    assert!(
+        err.to_string().contains("gives this VF 2 rx and 1 tx"),
+        "{err}"
+    );
+    let mut dev = open(&model, &vf, options());
+    let pool = Mempool::new(&model.dma(), 64, 2048).unwrap();
+    let mut out = packets(&pool, &[frame([0xff; 6], 1, 60)]);
+    assert_eq!(dev.tx_batch(0, &mut out), 1);
+    // VFTXDCTL(1) enabled, VFTXDCTL(0) not; the frame left the port.
+    let txdctl = |q: usize| regs(&vf).read32(0x02028 + 0x40 * q) & 1 << 25;
+    assert_eq!((txdctl(0), txdctl(1)), (0, 1 << 25));
+    assert_eq!(model.wire_stats(&pf).tx_frames, 1);
+}
+
 #[test]
 fn rx_and_tx_through_the_vf() {
     let _deadline = common::deadline();

@@ -76,6 +76,8 @@ pub(crate) mod msg {
     pub(crate) const TX_QUEUES: usize = 1;
     /// GET_QUEUES reply: word with the receive queue count.
     pub(crate) const RX_QUEUES: usize = 2;
+    /// GET_QUEUES reply: word with the traffic class count (Linux `IXGBE_VF_TRANS_VLAN`).
+    pub(crate) const TRAFFIC_CLASSES: usize = 3;
     /// GET_QUEUES reply: word with the default queue.
     pub(crate) const DEF_QUEUE: usize = 4;
 }

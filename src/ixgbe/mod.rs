@@ -208,18 +208,15 @@ pub fn has_laser_control(device: u16) -> bool {
 /// `ixgbe_check_mac_link_generic`): LINK_SPEED 11b 10G (2.5G with NON_STD), 10b 1G, 01b
 /// 100M (5G with NON_STD), 00b 10M (X550EM_a 1G-T). `non_std`: the MAC has NON_STD.
 pub fn links_speed(links: u32, non_std: bool) -> u32 {
-    let alt = non_std && links & regs::LINKS_SPEED_NON_STD != 0;
-    match (
-        (links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT,
-        alt,
-    ) {
-        _ if links & regs::LINKS_UP == 0 => 0,
-        (3, false) => 10_000,
-        (3, true) => 2_500,
-        (2, _) => 1_000,
-        (1, false) => 100,
-        (1, true) => 5_000,
-        _ => 10,
+    let speed = (links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT;
+    let mbit = match non_std && links & regs::LINKS_SPEED_NON_STD != 0 {
+        true => [10, 5_000, 1_000, 2_500],
+        false => [10, 100, 1_000, 10_000],
+    };
+    if links & regs::LINKS_UP == 0 {
+        0
+    } else {
+        mbit[speed as usize]
     }
 }
 
@@ -562,7 +559,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             true if link_down => regs::CTRL_LRST,
             true => regs::CTRL_RST,
             false => {
-                self.swfw_acquire(phy)?;
+                self.swfw(phy, true)?;
                 regs::CTRL_RST
             }
         };
@@ -570,56 +567,45 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         std::thread::sleep(RESET_ACCESS_DELAY);
         self.wait_reg(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
         if !self.mac.is_82599() {
-            self.swfw_release(phy)?;
+            self.swfw(phy, false)?;
         }
         std::thread::sleep(self.mac.reset_settle());
         Ok(())
     }
 
-    /// Takes the SW/FW semaphore over SW_FW_SYNC itself (X540/X550; Linux
-    /// `ixgbe_get_swfw_sync_semaphore`): SWSM.SMBI, then SW_FW_SYNC.REGSMP, each free when
-    /// a read returns 0 (that read takes it).
-    fn swfw_lock(&self) -> Result<()> {
-        let (sync, smbi) = (regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
-        self.wait_reg(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
-        self.wait_reg(sync, smbi, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")
-    }
-
-    /// Writes SW_FW_SYNC as `sync` and gives both semaphores of [`Self::swfw_lock`] back.
-    fn swfw_unlock(&self, sync: u32) {
-        self.set_reg(regs::SW_FW_SYNC, sync & !regs::SW_FW_SYNC_REGSMP);
-        self.set_reg(regs::SWSM, self.get_reg(regs::SWSM) & !regs::SWSM_SMBI);
-    }
-
-    /// Takes software's SW_FW_SYNC bits `mask` once neither software nor firmware holds
-    /// them (Linux `ixgbe_acquire_swfw_sync_X540`, which also takes them anyway when the
-    /// firmware never lets go: logged here).
-    fn swfw_acquire(&self, mask: u32) -> Result<()> {
+    /// Sets (`take`) or clears software's SW_FW_SYNC bits `mask` (X540/X550, Linux
+    /// `ixgbe_acquire_swfw_sync_X540`) under the two semaphores guarding the register,
+    /// SWSM.SMBI and SW_FW_SYNC.REGSMP (each free when a read returns 0; that read takes
+    /// it). Taking waits until neither software nor firmware holds `mask`, and takes it
+    /// anyway after [`SWFW_TIMEOUT`] (logged), as Linux does.
+    fn swfw(&self, mask: u32, take: bool) -> Result<()> {
+        let (sync, regsmp) = (regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
         let start = Instant::now();
         loop {
-            self.swfw_lock()?;
-            let sync = self.get_reg(regs::SW_FW_SYNC);
-            let held = sync & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT);
-            if held == 0 || start.elapsed() >= SWFW_TIMEOUT {
-                if held != 0 {
-                    log::warn!(
-                        "{}: SW_FW_SYNC {sync:#010x} still held; taking it",
-                        self.name
-                    );
+            self.wait_reg(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
+            self.wait_reg(sync, regsmp, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")?;
+            let v = self.get_reg(sync) & !regsmp;
+            let held = take && v & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT) != 0;
+            let wait = held && start.elapsed() < SWFW_TIMEOUT;
+            self.set_reg(
+                sync,
+                if wait {
+                    v
+                } else if take {
+                    v | mask
+                } else {
+                    v & !mask
+                },
+            );
+            self.set_reg(regs::SWSM, self.get_reg(regs::SWSM) & !regs::SWSM_SMBI);
+            if !wait {
+                if held {
+                    log::warn!("{}: SW_FW_SYNC {v:#010x} still held; taking it", self.name);
                 }
-                self.swfw_unlock(sync | mask);
                 return Ok(());
             }
-            self.swfw_unlock(sync);
             std::thread::sleep(Duration::from_millis(5));
         }
-    }
-
-    /// Gives software's SW_FW_SYNC bits `mask` back.
-    fn swfw_release(&self, mask: u32) -> Result<()> {
-        self.swfw_lock()?;
-        self.swfw_unlock(self.get_reg(regs::SW_FW_SYNC) & !mask);
-        Ok(())
     }
 
     /// Datasheet 4.6.3 "Initialization Sequence" and the sections it refers to.

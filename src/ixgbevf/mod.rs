@@ -211,6 +211,9 @@ pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
     stats_zero: DeviceStats,
     /// Packets the transmit rings dropped as too short, since open.
     tx_dropped: u64,
+    /// The VF queue transmit ring 0 uses: the PF's default queue when it has traffic
+    /// classes (GET_QUEUES), else 0.
+    tx_first: usize,
     /// Empty polls / full rings since the last look at VFMAILBOX.
     idle: u32,
     /// A PF reset was seen and re-initialisation has not succeeded yet.
@@ -272,6 +275,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             counters: Counters::default(),
             stats_zero: DeviceStats::default(),
             tx_dropped: 0,
+            tx_first: 0,
             idle: 0,
             reinit_pending: false,
             pf_resets: 0,
@@ -287,7 +291,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             dev.rx.push(ring);
         }
         for q in 0..o.tx_queues as usize {
-            let ring = TxRing::new(dma, o.tx_ring_size, regs::tx_queue(q).tail)?;
+            let ring = TxRing::new(dma, o.tx_ring_size, regs::tx_queue(dev.tx_first + q).tail)?;
             dev.tx.push(ring);
         }
         dev.start()?;
@@ -376,8 +380,10 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         ))
     }
 
-    /// Step 4: the queues the PF gives this VF must cover the ones asked for.
-    fn check_queue_counts(&self) -> Result<()> {
+    /// Step 4: the queues the PF gives this VF must cover the ones asked for. With more
+    /// than one traffic class the VF transmits on one queue, the PF's default one (Linux
+    /// `ixgbevf_configure_dcb`).
+    fn check_queue_counts(&mut self) -> Result<()> {
         let (tx, rx) = if self.api >= ApiVersion::V1_1 {
             let reply = self.mbx.request(&self.regs, &[msg::GET_QUEUES])?;
             if !reply.acked() {
@@ -387,12 +393,24 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
                     self.api.name()
                 )));
             }
-            log::debug!(
-                "{}: default queue {}",
-                self.name,
-                reply.words[msg::DEF_QUEUE]
-            );
-            (reply.words[msg::TX_QUEUES], reply.words[msg::RX_QUEUES])
+            let [tcs, def_q] = [msg::TRAFFIC_CLASSES, msg::DEF_QUEUE].map(|w| reply.words[w]);
+            if tcs != 0 || def_q != 0 {
+                log::info!(
+                    "{}: PF: {tcs} traffic classes, default queue {def_q}",
+                    self.name
+                );
+            }
+            let first = if tcs > 1 { def_q as usize } else { 0 };
+            if !self.tx.is_empty() && first != self.tx_first {
+                return Err(self.err("the PF moved the default queue; open the VF again"));
+            }
+            self.tx_first = first;
+            let tx = if tcs > 1 {
+                1
+            } else {
+                reply.words[msg::TX_QUEUES]
+            };
+            (tx, reply.words[msg::RX_QUEUES])
         } else {
             (1, 1)
         };
@@ -479,7 +497,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     fn start_tx(&mut self) -> Result<()> {
         for (q, ring) in self.tx.iter_mut().enumerate() {
             ring.discard();
-            let qr = regs::tx_queue(q);
+            let qr = regs::tx_queue(self.tx_first + q);
             queue::program_ring(&self.regs, &qr, ring.descriptors());
             queue::enable_queue(
                 &self.regs,
@@ -798,7 +816,7 @@ impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
         for q in 0..MAX_QUEUES as usize {
             for (ctl, enable) in [
                 (regs::rx_queue(q).ctl, pf::RXDCTL_ENABLE),
-                (regs::tx_queue(q).ctl, pf::TXDCTL_ENABLE),
+                (regs::tx_queue(self.tx_first + q).ctl, pf::TXDCTL_ENABLE),
             ] {
                 let what = "queue disable on close";
                 if let Err(e) = wait_for(&self.regs, ctl, enable, 0, QUEUE_DISABLE_TIMEOUT, what) {

@@ -310,8 +310,7 @@ impl ModelInner {
         }
         words[1] = QUEUES_PER_POOL as u32;
         words[2] = QUEUES_PER_POOL as u32;
-        words[3] = 0;
-        words[4] = 0;
+        [words[3], words[4]] = self.sriov.vfs[vf].tcs;
         true
     }
 

@@ -95,6 +95,9 @@ pub(crate) struct VfState {
     pub(crate) api: u32,
     pub(crate) xcast: u32,
     pub(crate) trusted: bool,
+    /// GET_QUEUES words 3 and 4: traffic classes (Linux `IXGBE_VF_TRANS_VLAN`) and the
+    /// default queue.
+    pub(crate) tcs: [u32; 2],
     /// The host assigned `mac` (Linux `pf_set_mac`): the VF may not change it unless
     /// trusted. False for a VF the host gave no MAC.
     pub(crate) pf_set_mac: bool,
@@ -454,6 +457,7 @@ impl Model {
             api: 0,
             xcast: 0,
             trusted: false,
+            tcs: [0, 0],
             pf_set_mac: true,
             log: Vec::new(),
             driver: false,
@@ -530,6 +534,14 @@ impl Model {
     pub fn set_vf_trusted(&self, vf: &VfPort, trusted: bool) {
         let i = self.check_vf(vf);
         self.inner.borrow_mut().sriov.vfs[i].trusted = trusted;
+    }
+
+    /// Makes the PF answer GET_QUEUES with `traffic_classes` (word 3) and `default_queue`
+    /// (word 4), as a Linux PF with DCB or a port VLAN does: with more than one class the
+    /// VF transmits on one queue, the default one.
+    pub fn set_vf_traffic_classes(&self, vf: &VfPort, traffic_classes: u32, default_queue: u32) {
+        let i = self.check_vf(vf);
+        self.inner.borrow_mut().sriov.vfs[i].tcs = [traffic_classes, default_queue];
     }
 
     /// Word 0 of every mailbox message the PF received from `vf`, oldest first.
