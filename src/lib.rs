@@ -187,11 +187,13 @@ pub trait IxyDevice {
 /// Counters of a device, since it was opened or last reset.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DeviceStats {
-    /// Packets received.
+    /// Packets received: delivered into the receive rings (dropped ones are in
+    /// `rx_dropped`, never here).
     pub rx_packets: u64,
     /// Packets transmitted.
     pub tx_packets: u64,
-    /// Bytes received (frames without CRC).
+    /// Bytes received (frames without CRC; ixgbe: also of frames dropped for lack of
+    /// descriptors, which its octet counter cannot tell apart).
     pub rx_bytes: u64,
     /// Bytes transmitted (frames without CRC).
     pub tx_bytes: u64,

@@ -1049,21 +1049,26 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         Ok(())
     }
 
-    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23).
+    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
+    /// MAC counters: they also count frames the DMA then drops for lack of descriptors
+    /// (SRRCTL.DROP_EN, counted in QPRDC; the 82598 datasheet says GPRC leaves out only
+    /// MPC's packet buffer misses, and MoonGen reads GPRC as frames at the NIC). So
+    /// `rx_packets` is GPRC minus QPRDC, the frames delivered into the rings (QPRDC read
+    /// first: a frame counted there is already in GPRC); `rx_bytes` (GORC) still
+    /// includes the dropped frames' octets, which no counter separates.
     fn read_stats(&mut self) {
         self.read_queue_stats();
-        let rx_packets = self.get_reg(regs::GPRC) as u64;
+        let qprdc: u64 = (0..self.rx.len().min(regs::NUM_QPRDC))
+            .map(|q| self.get_reg(regs::qprdc(q)) as u64)
+            .sum();
+        let mpc: u64 = (0..regs::NUM_MPC)
+            .map(|i| self.get_reg(regs::mpc(i)) as u64)
+            .sum();
+        let gprc = self.get_reg(regs::GPRC) as u64;
         let tx_packets = self.get_reg(regs::GPTC) as u64;
         // Low register first: reading the high one clears the pair.
         let rx_bytes = self.get_reg(regs::GORCL) as u64 | (self.get_reg(regs::GORCH) as u64) << 32;
         let tx_bytes = self.get_reg(regs::GOTCL) as u64 | (self.get_reg(regs::GOTCH) as u64) << 32;
-        let mut dropped = 0u64;
-        for i in 0..regs::NUM_MPC {
-            dropped += self.get_reg(regs::mpc(i)) as u64;
-        }
-        for q in 0..self.rx.len().min(regs::NUM_QPRDC) {
-            dropped += self.get_reg(regs::qprdc(q)) as u64;
-        }
         // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
         // RLEC), and the frames too short or too long to pass (RUC, ROC).
         let errors = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC];
@@ -1073,12 +1078,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         s.rx_errors += errors;
         s.rx_nombuf += nombuf;
         s.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
-        s.rx_packets += rx_packets;
+        s.rx_packets = (s.rx_packets + gprc).saturating_sub(qprdc);
         s.tx_packets += tx_packets;
         // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
-        s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
+        s.rx_bytes += rx_bytes.saturating_sub(4 * gprc);
         s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
-        s.rx_dropped += dropped;
+        s.rx_dropped += mpc + qprdc;
     }
 
     /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,

@@ -1626,6 +1626,13 @@ impl ModelInner {
         let bsize = ((ring.srrctl & SRRCTL_BSIZEPACKET_MASK) as usize) * 1024;
         let needed = (frame.len() + crc.len()).div_ceil(bsize) as u32;
         if ring.owned_by_device() < needed {
+            if ring.srrctl & SRRCTL_DROP_EN != 0 {
+                // The MAC received the frame; the DMA drops it (QPRDC): the MAC counters
+                // count it (the 82598 datasheet: GPRC leaves out only MPC's misses).
+                port.stats.gprc += 1;
+                port.stats.tpr += 1;
+                port.stats.gorc += frame.len() as u64 + CRC_LEN;
+            }
             port.count_drop(q, Drop::NoBuffer);
             return false;
         }
