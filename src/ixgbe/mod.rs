@@ -5,10 +5,13 @@
 //! ("Software Initialization and Diagnostics"), step by step; each step cites its
 //! section. The X540 and X550 share the 82599's programming model for everything used
 //! here (queues, descriptors, filters, statistics); what differs in what this driver
-//! programs is in [`MacType`] (EEC location, receive packet buffer size, and whether the
-//! driver sets up the MAC link through AUTOC or leaves the link to the PHY/firmware). The
-//! in-process device model is an 82599; the other MACs' branches are checked in the
-//! model only as far as the 82599 register file can show them.
+//! programs is in [`MacType`] (EEC location, receive packet buffer size, the reset, the
+//! receive enable, and whether the driver sets up the MAC link through AUTOC or leaves
+//! the link to the PHY), and per device id in [`is_sfp`] and [`has_laser_control`]
+//! (Linux `ixgbe_82599.c`, `ixgbe_x540.c`, `ixgbe_x550.c`). The X550EM_x/X550EM_a ids are
+//! refused ([`MacType::brought_up`]). The in-process device model is an 82599 that also
+//! shows the X540/X550 reset, semaphore and PHY-driven link
+//! ([`crate::model::Model::add_port_with_id`]).
 //!
 //! The device is generic over its register space: [`MmioRegion`] (BAR0 mapped from sysfs)
 //! on hardware, the in-process 82599 model in tests. Register access and DMA addresses are
@@ -100,7 +103,7 @@ const RSS_KEY: [u32; 10] = [
     0x0cf2_3080, 0x3bb7_426a, 0xfa01_acbe,
 ];
 
-/// Most receive queues with interrupts: vector `q` is bit `q` of EIMS/EIMC/EIAC/EIAM,
+/// Most receive queues with interrupts: vector `q` is bit `q` of EIMS/EIMC/EIAC/EIAM_EX(0),
 /// whose queue bits are 15:0 (8.2.3.5).
 pub const MAX_INTERRUPT_QUEUES: u16 = regs::NUM_RTXQ_BITS as u16;
 

@@ -15,6 +15,12 @@
 //! mailbox message before it sends the next. Every completion a driver waits for can be
 //! held back ([`Model::hold_back`], [`Completion`]) to test that the wait is bounded.
 //!
+//! A port shows a PCI device id ([`Model::add_port_with_id`]): an 82599 SFP+ port (the
+//! default), another 82599 port (backplane, CX4, ...) or an X540/X550, which differ in
+//! what Linux's ixgbe does for them: the link mode AUTOC holds after reset, the SFP+ laser
+//! (ESDP.SDP3), the reset (under the SW/FW semaphore on the X540/X550) and who brings the
+//! link up.
+//!
 //! Everything is single-threaded: handles ([`Model`], [`Port`], [`ModelDma`]) are cheap
 //! clones of `Rc`s, and every register access runs the model synchronously (a tail write
 //! moves the packets before it returns).

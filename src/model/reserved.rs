@@ -5,7 +5,9 @@
 //!
 //! Not listed (the layout is not certain enough for a must-be-zero check, or reserved bits
 //! reset to 1 and must be written back as read): HLREG0, RDRXCTL, AUTOC, EIAC, EIAM,
-//! CTRL_EXT, RTTDCS, MFLCN, SECRXCTRL, DCA_RXCTRL and RXDCTL. EIMC is not checked either:
+//! CTRL_EXT, RTTDCS, MFLCN, SECRXCTRL, DCA_RXCTRL and RXDCTL; and the registers added for
+//! issue 15, whose reserved bits are known here only from Linux's definitions, not the
+//! datasheet tables: ESDP, AUTOC2, EIAM_EX, and the X540/X550 SWSM and SW_FW_SYNC. EIMC is not checked either:
 //! writing 1b there only masks, 4.6.3.1 disables interrupts by writing it, and Linux masks
 //! with all ones (`IXGBE_IRQ_CLEAR_MASK`) on every MAC.
 
