@@ -11,7 +11,7 @@
 //! (Linux `ixgbe_82599.c`, `ixgbe_x540.c`, `ixgbe_x550.c`). The X550EM_x/X550EM_a ids are
 //! refused ([`MacType::brought_up`]). The in-process device model is an 82599 that also
 //! shows the X540/X550 reset, semaphore and PHY-driven link
-//! ([`crate::model::Model::add_port_with_id`]).
+//! (`Model::add_port_with_id`, feature `model`).
 //!
 //! The device is generic over its register space: [`MmioRegion`] (BAR0 mapped from sysfs)
 //! on hardware, the in-process 82599 model in tests. Register access and DMA addresses are
