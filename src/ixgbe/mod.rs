@@ -211,15 +211,17 @@ pub fn has_laser_control(device: u16) -> bool {
 /// `ixgbe_check_mac_link_generic`): LINK_SPEED 11b 10G (2.5G with NON_STD), 10b 1G, 01b
 /// 100M (5G with NON_STD), 00b 10M (X550EM_a 1G-T). `non_std`: the MAC has NON_STD.
 pub fn links_speed(links: u32, non_std: bool) -> u32 {
-    let speed = (links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT;
-    let mbit = match non_std && links & regs::LINKS_SPEED_NON_STD != 0 {
-        true => [10, 5_000, 1_000, 2_500],
-        false => [10, 100, 1_000, 10_000],
-    };
-    if links & regs::LINKS_UP == 0 {
-        0
+    let alt = non_std && links & regs::LINKS_SPEED_NON_STD != 0;
+    let mbit = if alt {
+        [10, 5_000, 1_000, 2_500]
     } else {
-        mbit[speed as usize]
+        [10, 100, 1_000, 10_000]
+    };
+    let speed = mbit[((links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT) as usize];
+    if links & regs::LINKS_UP != 0 {
+        speed
+    } else {
+        0
     }
 }
 
@@ -639,10 +641,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         )?;
 
         // The firmware learns that a driver owns the port (Linux `ixgbe_get_hw_control`).
-        self.set_reg(
-            regs::CTRL_EXT,
-            self.get_reg(regs::CTRL_EXT) | regs::CTRL_EXT_DRV_LOAD,
-        );
+        let ctrl_ext = self.get_reg(regs::CTRL_EXT);
+        self.set_reg(regs::CTRL_EXT, ctrl_ext | regs::CTRL_EXT_DRV_LOAD);
 
         // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
         // reset, with the speeds it advertises by default); the link comes up while the

@@ -360,10 +360,8 @@ pub const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
 pub const LINKS: usize = 0x042a4;
 /// LINKS.LINK_UP.
 pub const LINKS_UP: u32 = 1 << 30;
-/// LINKS.LINK_SPEED field (bits 29:28).
-pub const LINKS_SPEED_MASK: u32 = 0x3 << 28;
-/// LINK_SPEED = 11b: 10 Gb/s.
-pub const LINKS_SPEED_10G: u32 = 0x3 << 28;
+/// LINKS.LINK_SPEED field (bits 29:28): 11b 10 Gb/s, 10b 1 Gb/s, 01b 100 Mb/s, 00b 10 Mb/s.
+pub const LINKS_SPEED_MASK: u32 = 0x3 << LINKS_SPEED_SHIFT;
 /// LINK_SPEED field position.
 pub const LINKS_SPEED_SHIFT: u32 = 28;
 /// LINKS.NON_STD (X550 and later): LINK_SPEED 11b means 2.5 Gb/s, 01b 5 Gb/s (Linux
