@@ -37,7 +37,7 @@
 pub mod regs;
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::intel::ring::{RxRing, TxRing};
@@ -585,13 +585,13 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// anyway after [`SWFW_TIMEOUT`] (logged), as Linux does.
     fn swfw(&self, mask: u32, take: bool) -> Result<()> {
         let (sync, regsmp) = (regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
-        let start = Instant::now();
+        let mut deadline = Deadline::new(SWFW_TIMEOUT);
         loop {
             self.wait_reg(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
             self.wait_reg(sync, regsmp, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")?;
             let v = self.get_reg(sync) & !regsmp;
             let held = take && v & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT) != 0;
-            let wait = held && start.elapsed() < SWFW_TIMEOUT;
+            let wait = held && !deadline.passed();
             self.set_reg(
                 sync,
                 if wait {
