@@ -211,18 +211,12 @@ pub fn has_laser_control(device: u16) -> bool {
 /// `ixgbe_check_mac_link_generic`): LINK_SPEED 11b 10G (2.5G with NON_STD), 10b 1G, 01b
 /// 100M (5G with NON_STD), 00b 10M (X550EM_a 1G-T). `non_std`: the MAC has NON_STD.
 pub fn links_speed(links: u32, non_std: bool) -> u32 {
-    let alt = non_std && links & regs::LINKS_SPEED_NON_STD != 0;
-    let mbit = if alt {
-        [10, 5_000, 1_000, 2_500]
-    } else {
-        [10, 100, 1_000, 10_000]
-    };
-    let speed = mbit[((links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT) as usize];
-    if links & regs::LINKS_UP != 0 {
-        speed
-    } else {
-        0
+    if links & regs::LINKS_UP == 0 {
+        return 0;
     }
+    let alt = non_std && links & regs::LINKS_SPEED_NON_STD != 0;
+    let mbit = [[10, 100, 1_000, 10_000], [10, 5_000, 1_000, 2_500]][alt as usize];
+    mbit[((links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT) as usize]
 }
 
 /// Everything [`IxgbeDevice::with_registers`] needs besides registers and memory.
@@ -592,16 +586,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             let v = self.get_reg(sync) & !regsmp;
             let held = take && v & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT) != 0;
             let wait = held && !deadline.passed();
-            self.set_reg(
-                sync,
-                if wait {
-                    v
-                } else if take {
-                    v | mask
-                } else {
-                    v & !mask
-                },
-            );
+            let set = if take { v | mask } else { v & !mask };
+            self.set_reg(sync, if wait { v } else { set });
             self.set_reg(regs::SWSM, self.get_reg(regs::SWSM) & !regs::SWSM_SMBI);
             if !wait {
                 if held {
