@@ -94,6 +94,11 @@ fn one_queue_gets_vector_0_in_msix_mode() {
     assert_eq!(regs(&port).read32(regs::eitr(1)), 0);
     assert_eq!(regs(&port).read32(regs::EIAC), 0b1);
     assert_eq!(regs(&port).read32(regs::eiam_ex(0)), 0b1);
+    assert_eq!(
+        regs(&port).read32(0x00890),
+        0,
+        "0x890 is the 82598's EIAM, not written"
+    );
     // Masked until the queue goes to sleep.
     assert_eq!(regs(&port).read32(regs::EIMS), 0);
 }
