@@ -5,8 +5,15 @@
 //! `setup-hugetlbfs`.)
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::RwLock;
+
+/// Writing the fake commands excludes running scripts: a child forked by another test
+/// thread while a fake is open for writing would keep it open, and executing that fake
+/// would then fail with ETXTBSY ("text file busy"), now and then.
+static FORK: RwLock<()> = RwLock::new(());
 
 const ADDR: &str = "0000:03:00.0";
 
@@ -57,11 +64,12 @@ fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> Root {
     fs::create_dir_all(root.join("proc")).unwrap();
     fs::write(root.join("proc/mounts"), "").unwrap();
     fs::create_dir_all(root.join("bin")).unwrap();
+    let _no_fork = FORK.write().unwrap();
     for (name, body) in FAKES {
         let path = root.join("bin").join(name);
         let log = format!("echo \"{name} $*\" >>\"$IXY_ROOT/calls\"\n");
         fs::write(&path, format!("#!/bin/sh\n{log}{body}")).unwrap();
-        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
     fs::write(root.join("calls"), "").unwrap();
     Root(root)
@@ -94,6 +102,7 @@ fn run(root: &Path, script: &str, args: &[&str]) -> Run {
         root.join("bin").display(),
         std::env::var("PATH").unwrap()
     );
+    let _forks = FORK.read().unwrap();
     let out = Command::new("sh")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
         .args(args)
