@@ -534,6 +534,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
+    )]
     fn missing_hugetlbfs_mount_is_a_clear_error() {
         let err = Hugepages::new("/nonexistent/ixy-huge")
             .allocate(4096)
@@ -549,6 +553,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
+    )]
     fn a_directory_that_is_not_hugetlbfs_is_rejected() {
         let dir = crate::testing::TempDir::new("not-hugetlbfs");
         let err = Hugepages::new(&*dir).allocate(4096).unwrap_err();

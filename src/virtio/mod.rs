@@ -1046,6 +1046,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
+    )]
     fn open_refuses_a_device_that_is_not_virtio_net_before_unbinding_it() {
         let (root, _) = fake_sysfs(
             "virtio-on-ixgbe",
@@ -1076,6 +1080,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
+    )]
     fn open_checks_the_configuration_and_hugepages_before_unbinding() {
         let (root, _) = fake_sysfs(
             "virtio-checks",
@@ -1158,6 +1166,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
+    )]
     fn a_tx_packet_without_headroom_is_dropped_not_left_blocking_the_queue() {
         let (_root, _, mut dev) = fake_legacy_device("virtio-tx");
         dev.tx.push(TxQueue {
@@ -1309,6 +1321,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
+    )]
     fn a_failed_initialisation_sets_failed_in_the_device_status() {
         // A legacy device (I/O BAR as a file) offering no features at all: no ANY_LAYOUT.
         let (_root, dir, mut dev) = fake_legacy_device("virtio-failed");
