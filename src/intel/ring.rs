@@ -21,6 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
+use crate::memory::dma::DmaDomain;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 use crate::registers::RegisterSpace;
 
@@ -315,14 +316,6 @@ impl RxRing {
     }
 }
 
-/// Drops an empty packet the caller asked to send (out of line: keeps the send loop free
-/// of calls).
-#[cold]
-#[inline(never)]
-fn drop_empty(p: Packet) {
-    drop(p);
-}
-
 /// Writes the read format of an advanced receive descriptor (7.1.6.1): packet buffer
 /// address, and header buffer address 0 (no header split; bit 0 doubles as DD and must be
 /// 0 when handed to the device).
@@ -348,6 +341,14 @@ pub(crate) struct TxRing {
     next: usize,
     /// Oldest descriptor whose packet has not been returned to its pool.
     clean: usize,
+    /// The device's DMA domain (that of its ring memory): packets from pools of another
+    /// domain are dropped, never handed to it.
+    domain: DmaDomain,
+    /// The last pool (`Packet::pool_id`) found in `domain`, so the domain is looked up
+    /// only when consecutive packets come from different pools.
+    pool: usize,
+    /// Packets dropped because the device cannot reach their pool.
+    dropped: u64,
     /// The descriptors; declared last so their memory is freed after `bufs`.
     ring: DescRing,
 }
@@ -361,8 +362,40 @@ impl TxRing {
             bufs: (0..size).map(|_| MaybeUninit::uninit()).collect(),
             next: 0,
             clean: 0,
+            domain: ring.mem.domain(),
+            pool: 0,
+            dropped: 0,
             ring,
         })
+    }
+
+    /// The send loop stopped at `*p`: an empty packet or one from another pool than the
+    /// last. Returns true if `*p` was taken and dropped (it can never be sent: empty, or in
+    /// memory the device cannot reach, where it would read other memory at those bus
+    /// addresses; counted unless empty); false if its pool is in the device's domain, which
+    /// the loop now sends from. Out of line: keeps the loop small and free of calls.
+    ///
+    /// # Safety
+    /// `p` must point to an initialised packet that the caller forgets if this returns true.
+    #[cold]
+    #[inline(never)]
+    unsafe fn take_unsendable(&mut self, p: *mut Packet) -> bool {
+        // SAFETY: initialised, per the contract.
+        let packet = unsafe { &*p };
+        if !packet.is_empty() && packet.dma_domain() == self.domain {
+            self.pool = packet.pool_id();
+            return false;
+        }
+        self.dropped += u64::from(!packet.is_empty());
+        // SAFETY: moved out once; the caller forgets its copy.
+        drop(unsafe { std::ptr::read(p) });
+        true
+    }
+
+    /// Packets dropped because they came from memory the device cannot reach, since the
+    /// last call.
+    pub(crate) fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// The descriptor ring (its size, bus address and length for the queue registers).
@@ -455,7 +488,7 @@ impl TxRing {
                 // SAFETY: as above; read-only use before it is moved.
                 let p = unsafe { &*src_k };
                 let len = p.len() as u32;
-                if len == 0 {
+                if len == 0 || p.pool_id() != self.pool {
                     break;
                 }
                 // SAFETY: seg_descs + k is descriptor d + (k - k0) < size: one the driver
@@ -477,11 +510,9 @@ impl TxRing {
                 k += 1;
             }
             d += k - k0;
-            if k < seg_end {
-                // An empty packet: the device cannot send it, so it goes back to its
-                // pool. SAFETY: moved out of the Vec's buffer here, which (length 0)
-                // forgets it: owned once.
-                drop_empty(unsafe { std::ptr::read(src.add(k)) });
+            // SAFETY: k < n <= total: a packet of the Vec's buffer not yet moved out, which
+            // `take_unsendable` may move out (the Vec's length is 0: it forgets it).
+            if k < seg_end && unsafe { self.take_unsendable(src.add(k)) } {
                 k += 1;
             }
             d &= mask;

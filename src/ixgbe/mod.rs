@@ -917,6 +917,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
         s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
         s.rx_dropped += dropped;
+        s.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
     }
 
     /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,

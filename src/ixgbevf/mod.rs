@@ -181,6 +181,8 @@ struct Counters {
     tx_octets: Rolling,
     /// The receive rings' no-buffer polls, accumulated.
     nombuf: u64,
+    /// Packets the transmit rings dropped (pool out of the device's reach).
+    tx_dropped: u64,
 }
 
 /// Width of VFGPRC/VFGPTC.
@@ -585,6 +587,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         c.rx_octets.advance(ro, OCTET_COUNTER_BITS);
         c.tx_octets.advance(to, OCTET_COUNTER_BITS);
         c.nombuf += self.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
+        c.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
         // The octet counters include the 4-byte CRC, like the PF's GORC/GOTC (8.2.3.23);
         // DeviceStats counts frames without it.
         DeviceStats {
@@ -593,6 +596,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             rx_bytes: c.rx_octets.total.saturating_sub(4 * c.rx_packets.total),
             tx_bytes: c.tx_octets.total.saturating_sub(4 * c.tx_packets.total),
             rx_nombuf: c.nombuf,
+            tx_dropped: c.tx_dropped,
             ..DeviceStats::default()
         }
     }
@@ -781,6 +785,7 @@ impl<R: RegisterSpace> IxyDevice for IxgbevfDevice<R> {
             rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
             tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
             rx_nombuf: t.rx_nombuf.saturating_sub(z.rx_nombuf),
+            tx_dropped: t.tx_dropped - z.tx_dropped,
             ..DeviceStats::default()
         }
     }

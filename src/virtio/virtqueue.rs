@@ -127,6 +127,11 @@ impl Virtqueue {
         self.layout.size
     }
 
+    /// The DMA domain of the queue's memory: the device's.
+    pub(crate) fn dma_domain(&self) -> crate::memory::dma::DmaDomain {
+        self.mem.domain()
+    }
+
     /// Free descriptors.
     pub fn num_free(&self) -> u16 {
         self.num_free
