@@ -474,27 +474,31 @@ impl TxRing {
         let mut d = self.next;
         let mut k = 0;
         while k < n {
-            // Up to the end of the ring (or the first empty packet), so descriptor
-            // indices need no wrap-around inside the loop.
-            let seg_end = k + (n - k).min(size - d);
-            // Descriptor and slot of packet k are at index k + (d - k) inside the
-            // segment: one loop counter for all three arrays.
-            let seg_descs = descs.wrapping_add(d).wrapping_sub(k);
-            let seg_bufs = bufs.wrapping_add(d).wrapping_sub(k).cast::<Packet>();
-            let k0 = k;
-            while k < seg_end {
-                // SAFETY: k < n <= total: a packet of the Vec's buffer, not yet moved out.
-                let src_k = unsafe { src.add(k) };
-                // SAFETY: as above; read-only use before it is moved.
-                let p = unsafe { &*src_k };
+            // Up to the end of the ring (or the first packet the loop cannot send as is),
+            // so descriptor indices need no wrap-around inside the loop. Packet, descriptor
+            // and slot of segment entry j are at index j of the three segment pointers.
+            let seg_len = (n - k).min(size - d);
+            let seg_src = src.wrapping_add(k);
+            let seg_descs = descs.wrapping_add(d);
+            let seg_bufs = bufs.wrapping_add(d).cast::<Packet>();
+            // Packets, descriptors and slots are all 16 bytes: one byte offset walks the
+            // three arrays (and the loop needs a single counter).
+            const STEP: usize = size_of::<Packet>();
+            const _: () = assert!(size_of::<Desc>() == STEP);
+            let seg_bytes = seg_len * STEP;
+            let mut off = 0;
+            while off < seg_bytes {
+                // SAFETY: entry off / STEP < seg_len: a packet of the Vec's buffer, not yet
+                // moved out; read-only use before it is moved.
+                let p = unsafe { &*seg_src.byte_add(off) };
                 let len = p.len() as u32;
                 if len == 0 || p.pool_id() != self.pool {
                     break;
                 }
-                // SAFETY: seg_descs + k is descriptor d + (k - k0) < size: one the driver
-                // owns (between tail and clean: at most `free` descriptors are used).
+                // SAFETY: descriptor d + off / STEP < size: one the driver owns (between tail and
+                // clean: at most `free` descriptors are used).
                 unsafe {
-                    let desc = seg_descs.wrapping_add(k);
+                    let desc = seg_descs.byte_add(off);
                     (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
                     let cmd_type_len = txd::CMD | len;
                     let olinfo_status = len << txd::PAYLEN_SHIFT;
@@ -506,16 +510,19 @@ impl TxRing {
                 // is not between clean and next, so it holds no packet, and advancing
                 // `next` past it marks it initialised; the Vec's length is 0, so its copy
                 // is forgotten: owned once.
-                unsafe { std::ptr::copy_nonoverlapping(src_k, seg_bufs.wrapping_add(k), 1) };
-                k += 1;
+                unsafe {
+                    std::ptr::copy_nonoverlapping(seg_src.byte_add(off), seg_bufs.byte_add(off), 1)
+                };
+                off += STEP;
             }
-            d += k - k0;
+            let j = off / STEP;
+            k += j;
+            d = (d + j) & mask;
             // SAFETY: k < n <= total: a packet of the Vec's buffer not yet moved out, which
             // `take_unsendable` may move out (the Vec's length is 0: it forgets it).
-            if k < seg_end && unsafe { self.take_unsendable(src.add(k)) } {
+            if j < seg_len && unsafe { self.take_unsendable(src.add(k)) } {
                 k += 1;
             }
-            d &= mask;
         }
         let i = d;
         // SAFETY: the first n packets were moved out above; the unsent rest (still
