@@ -440,6 +440,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
+    )]
     fn allocate_in_takes_hugepages_from_the_directory_given() {
         let err = Mempool::allocate_in("/nonexistent/ixy-pool-dir", 4, 2048).unwrap_err();
         let msg = err.to_string();
