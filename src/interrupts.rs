@@ -219,8 +219,10 @@ impl QueueInterrupt {
         }
         let event = EventFd::new()?;
         let shared = shared_for_thread()?;
+        // Edge-triggered: `wait_ms` drains every eventfd it is told about, so edge- and
+        // level-triggered report the same signals (and Miri models only the former).
         let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: event.as_raw_fd() as u64,
         };
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
@@ -328,7 +330,7 @@ impl QueueInterrupt {
         }
         let mut fired = false;
         for ev in &evs[..n as usize] {
-            // Level-triggered: drain each signalled eventfd, or it stays ready.
+            // Drain each signalled eventfd: its count restarts from 0.
             fired |= drain_fd(ev.u64 as RawFd) > 0;
         }
         self.sleeps.set(self.sleeps.get() + 1);

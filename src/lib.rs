@@ -163,8 +163,9 @@ pub trait IxyDevice {
 
     /// Sends packets from the front of `buffer` on queue `queue_id` until `buffer` is empty
     /// or the queue is full. Returns how many were taken from `buffer`; those not taken
-    /// stay there. Packets that can never be sent (empty ones; on virtio, ones without
-    /// headroom for the net header) are taken and dropped rather than block the queue.
+    /// stay there. Packets that can never be sent (empty ones; ones from a pool the device
+    /// cannot reach by DMA; on virtio, ones without headroom for the net header) are taken
+    /// and dropped rather than block the queue (or make the device read other memory).
     ///
     /// # Panics
     /// If `queue_id >= self.num_tx_queues()`.
@@ -205,9 +206,11 @@ pub struct DeviceStats {
     /// Polls that found a frame on a receive ring but no free buffer in the queue's pool
     /// to give the device in exchange (the frame waits on the ring).
     pub rx_nombuf: u64,
-    /// Packets the driver dropped on transmit because they could not be sent (virtio:
-    /// too little headroom for the net header; Intel drivers: shorter than 17 bytes,
-    /// the least Linux ixgbe/ixgbevf send).
+    /// Packets the driver dropped on transmit because they could not be sent: from a pool
+    /// in memory the device cannot reach (another [`DmaDomain`](memory::dma::DmaDomain),
+    /// e.g. `HeapDma` or another device model's memory), shorter than 17 bytes on the
+    /// Intel drivers (the least Linux ixgbe/ixgbevf send), or on virtio with too little
+    /// headroom for the net header.
     pub tx_dropped: u64,
     /// Per receive queue, queue 0 first; empty if the driver does not count per queue.
     /// ixgbe reads the 82599's 16 per-queue counters: with more than 16 transmit queues,

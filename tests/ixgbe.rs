@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use ixy::ixgbe::{IxgbeDevice, IxgbeOptions, MacType, regs};
+use ixy::memory::HeapDma;
 use ixy::model::{Model, Port, PortRegisters};
 use ixy::pci::{DeviceId, DriverKind, IXGBE_DEVICE_IDS, PciAddress, driver_for};
 use ixy::registers::RegisterSpace;
@@ -227,6 +228,35 @@ fn single_packets_both_ways() {
     assert_eq!(a.rx_batch(0, &mut got, 32), 1);
     assert_eq!(&got[0][..6], &a.mac_addr());
     assert_eq!(&got[0][6..], &f[6..]);
+}
+
+#[test]
+fn packets_from_memory_the_device_cannot_reach_are_dropped_and_counted() {
+    let model = Model::new();
+    let (pa, _, mut a, mut b) = wired_pair(&model);
+    let own = test_pool(&model);
+    // Ordinary memory, and another model's memory: not this device's DMA domain.
+    let heap = Mempool::new(&HeapDma, 64, 2048).unwrap();
+    let other = Mempool::new(&Model::new().dma(), 64, 2048).unwrap();
+    let f = frame(BROADCAST, 1, 60);
+    let mut out = packets(&heap, &[f.clone(), f.clone()]);
+    out.extend(packets(&own, std::slice::from_ref(&f)));
+    out.extend(packets(&other, std::slice::from_ref(&f)));
+    out.extend(packets(&own, std::slice::from_ref(&f)));
+    assert_eq!(a.tx_batch(0, &mut out), 5, "all taken from the buffer");
+    assert_eq!(heap.free_count(), 64, "back in their pool");
+    assert_eq!(other.free_count(), 64);
+    assert_eq!(
+        model.wire_stats(&pa).tx_frames,
+        2,
+        "only the reachable ones sent"
+    );
+    let stats = a.stats();
+    assert_eq!((stats.tx_packets, stats.tx_dropped), (2, 3));
+    let mut got = VecDeque::new();
+    assert_eq!(b.rx_batch(0, &mut got, 32), 2);
+    a.reset_stats();
+    assert_eq!(a.stats().tx_dropped, 0);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ixy::ixgbe::IxgbeOptions;
 use ixy::ixgbevf::{ApiVersion, IxgbevfDevice, IxgbevfOptions};
+use ixy::memory::HeapDma;
 use ixy::model::{Model, Port, VfPort, VfRegisters};
 use ixy::pci::{DeviceId, DriverKind, IXGBEVF_DEVICE_IDS, PciAddress, driver_for};
 use ixy::registers::RegisterSpace;
@@ -152,6 +153,25 @@ fn a_vf_and_its_port_take_one_driver_at_a_time() {
     let err = try_open(&model, &late, options()).err().expect("port busy");
     assert!(matches!(err, Error::Device { .. }), "{err}");
     drop(pf_dev);
+}
+
+#[test]
+fn packets_the_vf_cannot_reach_are_dropped_and_counted() {
+    let (model, pf, vf) = setup();
+    let mut dev = open(&model, &vf, options());
+    let heap = Mempool::new(&HeapDma, 8, 2048).unwrap();
+    let own = Mempool::new(&model.dma(), 8, 2048).unwrap();
+    let f = frame([0xff; 6], 1, 60);
+    let mut out = packets(&heap, std::slice::from_ref(&f));
+    out.extend(packets(&own, std::slice::from_ref(&f)));
+    assert_eq!(dev.tx_batch(0, &mut out), 2, "both taken from the buffer");
+    assert_eq!(heap.free_count(), 8, "back in its pool");
+    assert_eq!(
+        model.wire_stats(&pf).tx_frames,
+        1,
+        "only the reachable one sent"
+    );
+    assert_eq!(dev.stats().tx_dropped, 1);
 }
 
 #[test]

@@ -21,6 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
+use crate::memory::dma::DmaDomain;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 use crate::registers::RegisterSpace;
 
@@ -315,19 +316,6 @@ impl RxRing {
     }
 }
 
-/// Shortest frame the rings send: 17 bytes (Linux ixgbe and ixgbevf pad shorter ones to
-/// it: "minimum packet size for olinfo paylen is 17"). Shorter packets are dropped.
-pub(crate) const MIN_TX_LEN: u32 = 17;
-
-/// Drops a packet too short to send and counts it (out of line: keeps the send loop free
-/// of calls).
-#[cold]
-#[inline(never)]
-fn drop_short(p: Packet, dropped: &mut u64) {
-    *dropped += 1;
-    drop(p);
-}
-
 /// Writes the read format of an advanced receive descriptor (7.1.6.1): packet buffer
 /// address, and header buffer address 0 (no header split; bit 0 doubles as DD and must be
 /// 0 when handed to the device).
@@ -343,6 +331,10 @@ unsafe fn write_rx_read_format(desc: *mut Desc, buf: u64) {
     }
 }
 
+/// Shortest frame the rings send: 17 bytes (Linux ixgbe and ixgbevf pad shorter ones to
+/// it: "minimum packet size for olinfo paylen is 17"). Shorter packets are dropped.
+pub(crate) const MIN_TX_LEN: u32 = 17;
+
 /// A transmit queue's ring of advanced data descriptors.
 pub(crate) struct TxRing {
     /// The packet each in-flight descriptor sends; `bufs.len() == ring.size()`. Exactly
@@ -353,7 +345,13 @@ pub(crate) struct TxRing {
     next: usize,
     /// Oldest descriptor whose packet has not been returned to its pool.
     clean: usize,
-    /// Packets dropped as shorter than [`MIN_TX_LEN`] since [`TxRing::take_dropped`].
+    /// The device's DMA domain (that of its ring memory): packets from pools of another
+    /// domain are dropped, never handed to it.
+    domain: DmaDomain,
+    /// The last pool (`Packet::pool_id`) found in `domain`, so the domain is looked up
+    /// only when consecutive packets come from different pools.
+    pool: usize,
+    /// Packets dropped because the device cannot reach their pool.
     dropped: u64,
     /// The descriptors; declared last so their memory is freed after `bufs`.
     ring: DescRing,
@@ -368,19 +366,45 @@ impl TxRing {
             bufs: (0..size).map(|_| MaybeUninit::uninit()).collect(),
             next: 0,
             clean: 0,
+            domain: ring.mem.domain(),
+            pool: 0,
             dropped: 0,
             ring,
         })
     }
 
+    /// The send loop stopped at `*p`: an empty packet or one from another pool than the
+    /// last. Returns true if `*p` was taken and dropped (it can never be sent: empty, or in
+    /// memory the device cannot reach, where it would read other memory at those bus
+    /// addresses; counted unless empty); false if its pool is in the device's domain, which
+    /// the loop now sends from. Out of line: keeps the loop small and free of calls.
+    ///
+    /// # Safety
+    /// `p` must point to an initialised packet that the caller forgets if this returns true.
+    #[cold]
+    #[inline(never)]
+    unsafe fn take_unsendable(&mut self, p: *mut Packet) -> bool {
+        // SAFETY: initialised, per the contract.
+        let packet = unsafe { &*p };
+        if packet.len() >= MIN_TX_LEN as usize && packet.dma_domain() == self.domain {
+            self.pool = packet.pool_id();
+            return false;
+        }
+        self.dropped += 1;
+        // SAFETY: moved out once; the caller forgets its copy.
+        drop(unsafe { std::ptr::read(p) });
+        true
+    }
+
+    /// Packets dropped because they came from memory the device cannot reach, since the
+    /// last call.
+    pub(crate) fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
     /// The descriptor ring (its size, bus address and length for the queue registers).
     pub(crate) fn descriptors(&self) -> &DescRing {
         &self.ring
-    }
-
-    /// Packets dropped as too short since the last call.
-    pub(crate) fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped)
     }
 
     /// Packets queued and not yet cleaned.
@@ -426,8 +450,8 @@ impl TxRing {
 
     /// Queues packets from the front of `buffer` until it is empty or the ring is full,
     /// and tells the device (one tail write). Returns how many packets were taken from
-    /// `buffer`; the rest stay there. Packets shorter than [`MIN_TX_LEN`] are taken,
-    /// dropped and counted ([`TxRing::take_dropped`]).
+    /// `buffer`; the rest stay there. Empty packets are taken and dropped (the device
+    /// cannot send them).
     #[inline]
     pub(crate) fn tx_batch<R: RegisterSpace>(
         &mut self,
@@ -454,27 +478,31 @@ impl TxRing {
         let mut d = self.next;
         let mut k = 0;
         while k < n {
-            // Up to the end of the ring (or the first short packet), so descriptor
-            // indices need no wrap-around inside the loop.
-            let seg_end = k + (n - k).min(size - d);
-            // Descriptor and slot of packet k are at index k + (d - k) inside the
-            // segment: one loop counter for all three arrays.
-            let seg_descs = descs.wrapping_add(d).wrapping_sub(k);
-            let seg_bufs = bufs.wrapping_add(d).wrapping_sub(k).cast::<Packet>();
-            let k0 = k;
-            while k < seg_end {
-                // SAFETY: k < n <= total: a packet of the Vec's buffer, not yet moved out.
-                let src_k = unsafe { src.add(k) };
-                // SAFETY: as above; read-only use before it is moved.
-                let p = unsafe { &*src_k };
+            // Up to the end of the ring (or the first packet the loop cannot send as is),
+            // so descriptor indices need no wrap-around inside the loop. Packet, descriptor
+            // and slot of segment entry j are at index j of the three segment pointers.
+            let seg_len = (n - k).min(size - d);
+            let seg_src = src.wrapping_add(k);
+            let seg_descs = descs.wrapping_add(d);
+            let seg_bufs = bufs.wrapping_add(d).cast::<Packet>();
+            // Packets, descriptors and slots are all 16 bytes: one byte offset walks the
+            // three arrays (and the loop needs a single counter).
+            const STEP: usize = size_of::<Packet>();
+            const _: () = assert!(size_of::<Desc>() == STEP);
+            let seg_bytes = seg_len * STEP;
+            let mut off = 0;
+            while off < seg_bytes {
+                // SAFETY: entry off / STEP < seg_len: a packet of the Vec's buffer, not yet
+                // moved out; read-only use before it is moved.
+                let p = unsafe { &*seg_src.byte_add(off) };
                 let len = p.len() as u32;
-                if len < MIN_TX_LEN {
+                if len < MIN_TX_LEN || p.pool_id() != self.pool {
                     break;
                 }
-                // SAFETY: seg_descs + k is descriptor d + (k - k0) < size: one the driver
-                // owns (between tail and clean: at most `free` descriptors are used).
+                // SAFETY: descriptor d + off / STEP < size: one the driver owns (between tail and
+                // clean: at most `free` descriptors are used).
                 unsafe {
-                    let desc = seg_descs.wrapping_add(k);
+                    let desc = seg_descs.byte_add(off);
                     (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
                     let cmd_type_len = txd::CMD | len;
                     let olinfo_status = len << txd::PAYLEN_SHIFT;
@@ -486,17 +514,19 @@ impl TxRing {
                 // is not between clean and next, so it holds no packet, and advancing
                 // `next` past it marks it initialised; the Vec's length is 0, so its copy
                 // is forgotten: owned once.
-                unsafe { std::ptr::copy_nonoverlapping(src_k, seg_bufs.wrapping_add(k), 1) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(seg_src.byte_add(off), seg_bufs.byte_add(off), 1)
+                };
+                off += STEP;
+            }
+            let j = off / STEP;
+            k += j;
+            d = (d + j) & mask;
+            // SAFETY: k < n <= total: a packet of the Vec's buffer not yet moved out, which
+            // `take_unsendable` may move out (the Vec's length is 0: it forgets it).
+            if j < seg_len && unsafe { self.take_unsendable(src.add(k)) } {
                 k += 1;
             }
-            d += k - k0;
-            if k < seg_end {
-                // A short packet goes back to its pool, counted. SAFETY: moved out of the
-                // Vec's buffer here, which (length 0) forgets it: owned once.
-                drop_short(unsafe { std::ptr::read(src.add(k)) }, &mut self.dropped);
-                k += 1;
-            }
-            d &= mask;
         }
         let i = d;
         // SAFETY: the first n packets were moved out above; the unsent rest (still

@@ -181,6 +181,9 @@ struct Counters {
     tx_octets: Rolling,
     /// The receive rings' no-buffer polls, accumulated.
     nombuf: u64,
+    /// Packets the transmit rings dropped (shorter than 17 bytes, or from a pool out of
+    /// the device's reach).
+    tx_dropped: u64,
 }
 
 /// Width of VFGPRC/VFGPTC.
@@ -209,8 +212,6 @@ pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
     counters: Counters,
     /// Baseline subtracted by `reset_stats`.
     stats_zero: DeviceStats,
-    /// Packets the transmit rings dropped as too short, since open.
-    tx_dropped: u64,
     /// The VF queue transmit ring 0 uses: the PF's default queue when it has traffic
     /// classes (GET_QUEUES), else 0.
     tx_first: usize,
@@ -274,7 +275,6 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             options,
             counters: Counters::default(),
             stats_zero: DeviceStats::default(),
-            tx_dropped: 0,
             tx_first: 0,
             idle: 0,
             reinit_pending: false,
@@ -589,13 +589,13 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
 
     fn totals(&mut self) -> DeviceStats {
         let [rp, tp, ro, to] = self.read_counters();
-        self.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
         let c = &mut self.counters;
         c.rx_packets.advance(rp, PACKET_COUNTER_BITS);
         c.tx_packets.advance(tp, PACKET_COUNTER_BITS);
         c.rx_octets.advance(ro, OCTET_COUNTER_BITS);
         c.tx_octets.advance(to, OCTET_COUNTER_BITS);
         c.nombuf += self.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
+        c.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
         // The octet counters include the 4-byte CRC, like the PF's GORC/GOTC (8.2.3.23);
         // DeviceStats counts frames without it.
         DeviceStats {
@@ -604,7 +604,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             rx_bytes: c.rx_octets.total.saturating_sub(4 * c.rx_packets.total),
             tx_bytes: c.tx_octets.total.saturating_sub(4 * c.tx_packets.total),
             rx_nombuf: c.nombuf,
-            tx_dropped: self.tx_dropped,
+            tx_dropped: c.tx_dropped,
             ..DeviceStats::default()
         }
     }

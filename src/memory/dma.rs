@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -26,6 +26,29 @@ pub const CHUNK_SIZE: usize = 2 * 1024 * 1024;
 /// one 4 KiB page. It covers what every consumer needs (legacy virtqueues: 4096; Intel
 /// descriptor rings: 128; descriptors: 16).
 pub const DMA_ALIGN: usize = 4096;
+
+/// The address space a region's bus addresses belong to: which devices reach it.
+///
+/// A device reaches only memory of its own domain: physical addresses (hugepages, no
+/// IOMMU), the I/O virtual addresses of one VFIO container, or the memory of one device
+/// model. [`DmaDomain::NONE`] is ordinary memory no device reaches. The drivers send a
+/// packet only if its pool is in their device's domain (the domain of their rings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DmaDomain(u64);
+
+impl DmaDomain {
+    /// Ordinary memory: no device reaches it (`HeapDma`, whose bus addresses are
+    /// virtual addresses; only fake devices in the same process use it).
+    pub const NONE: DmaDomain = DmaDomain(0);
+    /// Physical addresses: devices without an IOMMU ([`Hugepages`] without VFIO).
+    pub const PHYSICAL: DmaDomain = DmaDomain(1);
+
+    /// A domain of its own, distinct from every other (a VFIO container, a device model).
+    pub(crate) fn unique() -> DmaDomain {
+        static NEXT: AtomicU64 = AtomicU64::new(2);
+        DmaDomain(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// How a region is given back when it is dropped.
 type Release = Box<dyn FnOnce(NonNull<u8>, usize)>;
@@ -39,6 +62,7 @@ pub struct DmaMemory {
     size: usize,
     /// Bus address of the start of each 2 MiB chunk.
     chunks: Box<[u64]>,
+    domain: DmaDomain,
     release: Option<Release>,
 }
 
@@ -52,10 +76,13 @@ impl DmaMemory {
     /// lays rings over the region casts it to aligned types). `chunks` must have an entry
     /// for every chunk of the region: `chunks[i]` is the bus address of
     /// `virt + i * CHUNK_SIZE`, and each chunk must be contiguous in bus address space.
+    /// The bus addresses must be addresses of `domain`: the devices of that domain, and
+    /// only they, reach this memory at them.
     pub unsafe fn from_raw_parts(
         virt: NonNull<u8>,
         size: usize,
         chunks: Box<[u64]>,
+        domain: DmaDomain,
         release: Box<dyn FnOnce(NonNull<u8>, usize)>,
     ) -> Self {
         debug_assert!(
@@ -67,8 +94,14 @@ impl DmaMemory {
             virt,
             size,
             chunks,
+            domain,
             release: Some(release),
         }
+    }
+
+    /// The domain of the region's bus addresses: the devices that reach it.
+    pub fn domain(&self) -> DmaDomain {
+        self.domain
     }
 
     /// Start of the region in this process's address space.
@@ -202,6 +235,7 @@ unsafe impl DmaAllocator for HeapDma {
                 virt,
                 size,
                 chunks,
+                DmaDomain::NONE,
                 Box::new(move |p, _| std::alloc::dealloc(p.as_ptr(), layout)),
             )
         })
@@ -455,7 +489,9 @@ unsafe impl DmaAllocator for Hugepages {
             // unlinked at once: `size` bytes owned by this region, each 2 MiB chunk one hugepage
             // (physically contiguous) whose physical address was just looked up; the pages
             // are locked, so the addresses stay valid. hugetlbfs pages come zeroed.
-            Ok(chunks) => Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, release) }),
+            Ok(chunks) => Ok(unsafe {
+                DmaMemory::from_raw_parts(virt, size, chunks, DmaDomain::PHYSICAL, release)
+            }),
             Err(e) => {
                 release(virt, size);
                 Err(e)
@@ -516,6 +552,7 @@ mod tests {
                 virt,
                 4096,
                 Box::new([heap.bus_addr(0) + 64]),
+                DmaDomain::NONE,
                 Box::new(move |_, _| drop(heap)),
             )
         };
@@ -534,6 +571,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
+    )]
     fn missing_hugetlbfs_mount_is_a_clear_error() {
         let err = Hugepages::new("/nonexistent/ixy-huge")
             .allocate(4096)
@@ -549,6 +590,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
+    )]
     fn a_directory_that_is_not_hugetlbfs_is_rejected() {
         let dir = crate::testing::TempDir::new("not-hugetlbfs");
         let err = Hugepages::new(&*dir).allocate(4096).unwrap_err();

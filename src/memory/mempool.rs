@@ -19,7 +19,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use super::dma::{CHUNK_SIZE, DMA_ALIGN, DmaAllocator, DmaMemory, Hugepages};
+use super::dma::{CHUNK_SIZE, DMA_ALIGN, DmaAllocator, DmaDomain, DmaMemory, Hugepages};
 use crate::error::{Error, Result};
 
 /// Bytes reserved in front of the packet data in every freshly allocated buffer.
@@ -289,6 +289,17 @@ impl Packet {
         unsafe { *pool.bus.get_unchecked(self.idx as usize) + self.offset as u64 }
     }
 
+    /// Identifies the packet's pool (its address): equal for packets of one pool.
+    #[inline(always)]
+    pub(crate) fn pool_id(&self) -> usize {
+        self.pool.as_ptr() as usize
+    }
+
+    /// The DMA domain of the packet's pool: the devices that can reach its buffer.
+    pub(crate) fn dma_domain(&self) -> DmaDomain {
+        self.pool().mem.domain()
+    }
+
     /// Sets the length as reported by a device, clamped to the buffer.
     #[inline(always)]
     pub(crate) fn set_len_from_device(&mut self, len: usize) {
@@ -429,6 +440,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
+    )]
     fn allocate_in_takes_hugepages_from_the_directory_given() {
         let err = Mempool::allocate_in("/nonexistent/ixy-pool-dir", 4, 2048).unwrap_err();
         let msg = err.to_string();

@@ -40,6 +40,7 @@ pub(crate) fn allocate(
     let chunks = (0..size / CHUNK_SIZE)
         .map(|i| iova + (i * CHUNK_SIZE) as u64)
         .collect();
+    let domain = container.dma_domain();
     let container = container.clone();
     let release = Box::new(move |p: NonNull<u8>, s: usize| {
         container.unmap_dma(iova, s as u64);
@@ -48,6 +49,7 @@ pub(crate) fn allocate(
     // SAFETY: a fresh mapping of `size` bytes owned by this region, 2 MiB aligned here and
     // at its IOVA (IovaAllocator hands out 2 MiB aligned ranges); the whole region is one
     // contiguous IOVA range, so every chunk is contiguous in bus address space; VFIO pinned
-    // the pages, so the translation stays valid until the release closure unmaps it.
-    Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, release) })
+    // the pages, so the translation stays valid until the release closure unmaps it. The
+    // IOVAs are the container's domain.
+    Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, domain, release) })
 }

@@ -10,15 +10,28 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 use crate::error::Result;
+use crate::memory::dma::DmaDomain;
 use crate::memory::{DmaAllocator, DmaMemory, HeapDma};
 
 /// Live regions, sorted by start address, as half-open `[start, end)` bus ranges.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Regions {
+    /// The model's DMA domain: its devices reach only memory of this domain.
+    pub(crate) domain: DmaDomain,
     ranges: Vec<(u64, u64)>,
     /// Index of the range that satisfied the last lookup (packet buffers of one pool hit
     /// the same range again and again).
     last: usize,
+}
+
+impl Default for Regions {
+    fn default() -> Self {
+        Regions {
+            domain: DmaDomain::unique(),
+            ranges: Vec::new(),
+            last: 0,
+        }
+    }
 }
 
 impl Regions {
@@ -87,7 +100,8 @@ impl ModelDma {
 }
 
 // SAFETY: the regions are `HeapDma` regions (at least `size` bytes, zeroed, 4096-byte
-// aligned, bus address == virtual address), which is how the model reaches memory.
+// aligned, bus address == virtual address), which is how the model reaches memory; they
+// are in the model's own domain (no other device reaches them, the model no other memory).
 unsafe impl DmaAllocator for ModelDma {
     #[inline(never)]
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
@@ -98,7 +112,11 @@ unsafe impl DmaAllocator for ModelDma {
         let chunks: Box<[u64]> = (0..len.div_ceil(crate::memory::dma::CHUNK_SIZE))
             .map(|i| inner.bus_addr(i * crate::memory::dma::CHUNK_SIZE))
             .collect();
-        self.regions.borrow_mut().insert(start, start + len as u64);
+        let domain = {
+            let mut regions = self.regions.borrow_mut();
+            regions.insert(start, start + len as u64);
+            regions.domain
+        };
         let regions = Rc::clone(&self.regions);
         // The heap region itself is owned by the release closure and freed after the
         // model has forgotten it.
@@ -113,6 +131,6 @@ unsafe impl DmaAllocator for ModelDma {
         // the release closure, so the memory stays valid until release runs (once, on drop
         // of the returned value) and is freed only then. `chunks` are `inner`'s own bus
         // addresses (identity mapped, so every chunk is contiguous).
-        Ok(unsafe { DmaMemory::from_raw_parts(virt, len, chunks, release) })
+        Ok(unsafe { DmaMemory::from_raw_parts(virt, len, chunks, domain, release) })
     }
 }

@@ -246,6 +246,8 @@ fn os_result(r: i32) -> io::Result<i32> {
 pub struct Container {
     fd: File,
     state: Mutex<ContainerState>,
+    /// The address space of the IOVAs mapped here.
+    domain: crate::memory::dma::DmaDomain,
 }
 
 #[derive(Debug)]
@@ -296,6 +298,7 @@ impl Container {
         }
         let c = Arc::new(Container {
             fd: open_container_fd()?,
+            domain: crate::memory::dma::DmaDomain::unique(),
             state: Mutex::new(ContainerState {
                 groups: HashMap::new(),
                 iova: IovaAllocator::new(IOVA_BASE, IOVA_END),
@@ -416,6 +419,11 @@ impl Container {
     /// Removes a mapping made by [`Container::map_dma`]. Crate-private: only the owner of
     /// a mapping (a region's release in `memory::vfio`) may remove it while devices use the
     /// container.
+    /// The DMA domain of this container's I/O virtual addresses.
+    pub(crate) fn dma_domain(&self) -> crate::memory::dma::DmaDomain {
+        self.domain
+    }
+
     pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
         let mut st = self.state();
         let mut unmap = DmaUnmap {
