@@ -615,7 +615,7 @@ impl VirtioDevice {
             log::warn!("{}: not promiscuous: {e}", self.name);
         }
         log::info!(
-            "{}: virtio-net ready ({}{}), MAC {}, {pairs} queue pair(s){}",
+            "{}: virtio-net ready ({} interface{}), MAC {}, {pairs} queue pair(s){}",
             self.name,
             if self.is_modern() { "modern" } else { "legacy" },
             if self.is_vfio() { ", VFIO" } else { "" },
