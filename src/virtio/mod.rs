@@ -14,8 +14,15 @@
 //!
 //! Packets carry the `virtio_net_hdr` (5.1.6) in their headroom: 10 bytes on legacy
 //! devices, 12 with `VIRTIO_F_VERSION_1`. On receive the device writes it just before the
-//! packet data; on transmit it is prepended into the headroom, so each packet is one
-//! descriptor. No offloads are negotiated (QEMU offers none with hub/socket backends).
+//! packet data; on transmit it is written into the headroom in front of the data, so each
+//! packet is one descriptor. No offloads are negotiated (QEMU offers none with hub/socket
+//! backends).
+//!
+//! The device is not trusted on the packet path: a used descriptor id never handed out, a
+//! length beyond the buffer, a used index that jumps or goes backwards are counted
+//! ([`VirtioDevice::device_errors`]), logged once, and their entries skipped; nothing
+//! outside the driver's rings and buffers is read or written. With the `model` feature the
+//! whole driver runs against a modelled device (`ixy::model::virtio`).
 //!
 //! Interrupts (with [`DeviceConfig::interrupt_timeout_ms`] set and the device on vfio-pci):
 //! receive queue `i` gets MSI-X vector `i`; an idle `rx_batch` re-enables the queue's

@@ -3,12 +3,11 @@
 //! This module knows the ring layout and the driver's side of the protocol, and nothing
 //! about how the device is reached (legacy I/O port or modern MMIO). It runs unchanged on
 //! ordinary memory, which is how it is tested. Everything read from the used ring — written
-//! by the device — is validated before use: a bad descriptor id or length is reported, not
-//! trusted.
-
-use std::sync::atomic::{Ordering, fence};
+//! by the device — is validated before use: a bad descriptor id, length or index is
+//! reported ([`UsedError`]), not trusted.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
 use crate::memory::dma::DMA_ALIGN;
