@@ -150,20 +150,11 @@ fn low_memory(size: usize) -> Result<DmaMemory> {
     let virt = NonNull::new(p.cast::<u8>()).ok_or_else(|| crate::Error::Hugepages {
         detail: "mmap returned a null pointer".into(),
     })?;
-    let chunks = (0..size.div_ceil(crate::memory::dma::CHUNK_SIZE))
-        .map(|i| p as u64 + (i * crate::memory::dma::CHUNK_SIZE) as u64)
-        .collect();
+    let release = Box::new(|p: NonNull<u8>, len| {
+        // SAFETY: the mapping made above, unmapped once.
+        unsafe { libc::munmap(p.as_ptr().cast(), len) };
+    });
     // SAFETY: the mapping is `size` bytes, page-aligned, zeroed, exclusively ours, and
-    // unmapped exactly once by the release closure; identity mapped, so every chunk is
-    // contiguous.
-    Ok(unsafe {
-        DmaMemory::from_raw_parts(
-            virt,
-            size,
-            chunks,
-            Box::new(|p, len| {
-                libc::munmap(p.as_ptr().cast(), len);
-            }),
-        )
-    })
+    // unmapped exactly once by the release closure.
+    Ok(unsafe { crate::memory::dma::identity_mapped(virt, size, release) })
 }
