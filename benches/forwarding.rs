@@ -1,19 +1,24 @@
-//! Forwarding benchmark: the ixgbe driver's cost per forwarded packet, measured against the
-//! 82599 device model (there is no card here).
+//! Forwarding benchmark: the ixgbe and virtio drivers' cost per forwarded packet, measured
+//! against the 82599 and virtio device models (there is no card here).
 //!
-//! Two modelled ports, each fed by a model traffic source with 64-byte frames (60 bytes +
-//! CRC). The forwarder loop receives a batch on port 0, touches one byte of each packet,
-//! sends the batch on port 1 (packets that don't fit are dropped), and the same in the
-//! other direction — the loop of ixy's `ixy-fwd`.
+//! Two modelled ports (82599 ports, or virtio-net functions), each fed by a model traffic
+//! source with 64-byte frames (60 bytes + CRC). The forwarder loop receives a batch on
+//! port 0, touches one byte of each packet, sends the batch on port 1 (packets that don't
+//! fit are dropped), and the same in the other direction — the loop of ixy's `ixy-fwd`.
 //!
-//! For each batch size 1, 2, 4, ..., 256 it prints one line:
+//! For each batch size 1, 2, 4, ..., 256 it prints one line per driver:
 //!
 //! ```text
 //! batch 32: 98.7 instructions/packet, 41.2 Mpps
+//! virtio batch 32: 104.2 instructions/packet, 12.0 Mpps
+//! virtio-modern batch 32: 104.2 instructions/packet, 12.0 Mpps
 //! ```
+//!
+//! (`batch`: ixgbe; `virtio`: the legacy interface; `virtio-modern`: virtio 1.0.)
 //!
 //! * instructions/packet: counted by callgrind in driver and application code only. The
 //!   model's entry points (`<ixy::model::PortRegisters as RegisterSpace>::{read32,write32}`,
+//!   `<ixy::model::virtio::VirtioRegisters as VirtioBar>::{read,write}`,
 //!   `<ixy::model::ModelDma as DmaAllocator>::allocate`, `ixy::model::Model::*`) are
 //!   toggled out of collection (`--collect-atstart=yes` after the toggles), so
 //!   everything the "device" does is excluded. The benchmark re-runs itself under
@@ -32,10 +37,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ixy::ixgbe::{IxgbeDevice, IxgbeOptions};
-use ixy::model::{Model, PortRegisters};
-use ixy::{IxyDevice, Packet};
-
-type Dev = IxgbeDevice<PortRegisters>;
+use ixy::model::{Model, PortRegisters, VirtioModel, VirtioOptions};
+use ixy::virtio::VirtioDevice;
+use ixy::{DeviceConfig, IxyDevice, Packet};
 
 const BATCH_SIZES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
@@ -46,25 +50,32 @@ const COUNT_LONG: u64 = 300_000;
 /// Packets per native timing run.
 const NATIVE_PACKETS: u64 = 4_000_000;
 
-/// The callgrind patterns matching every entry point from driver code into the model.
-const TOGGLES: [&str; 3] = [
+/// The callgrind patterns matching every entry point from driver code into the models.
+const TOGGLES: [&str; 4] = [
     "--toggle-collect=<ixy::model::PortRegisters as ixy::registers::RegisterSpace>::*",
+    "--toggle-collect=<ixy::model::virtio::VirtioRegisters as ixy::virtio::transport::VirtioBar>::*",
     "--toggle-collect=<ixy::model::dma::ModelDma as ixy::memory::dma::DmaAllocator>::*",
     "--toggle-collect=ixy::model::Model::*",
 ];
 
-struct Setup {
-    _model: Model,
-    devs: [Dev; 2],
+/// Two modelled ports with drivers open, each fed by a source; the model stays alive.
+struct Setup<D> {
+    _model: Box<dyn std::any::Any>,
+    devs: [D; 2],
 }
 
-fn setup() -> Setup {
-    let model = Model::new();
-    let ports = [model.add_port(), model.add_port()];
+/// The frame the sources send: 60 bytes, broadcast.
+fn template() -> Vec<u8> {
     let mut template = vec![0u8; 60];
     template[..6].copy_from_slice(&[0xff; 6]);
     template[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
     template[12..14].copy_from_slice(&[0x08, 0x00]);
+    template
+}
+
+fn setup_ixgbe() -> Setup<IxgbeDevice<PortRegisters>> {
+    let model = Model::new();
+    let ports = [model.add_port(), model.add_port()];
     let options = IxgbeOptions::default().link_timeout(Duration::from_secs(2));
     let open = |p| {
         model
@@ -73,17 +84,35 @@ fn setup() -> Setup {
     };
     let devs = [open(&ports[0]), open(&ports[1])];
     for p in &ports {
-        model.attach_source(p, template.clone(), None);
+        model.attach_source(p, template(), None);
     }
     Setup {
-        _model: model,
+        _model: Box::new(model),
+        devs,
+    }
+}
+
+fn setup_virtio(opts: VirtioOptions) -> Setup<VirtioDevice> {
+    let model = VirtioModel::new();
+    let nets = [model.add_device(&opts), model.add_device(&opts)];
+    let open = |n: &ixy::model::VirtioNet| {
+        model
+            .virtio(n, &DeviceConfig::new("model"))
+            .expect("virtio init against the model")
+    };
+    let devs = [open(&nets[0]), open(&nets[1])];
+    for n in &nets {
+        model.attach_source(n, template(), None);
+    }
+    Setup {
+        _model: Box::new(model),
         devs,
     }
 }
 
 /// One direction of the forwarder: rx on `rx`, touch, tx on `tx`, drop what did not fit.
 #[inline(never)]
-fn forward(rx: &mut Dev, tx: &mut Dev, buf: &mut VecDeque<Packet>, batch: usize) -> u64 {
+fn forward<D: IxyDevice>(rx: &mut D, tx: &mut D, buf: &mut VecDeque<Packet>, batch: usize) -> u64 {
     let n = rx.rx_batch(0, buf, batch);
     if n > 0 {
         for p in buf.iter_mut() {
@@ -97,7 +126,7 @@ fn forward(rx: &mut Dev, tx: &mut Dev, buf: &mut VecDeque<Packet>, batch: usize)
 
 /// Forwards at least `count` packets (both directions together).
 #[inline(never)]
-fn run(s: &mut Setup, batch: usize, count: u64) -> u64 {
+fn run<D: IxyDevice>(s: &mut Setup<D>, batch: usize, count: u64) -> u64 {
     let mut buf = VecDeque::with_capacity(batch);
     let mut done = 0;
     let [a, b] = &mut s.devs;
@@ -108,18 +137,38 @@ fn run(s: &mut Setup, batch: usize, count: u64) -> u64 {
     done
 }
 
+/// The drivers measured: the name that starts their lines ("" for ixgbe).
+const DRIVERS: [&str; 3] = ["", "virtio", "virtio-modern"];
+
+/// Forwards `count` packets at `batch` with `driver` (natively: `timed` also warms up and
+/// returns the rate in Mpps; else the exact count forwarded).
+fn forward_with(driver: &str, batch: usize, count: u64, timed: bool) -> f64 {
+    fn go<D: IxyDevice>(mut s: Setup<D>, batch: usize, count: u64, timed: bool) -> f64 {
+        if !timed {
+            return run(&mut s, batch, count) as f64;
+        }
+        run(&mut s, batch, count / 10); // warm up
+        let start = Instant::now();
+        let done = run(&mut s, batch, count);
+        done as f64 / start.elapsed().as_secs_f64() / 1e6
+    }
+    match driver {
+        "virtio" => go(setup_virtio(VirtioOptions::legacy()), batch, count, timed),
+        "virtio-modern" => go(setup_virtio(VirtioOptions::modern()), batch, count, timed),
+        _ => go(setup_ixgbe(), batch, count, timed),
+    }
+}
+
 /// Child mode: forward `count` packets at `batch` and print the exact count forwarded.
-fn child(batch: usize, count: u64) {
-    let mut s = setup();
-    let done = run(&mut s, batch, count);
-    println!("forwarded {done}");
+fn child(driver: &str, batch: usize, count: u64) {
+    println!("forwarded {}", forward_with(driver, batch, count, false));
 }
 
 /// Instructions collected by callgrind for one child run, and packets forwarded.
-fn callgrind(batch: usize, count: u64) -> Result<(u64, u64), String> {
+fn callgrind(driver: &str, batch: usize, count: u64) -> Result<(u64, u64), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out_file = std::env::temp_dir().join(format!(
-        "ixy-forwarding-callgrind-{}-{batch}-{count}.out",
+        "ixy-forwarding-callgrind-{}-{driver}-{batch}-{count}.out",
         std::process::id()
     ));
     let output = Command::new("valgrind")
@@ -130,6 +179,7 @@ fn callgrind(batch: usize, count: u64) -> Result<(u64, u64), String> {
         .arg("--collect-atstart=yes")
         .arg(&exe)
         .arg("--child")
+        .arg(if driver.is_empty() { "ixgbe" } else { driver })
         .arg(batch.to_string())
         .arg(count.to_string())
         .output()
@@ -153,55 +203,54 @@ fn callgrind(batch: usize, count: u64) -> Result<(u64, u64), String> {
     Ok((collected, forwarded))
 }
 
-fn instructions_per_packet(batch: usize) -> Result<f64, String> {
-    let (i1, n1) = callgrind(batch, COUNT_SHORT)?;
-    let (i2, n2) = callgrind(batch, COUNT_LONG)?;
+fn instructions_per_packet(driver: &str, batch: usize) -> Result<f64, String> {
+    let (i1, n1) = callgrind(driver, batch, COUNT_SHORT)?;
+    let (i2, n2) = callgrind(driver, batch, COUNT_LONG)?;
     Ok((i2 as f64 - i1 as f64) / (n2 as f64 - n1 as f64))
-}
-
-fn mpps(batch: usize) -> f64 {
-    let mut s = setup();
-    run(&mut s, batch, NATIVE_PACKETS / 10); // warm up
-    let start = Instant::now();
-    let done = run(&mut s, batch, NATIVE_PACKETS);
-    done as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let batch = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(32);
+        let driver = args.get(i + 1).map_or("ixgbe", String::as_str);
+        let batch = args.get(i + 2).and_then(|v| v.parse().ok()).unwrap_or(32);
         let count = args
-            .get(i + 2)
+            .get(i + 3)
             .and_then(|v| v.parse().ok())
             .unwrap_or(COUNT_SHORT);
-        child(batch, count);
+        child(driver, batch, count);
         return;
     }
     let use_valgrind = std::env::var_os("IXY_BENCH_NO_VALGRIND").is_none();
     println!(
-        "# ixgbe forwarding, 2 modelled 82599 ports, 64-byte frames, both directions: driver \
-         cost against a device model, not a card"
+        "# forwarding, 64-byte frames, both directions, between 2 modelled 82599 ports \
+         (`batch`: ixgbe) or 2 modelled virtio-net functions (`virtio`: legacy, \
+         `virtio-modern`: virtio 1.0): driver cost against a device model, not a card"
     );
     println!(
         "# instructions/packet: callgrind, driver + application only (model toggled out); \
          Mpps: wall clock on this machine, including the model's own work"
     );
-    for batch in BATCH_SIZES {
-        let ipp = if use_valgrind {
-            match instructions_per_packet(batch) {
-                Ok(v) => format!("{v:.1}"),
-                Err(e) => {
-                    eprintln!("batch {batch}: {e}");
-                    "n/a".to_string()
-                }
-            }
+    for driver in DRIVERS {
+        let prefix = if driver.is_empty() {
+            String::new()
         } else {
-            "n/a".to_string()
+            format!("{driver} ")
         };
-        println!(
-            "batch {batch}: {ipp} instructions/packet, {:.1} Mpps",
-            mpps(batch)
-        );
+        for batch in BATCH_SIZES {
+            let ipp = if use_valgrind {
+                match instructions_per_packet(driver, batch) {
+                    Ok(v) => format!("{v:.1}"),
+                    Err(e) => {
+                        eprintln!("{prefix}batch {batch}: {e}");
+                        "n/a".to_string()
+                    }
+                }
+            } else {
+                "n/a".to_string()
+            };
+            let mpps = forward_with(driver, batch, NATIVE_PACKETS, true);
+            println!("{prefix}batch {batch}: {ipp} instructions/packet, {mpps:.1} Mpps");
+        }
     }
 }

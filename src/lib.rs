@@ -86,6 +86,30 @@
 //! the ixgbe and ixgbevf drivers drive as they would a card; this crate's own tests and
 //! benchmark run on it.
 
+//!
+//! ## Testing an application without hardware
+//!
+//! With the `model` feature, `ixy::model::testbed` opens two modelled devices wired to
+//! each other — virtio-net or Intel 82599 — with the real drivers on them, and a handle on
+//! their wires. A complete test of a forwarding step:
+//!
+//! ```
+//! # #[cfg(feature = "model")] {
+//! use std::collections::VecDeque;
+//! use ixy::model::{TestDevice, testbed};
+//!
+//! let mut bed = testbed(TestDevice::Virtio).unwrap(); // or VirtioModern, Ixgbe
+//! let frame = [vec![0xff; 6], vec![0x02, 0, 0, 0, 0, 1], vec![0x08, 0x00], vec![7; 46]].concat();
+//! bed.traffic.set_capture(1, true);
+//! assert!(bed.traffic.inject(0, &frame)); // arrives at device 0 from outside
+//! let [a, b] = &mut bed.devices;
+//! let mut buf = VecDeque::new();
+//! assert_eq!(a.rx_batch(0, &mut buf, 32), 1); // the application's loop
+//! assert_eq!(b.tx_batch(0, &mut buf), 1);
+//! assert_eq!(bed.traffic.take_transmitted(1), vec![frame]);
+//! # }
+//! ```
+
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -9,18 +9,19 @@ Usage (from the repository root):
 or in one go: `cargo bench --bench forwarding | python3 tools/plot-performance.py`.
 Needs matplotlib (`pip install matplotlib`).
 
-The benchmark prints one line per batch size, e.g.
-`batch 32: 98.7 instructions/packet, 41.2 Mpps`; lines starting with `#` are comments.
-Instructions are counted by callgrind in driver and application code only, against the
-82599 device model; Mpps is this machine's wall clock against the model. The figure's
-caption says so: it measures driver cost against a device model, not a card.
+The benchmark prints one line per driver and batch size, e.g.
+`batch 32: 98.7 instructions/packet, 41.2 Mpps` (ixgbe) and
+`virtio batch 32: ...` / `virtio-modern batch 32: ...`; lines starting with `#` are
+comments. Instructions are counted by callgrind in driver and application code only, against
+the 82599 and virtio device models; Mpps is this machine's wall clock against the model. The
+figure's caption says so: it measures driver cost against a device model, not a card.
 """
 
 import re
 import sys
 
 LINE = re.compile(
-    r"^batch (\d+): (n/a|[\d.]+) instructions/packet, ([\d.]+) Mpps\s*$"
+    r"^(?:(virtio|virtio-modern) )?batch (\d+): (n/a|[\d.]+) instructions/packet, ([\d.]+) Mpps\s*$"
 )
 
 # Hardware counter figures of the original drivers (ixy paper / ixy.rs), for reference.
@@ -28,36 +29,40 @@ REFERENCE = {"C ixy": {8: 139, 32: 127}, "ixy.rs": {8: 232, 32: 209}}
 
 
 def parse(text):
-    rows = []
+    """Rows (batch, instructions or None, Mpps) per driver name, in input order."""
+    drivers = {}
     for line in text.splitlines():
         m = LINE.match(line.strip())
         if m:
-            ipp = None if m.group(2) == "n/a" else float(m.group(2))
-            rows.append((int(m.group(1)), ipp, float(m.group(3))))
-    if not rows:
+            ipp = None if m.group(3) == "n/a" else float(m.group(3))
+            name = m.group(1) or "ixgbe"
+            drivers.setdefault(name, []).append((int(m.group(2)), ipp, float(m.group(4))))
+    if not drivers:
         sys.exit("no 'batch N: ... instructions/packet, ... Mpps' lines in the input")
-    return rows
+    return drivers
 
 
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else None
     out = sys.argv[2] if len(sys.argv) > 2 else "performance.png"
     text = open(src).read() if src else sys.stdin.read()
-    rows = parse(text)
+    drivers = parse(text)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    batches = [b for b, _, _ in rows]
+    batches = sorted({b for rows in drivers.values() for b, _, _ in rows})
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
 
-    pts = [(b, i) for b, i, _ in rows if i is not None]
-    ax1.plot([b for b, _ in pts], [i for _, i in pts], "o-", label="this driver (callgrind)")
+    for name, rows in drivers.items():
+        pts = [(b, i) for b, i, _ in rows if i is not None]
+        ax1.plot([b for b, _ in pts], [i for _, i in pts], "o-", label=f"{name} (callgrind)")
     for name, ref in REFERENCE.items():
         ax1.plot(list(ref), list(ref.values()), "x", markersize=9, label=f"{name} (hardware counters)")
-    ax1.axhline(100, color="grey", linestyle="--", linewidth=1, label="bar: 100 at batch 32")
+    ax1.axhline(100, color="grey", linestyle="--", linewidth=1, label="ixgbe bar: 100 at batch 32")
+    ax1.axhline(110, color="grey", linestyle=":", linewidth=1, label="virtio bar: 110 at batch 32")
     ax1.set_xscale("log", base=2)
     ax1.set_xticks(batches, [str(b) for b in batches])
     ax1.set_xlabel("batch size")
@@ -67,7 +72,9 @@ def main():
     ax1.legend(fontsize=8)
     ax1.set_title("driver + application instructions")
 
-    ax2.plot(batches, [m for _, _, m in rows], "s-", color="tab:green")
+    for name, rows in drivers.items():
+        ax2.plot([b for b, _, _ in rows], [m for _, _, m in rows], "s-", label=name)
+    ax2.legend(fontsize=8)
     ax2.set_xscale("log", base=2)
     ax2.set_xticks(batches, [str(b) for b in batches])
     ax2.set_xlabel("batch size")
@@ -76,7 +83,7 @@ def main():
     ax2.grid(True, alpha=0.3)
     ax2.set_title("forwarding rate against the model")
 
-    fig.suptitle("ixgbe forwarding, 64-byte packets, both directions")
+    fig.suptitle("forwarding, 64-byte packets, both directions: ixgbe and virtio-net")
     fig.text(
         0.5,
         0.01,

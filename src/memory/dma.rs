@@ -225,21 +225,31 @@ unsafe impl DmaAllocator for HeapDma {
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let failed = || Error::hugepages(format!("heap allocation of {size} bytes failed"));
         let virt = NonNull::new(ptr).ok_or_else(failed)?;
-        let chunks = (0..size.div_ceil(CHUNK_SIZE))
-            .map(|i| ptr as u64 + (i * CHUNK_SIZE) as u64)
-            .collect();
-        // SAFETY: freshly allocated, exclusively owned; released with the same layout; the
-        // identity mapping makes every chunk contiguous.
-        Ok(unsafe {
-            DmaMemory::from_raw_parts(
-                virt,
-                size,
-                chunks,
-                DmaDomain::NONE,
-                Box::new(move |p, _| std::alloc::dealloc(p.as_ptr(), layout)),
-            )
-        })
+        let release = Box::new(move |p: NonNull<u8>, _| {
+            // SAFETY: the allocation made here, freed once with its layout.
+            unsafe { std::alloc::dealloc(p.as_ptr(), layout) }
+        });
+        // SAFETY: freshly allocated, exclusively owned; released with the same layout.
+        Ok(unsafe { identity_mapped(virt, size, release) })
     }
+}
+
+/// A region whose bus address is its virtual address (heap memory, the device models').
+///
+/// # Safety
+/// As for [`DmaMemory::from_raw_parts`]; every chunk is contiguous (identity mapping).
+#[cfg(any(test, feature = "model"))]
+pub(crate) unsafe fn identity_mapped(
+    virt: NonNull<u8>,
+    size: usize,
+    release: Box<dyn FnOnce(NonNull<u8>, usize)>,
+) -> DmaMemory {
+    let base = virt.as_ptr() as u64;
+    let chunks = (0..size.div_ceil(CHUNK_SIZE))
+        .map(|i| base + (i * CHUNK_SIZE) as u64)
+        .collect();
+    // SAFETY: per the function's contract. Ordinary memory: no device's domain.
+    unsafe { DmaMemory::from_raw_parts(virt, size, chunks, DmaDomain::NONE, release) }
 }
 
 /// Live regions whose bus addresses are physical addresses (from `Hugepages` without a

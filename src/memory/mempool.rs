@@ -215,9 +215,63 @@ impl Mempool {
         })
     }
 
+    /// Takes `n` buffers off the free stack at once (`None` if fewer are free), to be
+    /// turned into empty packets one by one with [`Reserved::take`] (a receive path
+    /// refilling a batch).
+    ///
+    /// # Safety
+    /// No packet of this pool may be dropped (returned) while the result lives: that
+    /// would overwrite the reserved part of the free stack. Indices not taken are lost
+    /// to the pool (its memory is then never freed), so take all `n`.
+    #[inline(always)]
+    pub(crate) unsafe fn reserve(&self, n: usize) -> Option<Reserved> {
+        let pool = self.pool();
+        let top = pool.top.get().checked_sub(u32::try_from(n).ok()?)?;
+        pool.top.set(top);
+        Some(Reserved {
+            pool: self.inner,
+            // SAFETY: top <= num_entries == free.len(): in bounds or one past the end.
+            next: unsafe { pool.free.as_ptr().add(top as usize) },
+            bus: pool.bus.as_ptr(),
+        })
+    }
+
     /// True if both handles refer to the same pool.
     pub fn same_pool(&self, other: &Mempool) -> bool {
         self.inner == other.inner
+    }
+}
+
+/// Buffers taken off a pool's free stack at once ([`Mempool::reserve`]).
+pub(crate) struct Reserved {
+    pool: NonNull<PoolInner>,
+    /// The next reserved entry of the free stack.
+    next: *const Cell<u32>,
+    bus: *const u64,
+}
+
+impl Reserved {
+    /// The next reserved buffer as an empty packet with the standard headroom, and the
+    /// bus address of its data.
+    ///
+    /// # Safety
+    /// At most `n` calls (the count passed to [`Mempool::reserve`]).
+    #[inline(always)]
+    pub(crate) unsafe fn take(&mut self) -> (Packet, u64) {
+        // SAFETY: one of the `n` entries reserved below the old top, still intact (no
+        // packet of the pool was returned meanwhile: `reserve`'s contract).
+        let idx = unsafe { (*self.next).get() };
+        // SAFETY: as above; at most one past the reserved entries afterwards.
+        self.next = unsafe { self.next.add(1) };
+        // SAFETY: idx < num_entries == bus.len().
+        let bus = unsafe { *self.bus.add(idx as usize) } + HEADROOM as u64;
+        let p = Packet {
+            pool: self.pool,
+            idx,
+            offset: HEADROOM as u16,
+            len: 0,
+        };
+        (p, bus)
     }
 }
 
@@ -305,6 +359,17 @@ impl Packet {
     pub(crate) fn set_len_from_device(&mut self, len: usize) {
         let max = self.pool().entry_size() - self.offset as usize;
         self.len = len.min(max) as u16;
+    }
+
+    /// Sets the length of a fresh receive packet (standard headroom) without a check.
+    ///
+    /// # Safety
+    /// `len` must be at most [`Mempool::max_packet_len`] of the packet's pool and the
+    /// packet must have the standard headroom (as from `alloc_empty`).
+    #[inline(always)]
+    pub(crate) unsafe fn set_len_unchecked(&mut self, len: usize) {
+        debug_assert!(len <= self.pool().entry_size() - self.offset as usize);
+        self.len = len as u16;
     }
 
     /// Hints the CPU to fetch the first cache line of packet data.

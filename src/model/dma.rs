@@ -86,11 +86,22 @@ impl Regions {
 #[derive(Debug, Clone)]
 pub struct ModelDma {
     pub(crate) regions: Rc<RefCell<Regions>>,
+    /// Allocate below 2 GiB, where a legacy virtio device's 32-bit page numbers reach.
+    low: bool,
 }
 
 impl ModelDma {
     pub(crate) fn new(regions: Rc<RefCell<Regions>>) -> Self {
-        ModelDma { regions }
+        ModelDma {
+            regions,
+            low: false,
+        }
+    }
+
+    /// An allocator whose regions lie below 2 GiB (the virtio model's: a legacy device
+    /// takes queue addresses as 32-bit page numbers, 4.1.4.8).
+    pub(crate) fn low(regions: Rc<RefCell<Regions>>) -> Self {
+        ModelDma { regions, low: true }
     }
 
     /// Number of regions allocated through this allocator and not yet freed.
@@ -105,7 +116,11 @@ impl ModelDma {
 unsafe impl DmaAllocator for ModelDma {
     #[inline(never)]
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
-        let inner = HeapDma.allocate(size)?;
+        let inner = if self.low {
+            low_memory(size)?
+        } else {
+            HeapDma.allocate(size)?
+        };
         let virt = inner.virt();
         let len = inner.size();
         let start = virt as u64;
@@ -133,4 +148,31 @@ unsafe impl DmaAllocator for ModelDma {
         // addresses (identity mapped, so every chunk is contiguous).
         Ok(unsafe { DmaMemory::from_raw_parts(virt, len, chunks, domain, release) })
     }
+}
+
+/// Zeroed anonymous memory mapped below 2 GiB (`MAP_32BIT`), identity "bus" addresses.
+fn low_memory(size: usize) -> Result<DmaMemory> {
+    let size = size.max(1).next_multiple_of(crate::memory::dma::DMA_ALIGN);
+    #[cfg(target_arch = "x86_64")]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT;
+    #[cfg(not(target_arch = "x86_64"))]
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), size, prot, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(crate::Error::Hugepages {
+            detail: format!("cannot map {size} bytes below 2 GiB for the virtio model"),
+        });
+    }
+    let virt = NonNull::new(p.cast::<u8>()).ok_or_else(|| crate::Error::Hugepages {
+        detail: "mmap returned a null pointer".into(),
+    })?;
+    let release = Box::new(|p: NonNull<u8>, len| {
+        // SAFETY: the mapping made above, unmapped once.
+        unsafe { libc::munmap(p.as_ptr().cast(), len) };
+    });
+    // SAFETY: the mapping is `size` bytes, page-aligned, zeroed, exclusively ours, and
+    // unmapped exactly once by the release closure.
+    Ok(unsafe { crate::memory::dma::identity_mapped(virt, size, release) })
 }

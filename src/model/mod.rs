@@ -1,4 +1,8 @@
-//! A behavioural model of the Intel 82599 10 GbE controller (feature `model`).
+//! Device models (feature `model`): the Intel 82599 10 GbE controller (this module) and a
+//! virtio-net PCI function ([`virtio`]), and [`testbed`]: two modelled devices wired to
+//! each other, the supported way to test an application without hardware.
+//!
+//! ## The 82599 model
 //!
 //! No ixgbe hardware is needed to test the ixgbe driver: the model implements BAR0 of an
 //! 82599 physical function as a [`RegisterSpace`] ([`PortRegisters`]) and performs the
@@ -33,20 +37,20 @@
 //! ([`MmioRegion`](crate::registers::MmioRegion)), and safe code reaches the model's DMA
 //! only through a driver. Every device model follows this pattern:
 //!
-//! * a **safe handle** per device ([`Port`], [`VfPort`]): a `Clone` name for the device,
+//! * a **safe handle** per device ([`Port`], [`VfPort`], [`VirtioNet`]): a `Clone` name for the device,
 //!   passed to the [`Model`] methods that observe and steer it (wires, sources, `inject`,
 //!   capture, statistics, link); it does not implement [`RegisterSpace`];
-//! * its **registers** ([`PortRegisters`], [`VfRegisters`]): the [`RegisterSpace`] a
-//!   driver runs on, not `Clone`, dereferencing to the handle;
+//! * its **registers** ([`PortRegisters`], [`VfRegisters`], [`virtio::VirtioRegisters`]):
+//!   what a driver runs on, not `Clone`;
 //! * a **safe constructor** opening the driver on the device with [`Model::dma`] memory
-//!   ([`Model::ixgbe`], [`Model::ixgbevf`]). A device takes one live driver at a time (a
-//!   second open is an [`Error::Device`]): two drivers on one queue
+//!   ([`Model::ixgbe`], [`Model::ixgbevf`], [`VirtioModel::virtio`]). A device takes one
+//!   live driver at a time (a second open is an [`Error::Device`]): two drivers on one queue
 //!   would make the device write into buffers one of them handed out. When the driver's
 //!   register handle drops (after the driver's own drop, before its memory is freed),
 //!   the device stops its DMA and accepts the next driver;
 //! * raw access, for tests of the model itself, through an **`unsafe fn registers`**
-//!   ([`Port::registers`], [`VfPort::registers`]) whose contract is that the caller never
-//!   makes the device write memory Rust code holds a reference to.
+//!   ([`Port::registers`], [`VfPort::registers`], [`VirtioNet::registers`]) whose contract
+//!   is that the caller never makes the device write memory Rust code holds a reference to.
 //!
 //! A driver's `with_registers` stays public and safe: without model registers (only
 //! obtainable as above) it reaches no modelled device, whatever allocator it is given.
@@ -115,14 +119,18 @@ mod port;
 mod regs;
 mod reserved;
 mod rss;
+mod testbed;
 mod vf;
+pub mod virtio;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use dma::ModelDma;
 pub use rss::toeplitz_hash;
+pub use testbed::{TestDevice, Testbed, Traffic, testbed};
 pub use vf::{VfPort, VfRegisters};
+pub use virtio::{VirtioFault, VirtioModel, VirtioNet, VirtioOptions};
 
 use crate::error::{Error, Result};
 use crate::ixgbe::{IxgbeDevice, IxgbeOptions};

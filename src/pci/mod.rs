@@ -672,56 +672,37 @@ pub(crate) struct IoBar {
 }
 
 impl IoBar {
-    /// The file offset of `len` bytes at `offset` in the BAR, if they lie within it.
-    fn position(&self, offset: u64, len: usize) -> Result<u64> {
-        if offset + len as u64 > self.len {
-            let detail = format!("I/O BAR offset {offset:#x} out of range");
-            return Err(Error::device(&self.name, detail));
+    fn check(&self, offset: usize, width: usize) -> Result<u64> {
+        if (offset + width) as u64 > self.len {
+            return Err(Error::device(
+                &self.name,
+                format!("I/O BAR offset {offset:#x} out of range"),
+            ));
         }
-        Ok(self.base + offset)
+        Ok(self.base + offset as u64)
     }
+}
 
-    fn access_error(&self, verb: &str, offset: u64, e: std::io::Error) -> Error {
-        Error::io(format!("I/O BAR {verb} of {} at {offset:#x}", self.name), e)
-    }
-
-    fn read<const N: usize>(&self, offset: u64) -> Result<[u8; N]> {
-        let mut b = [0u8; N];
+/// Each access is one pread/pwrite of `width` bytes on the resource (or VFIO region) file.
+impl crate::virtio::transport::VirtioBar for IoBar {
+    fn read(&self, offset: usize, width: usize) -> Result<u32> {
+        let mut b = [0u8; 4];
+        let at = self.check(offset, width)?;
         self.file
-            .read_exact_at(&mut b, self.position(offset, N)?)
-            .map_err(|e| self.access_error("read", offset, e))?;
-        Ok(b)
+            .read_exact_at(&mut b[..width], at)
+            .map_err(|e| Error::io(format!("I/O BAR read of {} at {offset:#x}", self.name), e))?;
+        Ok(u32::from_le_bytes(b))
     }
 
-    fn write(&self, offset: u64, b: &[u8]) -> Result<()> {
+    fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
+        let at = self.check(offset, width)?;
         self.file
-            .write_all_at(b, self.position(offset, b.len())?)
-            .map_err(|e| self.access_error("write", offset, e))
+            .write_all_at(&value.to_le_bytes()[..width], at)
+            .map_err(|e| Error::io(format!("I/O BAR write of {} at {offset:#x}", self.name), e))
     }
 
-    /// Reads a byte.
-    pub(crate) fn read8(&self, offset: u64) -> Result<u8> {
-        Ok(self.read::<1>(offset)?[0])
-    }
-    /// Reads a little-endian 16-bit value.
-    pub(crate) fn read16(&self, offset: u64) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.read(offset)?))
-    }
-    /// Reads a little-endian 32-bit value.
-    pub(crate) fn read32(&self, offset: u64) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.read(offset)?))
-    }
-    /// Writes a byte.
-    pub(crate) fn write8(&self, offset: u64, v: u8) -> Result<()> {
-        self.write(offset, &[v])
-    }
-    /// Writes a little-endian 16-bit value.
-    pub(crate) fn write16(&self, offset: u64, v: u16) -> Result<()> {
-        self.write(offset, &v.to_le_bytes())
-    }
-    /// Writes a little-endian 32-bit value.
-    pub(crate) fn write32(&self, offset: u64, v: u32) -> Result<()> {
-        self.write(offset, &v.to_le_bytes())
+    fn size(&self) -> usize {
+        self.len as usize
     }
 }
 

@@ -14,8 +14,15 @@
 //!
 //! Packets carry the `virtio_net_hdr` (5.1.6) in their headroom: 10 bytes on legacy
 //! devices, 12 with `VIRTIO_F_VERSION_1`. On receive the device writes it just before the
-//! packet data; on transmit it is prepended into the headroom, so each packet is one
-//! descriptor. No offloads are negotiated (QEMU offers none with hub/socket backends).
+//! packet data; on transmit it is written into the headroom in front of the data, so each
+//! packet is one descriptor. No offloads are negotiated (QEMU offers none with hub/socket
+//! backends).
+//!
+//! The device is not trusted on the packet path: a used descriptor id never handed out, a
+//! length beyond the buffer, a used index that jumps or goes backwards are counted
+//! ([`VirtioDevice::device_errors`]), logged once, and their entries skipped; nothing
+//! outside the driver's rings and buffers is read or written. With the `model` feature the
+//! whole driver runs against a modelled device (`ixy::model::virtio`).
 //!
 //! Interrupts (with [`DeviceConfig::interrupt_timeout_ms`] set and the device on vfio-pci):
 //! receive queue `i` gets MSI-X vector `i`; an idle `rx_batch` re-enables the queue's
@@ -27,16 +34,19 @@ pub mod transport;
 pub mod virtqueue;
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::atomic::{Ordering, fence};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::interrupts::{IrqAction, QueueInterrupt};
+use crate::memory::mempool::DEFAULT_ENTRY_SIZE;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 use crate::pci::{DEVICE_VIRTIO_NET_MODERN, DriverKind, PciDevice};
+use crate::registers::Deadline;
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 use transport::{Transport, VIRTIO_MSI_NO_VECTOR, status};
-use virtqueue::{Desc, VIRTQ_DESC_F_WRITE, Virtqueue};
+use virtqueue::{Desc, Faults, VIRTQ_DESC_F_WRITE, Virtqueue};
 
 /// Feature bits (virtio 1.1, 5.1.3 and 6).
 pub mod feature {
@@ -164,13 +174,13 @@ const CONFIG_READ_ATTEMPTS: u32 = 100;
 /// version of the config (virtio 1.1 2.4.1 / 1.2 2.5.1, `config_generation` 4.1.4.3).
 fn read_config_consistent<T>(
     name: &str,
-    mut generation: impl FnMut() -> Option<u8>,
+    mut generation: impl FnMut() -> Result<Option<u8>>,
     mut read: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     for _ in 0..CONFIG_READ_ATTEMPTS {
-        let before = generation();
+        let before = generation()?;
         let value = read()?;
-        if generation() == before {
+        if generation()? == before {
             return Ok(value);
         }
     }
@@ -238,9 +248,7 @@ fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
 
 struct RxQueue {
     index: u16,
-    vq: Virtqueue,
-    /// The packet whose buffer each descriptor id holds.
-    bufs: Box<[Option<Packet>]>,
+    vq: Virtqueue<Packet>,
     pool: Mempool,
     /// Present when the queue has an interrupt vector.
     interrupt: Option<QueueInterrupt>,
@@ -248,11 +256,7 @@ struct RxQueue {
 
 struct TxQueue {
     index: u16,
-    vq: Virtqueue,
-    bufs: Box<[Option<Packet>]>,
-    /// The last pool (`Packet::pool_id`) found in the device's DMA domain (that of the
-    /// virtqueue memory): the domain is looked up only when the pool changes.
-    pool: usize,
+    vq: Virtqueue<Packet>,
 }
 
 /// Layout of the control queue's command buffer: header at 0, data at 16, ack byte at 256.
@@ -266,7 +270,7 @@ mod ctrl_buf {
 
 struct CtrlQueue {
     index: u16,
-    vq: Virtqueue,
+    vq: Virtqueue<()>,
     /// Command header at 0, data at 16, ack byte at 256 ([`ctrl_buf`]).
     buf: DmaMemory,
     /// A command timed out or its completion was lost: the device may still own the
@@ -276,8 +280,8 @@ struct CtrlQueue {
 
 impl CtrlQueue {
     /// Writes a command into the buffer and adds its chain to the queue (not yet
-    /// published). Returns the chain's id.
-    fn submit(&mut self, name: &str, class: u8, cmd: u8, data: &[u8]) -> Result<u16> {
+    /// published).
+    fn submit(&mut self, name: &str, class: u8, cmd: u8, data: &[u8]) -> Result<()> {
         if self.poisoned {
             return Err(Error::device(
                 name,
@@ -299,48 +303,41 @@ impl CtrlQueue {
             std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(ctrl_buf::DATA), data.len());
             p.add(ctrl_buf::ACK).write_volatile(0xff);
         }
+        let desc = |offset, len, flags| Desc {
+            addr: self.buf.bus_addr(offset),
+            len,
+            flags,
+        };
         let chain = [
-            Desc {
-                addr: self.buf.bus_addr(0),
-                len: 2,
-                flags: 0,
-            },
-            Desc {
-                addr: self.buf.bus_addr(ctrl_buf::DATA),
-                len: data.len() as u32,
-                flags: 0,
-            },
-            Desc {
-                addr: self.buf.bus_addr(ctrl_buf::ACK),
-                len: 1,
-                flags: VIRTQ_DESC_F_WRITE,
-            },
+            desc(0, 2, 0),
+            desc(ctrl_buf::DATA, data.len() as u32, 0),
+            desc(ctrl_buf::ACK, 1, VIRTQ_DESC_F_WRITE),
         ];
         self.vq
-            .add(&chain)
+            .add_chain(&chain, ())
             .ok_or_else(|| Error::device(name, "control queue full"))
     }
 
-    /// Waits up to `timeout` for chain `id` to complete and returns the ack byte. If it
-    /// does not complete (timeout, or the device reports something impossible), the
-    /// queue is poisoned: its buffer is never written again.
-    fn wait(&mut self, name: &str, id: u16, timeout: Duration) -> Result<u8> {
-        let start = Instant::now();
+    /// Waits up to `timeout` for the outstanding command to complete and returns the ack
+    /// byte. If it does not complete (timeout, or the device reports something
+    /// impossible), the queue is poisoned: its buffer is never written again.
+    fn wait(&mut self, name: &str, timeout: Duration) -> Result<u8> {
+        let mut deadline = Deadline::new(timeout);
         loop {
             match self.vq.pop_used() {
-                Ok(Some((done, _))) if done == id => break,
-                Ok(_) => {}
+                Ok(Some(_)) => break,
+                Ok(None) if !deadline.passed() => {}
+                Ok(None) => {
+                    self.poisoned = true;
+                    return Err(Error::device(
+                        name,
+                        format!("no answer to a control command within {timeout:?}"),
+                    ));
+                }
                 Err(e) => {
                     self.poisoned = true;
-                    return Err(Error::device(name, e));
+                    return Err(Error::device(name, format!("{e:?}")));
                 }
-            }
-            if start.elapsed() > timeout {
-                self.poisoned = true;
-                return Err(Error::device(
-                    name,
-                    format!("no answer to a control command within {timeout:?}"),
-                ));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -362,16 +359,35 @@ pub struct VirtioDevice {
     mac: [u8; 6],
     promisc: bool,
     stats: DeviceStats,
-    pci: PciDevice,
+    /// Impossible used-ring entries the device produced (see [`VirtioDevice::device_errors`]).
+    device_errors: u64,
+    /// The PCI function (absent for a modelled device).
+    pci: Option<PciDevice>,
 }
 
-/// True if the transitional device should be driven in modern mode (see module docs).
-fn want_modern(pci: &PciDevice, device_id: u16, has_caps: bool, io_bar0: bool) -> bool {
-    device_id == DEVICE_VIRTIO_NET_MODERN
-        || (has_caps
-            && (pci.is_vfio()
-                || !io_bar0
-                || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1")))
+/// Opens the interface a function described by its config space image is driven through:
+/// a modern-only device always uses the modern one; a transitional device the modern one
+/// if `prefer_modern` (VFIO, `IXY_VIRTIO_MODERN=1`) or if BAR 0 is no I/O BAR, else the
+/// legacy one (see the module docs).
+pub(crate) fn open_transport(
+    name: &str,
+    cfg_space: &[u8],
+    prefer_modern: bool,
+    open: &mut transport::OpenBar,
+) -> Result<Transport> {
+    let caps = transport::parse_capabilities(cfg_space).map_err(|e| Error::device(name, e))?;
+    let device_id = u16::from_le_bytes([cfg_space[2], cfg_space[3]]);
+    let transitional_modern = prefer_modern || !transport::is_io_bar(cfg_space, 0);
+    match caps {
+        Some(caps) if device_id == DEVICE_VIRTIO_NET_MODERN || transitional_modern => {
+            Transport::modern(name, open, &caps)
+        }
+        None if device_id == DEVICE_VIRTIO_NET_MODERN => Err(Error::device(
+            name,
+            "modern virtio device without the common/notify/ISR capabilities",
+        )),
+        _ => Transport::legacy(open),
+    }
 }
 
 impl VirtioDevice {
@@ -384,36 +400,32 @@ impl VirtioDevice {
         pci.check_claim(cfg, &[DriverKind::VirtioLegacy, DriverKind::VirtioModern])?;
         pci.unbind(cfg.force_unbind)?;
         let cfg_space = transport::read_config_space(&pci)?;
-        let device_id = u16::from_le_bytes([cfg_space[2], cfg_space[3]]);
-        let caps =
-            transport::parse_capabilities(&cfg_space).map_err(|e| Error::device(pci.name(), e))?;
-        let modern = want_modern(
-            &pci,
-            device_id,
-            caps.is_some(),
-            transport::is_io_bar(&cfg_space, 0),
-        );
-        let transport = match (&caps, modern) {
-            (Some(caps), true) => Transport::modern(&pci, caps)?,
-            (None, true) => {
-                return Err(Error::device(
-                    pci.name(),
-                    "modern virtio device without the common/notify/ISR capabilities",
-                ));
-            }
-            (_, false) => Transport::legacy(&pci)?,
-        };
+        let prefer_modern =
+            pci.is_vfio() || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1");
+        let transport = open_transport(pci.name(), &cfg_space, prefer_modern, &mut |bar, io| {
+            Ok(if io {
+                Rc::new(pci.io_bar(bar)?)
+            } else {
+                Rc::new(pci.map_bar(bar)?)
+            })
+        })?;
         pci.enable_bus_master()?;
-        let mut dev = VirtioDevice::unconfigured(pci, transport);
-        // On error `dev` is dropped, which resets the device: never left half-initialised.
-        dev.init(cfg)?;
-        Ok(dev)
+        let name = pci.name().to_string();
+        Self::with_transport(&name, transport, &cfg.dma(), cfg, Some(pci))
     }
 
-    /// A device with no queues and no features yet: what [`VirtioDevice::init`] starts from.
-    fn unconfigured(pci: PciDevice, transport: Transport) -> Self {
-        VirtioDevice {
-            name: pci.name().to_string(),
+    /// Initialises the device behind `transport` with rings and buffers from `dma`; the
+    /// device is reset on error. Crate-private: the transport reaches the device's queue
+    /// registers (see [`transport`]).
+    pub(crate) fn with_transport(
+        name: &str,
+        transport: Transport,
+        dma: &dyn DmaAllocator,
+        cfg: &DeviceConfig,
+        pci: Option<PciDevice>,
+    ) -> Result<Self> {
+        let mut dev = VirtioDevice {
+            name: name.to_string(),
             transport,
             features: 0,
             hdr_len: NET_HDR_LEN_LEGACY,
@@ -423,14 +435,18 @@ impl VirtioDevice {
             mac: [0; 6],
             promisc: false,
             stats: DeviceStats::default(),
+            device_errors: 0,
             pci,
-        }
+        };
+        // On error `dev` is dropped, which resets the device: never left half-initialised.
+        dev.init(dma, cfg)?;
+        Ok(dev)
     }
 
     /// [`VirtioDevice::init_steps`]; if a step fails, sets FAILED in the device status
     /// first, as 3.1.1 asks (the reset on drop follows).
-    fn init(&mut self, cfg: &DeviceConfig) -> Result<()> {
-        let result = self.init_steps(cfg);
+    fn init(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<()> {
+        let result = self.init_steps(dma, cfg);
         if result.is_err() {
             let s = self.transport.status().unwrap_or(0);
             if let Err(e) = self.transport.set_status(s | status::FAILED) {
@@ -450,12 +466,24 @@ impl VirtioDevice {
         self.features
     }
 
+    /// Impossible things the device did on the packet path so far — a used descriptor id
+    /// never handed out, a length beyond the buffer, a used index that jumped or went
+    /// backwards. Each is counted here (the first one is also logged) and its entry
+    /// skipped; such packets are dropped.
+    pub fn device_errors(&self) -> u64 {
+        self.device_errors
+    }
+
+    fn is_vfio(&self) -> bool {
+        self.pci.as_ref().is_some_and(PciDevice::is_vfio)
+    }
+
     /// Resets the device and waits until it reports status 0.
     fn reset(&self) -> Result<()> {
         self.transport.set_status(0)?;
-        let start = Instant::now();
+        let mut deadline = Deadline::new(RESET_TIMEOUT);
         while self.transport.status()? != 0 {
-            if start.elapsed() > RESET_TIMEOUT {
+            if deadline.passed() {
                 return Err(Error::device(
                     &self.name,
                     "device status did not clear on reset",
@@ -467,29 +495,18 @@ impl VirtioDevice {
     }
 
     /// Device initialisation, virtio 1.1 section 3.1.1 (legacy: without FEATURES_OK).
-    fn init_steps(&mut self, cfg: &DeviceConfig) -> Result<()> {
-        let dma = cfg.dma();
+    fn init_steps(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<()> {
         let modern = self.transport.is_modern();
-        // 1. Reset the device.
+        // 1. Reset the device. 2.-3. We noticed the device, and we know how to drive it.
         self.reset()?;
-        // 2.-3. We noticed the device, and we know how to drive it.
-        self.transport.set_status(status::ACKNOWLEDGE)?;
-        self.transport
-            .set_status(status::ACKNOWLEDGE | status::DRIVER)?;
-        // 4. Negotiate features: only what this driver uses.
-        let offered = self.transport.device_features()?;
-        self.features = negotiate_features(offered, modern, self.pci.is_vfio())
-            .map_err(|e| Error::device(&self.name, e))?;
-        self.transport.set_driver_features(self.features)?;
-        log::debug!(
-            "{}: {} interface, features offered {offered:#x}, using {:#x}",
-            self.name,
-            if modern { "modern" } else { "legacy" },
-            self.features
-        );
+        let mut s = status::ACKNOWLEDGE;
+        self.transport.set_status(s)?;
+        s |= status::DRIVER;
+        self.transport.set_status(s)?;
+        self.negotiate(modern)?;
         // 5.-6. Modern devices confirm the feature set.
         if modern {
-            let s = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+            s |= status::FEATURES_OK;
             self.transport.set_status(s)?;
             if self.transport.status()? & status::FEATURES_OK == 0 {
                 return Err(Error::device(
@@ -502,72 +519,79 @@ impl VirtioDevice {
             }
             self.hdr_len = NET_HDR_LEN_MODERN;
         }
-
         // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
         let pairs = queue_pairs(cfg)?;
-        let max_pairs = if self.has(feature::MQ) {
-            Some(self.transport.config_read16(config::MAX_VIRTQUEUE_PAIRS)?)
-        } else {
-            None
+        let max_pairs = match self.has(feature::MQ) {
+            true => Some(self.transport.config_read(config::MAX_VIRTQUEUE_PAIRS, 2)?),
+            false => None,
         };
         let ctrl_index = queue_layout(&self.name, pairs, max_pairs)?;
-
-        // Interrupts: one MSI-X vector per receive queue, enabled before the vectors are
-        // assigned (legacy devices only show the vector registers while MSI-X is on).
-        let mut interrupts = self.setup_interrupts(cfg, pairs)?;
-
         // 7. Set up the virtqueues.
+        let interrupts = self.setup_interrupts(cfg, pairs)?;
+        self.setup_queues(dma, pairs, ctrl_index, interrupts)?;
+        // 8. The driver is ready.
+        self.transport.set_status(s | status::DRIVER_OK)?;
+        self.start(pairs)
+    }
+
+    /// Step 4 of 3.1.1: accepts only the features this driver uses.
+    fn negotiate(&mut self, modern: bool) -> Result<()> {
+        let offered = self.transport.device_features()?;
+        self.features = negotiate_features(offered, modern, self.is_vfio())
+            .map_err(|e| Error::device(&self.name, e))?;
+        self.transport.set_driver_features(self.features)?;
+        log::debug!(
+            "{}: features offered {offered:#x}, using {:#x}",
+            self.name,
+            self.features
+        );
+        Ok(())
+    }
+
+    /// Creates the receive and transmit queues of `pairs` pairs and the control queue,
+    /// receive queue `i` on MSI-X vector `i` if `interrupts` is not empty.
+    fn setup_queues(
+        &mut self,
+        dma: &dyn DmaAllocator,
+        pairs: u16,
+        ctrl_index: u16,
+        mut interrupts: Vec<QueueInterrupt>,
+    ) -> Result<()> {
         let msix = !interrupts.is_empty();
         let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
+        interrupts.reverse();
         for i in 0..pairs {
-            let vector = msix.then_some(i);
-            let (vq, bufs) = self.setup_queue(&dma, 2 * i, vector)?;
-            let pool = Mempool::new(
-                &dma,
-                RX_POOL_ENTRIES,
-                crate::memory::mempool::DEFAULT_ENTRY_SIZE,
-            )?;
-            let interrupt = if msix {
-                interrupts.get_mut(i as usize).and_then(Option::take)
-            } else {
-                None
-            };
+            let mut vq = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
+            vq.fix_avail_ring();
             self.rx.push(RxQueue {
                 index: 2 * i,
                 vq,
-                bufs,
-                pool,
-                interrupt,
+                pool: Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?,
+                interrupt: interrupts.pop(),
             });
-            let (vq, bufs) = self.setup_queue(&dma, 2 * i + 1, no_vector)?;
+            let mut vq = self.setup_queue(dma, 2 * i + 1, no_vector)?;
+            vq.fix_avail_ring();
             self.tx.push(TxQueue {
                 index: 2 * i + 1,
                 vq,
-                bufs,
-                pool: 0,
             });
         }
         if self.has(feature::CTRL_VQ) {
-            let index = ctrl_index;
-            let (vq, _) = self.setup_queue(&dma, index, no_vector)?;
-            let buf =
-                dma.allocate(ctrl_buf::LEN)?
-                    .checked(ctrl_buf::LEN, 8, "control command buffer")?;
+            let vq = self.setup_queue(dma, ctrl_index, no_vector)?;
+            let buf = dma.allocate(ctrl_buf::LEN)?;
             self.ctrl = Some(CtrlQueue {
-                index,
+                index: ctrl_index,
                 vq,
-                buf,
+                buf: buf.checked(ctrl_buf::LEN, 8, "control command buffer")?,
                 poisoned: false,
             });
         }
+        Ok(())
+    }
 
-        // 8. The driver is ready.
-        let ready = status::ACKNOWLEDGE
-            | status::DRIVER
-            | status::DRIVER_OK
-            | if modern { status::FEATURES_OK } else { 0 };
-        self.transport.set_status(ready)?;
-
+    /// After DRIVER_OK: reads the MAC, sets the queue pairs, posts receive buffers and
+    /// turns promiscuous mode on.
+    fn start(&mut self, pairs: u16) -> Result<()> {
         // MAC address from config space (5.1.4), if the device has one.
         if self.has(feature::MAC) {
             let t = &self.transport;
@@ -577,7 +601,7 @@ impl VirtioDevice {
                 || {
                     let mut mac = [0; 6];
                     for (i, b) in mac.iter_mut().enumerate() {
-                        *b = t.config_read8(config::MAC + i)?;
+                        *b = t.config_read(config::MAC + i, 1)? as u8;
                     }
                     Ok(mac)
                 },
@@ -586,9 +610,8 @@ impl VirtioDevice {
         if pairs > 1 {
             self.ctrl_command(ctrl::MQ, ctrl::MQ_VQ_PAIRS_SET, &pairs.to_le_bytes())?;
         }
-        // Post receive buffers on every queue.
         for q in 0..self.rx.len() {
-            self.refill_rx(q);
+            self.refill_rx(q, 0);
         }
         // Like ixy: promiscuous by default, so a forwarder works out of the box. Best
         // effort: a device without receive filtering control (or one that refuses) works
@@ -600,49 +623,45 @@ impl VirtioDevice {
             log::warn!("{}: not promiscuous: {e}", self.name);
         }
         log::info!(
-            "{}: virtio-net ready ({} interface{}), MAC {}, {} queue pair(s){}",
+            "{}: virtio-net ready ({} interface{}), MAC {}, {pairs} queue pair(s){}",
             self.name,
-            if modern { "modern" } else { "legacy" },
-            if self.pci.is_vfio() { ", VFIO" } else { "" },
+            if self.is_modern() { "modern" } else { "legacy" },
+            if self.is_vfio() { ", VFIO" } else { "" },
             crate::format_mac(&self.mac),
-            pairs,
-            if msix { ", MSI-X interrupts" } else { "" }
+            if self.rx.iter().any(|q| q.interrupt.is_some()) {
+                ", MSI-X interrupts"
+            } else {
+                ""
+            }
         );
         Ok(())
     }
 
     /// Creates one eventfd per receive queue and enables MSI-X with them through VFIO.
     /// Returns no interrupts when polling is configured or impossible (logged).
-    fn setup_interrupts(
-        &mut self,
-        cfg: &DeviceConfig,
-        pairs: u16,
-    ) -> Result<Vec<Option<QueueInterrupt>>> {
+    fn setup_interrupts(&mut self, cfg: &DeviceConfig, pairs: u16) -> Result<Vec<QueueInterrupt>> {
         if cfg.interrupt_timeout_ms == 0 {
             return Ok(Vec::new());
         }
-        if !self.pci.is_vfio() {
+        let Some(pci) = self.pci.as_ref().filter(|p| p.is_vfio()) else {
             log::warn!(
                 "{}: interrupts need the device bound to vfio-pci; polling instead",
                 self.name
             );
             return Ok(Vec::new());
-        }
+        };
         let interrupts = (0..pairs)
             .map(|_| QueueInterrupt::new(cfg.interrupt_timeout_ms))
             .collect::<Result<Vec<_>>>()?;
         let fds: Vec<_> = interrupts.iter().map(QueueInterrupt::eventfd).collect();
-        match self.pci.enable_msix(&fds) {
-            Ok(()) => {}
-            Err(e) => {
-                log::warn!("{}: cannot enable MSI-X ({e}); polling instead", self.name);
-                return Ok(Vec::new());
-            }
+        if let Err(e) = pci.enable_msix(&fds) {
+            log::warn!("{}: cannot enable MSI-X ({e}); polling instead", self.name);
+            return Ok(Vec::new());
         }
         self.transport.msix_enabled();
         // No interrupt on config changes: link state is read when asked.
         self.transport.set_config_vector(VIRTIO_MSI_NO_VECTOR)?;
-        Ok(interrupts.into_iter().map(Some).collect())
+        Ok(interrupts)
     }
 
     fn has(&self, f: u64) -> bool {
@@ -651,50 +670,52 @@ impl VirtioDevice {
 
     /// Creates virtqueue `index` with the size the device asks for, routes its interrupts
     /// to MSI-X `vector` (if MSI-X is on) and tells the device where it is (4.1.5.1.3).
-    fn setup_queue(
+    fn setup_queue<T>(
         &mut self,
         dma: &dyn DmaAllocator,
         index: u16,
         vector: Option<u16>,
-    ) -> Result<(Virtqueue, Box<[Option<Packet>]>)> {
+    ) -> Result<Virtqueue<T>> {
+        let device = |detail: String| Error::device(&self.name, detail);
         let size = self.transport.queue_max_size(index)?;
         if size == 0 {
-            return Err(Error::device(
-                &self.name,
-                format!("virtqueue {index} does not exist"),
-            ));
+            return Err(device(format!("virtqueue {index} does not exist")));
         }
         let mut vq = Virtqueue::new(dma, size).map_err(|e| match e {
-            Error::InvalidConfig { .. } => Error::device(
-                &self.name,
-                format!("virtqueue {index} has unusable size {size}: {e}"),
-            ),
+            Error::InvalidConfig { .. } => {
+                device(format!("virtqueue {index} has unusable size {size}: {e}"))
+            }
             // Memory errors (hugepages, memlock) speak for themselves.
             e => e,
         })?;
         if let Some(v) = vector {
             let got = self.transport.set_queue_vector(index, v)?;
             if got != v {
-                return Err(Error::device(
-                    &self.name,
-                    format!(
-                        "device refused MSI-X vector {v} for virtqueue {index} (read back {got:#x})"
-                    ),
-                ));
+                return Err(device(format!(
+                    "device refused MSI-X vector {v} for virtqueue {index} (read back {got:#x})"
+                )));
             }
         }
+        let (desc, avail, used) = (vq.bus_addr(), vq.avail_bus_addr(), vq.used_bus_addr());
         self.transport
-            .setup_queue(
-                index,
-                size,
-                vq.bus_addr(),
-                vq.avail_bus_addr(),
-                vq.used_bus_addr(),
-            )
-            .map_err(|e| Error::device(&self.name, format!("virtqueue {index}: {e}")))?;
+            .setup_queue(index, size, desc, avail, used)
+            .map_err(|e| device(format!("virtqueue {index}: {e}")))?;
         vq.disable_interrupts();
-        let bufs = (0..size).map(|_| None).collect();
-        Ok((vq, bufs))
+        Ok(vq)
+    }
+
+    /// Counts a device error on the packet path; logs the first one.
+    #[cold]
+    #[inline(never)]
+    fn device_error(&mut self, queue: u16, faults: Faults) {
+        if self.device_errors == 0 {
+            log::error!(
+                "{}: virtqueue {queue}: {:?} (further device errors are only counted)",
+                self.name,
+                faults.last
+            );
+        }
+        self.device_errors += faults.count;
     }
 
     #[inline]
@@ -704,69 +725,46 @@ impl VirtioDevice {
         }
     }
 
-    /// Gives every free receive descriptor of queue `q` a fresh buffer. Returns true if it
-    /// added any.
-    fn refill_rx(&mut self, q: usize) -> bool {
-        let hdr_len = self.hdr_len;
+    /// Gives every free receive descriptor of queue `q` a fresh buffer and tells the
+    /// device about them and the `posted` ones receiving refilled in place.
+    #[inline]
+    fn refill_rx(&mut self, q: usize, posted: usize) {
         let queue = &mut self.rx[q];
-        let len = (queue.pool.max_packet_len() + hdr_len) as u32;
-        let mut added = false;
-        while queue.vq.num_free() > 0 {
-            let Some(p) = queue.pool.alloc_empty() else {
-                break;
-            };
-            // The device writes the header into the headroom, the frame at the data start.
-            let desc = Desc {
-                addr: p.bus_addr() - hdr_len as u64,
-                len,
-                flags: VIRTQ_DESC_F_WRITE,
-            };
-            let Some(id) = queue.vq.add(&[desc]) else {
-                break;
-            };
-            // The virtqueue hands out only ids that are not in flight.
-            debug_assert!(queue.bufs[id as usize].is_none());
-            queue.bufs[id as usize] = Some(p);
-            added = true;
+        let mut added = posted;
+        if queue.vq.can_add() {
+            added += queue.vq.refill(&queue.pool, self.hdr_len);
         }
-        if added && queue.vq.publish() {
-            self.notify(self.rx[q].index);
+        if added > 0 && queue.vq.publish() {
+            let index = queue.index;
+            self.notify(index);
         }
-        added
     }
 
-    /// Takes up to `num_packets` received packets from queue `q`; returns (packets, bytes).
+    /// Takes up to `num_packets` received packets from queue `q` into `buffer`, counts
+    /// them; returns how many, and how many buffers were refilled in their place.
     #[inline]
     fn poll_rx(
         &mut self,
         q: usize,
         buffer: &mut VecDeque<Packet>,
         num_packets: usize,
-    ) -> (usize, u64) {
-        let hdr_len = self.hdr_len;
+    ) -> (usize, usize) {
         let queue = &mut self.rx[q];
-        let mut received = 0;
-        let mut bytes = 0;
-        while received < num_packets {
-            match queue.vq.pop_used() {
-                Ok(Some((id, len))) => {
-                    let Some(mut p) = queue.bufs[id as usize].take() else {
-                        continue;
-                    };
-                    p.set_len_from_device((len as usize).saturating_sub(hdr_len));
-                    p.prefetch();
-                    bytes += p.len() as u64;
-                    buffer.push_back(p);
-                    received += 1;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    log::error!("{}: receive queue {q}: {e}", self.name);
-                    break;
-                }
+        let mut faults = Faults::NONE;
+        let (pool, vq) = (&queue.pool, &mut queue.vq);
+        let (n, bytes, refilled) = match self.hdr_len {
+            NET_HDR_LEN_MODERN => {
+                vq.receive::<NET_HDR_LEN_MODERN>(pool, buffer, num_packets, &mut faults)
             }
+            _ => vq.receive::<NET_HDR_LEN_LEGACY>(pool, buffer, num_packets, &mut faults),
+        };
+        self.stats.rx_packets += n as u64;
+        self.stats.rx_bytes += bytes;
+        if faults.count > 0 {
+            let index = self.rx[q].index;
+            self.device_error(index, faults);
         }
-        (received, bytes)
+        (n, refilled)
     }
 
     /// Arms queue `q`'s interrupt and sleeps until an armed queue of this thread
@@ -790,19 +788,16 @@ impl VirtioDevice {
 
     /// Sends a control command (5.1.6.5) and waits for the device's answer.
     fn ctrl_command(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<()> {
-        let name = self.name.clone();
+        let name = &self.name;
         let Some(c) = self.ctrl.as_mut() else {
-            return Err(Error::device(&name, "the device has no control queue"));
+            return Err(Error::device(name, "the device has no control queue"));
         };
-        let id = c.submit(&name, class, cmd, data)?;
+        c.submit(name, class, cmd, data)?;
         c.vq.publish();
-        let index = c.index;
-        self.notify(index);
-        let c = self
-            .ctrl
-            .as_mut()
-            .ok_or_else(|| Error::device(&name, "no control queue"))?;
-        let ack = c.wait(&name, id, CTRL_TIMEOUT).map_err(|e| match e {
+        if let Err(e) = self.transport.notify(c.index) {
+            log::error!("{name}: queue notification failed: {e}");
+        }
+        let ack = c.wait(name, CTRL_TIMEOUT).map_err(|e| match e {
             Error::Device { address, detail } => Error::Device {
                 address,
                 detail: format!("control command {class}/{cmd}: {detail}"),
@@ -811,7 +806,7 @@ impl VirtioDevice {
         })?;
         if ack != ctrl::OK {
             return Err(Error::device(
-                &name,
+                name,
                 format!("device rejected control command {class}/{cmd} (ack {ack})"),
             ));
         }
@@ -855,7 +850,7 @@ impl IxyDevice for VirtioDevice {
         if !self.has(feature::STATUS) {
             return 1000;
         }
-        match self.transport.config_read16(config::STATUS) {
+        match self.transport.config_read(config::STATUS, 2) {
             Ok(s) if s & config::S_LINK_UP != 0 => 1000,
             _ => 0,
         }
@@ -893,33 +888,27 @@ impl IxyDevice for VirtioDevice {
     ) -> usize {
         crate::queue_mut(&mut self.rx, queue_id, "rx");
         let q = queue_id as usize;
-        let (mut received, mut bytes) = self.poll_rx(q, buffer, num_packets);
+        let (mut received, mut posted) = self.poll_rx(q, buffer, num_packets);
         // Interrupt mode: after enough empty polls in a row, sleep until the device uses
         // a buffer (or the timeout passes) and poll once more. No system call while busy.
-        let action = match self.rx[q].interrupt.as_mut() {
-            Some(intr) => intr.after_poll(received),
-            None => IrqAction::Poll,
-        };
-        match action {
-            IrqAction::Poll => {}
-            IrqAction::Disarm => self.rx[q].vq.disable_interrupts(),
-            IrqAction::Sleep => {
-                self.sleep_rx(q);
-                (received, bytes) = self.poll_rx(q, buffer, num_packets);
-                let queue = &mut self.rx[q];
-                if let Some(intr) = queue.interrupt.as_mut()
-                    && intr.after_poll(received) == IrqAction::Disarm
-                {
-                    queue.vq.disable_interrupts();
+        if let Some(intr) = self.rx[q].interrupt.as_mut() {
+            match intr.after_poll(received) {
+                IrqAction::Poll => {}
+                IrqAction::Disarm => self.rx[q].vq.disable_interrupts(),
+                IrqAction::Sleep => {
+                    self.sleep_rx(q);
+                    let (more, refilled) = self.poll_rx(q, buffer, num_packets);
+                    (received, posted) = (more, posted + refilled);
+                    let queue = &mut self.rx[q];
+                    if let Some(intr) = queue.interrupt.as_mut()
+                        && intr.after_poll(received) == IrqAction::Disarm
+                    {
+                        queue.vq.disable_interrupts();
+                    }
                 }
             }
         }
-        self.stats.rx_packets += received as u64;
-        self.stats.rx_bytes += bytes;
-        let queue = &self.rx[q];
-        if received > 0 || queue.vq.num_free() == queue.vq.size() {
-            self.refill_rx(q);
-        }
+        self.refill_rx(q, posted);
         received
     }
 
@@ -927,72 +916,24 @@ impl IxyDevice for VirtioDevice {
     /// it is taken, dropped and counted in [`DeviceStats::tx_dropped`] (and in the return
     /// value), so it cannot block the queue.
     fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
-        let hdr_len = self.hdr_len;
         let queue = crate::queue_mut(&mut self.tx, queue_id, "tx");
-        // Reclaim what the device has sent: dropping the packets returns their buffers.
-        loop {
-            match queue.vq.pop_used() {
-                Ok(Some((id, _))) => queue.bufs[id as usize] = None,
-                Ok(None) => break,
-                Err(e) => {
-                    log::error!("{}: transmit queue {queue_id}: {e}", self.name);
-                    break;
-                }
-            }
-        }
-        let mut sent = 0;
-        let mut dropped = 0;
-        let mut bytes = 0;
-        while queue.vq.num_free() > 0 {
-            let Some(mut p) = buffer.pop_front() else {
-                break;
-            };
-            let len = p.len();
-            if p.pool_id() != queue.pool {
-                if p.dma_domain() != queue.vq.dma_domain() {
-                    // Memory the device cannot reach: it would read other memory at
-                    // those bus addresses. Never sent; dropped and counted.
-                    drop(p);
-                    dropped += 1;
-                    continue;
-                }
-                queue.pool = p.pool_id();
-            }
-            match p.prepend(hdr_len) {
-                Ok(hdr) => hdr.fill(0), // no offloads: an all-zero header (5.1.6.2)
-                Err(_) => {
-                    // Not enough headroom for the header (the caller stripped more than
-                    // it gave back): it can never be sent, and leaving it at the front
-                    // would stop this queue for good. Drop it and count it.
-                    drop(p);
-                    dropped += 1;
-                    continue;
-                }
-            }
-            let desc = Desc {
-                addr: p.bus_addr(),
-                len: p.len() as u32,
-                flags: 0,
-            };
-            let Some(id) = queue.vq.add(&[desc]) else {
-                // Cannot happen (a descriptor is free), but never lose the packet.
-                let _ = p.strip_front(hdr_len);
-                buffer.push_front(p);
-                break;
-            };
-            debug_assert!(queue.bufs[id as usize].is_none());
-            queue.bufs[id as usize] = Some(p);
-            sent += 1;
-            bytes += len as u64;
-        }
+        let mut faults = Faults::NONE;
+        let (sent, dropped, bytes) = match self.hdr_len {
+            NET_HDR_LEN_MODERN => queue.vq.transmit::<NET_HDR_LEN_MODERN>(buffer, &mut faults),
+            _ => queue.vq.transmit::<NET_HDR_LEN_LEGACY>(buffer, &mut faults),
+        };
         if sent > 0 && queue.vq.publish() {
             let index = queue.index;
             self.notify(index);
         }
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes;
-        self.stats.tx_dropped += dropped;
-        sent + dropped as usize
+        self.stats.tx_dropped += dropped as u64;
+        if faults.count > 0 {
+            let index = self.tx[queue_id as usize].index;
+            self.device_error(index, faults);
+        }
+        sent + dropped
     }
 
     fn stats(&mut self) -> DeviceStats {
@@ -1007,22 +948,22 @@ impl IxyDevice for VirtioDevice {
 impl Drop for VirtioDevice {
     fn drop(&mut self) {
         // Reset stops all DMA before the rings and buffers are freed (3.3.1).
-        if let Err(e) = self.reset() {
-            log::error!("{}: reset on close failed: {e}", self.name);
-            let _ = self.transport.set_status(status::FAILED);
-            // The device may still be doing DMA: take bus mastering away; if even that
-            // fails, never give its memory back (without an IOMMU the hugepages would be
-            // reused while the device still writes them).
-            if let Err(e) = self.pci.disable_bus_master() {
-                log::error!(
-                    "{}: cannot disable bus mastering either ({e}); leaking its rings and \
-                     buffers",
-                    self.name
-                );
-                std::mem::forget(std::mem::take(&mut self.rx));
-                std::mem::forget(std::mem::take(&mut self.tx));
-                std::mem::forget(self.ctrl.take());
-            }
+        let Err(e) = self.reset() else {
+            return;
+        };
+        log::error!("{}: reset on close failed: {e}", self.name);
+        let _ = self.transport.set_status(status::FAILED);
+        // The device may still be doing DMA: take bus mastering away; if even that fails,
+        // never give its memory back (without an IOMMU the hugepages would be reused while
+        // the device still writes them).
+        if let Some(Err(e)) = self.pci.as_ref().map(PciDevice::disable_bus_master) {
+            log::error!(
+                "{}: cannot disable bus mastering either ({e}); leaking its rings and buffers",
+                self.name
+            );
+            std::mem::forget(std::mem::take(&mut self.rx));
+            std::mem::forget(std::mem::take(&mut self.tx));
+            std::mem::forget(self.ctrl.take());
         }
     }
 }
@@ -1030,33 +971,11 @@ impl Drop for VirtioDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::HeapDma;
     use crate::pci::testing::{fake_sysfs, unbind_written};
     use crate::pci::{VENDOR_INTEL, VENDOR_VIRTIO};
-    use std::fs;
-    use virtqueue::fake_device::FakeDevice;
 
     fn open_fake(root: &std::path::Path) -> PciDevice {
         PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).unwrap()
-    }
-
-    /// A legacy virtio-net device whose I/O BAR is a 32-byte file (all registers 0: no
-    /// features), driven through the real legacy transport. Returns the sysfs root, the
-    /// device directory and the unconfigured device.
-    fn fake_legacy_device(
-        tag: &str,
-    ) -> (crate::testing::TempDir, std::path::PathBuf, VirtioDevice) {
-        let (root, dir) = fake_sysfs(
-            tag,
-            [0, 0, 2],
-            VENDOR_VIRTIO,
-            crate::pci::DEVICE_VIRTIO_NET_LEGACY,
-            None,
-        );
-        fs::write(dir.join("resource0"), [0u8; 32]).unwrap();
-        let pci = open_fake(&root);
-        let transport = Transport::legacy(&pci).unwrap();
-        (root, dir, VirtioDevice::unconfigured(pci, transport))
     }
 
     #[test]
@@ -1132,85 +1051,6 @@ mod tests {
         assert_eq!(queue_layout("d", 4, Some(4)).unwrap(), 8);
         let msg = queue_layout("d", 5, Some(4)).unwrap_err().to_string();
         assert!(msg.contains("offers 4"), "{msg}");
-    }
-
-    fn ctrl_queue() -> CtrlQueue {
-        CtrlQueue {
-            index: 2,
-            vq: Virtqueue::new(&HeapDma, 8).unwrap(),
-            buf: HeapDma
-                .allocate(ctrl_buf::LEN)
-                .unwrap()
-                .checked(ctrl_buf::LEN, 8, "control command buffer")
-                .unwrap(),
-            poisoned: false,
-        }
-    }
-
-    #[test]
-    fn control_commands_are_refused_after_one_timed_out() {
-        let mut c = ctrl_queue();
-        let mut dev = FakeDevice::new();
-        // An answered command.
-        let id = c.submit("d", ctrl::RX, ctrl::RX_PROMISC, &[1]).unwrap();
-        c.vq.publish();
-        assert_eq!(dev.take(&c.vq), Some(id));
-        // SAFETY: the device's side: writing the ack byte of the outstanding command.
-        unsafe { c.buf.virt().add(ctrl_buf::ACK).write_volatile(ctrl::OK) };
-        dev.complete(&mut c.vq, id as u32, 1);
-        assert_eq!(
-            c.wait("d", id, Duration::from_millis(100)).unwrap(),
-            ctrl::OK
-        );
-        // One the device never answers: the buffer stays the device's.
-        let id = c.submit("d", ctrl::RX, ctrl::RX_PROMISC, &[0]).unwrap();
-        c.vq.publish();
-        let msg = c
-            .wait("d", id, Duration::from_millis(5))
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("no answer"), "{msg}");
-        let msg = c
-            .submit("d", ctrl::MAC, ctrl::MAC_ADDR_SET, &[0; 6])
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("unusable"), "{msg}");
-        assert_eq!(dev.take(&c.vq), Some(id), "nothing new was queued");
-        assert_eq!(dev.take(&c.vq), None);
-    }
-
-    #[test]
-    #[cfg_attr(
-        miri,
-        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
-    )]
-    fn a_tx_packet_without_headroom_is_dropped_not_left_blocking_the_queue() {
-        let (_root, _, mut dev) = fake_legacy_device("virtio-tx");
-        dev.tx.push(TxQueue {
-            index: 1,
-            vq: Virtqueue::new(&HeapDma, 8).unwrap(),
-            bufs: (0..8).map(|_| None).collect(),
-            pool: 0,
-        });
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut bad = pool.alloc(60).unwrap();
-        let headroom = bad.headroom();
-        bad.prepend(headroom - 4).unwrap();
-        // And one from a device model's memory: a DMA domain this device cannot reach.
-        let far = Mempool::new(&crate::model::Model::new().dma(), 8, 2048).unwrap();
-        let mut q = VecDeque::from([bad, far.alloc(60).unwrap(), pool.alloc(60).unwrap()]);
-        assert_eq!(dev.tx_batch(0, &mut q), 3, "all taken");
-        assert!(q.is_empty());
-        assert_eq!(far.free_count(), 8, "never handed to the device");
-        let s = dev.stats();
-        assert_eq!((s.tx_packets, s.tx_dropped, s.tx_bytes), (1, 2, 60));
-        assert_eq!(
-            pool.free_count(),
-            7,
-            "the dropped packet is back in its pool"
-        );
-        assert_eq!(dev.tx[0].vq.num_free(), 7);
-        drop(dev);
     }
 
     /// What QEMU 10 offers for a modern virtio-net with iommu_platform=on on a hub netdev
@@ -1299,7 +1139,7 @@ mod tests {
         let reads = Cell::new(0u32);
         let v = read_config_consistent(
             "d",
-            || Some(generation.get()),
+            || Ok(Some(generation.get())),
             || {
                 reads.set(reads.get() + 1);
                 if reads.get() == 1 {
@@ -1316,7 +1156,7 @@ mod tests {
         reads.set(0);
         read_config_consistent(
             "d",
-            || None,
+            || Ok(None),
             || {
                 reads.set(reads.get() + 1);
                 Ok(())
@@ -1329,37 +1169,13 @@ mod tests {
             "d",
             || {
                 generation.set(generation.get().wrapping_add(1));
-                Some(generation.get())
+                Ok(Some(generation.get()))
             },
             || Ok(()),
         )
         .unwrap_err()
         .to_string();
         assert!(msg.contains("config_generation never stable"), "{msg}");
-    }
-
-    #[test]
-    #[cfg_attr(
-        miri,
-        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
-    )]
-    fn a_failed_initialisation_sets_failed_in_the_device_status() {
-        // A legacy device (I/O BAR as a file) offering no features at all: no ANY_LAYOUT.
-        let (_root, dir, mut dev) = fake_legacy_device("virtio-failed");
-        let msg = dev
-            .init(&DeviceConfig::new("0000:00:04.0"))
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("VIRTIO_F_ANY_LAYOUT"), "{msg}");
-        let bar = fs::read(dir.join("resource0")).unwrap();
-        assert_eq!(
-            bar[0x12],
-            status::ACKNOWLEDGE | status::DRIVER | status::FAILED,
-            "device status register"
-        );
-        drop(dev);
-        let bar = fs::read(dir.join("resource0")).unwrap();
-        assert_eq!(bar[0x12], 0, "reset on drop");
     }
 
     #[test]

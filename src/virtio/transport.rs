@@ -10,8 +10,10 @@
 //!   for the common configuration, the notification area, the ISR byte and the device
 //!   configuration; all are memory-mapped, so a notification is one store.
 
+use std::rc::Rc;
+
 use crate::error::{Error, Result};
-use crate::pci::{IoBar, PciDevice};
+use crate::pci::PciDevice;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 /// `msix_config` / `queue_msix_vector` value meaning "no vector" (virtio 1.1, 4.1.5.1.2).
@@ -31,38 +33,56 @@ pub mod status {
     pub const FAILED: u8 = 128;
 }
 
-/// Legacy PCI register offsets in I/O BAR 0 (virtio 1.1, 4.1.4.8).
-mod legacy_reg {
-    pub const DEVICE_FEATURES: u64 = 0x00;
-    pub const DRIVER_FEATURES: u64 = 0x04;
-    pub const QUEUE_ADDRESS: u64 = 0x08;
-    pub const QUEUE_SIZE: u64 = 0x0c;
-    pub const QUEUE_SELECT: u64 = 0x0e;
-    pub const QUEUE_NOTIFY: u64 = 0x10;
-    pub const DEVICE_STATUS: u64 = 0x12;
-    /// Present only while MSI-X is enabled on the function.
-    pub const CONFIG_MSIX_VECTOR: u64 = 0x14;
-    /// Present only while MSI-X is enabled on the function.
-    pub const QUEUE_MSIX_VECTOR: u64 = 0x16;
-    /// Device-specific config without MSI-X: right after the status register.
-    pub const CONFIG_NO_MSIX: u64 = 0x14;
-    /// Device-specific config with MSI-X enabled: after the two vector registers.
-    pub const CONFIG_MSIX: u64 = 0x18;
+/// Where each register lives: in I/O BAR 0 (legacy, virtio 1.1 4.1.4.8) or in the common
+/// configuration structure (modern, 4.1.4.3). One table per interface, so every operation
+/// below exists once.
+struct Regs {
+    device_features: usize,
+    driver_features: usize,
+    config_vector: usize,
+    status: usize,
+    queue_select: usize,
+    queue_size: usize,
+    queue_vector: usize,
 }
 
-/// Common configuration structure offsets (virtio 1.1, 4.1.4.3).
+const LEGACY: Regs = Regs {
+    device_features: 0x00,
+    driver_features: 0x04,
+    // Present only while MSI-X is enabled on the function.
+    config_vector: 0x14,
+    status: 0x12,
+    queue_select: 0x0e,
+    queue_size: 0x0c,
+    queue_vector: 0x16,
+};
+
+const MODERN: Regs = Regs {
+    device_features: 0x04,
+    driver_features: 0x0c,
+    config_vector: 0x10,
+    status: 0x14,
+    queue_select: 0x16,
+    queue_size: 0x18,
+    queue_vector: 0x1a,
+};
+
+/// Legacy-only registers in I/O BAR 0 (4.1.4.8).
+mod legacy_reg {
+    pub const QUEUE_ADDRESS: usize = 0x08;
+    pub const QUEUE_NOTIFY: usize = 0x10;
+    /// Device-specific config without MSI-X: right after the status register.
+    pub const CONFIG_NO_MSIX: usize = 0x14;
+    /// Device-specific config with MSI-X enabled: after the two vector registers.
+    pub const CONFIG_MSIX: usize = 0x18;
+}
+
+/// Modern-only fields of the common configuration structure (4.1.4.3).
 mod common {
     pub const DEVICE_FEATURE_SELECT: usize = 0x00;
-    pub const DEVICE_FEATURE: usize = 0x04;
     pub const DRIVER_FEATURE_SELECT: usize = 0x08;
-    pub const DRIVER_FEATURE: usize = 0x0c;
-    pub const MSIX_CONFIG: usize = 0x10;
     pub const NUM_QUEUES: usize = 0x12;
-    pub const DEVICE_STATUS: usize = 0x14;
     pub const CONFIG_GENERATION: usize = 0x15;
-    pub const QUEUE_SELECT: usize = 0x16;
-    pub const QUEUE_SIZE: usize = 0x18;
-    pub const QUEUE_MSIX_VECTOR: usize = 0x1a;
     pub const QUEUE_ENABLE: usize = 0x1c;
     pub const QUEUE_NOTIFY_OFF: usize = 0x1e;
     pub const QUEUE_DESC: usize = 0x20;
@@ -206,42 +226,100 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
     }
 }
 
-/// The legacy interface: registers in I/O BAR 0.
-#[derive(Debug)]
-pub struct LegacyTransport {
-    bar: IoBar,
-    /// Offset of the device config: it moves when MSI-X is enabled (4.1.4.8).
-    config: u64,
+/// One BAR of a virtio function as the transport reaches it: an I/O BAR (system calls), a
+/// memory-mapped BAR, or the virtio device model. The one seam between the driver and the
+/// device: everything the driver does to the device goes through it.
+///
+/// Accesses are 1, 2 or 4 bytes wide, little-endian, each one device access of that width.
+pub trait VirtioBar {
+    /// Reads `width` bytes at `offset`.
+    fn read(&self, offset: usize, width: usize) -> Result<u32>;
+    /// Writes the low `width` bytes of `value` at `offset`.
+    fn write(&self, offset: usize, width: usize, value: u32) -> Result<()>;
+    /// Size of the BAR in bytes.
+    fn size(&self) -> usize;
 }
 
-/// One BAR mapped for the modern interface.
-#[derive(Debug)]
-struct MappedBar {
-    bar: u8,
-    region: MmioRegion,
+impl VirtioBar for MmioRegion {
+    #[inline]
+    fn read(&self, offset: usize, width: usize) -> Result<u32> {
+        Ok(match width {
+            1 => self.read8(offset) as u32,
+            2 => u16::from_le(self.read16(offset)) as u32,
+            _ => u32::from_le(self.read32(offset)),
+        })
+    }
+
+    #[inline]
+    fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
+        match width {
+            1 => self.write8(offset, value as u8),
+            2 => self.write16(offset, (value as u16).to_le()),
+            _ => self.write32(offset, value.to_le()),
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> usize {
+        self.len()
+    }
 }
 
-/// The modern interface: structures located by PCI capabilities, memory-mapped.
-#[derive(Debug)]
-pub struct ModernTransport {
-    bars: Vec<MappedBar>,
-    /// (index into `bars`, offset) of each structure.
-    common: (usize, usize),
-    notify: (usize, usize),
-    notify_len: usize,
+/// A structure inside a BAR: `len` bytes from `base`. Accesses outside it are errors.
+#[derive(Clone)]
+struct Window {
+    bar: Rc<dyn VirtioBar>,
+    base: usize,
+    len: usize,
+}
+
+impl Window {
+    fn check(&self, offset: usize, width: usize) -> Result<usize> {
+        if offset + width > self.len {
+            return Err(Error::config(format!(
+                "virtio register {offset:#x} is outside its {}-byte structure",
+                self.len
+            )));
+        }
+        Ok(self.base + offset)
+    }
+
+    fn read(&self, offset: usize, width: usize) -> Result<u32> {
+        self.bar.read(self.check(offset, width)?, width)
+    }
+
+    fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
+        self.bar.write(self.check(offset, width)?, width, value)
+    }
+
+    /// Writes a 64-bit field as two 32-bit halves, low first (4.1.3.1: drivers may do so).
+    fn write64(&self, offset: usize, v: u64) -> Result<()> {
+        self.write(offset, 4, v as u32)?;
+        self.write(offset + 4, 4, (v >> 32) as u32)
+    }
+}
+
+/// How the driver reaches one virtio function: legacy or modern, behind one set of
+/// operations.
+pub struct Transport {
+    modern: bool,
+    /// Legacy: I/O BAR 0; modern: the common configuration structure.
+    common: Window,
+    /// The device-specific configuration (legacy: in BAR 0 behind the registers).
+    device: Window,
+    /// Where the doorbells are (legacy: BAR 0; modern: the notification structure).
+    notify: Window,
     notify_off_multiplier: u32,
-    device: Option<(usize, usize, usize)>,
-    /// Byte offset within the notify BAR of each queue's doorbell, by queue index.
-    doorbells: Vec<Option<usize>>,
+    /// Offset in `notify` of each queue's doorbell, by queue index.
+    doorbells: Vec<usize>,
 }
 
-/// Either interface behind one set of operations.
-#[derive(Debug)]
-pub enum Transport {
-    /// Legacy I/O-port interface (`1af4:1000` in legacy mode).
-    Legacy(LegacyTransport),
-    /// Modern PCI-capability interface (`1af4:1041`, or transitional in modern mode).
-    Modern(ModernTransport),
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("modern", &self.modern)
+            .finish()
+    }
 }
 
 /// Reads the first 256 bytes of config space (the capability list lives there).
@@ -257,154 +335,150 @@ pub fn is_io_bar(cfg: &[u8], bar: u8) -> bool {
     cfg.get(o).is_some_and(|b| b & 1 == 1)
 }
 
+/// Opens BAR `n` of a function (`true`: it is an I/O BAR, for the legacy interface).
+pub(crate) type OpenBar<'a> = dyn FnMut(u8, bool) -> Result<Rc<dyn VirtioBar>> + 'a;
+
 impl Transport {
     /// Opens the legacy interface (I/O BAR 0). Crate-private: a transport can point the
     /// device's queues anywhere ([`Transport::setup_queue`]).
-    pub(crate) fn legacy(pci: &PciDevice) -> Result<Self> {
-        Ok(Transport::Legacy(LegacyTransport {
-            bar: pci.io_bar(0)?,
-            config: legacy_reg::CONFIG_NO_MSIX,
-        }))
+    pub(crate) fn legacy(open: &mut OpenBar) -> Result<Self> {
+        let bar = open(0, true)?;
+        let whole = |base| Window {
+            bar: Rc::clone(&bar),
+            base,
+            len: 0x100 - base,
+        };
+        Ok(Transport {
+            modern: false,
+            common: whole(0),
+            device: whole(legacy_reg::CONFIG_NO_MSIX),
+            notify: whole(0),
+            notify_off_multiplier: 0,
+            doorbells: Vec::new(),
+        })
     }
 
     /// Opens the modern interface described by `caps`, mapping the BARs it names.
     /// Crate-private, like [`Transport::legacy`].
-    pub(crate) fn modern(pci: &PciDevice, caps: &VirtioCaps) -> Result<Self> {
-        let name = pci.name().to_string();
-        let mut bars: Vec<MappedBar> = Vec::new();
-        let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<(usize, usize)> {
+    pub(crate) fn modern(name: &str, open: &mut OpenBar, caps: &VirtioCaps) -> Result<Self> {
+        let mut bars: Vec<(u8, Rc<dyn VirtioBar>)> = Vec::new();
+        let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<Window> {
             if r.length < min_len {
                 return Err(Error::device(
-                    &name,
+                    name,
                     format!(
                         "virtio {what} structure is {} bytes, need {min_len}",
                         r.length
                     ),
                 ));
             }
-            let idx = match bars.iter().position(|b| b.bar == r.bar) {
-                Some(i) => i,
+            let bar = match bars.iter().find(|b| b.0 == r.bar) {
+                Some(b) => Rc::clone(&b.1),
                 None => {
-                    bars.push(MappedBar {
-                        bar: r.bar,
-                        region: pci.map_bar(r.bar)?,
-                    });
-                    bars.len() - 1
+                    let b = open(r.bar, false)?;
+                    bars.push((r.bar, Rc::clone(&b)));
+                    b
                 }
             };
-            let end = r.offset as u64 + r.length as u64;
-            if end > bars[idx].region.len() as u64 {
+            if r.offset as u64 + r.length as u64 > bar.size() as u64 {
                 return Err(Error::device(
-                    &name,
+                    name,
                     format!(
                         "virtio {what} structure ({:#x}+{:#x}) lies outside BAR{} ({} bytes)",
                         r.offset,
                         r.length,
                         r.bar,
-                        bars[idx].region.len()
+                        bar.size()
                     ),
                 ));
             }
-            Ok((idx, r.offset as usize))
+            Ok(Window {
+                bar,
+                base: r.offset as usize,
+                len: r.length as usize,
+            })
         };
         let common = locate(caps.common, common::LEN, "common config")?;
         let notify = locate(caps.notify, 2, "notification")?;
         let device = match caps.device {
-            Some(d) => {
-                let (i, o) = locate(d, 1, "device config")?;
-                Some((i, o, d.length as usize))
-            }
-            None => None,
+            Some(d) => locate(d, 1, "device config")?,
+            None => Window {
+                len: 0,
+                ..common.clone()
+            },
         };
-        Ok(Transport::Modern(ModernTransport {
-            bars,
+        Ok(Transport {
+            modern: true,
             common,
-            notify,
-            notify_len: caps.notify.length as usize,
-            notify_off_multiplier: caps.notify_off_multiplier,
             device,
+            notify,
+            notify_off_multiplier: caps.notify_off_multiplier,
             doorbells: Vec::new(),
-        }))
+        })
+    }
+
+    fn regs(&self) -> &'static Regs {
+        if self.modern { &MODERN } else { &LEGACY }
     }
 
     /// True for the modern interface.
     pub fn is_modern(&self) -> bool {
-        matches!(self, Transport::Modern(_))
+        self.modern
     }
 
     /// Reads the device status byte.
     pub fn status(&self) -> Result<u8> {
-        match self {
-            Transport::Legacy(t) => t.bar.read8(legacy_reg::DEVICE_STATUS),
-            Transport::Modern(t) => Ok(t.common().read8(t.common.1 + common::DEVICE_STATUS)),
-        }
+        Ok(self.common.read(self.regs().status, 1)? as u8)
     }
 
     /// Writes the device status byte (0 resets the device).
     pub fn set_status(&self, s: u8) -> Result<()> {
-        match self {
-            Transport::Legacy(t) => t.bar.write8(legacy_reg::DEVICE_STATUS, s),
-            Transport::Modern(t) => {
-                t.common().write8(t.common.1 + common::DEVICE_STATUS, s);
-                Ok(())
-            }
-        }
+        self.common.write(self.regs().status, 1, s as u32)
     }
 
     /// The device's feature bits (legacy devices have 32).
     pub fn device_features(&self) -> Result<u64> {
-        match self {
-            Transport::Legacy(t) => Ok(t.bar.read32(legacy_reg::DEVICE_FEATURES)? as u64),
-            Transport::Modern(t) => {
-                let (c, o) = (t.common(), t.common.1);
-                c.write32(o + common::DEVICE_FEATURE_SELECT, 0);
-                let lo = c.read32(o + common::DEVICE_FEATURE) as u64;
-                c.write32(o + common::DEVICE_FEATURE_SELECT, 1);
-                let hi = c.read32(o + common::DEVICE_FEATURE) as u64;
-                Ok(hi << 32 | lo)
-            }
+        let c = &self.common;
+        if !self.modern {
+            return Ok(c.read(LEGACY.device_features, 4)? as u64);
         }
+        let mut f = 0;
+        for half in 0..2 {
+            c.write(common::DEVICE_FEATURE_SELECT, 4, half)?;
+            f |= (c.read(MODERN.device_features, 4)? as u64) << (32 * half);
+        }
+        Ok(f)
     }
 
     /// Tells the device which features the driver uses.
     pub fn set_driver_features(&self, features: u64) -> Result<()> {
-        match self {
-            Transport::Legacy(t) => t.bar.write32(legacy_reg::DRIVER_FEATURES, features as u32),
-            Transport::Modern(t) => {
-                let (c, o) = (t.common(), t.common.1);
-                c.write32(o + common::DRIVER_FEATURE_SELECT, 0);
-                c.write32(o + common::DRIVER_FEATURE, features as u32);
-                c.write32(o + common::DRIVER_FEATURE_SELECT, 1);
-                c.write32(o + common::DRIVER_FEATURE, (features >> 32) as u32);
-                Ok(())
-            }
+        let c = &self.common;
+        if !self.modern {
+            return c.write(LEGACY.driver_features, 4, features as u32);
         }
+        for half in 0..2 {
+            c.write(common::DRIVER_FEATURE_SELECT, 4, half)?;
+            c.write(MODERN.driver_features, 4, (features >> (32 * half)) as u32)?;
+        }
+        Ok(())
     }
 
     /// Number of virtqueues the device has (modern only; `None` for legacy).
-    pub fn num_queues(&self) -> Option<u16> {
-        match self {
-            Transport::Legacy(_) => None,
-            Transport::Modern(t) => Some(t.common().read16(t.common.1 + common::NUM_QUEUES)),
+    pub fn num_queues(&self) -> Result<Option<u16>> {
+        if !self.modern {
+            return Ok(None);
         }
+        Ok(Some(self.common.read(common::NUM_QUEUES, 2)? as u16))
     }
 
     /// Selects queue `index` and returns its maximum size (0: the queue does not exist).
     pub fn queue_max_size(&self, index: u16) -> Result<u16> {
-        match self {
-            Transport::Legacy(t) => {
-                t.bar.write16(legacy_reg::QUEUE_SELECT, index)?;
-                t.bar.read16(legacy_reg::QUEUE_SIZE)
-            }
-            Transport::Modern(t) => {
-                if t.num_queues() <= index {
-                    return Ok(0);
-                }
-                let (c, o) = (t.common(), t.common.1);
-                c.write16(o + common::QUEUE_SELECT, index);
-                Ok(c.read16(o + common::QUEUE_SIZE))
-            }
+        if self.num_queues()?.is_some_and(|n| n <= index) {
+            return Ok(0);
         }
+        self.common
+            .write(self.regs().queue_select, 2, index as u32)?;
+        Ok(self.common.read(self.regs().queue_size, 2)? as u16)
     }
 
     /// Gives the device the ring of queue `index` (size `size`, parts at the given bus
@@ -417,169 +491,102 @@ impl Transport {
         desc: u64,
         driver: u64,
         device: u64,
-    ) -> std::result::Result<(), Error> {
-        match self {
-            Transport::Legacy(t) => {
-                // The legacy queue address register holds a 4096-byte page number (32 bits).
-                if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
-                    return Err(Error::config(format!(
-                        "virtqueue memory at {desc:#x} is not reachable by a legacy device"
-                    )));
-                }
-                t.bar.write16(legacy_reg::QUEUE_SELECT, index)?;
-                t.bar
-                    .write32(legacy_reg::QUEUE_ADDRESS, (desc >> 12) as u32)
+    ) -> Result<()> {
+        let c = &self.common;
+        c.write(self.regs().queue_select, 2, index as u32)?;
+        let doorbell = if !self.modern {
+            // The legacy queue address register holds a 4096-byte page number (32 bits).
+            if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
+                return Err(Error::config(format!(
+                    "virtqueue memory at {desc:#x} is not reachable by a legacy device"
+                )));
             }
-            Transport::Modern(t) => {
-                let (c, o) = (t.common(), t.common.1);
-                c.write16(o + common::QUEUE_SELECT, index);
-                // The driver may choose a smaller size than the maximum (4.1.4.3).
-                c.write16(o + common::QUEUE_SIZE, size);
-                write64(c, o + common::QUEUE_DESC, desc);
-                write64(c, o + common::QUEUE_DRIVER, driver);
-                write64(c, o + common::QUEUE_DEVICE, device);
-                let notify_off = c.read16(o + common::QUEUE_NOTIFY_OFF) as usize;
-                let off = notify_off * t.notify_off_multiplier as usize;
-                if off + 2 > t.notify_len {
-                    return Err(Error::config(format!(
-                        "doorbell of virtqueue {index} ({off:#x}) lies outside the \
-                         notification area ({} bytes)",
-                        t.notify_len
-                    )));
-                }
-                c.write16(o + common::QUEUE_ENABLE, 1);
-                let i = index as usize;
-                if t.doorbells.len() <= i {
-                    t.doorbells.resize(i + 1, None);
-                }
-                t.doorbells[i] = Some(t.notify.1 + off);
-                Ok(())
+            c.write(legacy_reg::QUEUE_ADDRESS, 4, (desc >> 12) as u32)?;
+            legacy_reg::QUEUE_NOTIFY
+        } else {
+            // The driver may choose a smaller size than the maximum (4.1.4.3).
+            c.write(MODERN.queue_size, 2, size as u32)?;
+            c.write64(common::QUEUE_DESC, desc)?;
+            c.write64(common::QUEUE_DRIVER, driver)?;
+            c.write64(common::QUEUE_DEVICE, device)?;
+            let notify_off = c.read(common::QUEUE_NOTIFY_OFF, 2)? as usize;
+            let off = notify_off * self.notify_off_multiplier as usize;
+            if off + 2 > self.notify.len {
+                return Err(Error::config(format!(
+                    "doorbell of virtqueue {index} ({off:#x}) lies outside the \
+                     notification area ({} bytes)",
+                    self.notify.len
+                )));
             }
+            c.write(common::QUEUE_ENABLE, 2, 1)?;
+            off
+        };
+        let i = index as usize;
+        if self.doorbells.len() <= i {
+            self.doorbells.resize(i + 1, doorbell);
         }
+        self.doorbells[i] = doorbell;
+        Ok(())
     }
 
-    /// Rings the doorbell of queue `index`.
+    /// Rings the doorbell of queue `index` (set up with [`Transport::setup_queue`]).
     #[inline]
     pub fn notify(&self, index: u16) -> Result<()> {
-        match self {
-            Transport::Legacy(t) => t.bar.write16(legacy_reg::QUEUE_NOTIFY, index),
-            Transport::Modern(t) => {
-                if let Some(Some(off)) = t.doorbells.get(index as usize) {
-                    t.bars[t.notify.0].region.write16(*off, index);
-                }
-                Ok(())
-            }
-        }
+        let off = self.doorbells.get(index as usize).copied().unwrap_or(0);
+        self.notify.write(off, 2, index as u32)
     }
 
     /// The device config generation (modern: `config_generation`, 4.1.4.3), which changes
     /// whenever the device changes its config. `None` on the legacy interface, which has no
     /// such counter.
-    pub fn config_generation(&self) -> Option<u8> {
-        match self {
-            Transport::Legacy(_) => None,
-            Transport::Modern(t) => Some(t.common().read8(t.common.1 + common::CONFIG_GENERATION)),
+    pub fn config_generation(&self) -> Result<Option<u8>> {
+        if !self.modern {
+            return Ok(None);
         }
+        Ok(Some(self.common.read(common::CONFIG_GENERATION, 1)? as u8))
     }
 
-    /// Reads a byte of the device-specific configuration.
-    pub fn config_read8(&self, offset: usize) -> Result<u8> {
-        match self {
-            Transport::Legacy(t) => t.bar.read8(t.config + offset as u64),
-            Transport::Modern(t) => {
-                let (r, o) = t.device_cfg(offset, 1)?;
-                Ok(r.read8(o))
-            }
-        }
-    }
-
-    /// Reads a little-endian 16-bit field of the device-specific configuration.
-    pub fn config_read16(&self, offset: usize) -> Result<u16> {
-        match self {
-            Transport::Legacy(t) => t.bar.read16(t.config + offset as u64),
-            Transport::Modern(t) => {
-                let (r, o) = t.device_cfg(offset, 2)?;
-                Ok(u16::from_le(r.read16(o)))
-            }
-        }
+    /// Reads a little-endian field of `width` bytes (1 or 2) of the device-specific
+    /// configuration.
+    pub fn config_read(&self, offset: usize, width: usize) -> Result<u16> {
+        Ok(self.device.read(offset, width)? as u16)
     }
 
     /// Writes a byte of the device-specific configuration (legacy devices only: modern
     /// drivers must not write fields such as the MAC, 5.1.4.2).
     pub fn config_write8(&self, offset: usize, value: u8) -> Result<()> {
-        match self {
-            Transport::Legacy(t) => t.bar.write8(t.config + offset as u64, value),
-            Transport::Modern(_) => Err(Error::config(
+        if self.modern {
+            return Err(Error::config(
                 "the device config of a modern virtio device is read-only for the driver",
-            )),
+            ));
         }
+        self.device.write(offset, 1, value as u32)
     }
 
     /// Tells the transport that MSI-X was enabled on the function (legacy: the device
     /// config moves from 0x14 to 0x18, 4.1.4.8).
     pub fn msix_enabled(&mut self) {
-        if let Transport::Legacy(t) = self {
-            t.config = legacy_reg::CONFIG_MSIX;
+        if !self.modern {
+            self.device.base = legacy_reg::CONFIG_MSIX;
+            self.device.len = 0x100 - legacy_reg::CONFIG_MSIX;
         }
     }
 
     /// Routes configuration-change interrupts to MSI-X `vector` (or
     /// [`VIRTIO_MSI_NO_VECTOR`]). Returns the vector the device accepted.
     pub fn set_config_vector(&self, vector: u16) -> Result<u16> {
-        match self {
-            Transport::Legacy(t) => {
-                t.bar.write16(legacy_reg::CONFIG_MSIX_VECTOR, vector)?;
-                t.bar.read16(legacy_reg::CONFIG_MSIX_VECTOR)
-            }
-            Transport::Modern(t) => {
-                let (c, o) = (t.common(), t.common.1);
-                c.write16(o + common::MSIX_CONFIG, vector);
-                Ok(c.read16(o + common::MSIX_CONFIG))
-            }
-        }
+        let r = self.regs().config_vector;
+        self.common.write(r, 2, vector as u32)?;
+        Ok(self.common.read(r, 2)? as u16)
     }
 
     /// Routes used-buffer interrupts of queue `index` to MSI-X `vector`. Returns the vector
     /// the device accepted ([`VIRTIO_MSI_NO_VECTOR`] if it refused, 4.1.5.1.2).
     pub fn set_queue_vector(&self, index: u16, vector: u16) -> Result<u16> {
-        match self {
-            Transport::Legacy(t) => {
-                t.bar.write16(legacy_reg::QUEUE_SELECT, index)?;
-                t.bar.write16(legacy_reg::QUEUE_MSIX_VECTOR, vector)?;
-                t.bar.read16(legacy_reg::QUEUE_MSIX_VECTOR)
-            }
-            Transport::Modern(t) => {
-                let (c, o) = (t.common(), t.common.1);
-                c.write16(o + common::QUEUE_SELECT, index);
-                c.write16(o + common::QUEUE_MSIX_VECTOR, vector);
-                Ok(c.read16(o + common::QUEUE_MSIX_VECTOR))
-            }
-        }
-    }
-}
-
-/// Writes a 64-bit field as two 32-bit halves, low first (4.1.3.1: drivers may do so).
-fn write64(r: &MmioRegion, offset: usize, v: u64) {
-    r.write32(offset, v as u32);
-    r.write32(offset + 4, (v >> 32) as u32);
-}
-
-impl ModernTransport {
-    fn common(&self) -> &MmioRegion {
-        &self.bars[self.common.0].region
-    }
-
-    fn num_queues(&self) -> u16 {
-        self.common().read16(self.common.1 + common::NUM_QUEUES)
-    }
-
-    fn device_cfg(&self, offset: usize, len: usize) -> Result<(&MmioRegion, usize)> {
-        match self.device {
-            Some((i, o, l)) if offset + len <= l => Ok((&self.bars[i].region, o + offset)),
-            _ => Err(Error::config(format!(
-                "device config field at {offset:#x} is outside the device's config structure"
-            ))),
-        }
+        let r = self.regs();
+        self.common.write(r.queue_select, 2, index as u32)?;
+        self.common.write(r.queue_vector, 2, vector as u32)?;
+        Ok(self.common.read(r.queue_vector, 2)? as u16)
     }
 }
 
@@ -724,16 +731,22 @@ mod tests {
         // SAFETY: `mem` is 0x300 bytes, 8-byte aligned, outlives the transport in every
         // test (returned together, the transport dropped first) and is otherwise only
         // accessed through the same raw pointer; no unmap.
-        let region = unsafe { MmioRegion::from_raw_parts(mem.0.cast(), 0x300, None) };
-        let t = Transport::Modern(ModernTransport {
-            bars: vec![MappedBar { bar: 4, region }],
-            common: (0, 0),
-            notify: (0, 0x100),
-            notify_len: 0x100,
+        let region: Rc<dyn VirtioBar> =
+            Rc::new(unsafe { MmioRegion::from_raw_parts(mem.0.cast(), 0x300, None) });
+        let cap = |offset, length| CapRegion {
+            bar: 4,
+            offset,
+            length,
+        };
+        let caps = VirtioCaps {
+            common: cap(0, 0x100),
+            notify: cap(0x100, 0x100),
             notify_off_multiplier: 4,
-            device: Some((0, 0x200, 0x100)),
-            doorbells: Vec::new(),
-        });
+            isr: cap(0x2f0, 1),
+            device: Some(cap(0x200, 0x100)),
+            msix_vectors: None,
+        };
+        let t = Transport::modern("d", &mut |_, _| Ok(Rc::clone(&region)), &caps).unwrap();
         (t, mem)
     }
 
@@ -771,7 +784,7 @@ mod tests {
         let (t, mem) = modern_on_memory();
         mem.set(0x10 / 8, 0x2a << 40); // config_generation at 0x15
         t.set_status(0x0b).unwrap();
-        assert_eq!(t.config_generation(), Some(0x2a));
+        assert_eq!(t.config_generation().unwrap(), Some(0x2a));
         assert_eq!(t.set_queue_vector(1, 7).unwrap(), 7);
         assert_eq!(t.set_config_vector(VIRTIO_MSI_NO_VECTOR).unwrap(), 0xffff);
         let b = mem.bytes();
@@ -782,8 +795,8 @@ mod tests {
         assert_eq!(&b[0x16..0x18], &[1, 0], "queue_select");
         // The device config is bounded by its capability's length.
         mem.set(0x200 / 8, 0x0605_0403_0201);
-        assert_eq!(t.config_read8(5).unwrap(), 6);
-        assert!(t.config_read16(0xff).is_err());
+        assert_eq!(t.config_read(5, 1).unwrap(), 6);
+        assert!(t.config_read(0xff, 2).is_err());
     }
 
     #[test]

@@ -3,14 +3,15 @@
 //! This module knows the ring layout and the driver's side of the protocol, and nothing
 //! about how the device is reached (legacy I/O port or modern MMIO). It runs unchanged on
 //! ordinary memory, which is how it is tested. Everything read from the used ring — written
-//! by the device — is validated before use: a bad descriptor id or length is reported, not
-//! trusted.
+//! by the device — is validated before use: a bad descriptor id, length or index is
+//! reported ([`UsedError`]), not trusted.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
-use crate::memory::dma::DMA_ALIGN;
-use crate::memory::{DmaAllocator, DmaMemory};
+use crate::memory::dma::{DMA_ALIGN, DmaDomain};
+use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 
 /// Descriptor flag: the buffer continues in the descriptor named by `next` (2.6.5).
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
@@ -56,29 +57,55 @@ impl Layout {
     }
 }
 
-/// The driver's side of one split virtqueue.
+/// Something the device did that the spec does not allow, seen on a used ring. Small and
+/// `Copy`: the packet path reports it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsedError {
+    /// The device returned a descriptor id that is not an outstanding chain.
+    UnknownId(u32),
+    /// The used index moved by more than the queue size since the driver last looked
+    /// (forwards or backwards): the ring cannot be trusted.
+    IndexJump {
+        /// The driver's next used index.
+        expected: u16,
+        /// The index the device published.
+        found: u16,
+    },
+    /// The device reported writing more bytes than the buffer holds.
+    TooLong {
+        /// The length the device reported.
+        len: u32,
+        /// The buffer's length.
+        max: u32,
+    },
+}
+
+/// The driver's side of one split virtqueue, holding a `T` (a packet, or nothing for the
+/// control queue) for each chain the device owns.
 ///
-/// Buffers are added as chains of descriptors taken from a free list; the id of a chain is
-/// its head descriptor. The ring does not own what the buffers hold; callers keep that per
-/// id (see `VirtioQueue` in the driver).
+/// Single buffers go in available-ring order: the buffer in available slot `i` uses
+/// descriptor `i` (the avail entry names it), so there is no free list and no chain
+/// bookkeeping on the packet path. A device may use buffers out of order (2.6.8): then a
+/// slot whose descriptor is still in flight is simply not refilled until it returns.
+/// Chains (control commands, one at a time) start at descriptor 0.
 #[derive(Debug)]
-pub struct Virtqueue {
+pub struct Virtqueue<T> {
     mem: DmaMemory,
     layout: Layout,
-    /// Free descriptor ids (a stack).
-    free: Box<[u16]>,
-    num_free: u16,
     /// Next index to use in the available ring (free-running).
     avail_idx: u16,
     /// Next used ring index to read (free-running).
     last_used: u16,
-    /// Length of the chain starting at each head, to free it on completion; 0 = not in use.
-    chain_len: Box<[u16]>,
-    /// The driver's own copy of each descriptor's `next` link, written in `add` and
-    /// followed in `pop_used`. The copy in the table is shared with the device, which
-    /// could rewrite it; following that one would let a device put an id on the free
-    /// list twice and make the driver hand out a buffer the device still owns.
-    next: Box<[u16]>,
+    /// What the chain headed by each descriptor id holds; `None`: not in flight.
+    items: Box<[Option<T>]>,
+    /// The device has so far used every buffer in the order it was made available (the
+    /// usual case; cleared for good when it does not): then exactly the slots from
+    /// `last_used` to `avail_idx` are in flight, which the packet path relies on to work
+    /// without per-slot checks.
+    in_order: bool,
+    /// The last packet pool (`Packet::pool_id`) found in the queue's DMA domain (the
+    /// device's): a packet's domain is looked up only when its pool differs.
+    pool: usize,
 }
 
 /// A descriptor as written into the table (2.6.5), little-endian.
@@ -92,7 +119,7 @@ pub struct Desc {
     pub flags: u16,
 }
 
-impl Virtqueue {
+impl<T> Virtqueue<T> {
     /// Allocates a queue of `size` entries (a power of two up to 32768) on `allocator`.
     pub fn new(allocator: &dyn DmaAllocator, size: u16) -> Result<Self> {
         if size == 0 || !size.is_power_of_two() || size > 32768 {
@@ -103,22 +130,21 @@ impl Virtqueue {
         let layout = Layout::legacy(size);
         // Checked once here: every access below relies on the region holding the whole
         // layout, 4096-byte aligned (the used ring's alignment; it also aligns the
-        // descriptors and rings for the typed accesses).
+        // descriptors and rings for the typed accesses). The allocator's memory is zeroed,
+        // as 4.1.5.1.3 asks of the rings: nothing to clear here.
         const _: () = assert!(DMA_ALIGN.is_multiple_of(LEGACY_ALIGN));
-        let mut mem =
+        let mem =
             allocator
                 .allocate(layout.total)?
                 .checked(layout.total, LEGACY_ALIGN, "virtqueue")?;
-        mem.zero();
         Ok(Virtqueue {
             mem,
             layout,
-            free: (0..size).rev().collect(),
-            num_free: size,
             avail_idx: 0,
             last_used: 0,
-            chain_len: vec![0; size as usize].into_boxed_slice(),
-            next: vec![0; size as usize].into_boxed_slice(),
+            items: (0..size).map(|_| None).collect(),
+            in_order: true,
+            pool: 0,
         })
     }
 
@@ -127,14 +153,10 @@ impl Virtqueue {
         self.layout.size
     }
 
-    /// The DMA domain of the queue's memory: the device's.
-    pub(crate) fn dma_domain(&self) -> crate::memory::dma::DmaDomain {
-        self.mem.domain()
-    }
-
-    /// Free descriptors.
-    pub fn num_free(&self) -> u16 {
-        self.num_free
+    /// True if the next buffer can be added (its descriptor is not in flight).
+    #[inline(always)]
+    pub fn can_add(&self) -> bool {
+        self.item(self.next_slot()).is_none()
     }
 
     /// The layout of the ring memory.
@@ -174,71 +196,83 @@ impl Virtqueue {
         u16::from_le(unsafe { (self.mem.virt().add(offset) as *const u16).read_volatile() })
     }
 
+    /// Reads used ring element `slot` (< size): (id, len).
     #[inline(always)]
-    fn read32(&self, offset: usize) -> u32 {
-        debug_assert!(offset + 4 <= self.layout.total);
-        // SAFETY: as in write16, 4-byte aligned.
-        u32::from_le(unsafe { (self.mem.virt().add(offset) as *const u32).read_volatile() })
+    fn read_used_elem(&self, slot: usize) -> (u32, u32) {
+        let off = self.layout.used + 4 + 8 * slot;
+        debug_assert!(off + 8 <= self.layout.total);
+        // SAFETY: slot < size, so the 8-byte element lies within the used ring, inside
+        // the region (checked in `new`); 4-byte aligned (the used ring is page-aligned).
+        unsafe {
+            let p = self.mem.virt().add(off) as *const u32;
+            (
+                u32::from_le(p.read_volatile()),
+                u32::from_le(p.add(1).read_volatile()),
+            )
+        }
     }
 
     #[inline(always)]
     fn write_desc(&mut self, id: u16, d: Desc, next: u16) {
         let off = id as usize * 16;
+        let meta = d.len as u64 | (d.flags as u64) << 32 | (next as u64) << 48;
         // SAFETY: id < size, so the 16-byte descriptor lies within the table, which lies
         // within the region (checked in `new`); 16-byte aligned from an aligned start.
         unsafe {
-            let p = self.mem.virt().add(off);
-            (p as *mut u64).write_volatile(d.addr.to_le());
-            (p.add(8) as *mut u32).write_volatile(d.len.to_le());
-            (p.add(12) as *mut u16).write_volatile(d.flags.to_le());
-            (p.add(14) as *mut u16).write_volatile(next.to_le());
+            let p = self.mem.virt().add(off) as *mut u64;
+            p.write_volatile(d.addr.to_le());
+            p.add(1).write_volatile(meta.to_le());
         }
     }
 
-    /// Reads back descriptor `id` (for tests and debugging).
-    pub fn desc(&self, id: u16) -> Desc {
-        let off = (id % self.layout.size) as usize * 16;
-        // SAFETY: id % size < size: within the table, which lies within the region
-        // (checked in `new`); aligned as in write_desc.
-        unsafe {
-            let p = self.mem.virt().add(off);
-            Desc {
-                addr: u64::from_le((p as *const u64).read_volatile()),
-                len: u32::from_le((p.add(8) as *const u32).read_volatile()),
-                flags: u16::from_le((p.add(12) as *const u16).read_volatile()),
-            }
-        }
+    /// The available slot (and descriptor id) the next buffer goes to.
+    #[inline(always)]
+    fn next_slot(&self) -> u16 {
+        self.avail_idx & (self.layout.size - 1)
     }
 
-    /// Puts a chain of buffers into the descriptor table and the available ring (not yet
-    /// visible to the device: see [`Virtqueue::publish`]). Returns the chain's id, or `None`
-    /// if there are not enough free descriptors.
-    #[inline]
-    pub fn add(&mut self, chain: &[Desc]) -> Option<u16> {
-        let mut ids = [0u16; 4];
-        if chain.is_empty() || chain.len() > ids.len() || chain.len() > self.num_free as usize {
-            return None;
-        }
-        let n = chain.len() as u16;
-        let ids = &mut ids[..chain.len()];
-        for id in ids.iter_mut() {
-            self.num_free -= 1;
-            *id = self.free[self.num_free as usize];
-        }
-        for (i, d) in chain.iter().enumerate() {
-            let (flags, next) = match ids.get(i + 1) {
-                Some(&next) => (d.flags | VIRTQ_DESC_F_NEXT, next),
-                None => (d.flags, 0),
-            };
-            self.write_desc(ids[i], Desc { flags, ..*d }, next);
-            self.next[ids[i] as usize] = next;
-        }
-        let head = ids[0];
-        self.chain_len[head as usize] = n;
-        let slot = self.layout.avail + 4 + 2 * (self.avail_idx % self.layout.size) as usize;
+    #[inline(always)]
+    fn item(&self, id: u16) -> &Option<T> {
+        debug_assert!(id < self.layout.size);
+        // SAFETY: every id passed here is masked with size - 1 or checked against the
+        // size, and `items` has `size` entries.
+        unsafe { self.items.get_unchecked(id as usize) }
+    }
+
+    #[inline(always)]
+    fn item_mut(&mut self, id: u16) -> &mut Option<T> {
+        debug_assert!(id < self.layout.size);
+        // SAFETY: as in `item`.
+        unsafe { self.items.get_unchecked_mut(id as usize) }
+    }
+
+    /// Puts the chain headed by `head` into the next available slot, holding `item`.
+    #[inline(always)]
+    fn make_available(&mut self, head: u16, item: T) {
+        *self.item_mut(head) = Some(item);
+        let slot = self.layout.avail + 4 + 2 * self.next_slot() as usize;
         self.write16(slot, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
-        Some(head)
+    }
+
+    /// Adds a chain of buffers holding `item`, in descriptors 0, 1, ... (not yet visible
+    /// to the device). `None` if the queue is too short or a chain is in flight.
+    pub fn add_chain(&mut self, chain: &[Desc], item: T) -> Option<()> {
+        if chain.is_empty()
+            || chain.len() > self.layout.size as usize
+            || self.items.iter().any(Option::is_some)
+        {
+            return None;
+        }
+        for (i, d) in chain.iter().enumerate() {
+            let (flags, next) = match i + 1 < chain.len() {
+                true => (d.flags | VIRTQ_DESC_F_NEXT, i as u16 + 1),
+                false => (d.flags, 0),
+            };
+            self.write_desc(i as u16, Desc { flags, ..*d }, next);
+        }
+        self.make_available(0, item);
+        Some(())
     }
 
     /// Makes the buffers added so far visible to the device. Returns true if the device
@@ -263,45 +297,433 @@ impl Virtqueue {
         self.write16(self.layout.avail, 0);
     }
 
-    /// Takes the next used chain: its id and the number of bytes the device wrote.
+    /// Number of used entries the device has published and the driver not yet taken.
     ///
-    /// `Ok(None)` if the device has not used anything new. An error if the device reports
-    /// an id that is not an outstanding chain; the entry is skipped.
-    #[inline]
-    pub fn pop_used(&mut self) -> std::result::Result<Option<(u16, u32)>, String> {
-        let used_idx = self.read16(self.layout.used + 2);
-        if used_idx == self.last_used {
-            return Ok(None);
+    /// An error if the device's index moved by more than the queue size (it jumped, or went
+    /// backwards): nothing on the ring is taken then.
+    #[inline(always)]
+    pub fn used_ready(&self) -> std::result::Result<u16, UsedError> {
+        let found = self.read16(self.layout.used + 2);
+        let ready = found.wrapping_sub(self.last_used);
+        if ready > self.layout.size {
+            return Err(UsedError::IndexJump {
+                expected: self.last_used,
+                found,
+            });
         }
-        // Read the entry only after seeing the index (2.6.14).
+        // Read the entries only after seeing the index (2.6.14).
         fence(Ordering::Acquire);
-        let elem = self.layout.used + 4 + 8 * (self.last_used % self.layout.size) as usize;
-        self.last_used = self.last_used.wrapping_add(1);
-        let id = self.read32(elem);
-        let len = self.read32(elem + 4);
-        if id >= self.layout.size as u32 || self.chain_len[id as usize] == 0 {
-            return Err(format!(
-                "device returned descriptor id {id}, which is not in use"
-            ));
-        }
-        let id = id as u16;
-        // Free the chain by following the driver's copy of its next links (never the
-        // table's, which the device can write).
-        let mut cur = id;
-        for _ in 0..self.chain_len[id as usize] {
-            self.free[self.num_free as usize] = cur;
-            self.num_free += 1;
-            cur = self.next[cur as usize];
-        }
-        self.chain_len[id as usize] = 0;
-        Ok(Some((id, len)))
+        Ok(ready)
     }
 
-    /// Entries the device has used but the driver not yet taken (for tests).
-    pub fn pending_used(&self) -> u16 {
-        self.read16(self.layout.used + 2)
-            .wrapping_sub(self.last_used)
+    /// Takes the next used chain (the caller saw [`Virtqueue::used_ready`] > 0): what it
+    /// held and the number of bytes the device wrote. An error if the device named an id
+    /// that is not in flight; the entry is skipped.
+    #[inline(always)]
+    pub fn take_used(&mut self) -> std::result::Result<(T, u32), UsedError> {
+        let slot = (self.last_used & (self.layout.size - 1)) as usize;
+        self.last_used = self.last_used.wrapping_add(1);
+        let (id, len) = self.read_used_elem(slot);
+        if id >= self.layout.size as u32 {
+            return Err(UsedError::UnknownId(id));
+        }
+        match self.item_mut(id as u16).take() {
+            Some(item) => Ok((item, len)),
+            None => Err(UsedError::UnknownId(id)),
+        }
     }
+
+    /// Takes the next used chain if there is one (control path: one index read per call).
+    pub fn pop_used(&mut self) -> std::result::Result<Option<(T, u32)>, UsedError> {
+        if self.used_ready()? == 0 {
+            return Ok(None);
+        }
+        self.take_used().map(Some)
+    }
+
+    /// Entries the device has used but the driver not yet taken (0 if the index is bad).
+    pub fn pending_used(&self) -> u16 {
+        self.used_ready().unwrap_or(0)
+    }
+}
+
+/// Device errors seen in one batch: how many, and the last one (for the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// Entries the device got wrong.
+    pub count: u64,
+    /// The last of them.
+    pub last: UsedError,
+}
+
+impl Faults {
+    /// No errors yet.
+    pub const NONE: Faults = Faults {
+        count: 0,
+        last: UsedError::UnknownId(0),
+    };
+
+    #[cold]
+    fn add(&mut self, e: UsedError) {
+        self.count += 1;
+        self.last = e;
+    }
+}
+
+/// The packet path: rx and tx queues hold one packet per descriptor. Each batch works on
+/// locals (the ring's base, index, mask) so that the volatile ring accesses, which the
+/// compiler must assume may alias anything, do not force reloads per packet.
+impl Virtqueue<Packet> {
+    /// Writes `avail.ring[i] = i` for every slot once: buffers go in slot order, so the
+    /// available ring never changes on the packet path (control chains excepted).
+    pub fn fix_avail_ring(&mut self) {
+        for i in 0..self.layout.size {
+            self.write16(self.layout.avail + 4 + 2 * i as usize, i);
+        }
+    }
+
+    /// Takes up to `max` used buffers, handing each packet and the length the device
+    /// wrote (read only with `LEN`) to `f`; impossible entries are counted in `faults`
+    /// and skipped.
+    #[inline(always)]
+    fn drain_used<const LEN: bool>(
+        &mut self,
+        max: usize,
+        faults: &mut Faults,
+        mut f: impl FnMut(Packet, u32),
+    ) {
+        let ready = match self.used_ready() {
+            Ok(n) => (n as usize).min(max),
+            Err(e) => return faults.add(e),
+        };
+        let size = self.layout.size;
+        let mask = (size - 1) as usize;
+        // SAFETY: the used ring lies inside the region (checked in `new`).
+        let ring = unsafe { self.mem.virt().add(self.layout.used + 4) } as *const u32;
+        let items = self.items.as_mut_ptr();
+        let last = self.last_used as usize;
+        self.last_used = self.last_used.wrapping_add(ready as u16);
+        for k in 0..ready {
+            let slot = (last + k) & mask;
+            // SAFETY: slot <= mask: an element of the used ring, 4-byte aligned;
+            // volatile because the device writes it. The length only if wanted.
+            let (id, len) = unsafe {
+                let e = ring.add(2 * slot);
+                let len = if LEN { e.add(1).read_volatile() } else { 0 };
+                (u32::from_le(e.read_volatile()), u32::from_le(len))
+            };
+            if id as usize != slot {
+                self.in_order = false;
+                if id >= size as u32 {
+                    faults.add(UsedError::UnknownId(id));
+                    continue;
+                }
+            }
+            // SAFETY: id < size == items.len().
+            match unsafe { (*items.add(id as usize)).take() } {
+                Some(p) => f(p, len),
+                None => {
+                    self.in_order = false;
+                    faults.add(UsedError::UnknownId(id));
+                }
+            }
+        }
+    }
+
+    /// Receive: moves up to `num` received packets into `buffer`, their length set from
+    /// the device's minus the `hdr_len`-byte net header in front. A length beyond the
+    /// buffer is a fault: that packet is dropped. Returns (packets, bytes, buffers
+    /// refilled: not yet published).
+    #[inline(always)]
+    pub fn receive<const HDR: usize>(
+        &mut self,
+        pool: &Mempool,
+        buffer: &mut VecDeque<Packet>,
+        num: usize,
+        faults: &mut Faults,
+    ) -> (usize, u64, usize) {
+        let hdr_len = HDR;
+        let max = (pool.max_packet_len() + hdr_len) as u32;
+        let before = buffer.len();
+        let (refilled, mut bytes) = self.receive_in_place::<HDR>(pool, buffer, num);
+        let num = num - refilled;
+        if num == 0 || self.used_ready() == Ok(0) {
+            return (refilled, bytes, refilled);
+        }
+        let mut too_long = Faults::NONE;
+        self.drain_used::<true>(num, faults, |mut p, len| {
+            if len > max {
+                return too_long.add(UsedError::TooLong { len, max });
+            }
+            p.set_len_from_device(len as usize - hdr_len.min(len as usize));
+            bytes += p.len() as u64;
+            buffer.push_back(p);
+        });
+        if too_long.count > 0 {
+            faults.count += too_long.count;
+            faults.last = too_long.last;
+        }
+        (buffer.len() - before, bytes, refilled)
+    }
+
+    /// The common case of [`Virtqueue::receive`], with every buffer posted (the ring is
+    /// full) and the device using them in order: each used buffer's slot gets a fresh
+    /// buffer from `pool` in place, and the packets go to `buffer` in one extend. Takes
+    /// the longest prefix of used entries that fit this case; the rest is left for the
+    /// general path. Returns (packets = buffers refilled, bytes).
+    #[inline(always)]
+    fn receive_in_place<const HDR: usize>(
+        &mut self,
+        pool: &Mempool,
+        buffer: &mut VecDeque<Packet>,
+        num: usize,
+    ) -> (usize, u64) {
+        let hdr_len = HDR;
+        let size = self.layout.size;
+        let Ok(ready) = self.used_ready() else {
+            return (0, 0);
+        };
+        // In order and full: every slot is in flight, in the order the device uses them.
+        if !self.in_order || self.avail_idx.wrapping_sub(self.last_used) != size {
+            return (0, 0);
+        }
+        let n = (ready as usize).min(num).min(pool.free_count());
+        let mask = (size - 1) as usize;
+        let last = self.last_used as usize;
+        // SAFETY: the used ring lies inside the region (checked in `new`).
+        let ring = unsafe { self.mem.virt().add(self.layout.used + 4) } as *const u32;
+        let descs = self.mem.virt() as *mut u64;
+        let items = self.items.as_mut_ptr();
+        let max_data = pool.max_packet_len() as u32;
+        // SAFETY: called with slot <= mask: an element of the used ring, 4-byte aligned;
+        // volatile because the device writes it.
+        let elem = move |slot: usize| unsafe {
+            let e = ring.add(2 * slot);
+            (
+                u32::from_le(e.read_volatile()),
+                u32::from_le(e.add(1).read_volatile()),
+            )
+        };
+        // 1. The prefix of entries naming their own slot (so in order: in flight) with a
+        // length that fits the buffer.
+        let hdr = hdr_len as u32;
+        let (mut k, mut bytes) = (0, 0);
+        while k < n {
+            let slot = (last + k) & mask;
+            let (id, len) = elem(slot);
+            let data = len.wrapping_sub(hdr);
+            if id as usize != slot || data > max_data {
+                break;
+            }
+            bytes += data as u64;
+            k += 1;
+        }
+        // 2. Hand them out, each slot refilled with a fresh buffer, which goes into the
+        // available slot `avail_idx + j`: the same slot, as the ring is full.
+        let meta = (max_data as u64 + hdr_len as u64) | (VIRTQ_DESC_F_WRITE as u64) << 32;
+        let hdr = hdr_len as u64;
+        // SAFETY: no packet of the pool is dropped while `fresh` lives (only this
+        // function's loop below runs), and exactly k are taken.
+        let Some(mut fresh) = (unsafe { pool.reserve(k) }) else {
+            return (0, 0);
+        };
+        buffer.extend((0..k).map(move |j| {
+            let slot = (last + j) & mask;
+            // SAFETY: slot <= mask: the length of an element of the used ring; volatile
+            // because the device writes it.
+            let len = u32::from_le(unsafe { ring.add(2 * slot + 1).read_volatile() });
+            // SAFETY: the j-th of the k reserved buffers.
+            let (buf, bus) = unsafe { fresh.take() };
+            // SAFETY: descriptor `slot` < size lies in the table inside the region;
+            // volatile: the device reads it.
+            unsafe {
+                descs.add(2 * slot).write_volatile((bus - hdr).to_le());
+                descs.add(2 * slot + 1).write_volatile(meta.to_le());
+            }
+            // SAFETY: slot <= mask < items.len(); in flight (Some): the queue is in order
+            // and full.
+            let mut p = unsafe { std::ptr::replace(items.add(slot), Some(buf)).unwrap_unchecked() };
+            // SAFETY: step 1 checked len - hdr_len <= max_packet_len; a fresh rx packet
+            // has the standard headroom.
+            unsafe { p.set_len_unchecked(len.wrapping_sub(hdr as u32) as usize) };
+            p
+        }));
+        self.last_used = self.last_used.wrapping_add(k as u16);
+        self.avail_idx = self.avail_idx.wrapping_add(k as u16);
+        (k, bytes)
+    }
+
+    /// Gives every free slot a fresh buffer from `pool` for the device to write a
+    /// `hdr_len`-byte header and a frame into. Returns how many were added.
+    #[inline(always)]
+    pub fn refill(&mut self, pool: &Mempool, hdr_len: usize) -> usize {
+        let len = (pool.max_packet_len() + hdr_len) as u64;
+        let meta = len | (VIRTQ_DESC_F_WRITE as u64) << 32;
+        self.fill(|| {
+            let p = pool.alloc_empty()?;
+            // The device writes the header into the headroom, the frame at the data start.
+            Some((p.bus_addr() - hdr_len as u64, meta, p))
+        })
+    }
+
+    /// Puts what `next` produces — (buffer address, descriptor length and flags, packet)
+    /// — into consecutive free slots until it returns `None` or the next slot is in
+    /// flight. Returns how many were added (not yet published).
+    #[inline(always)]
+    fn fill(&mut self, mut next: impl FnMut() -> Option<(u64, u64, Packet)>) -> usize {
+        let mask = self.layout.size - 1;
+        let descs = self.mem.virt() as *mut u64;
+        let items = self.items.as_mut_ptr();
+        let start = self.avail_idx;
+        let mut idx = start;
+        loop {
+            let id = (idx & mask) as usize;
+            // SAFETY: id <= mask < items.len().
+            let item = unsafe { &mut *items.add(id) };
+            if item.is_some() {
+                break;
+            }
+            let Some((addr, meta, p)) = next() else {
+                break;
+            };
+            *item = Some(p);
+            // SAFETY: descriptor id < size lies in the table inside the region, 16-byte
+            // aligned; volatile: the device reads it.
+            unsafe {
+                descs.add(2 * id).write_volatile(addr.to_le());
+                descs.add(2 * id + 1).write_volatile(meta.to_le());
+            }
+            idx = idx.wrapping_add(1);
+        }
+        self.avail_idx = idx;
+        idx.wrapping_sub(start) as usize
+    }
+
+    /// Transmit: reclaims what the device has sent (dropping returns the buffers), then
+    /// moves packets from the front of `buffer` into free slots, each with an all-zero
+    /// `hdr_len`-byte net header written into its headroom (no offloads, 5.1.6.2). A
+    /// packet with less headroom can never be sent: it is taken and dropped. Returns
+    /// (sent, dropped, bytes sent); not yet published.
+    #[inline(always)]
+    pub fn transmit<const HDR: usize>(
+        &mut self,
+        buffer: &mut VecDeque<Packet>,
+        faults: &mut Faults,
+    ) -> (usize, usize, u64) {
+        let hdr_len = HDR;
+        // Reclaim what the device has sent: dropping returns the buffers to their pools.
+        self.drain_used::<false>(usize::MAX, faults, |p, _| drop(p));
+        let mask = self.layout.size - 1;
+        let descs = self.mem.virt() as *mut u64;
+        let items = self.items.as_mut_ptr();
+        // Work on the caller's packets as a plain Vec: O(1) both ways (a deque that does
+        // not start at its buffer's beginning is rotated in place), and the packets can be
+        // moved out by pointer without per-packet deque bookkeeping.
+        let mut packets = Vec::from(std::mem::take(buffer));
+        let total = packets.len();
+        let src = packets.as_mut_ptr();
+        // SAFETY: the Vec forgets its packets while they are moved out by pointer (a
+        // panic in between, from a packet's drop, leaks the rest instead of dropping
+        // moved-out packets again). `set_len` below gives the untaken ones back.
+        unsafe { packets.set_len(0) };
+        let start = self.avail_idx;
+        // In order, exactly the slots from last_used to avail_idx are in flight: the next
+        // `free` ones are not, and need no check.
+        let free = match self.in_order {
+            true => (self.layout.size - start.wrapping_sub(self.last_used)) as usize,
+            false => 0,
+        };
+        let (mut bytes, mut dropped) = (0, 0);
+        // Puts packet `pk` (with room for the header) into slot `id`, which is free.
+        // SAFETY: called with id <= mask, slot `id` holding None, and `pk` pointing to a
+        // packet of the Vec's buffer not yet moved out, which moves into the slot (owned
+        // once: the Vec's length is 0).
+        let put = |pk: *mut Packet, id: usize| unsafe {
+            let p = &*pk;
+            // The bus address first: the stores below could alias the packet.
+            let bus = p.bus_addr() - HDR as u64;
+            let len = p.len();
+            // The packet owns its buffer; HDR <= headroom bytes lie before the data and no
+            // reference into them exists. Two fixed-size stores cover 10 or 12 bytes.
+            let hdr = p.data_ptr().sub(HDR);
+            hdr.cast::<[u8; 8]>().write_unaligned([0; 8]);
+            hdr.add(HDR - 4).cast::<[u8; 4]>().write_unaligned([0; 4]);
+            // Descriptor id lies in the table inside the region, 16-byte aligned;
+            // volatile: the device reads it.
+            descs.add(2 * id).write_volatile(bus.to_le());
+            descs
+                .add(2 * id + 1)
+                .write_volatile(((len + HDR) as u64).to_le());
+            items.add(id).write(Some(std::ptr::read(pk)));
+            len as u64
+        };
+        // 1. The free slots, in order: no checks but the headroom.
+        let n = free.min(total);
+        let mut k = 0;
+        while k < n {
+            // SAFETY: k < total: a packet of the Vec's buffer, not yet moved out.
+            let pk = unsafe { src.add(k) };
+            // SAFETY: as above.
+            let p = unsafe { &*pk };
+            if p.headroom() < hdr_len || p.pool_id() != self.pool {
+                break;
+            }
+            // SAFETY: slot start + k is among the `free` ones; k <= mask after masking.
+            bytes += put(pk, (start as usize + k) & mask as usize);
+            k += 1;
+        }
+        // 2. The rest, each slot checked (out of order, or after a packet without room).
+        let mut idx = start.wrapping_add(k as u16);
+        while k < total {
+            let id = (idx & mask) as usize;
+            // SAFETY: id <= mask < items.len().
+            if unsafe { (*items.add(id)).is_some() } {
+                break;
+            }
+            // SAFETY: k < total: a packet of the Vec's buffer, not yet moved out.
+            let pk = unsafe { src.add(k) };
+            k += 1;
+            // SAFETY: as above.
+            let p = unsafe { &*pk };
+            // A packet without room for the header, or in memory the device cannot reach
+            // (it would read other memory at those bus addresses), is never sent.
+            if p.headroom() < hdr_len || !reachable(&mut self.pool, self.mem.domain(), p) {
+                dropped += 1;
+                // SAFETY: moved out of the Vec's buffer here, owned once (length 0).
+                drop(unsafe { std::ptr::read(pk) });
+                continue;
+            }
+            // SAFETY: slot id is free (checked), the packet not yet moved out.
+            bytes += put(pk, id);
+            idx = idx.wrapping_add(1);
+        }
+        // SAFETY: the first k packets were moved out above; the rest (still initialised,
+        // total <= capacity) moves to the front (overlapping copy), and the length becomes
+        // just them.
+        unsafe {
+            if total > k {
+                std::ptr::copy(src.add(k), src, total - k);
+            }
+            packets.set_len(total - k);
+        }
+        // `buffer` holds the empty deque `take` left, which owns no memory.
+        std::mem::forget(std::mem::replace(buffer, VecDeque::from(packets)));
+        self.avail_idx = idx;
+        (idx.wrapping_sub(start) as usize, dropped, bytes)
+    }
+}
+
+/// True if the device of `domain` reaches `p`'s pool; `pool` remembers the last pool
+/// found reachable, so the domain is looked up once per change of pool.
+fn reachable(pool: &mut usize, domain: DmaDomain, p: &Packet) -> bool {
+    if p.pool_id() == *pool {
+        return true;
+    }
+    let ok = p.dma_domain() == domain;
+    if ok {
+        *pool = p.pool_id();
+    }
+    ok
 }
 
 /// Plays the device's side of a ring on ordinary memory, for tests.
@@ -324,7 +746,7 @@ pub(crate) mod fake_device {
         }
 
         /// Takes the next available chain head, if the driver published one.
-        pub fn take(&mut self, q: &Virtqueue) -> Option<u16> {
+        pub fn take<T>(&mut self, q: &Virtqueue<T>) -> Option<u16> {
             let avail_idx = q.read16(q.layout.avail + 2);
             if avail_idx == self.next_avail {
                 return None;
@@ -335,7 +757,7 @@ pub(crate) mod fake_device {
         }
 
         /// Completes chain `id` with `len` bytes written.
-        pub fn complete(&mut self, q: &mut Virtqueue, id: u32, len: u32) {
+        pub fn complete<T>(&mut self, q: &mut Virtqueue<T>, id: u32, len: u32) {
             let elem = q.layout.used + 4 + 8 * (self.used_idx % q.layout.size) as usize;
             // SAFETY: within the used ring, aligned.
             unsafe {
@@ -348,7 +770,7 @@ pub(crate) mod fake_device {
             q.write16(used + 2, self.used_idx);
         }
 
-        pub fn set_no_notify(&self, q: &mut Virtqueue, on: bool) {
+        pub fn set_no_notify<T>(&self, q: &mut Virtqueue<T>, on: bool) {
             let used = q.layout.used;
             q.write16(used, if on { VIRTQ_USED_F_NO_NOTIFY } else { 0 });
         }
@@ -360,6 +782,49 @@ mod tests {
     use super::fake_device::FakeDevice;
     use super::*;
     use crate::memory::HeapDma;
+
+    impl<T> Virtqueue<T> {
+        /// Adds one buffer holding `item` (not yet visible to the device: see
+        /// [`Virtqueue::publish`]). Gives `item` back if the next slot is still in flight.
+        #[inline(always)]
+        pub fn add_one(&mut self, d: Desc, item: T) -> std::result::Result<(), T> {
+            let id = self.next_slot();
+            if self.item(id).is_some() {
+                return Err(item);
+            }
+            self.write_desc(id, d, 0);
+            self.make_available(id, item);
+            Ok(())
+        }
+
+        /// Reads back descriptor `id` (for tests and debugging).
+        pub fn desc(&self, id: u16) -> Desc {
+            let off = (id % self.layout.size) as usize * 16;
+            // SAFETY: id % size < size: within the table, which lies within the region
+            // (checked in `new`); aligned as in write_desc.
+            unsafe {
+                let p = self.mem.virt().add(off);
+                Desc {
+                    addr: u64::from_le((p as *const u64).read_volatile()),
+                    len: u32::from_le((p.add(8) as *const u32).read_volatile()),
+                    flags: u16::from_le((p.add(12) as *const u16).read_volatile()),
+                }
+            }
+        }
+
+        /// Chains the device owns.
+        pub fn in_flight(&self) -> usize {
+            self.items.iter().filter(|i| i.is_some()).count()
+        }
+    }
+
+    fn d(addr: u64) -> Desc {
+        Desc {
+            addr,
+            len: 1,
+            flags: 0,
+        }
+    }
 
     #[test]
     fn legacy_layout_matches_the_spec_for_qemus_256_entry_queues() {
@@ -381,137 +846,65 @@ mod tests {
     fn sizes_must_be_powers_of_two() {
         for bad in [0, 100] {
             assert_eq!(
-                Virtqueue::new(&HeapDma, bad).err().unwrap().to_string(),
+                Virtqueue::<()>::new(&HeapDma, bad)
+                    .err()
+                    .unwrap()
+                    .to_string(),
                 format!(
                     "invalid configuration: virtqueue size {bad} is not a power of two from 1 to 32768"
                 )
             );
         }
-        assert_eq!(Virtqueue::new(&HeapDma, 128).unwrap().num_free(), 128);
+        assert_eq!(Virtqueue::<()>::new(&HeapDma, 128).unwrap().size(), 128);
     }
 
     #[test]
     fn chains_are_written_linked_and_published() {
         let mut q = Virtqueue::new(&HeapDma, 8).unwrap();
-        let chain = [
-            Desc {
-                addr: 0x1000,
-                len: 2,
-                flags: 0,
-            },
-            Desc {
-                addr: 0x2000,
-                len: 1,
-                flags: 0,
-            },
-            Desc {
-                addr: 0x3000,
-                len: 1,
-                flags: VIRTQ_DESC_F_WRITE,
-            },
-        ];
-        let id = q.add(&chain).unwrap();
-        assert_eq!(id, 0);
-        assert_eq!(q.num_free(), 5);
-        assert_eq!(
-            q.desc(0),
-            Desc {
-                addr: 0x1000,
-                len: 2,
-                flags: VIRTQ_DESC_F_NEXT
-            }
-        );
+        let write = Desc {
+            addr: 0x3000,
+            len: 1,
+            flags: VIRTQ_DESC_F_WRITE,
+        };
+        q.add_chain(&[d(0x1000), d(0x2000), write], 'c').unwrap();
+        assert_eq!(q.in_flight(), 1);
+        let mut first = d(0x1000);
+        first.flags = VIRTQ_DESC_F_NEXT;
+        assert_eq!(q.desc(0), first);
         assert_eq!(q.read16(14), 1); // next of descriptor 0
-        assert_eq!(
-            q.desc(2),
-            Desc {
-                addr: 0x3000,
-                len: 1,
-                flags: VIRTQ_DESC_F_WRITE
-            }
-        );
+        assert_eq!(q.desc(2), write);
+        assert_eq!(q.add_chain(&[d(1)], 'd'), None, "one chain at a time");
         let mut dev = FakeDevice::new();
         assert_eq!(dev.take(&q), None, "not visible before publish");
         assert!(q.publish());
         assert_eq!(dev.take(&q), Some(0));
         dev.complete(&mut q, 0, 1);
-        assert_eq!(q.pop_used(), Ok(Some((0, 1))));
-        assert_eq!(q.num_free(), 8);
+        assert_eq!(q.pop_used(), Ok(Some(('c', 1))));
+        assert_eq!(q.in_flight(), 0);
         assert_eq!(q.pop_used(), Ok(None));
     }
 
     #[test]
     fn a_short_region_from_the_allocator_is_an_error_not_an_overflow() {
         // 256 entries need 12288 bytes; the allocator returns 4096.
-        let err = Virtqueue::new(&crate::memory::dma::ShortDma, 256).unwrap_err();
+        let err = Virtqueue::<()>::new(&crate::memory::dma::ShortDma, 256).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
         assert!(msg.contains("virtqueue, which needs 12288"), "{msg}");
     }
 
     #[test]
-    fn chains_longer_than_four_or_than_the_free_count_are_refused() {
+    fn a_full_queue_refuses_more_buffers() {
         let mut q = Virtqueue::new(&HeapDma, 8).unwrap();
-        let d = Desc {
-            addr: 1,
-            len: 1,
-            flags: 0,
-        };
-        // 65537 descriptors: a length that truncates to 1 as a u16.
-        assert_eq!(q.add(&vec![d; 65_537]), None);
-        assert_eq!(q.add(&[d; 5]), None);
-        assert_eq!(q.add(&[]), None);
-        assert_eq!(q.num_free(), 8);
-    }
-
-    #[test]
-    fn a_device_rewriting_next_links_cannot_cause_a_double_hand_out() {
-        let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let d = Desc {
-            addr: 1,
-            len: 1,
-            flags: 0,
-        };
-        let a = q.add(&[d, d]).unwrap();
-        let b = q.add(&[d]).unwrap();
-        q.publish();
-        assert_eq!(dev.take(&q), Some(a));
-        // The device points the second descriptor of chain `a` at `b`, which is still in
-        // flight, and completes `a`.
-        let second = q.next[a as usize];
-        assert_ne!(second, b);
-        q.write16(second as usize * 16 + 14, b);
-        q.write16(a as usize * 16 + 14, b);
-        dev.complete(&mut q, a as u32, 0);
-        assert_eq!(q.pop_used(), Ok(Some((a, 0))));
-        assert_eq!(q.num_free(), 3);
-        // Every id handed out from now on is distinct from `b` and from each other.
-        let mut handed = vec![b];
-        for _ in 0..3 {
-            let id = q.add(&[d]).unwrap();
-            assert!(
-                !handed.contains(&id),
-                "id {id} handed out twice: {handed:?}"
-            );
-            handed.push(id);
+        assert_eq!(q.add_chain(&[d(1); 9], ()), None, "longer than the queue");
+        assert_eq!(q.add_chain(&[], ()), None);
+        for _ in 0..8 {
+            assert!(q.can_add());
+            q.add_one(d(1), ()).unwrap();
         }
-        assert_eq!(q.add(&[d]), None);
-    }
-
-    #[test]
-    fn a_full_ring_refuses_more_buffers() {
-        let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
-        let d = Desc {
-            addr: 1,
-            len: 1,
-            flags: 0,
-        };
-        for i in 0..4 {
-            assert_eq!(q.add(&[d]), Some(i));
-        }
-        assert_eq!(q.add(&[d]), None);
-        assert_eq!(q.add(&[d, d]), None);
+        assert!(!q.can_add());
+        assert_eq!(q.add_one(d(1), ()), Err(()));
+        assert_eq!(q.in_flight(), 8);
     }
 
     #[test]
@@ -524,80 +917,61 @@ mod tests {
         let mut dev = FakeDevice::new();
         // 70000 buffers: both free-running u16 indices wrap.
         for round in 0..70_000u32 {
-            let id = q
-                .add(&[Desc {
-                    addr: round as u64,
-                    len: 60,
-                    flags: 0,
-                }])
-                .unwrap();
+            q.add_one(d(round as u64), round).unwrap();
             q.publish();
-            let got = dev.take(&q).unwrap();
-            assert_eq!(got, id);
+            let id = dev.take(&q).unwrap();
             assert_eq!(q.desc(id).addr, round as u64);
             dev.complete(&mut q, id as u32, round % 1500);
-            assert_eq!(q.pop_used(), Ok(Some((id, round % 1500))));
+            assert_eq!(q.used_ready(), Ok(1));
+            assert_eq!(q.take_used(), Ok((round, round % 1500)));
         }
-        assert_eq!(q.num_free(), 4);
+        assert_eq!(q.in_flight(), 0);
         assert_eq!(q.avail_idx, (70_000u32 % 65_536) as u16);
     }
 
     #[test]
-    fn out_of_order_completion_frees_the_right_descriptors() {
-        let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
+    fn out_of_order_completion_returns_the_right_items_and_blocks_busy_slots() {
+        let mut q = Virtqueue::new(&HeapDma, 2).unwrap();
         let mut dev = FakeDevice::new();
-        let a = q
-            .add(&[Desc {
-                addr: 1,
-                len: 1,
-                flags: 0,
-            }])
-            .unwrap();
-        let b = q
-            .add(&[Desc {
-                addr: 2,
-                len: 1,
-                flags: 0,
-            }])
-            .unwrap();
+        q.add_one(d(1), 'a').unwrap();
+        q.add_one(d(2), 'b').unwrap();
         q.publish();
-        dev.take(&q);
-        dev.take(&q);
+        let a = dev.take(&q).unwrap();
+        let b = dev.take(&q).unwrap();
         dev.complete(&mut q, b as u32, 0);
+        assert_eq!(q.pop_used(), Ok(Some(('b', 0))));
+        // The next slot (descriptor 0) still holds `a`: nothing is added over it.
+        assert_eq!(q.add_one(d(3), 'c'), Err('c'));
         dev.complete(&mut q, a as u32, 0);
-        assert_eq!(q.pop_used(), Ok(Some((b, 0))));
-        assert_eq!(q.pop_used(), Ok(Some((a, 0))));
-        assert_eq!(q.num_free(), 4);
+        assert_eq!(q.pop_used(), Ok(Some(('a', 0))));
+        q.add_one(d(3), 'c').unwrap();
+        assert_eq!(q.desc(0).addr, 3);
     }
 
     #[test]
-    fn ids_the_driver_did_not_hand_out_are_rejected() {
-        let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
+    fn ids_the_driver_did_not_hand_out_and_index_jumps_are_rejected() {
+        let mut q = Virtqueue::<()>::new(&HeapDma, 4).unwrap();
         let mut dev = FakeDevice::new();
         dev.complete(&mut q, 9, 0); // out of range
-        assert_eq!(
-            q.pop_used().unwrap_err(),
-            "device returned descriptor id 9, which is not in use"
-        );
+        assert_eq!(q.pop_used(), Err(UsedError::UnknownId(9)));
         dev.complete(&mut q, 2, 0); // in range, but not in use
-        assert_eq!(
-            q.pop_used().unwrap_err(),
-            "device returned descriptor id 2, which is not in use"
-        );
-        assert_eq!(q.num_free(), 4, "nothing freed twice");
+        assert_eq!(q.pop_used(), Err(UsedError::UnknownId(2)));
+        assert_eq!(q.in_flight(), 0, "nothing freed twice");
         assert_eq!(q.pop_used(), Ok(None));
+        dev.used_idx = dev.used_idx.wrapping_add(4);
+        dev.complete(&mut q, 0, 0); // 5 ahead in a 4-entry queue
+        let jump = UsedError::IndexJump {
+            expected: 2,
+            found: 7,
+        };
+        assert_eq!((q.used_ready(), q.pending_used()), (Err(jump), 0));
     }
 
     #[test]
     fn notification_suppression_is_honoured() {
         let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
         let dev = FakeDevice::new();
-        q.add(&[Desc {
-            addr: 1,
-            len: 1,
-            flags: 0,
-        }])
-        .unwrap();
+        q.add_one(d(1), ()).unwrap();
         dev.set_no_notify(&mut q, true);
         assert!(!q.publish());
         dev.set_no_notify(&mut q, false);
