@@ -55,6 +55,10 @@
 //! A driver's `with_registers` stays public and safe: without model registers (only
 //! obtainable as above) it reaches no modelled device, whatever allocator it is given.
 //!
+//! Each model is its own DMA domain ([`DmaDomain`](crate::memory::dma::DmaDomain)): its
+//! devices reach only [`Model::dma`] memory, so a driver on a modelled device drops (and
+//! counts in `tx_dropped`) packets from any other pool, e.g. `HeapDma` or another model's.
+//!
 //! ```
 //! use ixy::ixgbe::IxgbeOptions;
 //! use ixy::model::Model;
