@@ -7,11 +7,12 @@
 //! Drivers, all behind the [`IxyDevice`] trait:
 //! * [`virtio`] — virtio-net, legacy (`1af4:1000`) and virtio 1.0 (`1af4:1041`);
 //! * [`ixgbe`] — Intel 82599/X520, X540, X550 physical functions;
-//! * [`ixgbevf`] — their SR-IOV virtual functions.
+//! * [`ixgbevf`] — their SR-IOV virtual functions;
+//! * [`igb`] — the Intel 82576 physical function (QEMU's `-device igb`).
 //!
 //! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root).
 //! ixgbe and virtio-net use per-queue MSI-X interrupts when an interrupt timeout is set;
-//! ixgbevf always polls (it logs a warning when asked for interrupts).
+//! ixgbevf and igb always poll (they log a warning when asked for interrupts).
 //!
 //! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
 //! claiming and mapping a device through sysfs or VFIO), [`registers`] (register access),
@@ -119,6 +120,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod error;
+pub mod igb;
 pub(crate) mod intel;
 pub mod interrupts;
 pub mod ixgbe;
@@ -404,6 +406,7 @@ impl DeviceConfig {
             Some(pci::DriverKind::Ixgbevf) => {
                 Ok(Box::new(ixgbevf::IxgbevfDevice::open(device, self)?))
             }
+            Some(pci::DriverKind::Igb) => Ok(Box::new(igb::IgbDevice::open(device, self)?)),
             None => Err(id.unsupported()),
         }
     }

@@ -27,6 +27,20 @@ pub(crate) struct QueueRegs {
     pub(crate) ctl: usize,
 }
 
+/// The ring registers of a queue whose 0x40-byte register block starts at `block`: the
+/// layout of the 82599's VF queues (82599 datasheet 8.3) and of the 82576's PF and VF
+/// queues (82576 datasheet 8.10, 8.12; Linux igb `e1000_regs.h`).
+pub(crate) const fn queue_block(block: usize) -> QueueRegs {
+    QueueRegs {
+        base_lo: block,
+        base_hi: block + 0x04,
+        len: block + 0x08,
+        head: block + 0x10,
+        tail: block + 0x18,
+        ctl: block + 0x28,
+    }
+}
+
 /// Points the queue at `ring`, empty (head = tail = 0). The queue must be disabled.
 pub(crate) fn program_ring<R: RegisterSpace>(regs: &R, q: &QueueRegs, ring: &DescRing) {
     let bus_addr = ring.bus_addr();

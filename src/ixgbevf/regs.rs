@@ -8,7 +8,7 @@
 //! VFSRRCTL and SRRCTL, VFRXDCTL/VFTXDCTL and RXDCTL/TXDCTL), the driver uses the PF's bit
 //! definitions from [`crate::ixgbe::regs`].
 
-use crate::intel::queue::QueueRegs;
+use crate::intel::queue::{QueueRegs, queue_block};
 
 /// VF Control (8.3, general registers).
 pub const VFCTRL: usize = 0x00000;
@@ -21,18 +21,6 @@ pub const VFLINKS: usize = 0x00010;
 pub const VTEIMC: usize = 0x0010c;
 /// Its three causes: two queue vectors and the mailbox (Linux `IXGBE_VF_IRQ_CLEAR_MASK`).
 pub const VTEIMC_ALL: u32 = 0x7;
-
-/// The ring registers of the queue whose 0x40-byte register block starts at `block`.
-const fn queue_block(block: usize) -> QueueRegs {
-    QueueRegs {
-        base_lo: block,
-        base_hi: block + 0x04,
-        len: block + 0x08,
-        head: block + 0x10,
-        tail: block + 0x18,
-        ctl: block + 0x28,
-    }
-}
 
 /// Ring registers of VF receive queue `n` (8.3, receive registers: VFRDBAL, VFRDBAH,
 /// VFRDLEN, VFRDH, VFRDT, VFRXDCTL in a block per queue from 0x01000).

@@ -30,6 +30,7 @@ impl NicInfo {
             DriverKind::VirtioModern => return Some("virtio-net 1.0"),
             DriverKind::Ixgbe => super::IXGBE_DEVICE_IDS,
             DriverKind::Ixgbevf => super::IXGBEVF_DEVICE_IDS,
+            DriverKind::Igb => super::IGB_DEVICE_IDS,
         };
         table
             .iter()

@@ -129,6 +129,8 @@ pub enum DriverKind {
     Ixgbe,
     /// Intel 82599, X540 or X550 SR-IOV virtual function (ixgbevf).
     Ixgbevf,
+    /// Intel 82576 physical function (igb).
+    Igb,
 }
 
 impl DriverKind {
@@ -138,6 +140,7 @@ impl DriverKind {
             DriverKind::VirtioLegacy | DriverKind::VirtioModern => "virtio",
             DriverKind::Ixgbe => "ixgbe",
             DriverKind::Ixgbevf => "ixgbevf",
+            DriverKind::Igb => "igb",
         }
     }
 }
@@ -199,6 +202,11 @@ pub const IXGBEVF_DEVICE_IDS: &[(u16, &str)] = &[
     (0x15c5, "X550EM_a VF"),
 ];
 
+/// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
+/// copper 82576, the one QEMU emulates and the driver is tested on (Linux
+/// `drivers/net/ethernet/intel/igb/e1000_hw.h`, `E1000_DEV_ID_82576`).
+pub const IGB_DEVICE_IDS: &[(u16, &str)] = &[(0x10c9, "82576")];
+
 impl DeviceId {
     /// The error for a device handed to a driver that does not drive it: names the driver
     /// that does (if any), or says that none does.
@@ -218,9 +226,9 @@ impl DeviceId {
         self.unsupported_because(match self.vendor {
             VENDOR_INTEL => {
                 "this Intel device is not one of the 82599/X520, X540 or X550 physical \
-                 functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS) nor one of \
-                 their virtual functions (ixy::pci::IXGBEVF_DEVICE_IDS); leave it to its \
-                 kernel driver"
+                 functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS), one of \
+                 their virtual functions (ixy::pci::IXGBEVF_DEVICE_IDS) nor an 82576 \
+                 (ixy::pci::IGB_DEVICE_IDS); leave it to its kernel driver"
             }
             _ => "no ixy driver for this vendor/device id",
         })
@@ -246,6 +254,9 @@ pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
         }
         (VENDOR_INTEL, device) if IXGBEVF_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
             Some(DriverKind::Ixgbevf)
+        }
+        (VENDOR_INTEL, device) if IGB_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
+            Some(DriverKind::Igb)
         }
         _ => None,
     }

@@ -1,0 +1,129 @@
+//! Registers of the Intel 82576 (physical function) used by the driver, named as in the
+//! Intel 82576EB Gigabit Ethernet Controller Datasheet, chapter 8 ("Programming
+//! Interface"). Offsets and bits cross-checked against Linux
+//! `drivers/net/ethernet/intel/igb/e1000_regs.h` and `e1000_defines.h`.
+
+use crate::intel::queue::{QueueRegs, queue_block};
+
+// General registers (datasheet 8.2; Linux e1000_regs.h, e1000_defines.h).
+/// Device Control.
+pub const CTRL: usize = 0x00000;
+/// CTRL.GIO_MASTER_DISABLE: no new master requests (for the reset).
+pub const CTRL_GIO_MASTER_DISABLE: u32 = 1 << 2;
+/// CTRL.SLU: set link up (copper: the MAC follows the PHY's link).
+pub const CTRL_SLU: u32 = 1 << 6;
+/// CTRL.FRCSPD and CTRL.FRCDPX: forced speed and duplex (cleared: the PHY negotiates).
+pub const CTRL_FRCSPD_FRCDPX: u32 = 1 << 11 | 1 << 12;
+/// CTRL.RST: device software reset, self-clearing.
+pub const CTRL_RST: u32 = 1 << 26;
+/// Device Status.
+pub const STATUS: usize = 0x00008;
+/// STATUS.LU: link up.
+pub const STATUS_LU: u32 = 1 << 1;
+/// STATUS.SPEED: bits 7:6, 00b 10, 01b 100, 1xb 1000 Mb/s.
+pub const STATUS_SPEED_SHIFT: u32 = 6;
+/// STATUS.GIO_MASTER_ENABLE: master requests pending or allowed.
+pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
+/// EEPROM/Flash Control.
+pub const EECD: usize = 0x00010;
+/// EECD.AUTO_RD: the EEPROM auto-read after reset is done.
+pub const EECD_AUTO_RD: u32 = 1 << 9;
+
+// PHY access through MDIC (datasheet 8.2, MDI Control; the internal PHY answers at
+// address 1: Linux `igb_get_phy_id_82575` for a copper port, and QEMU's igb only answers
+// PHY address 1).
+/// MDI Control.
+pub const MDIC: usize = 0x00020;
+/// MDIC.REGADD shift (bits 20:16).
+pub const MDIC_REG_SHIFT: u32 = 16;
+/// MDIC.PHYADD = 1 (bits 25:21).
+pub const MDIC_PHY_1: u32 = 1 << 21;
+/// MDIC.OP = 01b: write.
+pub const MDIC_OP_WRITE: u32 = 1 << 26;
+/// MDIC.OP = 10b: read.
+pub const MDIC_OP_READ: u32 = 2 << 26;
+/// MDIC.R: the access is done.
+pub const MDIC_READY: u32 = 1 << 28;
+/// MDIC.E: the access failed.
+pub const MDIC_ERROR: u32 = 1 << 30;
+/// PHY register 0, Control (IEEE 802.3 clause 22).
+pub const PHY_CONTROL: u32 = 0;
+/// PHY Control: auto-negotiation enable (bit 12) and restart (bit 9).
+pub const PHY_CONTROL_AUTONEG: u32 = 1 << 12 | 1 << 9;
+
+// Interrupt registers (datasheet 8.8).
+/// Interrupt Mask Clear (legacy causes).
+pub const IMC: usize = 0x000d8;
+/// Extended Interrupt Mask Clear (MSI-X vectors and queue causes).
+pub const EIMC: usize = 0x01528;
+
+// Receive (datasheet 8.9, 8.10).
+/// Receive Control.
+pub const RCTL: usize = 0x00100;
+/// RCTL.EN: receiver enable.
+pub const RCTL_EN: u32 = 1 << 1;
+/// RCTL.UPE and RCTL.MPE: unicast and multicast promiscuous.
+pub const RCTL_UPE_MPE: u32 = 1 << 3 | 1 << 4;
+/// RCTL.BAM: accept broadcast.
+pub const RCTL_BAM: u32 = 1 << 15;
+/// RCTL.SECRC: strip the Ethernet CRC (without it the device, and QEMU, append 4 bytes to
+/// every frame).
+pub const RCTL_SECRC: u32 = 1 << 26;
+/// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units, bits 6:0.
+pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x7f;
+/// SRRCTL.DESCTYPE = 001b (bits 27:25): advanced descriptors, one buffer.
+pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 1 << 25;
+/// SRRCTL.DESCTYPE field.
+pub const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
+/// SRRCTL.DROP_EN: drop frames when the queue has no descriptors (bit 31 on the 82576;
+/// bit 28 on the 82599).
+pub const SRRCTL_DROP_EN: u32 = 1 << 31;
+/// RXDCTL.ENABLE and TXDCTL.ENABLE (bit 25 of both).
+pub const XDCTL_ENABLE: u32 = 1 << 25;
+
+/// Ring registers of receive queue `n` (0..16): RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL in a
+/// 0x40-byte block per queue from 0x0C000 (queues 0-3 also at 0x02800 + 0x100 * n).
+pub(crate) const fn rx_queue(n: usize) -> QueueRegs {
+    queue_block(0x0c000 + 0x40 * n)
+}
+
+/// Split and Replication Receive Control of queue `n` (in the queue block, +0x0C).
+pub const fn srrctl(n: usize) -> usize {
+    0x0c00c + 0x40 * n
+}
+
+// Transmit (datasheet 8.12).
+/// Transmit Control.
+pub const TCTL: usize = 0x00400;
+/// TCTL.EN and TCTL.PSP (pad short packets).
+pub const TCTL_EN_PSP: u32 = 1 << 1 | 1 << 3;
+
+/// Ring registers of transmit queue `n` (0..16): TDBAL ... TXDCTL in a 0x40-byte block per
+/// queue from 0x0E000.
+pub(crate) const fn tx_queue(n: usize) -> QueueRegs {
+    queue_block(0x0e000 + 0x40 * n)
+}
+
+// Receive address filter 0 (datasheet 8.9: RAL/RAH), loaded from the EEPROM.
+/// Receive Address Low 0.
+pub const RAL0: usize = 0x05400;
+/// Receive Address High 0.
+pub const RAH0: usize = 0x05404;
+/// RAH.AV: address valid.
+pub const RAH_AV: u32 = 1 << 31;
+
+// Statistics (datasheet 8.19): clear on read.
+/// Missed Packets Count.
+pub const MPC: usize = 0x04010;
+/// Good Packets Received Count.
+pub const GPRC: usize = 0x04074;
+/// Good Packets Transmitted Count.
+pub const GPTC: usize = 0x04080;
+/// Good Octets Received Count, low and high (reading the high one clears the pair).
+pub const GORC: [usize; 2] = [0x04088, 0x0408c];
+/// Good Octets Transmitted Count, low and high.
+pub const GOTC: [usize; 2] = [0x04090, 0x04094];
+/// Receive Queue Drop Packet Count of queue `n` (frames dropped for SRRCTL.DROP_EN).
+pub const fn rqdpc(n: usize) -> usize {
+    0x0c030 + 0x40 * n
+}
