@@ -8,11 +8,12 @@
 //! * [`virtio`] — virtio-net, legacy (`1af4:1000`) and virtio 1.0 (`1af4:1041`);
 //! * [`ixgbe`] — Intel 82599/X520, X540, X550 physical functions;
 //! * [`ixgbevf`] — their SR-IOV virtual functions;
-//! * [`igb`] — the Intel 82576 physical function (QEMU's `-device igb`).
+//! * [`igb`] — the Intel 82576 physical function (QEMU's `-device igb`);
+//! * [`igbvf`] — its SR-IOV virtual functions.
 //!
 //! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root).
 //! ixgbe and virtio-net use per-queue MSI-X interrupts when an interrupt timeout is set;
-//! ixgbevf and igb always poll (they log a warning when asked for interrupts).
+//! ixgbevf, igb and igbvf always poll (they log a warning when asked for interrupts).
 //!
 //! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
 //! claiming and mapping a device through sysfs or VFIO), [`registers`] (register access),
@@ -121,6 +122,7 @@ use std::time::Duration;
 
 pub mod error;
 pub mod igb;
+pub mod igbvf;
 pub(crate) mod intel;
 pub mod interrupts;
 pub mod ixgbe;
@@ -407,6 +409,7 @@ impl DeviceConfig {
                 Ok(Box::new(ixgbevf::IxgbevfDevice::open(device, self)?))
             }
             Some(pci::DriverKind::Igb) => Ok(Box::new(igb::IgbDevice::open(device, self)?)),
+            Some(pci::DriverKind::Igbvf) => Ok(Box::new(igbvf::IgbvfDevice::open(device, self)?)),
             None => Err(id.unsupported()),
         }
     }

@@ -51,11 +51,34 @@ pub const PHY_CONTROL: u32 = 0;
 /// PHY Control: auto-negotiation enable (bit 12) and restart (bit 9).
 pub const PHY_CONTROL_AUTONEG: u32 = 1 << 12 | 1 << 9;
 
-// Interrupt registers (datasheet 8.8).
+// Interrupt registers (datasheet 8.8; Linux `igb_configure_msix`, `igb_assign_vector`).
 /// Interrupt Mask Clear (legacy causes).
 pub const IMC: usize = 0x000d8;
+/// General Purpose Interrupt Enable.
+pub const GPIE: usize = 0x01514;
+/// GPIE: NSICR (bit 0), multiple MSI-X vectors (4), EIAME (30), PBA support (31).
+pub const GPIE_MSIX: u32 = 1 << 0 | 1 << 4 | 1 << 30 | 1 << 31;
+/// Extended Interrupt Mask Set.
+pub const EIMS: usize = 0x01524;
 /// Extended Interrupt Mask Clear (MSI-X vectors and queue causes).
 pub const EIMC: usize = 0x01528;
+/// Extended Interrupt Auto Clear.
+pub const EIAC: usize = 0x0152c;
+/// Extended Interrupt Auto Mask.
+pub const EIAM: usize = 0x01530;
+/// Extended Interrupt Cause Read.
+pub const EICR: usize = 0x01580;
+/// Interrupt throttle of vector `n`: the interval in µs in bits 14:2.
+pub const fn eitr(n: usize) -> usize {
+    0x01680 + 4 * n
+}
+/// Interrupt Vector Allocation register `n` (0..8): receive queue `n` in bits 7:0,
+/// receive queue `n + 8` in bits 23:16 (the 82576 layout).
+pub const fn ivar(n: usize) -> usize {
+    0x01700 + 4 * n
+}
+/// IVAR entry: allocation valid.
+pub const IVAR_VALID: u32 = 0x80;
 
 // Receive (datasheet 8.9, 8.10).
 /// Receive Control.
@@ -69,6 +92,9 @@ pub const RCTL_BAM: u32 = 1 << 15;
 /// RCTL.SECRC: strip the Ethernet CRC (without it the device, and QEMU, append 4 bytes to
 /// every frame).
 pub const RCTL_SECRC: u32 = 1 << 26;
+/// Receive Checksum Control: written 0 (no checksum offload; the driver does not read the
+/// results, and QEMU then skips checking every frame's checksums in software).
+pub const RXCSUM: usize = 0x05000;
 /// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units, bits 6:0.
 pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x7f;
 /// SRRCTL.DESCTYPE = 001b (bits 27:25): advanced descriptors, one buffer.

@@ -194,3 +194,32 @@ fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
     assert!(matches!(err, Error::Hugepages { .. }), "{err}");
     assert_eq!(unbind_written(&root, "igb"), "", "never unbound");
 }
+
+#[test]
+fn interrupts_route_queue_q_to_vector_q_and_an_idle_queue_unmasks_its_vector_to_sleep() {
+    let o = IxgbeOptions {
+        interrupt_timeout_ms: 1,
+        ..options().queues(2, 1)
+    };
+    let mut dev = open(Fake::default(), &o).unwrap();
+    let reg = |o: usize| dev.regs.read32(o);
+    assert_eq!(reg(regs::GPIE), regs::GPIE_MSIX);
+    assert_eq!(reg(regs::ivar(0)), 0x80, "rx queue 0 -> vector 0, valid");
+    assert_eq!(reg(regs::ivar(1)), 0x81);
+    assert_eq!(reg(regs::eitr(1)), 40);
+    assert_eq!((reg(regs::EIAC), reg(regs::EIAM)), (0b11, 0b11));
+    assert!(dev.queue_interrupt(1).is_some() && dev.queue_interrupt(2).is_none());
+    let mut q = VecDeque::new();
+    for _ in 0..crate::interrupts::IDLE_POLLS_BEFORE_SLEEP {
+        assert_eq!(dev.rx_batch(1, &mut q, 8), 0);
+    }
+    let w = dev.regs.writes.borrow();
+    let n = w.len();
+    assert_eq!(
+        w[n - 2..],
+        [(regs::EICR, 0b10), (regs::EIMS, 0b10)],
+        "{:x?}",
+        &w[n - 4..]
+    );
+    assert_eq!(dev.queue_interrupt(1).unwrap().sleeps(), 1);
+}

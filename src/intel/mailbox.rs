@@ -177,11 +177,29 @@ pub(crate) fn mac_words(mac: [u8; 6]) -> [u32; 2] {
     ]
 }
 
+/// Where a VF's mailbox registers are in its BAR0: the control register (VFMAILBOX on the
+/// 82599, V2PMAILBOX on the 82576, same bits) and word 0 of the message buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MailboxAt {
+    /// VFMAILBOX / V2PMAILBOX.
+    pub(crate) ctl: usize,
+    /// VFMBMEM / VMBMEM word 0.
+    pub(crate) mem: usize,
+}
+
+/// The 82599/X540/X550 VF's mailbox (82599 datasheet 8.3.5).
+pub(crate) const AT_IXGBEVF: MailboxAt = MailboxAt {
+    ctl: VFMAILBOX,
+    mem: vfmbmem(0),
+};
+
 /// The VF end of the mailbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     /// Device name for error messages.
     name: String,
+    /// Register offsets.
+    at: MailboxAt,
     /// Longest wait for each step (buffer lock, PF ack, PF reply, end of a PF reset).
     timeout: Duration,
     /// Read-to-clear bits seen and not yet consumed.
@@ -189,10 +207,11 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    /// A mailbox of the device `name` whose waits end after `timeout`.
-    pub(crate) fn new(name: &str, timeout: Duration) -> Self {
+    /// A mailbox of the device `name` at `at` whose waits end after `timeout`.
+    pub(crate) fn new(name: &str, timeout: Duration, at: MailboxAt) -> Self {
         Mailbox {
             name: name.to_string(),
+            at,
             timeout,
             seen: Cell::new(0),
         }
@@ -200,7 +219,7 @@ impl Mailbox {
 
     /// Reads VFMAILBOX, adding the read-to-clear bits to those seen before.
     fn status<R: RegisterSpace>(&self, regs: &R) -> u32 {
-        let value = regs.read32(VFMAILBOX);
+        let value = regs.read32(self.at.ctl);
         let seen = self.seen.get() | (value & VFMAILBOX_R2C);
         self.seen.set(seen);
         value | seen
@@ -256,13 +275,14 @@ impl Mailbox {
     /// Takes the message buffer (VFU), waiting until the hardware grants it.
     fn lock<R: RegisterSpace>(&self, regs: &R) -> Result<()> {
         let granted = || {
-            regs.write32(VFMAILBOX, VFMAILBOX_VFU);
+            regs.write32(self.at.ctl, VFMAILBOX_VFU);
             Ok(self.status(regs) & VFMAILBOX_VFU != 0)
         };
         self.poll(granted, |ms| {
             format!(
                 "could not take the mailbox buffer within {ms} ms (VFMAILBOX.VFU never read \
-                 back as set)"
+                 back as set; the register reads {:#010x})",
+                regs.read32(self.at.ctl)
             )
         })
     }
@@ -300,10 +320,10 @@ impl Mailbox {
         self.seen
             .set(self.seen.get() & !(VFMAILBOX_PFACK | VFMAILBOX_PFSTS));
         for (i, &word) in message.iter().enumerate() {
-            regs.write32(vfmbmem(i), word);
+            regs.write32(self.at.mem + 4 * i, word);
         }
         // REQ without VFU: post the message and give the buffer to the PF.
-        regs.write32(VFMAILBOX, VFMAILBOX_REQ);
+        regs.write32(self.at.ctl, VFMAILBOX_REQ);
         self.wait_for(
             regs,
             VFMAILBOX_PFACK,
@@ -317,10 +337,10 @@ impl Mailbox {
         self.lock(regs)?;
         let mut words = [0u32; MBX_WORDS];
         for (i, w) in words.iter_mut().enumerate() {
-            *w = regs.read32(vfmbmem(i));
+            *w = regs.read32(self.at.mem + 4 * i);
         }
         // ACK without VFU: message read, buffer released.
-        regs.write32(VFMAILBOX, VFMAILBOX_ACK);
+        regs.write32(self.at.ctl, VFMAILBOX_ACK);
         Ok(Reply { words })
     }
 

@@ -1,15 +1,17 @@
-//! Code for the Intel 10 GbE drivers (ixgbe physical functions and ixgbevf virtual
-//! functions).
+//! Code for the Intel drivers: ixgbe and igb (physical functions), ixgbevf and igbvf
+//! (virtual functions).
 //!
 //! * [`ring`] — the advanced receive and transmit descriptor rings (82599 datasheet 7.1.6
-//!   and 7.2.3.2.4), used by both drivers. The PF and the VF use the same descriptor
+//!   and 7.2.3.2.4), used by every Intel driver. PFs and VFs use the same descriptor
 //!   formats; only the register offsets of a queue differ, and the rings take those as
 //!   parameters.
 //! * [`queue`] — pointing a queue at a ring and enabling it, given the queue's register
-//!   offsets; used by ixgbevf (ixgbe programs its queues itself).
-//! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.2, SR-IOV support),
-//!   used by ixgbevf.
+//!   offsets; used by ixgbevf, igb and igbvf (ixgbe programs its queues itself).
+//! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.2, SR-IOV support;
+//!   the 82576's has the same protocol at other offsets), used by ixgbevf and igbvf.
+//! * [`irq`] — the MSI-X receive-interrupt path of ixgbe and igb.
 
+pub(crate) mod irq;
 pub(crate) mod mailbox;
 pub(crate) mod queue;
 pub(crate) mod ring;
@@ -87,4 +89,37 @@ pub(crate) fn fence_off(
         std::mem::forget(std::mem::take(rx));
         std::mem::forget(std::mem::take(tx));
     }
+}
+
+/// A rolling hardware counter `bits` wide, accumulated into 64 bits.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Rolling {
+    /// The last reading.
+    pub(crate) last: u64,
+    /// Everything counted since the first reading.
+    pub(crate) total: u64,
+}
+
+impl Rolling {
+    /// Adds the distance from the last reading to `now`, modulo 2^`bits`.
+    pub(crate) fn advance(&mut self, now: u64, bits: u32) {
+        let mask = (1u64 << bits) - 1;
+        self.total += now.wrapping_sub(self.last) & mask;
+        self.last = now;
+    }
+}
+
+/// A random unicast, locally administered MAC address (bit 0 of the first byte clear,
+/// bit 1 set), from the process's randomly keyed std hasher (no extra dependency; this
+/// needs uniqueness, not secrecy).
+pub(crate) fn random_local_mac() -> [u8; 6] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let b = h.finish().to_le_bytes();
+    [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
 }

@@ -40,8 +40,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::{RxRing, TxRing};
-use crate::interrupts::{IrqAction, QueueInterrupt};
+use crate::interrupts::QueueInterrupt;
 use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
@@ -64,6 +65,13 @@ pub const DEFAULT_POOL_ENTRIES: u32 = 4096;
 /// 3 KB receive buffer (SRRCTL.BSIZEPACKET is in 1 KB units), so every standard frame
 /// (up to 1522 bytes) fits in one buffer.
 pub const POOL_ENTRY_SIZE: usize = 4096;
+
+/// Where the extended interrupt registers are (8.2.3.5).
+const IRQ_REGS: IrqRegs = IrqRegs {
+    eims: regs::EIMS,
+    eimc: regs::EIMC,
+    eicr: regs::EICR,
+};
 
 /// Global reset completion timeout (the datasheet gives no bound; 1 s is generous).
 const RESET_TIMEOUT: Duration = Duration::from_secs(1);
@@ -382,7 +390,7 @@ impl IxgbeDevice<MmioRegion> {
         pci.enable_bus_master()?;
         let claimed = pci
             .map_bar(0)
-            .and_then(|bar| Ok((bar, enable_vectors(&pci, &mut options)?)));
+            .and_then(|bar| Ok((bar, irq::enable_vectors(&pci, &mut options)?)));
         let (bar, irqs) = match claimed {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -395,39 +403,6 @@ impl IxgbeDevice<MmioRegion> {
         dev._pci = Some(pci);
         Ok(dev)
     }
-}
-
-/// Creates one [`QueueInterrupt`] per receive queue and has VFIO signal queue `q`'s
-/// eventfd on vector `q` (MSI-X, else MSI; `options.irq_mode` is set to what was enabled).
-/// A device on sysfs cannot deliver interrupts: a warning, `options` switched to polling,
-/// and no interrupts.
-fn enable_vectors(pci: &PciDevice, options: &mut IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
-    if options.interrupt_timeout_ms == 0 {
-        return Ok(Vec::new());
-    }
-    let irqs = queue_interrupts(options)?;
-    let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
-    match pci.enable_interrupts(&fds) {
-        Ok(mode) => {
-            options.irq_mode = mode;
-            Ok(irqs)
-        }
-        Err(e) => {
-            log::warn!("{}: {e}; polling instead of interrupts", pci.name());
-            options.interrupt_timeout_ms = 0;
-            Ok(Vec::new())
-        }
-    }
-}
-
-/// One [`QueueInterrupt`] per receive queue, none when polling.
-fn queue_interrupts(options: &IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
-    if options.interrupt_timeout_ms == 0 {
-        return Ok(Vec::new());
-    }
-    (0..options.rx_queues)
-        .map(|_| QueueInterrupt::new(options.interrupt_timeout_ms))
-        .collect()
 }
 
 impl<R: RegisterSpace> IxgbeDevice<R> {
@@ -446,7 +421,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         options: &IxgbeOptions,
     ) -> Result<Self> {
         options.check()?;
-        let irqs = queue_interrupts(options)?;
+        let irqs = irq::queue_interrupts(options)?;
         Self::init_with(name, regs, dma, options, irqs)
     }
 
@@ -721,60 +696,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// How the receive vectors are delivered; `None` when polling.
     pub fn irq_mode(&self) -> Option<IrqMode> {
         (!self.irqs.is_empty()).then_some(self.irq_mode)
-    }
-
-    /// `rx_batch` with interrupts on: poll, then the state machine of
-    /// [`crate::interrupts`]. No system call unless the queue goes to sleep.
-    ///
-    /// The ring is polled through [`IrqPath`], a separate instance of the generic poll:
-    /// the polling path's instance keeps its single call site and stays inlined there.
-    #[inline(never)]
-    fn rx_batch_irq(
-        &mut self,
-        q: usize,
-        buffer: &mut VecDeque<Packet>,
-        num_packets: usize,
-    ) -> usize {
-        let (Some(ring), Some(intr)) = (self.rx.get_mut(q), self.irqs.get_mut(q)) else {
-            return 0;
-        };
-        let n = ring.rx_batch(&IrqPath(&self.regs), buffer, num_packets);
-        match intr.after_poll(n) {
-            IrqAction::Poll => n,
-            IrqAction::Disarm => {
-                self.regs.write32(regs::EIMC, 1 << q);
-                n
-            }
-            IrqAction::Sleep => self.sleep_rx(q, buffer, num_packets),
-        }
-    }
-
-    /// Queue `q` is idle: unmask its vector, look at the ring once more, sleep until an
-    /// armed queue of this thread fires or the timeout passes, then poll again.
-    #[cold]
-    #[inline(never)]
-    fn sleep_rx(&mut self, q: usize, buffer: &mut VecDeque<Packet>, num_packets: usize) -> usize {
-        let bit = 1u32 << q;
-        // A cause latched while the queue was masked would wake us at once: clear it
-        // (write 1b). A frame that arrived meanwhile is on the ring: looked at below.
-        self.regs.write32(regs::EICR, bit);
-        self.regs.write32(regs::EIMS, bit);
-        // The unmask must reach the device before the ring is looked at: a frame written
-        // after this either shows up in the look or raises the interrupt.
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        let (Some(ring), Some(intr)) = (self.rx.get_mut(q), self.irqs.get_mut(q)) else {
-            return 0;
-        };
-        if !ring.frame_ready()
-            && let Err(e) = intr.wait()
-        {
-            log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
-        }
-        let n = ring.rx_batch(&IrqPath(&self.regs), buffer, num_packets);
-        if intr.after_poll(n) == IrqAction::Disarm {
-            self.regs.write32(regs::EIMC, bit);
-        }
-        n
     }
 
     /// 4.6.4: the 82599 MAC link, as Linux sets it up: the link enabled even if the NVM
@@ -1195,8 +1116,18 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         num_packets: usize,
     ) -> usize {
         let ring = crate::queue_mut(&mut self.rx, queue_id, "rx");
-        if !self.irqs.is_empty() {
-            return self.rx_batch_irq(queue_id as usize, buffer, num_packets);
+        if let Some(intr) = self.irqs.get_mut(usize::from(queue_id)) {
+            let (q, name) = (usize::from(queue_id), &self.name);
+            return irq::rx_batch(
+                &self.regs,
+                IRQ_REGS,
+                name,
+                q,
+                ring,
+                intr,
+                buffer,
+                num_packets,
+            );
         }
         ring.rx_batch(&self.regs, buffer, num_packets)
     }
@@ -1281,22 +1212,6 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
                 std::mem::forget(std::mem::take(&mut self.tx));
             }
         }
-    }
-}
-
-/// The register space seen from the interrupt paths: the same registers, a distinct type,
-/// so the ring's poll called there is a separate instance of the generic function.
-struct IrqPath<'a, R>(&'a R);
-
-impl<R: RegisterSpace> RegisterSpace for IrqPath<'_, R> {
-    #[inline(always)]
-    fn read32(&self, offset: usize) -> u32 {
-        self.0.read32(offset)
-    }
-
-    #[inline(always)]
-    fn write32(&self, offset: usize, value: u32) {
-        self.0.write32(offset, value)
     }
 }
 

@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::intel::mailbox::{self, Mailbox, XcastMode, msg};
 use crate::intel::queue;
 use crate::intel::ring::{RxRing, TxRing};
+use crate::intel::{Rolling, random_local_mac};
 use crate::ixgbe::regs as pf;
 use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
 use crate::memory::mempool::HEADROOM;
@@ -156,22 +157,6 @@ impl IxgbevfOptions {
     }
 }
 
-/// A rolling hardware counter `bits` wide, accumulated into 64 bits.
-#[derive(Debug, Default, Clone, Copy)]
-struct Rolling {
-    last: u64,
-    total: u64,
-}
-
-impl Rolling {
-    /// Adds the distance from the last reading to `now`, modulo 2^`bits`.
-    fn advance(&mut self, now: u64, bits: u32) {
-        let mask = (1u64 << bits) - 1;
-        self.total += now.wrapping_sub(self.last) & mask;
-        self.last = now;
-    }
-}
-
 /// The four VF counters.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
@@ -264,7 +249,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         }
         let mut dev = IxgbevfDevice {
             name: name.to_string(),
-            mbx: Mailbox::new(name, options.mailbox_timeout),
+            mbx: Mailbox::new(name, options.mailbox_timeout, mailbox::AT_IXGBEVF),
             regs,
             rx: Vec::new(),
             tx: Vec::new(),
@@ -842,21 +827,6 @@ impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
             }
         }
     }
-}
-
-/// A random unicast, locally administered MAC address (bit 0 of the first byte clear,
-/// bit 1 set), from the process's randomly keyed std hasher (no extra dependency; this
-/// needs uniqueness, not secrecy).
-fn random_local_mac() -> [u8; 6] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    let b = h.finish().to_le_bytes();
-    [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ impl NicInfo {
             DriverKind::Ixgbe => super::IXGBE_DEVICE_IDS,
             DriverKind::Ixgbevf => super::IXGBEVF_DEVICE_IDS,
             DriverKind::Igb => super::IGB_DEVICE_IDS,
+            DriverKind::Igbvf => super::IGBVF_DEVICE_IDS,
         };
         table
             .iter()

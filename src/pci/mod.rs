@@ -131,6 +131,8 @@ pub enum DriverKind {
     Ixgbevf,
     /// Intel 82576 physical function (igb).
     Igb,
+    /// Intel 82576 SR-IOV virtual function (igbvf).
+    Igbvf,
 }
 
 impl DriverKind {
@@ -141,6 +143,7 @@ impl DriverKind {
             DriverKind::Ixgbe => "ixgbe",
             DriverKind::Ixgbevf => "ixgbevf",
             DriverKind::Igb => "igb",
+            DriverKind::Igbvf => "igbvf",
         }
     }
 }
@@ -207,6 +210,10 @@ pub const IXGBEVF_DEVICE_IDS: &[(u16, &str)] = &[
 /// `drivers/net/ethernet/intel/igb/e1000_hw.h`, `E1000_DEV_ID_82576`).
 pub const IGB_DEVICE_IDS: &[(u16, &str)] = &[(0x10c9, "82576")];
 
+/// PCI device ids of the 82576 SR-IOV virtual functions the igbvf driver handles (Linux
+/// `drivers/net/ethernet/intel/igbvf/vf.h`, `E1000_DEV_ID_82576_VF`; QEMU's igbvf).
+pub const IGBVF_DEVICE_IDS: &[(u16, &str)] = &[(0x10ca, "82576 VF")];
+
 impl DeviceId {
     /// The error for a device handed to a driver that does not drive it: names the driver
     /// that does (if any), or says that none does.
@@ -228,7 +235,8 @@ impl DeviceId {
                 "this Intel device is not one of the 82599/X520, X540 or X550 physical \
                  functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS), one of \
                  their virtual functions (ixy::pci::IXGBEVF_DEVICE_IDS) nor an 82576 \
-                 (ixy::pci::IGB_DEVICE_IDS); leave it to its kernel driver"
+                 or its VF (ixy::pci::IGB_DEVICE_IDS, IGBVF_DEVICE_IDS); leave it to its \
+                 kernel driver"
             }
             _ => "no ixy driver for this vendor/device id",
         })
@@ -257,6 +265,9 @@ pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
         }
         (VENDOR_INTEL, device) if IGB_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
             Some(DriverKind::Igb)
+        }
+        (VENDOR_INTEL, device) if IGBVF_DEVICE_IDS.iter().any(|&(d, _)| d == device) => {
+            Some(DriverKind::Igbvf)
         }
         _ => None,
     }
@@ -467,6 +478,13 @@ impl PciDevice {
         }
         let mut cfg = [0u8; 12];
         self.read_config(0, &mut cfg)?;
+        if cfg[0..2] == [0xff, 0xff] {
+            // An SR-IOV virtual function: its Vendor and Device ID fields read 0xFFFF (PCI
+            // SR-IOV spec 3.4.1.1/3.4.1.2); the kernel's sysfs attributes give the real
+            // ones (the PF's VF Device ID).
+            let id = self.sysfs_identify()?;
+            return Ok(self.id.get_or_init(|| id).clone());
+        }
         let id = self.network_id(
             u16::from_le_bytes([cfg[0], cfg[1]]),
             u16::from_le_bytes([cfg[2], cfg[3]]),
@@ -560,13 +578,17 @@ impl PciDevice {
     }
 
     fn set_bus_master(&self, on: bool) -> Result<()> {
-        // PCI Local Bus spec 3.0, 6.2.2: command register at 0x04, bit 2 bus master.
+        // PCI Local Bus spec 3.0, 6.2.2: command register at 0x04, bit 2 bus master, bit 1
+        // memory space. Memory space is switched on with bus mastering, as the kernel's
+        // pci_enable_device does: on an SR-IOV VF the bit is read-only zero on hardware,
+        // but QEMU (10.0) decodes a VF's BAR only once it is set.
         const BUS_MASTER: u16 = 1 << 2;
+        const MEMORY: u16 = 1 << 1;
         let mut cmd = [0u8; 2];
         self.read_config(4, &mut cmd)?;
         let cmd = u16::from_le_bytes(cmd);
         let value = if on {
-            cmd | BUS_MASTER
+            cmd | BUS_MASTER | MEMORY
         } else {
             cmd & !BUS_MASTER
         };
@@ -935,7 +957,7 @@ mod tests {
         dev.enable_bus_master().unwrap();
         let mut cmd = [0u8; 2];
         dev.read_config(4, &mut cmd).unwrap();
-        assert_eq!(u16::from_le_bytes(cmd), 4);
+        assert_eq!(u16::from_le_bytes(cmd), 6, "bus master and memory space");
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! Receive interrupts of the Intel PF drivers (ixgbe, igb): receive queue `q` raises MSI-X
+//! vector `q`, whose eventfd VFIO signals, and sleeps on it when idle (the state machine of
+//! [`crate::interrupts`]). The devices differ only in where their extended interrupt
+//! registers are ([`IrqRegs`]) and in how causes are routed to vectors (their drivers).
+
+use std::collections::VecDeque;
+
+use super::ring::RxRing;
+use crate::error::Result;
+use crate::interrupts::{IrqAction, QueueInterrupt};
+use crate::ixgbe::IxgbeOptions;
+use crate::memory::Packet;
+use crate::pci::PciDevice;
+use crate::registers::RegisterSpace;
+
+/// Offsets of the extended interrupt registers a sleeping queue uses (bit `q` = vector
+/// `q` in each).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IrqRegs {
+    /// Extended Interrupt Mask Set.
+    pub(crate) eims: usize,
+    /// Extended Interrupt Mask Clear.
+    pub(crate) eimc: usize,
+    /// Extended Interrupt Cause Read (write 1b to clear).
+    pub(crate) eicr: usize,
+}
+
+/// One [`QueueInterrupt`] per receive queue, none when polling.
+pub(crate) fn queue_interrupts(options: &IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
+    if options.interrupt_timeout_ms == 0 {
+        return Ok(Vec::new());
+    }
+    (0..options.rx_queues)
+        .map(|_| QueueInterrupt::new(options.interrupt_timeout_ms))
+        .collect()
+}
+
+/// Creates one [`QueueInterrupt`] per receive queue and has VFIO signal queue `q`'s
+/// eventfd on vector `q` (MSI-X, else MSI; `options.irq_mode` is set to what was enabled).
+/// A device on sysfs cannot deliver interrupts: a warning, `options` switched to polling,
+/// and no interrupts.
+pub(crate) fn enable_vectors(
+    pci: &PciDevice,
+    options: &mut IxgbeOptions,
+) -> Result<Vec<QueueInterrupt>> {
+    let irqs = queue_interrupts(options)?;
+    if irqs.is_empty() {
+        return Ok(irqs);
+    }
+    let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
+    match pci.enable_interrupts(&fds) {
+        Ok(mode) => {
+            options.irq_mode = mode;
+            Ok(irqs)
+        }
+        Err(e) => {
+            log::warn!("{}: {e}; polling instead of interrupts", pci.name());
+            options.interrupt_timeout_ms = 0;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The register space seen from the interrupt paths: the same registers, a distinct type,
+/// so the ring's poll called there is a separate instance of the generic function (the
+/// polling path's instance keeps its single call site and stays inlined there).
+struct IrqPath<'a, R>(&'a R);
+
+impl<R: RegisterSpace> RegisterSpace for IrqPath<'_, R> {
+    #[inline(always)]
+    fn read32(&self, offset: usize) -> u32 {
+        self.0.read32(offset)
+    }
+
+    #[inline(always)]
+    fn write32(&self, offset: usize, value: u32) {
+        self.0.write32(offset, value)
+    }
+}
+
+/// `rx_batch` of queue `q` with interrupts on: poll, then the state machine of
+/// [`crate::interrupts`]. No system call unless the queue goes to sleep.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rx_batch<R: RegisterSpace>(
+    regs: &R,
+    at: IrqRegs,
+    name: &str,
+    q: usize,
+    ring: &mut RxRing,
+    intr: &mut QueueInterrupt,
+    buffer: &mut VecDeque<Packet>,
+    num_packets: usize,
+) -> usize {
+    let n = ring.rx_batch(&IrqPath(regs), buffer, num_packets);
+    match intr.after_poll(n) {
+        IrqAction::Poll => n,
+        IrqAction::Disarm => {
+            regs.write32(at.eimc, 1 << q);
+            n
+        }
+        IrqAction::Sleep => sleep(regs, at, name, q, ring, intr, buffer, num_packets),
+    }
+}
+
+/// Queue `q` is idle: unmask its vector, look at the ring once more, sleep until an armed
+/// queue of this thread fires or the timeout passes, then poll again.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn sleep<R: RegisterSpace>(
+    regs: &R,
+    at: IrqRegs,
+    name: &str,
+    q: usize,
+    ring: &mut RxRing,
+    intr: &mut QueueInterrupt,
+    buffer: &mut VecDeque<Packet>,
+    num_packets: usize,
+) -> usize {
+    let bit = 1u32 << q;
+    // A cause latched while the queue was masked would wake us at once: clear it (write
+    // 1b). A frame that arrived meanwhile is on the ring: looked at below.
+    regs.write32(at.eicr, bit);
+    regs.write32(at.eims, bit);
+    // The unmask must reach the device before the ring is looked at: a frame written
+    // after this either shows up in the look or raises the interrupt.
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    if !ring.frame_ready()
+        && let Err(e) = intr.wait()
+    {
+        log::error!("{name}: waiting for an interrupt on queue {q}: {e}");
+    }
+    let n = ring.rx_batch(&IrqPath(regs), buffer, num_packets);
+    if intr.after_poll(n) == IrqAction::Disarm {
+        regs.write32(at.eimc, bit);
+    }
+    n
+}
