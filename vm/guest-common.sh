@@ -142,7 +142,13 @@ pace_setup() {
         echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
         mkdir -p /sys/fs/cgroup/paced
     fi
-    echo "$(($1 * 100)) 10000" >/sys/fs/cgroup/paced/cpu.max
+    # The quota must be at least 1 ms: below 10 %, the period grows instead.
+    local quota=$(($1 * 100)) period=10000
+    while [ $quota -lt 1000 ]; do
+        quota=$((quota * 2))
+        period=$((period * 2))
+    done
+    echo "$quota $period" >/sys/fs/cgroup/paced/cpu.max
 }
 
 # pace_pid PERCENT PID: move a running process (and what it execs) into "paced".
@@ -186,9 +192,9 @@ refusal() {
     fi
 }
 
-# forward_paced PREFIX A B C: the forwarding run of guest/main.sh and guest/modern.sh.
+# forward_paced PREFIX A B C [PERCENT]: the forwarding run of guest/main.sh and guest/modern.sh.
 # forwarder B C on vCPU 1 (output in /tmp/PREFIXfwd.out); after 3 s "@@FWD_START", then
-# generator A sends 20000 frames on vCPU 0, paced to 20 % of it (run_cmd PREFIXfwdgen:
+# generator A sends 20000 frames on vCPU 0, paced to PERCENT (default 20) % of it (run_cmd PREFIXfwdgen:
 # under TCG an unthrottled generator floods the forwarder, which drops what its TX ring
 # has no room for); 2 s later "@@FWD_END". Stops the forwarder and shows its output. Sets
 # why: "" or "; "-separated reasons (forwarder exited early or panicked, generator
@@ -198,9 +204,17 @@ forward_paced() {
     taskset 2 forwarder "$3" "$4" >"$fout" 2>&1 &
     fpid=$!
     sleep 3
+    # FWD_DST_OF=PCI: the generator sends to the MAC the forwarder reported for that port
+    # (a VF that receives only its own address).
+    if [ -n "${FWD_DST_OF:-}" ]; then
+        IXY_DST_MAC="$(sed -n "s/.*$FWD_DST_OF: .* ready, MAC \([0-9a-f:]*\).*/\1/p" "$fout" | head -n 1)"
+        export IXY_DST_MAC
+        echo "@@INFO generator sends to $IXY_DST_MAC"
+    fi
     echo "@@FWD_START"
-    run_cmd "${1}fwdgen" paced 20 taskset 1 timeout 180 generator "$2" 20000
+    run_cmd "${1}fwdgen" paced "${5:-20}" taskset 1 timeout 180 generator "$2" 20000
     grc=$RC
+    unset IXY_DST_MAC
     sleep 2
     echo "@@FWD_END"
     why=""

@@ -17,7 +17,7 @@
 # Environment: IXY_VM_CACHE (kernel cache, default ~/.cache/ixy-vm),
 # IXY_VM_TARGET_DIR / CARGO_TARGET_DIR (cargo target dir), IXY_VM_WORK
 # (directory for logs and captures, default a new /tmp/ixy-vm-test.*),
-# IXY_VM_TIMEOUT (hard limit per boot in seconds), IXY_VM_ONLY (main|guard).
+# IXY_VM_TIMEOUT (hard limit per boot in seconds), IXY_VM_ONLY (main|guard|modern|vfio|igb).
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -33,6 +33,10 @@ declare -A RESULT=()
 # to SCENARIOS and BOOT_OF and defines run_vfio_boots. IXY_VM_VFIO=0 leaves them out.
 if [ "${IXY_VM_VFIO:-1}" != 0 ] && [ -f "$VM_DIR/scenarios-vfio.sh" ]; then
     . "$VM_DIR/scenarios-vfio.sh"
+fi
+# The Intel 82576 boot (QEMU's igb): vm/scenarios-igb.sh, left out with IXY_VM_IGB=0.
+if [ "${IXY_VM_IGB:-1}" != 0 ] && [ -f "$VM_DIR/scenarios-igb.sh" ]; then
+    . "$VM_DIR/scenarios-igb.sh"
 fi
 if [ -n "${IXY_VM_ONLY:-}" ]; then
     only=()
@@ -179,6 +183,9 @@ fi
 
 if declare -F run_vfio_boots >/dev/null; then
     run_vfio_boots
+fi
+if declare -F run_igb_boots >/dev/null; then
+    run_igb_boots
 fi
 
 finish

@@ -2,14 +2,24 @@
 # virtio-net NICs with iommu_platform=on (1af4:1041), A-B on hub 1, C-D on hub 2, and one
 # legacy NIC E (1af4:1000) left unbound. /bin/vfio-bind.sh is scripts/vfio-bind.sh.
 # Scenarios: vfio-nonroot-forward, interrupts-idle, vfio-errors.
-A=0000:00:04.0
-B=0000:00:05.0
-C=0000:00:06.0
-D=0000:00:07.0
+#
+# The igb VFIO boot (vm/scenarios-igb.sh) runs this script too, with VFIO_* set before it:
+# other NICs (VFIO_NIC_ID, VFIO_A..VFIO_D, VFIO_SINKS), scenario names (VFIO_NONROOT,
+# VFIO_IDLE; VFIO_ERRORS empty leaves vfio-errors out) and generator pacing (VFIO_PACE).
+A=${VFIO_A:-0000:00:04.0}
+B=${VFIO_B:-0000:00:05.0}
+C=${VFIO_C:-0000:00:06.0}
+D=${VFIO_D:-0000:00:07.0}
 E=0000:00:08.0
+NIC_ID="${VFIO_NIC_ID:-0x1af4 0x1041}"
+SINKS="${VFIO_SINKS:-0000:00:09.0 0000:00:0a.0}"
+NONROOT=${VFIO_NONROOT:-vfio-nonroot-forward}
+IDLE=${VFIO_IDLE:-interrupts-idle}
+ERRORS=${VFIO_ERRORS-vfio-errors}
+PACE=${VFIO_PACE:-20}
 IXY_UID=1000
 OTHER_UID=1001
-SCENARIOS="vfio-nonroot-forward interrupts-idle vfio-errors"
+SCENARIOS="$NONROOT $IDLE $ERRORS"
 # Locked memory for the unprivileged runs: each virtio device pins about 12 MiB.
 MEMLOCK_KIB=262144
 
@@ -37,7 +47,8 @@ chmod 1777 /tmp
 } >/etc/passwd
 printf 'root:x:0:\nu%s:x:%s:\nu%s:x:%s:\n' $IXY_UID $IXY_UID $OTHER_UID $OTHER_UID >/etc/group
 
-NICS="$(pci_find 0x1af4 0x1041 | tr '\n' ' ')"
+# shellcheck disable=SC2086
+NICS="$(pci_find $NIC_ID | tr '\n' ' ')"
 echo "@@NICS modern: $NICS legacy: $(pci_find 0x1af4 0x1000 | tr '\n' ' ')"
 if [ "$NICS" != "$A $B $C $D " ]; then
     fail_all "unexpected NICs in guest: $NICS"
@@ -65,8 +76,9 @@ ls -ln /dev/vfio | sed 's/^/@@| dev-vfio: /'
 # they keep A's and C's hub ports open while B or D has no free RX buffers, else QEMU's
 # hub reorders frames (see guest/main.sh) and pcap on D records them out of order. E
 # stays unbound (driver_override), the modern NICs are vfio-pci's already.
-echo none >/sys/bus/pci/devices/$E/driver_override
-kernel_sinks 0000:00:09.0 0000:00:0a.0
+[ -n "$ERRORS" ] && echo none >/sys/bus/pci/devices/$E/driver_override
+# shellcheck disable=SC2086
+kernel_sinks $SINKS
 if [ -n "$BIND_ERR" ]; then
     fail_all "${BIND_ERR#; }"
     return 0 2>/dev/null || exit 0
@@ -79,7 +91,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
 
 # ---- vfio-nonroot-forward: generator A -> hub1 -> B forwarder C -> hub2 -> D pcap, all
 # as uid 1000 through VFIO; the host also records what reaches D (filter-dump).
-begin vfio-nonroot-forward
+begin $NONROOT
 why=""
 as_user $IXY_UID forwarder "$B" "$C" >/tmp/vfwd.out 2>&1 &
 FPID=$!
@@ -97,7 +109,7 @@ as_user $IXY_UID generator "$A" 20000 >/tmp/vgen.out 2>&1 &
 GPID=$!
 # Paced, as in guest/main.sh: an unthrottled generator floods the forwarder.
 taskset -p 1 $GPID >/dev/null
-pace_pid 20 $GPID
+pace_pid $PACE $GPID
 sleep 1
 gu="$(uid_of $GPID)"
 echo "@@INFO generator uid=$gu"
@@ -121,11 +133,11 @@ for f in /tmp/vfwd.out /tmp/vpcap.out /tmp/vgen.out; do
 done
 grep -q VFIO /tmp/vfwd.out || echo "@@WARN forwarder log does not mention VFIO"
 emit_file vfiocap /tmp/vfio-cap2000.pcap
-if [ -z "$why" ]; then pass vfio-nonroot-forward; else fail vfio-nonroot-forward "${why#; }"; fi
+if [ -z "$why" ]; then pass $NONROOT; else fail $NONROOT "${why#; }"; fi
 
 # ---- interrupts-idle: forwarder with interrupts (timeout 100 ms), no traffic for 5 s:
 # under 5 % CPU; then traffic: it forwards (pcap on D counts 500 frames).
-begin interrupts-idle
+begin $IDLE
 why=""
 as_user $IXY_UID env IXY_INTERRUPT_TIMEOUT_MS=100 forwarder "$B" "$C" >/tmp/ifwd.out 2>&1 &
 FPID=$!
@@ -164,9 +176,10 @@ fi
 show /tmp/ifwd.out forwarder-irq
 grep -q "MSI-X" /tmp/ifwd.out || why="$why; forwarder did not report MSI-X interrupts"
 no_panic /tmp/ifwd.out || why="$why; forwarder panicked"
-if [ -z "$why" ]; then pass interrupts-idle; else fail interrupts-idle "${why#; }"; fi
+if [ -z "$why" ]; then pass $IDLE; else fail $IDLE "${why#; }"; fi
 
 # ---- vfio-errors: clear errors, no panic, no hang.
+[ -n "$ERRORS" ] || return 0 2>/dev/null || exit 0
 begin vfio-errors
 why=""
 # expect TAG PATTERN CMD...: CMD must fail (not hang, not panic) with PATTERN in its output.
