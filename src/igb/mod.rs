@@ -49,6 +49,13 @@ use crate::{DeviceConfig, DeviceStats, IxyDevice};
 /// Largest number of rx or tx queues (the 82576 has 16 of each).
 pub const MAX_QUEUES: u16 = 16;
 
+/// Descriptors per receive ring: 2048 (the 82576 takes up to 4096), four times the Intel
+/// default. QEMU (10.0) queues frames for an igb whose ring is full, and when software
+/// then hands back descriptors it delivers the whole queue at once, dropping every frame
+/// beyond the free descriptors: a larger ring rides out longer stalls of the polling
+/// thread. The pool (4096 buffers) still holds a full ring twice.
+pub const RX_RING_SIZE: usize = 2048;
+
 /// Master disable timeout (Linux `igb_disable_pcie_master` polls up to 80 ms).
 const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Wait after setting CTRL.RST before registers are touched again (Linux
@@ -98,6 +105,7 @@ impl IgbDevice<MmioRegion> {
     /// not an 82576 physical function, and a missing hugetlbfs mount.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbeOptions::from_config(cfg);
+        options.rx_ring_size = RX_RING_SIZE;
         crate::intel::check_options("igb", &options, MAX_QUEUES)?;
         pci.check_claim(cfg, &[DriverKind::Igb])?;
         let bar = crate::intel::claim_bar0(&pci, cfg)?;
