@@ -4,8 +4,8 @@
 //!
 //! A VF owns queue pairs of its PF and nothing global; it asks the PF for what it needs
 //! through the mailbox (`intel::mailbox`, the 82599's protocol at the 82576 VF's offsets,
-//! [`regs::MAILBOX`]). Bring-up, in the order of Linux `igbvf` (`e1000_reset_hw_vf`,
-//! `igbvf_configure`):
+//! V2PMAILBOX at 0x0C40, VMBMEM at 0x0800). Bring-up, in the order of Linux `igbvf`
+//! (`e1000_reset_hw_vf`, `igbvf_configure`):
 //!
 //! 1. queues off, interrupts masked, VF reset (CTRL.RST), then wait until the PF is not
 //!    resetting (V2PMAILBOX.RSTI clear);
