@@ -6,7 +6,7 @@
 //! (§8.2.3), so the tests do not depend on the ixgbe driver.
 
 use ixy::memory::{DmaAllocator, DmaMemory, HeapDma};
-use ixy::model::{Model, PortRegisters as Port, WireStats};
+use ixy::model::{Completion, Model, PortRegisters as Port, WireStats};
 use ixy::registers::RegisterSpace;
 
 // Offsets and bits, §8.2.3.
@@ -384,12 +384,17 @@ fn reset_restores_defaults_and_self_clears() {
     route_vectors(&port);
     port.write32(EIMS, 0xFF);
     port.write32(srrctl(3), 0x0200_0004);
+    // The reset is held until the test has looked at it: it would also end after 10 ms of
+    // wall time, which a descheduled test thread can miss.
+    model.hold_back(&port, Completion::Reset, true);
     start_reset(&port, CTRL_RST);
     // During reset (after the first ms): RST still reads 1, EEPROM auto-read and DMA
     // init not done yet.
     assert_eq!(port.read32(EEC) & EEC_ARD, 0);
     assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, 0);
     assert_eq!(port.read32(CTRL) & CTRL_RST, CTRL_RST);
+    model.hold_back(&port, Completion::Reset, false);
+    // Released: the second read of CTRL finds RST self-cleared.
     assert_eq!(port.read32(CTRL) & (CTRL_RST | CTRL_LRST), 0);
     assert_eq!(port.read32(EEC) & EEC_ARD, EEC_ARD);
     assert_eq!(port.read32(RDRXCTL) & RDRXCTL_DMAIDONE, RDRXCTL_DMAIDONE);
