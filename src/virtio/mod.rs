@@ -246,17 +246,12 @@ fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
     Ok(ctrl_index)
 }
 
+/// Receive queue `i`: virtqueue 2i (5.1.2).
 struct RxQueue {
-    index: u16,
     vq: Virtqueue<Packet>,
     pool: Mempool,
     /// Present when the queue has an interrupt vector.
     interrupt: Option<QueueInterrupt>,
-}
-
-struct TxQueue {
-    index: u16,
-    vq: Virtqueue<Packet>,
 }
 
 /// Layout of the control queue's command buffer: header at 0, data at 16, ack byte at 256.
@@ -318,31 +313,25 @@ impl CtrlQueue {
             .ok_or_else(|| Error::device(name, "control queue full"))
     }
 
-    /// Waits up to `timeout` for the outstanding command to complete and returns the ack
-    /// byte. If it does not complete (timeout, or the device reports something
-    /// impossible), the queue is poisoned: its buffer is never written again.
-    fn wait(&mut self, name: &str, timeout: Duration) -> Result<u8> {
+    /// Waits up to `timeout` for the outstanding command (`what`, for messages) to complete
+    /// and returns the ack byte. If it does not complete (timeout, or the device reports
+    /// something impossible), the queue is poisoned: its buffer is never written again.
+    fn wait(&mut self, name: &str, what: &str, timeout: Duration) -> Result<u8> {
         let mut deadline = Deadline::new(timeout);
-        loop {
+        let problem = loop {
             match self.vq.pop_used() {
-                Ok(Some(_)) => break,
+                Ok(Some(_)) => {
+                    // SAFETY: ACK < LEN, within the buffer; the device completed the command.
+                    return Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() });
+                }
                 Ok(None) if !deadline.passed() => {}
-                Ok(None) => {
-                    self.poisoned = true;
-                    return Err(Error::device(
-                        name,
-                        format!("no answer to a control command within {timeout:?}"),
-                    ));
-                }
-                Err(e) => {
-                    self.poisoned = true;
-                    return Err(Error::device(name, format!("{e:?}")));
-                }
+                Ok(None) => break format!("no answer to a control command within {timeout:?}"),
+                Err(e) => break format!("{e:?}"),
             }
             std::thread::sleep(Duration::from_micros(50));
-        }
-        // SAFETY: ACK < LEN, within the buffer; the device has completed the command.
-        Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() })
+        };
+        self.poisoned = true;
+        Err(Error::device(name, format!("{what}: {problem}")))
     }
 }
 
@@ -354,7 +343,8 @@ pub struct VirtioDevice {
     /// Length of the net header in front of every packet.
     hdr_len: usize,
     rx: Vec<RxQueue>,
-    tx: Vec<TxQueue>,
+    /// Transmit queue `i`: virtqueue 2i + 1 (5.1.2).
+    tx: Vec<Virtqueue<Packet>>,
     ctrl: Option<CtrlQueue>,
     mac: [u8; 6],
     promisc: bool,
@@ -564,17 +554,13 @@ impl VirtioDevice {
             let mut vq = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
             vq.fix_avail_ring();
             self.rx.push(RxQueue {
-                index: 2 * i,
                 vq,
                 pool: Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?,
                 interrupt: interrupts.pop(),
             });
             let mut vq = self.setup_queue(dma, 2 * i + 1, no_vector)?;
             vq.fix_avail_ring();
-            self.tx.push(TxQueue {
-                index: 2 * i + 1,
-                vq,
-            });
+            self.tx.push(vq);
         }
         if self.has(feature::CTRL_VQ) {
             let vq = self.setup_queue(dma, ctrl_index, no_vector)?;
@@ -696,7 +682,7 @@ impl VirtioDevice {
                 )));
             }
         }
-        let (desc, avail, used) = (vq.bus_addr(), vq.avail_bus_addr(), vq.used_bus_addr());
+        let (desc, avail, used) = vq.bus_addrs();
         self.transport
             .setup_queue(index, size, desc, avail, used)
             .map_err(|e| device(format!("virtqueue {index}: {e}")))?;
@@ -735,8 +721,7 @@ impl VirtioDevice {
             added += queue.vq.refill(&queue.pool, self.hdr_len);
         }
         if added > 0 && queue.vq.publish() {
-            let index = queue.index;
-            self.notify(index);
+            self.notify(2 * q as u16);
         }
     }
 
@@ -761,8 +746,7 @@ impl VirtioDevice {
         self.stats.rx_packets += n as u64;
         self.stats.rx_bytes += bytes;
         if faults.count > 0 {
-            let index = self.rx[q].index;
-            self.device_error(index, faults);
+            self.device_error(2 * q as u16, faults);
         }
         (n, refilled)
     }
@@ -797,17 +781,12 @@ impl VirtioDevice {
         if let Err(e) = self.transport.notify(c.index) {
             log::error!("{name}: queue notification failed: {e}");
         }
-        let ack = c.wait(name, CTRL_TIMEOUT).map_err(|e| match e {
-            Error::Device { address, detail } => Error::Device {
-                address,
-                detail: format!("control command {class}/{cmd}: {detail}"),
-            },
-            e => e,
-        })?;
+        let what = format!("control command {class}/{cmd}");
+        let ack = c.wait(name, &what, CTRL_TIMEOUT)?;
         if ack != ctrl::OK {
             return Err(Error::device(
                 name,
-                format!("device rejected control command {class}/{cmd} (ack {ack})"),
+                format!("device rejected {what} (ack {ack})"),
             ));
         }
         Ok(())
@@ -916,21 +895,20 @@ impl IxyDevice for VirtioDevice {
     /// it is taken, dropped and counted in [`DeviceStats::tx_dropped`] (and in the return
     /// value), so it cannot block the queue.
     fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
-        let queue = crate::queue_mut(&mut self.tx, queue_id, "tx");
+        let vq = crate::queue_mut(&mut self.tx, queue_id, "tx");
         let mut faults = Faults::NONE;
         let (sent, dropped, bytes) = match self.hdr_len {
-            NET_HDR_LEN_MODERN => queue.vq.transmit::<NET_HDR_LEN_MODERN>(buffer, &mut faults),
-            _ => queue.vq.transmit::<NET_HDR_LEN_LEGACY>(buffer, &mut faults),
+            NET_HDR_LEN_MODERN => vq.transmit::<NET_HDR_LEN_MODERN>(buffer, &mut faults),
+            _ => vq.transmit::<NET_HDR_LEN_LEGACY>(buffer, &mut faults),
         };
-        if sent > 0 && queue.vq.publish() {
-            let index = queue.index;
+        let index = 2 * queue_id + 1;
+        if sent > 0 && vq.publish() {
             self.notify(index);
         }
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes;
         self.stats.tx_dropped += dropped as u64;
         if faults.count > 0 {
-            let index = self.tx[queue_id as usize].index;
             self.device_error(index, faults);
         }
         sent + dropped

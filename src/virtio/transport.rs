@@ -101,8 +101,6 @@ mod pci_cfg {
     pub const CAP_PTR: usize = 0x34;
     /// Capability id of vendor-specific capabilities.
     pub const CAP_ID_VENDOR: u8 = 0x09;
-    /// Capability id of MSI-X (PCI 3.0, 6.8.2).
-    pub const CAP_ID_MSIX: u8 = 0x11;
     /// Base address registers.
     pub const BAR0: usize = 0x10;
 }
@@ -143,8 +141,6 @@ pub struct VirtioCaps {
     pub isr: CapRegion,
     /// Device-specific configuration (absent for devices that have none).
     pub device: Option<CapRegion>,
-    /// Number of MSI-X vectors (table size), if the function has an MSI-X capability.
-    pub msix_vectors: Option<u16>,
 }
 
 /// Walks the capability list of a config space image (at least 256 bytes) and collects the
@@ -153,26 +149,21 @@ pub struct VirtioCaps {
 /// `None` if the device has no complete set of modern capabilities (a legacy-only
 /// device); an error if the list is malformed.
 pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>, String> {
-    let rd8 = |o: usize| {
-        cfg.get(o)
-            .copied()
-            .ok_or(format!("offset {o:#x} beyond config"))
+    // A little-endian field of `n` bytes at `o`.
+    let rd = |o: usize, n: usize| {
+        let bytes = cfg
+            .get(o..o + n)
+            .ok_or(format!("offset {o:#x} beyond config"))?;
+        Ok::<u32, String>(bytes.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b)))
     };
-    let rd16 = |o: usize| Ok::<u16, String>(u16::from_le_bytes([rd8(o)?, rd8(o + 1)?]));
-    let rd32 = |o: usize| {
-        Ok::<u32, String>(u32::from_le_bytes([
-            rd8(o)?,
-            rd8(o + 1)?,
-            rd8(o + 2)?,
-            rd8(o + 3)?,
-        ]))
-    };
-    if rd16(pci_cfg::STATUS)? & pci_cfg::STATUS_CAP_LIST == 0 {
+    let rd8 = |o: usize| rd(o, 1).map(|v| v as u8);
+    let rd32 = |o: usize| rd(o, 4);
+    if rd(pci_cfg::STATUS, 2)? as u16 & pci_cfg::STATUS_CAP_LIST == 0 {
         return Ok(None);
     }
-    let (mut common, mut notify, mut isr, mut device) = (None, None, None, None);
+    // By `cfg_type` (1 to 4: common, notify, ISR, device).
+    let mut found: [Option<CapRegion>; 5] = [None; 5];
     let mut multiplier = 0;
-    let mut msix_vectors = None;
     let mut ptr = (rd8(pci_cfg::CAP_PTR)? & 0xfc) as usize;
     let mut seen = 0;
     while ptr != 0 {
@@ -184,35 +175,30 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
         }
         let id = rd8(ptr)?;
         let next = (rd8(ptr + 1)? & 0xfc) as usize;
-        if id == pci_cfg::CAP_ID_MSIX {
-            // Message control at +2: table size minus one in bits 0-10 (PCI 3.0, 6.8.2.3).
-            msix_vectors = Some((rd16(ptr + 2)? & 0x7ff) + 1);
-        } else if id == pci_cfg::CAP_ID_VENDOR {
+        if id == pci_cfg::CAP_ID_VENDOR {
             // struct virtio_pci_cap: vndr, next, len, cfg_type, bar, id, pad[2],
             // offset (le32), length (le32); the notify cap adds notify_off_multiplier.
-            let cap_len = rd8(ptr + 2)?;
-            let cfg_type = rd8(ptr + 3)?;
+            let (cap_len, t) = (rd8(ptr + 2)?, rd8(ptr + 3)?);
             let region = CapRegion {
                 bar: rd8(ptr + 4)?,
                 offset: rd32(ptr + 8)?,
                 length: rd32(ptr + 12)?,
             };
+            let notify = t == cap_type::NOTIFY_CFG;
+            let min_len = if notify { 20 } else { 16 };
             // BARs 0-5 only; other values are reserved (and skipped, 4.1.4.1).
-            if cap_len >= 16 && region.bar <= 5 {
-                match cfg_type {
-                    cap_type::COMMON_CFG if common.is_none() => common = Some(region),
-                    cap_type::NOTIFY_CFG if notify.is_none() && cap_len >= 20 => {
-                        notify = Some(region);
-                        multiplier = rd32(ptr + 16)?;
-                    }
-                    cap_type::ISR_CFG if isr.is_none() => isr = Some(region),
-                    cap_type::DEVICE_CFG if device.is_none() => device = Some(region),
-                    _ => {}
+            let usable = cap_len >= min_len && region.bar <= 5;
+            let known = (cap_type::COMMON_CFG..=cap_type::DEVICE_CFG).contains(&t);
+            if usable && known && found[t as usize].is_none() {
+                found[t as usize] = Some(region);
+                if notify {
+                    multiplier = rd32(ptr + 16)?;
                 }
             }
         }
         ptr = next;
     }
+    let [_, common, notify, isr, device] = found;
     match (common, notify, isr) {
         (Some(common), Some(notify), Some(isr)) => Ok(Some(VirtioCaps {
             common,
@@ -220,7 +206,6 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
             notify_off_multiplier: multiplier,
             isr,
             device,
-            msix_vectors,
         })),
         _ => Ok(None),
     }
@@ -463,17 +448,10 @@ impl Transport {
         Ok(())
     }
 
-    /// Number of virtqueues the device has (modern only; `None` for legacy).
-    pub fn num_queues(&self) -> Result<Option<u16>> {
-        if !self.modern {
-            return Ok(None);
-        }
-        Ok(Some(self.common.read(common::NUM_QUEUES, 2)? as u16))
-    }
-
-    /// Selects queue `index` and returns its maximum size (0: the queue does not exist).
+    /// Selects queue `index` and returns its maximum size (0: the queue does not exist;
+    /// modern devices also say how many queues they have).
     pub fn queue_max_size(&self, index: u16) -> Result<u16> {
-        if self.num_queues()?.is_some_and(|n| n <= index) {
+        if self.modern && self.common.read(common::NUM_QUEUES, 2)? <= u32::from(index) {
             return Ok(0);
         }
         self.common
@@ -552,14 +530,9 @@ impl Transport {
         Ok(self.device.read(offset, width)? as u16)
     }
 
-    /// Writes a byte of the device-specific configuration (legacy devices only: modern
-    /// drivers must not write fields such as the MAC, 5.1.4.2).
-    pub fn config_write8(&self, offset: usize, value: u8) -> Result<()> {
-        if self.modern {
-            return Err(Error::config(
-                "the device config of a modern virtio device is read-only for the driver",
-            ));
-        }
+    /// Writes a byte of the device-specific configuration. Legacy devices only: modern
+    /// drivers must not write fields such as the MAC (5.1.4.2), so the driver never does.
+    pub(crate) fn config_write8(&self, offset: usize, value: u8) -> Result<()> {
         self.device.write(offset, 1, value as u32)
     }
 
@@ -636,7 +609,6 @@ mod tests {
         assert_eq!(caps.device.unwrap().offset, 0x2000);
         assert_eq!(caps.notify.offset, 0x3000);
         assert_eq!(caps.notify_off_multiplier, 4);
-        assert_eq!(caps.msix_vectors, Some(4));
     }
 
     #[test]
@@ -744,7 +716,6 @@ mod tests {
             notify_off_multiplier: 4,
             isr: cap(0x2f0, 1),
             device: Some(cap(0x200, 0x100)),
-            msix_vectors: None,
         };
         let t = Transport::modern("d", &mut |_, _| Ok(Rc::clone(&region)), &caps).unwrap();
         (t, mem)

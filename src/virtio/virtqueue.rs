@@ -159,24 +159,10 @@ impl<T> Virtqueue<T> {
         self.item(self.next_slot()).is_none()
     }
 
-    /// The layout of the ring memory.
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// Bus address of the descriptor table (the start of the region).
-    pub fn bus_addr(&self) -> u64 {
-        self.mem.bus_addr(0)
-    }
-
-    /// Bus address of the available ring.
-    pub fn avail_bus_addr(&self) -> u64 {
-        self.mem.bus_addr(self.layout.avail)
-    }
-
-    /// Bus address of the used ring.
-    pub fn used_bus_addr(&self) -> u64 {
-        self.mem.bus_addr(self.layout.used)
+    /// Bus addresses of the descriptor table, the available ring and the used ring.
+    pub fn bus_addrs(&self) -> (u64, u64, u64) {
+        let at = |offset| self.mem.bus_addr(offset);
+        (at(0), at(self.layout.avail), at(self.layout.used))
     }
 
     #[inline(always)]
@@ -316,11 +302,13 @@ impl<T> Virtqueue<T> {
         Ok(ready)
     }
 
-    /// Takes the next used chain (the caller saw [`Virtqueue::used_ready`] > 0): what it
-    /// held and the number of bytes the device wrote. An error if the device named an id
-    /// that is not in flight; the entry is skipped.
-    #[inline(always)]
-    pub fn take_used(&mut self) -> std::result::Result<(T, u32), UsedError> {
+    /// Takes the next used chain if there is one (control path: one index read per call):
+    /// what it held and the number of bytes the device wrote. An error if the device
+    /// named an id that is not in flight; the entry is skipped.
+    pub fn pop_used(&mut self) -> std::result::Result<Option<(T, u32)>, UsedError> {
+        if self.used_ready()? == 0 {
+            return Ok(None);
+        }
         let slot = (self.last_used & (self.layout.size - 1)) as usize;
         self.last_used = self.last_used.wrapping_add(1);
         let (id, len) = self.read_used_elem(slot);
@@ -328,17 +316,9 @@ impl<T> Virtqueue<T> {
             return Err(UsedError::UnknownId(id));
         }
         match self.item_mut(id as u16).take() {
-            Some(item) => Ok((item, len)),
+            Some(item) => Ok(Some((item, len))),
             None => Err(UsedError::UnknownId(id)),
         }
-    }
-
-    /// Takes the next used chain if there is one (control path: one index read per call).
-    pub fn pop_used(&mut self) -> std::result::Result<Option<(T, u32)>, UsedError> {
-        if self.used_ready()? == 0 {
-            return Ok(None);
-        }
-        self.take_used().map(Some)
     }
 
     /// Entries the device has used but the driver not yet taken (0 if the index is bad).
@@ -553,24 +533,13 @@ impl Virtqueue<Packet> {
         (k, bytes)
     }
 
-    /// Gives every free slot a fresh buffer from `pool` for the device to write a
-    /// `hdr_len`-byte header and a frame into. Returns how many were added.
+    /// Gives consecutive free slots fresh buffers from `pool` for the device to write a
+    /// `hdr_len`-byte header (into the headroom) and a frame (at the data start) into,
+    /// until the pool is empty or the next slot is in flight. Returns how many were added
+    /// (not yet published).
     #[inline(always)]
     pub fn refill(&mut self, pool: &Mempool, hdr_len: usize) -> usize {
-        let len = (pool.max_packet_len() + hdr_len) as u64;
-        let meta = len | (VIRTQ_DESC_F_WRITE as u64) << 32;
-        self.fill(|| {
-            let p = pool.alloc_empty()?;
-            // The device writes the header into the headroom, the frame at the data start.
-            Some((p.bus_addr() - hdr_len as u64, meta, p))
-        })
-    }
-
-    /// Puts what `next` produces — (buffer address, descriptor length and flags, packet)
-    /// — into consecutive free slots until it returns `None` or the next slot is in
-    /// flight. Returns how many were added (not yet published).
-    #[inline(always)]
-    fn fill(&mut self, mut next: impl FnMut() -> Option<(u64, u64, Packet)>) -> usize {
+        let meta = (pool.max_packet_len() + hdr_len) as u64 | (VIRTQ_DESC_F_WRITE as u64) << 32;
         let mask = self.layout.size - 1;
         let descs = self.mem.virt() as *mut u64;
         let items = self.items.as_mut_ptr();
@@ -583,9 +552,10 @@ impl Virtqueue<Packet> {
             if item.is_some() {
                 break;
             }
-            let Some((addr, meta, p)) = next() else {
+            let Some(p) = pool.alloc_empty() else {
                 break;
             };
+            let addr = p.bus_addr() - hdr_len as u64;
             *item = Some(p);
             // SAFETY: descriptor id < size lies in the table inside the region, 16-byte
             // aligned; volatile: the device reads it.
@@ -923,7 +893,7 @@ mod tests {
             assert_eq!(q.desc(id).addr, round as u64);
             dev.complete(&mut q, id as u32, round % 1500);
             assert_eq!(q.used_ready(), Ok(1));
-            assert_eq!(q.take_used(), Ok((round, round % 1500)));
+            assert_eq!(q.pop_used(), Ok(Some((round, round % 1500))));
         }
         assert_eq!(q.in_flight(), 0);
         assert_eq!(q.avail_idx, (70_000u32 % 65_536) as u16);
