@@ -85,7 +85,10 @@ pub(crate) fn fence_off(
     tx: &mut Vec<ring::TxRing>,
 ) {
     if !matches!(pci.map(PciDevice::disable_bus_master), Some(Ok(()))) {
-        log::error!("{name}: bus mastering not disabled either; leaking the rings and buffers");
+        log::error!(
+            "{name}: queues still running (or not known to have stopped) and bus mastering \
+             not disabled either; leaking the rings and buffers"
+        );
         std::mem::forget(std::mem::take(rx));
         std::mem::forget(std::mem::take(tx));
     }

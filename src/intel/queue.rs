@@ -1,12 +1,14 @@
 //! Handing a descriptor ring to a queue and enabling it, for a queue given by its register
-//! offsets ([`QueueRegs`]). ixgbevf uses it for its VF queues (registers of 82599 datasheet
-//! 8.3, with the layout and enable protocol of the PF queues in 4.6.7.1 / 4.6.8.1); ixgbe
-//! programs its PF queues itself.
+//! offsets ([`QueueRegs`]): ixgbe's PF queues (82599 datasheet 4.6.7.1 / 4.6.8.1) and
+//! ixgbevf's VF queues (8.3, with the same layout and enable protocol).
 
 use std::time::Duration;
 
 use super::ring::DescRing;
 use crate::error::Result;
+use crate::ixgbe::POOL_ENTRY_SIZE;
+use crate::ixgbe::regs as pf;
+use crate::memory::mempool::HEADROOM;
 use crate::registers::{RegisterSpace, wait_device};
 
 /// Byte offsets of one queue's ring registers (RDBAL/RDBAH/RDLEN/RDH/RDT/RXDCTL, their
@@ -28,8 +30,8 @@ pub(crate) struct QueueRegs {
 }
 
 /// The ring registers of a queue whose 0x40-byte register block starts at `block`: the
-/// layout of the 82599's VF queues (82599 datasheet 8.3) and of the 82576's PF and VF
-/// queues (82576 datasheet 8.10, 8.12; Linux igb `e1000_regs.h`).
+/// layout of the 82599's PF and VF queues (82599 datasheet 8.2.3.8, 8.2.3.9, 8.3) and of
+/// the 82576's PF and VF queues (82576 datasheet 8.10, 8.12; Linux igb `e1000_regs.h`).
 pub(crate) const fn queue_block(block: usize) -> QueueRegs {
     QueueRegs {
         base_lo: block,
@@ -39,6 +41,16 @@ pub(crate) const fn queue_block(block: usize) -> QueueRegs {
         tail: block + 0x18,
         ctl: block + 0x28,
     }
+}
+
+/// SRRCTL (or VFSRRCTL) at `srrctl`: advanced one-buffer descriptors, the buffer size of
+/// the drivers' pools in KB, and drop when out of descriptors instead of holding up the
+/// shared packet buffer (82599 datasheet 8.2.3.8.7).
+pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize) {
+    let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
+    let keep = regs.read32(srrctl) & !(pf::SRRCTL_DESCTYPE_MASK | pf::SRRCTL_BSIZEPACKET_MASK);
+    let adv = pf::SRRCTL_DESCTYPE_ADV_ONEBUF | pf::SRRCTL_DROP_EN;
+    regs.write32(srrctl, keep | adv | buf_kb);
 }
 
 /// Points the queue at `ring`, empty (head = tail = 0). The queue must be disabled.

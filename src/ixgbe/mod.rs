@@ -41,9 +41,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
+use crate::intel::queue;
 use crate::intel::ring::{RxRing, TxRing};
 use crate::interrupts::QueueInterrupt;
-use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::registers::{Deadline, MmioRegion, RegisterSpace, wait_device};
@@ -61,9 +61,9 @@ pub const DEFAULT_TX_RING_SIZE: usize = 512;
 /// Default buffers per receive queue's pool: a full rx ring, a full tx ring of another
 /// port holding this pool's packets, and the application's batches, with room to spare.
 pub const DEFAULT_POOL_ENTRIES: u32 = 4096;
-/// Pool buffer size: with [`HEADROOM`] in front, 3968 bytes of data, programmed as a
-/// 3 KB receive buffer (SRRCTL.BSIZEPACKET is in 1 KB units), so every standard frame
-/// (up to 1522 bytes) fits in one buffer.
+/// Pool buffer size: with [`HEADROOM`](crate::memory::mempool::HEADROOM) in front, 3968
+/// bytes of data, programmed as a 3 KB receive buffer (SRRCTL.BSIZEPACKET is in 1 KB
+/// units), so every standard frame (up to 1522 bytes) fits in one buffer.
 pub const POOL_ENTRY_SIZE: usize = 4096;
 
 /// Where the extended interrupt registers are (8.2.3.5).
@@ -341,6 +341,11 @@ impl IxgbeOptions {
                 )));
             }
         }
+        self.check_pool()
+    }
+
+    /// Refuses a receive pool smaller than the receive ring (also for ixgbevf).
+    pub(crate) fn check_pool(&self) -> Result<()> {
         if (self.pool_entries as usize) < self.rx_ring_size {
             return Err(Error::config(format!(
                 "receive pool of {} buffers is smaller than the receive ring ({})",
@@ -434,7 +439,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         options: &IxgbeOptions,
         irqs: Vec<QueueInterrupt>,
     ) -> Result<Self> {
-        options.check()?;
         let mac = options.mac_type(name)?;
         let mut dev = IxgbeDevice {
             name: name.to_string(),
@@ -492,10 +496,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// is logged and the reset goes ahead (as Linux `ixgbe_disable_pcie_master` does): the
     /// reset is what stops the device for good. Returns whether requests stopped.
     fn master_disable(&self) -> bool {
-        self.set_reg(
-            regs::CTRL,
-            self.get_reg(regs::CTRL) | regs::CTRL_MASTER_DISABLE,
-        );
+        self.regs.set_bits(regs::CTRL, regs::CTRL_MASTER_DISABLE);
         let stopped = self.wait_reg(
             regs::STATUS,
             regs::STATUS_GIO_MASTER_ENABLE,
@@ -537,7 +538,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 regs::CTRL_RST
             }
         };
-        self.set_reg(regs::CTRL, self.get_reg(regs::CTRL) | ctrl);
+        self.regs.set_bits(regs::CTRL, ctrl);
         std::thread::sleep(RESET_ACCESS_DELAY);
         self.wait_reg(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
         if !self.mac.is_82599() {
@@ -563,7 +564,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             let wait = held && !deadline.passed();
             let set = if take { v | mask } else { v & !mask };
             self.set_reg(sync, if wait { v } else { set });
-            self.set_reg(regs::SWSM, self.get_reg(regs::SWSM) & !regs::SWSM_SMBI);
+            self.regs.clear_bits(regs::SWSM, regs::SWSM_SMBI);
             if !wait {
                 if held {
                     log::warn!("{}: SW_FW_SYNC {v:#010x} still held; taking it", self.name);
@@ -602,8 +603,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         )?;
 
         // The firmware learns that a driver owns the port (Linux `ixgbe_get_hw_control`).
-        let ctrl_ext = self.get_reg(regs::CTRL_EXT);
-        self.set_reg(regs::CTRL_EXT, ctrl_ext | regs::CTRL_EXT_DRV_LOAD);
+        self.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
 
         // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
         // reset, with the speeds it advertises by default); the link comes up while the
@@ -612,15 +612,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.init_link();
         }
 
-        // 4.6.5: statistics registers clear on read: read them once to zero them. Queue
-        // q counts in per-queue statistics counter q (the last one for q >= 16).
-        self.read_stats();
-        self.stats = DeviceStats::default();
-        for n in 0..MAX_QUEUES as usize / 4 {
-            let map = byte_fields(n, |q| q.min(regs::NUM_QPRDC - 1));
-            self.set_reg(regs::rqsmr(n), map);
-            self.set_reg(regs::tqsm(n), map);
-        }
+        self.init_stats();
 
         // 4.6.7 and 4.6.8: receive and transmit paths.
         self.init_rx(dma, o)?;
@@ -648,6 +640,18 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         Ok(())
     }
 
+    /// 4.6.5: statistics registers clear on read: read them once to zero them. Queue q
+    /// counts in per-queue statistics counter q (the last one for q >= 16).
+    fn init_stats(&mut self) {
+        self.read_stats();
+        self.stats = DeviceStats::default();
+        for n in 0..MAX_QUEUES as usize / 4 {
+            let map = byte_fields(n, |q| q.min(regs::NUM_QPRDC - 1));
+            self.set_reg(regs::rqsmr(n), map);
+            self.set_reg(regs::tqsm(n), map);
+        }
+    }
+
     /// The interrupt setup of 4.6.3.1 / 7.3, for receive queue `q` on vector `q` (one
     /// vector per queue; tx queues raise no interrupt). All vectors stay masked: a queue
     /// unmasks its own (EIMS) only while it sleeps, see [`IxgbeDevice::rx_batch`].
@@ -659,12 +663,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
         // when a vector's message is sent, so a woken queue needs no EIMC write.
         if msix {
-            self.set_reg(
+            self.regs.set_bits(
                 regs::GPIE,
-                self.get_reg(regs::GPIE)
-                    | regs::GPIE_MULTIPLE_MSIX
-                    | regs::GPIE_EIAME
-                    | regs::GPIE_PBA_SUPPORT,
+                regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT,
             );
         }
         for q in 0..queues {
@@ -705,10 +706,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// NVM loaded into AUTOC. Then auto-negotiation restarts. The datasheet waits for the
     /// link here; that happens at the end.
     fn init_link(&self) {
-        let autoc2 = self.get_reg(regs::AUTOC2);
-        self.set_reg(regs::AUTOC2, autoc2 & !regs::AUTOC2_LINK_DISABLE_MASK);
+        self.regs
+            .clear_bits(regs::AUTOC2, regs::AUTOC2_LINK_DISABLE_MASK);
         if has_laser_control(self.device_id) {
-            self.set_reg(regs::ESDP, self.get_reg(regs::ESDP) & !regs::ESDP_SDP3);
+            self.regs.clear_bits(regs::ESDP, regs::ESDP_SDP3);
             std::thread::sleep(LASER_ON_DELAY);
         }
         let mut autoc = self.get_reg(regs::AUTOC);
@@ -721,32 +722,69 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.7: receive initialisation, then 4.6.7.1: enabling each queue.
     fn init_rx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
         // Receive stays off while it is configured.
-        self.set_reg(
-            regs::RXCTRL,
-            self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
-        );
+        self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+        self.init_rx_buffers();
+        // Receive filters while RXEN is clear (8.2.3.7.1): broadcast, and promiscuous if
+        // asked for.
+        self.regs.set_bits(regs::FCTRL, regs::FCTRL_BAM);
+        self.set_promisc_bits(o.promisc);
 
-        // 4.6.11.3.4 (no DCB, no virtualisation): all packet buffer to buffer 0, whose
-        // size depends on the MAC.
+        // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9).
+        for q in 0..o.rx_queues as usize {
+            let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
+            let ring = RxRing::new(dma, o.rx_ring_size, pool, regs::rdt(q))?;
+            queue::set_srrctl(&self.regs, regs::srrctl(q));
+            queue::program_ring(&self.regs, &regs::rx_queue(q), ring.descriptors());
+            self.rx.push(ring);
+        }
+        self.init_rss();
+
+        // Last sentence of 4.6.7: no-snoop disable, and a reserved DCA bit that resets
+        // to 1 but must be 0.
+        self.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_NS_DIS);
+        for q in 0..self.rx.len() {
+            self.regs
+                .clear_bits(regs::dca_rxctrl(q), regs::DCA_RXCTRL_RESERVED_BIT12);
+        }
+
+        // 4.6.7.1: enable each queue, wait until the enable bit reads back, then hand the
+        // buffers to the device by moving the tail.
+        for (q, ring) in self.rx.iter_mut().enumerate() {
+            queue::enable_queue(
+                &self.regs,
+                &self.name,
+                &regs::rx_queue(q),
+                regs::RXDCTL_ENABLE,
+                0,
+                QUEUE_ENABLE_TIMEOUT,
+                &format!("receive queue {q} to enable (RXDCTL.ENABLE)"),
+            )?;
+            ring.start(&self.regs);
+        }
+
+        // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
+        self.enable_rx();
+        Ok(())
+    }
+
+    /// 4.6.7 / 4.6.11.3.4 (no DCB, no virtualisation): the receive packet buffers, flow
+    /// control thresholds and CRC stripping.
+    fn init_rx_buffers(&self) {
+        // All packet buffer to buffer 0, whose size depends on the MAC.
         let pb_bytes = self.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
         self.set_reg(regs::rxpbsize(0), pb_bytes);
-        for i in 1..8 {
-            self.set_reg(regs::rxpbsize(i), 0);
-        }
         // 4.6.3.2: FCRTH[n].RTH is set whether flow control is used or not, typically to
         // RXPBSIZE[n] - 0x6000 (0 for the unused buffers; Linux `ixgbe_fc_enable_generic`).
-        // 4.6.11.3.4 (DCB off): receive legacy flow control on (MFLCN.RFCE).
         self.set_reg(regs::fcrth(0), pb_bytes - regs::FCRTH_HEADROOM);
         for i in 1..8 {
+            self.set_reg(regs::rxpbsize(i), 0);
             self.set_reg(regs::fcrth(i), 0);
         }
-        self.set_reg(regs::MFLCN, self.get_reg(regs::MFLCN) | regs::MFLCN_RFCE);
+        // 4.6.11.3.4 (DCB off): receive legacy flow control on (MFLCN.RFCE).
+        self.regs.set_bits(regs::MFLCN, regs::MFLCN_RFCE);
 
         // CRC stripping, in the MAC (HLREG0) and the DMA (RDRXCTL) alike.
-        self.set_reg(
-            regs::HLREG0,
-            self.get_reg(regs::HLREG0) | regs::HLREG0_RXCRCSTRP,
-        );
+        self.regs.set_bits(regs::HLREG0, regs::HLREG0_RXCRCSTRP);
         // 4.6.7 / 8.2.3.8.8: RSCFRSTSIZE to 0 (not its default), RSCACKC and FCOE_WRFIX
         // to 1b (Linux `ixgbe_setup_rdrxctl` does the same on the 82599 and X540).
         self.set_reg(
@@ -756,82 +794,17 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 | regs::RDRXCTL_RSCACKC
                 | regs::RDRXCTL_FCOE_WRFIX,
         );
+    }
 
-        // Receive filters while RXEN is clear (8.2.3.7.1): broadcast, and promiscuous if
-        // asked for.
-        let promisc = if o.promisc {
-            regs::FCTRL_UPE | regs::FCTRL_MPE
-        } else {
-            0
-        };
-        self.set_reg(
-            regs::FCTRL,
-            (self.get_reg(regs::FCTRL) & !(regs::FCTRL_UPE | regs::FCTRL_MPE))
-                | regs::FCTRL_BAM
-                | promisc,
-        );
-        self.promisc = o.promisc;
-
-        // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9).
-        let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
-        for q in 0..o.rx_queues as usize {
-            let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
-            let ring = RxRing::new(dma, o.rx_ring_size, pool, regs::rdt(q))?;
-
-            // Advanced one-buffer descriptors, buffer size in KB, drop when out of
-            // descriptors instead of holding up the shared packet buffer.
-            let srrctl = self.get_reg(regs::srrctl(q))
-                & !regs::SRRCTL_DESCTYPE_MASK
-                & !regs::SRRCTL_BSIZEPACKET_MASK;
-            self.set_reg(
-                regs::srrctl(q),
-                srrctl | regs::SRRCTL_DESCTYPE_ADV_ONEBUF | buf_kb | regs::SRRCTL_DROP_EN,
-            );
-
-            let base = ring.descriptors().bus_addr();
-            self.set_reg(regs::rdbal(q), base as u32);
-            self.set_reg(regs::rdbah(q), (base >> 32) as u32);
-            self.set_reg(regs::rdlen(q), ring.descriptors().len_bytes());
-            // Empty ring: head = tail = 0.
-            self.set_reg(regs::rdh(q), 0);
-            self.set_reg(regs::rdt(q), 0);
-            self.rx.push(ring);
+    /// FCTRL.UPE and FCTRL.MPE (unicast and multicast promiscuous) set or cleared;
+    /// receive must be off (8.2.3.7.1).
+    fn set_promisc_bits(&mut self, enabled: bool) {
+        let bits = regs::FCTRL_UPE | regs::FCTRL_MPE;
+        match enabled {
+            true => self.regs.set_bits(regs::FCTRL, bits),
+            false => self.regs.clear_bits(regs::FCTRL, bits),
         }
-
-        self.init_rss();
-
-        // Last sentence of 4.6.7: no-snoop disable, and a reserved DCA bit that resets
-        // to 1 but must be 0.
-        self.set_reg(
-            regs::CTRL_EXT,
-            self.get_reg(regs::CTRL_EXT) | regs::CTRL_EXT_NS_DIS,
-        );
-        for q in 0..self.rx.len() {
-            let v = self.get_reg(regs::dca_rxctrl(q)) & !regs::DCA_RXCTRL_RESERVED_BIT12;
-            self.set_reg(regs::dca_rxctrl(q), v);
-        }
-
-        // 4.6.7.1: enable each queue, wait until the enable bit reads back, then hand the
-        // buffers to the device by moving the tail.
-        for q in 0..self.rx.len() {
-            self.set_reg(
-                regs::rxdctl(q),
-                self.get_reg(regs::rxdctl(q)) | regs::RXDCTL_ENABLE,
-            );
-            self.wait_reg(
-                regs::rxdctl(q),
-                regs::RXDCTL_ENABLE,
-                regs::RXDCTL_ENABLE,
-                QUEUE_ENABLE_TIMEOUT,
-                &format!("receive queue {q} to enable (RXDCTL.ENABLE)"),
-            )?;
-            let ring = &mut self.rx[q];
-            ring.start(&self.regs);
-        }
-
-        // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
-        self.enable_rx();
-        Ok(())
+        self.promisc = enabled;
     }
 
     /// RSS over several receive queues (7.1.2.8; 8.2.3.7.12-14), set while receive is
@@ -857,7 +830,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS. A halt that does not come is logged and
     /// RXEN set anyway, as Linux, DPDK and FreeBSD do.
     fn enable_rx(&self) {
-        let rxen = || self.set_reg(regs::RXCTRL, self.get_reg(regs::RXCTRL) | regs::RXCTRL_RXEN);
+        let rxen = || self.regs.set_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         if !self.mac.is_82599() {
             return rxen();
         }
@@ -879,57 +852,40 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.8: transmit initialisation, then 4.6.8.1: enabling each queue.
     fn init_tx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
         // CRC and padding of short frames by the MAC.
-        self.set_reg(
-            regs::HLREG0,
-            self.get_reg(regs::HLREG0) | regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN,
-        );
+        self.regs
+            .set_bits(regs::HLREG0, regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN);
 
         // 4.6.11.3.4 (no DCB, no virtualisation): arbiter off while configuring, all
         // packet buffer to buffer 0, the DCB-off request size, arbiter on.
-        self.set_reg(
-            regs::RTTDCS,
-            self.get_reg(regs::RTTDCS) | regs::RTTDCS_ARBDIS,
-        );
+        self.regs.set_bits(regs::RTTDCS, regs::RTTDCS_ARBDIS);
         self.set_reg(regs::txpbsize(0), regs::TXPBSIZE_160KB);
         for i in 1..8 {
             self.set_reg(regs::txpbsize(i), 0);
         }
         self.set_reg(regs::DTXMXSZRQ, regs::DTXMXSZRQ_MAX);
-        self.set_reg(
-            regs::RTTDCS,
-            self.get_reg(regs::RTTDCS) & !regs::RTTDCS_ARBDIS,
-        );
+        self.regs.clear_bits(regs::RTTDCS, regs::RTTDCS_ARBDIS);
 
-        // Per queue: ring and write-back thresholds (7.2.3.4.1, 7.2.3.5).
+        // Per queue: empty ring (head = tail = 0) and write-back thresholds (7.2.3.4.1,
+        // 7.2.3.5).
         for q in 0..o.tx_queues as usize {
             let ring = TxRing::new(dma, o.tx_ring_size, regs::tdt(q))?;
-            let base = ring.descriptors().bus_addr();
-            self.set_reg(regs::tdbal(q), base as u32);
-            self.set_reg(regs::tdbah(q), (base >> 32) as u32);
-            self.set_reg(regs::tdlen(q), ring.descriptors().len_bytes());
+            queue::program_ring(&self.regs, &regs::tx_queue(q), ring.descriptors());
             let txdctl = self.get_reg(regs::txdctl(q)) & !regs::TXDCTL_THRESH_MASK;
             self.set_reg(regs::txdctl(q), txdctl | regs::TXDCTL_THRESH);
             self.tx.push(ring);
         }
 
         // Transmit DMA on.
-        self.set_reg(
-            regs::DMATXCTL,
-            self.get_reg(regs::DMATXCTL) | regs::DMATXCTL_TE,
-        );
+        self.regs.set_bits(regs::DMATXCTL, regs::DMATXCTL_TE);
 
-        // 4.6.8.1: empty ring (head = tail = 0), enable, wait for the read-back.
+        // 4.6.8.1: enable each queue, wait for the read-back.
         for q in 0..self.tx.len() {
-            self.set_reg(regs::tdh(q), 0);
-            self.set_reg(regs::tdt(q), 0);
-            self.set_reg(
-                regs::txdctl(q),
-                self.get_reg(regs::txdctl(q)) | regs::TXDCTL_ENABLE,
-            );
-            self.wait_reg(
-                regs::txdctl(q),
+            queue::enable_queue(
+                &self.regs,
+                &self.name,
+                &regs::tx_queue(q),
                 regs::TXDCTL_ENABLE,
-                regs::TXDCTL_ENABLE,
+                0,
                 QUEUE_ENABLE_TIMEOUT,
                 &format!("transmit queue {q} to enable (TXDCTL.ENABLE)"),
             )?;
@@ -939,24 +895,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
     /// Waits up to `o.link_timeout` for LINKS.LINK_UP; never forever.
     fn wait_for_link(&self, o: &IxgbeOptions) -> Result<()> {
-        let mut deadline = Deadline::new(o.link_timeout);
-        while self.link_speed() == 0 {
-            if deadline.passed() {
-                let msg = format!(
-                    "link did not come up within {} ms (LINKS = {:#010x}); check the cable \
-                     or module and the link partner",
-                    o.link_timeout.as_millis(),
-                    self.get_reg(regs::LINKS)
-                );
-                if o.require_link {
-                    return Err(Error::device(&self.name, msg));
-                }
-                log::warn!("{}: {msg}; continuing with the link down", self.name);
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
+        let links = || format!("LINKS = {:#010x}", self.get_reg(regs::LINKS));
+        let (timeout, require) = (o.link_timeout, o.require_link);
+        crate::intel::wait_for_link(&self.name, timeout, require, || self.link_speed(), links)
     }
 
     /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
@@ -1076,18 +1017,9 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
         let rx_on = self.get_reg(regs::RXCTRL) & regs::RXCTRL_RXEN != 0;
         if rx_on {
-            self.set_reg(
-                regs::RXCTRL,
-                self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
-            );
+            self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         }
-        let fctrl = self.get_reg(regs::FCTRL);
-        let bits = regs::FCTRL_UPE | regs::FCTRL_MPE;
-        self.set_reg(
-            regs::FCTRL,
-            if enabled { fctrl | bits } else { fctrl & !bits },
-        );
-        self.promisc = enabled;
+        self.set_promisc_bits(enabled);
         if rx_on {
             self.enable_rx();
         }
@@ -1155,29 +1087,17 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
     fn drop(&mut self) {
         // 4.6.3.1: no interrupts while the device goes down.
         self.mask_interrupts();
-        self.set_reg(
-            regs::RXCTRL,
-            self.get_reg(regs::RXCTRL) & !regs::RXCTRL_RXEN,
-        );
-        for q in 0..self.rx.len() {
-            self.set_reg(
-                regs::rxdctl(q),
-                self.get_reg(regs::rxdctl(q)) & !regs::RXDCTL_ENABLE,
-            );
-        }
-        for q in 0..self.tx.len() {
-            self.set_reg(
-                regs::txdctl(q),
-                self.get_reg(regs::txdctl(q)) & !regs::TXDCTL_ENABLE,
-            );
-        }
-        // 4.6.7.1.2: poll until each queue reads back disabled, then ~100 us more. A
-        // queue that stays enabled is logged; the reset below stops it in any case.
+        self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+        // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
+        // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
         let queues = (0..self.rx.len())
             .map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q))
             .chain(
                 (0..self.tx.len()).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q)),
             );
+        for (reg, bit, ..) in queues.clone() {
+            self.regs.clear_bits(reg, bit);
+        }
         for (reg, bit, kind, q) in queues {
             if let Err(e) = self.wait_reg(
                 reg,
@@ -1193,24 +1113,13 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
         let reset = self.reset("reset on close (CTRL.RST)");
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
         if has_laser_control(self.device_id) && self.mac.is_82599() {
-            self.set_reg(regs::ESDP, self.get_reg(regs::ESDP) | regs::ESDP_SDP3);
+            self.regs.set_bits(regs::ESDP, regs::ESDP_SDP3);
         }
-        let ctrl_ext = self.get_reg(regs::CTRL_EXT);
-        self.set_reg(regs::CTRL_EXT, ctrl_ext & !regs::CTRL_EXT_DRV_LOAD);
+        self.regs
+            .clear_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
         if let Err(e) = reset {
             log::error!("{}: {e}", self.name);
-            // The device may still be doing DMA: take bus mastering away; if even that is
-            // impossible, never give its memory back (without an IOMMU the hugepages would
-            // be reused while the device still writes them).
-            let cut = self._pci.as_ref().map(PciDevice::disable_bus_master);
-            if !matches!(cut, Some(Ok(()))) {
-                log::error!(
-                    "{}: bus mastering not disabled either; leaking the rings and buffers",
-                    self.name
-                );
-                std::mem::forget(std::mem::take(&mut self.rx));
-                std::mem::forget(std::mem::take(&mut self.tx));
-            }
+            crate::intel::fence_off(&self.name, self._pci.as_ref(), &mut self.rx, &mut self.tx);
         }
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Per-queue registers are functions of the queue index.
 
+use crate::intel::queue::{QueueRegs, queue_block};
+
 // ---- General control, 8.2.3.1 ----
 /// Device Control.
 pub const CTRL: usize = 0x00000;
@@ -177,13 +179,9 @@ const fn rx_queue_block(n: usize) -> usize {
         0x0d000 + 0x40 * (n - 64)
     }
 }
-/// Receive Descriptor Base Address Low.
-pub const fn rdbal(n: usize) -> usize {
-    rx_queue_block(n)
-}
-/// Receive Descriptor Base Address High.
-pub const fn rdbah(n: usize) -> usize {
-    rx_queue_block(n) + 0x04
+/// Ring registers of receive queue `n`: RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL.
+pub(crate) const fn rx_queue(n: usize) -> QueueRegs {
+    queue_block(rx_queue_block(n))
 }
 /// Receive Descriptor Length (bytes).
 pub const fn rdlen(n: usize) -> usize {
@@ -195,10 +193,6 @@ pub const fn dca_rxctrl(n: usize) -> usize {
 }
 /// DCA_RXCTRL bit 12: reserved, reads 1 after reset, software must clear it (4.6.7).
 pub const DCA_RXCTRL_RESERVED_BIT12: u32 = 1 << 12;
-/// Receive Descriptor Head.
-pub const fn rdh(n: usize) -> usize {
-    rx_queue_block(n) + 0x10
-}
 /// Split Receive Control (82599 location).
 pub const fn srrctl(n: usize) -> usize {
     rx_queue_block(n) + 0x14
@@ -295,21 +289,13 @@ pub const TXPBSIZE_160KB: u32 = 160 << 10;
 const fn tx_queue_block(n: usize) -> usize {
     0x06000 + 0x40 * n
 }
-/// Transmit Descriptor Base Address Low.
-pub const fn tdbal(n: usize) -> usize {
-    tx_queue_block(n)
-}
-/// Transmit Descriptor Base Address High.
-pub const fn tdbah(n: usize) -> usize {
-    tx_queue_block(n) + 0x04
+/// Ring registers of transmit queue `n`: TDBAL, TDBAH, TDLEN, TDH, TDT, TXDCTL.
+pub(crate) const fn tx_queue(n: usize) -> QueueRegs {
+    queue_block(tx_queue_block(n))
 }
 /// Transmit Descriptor Length (bytes).
 pub const fn tdlen(n: usize) -> usize {
     tx_queue_block(n) + 0x08
-}
-/// Transmit Descriptor Head.
-pub const fn tdh(n: usize) -> usize {
-    tx_queue_block(n) + 0x10
 }
 /// Transmit Descriptor Tail.
 pub const fn tdt(n: usize) -> usize {

@@ -44,10 +44,9 @@ use crate::intel::ring::{RxRing, TxRing};
 use crate::intel::{Rolling, random_local_mac};
 use crate::ixgbe::regs as pf;
 use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
-use crate::memory::mempool::HEADROOM;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, PciDevice};
-use crate::registers::{Deadline, MmioRegion, RegisterSpace, wait_for};
+use crate::registers::{MmioRegion, RegisterSpace, wait_for};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
 pub use crate::intel::mailbox::ApiVersion;
@@ -145,13 +144,8 @@ impl IxgbevfOptions {
                  so the device would deliver every frame to queue 0); ask for 1",
                 b.rx_queues
             )
-        } else if (b.pool_entries as usize) < b.rx_ring_size {
-            format!(
-                "{} pool buffers cannot fill a receive ring of {}",
-                b.pool_entries, b.rx_ring_size
-            )
         } else {
-            return Ok(());
+            return b.check_pool();
         };
         Err(Error::config(problem))
     }
@@ -455,13 +449,9 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// Receive queues: advanced one-buffer descriptors sized to the pool buffers, drop when
     /// out of descriptors, ring, enable, then all descriptors but one to the device.
     fn start_rx(&mut self) -> Result<()> {
-        let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
         for (q, ring) in self.rx.iter_mut().enumerate() {
             ring.rearm();
-            let keep = !(pf::SRRCTL_DESCTYPE_MASK | pf::SRRCTL_BSIZEPACKET_MASK);
-            let srrctl = self.regs.read32(regs::vfsrrctl(q)) & keep;
-            let adv = pf::SRRCTL_DESCTYPE_ADV_ONEBUF | pf::SRRCTL_DROP_EN;
-            self.regs.write32(regs::vfsrrctl(q), srrctl | adv | buf_kb);
+            queue::set_srrctl(&self.regs, regs::vfsrrctl(q));
             let qr = regs::rx_queue(q);
             queue::program_ring(&self.regs, &qr, ring.descriptors());
             queue::enable_queue(
@@ -520,26 +510,9 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// Waits for VFLINKS.LINK_UP, up to the link timeout; never forever.
     fn wait_for_link(&self) -> Result<()> {
         let o = &self.options.base;
-        let mut deadline = Deadline::new(o.link_timeout);
-        loop {
-            if self.vflinks_speed() > 0 {
-                return Ok(());
-            }
-            if deadline.passed() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let detail = format!(
-            "the PF's link did not come up within {} ms (VFLINKS = {:#010x})",
-            o.link_timeout.as_millis(),
-            self.regs.read32(regs::VFLINKS)
-        );
-        if o.require_link {
-            return Err(self.err(detail));
-        }
-        log::warn!("{}: {detail}; continuing with the link down", self.name);
-        Ok(())
+        let vflinks = || format!("VFLINKS = {:#010x}", self.regs.read32(regs::VFLINKS));
+        let speed = || self.vflinks_speed();
+        crate::intel::wait_for_link(&self.name, o.link_timeout, o.require_link, speed, vflinks)
     }
 
     /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down. The VF does
@@ -815,16 +788,7 @@ impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
             log::warn!("{}: {e}", self.name);
         }
         if !stopped {
-            let cut = self.pci.as_ref().map(PciDevice::disable_bus_master);
-            if !matches!(cut, Some(Ok(()))) {
-                log::error!(
-                    "{}: queues still running and bus mastering not disabled; leaking their \
-                     rings and buffers rather than giving memory the device may write back",
-                    self.name
-                );
-                std::mem::forget(std::mem::take(&mut self.rx));
-                std::mem::forget(std::mem::take(&mut self.tx));
-            }
+            crate::intel::fence_off(&self.name, self.pci.as_ref(), &mut self.rx, &mut self.tx);
         }
     }
 }
