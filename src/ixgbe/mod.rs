@@ -587,20 +587,17 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
-        self.wait_reg(
-            self.mac.eec(),
-            regs::EEC_ARD,
-            regs::EEC_ARD,
-            INIT_DONE_TIMEOUT,
-            "EEPROM auto-read done (EEC.ARD)",
-        )?;
-        self.wait_reg(
-            regs::RDRXCTL,
-            regs::RDRXCTL_DMAIDONE,
-            regs::RDRXCTL_DMAIDONE,
-            INIT_DONE_TIMEOUT,
-            "DMA initialisation done (RDRXCTL.DMAIDONE)",
-        )?;
+        let (eec, dma_done) = (self.mac.eec(), regs::RDRXCTL_DMAIDONE);
+        for (reg, bit, what) in [
+            (eec, regs::EEC_ARD, "EEPROM auto-read done (EEC.ARD)"),
+            (
+                regs::RDRXCTL,
+                dma_done,
+                "DMA initialisation done (RDRXCTL.DMAIDONE)",
+            ),
+        ] {
+            self.wait_reg(reg, bit, bit, INIT_DONE_TIMEOUT, what)?;
+        }
 
         // The firmware learns that a driver owns the port (Linux `ixgbe_get_hw_control`).
         self.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
