@@ -1,7 +1,27 @@
-//! Helpers for the crate's unit tests: directories that clean up after themselves.
+//! Helpers for the crate's unit tests: directories that clean up after themselves, and a
+//! deadline for tests of code that loops.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[allow(dead_code)] // the driver tests (tests/common) use the rest of it
+mod deadline;
+pub(crate) use deadline::Deadline;
+
+/// How long one unit test may run: they take milliseconds, and `scripts/mutants.sh` gives a
+/// whole unit test run more than this before it counts a mutant as a timeout, not caught.
+const UNIT_TEST_DEADLINE: Duration = if cfg!(miri) {
+    Duration::from_secs(3600)
+} else {
+    Duration::from_secs(10)
+};
+
+/// Starts a [`Deadline`] of [`UNIT_TEST_DEADLINE`] for the calling unit test: a loop that
+/// never ends fails the run with the test's name instead of hanging it.
+pub(crate) fn deadline() -> Deadline {
+    deadline::deadline_of(UNIT_TEST_DEADLINE)
+}
 
 /// A fresh directory under the system's temporary directory, removed with everything in
 /// it when dropped — also when the test that made it fails.

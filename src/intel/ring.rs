@@ -645,6 +645,7 @@ mod tests {
 
     #[test]
     fn rx_ring_hands_out_frames_refills_and_bumps_the_tail_once() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         assert_eq!(pool.free_count(), 64);
@@ -681,6 +682,7 @@ mod tests {
 
     #[test]
     fn rx_ring_respects_the_batch_limit_and_wraps() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 256, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         let regs = Regs::default();
@@ -715,7 +717,67 @@ mod tests {
     }
 
     #[test]
+    fn frame_ready_sees_the_next_completed_descriptor() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        ring.start(&regs);
+        assert!(!ring.frame_ready(), "nothing received yet");
+        complete_rx(&ring, 1, &[1; 60], true);
+        assert!(!ring.frame_ready(), "descriptor 1 is not the next one");
+        complete_rx(&ring, 0, &[0; 60], true);
+        assert!(ring.frame_ready(), "a frame arrived just before the sleep");
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 1), 1);
+        assert!(ring.frame_ready(), "descriptor 1 is next and done");
+        assert_eq!(ring.rx_batch(&regs, &mut q, 1), 1);
+        assert!(!ring.frame_ready(), "descriptor 2 holds a fresh buffer");
+    }
+
+    #[test]
+    fn rearm_drops_the_frames_left_on_the_ring_and_restarts_at_descriptor_0() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        ring.start(&regs);
+        for i in 0..3 {
+            complete_rx(&ring, i, &[i as u8; 60], true);
+        }
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 1), 1);
+        // A PF reset: the device forgot the queue; frames 1 and 2 were never taken.
+        ring.rearm();
+        for i in 0..64 {
+            let (addr, hi) = desc(&ring.ring.mem, i);
+            assert_eq!(
+                addr,
+                ring.bufs[i].bus_addr(),
+                "descriptor {i} has its buffer"
+            );
+            assert_eq!(hi, 0, "descriptor {i} is in the read format (DD clear)");
+        }
+        assert!(!ring.frame_ready());
+        assert_eq!(
+            ring.rx_batch(&regs, &mut q, 8),
+            0,
+            "the old frames are gone"
+        );
+        ring.start(&regs);
+        complete_rx(&ring, 0, &[0xee; 60], true);
+        assert_eq!(
+            ring.rx_batch(&regs, &mut q, 8),
+            1,
+            "restarted at descriptor 0"
+        );
+        assert_eq!(&q[1][..], &[0xee; 60][..]);
+        assert_eq!(pool.free_count(), 128 - 64 - 2);
+    }
+
+    #[test]
     fn rx_fragments_come_out_as_empty_packets() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         let regs = Regs::default();
@@ -729,6 +791,7 @@ mod tests {
 
     #[test]
     fn a_device_reporting_a_huge_length_cannot_overrun_the_buffer() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
         let regs = Regs::default();
@@ -741,6 +804,7 @@ mod tests {
 
     #[test]
     fn rx_stops_while_the_pool_is_empty_and_resumes() {
+        let _deadline = crate::testing::deadline();
         // One buffer more than the ring holds.
         let pool = Mempool::new(&HeapDma, 65, 2048).unwrap();
         let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
@@ -761,6 +825,7 @@ mod tests {
 
     #[test]
     fn a_short_ring_region_from_the_allocator_is_an_error_not_an_overflow() {
+        let _deadline = crate::testing::deadline();
         // 512 descriptors need 8192 bytes; the allocator returns 4096.
         let pool = Mempool::new(&HeapDma, 512, 2048).unwrap();
         let short = crate::memory::dma::ShortDma;
@@ -783,6 +848,7 @@ mod tests {
 
     #[test]
     fn bad_ring_sizes_and_small_pools_are_refused() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 64, 2048).unwrap();
         let rx_err = |n: usize, pool: &Mempool| {
             RxRing::new(&HeapDma, n, pool.clone(), TAIL)
@@ -827,6 +893,7 @@ mod tests {
 
     #[test]
     fn tx_writes_advanced_data_descriptors() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
         let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
         let regs = Regs::default();
@@ -850,6 +917,7 @@ mod tests {
 
     #[test]
     fn tx_ring_full_leaves_packets_with_the_caller_and_cleans_in_batches() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 256, 2048).unwrap();
         let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
         let regs = Regs::default();
@@ -878,10 +946,26 @@ mod tests {
         assert_eq!(pool.free_count(), 256);
     }
 
+    #[test]
+    fn tx_cleans_a_batch_as_soon_as_it_is_complete() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let regs = Regs::default();
+        let mut q = VecDeque::new();
+        pool.alloc_batch(&mut q, TX_CLEAN_BATCH, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), TX_CLEAN_BATCH);
+        complete_tx(&ring, 0, TX_CLEAN_BATCH);
+        ring.clean();
+        assert_eq!(ring.in_flight(), 0, "exactly one batch in flight, all done");
+        assert_eq!(pool.free_count(), 128);
+    }
+
     /// Issue 15 item 7: packets of 0 to 16 bytes are dropped and counted; 17 bytes and
     /// more are sent.
     #[test]
     fn tx_packets_shorter_than_17_bytes_are_dropped_and_counted() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
         let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
         let regs = Regs::default();

@@ -496,8 +496,40 @@ mod tests {
         Mempool::new(&HeapDma, n, 2048).unwrap()
     }
 
+    /// Heap DMA memory that counts its live regions.
+    #[derive(Default)]
+    struct CountingDma {
+        live: std::rc::Rc<Cell<usize>>,
+    }
+
+    // SAFETY: the regions are HeapDma's, unchanged; only their release is counted.
+    unsafe impl DmaAllocator for CountingDma {
+        fn allocate(&self, size: usize) -> Result<DmaMemory> {
+            let heap = HeapDma.allocate(size)?;
+            let (virt, size) = (NonNull::new(heap.virt()).unwrap(), heap.size());
+            let chunks = (0..size.div_ceil(CHUNK_SIZE))
+                .map(|i| heap.bus_addr(i * CHUNK_SIZE))
+                .collect();
+            let live = self.live.clone();
+            live.set(live.get() + 1);
+            // SAFETY: the memory of `heap`, which the release closure owns until it runs.
+            Ok(unsafe {
+                DmaMemory::from_raw_parts(
+                    virt,
+                    size,
+                    chunks,
+                    Box::new(move |_, _| {
+                        live.set(live.get() - 1);
+                        drop(heap);
+                    }),
+                )
+            })
+        }
+    }
+
     #[test]
     fn a_short_region_from_the_allocator_is_an_error_not_an_overflow() {
+        let _deadline = crate::testing::deadline();
         let err = Mempool::new(&crate::memory::dma::ShortDma, 4, 2048).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
@@ -510,6 +542,7 @@ mod tests {
         ignore = "checks the hugetlbfs mount with statfs, which Miri cannot call"
     )]
     fn allocate_in_takes_hugepages_from_the_directory_given() {
+        let _deadline = crate::testing::deadline();
         let err = Mempool::allocate_in("/nonexistent/ixy-pool-dir", 4, 2048).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::Hugepages { .. }), "{msg}");
@@ -521,6 +554,7 @@ mod tests {
 
     #[test]
     fn allocate_until_exhausted_then_reuse() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(4);
         let pkts: Vec<Packet> = (0..4).map(|_| pool.alloc(60).unwrap()).collect();
         assert_eq!(pool.free_count(), 0);
@@ -535,6 +569,7 @@ mod tests {
 
     #[test]
     fn packets_have_distinct_buffers_and_bus_addresses() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(3);
         let a = pool.alloc(100).unwrap();
         let b = pool.alloc(100).unwrap();
@@ -546,6 +581,7 @@ mod tests {
 
     #[test]
     fn oversized_packets_are_refused() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(2);
         assert!(pool.alloc(2048 - HEADROOM + 1).is_none());
         assert_eq!(pool.free_count(), 2);
@@ -554,6 +590,7 @@ mod tests {
 
     #[test]
     fn bad_pool_parameters_are_errors() {
+        let _deadline = crate::testing::deadline();
         let err = |n: u32, size: usize| Mempool::new(&HeapDma, n, size).unwrap_err().to_string();
         for size in [1000, 128] {
             assert_eq!(
@@ -571,6 +608,7 @@ mod tests {
 
     #[test]
     fn bytes_written_are_read_back() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(2);
         let mut p = pool.alloc(4).unwrap();
         p.copy_from_slice(&[1, 2, 3, 4]);
@@ -586,6 +624,7 @@ mod tests {
 
     #[test]
     fn prepend_and_strip_stay_inside_the_buffer() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(1);
         let mut p = pool.alloc(10).unwrap();
         p.fill(7);
@@ -615,6 +654,7 @@ mod tests {
 
     #[test]
     fn batch_allocation_stops_at_exhaustion() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(5);
         let mut q = VecDeque::new();
         assert_eq!(pool.alloc_batch(&mut q, 3, 60), 3);
@@ -626,7 +666,72 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_memory_is_freed_when_its_last_packet_outlives_every_handle() {
+        let _deadline = crate::testing::deadline();
+        let dma = CountingDma::default();
+        let pool = Mempool::new(&dma, 4, 2048).unwrap();
+        assert_eq!(dma.live.get(), 1);
+        let first = pool.alloc(60).unwrap();
+        let last = pool.alloc(60).unwrap();
+        let clone = pool.clone();
+        drop(pool);
+        drop(clone);
+        assert_eq!(dma.live.get(), 1, "two packets still use the pool");
+        drop(first);
+        assert_eq!(dma.live.get(), 1, "one packet still uses the pool");
+        drop(last);
+        assert_eq!(dma.live.get(), 0, "the last packet freed the pool");
+    }
+
+    #[test]
+    fn the_pool_memory_is_freed_with_its_last_handle_once_every_packet_is_back() {
+        let _deadline = crate::testing::deadline();
+        let dma = CountingDma::default();
+        let pool = Mempool::new(&dma, 2, 2048).unwrap();
+        let clone = pool.clone();
+        drop(pool.alloc(60).unwrap());
+        drop(pool);
+        assert_eq!(dma.live.get(), 1, "a handle is left");
+        drop(clone);
+        assert_eq!(dma.live.get(), 0, "the last handle freed the pool");
+    }
+
+    #[test]
+    fn packets_know_their_pool_and_pools_their_clones() {
+        let _deadline = crate::testing::deadline();
+        let (a, b) = (pool(2), pool(2));
+        let p = a.alloc(60).unwrap();
+        assert!(p.is_from(&a) && p.is_from(&a.clone()));
+        assert!(!p.is_from(&b), "a packet of another pool");
+        assert!(a.same_pool(&a.clone()));
+        assert!(!a.same_pool(&b) && !b.same_pool(&a), "two pools");
+    }
+
+    #[test]
+    fn set_len_and_strip_front_take_their_exact_limits() {
+        let _deadline = crate::testing::deadline();
+        let pool = pool(1);
+        let mut p = pool.alloc(10).unwrap();
+        let max = p.len() + p.tailroom();
+        assert_eq!(max, 2048 - HEADROOM);
+        p.set_len(max).unwrap();
+        assert_eq!((p.len(), p.tailroom()), (max, 0));
+        assert_eq!(
+            p.set_len(max + 1).unwrap_err().to_string(),
+            "invalid configuration: packet length 1921 exceeds the buffer (1920 bytes available)"
+        );
+        p.set_len(10).unwrap();
+        p.strip_front(10).unwrap();
+        assert_eq!((p.len(), p.headroom()), (0, HEADROOM + 10));
+        assert_eq!(
+            p.strip_front(1).unwrap_err().to_string(),
+            "invalid configuration: cannot strip 1 bytes from a 0-byte packet"
+        );
+    }
+
+    #[test]
     fn packets_outlive_the_pool_handle() {
+        let _deadline = crate::testing::deadline();
         let pool = pool(2);
         let mut p = pool.alloc(8).unwrap();
         let clone = pool.clone();

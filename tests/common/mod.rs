@@ -3,69 +3,16 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use ixy::{IxyDevice, Packet};
 
-/// How long any one test may run. Generous: it catches waits that never end, not slow
-/// machines (the slowest test takes about a second natively; Miri is far slower).
-pub const TEST_DEADLINE: Duration = if cfg!(miri) {
-    Duration::from_secs(3600)
-} else {
-    Duration::from_secs(60)
-};
+// The deadline is shared with the crate's unit tests.
+#[path = "../../src/testing/deadline.rs"]
+mod deadline;
+pub use deadline::*;
 
 /// Rounds a packet-path loop gets to finish before the test fails.
 pub const MAX_ROUNDS: usize = 100_000;
-
-/// Ends the test process with a message if it is still alive `limit` after
-/// [`deadline`] was called: a driver or test loop that never ends fails the run instead of
-/// hanging it. Dropping the guard (at the end of the test) cancels it.
-pub struct Deadline {
-    cancel: Option<mpsc::Sender<()>>,
-    watchdog: Option<JoinHandle<()>>,
-}
-
-/// Starts a [`Deadline`] of [`TEST_DEADLINE`] for the calling test.
-pub fn deadline() -> Deadline {
-    deadline_of(TEST_DEADLINE)
-}
-
-/// Starts a [`Deadline`] of `limit` for the calling test.
-pub fn deadline_of(limit: Duration) -> Deadline {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("<unnamed test>")
-        .to_string();
-    let (cancel, cancelled) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(limit) {
-            // Straight to stderr: the test harness would swallow eprintln! output.
-            let _ = writeln!(
-                std::io::stderr(),
-                "test {test} did not finish within {limit:?}: a wait without a deadline or \
-                 a loop that never ends; failing the run"
-            );
-            std::process::exit(101);
-        }
-    });
-    Deadline {
-        cancel: Some(cancel),
-        watchdog: Some(watchdog),
-    }
-}
-
-impl Drop for Deadline {
-    fn drop(&mut self) {
-        drop(self.cancel.take());
-        if let Some(w) = self.watchdog.take() {
-            let _ = w.join();
-        }
-    }
-}
 
 /// Sends all of `out` on `queue`, calling `tx_batch` until the queue took everything;
 /// fails after [`MAX_ROUNDS`] calls that left packets behind.
