@@ -108,16 +108,13 @@ pub struct EventFd {
 impl EventFd {
     /// Creates an eventfd with a zero count.
     pub fn new() -> Result<Self> {
-        // SAFETY: plain system call; a non-negative return is a new descriptor we own.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(Error::io(
+        // SAFETY: plain system call that returns a new descriptor or -1.
+        let fd = unsafe {
+            owned_fd(
+                libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
                 "cannot create an eventfd",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            )
+        }?;
         Ok(EventFd { fd })
     }
 
@@ -139,6 +136,20 @@ impl EventFd {
         }
         Ok(())
     }
+}
+
+/// Takes ownership of the descriptor a system call returned, or makes its error (`what`
+/// failed) from errno.
+///
+/// # Safety
+/// `ret` must be what a call that creates a descriptor returned just now: a fresh
+/// descriptor owned by nobody else, or -1 with errno set.
+unsafe fn owned_fd(ret: RawFd, what: &str) -> Result<OwnedFd> {
+    if ret < 0 {
+        return Err(Error::io(what, io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor owned by nobody else, per the caller's contract.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
 }
 
 /// Reads an eventfd's count (non-blocking); 0 if nothing was signalled.
@@ -173,16 +184,13 @@ fn shared_for_thread() -> Result<Rc<Shared>> {
         if let Some(s) = slot.borrow().upgrade() {
             return Ok(s);
         }
-        // SAFETY: plain system call; a non-negative return is a new descriptor we own.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if ep < 0 {
-            return Err(Error::io(
+        // SAFETY: plain system call that returns a new descriptor or -1.
+        let epoll = unsafe {
+            owned_fd(
+                libc::epoll_create1(libc::EPOLL_CLOEXEC),
                 "cannot create an epoll instance",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fresh descriptor owned by nobody else.
-        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+            )
+        }?;
         let s = Rc::new(Shared {
             epoll,
             idle: Cell::new(0),
@@ -328,11 +336,12 @@ impl QueueInterrupt {
             }
             return Err(Error::io("epoll_wait on queue interrupts", e));
         }
-        let mut fired = false;
         for ev in &evs[..n as usize] {
             // Drain each signalled eventfd: its count restarts from 0.
-            fired |= drain_fd(ev.u64 as RawFd) > 0;
+            drain_fd(ev.u64 as RawFd);
         }
+        // Each event is an eventfd signalled since it was last drained: an interrupt.
+        let fired = n > 0;
         self.sleeps.set(self.sleeps.get() + 1);
         self.wakeups.set(self.wakeups.get() + u64::from(fired));
         Ok(fired)
@@ -459,6 +468,119 @@ mod tests {
         );
         // The wait consumed the count: nothing left to drain.
         assert_eq!(q.event().drain(), 0);
+    }
+
+    #[test]
+    fn an_eventfd_counts_signals_until_drained() {
+        let e = EventFd::new().unwrap();
+        assert_eq!(e.drain(), 0);
+        e.signal(2).unwrap();
+        e.signal(1).unwrap();
+        assert_eq!(e.drain(), 3);
+        assert_eq!(e.drain(), 0, "drained");
+    }
+
+    #[test]
+    fn descriptor_0_is_a_descriptor_and_minus_1_an_error() {
+        // A process started with stdin closed gets descriptor 0 from its first eventfd.
+        // SAFETY: descriptor 0 is stdin, not a fresh one: the OwnedFd is forgotten below,
+        // never closed, so nothing happens to it.
+        let zero = unsafe { owned_fd(0, "eventfd") }.unwrap();
+        assert_eq!(zero.as_raw_fd(), 0);
+        std::mem::forget(zero);
+        // SAFETY: -1 is an error return; no descriptor is taken.
+        let err = unsafe { owned_fd(-1, "cannot create an eventfd") }.unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(
+            err.to_string().contains("cannot create an eventfd"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_queue_arms_when_it_sleeps_and_disarms_on_traffic() {
+        let mut q = QueueInterrupt::new(10).unwrap();
+        for _ in 1..IDLE_POLLS_BEFORE_SLEEP {
+            assert_eq!(q.after_poll(0), IrqAction::Poll);
+            assert!(!q.armed());
+        }
+        assert_eq!(q.after_poll(0), IrqAction::Sleep);
+        assert!(q.armed(), "unmask the interrupt before sleeping");
+        assert!(!q.wait().unwrap(), "nothing signalled: timed out");
+        assert!(!q.wait().unwrap());
+        assert_eq!((q.sleeps(), q.wakeups()), (2, 0));
+        assert_eq!(q.after_poll(3), IrqAction::Disarm);
+        assert!(!q.armed());
+    }
+
+    #[test]
+    fn a_queue_without_timeout_sleeps_until_the_interrupt() {
+        let _deadline = crate::testing::deadline();
+        let q = QueueInterrupt::new(-1).unwrap();
+        let fd = q.eventfd();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let one = 1u64;
+            // SAFETY: the eventfd stays open until the main thread's wait returns.
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) }
+        });
+        let start = Instant::now();
+        assert!(q.wait_for(None).unwrap(), "woken by the interrupt");
+        assert!(start.elapsed() >= Duration::from_millis(15));
+        assert_eq!(t.join().unwrap(), 8);
+    }
+
+    #[test]
+    fn a_wait_interrupted_by_a_signal_returns_false() {
+        let _deadline = crate::testing::deadline();
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: a zeroed sigaction is valid; the handler does nothing, and nothing else
+        // in the tests uses SIGUSR1. No SA_RESTART: epoll_wait fails with EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        }
+        let q = QueueInterrupt::new(-1).unwrap();
+        // SAFETY: plain call.
+        let me = unsafe { libc::pthread_self() };
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let kicker = {
+            let done = done.clone();
+            // Signals the waiting thread until its wait returned (a signal that arrives
+            // before the wait starts is not enough).
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    // SAFETY: `me` is alive: it waits for this thread before it ends.
+                    unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+                }
+            })
+        };
+        let woken = q.wait();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        kicker.join().unwrap();
+        assert!(!woken.unwrap(), "a signal is not an interrupt");
+        assert_eq!(q.wakeups(), 0);
+    }
+
+    #[test]
+    fn a_dropped_queue_never_wakes_the_thread() {
+        let q = QueueInterrupt::new(20).unwrap();
+        let gone = QueueInterrupt::new(20).unwrap();
+        // VFIO keeps a reference to a queue's eventfd; a duplicate plays it here.
+        // SAFETY: dup returns a new descriptor or -1.
+        let vfio = unsafe { owned_fd(libc::dup(gone.eventfd()), "dup") }.unwrap();
+        drop(gone);
+        let one = 1u64;
+        // SAFETY: writing 8 bytes from a u64 to the open duplicate.
+        let n = unsafe { libc::write(vfio.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        assert_eq!(n, 8);
+        assert!(
+            !q.wait().unwrap(),
+            "the dropped queue's interrupt woke the thread"
+        );
+        assert_eq!((q.sleeps(), q.wakeups()), (1, 0));
     }
 
     #[test]

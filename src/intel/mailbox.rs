@@ -365,6 +365,312 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    /// Plays the PF end of the mailbox, with the datasheet's numbers (8.3.5: VFMAILBOX at
+    /// 0x2fc, REQ bit 0, ACK bit 1, VFU bit 2, PFSTS bit 4, PFACK bit 5, RSTI bit 6, RSTD
+    /// bit 7; VFMBMEM at 0x200), not the constants under test. Anything else panics.
+    #[derive(Default)]
+    struct FakePf {
+        /// VFMAILBOX as the VF reads it next.
+        mailbox: Cell<u32>,
+        mem: RefCell<[u32; 16]>,
+        /// Bits that appear in VFMAILBOX after `delay` more reads of it.
+        pending: Cell<u32>,
+        delay: Cell<u32>,
+        /// Reads of VFMAILBOX before each PF answer shows.
+        answer_after: u32,
+        /// The PF never acknowledges a request.
+        silent: bool,
+        /// The hardware never grants the buffer.
+        locked: bool,
+        /// Reads of VFMAILBOX that still show a PF reset in progress (RSTI); RSTD shows
+        /// with the last.
+        resetting: Cell<u32>,
+        /// Word 0 of the PF's reply to the next request (the VF's words echoed after it).
+        reply: Cell<Option<u32>>,
+        /// What the VF posted: the words of each request.
+        posted: RefCell<Vec<[u32; 16]>>,
+        /// Values the VF wrote to VFMAILBOX.
+        controls: RefCell<Vec<u32>>,
+    }
+
+    impl FakePf {
+        fn answering(word0: u32) -> FakePf {
+            let pf = FakePf::default();
+            pf.reply.set(Some(word0));
+            pf
+        }
+
+        fn owns_buffer(&self) -> bool {
+            self.mailbox.get() & 0x4 != 0
+        }
+
+        /// The PF's answer shows after `answer_after` reads.
+        fn answer(&self, bits: u32) {
+            self.pending.set(self.pending.get() | bits);
+            self.delay.set(self.answer_after);
+        }
+    }
+
+    impl RegisterSpace for FakePf {
+        fn read32(&self, offset: usize) -> u32 {
+            match offset {
+                0x2fc => {
+                    match self.resetting.get() {
+                        0 => {}
+                        1 => self.mailbox.set(self.mailbox.get() & !0x40 | 0x80),
+                        _ => self.mailbox.set(self.mailbox.get() | 0x40),
+                    }
+                    self.resetting.set(self.resetting.get().saturating_sub(1));
+                    if self.pending.get() != 0 {
+                        if self.delay.get() == 0 {
+                            self.mailbox.set(self.mailbox.get() | self.pending.take());
+                        } else {
+                            self.delay.set(self.delay.get() - 1);
+                        }
+                    }
+                    let value = self.mailbox.get();
+                    // PFSTS, PFACK and RSTD clear on read.
+                    self.mailbox.set(value & !0xb0);
+                    value
+                }
+                0x200..0x240 if offset.is_multiple_of(4) => {
+                    assert!(self.owns_buffer(), "VFMBMEM read without VFU");
+                    self.mem.borrow()[(offset - 0x200) / 4]
+                }
+                _ => panic!("read of {offset:#x}"),
+            }
+        }
+
+        fn write32(&self, offset: usize, value: u32) {
+            match offset {
+                0x2fc => {
+                    self.controls.borrow_mut().push(value);
+                    match value {
+                        0x4 if !self.locked => self.mailbox.set(self.mailbox.get() | 0x4),
+                        0x4 => {}
+                        0x1 | 0x2 => {
+                            assert!(self.owns_buffer(), "REQ or ACK without VFU");
+                            self.mailbox.set(self.mailbox.get() & !0x4);
+                        }
+                        _ => panic!("VFMAILBOX written with {value:#x}"),
+                    }
+                    if value == 0x1 {
+                        let words = *self.mem.borrow();
+                        self.posted.borrow_mut().push(words);
+                        if !self.silent {
+                            self.answer(0x20);
+                        }
+                        if let Some(word0) = self.reply.take() {
+                            let mut mem = self.mem.borrow_mut();
+                            mem.copy_within(0..15, 1);
+                            mem[0] = word0;
+                            self.answer(0x10);
+                        }
+                    }
+                }
+                0x200..0x240 if offset.is_multiple_of(4) => {
+                    assert!(self.owns_buffer(), "VFMBMEM written without VFU");
+                    self.mem.borrow_mut()[(offset - 0x200) / 4] = value;
+                }
+                _ => panic!("write of {value:#x} to {offset:#x}"),
+            }
+        }
+    }
+
+    fn mbx() -> Mailbox {
+        Mailbox::new("vf0", Duration::from_millis(20))
+    }
+
+    fn detail(e: Error) -> String {
+        match e {
+            Error::Device { address, detail } => {
+                assert_eq!(address, "vf0");
+                detail
+            }
+            e => panic!("not a device error: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_request_takes_the_buffer_posts_and_reads_the_reply() {
+        let _deadline = crate::testing::deadline();
+        for answer_after in [0, 3] {
+            let pf = FakePf {
+                answer_after,
+                ..FakePf::answering(msg::GET_QUEUES | msg::ACK | msg::CTS)
+            };
+            let reply = mbx().request(&pf, &[msg::GET_QUEUES, 7, 8]).unwrap();
+            assert_eq!(pf.posted.borrow().len(), 1);
+            assert_eq!(pf.posted.borrow()[0][..3], [msg::GET_QUEUES, 7, 8]);
+            assert_eq!(
+                reply.words[..4],
+                [msg::GET_QUEUES | msg::ACK | msg::CTS, msg::GET_QUEUES, 7, 8]
+            );
+            assert!(reply.acked());
+            // Take the buffer, post (REQ), take it again, read, acknowledge (ACK).
+            assert_eq!(*pf.controls.borrow(), [0x4, 0x1, 0x4, 0x2]);
+            assert!(!pf.owns_buffer(), "the buffer is given back");
+        }
+    }
+
+    #[test]
+    fn a_message_has_one_to_sixteen_words() {
+        let _deadline = crate::testing::deadline();
+        let pf = FakePf::default();
+        let sixteen: Vec<u32> = (1..=16).collect();
+        mbx().send(&pf, &sixteen).unwrap();
+        assert_eq!(pf.posted.borrow()[0].to_vec(), sixteen);
+        for n in [0, 17] {
+            let err = mbx().send(&pf, &vec![1; n]).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+            assert!(err.to_string().contains(&format!("not {n}")), "{err}");
+        }
+        assert_eq!(pf.posted.borrow().len(), 1, "nothing posted");
+    }
+
+    #[test]
+    fn a_silent_pf_is_an_error_after_the_timeout() {
+        let _deadline = crate::testing::deadline();
+        let pf = FakePf {
+            silent: true,
+            ..FakePf::default()
+        };
+        let start = Instant::now();
+        let err = detail(mbx().send(&pf, &[msg::SET_LPE, 1518]).unwrap_err());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert!(
+            err.contains("did not answer the mailbox within 20 ms")
+                && err.contains("acknowledgement of message 0x5"),
+            "{err}"
+        );
+        // Acknowledged, but no reply follows.
+        let pf = FakePf::default();
+        let err = detail(mbx().request(&pf, &[msg::SET_LPE, 1518]).unwrap_err());
+        assert!(err.contains("its reply to message 0x5"), "{err}");
+    }
+
+    #[test]
+    fn a_buffer_never_granted_is_an_error_after_the_timeout() {
+        let _deadline = crate::testing::deadline();
+        let pf = FakePf {
+            locked: true,
+            ..FakePf::default()
+        };
+        let start = Instant::now();
+        let err = detail(mbx().send(&pf, &[msg::RESET]).unwrap_err());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert!(
+            err.contains("could not take the mailbox buffer within 20 ms"),
+            "{err}"
+        );
+        assert!(pf.posted.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_reply_to_another_message_is_an_error() {
+        let _deadline = crate::testing::deadline();
+        let pf = FakePf::answering(msg::RESET | msg::ACK);
+        let err = detail(mbx().request(&pf, &[msg::API_NEGOTIATE, 5]).unwrap_err());
+        assert!(
+            err.contains("answered message 0x8 with 0x80000001"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pf_reset_during_a_wait_ends_it() {
+        let _deadline = crate::testing::deadline();
+        let pf = FakePf {
+            silent: true,
+            ..FakePf::default()
+        };
+        pf.mailbox.set(0x40); // RSTI
+        let err = detail(mbx().send(&pf, &[msg::RESET]).unwrap_err());
+        assert!(
+            err.contains("the PF started a reset while the VF waited for its acknowledgement"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stale_acknowledgements_do_not_answer_a_new_request() {
+        let _deadline = crate::testing::deadline();
+        let pf = FakePf {
+            silent: true,
+            ..FakePf::default()
+        };
+        let mbx = mbx();
+        // A PFACK and a PFSTS nobody waited for, seen (and cleared) by a status read.
+        pf.mailbox.set(0x30);
+        assert!(!mbx.reset_indicated(&pf));
+        let err = detail(mbx.send(&pf, &[msg::RESET]).unwrap_err());
+        assert!(err.contains("did not answer"), "{err}");
+    }
+
+    #[test]
+    fn a_message_and_its_acknowledgement_read_together_are_both_kept() {
+        let _deadline = crate::testing::deadline();
+        // The PF acknowledges and replies at once: waiting for PFACK reads (and clears)
+        // PFSTS too; the reply must still be found.
+        let pf = FakePf::answering(msg::SET_MAC_ADDR | msg::NACK);
+        let reply = mbx().request(&pf, &[msg::SET_MAC_ADDR]).unwrap();
+        assert!(!reply.acked() && reply.not_clear_to_send());
+    }
+
+    #[test]
+    fn reset_indications_are_kept_until_consumed() {
+        let _deadline = crate::testing::deadline();
+        let mbx = mbx();
+        let pf = FakePf::default();
+        assert!(!mbx.reset_indicated(&pf));
+        pf.mailbox.set(0x80); // RSTD, cleared by the first read
+        assert!(mbx.reset_indicated(&pf));
+        assert!(mbx.reset_indicated(&pf), "kept after the register cleared");
+        mbx.wait_reset_done(&pf).unwrap();
+        assert!(!mbx.reset_indicated(&pf), "consumed");
+        pf.mailbox.set(0x40); // RSTI: a reset in progress
+        assert!(mbx.reset_indicated(&pf));
+    }
+
+    #[test]
+    fn wait_reset_done_waits_for_rsti_to_clear_then_times_out() {
+        let _deadline = crate::testing::deadline();
+        let mbx = mbx();
+        let pf = FakePf::default();
+        pf.resetting.set(3);
+        mbx.wait_reset_done(&pf).unwrap();
+        assert_eq!(pf.resetting.get(), 0, "waited until the reset was done");
+        assert!(!mbx.reset_indicated(&pf), "RSTD consumed");
+        // RSTI that never clears.
+        pf.mailbox.set(0x40);
+        let start = Instant::now();
+        let err = detail(mbx.wait_reset_done(&pf).unwrap_err());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert!(
+            err.contains("did not finish its reset within 20 ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn xcast_modes_and_api_versions_have_names() {
+        let names: Vec<_> = (0..5).map(XcastMode::describe).collect();
+        assert_eq!(
+            names,
+            [
+                "none",
+                "multicast",
+                "all-multicast",
+                "promiscuous",
+                "unknown"
+            ]
+        );
+        let versions: Vec<_> = ApiVersion::NEWEST_FIRST.iter().map(|v| v.name()).collect();
+        assert_eq!(versions, ["1.4", "1.3", "1.2", "1.1", "1.0"]);
+        assert_eq!((XcastMode::Multi as u32, XcastMode::Promisc as u32), (1, 3));
+    }
 
     #[test]
     fn mac_words_round_trip_in_linux_byte_order() {
@@ -385,6 +691,19 @@ mod tests {
         words[0] = msg::GET_QUEUES | msg::NACK;
         let r = Reply { words };
         assert!(!r.acked() && r.not_clear_to_send());
+        // (ACK, NACK, CTS) -> (acked, not clear to send)
+        for (bits, expected) in [
+            (msg::ACK, (true, false)),
+            (msg::ACK | msg::CTS, (true, false)),
+            (msg::NACK | msg::CTS, (false, false)),
+            (msg::ACK | msg::NACK | msg::CTS, (false, false)),
+            (msg::ACK | msg::NACK, (false, true)),
+        ] {
+            let r = Reply {
+                words: [msg::RESET | bits; MBX_WORDS],
+            };
+            assert_eq!((r.acked(), r.not_clear_to_send()), expected, "{bits:#x}");
+        }
         assert!(ApiVersion::V1_4 > ApiVersion::V1_0);
         assert_eq!(ApiVersion::V1_1 as u32, 2);
     }
