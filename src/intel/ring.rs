@@ -961,6 +961,51 @@ mod tests {
         assert_eq!(pool.free_count(), 128);
     }
 
+    #[test]
+    fn tx_discard_returns_the_unsent_packets_and_restarts_at_descriptor_0() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let regs = Regs::default();
+        let mut q = VecDeque::new();
+        pool.alloc_batch(&mut q, 40, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 40);
+        complete_tx(&ring, 0, 32);
+        ring.clean();
+        // Wraps around the end of the ring: packets in slots 32..64 and 0..26.
+        pool.alloc_batch(&mut q, 50, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 50);
+        assert_eq!((ring.in_flight(), pool.free_count()), (58, 128 - 58));
+        // A function reset: the device forgot the queue.
+        ring.discard();
+        assert_eq!((ring.in_flight(), pool.free_count()), (0, 128));
+        for i in 0..64 {
+            assert_eq!(desc(&ring.ring.mem, i), (0, 0), "descriptor {i} zeroed");
+        }
+        pool.alloc_batch(&mut q, 1, 60);
+        let addr = q[0].bus_addr();
+        assert_eq!(ring.tx_batch(&regs, &mut q), 1);
+        assert_eq!(desc(&ring.ring.mem, 0).0, addr, "restarted at descriptor 0");
+        assert_eq!(regs.writes.borrow().last(), Some(&(0x6018, 1)));
+    }
+
+    #[test]
+    fn tx_ring_drop_returns_packets_on_a_wrapped_ring() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let regs = Regs::default();
+        let mut q = VecDeque::new();
+        pool.alloc_batch(&mut q, 60, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 60);
+        complete_tx(&ring, 0, 32);
+        pool.alloc_batch(&mut q, 30, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 30, "cleaned 32, then wrapped");
+        assert_eq!(ring.in_flight(), 58);
+        drop(ring);
+        assert_eq!(pool.free_count(), 128);
+    }
+
     /// Issue 15 item 7: packets of 0 to 16 bytes are dropped and counted; 17 bytes and
     /// more are sent.
     #[test]

@@ -730,6 +730,22 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_names_the_buffer_and_the_pool_state() {
+        let pool = pool(2);
+        let mut p = pool.alloc(60).unwrap();
+        p.strip_front(4).unwrap();
+        assert_eq!(
+            format!("{p:?}"),
+            "Packet { idx: 0, headroom: 132, len: 56 }"
+        );
+        let s = format!("{pool:?}");
+        assert!(
+            s.starts_with("Mempool { capacity: 2, free: 1, entry_size: 2048, memory: DmaMemory {"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn packets_outlive_the_pool_handle() {
         let _deadline = crate::testing::deadline();
         let pool = pool(2);
