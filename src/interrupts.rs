@@ -369,6 +369,7 @@ mod tests {
 
     #[test]
     fn an_idle_queue_sleeps_after_the_threshold_and_disarms_on_traffic() {
+        let _deadline = crate::testing::deadline();
         let idle = Cell::new(0);
         let mut armed = false;
         assert_eq!(decide(&idle, &mut armed, 3, 0), IrqAction::Poll);
@@ -392,6 +393,7 @@ mod tests {
 
     #[test]
     fn a_busy_port_keeps_an_idle_port_of_the_same_thread_awake() {
+        let _deadline = crate::testing::deadline();
         // Forwarder loop: port B has traffic every round, port C never.
         let idle = Cell::new(0);
         let (mut b, mut c) = (false, false);
@@ -400,13 +402,11 @@ mod tests {
             assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Poll);
         }
         // Traffic stops: both ports idle, 64 empty polls in a row put the thread to sleep.
-        let mut rounds = 0;
-        loop {
-            rounds += 1;
-            if decide(&idle, &mut b, 64, 0) == IrqAction::Sleep {
-                break;
-            }
+        let mut rounds = 1;
+        while decide(&idle, &mut b, 64, 0) != IrqAction::Sleep {
             assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Poll);
+            rounds += 1;
+            assert!(rounds <= 64, "the thread never went to sleep");
         }
         assert_eq!(rounds, 32);
         assert_eq!(decide(&idle, &mut c, 64, 0), IrqAction::Sleep);
@@ -420,6 +420,7 @@ mod tests {
 
     #[test]
     fn wait_returns_on_a_signal_of_any_queue_of_the_thread() {
+        let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(5000).unwrap();
         let other = QueueInterrupt::new(5000).unwrap();
         other.event().signal(2).unwrap();
@@ -433,6 +434,7 @@ mod tests {
 
     #[test]
     fn wait_times_out_without_a_signal() {
+        let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(30).unwrap();
         assert_eq!(q.timeout(), Some(Duration::from_millis(30)));
         let start = Instant::now();
@@ -444,6 +446,7 @@ mod tests {
 
     #[test]
     fn a_signal_from_another_thread_wakes_a_sleeper() {
+        let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(-1).unwrap();
         assert_eq!(q.timeout(), None);
         let fd = q.eventfd();
@@ -472,6 +475,7 @@ mod tests {
 
     #[test]
     fn an_eventfd_counts_signals_until_drained() {
+        let _deadline = crate::testing::deadline();
         let e = EventFd::new().unwrap();
         assert_eq!(e.drain(), 0);
         e.signal(2).unwrap();
@@ -482,6 +486,7 @@ mod tests {
 
     #[test]
     fn descriptor_0_is_a_descriptor_and_minus_1_an_error() {
+        let _deadline = crate::testing::deadline();
         // A process started with stdin closed gets descriptor 0 from its first eventfd.
         // SAFETY: descriptor 0 is stdin, not a fresh one: the OwnedFd is forgotten below,
         // never closed, so nothing happens to it.
@@ -499,6 +504,7 @@ mod tests {
 
     #[test]
     fn a_queue_arms_when_it_sleeps_and_disarms_on_traffic() {
+        let _deadline = crate::testing::deadline();
         let mut q = QueueInterrupt::new(10).unwrap();
         for _ in 1..IDLE_POLLS_BEFORE_SLEEP {
             assert_eq!(q.after_poll(0), IrqAction::Poll);
@@ -566,6 +572,7 @@ mod tests {
 
     #[test]
     fn a_dropped_queue_never_wakes_the_thread() {
+        let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(20).unwrap();
         let gone = QueueInterrupt::new(20).unwrap();
         // VFIO keeps a reference to a queue's eventfd; a duplicate plays it here.
@@ -585,6 +592,7 @@ mod tests {
 
     #[test]
     fn zero_timeout_is_not_an_interrupt_mode() {
+        let _deadline = crate::testing::deadline();
         let err = QueueInterrupt::new(0).err().unwrap();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
         assert_eq!(

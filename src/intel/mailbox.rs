@@ -656,6 +656,7 @@ mod tests {
 
     #[test]
     fn xcast_modes_and_api_versions_have_names() {
+        let _deadline = crate::testing::deadline();
         let names: Vec<_> = (0..5).map(XcastMode::describe).collect();
         assert_eq!(
             names,
@@ -674,6 +675,7 @@ mod tests {
 
     #[test]
     fn mac_words_round_trip_in_linux_byte_order() {
+        let _deadline = crate::testing::deadline();
         let mac = [0x02, 0x1b, 0x21, 0x3c, 0x4d, 0x5e];
         let w = mac_words(mac);
         assert_eq!(w, [0x3c21_1b02, 0x0000_5e4d]);
@@ -685,6 +687,7 @@ mod tests {
 
     #[test]
     fn reply_bits() {
+        let _deadline = crate::testing::deadline();
         let mut words = [0; MBX_WORDS];
         words[0] = msg::RESET | msg::ACK | msg::CTS;
         assert!(Reply { words }.acked());
