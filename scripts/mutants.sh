@@ -30,12 +30,26 @@ if ! cargo mutants --version >/dev/null 2>&1; then
     cargo install cargo-mutants --locked
 fi
 
-[ $# -gt 0 ] && FILES="$*"
+whole_path=yes
+[ $# -gt 0 ] && { FILES="$*"; whole_path=no; }
 set --
 for f in $FILES; do
     [ -f "$f" ] || { echo "mutants: $f does not exist: update FILES in $0" >&2; exit 2; }
     set -- "$@" -f "$f"
 done
+
+# Every exclusion must still name a mutant: one that matches nothing was written for code
+# that moved, and must be checked again.
+if [ "$whole_path" = yes ]; then
+    all=$(cargo mutants --list --no-config "$@")
+    sed -n "s/^ *'\(.*\)',.*\$/\1/p" .cargo/mutants.toml | while IFS= read -r re; do
+        printf '%s\n' "$all" | grep -Eq -- "$re" || {
+            echo "mutants: the exclusion '$re' in .cargo/mutants.toml matches no mutant;" \
+                "the code moved: check it again" >&2
+            exit 2
+        }
+    done || exit 2
+fi
 
 out=target/mutants
 mkdir -p "$out"

@@ -628,6 +628,9 @@ mod tests {
         pf.mailbox.set(0x80); // RSTD, cleared by the first read
         assert!(mbx.reset_indicated(&pf));
         assert!(mbx.reset_indicated(&pf), "kept after the register cleared");
+        pf.mailbox.set(0x80); // another reset done before the VF handled the first
+        assert!(mbx.reset_indicated(&pf));
+        assert!(mbx.reset_indicated(&pf), "still kept");
         mbx.wait_reset_done(&pf).unwrap();
         assert!(!mbx.reset_indicated(&pf), "consumed");
         pf.mailbox.set(0x40); // RSTI: a reset in progress
