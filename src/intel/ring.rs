@@ -824,6 +824,24 @@ mod tests {
     }
 
     #[test]
+    fn polls_that_find_a_frame_but_no_free_buffer_are_counted() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 64, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let regs = Regs::default();
+        ring.start(&regs);
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 0);
+        assert_eq!(ring.take_nombuf(), 0, "pool empty, but no frame waiting");
+        complete_rx(&ring, 0, &[1; 60], true);
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 0);
+        assert_eq!(ring.rx_batch(&regs, &mut q, 8), 0);
+        assert_eq!(ring.rx_batch(&regs, &mut q, 0), 0, "asked for nothing");
+        assert_eq!(ring.take_nombuf(), 2);
+        assert_eq!(ring.take_nombuf(), 0, "taken");
+    }
+
+    #[test]
     fn a_short_ring_region_from_the_allocator_is_an_error_not_an_overflow() {
         let _deadline = crate::testing::deadline();
         // 512 descriptors need 8192 bytes; the allocator returns 4096.
