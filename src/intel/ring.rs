@@ -797,6 +797,40 @@ mod tests {
     }
 
     #[test]
+    fn rx_batches_end_at_the_end_of_the_ring() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 256, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        // The region is a whole page: make the memory past descriptor 63 look like
+        // completed descriptors, which a batch running past the end would take.
+        let region = ring.ring.mem.size() / DESC_SIZE;
+        assert!(region >= 64 + 16, "{region}");
+        for i in 64..region {
+            // SAFETY: inside the ring's DMA region, past its descriptors.
+            unsafe { (*ring.ring.descs.as_ptr().add(i)).hi = 60 << 32 | 0b11 };
+        }
+        let regs = Regs::default();
+        ring.start(&regs);
+        let mut q = VecDeque::new();
+        for i in 0..56 {
+            complete_rx(&ring, i, &[0; 60], true);
+        }
+        assert_eq!(ring.rx_batch(&regs, &mut q, 56), 56);
+        q.clear();
+        for i in 56..64 {
+            complete_rx(&ring, i, &[i as u8; 60], true);
+        }
+        assert_eq!(ring.rx_batch(&regs, &mut q, 16), 8, "ends at descriptor 63");
+        assert_eq!(&q[7][..], &[63; 60][..]);
+        assert_eq!(
+            ring.rx_batch(&regs, &mut q, 16),
+            0,
+            "descriptor 0 is not done"
+        );
+        assert_eq!(regs.writes.borrow().last(), Some(&(TAIL, 63)));
+    }
+
+    #[test]
     fn rx_fragments_come_out_as_empty_packets() {
         let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
