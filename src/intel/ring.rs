@@ -261,19 +261,17 @@ impl RxRing {
         let n = if last & rxd::STAT_DD != 0 {
             limit
         } else {
-            let mut n = 0;
-            while n < limit {
-                // SAFETY: start + n < start + limit <= mask + 1: inside the ring.
-                // Volatile: the device writes it.
-                let status = u64::from_le(unsafe {
-                    (&raw const (*descs.add(start + n)).hi).read_volatile()
-                });
-                if status & rxd::STAT_DD == 0 {
-                    break;
-                }
-                n += 1;
-            }
-            n
+            // The range bounds the count even if the device completes the last one
+            // meanwhile.
+            (start..start + limit)
+                .take_while(|&i| {
+                    // SAFETY: i < start + limit <= mask + 1: inside the ring. Volatile:
+                    // the device writes it.
+                    let status =
+                        u64::from_le(unsafe { (&raw const (*descs.add(i)).hi).read_volatile() });
+                    status & rxd::STAT_DD != 0
+                })
+                .count()
         };
         // Everything the device wrote before setting DD is visible after this.
         fence(Ordering::Acquire);
@@ -996,12 +994,21 @@ mod tests {
         let regs = Regs::default();
         let mut q = VecDeque::new();
         pool.alloc_batch(&mut q, 100, 60);
+        for (i, p) in q.iter_mut().enumerate() {
+            p[0] = i as u8;
+        }
         assert_eq!(
             ring.tx_batch(&regs, &mut q),
             63,
             "one slot always stays free"
         );
         assert_eq!(q.len(), 37);
+        let left: Vec<u8> = q.iter().map(|p| p[0]).collect();
+        assert_eq!(
+            left,
+            (63..100).collect::<Vec<u8>>(),
+            "the unsent ones, in order"
+        );
         assert_eq!(ring.tx_batch(&regs, &mut q), 0);
         // The device completes 31: not a whole batch, nothing cleaned.
         complete_tx(&ring, 0, 31);
