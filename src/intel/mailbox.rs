@@ -366,6 +366,7 @@ impl Mailbox {
 mod tests {
     use super::*;
     use std::cell::RefCell;
+    use std::time::Instant;
 
     /// Plays the PF end of the mailbox, with the datasheet's numbers (8.3.5: VFMAILBOX at
     /// 0x2fc, REQ bit 0, ACK bit 1, VFU bit 2, PFSTS bit 4, PFACK bit 5, RSTI bit 6, RSTD

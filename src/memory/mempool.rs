@@ -518,6 +518,7 @@ mod tests {
                     virt,
                     size,
                     chunks,
+                    heap.domain(),
                     Box::new(move |_, _| {
                         live.set(live.get() - 1);
                         drop(heap);
