@@ -537,6 +537,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "sends a signal (sigaction, pthread_kill), which Miri cannot call"
+    )]
     fn a_wait_interrupted_by_a_signal_returns_false() {
         let _deadline = crate::testing::deadline();
         extern "C" fn nothing(_: libc::c_int) {}
