@@ -810,6 +810,27 @@ mod tests {
             }
         );
         assert_eq!(Layout::legacy(64).used, 4096);
+        // Virtio 1.x 2.7.2 (legacy interfaces): ALIGN(16 n + 2 (3 + n)) + ALIGN(6 + 8 n),
+        // ALIGN to 4096. For 1024: 20480 + 12288; neither part a multiple already.
+        assert_eq!(
+            Layout::legacy(1024),
+            Layout {
+                size: 1024,
+                avail: 16384,
+                used: 20480,
+                total: 32768
+            }
+        );
+    }
+
+    #[test]
+    fn the_device_gets_the_bus_addresses_of_the_three_parts() {
+        let q = Virtqueue::<()>::new(&HeapDma, 256).unwrap();
+        // HeapDma: the bus address is the virtual address.
+        let base = q.mem.virt() as u64;
+        assert_eq!(q.bus_addr(), base);
+        assert_eq!(q.avail_bus_addr(), base + 4096);
+        assert_eq!(q.used_bus_addr(), base + 8192);
     }
 
     #[test]
