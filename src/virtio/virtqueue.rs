@@ -885,6 +885,36 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_may_fill_the_queue_and_keeps_a_next_flag_given() {
+        let mut q = Virtqueue::new(&HeapDma, 8).unwrap();
+        let mut linked = d(0x1000);
+        linked.flags = VIRTQ_DESC_F_NEXT;
+        let mut chain = [d(0x2000); 8];
+        chain[0] = linked;
+        assert_eq!(q.add_chain(&chain, 'c'), Some(()), "as long as the queue");
+        assert_eq!(q.desc(0), linked, "NEXT kept");
+        assert_eq!(q.read16(14), 1, "linked to descriptor 1");
+    }
+
+    #[test]
+    fn the_device_may_use_every_entry_but_not_more() {
+        let mut q = Virtqueue::<()>::new(&HeapDma, 8).unwrap();
+        let used_idx = q.layout().used + 2;
+        q.write16(used_idx, 8);
+        assert_eq!(q.used_ready(), Ok(8));
+        assert_eq!(q.pending_used(), 8);
+        q.write16(used_idx, 9);
+        assert_eq!(
+            q.used_ready(),
+            Err(UsedError::IndexJump {
+                expected: 0,
+                found: 9
+            })
+        );
+        assert_eq!(q.pending_used(), 0, "a bad index");
+    }
+
+    #[test]
     fn a_full_queue_refuses_more_buffers() {
         let mut q = Virtqueue::new(&HeapDma, 8).unwrap();
         assert_eq!(q.add_chain(&[d(1); 9], ()), None, "longer than the queue");
