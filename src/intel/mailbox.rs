@@ -481,7 +481,7 @@ mod tests {
     }
 
     fn mbx() -> Mailbox {
-        Mailbox::new("vf0", Duration::from_millis(20))
+        Mailbox::new("vf0", Duration::from_millis(20), AT_IXGBEVF)
     }
 
     fn detail(e: Error) -> String {
