@@ -811,7 +811,7 @@ mod tests {
         );
         assert_eq!(Layout::legacy(64).used, 4096);
         // Virtio 1.x 2.7.2 (legacy interfaces): ALIGN(16 n + 2 (3 + n)) + ALIGN(6 + 8 n),
-        // ALIGN to 4096. For 1024: 20480 + 12288; neither part a multiple already.
+        // ALIGN to 4096. For 1024: 20480 + 12288.
         assert_eq!(
             Layout::legacy(1024),
             Layout {
@@ -819,6 +819,16 @@ mod tests {
                 avail: 16384,
                 used: 20480,
                 total: 32768
+            }
+        );
+        // 2048: ALIGN(32768 + 4102) + ALIGN(16390) = 40960 + 20480.
+        assert_eq!(
+            Layout::legacy(2048),
+            Layout {
+                size: 2048,
+                avail: 32768,
+                used: 40960,
+                total: 61440
             }
         );
     }
