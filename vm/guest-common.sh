@@ -191,7 +191,7 @@ refusal() {
         echo "$4"
     fi
 }
-
+# forward_paced PREFIX A B C [PERCENT [FRAMES]]: the forwarding run of guest/main.sh and guest/modern.sh.
 # forward_paced PREFIX A B C [PERCENT]: the forwarding run of guest/main.sh and guest/modern.sh.
 # forwarder B C on vCPU 1 (output in /tmp/PREFIXfwd.out); after 3 s "@@FWD_START", then
 # generator A sends 20000 frames on vCPU 0, paced to PERCENT (default 20) % of it (run_cmd PREFIXfwdgen:
@@ -212,7 +212,7 @@ forward_paced() {
         echo "@@INFO generator sends to $IXY_DST_MAC"
     fi
     echo "@@FWD_START"
-    run_cmd "${1}fwdgen" paced "${5:-20}" taskset 1 timeout 180 generator "$2" 20000
+    run_cmd "${1}fwdgen" paced "${5:-20}" taskset 1 timeout 180 generator "$2" "${6:-20000}"
     grc=$RC
     unset IXY_DST_MAC
     sleep 2
