@@ -191,10 +191,10 @@ refusal() {
         echo "$4"
     fi
 }
+
 # forward_paced PREFIX A B C [PERCENT [FRAMES]]: the forwarding run of guest/main.sh and guest/modern.sh.
-# forward_paced PREFIX A B C [PERCENT]: the forwarding run of guest/main.sh and guest/modern.sh.
 # forwarder B C on vCPU 1 (output in /tmp/PREFIXfwd.out); after 3 s "@@FWD_START", then
-# generator A sends 20000 frames on vCPU 0, paced to PERCENT (default 20) % of it (run_cmd PREFIXfwdgen:
+# generator A sends FRAMES (default 20000) frames on vCPU 0, paced to PERCENT (default 20) % of it (run_cmd PREFIXfwdgen:
 # under TCG an unthrottled generator floods the forwarder, which drops what its TX ring
 # has no room for); 2 s later "@@FWD_END". Stops the forwarder and shows its output. Sets
 # why: "" or "; "-separated reasons (forwarder exited early or panicked, generator
