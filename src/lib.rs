@@ -133,6 +133,7 @@ pub mod model;
 pub mod pci;
 pub mod registers;
 #[cfg(test)]
+#[path = "../tests/support/testing.rs"]
 mod testing;
 pub mod virtio;
 

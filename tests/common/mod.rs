@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use ixy::{IxyDevice, Packet};
 
 // The deadline is shared with the crate's unit tests.
-#[path = "../../src/testing/deadline.rs"]
+#[path = "../support/deadline.rs"]
 mod deadline;
 pub use deadline::*;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[allow(dead_code)] // the driver tests (tests/common) use the rest of it
+#[path = "deadline.rs"]
 mod deadline;
 pub(crate) use deadline::Deadline;
 
