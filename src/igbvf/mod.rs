@@ -103,6 +103,9 @@ impl IgbvfDevice<MmioRegion> {
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbevfOptions::from_config(cfg);
         options.base.promisc = false;
+        // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
+        // ring size (see crate::igb::RX_RING_SIZE).
+        options.base.rx_ring_size = crate::igb::RX_RING_SIZE;
         crate::intel::check_options("igbvf", &options.base, MAX_QUEUES)?;
         pci.check_claim(cfg, &[DriverKind::Igbvf])?;
         let bar = crate::intel::claim_bar0(&pci, cfg)?;
