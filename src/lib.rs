@@ -398,10 +398,9 @@ impl DeviceConfig {
             )));
         }
         let device = pci::PciDevice::open(&self.pci_addr)?;
-        // Read once here; the driver's open checks the identity it remembers.
-        let id = device.identify()?;
+        let id = device.id();
         self.check_vfio_rule(&device)?;
-        match pci::driver_for(&id) {
+        match pci::driver_for(id) {
             Some(pci::DriverKind::VirtioLegacy | pci::DriverKind::VirtioModern) => {
                 Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
             }

@@ -107,8 +107,7 @@ impl IgbDevice<MmioRegion> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.rx_ring_size = RX_RING_SIZE;
         crate::intel::check_options("igb", &options, MAX_QUEUES)?;
-        pci.check_claim(cfg, &[DriverKind::Igb])?;
-        let bar = crate::intel::claim_bar0(&pci, cfg)?;
+        let bar = crate::intel::claim_bar0(&pci, cfg, DriverKind::Igb)?;
         let irqs = irq::enable_vectors(&pci, &mut options)?;
         let mut dev = Self::init(pci.name(), bar, &cfg.dma(), &options, irqs)?;
         dev.pci = Some(pci);

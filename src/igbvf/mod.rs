@@ -107,8 +107,7 @@ impl IgbvfDevice<MmioRegion> {
         // ring size (see crate::igb::RX_RING_SIZE).
         options.base.rx_ring_size = crate::igb::RX_RING_SIZE;
         crate::intel::check_options("igbvf", &options.base, MAX_QUEUES)?;
-        pci.check_claim(cfg, &[DriverKind::Igbvf])?;
-        let bar = crate::intel::claim_bar0(&pci, cfg)?;
+        let bar = crate::intel::claim_bar0(&pci, cfg, DriverKind::Igbvf)?;
         let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), options)?;
         dev.pci = Some(pci);
         Ok(dev)
@@ -674,8 +673,8 @@ mod tests {
         cfg[0..4].copy_from_slice(&[0xff; 4]);
         std::fs::write(dir.join("config"), cfg).unwrap();
         let pci = crate::pci::PciDevice::open_at("0000:00:04.0".parse().unwrap(), &root).unwrap();
-        let id = pci.identify().unwrap();
+        let id = pci.id();
         assert_eq!((id.vendor, id.device), (0x8086, 0x10ca));
-        assert_eq!(crate::pci::driver_for(&id), Some(DriverKind::Igbvf));
+        assert_eq!(crate::pci::driver_for(id), Some(DriverKind::Igbvf));
     }
 }

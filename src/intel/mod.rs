@@ -18,13 +18,18 @@ pub(crate) mod ring;
 
 use crate::DeviceConfig;
 use crate::error::Result;
-use crate::pci::PciDevice;
+use crate::pci::{DriverKind, PciDevice};
 use crate::registers::MmioRegion;
 
-/// Takes `pci` from its kernel driver (as `cfg` allows), lets it master the bus and maps
-/// its BAR0, where a VF's registers are (used by ixgbevf; ixgbe claims its PF itself).
-pub(crate) fn claim_bar0(pci: &PciDevice, cfg: &DeviceConfig) -> Result<MmioRegion> {
-    pci.unbind(cfg.force_unbind)?;
+/// Claims `pci` for a driver of `kind` ([`PciDevice::claim`]), lets it master the bus and
+/// maps its BAR0, where the registers are (used by ixgbevf, igb, igbvf; ixgbe claims its
+/// PF itself).
+pub(crate) fn claim_bar0(
+    pci: &PciDevice,
+    cfg: &DeviceConfig,
+    kind: DriverKind,
+) -> Result<MmioRegion> {
+    pci.claim(cfg, &[kind], |_| Ok(()))?;
     pci.enable_bus_master()?;
     pci.map_bar(0)
 }

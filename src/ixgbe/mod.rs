@@ -389,9 +389,10 @@ impl IxgbeDevice<MmioRegion> {
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.check()?;
-        options.device_id = pci.check_claim(cfg, &[DriverKind::Ixgbe])?.device;
-        options.mac_type(pci.name())?;
-        pci.unbind(cfg.force_unbind)?;
+        pci.claim(cfg, &[DriverKind::Ixgbe], |id| {
+            options.device_id = id.device;
+            options.mac_type(pci.name()).map(drop)
+        })?;
         pci.enable_bus_master()?;
         let claimed = pci
             .map_bar(0)

@@ -216,8 +216,7 @@ impl IxgbevfDevice<MmioRegion> {
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let options = IxgbevfOptions::from_config(cfg);
         options.validate()?;
-        pci.check_claim(cfg, &[DriverKind::Ixgbevf])?;
-        let bar = crate::intel::claim_bar0(&pci, cfg)?;
+        let bar = crate::intel::claim_bar0(&pci, cfg, DriverKind::Ixgbevf)?;
         let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), options)?;
         dev.pci = Some(pci);
         Ok(dev)

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use super::guard::{self, InterfaceState, NetView};
-use super::{DeviceId, DriverKind, PciAddress, PciDevice};
+use super::{DeviceId, DriverKind, PciAddress};
 use crate::error::{Error, Result};
 
 /// One network-class PCI function, as sysfs shows it.
@@ -25,18 +25,7 @@ pub struct NicInfo {
 impl NicInfo {
     /// The device's model name from the ixy drivers' id tables, if an ixy driver drives it.
     pub fn name(&self) -> Option<&'static str> {
-        let table = match self.driver? {
-            DriverKind::VirtioLegacy => return Some("virtio-net (legacy or transitional)"),
-            DriverKind::VirtioModern => return Some("virtio-net 1.0"),
-            DriverKind::Ixgbe => super::IXGBE_DEVICE_IDS,
-            DriverKind::Ixgbevf => super::IXGBEVF_DEVICE_IDS,
-            DriverKind::Igb => super::IGB_DEVICE_IDS,
-            DriverKind::Igbvf => super::IGBVF_DEVICE_IDS,
-        };
-        table
-            .iter()
-            .find(|&&(d, _)| d == self.id.device)
-            .map(|&(_, n)| n)
+        self.driver?.model(self.id.vendor, self.id.device)
     }
 
     /// The interface for which the guard ([`super::PciDevice::unbind`]) refuses to take the
@@ -61,20 +50,18 @@ pub(crate) fn list_nics_at(root: &Path, net: &NetView) -> Result<Vec<NicInfo>> {
         let Ok(address) = entry.file_name().to_string_lossy().parse::<PciAddress>() else {
             continue;
         };
-        let dev = PciDevice::at(address, root, net.clone());
-        let id = match dev.sysfs_identify() {
+        let path = entry.path();
+        let id = match super::identify(address, &path) {
             Ok(id) => id,
             Err(Error::NotANic { .. }) => continue,
             Err(e) => return Err(e),
         };
+        let names = guard::interface_names(&path);
         nics.push(NicInfo {
             driver: super::driver_for(&id),
             id,
-            kernel_driver: dev.kernel_driver(),
-            interfaces: guard::interface_names(&dev.path)
-                .iter()
-                .map(|n| net.interface_state(n))
-                .collect(),
+            kernel_driver: super::kernel_driver(&path),
+            interfaces: names.iter().map(|n| net.interface_state(n)).collect(),
         });
     }
     nics.sort_by_key(|n| n.id.address.to_string());

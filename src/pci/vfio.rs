@@ -21,12 +21,10 @@ use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::registers::MmioRegion;
 
 /// ioctl numbers: `_IO(VFIO_TYPE, VFIO_BASE + n)` with VFIO_TYPE = ';' and VFIO_BASE = 100.
 mod ioctl {
@@ -54,13 +52,8 @@ const VFIO_TYPE1V2_IOMMU: u64 = 3;
 /// `vfio_group_status.flags`.
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
 const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 2;
-/// `vfio_region_info.flags`.
-const VFIO_REGION_INFO_FLAG_MMAP: u32 = 4;
 /// Region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`); BARs are 0-5.
 const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
-/// Interrupt indices (`VFIO_PCI_MSI_IRQ_INDEX`, `VFIO_PCI_MSIX_IRQ_INDEX`).
-const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
-const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
 /// `vfio_irq_set.flags`.
 const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 4;
 const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 32;
@@ -112,59 +105,40 @@ struct DmaUnmap {
     size: u64,
 }
 
-/// Which interrupt mechanism a device driven through VFIO delivers its vectors by.
+/// Which interrupt mechanism a device driven through VFIO delivers its vectors by (the
+/// discriminant is its VFIO interrupt index, `VFIO_PCI_MSI_IRQ_INDEX` /
+/// `VFIO_PCI_MSIX_IRQ_INDEX`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrqMode {
     /// MSI-X: vector `i` signals eventfd `i`.
-    MsiX,
+    MsiX = 2,
     /// MSI (fallback when the function has no MSI-X): vector `i` signals eventfd `i`.
-    Msi,
+    Msi = 1,
 }
 
-/// First I/O virtual address handed out: above 4 GiB, clear of the x86 interrupt window
-/// (0xfee00000) and of low reserved regions.
-pub const IOVA_BASE: u64 = 1 << 32;
+/// First I/O virtual address handed out (2 MiB aligned): above 4 GiB, clear of the x86
+/// interrupt window (0xfee00000) and of low reserved regions.
+const IOVA_BASE: u64 = 1 << 32;
 /// End of the I/O virtual address space used: 39 bits, the smallest address width of
 /// Intel IOMMUs (and QEMU's intel-iommu default).
-pub const IOVA_END: u64 = 1 << 39;
+const IOVA_END: u64 = 1 << 39;
 /// DMA mappings are aligned and sized to hugepages.
 const IOVA_ALIGN: u64 = 2 * 1024 * 1024;
 
-/// Hands out I/O virtual addresses: a bump allocator over `[IOVA_BASE, IOVA_END)`.
-/// Addresses are not reused after an unmap (the space is far larger than any pool set).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IovaAllocator {
-    next: u64,
-    end: u64,
-}
-
-impl IovaAllocator {
-    /// An allocator over `[base, end)`; `base` is rounded up to 2 MiB.
-    pub fn new(base: u64, end: u64) -> Self {
-        IovaAllocator {
-            next: base.next_multiple_of(IOVA_ALIGN),
-            end,
-        }
+/// Reserves `size` bytes (rounded up to 2 MiB) of I/O virtual address space at `*next`, a
+/// bump allocator up to [`IOVA_END`]: addresses are not reused after an unmap (the space is
+/// far larger than any pool set).
+fn alloc_iova(next: &mut u64, size: u64) -> Result<u64> {
+    let iova = *next;
+    let end = iova + size.next_multiple_of(IOVA_ALIGN);
+    if end > IOVA_END {
+        let left = IOVA_END - iova;
+        let detail =
+            format!("I/O virtual address space exhausted ({size} bytes requested, {left} left)");
+        return Err(Error::vfio("DMA memory", detail));
     }
-
-    /// Reserves `size` bytes (rounded up to 2 MiB), 2 MiB aligned.
-    pub fn alloc(&mut self, size: u64) -> std::result::Result<u64, String> {
-        if size == 0 {
-            return Err("I/O virtual address range of 0 bytes".into());
-        }
-        let size = size.next_multiple_of(IOVA_ALIGN);
-        match self.next.checked_add(size) {
-            Some(end) if end <= self.end => {
-                let iova = self.next;
-                self.next = end;
-                Ok(iova)
-            }
-            _ => Err(format!(
-                "I/O virtual address space exhausted ({size} bytes requested, {} left)",
-                self.end.saturating_sub(self.next)
-            )),
-        }
-    }
+    *next = end;
+    Ok(iova)
 }
 
 /// Checks that mapping `request` more bytes stays within `RLIMIT_MEMLOCK`.
@@ -172,12 +146,7 @@ impl IovaAllocator {
 /// VFIO pins every mapped page and charges it to the process's locked memory; above the
 /// limit the kernel answers ENOMEM. `limit` is `None` for unlimited; `privileged` (root,
 /// CAP_IPC_LOCK) is exempt.
-pub fn check_memlock(
-    request: u64,
-    locked: u64,
-    limit: Option<u64>,
-    privileged: bool,
-) -> std::result::Result<(), Error> {
+fn check_memlock(request: u64, locked: u64, limit: Option<u64>, privileged: bool) -> Result<()> {
     match limit {
         Some(limit) if !privileged && locked + request > limit => Err(Error::MemlockLimit {
             limit,
@@ -255,7 +224,8 @@ struct ContainerState {
     /// Open groups by number; kept open for the life of the process. The IOMMU type is
     /// chosen when the first group joins.
     groups: HashMap<u32, File>,
-    iova: IovaAllocator,
+    /// The next I/O virtual address to hand out.
+    next_iova: u64,
     /// Bytes currently mapped.
     mapped: u64,
 }
@@ -301,7 +271,7 @@ impl Container {
             domain: crate::memory::dma::DmaDomain::unique(),
             state: Mutex::new(ContainerState {
                 groups: HashMap::new(),
-                iova: IovaAllocator::new(IOVA_BASE, IOVA_END),
+                next_iova: IOVA_BASE,
                 mapped: 0,
             }),
         });
@@ -386,10 +356,7 @@ impl Container {
         let mut st = self.state();
         let locked = locked_bytes().unwrap_or(st.mapped);
         check_memlock(size, locked, memlock_limit(), is_root())?;
-        let iova = st
-            .iova
-            .alloc(size)
-            .map_err(|e| Error::vfio("DMA memory", e))?;
+        let iova = alloc_iova(&mut st.next_iova, size)?;
         let mut map = DmaMap {
             argsz: std::mem::size_of::<DmaMap>() as u32,
             flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
@@ -416,14 +383,14 @@ impl Container {
         }
     }
 
-    /// Removes a mapping made by [`Container::map_dma`]. Crate-private: only the owner of
-    /// a mapping (a region's release in `memory::vfio`) may remove it while devices use the
-    /// container.
     /// The DMA domain of this container's I/O virtual addresses.
     pub(crate) fn dma_domain(&self) -> crate::memory::dma::DmaDomain {
         self.domain
     }
 
+    /// Removes a mapping made by [`Container::map_dma`]. Crate-private: only the owner of
+    /// a mapping (a region's release in `memory::vfio`) may remove it while devices use the
+    /// container.
     pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
         let mut st = self.state();
         let mut unmap = DmaUnmap {
@@ -560,7 +527,7 @@ pub fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
 
 /// A PCI function opened through VFIO.
 #[derive(Debug)]
-pub struct VfioDevice {
+pub(crate) struct VfioDevice {
     address: String,
     fd: File,
     /// Offset of config space within `fd`.
@@ -570,7 +537,7 @@ pub struct VfioDevice {
 impl VfioDevice {
     /// Opens the device at `address` (sysfs directory `sysfs`), which must be bound to
     /// vfio-pci, joining the process-wide container (which lives as long as the process).
-    pub fn open(address: &str, sysfs: &Path) -> Result<Self> {
+    pub(crate) fn open(address: &str, sysfs: &Path) -> Result<Self> {
         let group = iommu_group(address, sysfs)?;
         let fd = Container::open()?.open_device(address, sysfs, group)?;
         let mut dev = VfioDevice {
@@ -583,16 +550,22 @@ impl VfioDevice {
         Ok(dev)
     }
 
-    /// The device file descriptor (for region reads and writes). Crate-private: writes
-    /// through it reach the device's registers and config space (see
+    /// The device file descriptor, where config space is at [`VfioDevice::config_offset`].
+    /// Crate-private: writes through it reach the device's registers and config space (see
     /// [`PciDevice::map_bar`](super::PciDevice)).
     pub(crate) fn file(&self) -> &File {
         &self.fd
     }
 
+    /// Offset of config space within [`VfioDevice::file`].
+    pub(crate) fn config_offset(&self) -> u64 {
+        self.config_offset
+    }
+
     fn region_info(&self, index: u32) -> Result<RegionInfo> {
+        let argsz = std::mem::size_of::<RegionInfo>() as u32;
         let mut info = RegionInfo {
-            argsz: std::mem::size_of::<RegionInfo>() as u32,
+            argsz,
             index,
             ..RegionInfo::default()
         };
@@ -608,60 +581,23 @@ impl VfioDevice {
         Ok(info)
     }
 
-    /// Offset and size of region `index` (BAR 0-5) within the device fd.
-    pub(crate) fn region(&self, index: u32) -> Result<(u64, u64)> {
-        let r = self.region_info(index)?;
-        Ok((r.offset, r.size))
-    }
-
-    /// Reads config space at `offset`.
-    pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.fd
-            .read_exact_at(buf, self.config_offset + offset)
-            .map_err(|e| self.config_error("read", e))
-    }
-
-    /// Writes config space at `offset` (crate-private, like
-    /// [`PciDevice::write_config`](super::PciDevice)).
-    pub(crate) fn write_config(&self, offset: u64, buf: &[u8]) -> Result<()> {
-        self.fd
-            .write_all_at(buf, self.config_offset + offset)
-            .map_err(|e| self.config_error("write", e))
-    }
-
-    fn config_error(&self, verb: &str, e: io::Error) -> Error {
-        Error::io(
-            format!("cannot {verb} config space of {} (VFIO)", self.address),
-            e,
-        )
-    }
-
-    /// Maps BAR `bar` (a memory BAR that VFIO allows to be mmapped). Crate-private, like
-    /// [`PciDevice::map_bar`](super::PciDevice).
-    pub(crate) fn map_bar(&self, bar: u8) -> Result<MmioRegion> {
-        let info = self.region_info(bar as u32)?;
-        if info.size == 0 {
-            return Err(Error::device(&self.address, format!("BAR{bar} is empty")));
-        }
-        if info.flags & VFIO_REGION_INFO_FLAG_MMAP == 0 {
-            return Err(Error::device(
-                &self.address,
-                format!("VFIO does not allow BAR{bar} to be mapped (an I/O BAR?)"),
-            ));
-        }
-        super::map_device_region(
-            &self.fd,
-            info.size as usize,
-            info.offset,
-            &self.address,
-            || format!("cannot map BAR{bar} of {} through VFIO", self.address),
-        )
+    /// BAR `bar` (0-5): a duplicate of the device fd, and the BAR's offset and size in it.
+    pub(crate) fn region(&self, bar: u8) -> Result<(File, u64, u64)> {
+        let info = self.region_info(u32::from(bar))?;
+        let file = self.fd.try_clone().map_err(|e| {
+            Error::io(
+                format!("cannot duplicate the VFIO fd of {}", self.address),
+                e,
+            )
+        })?;
+        Ok((file, info.offset, info.size))
     }
 
     /// Number of vectors the function offers for interrupt `index` (MSI or MSI-X).
     fn irq_count(&self, index: u32) -> u32 {
+        let argsz = std::mem::size_of::<IrqInfo>() as u32;
         let mut info = IrqInfo {
-            argsz: std::mem::size_of::<IrqInfo>() as u32,
+            argsz,
             index,
             ..IrqInfo::default()
         };
@@ -672,12 +608,23 @@ impl VfioDevice {
         }
     }
 
-    /// Has vector `i` of interrupt `index` signal eventfd `fds[i]`.
-    fn set_irqs(&self, index: u32, fds: &[RawFd], what: &str) -> Result<()> {
+    /// Enables interrupts with vector `i` signalling eventfd `fds[i]`, by the first of
+    /// `modes` for which the function has enough vectors. The device must then be
+    /// programmed to raise vector `i` for queue `i`.
+    pub(crate) fn enable_irqs(&self, fds: &[RawFd], modes: &[IrqMode]) -> Result<IrqMode> {
+        let fits = |&&mode: &&IrqMode| self.irq_count(mode as u32) as usize >= fds.len();
+        let Some(&mode) = modes.iter().find(fits) else {
+            let detail = format!(
+                "{} interrupt vectors needed; the function offers too few {modes:?} vectors \
+                 (QEMU virtio-net: vectors=N)",
+                fds.len()
+            );
+            return Err(Error::device(&self.address, detail));
+        };
         // struct vfio_irq_set {argsz, flags, index, start, count} and `count` int32 eventfds.
         let argsz = 4 * (5 + fds.len()) as u32;
         let flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-        let mut buf = vec![argsz, flags, index, 0, fds.len() as u32];
+        let mut buf = vec![argsz, flags, mode as u32, 0, fds.len() as u32];
         buf.extend(fds.iter().map(|&fd| fd as u32));
         // SAFETY: DEVICE_SET_IRQS takes a vfio_irq_set of `argsz` bytes: `buf` holds its
         // five header words and the eventfds.
@@ -690,52 +637,11 @@ impl VfioDevice {
         }
         .map_err(|e| {
             Error::io(
-                format!("VFIO_DEVICE_SET_IRQS ({what}) on {}", self.address),
+                format!("VFIO_DEVICE_SET_IRQS ({mode:?}) on {}", self.address),
                 e,
             )
         })?;
-        Ok(())
-    }
-
-    /// Enables MSI-X with vector `i` signalling eventfd `fds[i]`.
-    pub fn enable_msix(&self, fds: &[RawFd]) -> Result<()> {
-        let available = self.irq_count(VFIO_PCI_MSIX_IRQ_INDEX);
-        if (available as usize) < fds.len() {
-            return Err(Error::device(
-                &self.address,
-                format!(
-                    "{} MSI-X vectors needed, the function offers {available} (QEMU \
-                     virtio-net: vectors=N)",
-                    fds.len()
-                ),
-            ));
-        }
-        self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, fds, "MSI-X")
-    }
-
-    /// Enables interrupts with one eventfd per vector: MSI-X if the function has enough
-    /// vectors, else MSI. Any driver can call this; the device must then be programmed to
-    /// raise vector `i` for queue `i`.
-    pub fn enable_interrupts(&self, fds: &[RawFd]) -> Result<IrqMode> {
-        if fds.is_empty() {
-            return Err(Error::config("no eventfds for interrupts"));
-        }
-        if self.irq_count(VFIO_PCI_MSIX_IRQ_INDEX) as usize >= fds.len() {
-            self.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, fds, "MSI-X")?;
-            return Ok(IrqMode::MsiX);
-        }
-        let msi = self.irq_count(VFIO_PCI_MSI_IRQ_INDEX) as usize;
-        if msi >= fds.len() {
-            self.set_irqs(VFIO_PCI_MSI_IRQ_INDEX, fds, "MSI")?;
-            return Ok(IrqMode::Msi);
-        }
-        Err(Error::device(
-            &self.address,
-            format!(
-                "{} interrupt vectors needed; the function has neither enough MSI-X nor MSI vectors ({msi} MSI)",
-                fds.len()
-            ),
-        ))
+        Ok(mode)
     }
 }
 
@@ -758,26 +664,26 @@ mod tests {
 
     #[test]
     fn iovas_are_aligned_disjoint_and_bounded() {
-        let mut a = IovaAllocator::new(IOVA_BASE + 1, IOVA_BASE + 8 * IOVA_ALIGN);
-        let x = a.alloc(4096).unwrap();
-        let y = a.alloc(3 * 1024 * 1024).unwrap();
-        let z = a.alloc(IOVA_ALIGN).unwrap();
-        assert_eq!(x, IOVA_BASE + IOVA_ALIGN, "base rounded up to 2 MiB");
+        let mut next = IOVA_BASE;
+        let x = alloc_iova(&mut next, 4096).unwrap();
+        let y = alloc_iova(&mut next, 3 * 1024 * 1024).unwrap();
+        let z = alloc_iova(&mut next, IOVA_ALIGN).unwrap();
+        assert_eq!(x, IOVA_BASE);
         assert_eq!(y, x + IOVA_ALIGN);
         assert_eq!(z, y + 2 * IOVA_ALIGN, "3 MiB takes two hugepages");
-        assert_eq!(
-            a.alloc(0).unwrap_err(),
-            "I/O virtual address range of 0 bytes"
-        );
         // 6 MiB left.
-        assert!(a.alloc(4 * IOVA_ALIGN).unwrap_err().contains("exhausted"));
-        assert_eq!(a.alloc(3 * IOVA_ALIGN).unwrap(), z + IOVA_ALIGN);
+        let mut next = IOVA_END - 3 * IOVA_ALIGN;
+        let err = alloc_iova(&mut next, 4 * IOVA_ALIGN).unwrap_err();
+        assert!(matches!(err, Error::Vfio { .. }), "{err}");
+        assert!(err.to_string().contains("exhausted"), "{err}");
         assert_eq!(
-            a.alloc(1).unwrap_err(),
-            "I/O virtual address space exhausted (2097152 bytes requested, 0 left)"
+            alloc_iova(&mut next, 3 * IOVA_ALIGN).unwrap(),
+            IOVA_END - 3 * IOVA_ALIGN
         );
-        // Above the interrupt window and 4 GiB.
-        const { assert!(IOVA_BASE > 0xfeef_ffff) };
+        assert_eq!(next, IOVA_END);
+        assert!(alloc_iova(&mut next, 1).is_err());
+        // Above the interrupt window and 4 GiB, and 2 MiB aligned.
+        const { assert!(IOVA_BASE > 0xfeef_ffff && IOVA_BASE.is_multiple_of(IOVA_ALIGN)) };
     }
 
     #[test]

@@ -387,8 +387,8 @@ impl VirtioDevice {
     /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         queue_pairs(cfg)?;
-        pci.check_claim(cfg, &[DriverKind::VirtioLegacy, DriverKind::VirtioModern])?;
-        pci.unbind(cfg.force_unbind)?;
+        let kinds = [DriverKind::VirtioLegacy, DriverKind::VirtioModern];
+        pci.claim(cfg, &kinds, |_| Ok(()))?;
         let cfg_space = transport::read_config_space(&pci)?;
         let prefer_modern =
             pci.is_vfio() || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1");
