@@ -17,7 +17,6 @@
 //! structures are declared here with the same layout.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -171,12 +170,12 @@ fn memlock_limit() -> Option<u64> {
 }
 
 /// Bytes the kernel counts as locked for this process (`VmLck` in /proc/self/status,
-/// which includes VFIO's pinned pages).
-fn locked_bytes() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+/// which includes VFIO's pinned pages; 0 if it cannot be read).
+fn locked_bytes() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find_map(|l| l.strip_prefix("VmLck:"));
+    let kib = line.and_then(|l| l.split_whitespace().next()?.parse().ok());
+    kib.unwrap_or(0) * 1024
 }
 
 /// True when running as root (effective user id 0).
@@ -212,7 +211,7 @@ fn os_result(r: i32) -> io::Result<i32> {
 
 /// The process-wide VFIO container: the IOMMU context every device's DMA goes through.
 #[derive(Debug)]
-pub struct Container {
+pub(crate) struct Container {
     fd: File,
     state: Mutex<ContainerState>,
     /// The address space of the IOVAs mapped here.
@@ -226,8 +225,6 @@ struct ContainerState {
     groups: HashMap<u32, File>,
     /// The next I/O virtual address to hand out.
     next_iova: u64,
-    /// Bytes currently mapped.
-    mapped: u64,
 }
 
 /// The container, created on first use.
@@ -240,7 +237,7 @@ fn lock_container_slot() -> MutexGuard<'static, Option<Arc<Container>>> {
 /// The process's VFIO container, if a device has been opened through VFIO. While it
 /// exists, all DMA memory ([`crate::memory::Hugepages`], hence `Mempool::allocate`) is
 /// mapped through it at I/O virtual addresses.
-pub fn active_container() -> Option<Arc<Container>> {
+pub(crate) fn active_container() -> Option<Arc<Container>> {
     lock_container_slot().clone()
 }
 
@@ -255,25 +252,21 @@ impl Container {
         // memory::dma::PhysicalRegion).
         let physical = crate::memory::dma::live_physical_regions();
         if physical > 0 {
-            return Err(Error::vfio(
-                "DMA memory",
-                format!(
-                    "this process holds {physical} DMA regions addressed by physical address \
-                     (a device not bound to vfio-pci is or was in use and its memory is not \
-                     freed): a device behind the IOMMU cannot reach them, and once VFIO is on \
-                     new memory gets I/O virtual addresses that device would misread. Drive \
-                     all devices of a process through vfio-pci, or none"
-                ),
-            ));
+            let detail = format!(
+                "this process holds {physical} DMA regions addressed by physical address (of \
+                 a device not bound to vfio-pci), which a device behind the IOMMU cannot \
+                 reach: drive all devices of a process through vfio-pci, or none"
+            );
+            return Err(Error::vfio("DMA memory", detail));
         }
+        let state = ContainerState {
+            groups: HashMap::new(),
+            next_iova: IOVA_BASE,
+        };
         let c = Arc::new(Container {
             fd: open_container_fd()?,
             domain: crate::memory::dma::DmaDomain::unique(),
-            state: Mutex::new(ContainerState {
-                groups: HashMap::new(),
-                next_iova: IOVA_BASE,
-                mapped: 0,
-            }),
+            state: Mutex::new(state),
         });
         *slot = Some(c.clone());
         Ok(c)
@@ -301,11 +294,8 @@ impl Container {
     /// container.
     fn attach_group(&self, address: &str, group: u32) -> Result<File> {
         let path = format!("/dev/vfio/{group}");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| group_open_error(address, &path, e))?;
+        let file = OpenOptions::new().read(true).write(true).open(&path);
+        let file = file.map_err(|e| group_open_error(address, &path, e))?;
         let mut status = GroupStatus {
             argsz: std::mem::size_of::<GroupStatus>() as u32,
             flags: 0,
@@ -331,18 +321,18 @@ impl Container {
     fn set_iommu(&self, address: &str) -> Result<()> {
         let fd = self.fd.as_raw_fd();
         let offered = |ty| ioctl_val(fd, ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
-        let ty = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU]
+        let Some(ty) = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU]
             .into_iter()
-            .find(|&ty| offered(ty))
-            .ok_or_else(|| {
-                Error::vfio(
-                    address,
-                    "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; enable \
-                     the IOMMU: intel_iommu=on / amd_iommu=on on the kernel command line)",
-                )
-            })?;
-        ioctl_val(fd, ioctl::SET_IOMMU, ty).map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))?;
-        Ok(())
+            .find(|&t| offered(t))
+        else {
+            let detail = "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; \
+                          enable the IOMMU: intel_iommu=on / amd_iommu=on on the kernel \
+                          command line)";
+            return Err(Error::vfio(address, detail));
+        };
+        let set = ioctl_val(fd, ioctl::SET_IOMMU, ty);
+        set.map(drop)
+            .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))
     }
 
     /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
@@ -353,10 +343,9 @@ impl Container {
     /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
     /// [`Container::unmap_dma`] is called with the returned address.
     pub(crate) unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
-        let mut st = self.state();
-        let locked = locked_bytes().unwrap_or(st.mapped);
+        let locked = locked_bytes();
         check_memlock(size, locked, memlock_limit(), is_root())?;
-        let iova = alloc_iova(&mut st.next_iova, size)?;
+        let iova = alloc_iova(&mut self.state().next_iova, size)?;
         let mut map = DmaMap {
             argsz: std::mem::size_of::<DmaMap>() as u32,
             flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
@@ -367,19 +356,19 @@ impl Container {
         // SAFETY: IOMMU_MAP_DMA takes a vfio_iommu_type1_dma_map, which DmaMap mirrors;
         // the caller guarantees the memory stays mapped.
         match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_MAP_DMA, &mut map) } {
-            Ok(_) => {
-                st.mapped += size;
-                Ok(iova)
+            Ok(_) => Ok(iova),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                let limit = memlock_limit().unwrap_or(u64::MAX);
+                Err(Error::MemlockLimit {
+                    limit,
+                    locked,
+                    requested: size,
+                })
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(Error::MemlockLimit {
-                limit: memlock_limit().unwrap_or(u64::MAX),
-                locked,
-                requested: size,
-            }),
-            Err(e) => Err(Error::io(
-                format!("VFIO_IOMMU_MAP_DMA of {} MiB at IOVA {iova:#x}", size >> 20),
-                e,
-            )),
+            Err(e) => {
+                let what = format!("VFIO_IOMMU_MAP_DMA of {} MiB at IOVA {iova:#x}", size >> 20);
+                Err(Error::io(what, e))
+            }
         }
     }
 
@@ -392,17 +381,17 @@ impl Container {
     /// a mapping (a region's release in `memory::vfio`) may remove it while devices use the
     /// container.
     pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
-        let mut st = self.state();
+        let argsz = std::mem::size_of::<DmaUnmap>() as u32;
         let mut unmap = DmaUnmap {
-            argsz: std::mem::size_of::<DmaUnmap>() as u32,
+            argsz,
             flags: 0,
             iova,
             size,
         };
         // SAFETY: IOMMU_UNMAP_DMA takes a vfio_iommu_type1_dma_unmap, which DmaUnmap mirrors.
-        match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_UNMAP_DMA, &mut unmap) } {
-            Ok(_) => st.mapped = st.mapped.saturating_sub(size),
-            Err(e) => log::error!("VFIO_IOMMU_UNMAP_DMA at {iova:#x}: {e}"),
+        let done = unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_UNMAP_DMA, &mut unmap) };
+        if let Err(e) = done {
+            log::error!("VFIO_IOMMU_UNMAP_DMA at {iova:#x}: {e}");
         }
     }
 }
@@ -415,8 +404,10 @@ fn open_container_fd() -> Result<File> {
         .write(true)
         .open(path)
         .map_err(|e| {
-            let advice = "is the vfio module loaded? `modprobe vfio-pci`";
-            Error::io(format!("cannot open {path} ({advice})"), e)
+            Error::io(
+                format!("cannot open {path} (is the vfio module loaded? `modprobe vfio-pci`)"),
+                e,
+            )
         })?;
     let v = ioctl_val(fd.as_raw_fd(), ioctl::GET_API_VERSION, 0)
         .map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
@@ -429,14 +420,14 @@ fn open_container_fd() -> Result<File> {
 
 /// The device fd of `address` from its group's file `group`.
 fn device_fd(group: &File, address: &str, sysfs: &Path) -> Result<File> {
-    let name =
-        CString::new(address).map_err(|_| Error::vfio(address, "address contains a NUL byte"))?;
-    // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name.
+    let mut name = format!("{address}\0").into_bytes();
+    // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name (a PCI address, which
+    // holds no NUL byte of its own).
     let fd = unsafe {
         ioctl_ptr(
             group.as_raw_fd(),
             ioctl::GROUP_GET_DEVICE_FD,
-            name.as_ptr() as *mut libc::c_char,
+            name.as_mut_ptr(),
         )
     }
     .map_err(|e| {
@@ -472,41 +463,30 @@ fn group_open_error(address: &str, path: &str, e: io::Error) -> Error {
 
 /// The error for a group that is not viable: names the group's devices bound to a driver
 /// other than vfio-pci (those keep the group from being handed to user space).
-pub fn not_viable_error(address: &str, group: u32, groups_root: &Path) -> Error {
+fn not_viable_error(address: &str, group: u32, groups_root: &Path) -> Error {
     let dir = groups_root.join(group.to_string()).join("devices");
-    let mut others = Vec::new();
-    if let Ok(entries) = fs::read_dir(&dir) {
-        for e in entries.flatten() {
+    let entries = fs::read_dir(&dir).into_iter().flatten().flatten();
+    let mut others: Vec<_> = entries
+        .filter_map(|e| {
+            let driver = super::kernel_driver(&e.path())?;
+            let harmless = ["vfio-pci", "pci-stub", "pcieport"].contains(&driver.as_str());
             let dev = e.file_name().to_string_lossy().into_owned();
-            let driver = fs::read_link(e.path().join("driver"))
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-            match driver.as_deref() {
-                None | Some("vfio-pci") | Some("pci-stub") | Some("pcieport") => {}
-                Some(d) => others.push(format!("{dev} (bound to {d})")),
-            }
-        }
-    }
+            (!harmless).then(|| format!("{dev} (bound to {driver})"))
+        })
+        .collect();
     others.sort();
-    let who = if others.is_empty() {
-        "some of its devices are bound to host drivers".to_string()
-    } else {
-        format!(
-            "these devices are bound to host drivers: {}",
-            others.join(", ")
-        )
-    };
     let detail = format!(
-        "IOMMU group {group} is not viable: {who}. Every device of a group must be bound to \
-         vfio-pci (or to no driver) before the group can be used (scripts/vfio-bind.sh for \
-         each, or see {})",
+        "IOMMU group {group} is not viable: some of its devices are bound to host drivers \
+         ({}). Every device of a group must be bound to vfio-pci (or to no driver) before \
+         the group can be used (scripts/vfio-bind.sh for each, or see {})",
+        others.join(", "),
         dir.display()
     );
     Error::vfio(address, detail)
 }
 
 /// The IOMMU group number of the device at `sysfs` (`iommu_group` link).
-pub fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
+fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
     let link = fs::read_link(sysfs.join("iommu_group")).map_err(|e| {
         let detail = format!(
             "the device has no IOMMU group ({e}): the IOMMU is off; enable it in the \
@@ -514,15 +494,13 @@ pub fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
         );
         Error::vfio(address, detail)
     })?;
-    link.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            Error::vfio(
-                address,
-                format!("unexpected iommu_group link {}", link.display()),
-            )
-        })
+    let group = link.file_name().and_then(|n| n.to_str()?.parse().ok());
+    group.ok_or_else(|| {
+        Error::vfio(
+            address,
+            format!("unexpected iommu_group link {}", link.display()),
+        )
+    })
 }
 
 /// A PCI function opened through VFIO.
