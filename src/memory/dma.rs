@@ -130,25 +130,18 @@ impl DmaMemory {
     /// calls this once, so an allocator that returns less than it promised is an error,
     /// never an access out of bounds. `what` names the user for the message.
     pub(crate) fn checked(self, min_size: usize, align: usize, what: &str) -> Result<Self> {
-        let bus = self.chunks.first().copied();
-        if self.size < min_size || self.chunks.len() < self.size.div_ceil(CHUNK_SIZE) {
-            return Err(Error::config(format!(
-                "the DMA allocator returned {} bytes for the {what}, which needs {min_size}; \
-                 use an allocator that returns at least the size asked for",
-                self.size
-            )));
-        }
+        let (virt, size, bus) = (self.virt, self.size, self.chunks.first().copied());
         let aligned = |a: u64| a.is_multiple_of(align as u64);
-        if !aligned(self.virt.as_ptr() as u64) || !bus.is_some_and(aligned) {
-            return Err(Error::config(format!(
-                "the DMA allocator returned memory at {:p} (bus address {:#x}) for the \
-                 {what}, which must be {align}-byte aligned; use an allocator that returns \
-                 page-aligned regions",
-                self.virt,
-                bus.unwrap_or(0)
-            )));
+        let fits = size >= min_size && self.chunks.len() >= size.div_ceil(CHUNK_SIZE);
+        if fits && aligned(virt.as_ptr() as u64) && bus.is_some_and(aligned) {
+            return Ok(self);
         }
-        Ok(self)
+        Err(Error::config(format!(
+            "the DMA allocator returned {size} bytes at {virt:p} (bus address {:#x}) for the \
+             {what}, which needs {min_size} bytes, {align}-byte aligned; use an allocator \
+             that keeps the promises of DmaAllocator",
+            bus.unwrap_or(0)
+        )))
     }
 
     /// Zeroes the whole region.
@@ -312,11 +305,8 @@ impl Hugepages {
 
     /// Uses `$IXY_HUGEPAGE_DIR`, or `/mnt/huge` if it is unset.
     pub fn from_env() -> Self {
-        Self::new(
-            std::env::var_os("IXY_HUGEPAGE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_HUGEPAGE_DIR)),
-        )
+        let dir = std::env::var_os("IXY_HUGEPAGE_DIR");
+        Self::new(dir.unwrap_or_else(|| DEFAULT_HUGEPAGE_DIR.into()))
     }
 
     /// The hugetlbfs mount this allocator uses.
@@ -334,31 +324,23 @@ impl Hugepages {
         ))
     }
 
+    /// Checks that the directory is a hugetlbfs mount.
     pub(crate) fn check_mount(&self) -> Result<()> {
-        let path = CString::new(self.dir.as_os_str().as_encoded_bytes()).map_err(|_| {
-            let what = format!(
-                "hugepage directory {} contains a NUL byte",
-                self.dir.display()
-            );
-            Error::hugepages(what)
-        })?;
+        let dir = self.dir.display();
+        let path = CString::new(self.dir.as_os_str().as_encoded_bytes());
+        let path = path.map_err(|_| Error::hugepages(format!("{dir} contains a NUL byte")))?;
         // SAFETY: statfs is plain old data; zeroed is a valid value.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: `path` is NUL-terminated and `st` is a valid out-pointer.
-        if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
+        let what = if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
             let e = io::Error::last_os_error();
-            let what = format!(
-                "{} does not exist or cannot be read ({e})",
-                self.dir.display()
-            );
-            return Err(self.error(what, DEFAULT_PAGES, ""));
-        }
-        #[allow(clippy::unnecessary_cast)]
-        if st.f_type as i64 != HUGETLBFS_MAGIC {
-            let what = format!("{} is not a hugetlbfs mount", self.dir.display());
-            return Err(self.error(what, DEFAULT_PAGES, ""));
-        }
-        Ok(())
+            format!("{dir} does not exist or cannot be read ({e})")
+        } else if st.f_type as i64 != HUGETLBFS_MAGIC {
+            format!("{dir} is not a hugetlbfs mount")
+        } else {
+            return Ok(());
+        };
+        Err(self.error(what, DEFAULT_PAGES, ""))
     }
 
     /// A new file on the mount, already unlinked: the mapping keeps the pages, and nothing
@@ -371,16 +353,20 @@ impl Hugepages {
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)
-            .map_err(|e| {
-                // A mount that belongs to someone else: give it to this user.
-                let owner = match e.kind() {
-                    io::ErrorKind::PermissionDenied => " $USER",
-                    _ => "",
-                };
-                let what = format!("cannot create {}: {e}", path.display());
-                self.error(what, DEFAULT_PAGES, owner)
-            })?;
+            .open(&path);
+        let file = file.map_err(|e| {
+            // A mount that belongs to someone else: give it to this user.
+            let owner = if e.kind() == io::ErrorKind::PermissionDenied {
+                " $USER"
+            } else {
+                ""
+            };
+            self.error(
+                format!("cannot create {}: {e}", path.display()),
+                DEFAULT_PAGES,
+                owner,
+            )
+        })?;
         let _ = fs::remove_file(&path);
         Ok(file)
     }
@@ -403,13 +389,11 @@ impl Hugepages {
                 0,
             )
         };
-        if ptr == libc::MAP_FAILED {
+        let Some(virt) = NonNull::new(ptr.cast::<u8>()).filter(|_| ptr != libc::MAP_FAILED) else {
             let e = io::Error::last_os_error();
             // Reserving this many more than now fixes a shortage.
-            let total: usize = fs::read_to_string(NR_HUGEPAGES)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0);
+            let total = fs::read_to_string(NR_HUGEPAGES).unwrap_or_default();
+            let total: usize = total.trim().parse().unwrap_or(0);
             let what = format!(
                 "cannot map {} MiB of hugepages from {} ({e}); too few free hugepages? \
                  (see HugePages_Free in /proc/meminfo)",
@@ -417,9 +401,7 @@ impl Hugepages {
                 self.dir.display()
             );
             return Err(self.error(what, total + size / CHUNK_SIZE, ""));
-        }
-        let virt = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| Error::hugepages("mmap returned a null mapping"))?;
+        };
         // SAFETY: `ptr..ptr+size` is the mapping just made. Locking keeps the pages resident
         // (hugepages are not swapped anyway; this also pre-faults them).
         if lock && unsafe { libc::mlock(ptr, size) } != 0 {
@@ -547,10 +529,7 @@ mod tests {
         let err = mem.checked(4097, 1, "test ring").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
-        assert!(
-            msg.contains("4096 bytes for the test ring, which needs 4097"),
-            "{msg}"
-        );
+        assert!(msg.contains("test ring, which needs 4097 bytes"), "{msg}");
 
         // A region that lies about its alignment (bus address off by 64 bytes).
         let heap = HeapDma.allocate(8192).unwrap();

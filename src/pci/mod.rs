@@ -48,11 +48,11 @@ impl FromStr for PciAddress {
             address: s.to_string(),
             reason,
         };
-        // 1 to `max_len` hex digits.
-        let hex = |part: &str, max_len: usize, what| {
-            let digits =
-                (1..=max_len).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_hexdigit());
-            let value = u32::from_str_radix(part, 16).ok().filter(|_| digits);
+        // 1 to `len` hex digits, at most `max`.
+        let hex = |part: &str, len: usize, max: u32, what| {
+            let digits = part.bytes().all(|b| b.is_ascii_hexdigit());
+            let value = u32::from_str_radix(part, 16).ok();
+            let value = value.filter(|&v| digits && part.len() <= len && v <= max);
             value.ok_or_else(|| bad(what))
         };
         let (rest, function) = s
@@ -64,16 +64,10 @@ impl FromStr for PciAddress {
             [b, dev] => ("0", b, dev),
             _ => return Err(bad("expected domain:bus:device.function")),
         };
-        let domain = hex(domain, 4, "domain must be up to 4 hex digits")?;
-        let bus = hex(bus, 2, "bus must be up to 2 hex digits")?;
-        let device = hex(device, 2, "device must be up to 2 hex digits")?;
-        let function = hex(function, 1, "function must be one digit 0-7")?;
-        if device > 0x1f {
-            return Err(bad("device number must be at most 1f"));
-        }
-        if function > 7 {
-            return Err(bad("function must be one digit 0-7"));
-        }
+        let domain = hex(domain, 4, 0xffff, "domain must be up to 4 hex digits")?;
+        let bus = hex(bus, 2, 0xff, "bus must be up to 2 hex digits")?;
+        let device = hex(device, 2, 0x1f, "device must be 2 hex digits, at most 1f")?;
+        let function = hex(function, 1, 7, "function must be one digit 0-7")?;
         Ok(PciAddress {
             domain: domain as u16,
             bus: bus as u8,
