@@ -132,16 +132,22 @@ impl DmaMemory {
     pub(crate) fn checked(self, min_size: usize, align: usize, what: &str) -> Result<Self> {
         let (virt, size, bus) = (self.virt, self.size, self.chunks.first().copied());
         let aligned = |a: u64| a.is_multiple_of(align as u64);
-        let fits = size >= min_size && self.chunks.len() >= size.div_ceil(CHUNK_SIZE);
-        if fits && aligned(virt.as_ptr() as u64) && bus.is_some_and(aligned) {
+        let detail = if size < min_size || self.chunks.len() < size.div_ceil(CHUNK_SIZE) {
+            format!(
+                "the DMA allocator returned {size} bytes for the {what}, which needs \
+                 {min_size}; use an allocator that returns at least the size asked for"
+            )
+        } else if !aligned(virt.as_ptr() as u64) || !bus.is_some_and(aligned) {
+            format!(
+                "the DMA allocator returned memory at {virt:p} (bus address {:#x}) for the \
+                 {what}, which must be {align}-byte aligned; use an allocator that returns \
+                 page-aligned regions",
+                bus.unwrap_or(0)
+            )
+        } else {
             return Ok(self);
-        }
-        Err(Error::config(format!(
-            "the DMA allocator returned {size} bytes at {virt:p} (bus address {:#x}) for the \
-             {what}, which needs {min_size} bytes, {align}-byte aligned; use an allocator \
-             that keeps the promises of DmaAllocator",
-            bus.unwrap_or(0)
-        )))
+        };
+        Err(Error::config(detail))
     }
 
     /// Zeroes the whole region.
@@ -529,7 +535,7 @@ mod tests {
         let err = mem.checked(4097, 1, "test ring").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{msg}");
-        assert!(msg.contains("test ring, which needs 4097 bytes"), "{msg}");
+        assert!(msg.contains("test ring, which needs 4097"), "{msg}");
 
         // A region that lies about its alignment (bus address off by 64 bytes).
         let heap = HeapDma.allocate(8192).unwrap();
