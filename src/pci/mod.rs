@@ -250,9 +250,11 @@ impl DeviceId {
     pub fn unsupported(&self) -> Error {
         self.unsupported_because(match self.vendor {
             VENDOR_INTEL => {
-                "this Intel device is none the ixy drivers handle (device ids: \
-                 ixy::pci::IXGBE_DEVICE_IDS, IXGBEVF_DEVICE_IDS, IGB_DEVICE_IDS, \
-                 IGBVF_DEVICE_IDS); leave it to its kernel driver"
+                "this Intel device is not one of the 82599/X520, X540 or X550 physical \
+                 functions ixgbe supports (device ids: ixy::pci::IXGBE_DEVICE_IDS), one of \
+                 their virtual functions (ixy::pci::IXGBEVF_DEVICE_IDS) nor an 82576 \
+                 or its VF (ixy::pci::IGB_DEVICE_IDS, IGBVF_DEVICE_IDS); leave it to its \
+                 kernel driver"
             }
             _ => "no ixy driver for this vendor/device id",
         })
