@@ -108,13 +108,9 @@ pub struct EventFd {
 impl EventFd {
     /// Creates an eventfd with a zero count.
     pub fn new() -> Result<Self> {
+        let fd = libc::EFD_CLOEXEC | libc::EFD_NONBLOCK;
         // SAFETY: plain system call that returns a new descriptor or -1.
-        let fd = unsafe {
-            owned_fd(
-                libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
-                "cannot create an eventfd",
-            )
-        }?;
+        let fd = unsafe { owned_fd(libc::eventfd(0, fd), "cannot create an eventfd") }?;
         Ok(EventFd { fd })
     }
 
@@ -128,13 +124,8 @@ impl EventFd {
     pub fn signal(&self, n: u64) -> Result<()> {
         // SAFETY: writing 8 bytes from a u64 we own to our own descriptor.
         let r = unsafe { libc::write(self.fd.as_raw_fd(), (&n as *const u64).cast(), 8) };
-        if r != 8 {
-            return Err(Error::io(
-                "cannot signal an eventfd",
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        let e = || Error::io("cannot signal an eventfd", io::Error::last_os_error());
+        if r == 8 { Ok(()) } else { Err(e()) }
     }
 }
 
@@ -184,17 +175,11 @@ fn shared_for_thread() -> Result<Rc<Shared>> {
         if let Some(s) = slot.borrow().upgrade() {
             return Ok(s);
         }
+        let what = "cannot create an epoll instance";
         // SAFETY: plain system call that returns a new descriptor or -1.
-        let epoll = unsafe {
-            owned_fd(
-                libc::epoll_create1(libc::EPOLL_CLOEXEC),
-                "cannot create an epoll instance",
-            )
-        }?;
-        let s = Rc::new(Shared {
-            epoll,
-            idle: Cell::new(0),
-        });
+        let epoll = unsafe { owned_fd(libc::epoll_create1(libc::EPOLL_CLOEXEC), what) }?;
+        let idle = Cell::new(0);
+        let s = Rc::new(Shared { epoll, idle });
         *slot.borrow_mut() = Rc::downgrade(&s);
         Ok(s)
     })
@@ -233,29 +218,16 @@ impl QueueInterrupt {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: event.as_raw_fd() as u64,
         };
+        let (epoll, fd) = (shared.epoll.as_raw_fd(), event.as_raw_fd());
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
-        if unsafe {
-            libc::epoll_ctl(
-                shared.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                event.as_raw_fd(),
-                &mut ev,
-            )
-        } != 0
-        {
-            return Err(Error::io(
-                "cannot add an eventfd to epoll",
-                io::Error::last_os_error(),
-            ));
+        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(Error::io("cannot add an eventfd to epoll", e));
         }
         Ok(QueueInterrupt {
             event,
             shared,
-            timeout_ms: if timeout_ms < 0 {
-                -1
-            } else {
-                timeout_ms as i32
-            },
+            timeout_ms: i32::from(timeout_ms).max(-1),
             threshold: IDLE_POLLS_BEFORE_SLEEP,
             armed: false,
             sleeps: Cell::new(0),
@@ -320,15 +292,9 @@ impl QueueInterrupt {
     fn wait_ms(&self, ms: i32) -> Result<bool> {
         const MAX_EVENTS: usize = 16;
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        let (epoll, max) = (self.shared.epoll.as_raw_fd(), MAX_EVENTS as i32);
         // SAFETY: the epoll descriptor is open; `evs` has room for MAX_EVENTS events.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.shared.epoll.as_raw_fd(),
-                evs.as_mut_ptr(),
-                MAX_EVENTS as i32,
-                ms,
-            )
-        };
+        let n = unsafe { libc::epoll_wait(epoll, evs.as_mut_ptr(), max, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -350,15 +316,9 @@ impl QueueInterrupt {
 
 impl Drop for QueueInterrupt {
     fn drop(&mut self) {
+        let (epoll, fd) = (self.shared.epoll.as_raw_fd(), self.event.as_raw_fd());
         // SAFETY: removing our own open eventfd from the thread's epoll set.
-        unsafe {
-            libc::epoll_ctl(
-                self.shared.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                self.event.as_raw_fd(),
-                std::ptr::null_mut(),
-            )
-        };
+        unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }
 }
 
