@@ -196,33 +196,23 @@ impl fmt::Display for Error {
                 limit,
                 locked,
                 requested,
-            } => memlock_advice(f, *limit, *locked, *requested),
+            } => {
+                let [limit, locked, requested] = [limit, locked, requested].map(|b| b / 1024);
+                let needed = locked + requested;
+                write!(
+                    f,
+                    "cannot pin {requested} KiB of DMA memory for the IOMMU: the locked-memory \
+                     limit (RLIMIT_MEMLOCK) is {limit} KiB and {locked} KiB are already \
+                     locked; this process needs at least {needed} KiB for this allocation \
+                     (each device pins about 12-16 MiB: its rings and packet pool). Raise it \
+                     before starting (as root, or via /etc/security/limits.conf: `<user> - \
+                     memlock unlimited`), e.g. `ulimit -l {}` or `ulimit -l unlimited`",
+                    needed.max(65536)
+                )
+            }
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
-}
-
-/// The text of [`Error::MemlockLimit`]: the figures in KiB and how to raise the limit.
-fn memlock_advice(
-    f: &mut fmt::Formatter<'_>,
-    limit: u64,
-    locked: u64,
-    requested: u64,
-) -> fmt::Result {
-    let needed = (locked + requested) / 1024;
-    write!(
-        f,
-        "cannot pin {} KiB of DMA memory for the IOMMU: the locked-memory limit \
-         (RLIMIT_MEMLOCK) is {} KiB and {} KiB are already locked; this process needs at \
-         least {needed} KiB for this allocation (each device pins about 12-16 MiB: its rings \
-         and packet pool). Raise it before starting (as root, or via \
-         /etc/security/limits.conf: `<user> - memlock unlimited`), e.g. `ulimit -l {}` or \
-         `ulimit -l unlimited`",
-        requested / 1024,
-        limit / 1024,
-        locked / 1024,
-        needed.max(65536)
-    )
 }
 
 impl std::error::Error for Error {

@@ -42,25 +42,13 @@ impl InterfaceState {
 
 /// Names of the kernel network interfaces belonging to the device at `dev_path`
 /// (`net/*` directly, or below a virtio child: `virtio*/net/*`).
-pub fn interface_names(dev_path: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut collect = |net: &Path| {
-        if let Ok(entries) = fs::read_dir(net) {
-            names.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned()),
-            );
-        }
-    };
-    collect(&dev_path.join("net"));
-    if let Ok(entries) = fs::read_dir(dev_path) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("virtio") {
-                collect(&e.path().join("net"));
-            }
-        }
-    }
+pub(crate) fn interface_names(dev_path: &Path) -> Vec<String> {
+    let entries = |dir: &Path| fs::read_dir(dir).into_iter().flatten().flatten();
+    let name = |e: fs::DirEntry| e.file_name().to_string_lossy().into_owned();
+    let virtio =
+        entries(dev_path).filter(|e| e.file_name().to_string_lossy().starts_with("virtio"));
+    let nets = std::iter::once(dev_path.join("net")).chain(virtio.map(|e| e.path().join("net")));
+    let mut names: Vec<String> = nets.flat_map(|net| entries(&net).map(name)).collect();
     names.sort();
     names
 }
