@@ -453,7 +453,7 @@ fn virt_to_phys(pagemap: &File, virt: usize) -> Result<u64> {
 // SAFETY: regions are whole 2 MiB hugepages (so at least `size` bytes, 2 MiB aligned, and
 // zeroed by hugetlbfs), and their bus addresses are the physical addresses looked up in
 // pagemap for locked pages, or with a VFIO container, IOVAs mapped in that container (see
-// `memory::vfio::allocate`), which is what the devices of this process reach.
+// `pci::vfio::Container::allocate`), which is what the devices of this process reach.
 unsafe impl DmaAllocator for Hugepages {
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         if size == 0 {
@@ -467,7 +467,7 @@ unsafe impl DmaAllocator for Hugepages {
         // addresses through the IOMMU instead (no pagemap, no root needed).
         if let Some(container) = crate::pci::vfio::active_container() {
             drop(physical);
-            return super::vfio::allocate(self, &container, size);
+            return container.allocate(self, size);
         }
         let virt = self.map(size, true)?;
         let release: Release = Box::new(move |p, s| {

@@ -3,14 +3,13 @@
 //! * [`dma`] allocates physically pinned memory and knows its bus addresses: 2 MiB hugepages
 //!   translated through `/proc/self/pagemap`, or ordinary heap memory for tests and the
 //!   device model (where bus address = virtual address).
-//! * `vfio` maps hugepages at I/O virtual addresses through the IOMMU when devices are
-//!   driven through VFIO ([`Hugepages`] switches to it by itself).
+//!   With a VFIO container in the process, [`Hugepages`] maps its memory at I/O virtual
+//!   addresses through the IOMMU instead (`pci::vfio::Container::allocate`).
 //! * [`mempool`] carves a DMA region into fixed-size packet buffers and hands them out as
 //!   [`Packet`]s, which return to their pool when dropped.
 
 pub mod dma;
 pub mod mempool;
-pub(crate) mod vfio;
 
 #[cfg(any(test, feature = "model"))]
 pub use dma::HeapDma;

@@ -21,9 +21,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+use crate::memory::dma::{CHUNK_SIZE, DmaDomain, DmaMemory, Hugepages};
 
 /// ioctl numbers: `_IO(VFIO_TYPE, VFIO_BASE + n)` with VFIO_TYPE = ';' and VFIO_BASE = 100.
 mod ioctl {
@@ -215,7 +217,7 @@ pub(crate) struct Container {
     fd: File,
     state: Mutex<ContainerState>,
     /// The address space of the IOVAs mapped here.
-    domain: crate::memory::dma::DmaDomain,
+    domain: DmaDomain,
 }
 
 #[derive(Debug)]
@@ -265,7 +267,7 @@ impl Container {
         };
         let c = Arc::new(Container {
             fd: open_container_fd()?,
-            domain: crate::memory::dma::DmaDomain::unique(),
+            domain: DmaDomain::unique(),
             state: Mutex::new(state),
         });
         *slot = Some(c.clone());
@@ -335,14 +337,50 @@ impl Container {
             .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))
     }
 
+    /// DMA memory for the devices of this container: `size` bytes (a non-zero multiple of
+    /// [`CHUNK_SIZE`]) of hugepages from `hugepages`' mount, mapped at one I/O virtual
+    /// address (IOVA) range chosen here, which the devices see as the bus address and the
+    /// IOMMU translates. No physical address is needed, so `/proc/self/pagemap` (root only)
+    /// is not read: this is what lets ixy run without root. VFIO pins the pages and
+    /// charges them to `RLIMIT_MEMLOCK`; the pages are therefore not also `mlock`ed.
+    pub(crate) fn allocate(
+        self: &Arc<Self>,
+        hugepages: &Hugepages,
+        size: usize,
+    ) -> Result<DmaMemory> {
+        let virt = hugepages.map(size, false)?;
+        let unmap_memory = move |p: NonNull<u8>, s: usize| {
+            // SAFETY: (p, s) is exactly the hugepage mapping made above, released once.
+            unsafe { libc::munmap(p.as_ptr().cast(), s) };
+        };
+        // SAFETY: the mapping stays valid until the release closure below, which removes
+        // the IOMMU mapping before unmapping the memory.
+        let iova = unsafe { self.map_dma(virt.as_ptr(), size as u64) }
+            .inspect_err(|_| unmap_memory(virt, size))?;
+        let chunks = (0..size / CHUNK_SIZE).map(|i| iova + (i * CHUNK_SIZE) as u64);
+        let container = self.clone();
+        let release = Box::new(move |p: NonNull<u8>, s: usize| {
+            container.unmap_dma(iova, s as u64);
+            unmap_memory(p, s);
+        });
+        // SAFETY: a fresh mapping of `size` bytes owned by this region, 2 MiB aligned here
+        // and at its IOVA (alloc_iova hands out 2 MiB aligned ranges); the whole region is
+        // one contiguous IOVA range, so every chunk is contiguous in bus address space;
+        // VFIO pinned the pages, so the translation stays valid until the release closure
+        // unmaps it. The IOVAs are the container's domain.
+        Ok(
+            unsafe {
+                DmaMemory::from_raw_parts(virt, size, chunks.collect(), self.domain, release)
+            },
+        )
+    }
+
     /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
-    ///
-    /// Crate-private, like [`Container::unmap_dma`]: DMA memory comes from `memory::vfio`.
     ///
     /// # Safety
     /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
     /// [`Container::unmap_dma`] is called with the returned address.
-    pub(crate) unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
+    unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
         let locked = locked_bytes();
         check_memlock(size, locked, memlock_limit(), is_root())?;
         let iova = alloc_iova(&mut self.state().next_iova, size)?;
@@ -372,15 +410,8 @@ impl Container {
         }
     }
 
-    /// The DMA domain of this container's I/O virtual addresses.
-    pub(crate) fn dma_domain(&self) -> crate::memory::dma::DmaDomain {
-        self.domain
-    }
-
-    /// Removes a mapping made by [`Container::map_dma`]. Crate-private: only the owner of
-    /// a mapping (a region's release in `memory::vfio`) may remove it while devices use the
-    /// container.
-    pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
+    /// Removes a mapping made by [`Container::map_dma`] (by the region's release only).
+    fn unmap_dma(&self, iova: u64, size: u64) {
         let argsz = std::mem::size_of::<DmaUnmap>() as u32;
         let mut unmap = DmaUnmap {
             argsz,
