@@ -48,8 +48,8 @@ mod ioctl {
 /// `VFIO_API_VERSION`.
 const VFIO_API_VERSION: i32 = 0;
 /// IOMMU types (`VFIO_TYPE1_IOMMU`, `VFIO_TYPE1v2_IOMMU`).
-const VFIO_TYPE1_IOMMU: u64 = 1;
-const VFIO_TYPE1V2_IOMMU: u64 = 3;
+const VFIO_TYPE1_IOMMU: usize = 1;
+const VFIO_TYPE1V2_IOMMU: usize = 3;
 /// `vfio_group_status.flags`.
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
 const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 2;
@@ -62,13 +62,7 @@ const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 32;
 const VFIO_DMA_MAP_FLAG_READ: u32 = 1;
 const VFIO_DMA_MAP_FLAG_WRITE: u32 = 2;
 
-#[repr(C)]
-#[derive(Default)]
-struct GroupStatus {
-    argsz: u32,
-    flags: u32,
-}
-
+/// `struct vfio_region_info`.
 #[repr(C)]
 #[derive(Default)]
 struct RegionInfo {
@@ -80,15 +74,7 @@ struct RegionInfo {
     offset: u64,
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct IrqInfo {
-    argsz: u32,
-    flags: u32,
-    index: u32,
-    count: u32,
-}
-
+/// `struct vfio_iommu_type1_dma_map`.
 #[repr(C)]
 struct DmaMap {
     argsz: u32,
@@ -98,6 +84,7 @@ struct DmaMap {
     size: u64,
 }
 
+/// `struct vfio_iommu_type1_dma_unmap`.
 #[repr(C)]
 struct DmaUnmap {
     argsz: u32,
@@ -134,8 +121,7 @@ fn alloc_iova(next: &mut u64, size: u64) -> Result<u64> {
     let end = iova + size.next_multiple_of(IOVA_ALIGN);
     if end > IOVA_END {
         let left = IOVA_END - iova;
-        let detail =
-            format!("I/O virtual address space exhausted ({size} bytes requested, {left} left)");
+        let detail = format!("I/O virtual address space exhausted ({size} bytes, {left} left)");
         return Err(Error::vfio("DMA memory", detail));
     }
     *next = end;
@@ -163,12 +149,8 @@ fn memlock_limit() -> Option<u64> {
     // SAFETY: rlimit is plain old data and `getrlimit` only writes to it.
     let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: valid resource id and out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0
-        || r.rlim_cur == libc::RLIM_INFINITY
-    {
-        return None;
-    }
-    Some(r.rlim_cur)
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } == 0;
+    (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
 }
 
 /// Bytes the kernel counts as locked for this process (`VmLck` in /proc/self/status,
@@ -186,29 +168,24 @@ pub(crate) fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// An ioctl with a pointer argument; returns the raw result or the OS error.
+/// An ioctl on `fd`; returns the raw result or the OS error.
 ///
 /// # Safety
-/// `arg` must point to a structure of the type `request` expects, valid for the kernel to
-/// read and write.
-unsafe fn ioctl_ptr<T>(fd: RawFd, request: u64, arg: *mut T) -> io::Result<i32> {
+/// `arg` must be what `request` expects: a pointer to a structure of its type, valid for
+/// the kernel to read and write, or for the requests that take an integer, that integer.
+unsafe fn ioctl<T>(fd: &impl AsRawFd, request: u64, arg: *mut T) -> io::Result<i32> {
     // SAFETY: forwarded to the caller's contract.
-    os_result(unsafe { libc::ioctl(fd, request as _, arg) })
-}
-
-/// An ioctl with an integer argument.
-fn ioctl_val(fd: RawFd, request: u64, arg: u64) -> io::Result<i32> {
-    // SAFETY: these requests take a plain integer (or nothing) and touch no memory of ours.
-    os_result(unsafe { libc::ioctl(fd, request as _, arg as libc::c_ulong) })
-}
-
-/// An ioctl's return value, or the OS error it stands for.
-fn os_result(r: i32) -> io::Result<i32> {
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(r)
     }
+}
+
+/// Opens `path` for reading and writing.
+fn open_rw(path: impl AsRef<Path>) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
 }
 
 /// The process-wide VFIO container: the IOMMU context every device's DMA goes through.
@@ -265,9 +242,10 @@ impl Container {
             groups: HashMap::new(),
             next_iova: IOVA_BASE,
         };
+        let (fd, domain) = (open_container_fd()?, DmaDomain::unique());
         let c = Arc::new(Container {
-            fd: open_container_fd()?,
-            domain: DmaDomain::unique(),
+            fd,
+            domain,
             state: Mutex::new(state),
         });
         *slot = Some(c.clone());
@@ -296,24 +274,23 @@ impl Container {
     /// container.
     fn attach_group(&self, address: &str, group: u32) -> Result<File> {
         let path = format!("/dev/vfio/{group}");
-        let file = OpenOptions::new().read(true).write(true).open(&path);
-        let file = file.map_err(|e| group_open_error(address, &path, e))?;
-        let mut status = GroupStatus {
-            argsz: std::mem::size_of::<GroupStatus>() as u32,
-            flags: 0,
-        };
-        // SAFETY: GROUP_GET_STATUS takes a vfio_group_status, which GroupStatus mirrors.
-        unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_GET_STATUS, &mut status) }
-            .map_err(|e| Error::io(format!("VFIO_GROUP_GET_STATUS on {path}"), e))?;
-        if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+        let file = open_rw(&path).map_err(|e| group_open_error(address, &path, e))?;
+        let path = &path;
+        let fail = |what| move |e| Error::io(format!("VFIO_GROUP_{what} on {path}"), e);
+        // struct vfio_group_status {argsz, flags}
+        let mut status = [8u32, 0];
+        // SAFETY: GROUP_GET_STATUS takes a vfio_group_status, which `status` mirrors.
+        unsafe { ioctl(&file, ioctl::GROUP_GET_STATUS, status.as_mut_ptr()) }
+            .map_err(fail("GET_STATUS"))?;
+        if status[1] & VFIO_GROUP_FLAGS_VIABLE == 0 {
             let groups_root = Path::new("/sys/kernel/iommu_groups");
             return Err(not_viable_error(address, group, groups_root));
         }
-        if status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
-            let mut cfd: i32 = self.fd.as_raw_fd();
+        if status[1] & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
+            let mut container: i32 = self.fd.as_raw_fd();
             // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
-            unsafe { ioctl_ptr(file.as_raw_fd(), ioctl::GROUP_SET_CONTAINER, &mut cfd) }
-                .map_err(|e| Error::io(format!("VFIO_GROUP_SET_CONTAINER on {path}"), e))?;
+            unsafe { ioctl(&file, ioctl::GROUP_SET_CONTAINER, &mut container) }
+                .map_err(fail("SET_CONTAINER"))?;
         }
         Ok(file)
     }
@@ -321,18 +298,20 @@ impl Container {
     /// Gives the container a type1 IOMMU (v2 if the kernel offers it), once it holds a
     /// group.
     fn set_iommu(&self, address: &str) -> Result<()> {
-        let fd = self.fd.as_raw_fd();
-        let offered = |ty| ioctl_val(fd, ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
+        // SAFETY: CHECK_EXTENSION and SET_IOMMU take an integer (the IOMMU type), not a
+        // pointer.
+        let call = |request, ty: usize| unsafe { ioctl(&self.fd, request, ty as *mut u8) };
+        let offered = |&ty: &usize| call(ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
         let Some(ty) = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU]
             .into_iter()
-            .find(|&t| offered(t))
+            .find(offered)
         else {
             let detail = "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; \
                           enable the IOMMU: intel_iommu=on / amd_iommu=on on the kernel \
                           command line)";
             return Err(Error::vfio(address, detail));
         };
-        let set = ioctl_val(fd, ioctl::SET_IOMMU, ty);
+        let set = call(ioctl::SET_IOMMU, ty);
         set.map(drop)
             .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))
     }
@@ -384,16 +363,20 @@ impl Container {
         let locked = locked_bytes();
         check_memlock(size, locked, memlock_limit(), is_root())?;
         let iova = alloc_iova(&mut self.state().next_iova, size)?;
+        let (argsz, flags) = (
+            size_of::<DmaMap>() as u32,
+            VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        );
         let mut map = DmaMap {
-            argsz: std::mem::size_of::<DmaMap>() as u32,
-            flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+            argsz,
+            flags,
             vaddr: vaddr as u64,
             iova,
             size,
         };
         // SAFETY: IOMMU_MAP_DMA takes a vfio_iommu_type1_dma_map, which DmaMap mirrors;
         // the caller guarantees the memory stays mapped.
-        match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_MAP_DMA, &mut map) } {
+        match unsafe { ioctl(&self.fd, ioctl::IOMMU_MAP_DMA, &mut map) } {
             Ok(_) => Ok(iova),
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
                 let limit = memlock_limit().unwrap_or(u64::MAX);
@@ -412,16 +395,14 @@ impl Container {
 
     /// Removes a mapping made by [`Container::map_dma`] (by the region's release only).
     fn unmap_dma(&self, iova: u64, size: u64) {
-        let argsz = std::mem::size_of::<DmaUnmap>() as u32;
         let mut unmap = DmaUnmap {
-            argsz,
+            argsz: size_of::<DmaUnmap>() as u32,
             flags: 0,
             iova,
             size,
         };
         // SAFETY: IOMMU_UNMAP_DMA takes a vfio_iommu_type1_dma_unmap, which DmaUnmap mirrors.
-        let done = unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::IOMMU_UNMAP_DMA, &mut unmap) };
-        if let Err(e) = done {
+        if let Err(e) = unsafe { ioctl(&self.fd, ioctl::IOMMU_UNMAP_DMA, &mut unmap) } {
             log::error!("VFIO_IOMMU_UNMAP_DMA at {iova:#x}: {e}");
         }
     }
@@ -430,18 +411,11 @@ impl Container {
 /// Opens `/dev/vfio/vfio` and checks the API version.
 fn open_container_fd() -> Result<File> {
     let path = "/dev/vfio/vfio";
-    let fd = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| {
-            Error::io(
-                format!("cannot open {path} (is the vfio module loaded? `modprobe vfio-pci`)"),
-                e,
-            )
-        })?;
-    let v = ioctl_val(fd.as_raw_fd(), ioctl::GET_API_VERSION, 0)
-        .map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
+    let advice = "is the vfio module loaded? `modprobe vfio-pci`";
+    let fd = open_rw(path).map_err(|e| Error::io(format!("cannot open {path} ({advice})"), e))?;
+    // SAFETY: GET_API_VERSION takes no argument.
+    let v = unsafe { ioctl(&fd, ioctl::GET_API_VERSION, std::ptr::null_mut::<u8>()) };
+    let v = v.map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
     if v != VFIO_API_VERSION {
         let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
         return Err(Error::vfio(path, detail));
@@ -454,14 +428,8 @@ fn device_fd(group: &File, address: &str, sysfs: &Path) -> Result<File> {
     let mut name = format!("{address}\0").into_bytes();
     // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name (a PCI address, which
     // holds no NUL byte of its own).
-    let fd = unsafe {
-        ioctl_ptr(
-            group.as_raw_fd(),
-            ioctl::GROUP_GET_DEVICE_FD,
-            name.as_mut_ptr(),
-        )
-    }
-    .map_err(|e| {
+    let fd = unsafe { ioctl(group, ioctl::GROUP_GET_DEVICE_FD, name.as_mut_ptr()) };
+    let fd = fd.map_err(|e| {
         let context = format!(
             "VFIO_GROUP_GET_DEVICE_FD for {address} (is {} bound to vfio-pci and not in use \
              by another process?)",
@@ -526,12 +494,8 @@ fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
         Error::vfio(address, detail)
     })?;
     let group = link.file_name().and_then(|n| n.to_str()?.parse().ok());
-    group.ok_or_else(|| {
-        Error::vfio(
-            address,
-            format!("unexpected iommu_group link {}", link.display()),
-        )
-    })
+    let detail = || format!("unexpected iommu_group link {}", link.display());
+    group.ok_or_else(|| Error::vfio(address, detail()))
 }
 
 /// A PCI function opened through VFIO.
@@ -549,13 +513,14 @@ impl VfioDevice {
     pub(crate) fn open(address: &str, sysfs: &Path) -> Result<Self> {
         let group = iommu_group(address, sysfs)?;
         let fd = Container::open()?.open_device(address, sysfs, group)?;
+        let (address, config_offset) = (address.to_string(), 0);
         let mut dev = VfioDevice {
-            address: address.to_string(),
+            address,
             fd,
-            config_offset: 0,
+            config_offset,
         };
         dev.config_offset = dev.region_info(VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
-        log::info!("{address}: opened through VFIO (IOMMU group {group})");
+        log::info!("{}: opened through VFIO (IOMMU group {group})", dev.address);
         Ok(dev)
     }
 
@@ -572,57 +537,40 @@ impl VfioDevice {
     }
 
     fn region_info(&self, index: u32) -> Result<RegionInfo> {
-        let argsz = std::mem::size_of::<RegionInfo>() as u32;
+        let argsz = size_of::<RegionInfo>() as u32;
         let mut info = RegionInfo {
             argsz,
             index,
             ..RegionInfo::default()
         };
         // SAFETY: DEVICE_GET_REGION_INFO takes a vfio_region_info, which RegionInfo mirrors.
-        unsafe {
-            ioctl_ptr(
-                self.fd.as_raw_fd(),
-                ioctl::DEVICE_GET_REGION_INFO,
-                &mut info,
-            )
-        }
-        .map_err(|e| Error::io(format!("VFIO region {index} info of {}", self.address), e))?;
-        Ok(info)
+        let done = unsafe { ioctl(&self.fd, ioctl::DEVICE_GET_REGION_INFO, &mut info) };
+        let what = || format!("VFIO region {index} info of {}", self.address);
+        done.map(|_| info).map_err(|e| Error::io(what(), e))
     }
 
     /// BAR `bar` (0-5): a duplicate of the device fd, and the BAR's offset and size in it.
     pub(crate) fn region(&self, bar: u8) -> Result<(File, u64, u64)> {
         let info = self.region_info(u32::from(bar))?;
-        let file = self.fd.try_clone().map_err(|e| {
-            Error::io(
-                format!("cannot duplicate the VFIO fd of {}", self.address),
-                e,
-            )
-        })?;
+        let what = || format!("cannot duplicate the VFIO fd of {}", self.address);
+        let file = self.fd.try_clone().map_err(|e| Error::io(what(), e))?;
         Ok((file, info.offset, info.size))
     }
 
-    /// Number of vectors the function offers for interrupt `index` (MSI or MSI-X).
-    fn irq_count(&self, index: u32) -> u32 {
-        let argsz = std::mem::size_of::<IrqInfo>() as u32;
-        let mut info = IrqInfo {
-            argsz,
-            index,
-            ..IrqInfo::default()
-        };
-        // SAFETY: DEVICE_GET_IRQ_INFO takes a vfio_irq_info, which IrqInfo mirrors.
-        match unsafe { ioctl_ptr(self.fd.as_raw_fd(), ioctl::DEVICE_GET_IRQ_INFO, &mut info) } {
-            Ok(_) => info.count,
-            Err(_) => 0,
-        }
+    /// Number of vectors the function offers for interrupt `mode`.
+    fn irq_count(&self, mode: IrqMode) -> usize {
+        // struct vfio_irq_info {argsz, flags, index, count}
+        let mut info = [16u32, 0, mode as u32, 0];
+        // SAFETY: DEVICE_GET_IRQ_INFO takes a vfio_irq_info, which `info` mirrors.
+        let done = unsafe { ioctl(&self.fd, ioctl::DEVICE_GET_IRQ_INFO, info.as_mut_ptr()) };
+        done.map_or(0, |_| info[3] as usize)
     }
 
     /// Enables interrupts with vector `i` signalling eventfd `fds[i]`, by the first of
     /// `modes` for which the function has enough vectors. The device must then be
     /// programmed to raise vector `i` for queue `i`.
     pub(crate) fn enable_irqs(&self, fds: &[RawFd], modes: &[IrqMode]) -> Result<IrqMode> {
-        let fits = |&&mode: &&IrqMode| self.irq_count(mode as u32) as usize >= fds.len();
-        let Some(&mode) = modes.iter().find(fits) else {
+        let Some(&mode) = modes.iter().find(|&&m| self.irq_count(m) >= fds.len()) else {
             let detail = format!(
                 "{} interrupt vectors needed; the function offers too few {modes:?} vectors \
                  (QEMU virtio-net: vectors=N)",
@@ -637,20 +585,9 @@ impl VfioDevice {
         buf.extend(fds.iter().map(|&fd| fd as u32));
         // SAFETY: DEVICE_SET_IRQS takes a vfio_irq_set of `argsz` bytes: `buf` holds its
         // five header words and the eventfds.
-        unsafe {
-            ioctl_ptr(
-                self.fd.as_raw_fd(),
-                ioctl::DEVICE_SET_IRQS,
-                buf.as_mut_ptr(),
-            )
-        }
-        .map_err(|e| {
-            Error::io(
-                format!("VFIO_DEVICE_SET_IRQS ({mode:?}) on {}", self.address),
-                e,
-            )
-        })?;
-        Ok(mode)
+        let done = unsafe { ioctl(&self.fd, ioctl::DEVICE_SET_IRQS, buf.as_mut_ptr()) };
+        let what = || format!("VFIO_DEVICE_SET_IRQS ({mode:?}) on {}", self.address);
+        done.map(|_| mode).map_err(|e| Error::io(what(), e))
     }
 }
 
