@@ -576,11 +576,7 @@ impl PciDevice {
         }
         let path = self.path.join(format!("resource{bar}"));
         let fail = |e| Error::io(format!("cannot open {} (needs root)", path.display()), e);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(fail)?;
+        let file = vfio::open_rw(&path).map_err(fail)?;
         let len = file.metadata().map_err(fail)?.len();
         Ok((file, 0, len))
     }

@@ -184,7 +184,7 @@ unsafe fn ioctl<T>(fd: &impl AsRawFd, request: u64, arg: *mut T) -> io::Result<i
 }
 
 /// Opens `path` for reading and writing.
-fn open_rw(path: impl AsRef<Path>) -> io::Result<File> {
+pub(crate) fn open_rw(path: impl AsRef<Path>) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).open(path)
 }
 
