@@ -83,7 +83,7 @@ impl DmaMemory {
         size: usize,
         chunks: Box<[u64]>,
         domain: DmaDomain,
-        release: Box<dyn FnOnce(NonNull<u8>, usize)>,
+        release: Release,
     ) -> Self {
         debug_assert!(
             (virt.as_ptr() as usize).is_multiple_of(DMA_ALIGN),
@@ -424,30 +424,29 @@ impl Hugepages {
     }
 }
 
-/// The error for a physical address that /proc/self/pagemap did not give.
-fn no_frame(detail: impl Into<String>) -> Error {
-    Error::NoPhysicalAddress {
-        detail: detail.into(),
-    }
-}
-
-/// Looks up the physical address of `virt` in /proc/self/pagemap.
-fn virt_to_phys(pagemap: &File, virt: usize) -> Result<u64> {
+/// The physical address of each 2 MiB chunk of the locked hugepage mapping at `virt`
+/// (`size` bytes), from /proc/self/pagemap.
+fn physical_chunks(virt: usize, size: usize) -> Result<Box<[u64]>> {
     const PAGE: usize = 4096;
-    let mut entry = [0u8; 8];
-    pagemap
-        .read_exact_at(&mut entry, (virt / PAGE * 8) as u64)
-        .map_err(|e| no_frame(format!("reading /proc/self/pagemap failed: {e}")))?;
-    let entry = u64::from_ne_bytes(entry);
-    // Documentation/admin-guide/mm/pagemap.rst: bit 63 page present, bits 0-54 the PFN.
-    let present = entry >> 63 == 1;
-    let pfn = entry & ((1 << 55) - 1);
-    if !present || pfn == 0 {
-        return Err(no_frame(
-            "pagemap reports no frame number for a locked page",
-        ));
-    }
-    Ok(pfn * PAGE as u64 + (virt % PAGE) as u64)
+    let no_frame = |detail: String| Error::NoPhysicalAddress { detail };
+    let pagemap = File::open("/proc/self/pagemap")
+        .map_err(|e| no_frame(format!("cannot open /proc/self/pagemap: {e}")))?;
+    let chunk = |i: usize| {
+        let mut entry = [0u8; 8];
+        let at = ((virt + i * CHUNK_SIZE) / PAGE * 8) as u64;
+        pagemap
+            .read_exact_at(&mut entry, at)
+            .map_err(|e| no_frame(format!("reading /proc/self/pagemap failed: {e}")))?;
+        // Documentation/admin-guide/mm/pagemap.rst: bit 63 page present, bits 0-54 the
+        // PFN. A chunk starts on a page, so its address is the frame's.
+        let entry = u64::from_ne_bytes(entry);
+        let (present, pfn) = (entry >> 63 == 1, entry & ((1 << 55) - 1));
+        let missing = || no_frame("pagemap reports no frame number for a locked page".into());
+        (present && pfn != 0)
+            .then_some(pfn * PAGE as u64)
+            .ok_or_else(missing)
+    };
+    (0..size / CHUNK_SIZE).map(chunk).collect()
 }
 
 // SAFETY: regions are whole 2 MiB hugepages (so at least `size` bytes, 2 MiB aligned, and
@@ -475,18 +474,11 @@ unsafe impl DmaAllocator for Hugepages {
             unsafe { libc::munmap(p.as_ptr().cast(), s) };
             drop(physical);
         });
-        let chunks: Result<Box<[u64]>> = File::open("/proc/self/pagemap")
-            .map_err(|e| no_frame(format!("cannot open /proc/self/pagemap: {e}")))
-            .and_then(|pagemap| {
-                (0..size / CHUNK_SIZE)
-                    .map(|i| virt_to_phys(&pagemap, virt.as_ptr() as usize + i * CHUNK_SIZE))
-                    .collect()
-            });
-        match chunks {
+        match physical_chunks(virt.as_ptr() as usize, size) {
             // SAFETY: a fresh shared mapping of a file this call created (create_new) and
-            // unlinked at once: `size` bytes owned by this region, each 2 MiB chunk one hugepage
-            // (physically contiguous) whose physical address was just looked up; the pages
-            // are locked, so the addresses stay valid. hugetlbfs pages come zeroed.
+            // unlinked at once: `size` bytes owned by this region, each 2 MiB chunk one
+            // hugepage (physically contiguous) whose physical address was just looked up;
+            // the pages are locked, so the addresses stay valid. hugetlbfs pages come zeroed.
             Ok(chunks) => Ok(unsafe {
                 DmaMemory::from_raw_parts(virt, size, chunks, DmaDomain::PHYSICAL, release)
             }),

@@ -28,7 +28,7 @@ impl NicInfo {
         self.driver?.model(self.id.vendor, self.id.device)
     }
 
-    /// The interface for which the guard ([`super::PciDevice::unbind`]) refuses to take the
+    /// The interface for which the guard (when a driver claims it) refuses to take the
     /// device: one that is up with an address or a route. `None`: the guard lets it go.
     pub fn refused_by(&self) -> Option<&InterfaceState> {
         self.interfaces.iter().find(|i| i.is_active())

@@ -153,17 +153,8 @@ impl DriverKind {
     /// The vendor and the (device id, name) pairs of the devices this kind drives.
     fn ids(self) -> (u16, &'static [(u16, &'static str)]) {
         match self {
-            DriverKind::VirtioLegacy => (
-                VENDOR_VIRTIO,
-                &[(
-                    DEVICE_VIRTIO_NET_LEGACY,
-                    "virtio-net (legacy or transitional)",
-                )],
-            ),
-            DriverKind::VirtioModern => (
-                VENDOR_VIRTIO,
-                &[(DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0")],
-            ),
+            DriverKind::VirtioLegacy => (VENDOR_VIRTIO, VIRTIO_NET_LEGACY_IDS),
+            DriverKind::VirtioModern => (VENDOR_VIRTIO, VIRTIO_NET_MODERN_IDS),
             DriverKind::Ixgbe => (VENDOR_INTEL, IXGBE_DEVICE_IDS),
             DriverKind::Ixgbevf => (VENDOR_INTEL, IXGBEVF_DEVICE_IDS),
             DriverKind::Igb => (VENDOR_INTEL, IGB_DEVICE_IDS),
@@ -178,6 +169,13 @@ impl DriverKind {
         found.map(|&(_, name)| name)
     }
 }
+
+/// The virtio-net device ids, as [`NicInfo::name`] names them.
+const VIRTIO_NET_LEGACY_IDS: &[(u16, &str)] = &[(
+    DEVICE_VIRTIO_NET_LEGACY,
+    "virtio-net (legacy or transitional)",
+)];
+const VIRTIO_NET_MODERN_IDS: &[(u16, &str)] = &[(DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0")];
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
 /// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
