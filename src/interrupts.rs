@@ -152,12 +152,6 @@ fn drain_fd(fd: RawFd) -> u64 {
     if n == 8 { v } else { 0 }
 }
 
-impl AsRawFd for EventFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 /// What the queues of one thread share: the epoll set of all their eventfds and the
 /// count of empty polls in a row.
 #[derive(Debug)]
@@ -216,9 +210,9 @@ impl QueueInterrupt {
         // level-triggered report the same signals (and Miri models only the former).
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: event.as_raw_fd() as u64,
+            u64: event.fd.as_raw_fd() as u64,
         };
-        let (epoll, fd) = (shared.epoll.as_raw_fd(), event.as_raw_fd());
+        let (epoll, fd) = (shared.epoll.as_raw_fd(), event.fd.as_raw_fd());
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
         if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
             let e = io::Error::last_os_error();
@@ -237,7 +231,7 @@ impl QueueInterrupt {
 
     /// The eventfd to hand to VFIO for this queue's vector.
     pub fn eventfd(&self) -> RawFd {
-        self.event.as_raw_fd()
+        self.event.fd.as_raw_fd()
     }
 
     /// The eventfd itself (e.g. to signal it in tests).
@@ -316,7 +310,7 @@ impl QueueInterrupt {
 
 impl Drop for QueueInterrupt {
     fn drop(&mut self) {
-        let (epoll, fd) = (self.shared.epoll.as_raw_fd(), self.event.as_raw_fd());
+        let (epoll, fd) = (self.shared.epoll.as_raw_fd(), self.event.fd.as_raw_fd());
         // SAFETY: removing our own open eventfd from the thread's epoll set.
         unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }

@@ -137,13 +137,8 @@ impl MmioRegion {
     }
 
     /// Size of the region in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// True for an empty region.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     #[inline(always)]

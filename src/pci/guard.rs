@@ -1,10 +1,11 @@
 //! The active-interface guard: before a device is taken from a kernel network driver, find
 //! its network interfaces and tell whether any is in use (up, with an address or a route).
 //! Taking such a device would cut a live link — possibly the user's own SSH session — so
-//! [`super::PciDevice::unbind`] refuses unless forced (as `dpdk-devbind.py` does).
+//! a claim ([`super::PciDevice::claim`]) refuses unless forced (as `dpdk-devbind.py` does).
 
 use std::ffi::CStr;
 use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 /// What the kernel says about one network interface of a device.
@@ -132,38 +133,37 @@ fn count_routes(name: &str, ipv4: &str, ipv6: &str) -> usize {
 
 /// IPv4 and non-link-local IPv6 addresses of `name`, from getifaddrs(3).
 fn addresses(name: &str) -> Vec<String> {
-    let mut out = Vec::new();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head to `ifap`, freed below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
-        return out;
+        return Vec::new();
     }
-    let mut cur = ifap;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+    let mut out = Vec::new();
+    // SAFETY: the head of the list getifaddrs returned, alive until freeifaddrs.
+    let mut cur = unsafe { ifap.as_ref() };
+    while let Some(ifa) = cur {
+        // SAFETY: the next node (or null) of the same list; ifa_name is a NUL-terminated
+        // string owned by the list.
+        let (next, ifname) = unsafe { (ifa.ifa_next.as_ref(), CStr::from_ptr(ifa.ifa_name)) };
+        cur = next;
+        let addr = ifa.ifa_addr;
+        if addr.is_null() || ifname.to_bytes() != name.as_bytes() {
             continue;
         }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) };
-        if ifname.to_bytes() != name.as_bytes() {
-            continue;
-        }
-        // SAFETY: ifa_addr points to a sockaddr whose family says which struct it is.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        if family == libc::AF_INET {
-            // SAFETY: AF_INET addresses are sockaddr_in.
-            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).to_string());
-        } else if family == libc::AF_INET6 {
-            // SAFETY: AF_INET6 addresses are sockaddr_in6.
-            let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            if ip.segments()[0] & 0xffc0 != 0xfe80 {
-                out.push(ip.to_string());
+        // SAFETY: `addr` is a sockaddr owned by the list, whose family says which struct it is.
+        match i32::from(unsafe { (*addr).sa_family }) {
+            libc::AF_INET => {
+                // SAFETY: AF_INET addresses are sockaddr_in.
+                let sin = unsafe { &*(addr as *const libc::sockaddr_in) };
+                out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).to_string());
             }
+            libc::AF_INET6 => {
+                // SAFETY: AF_INET6 addresses are sockaddr_in6.
+                let sin6 = unsafe { &*(addr as *const libc::sockaddr_in6) };
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                out.extend((ip.segments()[0] & 0xffc0 != 0xfe80).then(|| ip.to_string()));
+            }
+            _ => {}
         }
     }
     // SAFETY: frees the list from getifaddrs exactly once; no node is used afterwards.

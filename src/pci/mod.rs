@@ -281,15 +281,12 @@ pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
 fn identify(address: PciAddress, path: &Path) -> Result<DeviceId> {
     let attr = |name: &str| -> Result<u32> {
         let file = path.join(name);
-        let text = fs::read_to_string(&file)
-            .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+        let text = fs::read_to_string(&file);
+        let text = text.map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
         let text = text.trim();
-        u32::from_str_radix(text.trim_start_matches("0x"), 16).map_err(|_| {
-            Error::device(
-                address,
-                format!("{} holds {text:?}, not a hex number", file.display()),
-            )
-        })
+        let bad = format!("{} holds {text:?}, not a hex number", file.display());
+        u32::from_str_radix(text.trim_start_matches("0x"), 16)
+            .map_err(|_| Error::device(address, bad))
     };
     let class = attr("class")?;
     if class >> 16 != CLASS_NETWORK {
@@ -488,15 +485,15 @@ impl PciDevice {
         // With VFIO in use, DMA memory comes with I/O virtual addresses, which a device
         // without it would take as physical addresses. (The other direction is refused
         // when the VFIO container would be created.)
-        if self.vfio.is_none() && vfio::active_container().is_some() {
-            return Err(Error::config(format!(
-                "{0} is not bound to vfio-pci but another device of this process is: DMA \
-                 memory is mapped through the IOMMU, so all devices of a process must use \
-                 VFIO (bind {0} to vfio-pci too)",
-                self.name
-            )));
-        }
         if self.vfio.is_none() {
+            if vfio::active_container().is_some() {
+                return Err(Error::config(format!(
+                    "{0} is not bound to vfio-pci but another device of this process is: \
+                     DMA memory is mapped through the IOMMU, so all devices of a process \
+                     must use VFIO (bind {0} to vfio-pci too)",
+                    self.name
+                )));
+            }
             cfg.dma().check_mount()?;
         }
         self.unbind(cfg.force_unbind)?;
@@ -643,14 +640,17 @@ pub(crate) struct IoBar {
 }
 
 impl IoBar {
-    fn check(&self, offset: usize, width: usize) -> Result<u64> {
+    /// Runs `access` (a pread or pwrite of `width` bytes) at `offset` in the BAR.
+    fn access<F>(&self, offset: usize, width: usize, verb: &str, access: F) -> Result<()>
+    where
+        F: FnOnce(&File, u64) -> io::Result<()>,
+    {
         if (offset + width) as u64 > self.len {
-            return Err(Error::device(
-                &self.name,
-                format!("I/O BAR offset {offset:#x} out of range"),
-            ));
+            let detail = format!("I/O BAR offset {offset:#x} out of range");
+            return Err(Error::device(&self.name, detail));
         }
-        Ok(self.base + offset as u64)
+        let what = || format!("I/O BAR {verb} of {} at {offset:#x}", self.name);
+        access(&self.file, self.base + offset as u64).map_err(|e| Error::io(what(), e))
     }
 }
 
@@ -658,18 +658,17 @@ impl IoBar {
 impl crate::virtio::transport::VirtioBar for IoBar {
     fn read(&self, offset: usize, width: usize) -> Result<u32> {
         let mut b = [0u8; 4];
-        let at = self.check(offset, width)?;
-        self.file
-            .read_exact_at(&mut b[..width], at)
-            .map_err(|e| Error::io(format!("I/O BAR read of {} at {offset:#x}", self.name), e))?;
+        self.access(offset, width, "read", |f, at| {
+            f.read_exact_at(&mut b[..width], at)
+        })?;
         Ok(u32::from_le_bytes(b))
     }
 
     fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
-        let at = self.check(offset, width)?;
-        self.file
-            .write_all_at(&value.to_le_bytes()[..width], at)
-            .map_err(|e| Error::io(format!("I/O BAR write of {} at {offset:#x}", self.name), e))
+        let b = value.to_le_bytes();
+        self.access(offset, width, "write", |f, at| {
+            f.write_all_at(&b[..width], at)
+        })
     }
 
     fn size(&self) -> usize {
