@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::ixgbe::IxgbeOptions;
 use crate::memory::Packet;
-use crate::pci::PciDevice;
+use crate::pci::{IrqMode, PciDevice};
 use crate::registers::RegisterSpace;
 
 /// Offsets of the extended interrupt registers a sleeping queue uses (bit `q` = vector
@@ -48,7 +48,7 @@ pub(crate) fn enable_vectors(
         return Ok(irqs);
     }
     let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
-    match pci.enable_interrupts(&fds) {
+    match pci.enable_irqs(&fds, &[IrqMode::MsiX, IrqMode::Msi]) {
         Ok(mode) => {
             options.irq_mode = mode;
             Ok(irqs)

@@ -14,7 +14,7 @@ pub(crate) mod vfio;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::str::FromStr;
@@ -130,15 +130,6 @@ pub enum DriverKind {
 }
 
 impl DriverKind {
-    const ALL: [DriverKind; 6] = [
-        DriverKind::VirtioLegacy,
-        DriverKind::VirtioModern,
-        DriverKind::Ixgbe,
-        DriverKind::Ixgbevf,
-        DriverKind::Igb,
-        DriverKind::Igbvf,
-    ];
-
     /// The driver's name, as [`crate::IxyDevice::driver_name`] reports it.
     pub fn name(self) -> &'static str {
         match self {
@@ -150,32 +141,31 @@ impl DriverKind {
         }
     }
 
-    /// The vendor and the (device id, name) pairs of the devices this kind drives.
-    fn ids(self) -> (u16, &'static [(u16, &'static str)]) {
-        match self {
-            DriverKind::VirtioLegacy => (VENDOR_VIRTIO, VIRTIO_NET_LEGACY_IDS),
-            DriverKind::VirtioModern => (VENDOR_VIRTIO, VIRTIO_NET_MODERN_IDS),
-            DriverKind::Ixgbe => (VENDOR_INTEL, IXGBE_DEVICE_IDS),
-            DriverKind::Ixgbevf => (VENDOR_INTEL, IXGBEVF_DEVICE_IDS),
-            DriverKind::Igb => (VENDOR_INTEL, IGB_DEVICE_IDS),
-            DriverKind::Igbvf => (VENDOR_INTEL, IGBVF_DEVICE_IDS),
-        }
-    }
-
     /// The model name of `device` in this kind's id table.
     pub(crate) fn model(self, vendor: u16, device: u16) -> Option<&'static str> {
-        let (v, ids) = self.ids();
+        let &(_, v, ids) = DRIVERS.iter().find(|d| d.0 == self)?;
         let found = ids.iter().find(|&&(d, _)| v == vendor && d == device);
         found.map(|&(_, name)| name)
     }
 }
 
-/// The virtio-net device ids, as [`NicInfo::name`] names them.
-const VIRTIO_NET_LEGACY_IDS: &[(u16, &str)] = &[(
-    DEVICE_VIRTIO_NET_LEGACY,
-    "virtio-net (legacy or transitional)",
-)];
-const VIRTIO_NET_MODERN_IDS: &[(u16, &str)] = &[(DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0")];
+/// (device id, model name) pairs of one vendor's devices.
+type IdTable = &'static [(u16, &'static str)];
+
+/// Each kind of driver with the vendor and the devices it drives.
+const DRIVERS: [(DriverKind, u16, IdTable); 6] = [
+    (DriverKind::VirtioLegacy, VENDOR_VIRTIO, VIRTIO_LEGACY_IDS),
+    (DriverKind::VirtioModern, VENDOR_VIRTIO, VIRTIO_MODERN_IDS),
+    (DriverKind::Ixgbe, VENDOR_INTEL, IXGBE_DEVICE_IDS),
+    (DriverKind::Ixgbevf, VENDOR_INTEL, IXGBEVF_DEVICE_IDS),
+    (DriverKind::Igb, VENDOR_INTEL, IGB_DEVICE_IDS),
+    (DriverKind::Igbvf, VENDOR_INTEL, IGBVF_DEVICE_IDS),
+];
+
+/// The virtio-net device ids (virtio spec 1.1, 4.1.2.1); the legacy id is also that of
+/// transitional devices.
+const VIRTIO_LEGACY_IDS: IdTable = &[(DEVICE_VIRTIO_NET_LEGACY, "virtio-net (legacy)")];
+const VIRTIO_MODERN_IDS: IdTable = &[(DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0")];
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
 /// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
@@ -270,8 +260,10 @@ impl DeviceId {
 
 /// Picks the driver for a network controller, or `None` if no driver fits.
 pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
-    let fits = |kind: &DriverKind| kind.model(id.vendor, id.device).is_some();
-    DriverKind::ALL.into_iter().find(fits)
+    let kinds = DRIVERS.iter().map(|d| d.0);
+    kinds
+        .clone()
+        .find(|kind| kind.model(id.vendor, id.device).is_some())
 }
 
 /// What the device at `path` is, from the sysfs attributes `vendor`, `device` and `class`:
@@ -382,26 +374,18 @@ impl PciDevice {
         self.vfio.is_some()
     }
 
-    /// Enables MSI-X with vector `i` signalling eventfd `fds[i]` (VFIO only).
-    pub(crate) fn enable_msix(&self, fds: &[std::os::fd::RawFd]) -> Result<()> {
-        self.vfio_or_err()?
-            .enable_irqs(fds, &[IrqMode::MsiX])
-            .map(drop)
-    }
-
-    /// Enables MSI-X, or MSI if the function lacks MSI-X vectors, with vector `i`
-    /// signalling eventfd `fds[i]` (VFIO only: sysfs cannot deliver interrupts).
-    pub(crate) fn enable_interrupts(&self, fds: &[std::os::fd::RawFd]) -> Result<IrqMode> {
-        self.vfio_or_err()?
-            .enable_irqs(fds, &[IrqMode::MsiX, IrqMode::Msi])
-    }
-
-    fn vfio_or_err(&self) -> Result<&vfio::VfioDevice> {
+    /// Enables interrupts with vector `i` signalling eventfd `fds[i]`, by the first of
+    /// `modes` (MSI-X, MSI) for which the function has enough vectors (VFIO only: sysfs
+    /// cannot deliver interrupts). The device must then be programmed to raise vector `i`
+    /// for queue `i`.
+    pub(crate) fn enable_irqs(&self, fds: &[RawFd], modes: &[IrqMode]) -> Result<IrqMode> {
         let detail = "interrupts need the device bound to vfio-pci (scripts/vfio-bind.sh); \
                       through sysfs only polling works";
-        self.vfio
+        let vfio = self
+            .vfio
             .as_ref()
-            .ok_or_else(|| Error::vfio(&self.name, detail))
+            .ok_or_else(|| Error::vfio(&self.name, detail))?;
+        vfio.enable_irqs(fds, modes)
     }
 
     /// The error for a device that must be used through VFIO but is not bound to
@@ -434,7 +418,7 @@ impl PciDevice {
         let verb = if write { "write" } else { "read" };
         let fail = |e| Error::io(format!("cannot {verb} config space of {}", self.name), e);
         if let Some(v) = &self.vfio {
-            return io(v.file(), v.config_offset()).map_err(fail);
+            return io(&v.fd, v.config_offset).map_err(fail);
         }
         let path = self.path.join("config");
         let file = OpenOptions::new().read(true).write(write).open(&path);
@@ -959,8 +943,7 @@ mod tests {
 
     #[test]
     fn every_id_table_entry_picks_its_driver_and_model() {
-        for kind in DriverKind::ALL {
-            let (vendor, ids) = kind.ids();
+        for (kind, vendor, ids) in DRIVERS {
             for &(device, name) in ids {
                 let address = parse("0000:00:04.0").unwrap();
                 let id = DeviceId {

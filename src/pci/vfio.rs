@@ -502,9 +502,11 @@ fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
 #[derive(Debug)]
 pub(crate) struct VfioDevice {
     address: String,
-    fd: File,
+    /// The device file descriptor. Writes through it reach the device's registers and
+    /// config space: only `pci` uses it (see [`PciDevice::map_bar`](super::PciDevice)).
+    pub(super) fd: File,
     /// Offset of config space within `fd`.
-    config_offset: u64,
+    pub(super) config_offset: u64,
 }
 
 impl VfioDevice {
@@ -522,18 +524,6 @@ impl VfioDevice {
         dev.config_offset = dev.region_info(VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
         log::info!("{}: opened through VFIO (IOMMU group {group})", dev.address);
         Ok(dev)
-    }
-
-    /// The device file descriptor, where config space is at [`VfioDevice::config_offset`].
-    /// Crate-private: writes through it reach the device's registers and config space (see
-    /// [`PciDevice::map_bar`](super::PciDevice)).
-    pub(crate) fn file(&self) -> &File {
-        &self.fd
-    }
-
-    /// Offset of config space within [`VfioDevice::file`].
-    pub(crate) fn config_offset(&self) -> u64 {
-        self.config_offset
     }
 
     fn region_info(&self, index: u32) -> Result<RegionInfo> {

@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::mempool::DEFAULT_ENTRY_SIZE;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
-use crate::pci::{DEVICE_VIRTIO_NET_MODERN, DriverKind, PciDevice};
+use crate::pci::{DEVICE_VIRTIO_NET_MODERN, DriverKind, IrqMode, PciDevice};
 use crate::registers::Deadline;
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 use transport::{Transport, VIRTIO_MSI_NO_VECTOR, status};
@@ -640,7 +640,7 @@ impl VirtioDevice {
             .map(|_| QueueInterrupt::new(cfg.interrupt_timeout_ms))
             .collect::<Result<Vec<_>>>()?;
         let fds: Vec<_> = interrupts.iter().map(QueueInterrupt::eventfd).collect();
-        if let Err(e) = pci.enable_msix(&fds) {
+        if let Err(e) = pci.enable_irqs(&fds, &[IrqMode::MsiX]) {
             log::warn!("{}: cannot enable MSI-X ({e}); polling instead", self.name);
             return Ok(Vec::new());
         }
