@@ -79,11 +79,8 @@ impl FromStr for PciAddress {
 
 impl std::fmt::Display for PciAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:04x}:{:02x}:{:02x}.{:x}",
-            self.domain, self.bus, self.device, self.function
-        )
+        let (domain, bus, device, function) = (self.domain, self.bus, self.device, self.function);
+        write!(f, "{domain:04x}:{bus:02x}:{device:02x}.{function:x}")
     }
 }
 
@@ -108,6 +105,11 @@ pub(crate) const VENDOR_VIRTIO: u16 = 0x1af4;
 pub(crate) const DEVICE_VIRTIO_NET_LEGACY: u16 = 0x1000;
 /// Modern (virtio 1.0) virtio-net: 0x1040 + device type 1.
 pub(crate) const DEVICE_VIRTIO_NET_MODERN: u16 = 0x1041;
+
+/// The command register and its bits (PCI Local Bus spec 3.0, 6.2.2).
+const COMMAND: u64 = 0x04;
+const COMMAND_MEMORY: u16 = 1 << 1;
+const COMMAND_BUS_MASTER: u16 = 1 << 2;
 
 /// PCI base class of network controllers (PCI Code and ID Assignment spec, 1.3).
 const CLASS_NETWORK: u32 = 0x02;
@@ -514,37 +516,29 @@ impl PciDevice {
         })
     }
 
-    /// Sets the bus master enable bit (command register, bit 2) so the device can DMA.
+    /// Sets the bus master enable bit (command register, bit 2) so the device can DMA,
+    /// and memory space (bit 1) with it, as the kernel's pci_enable_device does: on an
+    /// SR-IOV VF the bit is read-only zero on hardware, but QEMU (10.0) decodes a VF's BAR
+    /// only once it is set.
     ///
     /// Crate-private: a device left programmed by an earlier user would DMA to stale ring
     /// addresses; only the drivers, which reset it and give it their own memory first
     /// (or right after), turn mastering on.
     pub(crate) fn enable_bus_master(&self) -> Result<()> {
-        self.set_bus_master(true)
+        self.update_command(|cmd| cmd | COMMAND_BUS_MASTER | COMMAND_MEMORY)
     }
 
     /// Clears the bus master enable bit: the device can no longer start DMA. For a device
     /// that did not stop when told to, before its memory is given back.
     pub(crate) fn disable_bus_master(&self) -> Result<()> {
-        self.set_bus_master(false)
+        self.update_command(|cmd| cmd & !COMMAND_BUS_MASTER)
     }
 
-    fn set_bus_master(&self, on: bool) -> Result<()> {
-        // PCI Local Bus spec 3.0, 6.2.2: command register at 0x04, bit 2 bus master, bit 1
-        // memory space. Memory space is switched on with bus mastering, as the kernel's
-        // pci_enable_device does: on an SR-IOV VF the bit is read-only zero on hardware,
-        // but QEMU (10.0) decodes a VF's BAR only once it is set.
-        const BUS_MASTER: u16 = 1 << 2;
-        const MEMORY: u16 = 1 << 1;
+    /// Read-modify-write of the command register.
+    fn update_command(&self, update: impl FnOnce(u16) -> u16) -> Result<()> {
         let mut cmd = [0u8; 2];
-        self.read_config(4, &mut cmd)?;
-        let cmd = u16::from_le_bytes(cmd);
-        let value = if on {
-            cmd | BUS_MASTER | MEMORY
-        } else {
-            cmd & !BUS_MASTER
-        };
-        self.write_config(4, &value.to_le_bytes())
+        self.read_config(COMMAND, &mut cmd)?;
+        self.write_config(COMMAND, &update(u16::from_le_bytes(cmd)).to_le_bytes())
     }
 
     /// The file BAR `bar` is accessed through (its sysfs resource file, or the VFIO device
