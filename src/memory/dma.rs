@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -315,11 +315,6 @@ impl Hugepages {
         Self::new(dir.unwrap_or_else(|| DEFAULT_HUGEPAGE_DIR.into()))
     }
 
-    /// The hugetlbfs mount this allocator uses.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The error for a problem with this mount: what went wrong, then the command that
     /// sets the mount up (reserving `pages` hugepages; `owner` gives it to a user).
     fn error(&self, what: impl std::fmt::Display, pages: usize, owner: &str) -> Error {
@@ -355,23 +350,14 @@ impl Hugepages {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("ixy-{}-{n}", std::process::id()));
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path);
+        let mut options = fs::OpenOptions::new();
+        let file = options.read(true).write(true).create_new(true).open(&path);
         let file = file.map_err(|e| {
             // A mount that belongs to someone else: give it to this user.
-            let owner = if e.kind() == io::ErrorKind::PermissionDenied {
-                " $USER"
-            } else {
-                ""
-            };
-            self.error(
-                format!("cannot create {}: {e}", path.display()),
-                DEFAULT_PAGES,
-                owner,
-            )
+            let denied = e.kind() == io::ErrorKind::PermissionDenied;
+            let owner = if denied { " $USER" } else { "" };
+            let what = format!("cannot create {}: {e}", path.display());
+            self.error(what, DEFAULT_PAGES, owner)
         })?;
         let _ = fs::remove_file(&path);
         Ok(file)
@@ -400,11 +386,10 @@ impl Hugepages {
             // Reserving this many more than now fixes a shortage.
             let total = fs::read_to_string(NR_HUGEPAGES).unwrap_or_default();
             let total: usize = total.trim().parse().unwrap_or(0);
+            let (mib, dir) = (size >> 20, self.dir.display());
             let what = format!(
-                "cannot map {} MiB of hugepages from {} ({e}); too few free hugepages? \
-                 (see HugePages_Free in /proc/meminfo)",
-                size >> 20,
-                self.dir.display()
+                "cannot map {mib} MiB of hugepages from {dir} ({e}); too few free hugepages? \
+                 (see HugePages_Free in /proc/meminfo)"
             );
             return Err(self.error(what, total + size / CHUNK_SIZE, ""));
         };
@@ -414,10 +399,8 @@ impl Hugepages {
             let e = io::Error::last_os_error();
             // SAFETY: unmapping the mapping made above.
             unsafe { libc::munmap(ptr, size) };
-            let what = format!(
-                "cannot lock {} MiB of hugepages in memory ({e})",
-                size >> 20
-            );
+            let mib = size >> 20;
+            let what = format!("cannot lock {mib} MiB of hugepages in memory ({e})");
             return Err(Error::hugepages(what));
         }
         Ok(virt)

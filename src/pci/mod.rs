@@ -404,11 +404,6 @@ impl PciDevice {
         Error::vfio(&self.name, detail)
     }
 
-    /// The device's address.
-    pub fn address(&self) -> PciAddress {
-        self.id.address
-    }
-
     /// The device's address as a string.
     pub fn name(&self) -> &str {
         &self.name
@@ -878,9 +873,9 @@ mod tests {
         let id = dev.id();
         assert_eq!((id.vendor, id.device, id.class), (0x8086, 0x10ca, 0x020000));
         assert_eq!(driver_for(id), Some(DriverKind::Igbvf));
-        assert_eq!(dev.address(), parse("0000:00:04.0").unwrap());
+        assert_eq!(id.address, parse("0000:00:04.0").unwrap());
         fs::write(dir.join("device"), "0x10zz\n").unwrap();
-        let err = PciDevice::open_at(dev.address(), &root).unwrap_err();
+        let err = PciDevice::open_at(id.address, &root).unwrap_err();
         assert!(matches!(err, Error::Device { .. }), "{err}");
         assert!(err.to_string().contains("\"0x10zz\""), "{err}");
     }
