@@ -59,27 +59,20 @@ pub(crate) fn interface_names(dev_path: &Path) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub(crate) struct NetView {
     /// `/sys/class/net`: one directory per interface with its `flags`.
-    class_net: PathBuf,
+    pub(super) class_net: PathBuf,
     /// `/proc/net`: the `route` and `ipv6_route` tables.
-    proc_net: PathBuf,
+    pub(super) proc_net: PathBuf,
     /// The IPv4 and non-link-local IPv6 addresses of an interface.
-    addresses: fn(&str) -> Vec<String>,
+    pub(super) addresses: fn(&str) -> Vec<String>,
 }
 
 impl NetView {
     /// The running kernel's view.
     pub(crate) fn kernel() -> NetView {
-        NetView::new("/sys/class/net", "/proc/net", addresses)
-    }
-
-    pub(crate) fn new(
-        class_net: impl Into<PathBuf>,
-        proc_net: impl Into<PathBuf>,
-        addresses: fn(&str) -> Vec<String>,
-    ) -> NetView {
+        let (class_net, proc_net) = ("/sys/class/net".into(), "/proc/net".into());
         NetView {
-            class_net: class_net.into(),
-            proc_net: proc_net.into(),
+            class_net,
+            proc_net,
             addresses,
         }
     }
@@ -99,15 +92,15 @@ impl NetView {
         // linux/if.h: IFF_UP = 0x1. sysfs prints flags as "0x1003".
         let flags = read(self.class_net.join(name).join("flags"));
         let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+        let (v4, v6) = (
+            read(self.proc_net.join("route")),
+            read(self.proc_net.join("ipv6_route")),
+        );
         InterfaceState {
             name: name.to_string(),
             up: flags & 1 != 0,
             addresses: (self.addresses)(name),
-            routes: count_routes(
-                name,
-                &read(self.proc_net.join("route")),
-                &read(self.proc_net.join("ipv6_route")),
-            ),
+            routes: count_routes(name, &v4, &v6),
         }
     }
 }
@@ -244,10 +237,14 @@ mod tests {
             "Iface\tDestination\tGateway\tFlags\neth9\t00000000\t0100000A\t0003\n",
         )
         .unwrap();
-        NetView::new(dir.join("class"), dir, |name| match name {
-            "eth8" | "eth7" => vec!["192.0.2.8".into()],
-            _ => vec![],
-        })
+        NetView {
+            class_net: dir.join("class"),
+            proc_net: dir.into(),
+            addresses: |name| match name {
+                "eth8" | "eth7" => vec!["192.0.2.8".into()],
+                _ => vec![],
+            },
+        }
     }
 
     #[test]

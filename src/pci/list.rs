@@ -76,10 +76,14 @@ mod tests {
 
     /// Interface state from `<root>/class/<name>/flags`; only eth0 has an address.
     fn net(root: &Path) -> NetView {
-        NetView::new(root.join("class"), root, |name| match name {
-            "eth0" => vec!["10.0.0.5".into()],
-            _ => vec![],
-        })
+        NetView {
+            class_net: root.join("class"),
+            proc_net: root.into(),
+            addresses: |name| match name {
+                "eth0" => vec!["10.0.0.5".into()],
+                _ => vec![],
+            },
+        }
     }
 
     /// Gives the device at `dev` the interface `name` (below `sub`), up or down.

@@ -829,10 +829,14 @@ mod tests {
         }
         fs::write(root.join("class/eth9/flags"), "0x1003").unwrap();
         let mut dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
-        dev.net = guard::NetView::new(root.join("class"), &*root, |name| match name {
-            "eth9" => vec!["192.0.2.9".into()],
-            _ => vec![],
-        });
+        dev.net = guard::NetView {
+            class_net: root.join("class"),
+            proc_net: root.to_path_buf(),
+            addresses: |name| match name {
+                "eth9" => vec!["192.0.2.9".into()],
+                _ => vec![],
+            },
+        };
         let err = dev.unbind(false).unwrap_err();
         assert!(
             matches!(&err, Error::InterfaceActive { interface, .. } if interface == "eth9"),

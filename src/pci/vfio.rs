@@ -209,21 +209,18 @@ struct ContainerState {
 /// The container, created on first use.
 static CONTAINER: Mutex<Option<Arc<Container>>> = Mutex::new(None);
 
-fn lock_container_slot() -> MutexGuard<'static, Option<Arc<Container>>> {
-    CONTAINER.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The process's VFIO container, if a device has been opened through VFIO. While it
 /// exists, all DMA memory ([`crate::memory::Hugepages`], hence `Mempool::allocate`) is
 /// mapped through it at I/O virtual addresses.
 pub(crate) fn active_container() -> Option<Arc<Container>> {
-    lock_container_slot().clone()
+    CONTAINER.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 impl Container {
-    /// The process's container, created on first use.
+    /// The process's container, created on first use (opening `/dev/vfio/vfio` and
+    /// checking the API version).
     fn open() -> Result<Arc<Container>> {
-        let mut slot = lock_container_slot();
+        let mut slot = CONTAINER.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
@@ -242,7 +239,18 @@ impl Container {
             groups: HashMap::new(),
             next_iova: IOVA_BASE,
         };
-        let (fd, domain) = (open_container_fd()?, DmaDomain::unique());
+        let path = "/dev/vfio/vfio";
+        let advice = "is the vfio module loaded? `modprobe vfio-pci`";
+        let fd =
+            open_rw(path).map_err(|e| Error::io(format!("cannot open {path} ({advice})"), e))?;
+        // SAFETY: GET_API_VERSION takes no argument.
+        let v = unsafe { ioctl(&fd, ioctl::GET_API_VERSION, std::ptr::null_mut::<u8>()) };
+        let v = v.map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
+        if v != VFIO_API_VERSION {
+            let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
+            return Err(Error::vfio(path, detail));
+        }
+        let domain = DmaDomain::unique();
         let c = Arc::new(Container {
             fd,
             domain,
@@ -406,21 +414,6 @@ impl Container {
             log::error!("VFIO_IOMMU_UNMAP_DMA at {iova:#x}: {e}");
         }
     }
-}
-
-/// Opens `/dev/vfio/vfio` and checks the API version.
-fn open_container_fd() -> Result<File> {
-    let path = "/dev/vfio/vfio";
-    let advice = "is the vfio module loaded? `modprobe vfio-pci`";
-    let fd = open_rw(path).map_err(|e| Error::io(format!("cannot open {path} ({advice})"), e))?;
-    // SAFETY: GET_API_VERSION takes no argument.
-    let v = unsafe { ioctl(&fd, ioctl::GET_API_VERSION, std::ptr::null_mut::<u8>()) };
-    let v = v.map_err(|e| Error::io("VFIO_GET_API_VERSION", e))?;
-    if v != VFIO_API_VERSION {
-        let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
-        return Err(Error::vfio(path, detail));
-    }
-    Ok(fd)
 }
 
 /// The device fd of `address` from its group's file `group`.
