@@ -196,23 +196,26 @@ impl fmt::Display for Error {
                 limit,
                 locked,
                 requested,
-            } => {
-                let [limit, locked, requested] = [limit, locked, requested].map(|b| b / 1024);
-                let needed = locked + requested;
-                write!(
-                    f,
-                    "cannot pin {requested} KiB of DMA memory for the IOMMU: the locked-memory \
-                     limit (RLIMIT_MEMLOCK) is {limit} KiB and {locked} KiB are already \
-                     locked; this process needs at least {needed} KiB for this allocation \
-                     (each device pins about 12-16 MiB: its rings and packet pool). Raise it \
-                     before starting (as root, or via /etc/security/limits.conf: `<user> - \
-                     memlock unlimited`), e.g. `ulimit -l {}` or `ulimit -l unlimited`",
-                    needed.max(65536)
-                )
-            }
+            } => memlock_advice(f, [*limit, *locked, *requested]),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
+}
+
+/// The text of [`Error::MemlockLimit`]: the figures in KiB and how to raise the limit.
+fn memlock_advice(f: &mut fmt::Formatter<'_>, bytes: [u64; 3]) -> fmt::Result {
+    let [limit, locked, requested] = bytes.map(|b| b / 1024);
+    let needed = locked + requested;
+    write!(
+        f,
+        "cannot pin {requested} KiB of DMA memory for the IOMMU: the locked-memory limit \
+         (RLIMIT_MEMLOCK) is {limit} KiB and {locked} KiB are already locked; this process \
+         needs at least {needed} KiB for this allocation (each device pins about 12-16 MiB: \
+         its rings and packet pool). Raise it before starting (as root, or via \
+         /etc/security/limits.conf: `<user> - memlock unlimited`), e.g. `ulimit -l {}` or \
+         `ulimit -l unlimited`",
+        needed.max(65536)
+    )
 }
 
 impl std::error::Error for Error {

@@ -57,7 +57,7 @@ pub const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
 
 /// What a driver does after a poll of a queue with interrupts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IrqAction {
+pub(crate) enum IrqAction {
     /// Keep polling; nothing to change.
     Poll,
     /// Traffic again: mask the queue's interrupt (it was armed while idle).
@@ -262,7 +262,7 @@ impl QueueInterrupt {
 
     /// Records the result of a poll and says what to do. No system call.
     #[inline(always)]
-    pub fn after_poll(&mut self, received: usize) -> IrqAction {
+    pub(crate) fn after_poll(&mut self, received: usize) -> IrqAction {
         decide(&self.shared.idle, &mut self.armed, self.threshold, received)
     }
 

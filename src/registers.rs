@@ -156,28 +156,28 @@ impl MmioRegion {
 
     /// 8-bit read.
     #[inline(always)]
-    pub fn read8(&self, offset: usize) -> u8 {
+    pub(crate) fn read8(&self, offset: usize) -> u8 {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
         unsafe { self.ptr::<u8>(offset).read_volatile() }
     }
 
     /// 16-bit read.
     #[inline(always)]
-    pub fn read16(&self, offset: usize) -> u16 {
+    pub(crate) fn read16(&self, offset: usize) -> u16 {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
         unsafe { self.ptr::<u16>(offset).read_volatile() }
     }
 
     /// 8-bit write.
     #[inline(always)]
-    pub fn write8(&self, offset: usize, value: u8) {
+    pub(crate) fn write8(&self, offset: usize, value: u8) {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
         unsafe { self.ptr::<u8>(offset).write_volatile(value) }
     }
 
     /// 16-bit write.
     #[inline(always)]
-    pub fn write16(&self, offset: usize, value: u16) {
+    pub(crate) fn write16(&self, offset: usize, value: u16) {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
         unsafe { self.ptr::<u16>(offset).write_volatile(value) }
     }
