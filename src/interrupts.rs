@@ -19,7 +19,7 @@
 //! // setup, once per receive queue i:
 //! let intr = QueueInterrupt::new(cfg.interrupt_timeout_ms)?;
 //! // after creating all of them: vector i -> eventfd of queue i
-//! pci.enable_interrupts(&[intr0.eventfd(), intr1.eventfd(), ...])?; // VFIO_DEVICE_SET_IRQS
+//! pci.enable_irqs(&[intr0.eventfd(), intr1.eventfd(), ...], &[IrqMode::MsiX])?; // VFIO_DEVICE_SET_IRQS
 //! // program the device so queue i raises vector i (ixgbe: IVAR, GPIE, EITR;
 //! // virtio: queue_msix_vector), interrupts masked (ixgbe EIMC / virtio NO_INTERRUPT)
 //!
