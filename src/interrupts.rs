@@ -552,10 +552,6 @@ mod tests {
     fn zero_timeout_is_not_an_interrupt_mode() {
         let _deadline = crate::testing::deadline();
         let err = QueueInterrupt::new(0).err().unwrap();
-        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: an interrupt timeout of 0 means polling: no queue interrupt needed"
-        );
+        assert!(matches!(&err, Error::InvalidConfig { detail } if detail.contains("polling")));
     }
 }

@@ -533,11 +533,7 @@ mod tests {
     #[test]
     fn zero_sized_allocation_is_an_error() {
         let err = HeapDma.allocate(0).err().unwrap();
-        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: DMA allocation of 0 bytes"
-        );
+        assert!(matches!(&err, Error::InvalidConfig { detail } if detail.contains("0 bytes")));
     }
 
     #[test]
