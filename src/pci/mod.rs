@@ -820,6 +820,51 @@ mod tests {
     }
 
     #[test]
+    fn a_supported_vfio_bound_device_is_opened_through_vfio() {
+        let (root, _) = testing::fake_sysfs(
+            "vfio-ixgbe",
+            [0, 0, 2],
+            VENDOR_INTEL,
+            0x10fb,
+            Some("vfio-pci"),
+        );
+        // VFIO is tried (and finds no IOMMU group here, before any container exists).
+        let err = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap_err();
+        assert!(matches!(&err, Error::Vfio { detail, .. } if detail.contains("intel_iommu=on")));
+        assert!(vfio::active_container().is_none());
+    }
+
+    #[test]
+    fn a_device_on_vfio_is_reached_through_its_device_fd_and_never_unbound() {
+        let (root, dir) = testing::fake_sysfs("vfio-fake", [0, 0, 2], VENDOR_INTEL, 0x10fb, None);
+        let mut dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
+        assert!(!dev.is_vfio());
+        assert_eq!(dev.name(), "0000:00:04.0");
+        // Without VFIO here: bind it to a fake vfio-pci and give it a stand-in device fd.
+        let drv = root.join("drivers/vfio-pci");
+        fs::create_dir_all(&drv).unwrap();
+        fs::write(drv.join("unbind"), "").unwrap();
+        std::os::unix::fs::symlink(&drv, dir.join("driver")).unwrap();
+        let fd_file = root.join("vfio-device-fd");
+        fs::write(&fd_file, [0x86, 0x80, 0xfb, 0x10, 0, 0]).unwrap();
+        let fd = vfio::open_rw(&fd_file).unwrap();
+        dev.vfio = Some(vfio::VfioDevice::fake("0000:00:04.0", fd));
+        assert!(dev.is_vfio());
+        dev.enable_bus_master().unwrap();
+        assert_eq!(
+            fs::read(&fd_file).unwrap()[4..6],
+            [6, 0],
+            "written through the fd"
+        );
+        dev.unbind(false).unwrap();
+        assert_eq!(
+            testing::unbind_written(&root, "vfio-pci"),
+            "",
+            "vfio-pci keeps it"
+        );
+    }
+
+    #[test]
     fn unbinding_is_refused_while_an_interface_is_in_use_unless_forced() {
         let (root, dir) =
             testing::fake_sysfs("guard", [0, 0, 2], VENDOR_INTEL, 0x10fb, Some("ixgbe"));
@@ -932,6 +977,12 @@ mod tests {
                 ..
             }
         ));
+        // An Intel NIC no driver takes (an e1000e): the error names the supported ids.
+        let (dev, _root) = fake_device([0, 0, 2], VENDOR_INTEL, 0x10d3);
+        let err = dev.unwrap().id().unsupported();
+        assert!(
+            matches!(err, Error::Unsupported { reason, .. } if reason.contains("IGB_DEVICE_IDS"))
+        );
     }
 
     #[test]

@@ -503,6 +503,17 @@ pub(crate) struct VfioDevice {
 }
 
 impl VfioDevice {
+    /// A stand-in for tests: `fd` plays the device fd, config space at offset 0.
+    #[cfg(test)]
+    pub(super) fn fake(address: &str, fd: File) -> Self {
+        let address = address.to_string();
+        VfioDevice {
+            address,
+            fd,
+            config_offset: 0,
+        }
+    }
+
     /// Opens the device at `address` (sysfs directory `sysfs`), which must be bound to
     /// vfio-pci, joining the process-wide container (which lives as long as the process).
     pub(crate) fn open(address: &str, sysfs: &Path) -> Result<Self> {
