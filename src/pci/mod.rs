@@ -911,6 +911,8 @@ mod tests {
         dev.write_config(4, &0x0107u16.to_le_bytes()).unwrap();
         dev.disable_bus_master().unwrap();
         assert_eq!(cmd(), 0x0103, "only bit 2 cleared");
+        dev.enable_bus_master().unwrap();
+        assert_eq!(cmd(), 0x0107, "set again, memory space stays set, the rest kept");
     }
 
     #[test]
