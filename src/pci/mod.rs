@@ -912,7 +912,47 @@ mod tests {
         dev.disable_bus_master().unwrap();
         assert_eq!(cmd(), 0x0103, "only bit 2 cleared");
         dev.enable_bus_master().unwrap();
-        assert_eq!(cmd(), 0x0107, "set again, memory space stays set, the rest kept");
+        assert_eq!(
+            cmd(),
+            0x0107,
+            "set again, memory space stays set, the rest kept"
+        );
+    }
+
+    #[test]
+    fn bars_are_reached_through_their_resource_files() {
+        use crate::registers::RegisterSpace;
+        use crate::virtio::transport::VirtioBar;
+        let (root, dir) = testing::fake_sysfs("bars", [0, 0, 2], VENDOR_INTEL, 0x10fb, None);
+        let dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
+        // An I/O BAR of 8 bytes: little-endian accesses of 1 to 4 bytes, bounds checked.
+        fs::write(dir.join("resource0"), [1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        let io = dev.io_bar(0).unwrap();
+        assert_eq!(io.size(), 8);
+        assert_eq!(io.read(4, 4).unwrap(), 0x0807_0605);
+        assert_eq!(io.read(1, 2).unwrap(), 0x0302);
+        io.write(2, 2, 0xbeef).unwrap();
+        assert_eq!(
+            fs::read(dir.join("resource0")).unwrap(),
+            [1, 2, 0xef, 0xbe, 5, 6, 7, 8]
+        );
+        assert!(matches!(io.read(6, 4), Err(Error::Device { .. })));
+        assert!(matches!(io.write(8, 1, 0), Err(Error::Device { .. })));
+        io.write(7, 1, 9).unwrap();
+        // A memory BAR of one page, mapped shared: writes land in the file.
+        fs::write(dir.join("resource2"), [0u8; 4096]).unwrap();
+        let bar = dev.map_bar(2).unwrap();
+        bar.write32(8, 0x1234_5678);
+        assert_eq!(bar.read32(8), 0x1234_5678);
+        assert_eq!(bar.len(), 4096);
+        drop(bar);
+        assert_eq!(
+            fs::read(dir.join("resource2")).unwrap()[8..12],
+            [0x78, 0x56, 0x34, 0x12]
+        );
+        // An empty BAR.
+        fs::write(dir.join("resource1"), []).unwrap();
+        assert!(matches!(dev.map_bar(1), Err(Error::Device { .. })));
     }
 
     #[test]
