@@ -917,6 +917,8 @@ mod tests {
             0x0107,
             "set again, memory space stays set, the rest kept"
         );
+        dev.enable_bus_master().unwrap();
+        assert_eq!(cmd(), 0x0107, "setting what is set changes nothing");
     }
 
     #[test]
