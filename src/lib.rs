@@ -320,7 +320,7 @@ pub struct DeviceConfig {
     /// PCI address of the device.
     pub pci_addr: String,
     /// Number of receive queues (at least 1). The device spreads received flows over them
-    /// (RSS on ixgbe, at most 16; ixgbevf takes one).
+    /// (RSS on ixgbe and igb, at most 16; ixgbevf and igbvf take one).
     pub rx_queues: u16,
     /// Number of transmit queues (at least 1).
     pub tx_queues: u16,

@@ -10,7 +10,8 @@
 //! 2. link: CTRL.SLU, and the PHY's auto-negotiation restarted through MDIC (the 82576's
 //!    copper PHY, address 1);
 //! 3. receive: per queue a ring of advanced one-buffer descriptors (SRRCTL), enabled and
-//!    read back, then RCTL (broadcast, CRC strip, promiscuous if asked) with EN;
+//!    read back; with several queues RSS (key, redirection table, MRQC); then RCTL
+//!    (broadcast, CRC strip, promiscuous if asked) with EN;
 //! 4. transmit: per queue a ring, enabled and read back, then TCTL.EN;
 //! 5. the link, waited for with a deadline.
 //!
@@ -36,8 +37,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
-use crate::intel::queue;
 use crate::intel::ring::{RxRing, TxRing};
+use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
 use crate::memory::mempool::HEADROOM;
@@ -276,7 +277,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
             ring.start(&self.regs);
             self.rx.push(ring);
         }
-        self.regs.write32(regs::RXCSUM, 0);
+        init_rss(&self.regs, self.rx.len());
         let rctl = self.regs.read32(regs::RCTL) & !regs::RCTL_UPE_MPE;
         let on = regs::RCTL_EN | regs::RCTL_BAM | regs::RCTL_SECRC;
         self.regs.write32(regs::RCTL, rctl | on);
@@ -479,6 +480,25 @@ pub(crate) fn speed_from_status(status: u32) -> u32 {
     [10, 100, 1000, 1000][(status >> regs::STATUS_SPEED_SHIFT & 3) as usize]
 }
 
+/// Receive queue selection, before RCTL.EN. One queue: RXCSUM 0 and MRQC left at 0 (its
+/// reset value; every frame to queue 0). 2-16 queues: RSS (datasheet 7.1.2) with the key
+/// ixgbe uses (RSSRK), entry i of the redirection table to queue i mod `queues` (RETA),
+/// RXCSUM.PCSD, then MRQC: RSS on, hashing IPv4/IPv6 addresses and TCP/UDP ports.
+fn init_rss(r: &impl RegisterSpace, queues: usize) {
+    if queues < 2 {
+        r.write32(regs::RXCSUM, 0);
+        return;
+    }
+    for (n, &key) in RSS_KEY.iter().enumerate() {
+        r.write32(regs::rssrk(n), key);
+    }
+    for n in 0..regs::RETA_REGS {
+        r.write32(regs::reta(n), byte_fields(n, |i| i % queues));
+    }
+    r.write32(regs::RXCSUM, regs::RXCSUM_PCSD);
+    r.write32(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
+}
+
 #[cfg(test)]
 mod tests {
     // The driver against a fake 82576 register file: what it writes, in which state it
@@ -580,6 +600,35 @@ mod tests {
         assert_eq!(reg(regs::tx_queue(0).ctl), regs::XDCTL_ENABLE);
         assert_eq!(dev.link_speed(), 1000);
         assert!(dev.promisc());
+    }
+
+    #[test]
+    fn four_rx_queues_turn_rss_on_before_receive_one_leaves_it_off() {
+        let dev = open(Fake::default(), &options().queues(4, 1)).unwrap();
+        let w = dev.regs.writes.borrow().clone();
+        let reg = |o: usize| dev.regs.read32(o);
+        // MRQE 010b and the six hash types; entry i to queue i mod 4, in the low bits.
+        assert_eq!(reg(regs::MRQC), 0x2 | 0x00f3_0000);
+        assert_eq!(reg(regs::reta(0)), 0x0302_0100);
+        assert_eq!(reg(regs::reta(31)), 0x0302_0100);
+        assert_eq!((regs::reta(31), regs::rssrk(9)), (0x05c7c, 0x05ca4));
+        // The Microsoft default key, 6d 5a 56 da first (QEMU hashes RSSRK's bytes in order).
+        assert_eq!(reg(regs::rssrk(0)).to_le_bytes(), [0x6d, 0x5a, 0x56, 0xda]);
+        assert_eq!(reg(regs::rssrk(9)), 0xfa01_acbe);
+        assert_eq!(reg(regs::RXCSUM), 1 << 13, "PCSD, no offloads");
+        let at = |o: usize| w.iter().rposition(|&(r, _)| r == o).unwrap();
+        assert!(at(regs::MRQC) < at(regs::RCTL), "{w:x?}");
+        // Three queues: entries 4-7 go to queues 1 2 0 1.
+        let dev = open(Fake::default(), &options().queues(3, 1)).unwrap();
+        assert_eq!(dev.regs.read32(regs::reta(1)), 0x0100_0201);
+        let dev = open(Fake::default(), &options().queues(1, 1)).unwrap();
+        let w = dev.regs.writes.borrow().clone();
+        assert!(
+            !w.iter()
+                .any(|&(o, _)| o == regs::MRQC || o == regs::reta(0)),
+            "{w:x?}"
+        );
+        assert!(w.contains(&(regs::RXCSUM, 0)));
     }
 
     #[test]

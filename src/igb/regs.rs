@@ -92,9 +92,12 @@ pub const RCTL_BAM: u32 = 1 << 15;
 /// RCTL.SECRC: strip the Ethernet CRC (without it the device, and QEMU, append 4 bytes to
 /// every frame).
 pub const RCTL_SECRC: u32 = 1 << 26;
-/// Receive Checksum Control: written 0 (no checksum offload; the driver does not read the
-/// results, and QEMU then skips checking every frame's checksums in software).
+/// Receive Checksum Control: no checksum offload (the driver does not read the results,
+/// and QEMU then skips checking every frame's checksums in software); PCSD with RSS.
 pub const RXCSUM: usize = 0x05000;
+/// RXCSUM.PCSD (bit 13): the write-back carries the RSS hash, not a packet checksum
+/// (Linux `igb_setup_mrqc` sets it with RSS; QEMU's `igb_rss_enabled` requires it).
+pub const RXCSUM_PCSD: u32 = 1 << 13;
 /// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units, bits 6:0.
 pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x7f;
 /// SRRCTL.DESCTYPE = 001b (bits 27:25): advanced descriptors, one buffer.
@@ -116,6 +119,29 @@ pub(crate) const fn rx_queue(n: usize) -> QueueRegs {
 /// Split and Replication Receive Control of queue `n` (in the queue block, +0x0C).
 pub const fn srrctl(n: usize) -> usize {
     0x0c00c + 0x40 * n
+}
+
+// RSS (datasheet 7.1.2, receive queue assignment; registers in 8.10; offsets and bits
+// cross-checked with Linux `e1000_regs.h`, `e1000_82575.h` and QEMU `hw/net/igb_regs.h`).
+/// Multiple Receive Queues Command.
+pub const MRQC: usize = 0x05818;
+/// MRQC.MRQE (bits 2:0) = 010b: RSS only (Linux `E1000_MRQC_ENABLE_RSS_MQ`; 001b is
+/// the 82599's value).
+pub const MRQC_MRQE_RSS: u32 = 0x2;
+/// MRQC hash field enables: IPv4 with TCP (bit 16), IPv4 (17), IPv6 (20), IPv6 with TCP
+/// (21), IPv4 with UDP (22), IPv6 with UDP (23) (Linux `E1000_MRQC_RSS_FIELD_*`).
+pub const MRQC_RSS_FIELDS: u32 = 1 << 16 | 1 << 17 | 1 << 20 | 1 << 21 | 1 << 22 | 1 << 23;
+/// Redirection Table registers: 32, four 8-bit entries each (128 entries, indexed by the
+/// hash's low 7 bits).
+pub const RETA_REGS: usize = 32;
+/// Redirection Table register `n`: an entry's queue index in its low bits on the 82576
+/// without VFs (Linux `igb_write_rss_indir_tbl`: shift 0; QEMU `E1000_RSS_QUEUE`: bits 3:0).
+pub const fn reta(n: usize) -> usize {
+    0x05c00 + 4 * n
+}
+/// RSS Random Key register `n` (0-9): key bytes 4n to 4n + 3, first byte lowest.
+pub const fn rssrk(n: usize) -> usize {
+    0x05c80 + 4 * n
 }
 
 // Transmit (datasheet 8.12).

@@ -99,6 +99,22 @@ pub(crate) fn fence_off(
     }
 }
 
+/// The RSS key: the 40-byte default key of the Microsoft RSS specification (6d 5a 56 da
+/// 25 5b ...), which the 82599 datasheet's verification suite (7.1.2.8.3) and DPDK's ixgbe
+/// also use, as RSSRK(0..9) values (first key byte in the low byte, 8.2.3.7.14; the
+/// 82576's RSSRK has the same layout). Used by ixgbe and igb.
+#[rustfmt::skip]
+pub(crate) const RSS_KEY: [u32; 10] = [
+    0xda56_5a6d, 0xc20e_5b25, 0x3d25_6741, 0xb08f_a343, 0xcb2b_cad0, 0xb430_7bae, 0xa32d_cb77,
+    0x0cf2_3080, 0x3bb7_426a, 0xfa01_acbe,
+];
+
+/// Register `n` of a table of four 8-bit fields per register (RETA, RQSMR, TQSM): field
+/// `i` (bits 8i + 7:8i) holds `entry(4n + i)`.
+pub(crate) fn byte_fields(n: usize, entry: impl Fn(usize) -> usize) -> u32 {
+    (0..4).fold(0, |r, i| r | (entry(4 * n + i) as u32) << (8 * i))
+}
+
 /// A rolling hardware counter `bits` wide, accumulated into 64 bits.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Rolling {

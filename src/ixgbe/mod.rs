@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
-use crate::intel::queue;
 use crate::intel::ring::{RxRing, TxRing};
+use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
@@ -101,15 +101,6 @@ const INIT_DONE_TIMEOUT: Duration = Duration::from_secs(1);
 const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default time to wait for the link after init (ixy waits 10 s).
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The RSS key: the 40-byte default key of the Microsoft RSS specification (6d 5a 56 da
-/// 25 5b ...), which the 82599 datasheet's verification suite (7.1.2.8.3) and DPDK's ixgbe
-/// also use, as RSSRK(0..9) values (first key byte in the low byte, 8.2.3.7.14).
-#[rustfmt::skip]
-const RSS_KEY: [u32; 10] = [
-    0xda56_5a6d, 0xc20e_5b25, 0x3d25_6741, 0xb08f_a343, 0xcb2b_cad0, 0xb430_7bae, 0xa32d_cb77,
-    0x0cf2_3080, 0x3bb7_426a, 0xfa01_acbe,
-];
 
 /// Most receive queues with interrupts: vector `q` is bit `q` of EIMS/EIMC/EIAC/EIAM_EX(0),
 /// whose queue bits are 15:0 (8.2.3.5).
@@ -1120,12 +1111,6 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
             crate::intel::fence_off(&self.name, self._pci.as_ref(), &mut self.rx, &mut self.tx);
         }
     }
-}
-
-/// Register `n` of a table of four 8-bit fields per register (RETA, RQSMR, TQSM): field
-/// `i` (bits 8i + 7:8i) holds `entry(4n + i)`.
-fn byte_fields(n: usize, entry: impl Fn(usize) -> usize) -> u32 {
-    (0..4).fold(0, |r, i| r | (entry(4 * n + i) as u32) << (8 * i))
 }
 
 /// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
