@@ -12,6 +12,16 @@ Subcommands:
       of the same sequence number with byte 48 incremented by one. With
       --first-run, the capture ends before the first later frame whose sequence
       number is not above the first frame's (a later generator run).
+  flows OUT.pcap --ref SENT.pcap [--dst MAC] [--min N] [--min-flows F]
+      OUT holds what a forwarder with several queues (and threads) sent; frames
+      of different flows may interleave in any order. A flow is the IPv4
+      source/destination addresses and UDP source/destination ports (bytes
+      26..38). With --dst, both captures are first cut to frames for MAC (the
+      run under test). Every frame of OUT must be valid (as for `forward`) and
+      equal the sent frame of the same flow and sequence number with byte 48
+      incremented; no frame may be forwarded twice; within a flow sequence
+      numbers must strictly increase; at least N frames (default 10000) in at
+      least F flows (default 2). Prints the per-flow counts.
   dst FILE.pcap --mac MAC [--min N]
       every frame's destination MAC is MAC, and there are at least N frames.
   count FILE.pcap
@@ -152,6 +162,62 @@ def cmd_forward(args):
     )
 
 
+def flow_of(fr):
+    """The frame's flow: IPv4 source/destination and UDP source/destination port."""
+    return fr[26:38]
+
+
+def flow_name(flow):
+    src, dst = ".".join(map(str, flow[0:4])), ".".join(map(str, flow[4:8]))
+    sport, dport = struct.unpack(">HH", flow[8:12])
+    return f"{src}:{sport}>{dst}:{dport}"
+
+
+def cmd_flows(args):
+    mac = parse_mac(args.dst) if args.dst else None
+    frames = [fr for fr in read_pcap(args.file) if mac is None or fr[:6] == mac]
+    sent = {}
+    for fr in read_pcap(args.ref):
+        if len(fr) == FRAME_LEN and (mac is None or fr[:6] == mac):
+            sent.setdefault((flow_of(fr), seq_of(fr)), fr)
+    if len(frames) < args.min:
+        raise CheckError(f"{len(frames)} frames captured, expected at least {args.min}")
+    last = {}  # flow -> (sequence number, frame index) of its latest frame
+    done = set()  # (flow, sequence number) of the frames checked so far
+    for i, fr in enumerate(frames):
+        check_frame(i, fr)
+        flow, s = flow_of(fr), seq_of(fr)
+        if (flow, s) in done:
+            raise CheckError(f"frame {i}: flow {flow_name(flow)} sequence number {s} forwarded twice")
+        ref = sent.pop((flow, s), None)
+        if ref is None:
+            raise CheckError(f"frame {i}: flow {flow_name(flow)} sequence number {s} was never sent")
+        done.add((flow, s))
+        want = bytearray(ref)
+        want[TOUCHED] = (want[TOUCHED] + 1) & 0xFF
+        if bytes(want) != fr:
+            raise CheckError(
+                f"frame {i}: expected sent frame with byte {TOUCHED} incremented: "
+                f"got {fr.hex()}, want {bytes(want).hex()}"
+            )
+        if flow in last and s <= last[flow][0]:
+            raise CheckError(
+                f"frame {i}: flow {flow_name(flow)} sequence number {s} after {last[flow][0]} "
+                f"(frame {last[flow][1]})"
+            )
+        last[flow] = (s, i)
+    counts = {}
+    for fr in frames:
+        counts[flow_of(fr)] = counts.get(flow_of(fr), 0) + 1
+    if len(counts) < args.min_flows:
+        raise CheckError(f"{len(counts)} flows forwarded, expected at least {args.min_flows}")
+    per_flow = ", ".join(f"{flow_name(f)} {n}" for f, n in sorted(counts.items()))
+    print(
+        f"ok: {len(frames)} frames in {len(counts)} flows, each sent once and in order "
+        f"within its flow ({len(sent)} sent frames not forwarded): {per_flow}"
+    )
+
+
 def parse_mac(s):
     parts = s.split(":")
     if len(parts) != 6:
@@ -183,6 +249,13 @@ def main():
     f.add_argument("--min", type=int, default=10000)
     f.add_argument("--first-run", action="store_true")
     f.set_defaults(func=cmd_forward)
+    fl = sub.add_parser("flows")
+    fl.add_argument("file")
+    fl.add_argument("--ref", required=True)
+    fl.add_argument("--dst")
+    fl.add_argument("--min", type=int, default=10000)
+    fl.add_argument("--min-flows", type=int, default=2)
+    fl.set_defaults(func=cmd_flows)
     d = sub.add_parser("dst")
     d.add_argument("file")
     d.add_argument("--mac", required=True)

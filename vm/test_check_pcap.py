@@ -19,7 +19,7 @@ def ip_checksum(h):
     return (~s) & 0xFFFF
 
 
-def frame(seq, dst=b"\x10" * 6, touched=0):
+def frame(seq, dst=b"\x10" * 6, touched=0, sport=42):
     p = bytearray(60)
     p[0:6] = dst
     p[6:12] = bytes.fromhex("52540000000a")
@@ -31,6 +31,8 @@ def frame(seq, dst=b"\x10" * 6, touched=0):
     p[26:30] = bytes([10, 0, 0, 1])
     p[30:34] = bytes([10, 0, 0, 2])
     p[24:26] = ip_checksum(p[14:34]).to_bytes(2, "big")
+    p[34:36] = sport.to_bytes(2, "big")
+    p[36:38] = (1337).to_bytes(2, "big")
     p[42:45] = b"ixy"
     for i in range(45, 56):
         p[i] = i - 45
@@ -162,6 +164,73 @@ class CheckPcapTest(unittest.TestCase):
             self.run_checker("dst", path, "--mac", "52:54:00:00:00:0b", "--min", "101"),
             (1, "100 frames captured, expected at least 101"),
         )
+
+    def flows(self, sent, out, *extra):
+        ref, path = os.path.join(self.dir.name, "fsent.pcap"), os.path.join(self.dir.name, "fout.pcap")
+        write_pcap(ref, sent)
+        write_pcap(path, out)
+        return self.run_checker("flows", path, "--ref", ref, "--min", "100", *extra)
+
+    def flow_run(self, n=400, flows=4, dst=b"\x10" * 6, touched=0):
+        """A generator run: flow seq % flows (source port 1000 + it), one sequence."""
+        return [frame(s, dst=dst, touched=touched, sport=1000 + s % flows) for s in range(n)]
+
+    def test_flows_interleaved_across_flows_pass_with_counts(self):
+        sent = self.flow_run()
+        # Two queues: flows 0 and 2 forwarded by one thread, 1 and 3 by the other, the
+        # second thread's frames all after the first's; seq 8 lost.
+        fwd = self.flow_run(touched=1)
+        out = [f for f in fwd if f[35] % 2 == 0 and f != fwd[8]] + [f for f in fwd if f[35] % 2]
+        rc, msg = self.flows(sent, out)
+        self.assertEqual(rc, 0, msg)
+        self.assertEqual(
+            msg,
+            "ok: 399 frames in 4 flows, each sent once and in order within its flow "
+            "(1 sent frames not forwarded): 10.0.0.1:1000>10.0.0.2:1337 99, "
+            "10.0.0.1:1001>10.0.0.2:1337 100, 10.0.0.1:1002>10.0.0.2:1337 100, "
+            "10.0.0.1:1003>10.0.0.2:1337 100",
+        )
+
+    def test_flows_out_of_order_within_a_flow_fails(self):
+        out = self.flow_run(touched=1)
+        out[4], out[8] = out[8], out[4]  # both of flow 1000
+        rc, msg = self.flows(self.flow_run(), out)
+        self.assertEqual(rc, 1)
+        self.assertEqual(msg, "frame 8: flow 10.0.0.1:1000>10.0.0.2:1337 sequence number 4 after 8 (frame 4)")
+        # A swap across flows is fine.
+        out = self.flow_run(touched=1)
+        out[4], out[5] = out[5], out[4]
+        self.assertEqual(self.flows(self.flow_run(), out)[0], 0)
+
+    def test_flows_duplicate_unsent_or_untouched_frame_fails(self):
+        out = self.flow_run(touched=1)
+        rc, msg = self.flows(self.flow_run(), out + [out[7]])
+        self.assertEqual(rc, 1)
+        self.assertEqual(msg, "frame 400: flow 10.0.0.1:1003>10.0.0.2:1337 sequence number 7 forwarded twice")
+        rc, msg = self.flows(self.flow_run(), out + [frame(7, touched=1, sport=1000)])
+        self.assertEqual(rc, 1)
+        self.assertEqual(msg, "frame 400: flow 10.0.0.1:1000>10.0.0.2:1337 sequence number 7 was never sent")
+        rc, msg = self.flows(self.flow_run(), self.flow_run())
+        self.assertEqual(rc, 1)
+        self.assertIn("frame 0: expected sent frame with byte 48 incremented", msg)
+
+    def test_flows_minimums(self):
+        rc, msg = self.flows(self.flow_run(), self.flow_run(touched=1)[:99])
+        self.assertEqual((rc, msg), (1, "99 frames captured, expected at least 100"))
+        rc, msg = self.flows(self.flow_run(flows=1), self.flow_run(flows=1, touched=1))
+        self.assertEqual((rc, msg), (1, "1 flows forwarded, expected at least 2"))
+
+    def test_flows_dst_keeps_only_the_run_under_test(self):
+        # An earlier single-flow run to another MAC, with the same sequence numbers, in
+        # both captures: without --dst its frames count, and flow 42 looks duplicated.
+        own = bytes.fromhex("525400000499")
+        other = [frame(s, touched=1) for s in range(400)]
+        sent = [frame(s) for s in range(400)] + self.flow_run(dst=own)
+        out = other + self.flow_run(dst=own, touched=1) + other[:1]
+        self.assertEqual(self.flows(sent, out)[0], 1)
+        rc, msg = self.flows(sent, out, "--dst", "52:54:00:00:04:99")
+        self.assertEqual(rc, 0, msg)
+        self.assertIn("ok: 400 frames in 4 flows", msg)
 
     def test_empty_and_truncated_files_fail(self):
         path = os.path.join(self.dir.name, "empty.pcap")
