@@ -201,7 +201,9 @@ refusal() {
 # failed or panicked). The host checks the capture at D after the guest has stopped.
 forward_paced() {
     local fout="/tmp/${1}fwd.out" fpid grc
-    taskset 2 forwarder "$3" "$4" >"$fout" 2>&1 &
+    # FWD_ENV: variables for the forwarder only (e.g. IXY_QUEUES=2).
+    # shellcheck disable=SC2086
+    env ${FWD_ENV:-} taskset 2 forwarder "$3" "$4" >"$fout" 2>&1 &
     fpid=$!
     sleep 3
     # FWD_DST_OF=PCI: the generator sends to the MAC the forwarder reported for that port

@@ -10,7 +10,10 @@
 #        P2 get the guest kernel's igb PF driver and one VF each; E -> VF of P1, VF of P2 ->
 #        hub 2; filter-dump records what E sends and what P2 (its VF) transmits.
 #        igb-bad-input: an e1000e (X, no backend) and a VF whose PF is down are refused; a
-#        PF without link (L) is reported as such within the link deadline.
+#        PF without link (L) is reported as such within the link deadline. rss-threads:
+#        generator A sends 64 flows to 52:54:00:00:04:99 -> forwarder B C with two queue
+#        pairs on two threads (RSS on B) -> hub 2; the same captures as igb-forward, cut
+#        to that MAC.
 #
 #   igbvfio: q35 + intel-iommu (intel_iommu=on), four igb NICs A-D (hubs 1, 2, as above)
 #        bound to vfio-pci by scripts/vfio-bind.sh, legacy virtio kernel sinks on hubs 1
@@ -19,10 +22,11 @@
 #
 # IXY_VM_ONLY=igb or IXY_VM_ONLY=igbvfio runs just that boot; IXY_VM_IGB=0 leaves both out.
 
-SCENARIOS+=(igb-forward igbvf-forward igb-bad-input igb-vfio-nonroot igb-interrupts-idle)
+SCENARIOS+=(igb-forward igbvf-forward igb-bad-input rss-threads igb-vfio-nonroot igb-interrupts-idle)
 BOOT_OF[igb-forward]=igb
 BOOT_OF[igbvf-forward]=igb
 BOOT_OF[igb-bad-input]=igb
+BOOT_OF[rss-threads]=igb
 BOOT_OF[igb-vfio-nonroot]=igbvfio
 BOOT_OF[igb-interrupts-idle]=igbvfio
 
@@ -74,6 +78,8 @@ run_igb_boots() {
     # The VFs' frames reach D's hub later: --first-run.
     check_forward igb-forward "$WORK/igb-" --first-run
     check_forward igbvf-forward "$WORK/igbvf-"
+    host_check rss-threads python3 "$VM_DIR/check_pcap.py" flows "$WORK/igb-d-received.pcap" \
+        --ref "$WORK/igb-a-sent.pcap" --dst 52:54:00:00:04:99 --min 10000 --min-flows 2
     return 0
 }
 

@@ -5,7 +5,7 @@
 # hubs' sinks. The host records what A and E send, what reaches D and what P2 transmits.
 # L (hub 3) has no link: the host's QEMU monitor took it down before the guest booted.
 # X (00:0d.0) is an e1000e (8086:10d3), an Intel NIC no ixy driver drives, left unbound.
-# Scenarios: igb-forward, igbvf-forward, igb-bad-input.
+# Scenarios: igb-forward, igbvf-forward, igb-bad-input, rss-threads.
 # A-E and L sit behind their own PCIe root ports (slots 4-9), on buses 1-6.
 A=0000:01:00.0
 B=0000:02:00.0
@@ -17,18 +17,27 @@ L=0000:06:00.0
 P1=0000:00:01.0
 P2=0000:00:03.0
 
+# rx_queue_used FILE PCI Q: the forwarder's per-queue lines in FILE show frames received
+# on PCI's receive queue Q: some "[PCI qQ] RX: R Mpps, ..." line (the per-port line's
+# format, queue after the address) with R above 0.
+rx_queue_used() {
+    grep -E "^\[$2 q$3\] RX: " "$1" | grep -qv "RX: 0\.0000 Mpps"
+}
+
 NICS="$(pci_find 0x8086 0x10c9 | tr '\n' ' ')"
 echo "@@NICS $NICS"
 if [ "$NICS" != "$P1 $P2 $A $B $C $D $E $L " ]; then
     fail igb-forward "unexpected igb NICs in guest: $NICS"
     fail igbvf-forward "unexpected igb NICs in guest: $NICS"
     fail igb-bad-input "unexpected igb NICs in guest: $NICS"
+    fail rss-threads "unexpected igb NICs in guest: $NICS"
     return 0 2>/dev/null || exit 0
 fi
 if ! have_examples; then
     fail igb-forward "example binaries missing from the initramfs"
     fail igbvf-forward "example binaries missing from the initramfs"
     fail igb-bad-input "example binaries missing from the initramfs"
+    fail rss-threads "example binaries missing from the initramfs"
     return 0 2>/dev/null || exit 0
 fi
 # The kernel's igb (loaded for igbvf-forward) must leave ixy's NICs alone.
@@ -125,3 +134,20 @@ elif ! grep -qF "link did not come up within" "$OUT"; then
 fi
 [ ! -e /sys/bus/pci/devices/$L/driver ] || why="$why; the PF without link got a driver"
 if [ -z "$why" ]; then pass igb-bad-input; else fail igb-bad-input "${why#; }"; fi
+
+# ---- rss-threads: RSS spreads many flows over B's two receive queues, one forwarding
+# thread per queue pair; the host checks every frame was forwarded once and each flow in
+# order (check_pcap.py flows), the forwarder's per-queue lines that both queues received.
+begin rss-threads
+# The run's frames go to a MAC of their own (B is promiscuous, the sinks drop them): the
+# host keeps them apart from igb-forward's in the same captures (flows --dst).
+export IXY_DST_MAC=52:54:00:00:04:99 IXY_FLOWS=64
+FWD_ENV="IXY_QUEUES=2"
+forward_paced r "$A" "$B" "$C" 2 40000
+FWD_ENV=
+unset IXY_FLOWS
+grep -q "$B: igb ready, .* 2 rx / 2 tx queues" /tmp/rfwd.out || why="$why; B did not report 2 rx / 2 tx queues"
+for q in 0 1; do
+    rx_queue_used /tmp/rfwd.out "$B" $q || why="$why; no frames on B's rx queue $q (per-queue lines)"
+done
+if [ -z "$why" ]; then pass rss-threads; else fail rss-threads "${why#; }"; fi
