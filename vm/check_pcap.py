@@ -114,6 +114,17 @@ def masked(fr):
     return fr[:TOUCHED] + fr[TOUCHED + 1 : SEQ_OFF]
 
 
+def check_forwarded(i, fr, ref):
+    """Frame i must be the sent frame ref with byte TOUCHED incremented by the forwarder."""
+    want = bytearray(ref)
+    want[TOUCHED] = (want[TOUCHED] + 1) & 0xFF
+    if bytes(want) != fr:
+        raise CheckError(
+            f"frame {i}: expected sent frame with byte {TOUCHED} incremented: "
+            f"got {fr.hex()}, want {bytes(want).hex()}"
+        )
+
+
 def cmd_forward(args):
     frames = read_pcap(args.file)
     if args.first_run and frames and len(frames[0]) >= FRAME_LEN:
@@ -147,13 +158,7 @@ def cmd_forward(args):
             ref = sent.get(seq_of(fr))
             if ref is None:
                 raise CheckError(f"frame {i}: sequence number {seq_of(fr)} was never sent")
-            want = bytearray(ref)
-            want[TOUCHED] = (want[TOUCHED] + 1) & 0xFF
-            if bytes(want) != fr:
-                raise CheckError(
-                    f"frame {i}: expected sent frame with byte {TOUCHED} incremented: "
-                    f"got {fr.hex()}, want {bytes(want).hex()}"
-                )
+            check_forwarded(i, fr, ref)
             matched += 1
     gaps = seq_of(frames[-1]) - seq_of(frames[0]) + 1 - len(frames)
     print(
@@ -193,13 +198,7 @@ def cmd_flows(args):
         if ref is None:
             raise CheckError(f"frame {i}: flow {flow_name(flow)} sequence number {s} was never sent")
         done.add((flow, s))
-        want = bytearray(ref)
-        want[TOUCHED] = (want[TOUCHED] + 1) & 0xFF
-        if bytes(want) != fr:
-            raise CheckError(
-                f"frame {i}: expected sent frame with byte {TOUCHED} incremented: "
-                f"got {fr.hex()}, want {bytes(want).hex()}"
-            )
+        check_forwarded(i, fr, ref)
         if flow in last and s <= last[flow][0]:
             raise CheckError(
                 f"frame {i}: flow {flow_name(flow)} sequence number {s} after {last[flow][0]} "
