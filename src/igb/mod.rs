@@ -618,7 +618,9 @@ mod tests {
         assert_eq!(reg(regs::RXCSUM), 1 << 13, "PCSD, no offloads");
         let at = |o: usize| w.iter().rposition(|&(r, _)| r == o).unwrap();
         assert!(at(regs::MRQC) < at(regs::RCTL), "{w:x?}");
-        // Three queues: entries 4-7 go to queues 1 2 0 1.
+        // Two queues (the fewest RSS is on for): 0 1 0 1; three: entries 4-7 to 1 2 0 1.
+        let dev = open(Fake::default(), &options().queues(2, 1)).unwrap();
+        assert_eq!(dev.regs.read32(regs::reta(0)), 0x0100_0100);
         let dev = open(Fake::default(), &options().queues(3, 1)).unwrap();
         assert_eq!(dev.regs.read32(regs::reta(1)), 0x0100_0201);
         let dev = open(Fake::default(), &options().queues(1, 1)).unwrap();
