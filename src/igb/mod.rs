@@ -1,5 +1,5 @@
 //! igb: driver for the physical function of the Intel 82576 Gigabit Ethernet controller
-//! (device ids: [`crate::pci::IGB_DEVICE_IDS`]), the NIC QEMU emulates as `-device igb`.
+//! (device ids: [`DEVICE_IDS`]), the NIC QEMU emulates as `-device igb`.
 //!
 //! The sequence follows the Intel 82576EB datasheet, section 4.5 ("Software Initialization
 //! and Diagnostics"), with the order of Linux `igb` (`igb_reset_hw_82575`,
@@ -32,20 +32,24 @@
 
 pub mod regs;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
-use crate::intel::ring::{RxRing, TxRing};
+use crate::intel::ring::TxRing;
+use crate::intel::shell::{self, IntelDriver, Shell};
 use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
-use crate::ixgbe::{IxgbeOptions, POOL_ENTRY_SIZE};
-use crate::memory::mempool::HEADROOM;
-use crate::memory::{DmaAllocator, Mempool, Packet};
+use crate::ixgbe::IxgbeOptions;
+use crate::memory::{DmaAllocator, Mempool};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace, wait_device};
-use crate::{DeviceConfig, DeviceStats, IxyDevice};
+use crate::registers::{MmioRegion, RegisterSpace};
+use crate::{DeviceConfig, DeviceStats};
+
+/// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
+/// copper 82576, the one QEMU emulates and the driver is tested on (Linux
+/// `drivers/net/ethernet/intel/igb/e1000_hw.h`, `E1000_DEV_ID_82576`).
+pub const DEVICE_IDS: &[(u16, &str)] = &[(0x10c9, "82576")];
 
 /// Largest number of rx or tx queues (the 82576 has 16 of each).
 pub const MAX_QUEUES: u16 = 16;
@@ -68,7 +72,7 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(1);
 const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 /// MDIC completion timeout (Linux `igb_read_phy_reg_mdic`: 1920 polls of 50 µs).
 const MDIC_TIMEOUT: Duration = Duration::from_millis(100);
-/// Queue enable and disable read-back timeout.
+/// Queue disable read-back timeout.
 const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Receive vectors' EITR: about 10 µs between interrupts (interval in µs, bits 14:2).
 const RX_EITR: u32 = 10 << 2;
@@ -84,18 +88,14 @@ const IRQ_REGS: IrqRegs = IrqRegs {
 /// `R` is the register space (BAR0): [`MmioRegion`] on hardware ([`IgbDevice::open`]), a
 /// fake register file in tests ([`IgbDevice::with_registers`]).
 pub struct IgbDevice<R: RegisterSpace = MmioRegion> {
-    name: String,
-    regs: R,
-    rx: Vec<RxRing>,
-    tx: Vec<TxRing>,
+    shell: Shell<R>,
     /// Counters accumulated from the clear-on-read registers.
     stats: DeviceStats,
-    promisc: bool,
-    /// One per receive queue with interrupts (MSI-X vector `q`), empty when polling.
-    irqs: Vec<QueueInterrupt>,
-    /// Keeps the PCI device (and the claim on it) while the driver runs; dropped after
-    /// the rings.
-    pci: Option<PciDevice>,
+}
+
+/// Refuses queue counts and pools the 82576 cannot have.
+fn check(o: &IxgbeOptions) -> Result<()> {
+    o.check_queues("igb", [MAX_QUEUES; 2], "")
 }
 
 impl IgbDevice<MmioRegion> {
@@ -107,18 +107,21 @@ impl IgbDevice<MmioRegion> {
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         let mut options = IxgbeOptions::from_config(cfg);
         options.rx_ring_size = RX_RING_SIZE;
-        crate::intel::check_options("igb", &options, MAX_QUEUES)?;
-        let bar = crate::intel::claim_bar0(&pci, cfg, DriverKind::Igb)?;
-        let irqs = irq::enable_vectors(&pci, &mut options)?;
-        let mut dev = Self::init(pci.name(), bar, &cfg.dma(), &options, irqs)?;
-        dev.pci = Some(pci);
-        Ok(dev)
+        check(&options)?;
+        shell::open_pf(
+            pci,
+            cfg,
+            DriverKind::Igb,
+            options,
+            |_, _| Ok(()),
+            Self::init,
+        )
     }
 }
 
 impl<R: RegisterSpace> IgbDevice<R> {
     /// Initialises the device behind `regs` (its BAR0) with rings and buffers from `dma`
-    /// as `options` ask (`mac_type` is not used). `name` identifies it in messages. With
+    /// as `options` ask (`device_id` is not used). `name` identifies it in messages. With
     /// an interrupt timeout the registers are programmed for MSI-X, but no vector is
     /// enabled outside the device: a queue's eventfd fires only when the caller signals it
     /// ([`IgbDevice::queue_interrupt`]).
@@ -126,10 +129,10 @@ impl<R: RegisterSpace> IgbDevice<R> {
         name: &str,
         regs: R,
         dma: &dyn DmaAllocator,
-        options: &IxgbeOptions,
+        o: &IxgbeOptions,
     ) -> Result<Self> {
-        crate::intel::check_options("igb", options, MAX_QUEUES)?;
-        Self::init(name, regs, dma, options, irq::queue_interrupts(options)?)
+        check(o)?;
+        Self::init(name, regs, dma, o, irq::queue_interrupts(o)?)
     }
 
     /// [`IgbDevice::with_registers`] with the queues' interrupts already created.
@@ -144,35 +147,29 @@ impl<R: RegisterSpace> IgbDevice<R> {
             log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
             irqs.clear();
         }
+        let shell = Shell::new(name, regs, IRQ_REGS, irqs);
         let mut dev = IgbDevice {
-            name: name.to_string(),
-            regs,
-            rx: Vec::new(),
-            tx: Vec::new(),
+            shell,
             stats: DeviceStats::default(),
-            promisc: false,
-            irqs,
-            pci: None,
         };
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.reset()?;
         dev.start_link()?;
-        dev.read_stats();
-        dev.stats = DeviceStats::default();
+        dev.zero_counters();
         dev.init_rx(dma, options)?;
         dev.init_tx(dma, options)?;
         dev.init_interrupts();
-        let speed = || dev.link_speed();
-        let state = || format!("STATUS = {:#010x}", dev.regs.read32(regs::STATUS));
+        let s = &dev.shell;
+        let state = || format!("STATUS = {:#010x}", s.regs.read32(regs::STATUS));
         let (timeout, require) = (options.link_timeout, options.require_link);
-        crate::intel::wait_for_link(name, timeout, require, speed, state)?;
+        crate::intel::wait_for_link(name, timeout, require, || dev.speed(), state)?;
         log::info!(
             "{name}: igb ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
-            crate::format_mac(&dev.mac_addr()),
-            dev.rx.len(),
-            dev.tx.len(),
-            dev.link_speed(),
-            if dev.irqs.is_empty() {
+            crate::format_mac(&dev.mac()),
+            s.rx.len(),
+            s.tx.len(),
+            dev.speed(),
+            if s.irqs.is_empty() {
                 ""
             } else {
                 ", MSI-X interrupts (one vector per rx queue)"
@@ -181,46 +178,34 @@ impl<R: RegisterSpace> IgbDevice<R> {
         Ok(dev)
     }
 
-    fn wait_reg(
-        &self,
-        reg: usize,
-        mask: u32,
-        want: u32,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<()> {
-        wait_device(&self.regs, &self.name, reg, mask, want, timeout, what)
-    }
-
     /// Masks every interrupt cause, legacy (IMC) and extended (EIMC).
     fn mask_interrupts(&self) {
-        self.regs.write32(regs::IMC, u32::MAX);
-        self.regs.write32(regs::EIMC, u32::MAX);
+        self.shell.regs.write32(regs::IMC, u32::MAX);
+        self.shell.regs.write32(regs::EIMC, u32::MAX);
     }
 
     /// Step 1: master disable (a timeout is logged; the reset stops the device anyway, as
     /// in Linux), software reset, and the EEPROM auto-read.
     fn reset(&self) -> Result<()> {
+        let s = &self.shell;
         self.mask_interrupts();
-        self.regs
-            .set_bits(regs::CTRL, regs::CTRL_GIO_MASTER_DISABLE);
+        s.regs.set_bits(regs::CTRL, regs::CTRL_GIO_MASTER_DISABLE);
         let what = "master requests to stop (STATUS.GIO_MASTER_ENABLE)";
         let mask = regs::STATUS_GIO_MASTER_ENABLE;
-        if let Err(e) = self.wait_reg(regs::STATUS, mask, 0, MASTER_DISABLE_TIMEOUT, what) {
-            log::warn!("{}: {e}; resetting anyway", self.name);
+        if let Err(e) = s.wait(regs::STATUS, mask, 0, MASTER_DISABLE_TIMEOUT, what) {
+            log::warn!("{}: {e}; resetting anyway", s.name);
         }
-        self.regs.set_bits(regs::CTRL, regs::CTRL_RST);
+        s.regs.set_bits(regs::CTRL, regs::CTRL_RST);
         std::thread::sleep(RESET_ACCESS_DELAY);
         let what = "reset to complete (CTRL.RST)";
-        self.wait_reg(regs::CTRL, regs::CTRL_RST, 0, RESET_TIMEOUT, what)?;
+        s.wait(regs::CTRL, regs::CTRL_RST, 0, RESET_TIMEOUT, what)?;
         self.mask_interrupts();
         let ard = regs::EECD_AUTO_RD;
-        if self
-            .wait_reg(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD")
+        if s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD")
             .is_err()
         {
             // QEMU's igb never sets it; Linux goes on as well.
-            log::debug!("{}: EEPROM auto-read not reported done", self.name);
+            log::debug!("{}: EEPROM auto-read not reported done", s.name);
         }
         Ok(())
     }
@@ -228,8 +213,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
     /// Step 2: the MAC follows the PHY (CTRL.SLU, no forced speed or duplex); the PHY
     /// restarts auto-negotiation.
     fn start_link(&self) -> Result<()> {
-        let ctrl = self.regs.read32(regs::CTRL) & !regs::CTRL_FRCSPD_FRCDPX;
-        self.regs.write32(regs::CTRL, ctrl | regs::CTRL_SLU);
+        let r = &self.shell.regs;
+        r.write32(
+            regs::CTRL,
+            r.read32(regs::CTRL) & !regs::CTRL_FRCSPD_FRCDPX | regs::CTRL_SLU,
+        );
         let control = self.mdic(regs::MDIC_OP_READ, regs::PHY_CONTROL, 0)?;
         let control = control | regs::PHY_CONTROL_AUTONEG;
         self.mdic(regs::MDIC_OP_WRITE, regs::PHY_CONTROL, control)?;
@@ -238,63 +226,65 @@ impl<R: RegisterSpace> IgbDevice<R> {
 
     /// One PHY register access through MDIC; returns the data read.
     fn mdic(&self, op: u32, reg: u32, data: u32) -> Result<u32> {
+        let s = &self.shell;
         let cmd = op | regs::MDIC_PHY_1 | reg << regs::MDIC_REG_SHIFT | (data & 0xffff);
-        self.regs.write32(regs::MDIC, cmd);
-        let what = "PHY access to complete (MDIC.R)";
-        self.wait_reg(
-            regs::MDIC,
-            regs::MDIC_READY,
-            regs::MDIC_READY,
-            MDIC_TIMEOUT,
-            what,
-        )?;
-        let mdic = self.regs.read32(regs::MDIC);
+        s.regs.write32(regs::MDIC, cmd);
+        let (ready, what) = (regs::MDIC_READY, "PHY access to complete (MDIC.R)");
+        s.wait(regs::MDIC, ready, ready, MDIC_TIMEOUT, what)?;
+        let mdic = s.regs.read32(regs::MDIC);
         if mdic & regs::MDIC_ERROR != 0 {
-            return Err(Error::device(
-                &self.name,
-                format!("the PHY refused access to its register {reg} (MDIC = {mdic:#010x})"),
-            ));
+            let detail =
+                format!("the PHY refused access to its register {reg} (MDIC = {mdic:#010x})");
+            return Err(s.err(detail));
         }
         Ok(mdic & 0xffff)
     }
 
     /// Step 3: receive rings and RCTL.
     fn init_rx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
-        self.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
+        let s = &mut self.shell;
+        s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
         for q in 0..o.rx_queues as usize {
-            let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
             let qr = regs::rx_queue(q);
-            let mut ring = RxRing::new(dma, o.rx_ring_size, pool, qr.tail)?;
+            let mut ring = Shell::<R>::rx_ring(dma, (o.pool_entries, o.rx_ring_size), qr.tail)?;
             // Queue 0 comes out of reset enabled; a ring is only changed while disabled.
-            self.disable_queue(qr.ctl, "receive", q)?;
-            let keep = !(regs::SRRCTL_DESCTYPE_MASK | regs::SRRCTL_BSIZEPACKET_MASK);
-            let srrctl = self.regs.read32(regs::srrctl(q)) & keep;
-            let adv = regs::SRRCTL_DESCTYPE_ADV_ONEBUF | regs::SRRCTL_DROP_EN;
-            self.regs.write32(regs::srrctl(q), srrctl | adv | buf_kb);
-            queue::program_ring(&self.regs, &qr, ring.descriptors());
-            self.enable_queue(&qr, "receive", q)?;
-            ring.start(&self.regs);
-            self.rx.push(ring);
+            s.stop_queue(
+                qr.ctl,
+                regs::XDCTL_ENABLE,
+                QUEUE_TIMEOUT,
+                &format!("receive queue {q} to disable (XDCTL.ENABLE)"),
+            )?;
+            let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
+            queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
+            let what = format!("receive queue {q} to enable (XDCTL.ENABLE)");
+            s.start_queue(&qr, ring.descriptors(), [regs::XDCTL_ENABLE, 0], &what)?;
+            ring.start(&s.regs);
+            s.rx.push(ring);
         }
-        init_rss(&self.regs, self.rx.len());
-        let rctl = self.regs.read32(regs::RCTL) & !regs::RCTL_UPE_MPE;
+        init_rss(&s.regs, s.rx.len());
+        let rctl = s.regs.read32(regs::RCTL) & !regs::RCTL_UPE_MPE;
         let on = regs::RCTL_EN | regs::RCTL_BAM | regs::RCTL_SECRC;
-        self.regs.write32(regs::RCTL, rctl | on);
-        self.set_promisc(o.promisc)
+        s.regs.write32(regs::RCTL, rctl | on);
+        crate::IxyDevice::set_promisc(self, o.promisc)
     }
 
     /// Step 4: transmit rings and TCTL.
     fn init_tx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
+        let s = &mut self.shell;
         for q in 0..o.tx_queues as usize {
             let qr = regs::tx_queue(q);
             let ring = TxRing::new(dma, o.tx_ring_size, qr.tail)?;
-            self.disable_queue(qr.ctl, "transmit", q)?;
-            queue::program_ring(&self.regs, &qr, ring.descriptors());
-            self.enable_queue(&qr, "transmit", q)?;
-            self.tx.push(ring);
+            s.stop_queue(
+                qr.ctl,
+                regs::XDCTL_ENABLE,
+                QUEUE_TIMEOUT,
+                &format!("transmit queue {q} to disable (XDCTL.ENABLE)"),
+            )?;
+            let what = format!("transmit queue {q} to enable (XDCTL.ENABLE)");
+            s.start_queue(&qr, ring.descriptors(), [regs::XDCTL_ENABLE, 0], &what)?;
+            s.tx.push(ring);
         }
-        self.regs.set_bits(regs::TCTL, regs::TCTL_EN_PSP);
+        s.regs.set_bits(regs::TCTL, regs::TCTL_EN_PSP);
         Ok(())
     }
 
@@ -302,51 +292,83 @@ impl<R: RegisterSpace> IgbDevice<R> {
     /// cleared and masked automatically when a message goes out (EIAC, EIAM). Every vector
     /// stays masked: a queue unmasks its own (EIMS) only while it sleeps.
     fn init_interrupts(&self) {
-        if self.irqs.is_empty() {
+        let (r, queues) = (&self.shell.regs, self.shell.irqs.len());
+        if queues == 0 {
             return;
         }
-        self.regs.write32(regs::GPIE, regs::GPIE_MSIX);
-        for q in 0..self.irqs.len() {
+        r.write32(regs::GPIE, regs::GPIE_MSIX);
+        for q in 0..queues {
             let shift = if q < 8 { 0 } else { 16 };
             let entry = (q as u32 | regs::IVAR_VALID) << shift;
-            let ivar = self.regs.read32(regs::ivar(q & 7)) & !(0xff << shift);
-            self.regs.write32(regs::ivar(q & 7), ivar | entry);
-            self.regs.write32(regs::eitr(q), RX_EITR);
+            let ivar = r.read32(regs::ivar(q & 7)) & !(0xff << shift);
+            r.write32(regs::ivar(q & 7), ivar | entry);
+            r.write32(regs::eitr(q), RX_EITR);
         }
-        let vectors = ((1u64 << self.irqs.len()) - 1) as u32;
-        self.regs.write32(regs::EIAC, vectors);
-        self.regs.write32(regs::EIAM, vectors);
-        self.regs.write32(regs::EICR, vectors);
+        let vectors = ((1u64 << queues) - 1) as u32;
+        r.write32(regs::EIAC, vectors);
+        r.write32(regs::EIAM, vectors);
+        r.write32(regs::EICR, vectors);
     }
 
     /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
     /// `queue` signals.
     pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.irqs.get(usize::from(queue))
+        self.shell.queue_interrupt(queue)
     }
 
-    fn enable_queue(&self, qr: &queue::QueueRegs, kind: &str, q: usize) -> Result<()> {
-        let what = format!("{kind} queue {q} to enable (XDCTL.ENABLE)");
-        let enable = regs::XDCTL_ENABLE;
-        queue::enable_queue(&self.regs, &self.name, qr, enable, 0, QUEUE_TIMEOUT, &what)
+    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
+    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
+        self.shell.rx_pool(queue)
+    }
+}
+
+impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
+    type Regs = R;
+    const NAME: &'static str = "igb";
+
+    fn shell(&self) -> &Shell<R> {
+        &self.shell
     }
 
-    /// Clears a queue's ENABLE bit and waits until it reads back clear.
-    fn disable_queue(&self, ctl: usize, kind: &str, q: usize) -> Result<()> {
-        queue::disable_queue(&self.regs, ctl, regs::XDCTL_ENABLE);
-        let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
-        self.wait_reg(ctl, regs::XDCTL_ENABLE, 0, QUEUE_TIMEOUT, &what)
+    fn shell_mut(&mut self) -> &mut Shell<R> {
+        &mut self.shell
     }
 
-    /// Adds the clear-on-read counters to the accumulated ones.
-    fn read_stats(&mut self) {
-        let r = |reg| u64::from(self.regs.read32(reg));
+    /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
+    fn mac(&self) -> [u8; 6] {
+        crate::intel::read_mac(&self.shell.regs, regs::RAL0, regs::RAH0)
+    }
+
+    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
+        crate::intel::write_mac(&self.shell.regs, regs::RAL0, regs::RAH0, mac);
+        Ok(())
+    }
+
+    /// Speed from STATUS (LU, SPEED): 0 while the link is down.
+    fn speed(&self) -> u32 {
+        speed_from_status(self.shell.regs.read32(regs::STATUS))
+    }
+
+    /// Unicast and multicast promiscuous (RCTL.UPE, RCTL.MPE).
+    fn promisc_on(&mut self, enabled: bool) -> Result<()> {
+        let r = &self.shell.regs;
+        match enabled {
+            true => r.set_bits(regs::RCTL, regs::RCTL_UPE_MPE),
+            false => r.clear_bits(regs::RCTL, regs::RCTL_UPE_MPE),
+        }
+        Ok(())
+    }
+
+    /// Adds the clear-on-read counters (82576 datasheet 8.19) to the accumulated ones.
+    fn counters(&mut self) -> DeviceStats {
+        let r = |reg| u64::from(self.shell.regs.read32(reg));
         // Low register first: reading the high one clears the pair.
         let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
         let (rx_packets, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
         let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
-        let queue_drops: u64 = (0..self.rx.len()).map(|q| r(regs::rqdpc(q))).sum();
+        let queue_drops: u64 = (0..self.shell.rx.len()).map(|q| r(regs::rqdpc(q))).sum();
         let dropped = r(regs::MPC) + queue_drops;
+        let (nombuf, tx_dropped) = self.shell.take_drops();
         let s = &mut self.stats;
         s.rx_packets += rx_packets;
         s.tx_packets += tx_packets;
@@ -354,97 +376,13 @@ impl<R: RegisterSpace> IgbDevice<R> {
         s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
         s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
         s.rx_dropped += dropped;
-        s.rx_nombuf += self.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
-        s.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
+        s.rx_nombuf += nombuf;
+        s.tx_dropped += tx_dropped;
+        s.clone()
     }
 
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.rx.get(usize::from(queue)).map(RxRing::pool)
-    }
-}
-
-impl<R: RegisterSpace> IxyDevice for IgbDevice<R> {
-    fn driver_name(&self) -> &str {
-        "igb"
-    }
-
-    fn pci_addr(&self) -> &str {
-        &self.name
-    }
-
-    /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
-    fn mac_addr(&self) -> [u8; 6] {
-        let low = self.regs.read32(regs::RAL0).to_le_bytes();
-        let high = self.regs.read32(regs::RAH0).to_le_bytes();
-        [low[0], low[1], low[2], low[3], high[0], high[1]]
-    }
-
-    fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
-        if mac[0] & 1 != 0 || mac == [0; 6] {
-            return Err(Error::config(format!(
-                "{} cannot be a station address (multicast or zero)",
-                crate::format_mac(&mac)
-            )));
-        }
-        let low = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
-        self.regs.write32(regs::RAL0, low);
-        let high = u32::from_le_bytes([mac[4], mac[5], 0, 0]);
-        self.regs.write32(regs::RAH0, high | regs::RAH_AV);
-        Ok(())
-    }
-
-    /// Speed from STATUS (LU, SPEED): 0 while the link is down.
-    fn link_speed(&self) -> u32 {
-        speed_from_status(self.regs.read32(regs::STATUS))
-    }
-
-    /// Unicast and multicast promiscuous (RCTL.UPE, RCTL.MPE).
-    fn set_promisc(&mut self, enabled: bool) -> Result<()> {
-        if enabled {
-            self.regs.set_bits(regs::RCTL, regs::RCTL_UPE_MPE);
-        } else {
-            self.regs.clear_bits(regs::RCTL, regs::RCTL_UPE_MPE);
-        }
-        self.promisc = enabled;
-        Ok(())
-    }
-
-    fn promisc(&self) -> bool {
-        self.promisc
-    }
-
-    fn num_rx_queues(&self) -> u16 {
-        self.rx.len() as u16
-    }
-
-    fn num_tx_queues(&self) -> u16 {
-        self.tx.len() as u16
-    }
-
-    /// Polls the ring; with interrupts, an idle queue sleeps (see [`crate::interrupts`]).
-    #[inline]
-    fn rx_batch(&mut self, queue: u16, buffer: &mut VecDeque<Packet>, num: usize) -> usize {
-        let ring = crate::queue_mut(&mut self.rx, queue, "rx");
-        if let Some(intr) = self.irqs.get_mut(usize::from(queue)) {
-            let (q, name) = (usize::from(queue), &self.name);
-            return irq::rx_batch(&self.regs, IRQ_REGS, name, q, ring, intr, buffer, num);
-        }
-        ring.rx_batch(&self.regs, buffer, num)
-    }
-
-    #[inline]
-    fn tx_batch(&mut self, queue: u16, buffer: &mut VecDeque<Packet>) -> usize {
-        crate::queue_mut(&mut self.tx, queue, "tx").tx_batch(&self.regs, buffer)
-    }
-
-    fn stats(&mut self) -> DeviceStats {
-        self.read_stats();
-        self.stats.clone()
-    }
-
-    fn reset_stats(&mut self) {
-        self.read_stats();
+    fn zero_counters(&mut self) {
+        self.counters();
         self.stats = DeviceStats::default();
     }
 }
@@ -455,18 +393,19 @@ impl<R: RegisterSpace> Drop for IgbDevice<R> {
     /// reset fails, bus mastering is taken away (or the memory is never given back).
     fn drop(&mut self) {
         self.mask_interrupts();
-        self.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        let rx = (0..self.rx.len()).map(|q| (regs::rx_queue(q).ctl, "receive", q));
-        let tx = (0..self.tx.len()).map(|q| (regs::tx_queue(q).ctl, "transmit", q));
-        for (ctl, kind, q) in rx.chain(tx).collect::<Vec<_>>() {
-            if let Err(e) = self.disable_queue(ctl, kind, q) {
-                log::warn!("{}: {e}", self.name);
+        let s = &self.shell;
+        s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
+        let rx = (0..s.rx.len()).map(|q| (regs::rx_queue(q).ctl, "receive", q));
+        let tx = (0..s.tx.len()).map(|q| (regs::tx_queue(q).ctl, "transmit", q));
+        for (ctl, kind, q) in rx.chain(tx) {
+            let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
+            if let Err(e) = s.stop_queue(ctl, regs::XDCTL_ENABLE, QUEUE_TIMEOUT, &what) {
+                log::warn!("{}: {e}", s.name);
             }
         }
         if let Err(e) = self.reset() {
-            log::error!("{}: {e}", self.name);
-            let pci = self.pci.as_ref();
-            crate::intel::fence_off(&self.name, pci, &mut self.rx, &mut self.tx);
+            log::error!("{}: {e}", self.shell.name);
+            self.shell.fence_off();
         }
     }
 }
@@ -510,6 +449,8 @@ mod tests {
 
     use super::*;
     use crate::memory::HeapDma;
+    use crate::{Error, IxyDevice};
+    use std::collections::VecDeque;
 
     /// Plain memory, plus what the driver waits for: CTRL.RST self-clears, MDIC completes,
     /// STATUS shows the link (1000 Mb/s) and no master requests, EECD.AUTO_RD only when
@@ -561,8 +502,8 @@ mod tests {
     #[test]
     fn init_resets_restarts_autoneg_and_programs_rings_and_filters() {
         let dev = open(Fake::default(), &options().queues(2, 1)).unwrap();
-        let w = dev.regs.writes.borrow().clone();
-        let reg = |o: usize| dev.regs.read32(o);
+        let w = dev.shell.regs.writes.borrow().clone();
+        let reg = |o: usize| dev.shell.regs.read32(o);
         // Reset first, with master disable before it.
         let master = w
             .iter()
@@ -582,7 +523,7 @@ mod tests {
         for q in 0..2 {
             assert_eq!(reg(regs::srrctl(q)), 1 << 25 | 1 << 31 | 3);
             let qr = regs::rx_queue(q);
-            let ring = dev.rx[q].descriptors();
+            let ring = dev.shell.rx[q].descriptors();
             assert_eq!(reg(qr.base_lo), ring.bus_addr() as u32);
             assert_eq!(reg(qr.base_hi), (ring.bus_addr() >> 32) as u32);
             assert_eq!(reg(qr.len), 64 * 16);
@@ -605,8 +546,8 @@ mod tests {
     #[test]
     fn four_rx_queues_turn_rss_on_before_receive_one_leaves_it_off() {
         let dev = open(Fake::default(), &options().queues(4, 1)).unwrap();
-        let w = dev.regs.writes.borrow().clone();
-        let reg = |o: usize| dev.regs.read32(o);
+        let w = dev.shell.regs.writes.borrow().clone();
+        let reg = |o: usize| dev.shell.regs.read32(o);
         // MRQE 010b and the six hash types; entry i to queue i mod 4, in the low bits.
         assert_eq!(reg(regs::MRQC), 0x2 | 0x00f3_0000);
         assert_eq!(reg(regs::reta(0)), 0x0302_0100);
@@ -620,11 +561,11 @@ mod tests {
         assert!(at(regs::MRQC) < at(regs::RCTL), "{w:x?}");
         // Two queues (the fewest RSS is on for): 0 1 0 1; three: entries 4-7 to 1 2 0 1.
         let dev = open(Fake::default(), &options().queues(2, 1)).unwrap();
-        assert_eq!(dev.regs.read32(regs::reta(0)), 0x0100_0100);
+        assert_eq!(dev.shell.regs.read32(regs::reta(0)), 0x0100_0100);
         let dev = open(Fake::default(), &options().queues(3, 1)).unwrap();
-        assert_eq!(dev.regs.read32(regs::reta(1)), 0x0100_0201);
+        assert_eq!(dev.shell.regs.read32(regs::reta(1)), 0x0100_0201);
         let dev = open(Fake::default(), &options().queues(1, 1)).unwrap();
-        let w = dev.regs.writes.borrow().clone();
+        let w = dev.shell.regs.writes.borrow().clone();
         assert!(
             !w.iter()
                 .any(|&(o, _)| o == regs::MRQC || o == regs::reta(0)),
@@ -636,7 +577,7 @@ mod tests {
     #[test]
     fn drop_stops_receive_and_every_queue_then_resets() {
         let dev = open(Fake::default(), &options().queues(2, 2)).unwrap();
-        let (writes, mem) = (dev.regs.writes.clone(), dev.regs.mem.clone());
+        let (writes, mem) = (dev.shell.regs.writes.clone(), dev.shell.regs.mem.clone());
         let start = writes.borrow().len();
         drop(dev);
         let w = writes.borrow()[start..].to_vec();
@@ -664,9 +605,9 @@ mod tests {
         let mut dev = open(fake, &o).unwrap();
         assert_eq!(dev.mac_addr(), [0x52, 0x55, 0x54, 0x00, 0x34, 0x56]);
         assert!(!dev.promisc());
-        assert_eq!(dev.regs.read32(regs::RCTL) & regs::RCTL_UPE_MPE, 0);
+        assert_eq!(dev.shell.regs.read32(regs::RCTL) & regs::RCTL_UPE_MPE, 0);
         dev.set_mac_addr([2, 0, 0, 0, 0, 1]).unwrap();
-        assert_eq!(dev.regs.read32(regs::RAH0), regs::RAH_AV | 0x0100);
+        assert_eq!(dev.shell.regs.read32(regs::RAH0), 1 << 31 | 0x0100);
         assert!(matches!(
             dev.set_mac_addr([1, 0, 0, 0, 0, 1]),
             Err(Error::InvalidConfig { .. })
@@ -677,7 +618,7 @@ mod tests {
             (regs::MPC, 2),
             (regs::rqdpc(0), 1),
         ] {
-            dev.regs.mem.borrow_mut().insert(reg, v);
+            dev.shell.regs.mem.borrow_mut().insert(reg, v);
         }
         let s = dev.stats();
         assert_eq!((s.rx_packets, s.rx_bytes, s.rx_dropped), (10, 600, 3));
@@ -731,12 +672,9 @@ mod tests {
 
     #[test]
     fn interrupts_route_queue_q_to_vector_q_and_an_idle_queue_unmasks_its_vector_to_sleep() {
-        let o = IxgbeOptions {
-            interrupt_timeout_ms: 1,
-            ..options().queues(2, 1)
-        };
+        let o = options().queues(2, 1).interrupt_timeout_ms(1);
         let mut dev = open(Fake::default(), &o).unwrap();
-        let reg = |o: usize| dev.regs.read32(o);
+        let reg = |o: usize| dev.shell.regs.read32(o);
         assert_eq!(reg(regs::GPIE), regs::GPIE_MSIX);
         assert_eq!(reg(regs::ivar(0)), 0x80, "rx queue 0 -> vector 0, valid");
         assert_eq!(reg(regs::ivar(1)), 0x81);
@@ -747,7 +685,7 @@ mod tests {
         for _ in 0..crate::interrupts::IDLE_POLLS_BEFORE_SLEEP {
             assert_eq!(dev.rx_batch(1, &mut q, 8), 0);
         }
-        let w = dev.regs.writes.borrow();
+        let w = dev.shell.regs.writes.borrow();
         let n = w.len();
         assert_eq!(
             w[n - 2..],

@@ -1,5 +1,5 @@
 //! igbvf: driver for the SR-IOV virtual functions of the Intel 82576 (device ids:
-//! [`crate::pci::IGBVF_DEVICE_IDS`]), as the Linux `igb` PF driver creates them
+//! [`DEVICE_IDS`]), as the Linux `igb` PF driver creates them
 //! (`echo N > /sys/bus/pci/devices/<pf>/sriov_numvfs`).
 //!
 //! A VF owns queue pairs of its PF and nothing global; it asks the PF for what it needs
@@ -20,80 +20,52 @@
 //! 0x06, Linux `igb/e1000_mbx.h`), which allows multicast promiscuous only: unicast
 //! promiscuous mode is refused with a clear error.
 //!
-//! **PF resets** are handled as in ixgbevf: an empty receive poll or a full transmit ring
-//! looks at V2PMAILBOX every [`PF_CHECK_INTERVAL`]-th time (or [`IgbvfDevice::check_pf_reset`]
-//! when asked), and after a PF reset steps 1 to 5 run again with the rings the VF has.
+//! **PF resets** (V2PMAILBOX.RSTI/RSTD) are handled as `intel::vf` describes: steps 1 to
+//! 5 run again with the rings the VF has ([`IgbvfDevice::check_pf_reset`]).
 //!
 //! **Statistics** come from the VF's 32-bit rolling counters (VFGPRC, VFGPTC, VFGORC,
 //! VFGOTC); the VF has no drop counter, so `rx_dropped` stays 0.
 
 pub mod regs;
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::DeviceConfig;
+use crate::error::Result;
 use crate::igb::regs as pf;
-use crate::intel::mailbox::{self, Mailbox, msg};
+use crate::intel::mailbox::Mailbox;
 use crate::intel::queue;
-use crate::intel::ring::{RxRing, TxRing};
-use crate::intel::{Rolling, random_local_mac};
-use crate::ixgbe::POOL_ENTRY_SIZE;
+use crate::intel::shell::{IntelDriver, Shell};
+use crate::intel::vf::{self, Vf, VfDriver};
 use crate::ixgbevf::IxgbevfOptions;
-use crate::memory::mempool::HEADROOM;
-use crate::memory::{DmaAllocator, Mempool, Packet};
+use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace, wait_device};
-use crate::{DeviceConfig, DeviceStats, IxyDevice};
+use crate::registers::{MmioRegion, RegisterSpace};
+
+pub use crate::intel::vf::PF_CHECK_INTERVAL;
+
+/// PCI device ids of the 82576 SR-IOV virtual functions the igbvf driver handles (Linux
+/// `drivers/net/ethernet/intel/igbvf/vf.h`, `E1000_DEV_ID_82576_VF`; QEMU's igbvf).
+pub const DEVICE_IDS: &[(u16, &str)] = &[(0x10ca, "82576 VF")];
 
 /// Queues of each kind this driver uses (the 82576 VF has two pairs; the Linux PF and VF
 /// drivers use one).
 pub const MAX_QUEUES: u16 = 1;
-/// The driver looks for a PF reset on every this-many-th empty receive poll or full
-/// transmit ring.
-pub const PF_CHECK_INTERVAL: u32 = 64;
 /// SET_PROMISC (Linux `igb/e1000_mbx.h`; not in the 82599's message set).
 const SET_PROMISC: u32 = 0x06;
 /// SET_PROMISC info bits (23:16): unicast and multicast promiscuous.
 const PROMISC_UNICAST_MULTICAST: u32 = 0x3 << 16;
-/// Queue enable and disable read-back timeout.
+/// Queue disable read-back timeout.
 const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
-/// Shortest time between two re-initialisation attempts from the packet path.
-const REINIT_RETRY: Duration = Duration::from_secs(1);
 
 /// An Intel 82576 virtual function.
 ///
 /// `R` is the register space (the VF's BAR0): [`MmioRegion`] on hardware
 /// ([`IgbvfDevice::open`]), a fake in tests ([`IgbvfDevice::with_registers`]).
 pub struct IgbvfDevice<R: RegisterSpace = MmioRegion> {
-    name: String,
-    regs: R,
-    mbx: Mailbox,
-    rx: Vec<RxRing>,
-    tx: Vec<TxRing>,
-    /// The address the PF assigned (RESET reply), or the random one made up for a NACK.
-    perm_mac: [u8; 6],
-    /// The address in use.
-    mac: [u8; 6],
-    promisc: bool,
+    shell: Shell<R>,
+    vf: Vf,
     options: IxgbevfOptions,
-    /// rx packets, tx packets, rx octets, tx octets.
-    counters: [Rolling; 4],
-    /// Polls that found a frame but no free pool buffer, since open.
-    nombuf: u64,
-    /// Packets the rings dropped on transmit (too short), since open.
-    tx_dropped: u64,
-    /// Baseline subtracted by `reset_stats`.
-    stats_zero: DeviceStats,
-    /// Empty polls / full rings since the last look at V2PMAILBOX.
-    idle: u32,
-    /// A PF reset was seen and re-initialisation has not succeeded yet.
-    reinit_pending: bool,
-    pf_resets: u64,
-    /// When the last re-initialisation from the packet path failed.
-    last_failure: Option<Instant>,
-    /// Keeps the PCI device (and the claim on it); dropped after the rings.
-    pci: Option<PciDevice>,
 }
 
 impl IgbvfDevice<MmioRegion> {
@@ -101,16 +73,7 @@ impl IgbvfDevice<MmioRegion> {
     /// with DMA memory from hugepages. Options, the device kind and the hugetlbfs mount
     /// are checked before the device is touched.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let mut options = IxgbevfOptions::from_config(cfg);
-        options.base.promisc = false;
-        // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
-        // ring size (see crate::igb::RX_RING_SIZE).
-        options.base.rx_ring_size = crate::igb::RX_RING_SIZE;
-        crate::intel::check_options("igbvf", &options.base, MAX_QUEUES)?;
-        let bar = crate::intel::claim_bar0(&pci, cfg, DriverKind::Igbvf)?;
-        let mut dev = Self::with_registers(pci.name(), bar, &cfg.dma(), options)?;
-        dev.pci = Some(pci);
-        Ok(dev)
+        vf::open(pci, cfg, DriverKind::Igbvf, Self::with_registers)
     }
 }
 
@@ -123,76 +86,19 @@ impl<R: RegisterSpace> IgbvfDevice<R> {
         dma: &dyn DmaAllocator,
         options: IxgbevfOptions,
     ) -> Result<Self> {
-        let o = &options.base;
-        crate::intel::check_options("igbvf", o, MAX_QUEUES)?;
-        if o.interrupt_timeout_ms != 0 {
-            log::warn!("{name}: igbvf has no interrupt support: rx_batch polls");
-        }
-        let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
-        let rx = RxRing::new(dma, o.rx_ring_size, pool, regs::rx_queue(0).tail)?;
-        let tx = TxRing::new(dma, o.tx_ring_size, regs::tx_queue(0).tail)?;
-        let mut dev = IgbvfDevice {
-            name: name.to_string(),
-            mbx: Mailbox::new(name, options.mailbox_timeout, regs::MAILBOX),
-            regs,
-            rx: vec![rx],
-            tx: vec![tx],
-            perm_mac: [0; 6],
-            mac: [0; 6],
-            promisc: false,
-            options,
-            counters: [Rolling::default(); 4],
-            nombuf: 0,
-            tx_dropped: 0,
-            stats_zero: DeviceStats::default(),
-            idle: 0,
-            reinit_pending: false,
-            pf_resets: 0,
-            last_failure: None,
-            pci: None,
-        };
+        Self::check(&options)?;
+        let mbx = Mailbox::new(name, options.mailbox_timeout, regs::MAILBOX);
+        let mut shell = Shell::new(name, regs, crate::intel::irq::NO_IRQS, Vec::new());
+        let tails = [|q| regs::rx_queue(q).tail, |q| regs::tx_queue(q).tail];
+        options.rings(&mut shell, dma, tails, 0)?;
+        let vf = Vf::new(mbx, [32; 4]);
+        let mut dev = IgbvfDevice { shell, vf, options };
         // On error `dev` is dropped, which stops its queues before the memory is freed.
         dev.handshake()?;
         dev.start()?;
-        log::info!(
-            "{name}: igbvf ready, MAC {}, link {} Mbit/s",
-            crate::format_mac(&dev.mac),
-            dev.link_speed()
-        );
+        let (mac, speed) = (crate::format_mac(&dev.vf.mac), dev.speed());
+        log::info!("{name}: igbvf ready, MAC {mac}, link {speed} Mbit/s");
         Ok(dev)
-    }
-
-    fn err(&self, detail: impl Into<String>) -> Error {
-        Error::device(&self.name, detail)
-    }
-
-    /// Steps 1 and 2: reset, MAC address.
-    fn handshake(&mut self) -> Result<()> {
-        if let Err(e) = self.stop_queues() {
-            log::warn!("{}: {e}; the VF reset stops them", self.name);
-        }
-        self.regs.write32(regs::EIMC, regs::EIMC_ALL);
-        self.regs.write32(regs::CTRL, pf::CTRL_RST);
-        self.mbx.wait_reset_done(&self.regs)?;
-        let reply = self.mbx.request(&self.regs, &[msg::RESET])?;
-        let mac = if reply.acked() {
-            reply.mac()
-        } else if self.perm_mac == [0; 6] {
-            // No MAC assigned (Linux `e1000_reset_hw_vf` accepts the NACK; igbvf then
-            // makes up a random address).
-            random_local_mac()
-        } else {
-            self.perm_mac
-        };
-        if mac[0] & 1 != 0 || mac == [0; 6] {
-            let mac = crate::format_mac(&mac);
-            return Err(self.err(format!("the PF assigned {mac}, not a unicast address")));
-        }
-        if self.mac == [0; 6] || self.mac == self.perm_mac {
-            self.mac = mac;
-        }
-        self.perm_mac = mac;
-        Ok(())
     }
 
     /// Disables both queue pairs and waits until they read back disabled.
@@ -200,268 +106,129 @@ impl<R: RegisterSpace> IgbvfDevice<R> {
         let mut result = Ok(());
         for q in 0..2 {
             for ctl in [regs::rx_queue(q).ctl, regs::tx_queue(q).ctl] {
-                queue::disable_queue(&self.regs, ctl, pf::XDCTL_ENABLE);
                 let what = format!("VF queue {q} to disable (XDCTL.ENABLE)");
-                let done = wait_device(
-                    &self.regs,
-                    &self.name,
-                    ctl,
-                    pf::XDCTL_ENABLE,
-                    0,
-                    QUEUE_TIMEOUT,
-                    &what,
-                );
-                result = result.and(done);
+                result =
+                    result.and(
+                        self.shell
+                            .stop_queue(ctl, pf::XDCTL_ENABLE, QUEUE_TIMEOUT, &what),
+                    );
             }
         }
         result
-    }
-
-    /// Steps 3 to 5 with the rings the VF has.
-    fn start(&mut self) -> Result<()> {
-        let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
-        let (rx, tx) = (&mut self.rx[0], &mut self.tx[0]);
-        rx.rearm();
-        tx.discard();
-        let keep = !(pf::SRRCTL_DESCTYPE_MASK | pf::SRRCTL_BSIZEPACKET_MASK);
-        let srrctl = self.regs.read32(regs::srrctl(0)) & keep;
-        let adv = pf::SRRCTL_DESCTYPE_ADV_ONEBUF | pf::SRRCTL_DROP_EN;
-        self.regs.write32(regs::srrctl(0), srrctl | adv | buf_kb);
-        for (qr, ring, what) in [
-            (
-                regs::rx_queue(0),
-                rx.descriptors(),
-                "VF receive queue to enable",
-            ),
-            (
-                regs::tx_queue(0),
-                tx.descriptors(),
-                "VF transmit queue to enable",
-            ),
-        ] {
-            queue::program_ring(&self.regs, &qr, ring);
-            let (enable, t) = (pf::XDCTL_ENABLE, QUEUE_TIMEOUT);
-            queue::enable_queue(&self.regs, &self.name, &qr, enable, 0, t, what)?;
-        }
-        rx.start(&self.regs);
-        if let Err(e) = self.request_mac(self.mac) {
-            if self.mac == self.perm_mac {
-                return Err(e);
-            }
-            log::warn!("{}: {e}; using the assigned address again", self.name);
-            self.request_mac(self.perm_mac)?;
-        }
-        if self.options.base.promisc || self.promisc {
-            self.set_promisc(true)?;
-        }
-        let now = self.read_counters();
-        for (c, now) in self.counters.iter_mut().zip(now) {
-            c.last = now;
-        }
-        let o = &self.options.base;
-        let speed = || self.status_speed();
-        let state = || format!("the PF's STATUS = {:#010x}", self.regs.read32(regs::STATUS));
-        crate::intel::wait_for_link(&self.name, o.link_timeout, o.require_link, speed, state)
-    }
-
-    /// SET_MAC_ADDR; a refusal is an error naming the likely cause.
-    fn request_mac(&mut self, mac: [u8; 6]) -> Result<()> {
-        let [w1, w2] = mailbox::mac_words(mac);
-        let reply = self.mbx.request(&self.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
-        if !reply.acked() {
-            return Err(self.err(format!(
-                "the PF refused MAC address {}: the host assigned this VF an address and does \
-                 not trust it to change it (`ip link set <pf> vf <n> trust on` allows it)",
-                crate::format_mac(&mac)
-            )));
-        }
-        self.mac = mac;
-        Ok(())
-    }
-
-    /// rx packets, tx packets, rx octets, tx octets.
-    fn read_counters(&self) -> [u64; 4] {
-        [regs::VFGPRC, regs::VFGPTC, regs::VFGORC, regs::VFGOTC]
-            .map(|r| u64::from(self.regs.read32(r)))
-    }
-
-    fn totals(&mut self) -> DeviceStats {
-        let now = self.read_counters();
-        for (c, v) in self.counters.iter_mut().zip(now) {
-            c.advance(v, 32);
-        }
-        let [rp, tp, ro, to] = self.counters.map(|c| c.total);
-        self.nombuf += self.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
-        self.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
-        // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
-        DeviceStats {
-            rx_packets: rp,
-            tx_packets: tp,
-            rx_bytes: ro.saturating_sub(4 * rp),
-            tx_bytes: to.saturating_sub(4 * tp),
-            rx_nombuf: self.nombuf,
-            tx_dropped: self.tx_dropped,
-            ..DeviceStats::default()
-        }
     }
 
     /// Looks at V2PMAILBOX for a PF reset and, if there was one (or an earlier
     /// re-initialisation failed), initialises the VF again with its rings. Returns whether
     /// it did. Frames on the rings are dropped; packets the caller holds are untouched.
     pub fn check_pf_reset(&mut self) -> Result<bool> {
-        if !self.reinit_pending && !self.mbx.reset_indicated(&self.regs) {
-            return Ok(false);
-        }
-        log::warn!(
-            "{}: the PF reset the device; initialising the VF again",
-            self.name
-        );
-        self.reinit_pending = true;
-        self.handshake()?;
-        self.start()?;
-        self.reinit_pending = false;
-        self.pf_resets += 1;
-        Ok(true)
-    }
-
-    /// A queue made no progress: every [`PF_CHECK_INTERVAL`]-th time, looks for a PF
-    /// reset (after a failed attempt, at most once per [`REINIT_RETRY`]).
-    #[cold]
-    #[inline(never)]
-    fn stalled(&mut self) {
-        self.idle = self.idle.wrapping_add(1);
-        let retry_later = self
-            .last_failure
-            .is_some_and(|t| t.elapsed() < REINIT_RETRY);
-        if !self.idle.is_multiple_of(PF_CHECK_INTERVAL) || retry_later {
-            return;
-        }
-        self.last_failure = match self.check_pf_reset() {
-            Ok(_) => None,
-            Err(e) => {
-                log::error!("{}: {e}; will try again", self.name);
-                Some(Instant::now())
-            }
-        };
-    }
-
-    /// Link speed from the PF's STATUS (LU, SPEED), 0 while down.
-    fn status_speed(&self) -> u32 {
-        crate::igb::speed_from_status(self.regs.read32(regs::STATUS))
+        vf::check_pf_reset(self)
     }
 
     /// PF resets the driver recovered from.
     pub fn pf_resets(&self) -> u64 {
-        self.pf_resets
+        self.vf.pf_resets
     }
 
     /// The MAC address the PF assigned to this VF.
     pub fn permanent_mac(&self) -> [u8; 6] {
-        self.perm_mac
+        self.vf.perm_mac
     }
 }
 
-impl<R: RegisterSpace> IxyDevice for IgbvfDevice<R> {
-    fn driver_name(&self) -> &str {
-        "igbvf"
+impl<R: RegisterSpace> VfDriver for IgbvfDevice<R> {
+    type Regs = R;
+    const NAME: &'static str = "igbvf";
+    // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
+    // ring size (see crate::igb::RX_RING_SIZE).
+    const RX_RING_SIZE: usize = crate::igb::RX_RING_SIZE;
+
+    fn parts(&self) -> (&Shell<R>, &Vf) {
+        (&self.shell, &self.vf)
     }
 
-    fn pci_addr(&self) -> &str {
-        &self.name
+    fn parts_mut(&mut self) -> (&mut Shell<R>, &mut Vf) {
+        (&mut self.shell, &mut self.vf)
     }
 
-    fn mac_addr(&self) -> [u8; 6] {
-        self.mac
-    }
-
-    /// Asks the PF for `mac` (SET_MAC_ADDR); an error if the PF refuses.
-    fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
-        if mac[0] & 1 != 0 || mac == [0; 6] {
-            let mac = crate::format_mac(&mac);
-            return Err(Error::config(format!(
-                "{mac} cannot be a station address (multicast or zero)"
-            )));
+    /// Steps 1 and 2: queues off, interrupts masked, reset, the end of a PF reset waited
+    /// for; RESET (the MAC address).
+    fn handshake(&mut self) -> Result<()> {
+        if let Err(e) = self.stop_queues() {
+            log::warn!("{}: {e}; the VF reset stops them", self.shell.name);
         }
-        self.request_mac(mac)
+        let s = &self.shell;
+        s.regs.write32(regs::EIMC, regs::EIMC_ALL);
+        s.regs.write32(regs::CTRL, pf::CTRL_RST);
+        self.vf.mbx.wait_reset_done(&s.regs)?;
+        let reply = self
+            .vf
+            .mbx
+            .request(&s.regs, &[crate::intel::mailbox::msg::RESET])?;
+        self.vf.take_assigned(&s.name, &reply)
     }
 
-    /// Speed from the PF's STATUS; 0 while the link is down or a PF reset is pending.
-    fn link_speed(&self) -> u32 {
-        if self.reinit_pending || self.mbx.reset_indicated(&self.regs) {
-            return 0;
+    /// Steps 3 to 5 with the rings the VF has.
+    fn start(&mut self) -> Result<()> {
+        let s = &mut self.shell;
+        s.rx[0].rearm();
+        s.tx[0].discard();
+        let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
+        queue::set_srrctl(&s.regs, regs::srrctl(0), bsize, drop_en);
+        let bits = [pf::XDCTL_ENABLE, 0];
+        let rx = (regs::rx_queue(0), s.rx[0].descriptors());
+        s.start_queue(&rx.0, rx.1, bits, "VF receive queue to enable")?;
+        let tx = (regs::tx_queue(0), s.tx[0].descriptors());
+        s.start_queue(&tx.0, tx.1, bits, "VF transmit queue to enable")?;
+        s.rx[0].start(&s.regs);
+        vf::register_mac(self)?;
+        if self.options.promisc || self.shell.promisc {
+            crate::IxyDevice::set_promisc(self, true)?;
         }
-        self.status_speed()
+        let (s, o) = (&self.shell, &self.options);
+        let state = || format!("the PF's STATUS = {:#010x}", s.regs.read32(regs::STATUS));
+        crate::intel::wait_for_link(
+            &s.name,
+            o.link_timeout,
+            o.require_link,
+            || self.link(),
+            state,
+        )
+    }
+
+    /// Link speed from the PF's STATUS (LU, SPEED), 0 while down.
+    fn link(&self) -> u32 {
+        crate::igb::speed_from_status(self.shell.regs.read32(regs::STATUS))
     }
 
     /// SET_PROMISC: the igb PF grants multicast promiscuous only, so turning promiscuous
     /// mode on is refused (an error naming why); turning it off always works.
-    fn set_promisc(&mut self, enabled: bool) -> Result<()> {
+    fn promisc_request(&mut self, enabled: bool) -> Result<()> {
         let info = if enabled {
             PROMISC_UNICAST_MULTICAST
         } else {
             0
         };
-        let reply = self.mbx.request(&self.regs, &[SET_PROMISC | info])?;
+        let reply = self
+            .vf
+            .mbx
+            .request(&self.shell.regs, &[SET_PROMISC | info])?;
         if !reply.acked() {
-            return Err(self.err(
+            return Err(self.shell.err(
                 "the PF refused promiscuous mode (SET_PROMISC NACK): the Linux igb PF lets a \
                  VF receive all multicast frames, never all unicast ones; send to the VF's MAC",
             ));
         }
-        self.promisc = enabled;
         Ok(())
     }
 
-    fn promisc(&self) -> bool {
-        self.promisc
+    fn check(o: &IxgbevfOptions) -> Result<()> {
+        o.check_queues("igbvf", [MAX_QUEUES; 2], "")
     }
 
-    fn num_rx_queues(&self) -> u16 {
-        self.rx.len() as u16
-    }
-
-    fn num_tx_queues(&self) -> u16 {
-        self.tx.len() as u16
-    }
-
-    /// Receives through the shared ring code; an empty poll may look for a PF reset.
-    #[inline]
-    fn rx_batch(&mut self, queue: u16, out: &mut VecDeque<Packet>, max: usize) -> usize {
-        let got = crate::queue_mut(&mut self.rx, queue, "rx").rx_batch(&self.regs, out, max);
-        if got == 0 {
-            self.stalled();
-        }
-        got
-    }
-
-    /// Sends through the shared ring code; a full ring may look for a PF reset.
-    #[inline]
-    fn tx_batch(&mut self, queue: u16, packets: &mut VecDeque<Packet>) -> usize {
-        let offered = packets.len();
-        let sent = crate::queue_mut(&mut self.tx, queue, "tx").tx_batch(&self.regs, packets);
-        if sent < offered {
-            self.stalled();
-        }
-        sent
-    }
-
-    /// Totals from the rolling counters since open or `reset_stats`.
-    fn stats(&mut self) -> DeviceStats {
-        let (t, z) = (self.totals(), &self.stats_zero);
-        DeviceStats {
-            rx_packets: t.rx_packets - z.rx_packets,
-            tx_packets: t.tx_packets - z.tx_packets,
-            rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
-            tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
-            rx_nombuf: t.rx_nombuf - z.rx_nombuf,
-            tx_dropped: t.tx_dropped - z.tx_dropped,
-            ..DeviceStats::default()
-        }
-    }
-
-    /// The counters are read-only: the current totals become the new zero.
-    fn reset_stats(&mut self) {
-        self.stats_zero = self.totals();
+    /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32-bit rolling counters.
+    fn read_counters(&self) -> [u64; 4] {
+        [regs::VFGPRC, regs::VFGPTC, regs::VFGORC, regs::VFGOTC]
+            .map(|r| u64::from(self.shell.regs.read32(r)))
     }
 }
 
@@ -471,11 +238,10 @@ impl<R: RegisterSpace> Drop for IgbvfDevice<R> {
     /// that fails its memory is never given back.
     fn drop(&mut self) {
         let stopped = self.stop_queues();
-        self.regs.write32(regs::CTRL, pf::CTRL_RST);
+        self.shell.regs.write32(regs::CTRL, pf::CTRL_RST);
         if let Err(e) = stopped {
-            log::error!("{}: {e}", self.name);
-            let pci = self.pci.as_ref();
-            crate::intel::fence_off(&self.name, pci, &mut self.rx, &mut self.tx);
+            log::error!("{}: {e}", self.shell.name);
+            self.shell.fence_off();
         }
     }
 }
@@ -489,10 +255,13 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
+    use crate::IxyDevice;
+    use crate::intel::mailbox::{self, msg};
     use crate::intel::mailbox::{
         VFMAILBOX_PFACK, VFMAILBOX_PFSTS, VFMAILBOX_REQ, VFMAILBOX_RSTD, VFMAILBOX_VFU,
     };
     use crate::memory::HeapDma;
+    use std::collections::VecDeque;
 
     const MAC: [u8; 6] = [0x02, 0x1b, 0x21, 0x3c, 0x4d, 0x5e];
 
@@ -555,11 +324,7 @@ mod tests {
 
     fn options() -> IxgbevfOptions {
         let mut o = IxgbevfOptions::default();
-        (
-            o.base.rx_ring_size,
-            o.base.tx_ring_size,
-            o.base.pool_entries,
-        ) = (64, 64, 128);
+        (o.rx_ring_size, o.tx_ring_size, o.pool_entries) = (64, 64, 128);
         o.mailbox_timeout = Duration::from_millis(100);
         o
     }
@@ -583,13 +348,13 @@ mod tests {
         assert_eq!(m[&regs::srrctl(0)], 1 << 25 | 1 << 31 | 3);
         assert_eq!(
             m[&0x2800],
-            dev.rx[0].descriptors().bus_addr() as u32,
+            dev.shell.rx[0].descriptors().bus_addr() as u32,
             "RDBAL"
         );
         assert_eq!(m[&0x2818], 63, "RDT");
         assert_eq!(
             m[&0x3800],
-            dev.tx[0].descriptors().bus_addr() as u32,
+            dev.shell.tx[0].descriptors().bus_addr() as u32,
             "TDBAL"
         );
         assert_eq!(m[&0x2828] & pf::XDCTL_ENABLE, pf::XDCTL_ENABLE);

@@ -25,6 +25,13 @@ pub(crate) struct IrqRegs {
     pub(crate) eicr: usize,
 }
 
+/// For the VFs, which have no receive interrupts (their `irqs` stay empty).
+pub(crate) const NO_IRQS: IrqRegs = IrqRegs {
+    eims: 0,
+    eimc: 0,
+    eicr: 0,
+};
+
 /// One [`QueueInterrupt`] per receive queue, none when polling.
 pub(crate) fn queue_interrupts(options: &IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
     if options.interrupt_timeout_ms == 0 {
@@ -79,7 +86,8 @@ impl<R: RegisterSpace> RegisterSpace for IrqPath<'_, R> {
 }
 
 /// `rx_batch` of queue `q` with interrupts on: poll, then the state machine of
-/// [`crate::interrupts`]. No system call unless the queue goes to sleep.
+/// [`crate::interrupts`]: an idle queue sleeps, then polls again. No system call unless the
+/// queue goes to sleep.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rx_batch<R: RegisterSpace>(
@@ -92,32 +100,31 @@ pub(crate) fn rx_batch<R: RegisterSpace>(
     buffer: &mut VecDeque<Packet>,
     num_packets: usize,
 ) -> usize {
-    let n = ring.rx_batch(&IrqPath(regs), buffer, num_packets);
-    match intr.after_poll(n) {
-        IrqAction::Poll => n,
-        IrqAction::Disarm => {
-            regs.write32(at.eimc, 1 << q);
-            n
-        }
-        IrqAction::Sleep => sleep(regs, at, name, q, ring, intr, buffer, num_packets),
+    let mut n = ring.rx_batch(&IrqPath(regs), buffer, num_packets);
+    let mut action = intr.after_poll(n);
+    if action == IrqAction::Sleep {
+        sleep(regs, at, name, q, ring, intr);
+        n = ring.rx_batch(&IrqPath(regs), buffer, num_packets);
+        action = intr.after_poll(n);
     }
+    if action == IrqAction::Disarm {
+        regs.write32(at.eimc, 1 << q);
+    }
+    n
 }
 
-/// Queue `q` is idle: unmask its vector, look at the ring once more, sleep until an armed
-/// queue of this thread fires or the timeout passes, then poll again.
+/// Queue `q` is idle: unmask its vector, look at the ring once more, and sleep until an
+/// armed queue of this thread fires or the timeout passes.
 #[cold]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
 fn sleep<R: RegisterSpace>(
     regs: &R,
     at: IrqRegs,
     name: &str,
     q: usize,
-    ring: &mut RxRing,
+    ring: &RxRing,
     intr: &mut QueueInterrupt,
-    buffer: &mut VecDeque<Packet>,
-    num_packets: usize,
-) -> usize {
+) {
     let bit = 1u32 << q;
     // A cause latched while the queue was masked would wake us at once: clear it (write
     // 1b). A frame that arrived meanwhile is on the ring: looked at below.
@@ -131,9 +138,4 @@ fn sleep<R: RegisterSpace>(
     {
         log::error!("{name}: waiting for an interrupt on queue {q}: {e}");
     }
-    let n = ring.rx_batch(&IrqPath(regs), buffer, num_packets);
-    if intr.after_poll(n) == IrqAction::Disarm {
-        regs.write32(at.eimc, bit);
-    }
-    n
 }

@@ -6,7 +6,12 @@
 //!   formats; only the register offsets of a queue differ, and the rings take those as
 //!   parameters.
 //! * [`queue`] — pointing a queue at a ring and enabling it, given the queue's register
-//!   offsets; used by ixgbevf, igb and igbvf (ixgbe programs its queues itself).
+//!   offsets; used by all four drivers.
+//! * [`shell`] — what every driver holds (registers, rings, interrupts, PCI device), its
+//!   open sequence and the `IxyDevice` implementation; each driver adds its init, link,
+//!   MAC, promiscuous mode and counters.
+//! * [`vf`] — what the VF drivers share besides: the assigned MAC, rolling counters and
+//!   recovery from PF resets.
 //! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.2, SR-IOV support;
 //!   the 82576's has the same protocol at other offsets), used by ixgbevf and igbvf.
 //! * [`irq`] — the MSI-X receive-interrupt path of ixgbe and igb.
@@ -15,38 +20,31 @@ pub(crate) mod irq;
 pub(crate) mod mailbox;
 pub(crate) mod queue;
 pub(crate) mod ring;
+pub(crate) mod shell;
+pub(crate) mod vf;
 
-use crate::DeviceConfig;
 use crate::error::Result;
-use crate::pci::{DriverKind, PciDevice};
-use crate::registers::MmioRegion;
+use crate::registers::RegisterSpace;
 
-/// Claims `pci` for a driver of `kind` ([`PciDevice::claim`]), lets it master the bus and
-/// maps its BAR0, where the registers are (used by ixgbevf, igb, igbvf; ixgbe claims its
-/// PF itself).
-pub(crate) fn claim_bar0(
-    pci: &PciDevice,
-    cfg: &DeviceConfig,
-    kind: DriverKind,
-) -> Result<MmioRegion> {
-    pci.claim(cfg, &[kind], |_| Ok(()))?;
-    pci.enable_bus_master()?;
-    pci.map_bar(0)
-}
-
-/// Checks the queue counts (1 to `max` of each) and that a receive pool can fill its ring.
-pub(crate) fn check_options(driver: &str, o: &crate::ixgbe::IxgbeOptions, max: u16) -> Result<()> {
-    for (what, n) in [("rx", o.rx_queues), ("tx", o.tx_queues)] {
+/// Checks the queue counts (`[(rx, max, why), (tx, max, why)]`: 1 to `max` of each,
+/// `why` explaining the limit) and that a receive pool of `pool` buffers can fill a ring
+/// of `ring` descriptors.
+pub(crate) fn check_options(
+    driver: &str,
+    queues: [(u16, u16, &str); 2],
+    pool: u32,
+    ring: usize,
+) -> Result<()> {
+    for (what, (n, max, why)) in ["rx", "tx"].into_iter().zip(queues) {
         if n == 0 || n > max {
             return Err(crate::Error::config(format!(
-                "{n} {what} queues requested: {driver} supports 1 to {max}"
+                "{n} {what} queues requested: {driver} supports 1 to {max}{why}"
             )));
         }
     }
-    if (o.pool_entries as usize) < o.rx_ring_size {
+    if (pool as usize) < ring {
         return Err(crate::Error::config(format!(
-            "receive pool of {} buffers is smaller than the receive ring ({})",
-            o.pool_entries, o.rx_ring_size
+            "receive pool of {pool} buffers is smaller than the receive ring ({ring})"
         )));
     }
     Ok(())
@@ -78,25 +76,6 @@ pub(crate) fn wait_for_link(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(())
-}
-
-/// After a device could not be stopped (its reset failed): takes bus mastering away, and
-/// if even that fails never gives the rings and buffers back (without an IOMMU the memory
-/// would be reused while the device may still write it).
-pub(crate) fn fence_off(
-    name: &str,
-    pci: Option<&PciDevice>,
-    rx: &mut Vec<ring::RxRing>,
-    tx: &mut Vec<ring::TxRing>,
-) {
-    if !matches!(pci.map(PciDevice::disable_bus_master), Some(Ok(()))) {
-        log::error!(
-            "{name}: queues still running (or not known to have stopped) and bus mastering \
-             not disabled either; leaking the rings and buffers"
-        );
-        std::mem::forget(std::mem::take(rx));
-        std::mem::forget(std::mem::take(tx));
-    }
 }
 
 /// The RSS key: the 40-byte default key of the Microsoft RSS specification (6d 5a 56 da
@@ -146,4 +125,39 @@ pub(crate) fn random_local_mac() -> [u8; 6] {
     );
     let b = h.finish().to_le_bytes();
     [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// The station address in receive address registers RAL/RAH (82599 datasheet 8.2.3.7.8-9,
+/// 82576 datasheet 8.9: the first four bytes in RAL, the last two in RAH's low half).
+pub(crate) fn read_mac<R: RegisterSpace>(regs: &R, ral: usize, rah: usize) -> [u8; 6] {
+    let [a, b, c, d] = regs.read32(ral).to_le_bytes();
+    let [e, f, ..] = regs.read32(rah).to_le_bytes();
+    [a, b, c, d, e, f]
+}
+
+/// Writes `mac` into RAL/RAH, marked valid (RAH.AV, bit 31 on both devices).
+pub(crate) fn write_mac<R: RegisterSpace>(regs: &R, ral: usize, rah: usize, mac: [u8; 6]) {
+    regs.write32(ral, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
+    regs.write32(rah, u32::from_le_bytes([mac[4], mac[5], 0, 0]) | 1 << 31);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_counters_wrap_at_their_width() {
+        let mut r = Rolling {
+            last: 0xffff_fff0,
+            total: 0,
+        };
+        r.advance(0x10, 32);
+        assert_eq!(r.total, 0x20);
+        let mut o = Rolling {
+            last: 0xf_ffff_ff00,
+            total: 5,
+        };
+        o.advance(0x100, 36);
+        assert_eq!(o.total, 5 + 0x200);
+    }
 }

@@ -1,15 +1,13 @@
 //! Handing a descriptor ring to a queue and enabling it, for a queue given by its register
-//! offsets ([`QueueRegs`]): ixgbe's PF queues (82599 datasheet 4.6.7.1 / 4.6.8.1) and
-//! ixgbevf's VF queues (8.3, with the same layout and enable protocol).
-
-use std::time::Duration;
+//! offsets ([`QueueRegs`]): the 82599's PF queues (82599 datasheet 4.6.7.1 / 4.6.8.1),
+//! its VF queues (8.3) and the 82576's PF and VF queues, with the same layout and enable
+//! protocol.
 
 use super::ring::DescRing;
-use crate::error::Result;
 use crate::ixgbe::POOL_ENTRY_SIZE;
 use crate::ixgbe::regs as pf;
 use crate::memory::mempool::HEADROOM;
-use crate::registers::{RegisterSpace, wait_device};
+use crate::registers::RegisterSpace;
 
 /// Byte offsets of one queue's ring registers (RDBAL/RDBAH/RDLEN/RDH/RDT/RXDCTL, their
 /// transmit or VF counterparts).
@@ -45,12 +43,15 @@ pub(crate) const fn queue_block(block: usize) -> QueueRegs {
 
 /// SRRCTL (or VFSRRCTL) at `srrctl`: advanced one-buffer descriptors, the buffer size of
 /// the drivers' pools in KB, and drop when out of descriptors instead of holding up the
-/// shared packet buffer (82599 datasheet 8.2.3.8.7).
-pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize) {
+/// shared packet buffer (82599 datasheet 8.2.3.8.7; the 82576's BSIZEPACKET field,
+/// `bsize_mask`, is wider and its DROP_EN, `drop_en`, elsewhere: 82576 datasheet 8.10).
+pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize, bsize_mask: u32, drop_en: u32) {
     let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
-    let keep = regs.read32(srrctl) & !(pf::SRRCTL_DESCTYPE_MASK | pf::SRRCTL_BSIZEPACKET_MASK);
-    let adv = pf::SRRCTL_DESCTYPE_ADV_ONEBUF | pf::SRRCTL_DROP_EN;
-    regs.write32(srrctl, keep | adv | buf_kb);
+    let keep = regs.read32(srrctl) & !(pf::SRRCTL_DESCTYPE_MASK | bsize_mask);
+    regs.write32(
+        srrctl,
+        keep | pf::SRRCTL_DESCTYPE_ADV_ONEBUF | drop_en | buf_kb,
+    );
 }
 
 /// Points the queue at `ring`, empty (head = tail = 0). The queue must be disabled.
@@ -61,22 +62,6 @@ pub(crate) fn program_ring<R: RegisterSpace>(regs: &R, q: &QueueRegs, ring: &Des
     regs.write32(q.len, ring.len_bytes());
     regs.write32(q.head, 0);
     regs.write32(q.tail, 0);
-}
-
-/// Sets `enable` in the queue control register (keeping its other bits, with `extra` or'd
-/// in) and waits up to `timeout` until it reads back as set, which the datasheet requires
-/// before the tail may move.
-pub(crate) fn enable_queue<R: RegisterSpace>(
-    regs: &R,
-    device: &str,
-    q: &QueueRegs,
-    enable: u32,
-    extra: u32,
-    timeout: Duration,
-    what: &str,
-) -> Result<()> {
-    regs.write32(q.ctl, regs.read32(q.ctl) | extra | enable);
-    wait_device(regs, device, q.ctl, enable, enable, timeout, what)
 }
 
 /// Clears `enable` in the queue control register if it is set.

@@ -36,18 +36,63 @@
 
 pub mod regs;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
-use crate::intel::ring::{RxRing, TxRing};
+use crate::intel::ring::TxRing;
+use crate::intel::shell::{self, IntelDriver, Shell};
 use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
-use crate::memory::{DmaAllocator, Mempool, Packet};
+use crate::memory::{DmaAllocator, Mempool};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::registers::{Deadline, MmioRegion, RegisterSpace, wait_device};
-use crate::{DeviceConfig, DeviceStats, IxyDevice};
+use crate::registers::{Deadline, MmioRegion, RegisterSpace};
+use crate::{DeviceConfig, DeviceStats};
+
+/// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
+/// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
+pub const DEVICE_IDS: &[(u16, &str)] = &[
+    // 82599 family (X520 adapters)
+    (0x10f7, "82599 KX4"),
+    (0x1514, "82599 KX4 mezzanine"),
+    (0x1517, "82599 KR"),
+    (0x10f8, "82599 combo backplane"),
+    (0x10f9, "82599 CX4"),
+    (0x10fb, "82599 SFP+"),
+    (0x152a, "82599 backplane FCoE"),
+    (0x1529, "82599 SFP+ FCoE"),
+    (0x1507, "82599 SFP+ EM"),
+    (0x154d, "82599 SFP+ SF2"),
+    (0x154a, "82599 SFP+ SF QP"),
+    (0x1558, "82599 QSFP+ SF QP"),
+    (0x1557, "82599EN SFP+"),
+    (0x10fc, "82599 XAUI LOM"),
+    (0x151c, "82599 T3 LOM"),
+    (0x154f, "82599 LS"),
+    // X540 family
+    (0x1528, "X540-T"),
+    (0x1560, "X540-T1"),
+    // X550 family
+    (0x1563, "X550-T"),
+    (0x15d1, "X550-T1"),
+    (0x15aa, "X550EM_x KX4"),
+    (0x15ab, "X550EM_x KR"),
+    (0x15ac, "X550EM_x SFP+"),
+    (0x15ad, "X550EM_x 10GBASE-T"),
+    (0x15ae, "X550EM_x 1GBASE-T"),
+    (0x15b0, "X550EM_x XFI"),
+    (0x15c2, "X550EM_a KR"),
+    (0x15c3, "X550EM_a KR-L"),
+    (0x15c4, "X550EM_a SFP+ N"),
+    (0x15c6, "X550EM_a SGMII"),
+    (0x15c7, "X550EM_a SGMII-L"),
+    (0x15c8, "X550EM_a 10GBASE-T"),
+    (0x15ca, "X550EM_a QSFP+"),
+    (0x15cc, "X550EM_a QSFP+ N"),
+    (0x15ce, "X550EM_a SFP+"),
+    (0x15e4, "X550EM_a 1GBASE-T"),
+    (0x15e5, "X550EM_a 1GBASE-T-L"),
+];
 
 /// Largest number of tx queues this driver sets up (the 82599 has 128; the queue register
 /// blocks of the first 64 are contiguous, and ixy needs no more). Receive queues: at most
@@ -97,8 +142,6 @@ const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 const QUEUE_DISABLE_SETTLE: Duration = Duration::from_micros(100);
 /// EEPROM auto-read and DMA init timeout (4.6.3).
 const INIT_DONE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Queue enable read-back timeout (4.6.7, 4.6.8).
-const QUEUE_ENABLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default time to wait for the link after init (ixy waits 10 s).
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -130,19 +173,18 @@ pub enum MacType {
 }
 
 impl MacType {
-    /// The MAC of PCI device id `device` (Intel vendor id assumed), for the ids in
-    /// [`crate::pci::IXGBE_DEVICE_IDS`]; `None` for any other id.
+    /// The MAC of PCI device id `device` (Intel vendor id assumed), from its name in
+    /// [`DEVICE_IDS`], which starts with the family; `None` for any other id.
     pub fn from_device_id(device: u16) -> Option<MacType> {
-        Some(match device {
-            0x10f7 | 0x1514 | 0x1517 | 0x10f8 | 0x10f9 | 0x10fb | 0x152a | 0x1529 | 0x1507
-            | 0x154d | 0x154a | 0x1558 | 0x1557 | 0x10fc | 0x151c | 0x154f => MacType::M82599,
-            0x1528 | 0x1560 => MacType::X540,
-            0x1563 | 0x15d1 => MacType::X550,
-            0x15aa | 0x15ab | 0x15ac | 0x15ad | 0x15ae | 0x15b0 => MacType::X550EmX,
-            0x15c2 | 0x15c3 | 0x15c4 | 0x15c6 | 0x15c7 | 0x15c8 | 0x15ca | 0x15cc | 0x15ce
-            | 0x15e4 | 0x15e5 => MacType::X550EmA,
-            _ => return None,
-        })
+        let (_, name) = DEVICE_IDS.iter().find(|d| d.0 == device)?;
+        let families = [
+            ("X540", MacType::X540),
+            ("X550EM_x", MacType::X550EmX),
+            ("X550EM_a", MacType::X550EmA),
+            ("X550", MacType::X550),
+        ];
+        let family = families.into_iter().find(|(f, _)| name.starts_with(f));
+        Some(family.map_or(MacType::M82599, |(_, mac)| mac))
     }
 
     /// Offset of EEC (EEPROM/Flash Control): 0x10010, but 0x15FF8 on the X550EM_a
@@ -218,12 +260,15 @@ pub fn links_speed(links: u32, non_std: bool) -> u32 {
     mbit[((links & regs::LINKS_SPEED_MASK) >> regs::LINKS_SPEED_SHIFT) as usize]
 }
 
-/// Everything [`IxgbeDevice::with_registers`] needs besides registers and memory.
+/// What an Intel driver is asked for: queues, rings, pools, the link wait, promiscuous
+/// mode, and in `only` (also reached through `Deref`) what only its kind of function has:
+/// [`PfOptions`] ([`IxgbeOptions`], for ixgbe and igb) or
+/// [`VfOptions`](crate::ixgbevf::VfOptions) ([`IxgbevfOptions`](crate::ixgbevf::IxgbevfOptions)).
 #[derive(Debug, Clone)]
-pub struct IxgbeOptions {
-    /// Receive queues (1 to 16: RSS spreads traffic over at most 16, 7.1.2.8).
+pub struct Options<X> {
+    /// Receive queues (ixgbe: 1 to 16, RSS spreads traffic over at most 16, 7.1.2.8).
     pub rx_queues: u16,
-    /// Transmit queues (1 to [`MAX_QUEUES`]).
+    /// Transmit queues (ixgbe: 1 to [`MAX_QUEUES`]).
     pub tx_queues: u16,
     /// Descriptors per receive ring (power of two, 64 to 4096).
     pub rx_ring_size: usize,
@@ -236,8 +281,19 @@ pub struct IxgbeOptions {
     /// If set, a link that is not up within `link_timeout` is an error; otherwise it is
     /// a warning and the device opens with the link down.
     pub require_link: bool,
-    /// Start in promiscuous mode (like ixy, so a forwarder works out of the box).
+    /// Start in promiscuous mode (PFs: on by default, like ixy, so a forwarder works out
+    /// of the box; VFs: off, 82599 PFs never allow it to a VF).
     pub promisc: bool,
+    /// What only this kind of function has.
+    pub only: X,
+}
+
+/// The options of the physical function drivers (ixgbe, igb).
+pub type IxgbeOptions = Options<PfOptions>;
+
+/// What only a physical function has.
+#[derive(Debug, Clone)]
+pub struct PfOptions {
     /// Receive interrupts, as [`DeviceConfig::interrupt_timeout_ms`]: 0 polls and leaves
     /// every interrupt register alone; otherwise each receive queue (at most
     /// [`MAX_INTERRUPT_QUEUES`]) gets its own vector and sleeps when idle.
@@ -245,14 +301,29 @@ pub struct IxgbeOptions {
     /// How the vectors are delivered: MSI-X (one message per vector) or MSI. Only used
     /// with interrupts; [`IxgbeDevice::open`] sets it to what VFIO enabled.
     pub irq_mode: IrqMode,
-    /// The PCI device id (one of [`crate::pci::IXGBE_DEVICE_IDS`]): the MAC generation
-    /// and the port's media follow from it; [`IxgbeDevice::open`] sets it.
+    /// The PCI device id (one of [`DEVICE_IDS`]): the MAC generation and the port's media
+    /// follow from it; [`IxgbeDevice::open`] sets it.
     pub device_id: u16,
 }
 
-impl Default for IxgbeOptions {
-    fn default() -> Self {
-        IxgbeOptions {
+impl<X> std::ops::Deref for Options<X> {
+    type Target = X;
+
+    fn deref(&self) -> &X {
+        &self.only
+    }
+}
+
+impl<X> std::ops::DerefMut for Options<X> {
+    fn deref_mut(&mut self) -> &mut X {
+        &mut self.only
+    }
+}
+
+impl<X> Options<X> {
+    /// The defaults, with `only` and `promisc`.
+    pub(crate) fn with(only: X, promisc: bool) -> Self {
+        Options {
             rx_queues: 1,
             tx_queues: 1,
             rx_ring_size: DEFAULT_RX_RING_SIZE,
@@ -260,30 +331,14 @@ impl Default for IxgbeOptions {
             pool_entries: DEFAULT_POOL_ENTRIES,
             link_timeout: DEFAULT_LINK_TIMEOUT,
             require_link: false,
-            promisc: true,
-            interrupt_timeout_ms: 0,
-            irq_mode: IrqMode::MsiX,
-            device_id: 0x10fb,
-        }
-    }
-}
-
-impl IxgbeOptions {
-    /// The options a [`DeviceConfig`] asks for (queue counts, interrupt timeout;
-    /// defaults for the rest).
-    pub fn from_config(cfg: &DeviceConfig) -> Self {
-        IxgbeOptions {
-            rx_queues: cfg.rx_queues,
-            tx_queues: cfg.tx_queues,
-            interrupt_timeout_ms: cfg.interrupt_timeout_ms,
-            ..Default::default()
+            promisc,
+            only,
         }
     }
 
     /// Sets the queue counts.
     pub fn queues(mut self, rx: u16, tx: u16) -> Self {
-        self.rx_queues = rx;
-        self.tx_queues = tx;
+        (self.rx_queues, self.tx_queues) = (rx, tx);
         self
     }
 
@@ -291,6 +346,43 @@ impl IxgbeOptions {
     pub fn link_timeout(mut self, timeout: Duration) -> Self {
         self.link_timeout = timeout;
         self
+    }
+
+    /// Asks for promiscuous mode at start, or not.
+    pub fn promisc(mut self, on: bool) -> Self {
+        self.promisc = on;
+        self
+    }
+
+    /// Refuses queue counts outside `1..=max` (`[rx, tx]`, `why_rx` saying why for
+    /// receive) and a pool that cannot fill the receive ring.
+    pub(crate) fn check_queues(&self, driver: &str, max: [u16; 2], why_rx: &str) -> Result<()> {
+        let queues = [
+            (self.rx_queues, max[0], why_rx),
+            (self.tx_queues, max[1], ""),
+        ];
+        crate::intel::check_options(driver, queues, self.pool_entries, self.rx_ring_size)
+    }
+}
+
+impl Default for IxgbeOptions {
+    fn default() -> Self {
+        let only = PfOptions {
+            interrupt_timeout_ms: 0,
+            irq_mode: IrqMode::MsiX,
+            device_id: 0x10fb,
+        };
+        Options::with(only, true)
+    }
+}
+
+impl IxgbeOptions {
+    /// The options a [`DeviceConfig`] asks for (queue counts, interrupt timeout;
+    /// defaults for the rest).
+    pub fn from_config(cfg: &DeviceConfig) -> Self {
+        let mut o = Self::default().queues(cfg.rx_queues, cfg.tx_queues);
+        o.interrupt_timeout_ms = cfg.interrupt_timeout_ms;
+        o
     }
 
     /// Sets the interrupt timeout (0 polls; see the field).
@@ -303,9 +395,7 @@ impl IxgbeOptions {
     /// the device (`name`: its address).
     pub fn mac_type(&self, name: &str) -> Result<MacType> {
         let mac = MacType::from_device_id(self.device_id).filter(|m| m.brought_up());
-        let known = crate::pci::IXGBE_DEVICE_IDS
-            .iter()
-            .find(|d| d.0 == self.device_id);
+        let known = DEVICE_IDS.iter().find(|d| d.0 == self.device_id);
         mac.ok_or_else(|| Error::Unsupported {
             address: name.to_string(),
             vendor: crate::pci::VENDOR_INTEL,
@@ -318,32 +408,12 @@ impl IxgbeOptions {
         })
     }
 
+    /// Refuses queue counts and pools the device cannot have. Received traffic is spread
+    /// by RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
+    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
     fn check(&self) -> Result<()> {
-        // Received traffic is spread by RSS, over at most 16 queues (7.1.2.8), each of
-        // which can have its own vector (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
         let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
-        for (what, n, max, why) in [
-            ("rx", self.rx_queues, regs::RSS_MAX_QUEUES, rss),
-            ("tx", self.tx_queues, MAX_QUEUES, ""),
-        ] {
-            if n == 0 || n > max {
-                return Err(Error::config(format!(
-                    "{n} {what} queues requested: ixgbe supports 1 to {max}{why}"
-                )));
-            }
-        }
-        self.check_pool()
-    }
-
-    /// Refuses a receive pool smaller than the receive ring (also for ixgbevf).
-    pub(crate) fn check_pool(&self) -> Result<()> {
-        if (self.pool_entries as usize) < self.rx_ring_size {
-            return Err(Error::config(format!(
-                "receive pool of {} buffers is smaller than the receive ring ({})",
-                self.pool_entries, self.rx_ring_size
-            )));
-        }
-        Ok(())
+        self.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)
     }
 }
 
@@ -352,23 +422,14 @@ impl IxgbeOptions {
 /// `R` is the register space: [`MmioRegion`] on hardware ([`IxgbeDevice::open`]), the
 /// device model in tests ([`IxgbeDevice::with_registers`]).
 pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
-    name: String,
-    regs: R,
-    rx: Vec<RxRing>,
-    tx: Vec<TxRing>,
+    shell: Shell<R>,
     /// Counters accumulated from the clear-on-read registers.
     stats: DeviceStats,
-    promisc: bool,
-    /// One per receive queue when interrupts are on, empty when polling. Checked once per
-    /// `rx_batch`: the only cost of interrupts on the polling path.
-    irqs: Vec<QueueInterrupt>,
-    /// How the vectors are delivered (meaningful only with `irqs`).
+    /// How the vectors are delivered (meaningful only with interrupts).
     irq_mode: IrqMode,
     /// The MAC generation and the PCI device id (the port's media).
     mac: MacType,
     device_id: u16,
-    /// Keeps the PCI device (and with it the claim on it) while the driver runs.
-    _pci: Option<PciDevice>,
 }
 
 impl IxgbeDevice<MmioRegion> {
@@ -378,27 +439,17 @@ impl IxgbeDevice<MmioRegion> {
     /// Refuses, before touching the device, anything that is not an ixgbe physical
     /// function, options that cannot work, and a missing hugetlbfs mount.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let mut options = IxgbeOptions::from_config(cfg);
+        let options = IxgbeOptions::from_config(cfg);
         options.check()?;
-        pci.claim(cfg, &[DriverKind::Ixgbe], |id| {
-            options.device_id = id.device;
-            options.mac_type(pci.name()).map(drop)
-        })?;
-        pci.enable_bus_master()?;
-        let claimed = pci
-            .map_bar(0)
-            .and_then(|bar| Ok((bar, irq::enable_vectors(&pci, &mut options)?)));
-        let (bar, irqs) = match claimed {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                // Nothing was programmed yet: just take the bus back.
-                let _ = pci.disable_bus_master();
-                return Err(e);
-            }
-        };
-        let mut dev = Self::init_with(pci.name(), bar, &cfg.dma(), &options, irqs)?;
-        dev._pci = Some(pci);
-        Ok(dev)
+        let check_id = |o: &IxgbeOptions, name: &str| o.mac_type(name).map(|_| ());
+        shell::open_pf(
+            pci,
+            cfg,
+            DriverKind::Ixgbe,
+            options,
+            check_id,
+            Self::init_with,
+        )
     }
 }
 
@@ -415,11 +466,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         name: &str,
         regs: R,
         dma: &dyn DmaAllocator,
-        options: &IxgbeOptions,
+        o: &IxgbeOptions,
     ) -> Result<Self> {
-        options.check()?;
-        let irqs = irq::queue_interrupts(options)?;
-        Self::init_with(name, regs, dma, options, irqs)
+        o.check()?;
+        Self::init_with(name, regs, dma, o, irq::queue_interrupts(o)?)
     }
 
     /// [`IxgbeDevice::with_registers`] with the queues' interrupts already created
@@ -431,56 +481,25 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         options: &IxgbeOptions,
         irqs: Vec<QueueInterrupt>,
     ) -> Result<Self> {
-        let mac = options.mac_type(name)?;
         let mut dev = IxgbeDevice {
-            name: name.to_string(),
-            regs,
-            rx: Vec::new(),
-            tx: Vec::new(),
+            mac: options.mac_type(name)?,
+            shell: Shell::new(name, regs, IRQ_REGS, irqs),
             stats: DeviceStats::default(),
-            promisc: false,
-            irqs,
             irq_mode: options.irq_mode,
-            mac,
             device_id: options.device_id,
-            _pci: None,
         };
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.init(dma, options)?;
         Ok(dev)
     }
 
-    // ---- the three register helpers ----
-
-    #[inline(always)]
-    fn get_reg(&self, offset: usize) -> u32 {
-        self.regs.read32(offset)
-    }
-
-    #[inline(always)]
-    fn set_reg(&self, offset: usize, value: u32) {
-        self.regs.write32(offset, value)
-    }
-
-    fn wait_reg(
-        &self,
-        offset: usize,
-        mask: u32,
-        expected: u32,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<()> {
-        wait_device(
-            &self.regs, &self.name, offset, mask, expected, timeout, what,
-        )
-    }
-
     /// 4.6.3.1: masks every interrupt cause: EIMC, and EIMC_EX(0/1) for the queue
     /// vectors of MSI-X mode (Linux `ixgbe_irq_disable` on every MAC after the 82598).
     fn mask_interrupts(&self) {
-        self.set_reg(regs::EIMC, regs::EIMC_ALL);
-        self.set_reg(regs::eimc_ex(0), u32::MAX);
-        self.set_reg(regs::eimc_ex(1), u32::MAX);
+        let r = &self.shell.regs;
+        r.write32(regs::EIMC, regs::EIMC_ALL);
+        r.write32(regs::eimc_ex(0), u32::MAX);
+        r.write32(regs::eimc_ex(1), u32::MAX);
     }
 
     /// The master disable algorithm (5.2.5.3.2), required before a software reset
@@ -488,8 +507,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// is logged and the reset goes ahead (as Linux `ixgbe_disable_pcie_master` does): the
     /// reset is what stops the device for good. Returns whether requests stopped.
     fn master_disable(&self) -> bool {
-        self.regs.set_bits(regs::CTRL, regs::CTRL_MASTER_DISABLE);
-        let stopped = self.wait_reg(
+        self.shell
+            .regs
+            .set_bits(regs::CTRL, regs::CTRL_MASTER_DISABLE);
+        let stopped = self.shell.wait(
             regs::STATUS,
             regs::STATUS_GIO_MASTER_ENABLE,
             0,
@@ -497,7 +518,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             "master requests to stop (STATUS.GIO_MASTER_ENABLE)",
         );
         if let Err(e) = &stopped {
-            log::warn!("{}: {e}; resetting anyway, twice", self.name);
+            log::warn!("{}: {e}; resetting anyway, twice", self.shell.name);
         }
         stopped.is_ok()
     }
@@ -519,9 +540,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// holding their PHY's SW/FW semaphore (`ixgbe_reset_hw_X540`). Then ~1 ms before any
     /// access (8.2.3.1.1), the self-clear, and the MAC's settle time.
     fn reset_once(&self, what: &str) -> Result<()> {
-        let link_down = self.link_speed() == 0;
+        let r = &self.shell.regs;
+        let link_down = self.speed() == 0;
         let phy = regs::SW_FW_SYNC_SW_PHY0_SM
-            << (self.get_reg(regs::STATUS) >> regs::STATUS_LAN_ID_SHIFT & 1);
+            << (r.read32(regs::STATUS) >> regs::STATUS_LAN_ID_SHIFT & 1);
         let ctrl = match self.mac.is_82599() {
             true if link_down => regs::CTRL_LRST,
             true => regs::CTRL_RST,
@@ -530,9 +552,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 regs::CTRL_RST
             }
         };
-        self.regs.set_bits(regs::CTRL, ctrl);
+        r.set_bits(regs::CTRL, ctrl);
         std::thread::sleep(RESET_ACCESS_DELAY);
-        self.wait_reg(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
+        self.shell
+            .wait(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
         if !self.mac.is_82599() {
             self.swfw(phy, false)?;
         }
@@ -546,20 +569,26 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// it). Taking waits until neither software nor firmware holds `mask`, and takes it
     /// anyway after [`SWFW_TIMEOUT`] (logged), as Linux does.
     fn swfw(&self, mask: u32, take: bool) -> Result<()> {
+        let r = &self.shell.regs;
         let (sync, regsmp) = (regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
         let mut deadline = Deadline::new(SWFW_TIMEOUT);
         loop {
-            self.wait_reg(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
-            self.wait_reg(sync, regsmp, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")?;
-            let v = self.get_reg(sync) & !regsmp;
+            self.shell
+                .wait(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
+            self.shell
+                .wait(sync, regsmp, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")?;
+            let v = r.read32(sync) & !regsmp;
             let held = take && v & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT) != 0;
             let wait = held && !deadline.passed();
             let set = if take { v | mask } else { v & !mask };
-            self.set_reg(sync, if wait { v } else { set });
-            self.regs.clear_bits(regs::SWSM, regs::SWSM_SMBI);
+            r.write32(sync, if wait { v } else { set });
+            r.clear_bits(regs::SWSM, regs::SWSM_SMBI);
             if !wait {
                 if held {
-                    log::warn!("{}: SW_FW_SYNC {v:#010x} still held; taking it", self.name);
+                    log::warn!(
+                        "{}: SW_FW_SYNC {v:#010x} still held; taking it",
+                        self.shell.name
+                    );
                 }
                 return Ok(());
             }
@@ -579,20 +608,13 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
-        let (eec, dma_done) = (self.mac.eec(), regs::RDRXCTL_DMAIDONE);
-        for (reg, bit, what) in [
-            (eec, regs::EEC_ARD, "EEPROM auto-read done (EEC.ARD)"),
-            (
-                regs::RDRXCTL,
-                dma_done,
-                "DMA initialisation done (RDRXCTL.DMAIDONE)",
-            ),
-        ] {
-            self.wait_reg(reg, bit, bit, INIT_DONE_TIMEOUT, what)?;
-        }
-
+        let (eec, ard, dmaidone) = (self.mac.eec(), regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
+        let (s, t) = (&self.shell, INIT_DONE_TIMEOUT);
+        s.wait(eec, ard, ard, t, "EEPROM auto-read done (EEC.ARD)")?;
+        let what = "DMA initialisation done (RDRXCTL.DMAIDONE)";
+        s.wait(regs::RDRXCTL, dmaidone, dmaidone, t, what)?;
         // The firmware learns that a driver owns the port (Linux `ixgbe_get_hw_control`).
-        self.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
+        s.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
 
         // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
         // reset, with the speeds it advertises by default); the link comes up while the
@@ -608,19 +630,19 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.init_tx(dma, o)?;
 
         // 4.6.3 ends with enabling interrupts (4.6.3.1); polling needs none.
-        if !self.irqs.is_empty() {
+        if !self.shell.irqs.is_empty() {
             self.init_interrupts();
         }
 
         self.wait_for_link(o)?;
         log::info!(
             "{}: ixgbe ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
-            self.name,
-            crate::format_mac(&self.mac_addr()),
-            self.rx.len(),
-            self.tx.len(),
-            self.link_speed(),
-            match (self.irqs.is_empty(), self.irq_mode) {
+            self.shell.name,
+            crate::format_mac(&self.mac()),
+            self.shell.rx.len(),
+            self.shell.tx.len(),
+            self.speed(),
+            match (self.shell.irqs.is_empty(), self.irq_mode) {
                 (true, _) => "",
                 (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
                 (false, IrqMode::Msi) => ", MSI interrupts",
@@ -632,27 +654,28 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.5: statistics registers clear on read: read them once to zero them. Queue q
     /// counts in per-queue statistics counter q (the last one for q >= 16).
     fn init_stats(&mut self) {
-        self.read_stats();
-        self.stats = DeviceStats::default();
+        self.zero_counters();
+        let r = &self.shell.regs;
         for n in 0..MAX_QUEUES as usize / 4 {
             let map = byte_fields(n, |q| q.min(regs::NUM_QPRDC - 1));
-            self.set_reg(regs::rqsmr(n), map);
-            self.set_reg(regs::tqsm(n), map);
+            r.write32(regs::rqsmr(n), map);
+            r.write32(regs::tqsm(n), map);
         }
     }
 
     /// The interrupt setup of 4.6.3.1 / 7.3, for receive queue `q` on vector `q` (one
     /// vector per queue; tx queues raise no interrupt). All vectors stay masked: a queue
-    /// unmasks its own (EIMS) only while it sleeps, see [`IxgbeDevice::rx_batch`].
+    /// unmasks its own (EIMS) only while it sleeps, see `intel::irq`.
     fn init_interrupts(&self) {
-        let queues = self.irqs.len();
+        let r = &self.shell.regs;
+        let queues = self.shell.irqs.len();
         let msix = self.irq_mode == IrqMode::MsiX;
         // Mask everything while the causes are routed.
         self.mask_interrupts();
         // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
         // when a vector's message is sent, so a woken queue needs no EIMC write.
         if msix {
-            self.regs.set_bits(
+            r.set_bits(
                 regs::GPIE,
                 regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT,
             );
@@ -661,31 +684,31 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             // 7.3 / 8.2.3.5 IVAR: rx queue q's cause -> vector q, entry valid.
             let shift = regs::ivar_rx_shift(q);
             let entry = (q as u32 & regs::IVAR_ALLOC_MASK) | regs::IVAR_ALLOC_VAL;
-            let ivar = self.get_reg(regs::ivar(q / 2)) & !(0xff << shift);
-            self.set_reg(regs::ivar(q / 2), ivar | entry << shift);
+            let ivar = r.read32(regs::ivar(q / 2)) & !(0xff << shift);
+            r.write32(regs::ivar(q / 2), ivar | entry << shift);
             // 7.3 / 8.2.3.5 EITR: throttle of vector q.
-            self.set_reg(regs::eitr(q), RX_EITR);
+            r.write32(regs::eitr(q), RX_EITR);
         }
         let vectors = vector_mask(queues);
         if msix {
             // 8.2.3.5 EIAC (MSI-X only): the queue causes clear themselves when their
             // message goes out, so nobody has to read EICR. EIAM: and mask themselves.
-            self.set_reg(regs::EIAC, vectors);
-            self.set_reg(regs::eiam_ex(0), vectors);
+            r.write32(regs::EIAC, vectors);
+            r.write32(regs::eiam_ex(0), vectors);
         }
         // Old causes cleared (write 1b to clear); EIMS stays clear for the queues.
-        self.set_reg(regs::EICR, vectors);
+        r.write32(regs::EICR, vectors);
     }
 
     /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
     /// `queue` signals (tests against the model signal it to stand in for the device).
     pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.irqs.get(queue as usize)
+        self.shell.queue_interrupt(queue)
     }
 
     /// How the receive vectors are delivered; `None` when polling.
     pub fn irq_mode(&self) -> Option<IrqMode> {
-        (!self.irqs.is_empty()).then_some(self.irq_mode)
+        (!self.shell.irqs.is_empty()).then_some(self.irq_mode)
     }
 
     /// 4.6.4: the 82599 MAC link, as Linux sets it up: the link enabled even if the NVM
@@ -695,62 +718,54 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// NVM loaded into AUTOC. Then auto-negotiation restarts. The datasheet waits for the
     /// link here; that happens at the end.
     fn init_link(&self) {
-        self.regs
-            .clear_bits(regs::AUTOC2, regs::AUTOC2_LINK_DISABLE_MASK);
+        let r = &self.shell.regs;
+        r.clear_bits(regs::AUTOC2, regs::AUTOC2_LINK_DISABLE_MASK);
         if has_laser_control(self.device_id) {
-            self.regs.clear_bits(regs::ESDP, regs::ESDP_SDP3);
+            r.clear_bits(regs::ESDP, regs::ESDP_SDP3);
             std::thread::sleep(LASER_ON_DELAY);
         }
-        let mut autoc = self.get_reg(regs::AUTOC);
+        let mut autoc = r.read32(regs::AUTOC);
         if is_sfp(self.device_id) {
             autoc = autoc & !regs::AUTOC_LMS_MASK | regs::AUTOC_LMS_10G_SERIAL;
         }
-        self.set_reg(regs::AUTOC, autoc | regs::AUTOC_RESTART_AN);
+        r.write32(regs::AUTOC, autoc | regs::AUTOC_RESTART_AN);
     }
 
     /// 4.6.7: receive initialisation, then 4.6.7.1: enabling each queue.
     fn init_rx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
         // Receive stays off while it is configured.
-        self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+        self.shell.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         self.init_rx_buffers();
         // Receive filters while RXEN is clear (8.2.3.7.1): broadcast, and promiscuous if
         // asked for.
-        self.regs.set_bits(regs::FCTRL, regs::FCTRL_BAM);
-        self.set_promisc_bits(o.promisc);
-
+        self.shell.regs.set_bits(regs::FCTRL, regs::FCTRL_BAM);
+        self.promisc_on(o.promisc)?;
+        self.shell.promisc = o.promisc;
+        let s = &mut self.shell;
         // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9).
         for q in 0..o.rx_queues as usize {
-            let pool = Mempool::new(dma, o.pool_entries, POOL_ENTRY_SIZE)?;
-            let ring = RxRing::new(dma, o.rx_ring_size, pool, regs::rdt(q))?;
-            queue::set_srrctl(&self.regs, regs::srrctl(q));
-            queue::program_ring(&self.regs, &regs::rx_queue(q), ring.descriptors());
-            self.rx.push(ring);
+            let ring = Shell::<R>::rx_ring(dma, (o.pool_entries, o.rx_ring_size), regs::rdt(q))?;
+            let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
+            queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
+            queue::program_ring(&s.regs, &regs::rx_queue(q), ring.descriptors());
+            s.rx.push(ring);
         }
         self.init_rss();
-
+        let s = &mut self.shell;
         // Last sentence of 4.6.7: no-snoop disable, and a reserved DCA bit that resets
         // to 1 but must be 0.
-        self.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_NS_DIS);
-        for q in 0..self.rx.len() {
-            self.regs
+        s.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_NS_DIS);
+        for q in 0..s.rx.len() {
+            s.regs
                 .clear_bits(regs::dca_rxctrl(q), regs::DCA_RXCTRL_RESERVED_BIT12);
         }
-
         // 4.6.7.1: enable each queue, wait until the enable bit reads back, then hand the
         // buffers to the device by moving the tail.
-        for (q, ring) in self.rx.iter_mut().enumerate() {
-            queue::enable_queue(
-                &self.regs,
-                &self.name,
-                &regs::rx_queue(q),
-                regs::RXDCTL_ENABLE,
-                0,
-                QUEUE_ENABLE_TIMEOUT,
-                &format!("receive queue {q} to enable (RXDCTL.ENABLE)"),
-            )?;
-            ring.start(&self.regs);
+        for q in 0..s.rx.len() {
+            let what = format!("receive queue {q} to enable (RXDCTL.ENABLE)");
+            s.enable_queue(&regs::rx_queue(q), [regs::RXDCTL_ENABLE, 0], &what)?;
+            s.rx[q].start(&s.regs);
         }
-
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
         self.enable_rx();
         Ok(())
@@ -759,41 +774,31 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.7 / 4.6.11.3.4 (no DCB, no virtualisation): the receive packet buffers, flow
     /// control thresholds and CRC stripping.
     fn init_rx_buffers(&self) {
+        let r = &self.shell.regs;
         // All packet buffer to buffer 0, whose size depends on the MAC.
         let pb_bytes = self.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
-        self.set_reg(regs::rxpbsize(0), pb_bytes);
+        r.write32(regs::rxpbsize(0), pb_bytes);
         // 4.6.3.2: FCRTH[n].RTH is set whether flow control is used or not, typically to
         // RXPBSIZE[n] - 0x6000 (0 for the unused buffers; Linux `ixgbe_fc_enable_generic`).
-        self.set_reg(regs::fcrth(0), pb_bytes - regs::FCRTH_HEADROOM);
+        r.write32(regs::fcrth(0), pb_bytes - regs::FCRTH_HEADROOM);
         for i in 1..8 {
-            self.set_reg(regs::rxpbsize(i), 0);
-            self.set_reg(regs::fcrth(i), 0);
+            r.write32(regs::rxpbsize(i), 0);
+            r.write32(regs::fcrth(i), 0);
         }
         // 4.6.11.3.4 (DCB off): receive legacy flow control on (MFLCN.RFCE).
-        self.regs.set_bits(regs::MFLCN, regs::MFLCN_RFCE);
+        r.set_bits(regs::MFLCN, regs::MFLCN_RFCE);
 
         // CRC stripping, in the MAC (HLREG0) and the DMA (RDRXCTL) alike.
-        self.regs.set_bits(regs::HLREG0, regs::HLREG0_RXCRCSTRP);
+        r.set_bits(regs::HLREG0, regs::HLREG0_RXCRCSTRP);
         // 4.6.7 / 8.2.3.8.8: RSCFRSTSIZE to 0 (not its default), RSCACKC and FCOE_WRFIX
         // to 1b (Linux `ixgbe_setup_rdrxctl` does the same on the 82599 and X540).
-        self.set_reg(
+        r.write32(
             regs::RDRXCTL,
-            (self.get_reg(regs::RDRXCTL) & !regs::RDRXCTL_RSCFRSTSIZE)
+            (r.read32(regs::RDRXCTL) & !regs::RDRXCTL_RSCFRSTSIZE)
                 | regs::RDRXCTL_CRCSTRIP
                 | regs::RDRXCTL_RSCACKC
                 | regs::RDRXCTL_FCOE_WRFIX,
         );
-    }
-
-    /// FCTRL.UPE and FCTRL.MPE (unicast and multicast promiscuous) set or cleared;
-    /// receive must be off (8.2.3.7.1).
-    fn set_promisc_bits(&mut self, enabled: bool) {
-        let bits = regs::FCTRL_UPE | regs::FCTRL_MPE;
-        match enabled {
-            true => self.regs.set_bits(regs::FCTRL, bits),
-            false => self.regs.clear_bits(regs::FCTRL, bits),
-        }
-        self.promisc = enabled;
     }
 
     /// RSS over several receive queues (7.1.2.8; 8.2.3.7.12-14), set while receive is
@@ -801,17 +806,18 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// RSS on, hashing IPv4/IPv6 addresses and TCP/UDP ports. With one queue MRQC stays
     /// 0 (its reset value) and every frame goes to queue 0.
     fn init_rss(&self) {
-        let queues = self.rx.len();
+        let r = &self.shell.regs;
+        let queues = self.shell.rx.len();
         if queues < 2 {
             return;
         }
         for (n, &key) in RSS_KEY.iter().enumerate() {
-            self.set_reg(regs::rssrk(n), key);
+            r.write32(regs::rssrk(n), key);
         }
         for n in 0..regs::RETA_ENTRIES / 4 {
-            self.set_reg(regs::reta(n), byte_fields(n, |i| i % queues));
+            r.write32(regs::reta(n), byte_fields(n, |i| i % queues));
         }
-        self.set_reg(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
+        r.write32(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
     }
 
     /// Sets RXCTRL.RXEN; on the 82599 with the receive data path halted around it (4.6.7,
@@ -819,74 +825,69 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS. A halt that does not come is logged and
     /// RXEN set anyway, as Linux, DPDK and FreeBSD do.
     fn enable_rx(&self) {
-        let rxen = || self.regs.set_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+        let r = &self.shell.regs;
+        let rxen = || r.set_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         if !self.mac.is_82599() {
             return rxen();
         }
-        let secrxctrl = self.get_reg(regs::SECRXCTRL);
-        self.set_reg(regs::SECRXCTRL, secrxctrl | regs::SECRXCTRL_RX_DIS);
-        if let Err(e) = self.wait_reg(
+        let secrxctrl = r.read32(regs::SECRXCTRL);
+        r.write32(regs::SECRXCTRL, secrxctrl | regs::SECRXCTRL_RX_DIS);
+        if let Err(e) = self.shell.wait(
             regs::SECRXSTAT,
             regs::SECRXSTAT_SECRX_RDY,
             regs::SECRXSTAT_SECRX_RDY,
             SECRX_TIMEOUT,
             "receive data path to halt (SECRXSTAT.SECRX_RDY)",
         ) {
-            log::warn!("{}: {e}; enabling receive anyway", self.name);
+            log::warn!("{}: {e}; enabling receive anyway", self.shell.name);
         }
         rxen();
-        self.set_reg(regs::SECRXCTRL, secrxctrl & !regs::SECRXCTRL_RX_DIS);
+        r.write32(regs::SECRXCTRL, secrxctrl & !regs::SECRXCTRL_RX_DIS);
     }
 
     /// 4.6.8: transmit initialisation, then 4.6.8.1: enabling each queue.
     fn init_tx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
+        let r = &self.shell.regs;
         // CRC and padding of short frames by the MAC.
-        self.regs
-            .set_bits(regs::HLREG0, regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN);
+        r.set_bits(regs::HLREG0, regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN);
 
         // 4.6.11.3.4 (no DCB, no virtualisation): arbiter off while configuring, all
         // packet buffer to buffer 0, the DCB-off request size, arbiter on.
-        self.regs.set_bits(regs::RTTDCS, regs::RTTDCS_ARBDIS);
-        self.set_reg(regs::txpbsize(0), regs::TXPBSIZE_160KB);
+        r.set_bits(regs::RTTDCS, regs::RTTDCS_ARBDIS);
+        r.write32(regs::txpbsize(0), regs::TXPBSIZE_160KB);
         for i in 1..8 {
-            self.set_reg(regs::txpbsize(i), 0);
+            r.write32(regs::txpbsize(i), 0);
         }
-        self.set_reg(regs::DTXMXSZRQ, regs::DTXMXSZRQ_MAX);
-        self.regs.clear_bits(regs::RTTDCS, regs::RTTDCS_ARBDIS);
+        r.write32(regs::DTXMXSZRQ, regs::DTXMXSZRQ_MAX);
+        r.clear_bits(regs::RTTDCS, regs::RTTDCS_ARBDIS);
 
         // Per queue: empty ring (head = tail = 0) and write-back thresholds (7.2.3.4.1,
         // 7.2.3.5).
         for q in 0..o.tx_queues as usize {
             let ring = TxRing::new(dma, o.tx_ring_size, regs::tdt(q))?;
-            queue::program_ring(&self.regs, &regs::tx_queue(q), ring.descriptors());
-            let txdctl = self.get_reg(regs::txdctl(q)) & !regs::TXDCTL_THRESH_MASK;
-            self.set_reg(regs::txdctl(q), txdctl | regs::TXDCTL_THRESH);
-            self.tx.push(ring);
+            queue::program_ring(r, &regs::tx_queue(q), ring.descriptors());
+            let txdctl = r.read32(regs::txdctl(q)) & !regs::TXDCTL_THRESH_MASK;
+            r.write32(regs::txdctl(q), txdctl | regs::TXDCTL_THRESH);
+            self.shell.tx.push(ring);
         }
 
         // Transmit DMA on.
-        self.regs.set_bits(regs::DMATXCTL, regs::DMATXCTL_TE);
+        r.set_bits(regs::DMATXCTL, regs::DMATXCTL_TE);
 
         // 4.6.8.1: enable each queue, wait for the read-back.
-        for q in 0..self.tx.len() {
-            queue::enable_queue(
-                &self.regs,
-                &self.name,
-                &regs::tx_queue(q),
-                regs::TXDCTL_ENABLE,
-                0,
-                QUEUE_ENABLE_TIMEOUT,
-                &format!("transmit queue {q} to enable (TXDCTL.ENABLE)"),
-            )?;
+        for q in 0..self.shell.tx.len() {
+            let what = format!("transmit queue {q} to enable (TXDCTL.ENABLE)");
+            self.shell
+                .enable_queue(&regs::tx_queue(q), [regs::TXDCTL_ENABLE, 0], &what)?;
         }
         Ok(())
     }
 
     /// Waits up to `o.link_timeout` for LINKS.LINK_UP; never forever.
     fn wait_for_link(&self, o: &IxgbeOptions) -> Result<()> {
-        let links = || format!("LINKS = {:#010x}", self.get_reg(regs::LINKS));
+        let links = || format!("LINKS = {:#010x}", self.shell.regs.read32(regs::LINKS));
         let (timeout, require) = (o.link_timeout, o.require_link);
-        crate::intel::wait_for_link(&self.name, timeout, require, || self.link_speed(), links)
+        crate::intel::wait_for_link(&self.shell.name, timeout, require, || self.speed(), links)
     }
 
     /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
@@ -898,26 +899,26 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// includes the dropped frames' octets, which no counter separates.
     fn read_stats(&mut self) {
         self.read_queue_stats();
-        let qprdc: u64 = (0..self.rx.len().min(regs::NUM_QPRDC))
-            .map(|q| self.get_reg(regs::qprdc(q)) as u64)
-            .sum();
-        let mpc: u64 = (0..regs::NUM_MPC)
-            .map(|i| self.get_reg(regs::mpc(i)) as u64)
-            .sum();
-        let gprc = self.get_reg(regs::GPRC) as u64;
-        let tx_packets = self.get_reg(regs::GPTC) as u64;
+        let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
         // Low register first: reading the high one clears the pair.
-        let rx_bytes = self.get_reg(regs::GORCL) as u64 | (self.get_reg(regs::GORCH) as u64) << 32;
-        let tx_bytes = self.get_reg(regs::GOTCL) as u64 | (self.get_reg(regs::GOTCH) as u64) << 32;
+        let pair = |lo, hi| r(lo) | r(hi) << 32;
+        let queues = 0..self.shell.rx.len().min(regs::NUM_QPRDC);
+        let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
+        let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
+        let (gprc, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
+        let rx_bytes = pair(regs::GORCL, regs::GORCH);
+        let tx_bytes = pair(regs::GOTCL, regs::GOTCH);
         // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
         // RLEC), and the frames too short or too long to pass (RUC, ROC).
-        let errors = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC];
-        let errors: u64 = errors.iter().map(|&r| self.get_reg(r) as u64).sum();
-        let nombuf: u64 = self.rx.iter_mut().map(RxRing::take_nombuf).sum();
+        let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
+            .map(r)
+            .iter()
+            .sum();
+        let (nombuf, tx_dropped) = self.shell.take_drops();
         let s = &mut self.stats;
         s.rx_errors += errors;
         s.rx_nombuf += nombuf;
-        s.tx_dropped += self.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
+        s.tx_dropped += tx_dropped;
         s.rx_packets = (s.rx_packets + gprc).saturating_sub(qprdc);
         s.tx_packets += tx_packets;
         // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
@@ -929,16 +930,17 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,
     /// QBTC; octets without the CRC, like the totals).
     fn read_queue_stats(&mut self) {
+        let r = &self.shell.regs;
         // Low register first: reading the high one clears the pair.
-        let wide = |low: usize| self.get_reg(low) as u64 | (self.get_reg(low + 4) as u64) << 32;
+        let wide = |low: usize| r.read32(low) as u64 | (r.read32(low + 4) as u64) << 32;
         let read = |n: usize, packets: fn(usize) -> usize, bytes: fn(usize) -> usize| {
             let n = n.min(regs::NUM_QPRDC);
             (0..n)
-                .map(|c| (self.get_reg(packets(c)) as u64, wide(bytes(c))))
+                .map(|c| (r.read32(packets(c)) as u64, wide(bytes(c))))
                 .collect::<Vec<_>>()
         };
-        let rx = read(self.rx.len(), regs::qprc, regs::qbrc_l);
-        let tx = read(self.tx.len(), regs::qptc, regs::qbtc_l);
+        let rx = read(self.shell.rx.len(), regs::qprc, regs::qbrc_l);
+        let tx = read(self.shell.tx.len(), regs::qptc, regs::qbtc_l);
         let s = &mut self.stats;
         for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
             list.resize(counts.len(), Default::default());
@@ -951,119 +953,74 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
     /// The pool receive queue `queue` takes its buffers from, if the queue exists.
     pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.rx.get(queue as usize).map(|r| r.pool())
+        self.shell.rx_pool(queue)
     }
 
     /// Packets queued on transmit queue `queue` whose descriptors have not been cleaned
     /// yet (0 for a queue that does not exist).
     pub fn tx_in_flight(&self, queue: u16) -> usize {
-        self.tx.get(queue as usize).map_or(0, |t| t.in_flight())
+        self.shell
+            .tx
+            .get(queue as usize)
+            .map_or(0, |t| t.in_flight())
     }
 }
 
-impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
-    fn driver_name(&self) -> &str {
-        "ixgbe"
+impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
+    type Regs = R;
+    const NAME: &'static str = "ixgbe";
+
+    fn shell(&self) -> &Shell<R> {
+        &self.shell
     }
 
-    fn pci_addr(&self) -> &str {
-        &self.name
+    fn shell_mut(&mut self) -> &mut Shell<R> {
+        &mut self.shell
     }
 
     /// The MAC in receive address entry 0 (RAL(0)/RAH(0)), loaded from the EEPROM.
-    fn mac_addr(&self) -> [u8; 6] {
-        let low = self.get_reg(regs::ral(0)).to_le_bytes();
-        let high = self.get_reg(regs::rah(0)).to_le_bytes();
-        [low[0], low[1], low[2], low[3], high[0], high[1]]
+    fn mac(&self) -> [u8; 6] {
+        crate::intel::read_mac(&self.shell.regs, regs::ral(0), regs::rah(0))
     }
 
-    fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
-        if mac[0] & 1 != 0 {
-            return Err(Error::config(format!(
-                "{} is a multicast address and cannot be a station address",
-                crate::format_mac(&mac)
-            )));
-        }
-        self.set_reg(
-            regs::ral(0),
-            u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
-        );
-        self.set_reg(
-            regs::rah(0),
-            u32::from_le_bytes([mac[4], mac[5], 0, 0]) | regs::RAH_AV,
-        );
+    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
+        crate::intel::write_mac(&self.shell.regs, regs::ral(0), regs::rah(0), mac);
         Ok(())
     }
 
     /// Speed from LINKS ([`links_speed`]): 0 while the link is down.
-    fn link_speed(&self) -> u32 {
-        links_speed(self.get_reg(regs::LINKS), self.mac.non_std_speeds())
+    fn speed(&self) -> u32 {
+        links_speed(
+            self.shell.regs.read32(regs::LINKS),
+            self.mac.non_std_speeds(),
+        )
     }
 
-    /// Unicast and multicast promiscuous (FCTRL.UPE, FCTRL.MPE). Receive is switched
-    /// off around the filter change (8.2.3.7.1: filters change only with RXCTRL.RXEN
-    /// clear) and back on with the sequence of 4.6.7.
-    fn set_promisc(&mut self, enabled: bool) -> Result<()> {
-        let rx_on = self.get_reg(regs::RXCTRL) & regs::RXCTRL_RXEN != 0;
+    /// Unicast and multicast promiscuous (FCTRL.UPE, FCTRL.MPE). Receive, if on, is
+    /// switched off around the filter change (8.2.3.7.1: filters change only with
+    /// RXCTRL.RXEN clear) and back on with the sequence of 4.6.7.
+    fn promisc_on(&mut self, enabled: bool) -> Result<()> {
+        let rx_on = self.shell.regs.read32(regs::RXCTRL) & regs::RXCTRL_RXEN != 0;
         if rx_on {
-            self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+            self.shell.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         }
-        self.set_promisc_bits(enabled);
+        let bits = regs::FCTRL_UPE | regs::FCTRL_MPE;
+        match enabled {
+            true => self.shell.regs.set_bits(regs::FCTRL, bits),
+            false => self.shell.regs.clear_bits(regs::FCTRL, bits),
+        }
         if rx_on {
             self.enable_rx();
         }
         Ok(())
     }
 
-    fn promisc(&self) -> bool {
-        self.promisc
-    }
-
-    fn num_rx_queues(&self) -> u16 {
-        self.rx.len() as u16
-    }
-
-    fn num_tx_queues(&self) -> u16 {
-        self.tx.len() as u16
-    }
-
-    /// Polls the ring; with interrupts, an idle queue sleeps (see [`crate::interrupts`]).
-    /// Polling costs one predictable branch per batch for interrupts.
-    #[inline]
-    fn rx_batch(
-        &mut self,
-        queue_id: u16,
-        buffer: &mut VecDeque<Packet>,
-        num_packets: usize,
-    ) -> usize {
-        let ring = crate::queue_mut(&mut self.rx, queue_id, "rx");
-        if let Some(intr) = self.irqs.get_mut(usize::from(queue_id)) {
-            let (q, name) = (usize::from(queue_id), &self.name);
-            return irq::rx_batch(
-                &self.regs,
-                IRQ_REGS,
-                name,
-                q,
-                ring,
-                intr,
-                buffer,
-                num_packets,
-            );
-        }
-        ring.rx_batch(&self.regs, buffer, num_packets)
-    }
-
-    #[inline]
-    fn tx_batch(&mut self, queue_id: u16, buffer: &mut VecDeque<Packet>) -> usize {
-        crate::queue_mut(&mut self.tx, queue_id, "tx").tx_batch(&self.regs, buffer)
-    }
-
-    fn stats(&mut self) -> DeviceStats {
+    fn counters(&mut self) -> DeviceStats {
         self.read_stats();
         self.stats.clone()
     }
 
-    fn reset_stats(&mut self) {
+    fn zero_counters(&mut self) {
         self.read_stats();
         self.stats = DeviceStats::default();
     }
@@ -1076,39 +1033,34 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
     fn drop(&mut self) {
         // 4.6.3.1: no interrupts while the device goes down.
         self.mask_interrupts();
-        self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+        let s = &self.shell;
+        s.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
         // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
-        let queues = (0..self.rx.len())
-            .map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q))
-            .chain(
-                (0..self.tx.len()).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q)),
-            );
+        let rx = (0..s.rx.len()).map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q));
+        let tx = (0..s.tx.len()).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q));
+        let queues = rx.chain(tx);
         for (reg, bit, ..) in queues.clone() {
-            self.regs.clear_bits(reg, bit);
+            s.regs.clear_bits(reg, bit);
         }
         for (reg, bit, kind, q) in queues {
-            if let Err(e) = self.wait_reg(
-                reg,
-                bit,
-                0,
-                QUEUE_DISABLE_TIMEOUT,
-                &format!("{kind} queue {q} to disable"),
-            ) {
-                log::warn!("{}: {e}", self.name);
+            let what = format!("{kind} queue {q} to disable");
+            if let Err(e) = s.wait(reg, bit, 0, QUEUE_DISABLE_TIMEOUT, &what) {
+                log::warn!("{}: {e}", s.name);
             }
         }
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
         let reset = self.reset("reset on close (CTRL.RST)");
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
         if has_laser_control(self.device_id) && self.mac.is_82599() {
-            self.regs.set_bits(regs::ESDP, regs::ESDP_SDP3);
+            self.shell.regs.set_bits(regs::ESDP, regs::ESDP_SDP3);
         }
-        self.regs
+        self.shell
+            .regs
             .clear_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
         if let Err(e) = reset {
-            log::error!("{}: {e}", self.name);
-            crate::intel::fence_off(&self.name, self._pci.as_ref(), &mut self.rx, &mut self.tx);
+            log::error!("{}: {e}", self.shell.name);
+            self.shell.fence_off();
         }
     }
 }

@@ -169,71 +169,11 @@ const DRIVERS: [(DriverKind, u16, IdTable); 6] = [
 const VIRTIO_LEGACY_IDS: IdTable = &[(DEVICE_VIRTIO_NET_LEGACY, "virtio-net (legacy)")];
 const VIRTIO_MODERN_IDS: IdTable = &[(DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0")];
 
-/// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
-/// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
-pub const IXGBE_DEVICE_IDS: &[(u16, &str)] = &[
-    // 82599 family (X520 adapters)
-    (0x10f7, "82599 KX4"),
-    (0x1514, "82599 KX4 mezzanine"),
-    (0x1517, "82599 KR"),
-    (0x10f8, "82599 combo backplane"),
-    (0x10f9, "82599 CX4"),
-    (0x10fb, "82599 SFP+"),
-    (0x152a, "82599 backplane FCoE"),
-    (0x1529, "82599 SFP+ FCoE"),
-    (0x1507, "82599 SFP+ EM"),
-    (0x154d, "82599 SFP+ SF2"),
-    (0x154a, "82599 SFP+ SF QP"),
-    (0x1558, "82599 QSFP+ SF QP"),
-    (0x1557, "82599EN SFP+"),
-    (0x10fc, "82599 XAUI LOM"),
-    (0x151c, "82599 T3 LOM"),
-    (0x154f, "82599 LS"),
-    // X540 family
-    (0x1528, "X540-T"),
-    (0x1560, "X540-T1"),
-    // X550 family
-    (0x1563, "X550-T"),
-    (0x15d1, "X550-T1"),
-    (0x15aa, "X550EM_x KX4"),
-    (0x15ab, "X550EM_x KR"),
-    (0x15ac, "X550EM_x SFP+"),
-    (0x15ad, "X550EM_x 10GBASE-T"),
-    (0x15ae, "X550EM_x 1GBASE-T"),
-    (0x15b0, "X550EM_x XFI"),
-    (0x15c2, "X550EM_a KR"),
-    (0x15c3, "X550EM_a KR-L"),
-    (0x15c4, "X550EM_a SFP+ N"),
-    (0x15c6, "X550EM_a SGMII"),
-    (0x15c7, "X550EM_a SGMII-L"),
-    (0x15c8, "X550EM_a 10GBASE-T"),
-    (0x15ca, "X550EM_a QSFP+"),
-    (0x15cc, "X550EM_a QSFP+ N"),
-    (0x15ce, "X550EM_a SFP+"),
-    (0x15e4, "X550EM_a 1GBASE-T"),
-    (0x15e5, "X550EM_a 1GBASE-T-L"),
-];
-
-/// PCI device ids of the Intel 10 GbE SR-IOV virtual functions the ixgbevf driver handles
-/// (Linux `drivers/net/ethernet/intel/ixgbevf/defines.h`). The Hyper-V variants (0x152e,
-/// 0x1530, 0x1564, 0x15a9) talk to the PF through the hypervisor, not the mailbox, and are
-/// not included.
-pub const IXGBEVF_DEVICE_IDS: &[(u16, &str)] = &[
-    (0x10ed, "82599 VF"),
-    (0x1515, "X540 VF"),
-    (0x1565, "X550 VF"),
-    (0x15a8, "X550EM_x VF"),
-    (0x15c5, "X550EM_a VF"),
-];
-
-/// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
-/// copper 82576, the one QEMU emulates and the driver is tested on (Linux
-/// `drivers/net/ethernet/intel/igb/e1000_hw.h`, `E1000_DEV_ID_82576`).
-pub const IGB_DEVICE_IDS: &[(u16, &str)] = &[(0x10c9, "82576")];
-
-/// PCI device ids of the 82576 SR-IOV virtual functions the igbvf driver handles (Linux
-/// `drivers/net/ethernet/intel/igbvf/vf.h`, `E1000_DEV_ID_82576_VF`; QEMU's igbvf).
-pub const IGBVF_DEVICE_IDS: &[(u16, &str)] = &[(0x10ca, "82576 VF")];
+// The Intel drivers' device ids: one table per driver, in the driver.
+pub use crate::igb::DEVICE_IDS as IGB_DEVICE_IDS;
+pub use crate::igbvf::DEVICE_IDS as IGBVF_DEVICE_IDS;
+pub use crate::ixgbe::DEVICE_IDS as IXGBE_DEVICE_IDS;
+pub use crate::ixgbevf::DEVICE_IDS as IXGBEVF_DEVICE_IDS;
 
 impl DeviceId {
     /// The error for a network controller no driver handles.
