@@ -437,12 +437,12 @@ impl TxRing {
             // last packet of a pool) leaks the rest of the batch instead of dropping a
             // packet twice later.
             self.clean = (last + 1) & mask;
-            for slot in &mut self.bufs[clean..clean + TX_CLEAN_BATCH] {
-                // SAFETY: the slot lay between clean and next, so it is initialised, and
-                // `clean` was moved past it above, so nothing else drops it. Dropping the
-                // packet returns it to its pool.
-                unsafe { slot.assume_init_drop() };
-            }
+            // SAFETY: the slots lay between clean and next, so they are initialised, and
+            // `clean` was moved past them above, so nothing else drops them. Dropping the
+            // packets returns them to their pools, a chain per pool.
+            unsafe {
+                crate::memory::mempool::drop_batch(&mut self.bufs[clean..clean + TX_CLEAN_BATCH])
+            };
         }
     }
 

@@ -37,6 +37,7 @@
 pub mod regs;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -46,6 +47,7 @@ use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
+use crate::queues::{self, QueueControl, Queues};
 use crate::registers::{Deadline, MmioRegion, RegisterSpace, wait_device};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
@@ -353,9 +355,13 @@ impl IxgbeOptions {
 /// device model in tests ([`IxgbeDevice::with_registers`]).
 pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
     name: String,
-    regs: R,
+    /// Shared with the queues' handles once split ([`IxgbeDevice::split`]).
+    regs: Arc<R>,
     rx: Vec<RxRing>,
     tx: Vec<TxRing>,
+    /// Receive and transmit queues the device has, also once their rings have moved out
+    /// ([`IxgbeDevice::split`]): for the statistics and the queues' shutdown.
+    queues: (usize, usize),
     /// Counters accumulated from the clear-on-read registers.
     stats: DeviceStats,
     promisc: bool,
@@ -434,9 +440,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         let mac = options.mac_type(name)?;
         let mut dev = IxgbeDevice {
             name: name.to_string(),
-            regs,
+            regs: Arc::new(regs),
             rx: Vec::new(),
             tx: Vec::new(),
+            queues: (options.rx_queues.into(), options.tx_queues.into()),
             stats: DeviceStats::default(),
             promisc: false,
             irqs,
@@ -898,7 +905,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// includes the dropped frames' octets, which no counter separates.
     fn read_stats(&mut self) {
         self.read_queue_stats();
-        let qprdc: u64 = (0..self.rx.len().min(regs::NUM_QPRDC))
+        let qprdc: u64 = (0..self.queues.0.min(regs::NUM_QPRDC))
             .map(|q| self.get_reg(regs::qprdc(q)) as u64)
             .sum();
         let mpc: u64 = (0..regs::NUM_MPC)
@@ -937,8 +944,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 .map(|c| (self.get_reg(packets(c)) as u64, wide(bytes(c))))
                 .collect::<Vec<_>>()
         };
-        let rx = read(self.rx.len(), regs::qprc, regs::qbrc_l);
-        let tx = read(self.tx.len(), regs::qptc, regs::qbtc_l);
+        let rx = read(self.queues.0, regs::qprc, regs::qbrc_l);
+        let tx = read(self.queues.1, regs::qptc, regs::qbtc_l);
         let s = &mut self.stats;
         for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
             list.resize(counts.len(), Default::default());
@@ -1067,6 +1074,21 @@ impl<R: RegisterSpace> IxyDevice for IxgbeDevice<R> {
         self.read_stats();
         self.stats = DeviceStats::default();
     }
+
+    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (8.2.3.8.6, 8.2.3.9.10).
+    fn split(&mut self) -> Result<Queues> {
+        if !self.irqs.is_empty() {
+            return Err(Error::config(format!(
+                "{}: a device with interrupts cannot be split into queues (open it polling)",
+                self.name
+            )));
+        }
+        let ctl = QueueControl {
+            rx: (regs::rxdctl, regs::RXDCTL_ENABLE),
+            tx: (regs::txdctl, regs::TXDCTL_ENABLE),
+        };
+        queues::split(&self.name, &self.regs, &mut self.rx, &mut self.tx, ctl)
+    }
 }
 
 impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
@@ -1079,10 +1101,10 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
         self.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
         // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
-        let queues = (0..self.rx.len())
+        let queues = (0..self.queues.0)
             .map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q))
             .chain(
-                (0..self.tx.len()).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q)),
+                (0..self.queues.1).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q)),
             );
         for (reg, bit, ..) in queues.clone() {
             self.regs.clear_bits(reg, bit);
