@@ -249,7 +249,7 @@ impl RxRing {
         // device that set DD out of order would make this hand out buffers it still owns;
         // checking DD on every descriptor would cost a load per packet for a guarantee
         // the hardware gives.
-        let limit = num.min(self.pool.free_count()).min(mask + 1 - start);
+        let limit = self.pool.ready(num).min(num).min(mask + 1 - start);
         if limit == 0 {
             self.nombuf += u64::from(num > 0 && self.frame_ready());
             return 0;
@@ -280,9 +280,9 @@ impl RxRing {
         let bufs = self.bufs.as_mut_ptr();
         let pool = &self.pool;
         buffer.extend((start..start + n).map(|i| {
-            // SAFETY: `n <= pool.free_count()` and nothing else allocates from the pool
-            // while this runs (pools are single-threaded), so the pool has a buffer.
-            let fresh = unsafe { pool.alloc_empty().unwrap_unchecked() };
+            // SAFETY: `n <= pool.ready(num)` and nothing else allocates from the pool
+            // while this runs (its handles are on this thread), so it has a buffer.
+            let fresh = unsafe { pool.alloc_ready() };
             // SAFETY: i <= mask: a descriptor of the ring, completed by the device (DD).
             let desc = unsafe { descs.add(i) };
             // SAFETY: as above; the device gets it back only when the tail moves past it.

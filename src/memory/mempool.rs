@@ -35,6 +35,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
@@ -62,6 +63,8 @@ struct PoolInner {
     mem: DmaMemory,
     base: *mut u8,
     entry_shift: u32,
+    /// `1 << entry_shift`, kept to spare the receive path a shift.
+    entry_size: usize,
     num_entries: u32,
     /// Bus address of each buffer.
     bus: Box<[u64]>,
@@ -87,7 +90,7 @@ fn returned_count(word: u64) -> u32 {
 impl PoolInner {
     #[inline(always)]
     fn entry_size(&self) -> usize {
-        1 << self.entry_shift
+        self.entry_size
     }
 
     /// The link of buffer `idx`.
@@ -103,30 +106,49 @@ impl PoolInner {
         self.count.get() + returned_count(self.returned.load(Ordering::Relaxed))
     }
 
-    /// Takes the first buffer of the local list, which takes over the return list when it
-    /// runs empty. On the handles' thread.
+    /// Takes the first buffer of the local list. On the handles' thread.
+    ///
+    /// # Safety
+    /// The local list must not be empty.
     #[inline(always)]
-    fn pop(&self) -> Option<u32> {
-        let mut idx = self.head.get();
-        if idx == NIL {
-            idx = self.take_returned()?;
-        }
+    unsafe fn pop(&self) -> u32 {
+        let idx = self.head.get();
         self.head.set(self.link(idx).load(Ordering::Relaxed));
         self.count.set(self.count.get() - 1);
-        Some(idx)
+        idx
     }
 
-    /// Moves the whole return list to the (empty) local list in one atomic swap; returns
-    /// its first buffer. Acquire: the returners' writes to the buffers and links are
-    /// visible afterwards.
+    /// The local list's length, after moving the return list onto it if it holds fewer
+    /// than `n` buffers. On the handles' thread.
+    #[inline(always)]
+    fn ready(&self, n: u32) -> u32 {
+        if self.count.get() < n {
+            self.take_returned();
+        }
+        self.count.get()
+    }
+
+    /// Moves the whole return list onto the local list: one atomic swap, and a walk to
+    /// the end of the local list (short: this runs when it holds fewer buffers than a
+    /// batch needs). Acquire: the returners' writes to the buffers and links are visible
+    /// afterwards.
     #[cold]
-    fn take_returned(&self) -> Option<u32> {
+    #[inline(never)]
+    fn take_returned(&self) {
+        if returned_count(self.returned.load(Ordering::Relaxed)) == 0 {
+            return;
+        }
         let word = self.returned.swap(u64::from(NIL), Ordering::Acquire);
-        let n = returned_count(word);
-        (n > 0).then(|| {
-            self.count.set(n);
-            word as u32
-        })
+        let mut end = self.head.get();
+        if end == NIL {
+            self.head.set(word as u32);
+        } else {
+            while self.link(end).load(Ordering::Relaxed) != NIL {
+                end = self.link(end).load(Ordering::Relaxed);
+            }
+            self.link(end).store(word as u32, Ordering::Relaxed);
+        }
+        self.count.set(self.count.get() + returned_count(word));
     }
 
     /// Pushes the chain `first` .. `last` of `n` buffers (linked through `next`, from any
@@ -199,6 +221,7 @@ impl Mempool {
             base: mem.virt(),
             mem,
             entry_shift: entry_size.trailing_zeros(),
+            entry_size,
             num_entries,
             bus,
             // List order makes the first allocations come from the lowest addresses.
@@ -288,16 +311,37 @@ impl Mempool {
         n
     }
 
-    /// Takes a buffer as an empty packet with the standard headroom (the receive path).
+    /// Buffers that [`Mempool::alloc_empty`] hands out without touching the return list:
+    /// the local list, after taking the return list over if it holds fewer than `n`.
+    /// The receive rings size their batches by it.
+    #[inline(always)]
+    pub(crate) fn ready(&self, n: usize) -> usize {
+        self.pool().ready(n.try_into().unwrap_or(u32::MAX)) as usize
+    }
+
+    /// Takes a buffer as an empty packet with the standard headroom (`None` if the pool
+    /// is empty).
     #[inline(always)]
     pub(crate) fn alloc_empty(&self) -> Option<Packet> {
-        let idx = self.pool().pop()?;
-        Some(Packet {
+        // SAFETY: the local list holds a buffer.
+        (self.ready(1) > 0).then(|| unsafe { self.alloc_ready() })
+    }
+
+    /// Takes a buffer of the local list as an empty packet with the standard headroom:
+    /// the receive path, after [`Mempool::ready`] said how many there are.
+    ///
+    /// # Safety
+    /// The local list must not be empty: at most as many calls as `ready` returned, with
+    /// no other allocation in between.
+    #[inline(always)]
+    pub(crate) unsafe fn alloc_ready(&self) -> Packet {
+        Packet {
             pool: self.inner,
-            idx,
+            // SAFETY: not empty (contract).
+            idx: unsafe { self.pool().pop() },
             offset: HEADROOM as u16,
             len: 0,
-        })
+        }
     }
 
     /// Takes `n` buffers off the free lists at once (`None` if fewer are free), to be
@@ -305,11 +349,22 @@ impl Mempool {
     /// refilling a batch).
     ///
     /// # Safety
-    /// No other allocation from this pool while the result lives (buffers not taken
-    /// simply stay free).
+    /// No other allocation from this pool while the result lives. Buffers not taken are
+    /// lost to the pool (its memory is then never freed), so take all `n`.
     #[inline(always)]
     pub(crate) unsafe fn reserve(&self, n: usize) -> Option<Reserved<'_>> {
-        (u32::try_from(n).ok()? <= self.pool().available()).then_some(Reserved { pool: self })
+        if self.ready(n) < n {
+            return None;
+        }
+        let pool = self.pool();
+        // `n` fit in a u32: `ready` returned at least `n`.
+        pool.count.set(pool.count.get() - n as u32);
+        Some(Reserved {
+            pool: self.inner,
+            links: pool.next.as_ptr(),
+            next: pool.head.get(),
+            _handle: PhantomData,
+        })
     }
 
     /// True if both handles refer to the same pool.
@@ -320,7 +375,13 @@ impl Mempool {
 
 /// Buffers reserved in a pool's free lists ([`Mempool::reserve`]).
 pub(crate) struct Reserved<'a> {
-    pool: &'a Mempool,
+    pool: NonNull<PoolInner>,
+    /// The pool's free-list links (`PoolInner::next`).
+    links: *const AtomicU32,
+    /// The next reserved buffer: the local list continues from here once this is gone.
+    next: u32,
+    /// Borrows the handle: no other allocation meanwhile, the pool stays alive.
+    _handle: PhantomData<&'a Mempool>,
 }
 
 impl Reserved<'_> {
@@ -331,11 +392,27 @@ impl Reserved<'_> {
     /// At most `n` calls (the count passed to [`Mempool::reserve`]).
     #[inline(always)]
     pub(crate) unsafe fn take(&mut self) -> (Packet, u64) {
-        // SAFETY: one of the `n` buffers found free by `reserve`: the lists hold it (the
-        // return list only grows meanwhile, and no one else allocates).
-        let p = unsafe { self.pool.alloc_empty().unwrap_unchecked() };
+        let idx = self.next;
+        // One of the `n` buffers `reserve` found on the local list, which only this
+        // takes from meanwhile.
+        // SAFETY: idx < num_entries == next.len().
+        self.next = unsafe { (*self.links.add(idx as usize)).load(Ordering::Relaxed) };
+        let p = Packet {
+            pool: self.pool,
+            idx,
+            offset: HEADROOM as u16,
+            len: 0,
+        };
         let bus = p.bus_addr();
         (p, bus)
+    }
+}
+
+impl Drop for Reserved<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the borrowed handle keeps the pool alive.
+        unsafe { self.pool.as_ref() }.head.set(self.next);
     }
 }
 
@@ -558,14 +635,14 @@ impl Drop for Packet {
 // the pool, whose memory may be released on any thread (`DmaMemory` is `Send`).
 unsafe impl Send for Packet {}
 
-/// Drops the packets in `slots` (as dropping each would), giving back each run of
-/// consecutive packets of one pool with one atomic operation instead of one per packet.
+/// Drops the packets in `slots` (as dropping each would), through [`Returns`].
 ///
 /// # Safety
 /// Every slot must hold a packet; all count as uninitialised afterwards.
 #[inline(always)]
 pub(crate) unsafe fn drop_batch(slots: &mut [MaybeUninit<Packet>]) {
-    // The run being collected: its pool, first and last buffer and length.
+    // The run being collected: its pool, first and last buffer and length (as in
+    // `Returns`, spelled out: this loop is the transmit rings' per-packet path).
     let mut run: Option<(NonNull<PoolInner>, u32, u32, u32)> = None;
     for slot in slots {
         // SAFETY: initialised (contract); read once, the slot is forgotten.
@@ -575,29 +652,59 @@ pub(crate) unsafe fn drop_batch(slots: &mut [MaybeUninit<Packet>]) {
                 p.pool().link(p.idx).store(*first, Ordering::Relaxed);
                 (*first, *n) = (p.idx, *n + 1);
             }
+            // A new run: the last one goes back.
+            _ => drop(Returns {
+                run: run.replace((p.pool, p.idx, p.idx, 1)),
+            }),
+        }
+    }
+    drop(Returns { run });
+}
+
+/// Drops packets in numbers: each run of consecutive packets of one pool goes back to it
+/// as one chain with one atomic operation (when the pool changes, or when this is
+/// dropped), instead of one per packet.
+#[derive(Default)]
+pub(crate) struct Returns {
+    /// The run being collected: its pool, first and last buffer, and length.
+    run: Option<(NonNull<PoolInner>, u32, u32, u32)>,
+}
+
+impl Returns {
+    /// Drops `p` (its buffer goes back with its run).
+    #[inline(always)]
+    pub(crate) fn push(&mut self, p: Packet) {
+        let p = std::mem::ManuallyDrop::new(p);
+        match &mut self.run {
+            Some((pool, first, _, n)) if *pool == p.pool => {
+                p.pool().link(p.idx).store(*first, Ordering::Relaxed);
+                (*first, *n) = (p.idx, *n + 1);
+            }
             _ => {
-                // SAFETY: the run's packets were read out of their slots above.
-                unsafe { give_back_run(run.replace((p.pool, p.idx, p.idx, 1))) };
+                self.flush();
+                self.run = Some((p.pool, p.idx, p.idx, 1));
             }
         }
     }
-    // SAFETY: as above.
-    unsafe { give_back_run(run) };
+
+    /// Gives the run back to its pool (and frees the pool if that was the last of an
+    /// orphaned pool's buffers).
+    #[inline(always)]
+    fn flush(&mut self) {
+        if let Some((pool, first, last, n)) = self.run.take() {
+            // SAFETY: the run's buffers, out of their pool until now, kept it alive.
+            if unsafe { pool.as_ref() }.give_back(first, last, n) {
+                // SAFETY: no handle left and every buffer home.
+                unsafe { free(pool) };
+            }
+        }
+    }
 }
 
-/// Gives a run of [`drop_batch`] back to its pool (and frees the pool if that was the
-/// last of an orphaned pool's buffers).
-///
-/// # Safety
-/// The run's buffers must belong to packets that are gone (moved out and forgotten).
-#[inline(always)]
-unsafe fn give_back_run(run: Option<(NonNull<PoolInner>, u32, u32, u32)>) {
-    if let Some((pool, first, last, n)) = run {
-        // SAFETY: the run's packets kept the pool alive until this call.
-        if unsafe { pool.as_ref() }.give_back(first, last, n) {
-            // SAFETY: no handle left and every buffer home.
-            unsafe { free(pool) };
-        }
+impl Drop for Returns {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
