@@ -156,6 +156,8 @@ impl PoolInner {
     /// last handle is gone and this made it complete: the caller then frees it.
     #[inline(always)]
     fn give_back(&self, first: u32, last: u32, n: u32) -> bool {
+        // Read before: once the chain is in, another returner may complete and free it.
+        let all = self.num_entries;
         let mut old = self.returned.load(Ordering::Relaxed);
         loop {
             self.link(last).store(old as u32, Ordering::Relaxed);
@@ -167,7 +169,7 @@ impl PoolInner {
                 .returned
                 .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => return new & ORPHAN != 0 && returned_count(new) == self.num_entries,
+                Ok(_) => return new & ORPHAN != 0 && returned_count(new) == all,
                 Err(now) => old = now,
             }
         }
@@ -433,9 +435,12 @@ impl Drop for Mempool {
         }
         // The last handle: the local list's buffers are home for good. Count them into the
         // return list with the orphan mark; whoever completes the count frees the pool.
-        let local = u64::from(pool.count.get()) << COUNT_SHIFT;
-        let old = pool.returned.fetch_add(ORPHAN | local, Ordering::AcqRel);
-        if returned_count(old) + pool.count.get() == pool.num_entries {
+        // Read before: once the count is published, a returner may complete and free it.
+        let (local, missing) = (pool.count.get(), pool.num_entries - pool.count.get());
+        let old = pool
+            .returned
+            .fetch_add(ORPHAN | u64::from(local) << COUNT_SHIFT, Ordering::AcqRel);
+        if returned_count(old) == missing {
             // SAFETY: no handle left and every buffer home; self is not used afterwards.
             unsafe { free(self.inner) };
         }
@@ -996,5 +1001,111 @@ mod tests {
         p.fill(0x5a);
         assert_eq!(&p[..], &[0x5a; 8]);
         drop(p); // frees the pool; Miri/ASan would flag a leak or double free here.
+    }
+
+    /// Rounds of the threaded tests (fewer under Miri, which runs them ~1000x slower).
+    const ROUNDS: usize = if cfg!(miri) { 4 } else { 200 };
+
+    #[test]
+    fn packets_dropped_on_other_threads_come_back_once_each() {
+        let _deadline = crate::testing::deadline();
+        let pool = pool(16);
+        for _ in 0..ROUNDS {
+            // Every buffer out, each exactly once.
+            let mut out: Vec<Packet> = std::iter::from_fn(|| pool.alloc(60)).collect();
+            let mut idxs: Vec<u32> = out.iter().map(|p| p.idx).collect();
+            idxs.sort();
+            assert_eq!(idxs, (0..16).collect::<Vec<_>>());
+            let (one_by_one, chained) = (out.split_off(8), out);
+            std::thread::scope(|s| {
+                s.spawn(move || drop(one_by_one));
+                s.spawn(move || {
+                    let mut returns = Returns::default();
+                    chained.into_iter().for_each(|p| returns.push(p));
+                });
+                // Meanwhile the owner takes back what has arrived and drops it again.
+                for _ in 0..4 {
+                    drop(pool.alloc(60));
+                }
+            });
+            assert_eq!(pool.free_count(), 16);
+        }
+    }
+
+    #[test]
+    fn the_last_buffer_back_frees_the_pool_on_whichever_thread_it_comes_back() {
+        let _deadline = crate::testing::deadline();
+        for _ in 0..ROUNDS {
+            let dma = CountingDma::default();
+            let pool = Mempool::new(&dma, 8, 2048).unwrap();
+            let mut a: Vec<Packet> = (0..6).map(|_| pool.alloc(60).unwrap()).collect();
+            let b = a.split_off(3);
+            std::thread::scope(|s| {
+                s.spawn(move || drop(a));
+                s.spawn(move || drop(b));
+                drop(pool); // the last handle, concurrently with the returns
+            });
+            assert_eq!(dma.live(), 0);
+        }
+    }
+
+    /// Every order of the return list's operations (each takes effect at one atomic
+    /// operation): two returns from other threads (one packet; a chain of two), the owner
+    /// taking buffers back, and its last handle going. Each order must hand out no buffer
+    /// twice and free the pool exactly when the last buffer is home and no handle is left.
+    #[test]
+    fn every_order_of_returns_takebacks_and_the_last_handle_keeps_each_buffer_once() {
+        let _deadline = crate::testing::deadline();
+        // 0: drop packet a; 1: return b and c as one chain; 2: the owner allocates (taking
+        // the return list over if its own list is empty); 3: the owner drops its handle.
+        let mut orders = vec![vec![]];
+        for action in 0..4 {
+            orders = orders
+                .into_iter()
+                .flat_map(|o: Vec<usize>| {
+                    (0..=o.len()).map(move |i| [&o[..i], &[action], &o[i..]].concat())
+                })
+                .collect();
+        }
+        orders.retain(|o| o.iter().position(|&a| a == 2) < o.iter().position(|&a| a == 3));
+        assert_eq!(orders.len(), 12);
+        for order in orders {
+            let dma = CountingDma::default();
+            // All three buffers out: the owner can allocate only what came back.
+            let pool = Mempool::new(&dma, 3, 2048).unwrap();
+            let mut held: Vec<Option<Packet>> = (0..3).map(|_| pool.alloc(60)).collect();
+            let mut pool = Some(pool);
+            let mut taken = None;
+            for &action in &order {
+                match action {
+                    0 => drop(held[0].take()),
+                    1 => {
+                        let mut returns = Returns::default();
+                        returns.push(held[1].take().unwrap());
+                        returns.push(held[2].take().unwrap());
+                    }
+                    2 => {
+                        taken = pool.as_ref().unwrap().alloc(60);
+                        let back = held.iter().filter(|h| h.is_none()).count();
+                        assert_eq!(taken.is_some(), back > 0, "{order:?}");
+                        let others = held.iter().flatten().map(|h| h.idx);
+                        assert!(
+                            others
+                                .into_iter()
+                                .all(|i| Some(i) != taken.as_ref().map(|p| p.idx))
+                        );
+                    }
+                    _ => drop(pool.take()),
+                }
+                let home = held.iter().all(Option::is_none) && taken.is_none();
+                assert_eq!(
+                    dma.live(),
+                    usize::from(pool.is_some() || !home),
+                    "{order:?}"
+                );
+            }
+            drop(taken);
+            assert_eq!(dma.live(), 0, "{order:?}");
+        }
     }
 }
