@@ -249,7 +249,7 @@ impl RxRing {
         // device that set DD out of order would make this hand out buffers it still owns;
         // checking DD on every descriptor would cost a load per packet for a guarantee
         // the hardware gives.
-        let limit = self.pool.ready(num).min(num).min(mask + 1 - start);
+        let limit = num.min(self.pool.ready()).min(mask + 1 - start);
         if limit == 0 {
             self.nombuf += u64::from(num > 0 && self.frame_ready());
             return 0;
@@ -280,7 +280,7 @@ impl RxRing {
         let bufs = self.bufs.as_mut_ptr();
         let pool = &self.pool;
         buffer.extend((start..start + n).map(|i| {
-            // SAFETY: `n <= pool.ready(num)` and nothing else allocates from the pool
+            // SAFETY: `n <= pool.ready()` and nothing else allocates from the pool
             // while this runs (its handles are on this thread), so it has a buffer.
             let fresh = unsafe { pool.alloc_ready() };
             // SAFETY: i <= mask: a descriptor of the ring, completed by the device (DD).

@@ -71,6 +71,9 @@ struct PoolInner {
     /// Free-list links: `next[i]` follows buffer `i` on the list that holds it. Written
     /// only by the holder of buffer `i` (relaxed: published by the list operations).
     next: Box<[AtomicU32]>,
+    /// For the first buffer of each chain on the return list, the chain's last buffer
+    /// (written by its returner), so that the owner finds the list's end chain by chain.
+    chain_end: Box<[AtomicU32]>,
     /// The local free list, first buffer and length: used only through [`Mempool`]
     /// handles, which all live on one thread.
     head: Cell<u32>,
@@ -118,36 +121,35 @@ impl PoolInner {
         idx
     }
 
-    /// The local list's length, after moving the return list onto it if it holds fewer
-    /// than `n` buffers. On the handles' thread.
+    /// The local list's length, after taking the return list over if it holds anything:
+    /// the buffers returned last are used first, still warm in the cache (as a LIFO free
+    /// stack would). On the handles' thread; called once per batch.
     #[inline(always)]
-    fn ready(&self, n: u32) -> u32 {
-        if self.count.get() < n {
+    fn ready(&self) -> u32 {
+        if returned_count(self.returned.load(Ordering::Relaxed)) > 0 {
             self.take_returned();
         }
         self.count.get()
     }
 
-    /// Moves the whole return list onto the local list: one atomic swap, and a walk to
-    /// the end of the local list (short: this runs when it holds fewer buffers than a
-    /// batch needs). Acquire: the returners' writes to the buffers and links are visible
+    /// Moves the whole return list in front of the local list: one atomic swap, and a
+    /// walk to its end chain by chain (one step per returned batch, not per buffer).
+    /// Acquire: the returners' writes to the buffers, links and chain ends are visible
     /// afterwards.
-    #[cold]
     #[inline(never)]
     fn take_returned(&self) {
-        if returned_count(self.returned.load(Ordering::Relaxed)) == 0 {
-            return;
-        }
         let word = self.returned.swap(u64::from(NIL), Ordering::Acquire);
-        let mut end = self.head.get();
-        if end == NIL {
-            self.head.set(word as u32);
-        } else {
-            while self.link(end).load(Ordering::Relaxed) != NIL {
-                end = self.link(end).load(Ordering::Relaxed);
+        let first = word as u32;
+        let end_of = |chain: u32| self.chain_end[chain as usize].load(Ordering::Relaxed);
+        let mut end = end_of(first);
+        loop {
+            match self.link(end).load(Ordering::Relaxed) {
+                NIL => break,
+                next => end = end_of(next),
             }
-            self.link(end).store(word as u32, Ordering::Relaxed);
         }
+        self.link(end).store(self.head.get(), Ordering::Relaxed);
+        self.head.set(first);
         self.count.set(self.count.get() + returned_count(word));
     }
 
@@ -158,6 +160,7 @@ impl PoolInner {
     fn give_back(&self, first: u32, last: u32, n: u32) -> bool {
         // Read before: once the chain is in, another returner may complete and free it.
         let all = self.num_entries;
+        self.chain_end[first as usize].store(last, Ordering::Relaxed);
         let mut old = self.returned.load(Ordering::Relaxed);
         loop {
             self.link(last).store(old as u32, Ordering::Relaxed);
@@ -230,6 +233,7 @@ impl Mempool {
             next: (1..=num_entries)
                 .map(|i| AtomicU32::new(if i == num_entries { NIL } else { i }))
                 .collect(),
+            chain_end: (0..num_entries).map(|_| AtomicU32::new(NIL)).collect(),
             head: Cell::new(0),
             count: Cell::new(num_entries),
             handles: Cell::new(1),
@@ -313,12 +317,11 @@ impl Mempool {
         n
     }
 
-    /// Buffers that [`Mempool::alloc_empty`] hands out without touching the return list:
-    /// the local list, after taking the return list over if it holds fewer than `n`.
-    /// The receive rings size their batches by it.
+    /// Buffers that [`Mempool::alloc_ready`] hands out: the local list, after taking
+    /// the return list over. The receive rings size each batch by it.
     #[inline(always)]
-    pub(crate) fn ready(&self, n: usize) -> usize {
-        self.pool().ready(n.try_into().unwrap_or(u32::MAX)) as usize
+    pub(crate) fn ready(&self) -> usize {
+        self.pool().ready() as usize
     }
 
     /// Takes a buffer as an empty packet with the standard headroom (`None` if the pool
@@ -326,7 +329,7 @@ impl Mempool {
     #[inline(always)]
     pub(crate) fn alloc_empty(&self) -> Option<Packet> {
         // SAFETY: the local list holds a buffer.
-        (self.ready(1) > 0).then(|| unsafe { self.alloc_ready() })
+        (self.ready() > 0).then(|| unsafe { self.alloc_ready() })
     }
 
     /// Takes a buffer of the local list as an empty packet with the standard headroom:
@@ -355,7 +358,7 @@ impl Mempool {
     /// lost to the pool (its memory is then never freed), so take all `n`.
     #[inline(always)]
     pub(crate) unsafe fn reserve(&self, n: usize) -> Option<Reserved<'_>> {
-        if self.ready(n) < n {
+        if self.ready() < n {
             return None;
         }
         let pool = self.pool();
