@@ -15,9 +15,12 @@
 //!   returned buffers onto. [`Packet`] is `Send`: a packet received on one thread may be
 //!   sent or dropped on another. Dropping it pushes its buffer with one compare-and-swap;
 //!   the transmit rings return each cleaned batch of a pool as one chain with one
-//!   compare-and-swap ([`drop_batch`]), like DPDK's per-core mempool caches flushing in
-//!   bulk. When its local list runs empty, the owner takes the whole return list over
-//!   with one atomic swap (so no ABA: nothing but the owner ever removes from it).
+//!   compare-and-swap (`drop_batch`), like DPDK's per-core mempool caches flushing in
+//!   bulk. Once per receive batch the owner takes the whole return list over with one
+//!   atomic swap (so no ABA: nothing but the owner ever removes from it) and puts it in
+//!   front of its local list, finding its end in one step per returned chain (each
+//!   chain's first buffer names its last): recently used buffers are reused first, still
+//!   warm in the cache, as from a LIFO free stack.
 //!
 //! So the per-packet paths of a queue do no atomic read-modify-write: allocation is local,
 //! and returns are batched. Release on the push and Acquire on the take order a buffer's
@@ -627,7 +630,7 @@ impl DerefMut for Packet {
 
 impl Drop for Packet {
     /// Returns the buffer to its pool's return list: one compare-and-swap. Packets
-    /// dropped in numbers go back cheaper through [`drop_batch`] (the transmit rings do).
+    /// dropped in numbers go back cheaper in chains (the transmit rings do).
     #[inline(always)]
     fn drop(&mut self) {
         if self.pool().give_back(self.idx, self.idx, 1) {
