@@ -2,16 +2,24 @@
 //! byte of every packet (offset 48). Prints per-port stats every second.
 //!
 //! `forwarder <pci address 1> <pci address 2>`
+//!
+//! With `IXY_QUEUES=n` (n > 1) each port opens n queue pairs (the NIC spreads received
+//! flows over them: RSS) and is split into per-queue handles ([`ixy::queues`]); thread `q`
+//! forwards between queue pair `q` of the two ports, and the main thread prints the port
+//! lines and a line per queue (`[addr] queue q: RX: ... | TX: ...`) every second.
 
 mod common;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ixy::IxyDevice;
+use ixy::queues::{RxQueue, TxQueue};
 
 const USAGE: common::Usage = common::Usage {
     synopsis: "forwarder <pci address 1> <pci address 2>",
-    env: &[],
+    env: &["IXY_QUEUES=n (queue pairs per port, one thread each; default 1)"],
     device_env: true,
 };
 
@@ -24,14 +32,29 @@ fn forward(
     tx: &mut dyn IxyDevice,
     dropped: &mut u64,
 ) {
-    let n = rx.rx_batch(0, buffer, BATCH_SIZE);
+    forward_with(
+        buffer,
+        |b| rx.rx_batch(0, b, BATCH_SIZE),
+        |b| tx.tx_batch(0, b),
+        dropped,
+    );
+}
+
+/// One batch from `rx` to `tx`, whatever they are (a device's queue 0, or split queues).
+fn forward_with(
+    buffer: &mut VecDeque<ixy::Packet>,
+    rx: impl FnOnce(&mut VecDeque<ixy::Packet>) -> usize,
+    tx: impl FnOnce(&mut VecDeque<ixy::Packet>) -> usize,
+    dropped: &mut u64,
+) {
+    let n = rx(buffer);
     if n > 0 {
         for p in buffer.iter_mut() {
             if p.len() > 48 {
                 p[48] = p[48].wrapping_add(1);
             }
         }
-        tx.tx_batch(0, buffer);
+        tx(buffer);
         // What the transmit queue had no room for is dropped (returns to its pool).
         *dropped += buffer.len() as u64;
         buffer.clear();
@@ -44,12 +67,21 @@ fn main() {
     if args.len() != 3 {
         USAGE.exit("expected two PCI addresses");
     }
-    let cfgs = [USAGE.device_config(&args[1]), USAGE.device_config(&args[2])];
+    let queues = match std::env::var("IXY_QUEUES") {
+        Ok(v) => v.parse::<u16>().ok().filter(|&n| n > 0).unwrap_or_else(|| {
+            USAGE.exit(&format!("IXY_QUEUES={v} is not a number from 1 to 65535"))
+        }),
+        Err(_) => 1,
+    };
+    let cfgs = [&args[1], &args[2]].map(|a| USAGE.device_config(a).queues(queues, queues));
     if args[1].parse::<ixy::PciAddress>().ok() == args[2].parse().ok() {
         USAGE.exit("the two ports must be different devices");
     }
     let mut dev1 = common::open(&cfgs[0]);
     let mut dev2 = common::open(&cfgs[1]);
+    if queues > 1 {
+        return on_threads(dev1, dev2);
+    }
     let mut buffer = VecDeque::with_capacity(BATCH_SIZE);
     let mut stats = common::StatsPrinter::new(&mut [&mut dev1, &mut dev2]);
     let mut round: u32 = 0;
@@ -64,4 +96,73 @@ fn main() {
             stats.tick_with_drops(&mut [&mut dev1, &mut dev2], &dropped);
         }
     }
+}
+
+/// The forwarding loop of one thread: queue pair `q` of both ports.
+fn forward_queues(mut pair: [(RxQueue, TxQueue); 2], dropped: &[AtomicU64; 2]) {
+    let mut buffer = VecDeque::with_capacity(BATCH_SIZE);
+    let mut lost = [0u64; 2];
+    while !common::stopped() {
+        for (port, (rx, tx)) in pair.iter_mut().enumerate() {
+            forward_with(
+                &mut buffer,
+                |b| rx.rx_batch(b, BATCH_SIZE),
+                |b| tx.tx_batch(b),
+                &mut lost[1 - port],
+            );
+        }
+        // Published per batch that lost packets, not per packet.
+        for (total, n) in dropped.iter().zip(lost.iter_mut()) {
+            if *n > 0 {
+                total.fetch_add(std::mem::take(n), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// `IXY_QUEUES` > 1: splits both ports, forwards on one thread per queue pair and prints
+/// the port lines and per-queue lines from the control handles.
+fn on_threads(mut dev1: Box<dyn IxyDevice>, mut dev2: Box<dyn IxyDevice>) {
+    let [a, b] = [&mut dev1, &mut dev2].map(|d| d.split().unwrap_or_else(|e| common::fail(e)));
+    let dropped = [AtomicU64::new(0), AtomicU64::new(0)];
+    let pairs = a.rx.into_iter().zip(b.tx).zip(b.rx.into_iter().zip(a.tx));
+    std::thread::scope(|s| {
+        for ((rx1, tx2), (rx2, tx1)) in pairs {
+            let dropped = &dropped;
+            s.spawn(move || forward_queues([(rx1, tx2), (rx2, tx1)], dropped));
+        }
+        let mut stats = common::StatsPrinter::new(&mut [&mut dev1, &mut dev2]);
+        let mut queue_before = [dev1.stats(), dev2.stats()];
+        let mut last = Instant::now();
+        while !common::stopped() {
+            std::thread::sleep(Duration::from_millis(100));
+            let drops = dropped.each_ref().map(|d| d.load(Ordering::Relaxed));
+            stats.tick_with_drops(&mut [&mut dev1, &mut dev2], &drops);
+            if last.elapsed() >= Duration::from_secs(1) {
+                let elapsed = std::mem::replace(&mut last, Instant::now()).elapsed();
+                for (dev, before) in [&mut dev1, &mut dev2].into_iter().zip(&mut queue_before) {
+                    print_queues(dev.as_mut(), before, elapsed);
+                }
+            }
+        }
+    });
+}
+
+/// One line per queue of `dev`: its packet rates since `before` (from the device's
+/// per-queue counters; none if the driver has none).
+fn print_queues(dev: &mut dyn IxyDevice, before: &mut ixy::DeviceStats, elapsed: Duration) {
+    let now = dev.stats();
+    let mpps = |now: &[ixy::QueueStats], then: &[ixy::QueueStats], q: usize| {
+        let old = then.get(q).map_or(0, |s| s.packets);
+        now.get(q).map_or(0, |s| s.packets).wrapping_sub(old) as f64 / 1e6 / elapsed.as_secs_f64()
+    };
+    for q in 0..now.rx_queues.len().max(now.tx_queues.len()) {
+        println!(
+            "[{}] queue {q}: RX: {:.4} Mpps | TX: {:.4} Mpps",
+            dev.pci_addr(),
+            mpps(&now.rx_queues, &before.rx_queues, q),
+            mpps(&now.tx_queues, &before.tx_queues, q)
+        );
+    }
+    *before = now;
 }

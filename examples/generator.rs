@@ -6,6 +6,9 @@
 //! Frame layout: Ethernet (destination `$IXY_DST_MAC`, default 10:10:10:10:10:10; source the
 //! device's MAC), IPv4 10.0.0.1 → 10.0.0.2 with a valid header checksum, UDP 42 → 1337, and
 //! 18 payload bytes whose last four (frame offset 56..60) are a big-endian sequence number.
+//!
+//! With `IXY_FLOWS=n` the packets belong to n flows, UDP source ports 42 to 41 + n in turn
+//! (packet `seq` from port 42 + seq % n), so that a receiver's RSS has flows to spread.
 
 mod common;
 
@@ -16,7 +19,10 @@ use ixy::Mempool;
 
 const USAGE: common::Usage = common::Usage {
     synopsis: "generator <pci address> [packet count]",
-    env: &["IXY_DST_MAC=aa:bb:cc:dd:ee:ff (destination MAC, default 10:10:10:10:10:10)"],
+    env: &[
+        "IXY_DST_MAC=aa:bb:cc:dd:ee:ff (destination MAC, default 10:10:10:10:10:10)",
+        "IXY_FLOWS=n (UDP flows: source ports 42 to 41 + n in turn; default 1)",
+    ],
     device_env: true,
 };
 
@@ -76,6 +82,14 @@ fn main() {
             .unwrap_or_else(|| USAGE.exit(&format!("IXY_DST_MAC={s} is not a MAC address"))),
         Err(_) => [0x10; 6],
     };
+    let flows = match std::env::var("IXY_FLOWS") {
+        Ok(v) => v
+            .parse::<u16>()
+            .ok()
+            .filter(|&n| n > 0 && n <= u16::MAX - 41),
+        Err(_) => Some(1),
+    }
+    .unwrap_or_else(|| USAGE.exit("IXY_FLOWS must be a number from 1 to 65494"));
     let cfg = USAGE.device_config(&args[1]);
 
     let mut dev = common::open(&cfg);
@@ -103,6 +117,9 @@ fn main() {
         pool.alloc_batch(&mut buffer, want, PACKET_SIZE);
         for p in buffer.iter_mut() {
             p[SEQ_OFFSET..].copy_from_slice(&seq.to_be_bytes());
+            if flows > 1 {
+                p[34..36].copy_from_slice(&(42 + (seq % u32::from(flows)) as u16).to_be_bytes());
+            }
             seq = seq.wrapping_add(1);
         }
         let n = dev.tx_batch(0, &mut buffer);

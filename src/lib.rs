@@ -131,6 +131,7 @@ pub mod memory;
 #[cfg(feature = "model")]
 pub mod model;
 pub mod pci;
+pub mod queues;
 pub mod registers;
 #[cfg(test)]
 #[path = "../tests/support/testing.rs"]
@@ -212,6 +213,14 @@ pub trait IxyDevice {
 
     /// Sets all counters to zero.
     fn reset_stats(&mut self);
+
+    /// Moves every queue out of the device into handles that can each go to their own
+    /// thread; the device stays as the control handle (link, MAC, promiscuous mode,
+    /// statistics). See [`queues`]. Drivers that cannot split (all but ixgbe, and ixgbe
+    /// with interrupts) return an error and keep their queues.
+    fn split(&mut self) -> Result<queues::Queues> {
+        Err(queues::unsupported(self.driver_name()))
+    }
 }
 
 /// Counters of a device, since it was opened or last reset.

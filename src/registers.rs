@@ -9,6 +9,7 @@
 //! live here once.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -31,7 +32,20 @@ pub trait RegisterSpace {
     fn clear_bits(&self, offset: usize, bits: u32) {
         self.write32(offset, self.read32(offset) & !bits);
     }
+
+    /// This register space as one that threads may share (a split device's queues
+    /// use it from their threads, [`crate::queues`]), or `None` if it cannot be shared.
+    fn share(this: &Arc<Self>) -> Option<SharedRegs>
+    where
+        Self: Sized,
+    {
+        let _ = this;
+        None
+    }
 }
+
+/// A register space shared between threads.
+pub type SharedRegs = Arc<dyn RegisterSpace + Send + Sync>;
 
 /// Polls `offset` until `(value & mask) == expected` or `timeout` passes.
 ///
@@ -184,6 +198,10 @@ impl MmioRegion {
 }
 
 impl RegisterSpace for MmioRegion {
+    fn share(this: &Arc<Self>) -> Option<SharedRegs> {
+        Some(Arc::clone(this) as SharedRegs)
+    }
+
     #[inline(always)]
     fn read32(&self, offset: usize) -> u32 {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
@@ -194,6 +212,28 @@ impl RegisterSpace for MmioRegion {
     fn write32(&self, offset: usize, value: u32) {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
         unsafe { self.ptr::<u32>(offset).write_volatile(value) }
+    }
+}
+
+// SAFETY: the region is device register space, not Rust memory (`from_raw_parts`), reached
+// only by volatile accesses; the device serialises them, so threads may share it: a split
+// device's queues each write their own tail register while the control handle uses the
+// rest (see `crate::queues`).
+unsafe impl Send for MmioRegion {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for MmioRegion {}
+
+/// A register space shared between a device's control handle and its queues' handles,
+/// once split ([`crate::queues`]).
+impl<R: RegisterSpace + ?Sized> RegisterSpace for Arc<R> {
+    #[inline(always)]
+    fn read32(&self, offset: usize) -> u32 {
+        (**self).read32(offset)
+    }
+
+    #[inline(always)]
+    fn write32(&self, offset: usize, value: u32) {
+        (**self).write32(offset, value)
     }
 }
 

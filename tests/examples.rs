@@ -108,7 +108,7 @@ fn usage_error(name: &str, args: &[&str], env: &[(&str, &str)], first_line: &str
 
 #[test]
 fn generator_usage_errors_exit_2() {
-    let own = ["IXY_DST_MAC"];
+    let own = ["IXY_DST_MAC", "IXY_FLOWS"];
     usage_error(
         "generator",
         &[],
@@ -145,6 +145,13 @@ fn generator_usage_errors_exit_2() {
         "error: IXY_INTERRUPT_TIMEOUT_MS=soon is not a number from -1 to 32767",
         &own,
     );
+    usage_error(
+        "generator",
+        &["0000:00:04.0"],
+        &[("IXY_FLOWS", "0")],
+        "error: IXY_FLOWS must be a number from 1 to 65494",
+        &own,
+    );
 }
 
 #[test]
@@ -154,7 +161,14 @@ fn forwarder_usage_errors_exit_2() {
         &["0000:00:04.0"],
         &[],
         "error: expected two PCI addresses",
-        &[],
+        &["IXY_QUEUES"],
+    );
+    usage_error(
+        "forwarder",
+        &["0000:00:04.0", "0000:00:05.0"],
+        &[("IXY_QUEUES", "0")],
+        "error: IXY_QUEUES=0 is not a number from 1 to 65535",
+        &["IXY_QUEUES"],
     );
     // The same device, written two ways.
     usage_error(
@@ -162,7 +176,7 @@ fn forwarder_usage_errors_exit_2() {
         &["0000:00:04.0", "00:04.0"],
         &[],
         "error: the two ports must be different devices",
-        &[],
+        &["IXY_QUEUES"],
     );
     usage_error(
         "forwarder",
@@ -171,7 +185,7 @@ fn forwarder_usage_errors_exit_2() {
         "error: invalid PCI address '0000:00:04.9': function must be one digit 0-7; \
          expected the form 0000:03:00.0 (`cargo run --example list` shows the network \
          controllers)",
-        &[],
+        &["IXY_QUEUES"],
     );
 }
 

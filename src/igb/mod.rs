@@ -43,6 +43,7 @@ use crate::interrupts::QueueInterrupt;
 use crate::ixgbe::IxgbeOptions;
 use crate::memory::{DmaAllocator, Mempool};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
+use crate::queues::QueueControl;
 use crate::registers::{MmioRegion, RegisterSpace};
 use crate::{DeviceConfig, DeviceStats};
 
@@ -325,6 +326,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
 impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
     type Regs = R;
     const NAME: &'static str = "igb";
+    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (82576 datasheet 8.10, 8.12).
+    const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
+        rx: (regs::rx_queue, regs::XDCTL_ENABLE),
+        tx: (regs::tx_queue, regs::XDCTL_ENABLE),
+    });
 
     fn shell(&self) -> &Shell<R> {
         &self.shell
@@ -366,7 +372,7 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
         let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
         let (rx_packets, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
         let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
-        let queue_drops: u64 = (0..self.shell.rx.len()).map(|q| r(regs::rqdpc(q))).sum();
+        let queue_drops: u64 = (0..self.shell.queues().0).map(|q| r(regs::rqdpc(q))).sum();
         let dropped = r(regs::MPC) + queue_drops;
         let (nombuf, tx_dropped) = self.shell.take_drops();
         let s = &mut self.stats;
@@ -395,8 +401,9 @@ impl<R: RegisterSpace> Drop for IgbDevice<R> {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        let rx = (0..s.rx.len()).map(|q| (regs::rx_queue(q).ctl, "receive", q));
-        let tx = (0..s.tx.len()).map(|q| (regs::tx_queue(q).ctl, "transmit", q));
+        let (rx, tx) = s.queues();
+        let rx = (0..rx).map(|q| (regs::rx_queue(q).ctl, "receive", q));
+        let tx = (0..tx).map(|q| (regs::tx_queue(q).ctl, "transmit", q));
         for (ctl, kind, q) in rx.chain(tx) {
             let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
             if let Err(e) = s.stop_queue(ctl, regs::XDCTL_ENABLE, QUEUE_TIMEOUT, &what) {

@@ -275,9 +275,7 @@ impl RxRing {
     #[inline(always)]
     fn completed(&mut self, num: usize) -> usize {
         let start = self.next;
-        let limit = num
-            .min(self.pool.free_count())
-            .min(self.ring.mask + 1 - start);
+        let limit = num.min(self.pool.ready()).min(self.ring.mask + 1 - start);
         if limit == 0 {
             self.nombuf += u64::from(num > 0 && self.frame_ready());
             return 0;
@@ -301,7 +299,7 @@ impl RxRing {
     fn hand_out(&mut self, start: usize, n: usize, buffer: &mut VecDeque<Packet>) {
         let (descs, bufs) = (self.ring.descs.as_ptr(), self.bufs.as_mut_ptr());
         let max = self.max_len;
-        // SAFETY: `n <= pool.free_count()` (`completed`), so the pool has the buffers; the
+        // SAFETY: `n <= pool.ready()` (`completed`), so the pool has the buffers; the
         // loop returns no packet to the pool (it only moves packets), and takes all `n`.
         let mut fresh = unsafe { self.pool.reserve(n).unwrap_unchecked() };
         buffer.extend((start..start + n).map(|i| {
@@ -451,14 +449,14 @@ impl TxRing {
             // last packet of a pool) leaks the rest of the batch instead of dropping a
             // packet twice later.
             self.clean = (last + 1) & mask;
-            // SAFETY: clean + TX_CLEAN_BATCH <= size (above): slots of the ring.
-            let batch = unsafe { self.bufs.get_unchecked_mut(clean..clean + TX_CLEAN_BATCH) };
-            for slot in batch {
-                // SAFETY: the slot lay between clean and next, so it is initialised, and
-                // `clean` was moved past it above, so nothing else drops it. Dropping the
-                // packet returns it to its pool.
-                unsafe { slot.assume_init_drop() };
-            }
+            // SAFETY: clean + TX_CLEAN_BATCH <= size (above): slots of the ring. They lay
+            // between clean and next, so they are initialised, and `clean` was moved past
+            // them above, so nothing else drops them. Dropping the packets returns them to
+            // their pools, a chain per pool.
+            unsafe {
+                let batch = self.bufs.get_unchecked_mut(clean..clean + TX_CLEAN_BATCH);
+                crate::memory::mempool::drop_batch(batch)
+            };
         }
     }
 

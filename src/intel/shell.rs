@@ -4,6 +4,7 @@
 //! ([`IntelDriver`]) only for what differs: MAC address, link, promiscuous mode, counters.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::irq::{self, IrqRegs};
@@ -14,6 +15,7 @@ use crate::interrupts::QueueInterrupt;
 use crate::ixgbe::IxgbeOptions;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DeviceId, DriverKind, PciDevice};
+use crate::queues::{self, QueueControl, Queues};
 use crate::registers::{MmioRegion, RegisterSpace, wait_device};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
@@ -21,10 +23,12 @@ use crate::{DeviceConfig, DeviceStats, IxyDevice};
 pub(crate) struct Shell<R> {
     /// The device's name in messages (its PCI address on hardware).
     pub(crate) name: String,
-    /// BAR0.
-    pub(crate) regs: R,
+    /// BAR0, shared with the queue handles once split ([`IxyDevice::split`]).
+    pub(crate) regs: Arc<R>,
     pub(crate) rx: Vec<RxRing>,
     pub(crate) tx: Vec<TxRing>,
+    /// Receive and transmit rings moved out by [`IxyDevice::split`].
+    split: (usize, usize),
     /// One per receive queue when interrupts are on, empty when polling (always for VFs).
     /// Checked once per `rx_batch`: the only cost of interrupts on the polling path.
     pub(crate) irqs: Vec<QueueInterrupt>,
@@ -41,14 +45,21 @@ impl<R: RegisterSpace> Shell<R> {
     pub(crate) fn new(name: &str, regs: R, irq_at: IrqRegs, irqs: Vec<QueueInterrupt>) -> Self {
         Shell {
             name: name.to_string(),
-            regs,
+            regs: Arc::new(regs),
             rx: Vec::new(),
             tx: Vec::new(),
+            split: (0, 0),
             irqs,
             irq_at,
             promisc: false,
             pci: None,
         }
+    }
+
+    /// Receive and transmit queues the device has, also those split off: for the
+    /// counters and for disabling them all when the device closes.
+    pub(crate) fn queues(&self) -> (usize, usize) {
+        (self.rx.len() + self.split.0, self.tx.len() + self.split.1)
     }
 
     /// An error of this device.
@@ -178,6 +189,10 @@ pub(crate) trait IntelDriver {
     fn counters(&mut self) -> DeviceStats;
     /// [`IxyDevice::reset_stats`].
     fn zero_counters(&mut self);
+    /// Where the queue control registers are, for a driver whose queues can be split
+    /// off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs, whose PF-reset
+    /// recovery needs every ring).
+    const QUEUE_CONTROL: Option<QueueControl> = None;
     /// A queue made no progress (an empty poll, a full ring): a VF looks for a PF reset.
     #[inline(always)]
     fn stalled(&mut self) {}
@@ -264,6 +279,24 @@ impl<D: IntelDriver> IxyDevice for D {
 
     fn reset_stats(&mut self) {
         self.zero_counters();
+    }
+
+    /// Polling devices only: a queue on its own thread has no interrupt path.
+    fn split(&mut self) -> Result<Queues> {
+        let Some(ctl) = D::QUEUE_CONTROL else {
+            return Err(queues::unsupported(D::NAME));
+        };
+        let s = self.shell_mut();
+        if !s.irqs.is_empty() {
+            return Err(Error::config(format!(
+                "{}: a device with interrupts cannot be split into queues (open it polling)",
+                s.name
+            )));
+        }
+        let counts = (s.rx.len(), s.tx.len());
+        let queues = queues::split(&s.name, &s.regs, &mut s.rx, &mut s.tx, ctl)?;
+        s.split = (s.split.0 + counts.0, s.split.1 + counts.1);
+        Ok(queues)
     }
 }
 

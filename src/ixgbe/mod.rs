@@ -46,6 +46,7 @@ use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::memory::{DmaAllocator, Mempool};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
+use crate::queues::QueueControl;
 use crate::registers::{Deadline, MmioRegion, RegisterSpace};
 use crate::{DeviceConfig, DeviceStats};
 
@@ -902,7 +903,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
         // Low register first: reading the high one clears the pair.
         let pair = |lo, hi| r(lo) | r(hi) << 32;
-        let queues = 0..self.shell.rx.len().min(regs::NUM_QPRDC);
+        let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
         let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
         let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
         let (gprc, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
@@ -939,8 +940,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 .map(|c| (r.read32(packets(c)) as u64, wide(bytes(c))))
                 .collect::<Vec<_>>()
         };
-        let rx = read(self.shell.rx.len(), regs::qprc, regs::qbrc_l);
-        let tx = read(self.shell.tx.len(), regs::qptc, regs::qbtc_l);
+        let (rx, tx) = self.shell.queues();
+        let (rx, tx) = (
+            read(rx, regs::qprc, regs::qbrc_l),
+            read(tx, regs::qptc, regs::qbtc_l),
+        );
         let s = &mut self.stats;
         for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
             list.resize(counts.len(), Default::default());
@@ -969,6 +973,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     type Regs = R;
     const NAME: &'static str = "ixgbe";
+    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (8.2.3.8.6, 8.2.3.9.10).
+    const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
+        rx: (regs::rx_queue, regs::RXDCTL_ENABLE),
+        tx: (regs::tx_queue, regs::TXDCTL_ENABLE),
+    });
 
     fn shell(&self) -> &Shell<R> {
         &self.shell
@@ -1037,8 +1046,9 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
         s.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
         // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
-        let rx = (0..s.rx.len()).map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q));
-        let tx = (0..s.tx.len()).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q));
+        let (rx, tx) = s.queues();
+        let rx = (0..rx).map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q));
+        let tx = (0..tx).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q));
         let queues = rx.chain(tx);
         for (reg, bit, ..) in queues.clone() {
             s.regs.clear_bits(reg, bit);

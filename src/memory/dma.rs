@@ -51,7 +51,7 @@ impl DmaDomain {
 }
 
 /// How a region is given back when it is dropped.
-type Release = Box<dyn FnOnce(NonNull<u8>, usize)>;
+type Release = Box<dyn FnOnce(NonNull<u8>, usize) + Send>;
 
 /// A pinned memory region that a device can reach by DMA.
 ///
@@ -65,6 +65,11 @@ pub struct DmaMemory {
     domain: DmaDomain,
     release: Option<Release>,
 }
+
+// SAFETY: the region is owned exclusively by this value (`from_raw_parts`' contract) and
+// its release closure is `Send`: it may be used and released on any thread (a pool's last
+// packet may come back on another thread than the pool's).
+unsafe impl Send for DmaMemory {}
 
 impl DmaMemory {
     /// Builds a region from its parts.
@@ -241,7 +246,7 @@ unsafe impl DmaAllocator for HeapDma {
 pub(crate) unsafe fn identity_mapped(
     virt: NonNull<u8>,
     size: usize,
-    release: Box<dyn FnOnce(NonNull<u8>, usize)>,
+    release: Release,
 ) -> DmaMemory {
     let base = virt.as_ptr() as u64;
     let chunks = (0..size.div_ceil(CHUNK_SIZE))

@@ -5,10 +5,10 @@
 //! against the regions the driver allocated through [`ModelDma`] (and has not freed yet),
 //! and fails the test when an access falls outside them.
 
-use std::cell::RefCell;
 use std::ptr::NonNull;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
+use super::lock;
 use crate::error::Result;
 use crate::memory::dma::DmaDomain;
 use crate::memory::{DmaAllocator, DmaMemory, HeapDma};
@@ -85,13 +85,13 @@ impl Regions {
 /// Get one from [`Model::dma`](super::Model::dma); clones share the registry.
 #[derive(Debug, Clone)]
 pub struct ModelDma {
-    pub(crate) regions: Rc<RefCell<Regions>>,
+    pub(crate) regions: Arc<Mutex<Regions>>,
     /// Allocate below 2 GiB, where a legacy virtio device's 32-bit page numbers reach.
     low: bool,
 }
 
 impl ModelDma {
-    pub(crate) fn new(regions: Rc<RefCell<Regions>>) -> Self {
+    pub(crate) fn new(regions: Arc<Mutex<Regions>>) -> Self {
         ModelDma {
             regions,
             low: false,
@@ -100,13 +100,13 @@ impl ModelDma {
 
     /// An allocator whose regions lie below 2 GiB (the virtio model's: a legacy device
     /// takes queue addresses as 32-bit page numbers, 4.1.4.8).
-    pub(crate) fn low(regions: Rc<RefCell<Regions>>) -> Self {
+    pub(crate) fn low(regions: Arc<Mutex<Regions>>) -> Self {
         ModelDma { regions, low: true }
     }
 
     /// Number of regions allocated through this allocator and not yet freed.
     pub fn live_regions(&self) -> usize {
-        self.regions.borrow().len()
+        lock(&self.regions).len()
     }
 }
 
@@ -128,15 +128,15 @@ unsafe impl DmaAllocator for ModelDma {
             .map(|i| inner.bus_addr(i * crate::memory::dma::CHUNK_SIZE))
             .collect();
         let domain = {
-            let mut regions = self.regions.borrow_mut();
+            let mut regions = lock(&self.regions);
             regions.insert(start, start + len as u64);
             regions.domain
         };
-        let regions = Rc::clone(&self.regions);
+        let regions = Arc::clone(&self.regions);
         // The heap region itself is owned by the release closure and freed after the
         // model has forgotten it.
         let release = Box::new(move |_: NonNull<u8>, _: usize| {
-            regions.borrow_mut().remove(start);
+            lock(&regions).remove(start);
             drop(inner);
         });
         let virt = NonNull::new(virt).ok_or_else(|| crate::Error::Hugepages {

@@ -26,7 +26,7 @@
 //! link up.
 //!
 //! Everything is single-threaded: handles ([`Model`], [`Port`], [`ModelDma`]) are cheap
-//! clones of `Rc`s, and every register access runs the model synchronously (a tail write
+//! clones of `Arc`s, and every register access runs the model synchronously (a tail write
 //! moves the packets before it returns).
 //!
 //! ## A device's powers, behind `unsafe`
@@ -127,8 +127,7 @@ mod testbed;
 mod vf;
 pub mod virtio;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 pub use dma::ModelDma;
 pub use rss::toeplitz_hash;
@@ -141,6 +140,13 @@ use crate::ixgbe::{IxgbeDevice, IxgbeOptions};
 use crate::registers::RegisterSpace;
 use dma::Regions;
 use port::PortState;
+
+/// Locks a part of the model. A model that panicked (a rule violation) stays usable for
+/// the drops that follow, as with the `RefCell`s it had before it became shareable
+/// between threads.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Frame counts of one port's wire, as the model saw them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +229,7 @@ pub(crate) struct Source {
 /// The shared state behind all handles.
 pub(crate) struct ModelInner {
     pub(crate) ports: Vec<PortState>,
-    pub(crate) regions: Rc<RefCell<Regions>>,
+    pub(crate) regions: Arc<Mutex<Regions>>,
     /// SR-IOV: the PF driver model and the VFs (`pf`, `vf`).
     pub(crate) sriov: pf::Sriov,
 }
@@ -232,7 +238,7 @@ pub(crate) struct ModelInner {
 /// DMA memory the driver allocates.
 #[derive(Clone)]
 pub struct Model {
-    inner: Rc<RefCell<ModelInner>>,
+    inner: Arc<Mutex<ModelInner>>,
 }
 
 impl Default for Model {
@@ -244,7 +250,7 @@ impl Default for Model {
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
-            .field("ports", &self.inner.borrow().ports.len())
+            .field("ports", &lock(&self.inner).ports.len())
             .finish()
     }
 }
@@ -257,7 +263,7 @@ impl std::fmt::Debug for Model {
 /// driver opened through [`Model::ixgbe`] or unsafe code ([`Port::registers`]) holds.
 #[derive(Clone)]
 pub struct Port {
-    model: Rc<RefCell<ModelInner>>,
+    model: Arc<Mutex<ModelInner>>,
     index: usize,
 }
 
@@ -312,17 +318,18 @@ impl std::ops::Deref for PortRegisters {
 }
 
 impl RegisterSpace for PortRegisters {
+    fn share(this: &std::sync::Arc<Self>) -> Option<crate::registers::SharedRegs> {
+        Some(Arc::clone(this) as crate::registers::SharedRegs)
+    }
+
     #[inline(never)]
     fn read32(&self, offset: usize) -> u32 {
-        self.port.model.borrow_mut().read(self.port.index, offset)
+        lock(&self.port.model).read(self.port.index, offset)
     }
 
     #[inline(never)]
     fn write32(&self, offset: usize, value: u32) {
-        self.port
-            .model
-            .borrow_mut()
-            .write(self.port.index, offset, value)
+        lock(&self.port.model).write(self.port.index, offset, value)
     }
 }
 
@@ -335,7 +342,7 @@ impl Drop for PortRegisters {
             return;
         }
         let i = self.port.index;
-        let mut inner = self.port.model.borrow_mut();
+        let mut inner = lock(&self.port.model);
         inner.ports[i].driver = false;
         let running = inner.ports[i].stop_queues(0..regs::NUM_QUEUES);
         drop(inner);
@@ -352,9 +359,9 @@ impl Model {
     /// A model with no ports.
     pub fn new() -> Model {
         Model {
-            inner: Rc::new(RefCell::new(ModelInner {
+            inner: Arc::new(Mutex::new(ModelInner {
                 ports: Vec::new(),
-                regions: Rc::new(RefCell::new(Regions::default())),
+                regions: Arc::new(Mutex::new(Regions::default())),
                 sriov: pf::Sriov::default(),
             })),
         }
@@ -363,7 +370,7 @@ impl Model {
     /// The allocator the driver must take its DMA memory (rings, packet pools) from:
     /// the model checks every DMA access against the regions allocated here.
     pub fn dma(&self) -> ModelDma {
-        ModelDma::new(Rc::clone(&self.inner.borrow().regions))
+        ModelDma::new(Arc::clone(&lock(&self.inner).regions))
     }
 
     /// Adds a port (in its power-on state: as after a reset, link down) whose transmitted
@@ -380,11 +387,11 @@ impl Model {
     /// first) and an "NVM" AUTOC of 1 Gb/s, every other 82599 id KX4/KX/KR
     /// auto-negotiation. Everything else is the 82599 model.
     pub fn add_port_with_id(&self, device: u16) -> Port {
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         let index = inner.ports.len();
         inner.ports.push(PortState::new(index, device));
         Port {
-            model: Rc::clone(&self.inner),
+            model: Arc::clone(&self.inner),
             index,
         }
     }
@@ -403,7 +410,7 @@ impl Model {
         let i = self.check_port(p);
         let name = format!("model:{i}");
         {
-            let mut inner = self.inner.borrow_mut();
+            let mut inner = lock(&self.inner);
             if inner.ports[i].driver || inner.sriov.pf(i).is_some() {
                 return Err(Error::device(
                     &name,
@@ -422,7 +429,7 @@ impl Model {
 
     fn check_port(&self, p: &Port) -> usize {
         assert!(
-            Rc::ptr_eq(&self.inner, &p.model),
+            Arc::ptr_eq(&self.inner, &p.model),
             "82599 model: port {} belongs to another model",
             p.index
         );
@@ -433,7 +440,7 @@ impl Model {
     /// frames `b` transmits arrive at `a`'s. `connect(p, p)` is a loopback plug.
     pub fn connect(&self, a: &Port, b: &Port) {
         let (a, b) = (self.check_port(a), self.check_port(b));
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         inner.ports[a].peer = Peer::Port(b);
         inner.ports[b].peer = Peer::Port(a);
     }
@@ -446,7 +453,7 @@ impl Model {
     /// of different flows feed several queues.
     pub fn attach_source(&self, p: &Port, template: Vec<u8>, count: Option<u64>) {
         let i = self.check_port(p);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         inner.ports[i].sources.push(Source {
             template,
             remaining: count,
@@ -458,14 +465,14 @@ impl Model {
     /// Removes all traffic sources of `p`.
     pub fn detach_sources(&self, p: &Port) {
         let i = self.check_port(p);
-        self.inner.borrow_mut().ports[i].sources.clear();
+        lock(&self.inner).ports[i].sources.clear();
     }
 
     /// Frames `p` transmits are counted and dropped (the default for an unconnected port).
     /// Disconnects `p` from its peer, if any (the peer then transmits into a sink too).
     pub fn attach_sink(&self, p: &Port) {
         let i = self.check_port(p);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         if let Peer::Port(j) = inner.ports[i].peer
             && inner.ports[j].peer == Peer::Port(i)
         {
@@ -484,27 +491,27 @@ impl Model {
     /// frame of a flow that hashes there.
     pub fn inject(&self, p: &Port, frame: &[u8]) -> bool {
         let i = self.check_port(p);
-        self.inner.borrow_mut().receive(i, frame)
+        lock(&self.inner).receive(i, frame)
     }
 
     /// The rx queue `p` would deliver `frame` to under its current registers.
     pub fn rx_queue_of(&self, p: &Port, frame: &[u8]) -> usize {
         let i = self.check_port(p);
-        self.inner.borrow().ports[i].rx_queue(frame)
+        lock(&self.inner).ports[i].rx_queue(frame)
     }
 
     /// The RSS hash `p` computes for `frame` under its current registers (MRQC, RSSRK;
     /// §7.1.2.8), or `None` if RSS is off or the frame is of no type MRQC enables.
     pub fn rss_hash(&self, p: &Port, frame: &[u8]) -> Option<u32> {
         let i = self.check_port(p);
-        self.inner.borrow().ports[i].rss_hash(frame)
+        lock(&self.inner).ports[i].rss_hash(frame)
     }
 
     /// Starts (`on`) or stops recording the frames `p` transmits, for
     /// [`Model::take_transmitted`]. Recording does not change where the frames go.
     pub fn set_capture(&self, p: &Port, on: bool) {
         let i = self.check_port(p);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         inner.ports[i].capture = on;
         if !on {
             inner.ports[i].captured.clear();
@@ -514,14 +521,14 @@ impl Model {
     /// The frames `p` transmitted since the last call while capture was on.
     pub fn take_transmitted(&self, p: &Port) -> Vec<Vec<u8>> {
         let i = self.check_port(p);
-        std::mem::take(&mut self.inner.borrow_mut().ports[i].captured)
+        std::mem::take(&mut lock(&self.inner).ports[i].captured)
     }
 
     /// Makes the link of `p` never come up (`never`), e.g. no cable; or lets it come up
     /// again after the next auto-negotiation restart.
     pub fn set_link_never_up(&self, p: &Port, never: bool) {
         let i = self.check_port(p);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         inner.ports[i].link_never_up = never;
         if never {
             inner.ports[i].link_down();
@@ -536,7 +543,7 @@ impl Model {
             return self.set_link_never_up(p, held);
         }
         let i = self.check_port(p);
-        let port = &mut self.inner.borrow_mut().ports[i];
+        let port = &mut lock(&self.inner).ports[i];
         port.held = if held {
             port.held | what.bit()
         } else {
@@ -548,31 +555,31 @@ impl Model {
     /// no link while they are), as an NVM may (Linux clears them after reset).
     pub fn set_nvm_link_disabled(&self, p: &Port, disabled: bool) {
         let i = self.check_port(p);
-        self.inner.borrow_mut().ports[i].nvm_link_disabled = disabled;
+        lock(&self.inner).ports[i].nvm_link_disabled = disabled;
     }
 
     /// Whether `p`'s transmit laser is on (ESDP.SDP3 clear on an SFP+ fibre port; ports
     /// without laser control always say yes).
     pub fn laser_on(&self, p: &Port) -> bool {
-        self.inner.borrow().ports[self.check_port(p)].laser_on()
+        lock(&self.inner).ports[self.check_port(p)].laser_on()
     }
 
     /// Whether CTRL_EXT.DRV_LOAD is set on `p`: a driver told the firmware it owns the port.
     pub fn driver_loaded(&self, p: &Port) -> bool {
         let i = self.check_port(p);
-        self.inner.borrow().ports[i].reg(regs::CTRL_EXT) & regs::CTRL_EXT_DRV_LOAD != 0
+        lock(&self.inner).ports[i].reg(regs::CTRL_EXT) & regs::CTRL_EXT_DRV_LOAD != 0
     }
 
     /// Every reset of `p` so far: the CTRL reset bits written (RST, LRST) and whether the
     /// PHY's SW/FW semaphore bit was held.
     pub fn resets(&self, p: &Port) -> Vec<(u32, bool)> {
-        self.inner.borrow().ports[self.check_port(p)].resets.clone()
+        lock(&self.inner).ports[self.check_port(p)].resets.clone()
     }
 
     /// What crossed `p`'s wire so far.
     pub fn wire_stats(&self, p: &Port) -> WireStats {
         let i = self.check_port(p);
-        self.inner.borrow().ports[i].wire
+        lock(&self.inner).ports[i].wire
     }
 
     /// The MAC address port `p` loads "from its EEPROM" at reset.

@@ -23,6 +23,7 @@
 //!   port, standing in for the per-pool VMOLR bits it does not model;
 //! * anything else: NACK.
 
+use super::lock;
 use super::regs::*;
 use super::vf::{VfState, mbx};
 use super::{Completion, Model, ModelInner, Port};
@@ -337,7 +338,7 @@ impl ModelInner {
 impl Model {
     fn pf_settings(&self, pf: &Port, f: impl FnOnce(&mut PfSide)) {
         let p = self.check_port(pf);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         match inner.sriov.pf_mut(p) {
             Some(side) => f(side),
             None => panic!("82599 model: port {p} has no VFs (Model::add_vf first)"),
@@ -365,6 +366,6 @@ impl Model {
     /// queues stop and their mailboxes show a reset until they initialise again.
     pub fn pf_reset(&self, pf: &Port) {
         let p = self.check_port(pf);
-        self.inner.borrow_mut().pf_reset(p);
+        lock(&self.inner).pf_reset(p);
     }
 }

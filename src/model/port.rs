@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::dma::Regions;
+use super::lock;
 use super::regs::*;
 use super::reserved::{self, QLEN_RESERVED, SRRCTL_RESERVED, TXDCTL_RESERVED};
 use super::{Completion, ModelInner, Peer, Source, WireStats};
@@ -1145,7 +1146,7 @@ impl ModelInner {
 
     #[inline]
     fn check_dma(&self, p: usize, addr: u64, len: u64, what: &str) {
-        check_dma(&mut self.regions.borrow_mut(), p, addr, len, what);
+        check_dma(&mut lock(&self.regions), p, addr, len, what);
     }
 
     fn write_ring_common(
@@ -1636,7 +1637,7 @@ impl ModelInner {
             port.count_drop(q, Drop::NoBuffer);
             return false;
         }
-        let mut regions = regions.borrow_mut();
+        let mut regions = lock(regions);
         check_dma(
             &mut regions,
             p,
@@ -1689,7 +1690,7 @@ impl ModelInner {
             let per_frame = (template.len() + crc.len()).div_ceil(bsize) as u64;
             let frames = (ring.owned_by_device() as u64 / per_frame).min(remaining);
             if frames > 0 {
-                let mut regions = regions.borrow_mut();
+                let mut regions = lock(regions);
                 check_dma(
                     &mut regions,
                     p,
@@ -1751,7 +1752,7 @@ impl ModelInner {
         copy: bool,
     ) -> Option<(u32, usize)> {
         let port = &self.ports[p];
-        let mut regions = self.regions.borrow_mut();
+        let mut regions = lock(&self.regions);
         let n = ring.entries();
         let mut i = ring.head;
         let mut paylen = 0;

@@ -24,9 +24,9 @@
 //!
 //! Everything else reads back as written.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
+use super::lock;
 use super::pf::{self, MAX_VFS, PfSide, QUEUES_PER_POOL};
 use super::regs::*;
 use super::{Completion, Model, ModelInner, Port, WireStats};
@@ -146,7 +146,7 @@ impl VfState {
 /// on it ([`Model::ixgbevf`]). Clones refer to the same VF. Its BAR0 is [`VfRegisters`].
 #[derive(Clone)]
 pub struct VfPort {
-    model: Rc<RefCell<ModelInner>>,
+    model: Arc<Mutex<ModelInner>>,
     index: usize,
 }
 
@@ -161,12 +161,12 @@ impl std::fmt::Debug for VfPort {
 impl VfPort {
     /// The VF's number on its port (0 for the first `add_vf` on that port).
     pub fn number(&self) -> usize {
-        self.model.borrow().sriov.vfs[self.index].number
+        lock(&self.model).sriov.vfs[self.index].number
     }
 
     /// Index of the port (PF) the VF belongs to.
     pub fn port_index(&self) -> usize {
-        self.model.borrow().sriov.vfs[self.index].port
+        lock(&self.model).sriov.vfs[self.index].port
     }
 
     /// Raw access to the VF's BAR0, as a driver has it: a [`RegisterSpace`].
@@ -203,15 +203,12 @@ impl std::ops::Deref for VfRegisters {
 impl RegisterSpace for VfRegisters {
     #[inline(never)]
     fn read32(&self, offset: usize) -> u32 {
-        self.vf.model.borrow_mut().vf_read(self.vf.index, offset)
+        lock(&self.vf.model).vf_read(self.vf.index, offset)
     }
 
     #[inline(never)]
     fn write32(&self, offset: usize, value: u32) {
-        self.vf
-            .model
-            .borrow_mut()
-            .vf_write(self.vf.index, offset, value)
+        lock(&self.vf.model).vf_write(self.vf.index, offset, value)
     }
 }
 
@@ -222,7 +219,7 @@ impl Drop for VfRegisters {
         if !self.driver {
             return;
         }
-        let mut inner = self.vf.model.borrow_mut();
+        let mut inner = lock(&self.vf.model);
         let first = inner.vf_queue(self.vf.index, 0);
         let v = &mut inner.sriov.vfs[self.vf.index];
         v.driver = false;
@@ -420,7 +417,7 @@ impl Model {
     /// a port with VFs: the PF model drives it.
     pub fn add_vf(&self, pf: &Port) -> VfPort {
         let p = self.check_port(pf);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         if inner.sriov.pf(p).is_none() {
             inner.sriov.pfs.push(PfSide {
                 port: p,
@@ -467,7 +464,7 @@ impl Model {
         state.restart_counters(wire);
         inner.sriov.vfs.push(state);
         VfPort {
-            model: Rc::clone(&self.inner),
+            model: Arc::clone(&self.inner),
             index: inner.sriov.vfs.len() - 1,
         }
     }
@@ -487,7 +484,7 @@ impl Model {
         options: IxgbevfOptions,
     ) -> Result<IxgbevfDevice<VfRegisters>> {
         let i = self.check_vf(vf);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         let name = format!("model:vf{}", inner.sriov.vfs[i].number);
         let port = inner.sriov.vfs[i].port;
         if inner.sriov.vfs[i].driver || inner.ports[port].driver {
@@ -508,7 +505,7 @@ impl Model {
 
     fn check_vf(&self, vf: &VfPort) -> usize {
         assert!(
-            Rc::ptr_eq(&self.inner, &vf.model),
+            Arc::ptr_eq(&self.inner, &vf.model),
             "82599 model: VF {} belongs to another model",
             vf.index
         );
@@ -518,7 +515,7 @@ impl Model {
     /// The MAC address the PF assigned to `vf`.
     pub fn vf_mac(&self, vf: &VfPort) -> [u8; 6] {
         let i = self.check_vf(vf);
-        self.inner.borrow().sriov.vfs[i].mac
+        lock(&self.inner).sriov.vfs[i].mac
     }
 
     /// Takes `vf`'s MAC assignment away, as for a VF the host never gave a MAC: the PF
@@ -526,7 +523,7 @@ impl Model {
     /// address) and accepts the address the VF then asks for with SET_MAC_ADDR.
     pub fn set_vf_mac_unassigned(&self, vf: &VfPort) {
         let i = self.check_vf(vf);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         let v = &mut inner.sriov.vfs[i];
         v.mac = [0; 6];
         v.pf_set_mac = false;
@@ -536,7 +533,7 @@ impl Model {
     /// (`ip link set <pf> vf <n> trust on`).
     pub fn set_vf_trusted(&self, vf: &VfPort, trusted: bool) {
         let i = self.check_vf(vf);
-        self.inner.borrow_mut().sriov.vfs[i].trusted = trusted;
+        lock(&self.inner).sriov.vfs[i].trusted = trusted;
     }
 
     /// Makes the PF answer GET_QUEUES with `traffic_classes` (word 3) and `default_queue`
@@ -544,20 +541,20 @@ impl Model {
     /// VF transmits on one queue, the default one.
     pub fn set_vf_traffic_classes(&self, vf: &VfPort, traffic_classes: u32, default_queue: u32) {
         let i = self.check_vf(vf);
-        self.inner.borrow_mut().sriov.vfs[i].tcs = [traffic_classes, default_queue];
+        lock(&self.inner).sriov.vfs[i].tcs = [traffic_classes, default_queue];
     }
 
     /// Word 0 of every mailbox message the PF received from `vf`, oldest first.
     pub fn pf_messages(&self, vf: &VfPort) -> Vec<u32> {
         let i = self.check_vf(vf);
-        self.inner.borrow().sriov.vfs[i].log.clone()
+        lock(&self.inner).sriov.vfs[i].log.clone()
     }
 
     /// The mailbox API version the PF agreed with `vf` (wire numbering), and its xcast
     /// mode (0 none, 1 multicast, 2 all-multicast, 3 promiscuous).
     pub fn vf_negotiated(&self, vf: &VfPort) -> (u32, u32) {
         let i = self.check_vf(vf);
-        let inner = self.inner.borrow();
+        let inner = lock(&self.inner);
         (inner.sriov.vfs[i].api, inner.sriov.vfs[i].xcast)
     }
 
@@ -565,14 +562,14 @@ impl Model {
     /// last reset).
     pub fn vf_clear_to_send(&self, vf: &VfPort) -> bool {
         let i = self.check_vf(vf);
-        self.inner.borrow().sriov.vfs[i].clear_to_send
+        lock(&self.inner).sriov.vfs[i].clear_to_send
     }
 
     /// Sets `vf`'s rolling counters (rx packets, tx packets, rx octets, tx octets) to
     /// these values now, e.g. just below their wrap.
     pub fn preset_vf_counters(&self, vf: &VfPort, values: [u64; 4]) {
         let i = self.check_vf(vf);
-        let mut inner = self.inner.borrow_mut();
+        let mut inner = lock(&self.inner);
         let wire = inner.ports[inner.sriov.vfs[i].port].wire;
         let v = &mut inner.sriov.vfs[i];
         v.counters = Counters {
@@ -588,14 +585,14 @@ impl Model {
             queue < QUEUES_PER_POOL,
             "82599 model: a VF has {QUEUES_PER_POOL} queues"
         );
-        self.inner.borrow().vf_queue(i, queue)
+        lock(&self.inner).vf_queue(i, queue)
     }
 
     /// One frame arrives for `vf` (its pool): it goes to the VF's receive queue 0, where
     /// the 82599 puts a pool's frames without RSS (see the module documentation).
     pub fn inject_to_vf(&self, vf: &VfPort, frame: &[u8]) -> bool {
         let pq = self.vf_port_queue(vf, 0);
-        let p = self.inner.borrow().sriov.vfs[vf.index].port;
-        self.inner.borrow_mut().receive_on(p, pq, frame)
+        let p = lock(&self.inner).sriov.vfs[vf.index].port;
+        lock(&self.inner).receive_on(p, pq, frame)
     }
 }

@@ -53,8 +53,10 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use super::dma::Regions;
+use super::lock;
 use super::{ModelDma, Peer, Source, WireStats};
 use crate::virtio::VirtioDevice;
 use crate::virtio::transport::VirtioBar;
@@ -465,7 +467,7 @@ impl Net {
 /// The shared state behind all handles.
 pub(crate) struct VirtioInner {
     nets: Vec<Net>,
-    regions: Rc<RefCell<Regions>>,
+    regions: Arc<Mutex<Regions>>,
     /// Scratch for one descriptor chain: (address, length, flags).
     chain: Vec<(u64, u32, u16)>,
     /// Scratch for one frame.
@@ -505,19 +507,13 @@ unsafe fn write_mem(addr: u64, data: &[u8]) {
 
 impl VirtioInner {
     fn read16(&self, dev: usize, addr: u64, what: &str) -> u16 {
-        check_dma(&mut self.regions.borrow_mut(), dev, addr, 2, what);
+        check_dma(&mut lock(&self.regions), dev, addr, 2, what);
         // SAFETY: checked just above.
         u16::from_le_bytes(unsafe { read_mem::<2>(addr) })
     }
 
     fn write_bytes(&self, dev: usize, addr: u64, data: &[u8], what: &str) {
-        check_dma(
-            &mut self.regions.borrow_mut(),
-            dev,
-            addr,
-            data.len() as u64,
-            what,
-        );
+        check_dma(&mut lock(&self.regions), dev, addr, data.len() as u64, what);
         // SAFETY: checked just above.
         unsafe { write_mem(addr, data) }
     }
@@ -537,7 +533,7 @@ impl VirtioInner {
                 vq.used
             );
         }
-        let mut regions = self.regions.borrow_mut();
+        let mut regions = lock(&self.regions);
         check_dma(&mut regions, d, vq.desc, 16 * n, "descriptor table");
         check_dma(&mut regions, d, vq.avail, 6 + 2 * n, "available ring");
         check_dma(&mut regions, d, vq.used, 6 + 8 * n, "used ring");
@@ -587,20 +583,14 @@ impl VirtioInner {
                 violated!(d, rule::CHAIN_LOOP, "queue {q}: chain from {head}");
             }
             let at = vq.desc + 16 * id as u64;
-            check_dma(&mut self.regions.borrow_mut(), d, at, 16, "descriptor");
+            check_dma(&mut lock(&self.regions), d, at, 16, "descriptor");
             // SAFETY: checked just above.
             let raw = unsafe { read_mem::<16>(at) };
             let addr = u64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
             let len = u32::from_le_bytes(raw[8..12].try_into().unwrap_or_default());
             let flags = u16::from_le_bytes([raw[12], raw[13]]);
             let next = u16::from_le_bytes([raw[14], raw[15]]);
-            check_dma(
-                &mut self.regions.borrow_mut(),
-                d,
-                addr,
-                len as u64,
-                "buffer",
-            );
+            check_dma(&mut lock(&self.regions), d, addr, len as u64, "buffer");
             self.chain.push((addr, len, flags));
             if flags & DESC_F_NEXT == 0 {
                 return Some(head);
@@ -1169,7 +1159,7 @@ impl VirtioNet {
             inner.nets[self.index].claimed = true;
             (
                 inner.config_space(self.index),
-                ModelDma::low(Rc::clone(&inner.regions)),
+                ModelDma::low(Arc::clone(&inner.regions)),
             )
         };
         let claim = Rc::new(Claim {
@@ -1219,7 +1209,7 @@ impl VirtioModel {
         VirtioModel {
             inner: Rc::new(RefCell::new(VirtioInner {
                 nets: Vec::new(),
-                regions: Rc::new(RefCell::new(Regions::default())),
+                regions: Arc::new(Mutex::new(Regions::default())),
                 chain: Vec::new(),
                 frame: Vec::new(),
             })),
@@ -1238,7 +1228,7 @@ impl VirtioModel {
 
     /// The allocator drivers of this model's functions take DMA memory from.
     pub fn dma(&self) -> ModelDma {
-        ModelDma::low(Rc::clone(&self.inner.borrow().regions))
+        ModelDma::low(Arc::clone(&self.inner.borrow().regions))
     }
 
     /// Adds a function (reset, link up) whose transmitted frames go to a sink.

@@ -11,6 +11,7 @@ use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
 use crate::memory::dma::{DMA_ALIGN, DmaDomain};
+use crate::memory::mempool::Returns;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 
 /// Descriptor flag: the buffer continues in the descriptor named by `next` (2.6.5).
@@ -581,8 +582,11 @@ impl Virtqueue<Packet> {
         faults: &mut Faults,
     ) -> (usize, usize, u64) {
         let hdr_len = HDR;
-        // Reclaim what the device has sent: dropping returns the buffers to their pools.
-        self.drain_used::<false>(usize::MAX, faults, |p, _| drop(p));
+        // Reclaim what the device has sent: dropping returns the buffers to their pools
+        // (a chain per pool).
+        let mut returns = Returns::default();
+        self.drain_used::<false>(usize::MAX, faults, |p, _| returns.push(p));
+        drop(returns);
         let mask = self.layout.size - 1;
         let descs = self.mem.virt() as *mut u64;
         let items = self.items.as_mut_ptr();
