@@ -18,10 +18,9 @@ P1=0000:00:01.0
 P2=0000:00:03.0
 
 # rx_queue_used FILE PCI Q: the forwarder's per-queue lines in FILE show frames received
-# on PCI's receive queue Q: some "[PCI qQ] RX: R Mpps, ..." line (the per-port line's
-# format, queue after the address) with R above 0.
+# on PCI's receive queue Q: some "[PCI] queue Q: RX: R Mpps | ..." line with R above 0.
 rx_queue_used() {
-    grep -E "^\[$2 q$3\] RX: " "$1" | grep -qv "RX: 0\.0000 Mpps"
+    grep -E "^\[$2\] queue $3: RX: " "$1" | grep -qv "RX: 0\.0000 Mpps"
 }
 
 NICS="$(pci_find 0x8086 0x10c9 | tr '\n' ' ')"
