@@ -6,7 +6,8 @@
 //! With `IXY_QUEUES=n` (n > 1) each port opens n queue pairs (the NIC spreads received
 //! flows over them: RSS) and is split into per-queue handles ([`ixy::queues`]); thread `q`
 //! forwards between queue pair `q` of the two ports, and the main thread prints the port
-//! lines and a line per queue (`[addr] queue q: RX: ... | TX: ...`) every second.
+//! lines and a line per port and queue (`[addr] queue q: RX: ... | TX: ...`, counted by
+//! the threads) every second.
 
 mod common;
 
@@ -41,24 +42,27 @@ fn forward(
 }
 
 /// One batch from `rx` to `tx`, whatever they are (a device's queue 0, or split queues).
+/// Returns how many packets were received and how many of them sent.
 fn forward_with(
     buffer: &mut VecDeque<ixy::Packet>,
     rx: impl FnOnce(&mut VecDeque<ixy::Packet>) -> usize,
     tx: impl FnOnce(&mut VecDeque<ixy::Packet>) -> usize,
     dropped: &mut u64,
-) {
+) -> (usize, usize) {
     let n = rx(buffer);
-    if n > 0 {
-        for p in buffer.iter_mut() {
-            if p.len() > 48 {
-                p[48] = p[48].wrapping_add(1);
-            }
-        }
-        tx(buffer);
-        // What the transmit queue had no room for is dropped (returns to its pool).
-        *dropped += buffer.len() as u64;
-        buffer.clear();
+    if n == 0 {
+        return (0, 0);
     }
+    for p in buffer.iter_mut() {
+        if p.len() > 48 {
+            p[48] = p[48].wrapping_add(1);
+        }
+    }
+    let sent = tx(buffer);
+    // What the transmit queue had no room for is dropped (returns to its pool).
+    *dropped += buffer.len() as u64;
+    buffer.clear();
+    (n, sent)
 }
 
 fn main() {
@@ -98,18 +102,31 @@ fn main() {
     }
 }
 
+/// Packets received and sent on one queue pair of each port: `[port][0]` received on its
+/// receive queue, `[port][1]` sent on its transmit queue (counted by the queue's thread,
+/// once per batch, so they work for every driver).
+type PairCounts = [[AtomicU64; 2]; 2];
+
 /// The forwarding loop of one thread: queue pair `q` of both ports.
-fn forward_queues(mut pair: [(RxQueue, TxQueue); 2], dropped: &[AtomicU64; 2]) {
+fn forward_queues(
+    mut pair: [(RxQueue, TxQueue); 2],
+    dropped: &[AtomicU64; 2],
+    counts: &PairCounts,
+) {
     let mut buffer = VecDeque::with_capacity(BATCH_SIZE);
     let mut lost = [0u64; 2];
     while !common::stopped() {
         for (port, (rx, tx)) in pair.iter_mut().enumerate() {
-            forward_with(
+            let (got, sent) = forward_with(
                 &mut buffer,
                 |b| rx.rx_batch(b, BATCH_SIZE),
                 |b| tx.tx_batch(b),
                 &mut lost[1 - port],
             );
+            if got > 0 {
+                counts[port][0].fetch_add(got as u64, Ordering::Relaxed);
+                counts[1 - port][1].fetch_add(sent as u64, Ordering::Relaxed);
+            }
         }
         // Published per batch that lost packets, not per packet.
         for (total, n) in dropped.iter().zip(lost.iter_mut()) {
@@ -121,48 +138,55 @@ fn forward_queues(mut pair: [(RxQueue, TxQueue); 2], dropped: &[AtomicU64; 2]) {
 }
 
 /// `IXY_QUEUES` > 1: splits both ports, forwards on one thread per queue pair and prints
-/// the port lines and per-queue lines from the control handles.
+/// the port lines (from the control handles) and per-queue lines (from the threads' counts).
 fn on_threads(mut dev1: Box<dyn IxyDevice>, mut dev2: Box<dyn IxyDevice>) {
     let [a, b] = [&mut dev1, &mut dev2].map(|d| d.split().unwrap_or_else(|e| common::fail(e)));
     let dropped = [AtomicU64::new(0), AtomicU64::new(0)];
+    let counts: Vec<PairCounts> = (0..a.rx.len()).map(|_| Default::default()).collect();
     let pairs = a.rx.into_iter().zip(b.tx).zip(b.rx.into_iter().zip(a.tx));
     std::thread::scope(|s| {
-        for ((rx1, tx2), (rx2, tx1)) in pairs {
+        for (((rx1, tx2), (rx2, tx1)), counts) in pairs.zip(&counts) {
             let dropped = &dropped;
-            s.spawn(move || forward_queues([(rx1, tx2), (rx2, tx1)], dropped));
+            s.spawn(move || forward_queues([(rx1, tx2), (rx2, tx1)], dropped, counts));
         }
         let mut stats = common::StatsPrinter::new(&mut [&mut dev1, &mut dev2]);
-        let mut queue_before = [dev1.stats(), dev2.stats()];
+        let mut before = snapshot(&counts);
         let mut last = Instant::now();
         while !common::stopped() {
             std::thread::sleep(Duration::from_millis(100));
             let drops = dropped.each_ref().map(|d| d.load(Ordering::Relaxed));
             stats.tick_with_drops(&mut [&mut dev1, &mut dev2], &drops);
             if last.elapsed() >= Duration::from_secs(1) {
-                let elapsed = std::mem::replace(&mut last, Instant::now()).elapsed();
-                for (dev, before) in [&mut dev1, &mut dev2].into_iter().zip(&mut queue_before) {
-                    print_queues(dev.as_mut(), before, elapsed);
-                }
+                let secs = std::mem::replace(&mut last, Instant::now())
+                    .elapsed()
+                    .as_secs_f64();
+                let now = snapshot(&counts);
+                print_queues([dev1.pci_addr(), dev2.pci_addr()], &before, &now, secs);
+                before = now;
             }
         }
     });
 }
 
-/// One line per queue of `dev`: its packet rates since `before` (from the device's
-/// per-queue counters; none if the driver has none).
-fn print_queues(dev: &mut dyn IxyDevice, before: &mut ixy::DeviceStats, elapsed: Duration) {
-    let now = dev.stats();
-    let mpps = |now: &[ixy::QueueStats], then: &[ixy::QueueStats], q: usize| {
-        let old = then.get(q).map_or(0, |s| s.packets);
-        now.get(q).map_or(0, |s| s.packets).wrapping_sub(old) as f64 / 1e6 / elapsed.as_secs_f64()
-    };
-    for q in 0..now.rx_queues.len().max(now.tx_queues.len()) {
-        println!(
-            "[{}] queue {q}: RX: {:.4} Mpps | TX: {:.4} Mpps",
-            dev.pci_addr(),
-            mpps(&now.rx_queues, &before.rx_queues, q),
-            mpps(&now.tx_queues, &before.tx_queues, q)
-        );
+/// The per-queue counts as they are now: `[q][port][rx, tx]`.
+fn snapshot(counts: &[PairCounts]) -> Vec<[[u64; 2]; 2]> {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    counts
+        .iter()
+        .map(|q| q.each_ref().map(|p| p.each_ref().map(load)))
+        .collect()
+}
+
+/// One line per port and queue: `[addr] queue q: RX: x Mpps | TX: y Mpps` since `before`.
+fn print_queues(addrs: [&str; 2], before: &[[[u64; 2]; 2]], now: &[[[u64; 2]; 2]], secs: f64) {
+    for (port, addr) in addrs.iter().enumerate() {
+        for (q, (then, now)) in before.iter().zip(now).enumerate() {
+            let mpps = |i: usize| now[port][i].wrapping_sub(then[port][i]) as f64 / 1e6 / secs;
+            println!(
+                "[{addr}] queue {q}: RX: {:.4} Mpps | TX: {:.4} Mpps",
+                mpps(0),
+                mpps(1)
+            );
+        }
     }
-    *before = now;
 }
