@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
+use crate::intel::queue;
 use crate::intel::ring::TxRing;
 use crate::intel::shell::{self, IntelDriver, Shell};
-use crate::intel::{RSS_KEY, byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::ixgbe::IxgbeOptions;
 use crate::memory::{DmaAllocator, Mempool};
@@ -435,14 +435,8 @@ fn init_rss(r: &impl RegisterSpace, queues: usize) {
         r.write32(regs::RXCSUM, 0);
         return;
     }
-    for (n, &key) in RSS_KEY.iter().enumerate() {
-        r.write32(regs::rssrk(n), key);
-    }
-    for n in 0..regs::RETA_REGS {
-        r.write32(regs::reta(n), byte_fields(n, |i| i % queues));
-    }
     r.write32(regs::RXCSUM, regs::RXCSUM_PCSD);
-    r.write32(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
+    crate::intel::program_rss(r, queues, regs::MRQC_MRQE_RSS);
 }
 
 #[cfg(test)]
@@ -556,26 +550,32 @@ mod tests {
         let w = dev.shell.regs.writes.borrow().clone();
         let reg = |o: usize| dev.shell.regs.read32(o);
         // MRQE 010b and the six hash types; entry i to queue i mod 4, in the low bits.
-        assert_eq!(reg(regs::MRQC), 0x2 | 0x00f3_0000);
-        assert_eq!(reg(regs::reta(0)), 0x0302_0100);
-        assert_eq!(reg(regs::reta(31)), 0x0302_0100);
-        assert_eq!((regs::reta(31), regs::rssrk(9)), (0x05c7c, 0x05ca4));
+        assert_eq!(reg(crate::intel::MRQC), 0x2 | 0x00f3_0000);
+        assert_eq!(reg(crate::intel::reta(0)), 0x0302_0100);
+        assert_eq!(reg(crate::intel::reta(31)), 0x0302_0100);
+        assert_eq!(
+            (crate::intel::reta(31), crate::intel::rssrk(9)),
+            (0x05c7c, 0x05ca4)
+        );
         // The Microsoft default key, 6d 5a 56 da first (QEMU hashes RSSRK's bytes in order).
-        assert_eq!(reg(regs::rssrk(0)).to_le_bytes(), [0x6d, 0x5a, 0x56, 0xda]);
-        assert_eq!(reg(regs::rssrk(9)), 0xfa01_acbe);
+        assert_eq!(
+            reg(crate::intel::rssrk(0)).to_le_bytes(),
+            [0x6d, 0x5a, 0x56, 0xda]
+        );
+        assert_eq!(reg(crate::intel::rssrk(9)), 0xfa01_acbe);
         assert_eq!(reg(regs::RXCSUM), 1 << 13, "PCSD, no offloads");
         let at = |o: usize| w.iter().rposition(|&(r, _)| r == o).unwrap();
-        assert!(at(regs::MRQC) < at(regs::RCTL), "{w:x?}");
+        assert!(at(crate::intel::MRQC) < at(regs::RCTL), "{w:x?}");
         // Two queues (the fewest RSS is on for): 0 1 0 1; three: entries 4-7 to 1 2 0 1.
         let dev = open(Fake::default(), &options().queues(2, 1)).unwrap();
-        assert_eq!(dev.shell.regs.read32(regs::reta(0)), 0x0100_0100);
+        assert_eq!(dev.shell.regs.read32(crate::intel::reta(0)), 0x0100_0100);
         let dev = open(Fake::default(), &options().queues(3, 1)).unwrap();
-        assert_eq!(dev.shell.regs.read32(regs::reta(1)), 0x0100_0201);
+        assert_eq!(dev.shell.regs.read32(crate::intel::reta(1)), 0x0100_0201);
         let dev = open(Fake::default(), &options().queues(1, 1)).unwrap();
         let w = dev.shell.regs.writes.borrow().clone();
         assert!(
             !w.iter()
-                .any(|&(o, _)| o == regs::MRQC || o == regs::reta(0)),
+                .any(|&(o, _)| o == crate::intel::MRQC || o == crate::intel::reta(0)),
             "{w:x?}"
         );
         assert!(w.contains(&(regs::RXCSUM, 0)));

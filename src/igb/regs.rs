@@ -123,26 +123,9 @@ pub const fn srrctl(n: usize) -> usize {
 
 // RSS (datasheet 7.1.2, receive queue assignment; registers in 8.10; offsets and bits
 // cross-checked with Linux `e1000_regs.h`, `e1000_82575.h` and QEMU `hw/net/igb_regs.h`).
-/// Multiple Receive Queues Command.
-pub const MRQC: usize = 0x05818;
 /// MRQC.MRQE (bits 2:0) = 010b: RSS only (Linux `E1000_MRQC_ENABLE_RSS_MQ`; 001b is
-/// the 82599's value).
+/// the 82599's value). MRQC, RETA and RSSRK are in `crate::intel`, shared with the 82599.
 pub const MRQC_MRQE_RSS: u32 = 0x2;
-/// MRQC hash field enables: IPv4 with TCP (bit 16), IPv4 (17), IPv6 (20), IPv6 with TCP
-/// (21), IPv4 with UDP (22), IPv6 with UDP (23) (Linux `E1000_MRQC_RSS_FIELD_*`).
-pub const MRQC_RSS_FIELDS: u32 = 1 << 16 | 1 << 17 | 1 << 20 | 1 << 21 | 1 << 22 | 1 << 23;
-/// Redirection Table registers: 32, four 8-bit entries each (128 entries, indexed by the
-/// hash's low 7 bits).
-pub const RETA_REGS: usize = 32;
-/// Redirection Table register `n`: an entry's queue index in its low bits on the 82576
-/// without VFs (Linux `igb_write_rss_indir_tbl`: shift 0; QEMU `E1000_RSS_QUEUE`: bits 3:0).
-pub const fn reta(n: usize) -> usize {
-    0x05c00 + 4 * n
-}
-/// RSS Random Key register `n` (0-9): key bytes 4n to 4n + 3, first byte lowest.
-pub const fn rssrk(n: usize) -> usize {
-    0x05c80 + 4 * n
-}
 
 // Transmit (datasheet 8.12).
 /// Transmit Control.

@@ -88,6 +88,41 @@ pub(crate) const RSS_KEY: [u32; 10] = [
     0x0cf2_3080, 0x3bb7_426a, 0xfa01_acbe,
 ];
 
+// RSS registers, the same on the 82599 (datasheet 7.1.2.8, registers 8.2.3.7.12-14) and
+// the 82576 (7.1.2, registers 8.10; Linux `e1000_regs.h`, QEMU `hw/net/igb_regs.h`); only
+// MRQC.MRQE differs, which each driver's register file names.
+/// Multiple Receive Queues Command.
+pub(crate) const MRQC: usize = 0x05818;
+/// MRQC hash field enables: IPv4 with TCP (bit 16), IPv4 (17), IPv6 (20), IPv6 with TCP
+/// (21), IPv4 with UDP (22), IPv6 with UDP (23) (Linux `IXGBE_MRQC_RSS_FIELD_*`,
+/// `E1000_MRQC_RSS_FIELD_*`).
+pub(crate) const MRQC_RSS_FIELDS: u32 = 1 << 16 | 1 << 17 | 1 << 20 | 1 << 21 | 1 << 22 | 1 << 23;
+/// Redirection Table registers: 32, four 8-bit entries each (128 entries, indexed by the
+/// hash's low 7 bits), the queue index in an entry's low bits (82599: bits 3:0; 82576
+/// without VFs: Linux `igb_write_rss_indir_tbl` shift 0, QEMU `E1000_RSS_QUEUE` bits 3:0).
+pub(crate) const RETA_REGS: usize = 32;
+/// Redirection Table register `n`.
+pub(crate) const fn reta(n: usize) -> usize {
+    0x05c00 + 4 * n
+}
+/// RSS Random Key register `n` (0-9): key bytes 4n to 4n + 3, first byte lowest.
+pub(crate) const fn rssrk(n: usize) -> usize {
+    0x05c80 + 4 * n
+}
+
+/// Turns RSS on over `queues` receive queues (at least 2): the key ([`RSS_KEY`]), the
+/// redirection table (entry i to queue i mod `queues`), then MRQC with `mrqe` (the
+/// device's "RSS only" mode) and the IPv4/IPv6 TCP/UDP hash fields.
+pub(crate) fn program_rss(r: &impl RegisterSpace, queues: usize, mrqe: u32) {
+    for (n, &key) in RSS_KEY.iter().enumerate() {
+        r.write32(rssrk(n), key);
+    }
+    for n in 0..RETA_REGS {
+        r.write32(reta(n), byte_fields(n, |i| i % queues));
+    }
+    r.write32(MRQC, mrqe | MRQC_RSS_FIELDS);
+}
+
 /// Register `n` of a table of four 8-bit fields per register (RETA, RQSMR, TQSM): field
 /// `i` (bits 8i + 7:8i) holds `entry(4n + i)`.
 pub(crate) fn byte_fields(n: usize, entry: impl Fn(usize) -> usize) -> u32 {

@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::TxRing;
 use crate::intel::shell::{self, IntelDriver, Shell};
-use crate::intel::{RSS_KEY, byte_fields, queue};
+use crate::intel::{byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::memory::{DmaAllocator, Mempool};
 use crate::pci::{DriverKind, IrqMode, PciDevice};
@@ -812,13 +812,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         if queues < 2 {
             return;
         }
-        for (n, &key) in RSS_KEY.iter().enumerate() {
-            r.write32(regs::rssrk(n), key);
-        }
-        for n in 0..regs::RETA_ENTRIES / 4 {
-            r.write32(regs::reta(n), byte_fields(n, |i| i % queues));
-        }
-        r.write32(regs::MRQC, regs::MRQC_MRQE_RSS | regs::MRQC_RSS_FIELDS);
+        crate::intel::program_rss(r, queues, regs::MRQC_MRQE_RSS);
     }
 
     /// Sets RXCTRL.RXEN; on the 82599 with the receive data path halted around it (4.6.7,

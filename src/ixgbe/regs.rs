@@ -150,25 +150,11 @@ pub const fn rah(n: usize) -> usize {
 pub const RAH_AV: u32 = 1 << 31;
 
 // ---- RSS, 7.1.2.8 (registers 8.2.3.7.12-14) ----
-/// Multiple Receive Queues Command.
-pub const MRQC: usize = 0x05818;
-/// MRQC.MRQE = 0001b: RSS only (no DCB, no virtualisation).
+/// MRQC.MRQE = 0001b: RSS only (no DCB, no virtualisation); MRQC, RETA and RSSRK are
+/// in `crate::intel`, shared with the 82576.
 pub const MRQC_MRQE_RSS: u32 = 0x1;
-/// MRQC field enables: hash the addresses of IPv4 and IPv6 frames and the ports of
-/// TCP and UDP over either (bits 16, 17, 20, 21, 22, 23; Linux `IXGBE_MRQC_RSS_FIELD_*`).
-pub const MRQC_RSS_FIELDS: u32 = 1 << 16 | 1 << 17 | 1 << 20 | 1 << 21 | 1 << 22 | 1 << 23;
-/// Redirection Table register `n` (0-31): four 8-bit entries, queue index in bits 3:0.
-pub const fn reta(n: usize) -> usize {
-    0x05c00 + 4 * n
-}
-/// Entries of the redirection table (indexed by the low 7 bits of the hash).
-pub const RETA_ENTRIES: usize = 128;
 /// Most queues RSS spreads over: RETA entries hold 4-bit queue indices on the 82599.
 pub const RSS_MAX_QUEUES: u16 = 16;
-/// RSS Random Key register `n` (0-9): key bytes 4n to 4n + 3, first byte lowest.
-pub const fn rssrk(n: usize) -> usize {
-    0x05c80 + 4 * n
-}
 
 // ---- Receive DMA, 8.2.3.8 ----
 /// Receive queue register block: queues 0-63 at 0x01000, 64-127 at 0x0D000, 0x40 apart.
