@@ -713,7 +713,7 @@ impl VirtioDevice {
 
     /// Gives every free receive descriptor of queue `q` a fresh buffer and tells the
     /// device about them and the `posted` ones receiving refilled in place.
-    #[inline]
+    #[inline(always)]
     fn refill_rx(&mut self, q: usize, posted: usize) {
         let queue = &mut self.rx[q];
         let mut added = posted;
@@ -727,7 +727,7 @@ impl VirtioDevice {
 
     /// Takes up to `num_packets` received packets from queue `q` into `buffer`, counts
     /// them; returns how many, and how many buffers were refilled in their place.
-    #[inline]
+    #[inline(always)]
     fn poll_rx(
         &mut self,
         q: usize,

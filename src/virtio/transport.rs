@@ -499,6 +499,8 @@ impl Transport {
             c.write(common::QUEUE_ENABLE, 2, 1)?;
             off
         };
+        // Kept as an offset in the BAR, checked here once.
+        let doorbell = self.notify.check(doorbell, 2)?;
         let i = index as usize;
         if self.doorbells.len() <= i {
             self.doorbells.resize(i + 1, doorbell);
@@ -510,8 +512,10 @@ impl Transport {
     /// Rings the doorbell of queue `index` (set up with [`Transport::setup_queue`]).
     #[inline]
     pub fn notify(&self, index: u16) -> Result<()> {
-        let off = self.doorbells.get(index as usize).copied().unwrap_or(0);
-        self.notify.write(off, 2, index as u32)
+        match self.doorbells.get(index as usize) {
+            Some(&at) => self.notify.bar.write(at, 2, index as u32),
+            None => Err(Error::config(format!("virtqueue {index} is not set up"))),
+        }
     }
 
     /// The device config generation (modern: `config_generation`, 4.1.4.3), which changes

@@ -12,6 +12,7 @@ use std::sync::atomic::{Ordering, fence};
 use crate::error::{Error, Result};
 use crate::memory::dma::{DMA_ALIGN, DmaDomain};
 use crate::memory::mempool::Returns;
+use crate::memory::mempool::Reserved;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 
 /// Descriptor flag: the buffer continues in the descriptor named by `next` (2.6.5).
@@ -258,6 +259,8 @@ impl<T> Virtqueue<T> {
             };
             self.write_desc(i as u16, Desc { flags, ..*d }, next);
         }
+        // Chains head descriptor 0 in any available slot: not the packet path's order.
+        self.in_order = false;
         self.make_available(0, item);
         Some(())
     }
@@ -313,13 +316,14 @@ impl<T> Virtqueue<T> {
         let slot = (self.last_used & (self.layout.size - 1)) as usize;
         self.last_used = self.last_used.wrapping_add(1);
         let (id, len) = self.read_used_elem(slot);
-        if id >= self.layout.size as u32 {
-            return Err(UsedError::UnknownId(id));
-        }
-        match self.item_mut(id as u16).take() {
-            Some(item) => Ok(Some((item, len))),
-            None => Err(UsedError::UnknownId(id)),
-        }
+        let item = match id < self.layout.size as u32 {
+            true => self.item_mut(id as u16).take(),
+            false => None,
+        };
+        // Anything but the in-order entry ends the in-order paths for good.
+        self.in_order &= id as usize == slot && item.is_some();
+        item.map(|item| Some((item, len)))
+            .ok_or(UsedError::UnknownId(id))
     }
 
     /// Entries the device has used but the driver not yet taken (0 if the index is bad).
@@ -351,9 +355,12 @@ impl Faults {
     }
 }
 
-/// The packet path: rx and tx queues hold one packet per descriptor. Each batch works on
-/// locals (the ring's base, index, mask) so that the volatile ring accesses, which the
-/// compiler must assume may alias anything, do not force reloads per packet.
+/// The packet path: rx and tx queues hold one packet per descriptor, descriptor `i` in
+/// available slot `i`. While the device uses buffers in order, the used entries and the
+/// free slots are contiguous runs ("spans", cut at the end of the ring), which the loops
+/// below walk with plain pointers: one compare per used entry (its id names its own slot)
+/// is the whole validity check. Anything else — another id, a bad length — ends the span
+/// and goes to the checked path, entry by entry.
 impl Virtqueue<Packet> {
     /// Writes `avail.ring[i] = i` for every slot once: buffers go in slot order, so the
     /// available ring never changes on the packet path (control chains excepted).
@@ -363,57 +370,77 @@ impl Virtqueue<Packet> {
         }
     }
 
-    /// Takes up to `max` used buffers, handing each packet and the length the device
-    /// wrote (read only with `LEN`) to `f`; impossible entries are counted in `faults`
-    /// and skipped.
+    /// The run of used entries the in-order path may take: its first slot and length (at
+    /// most `max`, none past the end of the ring). Empty unless the device has used every
+    /// buffer in order so far and `ready` does not exceed the buffers in flight: then each
+    /// slot of the run holds a packet.
     #[inline(always)]
-    fn drain_used<const LEN: bool>(
+    fn used_span(&self, ready: u16, max: usize) -> (usize, usize) {
+        let size = self.layout.size as usize;
+        let start = self.last_used as usize & (size - 1);
+        let in_flight = self.avail_idx.wrapping_sub(self.last_used);
+        let n = match self.in_order && ready <= in_flight {
+            true => (ready as usize).min(max).min(size - start),
+            false => 0,
+        };
+        (start, n)
+    }
+
+    /// The run of free slots the next buffers go to: its first slot and length (at most
+    /// `max`, none past the end of the ring). In order, every slot from `avail_idx` up to
+    /// the in-flight ones is free; otherwise only the next slot, if it is free.
+    #[inline(always)]
+    fn free_span(&self, max: usize) -> (usize, usize) {
+        let size = self.layout.size as usize;
+        let start = self.avail_idx as usize & (size - 1);
+        let free = match self.in_order {
+            true => size - self.avail_idx.wrapping_sub(self.last_used) as usize,
+            false => self.item(start as u16).is_none() as usize,
+        };
+        (start, free.min(size - start).min(max))
+    }
+
+    /// Pointers to used ring element, descriptor and item `slot` (< size).
+    #[inline(always)]
+    fn slot_ptrs(&mut self, slot: usize) -> (*const u32, *mut u64, *mut Option<Packet>) {
+        debug_assert!(slot < self.layout.size as usize);
+        let base = self.mem.virt();
+        // SAFETY: slot < size: the element and the descriptor lie inside the region
+        // (checked in `new`), the item inside `items`.
+        unsafe {
+            (
+                base.add(self.layout.used + 4 + 8 * slot) as *const u32,
+                base.add(16 * slot) as *mut u64,
+                self.items.as_mut_ptr().add(slot),
+            )
+        }
+    }
+
+    /// Takes up to `max` used entries one by one, each checked, handing the packet and the
+    /// length to `f` (which may refuse the entry); faults are counted and their entries
+    /// skipped. Returns how many packets `f` took.
+    #[cold]
+    fn drain_checked(
         &mut self,
         max: usize,
         faults: &mut Faults,
-        mut f: impl FnMut(Packet, u32),
+        mut f: impl FnMut(Packet, u32) -> std::result::Result<(), UsedError>,
     ) {
-        let ready = match self.used_ready() {
-            Ok(n) => (n as usize).min(max),
-            Err(e) => return faults.add(e),
-        };
-        let size = self.layout.size;
-        let mask = (size - 1) as usize;
-        // SAFETY: the used ring lies inside the region (checked in `new`).
-        let ring = unsafe { self.mem.virt().add(self.layout.used + 4) } as *const u32;
-        let items = self.items.as_mut_ptr();
-        let last = self.last_used as usize;
-        self.last_used = self.last_used.wrapping_add(ready as u16);
-        for k in 0..ready {
-            let slot = (last + k) & mask;
-            // SAFETY: slot <= mask: an element of the used ring, 4-byte aligned;
-            // volatile because the device writes it. The length only if wanted.
-            let (id, len) = unsafe {
-                let e = ring.add(2 * slot);
-                let len = if LEN { e.add(1).read_volatile() } else { 0 };
-                (u32::from_le(e.read_volatile()), u32::from_le(len))
-            };
-            if id as usize != slot {
-                self.in_order = false;
-                if id >= size as u32 {
-                    faults.add(UsedError::UnknownId(id));
-                    continue;
-                }
-            }
-            // SAFETY: id < size == items.len().
-            match unsafe { (*items.add(id as usize)).take() } {
-                Some(p) => f(p, len),
-                None => {
-                    self.in_order = false;
-                    faults.add(UsedError::UnknownId(id));
-                }
+        for _ in 0..max {
+            match self.pop_used().map(|e| e.map(|(p, len)| f(p, len))) {
+                Ok(None) => return,
+                Ok(Some(Ok(()))) => {}
+                Ok(Some(Err(e))) => faults.add(e),
+                Err(e @ UsedError::IndexJump { .. }) => return faults.add(e),
+                Err(e) => faults.add(e),
             }
         }
     }
 
     /// Receive: moves up to `num` received packets into `buffer`, their length set from
-    /// the device's minus the `hdr_len`-byte net header in front. A length beyond the
-    /// buffer is a fault: that packet is dropped. Returns (packets, bytes, buffers
+    /// the device's minus the `HDR`-byte net header in front. A length beyond the buffer
+    /// is a fault: that packet is dropped. While the ring is full and in order, each used
+    /// slot gets a fresh buffer from `pool` at once. Returns (packets, bytes, buffers
     /// refilled: not yet published).
     #[inline(always)]
     pub fn receive<const HDR: usize>(
@@ -423,112 +450,105 @@ impl Virtqueue<Packet> {
         num: usize,
         faults: &mut Faults,
     ) -> (usize, u64, usize) {
-        let hdr_len = HDR;
-        let max = (pool.max_packet_len() + hdr_len) as u32;
-        let before = buffer.len();
-        let (refilled, mut bytes) = self.receive_in_place::<HDR>(pool, buffer, num);
-        let num = num - refilled;
-        if num == 0 || self.used_ready() == Ok(0) {
-            return (refilled, bytes, refilled);
-        }
-        let mut too_long = Faults::NONE;
-        self.drain_used::<true>(num, faults, |mut p, len| {
-            if len > max {
-                return too_long.add(UsedError::TooLong { len, max });
+        let ready = match self.used_ready() {
+            Ok(0) => return (0, 0, 0),
+            Ok(n) => (n as usize).min(num),
+            Err(e) => {
+                faults.add(e);
+                return (0, 0, 0);
             }
-            p.set_len_from_device(len as usize - hdr_len.min(len as usize));
-            bytes += p.len() as u64;
-            buffer.push_back(p);
-        });
-        if too_long.count > 0 {
-            faults.count += too_long.count;
-            faults.last = too_long.last;
-        }
-        (buffer.len() - before, bytes, refilled)
-    }
-
-    /// The common case of [`Virtqueue::receive`], with every buffer posted (the ring is
-    /// full) and the device using them in order: each used buffer's slot gets a fresh
-    /// buffer from `pool` in place, and the packets go to `buffer` in one extend. Takes
-    /// the longest prefix of used entries that fit this case; the rest is left for the
-    /// general path. Returns (packets = buffers refilled, bytes).
-    #[inline(always)]
-    fn receive_in_place<const HDR: usize>(
-        &mut self,
-        pool: &Mempool,
-        buffer: &mut VecDeque<Packet>,
-        num: usize,
-    ) -> (usize, u64) {
-        let hdr_len = HDR;
-        let size = self.layout.size;
-        let Ok(ready) = self.used_ready() else {
-            return (0, 0);
         };
-        // In order and full: every slot is in flight, in the order the device uses them.
-        if !self.in_order || self.avail_idx.wrapping_sub(self.last_used) != size {
-            return (0, 0);
-        }
-        let n = (ready as usize).min(num).min(pool.free_count());
-        let mask = (size - 1) as usize;
-        let last = self.last_used as usize;
-        // SAFETY: the used ring lies inside the region (checked in `new`).
-        let ring = unsafe { self.mem.virt().add(self.layout.used + 4) } as *const u32;
-        let descs = self.mem.virt() as *mut u64;
-        let items = self.items.as_mut_ptr();
-        let max_data = pool.max_packet_len() as u32;
-        // SAFETY: called with slot <= mask: an element of the used ring, 4-byte aligned;
-        // volatile because the device writes it.
-        let elem = move |slot: usize| unsafe {
-            let e = ring.add(2 * slot);
-            (
-                u32::from_le(e.read_volatile()),
-                u32::from_le(e.add(1).read_volatile()),
-            )
-        };
-        // 1. The prefix of entries naming their own slot (so in order: in flight) with a
-        // length that fits the buffer.
-        let hdr = hdr_len as u32;
-        let (mut k, mut bytes) = (0, 0);
-        while k < n {
-            let slot = (last + k) & mask;
-            let (id, len) = elem(slot);
-            let data = len.wrapping_sub(hdr);
-            if id as usize != slot || data > max_data {
+        // A plain Vec: O(1) both ways when the deque starts at its buffer's beginning (else
+        // it is rotated in place), and packets are written by pointer.
+        let mut out = Vec::from(std::mem::take(buffer));
+        let before = out.len();
+        out.reserve(ready);
+        let (mut refilled, mut bytes) = (0, 0);
+        while self.avail_idx.wrapping_sub(self.last_used) == self.layout.size {
+            let (start, n) = self.used_span((ready - refilled) as u16, ready - refilled);
+            let n = n.min(pool.free_count());
+            // SAFETY: `out` has room for `ready` more packets, n <= ready - refilled.
+            let (k, b) = unsafe {
+                self.receive_span::<HDR>(pool, out.as_mut_ptr().add(out.len()), start, n)
+            };
+            (refilled, bytes) = (refilled + k, bytes + b);
+            // SAFETY: the k packets were written by `receive_span`.
+            unsafe { out.set_len(out.len() + k) };
+            if k < n || k == 0 || refilled == ready {
                 break;
             }
-            bytes += data as u64;
-            k += 1;
         }
-        // 2. Hand them out, each slot refilled with a fresh buffer, which goes into the
-        // available slot `avail_idx + j`: the same slot, as the ring is full.
-        let meta = (max_data as u64 + hdr_len as u64) | (VIRTQ_DESC_F_WRITE as u64) << 32;
-        let hdr = hdr_len as u64;
-        // SAFETY: no packet of the pool is dropped while `fresh` lives (only this
-        // function's loop below runs), and exactly k are taken.
-        let Some(mut fresh) = (unsafe { pool.reserve(k) }) else {
+        let max = pool.max_packet_len() as u32 + HDR as u32;
+        if refilled < ready {
+            self.drain_checked(ready - refilled, faults, |mut p, len| {
+                if len > max {
+                    return Err(UsedError::TooLong { len, max });
+                }
+                p.set_len_from_device(len.saturating_sub(HDR as u32) as usize);
+                bytes += p.len() as u64;
+                out.push(p);
+                Ok(())
+            });
+        }
+        let received = out.len() - before;
+        // `buffer` holds the empty deque `take` left, which owns no memory.
+        std::mem::forget(std::mem::replace(buffer, VecDeque::from(out)));
+        (received, bytes, refilled)
+    }
+
+    /// The in-order receive path over `n` used entries from `start` (a span): each
+    /// packet, with its length, goes to the end of `out`, and its slot gets a fresh buffer
+    /// from `pool`, made available at once. Stops at an entry that does not name its own
+    /// slot or whose length does not fit. Returns (packets, bytes).
+    ///
+    /// # Safety
+    /// `out` must have room for `n` more packets.
+    #[inline(always)]
+    unsafe fn receive_span<const HDR: usize>(
+        &mut self,
+        pool: &Mempool,
+        out: *mut Packet,
+        start: usize,
+        n: usize,
+    ) -> (usize, u64) {
+        let max = pool.max_packet_len() as u32;
+        let meta = (max as u64 + HDR as u64) | (VIRTQ_DESC_F_WRITE as u64) << 32;
+        let (used, descs, items) = self.slot_ptrs(start);
+        // SAFETY: no packet of the pool is returned while `fresh` is in use (received
+        // packets go to `out`), and all n are taken (the unused ones below).
+        let Some(mut fresh) = (unsafe { pool.reserve(n) }) else {
             return (0, 0);
         };
-        buffer.extend((0..k).map(move |j| {
-            let slot = (last + j) & mask;
-            // SAFETY: slot <= mask: the length of an element of the used ring; volatile
-            // because the device writes it.
-            let len = u32::from_le(unsafe { ring.add(2 * slot + 1).read_volatile() });
-            // SAFETY: the j-th of the k reserved buffers.
-            let (buf, bus) = unsafe { fresh.take() };
-            // SAFETY: descriptor `slot` < size lies in the table inside the region;
-            // volatile: the device reads it.
+        let (mut k, mut bytes) = (0, 0);
+        while k < n {
+            // SAFETY: k < n: the span lies inside the used ring, the table and `items`
+            // (`used_span`); volatile: the device writes the used ring, reads descriptors.
             unsafe {
-                descs.add(2 * slot).write_volatile((bus - hdr).to_le());
-                descs.add(2 * slot + 1).write_volatile(meta.to_le());
+                let id = u32::from_le(used.add(2 * k).read_volatile());
+                let len = u32::from_le(used.add(2 * k + 1).read_volatile());
+                let data = len.wrapping_sub(HDR as u32);
+                if id as usize != start + k || data > max {
+                    break;
+                }
+                // In order, with `ready` within the buffers in flight, slot start + k
+                // holds a packet (`used_span`); the k-th of the n reserved buffers.
+                let p = (*items.add(k)).take().unwrap_unchecked();
+                let (buf, bus) = fresh.take();
+                descs.add(2 * k).write_volatile((bus - HDR as u64).to_le());
+                descs.add(2 * k + 1).write_volatile(meta.to_le());
+                items.add(k).write(Some(buf));
+                out.add(k).write(p);
+                // The length was checked against the buffer above, read once.
+                (*out.add(k)).set_len_unchecked(data as usize);
+                bytes += data as u64;
             }
-            // SAFETY: slot <= mask < items.len(); in flight (Some): the queue is in order
-            // and full.
-            let mut p = unsafe { std::ptr::replace(items.add(slot), Some(buf)).unwrap_unchecked() };
-            // SAFETY: step 1 checked len - hdr_len <= max_packet_len; a fresh rx packet
-            // has the standard headroom.
-            unsafe { p.set_len_unchecked(len.wrapping_sub(hdr as u32) as usize) };
-            p
-        }));
+            k += 1;
+        }
+        if k < n {
+            // SAFETY: the reserved buffers not used, parked in `out`'s room past the
+            // received packets, then returned (`fresh` is done with).
+            unsafe { give_back(fresh, out.add(k), n - k) };
+        }
         self.last_used = self.last_used.wrapping_add(k as u16);
         self.avail_idx = self.avail_idx.wrapping_add(k as u16);
         (k, bytes)
@@ -538,61 +558,40 @@ impl Virtqueue<Packet> {
     /// `hdr_len`-byte header (into the headroom) and a frame (at the data start) into,
     /// until the pool is empty or the next slot is in flight. Returns how many were added
     /// (not yet published).
-    #[inline(always)]
+    #[inline]
     pub fn refill(&mut self, pool: &Mempool, hdr_len: usize) -> usize {
         let meta = (pool.max_packet_len() + hdr_len) as u64 | (VIRTQ_DESC_F_WRITE as u64) << 32;
-        let mask = self.layout.size - 1;
-        let descs = self.mem.virt() as *mut u64;
-        let items = self.items.as_mut_ptr();
         let start = self.avail_idx;
-        let mut idx = start;
-        loop {
-            let id = (idx & mask) as usize;
-            // SAFETY: id <= mask < items.len().
-            let item = unsafe { &mut *items.add(id) };
-            if item.is_some() {
-                break;
-            }
+        while self.item(self.next_slot()).is_none() {
             let Some(p) = pool.alloc_empty() else {
                 break;
             };
-            let addr = p.bus_addr() - hdr_len as u64;
-            *item = Some(p);
-            // SAFETY: descriptor id < size lies in the table inside the region, 16-byte
-            // aligned; volatile: the device reads it.
+            let (_, desc, item) = self.slot_ptrs(self.next_slot() as usize);
+            // SAFETY: `slot_ptrs` points into the table and `items`; the slot is free, so
+            // the device does not read the descriptor; volatile: it will.
             unsafe {
-                descs.add(2 * id).write_volatile(addr.to_le());
-                descs.add(2 * id + 1).write_volatile(meta.to_le());
+                desc.write_volatile((p.bus_addr() - hdr_len as u64).to_le());
+                desc.add(1).write_volatile(meta.to_le());
+                item.write(Some(p));
             }
-            idx = idx.wrapping_add(1);
+            self.avail_idx = self.avail_idx.wrapping_add(1);
         }
-        self.avail_idx = idx;
-        idx.wrapping_sub(start) as usize
+        self.avail_idx.wrapping_sub(start) as usize
     }
 
     /// Transmit: reclaims what the device has sent (dropping returns the buffers), then
     /// moves packets from the front of `buffer` into free slots, each with an all-zero
-    /// `hdr_len`-byte net header written into its headroom (no offloads, 5.1.6.2). A
-    /// packet with less headroom can never be sent: it is taken and dropped. Returns
-    /// (sent, dropped, bytes sent); not yet published.
+    /// `HDR`-byte net header written into its headroom (no offloads, 5.1.6.2). A packet
+    /// with less headroom, or in memory the device cannot reach, can never be sent: it is
+    /// taken and dropped. Returns (sent, dropped, bytes sent); not yet published.
     #[inline(always)]
     pub fn transmit<const HDR: usize>(
         &mut self,
         buffer: &mut VecDeque<Packet>,
         faults: &mut Faults,
     ) -> (usize, usize, u64) {
-        let hdr_len = HDR;
-        // Reclaim what the device has sent: dropping returns the buffers to their pools
-        // (a chain per pool).
-        let mut returns = Returns::default();
-        self.drain_used::<false>(usize::MAX, faults, |p, _| returns.push(p));
-        drop(returns);
-        let mask = self.layout.size - 1;
-        let descs = self.mem.virt() as *mut u64;
-        let items = self.items.as_mut_ptr();
-        // Work on the caller's packets as a plain Vec: O(1) both ways (a deque that does
-        // not start at its buffer's beginning is rotated in place), and the packets can be
-        // moved out by pointer without per-packet deque bookkeeping.
+        self.reclaim(faults);
+        // A plain Vec, as in `receive`, whose packets are moved out by pointer.
         let mut packets = Vec::from(std::mem::take(buffer));
         let total = packets.len();
         let src = packets.as_mut_ptr();
@@ -600,76 +599,24 @@ impl Virtqueue<Packet> {
         // panic in between, from a packet's drop, leaks the rest instead of dropping
         // moved-out packets again). `set_len` below gives the untaken ones back.
         unsafe { packets.set_len(0) };
-        let start = self.avail_idx;
-        // In order, exactly the slots from last_used to avail_idx are in flight: the next
-        // `free` ones are not, and need no check.
-        let free = match self.in_order {
-            true => (self.layout.size - start.wrapping_sub(self.last_used)) as usize,
-            false => 0,
-        };
-        let (mut bytes, mut dropped) = (0, 0);
-        // Puts packet `pk` (with room for the header) into slot `id`, which is free.
-        // SAFETY: called with id <= mask, slot `id` holding None, and `pk` pointing to a
-        // packet of the Vec's buffer not yet moved out, which moves into the slot (owned
-        // once: the Vec's length is 0).
-        let put = |pk: *mut Packet, id: usize| unsafe {
-            let p = &*pk;
-            // The bus address first: the stores below could alias the packet.
-            let bus = p.bus_addr() - HDR as u64;
-            let len = p.len();
-            // The packet owns its buffer; HDR <= headroom bytes lie before the data and no
-            // reference into them exists. Two fixed-size stores cover 10 or 12 bytes.
-            let hdr = p.data_ptr().sub(HDR);
-            hdr.cast::<[u8; 8]>().write_unaligned([0; 8]);
-            hdr.add(HDR - 4).cast::<[u8; 4]>().write_unaligned([0; 4]);
-            // Descriptor id lies in the table inside the region, 16-byte aligned;
-            // volatile: the device reads it.
-            descs.add(2 * id).write_volatile(bus.to_le());
-            descs
-                .add(2 * id + 1)
-                .write_volatile(((len + HDR) as u64).to_le());
-            items.add(id).write(Some(std::ptr::read(pk)));
-            len as u64
-        };
-        // 1. The free slots, in order: no checks but the headroom.
-        let n = free.min(total);
-        let mut k = 0;
-        while k < n {
-            // SAFETY: k < total: a packet of the Vec's buffer, not yet moved out.
-            let pk = unsafe { src.add(k) };
-            // SAFETY: as above.
-            let p = unsafe { &*pk };
-            if p.headroom() < hdr_len || p.pool_id() != self.pool {
-                break;
-            }
-            // SAFETY: slot start + k is among the `free` ones; k <= mask after masking.
-            bytes += put(pk, (start as usize + k) & mask as usize);
-            k += 1;
-        }
-        // 2. The rest, each slot checked (out of order, or after a packet without room).
-        let mut idx = start.wrapping_add(k as u16);
+        let (mut k, mut dropped, mut bytes) = (0, 0, 0);
         while k < total {
-            let id = (idx & mask) as usize;
-            // SAFETY: id <= mask < items.len().
-            if unsafe { (*items.add(id)).is_some() } {
+            let (start, n) = self.free_span(total - k);
+            if n == 0 {
                 break;
             }
-            // SAFETY: k < total: a packet of the Vec's buffer, not yet moved out.
-            let pk = unsafe { src.add(k) };
-            k += 1;
-            // SAFETY: as above.
-            let p = unsafe { &*pk };
-            // A packet without room for the header, or in memory the device cannot reach
-            // (it would read other memory at those bus addresses), is never sent.
-            if p.headroom() < hdr_len || !reachable(&mut self.pool, self.mem.domain(), p) {
-                dropped += 1;
-                // SAFETY: moved out of the Vec's buffer here, owned once (length 0).
-                drop(unsafe { std::ptr::read(pk) });
-                continue;
+            // SAFETY: k + n <= total: packets of the Vec's buffer, not yet moved out.
+            let (j, b) = unsafe { self.put_span::<HDR>(src.add(k), start, n) };
+            (k, bytes) = (k + j, bytes + b);
+            if j < n {
+                // SAFETY: k < total: the packet that ended the span, not yet moved out.
+                let p = unsafe { &*src.add(k) };
+                if p.headroom() < HDR || !reachable(&mut self.pool, self.mem.domain(), p) {
+                    // SAFETY: as above; moved out here, owned once (the Vec's length is 0).
+                    drop(unsafe { std::ptr::read(src.add(k)) });
+                    (k, dropped) = (k + 1, dropped + 1);
+                }
             }
-            // SAFETY: slot id is free (checked), the packet not yet moved out.
-            bytes += put(pk, id);
-            idx = idx.wrapping_add(1);
         }
         // SAFETY: the first k packets were moved out above; the rest (still initialised,
         // total <= capacity) moves to the front (overlapping copy), and the length becomes
@@ -682,8 +629,103 @@ impl Virtqueue<Packet> {
         }
         // `buffer` holds the empty deque `take` left, which owns no memory.
         std::mem::forget(std::mem::replace(buffer, VecDeque::from(packets)));
-        self.avail_idx = idx;
-        (idx.wrapping_sub(start) as usize, dropped, bytes)
+        (k - dropped, dropped, bytes)
+    }
+
+    /// Takes back what the device has sent (the packets return to their pools).
+    #[inline(always)]
+    fn reclaim(&mut self, faults: &mut Faults) {
+        let mut ready = match self.used_ready() {
+            Ok(n) => n as usize,
+            Err(e) => return faults.add(e),
+        };
+        while ready > 0 {
+            let (start, n) = self.used_span(ready as u16, ready);
+            let (used, _, items) = self.slot_ptrs(start);
+            let mut k = 0;
+            while k < n {
+                // SAFETY: k < n: the span lies inside the used ring and `items`; volatile:
+                // the device writes the used ring.
+                let id = unsafe { used.add(2 * k).read_volatile() };
+                if u32::from_le(id) as usize != start + k {
+                    break;
+                }
+                // SAFETY: as above; in order, with `ready` within the buffers in flight,
+                // the slot holds a packet (`used_span`). Dropping returns it to its pool.
+                drop(unsafe { (*items.add(k)).take().unwrap_unchecked() });
+                k += 1;
+            }
+            self.last_used = self.last_used.wrapping_add(k as u16);
+            ready -= k;
+            if k < n || k == 0 {
+                break;
+            }
+        }
+        if ready > 0 {
+            self.drain_checked(ready, faults, |_, _| Ok(()));
+        }
+    }
+
+    /// Moves `n` packets from `src` into the `n` free slots from `start` on (a span),
+    /// writing their net headers and descriptors. Stops at a packet without room for the
+    /// header or from another pool than the last one found reachable. Returns (packets,
+    /// bytes).
+    ///
+    /// # Safety
+    /// `src` must point to `n` packets the caller gives up (moved out by pointer).
+    #[inline(always)]
+    unsafe fn put_span<const HDR: usize>(
+        &mut self,
+        src: *mut Packet,
+        start: usize,
+        n: usize,
+    ) -> (usize, u64) {
+        let (_, descs, items) = self.slot_ptrs(start);
+        let pool = self.pool;
+        let (mut k, mut bytes) = (0, 0);
+        while k < n {
+            // SAFETY: k < n: a packet of the caller's, not yet moved out.
+            let p = unsafe { &*src.add(k) };
+            if p.headroom() < HDR || p.pool_id() != pool {
+                break;
+            }
+            let (bus, len) = (p.bus_addr() - HDR as u64, p.len() as u64);
+            // SAFETY: the packet owns its buffer, whose HDR <= headroom bytes before the
+            // data no reference points into: two stores cover the 10 or 12 bytes. The
+            // span's descriptors and items lie inside the table and `items`, free (so the
+            // device does not read them); volatile: it will. The packet moves into its
+            // slot (None: nothing to drop), owned once.
+            unsafe {
+                let hdr = p.data_ptr().sub(HDR);
+                hdr.cast::<[u8; 8]>().write_unaligned([0; 8]);
+                hdr.add(HDR - 4).cast::<[u8; 4]>().write_unaligned([0; 4]);
+                descs.add(2 * k).write_volatile(bus.to_le());
+                descs
+                    .add(2 * k + 1)
+                    .write_volatile((len + HDR as u64).to_le());
+                items.add(k).write(Some(std::ptr::read(src.add(k))));
+            }
+            bytes += len;
+            k += 1;
+        }
+        self.avail_idx = self.avail_idx.wrapping_add(k as u16);
+        (k, bytes)
+    }
+}
+
+/// Returns the `n` buffers left in `fresh` to their pool, through `room`.
+///
+/// # Safety
+/// `fresh` must hold `n` buffers; `room` must have room for `n` packets.
+#[cold]
+unsafe fn give_back(mut fresh: Reserved, room: *mut Packet, n: usize) {
+    for j in 0..n {
+        // SAFETY: per the caller's contract.
+        unsafe { room.add(j).write(fresh.take().0) };
+    }
+    for j in 0..n {
+        // SAFETY: written above, each read (and dropped) once.
+        drop(unsafe { room.add(j).read() });
     }
 }
 
