@@ -682,10 +682,13 @@ impl Virtqueue<Packet> {
     ) -> (usize, u64) {
         let (_, descs, items) = self.slot_ptrs(start);
         let pool = self.pool;
-        let (mut k, mut bytes) = (0, 0);
-        while k < n {
-            // SAFETY: k < n: a packet of the caller's, not yet moved out.
-            let p = unsafe { &*src.add(k) };
+        // Packets, descriptors and items are 16 bytes each: one byte offset walks all three.
+        const STEP: usize = size_of::<Packet>();
+        const _: () = assert!(size_of::<Option<Packet>>() == STEP && 2 * size_of::<u64>() == STEP);
+        let (mut off, mut bytes) = (0, 0);
+        while off < n * STEP {
+            // SAFETY: off / STEP < n: a packet of the caller's, not yet moved out.
+            let p = unsafe { &*src.byte_add(off) };
             if p.headroom() < HDR || p.pool_id() != pool {
                 break;
             }
@@ -699,15 +702,17 @@ impl Virtqueue<Packet> {
                 let hdr = p.data_ptr().sub(HDR);
                 hdr.cast::<[u8; 8]>().write_unaligned([0; 8]);
                 hdr.add(HDR - 4).cast::<[u8; 4]>().write_unaligned([0; 4]);
-                descs.add(2 * k).write_volatile(bus.to_le());
-                descs
-                    .add(2 * k + 1)
-                    .write_volatile((len + HDR as u64).to_le());
-                items.add(k).write(Some(std::ptr::read(src.add(k))));
+                let desc = descs.byte_add(off);
+                desc.write_volatile(bus.to_le());
+                desc.add(1).write_volatile((len + HDR as u64).to_le());
+                items
+                    .byte_add(off)
+                    .write(Some(std::ptr::read(src.byte_add(off))));
             }
             bytes += len;
-            k += 1;
+            off += STEP;
         }
+        let k = off / STEP;
         self.avail_idx = self.avail_idx.wrapping_add(k as u16);
         (k, bytes)
     }
