@@ -99,71 +99,57 @@ const NET_HDR_LEN_MODERN: usize = 12;
 /// another port's transmit ring and the application's batches.
 const RX_POOL_ENTRIES: u32 = 2048;
 
-/// How long the device gets to answer a control command.
-const CTRL_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long a modern device gets to finish a reset (4.1.4.3.2: the driver waits for 0).
-const RESET_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the device gets to answer a control command, or to finish a reset (modern
+/// devices: 4.1.4.3.2, the driver waits for status 0).
+const DEVICE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Chooses the features to accept from those `offered`.
 ///
 /// `modern`: the modern transport is in use (VERSION_1 required). `iommu`: the device is
 /// driven through VFIO, so its DMA must be translated by the IOMMU (ACCESS_PLATFORM
 /// required; without it QEMU's virtio device would use our I/O virtual addresses as
-/// physical addresses).
+/// physical addresses). Legacy framing (5.1.6.6): without ANY_LAYOUT the header must be
+/// a descriptor of its own, but this driver puts header and frame in one descriptor.
 pub fn negotiate_features(
     offered: u64,
     modern: bool,
     iommu: bool,
 ) -> std::result::Result<u64, String> {
-    let mut wanted = feature::MAC
-        | feature::STATUS
-        | feature::CTRL_VQ
-        | feature::CTRL_RX
-        | feature::MQ
-        | feature::CTRL_MAC_ADDR;
-    if modern {
-        if offered & feature::VERSION_1 == 0 {
-            return Err(
-                "the device does not offer VIRTIO_F_VERSION_1 on its modern interface".into(),
-            );
+    const MODERN_HINT: &str =
+        "use the modern interface: IXY_VIRTIO_MODERN=1 or QEMU disable-legacy=on";
+    let required: &[(u64, &str, &str)] = match (modern, iommu) {
+        (false, true) => {
+            return Err(format!(
+                "a legacy virtio interface cannot do DMA through the IOMMU; {MODERN_HINT},iommu_platform=on"
+            ));
         }
-        wanted |= feature::VERSION_1 | feature::ACCESS_PLATFORM;
-    } else {
-        // Legacy framing (5.1.6.6): without VIRTIO_F_ANY_LAYOUT the header must be a
-        // descriptor of its own; this driver puts header and frame in one descriptor.
-        if offered & feature::ANY_LAYOUT == 0 {
-            return Err(
-                "the device does not offer VIRTIO_F_ANY_LAYOUT on its legacy interface; this \
-                 driver sends the net header and the frame in one descriptor (use the modern \
-                 interface: IXY_VIRTIO_MODERN=1 or QEMU disable-legacy=on)"
-                    .into(),
-            );
-        }
-        wanted |= feature::ANY_LAYOUT;
+        (false, false) => &[(feature::ANY_LAYOUT, "VIRTIO_F_ANY_LAYOUT", MODERN_HINT)],
+        (true, _) => &[
+            (
+                feature::VERSION_1,
+                "VIRTIO_F_VERSION_1",
+                "required on the modern interface",
+            ),
+            (
+                feature::ACCESS_PLATFORM * iommu as u64,
+                "VIRTIO_F_ACCESS_PLATFORM",
+                "its DMA would bypass the IOMMU; QEMU: add iommu_platform=on to the virtio-net-pci device",
+            ),
+        ],
+    };
+    if let Some((_, name, why)) = required.iter().find(|r| offered & r.0 != r.0) {
+        return Err(format!("the device does not offer {name} ({why})"));
     }
+    let mut wanted = feature::MAC | feature::STATUS | feature::CTRL_VQ;
     // CTRL_RX, MQ and CTRL_MAC_ADDR depend on CTRL_VQ (5.1.3.1): never accept them alone.
-    if offered & feature::CTRL_VQ == 0 {
-        wanted &= !(feature::CTRL_RX | feature::MQ | feature::CTRL_MAC_ADDR);
+    if offered & feature::CTRL_VQ != 0 {
+        wanted |= feature::CTRL_RX | feature::MQ | feature::CTRL_MAC_ADDR;
     }
-    if iommu {
-        if !modern {
-            return Err(
-                "a legacy virtio interface cannot do DMA through the IOMMU; use the \
-                        modern interface (QEMU: disable-legacy=on,iommu_platform=on)"
-                    .into(),
-            );
-        }
-        if offered & feature::ACCESS_PLATFORM == 0 {
-            return Err(
-                "the device does not offer VIRTIO_F_ACCESS_PLATFORM, so its DMA \
-                        bypasses the IOMMU and cannot work with vfio-pci (QEMU: add \
-                        iommu_platform=on to the virtio-net-pci device)"
-                    .into(),
-            );
-        }
-    }
-    Ok(offered & wanted)
+    let interface = match modern {
+        true => feature::VERSION_1 | feature::ACCESS_PLATFORM,
+        false => feature::ANY_LAYOUT,
+    };
+    Ok(offered & (wanted | interface))
 }
 
 /// How often a device config read is retried while the device keeps changing it.
@@ -184,31 +170,19 @@ fn read_config_consistent<T>(
             return Ok(value);
         }
     }
-    Err(Error::device(
-        name,
-        format!(
-            "the device config changed during each of {CONFIG_READ_ATTEMPTS} reads \
-             (config_generation never stable); reset the device"
-        ),
-    ))
+    let detail = "the device config changed during each of 100 reads (config_generation never stable); reset the device";
+    Err(Error::device(name, detail))
 }
 
 /// The queue pairs a configuration asks for: virtio-net queues come in rx/tx pairs.
 fn queue_pairs(cfg: &DeviceConfig) -> Result<u16> {
-    if cfg.rx_queues == 0 || cfg.tx_queues == 0 {
+    let (rx, tx) = (cfg.rx_queues, cfg.tx_queues);
+    if rx == 0 || rx != tx {
         return Err(Error::config(format!(
-            "{} rx and {} tx queues requested: a device needs at least one of each",
-            cfg.rx_queues, cfg.tx_queues
+            "virtio-net uses queues in rx/tx pairs: ask for equal rx and tx queue counts of at least 1 (got {rx} rx, {tx} tx)"
         )));
     }
-    if cfg.rx_queues != cfg.tx_queues {
-        return Err(Error::config(format!(
-            "virtio-net uses queues in rx/tx pairs: ask for equal rx and tx queue counts \
-             (got {} rx, {} tx)",
-            cfg.rx_queues, cfg.tx_queues
-        )));
-    }
-    Ok(cfg.rx_queues)
+    Ok(rx)
 }
 
 /// Checks `pairs` against the device's `max_virtqueue_pairs` (`None` without
@@ -218,32 +192,21 @@ fn queue_pairs(cfg: &DeviceConfig) -> Result<u16> {
 /// The value comes from the device and is checked: 5.1.4 allows 1 to 0x8000, and with
 /// 0x8000 the control queue index (0x10000) would not fit the 16-bit queue select.
 fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
-    let (max_pairs, ctrl_index) = match max_pairs {
-        None => (1, 2),
-        Some(max) => {
-            let index = u16::try_from(2 * u32::from(max))
-                .ok()
-                .filter(|_| max > 0)
-                .ok_or_else(|| {
-                    Error::device(
-                        name,
-                        format!(
-                            "the device reports max_virtqueue_pairs = {max}; this driver \
-                             handles 1 to 32767 (the control queue is virtqueue 2N, a \
-                             16-bit index)"
-                        ),
-                    )
-                })?;
-            (max, index)
-        }
-    };
-    if pairs > max_pairs {
+    let max = max_pairs.unwrap_or(1);
+    if !(1..0x8000).contains(&max) {
+        return Err(Error::device(
+            name,
+            format!(
+                "the device reports max_virtqueue_pairs = {max}; this driver handles 1 to 32767 (the control queue is virtqueue 2N, a 16-bit index)"
+            ),
+        ));
+    }
+    if pairs > max {
         return Err(Error::config(format!(
-            "{pairs} queue pairs requested but {name} offers {max_pairs} (QEMU: add \
-             mq=on,vectors=2N+2 and -netdev ...,queues=N)"
+            "{pairs} queue pairs requested but {name} offers {max} (QEMU: add mq=on,vectors=2N+2 and -netdev ...,queues=N)"
         )));
     }
-    Ok(ctrl_index)
+    Ok(max_pairs.map_or(2, |max| 2 * max))
 }
 
 /// Receive queue `i`: virtqueue 2i (5.1.2).
@@ -276,17 +239,14 @@ struct CtrlQueue {
 impl CtrlQueue {
     /// Writes a command into the buffer and adds its chain to the queue (not yet
     /// published).
-    fn submit(&mut self, name: &str, class: u8, cmd: u8, data: &[u8]) -> Result<()> {
+    fn submit(&mut self, class: u8, cmd: u8, data: &[u8]) -> std::result::Result<(), String> {
         if self.poisoned {
-            return Err(Error::device(
-                name,
-                "the control queue is unusable: an earlier command was never answered, so \
-                 the device may still write its buffer; close and reopen the device",
-            ));
+            return Err("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into());
         }
-        if data.len() > ctrl_buf::MAX_DATA {
-            return Err(Error::config("control command data too long"));
-        }
+        debug_assert!(
+            data.len() <= ctrl_buf::MAX_DATA,
+            "the driver's commands are short"
+        );
         let p = self.buf.virt();
         // SAFETY: the buffer holds ctrl_buf::LEN bytes (checked when it was allocated) and
         // DATA + MAX_DATA, ACK < LEN. No command is outstanding (every wait either saw the
@@ -310,14 +270,14 @@ impl CtrlQueue {
         ];
         self.vq
             .add_chain(&chain, ())
-            .ok_or_else(|| Error::device(name, "control queue full"))
+            .ok_or("control queue full".into())
     }
 
-    /// Waits up to `timeout` for the outstanding command (`what`, for messages) to complete
-    /// and returns the ack byte. If it does not complete (timeout, or the device reports
-    /// something impossible), the queue is poisoned: its buffer is never written again.
-    fn wait(&mut self, name: &str, what: &str, timeout: Duration) -> Result<u8> {
-        let mut deadline = Deadline::new(timeout);
+    /// Waits up to [`DEVICE_TIMEOUT`] for the outstanding command to complete and returns
+    /// the ack byte. If it does not complete (timeout, or the device reports something
+    /// impossible), the queue is poisoned: its buffer is never written again.
+    fn wait(&mut self) -> std::result::Result<u8, String> {
+        let mut deadline = Deadline::new(DEVICE_TIMEOUT);
         let problem = loop {
             match self.vq.pop_used() {
                 Ok(Some(_)) => {
@@ -325,13 +285,15 @@ impl CtrlQueue {
                     return Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() });
                 }
                 Ok(None) if !deadline.passed() => {}
-                Ok(None) => break format!("no answer to a control command within {timeout:?}"),
+                Ok(None) => {
+                    break format!("no answer to a control command within {DEVICE_TIMEOUT:?}");
+                }
                 Err(e) => break format!("{e:?}"),
             }
             std::thread::sleep(Duration::from_micros(50));
         };
         self.poisoned = true;
-        Err(Error::device(name, format!("{what}: {problem}")))
+        Err(problem)
     }
 }
 
@@ -366,13 +328,12 @@ pub(crate) fn open_transport(
     open: &mut transport::OpenBar,
 ) -> Result<Transport> {
     let caps = transport::parse_capabilities(cfg_space).map_err(|e| Error::device(name, e))?;
-    let device_id = u16::from_le_bytes([cfg_space[2], cfg_space[3]]);
-    let transitional_modern = prefer_modern || !transport::is_io_bar(cfg_space, 0);
+    let modern_only = u16::from_le_bytes([cfg_space[2], cfg_space[3]]) == DEVICE_VIRTIO_NET_MODERN;
     match caps {
-        Some(caps) if device_id == DEVICE_VIRTIO_NET_MODERN || transitional_modern => {
+        Some(caps) if modern_only || prefer_modern || !transport::is_io_bar(cfg_space, 0) => {
             Transport::modern(name, open, &caps)
         }
-        None if device_id == DEVICE_VIRTIO_NET_MODERN => Err(Error::device(
+        None if modern_only => Err(Error::device(
             name,
             "modern virtio device without the common/notify/ISR capabilities",
         )),
@@ -393,10 +354,9 @@ impl VirtioDevice {
         let prefer_modern =
             pci.is_vfio() || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1");
         let transport = open_transport(pci.name(), &cfg_space, prefer_modern, &mut |bar, io| {
-            Ok(if io {
-                Rc::new(pci.io_bar(bar)?)
-            } else {
-                Rc::new(pci.map_bar(bar)?)
+            Ok(match io {
+                true => Rc::new(pci.io_bar(bar)?),
+                false => Rc::new(pci.map_bar(bar)?),
             })
         })?;
         pci.enable_bus_master()?;
@@ -416,9 +376,13 @@ impl VirtioDevice {
     ) -> Result<Self> {
         let mut dev = VirtioDevice {
             name: name.to_string(),
+            hdr_len: if transport.is_modern() {
+                NET_HDR_LEN_MODERN
+            } else {
+                NET_HDR_LEN_LEGACY
+            },
             transport,
             features: 0,
-            hdr_len: NET_HDR_LEN_LEGACY,
             rx: Vec::new(),
             tx: Vec::new(),
             ctrl: None,
@@ -429,21 +393,15 @@ impl VirtioDevice {
             pci,
         };
         // On error `dev` is dropped, which resets the device: never left half-initialised.
-        dev.init(dma, cfg)?;
-        Ok(dev)
-    }
-
-    /// [`VirtioDevice::init_steps`]; if a step fails, sets FAILED in the device status
-    /// first, as 3.1.1 asks (the reset on drop follows).
-    fn init(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<()> {
-        let result = self.init_steps(dma, cfg);
-        if result.is_err() {
-            let s = self.transport.status().unwrap_or(0);
-            if let Err(e) = self.transport.set_status(s | status::FAILED) {
-                log::error!("{}: cannot set FAILED in the device status: {e}", self.name);
+        // Before that, FAILED goes into the device status, as 3.1.1 asks.
+        if let Err(e) = dev.init(dma, cfg) {
+            let s = dev.transport.status().unwrap_or(0);
+            if let Err(e) = dev.transport.set_status(s | status::FAILED) {
+                log::error!("{name}: cannot set FAILED in the device status: {e}");
             }
+            return Err(e);
         }
-        result
+        Ok(dev)
     }
 
     /// True if the modern (virtio 1.0) interface is in use.
@@ -468,16 +426,21 @@ impl VirtioDevice {
         self.pci.as_ref().is_some_and(PciDevice::is_vfio)
     }
 
+    fn has(&self, f: u64) -> bool {
+        self.features & f != 0
+    }
+
+    fn error(&self, detail: impl Into<String>) -> Error {
+        Error::device(&self.name, detail)
+    }
+
     /// Resets the device and waits until it reports status 0.
     fn reset(&self) -> Result<()> {
         self.transport.set_status(0)?;
-        let mut deadline = Deadline::new(RESET_TIMEOUT);
+        let mut deadline = Deadline::new(DEVICE_TIMEOUT);
         while self.transport.status()? != 0 {
             if deadline.passed() {
-                return Err(Error::device(
-                    &self.name,
-                    "device status did not clear on reset",
-                ));
+                return Err(self.error("device status did not clear on reset"));
             }
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -485,29 +448,34 @@ impl VirtioDevice {
     }
 
     /// Device initialisation, virtio 1.1 section 3.1.1 (legacy: without FEATURES_OK).
-    fn init_steps(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<()> {
-        let modern = self.transport.is_modern();
+    fn init(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<()> {
         // 1. Reset the device. 2.-3. We noticed the device, and we know how to drive it.
         self.reset()?;
-        let mut s = status::ACKNOWLEDGE;
-        self.transport.set_status(s)?;
-        s |= status::DRIVER;
-        self.transport.set_status(s)?;
-        self.negotiate(modern)?;
+        let t = &self.transport;
+        t.set_status(status::ACKNOWLEDGE)?;
+        t.set_status(status::ACKNOWLEDGE | status::DRIVER)?;
+        // 4. Accept only the features this driver uses.
+        let offered = t.device_features()?;
+        let modern = t.is_modern();
+        self.features =
+            negotiate_features(offered, modern, self.is_vfio()).map_err(|e| self.error(e))?;
+        self.transport.set_driver_features(self.features)?;
+        log::debug!(
+            "{}: features offered {offered:#x}, using {:#x}",
+            self.name,
+            self.features
+        );
         // 5.-6. Modern devices confirm the feature set.
+        let mut s = status::ACKNOWLEDGE | status::DRIVER;
         if modern {
             s |= status::FEATURES_OK;
             self.transport.set_status(s)?;
             if self.transport.status()? & status::FEATURES_OK == 0 {
-                return Err(Error::device(
-                    &self.name,
-                    format!(
-                        "device refused the feature set {:#x} (FEATURES_OK not set)",
-                        self.features
-                    ),
-                ));
+                return Err(self.error(format!(
+                    "device refused the feature set {:#x} (FEATURES_OK not set)",
+                    self.features
+                )));
             }
-            self.hdr_len = NET_HDR_LEN_MODERN;
         }
         // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
         let pairs = queue_pairs(cfg)?;
@@ -524,20 +492,6 @@ impl VirtioDevice {
         self.start(pairs)
     }
 
-    /// Step 4 of 3.1.1: accepts only the features this driver uses.
-    fn negotiate(&mut self, modern: bool) -> Result<()> {
-        let offered = self.transport.device_features()?;
-        self.features = negotiate_features(offered, modern, self.is_vfio())
-            .map_err(|e| Error::device(&self.name, e))?;
-        self.transport.set_driver_features(self.features)?;
-        log::debug!(
-            "{}: features offered {offered:#x}, using {:#x}",
-            self.name,
-            self.features
-        );
-        Ok(())
-    }
-
     /// Creates the receive and transmit queues of `pairs` pairs and the control queue,
     /// receive queue `i` on MSI-X vector `i` if `interrupts` is not empty.
     fn setup_queues(
@@ -545,30 +499,32 @@ impl VirtioDevice {
         dma: &dyn DmaAllocator,
         pairs: u16,
         ctrl_index: u16,
-        mut interrupts: Vec<QueueInterrupt>,
+        interrupts: Vec<QueueInterrupt>,
     ) -> Result<()> {
         let msix = !interrupts.is_empty();
-        let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
-        interrupts.reverse();
+        let mut interrupts = interrupts
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::repeat_with(|| None));
         for i in 0..pairs {
-            let mut vq = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
-            vq.fix_avail_ring();
+            let rx = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
             self.rx.push(RxQueue {
-                vq,
+                vq: rx,
                 pool: Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?,
-                interrupt: interrupts.pop(),
+                interrupt: interrupts.next().flatten(),
             });
-            let mut vq = self.setup_queue(dma, 2 * i + 1, no_vector)?;
-            vq.fix_avail_ring();
-            self.tx.push(vq);
+            let tx = self.setup_queue(dma, 2 * i + 1, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
+            self.tx.push(tx);
         }
         if self.has(feature::CTRL_VQ) {
-            let vq = self.setup_queue(dma, ctrl_index, no_vector)?;
-            let buf = dma.allocate(ctrl_buf::LEN)?;
+            let vq = self.setup_queue(dma, ctrl_index, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
+            let buf =
+                dma.allocate(ctrl_buf::LEN)?
+                    .checked(ctrl_buf::LEN, 8, "control command buffer")?;
             self.ctrl = Some(CtrlQueue {
                 index: ctrl_index,
                 vq,
-                buf: buf.checked(ctrl_buf::LEN, 8, "control command buffer")?,
+                buf,
                 poisoned: false,
             });
         }
@@ -581,17 +537,13 @@ impl VirtioDevice {
         // MAC address from config space (5.1.4), if the device has one.
         if self.has(feature::MAC) {
             let t = &self.transport;
-            self.mac = read_config_consistent(
-                &self.name,
-                || t.config_generation(),
-                || {
-                    let mut mac = [0; 6];
-                    for (i, b) in mac.iter_mut().enumerate() {
-                        *b = t.config_read(config::MAC + i, 1)? as u8;
-                    }
-                    Ok(mac)
-                },
-            )?;
+            let read_mac = || {
+                (0..6)
+                    .map(|i| Ok(t.config_read(config::MAC + i, 1)? as u8))
+                    .collect::<Result<Vec<u8>>>()
+            };
+            let mac = read_config_consistent(&self.name, || t.config_generation(), read_mac)?;
+            self.mac.copy_from_slice(&mac);
         }
         if pairs > 1 {
             self.ctrl_command(ctrl::MQ, ctrl::MQ_VQ_PAIRS_SET, &pairs.to_le_bytes())?;
@@ -614,7 +566,7 @@ impl VirtioDevice {
             if self.is_modern() { "modern" } else { "legacy" },
             if self.is_vfio() { ", VFIO" } else { "" },
             crate::format_mac(&self.mac),
-            if self.rx.iter().any(|q| q.interrupt.is_some()) {
+            if self.rx[0].interrupt.is_some() {
                 ", MSI-X interrupts"
             } else {
                 ""
@@ -650,10 +602,6 @@ impl VirtioDevice {
         Ok(interrupts)
     }
 
-    fn has(&self, f: u64) -> bool {
-        self.features & f != 0
-    }
-
     /// Creates virtqueue `index` with the size the device asks for, routes its interrupts
     /// to MSI-X `vector` (if MSI-X is on) and tells the device where it is (4.1.5.1.3).
     fn setup_queue<T>(
@@ -662,52 +610,48 @@ impl VirtioDevice {
         index: u16,
         vector: Option<u16>,
     ) -> Result<Virtqueue<T>> {
-        let device = |detail: String| Error::device(&self.name, detail);
         let size = self.transport.queue_max_size(index)?;
-        if size == 0 {
-            return Err(device(format!("virtqueue {index} does not exist")));
+        if size == 0 || !size.is_power_of_two() {
+            return Err(self.error(format!(
+                "virtqueue {index} does not exist or has unusable size {size} (not a power of two)"
+            )));
         }
-        let mut vq = Virtqueue::new(dma, size).map_err(|e| match e {
-            Error::InvalidConfig { .. } => {
-                device(format!("virtqueue {index} has unusable size {size}: {e}"))
-            }
-            // Memory errors (hugepages, memlock) speak for themselves.
-            e => e,
-        })?;
+        let mut vq = Virtqueue::new(dma, size)?;
         if let Some(v) = vector {
             let got = self.transport.set_queue_vector(index, v)?;
             if got != v {
-                return Err(device(format!(
+                return Err(self.error(format!(
                     "device refused MSI-X vector {v} for virtqueue {index} (read back {got:#x})"
                 )));
             }
         }
         let (desc, avail, used) = vq.bus_addrs();
-        self.transport
-            .setup_queue(index, size, desc, avail, used)
-            .map_err(|e| device(format!("virtqueue {index}: {e}")))?;
+        self.transport.setup_queue(index, size, desc, avail, used)?;
         vq.disable_interrupts();
         Ok(vq)
     }
 
-    /// Counts a device error on the packet path; logs the first one.
+    /// Counts device errors on the packet path; logs the first one.
     #[cold]
     #[inline(never)]
     fn device_error(&mut self, queue: u16, faults: Faults) {
         if self.device_errors == 0 {
+            let last = faults.last;
             log::error!(
-                "{}: virtqueue {queue}: {:?} (further device errors are only counted)",
-                self.name,
-                faults.last
+                "{}: virtqueue {queue}: {last:?} (further device errors are only counted)",
+                self.name
             );
         }
         self.device_errors += faults.count;
     }
 
-    #[inline]
-    fn notify(&self, queue_index: u16) {
-        if let Err(e) = self.transport.notify(queue_index) {
-            log::error!("{}: queue notification failed: {e}", self.name);
+    /// Publishes what was added to `vq` and rings its doorbell if the device wants it.
+    #[inline(always)]
+    fn publish(transport: &Transport, name: &str, vq: &mut Virtqueue<impl Sized>, index: u16) {
+        if vq.publish()
+            && let Err(e) = transport.notify(index)
+        {
+            log::error!("{name}: queue notification failed: {e}");
         }
     }
 
@@ -716,32 +660,21 @@ impl VirtioDevice {
     #[inline(always)]
     fn refill_rx(&mut self, q: usize, posted: usize) {
         let queue = &mut self.rx[q];
-        let mut added = posted;
-        if queue.vq.can_add() {
-            added += queue.vq.refill(&queue.pool, self.hdr_len);
-        }
-        if added > 0 && queue.vq.publish() {
-            self.notify(2 * q as u16);
+        let added = posted + queue.vq.refill(&queue.pool, self.hdr_len);
+        if added > 0 {
+            Self::publish(&self.transport, &self.name, &mut queue.vq, 2 * q as u16);
         }
     }
 
     /// Takes up to `num_packets` received packets from queue `q` into `buffer`, counts
     /// them; returns how many, and how many buffers were refilled in their place.
     #[inline(always)]
-    fn poll_rx(
-        &mut self,
-        q: usize,
-        buffer: &mut VecDeque<Packet>,
-        num_packets: usize,
-    ) -> (usize, usize) {
-        let queue = &mut self.rx[q];
+    fn poll_rx(&mut self, q: usize, buffer: &mut VecDeque<Packet>, num: usize) -> (usize, usize) {
+        let RxQueue { vq, pool, .. } = &mut self.rx[q];
         let mut faults = Faults::NONE;
-        let (pool, vq) = (&queue.pool, &mut queue.vq);
         let (n, bytes, refilled) = match self.hdr_len {
-            NET_HDR_LEN_MODERN => {
-                vq.receive::<NET_HDR_LEN_MODERN>(pool, buffer, num_packets, &mut faults)
-            }
-            _ => vq.receive::<NET_HDR_LEN_LEGACY>(pool, buffer, num_packets, &mut faults),
+            NET_HDR_LEN_MODERN => vq.receive::<NET_HDR_LEN_MODERN>(pool, buffer, num, &mut faults),
+            _ => vq.receive::<NET_HDR_LEN_LEGACY>(pool, buffer, num, &mut faults),
         };
         self.stats.rx_packets += n as u64;
         self.stats.rx_bytes += bytes;
@@ -772,24 +705,22 @@ impl VirtioDevice {
 
     /// Sends a control command (5.1.6.5) and waits for the device's answer.
     fn ctrl_command(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<()> {
-        let name = &self.name;
         let Some(c) = self.ctrl.as_mut() else {
-            return Err(Error::device(name, "the device has no control queue"));
+            return Err(Error::device(&self.name, "the device has no control queue"));
         };
-        c.submit(name, class, cmd, data)?;
-        c.vq.publish();
-        if let Err(e) = self.transport.notify(c.index) {
-            log::error!("{name}: queue notification failed: {e}");
-        }
         let what = format!("control command {class}/{cmd}");
-        let ack = c.wait(name, &what, CTRL_TIMEOUT)?;
-        if ack != ctrl::OK {
-            return Err(Error::device(
-                name,
+        let ack = c.submit(class, cmd, data).and_then(|()| {
+            Self::publish(&self.transport, &self.name, &mut c.vq, c.index);
+            c.wait()
+        });
+        match ack {
+            Ok(ctrl::OK) => Ok(()),
+            Ok(ack) => Err(Error::device(
+                &self.name,
                 format!("device rejected {what} (ack {ack})"),
-            ));
+            )),
+            Err(e) => Err(Error::device(&self.name, format!("{what}: {e}"))),
         }
-        Ok(())
     }
 }
 
@@ -815,10 +746,8 @@ impl IxyDevice for VirtioDevice {
                 self.transport.config_write8(config::MAC + i, *b)?;
             }
         } else {
-            return Err(Error::device(
-                &self.name,
-                "the device does not let the MAC be set (no VIRTIO_NET_F_CTRL_MAC_ADDR)",
-            ));
+            return Err(self
+                .error("the device does not let the MAC be set (no VIRTIO_NET_F_CTRL_MAC_ADDR)"));
         }
         self.mac = mac;
         Ok(())
@@ -826,21 +755,22 @@ impl IxyDevice for VirtioDevice {
 
     /// virtio reports link state but no speed; an up link is reported as 1000 Mbit/s.
     fn link_speed(&self) -> u32 {
-        if !self.has(feature::STATUS) {
-            return 1000;
-        }
-        match self.transport.config_read(config::STATUS, 2) {
-            Ok(s) if s & config::S_LINK_UP != 0 => 1000,
-            _ => 0,
+        let status = match self.has(feature::STATUS) {
+            true => self.transport.config_read(config::STATUS, 2).unwrap_or(0),
+            false => config::S_LINK_UP,
+        };
+        if status & config::S_LINK_UP != 0 {
+            1000
+        } else {
+            0
         }
     }
 
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
         if !self.has(feature::CTRL_RX) {
-            return Err(Error::device(
-                &self.name,
-                "the device has no control of receive filtering (VIRTIO_NET_F_CTRL_RX)",
-            ));
+            return Err(
+                self.error("the device has no control of receive filtering (VIRTIO_NET_F_CTRL_RX)")
+            );
         }
         self.ctrl_command(ctrl::RX, ctrl::RX_PROMISC, &[enabled as u8])?;
         self.promisc = enabled;
@@ -870,22 +800,21 @@ impl IxyDevice for VirtioDevice {
         let (mut received, mut posted) = self.poll_rx(q, buffer, num_packets);
         // Interrupt mode: after enough empty polls in a row, sleep until the device uses
         // a buffer (or the timeout passes) and poll once more. No system call while busy.
-        if let Some(intr) = self.rx[q].interrupt.as_mut() {
-            match intr.after_poll(received) {
-                IrqAction::Poll => {}
-                IrqAction::Disarm => self.rx[q].vq.disable_interrupts(),
-                IrqAction::Sleep => {
-                    self.sleep_rx(q);
-                    let (more, refilled) = self.poll_rx(q, buffer, num_packets);
-                    (received, posted) = (more, posted + refilled);
-                    let queue = &mut self.rx[q];
-                    if let Some(intr) = queue.interrupt.as_mut()
-                        && intr.after_poll(received) == IrqAction::Disarm
-                    {
-                        queue.vq.disable_interrupts();
-                    }
-                }
-            }
+        let mut action = self.rx[q]
+            .interrupt
+            .as_mut()
+            .map(|i| i.after_poll(received));
+        if action == Some(IrqAction::Sleep) {
+            self.sleep_rx(q);
+            let (more, refilled) = self.poll_rx(q, buffer, num_packets);
+            (received, posted) = (more, posted + refilled);
+            action = self.rx[q]
+                .interrupt
+                .as_mut()
+                .map(|i| i.after_poll(received));
+        }
+        if action == Some(IrqAction::Disarm) {
+            self.rx[q].vq.disable_interrupts();
         }
         self.refill_rx(q, posted);
         received
@@ -902,8 +831,8 @@ impl IxyDevice for VirtioDevice {
             _ => vq.transmit::<NET_HDR_LEN_LEGACY>(buffer, &mut faults),
         };
         let index = 2 * queue_id + 1;
-        if sent > 0 && vq.publish() {
-            self.notify(index);
+        if sent > 0 {
+            Self::publish(&self.transport, &self.name, vq, index);
         }
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes;

@@ -139,7 +139,7 @@ impl<T> Virtqueue<T> {
             allocator
                 .allocate(layout.total)?
                 .checked(layout.total, LEGACY_ALIGN, "virtqueue")?;
-        Ok(Virtqueue {
+        let mut vq = Virtqueue {
             mem,
             layout,
             avail_idx: 0,
@@ -147,7 +147,13 @@ impl<T> Virtqueue<T> {
             items: (0..size).map(|_| None).collect(),
             in_order: true,
             pool: 0,
-        })
+        };
+        // `avail.ring[i] = i` once: single buffers go in slot order, so the available ring
+        // never changes on the packet path (control chains write their own entry).
+        for i in 0..size {
+            vq.write16(layout.avail + 4 + 2 * i as usize, i);
+        }
+        Ok(vq)
     }
 
     /// Entries in the queue.
@@ -362,14 +368,6 @@ impl Faults {
 /// is the whole validity check. Anything else — another id, a bad length — ends the span
 /// and goes to the checked path, entry by entry.
 impl Virtqueue<Packet> {
-    /// Writes `avail.ring[i] = i` for every slot once: buffers go in slot order, so the
-    /// available ring never changes on the packet path (control chains excepted).
-    pub fn fix_avail_ring(&mut self) {
-        for i in 0..self.layout.size {
-            self.write16(self.layout.avail + 4 + 2 * i as usize, i);
-        }
-    }
-
     /// The run of used entries the in-order path may take: its first slot and length (at
     /// most `max`, none past the end of the ring). Empty unless the device has used every
     /// buffer in order so far and `ready` does not exceed the buffers in flight: then each
