@@ -156,97 +156,48 @@ impl<T> Virtqueue<T> {
         Ok(vq)
     }
 
-    /// Entries in the queue.
-    pub fn size(&self) -> u16 {
-        self.layout.size
-    }
-
-    /// True if the next buffer can be added (its descriptor is not in flight).
-    #[inline(always)]
-    pub fn can_add(&self) -> bool {
-        self.item(self.next_slot()).is_none()
-    }
-
     /// Bus addresses of the descriptor table, the available ring and the used ring.
     pub fn bus_addrs(&self) -> (u64, u64, u64) {
         let at = |offset| self.mem.bus_addr(offset);
         (at(0), at(self.layout.avail), at(self.layout.used))
     }
 
+    /// Pointer to the `u16` at `offset` of the region, an offset from the layout.
+    #[inline(always)]
+    fn ring16(&self, offset: usize) -> *mut u16 {
+        debug_assert!(offset + 2 <= self.layout.total);
+        self.mem.virt().wrapping_add(offset).cast()
+    }
+
     #[inline(always)]
     fn write16(&mut self, offset: usize, v: u16) {
-        debug_assert!(offset + 2 <= self.layout.total);
         // SAFETY: offsets come from the layout, so they lie within `layout.total` bytes,
         // which `new` checked the region holds, and are 2-byte aligned from a 4096-byte
         // aligned start (also checked in `new`); volatile because the device reads the
         // memory concurrently.
-        unsafe { (self.mem.virt().add(offset) as *mut u16).write_volatile(v.to_le()) }
+        unsafe { self.ring16(offset).write_volatile(v.to_le()) }
     }
 
     #[inline(always)]
     fn read16(&self, offset: usize) -> u16 {
-        debug_assert!(offset + 2 <= self.layout.total);
         // SAFETY: as in write16; the device writes these concurrently.
-        u16::from_le(unsafe { (self.mem.virt().add(offset) as *const u16).read_volatile() })
+        u16::from_le(unsafe { self.ring16(offset).read_volatile() })
     }
 
-    /// Reads used ring element `slot` (< size): (id, len).
+    /// Pointers to used ring element, descriptor and item `slot` (< size).
     #[inline(always)]
-    fn read_used_elem(&self, slot: usize) -> (u32, u32) {
-        let off = self.layout.used + 4 + 8 * slot;
-        debug_assert!(off + 8 <= self.layout.total);
-        // SAFETY: slot < size, so the 8-byte element lies within the used ring, inside
-        // the region (checked in `new`); 4-byte aligned (the used ring is page-aligned).
+    fn slot_ptrs(&mut self, slot: usize) -> (*const u32, *mut u64, *mut Option<T>) {
+        debug_assert!(slot < self.layout.size as usize);
+        let base = self.mem.virt();
+        // SAFETY: slot < size: the element and the descriptor lie inside the region
+        // (checked in `new`), the item inside `items`.
         unsafe {
-            let p = self.mem.virt().add(off) as *const u32;
             (
-                u32::from_le(p.read_volatile()),
-                u32::from_le(p.add(1).read_volatile()),
+                base.add(self.layout.used + 4 + 8 * slot) as *const u32,
+                base.add(16 * slot) as *mut u64,
+                self.items.as_mut_ptr().add(slot),
             )
         }
-    }
-
-    #[inline(always)]
-    fn write_desc(&mut self, id: u16, d: Desc, next: u16) {
-        let off = id as usize * 16;
-        let meta = d.len as u64 | (d.flags as u64) << 32 | (next as u64) << 48;
-        // SAFETY: id < size, so the 16-byte descriptor lies within the table, which lies
-        // within the region (checked in `new`); 16-byte aligned from an aligned start.
-        unsafe {
-            let p = self.mem.virt().add(off) as *mut u64;
-            p.write_volatile(d.addr.to_le());
-            p.add(1).write_volatile(meta.to_le());
-        }
-    }
-
-    /// The available slot (and descriptor id) the next buffer goes to.
-    #[inline(always)]
-    fn next_slot(&self) -> u16 {
-        self.avail_idx & (self.layout.size - 1)
-    }
-
-    #[inline(always)]
-    fn item(&self, id: u16) -> &Option<T> {
-        debug_assert!(id < self.layout.size);
-        // SAFETY: every id passed here is masked with size - 1 or checked against the
-        // size, and `items` has `size` entries.
-        unsafe { self.items.get_unchecked(id as usize) }
-    }
-
-    #[inline(always)]
-    fn item_mut(&mut self, id: u16) -> &mut Option<T> {
-        debug_assert!(id < self.layout.size);
-        // SAFETY: as in `item`.
-        unsafe { self.items.get_unchecked_mut(id as usize) }
-    }
-
-    /// Puts the chain headed by `head` into the next available slot, holding `item`.
-    #[inline(always)]
-    fn make_available(&mut self, head: u16, item: T) {
-        *self.item_mut(head) = Some(item);
-        let slot = self.layout.avail + 4 + 2 * self.next_slot() as usize;
-        self.write16(slot, head);
-        self.avail_idx = self.avail_idx.wrapping_add(1);
     }
 
     /// Adds a chain of buffers holding `item`, in descriptors 0, 1, ... (not yet visible
@@ -259,15 +210,24 @@ impl<T> Virtqueue<T> {
             return None;
         }
         for (i, d) in chain.iter().enumerate() {
-            let (flags, next) = match i + 1 < chain.len() {
-                true => (d.flags | VIRTQ_DESC_F_NEXT, i as u16 + 1),
-                false => (d.flags, 0),
-            };
-            self.write_desc(i as u16, Desc { flags, ..*d }, next);
+            // Each descriptor but the last links to the next one.
+            let link = u64::from(i + 1 < chain.len());
+            let flags = d.flags as u64 | (link * VIRTQ_DESC_F_NEXT as u64);
+            let meta = d.len as u64 | flags << 32 | (link * (i as u64 + 1)) << 48;
+            let (_, desc, _) = self.slot_ptrs(i);
+            // SAFETY: `slot_ptrs` points into the table; no chain is in flight, so the
+            // device does not read it; volatile: it will.
+            unsafe {
+                desc.write_volatile(d.addr.to_le());
+                desc.add(1).write_volatile(meta.to_le());
+            }
         }
         // Chains head descriptor 0 in any available slot: not the packet path's order.
         self.in_order = false;
-        self.make_available(0, item);
+        self.items[0] = Some(item);
+        let slot = self.avail_idx & (self.layout.size - 1);
+        self.write16(self.layout.avail + 4 + 2 * slot as usize, 0);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
         Some(())
     }
 
@@ -321,15 +281,15 @@ impl<T> Virtqueue<T> {
         }
         let slot = (self.last_used & (self.layout.size - 1)) as usize;
         self.last_used = self.last_used.wrapping_add(1);
-        let (id, len) = self.read_used_elem(slot);
-        let item = match id < self.layout.size as u32 {
-            true => self.item_mut(id as u16).take(),
-            false => None,
-        };
+        let (used, _, _) = self.slot_ptrs(slot);
+        // SAFETY: `slot_ptrs` points into the used ring; volatile: the device writes it.
+        let (id, len) = unsafe { (used.read_volatile(), used.add(1).read_volatile()) };
+        let id = u32::from_le(id);
+        let item = self.items.get_mut(id as usize).and_then(Option::take);
         // Anything but the in-order entry ends the in-order paths for good.
         self.in_order &= id as usize == slot && item.is_some();
-        item.map(|item| Some((item, len)))
-            .ok_or(UsedError::UnknownId(id))
+        let item = item.ok_or(UsedError::UnknownId(id))?;
+        Ok(Some((item, u32::from_le(len))))
     }
 
     /// Entries the device has used but the driver not yet taken (0 if the index is bad).
@@ -393,25 +353,9 @@ impl Virtqueue<Packet> {
         let start = self.avail_idx as usize & (size - 1);
         let free = match self.in_order {
             true => size - self.avail_idx.wrapping_sub(self.last_used) as usize,
-            false => self.item(start as u16).is_none() as usize,
+            false => self.items[start].is_none() as usize,
         };
         (start, free.min(size - start).min(max))
-    }
-
-    /// Pointers to used ring element, descriptor and item `slot` (< size).
-    #[inline(always)]
-    fn slot_ptrs(&mut self, slot: usize) -> (*const u32, *mut u64, *mut Option<Packet>) {
-        debug_assert!(slot < self.layout.size as usize);
-        let base = self.mem.virt();
-        // SAFETY: slot < size: the element and the descriptor lie inside the region
-        // (checked in `new`), the item inside `items`.
-        unsafe {
-            (
-                base.add(self.layout.used + 4 + 8 * slot) as *const u32,
-                base.add(16 * slot) as *mut u64,
-                self.items.as_mut_ptr().add(slot),
-            )
-        }
     }
 
     /// Takes up to `max` used entries one by one, each checked, handing the packet and the
@@ -560,11 +504,11 @@ impl Virtqueue<Packet> {
     pub fn refill(&mut self, pool: &Mempool, hdr_len: usize) -> usize {
         let meta = (pool.max_packet_len() + hdr_len) as u64 | (VIRTQ_DESC_F_WRITE as u64) << 32;
         let start = self.avail_idx;
-        while self.item(self.next_slot()).is_none() {
-            let Some(p) = pool.alloc_empty() else {
-                break;
-            };
-            let (_, desc, item) = self.slot_ptrs(self.next_slot() as usize);
+        let mut slot = (start & (self.layout.size - 1)) as usize;
+        while self.items[slot].is_none()
+            && let Some(p) = pool.alloc_empty()
+        {
+            let (_, desc, item) = self.slot_ptrs(slot);
             // SAFETY: `slot_ptrs` points into the table and `items`; the slot is free, so
             // the device does not read the descriptor; volatile: it will.
             unsafe {
@@ -573,6 +517,7 @@ impl Virtqueue<Packet> {
                 item.write(Some(p));
             }
             self.avail_idx = self.avail_idx.wrapping_add(1);
+            slot = (self.avail_idx & (self.layout.size - 1)) as usize;
         }
         self.avail_idx.wrapping_sub(start) as usize
     }
@@ -807,20 +752,37 @@ mod tests {
         /// [`Virtqueue::publish`]). Gives `item` back if the next slot is still in flight.
         #[inline(always)]
         pub fn add_one(&mut self, d: Desc, item: T) -> std::result::Result<(), T> {
-            let id = self.next_slot();
-            if self.item(id).is_some() {
+            let slot = (self.avail_idx & (self.layout.size - 1)) as usize;
+            if self.items[slot].is_some() {
                 return Err(item);
             }
-            self.write_desc(id, d, 0);
-            self.make_available(id, item);
+            let (_, desc, _) = self.slot_ptrs(slot);
+            // SAFETY: `slot_ptrs` points into the table.
+            unsafe {
+                desc.write_volatile(d.addr.to_le());
+                desc.add(1)
+                    .write_volatile((d.len as u64 | (d.flags as u64) << 32).to_le());
+            }
+            self.items[slot] = Some(item);
+            self.avail_idx = self.avail_idx.wrapping_add(1);
             Ok(())
+        }
+
+        /// Entries in the queue.
+        pub fn size(&self) -> u16 {
+            self.layout.size
+        }
+
+        /// True if the next buffer can be added (its descriptor is not in flight).
+        pub fn can_add(&self) -> bool {
+            self.items[(self.avail_idx & (self.layout.size - 1)) as usize].is_none()
         }
 
         /// Reads back descriptor `id` (for tests and debugging).
         pub fn desc(&self, id: u16) -> Desc {
             let off = (id % self.layout.size) as usize * 16;
             // SAFETY: id % size < size: within the table, which lies within the region
-            // (checked in `new`); aligned as in write_desc.
+            // (checked in `new`); 16-byte aligned.
             unsafe {
                 let p = self.mem.virt().add(off);
                 Desc {
