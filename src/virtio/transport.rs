@@ -44,6 +44,8 @@ struct Regs {
     queue_select: usize,
     queue_size: usize,
     queue_vector: usize,
+    /// 32-bit feature words (legacy devices have one, with no select register).
+    feature_words: u32,
 }
 
 const LEGACY: Regs = Regs {
@@ -55,6 +57,7 @@ const LEGACY: Regs = Regs {
     queue_select: 0x0e,
     queue_size: 0x0c,
     queue_vector: 0x16,
+    feature_words: 1,
 };
 
 const MODERN: Regs = Regs {
@@ -65,6 +68,7 @@ const MODERN: Regs = Regs {
     queue_select: 0x16,
     queue_size: 0x18,
     queue_vector: 0x1a,
+    feature_words: 2,
 };
 
 /// Legacy-only registers in I/O BAR 0 (4.1.4.8).
@@ -96,25 +100,20 @@ mod common {
 mod pci_cfg {
     /// Status register; bit 4 says a capability list exists.
     pub const STATUS: usize = 0x06;
-    pub const STATUS_CAP_LIST: u16 = 1 << 4;
+    pub const STATUS_CAP_LIST: u32 = 1 << 4;
     /// Offset of the first capability.
     pub const CAP_PTR: usize = 0x34;
     /// Capability id of vendor-specific capabilities.
-    pub const CAP_ID_VENDOR: u8 = 0x09;
+    pub const CAP_ID_VENDOR: u32 = 0x09;
     /// Base address registers.
     pub const BAR0: usize = 0x10;
 }
 
 /// `cfg_type` values of `struct virtio_pci_cap` (virtio 1.1, 4.1.4).
-pub mod cap_type {
-    /// Common configuration.
-    pub const COMMON_CFG: u8 = 1;
-    /// Notifications.
-    pub const NOTIFY_CFG: u8 = 2;
-    /// ISR status.
-    pub const ISR_CFG: u8 = 3;
-    /// Device-specific configuration.
-    pub const DEVICE_CFG: u8 = 4;
+mod cap_type {
+    pub const COMMON_CFG: usize = 1;
+    pub const NOTIFY_CFG: usize = 2;
+    pub const DEVICE_CFG: usize = 4;
 }
 
 /// Where one virtio structure lives: a BAR, an offset and a length (`struct virtio_pci_cap`).
@@ -150,65 +149,58 @@ pub struct VirtioCaps {
 /// device); an error if the list is malformed.
 pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>, String> {
     // A little-endian field of `n` bytes at `o`.
-    let rd = |o: usize, n: usize| {
-        let bytes = cfg
-            .get(o..o + n)
-            .ok_or(format!("offset {o:#x} beyond config"))?;
-        Ok::<u32, String>(bytes.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b)))
+    let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
+        Some(b) => Ok(b.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b))),
+        None => Err(format!("offset {o:#x} beyond config")),
     };
-    let rd8 = |o: usize| rd(o, 1).map(|v| v as u8);
-    let rd32 = |o: usize| rd(o, 4);
-    if rd(pci_cfg::STATUS, 2)? as u16 & pci_cfg::STATUS_CAP_LIST == 0 {
+    if rd(pci_cfg::STATUS, 2)? & pci_cfg::STATUS_CAP_LIST == 0 {
         return Ok(None);
     }
     // By `cfg_type` (1 to 4: common, notify, ISR, device).
     let mut found: [Option<CapRegion>; 5] = [None; 5];
     let mut multiplier = 0;
-    let mut ptr = (rd8(pci_cfg::CAP_PTR)? & 0xfc) as usize;
-    let mut seen = 0;
-    while ptr != 0 {
-        // Capabilities live above the standard header; a list longer than what fits in
-        // 256 bytes loops.
-        seen += 1;
-        if ptr < 0x40 || seen > 48 {
+    let mut ptr = rd(pci_cfg::CAP_PTR, 1)? as usize & 0xfc;
+    // Capabilities live above the standard header; a list longer than what fits in 256
+    // bytes loops.
+    for seen in 1.. {
+        if ptr == 0 {
+            break;
+        } else if ptr < 0x40 || seen > 48 {
             return Err(format!("malformed capability list (entry at {ptr:#x})"));
         }
-        let id = rd8(ptr)?;
-        let next = (rd8(ptr + 1)? & 0xfc) as usize;
-        if id == pci_cfg::CAP_ID_VENDOR {
-            // struct virtio_pci_cap: vndr, next, len, cfg_type, bar, id, pad[2],
-            // offset (le32), length (le32); the notify cap adds notify_off_multiplier.
-            let (cap_len, t) = (rd8(ptr + 2)?, rd8(ptr + 3)?);
-            let region = CapRegion {
-                bar: rd8(ptr + 4)?,
-                offset: rd32(ptr + 8)?,
-                length: rd32(ptr + 12)?,
-            };
-            let notify = t == cap_type::NOTIFY_CFG;
-            let min_len = if notify { 20 } else { 16 };
-            // BARs 0-5 only; other values are reserved (and skipped, 4.1.4.1).
-            let usable = cap_len >= min_len && region.bar <= 5;
-            let known = (cap_type::COMMON_CFG..=cap_type::DEVICE_CFG).contains(&t);
-            if usable && known && found[t as usize].is_none() {
-                found[t as usize] = Some(region);
-                if notify {
-                    multiplier = rd32(ptr + 16)?;
-                }
-            }
+        // struct virtio_pci_cap: vndr, next, len, cfg_type, bar, id, pad[2], offset
+        // (le32), length (le32); the notify cap adds notify_off_multiplier (le32).
+        let (at, head) = (ptr, rd(ptr, 4)?);
+        let (t, cap_len) = ((head >> 24) as usize, head >> 16 & 0xff);
+        let notify = t == cap_type::NOTIFY_CFG;
+        ptr = (head >> 8) as usize & 0xfc;
+        let usable = head & 0xff == pci_cfg::CAP_ID_VENDOR && cap_len >= 16 + 4 * notify as u32;
+        // BARs 0-5 only; other values are reserved (and skipped, 4.1.4.1).
+        let known = (cap_type::COMMON_CFG..=cap_type::DEVICE_CFG).contains(&t);
+        if !usable || !known || found[t].is_some() || rd(at + 4, 1)? > 5 {
+            continue;
         }
-        ptr = next;
+        let (bar, offset, length) = (rd(at + 4, 1)? as u8, rd(at + 8, 4)?, rd(at + 12, 4)?);
+        found[t] = Some(CapRegion {
+            bar,
+            offset,
+            length,
+        });
+        if notify {
+            multiplier = rd(at + 16, 4)?;
+        }
     }
     let [_, common, notify, isr, device] = found;
-    match (common, notify, isr) {
-        (Some(common), Some(notify), Some(isr)) => Ok(Some(VirtioCaps {
+    Ok(common
+        .zip(notify)
+        .zip(isr)
+        .map(|((common, notify), isr)| VirtioCaps {
             common,
             notify,
             notify_off_multiplier: multiplier,
             isr,
             device,
-        })),
-        _ => Ok(None),
-    }
+        }))
 }
 
 /// One BAR of a virtio function as the transport reaches it: an I/O BAR (system calls), a
@@ -276,18 +268,12 @@ impl Window {
     fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
         self.bar.write(self.check(offset, width)?, width, value)
     }
-
-    /// Writes a 64-bit field as two 32-bit halves, low first (4.1.3.1: drivers may do so).
-    fn write64(&self, offset: usize, v: u64) -> Result<()> {
-        self.write(offset, 4, v as u32)?;
-        self.write(offset + 4, 4, (v >> 32) as u32)
-    }
 }
 
 /// How the driver reaches one virtio function: legacy or modern, behind one set of
 /// operations.
 pub struct Transport {
-    modern: bool,
+    regs: &'static Regs,
     /// Legacy: I/O BAR 0; modern: the common configuration structure.
     common: Window,
     /// The device-specific configuration (legacy: in BAR 0 behind the registers).
@@ -295,16 +281,8 @@ pub struct Transport {
     /// Where the doorbells are (legacy: BAR 0; modern: the notification structure).
     notify: Window,
     notify_off_multiplier: u32,
-    /// Offset in `notify` of each queue's doorbell, by queue index.
+    /// Offset in the notification BAR of each queue's doorbell, by queue index.
     doorbells: Vec<usize>,
-}
-
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("modern", &self.modern)
-            .finish()
-    }
 }
 
 /// Reads the first 256 bytes of config space (the capability list lives there).
@@ -334,7 +312,7 @@ impl Transport {
             len: 0x100 - base,
         };
         Ok(Transport {
-            modern: false,
+            regs: &LEGACY,
             common: whole(0),
             device: whole(legacy_reg::CONFIG_NO_MSIX),
             notify: whole(0),
@@ -343,44 +321,27 @@ impl Transport {
         })
     }
 
-    /// Opens the modern interface described by `caps`, mapping the BARs it names.
-    /// Crate-private, like [`Transport::legacy`].
+    /// Opens the modern interface described by `caps`, mapping the BARs it names (each
+    /// once). Crate-private, like [`Transport::legacy`].
     pub(crate) fn modern(name: &str, open: &mut OpenBar, caps: &VirtioCaps) -> Result<Self> {
-        let mut bars: Vec<(u8, Rc<dyn VirtioBar>)> = Vec::new();
+        let mut bars: [Option<Rc<dyn VirtioBar>>; 6] = Default::default();
         let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<Window> {
-            if r.length < min_len {
-                return Err(Error::device(
-                    name,
-                    format!(
-                        "virtio {what} structure is {} bytes, need {min_len}",
-                        r.length
-                    ),
-                ));
-            }
-            let bar = match bars.iter().find(|b| b.0 == r.bar) {
-                Some(b) => Rc::clone(&b.1),
-                None => {
-                    let b = open(r.bar, false)?;
-                    bars.push((r.bar, Rc::clone(&b)));
-                    b
-                }
+            let bar = match &bars[r.bar as usize] {
+                Some(b) => Rc::clone(b),
+                None => bars[r.bar as usize].insert(open(r.bar, false)?).clone(),
             };
-            if r.offset as u64 + r.length as u64 > bar.size() as u64 {
-                return Err(Error::device(
-                    name,
-                    format!(
-                        "virtio {what} structure ({:#x}+{:#x}) lies outside BAR{} ({} bytes)",
-                        r.offset,
-                        r.length,
-                        r.bar,
-                        bar.size()
-                    ),
-                ));
+            let (offset, length, size) = (r.offset as usize, r.length as usize, bar.size());
+            if r.length < min_len || offset + length > size {
+                let detail = format!(
+                    "virtio {what} structure ({offset:#x}+{length:#x}) does not fit BAR{} ({size} bytes) or is shorter than {min_len} bytes",
+                    r.bar
+                );
+                return Err(Error::device(name, detail));
             }
             Ok(Window {
                 bar,
-                base: r.offset as usize,
-                len: r.length as usize,
+                base: offset,
+                len: length,
             })
         };
         let common = locate(caps.common, common::LEN, "common config")?;
@@ -393,7 +354,7 @@ impl Transport {
             },
         };
         Ok(Transport {
-            modern: true,
+            regs: &MODERN,
             common,
             device,
             notify,
@@ -402,48 +363,41 @@ impl Transport {
         })
     }
 
-    fn regs(&self) -> &'static Regs {
-        if self.modern { &MODERN } else { &LEGACY }
-    }
-
     /// True for the modern interface.
     pub fn is_modern(&self) -> bool {
-        self.modern
+        std::ptr::eq(self.regs, &MODERN)
     }
 
     /// Reads the device status byte.
     pub fn status(&self) -> Result<u8> {
-        Ok(self.common.read(self.regs().status, 1)? as u8)
+        Ok(self.common.read(self.regs.status, 1)? as u8)
     }
 
     /// Writes the device status byte (0 resets the device).
     pub fn set_status(&self, s: u8) -> Result<()> {
-        self.common.write(self.regs().status, 1, s as u32)
+        self.common.write(self.regs.status, 1, s as u32)
     }
 
-    /// The device's feature bits (legacy devices have 32).
+    /// The device's feature bits (legacy devices have 32), a word at a time (4.1.4.3).
     pub fn device_features(&self) -> Result<u64> {
-        let c = &self.common;
-        if !self.modern {
-            return Ok(c.read(LEGACY.device_features, 4)? as u64);
-        }
         let mut f = 0;
-        for half in 0..2 {
-            c.write(common::DEVICE_FEATURE_SELECT, 4, half)?;
-            f |= (c.read(MODERN.device_features, 4)? as u64) << (32 * half);
+        for word in 0..self.regs.feature_words {
+            if self.is_modern() {
+                self.common.write(common::DEVICE_FEATURE_SELECT, 4, word)?;
+            }
+            f |= (self.common.read(self.regs.device_features, 4)? as u64) << (32 * word);
         }
         Ok(f)
     }
 
     /// Tells the device which features the driver uses.
     pub fn set_driver_features(&self, features: u64) -> Result<()> {
-        let c = &self.common;
-        if !self.modern {
-            return c.write(LEGACY.driver_features, 4, features as u32);
-        }
-        for half in 0..2 {
-            c.write(common::DRIVER_FEATURE_SELECT, 4, half)?;
-            c.write(MODERN.driver_features, 4, (features >> (32 * half)) as u32)?;
+        for word in 0..self.regs.feature_words {
+            if self.is_modern() {
+                self.common.write(common::DRIVER_FEATURE_SELECT, 4, word)?;
+            }
+            let half = (features >> (32 * word)) as u32;
+            self.common.write(self.regs.driver_features, 4, half)?;
         }
         Ok(())
     }
@@ -451,12 +405,11 @@ impl Transport {
     /// Selects queue `index` and returns its maximum size (0: the queue does not exist;
     /// modern devices also say how many queues they have).
     pub fn queue_max_size(&self, index: u16) -> Result<u16> {
-        if self.modern && self.common.read(common::NUM_QUEUES, 2)? <= u32::from(index) {
+        if self.is_modern() && self.common.read(common::NUM_QUEUES, 2)? <= u32::from(index) {
             return Ok(0);
         }
-        self.common
-            .write(self.regs().queue_select, 2, index as u32)?;
-        Ok(self.common.read(self.regs().queue_size, 2)? as u16)
+        self.common.write(self.regs.queue_select, 2, index as u32)?;
+        Ok(self.common.read(self.regs.queue_size, 2)? as u16)
     }
 
     /// Gives the device the ring of queue `index` (size `size`, parts at the given bus
@@ -471,33 +424,31 @@ impl Transport {
         device: u64,
     ) -> Result<()> {
         let c = &self.common;
-        c.write(self.regs().queue_select, 2, index as u32)?;
-        let doorbell = if !self.modern {
+        c.write(self.regs.queue_select, 2, index as u32)?;
+        let doorbell = if !self.is_modern() {
             // The legacy queue address register holds a 4096-byte page number (32 bits).
             if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
-                return Err(Error::config(format!(
-                    "virtqueue memory at {desc:#x} is not reachable by a legacy device"
-                )));
+                let detail =
+                    format!("virtqueue memory at {desc:#x} is not reachable by a legacy device");
+                return Err(Error::config(detail));
             }
             c.write(legacy_reg::QUEUE_ADDRESS, 4, (desc >> 12) as u32)?;
             legacy_reg::QUEUE_NOTIFY
         } else {
-            // The driver may choose a smaller size than the maximum (4.1.4.3).
+            // The driver may choose a smaller size than the maximum (4.1.4.3). 64-bit
+            // fields are written as two 32-bit halves, low first (4.1.3.1).
             c.write(MODERN.queue_size, 2, size as u32)?;
-            c.write64(common::QUEUE_DESC, desc)?;
-            c.write64(common::QUEUE_DRIVER, driver)?;
-            c.write64(common::QUEUE_DEVICE, device)?;
-            let notify_off = c.read(common::QUEUE_NOTIFY_OFF, 2)? as usize;
-            let off = notify_off * self.notify_off_multiplier as usize;
-            if off + 2 > self.notify.len {
-                return Err(Error::config(format!(
-                    "doorbell of virtqueue {index} ({off:#x}) lies outside the \
-                     notification area ({} bytes)",
-                    self.notify.len
-                )));
+            for (field, v) in [
+                (common::QUEUE_DESC, desc),
+                (common::QUEUE_DRIVER, driver),
+                (common::QUEUE_DEVICE, device),
+            ] {
+                c.write(field, 4, v as u32)?;
+                c.write(field + 4, 4, (v >> 32) as u32)?;
             }
+            let notify_off = c.read(common::QUEUE_NOTIFY_OFF, 2)? as usize;
             c.write(common::QUEUE_ENABLE, 2, 1)?;
-            off
+            notify_off * self.notify_off_multiplier as usize
         };
         // Kept as an offset in the BAR, checked here once.
         let doorbell = self.notify.check(doorbell, 2)?;
@@ -522,7 +473,7 @@ impl Transport {
     /// whenever the device changes its config. `None` on the legacy interface, which has no
     /// such counter.
     pub fn config_generation(&self) -> Result<Option<u8>> {
-        if !self.modern {
+        if !self.is_modern() {
             return Ok(None);
         }
         Ok(Some(self.common.read(common::CONFIG_GENERATION, 1)? as u8))
@@ -543,7 +494,7 @@ impl Transport {
     /// Tells the transport that MSI-X was enabled on the function (legacy: the device
     /// config moves from 0x14 to 0x18, 4.1.4.8).
     pub fn msix_enabled(&mut self) {
-        if !self.modern {
+        if !self.is_modern() {
             self.device.base = legacy_reg::CONFIG_MSIX;
             self.device.len = 0x100 - legacy_reg::CONFIG_MSIX;
         }
@@ -552,18 +503,18 @@ impl Transport {
     /// Routes configuration-change interrupts to MSI-X `vector` (or
     /// [`VIRTIO_MSI_NO_VECTOR`]). Returns the vector the device accepted.
     pub fn set_config_vector(&self, vector: u16) -> Result<u16> {
-        let r = self.regs().config_vector;
-        self.common.write(r, 2, vector as u32)?;
-        Ok(self.common.read(r, 2)? as u16)
+        self.common
+            .write(self.regs.config_vector, 2, vector as u32)?;
+        Ok(self.common.read(self.regs.config_vector, 2)? as u16)
     }
 
     /// Routes used-buffer interrupts of queue `index` to MSI-X `vector`. Returns the vector
     /// the device accepted ([`VIRTIO_MSI_NO_VECTOR`] if it refused, 4.1.5.1.2).
     pub fn set_queue_vector(&self, index: u16, vector: u16) -> Result<u16> {
-        let r = self.regs();
-        self.common.write(r.queue_select, 2, index as u32)?;
-        self.common.write(r.queue_vector, 2, vector as u32)?;
-        Ok(self.common.read(r.queue_vector, 2)? as u16)
+        self.common.write(self.regs.queue_select, 2, index as u32)?;
+        self.common
+            .write(self.regs.queue_vector, 2, vector as u32)?;
+        Ok(self.common.read(self.regs.queue_vector, 2)? as u16)
     }
 }
 
