@@ -502,16 +502,13 @@ impl VirtioDevice {
         interrupts: Vec<QueueInterrupt>,
     ) -> Result<()> {
         let msix = !interrupts.is_empty();
-        let mut interrupts = interrupts
-            .into_iter()
-            .map(Some)
-            .chain(std::iter::repeat_with(|| None));
+        let mut interrupts = interrupts.into_iter();
         for i in 0..pairs {
             let rx = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
             self.rx.push(RxQueue {
                 vq: rx,
                 pool: Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?,
-                interrupt: interrupts.next().flatten(),
+                interrupt: interrupts.next(),
             });
             let tx = self.setup_queue(dma, 2 * i + 1, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
             self.tx.push(tx);
