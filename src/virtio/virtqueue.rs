@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
-use crate::memory::dma::{DMA_ALIGN, DmaDomain};
+use crate::memory::dma::DMA_ALIGN;
 use crate::memory::mempool::Returns;
 use crate::memory::mempool::Reserved;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
@@ -554,7 +554,13 @@ impl Virtqueue<Packet> {
             if j < n {
                 // SAFETY: k < total: the packet that ended the span, not yet moved out.
                 let p = unsafe { &*src.add(k) };
-                if p.headroom() < HDR || !reachable(&mut self.pool, self.mem.domain(), p) {
+                // Its pool is not the one last found in the device's DMA domain: if it
+                // is in it, it is now (the next span takes the packet). A packet without
+                // room for the header, or in memory the device cannot reach (it would read
+                // other memory at those bus addresses), is never sent.
+                if p.headroom() >= HDR && p.dma_domain() == self.mem.domain() {
+                    self.pool = p.pool_id();
+                } else {
                     // SAFETY: as above; moved out here, owned once (the Vec's length is 0).
                     drop(unsafe { std::ptr::read(src.add(k)) });
                     (k, dropped) = (k + 1, dropped + 1);
@@ -675,19 +681,6 @@ unsafe fn give_back(mut fresh: Reserved, room: *mut Packet, n: usize) {
         // SAFETY: written above, each read (and dropped) once.
         drop(unsafe { room.add(j).read() });
     }
-}
-
-/// True if the device of `domain` reaches `p`'s pool; `pool` remembers the last pool
-/// found reachable, so the domain is looked up once per change of pool.
-fn reachable(pool: &mut usize, domain: DmaDomain, p: &Packet) -> bool {
-    if p.pool_id() == *pool {
-        return true;
-    }
-    let ok = p.dma_domain() == domain;
-    if ok {
-        *pool = p.pool_id();
-    }
-    ok
 }
 
 /// Plays the device's side of a ring on ordinary memory, for tests.
