@@ -220,7 +220,6 @@ struct RxQueue {
 /// Layout of the control queue's command buffer: header at 0, data at 16, ack byte at 256.
 mod ctrl_buf {
     pub const DATA: usize = 16;
-    pub const MAX_DATA: usize = 200;
     pub const ACK: usize = 256;
     /// Bytes the buffer must hold.
     pub const LEN: usize = 512;
@@ -243,13 +242,9 @@ impl CtrlQueue {
         if self.poisoned {
             return Err("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into());
         }
-        debug_assert!(
-            data.len() <= ctrl_buf::MAX_DATA,
-            "the driver's commands are short"
-        );
         let p = self.buf.virt();
-        // SAFETY: the buffer holds ctrl_buf::LEN bytes (checked when it was allocated) and
-        // DATA + MAX_DATA, ACK < LEN. No command is outstanding (every wait either saw the
+        // SAFETY: the buffer holds ctrl_buf::LEN bytes (checked when it was allocated);
+        // the driver's commands carry at most 6 bytes (a MAC), and DATA + 6, ACK < LEN. No command is outstanding (every wait either saw the
         // completion or poisoned the queue), so the device does not access the buffer;
         // raw writes, no reference into DMA memory.
         unsafe {
