@@ -965,6 +965,10 @@ mod tests {
         let b = dev.take(&q).unwrap();
         dev.complete(&mut q, b as u32, 0);
         assert_eq!(q.pop_used(), Ok(Some(('b', 0))));
+        assert!(
+            !q.in_order,
+            "a completion out of order ends the in-order paths"
+        );
         // The next slot (descriptor 0) still holds `a`: nothing is added over it.
         assert_eq!(q.add_one(d(3), 'c'), Err('c'));
         dev.complete(&mut q, a as u32, 0);
@@ -979,6 +983,7 @@ mod tests {
         let mut dev = FakeDevice::new();
         dev.complete(&mut q, 9, 0); // out of range
         assert_eq!(q.pop_used(), Err(UsedError::UnknownId(9)));
+        assert!(!q.in_order, "so does an id never handed out");
         dev.complete(&mut q, 2, 0); // in range, but not in use
         assert_eq!(q.pop_used(), Err(UsedError::UnknownId(2)));
         assert_eq!(q.in_flight(), 0, "nothing freed twice");
