@@ -341,6 +341,7 @@ impl Virtqueue<Packet> {
             true => (ready as usize).min(max).min(size - start),
             false => 0,
         };
+        debug_assert!(start + n <= size);
         (start, n)
     }
 
@@ -355,7 +356,9 @@ impl Virtqueue<Packet> {
             true => size - self.avail_idx.wrapping_sub(self.last_used) as usize,
             false => self.items[start].is_none() as usize,
         };
-        (start, free.min(size - start).min(max))
+        let n = free.min(size - start).min(max);
+        debug_assert!(start + n <= size);
+        (start, n)
     }
 
     /// Takes up to `max` used entries one by one, each checked, handing the packet and the
@@ -995,6 +998,23 @@ mod tests {
             found: 7,
         };
         assert_eq!((q.used_ready(), q.pending_used()), (Err(jump), 0));
+    }
+
+    #[test]
+    fn used_entries_beyond_the_buffers_in_flight_are_unknown_ids() {
+        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        let mut dev = FakeDevice::new();
+        let mut faults = Faults::NONE;
+        let mut one: VecDeque<_> = [pool.alloc(60).unwrap()].into();
+        assert_eq!(q.transmit::<12>(&mut one, &mut faults), (1, 0, 60));
+        // Entries for slots 0, 1 and 2, in order, with only slot 0 in flight.
+        for id in 0..3 {
+            dev.complete(&mut q, id, 0);
+        }
+        q.transmit::<12>(&mut VecDeque::new(), &mut faults);
+        assert_eq!((faults.count, faults.last), (2, UsedError::UnknownId(2)));
+        assert_eq!(pool.free_count(), 8, "the one packet came back, once");
     }
 
     #[test]
