@@ -410,7 +410,8 @@ impl Virtqueue<Packet> {
         out.reserve(ready);
         let (mut refilled, mut bytes) = (0, 0);
         while self.avail_idx.wrapping_sub(self.last_used) == self.layout.size {
-            let (start, n) = self.used_span((ready - refilled) as u16, ready - refilled);
+            let left = ready - refilled;
+            let (start, n) = self.used_span(left as u16, left);
             let n = n.min(pool.free_count());
             // SAFETY: `out` has room for `ready` more packets, n <= ready - refilled.
             let (k, b) = unsafe {
@@ -1015,6 +1016,36 @@ mod tests {
         q.transmit::<12>(&mut VecDeque::new(), &mut faults);
         assert_eq!((faults.count, faults.last), (2, UsedError::UnknownId(2)));
         assert_eq!(pool.free_count(), 8, "the one packet came back, once");
+    }
+
+    #[test]
+    fn buffers_are_refilled_in_place_only_while_the_ring_is_full() {
+        let pool = Mempool::new(&HeapDma, 5, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        let mut dev = FakeDevice::new();
+        let (mut faults, mut held) = (Faults::NONE, VecDeque::new());
+        assert_eq!(q.refill(&pool, 12), 4);
+        // Slot 0 comes back while the ring is full (refilled in place: the pool's last
+        // buffer), slot 1 while the pool is empty (the ring is no longer full).
+        for (slot, refilled) in [(0, 1), (1, 0)] {
+            dev.complete(&mut q, slot, 72);
+            let got = q.receive::<12>(&pool, &mut held, 32, &mut faults);
+            assert_eq!(got, (1, 60, refilled), "slot {slot}");
+        }
+        drop(held);
+        dev.complete(&mut q, 2, 72);
+        assert_eq!(
+            q.receive::<12>(&pool, &mut VecDeque::new(), 32, &mut faults)
+                .0,
+            1
+        );
+        q.refill(&pool, 12);
+        // Every available entry names a slot that holds a buffer.
+        for i in q.last_used..q.avail_idx {
+            let slot = q.read16(q.layout.avail + 4 + 2 * (i % 4) as usize);
+            assert!(q.items[slot as usize].is_some(), "entry {i}: slot {slot}");
+        }
+        assert_eq!(faults.count, 0);
     }
 
     #[test]
