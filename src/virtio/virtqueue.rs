@@ -11,8 +11,8 @@ use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
 use crate::memory::dma::DMA_ALIGN;
-use crate::memory::mempool::Returns;
 use crate::memory::mempool::Reserved;
+use crate::memory::mempool::Returns;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 
 /// Descriptor flag: the buffer continues in the descriptor named by `next` (2.6.5).
@@ -412,7 +412,7 @@ impl Virtqueue<Packet> {
         while self.avail_idx.wrapping_sub(self.last_used) == self.layout.size {
             let left = ready - refilled;
             let (start, n) = self.used_span(left as u16, left);
-            let n = n.min(pool.free_count());
+            let n = n.min(pool.ready());
             // SAFETY: `out` has room for `ready` more packets, n <= ready - refilled.
             let (k, b) = unsafe {
                 self.receive_span::<HDR>(pool, out.as_mut_ptr().add(out.len()), start, n)
@@ -592,6 +592,7 @@ impl Virtqueue<Packet> {
             Ok(n) => n as usize,
             Err(e) => return faults.add(e),
         };
+        let mut returns = Returns::default();
         while ready > 0 {
             let (start, n) = self.used_span(ready as u16, ready);
             let (used, _, items) = self.slot_ptrs(start);
@@ -604,8 +605,9 @@ impl Virtqueue<Packet> {
                     break;
                 }
                 // SAFETY: as above; in order, with `ready` within the buffers in flight,
-                // the slot holds a packet (`used_span`). Dropping returns it to its pool.
-                drop(unsafe { (*items.add(k)).take().unwrap_unchecked() });
+                // the slot holds a packet (`used_span`). It returns to its pool with its
+                // run (a chain per pool).
+                returns.push(unsafe { (*items.add(k)).take().unwrap_unchecked() });
                 k += 1;
             }
             self.last_used = self.last_used.wrapping_add(k as u16);
@@ -615,7 +617,10 @@ impl Virtqueue<Packet> {
             }
         }
         if ready > 0 {
-            self.drain_checked(ready, faults, |_, _| Ok(()));
+            self.drain_checked(ready, faults, |p, _| {
+                returns.push(p);
+                Ok(())
+            });
         }
     }
 
