@@ -426,38 +426,45 @@ impl TxRing {
 
     /// Returns the packets of completed descriptors to their pools, in batches of
     /// [`TX_CLEAN_BATCH`]: a batch is complete once the device has set DD on its last
-    /// descriptor (descriptors complete in order).
-    #[inline]
+    /// descriptor (descriptors complete in order). Inline: most calls find no batch done.
+    #[inline(always)]
     pub(crate) fn clean(&mut self) {
-        let mask = self.ring.mask;
-        loop {
-            let clean = self.clean;
-            if self.next.wrapping_sub(clean) & mask < TX_CLEAN_BATCH {
-                return;
-            }
-            let last = (clean + TX_CLEAN_BATCH - 1) & mask;
-            // SAFETY: last <= mask: inside the ring.
-            let status = unsafe { self.ring.status(last) };
-            if (status >> 32) as u32 & txd::STAT_DD == 0 {
-                return;
-            }
-            fence(Ordering::Acquire);
-            // `clean` is a multiple of TX_CLEAN_BATCH, which divides the ring size: the
-            // batch does not wrap.
-            // Move `clean` past the batch first: its slots count as uninitialised from now
-            // on, so a panic in a packet's drop (a DmaMemory release closure run by the
-            // last packet of a pool) leaks the rest of the batch instead of dropping a
-            // packet twice later.
-            self.clean = (last + 1) & mask;
-            // SAFETY: clean + TX_CLEAN_BATCH <= size (above): slots of the ring. They lay
-            // between clean and next, so they are initialised, and `clean` was moved past
-            // them above, so nothing else drops them. Dropping the packets returns them to
-            // their pools, a chain per pool.
-            unsafe {
-                let batch = self.bufs.get_unchecked_mut(clean..clean + TX_CLEAN_BATCH);
-                crate::memory::mempool::drop_batch(batch)
-            };
+        while self.batch_done() {
+            self.free_batch();
         }
+    }
+
+    /// True if the next [`TX_CLEAN_BATCH`] descriptors are all in flight and done.
+    #[inline(always)]
+    fn batch_done(&self) -> bool {
+        let (clean, mask) = (self.clean, self.ring.mask);
+        if self.next.wrapping_sub(clean) & mask < TX_CLEAN_BATCH {
+            return false;
+        }
+        // SAFETY: masked: inside the ring.
+        let status = unsafe { self.ring.status((clean + TX_CLEAN_BATCH - 1) & mask) };
+        (status >> 32) as u32 & txd::STAT_DD != 0
+    }
+
+    /// Returns the packets of the done batch at `clean` ([`TxRing::batch_done`]).
+    #[inline(never)]
+    fn free_batch(&mut self) {
+        fence(Ordering::Acquire);
+        // `clean` is a multiple of TX_CLEAN_BATCH, which divides the ring size: the batch
+        // does not wrap. Move `clean` past the batch first: its slots count as
+        // uninitialised from now on, so a panic in a packet's drop (a DmaMemory release
+        // closure run by the last packet of a pool) leaks the rest of the batch instead of
+        // dropping a packet twice later.
+        let clean = self.clean;
+        self.clean = (clean + TX_CLEAN_BATCH) & self.ring.mask;
+        // SAFETY: clean + TX_CLEAN_BATCH <= size (above): slots of the ring. They lay
+        // between clean and next, so they are initialised, and `clean` was moved past
+        // them above, so nothing else drops them. Dropping the packets returns them to
+        // their pools, a chain per pool.
+        unsafe {
+            let batch = self.bufs.get_unchecked_mut(clean..clean + TX_CLEAN_BATCH);
+            crate::memory::mempool::drop_batch(batch)
+        };
     }
 
     /// Queues packets from the front of `buffer` until it is empty or the ring is full,
