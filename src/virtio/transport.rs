@@ -48,7 +48,7 @@ struct Regs {
     feature_words: u32,
 }
 
-const LEGACY: Regs = Regs {
+static LEGACY: Regs = Regs {
     device_features: 0x00,
     driver_features: 0x04,
     // Present only while MSI-X is enabled on the function.
@@ -60,7 +60,7 @@ const LEGACY: Regs = Regs {
     feature_words: 1,
 };
 
-const MODERN: Regs = Regs {
+static MODERN: Regs = Regs {
     device_features: 0x04,
     driver_features: 0x0c,
     config_vector: 0x10,
@@ -363,7 +363,9 @@ impl Transport {
         })
     }
 
-    /// True for the modern interface.
+    /// True for the modern interface. `LEGACY` and `MODERN` are statics: each has one
+    /// address (a `const` would be promoted to possibly several, and Miri gives each use
+    /// its own).
     pub fn is_modern(&self) -> bool {
         std::ptr::eq(self.regs, &MODERN)
     }
