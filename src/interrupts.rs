@@ -398,18 +398,25 @@ mod tests {
         assert_eq!((q.sleeps(), q.wakeups()), (1, 0), "timed out");
     }
 
+    /// Signals eventfd `fd` from another thread 20 ms from now; the thread returns what
+    /// `write` returned (8 when it signalled).
+    fn signal_after_20_ms(fd: i32) -> std::thread::JoinHandle<isize> {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let one = 1u64;
+            // SAFETY: the eventfd stays open until the caller's wait returns (the callers
+            // join this thread before dropping the queue).
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) }
+        })
+    }
+
     #[test]
     fn a_signal_from_another_thread_wakes_a_sleeper() {
         let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(-1).unwrap();
         assert_eq!(q.timeout(), None);
         let fd = q.eventfd();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            let one = 1u64;
-            // SAFETY: the eventfd stays open until the main thread's wait returns.
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) }
-        });
+        let t = signal_after_20_ms(fd);
         let start = Instant::now();
         // The queue waits forever; a bounded wait on the same epoll set stands in for it
         // here, so a lost wake-up fails the test (false) instead of hanging it.
@@ -478,12 +485,7 @@ mod tests {
         let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(-1).unwrap();
         let fd = q.eventfd();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            let one = 1u64;
-            // SAFETY: the eventfd stays open until the main thread's wait returns.
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) }
-        });
+        let t = signal_after_20_ms(fd);
         let start = Instant::now();
         assert!(q.wait_for(None).unwrap(), "woken by the interrupt");
         assert!(start.elapsed() >= Duration::from_millis(15));
