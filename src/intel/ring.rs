@@ -297,17 +297,22 @@ impl RxRing {
     /// checks.
     #[inline(always)]
     fn hand_out(&mut self, start: usize, n: usize, buffer: &mut VecDeque<Packet>) {
-        let (descs, bufs) = (self.ring.descs.as_ptr(), self.bufs.as_mut_ptr());
-        let max = self.max_len;
+        // Plain copies moved into the closure: nothing it writes can change them, so they
+        // stay in registers.
+        let (descs, bufs, max) = (
+            self.ring.descs.as_ptr(),
+            self.bufs.as_mut_ptr(),
+            self.max_len,
+        );
         // SAFETY: `n <= pool.ready()` (`completed`), so the pool has the buffers; the
         // loop returns no packet to the pool (it only moves packets), and takes all `n`.
         let mut fresh = unsafe { self.pool.reserve(n).unwrap_unchecked() };
-        buffer.extend((start..start + n).map(|i| {
+        buffer.extend((start..start + n).map(move |i| {
             // SAFETY: one of the `n` reserved buffers.
             let (fresh, bus) = unsafe { fresh.take() };
             // SAFETY: i <= mask: a descriptor of the ring, completed by the device (DD);
             // it gets it back only when the tail moves past it.
-            let status = unsafe { self.ring.status(i) };
+            let status = u64::from_le(unsafe { (&raw const (*descs.add(i)).hi).read_volatile() });
             // SAFETY: as above.
             unsafe { write_rx_read_format(descs.add(i), bus) };
             // SAFETY: i <= mask and bufs has mask + 1 initialised packets.

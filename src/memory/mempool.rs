@@ -370,6 +370,7 @@ impl Mempool {
         Some(Reserved {
             pool: self.inner,
             links: pool.next.as_ptr(),
+            bus: pool.bus.as_ptr(),
             next: pool.head.get(),
             _handle: PhantomData,
         })
@@ -384,8 +385,9 @@ impl Mempool {
 /// Buffers reserved in a pool's free lists ([`Mempool::reserve`]).
 pub(crate) struct Reserved<'a> {
     pool: NonNull<PoolInner>,
-    /// The pool's free-list links (`PoolInner::next`).
+    /// The pool's free-list links and bus addresses (`PoolInner::next`, `bus`).
     links: *const AtomicU32,
+    bus: *const u64,
     /// The next reserved buffer: the local list continues from here once this is gone.
     next: u32,
     /// Borrows the handle: no other allocation meanwhile, the pool stays alive.
@@ -403,16 +405,22 @@ impl Reserved<'_> {
         let idx = self.next;
         // One of the `n` buffers `reserve` found on the local list, which only this
         // takes from meanwhile.
-        // SAFETY: idx < num_entries == next.len().
-        self.next = unsafe { (*self.links.add(idx as usize)).load(Ordering::Relaxed) };
+        // SAFETY: idx < num_entries == next.len() == bus.len().
+        let (next, bus) = unsafe {
+            let i = idx as usize;
+            (
+                (*self.links.add(i)).load(Ordering::Relaxed),
+                *self.bus.add(i),
+            )
+        };
+        self.next = next;
         let p = Packet {
             pool: self.pool,
             idx,
             offset: HEADROOM as u16,
             len: 0,
         };
-        let bus = p.bus_addr();
-        (p, bus)
+        (p, bus + HEADROOM as u64)
     }
 }
 
@@ -652,33 +660,37 @@ unsafe impl Send for Packet {}
 /// Every slot must hold a packet; all count as uninitialised afterwards.
 #[inline(always)]
 pub(crate) unsafe fn drop_batch(slots: &mut [MaybeUninit<Packet>]) {
-    // The run being collected: its pool, first and last buffer and length (as in
-    // `Returns`, spelled out: this loop is the transmit rings' per-packet path).
-    let mut run: Option<(NonNull<PoolInner>, u32, u32, u32)> = None;
+    let mut returns = Returns::default();
     for slot in slots {
         // SAFETY: initialised (contract); read once, the slot is forgotten.
-        let p = std::mem::ManuallyDrop::new(unsafe { slot.assume_init_read() });
-        match &mut run {
-            Some((pool, first, _, n)) if *pool == p.pool => {
-                p.pool().link(p.idx).store(*first, Ordering::Relaxed);
-                (*first, *n) = (p.idx, *n + 1);
-            }
-            // A new run: the last one goes back.
-            _ => drop(Returns {
-                run: run.replace((p.pool, p.idx, p.idx, 1)),
-            }),
-        }
+        returns.push(unsafe { slot.assume_init_read() });
     }
-    drop(Returns { run });
 }
 
 /// Drops packets in numbers: each run of consecutive packets of one pool goes back to it
 /// as one chain with one atomic operation (when the pool changes, or when this is
-/// dropped), instead of one per packet.
-#[derive(Default)]
+/// dropped), instead of one per packet. Plain fields, no reference to them kept: a local
+/// `Returns` lives in registers.
 pub(crate) struct Returns {
-    /// The run being collected: its pool, first and last buffer, and length.
-    run: Option<(NonNull<PoolInner>, u32, u32, u32)>,
+    /// The run being collected: its pool (`None`: no run yet), the pool's free-list links,
+    /// first and last buffer, and length.
+    pool: Option<NonNull<PoolInner>>,
+    links: *const AtomicU32,
+    first: u32,
+    last: u32,
+    n: u32,
+}
+
+impl Default for Returns {
+    fn default() -> Self {
+        Returns {
+            pool: None,
+            links: std::ptr::null(),
+            first: NIL,
+            last: NIL,
+            n: 0,
+        }
+    }
 }
 
 impl Returns {
@@ -686,36 +698,38 @@ impl Returns {
     #[inline(always)]
     pub(crate) fn push(&mut self, p: Packet) {
         let p = std::mem::ManuallyDrop::new(p);
-        match &mut self.run {
-            Some((pool, first, _, n)) if *pool == p.pool => {
-                p.pool().link(p.idx).store(*first, Ordering::Relaxed);
-                (*first, *n) = (p.idx, *n + 1);
-            }
-            _ => {
-                self.flush();
-                self.run = Some((p.pool, p.idx, p.idx, 1));
-            }
+        if self.pool == Some(p.pool) {
+            // SAFETY: `links` is the run's pool's `next`, and idx < num_entries.
+            unsafe { (*self.links.add(p.idx as usize)).store(self.first, Ordering::Relaxed) };
+            (self.first, self.n) = (p.idx, self.n + 1);
+            return;
         }
+        if let Some(pool) = self.pool {
+            give_back_run(pool, self.first, self.last, self.n);
+        }
+        let links = p.pool().next.as_ptr();
+        (self.pool, self.links, self.first, self.last, self.n) =
+            (Some(p.pool), links, p.idx, p.idx, 1);
     }
+}
 
-    /// Gives the run back to its pool (and frees the pool if that was the last of an
-    /// orphaned pool's buffers).
-    #[inline(always)]
-    fn flush(&mut self) {
-        if let Some((pool, first, last, n)) = self.run.take() {
-            // SAFETY: the run's buffers, out of their pool until now, kept it alive.
-            if unsafe { pool.as_ref() }.give_back(first, last, n) {
-                // SAFETY: no handle left and every buffer home.
-                unsafe { free(pool) };
-            }
-        }
+/// Gives a run of `n` buffers, `first` .. `last`, back to `pool` (and frees the pool if
+/// that was the last of an orphaned pool's buffers).
+#[inline(never)]
+fn give_back_run(pool: NonNull<PoolInner>, first: u32, last: u32, n: u32) {
+    // SAFETY: the run's buffers, out of their pool until now, kept it alive.
+    if unsafe { pool.as_ref() }.give_back(first, last, n) {
+        // SAFETY: no handle left and every buffer home.
+        unsafe { free(pool) };
     }
 }
 
 impl Drop for Returns {
     #[inline(always)]
     fn drop(&mut self) {
-        self.flush();
+        if let Some(pool) = self.pool {
+            give_back_run(pool, self.first, self.last, self.n);
+        }
     }
 }
 

@@ -616,9 +616,11 @@ impl Virtqueue<Packet> {
                 break;
             }
         }
+        drop(returns);
         if ready > 0 {
+            // Out of order: the packets go back one by one.
             self.drain_checked(ready, faults, |p, _| {
-                returns.push(p);
+                drop(p);
                 Ok(())
             });
         }
