@@ -299,11 +299,8 @@ impl RxRing {
     fn hand_out(&mut self, start: usize, n: usize, buffer: &mut VecDeque<Packet>) {
         // Plain copies moved into the closure: nothing it writes can change them, so they
         // stay in registers.
-        let (descs, bufs, max) = (
-            self.ring.descs.as_ptr(),
-            self.bufs.as_mut_ptr(),
-            self.max_len,
-        );
+        let (descs, bufs) = (self.ring.descs.as_ptr(), self.bufs.as_mut_ptr());
+        let max = self.max_len;
         // SAFETY: `n <= pool.ready()` (`completed`), so the pool has the buffers; the
         // loop returns no packet to the pool (it only moves packets), and takes all `n`.
         let mut fresh = unsafe { self.pool.reserve(n).unwrap_unchecked() };
@@ -556,6 +553,9 @@ impl TxRing {
         const STEP: usize = size_of::<Packet>();
         const _: () = assert!(size_of::<Desc>() == STEP);
         let (bytes, mut off) = (len * STEP, 0);
+        // SAFETY: a run is never empty: a packet of the caller's. Its pool's map serves
+        // every packet sent below: they are of `self.pool`, and so is it if any is sent.
+        let map = unsafe { &*src }.map();
         while off < bytes {
             // SAFETY: entry off / STEP < len: a packet not yet moved out; read-only use
             // before it is moved.
@@ -564,10 +564,11 @@ impl TxRing {
             if len < MIN_TX_LEN || p.pool_id() != self.pool {
                 break;
             }
-            // SAFETY: a free descriptor of the ring (the contract).
+            // SAFETY: a free descriptor of the ring (the contract); `p` is of the map's
+            // pool (above).
             unsafe {
                 let desc = descs.byte_add(off);
-                (&raw mut (*desc).lo).write_volatile(p.bus_addr().to_le());
+                (&raw mut (*desc).lo).write_volatile(map.bus_addr(p).to_le());
                 let cmd_type_len = txd::CMD | len;
                 let olinfo_status = len << txd::PAYLEN_SHIFT;
                 (&raw mut (*desc).hi)

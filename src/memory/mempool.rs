@@ -99,6 +99,17 @@ impl PoolInner {
         self.entry_size
     }
 
+    /// Where this pool (at `at`) keeps its buffers.
+    #[inline(always)]
+    fn map(&self, at: NonNull<PoolInner>) -> BufferMap {
+        BufferMap {
+            pool: at,
+            base: self.base,
+            shift: self.entry_shift,
+            bus: self.bus.as_ptr(),
+        }
+    }
+
     /// The link of buffer `idx`.
     #[inline(always)]
     fn link(&self, idx: u32) -> &AtomicU32 {
@@ -179,6 +190,39 @@ impl PoolInner {
                 Err(now) => old = now,
             }
         }
+    }
+}
+
+/// Where a pool's buffers are, for the CPU and for the device: read once for a run of
+/// packets of one pool, so that the per-packet path does not go through the pool pointer.
+/// Valid while the pool lives (a handle or a packet of it is held).
+#[derive(Clone, Copy)]
+pub(crate) struct BufferMap {
+    pool: NonNull<PoolInner>,
+    base: *mut u8,
+    shift: u32,
+    bus: *const u64,
+}
+
+impl BufferMap {
+    /// Pointer to the first data byte of `p`, a packet of this map's pool (else a pointer
+    /// into another pool's memory, or none: computed, never dereferenced here).
+    #[inline(always)]
+    pub(crate) fn data_ptr(self, p: &Packet) -> *mut u8 {
+        debug_assert!(p.pool == self.pool);
+        let at = ((p.idx as usize) << self.shift) + p.offset as usize;
+        self.base.wrapping_add(at)
+    }
+
+    /// Bus address of the first data byte of `p`.
+    ///
+    /// # Safety
+    /// `p` must be a packet of this map's pool.
+    #[inline(always)]
+    pub(crate) unsafe fn bus_addr(self, p: &Packet) -> u64 {
+        debug_assert!(p.pool == self.pool);
+        // SAFETY: p.idx < num_entries == bus.len() (contract).
+        unsafe { *self.bus.add(p.idx as usize) + p.offset as u64 }
     }
 }
 
@@ -368,12 +412,17 @@ impl Mempool {
         // `n` fit in a u32: `ready` returned at least `n`.
         pool.count.set(pool.count.get() - n as u32);
         Some(Reserved {
-            pool: self.inner,
+            map: self.map(),
             links: pool.next.as_ptr(),
-            bus: pool.bus.as_ptr(),
             next: pool.head.get(),
             _handle: PhantomData,
         })
+    }
+
+    /// Where the pool keeps its buffers.
+    #[inline(always)]
+    pub(crate) fn map(&self) -> BufferMap {
+        self.pool().map(self.inner)
     }
 
     /// True if both handles refer to the same pool.
@@ -384,10 +433,9 @@ impl Mempool {
 
 /// Buffers reserved in a pool's free lists ([`Mempool::reserve`]).
 pub(crate) struct Reserved<'a> {
-    pool: NonNull<PoolInner>,
-    /// The pool's free-list links and bus addresses (`PoolInner::next`, `bus`).
+    map: BufferMap,
+    /// The pool's free-list links (`PoolInner::next`).
     links: *const AtomicU32,
-    bus: *const u64,
     /// The next reserved buffer: the local list continues from here once this is gone.
     next: u32,
     /// Borrows the handle: no other allocation meanwhile, the pool stays alive.
@@ -405,22 +453,17 @@ impl Reserved<'_> {
         let idx = self.next;
         // One of the `n` buffers `reserve` found on the local list, which only this
         // takes from meanwhile.
-        // SAFETY: idx < num_entries == next.len() == bus.len().
-        let (next, bus) = unsafe {
-            let i = idx as usize;
-            (
-                (*self.links.add(i)).load(Ordering::Relaxed),
-                *self.bus.add(i),
-            )
-        };
-        self.next = next;
+        // SAFETY: idx < num_entries == next.len().
+        self.next = unsafe { (*self.links.add(idx as usize)).load(Ordering::Relaxed) };
         let p = Packet {
-            pool: self.pool,
+            pool: self.map.pool,
             idx,
             offset: HEADROOM as u16,
             len: 0,
         };
-        (p, bus + HEADROOM as u64)
+        // SAFETY: a packet of the map's pool.
+        let bus = unsafe { self.map.bus_addr(&p) };
+        (p, bus)
     }
 }
 
@@ -428,7 +471,7 @@ impl Drop for Reserved<'_> {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the borrowed handle keeps the pool alive.
-        unsafe { self.pool.as_ref() }.head.set(self.next);
+        unsafe { self.map.pool.as_ref() }.head.set(self.next);
     }
 }
 
@@ -490,26 +533,23 @@ impl Packet {
         unsafe { self.pool.as_ref() }
     }
 
+    /// Where the packet's pool keeps its buffers.
     #[inline(always)]
-    fn buffer_ptr(&self) -> *mut u8 {
-        let pool = self.pool();
-        // SAFETY: idx < num_entries, so the buffer lies within the pool's region.
-        unsafe { pool.base.add((self.idx as usize) << pool.entry_shift) }
+    pub(crate) fn map(&self) -> BufferMap {
+        self.pool().map(self.pool)
     }
 
     /// Pointer to the first data byte.
     #[inline(always)]
     pub(crate) fn data_ptr(&self) -> *mut u8 {
-        // SAFETY: offset <= entry_size, within this packet's buffer.
-        unsafe { self.buffer_ptr().add(self.offset as usize) }
+        self.map().data_ptr(self)
     }
 
     /// Bus address of the first data byte, for the device.
     #[inline(always)]
     pub(crate) fn bus_addr(&self) -> u64 {
-        let pool = self.pool();
-        // SAFETY: idx < num_entries == bus.len().
-        unsafe { *pool.bus.get_unchecked(self.idx as usize) + self.offset as u64 }
+        // SAFETY: the packet's own pool.
+        unsafe { self.map().bus_addr(self) }
     }
 
     /// Identifies the packet's pool (its address): equal for packets of one pool.
@@ -544,13 +584,7 @@ impl Packet {
     /// Hints the CPU to fetch the first cache line of packet data.
     #[inline(always)]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetching never faults, whatever the address; SSE is baseline on x86_64.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                self.data_ptr() as *const i8
-            )
-        };
+        prefetch(self.data_ptr());
     }
 
     /// Length of the packet data in bytes.
@@ -653,6 +687,16 @@ impl Drop for Packet {
 // through the atomic return list, never the handles' local list. The last returner frees
 // the pool, whose memory may be released on any thread (`DmaMemory` is `Send`).
 unsafe impl Send for Packet {}
+
+/// Hints the CPU to fetch the cache line at `at`.
+#[inline(always)]
+pub(crate) fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never faults, whatever the address; SSE is baseline on x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast())
+    };
+}
 
 /// Drops the packets in `slots` (as dropping each would), through [`Returns`].
 ///

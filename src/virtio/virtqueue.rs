@@ -642,6 +642,9 @@ impl Virtqueue<Packet> {
     ) -> (usize, u64) {
         let (_, descs, items) = self.slot_ptrs(start);
         let pool = self.pool;
+        // SAFETY: a span is never empty: a packet of the caller's. Its pool's map serves
+        // every packet taken below: they are of `pool`, and so is it if any is taken.
+        let map = unsafe { &*src }.map();
         // Packets, descriptors and items are 16 bytes each: one byte offset walks all three.
         const STEP: usize = size_of::<Packet>();
         const _: () = assert!(size_of::<Option<Packet>>() == STEP && 2 * size_of::<u64>() == STEP);
@@ -652,14 +655,15 @@ impl Virtqueue<Packet> {
             if p.headroom() < HDR || p.pool_id() != pool {
                 break;
             }
-            let (bus, len) = (p.bus_addr() - HDR as u64, p.len() as u64);
+            // SAFETY: of the map's pool (above).
+            let (bus, len) = (unsafe { map.bus_addr(p) } - HDR as u64, p.len() as u64);
             // SAFETY: the packet owns its buffer, whose HDR <= headroom bytes before the
             // data no reference points into: two stores cover the 10 or 12 bytes. The
             // span's descriptors and items lie inside the table and `items`, free (so the
             // device does not read them); volatile: it will. The packet moves into its
             // slot (None: nothing to drop), owned once.
             unsafe {
-                let hdr = p.data_ptr().sub(HDR);
+                let hdr = map.data_ptr(p).sub(HDR);
                 hdr.cast::<[u8; 8]>().write_unaligned([0; 8]);
                 hdr.add(HDR - 4).cast::<[u8; 4]>().write_unaligned([0; 4]);
                 let desc = descs.byte_add(off);
