@@ -478,11 +478,10 @@ impl Virtqueue<Packet> {
                 }
                 // In order, with `ready` within the buffers in flight, slot start + k
                 // holds a packet (`used_span`); the k-th of the n reserved buffers.
-                let p = (*items.add(k)).take().unwrap_unchecked();
                 let (buf, bus) = fresh.take();
+                let p = std::ptr::replace(items.add(k), Some(buf)).unwrap_unchecked();
                 descs.add(2 * k).write_volatile((bus - HDR as u64).to_le());
                 descs.add(2 * k + 1).write_volatile(meta.to_le());
-                items.add(k).write(Some(buf));
                 out.add(k).write(p);
                 // The length was checked against the buffer above, read once.
                 (*out.add(k)).set_len_unchecked(data as usize);
@@ -586,7 +585,7 @@ impl Virtqueue<Packet> {
     }
 
     /// Takes back what the device has sent (the packets return to their pools).
-    #[inline(always)]
+    #[inline(never)]
     fn reclaim(&mut self, faults: &mut Faults) {
         let mut ready = match self.used_ready() {
             Ok(n) => n as usize,
@@ -595,21 +594,22 @@ impl Virtqueue<Packet> {
         let mut returns = Returns::default();
         while ready > 0 {
             let (start, n) = self.used_span(ready as u16, ready);
-            let (used, _, items) = self.slot_ptrs(start);
-            let mut k = 0;
-            while k < n {
-                // SAFETY: k < n: the span lies inside the used ring and `items`; volatile:
+            let (used, _, items) = self.slot_ptrs(0);
+            let mut slot = start;
+            while slot < start + n {
+                // SAFETY: a slot of the span, inside the used ring and `items`; volatile:
                 // the device writes the used ring.
-                let id = unsafe { used.add(2 * k).read_volatile() };
-                if u32::from_le(id) as usize != start + k {
+                let id = unsafe { used.add(2 * slot).read_volatile() };
+                if u32::from_le(id) as usize != slot {
                     break;
                 }
                 // SAFETY: as above; in order, with `ready` within the buffers in flight,
                 // the slot holds a packet (`used_span`). It returns to its pool with its
                 // run (a chain per pool).
-                returns.push(unsafe { (*items.add(k)).take().unwrap_unchecked() });
-                k += 1;
+                returns.push(unsafe { (*items.add(slot)).take().unwrap_unchecked() });
+                slot += 1;
             }
+            let k = slot - start;
             self.last_used = self.last_used.wrapping_add(k as u16);
             ready -= k;
             if k < n || k == 0 {
