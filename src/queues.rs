@@ -59,19 +59,15 @@ struct Stop {
 }
 
 impl Stop {
-    /// Disables the queue and waits until the device confirms; false if it did not.
-    fn stop(&self) -> bool {
+    /// Disables the queue and waits until the device confirms; if it does not, leaks
+    /// `ring` (the device may still use its memory).
+    fn stop<T>(&self, ring: &mut Option<T>) {
         self.regs.clear_bits(self.ctl, self.enable);
-        wait_for(
-            &self.regs,
-            self.ctl,
-            self.enable,
-            0,
-            DISABLE_TIMEOUT,
-            &self.what,
-        )
-        .inspect_err(|e| log::error!("{e}; leaking its ring and buffers"))
-        .is_ok()
+        let (regs, what) = (&self.regs, &self.what);
+        if let Err(e) = wait_for(regs, self.ctl, self.enable, 0, DISABLE_TIMEOUT, what) {
+            log::error!("{e}; leaking its ring and buffers");
+            std::mem::forget(ring.take());
+        }
     }
 }
 
@@ -132,17 +128,13 @@ impl TxQueue {
 
 impl Drop for RxQueue {
     fn drop(&mut self) {
-        if !self.stop.stop() {
-            std::mem::forget(self.ring.take());
-        }
+        self.stop.stop(&mut self.ring);
     }
 }
 
 impl Drop for TxQueue {
     fn drop(&mut self) {
-        if !self.stop.stop() {
-            std::mem::forget(self.ring.take());
-        }
+        self.stop.stop(&mut self.ring);
     }
 }
 

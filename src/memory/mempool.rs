@@ -94,33 +94,11 @@ fn returned_count(word: u64) -> u32 {
 }
 
 impl PoolInner {
-    #[inline(always)]
-    fn entry_size(&self) -> usize {
-        self.entry_size
-    }
-
-    /// Where this pool (at `at`) keeps its buffers.
-    #[inline(always)]
-    fn map(&self, at: NonNull<PoolInner>) -> BufferMap {
-        BufferMap {
-            pool: at,
-            base: self.base,
-            shift: self.entry_shift,
-            bus: self.bus.as_ptr(),
-        }
-    }
-
     /// The link of buffer `idx`.
     #[inline(always)]
     fn link(&self, idx: u32) -> &AtomicU32 {
         // SAFETY: every index in the pool's lists and packets is < num_entries == next.len().
         unsafe { self.next.get_unchecked(idx as usize) }
-    }
-
-    /// Free buffers: the local list and the return list.
-    #[inline(always)]
-    fn available(&self) -> u32 {
-        self.count.get() + returned_count(self.returned.load(Ordering::Relaxed))
     }
 
     /// Takes the first buffer of the local list. On the handles' thread.
@@ -205,6 +183,20 @@ pub(crate) struct BufferMap {
 }
 
 impl BufferMap {
+    /// The map of the live pool at `pool`.
+    #[inline(always)]
+    fn of(pool: NonNull<PoolInner>) -> BufferMap {
+        // SAFETY: live (caller); only what never changes is read.
+        let p = unsafe { pool.as_ref() };
+        let (base, shift, bus) = (p.base, p.entry_shift, p.bus.as_ptr());
+        BufferMap {
+            pool,
+            base,
+            shift,
+            bus,
+        }
+    }
+
     /// Pointer to the first data byte of `p`, a packet of this map's pool (else a pointer
     /// into another pool's memory, or none: computed, never dereferenced here).
     #[inline(always)]
@@ -322,7 +314,8 @@ impl Mempool {
     /// not yet taken back).
     #[inline(always)]
     pub fn free_count(&self) -> usize {
-        self.pool().available() as usize
+        let pool = self.pool();
+        (pool.count.get() + returned_count(pool.returned.load(Ordering::Relaxed))) as usize
     }
 
     /// True if this is the pool's only handle (a receive queue that moves to another
@@ -333,7 +326,7 @@ impl Mempool {
 
     /// Size of each buffer in bytes, headroom included.
     pub fn entry_size(&self) -> usize {
-        self.pool().entry_size()
+        self.pool().entry_size
     }
 
     /// Largest packet a buffer of this pool holds after the headroom.
@@ -364,8 +357,9 @@ impl Mempool {
         n
     }
 
-    /// Buffers that [`Mempool::alloc_ready`] hands out: the local list, after taking
-    /// the return list over. The receive rings size each batch by it.
+    /// Buffers the local list holds, after taking the return list over: how many
+    /// [`Mempool::alloc_empty`] and [`Mempool::reserve`] hand out without another look at
+    /// the return list. The receive rings size each batch by it.
     #[inline(always)]
     pub(crate) fn ready(&self) -> usize {
         self.pool().ready() as usize
@@ -375,25 +369,16 @@ impl Mempool {
     /// is empty).
     #[inline(always)]
     pub(crate) fn alloc_empty(&self) -> Option<Packet> {
-        // SAFETY: the local list holds a buffer.
-        (self.ready() > 0).then(|| unsafe { self.alloc_ready() })
-    }
-
-    /// Takes a buffer of the local list as an empty packet with the standard headroom:
-    /// the receive path, after [`Mempool::ready`] said how many there are.
-    ///
-    /// # Safety
-    /// The local list must not be empty: at most as many calls as `ready` returned, with
-    /// no other allocation in between.
-    #[inline(always)]
-    pub(crate) unsafe fn alloc_ready(&self) -> Packet {
-        Packet {
+        if self.ready() == 0 {
+            return None;
+        }
+        Some(Packet {
             pool: self.inner,
-            // SAFETY: not empty (contract).
+            // SAFETY: the local list holds a buffer.
             idx: unsafe { self.pool().pop() },
             offset: HEADROOM as u16,
             len: 0,
-        }
+        })
     }
 
     /// Takes `n` buffers off the free lists at once (`None` if fewer are free), to be
@@ -401,8 +386,8 @@ impl Mempool {
     /// refilling a batch).
     ///
     /// # Safety
-    /// No other allocation from this pool while the result lives. Buffers not taken are
-    /// lost to the pool (its memory is then never freed), so take all `n`.
+    /// No other allocation from this pool while the result lives. Buffers not taken go
+    /// back with [`Reserved::put_back`].
     #[inline(always)]
     pub(crate) unsafe fn reserve(&self, n: usize) -> Option<Reserved<'_>> {
         if self.ready() < n {
@@ -412,17 +397,11 @@ impl Mempool {
         // `n` fit in a u32: `ready` returned at least `n`.
         pool.count.set(pool.count.get() - n as u32);
         Some(Reserved {
-            map: self.map(),
+            map: BufferMap::of(self.inner),
             links: pool.next.as_ptr(),
             next: pool.head.get(),
             _handle: PhantomData,
         })
-    }
-
-    /// Where the pool keeps its buffers.
-    #[inline(always)]
-    pub(crate) fn map(&self) -> BufferMap {
-        self.pool().map(self.inner)
     }
 
     /// True if both handles refer to the same pool.
@@ -464,6 +443,19 @@ impl Reserved<'_> {
         // SAFETY: a packet of the map's pool.
         let bus = unsafe { self.map.bus_addr(&p) };
         (p, bus)
+    }
+}
+
+impl Reserved<'_> {
+    /// Leaves the `left` buffers not taken on the pool's local list, where they still are.
+    ///
+    /// # Safety
+    /// `left` must be the number of reserved buffers not taken.
+    #[cold]
+    pub(crate) unsafe fn put_back(self, left: usize) {
+        // SAFETY: the borrowed handle keeps the pool alive.
+        let pool = unsafe { self.map.pool.as_ref() };
+        pool.count.set(pool.count.get() + left as u32);
     }
 }
 
@@ -536,7 +528,7 @@ impl Packet {
     /// Where the packet's pool keeps its buffers.
     #[inline(always)]
     pub(crate) fn map(&self) -> BufferMap {
-        self.pool().map(self.pool)
+        BufferMap::of(self.pool)
     }
 
     /// Pointer to the first data byte.
@@ -566,7 +558,7 @@ impl Packet {
     /// Sets the length as reported by a device, clamped to the buffer.
     #[inline(always)]
     pub(crate) fn set_len_from_device(&mut self, len: usize) {
-        let max = self.pool().entry_size() - self.offset as usize;
+        let max = self.pool().entry_size - self.offset as usize;
         self.len = len.min(max) as u16;
     }
 
@@ -577,14 +569,20 @@ impl Packet {
     /// packet must have the standard headroom (as from `alloc_empty`).
     #[inline(always)]
     pub(crate) unsafe fn set_len_unchecked(&mut self, len: usize) {
-        debug_assert!(len <= self.pool().entry_size() - self.offset as usize);
+        debug_assert!(len <= self.pool().entry_size - self.offset as usize);
         self.len = len as u16;
     }
 
     /// Hints the CPU to fetch the first cache line of packet data.
     #[inline(always)]
     pub fn prefetch(&self) {
-        prefetch(self.data_ptr());
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching never faults, whatever the address; SSE is baseline on x86_64.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                self.data_ptr().cast(),
+            )
+        };
     }
 
     /// Length of the packet data in bytes.
@@ -601,7 +599,7 @@ impl Packet {
 
     /// Bytes free behind the data.
     pub fn tailroom(&self) -> usize {
-        self.pool().entry_size() - self.offset as usize - self.len as usize
+        self.pool().entry_size - self.offset as usize - self.len as usize
     }
 
     /// Changes the length, keeping the start. Growing exposes whatever the buffer held.
@@ -688,16 +686,6 @@ impl Drop for Packet {
 // the pool, whose memory may be released on any thread (`DmaMemory` is `Send`).
 unsafe impl Send for Packet {}
 
-/// Hints the CPU to fetch the cache line at `at`.
-#[inline(always)]
-pub(crate) fn prefetch(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching never faults, whatever the address; SSE is baseline on x86_64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast())
-    };
-}
-
 /// Drops the packets in `slots` (as dropping each would), through [`Returns`].
 ///
 /// # Safety
@@ -715,26 +703,15 @@ pub(crate) unsafe fn drop_batch(slots: &mut [MaybeUninit<Packet>]) {
 /// as one chain with one atomic operation (when the pool changes, or when this is
 /// dropped), instead of one per packet. Plain fields, no reference to them kept: a local
 /// `Returns` lives in registers.
+#[derive(Default)]
 pub(crate) struct Returns {
-    /// The run being collected: its pool (`None`: no run yet), the pool's free-list links,
-    /// first and last buffer, and length.
+    /// The run being collected: its pool (`None`: no run yet), the pool's free-list links
+    /// (set with the pool), first and last buffer, and length.
     pool: Option<NonNull<PoolInner>>,
-    links: *const AtomicU32,
+    links: Option<NonNull<AtomicU32>>,
     first: u32,
     last: u32,
     n: u32,
-}
-
-impl Default for Returns {
-    fn default() -> Self {
-        Returns {
-            pool: None,
-            links: std::ptr::null(),
-            first: NIL,
-            last: NIL,
-            n: 0,
-        }
-    }
 }
 
 impl Returns {
@@ -743,17 +720,19 @@ impl Returns {
     pub(crate) fn push(&mut self, p: Packet) {
         let p = std::mem::ManuallyDrop::new(p);
         if self.pool == Some(p.pool) {
-            // SAFETY: `links` is the run's pool's `next`, and idx < num_entries.
-            unsafe { (*self.links.add(p.idx as usize)).store(self.first, Ordering::Relaxed) };
+            // SAFETY: `links` is set with the pool: the run's pool's `next`, and
+            // idx < num_entries.
+            let link = unsafe { self.links.unwrap_unchecked().add(p.idx as usize).as_ref() };
+            link.store(self.first, Ordering::Relaxed);
             (self.first, self.n) = (p.idx, self.n + 1);
             return;
         }
         if let Some(pool) = self.pool {
             give_back_run(pool, self.first, self.last, self.n);
         }
-        let links = p.pool().next.as_ptr();
+        let links = NonNull::from(&p.pool().next[..]).cast();
         (self.pool, self.links, self.first, self.last, self.n) =
-            (Some(p.pool), links, p.idx, p.idx, 1);
+            (Some(p.pool), Some(links), p.idx, p.idx, 1);
     }
 }
 

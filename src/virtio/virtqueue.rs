@@ -11,7 +11,6 @@ use std::sync::atomic::{Ordering, fence};
 
 use crate::error::{Error, Result};
 use crate::memory::dma::DMA_ALIGN;
-use crate::memory::mempool::Reserved;
 use crate::memory::mempool::Returns;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
 
@@ -463,8 +462,8 @@ impl Virtqueue<Packet> {
         let max = pool.max_packet_len() as u32;
         let meta = (max as u64 + HDR as u64) | (VIRTQ_DESC_F_WRITE as u64) << 32;
         let (used, descs, items) = self.slot_ptrs(start);
-        // SAFETY: no packet of the pool is returned while `fresh` is in use (received
-        // packets go to `out`), and all n are taken (the unused ones below).
+        // SAFETY: nothing allocates from the pool while `fresh` is in use (received
+        // packets go to `out`); the ones not taken are put back below.
         let Some(mut fresh) = (unsafe { pool.reserve(n) }) else {
             return (0, 0);
         };
@@ -493,9 +492,8 @@ impl Virtqueue<Packet> {
             k += 1;
         }
         if k < n {
-            // SAFETY: the reserved buffers not used, parked in `out`'s room past the
-            // received packets, then returned (`fresh` is done with).
-            unsafe { give_back(fresh, out.add(k), n - k) };
+            // SAFETY: n reserved, k taken.
+            unsafe { fresh.put_back(n - k) };
         }
         self.last_used = self.last_used.wrapping_add(k as u16);
         self.avail_idx = self.avail_idx.wrapping_add(k as u16);
@@ -690,22 +688,6 @@ impl Virtqueue<Packet> {
         let k = off / STEP;
         self.avail_idx = self.avail_idx.wrapping_add(k as u16);
         (k, bytes)
-    }
-}
-
-/// Returns the `n` buffers left in `fresh` to their pool, through `room`.
-///
-/// # Safety
-/// `fresh` must hold `n` buffers; `room` must have room for `n` packets.
-#[cold]
-unsafe fn give_back(mut fresh: Reserved, room: *mut Packet, n: usize) {
-    for j in 0..n {
-        // SAFETY: per the caller's contract.
-        unsafe { room.add(j).write(fresh.take().0) };
-    }
-    for j in 0..n {
-        // SAFETY: written above, each read (and dropped) once.
-        drop(unsafe { room.add(j).read() });
     }
 }
 
