@@ -13,7 +13,7 @@
 //! this code as is.
 //!
 //! The per-packet paths allocate nothing, take no lock and make no system call: buffers come
-//! from a [`Mempool`]'s free stack, and the tail register is written once per batch.
+//! from a [`Mempool`]'s local free list, and the tail register is written once per batch.
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;

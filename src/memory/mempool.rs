@@ -521,7 +521,7 @@ impl Packet {
     #[inline(always)]
     fn pool(&self) -> &PoolInner {
         // SAFETY: a packet keeps its pool alive (the pool is freed only when every buffer
-        // is back on the free stack, and this one is not).
+        // is home, and this one is not).
         unsafe { self.pool.as_ref() }
     }
 

@@ -526,8 +526,9 @@ impl Virtqueue<Packet> {
         self.avail_idx.wrapping_sub(start) as usize
     }
 
-    /// Transmit: reclaims what the device has sent (dropping returns the buffers), then
-    /// moves packets from the front of `buffer` into free slots, each with an all-zero
+    /// Transmit: reclaims what the device has sent (dropping returns the buffers) once
+    /// 32 packets are used or the ring lacks room for `buffer`, then moves
+    /// packets from the front of `buffer` into free slots, each with an all-zero
     /// `HDR`-byte net header written into its headroom (no offloads, 5.1.6.2). A packet
     /// with less headroom, or in memory the device cannot reach, can never be sent: it is
     /// taken and dropped. Returns (sent, dropped, bytes sent); not yet published.
