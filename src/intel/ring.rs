@@ -301,9 +301,9 @@ impl RxRing {
         // stay in registers.
         let (descs, bufs) = (self.ring.descs.as_ptr(), self.bufs.as_mut_ptr());
         let max = self.max_len;
-        // SAFETY: `n <= pool.ready()` (`completed`), so the pool has the buffers; the
-        // loop returns no packet to the pool (it only moves packets), and takes all `n`.
-        let mut fresh = unsafe { self.pool.reserve(n).unwrap_unchecked() };
+        // SAFETY: `n <= pool.ready()` (`completed`), and the loop allocates nothing else
+        // (it only moves packets); it takes all `n`.
+        let mut fresh = unsafe { self.pool.reserve(n) };
         buffer.extend((start..start + n).map(move |i| {
             // SAFETY: one of the `n` reserved buffers.
             let (fresh, bus) = unsafe { fresh.take() };
@@ -362,9 +362,6 @@ pub(crate) struct TxRing {
     /// The device's DMA domain (that of its ring memory): packets from pools of another
     /// domain are dropped, never handed to it.
     domain: DmaDomain,
-    /// The last pool (`Packet::pool_id`) found in `domain`, so the domain is looked up
-    /// only when consecutive packets come from different pools.
-    pool: usize,
     /// Packets dropped because the device cannot reach their pool.
     dropped: u64,
     /// The descriptors; declared last so their memory is freed after `bufs`.
@@ -381,17 +378,16 @@ impl TxRing {
             next: 0,
             clean: 0,
             domain: ring.mem.domain(),
-            pool: 0,
             dropped: 0,
             ring,
         })
     }
 
-    /// The send loop stopped at `*p`: an empty packet or one from another pool than the
-    /// last. Returns true if `*p` was taken and dropped (it can never be sent: empty, or in
-    /// memory the device cannot reach, where it would read other memory at those bus
-    /// addresses; counted unless empty); false if its pool is in the device's domain, which
-    /// the loop now sends from. Out of line: keeps the loop small and free of calls.
+    /// The send loop stopped at `*p`: a short packet, one in another DMA domain, or one
+    /// from another pool than the run's. Returns true if `*p` was taken and dropped and
+    /// counted (it can never be sent: too short, or in memory the device cannot reach,
+    /// where it would read other memory at those bus addresses); false if the next run
+    /// sends it. Out of line: keeps the loop small and free of calls.
     ///
     /// # Safety
     /// `p` must point to an initialised packet that the caller forgets if this returns true.
@@ -401,7 +397,6 @@ impl TxRing {
         // SAFETY: initialised, per the contract.
         let packet = unsafe { &*p };
         if packet.len() >= MIN_TX_LEN as usize && packet.dma_domain() == self.domain {
-            self.pool = packet.pool_id();
             return false;
         }
         self.dropped += 1;
@@ -538,8 +533,10 @@ impl TxRing {
     }
 
     /// Writes a descriptor for each of the up to `len` packets at `src` and moves them into
-    /// the slots from descriptor `d` on, stopping at the first one that is empty or from
-    /// another pool than the last. Returns how many it moved.
+    /// the slots from descriptor `d` on, stopping at the first one that is short or from
+    /// another pool than the first, which must be in the device's DMA domain (once per
+    /// run: the first packet keeps its pool alive, so the pool address compared is not
+    /// stale). Returns how many it moved.
     ///
     /// # Safety
     /// `src` must point to `len` initialised packets, of which the caller forgets the
@@ -553,15 +550,19 @@ impl TxRing {
         const STEP: usize = size_of::<Packet>();
         const _: () = assert!(size_of::<Desc>() == STEP);
         let (bytes, mut off) = (len * STEP, 0);
-        // SAFETY: a run is never empty: a packet of the caller's. Its pool's map serves
-        // every packet sent below: they are of `self.pool`, and so is it if any is sent.
-        let map = unsafe { &*src }.map();
+        // SAFETY: a run is never empty: a packet of the caller's.
+        let first = unsafe { &*src };
+        if first.dma_domain() != self.domain {
+            return 0;
+        }
+        // Its pool's map serves every packet sent below: they are of its pool.
+        let (pool, map) = (first.pool_id(), first.map());
         while off < bytes {
             // SAFETY: entry off / STEP < len: a packet not yet moved out; read-only use
             // before it is moved.
             let p = unsafe { &*src.byte_add(off) };
             let len = p.len() as u32;
-            if len < MIN_TX_LEN || p.pool_id() != self.pool {
+            if len < MIN_TX_LEN || p.pool_id() != pool {
                 break;
             }
             // SAFETY: a free descriptor of the ring (the contract); `p` is of the map's
@@ -1196,5 +1197,33 @@ mod tests {
         assert_eq!(desc(&ring.ring.mem, 1).0, last);
         assert_eq!(ring.take_dropped(), 3, "two from another domain, one short");
         assert_eq!((local.free_count(), foreign.free_count()), (6, 8));
+    }
+
+    /// The domain is checked per run, not cached by pool address: a pool of another domain
+    /// that the allocator puts where a freed pool of the device's domain was is still
+    /// refused.
+    #[test]
+    #[cfg_attr(miri, ignore = "needs the allocator to reuse the freed pool's address")]
+    fn a_pool_at_a_freed_pools_address_is_checked_again() {
+        let _deadline = crate::testing::deadline();
+        let mut ring = TxRing::new(&HeapDma, 64, 0x6018).unwrap();
+        let (regs, mut q) = (Regs::default(), VecDeque::new());
+        let local = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        local.alloc_batch(&mut q, 1, 60);
+        let freed = q[0].pool_id();
+        assert_eq!(ring.tx_batch(&regs, &mut q), 1);
+        ring.discard();
+        drop(local);
+        let foreign: Vec<Mempool> = (0..8)
+            .map(|_| Mempool::new(&OtherDomain, 8, 2048).unwrap())
+            .collect();
+        let at = |p: &&Mempool| p.alloc(60).unwrap().pool_id() == freed;
+        let reused = foreign
+            .iter()
+            .find(at)
+            .expect("a pool at the freed address");
+        reused.alloc_batch(&mut q, 1, 60);
+        assert_eq!(ring.tx_batch(&regs, &mut q), 1);
+        assert_eq!((ring.in_flight(), ring.take_dropped()), (0, 1));
     }
 }

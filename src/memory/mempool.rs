@@ -381,27 +381,23 @@ impl Mempool {
         })
     }
 
-    /// Takes `n` buffers off the free lists at once (`None` if fewer are free), to be
-    /// turned into empty packets one by one with [`Reserved::take`] (a receive path
-    /// refilling a batch).
+    /// Takes `n` buffers off the local list at once, to be turned into empty packets one
+    /// by one with [`Reserved::take`] (a receive path refilling a batch).
     ///
     /// # Safety
-    /// No other allocation from this pool while the result lives. Buffers not taken go
-    /// back with [`Reserved::put_back`].
+    /// `n` must be at most what [`Mempool::ready`] returned, with no allocation since, and
+    /// none while the result lives. Buffers not taken go back with [`Reserved::put_back`].
     #[inline(always)]
-    pub(crate) unsafe fn reserve(&self, n: usize) -> Option<Reserved<'_>> {
-        if self.ready() < n {
-            return None;
-        }
+    pub(crate) unsafe fn reserve(&self, n: usize) -> Reserved<'_> {
         let pool = self.pool();
-        // `n` fit in a u32: `ready` returned at least `n`.
+        // `n` fits in a u32: `ready` returned at least `n`.
         pool.count.set(pool.count.get() - n as u32);
-        Some(Reserved {
+        Reserved {
             map: BufferMap::of(self.inner),
             links: pool.next.as_ptr(),
             next: pool.head.get(),
             _handle: PhantomData,
-        })
+        }
     }
 
     /// True if both handles refer to the same pool.

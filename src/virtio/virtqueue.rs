@@ -107,9 +107,6 @@ pub struct Virtqueue<T> {
     /// `last_used` to `avail_idx` are in flight, which the packet path relies on to work
     /// without per-slot checks.
     in_order: bool,
-    /// The last packet pool (`Packet::pool_id`) found in the queue's DMA domain (the
-    /// device's): a packet's domain is looked up only when its pool differs.
-    pool: usize,
 }
 
 /// A descriptor as written into the table (2.6.5), little-endian.
@@ -148,7 +145,6 @@ impl<T> Virtqueue<T> {
             last_used: 0,
             items: (0..size).map(|_| None).collect(),
             in_order: true,
-            pool: 0,
         };
         // `avail.ring[i] = i` once: single buffers go in slot order, so the available ring
         // never changes on the packet path (control chains write their own entry).
@@ -415,7 +411,8 @@ impl Virtqueue<Packet> {
             let left = ready - refilled;
             let (start, n) = self.used_span(left as u16, left);
             let n = n.min(pool.ready());
-            // SAFETY: `out` has room for `ready` more packets, n <= ready - refilled.
+            // SAFETY: `out` has room for `ready` more packets, n <= ready - refilled, and
+            // n <= pool.ready() just now.
             let (k, b) = unsafe {
                 self.receive_span::<HDR>(pool, out.as_mut_ptr().add(out.len()), start, n)
             };
@@ -450,7 +447,8 @@ impl Virtqueue<Packet> {
     /// slot or whose length does not fit. Returns (packets, bytes).
     ///
     /// # Safety
-    /// `out` must have room for `n` more packets.
+    /// `out` must have room for `n` more packets; `n` must be at most what
+    /// [`Mempool::ready`] returned, with no allocation since.
     #[inline(always)]
     unsafe fn receive_span<const HDR: usize>(
         &mut self,
@@ -462,11 +460,10 @@ impl Virtqueue<Packet> {
         let max = pool.max_packet_len() as u32;
         let meta = (max as u64 + HDR as u64) | (VIRTQ_DESC_F_WRITE as u64) << 32;
         let (used, descs, items) = self.slot_ptrs(start);
-        // SAFETY: nothing allocates from the pool while `fresh` is in use (received
-        // packets go to `out`); the ones not taken are put back below.
-        let Some(mut fresh) = (unsafe { pool.reserve(n) }) else {
-            return (0, 0);
-        };
+        // SAFETY: n <= pool.ready() (contract); nothing allocates from the pool while
+        // `fresh` is in use (received packets go to `out`); the ones not taken are put
+        // back below.
+        let mut fresh = unsafe { pool.reserve(n) };
         let (mut k, mut bytes) = (0, 0);
         while k < n {
             // SAFETY: k < n: the span lies inside the used ring, the table and `items`
@@ -567,13 +564,10 @@ impl Virtqueue<Packet> {
             if j < n {
                 // SAFETY: k < total: the packet that ended the span, not yet moved out.
                 let p = unsafe { &*src.add(k) };
-                // Its pool is not the one last found in the device's DMA domain: if it
-                // is in it, it is now (the next span takes the packet). A packet without
-                // room for the header, or in memory the device cannot reach (it would read
-                // other memory at those bus addresses), is never sent.
-                if p.headroom() >= HDR && p.dma_domain() == self.mem.domain() {
-                    self.pool = p.pool_id();
-                } else {
+                // From another pool than the span's: the next span takes it. A packet
+                // without room for the header, or in memory the device cannot reach (it
+                // would read other memory at those bus addresses), is never sent.
+                if p.headroom() < HDR || p.dma_domain() != self.mem.domain() {
                     // SAFETY: as above; moved out here, owned once (the Vec's length is 0).
                     drop(unsafe { std::ptr::read(src.add(k)) });
                     (k, dropped) = (k + 1, dropped + 1);
@@ -637,9 +631,9 @@ impl Virtqueue<Packet> {
     }
 
     /// Moves `n` packets from `src` into the `n` free slots from `start` on (a span),
-    /// writing their net headers and descriptors. Stops at a packet without room for the
-    /// header or from another pool than the last one found reachable. Returns (packets,
-    /// bytes).
+    /// writing their net headers and descriptors. Takes none if the first packet's pool is
+    /// out of the device's reach; stops at a packet without room for the header or from
+    /// another pool than the first. Returns (packets, bytes).
     ///
     /// # Safety
     /// `src` must point to `n` packets the caller gives up (moved out by pointer).
@@ -651,10 +645,15 @@ impl Virtqueue<Packet> {
         n: usize,
     ) -> (usize, u64) {
         let (_, descs, items) = self.slot_ptrs(start);
-        let pool = self.pool;
-        // SAFETY: a span is never empty: a packet of the caller's. Its pool's map serves
-        // every packet taken below: they are of `pool`, and so is it if any is taken.
-        let map = unsafe { &*src }.map();
+        // SAFETY: a span is never empty: a packet of the caller's. Its pool must be in the
+        // device's DMA domain (checked once per span: the first packet keeps its pool
+        // alive, so the pool address compared below is not stale).
+        let first = unsafe { &*src };
+        if first.dma_domain() != self.mem.domain() {
+            return (0, 0);
+        }
+        // Its pool's map serves every packet taken below: they are of its pool.
+        let (pool, map) = (first.pool_id(), first.map());
         // Packets, descriptors and items are 16 bytes each: one byte offset walks all three.
         const STEP: usize = size_of::<Packet>();
         const _: () = assert!(size_of::<Option<Packet>>() == STEP && 2 * size_of::<u64>() == STEP);
