@@ -440,9 +440,7 @@ impl Reserved<'_> {
         let bus = unsafe { self.map.bus_addr(&p) };
         (p, bus)
     }
-}
 
-impl Reserved<'_> {
     /// Leaves the `left` buffers not taken on the pool's local list, where they still are.
     ///
     /// # Safety
@@ -549,13 +547,6 @@ impl Packet {
     /// The DMA domain of the packet's pool: the devices that can reach its buffer.
     pub(crate) fn dma_domain(&self) -> DmaDomain {
         self.pool().mem.domain()
-    }
-
-    /// Sets the length as reported by a device, clamped to the buffer.
-    #[inline(always)]
-    pub(crate) fn set_len_from_device(&mut self, len: usize) {
-        let max = self.pool().entry_size - self.offset as usize;
-        self.len = len.min(max) as u16;
     }
 
     /// Sets the length of a fresh receive packet (standard headroom) without a check.

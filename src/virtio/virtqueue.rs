@@ -429,7 +429,9 @@ impl Virtqueue<Packet> {
                 if len > max {
                     return Err(UsedError::TooLong { len, max });
                 }
-                p.set_len_from_device(len.saturating_sub(HDR as u32) as usize);
+                // SAFETY: at most the pool's largest packet (above); ring buffers come
+                // from `pool` with the standard headroom.
+                unsafe { p.set_len_unchecked(len.saturating_sub(HDR as u32) as usize) };
                 bytes += p.len() as u64;
                 out.push(p);
                 Ok(())
