@@ -34,18 +34,18 @@ pub mod regs;
 
 use std::time::Duration;
 
+use crate::DeviceConfig;
 use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::queue;
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDriver, Shell};
+use crate::intel::shell::{self, IntelDevice, IntelDriver, Shell};
 use crate::interrupts::QueueInterrupt;
 use crate::ixgbe::IxgbeOptions;
-use crate::memory::{DmaAllocator, Mempool};
+use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::queues::QueueControl;
 use crate::registers::{MmioRegion, RegisterSpace};
-use crate::{DeviceConfig, DeviceStats};
 
 /// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
 /// copper 82576, the one QEMU emulates and the driver is tested on (Linux
@@ -62,13 +62,6 @@ pub const MAX_QUEUES: u16 = 16;
 /// thread. The pool (4096 buffers) still holds a full ring twice.
 pub const RX_RING_SIZE: usize = 2048;
 
-/// Master disable timeout (Linux `igb_disable_pcie_master` polls up to 80 ms).
-const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
-/// Wait after setting CTRL.RST before registers are touched again (Linux
-/// `igb_reset_hw_82575` waits 1-2 ms).
-const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
-/// CTRL.RST self-clear timeout.
-const RESET_TIMEOUT: Duration = Duration::from_secs(1);
 /// EECD.AUTO_RD timeout (Linux `igb_get_auto_rd_done`: 10 ms, then goes on).
 const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 /// MDIC completion timeout (Linux `igb_read_phy_reg_mdic`: 1920 polls of 50 µs).
@@ -88,11 +81,10 @@ const IRQ_REGS: IrqRegs = IrqRegs {
 ///
 /// `R` is the register space (BAR0): [`MmioRegion`] on hardware ([`IgbDevice::open`]), a
 /// fake register file in tests ([`IgbDevice::with_registers`]).
-pub struct IgbDevice<R: RegisterSpace = MmioRegion> {
-    shell: Shell<R>,
-    /// Counters accumulated from the clear-on-read registers.
-    stats: DeviceStats,
-}
+pub type IgbDevice<R = MmioRegion> = IntelDevice<Igb, R>;
+
+/// What an igb device knows besides its shell: nothing.
+pub struct Igb;
 
 /// Refuses queue counts and pools the 82576 cannot have.
 fn check(o: &IxgbeOptions) -> Result<()> {
@@ -148,15 +140,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
             log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
             irqs.clear();
         }
-        let shell = Shell::new(name, regs, IRQ_REGS, irqs);
-        let mut dev = IgbDevice {
-            shell,
-            stats: DeviceStats::default(),
-        };
+        let mut dev = IntelDevice::new(Shell::new(name, regs, IRQ_REGS, irqs), Igb);
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.reset()?;
         dev.start_link()?;
-        dev.zero_counters();
+        crate::IxyDevice::reset_stats(&mut dev);
         dev.init_rx(dma, options)?;
         dev.init_tx(dma, options)?;
         dev.init_interrupts();
@@ -190,16 +178,8 @@ impl<R: RegisterSpace> IgbDevice<R> {
     fn reset(&self) -> Result<()> {
         let s = &self.shell;
         self.mask_interrupts();
-        s.regs.set_bits(regs::CTRL, regs::CTRL_GIO_MASTER_DISABLE);
-        let what = "master requests to stop (STATUS.GIO_MASTER_ENABLE)";
-        let mask = regs::STATUS_GIO_MASTER_ENABLE;
-        if let Err(e) = s.wait(regs::STATUS, mask, 0, MASTER_DISABLE_TIMEOUT, what) {
-            log::warn!("{}: {e}; resetting anyway", s.name);
-        }
-        s.regs.set_bits(regs::CTRL, regs::CTRL_RST);
-        std::thread::sleep(RESET_ACCESS_DELAY);
-        let what = "reset to complete (CTRL.RST)";
-        s.wait(regs::CTRL, regs::CTRL_RST, 0, RESET_TIMEOUT, what)?;
+        s.master_disable();
+        s.reset_ctrl(regs::CTRL_RST)?;
         self.mask_interrupts();
         let ard = regs::EECD_AUTO_RD;
         if s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD")
@@ -310,35 +290,15 @@ impl<R: RegisterSpace> IgbDevice<R> {
         r.write32(regs::EIAM, vectors);
         r.write32(regs::EICR, vectors);
     }
-
-    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
-    /// `queue` signals.
-    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.shell.queue_interrupt(queue)
-    }
-
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.shell.rx_pool(queue)
-    }
 }
 
 impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
-    type Regs = R;
     const NAME: &'static str = "igb";
     /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (82576 datasheet 8.10, 8.12).
     const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
         rx: (regs::rx_queue, regs::XDCTL_ENABLE),
         tx: (regs::tx_queue, regs::XDCTL_ENABLE),
     });
-
-    fn shell(&self) -> &Shell<R> {
-        &self.shell
-    }
-
-    fn shell_mut(&mut self) -> &mut Shell<R> {
-        &mut self.shell
-    }
 
     /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
     fn mac(&self) -> [u8; 6] {
@@ -366,7 +326,7 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
     }
 
     /// Adds the clear-on-read counters (82576 datasheet 8.19) to the accumulated ones.
-    fn counters(&mut self) -> DeviceStats {
+    fn read_counters(&mut self) {
         let r = |reg| u64::from(self.shell.regs.read32(reg));
         // Low register first: reading the high one clears the pair.
         let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
@@ -374,30 +334,19 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
         let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
         let queue_drops: u64 = (0..self.shell.queues().0).map(|q| r(regs::rqdpc(q))).sum();
         let dropped = r(regs::MPC) + queue_drops;
-        let (nombuf, tx_dropped) = self.shell.take_drops();
-        let s = &mut self.stats;
+        let s = &mut self.shell.stats;
         s.rx_packets += rx_packets;
         s.tx_packets += tx_packets;
         // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
         s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
         s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
         s.rx_dropped += dropped;
-        s.rx_nombuf += nombuf;
-        s.tx_dropped += tx_dropped;
-        s.clone()
     }
 
-    fn zero_counters(&mut self) {
-        self.counters();
-        self.stats = DeviceStats::default();
-    }
-}
-
-impl<R: RegisterSpace> Drop for IgbDevice<R> {
-    /// Stops all DMA before the rings and buffers are freed: receive off, every queue
-    /// disabled and read back disabled, then master disable and a software reset. If the
-    /// reset fails, bus mastering is taken away (or the memory is never given back).
-    fn drop(&mut self) {
+    /// Receive off, every queue disabled and read back disabled, then master disable and
+    /// a software reset. If the reset fails, bus mastering is taken away (or the memory
+    /// is never given back).
+    fn close(&mut self) {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);

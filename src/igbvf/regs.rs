@@ -7,8 +7,8 @@
 use crate::intel::mailbox::MailboxAt;
 use crate::intel::queue::{QueueRegs, queue_block};
 
-/// VF Control (VTCTRL; CTRL.RST resets the VF's queues).
-pub const CTRL: usize = 0x00000;
+// VF Control (VTCTRL) and its RST bit, which resets the VF's queues, are the PF's CTRL
+// and CTRL.RST: `crate::intel::regs`.
 /// Device Status: the PF's, read-only (link up and speed).
 pub const STATUS: usize = 0x00008;
 /// VF Extended Interrupt Mask Clear (VTEIMC); its three vectors are bits 2:0.

@@ -7,11 +7,13 @@
 //!   parameters.
 //! * [`queue`] — pointing a queue at a ring and enabling it, given the queue's register
 //!   offsets; used by all four drivers.
-//! * [`shell`] — what every driver holds (registers, rings, interrupts, PCI device), its
-//!   open sequence and the `IxyDevice` implementation; each driver adds its init, link,
-//!   MAC, promiscuous mode and counters.
+//! * [`shell`] — the device every driver is, [`IntelDevice`](shell::IntelDevice): the
+//!   shell (registers, rings, interrupts, counters, PCI device) with the driver's own
+//!   state; its open sequence and the `IxyDevice` implementation; each driver adds its
+//!   init, link, MAC, promiscuous mode, counters and close.
 //! * [`vf`] — what the VF drivers share besides: the assigned MAC, rolling counters and
 //!   recovery from PF resets.
+//! * [`regs`] — the registers with the same offset and meaning on the 82599 and 82576.
 //! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.2, SR-IOV support;
 //!   the 82576's has the same protocol at other offsets), used by ixgbevf and igbvf.
 //! * [`irq`] — the MSI-X receive-interrupt path of ixgbe and igb.
@@ -19,6 +21,7 @@
 pub(crate) mod irq;
 pub(crate) mod mailbox;
 pub(crate) mod queue;
+pub mod regs;
 pub(crate) mod ring;
 pub(crate) mod shell;
 pub(crate) mod vf;
@@ -139,11 +142,12 @@ pub(crate) struct Rolling {
 }
 
 impl Rolling {
-    /// Adds the distance from the last reading to `now`, modulo 2^`bits`.
-    pub(crate) fn advance(&mut self, now: u64, bits: u32) {
-        let mask = (1u64 << bits) - 1;
-        self.total += now.wrapping_sub(self.last) & mask;
+    /// Adds the distance from the last reading to `now`, modulo 2^`bits`, and returns it.
+    pub(crate) fn advance(&mut self, now: u64, bits: u32) -> u64 {
+        let delta = now.wrapping_sub(self.last) & ((1u64 << bits) - 1);
+        self.total += delta;
         self.last = now;
+        delta
     }
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Shell<R> {
     /// Where the extended interrupt registers are (used only with `irqs`).
     pub(crate) irq_at: IrqRegs,
     pub(crate) promisc: bool,
+    /// Counters accumulated since open or `reset_stats`.
+    pub(crate) stats: DeviceStats,
     /// Keeps the PCI device (and the claim on it) while the driver runs. Last: dropped
     /// after the rings, so its VFIO mappings outlive them.
     pub(crate) pci: Option<PciDevice>,
@@ -52,6 +54,7 @@ impl<R: RegisterSpace> Shell<R> {
             irqs,
             irq_at,
             promisc: false,
+            stats: DeviceStats::default(),
             pci: None,
         }
     }
@@ -127,22 +130,31 @@ impl<R: RegisterSpace> Shell<R> {
         RxRing::new(dma, size, pool, tail)
     }
 
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub(crate) fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.rx.get(usize::from(queue)).map(RxRing::pool)
+    /// The master disable algorithm before a reset (82599 datasheet 5.2.5.3.2; Linux
+    /// `igb_disable_pcie_master` does the same on the 82576): no new master requests
+    /// (CTRL.GIO_MASTER_DISABLE), then wait until none is pending. A timeout is logged
+    /// and the reset goes ahead, as in Linux: the reset is what stops the device for
+    /// good. Returns whether the requests stopped.
+    pub(crate) fn master_disable(&self) -> bool {
+        use super::regs::{CTRL, CTRL_GIO_MASTER_DISABLE, STATUS, STATUS_GIO_MASTER_ENABLE};
+        self.regs.set_bits(CTRL, CTRL_GIO_MASTER_DISABLE);
+        let what = "master requests to stop (STATUS.GIO_MASTER_ENABLE)";
+        let stopped = self.wait(STATUS, STATUS_GIO_MASTER_ENABLE, 0, MASTER_TIMEOUT, what);
+        if let Err(e) = &stopped {
+            log::warn!("{}: {e}; resetting anyway", self.name);
+        }
+        stopped.is_ok()
     }
 
-    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
-    /// `queue` signals.
-    pub(crate) fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.irqs.get(usize::from(queue))
-    }
-
-    /// The rings' own drop counters since the last call: (no-buffer polls, unsendable
-    /// packets).
-    pub(crate) fn take_drops(&mut self) -> (u64, u64) {
-        let nombuf = self.rx.iter_mut().map(RxRing::take_nombuf).sum();
-        (nombuf, self.tx.iter_mut().map(TxRing::take_dropped).sum())
+    /// Sets reset bit(s) `bits` in CTRL, waits the ~1 ms before any access (82599
+    /// datasheet 8.2.3.1.1; Linux `igb_reset_hw_82575` waits 1-2 ms), then until they and
+    /// CTRL.RST read 0 (Linux `IXGBE_CTRL_RST_MASK`).
+    pub(crate) fn reset_ctrl(&self, bits: u32) -> Result<()> {
+        use super::regs::{CTRL, CTRL_RST};
+        self.regs.set_bits(CTRL, bits);
+        std::thread::sleep(Duration::from_millis(1));
+        let what = "reset to complete (CTRL.RST)";
+        self.wait(CTRL, bits | CTRL_RST, 0, Duration::from_secs(1), what)
     }
 
     /// After a device could not be stopped: takes bus mastering away, and if even that
@@ -166,17 +178,70 @@ impl<R: RegisterSpace> Shell<R> {
 
 /// Queue enable read-back timeout (4.6.7, 4.6.8 give none).
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` and
+/// `igb_disable_pcie_master` poll for up to 80 ms).
+const MASTER_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// An Intel device: the part every Intel driver shares (registers, rings, receive
+/// interrupts, counters, PCI device) and the driver's own state `D`
+/// ([`Ixgbe`](crate::ixgbe::Ixgbe), [`Igb`](crate::igb::Igb), or a VF's
+/// [`Vf`](crate::ixgbevf::Vf)). The drivers name theirs: [`IxgbeDevice`](crate::ixgbe::IxgbeDevice),
+/// [`IgbDevice`](crate::igb::IgbDevice), [`IxgbevfDevice`](crate::ixgbevf::IxgbevfDevice),
+/// [`IgbvfDevice`](crate::igbvf::IgbvfDevice); the [`IxyDevice`] implementation and the
+/// closing on drop (which stops all DMA before the memory is freed) are this one.
+pub struct IntelDevice<D, R: RegisterSpace = MmioRegion> {
+    pub(crate) shell: Shell<R>,
+    pub(crate) d: D,
+    /// [`IntelDriver::close`], run on drop (a field: `Drop` cannot ask for the driver
+    /// trait).
+    close: fn(&mut Self),
+}
+
+impl<D, R: RegisterSpace> IntelDevice<D, R> {
+    /// The device with the driver's state, closed with its [`IntelDriver::close`].
+    pub(crate) fn new(shell: Shell<R>, d: D) -> Self
+    where
+        Self: IntelDriver,
+    {
+        let close = <Self as IntelDriver>::close;
+        IntelDevice { shell, d, close }
+    }
+
+    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
+    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
+        self.shell.rx.get(usize::from(queue)).map(RxRing::pool)
+    }
+
+    /// The receive queue's interrupt, when interrupts are on (PFs only): its eventfd is
+    /// what vector `queue` signals (tests against a model signal it for the device).
+    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
+        self.shell.irqs.get(usize::from(queue))
+    }
+
+    /// Packets queued on transmit queue `queue` whose descriptors have not been cleaned
+    /// yet (0 for a queue that does not exist).
+    pub fn tx_in_flight(&self, queue: u16) -> usize {
+        self.shell
+            .tx
+            .get(usize::from(queue))
+            .map_or(0, TxRing::in_flight)
+    }
+}
+
+impl<D, R: RegisterSpace> Drop for IntelDevice<D, R> {
+    fn drop(&mut self) {
+        (self.close)(self)
+    }
+}
 
 /// What an Intel driver adds to its [`Shell`]: the [`IxyDevice`] methods that differ.
 pub(crate) trait IntelDriver {
-    /// The register space.
-    type Regs: RegisterSpace;
     /// [`IxyDevice::driver_name`].
     const NAME: &'static str;
-    /// The shell.
-    fn shell(&self) -> &Shell<Self::Regs>;
-    /// The shell.
-    fn shell_mut(&mut self) -> &mut Shell<Self::Regs>;
+    /// Where the queue control registers are, for a driver whose queues can be split
+    /// off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs, whose PF-reset
+    /// recovery needs every ring).
+    const QUEUE_CONTROL: Option<QueueControl> = None;
     /// [`IxyDevice::mac_addr`].
     fn mac(&self) -> [u8; 6];
     /// [`IxyDevice::set_mac_addr`] with a unicast, non-zero `mac`.
@@ -185,26 +250,26 @@ pub(crate) trait IntelDriver {
     fn speed(&self) -> u32;
     /// [`IxyDevice::set_promisc`].
     fn promisc_on(&mut self, enabled: bool) -> Result<()>;
-    /// [`IxyDevice::stats`].
-    fn counters(&mut self) -> DeviceStats;
-    /// [`IxyDevice::reset_stats`].
-    fn zero_counters(&mut self);
-    /// Where the queue control registers are, for a driver whose queues can be split
-    /// off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs, whose PF-reset
-    /// recovery needs every ring).
-    const QUEUE_CONTROL: Option<QueueControl> = None;
+    /// Adds what the device's counters counted since the last call to the shell's
+    /// [`Shell::stats`].
+    fn read_counters(&mut self);
+    /// Stops all DMA before the rings and buffers are freed (on drop).
+    fn close(&mut self);
     /// A queue made no progress (an empty poll, a full ring): a VF looks for a PF reset.
     #[inline(always)]
     fn stalled(&mut self) {}
 }
 
-impl<D: IntelDriver> IxyDevice for D {
+impl<D, R: RegisterSpace> IxyDevice for IntelDevice<D, R>
+where
+    Self: IntelDriver,
+{
     fn driver_name(&self) -> &str {
-        D::NAME
+        Self::NAME
     }
 
     fn pci_addr(&self) -> &str {
-        &self.shell().name
+        &self.shell.name
     }
 
     fn mac_addr(&self) -> [u8; 6] {
@@ -228,26 +293,26 @@ impl<D: IntelDriver> IxyDevice for D {
 
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
         self.promisc_on(enabled)?;
-        self.shell_mut().promisc = enabled;
+        self.shell.promisc = enabled;
         Ok(())
     }
 
     fn promisc(&self) -> bool {
-        self.shell().promisc
+        self.shell.promisc
     }
 
     fn num_rx_queues(&self) -> u16 {
-        self.shell().rx.len() as u16
+        self.shell.rx.len() as u16
     }
 
     fn num_tx_queues(&self) -> u16 {
-        self.shell().tx.len() as u16
+        self.shell.tx.len() as u16
     }
 
     /// Polls the ring; with interrupts, an idle queue sleeps (see [`crate::interrupts`]).
     #[inline]
     fn rx_batch(&mut self, queue: u16, buffer: &mut VecDeque<Packet>, num: usize) -> usize {
-        let s = self.shell_mut();
+        let s = &mut self.shell;
         let ring = crate::queue_mut(&mut s.rx, queue, "rx");
         let got = match s.irqs.get_mut(usize::from(queue)) {
             None => ring.rx_batch(&s.regs, buffer, num),
@@ -265,7 +330,7 @@ impl<D: IntelDriver> IxyDevice for D {
     #[inline]
     fn tx_batch(&mut self, queue: u16, buffer: &mut VecDeque<Packet>) -> usize {
         let offered = buffer.len();
-        let s = self.shell_mut();
+        let s = &mut self.shell;
         let sent = crate::queue_mut(&mut s.tx, queue, "tx").tx_batch(&s.regs, buffer);
         if sent < offered {
             self.stalled();
@@ -273,20 +338,27 @@ impl<D: IntelDriver> IxyDevice for D {
         sent
     }
 
+    /// The driver's counters, and the rings' own drops (no-buffer polls, unsendable
+    /// packets), accumulated since open or `reset_stats`.
     fn stats(&mut self) -> DeviceStats {
-        self.counters()
+        self.read_counters();
+        let s = &mut self.shell;
+        s.stats.rx_nombuf += s.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
+        s.stats.tx_dropped += s.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
+        s.stats.clone()
     }
 
     fn reset_stats(&mut self) {
-        self.zero_counters();
+        self.stats();
+        self.shell.stats = DeviceStats::default();
     }
 
     /// Polling devices only: a queue on its own thread has no interrupt path.
     fn split(&mut self) -> Result<Queues> {
-        let Some(ctl) = D::QUEUE_CONTROL else {
-            return Err(queues::unsupported(D::NAME));
+        let Some(ctl) = Self::QUEUE_CONTROL else {
+            return Err(queues::unsupported(Self::NAME));
         };
-        let s = self.shell_mut();
+        let s = &mut self.shell;
         if !s.irqs.is_empty() {
             return Err(Error::config(format!(
                 "{}: a device with interrupts cannot be split into queues (open it polling)",
@@ -304,13 +376,13 @@ impl<D: IntelDriver> IxyDevice for D {
 /// ([`PciDevice::claim`]: refused, before anything is unbound, if it is not one or `check`
 /// refuses its id), let it master the bus, map BAR0, then `init` the driver on it (with the
 /// device's id). If that fails, bus mastering is taken back.
-pub(crate) fn open<D: IntelDriver<Regs = MmioRegion>>(
+pub(crate) fn open<D>(
     pci: PciDevice,
     cfg: &DeviceConfig,
     kind: DriverKind,
     check: impl FnOnce(&DeviceId) -> Result<()>,
-    init: impl FnOnce(&PciDevice, &DeviceId, MmioRegion, &dyn DmaAllocator) -> Result<D>,
-) -> Result<D> {
+    init: impl FnOnce(&PciDevice, &DeviceId, MmioRegion, &dyn DmaAllocator) -> Result<Dev<D>>,
+) -> Result<Dev<D>> {
     let id = pci.claim(cfg, &[kind], check)?;
     pci.enable_bus_master()?;
     let dev = pci
@@ -319,25 +391,28 @@ pub(crate) fn open<D: IntelDriver<Regs = MmioRegion>>(
     let mut dev = dev.inspect_err(|_| {
         let _ = pci.disable_bus_master();
     })?;
-    dev.shell_mut().pci = Some(pci);
+    dev.shell.pci = Some(pci);
     Ok(dev)
 }
 
 /// How a PF driver initialises itself on its registers, with the receive queues'
 /// interrupts already created.
 pub(crate) type PfInit<D> =
-    fn(&str, MmioRegion, &dyn DmaAllocator, &IxgbeOptions, Vec<QueueInterrupt>) -> Result<D>;
+    fn(&str, MmioRegion, &dyn DmaAllocator, &IxgbeOptions, Vec<QueueInterrupt>) -> Result<Dev<D>>;
+
+/// An Intel device on hardware.
+type Dev<D> = IntelDevice<D, MmioRegion>;
 
 /// [`open`] for a PF: `check_id` refuses ids it does not bring up (before anything is
 /// unbound); the receive vectors are enabled through VFIO before `init`.
-pub(crate) fn open_pf<D: IntelDriver<Regs = MmioRegion>>(
+pub(crate) fn open_pf<D>(
     pci: PciDevice,
     cfg: &DeviceConfig,
     kind: DriverKind,
     mut o: IxgbeOptions,
     check_id: fn(&IxgbeOptions, &str) -> Result<()>,
     init: PfInit<D>,
-) -> Result<D> {
+) -> Result<Dev<D>> {
     let probe = o.clone();
     let check = move |id: &DeviceId| {
         let mut p = probe;

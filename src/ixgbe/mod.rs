@@ -36,19 +36,21 @@
 
 pub mod regs;
 
+pub use crate::intel::shell::IntelDevice;
+
 use std::time::Duration;
 
+use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::TxRing;
 use crate::intel::shell::{self, IntelDriver, Shell};
 use crate::intel::{byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
-use crate::memory::{DmaAllocator, Mempool};
+use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::queues::QueueControl;
 use crate::registers::{Deadline, MmioRegion, RegisterSpace};
-use crate::{DeviceConfig, DeviceStats};
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
 /// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
@@ -119,14 +121,6 @@ const IRQ_REGS: IrqRegs = IrqRegs {
     eicr: regs::EICR,
 };
 
-/// Global reset completion timeout (the datasheet gives no bound; 1 s is generous).
-const RESET_TIMEOUT: Duration = Duration::from_secs(1);
-/// Time after setting CTRL.RST before any register access, the poll of CTRL.RST
-/// included (8.2.3.1.1: "approximately 1 ms").
-const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
-/// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` polls
-/// for up to 80 ms, then resets anyway, twice).
-const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux, DPDK and FreeBSD poll ~40 ms,
 /// log, and set RXEN anyway).
 const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
@@ -422,10 +416,10 @@ impl IxgbeOptions {
 ///
 /// `R` is the register space: [`MmioRegion`] on hardware ([`IxgbeDevice::open`]), the
 /// device model in tests ([`IxgbeDevice::with_registers`]).
-pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
-    shell: Shell<R>,
-    /// Counters accumulated from the clear-on-read registers.
-    stats: DeviceStats,
+pub type IxgbeDevice<R = MmioRegion> = IntelDevice<Ixgbe, R>;
+
+/// What an ixgbe device knows besides its shell.
+pub struct Ixgbe {
     /// How the vectors are delivered (meaningful only with interrupts).
     irq_mode: IrqMode,
     /// The MAC generation and the PCI device id (the port's media).
@@ -482,13 +476,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         options: &IxgbeOptions,
         irqs: Vec<QueueInterrupt>,
     ) -> Result<Self> {
-        let mut dev = IxgbeDevice {
+        let d = Ixgbe {
             mac: options.mac_type(name)?,
-            shell: Shell::new(name, regs, IRQ_REGS, irqs),
-            stats: DeviceStats::default(),
             irq_mode: options.irq_mode,
             device_id: options.device_id,
         };
+        let mut dev = IntelDevice::new(Shell::new(name, regs, IRQ_REGS, irqs), d);
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.init(dma, options)?;
         Ok(dev)
@@ -503,36 +496,15 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         r.write32(regs::eimc_ex(1), u32::MAX);
     }
 
-    /// The master disable algorithm (5.2.5.3.2), required before a software reset
-    /// (4.2.1.6.1): no new master requests, then wait until none is pending. A timeout
-    /// is logged and the reset goes ahead (as Linux `ixgbe_disable_pcie_master` does): the
-    /// reset is what stops the device for good. Returns whether requests stopped.
-    fn master_disable(&self) -> bool {
-        self.shell
-            .regs
-            .set_bits(regs::CTRL, regs::CTRL_MASTER_DISABLE);
-        let stopped = self.shell.wait(
-            regs::STATUS,
-            regs::STATUS_GIO_MASTER_ENABLE,
-            0,
-            MASTER_DISABLE_TIMEOUT,
-            "master requests to stop (STATUS.GIO_MASTER_ENABLE)",
-        );
-        if let Err(e) = &stopped {
-            log::warn!("{}: {e}; resetting anyway, twice", self.shell.name);
-        }
-        stopped.is_ok()
-    }
-
     /// 4.6.3.2 / 4.2.1.6.1: master disable, then the MAC reset; after a master disable
     /// timeout, both again (Linux `IXGBE_FLAGS_DOUBLE_RESET_REQUIRED` resets twice; the
     /// flush of pending transactions it does in between is not done here).
-    fn reset(&self, what: &str) -> Result<()> {
-        if !self.master_disable() {
-            self.reset_once(what)?;
-            self.master_disable();
+    fn reset(&self) -> Result<()> {
+        if !self.shell.master_disable() {
+            self.reset_once()?;
+            self.shell.master_disable();
         }
-        self.reset_once(what)
+        self.reset_once()
     }
 
     /// One MAC reset as Linux `reset_hw` does it per MAC: the 82599 sets CTRL.LRST (device
@@ -540,12 +512,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// a PHY the firmware uses; `ixgbe_reset_hw_82599`); the X540/X550 set CTRL.RST
     /// holding their PHY's SW/FW semaphore (`ixgbe_reset_hw_X540`). Then ~1 ms before any
     /// access (8.2.3.1.1), the self-clear, and the MAC's settle time.
-    fn reset_once(&self, what: &str) -> Result<()> {
+    fn reset_once(&self) -> Result<()> {
         let r = &self.shell.regs;
         let link_down = self.speed() == 0;
         let phy = regs::SW_FW_SYNC_SW_PHY0_SM
             << (r.read32(regs::STATUS) >> regs::STATUS_LAN_ID_SHIFT & 1);
-        let ctrl = match self.mac.is_82599() {
+        let ctrl = match self.d.mac.is_82599() {
             true if link_down => regs::CTRL_LRST,
             true => regs::CTRL_RST,
             false => {
@@ -553,14 +525,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 regs::CTRL_RST
             }
         };
-        r.set_bits(regs::CTRL, ctrl);
-        std::thread::sleep(RESET_ACCESS_DELAY);
-        self.shell
-            .wait(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
-        if !self.mac.is_82599() {
+        self.shell.reset_ctrl(ctrl)?;
+        if !self.d.mac.is_82599() {
             self.swfw(phy, false)?;
         }
-        std::thread::sleep(self.mac.reset_settle());
+        std::thread::sleep(self.d.mac.reset_settle());
         Ok(())
     }
 
@@ -603,13 +572,13 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.mask_interrupts();
 
         // 4.6.3.2: global reset, then wait for it to complete and settle.
-        self.reset("reset to complete (CTRL.RST)")?;
+        self.reset()?;
 
         // 4.6.3.1: interrupts again, the reset may have enabled some.
         self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
-        let (eec, ard, dmaidone) = (self.mac.eec(), regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
+        let (eec, ard, dmaidone) = (self.d.mac.eec(), regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
         let (s, t) = (&self.shell, INIT_DONE_TIMEOUT);
         s.wait(eec, ard, ard, t, "EEPROM auto-read done (EEC.ARD)")?;
         let what = "DMA initialisation done (RDRXCTL.DMAIDONE)";
@@ -620,7 +589,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
         // reset, with the speeds it advertises by default); the link comes up while the
         // rest is initialised.
-        if self.mac.is_82599() {
+        if self.d.mac.is_82599() {
             self.init_link();
         }
 
@@ -643,7 +612,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.shell.rx.len(),
             self.shell.tx.len(),
             self.speed(),
-            match (self.shell.irqs.is_empty(), self.irq_mode) {
+            match (self.shell.irqs.is_empty(), self.d.irq_mode) {
                 (true, _) => "",
                 (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
                 (false, IrqMode::Msi) => ", MSI interrupts",
@@ -655,7 +624,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.5: statistics registers clear on read: read them once to zero them. Queue q
     /// counts in per-queue statistics counter q (the last one for q >= 16).
     fn init_stats(&mut self) {
-        self.zero_counters();
+        crate::IxyDevice::reset_stats(self);
         let r = &self.shell.regs;
         for n in 0..MAX_QUEUES as usize / 4 {
             let map = byte_fields(n, |q| q.min(regs::NUM_QPRDC - 1));
@@ -670,7 +639,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn init_interrupts(&self) {
         let r = &self.shell.regs;
         let queues = self.shell.irqs.len();
-        let msix = self.irq_mode == IrqMode::MsiX;
+        let msix = self.d.irq_mode == IrqMode::MsiX;
         // Mask everything while the causes are routed.
         self.mask_interrupts();
         // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
@@ -701,15 +670,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         r.write32(regs::EICR, vectors);
     }
 
-    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
-    /// `queue` signals (tests against the model signal it to stand in for the device).
-    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.shell.queue_interrupt(queue)
-    }
-
     /// How the receive vectors are delivered; `None` when polling.
     pub fn irq_mode(&self) -> Option<IrqMode> {
-        (!self.shell.irqs.is_empty()).then_some(self.irq_mode)
+        (!self.shell.irqs.is_empty()).then_some(self.d.irq_mode)
     }
 
     /// 4.6.4: the 82599 MAC link, as Linux sets it up: the link enabled even if the NVM
@@ -721,12 +684,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn init_link(&self) {
         let r = &self.shell.regs;
         r.clear_bits(regs::AUTOC2, regs::AUTOC2_LINK_DISABLE_MASK);
-        if has_laser_control(self.device_id) {
+        if has_laser_control(self.d.device_id) {
             r.clear_bits(regs::ESDP, regs::ESDP_SDP3);
             std::thread::sleep(LASER_ON_DELAY);
         }
         let mut autoc = r.read32(regs::AUTOC);
-        if is_sfp(self.device_id) {
+        if is_sfp(self.d.device_id) {
             autoc = autoc & !regs::AUTOC_LMS_MASK | regs::AUTOC_LMS_10G_SERIAL;
         }
         r.write32(regs::AUTOC, autoc | regs::AUTOC_RESTART_AN);
@@ -764,7 +727,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // buffers to the device by moving the tail.
         for q in 0..s.rx.len() {
             let what = format!("receive queue {q} to enable (RXDCTL.ENABLE)");
-            s.enable_queue(&regs::rx_queue(q), [regs::RXDCTL_ENABLE, 0], &what)?;
+            s.enable_queue(&regs::rx_queue(q), [regs::XDCTL_ENABLE, 0], &what)?;
             s.rx[q].start(&s.regs);
         }
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
@@ -777,7 +740,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn init_rx_buffers(&self) {
         let r = &self.shell.regs;
         // All packet buffer to buffer 0, whose size depends on the MAC.
-        let pb_bytes = self.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
+        let pb_bytes = self.d.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
         r.write32(regs::rxpbsize(0), pb_bytes);
         // 4.6.3.2: FCRTH[n].RTH is set whether flow control is used or not, typically to
         // RXPBSIZE[n] - 0x6000 (0 for the unused buffers; Linux `ixgbe_fc_enable_generic`).
@@ -822,7 +785,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn enable_rx(&self) {
         let r = &self.shell.regs;
         let rxen = || r.set_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
-        if !self.mac.is_82599() {
+        if !self.d.mac.is_82599() {
             return rxen();
         }
         let secrxctrl = r.read32(regs::SECRXCTRL);
@@ -873,7 +836,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         for q in 0..self.shell.tx.len() {
             let what = format!("transmit queue {q} to enable (TXDCTL.ENABLE)");
             self.shell
-                .enable_queue(&regs::tx_queue(q), [regs::TXDCTL_ENABLE, 0], &what)?;
+                .enable_queue(&regs::tx_queue(q), [regs::XDCTL_ENABLE, 0], &what)?;
         }
         Ok(())
     }
@@ -896,24 +859,20 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.read_queue_stats();
         let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
         // Low register first: reading the high one clears the pair.
-        let pair = |lo, hi| r(lo) | r(hi) << 32;
+        let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
         let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
         let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
         let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
         let (gprc, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
-        let rx_bytes = pair(regs::GORCL, regs::GORCH);
-        let tx_bytes = pair(regs::GOTCL, regs::GOTCH);
+        let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
         // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
         // RLEC), and the frames too short or too long to pass (RUC, ROC).
         let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
             .map(r)
             .iter()
             .sum();
-        let (nombuf, tx_dropped) = self.shell.take_drops();
-        let s = &mut self.stats;
+        let s = &mut self.shell.stats;
         s.rx_errors += errors;
-        s.rx_nombuf += nombuf;
-        s.tx_dropped += tx_dropped;
         s.rx_packets = (s.rx_packets + gprc).saturating_sub(qprdc);
         s.tx_packets += tx_packets;
         // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
@@ -939,7 +898,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             read(rx, regs::qprc, regs::qbrc_l),
             read(tx, regs::qptc, regs::qbtc_l),
         );
-        let s = &mut self.stats;
+        let s = &mut self.shell.stats;
         for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
             list.resize(counts.len(), Default::default());
             for (q, (packets, bytes)) in list.iter_mut().zip(counts) {
@@ -948,38 +907,15 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             }
         }
     }
-
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.shell.rx_pool(queue)
-    }
-
-    /// Packets queued on transmit queue `queue` whose descriptors have not been cleaned
-    /// yet (0 for a queue that does not exist).
-    pub fn tx_in_flight(&self, queue: u16) -> usize {
-        self.shell
-            .tx
-            .get(queue as usize)
-            .map_or(0, |t| t.in_flight())
-    }
 }
 
 impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
-    type Regs = R;
     const NAME: &'static str = "ixgbe";
     /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (8.2.3.8.6, 8.2.3.9.10).
     const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
-        rx: (regs::rx_queue, regs::RXDCTL_ENABLE),
-        tx: (regs::tx_queue, regs::TXDCTL_ENABLE),
+        rx: (regs::rx_queue, regs::XDCTL_ENABLE),
+        tx: (regs::tx_queue, regs::XDCTL_ENABLE),
     });
-
-    fn shell(&self) -> &Shell<R> {
-        &self.shell
-    }
-
-    fn shell_mut(&mut self) -> &mut Shell<R> {
-        &mut self.shell
-    }
 
     /// The MAC in receive address entry 0 (RAL(0)/RAH(0)), loaded from the EEPROM.
     fn mac(&self) -> [u8; 6] {
@@ -995,7 +931,7 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     fn speed(&self) -> u32 {
         links_speed(
             self.shell.regs.read32(regs::LINKS),
-            self.mac.non_std_speeds(),
+            self.d.mac.non_std_speeds(),
         )
     }
 
@@ -1018,22 +954,13 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         Ok(())
     }
 
-    fn counters(&mut self) -> DeviceStats {
+    fn read_counters(&mut self) {
         self.read_stats();
-        self.stats.clone()
     }
 
-    fn zero_counters(&mut self) {
-        self.read_stats();
-        self.stats = DeviceStats::default();
-    }
-}
-
-impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
-    /// Stops all DMA before the rings and buffers are freed: receive off, queues
-    /// disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then master disable and a
-    /// global reset (4.2.1.6.1, 4.6.3.2).
-    fn drop(&mut self) {
+    /// Receive off, queues disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then
+    /// master disable and a global reset (4.2.1.6.1, 4.6.3.2).
+    fn close(&mut self) {
         // 4.6.3.1: no interrupts while the device goes down.
         self.mask_interrupts();
         let s = &self.shell;
@@ -1041,8 +968,8 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
         // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
         // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
         let (rx, tx) = s.queues();
-        let rx = (0..rx).map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q));
-        let tx = (0..tx).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q));
+        let rx = (0..rx).map(|q| (regs::rxdctl(q), regs::XDCTL_ENABLE, "receive", q));
+        let tx = (0..tx).map(|q| (regs::txdctl(q), regs::XDCTL_ENABLE, "transmit", q));
         let queues = rx.chain(tx);
         for (reg, bit, ..) in queues.clone() {
             s.regs.clear_bits(reg, bit);
@@ -1054,9 +981,9 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
             }
         }
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
-        let reset = self.reset("reset on close (CTRL.RST)");
+        let reset = self.reset();
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
-        if has_laser_control(self.device_id) && self.mac.is_82599() {
+        if has_laser_control(self.d.device_id) && self.d.mac.is_82599() {
             self.shell.regs.set_bits(regs::ESDP, regs::ESDP_SDP3);
         }
         self.shell
