@@ -39,12 +39,11 @@ use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::queue;
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDevice, IntelDriver, Shell};
+use crate::intel::shell::{self, IntelDevice, IntelDriver, Queues2, Shell};
 use crate::interrupts::QueueInterrupt;
 use crate::ixgbe::IxgbeOptions;
 use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::queues::QueueControl;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 /// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
@@ -294,11 +293,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
 
 impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
     const NAME: &'static str = "igb";
-    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (82576 datasheet 8.10, 8.12).
-    const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
-        rx: (regs::rx_queue, regs::XDCTL_ENABLE),
-        tx: (regs::tx_queue, regs::XDCTL_ENABLE),
-    });
+    const QUEUES: Option<Queues2> = Some([regs::rx_queue, regs::tx_queue]);
 
     /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
     fn mac(&self) -> [u8; 6] {
@@ -350,15 +345,7 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        let (rx, tx) = s.queues();
-        let rx = (0..rx).map(|q| (regs::rx_queue(q).ctl, "receive", q));
-        let tx = (0..tx).map(|q| (regs::tx_queue(q).ctl, "transmit", q));
-        for (ctl, kind, q) in rx.chain(tx) {
-            let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
-            if let Err(e) = s.stop_queue(ctl, regs::XDCTL_ENABLE, QUEUE_TIMEOUT, &what) {
-                log::warn!("{}: {e}", s.name);
-            }
-        }
+        s.disable_queues([regs::rx_queue, regs::tx_queue], QUEUE_TIMEOUT);
         if let Err(e) = self.reset() {
             log::error!("{}: {e}", self.shell.name);
             self.shell.fence_off();
@@ -593,37 +580,6 @@ mod tests {
                 .contains("PHY refused access to its register 0"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
-        use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        for (tag, vendor, device, driver, other) in [
-            ("igb-on-virtio", 0x1af4, 0x1000, "virtio-pci", "virtio"),
-            ("igb-on-82599", 0x8086, 0x10fb, "ixgbe", "ixgbe"),
-        ] {
-            let (root, _) = fake_sysfs(tag, [0, 0, 2], vendor, device, Some(driver));
-            let err = open_error(&root, |pci| IgbDevice::open(pci, &cfg));
-            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-            let which =
-                format!("the igb driver does not drive it; it is a device for the {other} driver");
-            assert!(err.to_string().contains(&which), "{tag}: {err}");
-            assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");
-        }
-        let (root, _) = fake_sysfs("igb-checks", [0, 0, 2], 0x8086, 0x10c9, Some("igb"));
-        let err = open_error(&root, |pci| {
-            IgbDevice::open(pci, &cfg.clone().queues(17, 1))
-        });
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: 17 rx queues requested: igb supports 1 to 16"
-        );
-        let err = open_error(&root, |pci| {
-            IgbDevice::open(pci, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"))
-        });
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
-        assert_eq!(unbind_written(&root, "igb"), "", "never unbound");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::irq::{self, IrqRegs};
 use super::queue::{self, QueueRegs};
+use super::regs::XDCTL_ENABLE;
 use super::ring::{DescRing, RxRing, TxRing};
 use crate::error::{Error, Result};
 use crate::interrupts::QueueInterrupt;
@@ -157,6 +158,25 @@ impl<R: RegisterSpace> Shell<R> {
         self.wait(CTRL, bits | CTRL_RST, 0, Duration::from_secs(1), what)
     }
 
+    /// Disables every receive and transmit queue the device has (also those split off;
+    /// `queues` gives their registers), then waits up to `timeout` for each to read back
+    /// disabled (82599 datasheet 4.6.7.1.2, 4.6.8.1; the 82576's queues the same). One
+    /// that stays enabled is logged: the reset that follows stops it.
+    pub(crate) fn disable_queues(&self, queues: Queues2, timeout: Duration) {
+        let (rx, tx) = self.queues();
+        let rx = (0..rx).map(|q| (queues[0](q).ctl, "receive", q));
+        let ctls = rx.chain((0..tx).map(|q| (queues[1](q).ctl, "transmit", q)));
+        for (ctl, ..) in ctls.clone() {
+            queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
+        }
+        for (ctl, kind, q) in ctls {
+            let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
+            if let Err(e) = self.wait(ctl, XDCTL_ENABLE, 0, timeout, &what) {
+                log::warn!("{}: {e}", self.name);
+            }
+        }
+    }
+
     /// After a device could not be stopped: takes bus mastering away, and if even that
     /// fails never gives the rings and buffers back (without an IOMMU the memory would be
     /// reused while the device may still write it).
@@ -175,6 +195,9 @@ impl<R: RegisterSpace> Shell<R> {
         }
     }
 }
+
+/// The register blocks of receive queue `n` and of transmit queue `n`.
+pub(crate) type Queues2 = [fn(usize) -> QueueRegs; 2];
 
 /// Queue enable read-back timeout (4.6.7, 4.6.8 give none).
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -238,10 +261,10 @@ impl<D, R: RegisterSpace> Drop for IntelDevice<D, R> {
 pub(crate) trait IntelDriver {
     /// [`IxyDevice::driver_name`].
     const NAME: &'static str;
-    /// Where the queue control registers are, for a driver whose queues can be split
-    /// off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs, whose PF-reset
-    /// recovery needs every ring).
-    const QUEUE_CONTROL: Option<QueueControl> = None;
+    /// Where the receive and transmit queues' registers are, for a driver whose queues
+    /// can be split off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs,
+    /// whose PF-reset recovery needs every ring).
+    const QUEUES: Option<Queues2> = None;
     /// [`IxyDevice::mac_addr`].
     fn mac(&self) -> [u8; 6];
     /// [`IxyDevice::set_mac_addr`] with a unicast, non-zero `mac`.
@@ -355,8 +378,12 @@ where
 
     /// Polling devices only: a queue on its own thread has no interrupt path.
     fn split(&mut self) -> Result<Queues> {
-        let Some(ctl) = Self::QUEUE_CONTROL else {
+        let Some([rx, tx]) = Self::QUEUES else {
             return Err(queues::unsupported(Self::NAME));
+        };
+        let ctl = QueueControl {
+            rx: (rx, XDCTL_ENABLE),
+            tx: (tx, XDCTL_ENABLE),
         };
         let s = &mut self.shell;
         if !s.irqs.is_empty() {
@@ -424,4 +451,66 @@ pub(crate) fn open_pf<D>(
         let irqs = irq::enable_vectors(pci, &mut o)?;
         init(pci.name(), bar, dma, &o, irqs)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pci::PciDevice;
+    use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
+    use crate::{DeviceConfig, Error, Result};
+
+    type Open = fn(PciDevice, &DeviceConfig) -> Result<()>;
+
+    /// Every Intel driver refuses, before anything is unbound: a device that is not a NIC,
+    /// one for another driver (naming that driver), options it cannot have, and a missing
+    /// hugetlbfs mount.
+    #[test]
+    fn open_refuses_wrong_devices_bad_options_and_missing_hugepages_before_unbinding() {
+        let ixgbe: Open = |p, c| crate::ixgbe::IxgbeDevice::open(p, c).map(drop);
+        let ixgbevf: Open = |p, c| crate::ixgbevf::IxgbevfDevice::open(p, c).map(drop);
+        let igb: Open = |p, c| crate::igb::IgbDevice::open(p, c).map(drop);
+        let igbvf: Open = |p, c| crate::igbvf::IgbvfDevice::open(p, c).map(drop);
+        let cfg = DeviceConfig::new("0000:00:04.0");
+        // The driver, its device id, a sibling's id and driver, queue counts it refuses.
+        for (name, open, id, (other_id, other), (rx, tx)) in [
+            ("ixgbe", ixgbe, 0x10fb, (0x10ed, "ixgbevf"), (1, 65)),
+            ("ixgbevf", ixgbevf, 0x10ed, (0x10fb, "ixgbe"), (1, 9)),
+            ("igb", igb, 0x10c9, (0x10fb, "ixgbe"), (17, 1)),
+            ("igbvf", igbvf, 0x10ca, (0x10c9, "igb"), (2, 1)),
+        ] {
+            for (class, vendor, device, driver, belongs) in [
+                ([2, 8, 1], 0x144d, 0xa808, "nvme", None),
+                ([0, 0, 2], 0x1af4, 0x1000, "virtio-pci", Some("virtio")),
+                ([0, 0, 2], 0x8086, other_id, other, Some(other)),
+            ] {
+                let (root, _) = fake_sysfs(
+                    &format!("{name}-{driver}"),
+                    class,
+                    vendor,
+                    device,
+                    Some(driver),
+                );
+                let err = open_error(&root, |p| open(p, &cfg));
+                match belongs {
+                    None => assert!(matches!(err, Error::NotANic { .. }), "{name}: {err}"),
+                    Some(o) => {
+                        assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err}");
+                        let which = format!("it is a device for the {o} driver");
+                        assert!(err.to_string().contains(&which), "{name}: {err}");
+                    }
+                }
+                assert_eq!(unbind_written(&root, driver), "", "{name} on {driver}");
+            }
+            let (root, _) =
+                fake_sysfs(&format!("{name}-checks"), [0, 0, 2], 0x8086, id, Some(name));
+            let err = open_error(&root, |p| open(p, &cfg.clone().queues(rx, tx)));
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{name}: {err}");
+            let n = if tx > 1 { tx } else { rx };
+            assert!(err.to_string().contains(&format!("{n} ")), "{name}: {err}");
+            let no_huge = cfg.clone().hugepage_dir("/nonexistent/ixy-huge");
+            let err = open_error(&root, |p| open(p, &no_huge));
+            assert!(matches!(err, Error::Hugepages { .. }), "{name}: {err}");
+            assert_eq!(unbind_written(&root, name), "", "{name}: never unbound");
+        }
+    }
 }

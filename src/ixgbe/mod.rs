@@ -44,12 +44,11 @@ use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDriver, Shell};
+use crate::intel::shell::{self, IntelDriver, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
 use crate::interrupts::QueueInterrupt;
 use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::queues::QueueControl;
 use crate::registers::{Deadline, MmioRegion, RegisterSpace};
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
@@ -911,11 +910,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
 impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     const NAME: &'static str = "ixgbe";
-    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (8.2.3.8.6, 8.2.3.9.10).
-    const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
-        rx: (regs::rx_queue, regs::XDCTL_ENABLE),
-        tx: (regs::tx_queue, regs::XDCTL_ENABLE),
-    });
+    const QUEUES: Option<Queues2> = Some([regs::rx_queue, regs::tx_queue]);
 
     /// The MAC in receive address entry 0 (RAL(0)/RAH(0)), loaded from the EEPROM.
     fn mac(&self) -> [u8; 6] {
@@ -965,21 +960,8 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
-        // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
-        // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
-        let (rx, tx) = s.queues();
-        let rx = (0..rx).map(|q| (regs::rxdctl(q), regs::XDCTL_ENABLE, "receive", q));
-        let tx = (0..tx).map(|q| (regs::txdctl(q), regs::XDCTL_ENABLE, "transmit", q));
-        let queues = rx.chain(tx);
-        for (reg, bit, ..) in queues.clone() {
-            s.regs.clear_bits(reg, bit);
-        }
-        for (reg, bit, kind, q) in queues {
-            let what = format!("{kind} queue {q} to disable");
-            if let Err(e) = s.wait(reg, bit, 0, QUEUE_DISABLE_TIMEOUT, &what) {
-                log::warn!("{}: {e}", s.name);
-            }
-        }
+        // Each queue off and read back off, then (4.6.7.1.2) ~100 us more.
+        s.disable_queues([regs::rx_queue, regs::tx_queue], QUEUE_DISABLE_TIMEOUT);
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
         let reset = self.reset();
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
@@ -999,59 +981,4 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
 /// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
 fn vector_mask(queues: usize) -> u32 {
     ((1u64 << queues) - 1) as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-
-    #[test]
-    fn open_refuses_wrong_devices_and_missing_hugepages_before_unbinding() {
-        let open = |root: &std::path::Path, cfg: &DeviceConfig| {
-            open_error(root, |pci| IxgbeDevice::open(pci, cfg))
-        };
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        // An NVMe disk (not a NIC), a virtio NIC and an 82599 VF are not ixgbe PFs.
-        for (tag, class, vendor, device, driver) in [
-            ("pf-on-nvme", [2, 8, 1], 0x144d, 0xa808, "nvme"),
-            ("pf-on-virtio", [0, 0, 2], 0x1af4, 0x1000, "virtio-pci"),
-            ("pf-on-vf", [0, 0, 2], 0x8086, 0x10ed, "ixgbevf"),
-        ] {
-            let (root, _) = fake_sysfs(tag, class, vendor, device, Some(driver));
-            let err = open(&root, &cfg);
-            let msg = err.to_string();
-            match tag {
-                "pf-on-nvme" => {
-                    assert!(matches!(err, Error::NotANic { .. }), "{msg}");
-                    assert!(msg.contains("(PCI class 010802)"), "{msg}");
-                }
-                _ => {
-                    assert!(matches!(err, Error::Unsupported { .. }), "{msg}");
-                    let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
-                    assert!(msg.contains(&id), "{tag}: {msg}");
-                    let other = if tag == "pf-on-vf" {
-                        "ixgbevf"
-                    } else {
-                        "virtio"
-                    };
-                    let which = format!(
-                        "the ixgbe driver does not drive it; it is a device for the {other} driver"
-                    );
-                    assert!(msg.contains(&which), "{tag}: {msg}");
-                }
-            }
-            assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");
-        }
-        // An 82599 PF, but 65 queues, or no hugetlbfs mount.
-        let (root, _) = fake_sysfs("pf-checks", [0, 0, 2], 0x8086, 0x10fb, Some("ixgbe"));
-        let err = open(&root, &cfg.clone().queues(1, 65));
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: 65 tx queues requested: ixgbe supports 1 to 64"
-        );
-        let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
-        assert_eq!(unbind_written(&root, "ixgbe"), "", "never unbound");
-    }
 }

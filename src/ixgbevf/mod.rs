@@ -417,40 +417,6 @@ impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
-
-    #[test]
-    fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
-        use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-        let open = |root: &std::path::Path, cfg: &DeviceConfig| {
-            open_error(root, |pci| IxgbevfDevice::open(pci, cfg))
-        };
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        // A virtio NIC (and an 82599 PF) are not virtual functions.
-        for (tag, vendor, device, driver) in [
-            ("vf-on-virtio", 0x1af4, 0x1000, "virtio-pci"),
-            ("vf-on-pf", 0x8086, 0x10fb, "ixgbe"),
-        ] {
-            let (root, _) = fake_sysfs(tag, [0, 0, 2], vendor, device, Some(driver));
-            let err = open(&root, &cfg);
-            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-            let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
-            assert!(err.to_string().contains(&id), "{tag}: {err}");
-            let other = if tag == "vf-on-pf" { "ixgbe" } else { "virtio" };
-            let which = format!(
-                "the ixgbevf driver does not drive it; it is a device for the {other} driver"
-            );
-            assert!(err.to_string().contains(&which), "{tag}: {err}");
-            assert_eq!(unbind_written(&root, driver), "");
-        }
-        // An 82599 VF, but 9 queues, or no hugetlbfs mount.
-        let (root, _) = fake_sysfs("vf-checks", [0, 0, 2], 0x8086, 0x10ed, Some("ixgbevf"));
-        let err = open(&root, &cfg.clone().queues(9, 9));
-        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
-        let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
-        assert_eq!(unbind_written(&root, "ixgbevf"), "", "never unbound");
-    }
 
     #[test]
     fn options_are_checked() {
