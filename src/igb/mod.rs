@@ -39,9 +39,8 @@ use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::queue;
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDevice, IntelDriver, Queues2, Shell};
-use crate::interrupts::QueueInterrupt;
-use crate::ixgbe::IxgbeOptions;
+use crate::intel::shell::{Init, IntelDevice, IntelDriver, Queues2, Shell};
+use crate::ixgbe::{IxgbeOptions, PfOptions};
 use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::registers::{MmioRegion, RegisterSpace};
@@ -85,56 +84,30 @@ pub type IgbDevice<R = MmioRegion> = IntelDevice<Igb, R>;
 /// What an igb device knows besides its shell: nothing.
 pub struct Igb;
 
-/// Refuses queue counts and pools the 82576 cannot have.
-fn check(o: &IxgbeOptions) -> Result<()> {
-    o.check_queues("igb", [MAX_QUEUES; 2], "")
-}
+impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
+    const KIND: DriverKind = DriverKind::Igb;
 
-impl IgbDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
-    /// asks, with DMA memory from hugepages.
-    ///
-    /// Refuses, before touching the device, options that cannot work, anything that is
-    /// not an 82576 physical function, and a missing hugetlbfs mount.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let mut options = IxgbeOptions::from_config(cfg);
-        options.rx_ring_size = RX_RING_SIZE;
-        check(&options)?;
-        shell::open_pf(
-            pci,
-            cfg,
-            DriverKind::Igb,
-            options,
-            |_, _| Ok(()),
-            Self::init,
-        )
-    }
-}
-
-impl<R: RegisterSpace> IgbDevice<R> {
-    /// Initialises the device behind `regs` (its BAR0) with rings and buffers from `dma`
-    /// as `options` ask (`device_id` is not used). `name` identifies it in messages. With
-    /// an interrupt timeout the registers are programmed for MSI-X, but no vector is
-    /// enabled outside the device: a queue's eventfd fires only when the caller signals it
-    /// ([`IgbDevice::queue_interrupt`]).
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &IxgbeOptions,
-    ) -> Result<Self> {
-        check(o)?;
-        Self::init(name, regs, dma, o, irq::queue_interrupts(o)?)
+    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
+        let mut o = IxgbeOptions::from_config(cfg);
+        o.rx_ring_size = RX_RING_SIZE;
+        o
     }
 
-    /// [`IgbDevice::with_registers`] with the queues' interrupts already created.
+    /// Queue counts and pools the 82576 cannot have (`device_id` is not used).
+    fn check(o: &IxgbeOptions, _: Option<u16>, _: &str) -> Result<()> {
+        o.check_queues("igb", [MAX_QUEUES; 2], "")
+    }
+
+    /// With an interrupt timeout the registers are programmed for MSI-X.
     fn init(
         name: &str,
         regs: R,
         dma: &dyn DmaAllocator,
-        options: &IxgbeOptions,
-        mut irqs: Vec<QueueInterrupt>,
+        o: &IxgbeOptions,
+        pci: Option<&PciDevice>,
     ) -> Result<Self> {
+        let (options, mut irqs) = irq::pf_vectors(o, pci)?;
+        let options = &options;
         if !irqs.is_empty() && options.irq_mode != IrqMode::MsiX {
             log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
             irqs.clear();
@@ -165,7 +138,9 @@ impl<R: RegisterSpace> IgbDevice<R> {
         );
         Ok(dev)
     }
+}
 
+impl<R: RegisterSpace> IgbDevice<R> {
     /// Masks every interrupt cause, legacy (IMC) and extended (EIMC).
     fn mask_interrupts(&self) {
         self.shell.regs.write32(regs::IMC, u32::MAX);

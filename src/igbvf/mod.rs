@@ -30,16 +30,15 @@ pub mod regs;
 
 use std::time::Duration;
 
-use crate::DeviceConfig;
 use crate::error::Result;
 use crate::igb::regs as pf;
 use crate::intel::queue;
 use crate::intel::regs::{CTRL, CTRL_RST, XDCTL_ENABLE};
 use crate::intel::shell::{IntelDevice, IntelDriver};
-use crate::intel::vf::{self, Vf, VfDriver};
+use crate::intel::vf::{Vf, VfDriver};
 use crate::ixgbevf::IxgbevfOptions;
 use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, PciDevice};
+use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 pub use crate::intel::vf::PF_CHECK_INTERVAL;
@@ -67,40 +66,23 @@ pub type IgbvfDevice<R = MmioRegion> = IntelDevice<Vf<Igbvf>, R>;
 /// What only an igbvf device knows: nothing.
 pub struct Igbvf;
 
-impl IgbvfDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
-    /// with DMA memory from hugepages. Options, the device kind and the hugetlbfs mount
-    /// are checked before the device is touched.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        vf::open(pci, cfg, DriverKind::Igbvf, Self::with_registers)
-    }
-}
+impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
+    const NAME: &'static str = "igbvf";
+    const KIND: DriverKind = DriverKind::Igbvf;
+    // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
+    // ring size (see crate::igb::RX_RING_SIZE).
+    const RX_RING_SIZE: usize = crate::igb::RX_RING_SIZE;
 
-impl<R: RegisterSpace> IgbvfDevice<R> {
-    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`, as
-    /// `options` ask. `name` identifies it in messages.
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        options: IxgbevfOptions,
-    ) -> Result<Self> {
+    fn bring_up(name: &str, regs: R, dma: &dyn DmaAllocator, o: IxgbevfOptions) -> Result<Self> {
         let (vf, queues) = (
             (regs::MAILBOX, [32; 4], Igbvf),
             [regs::rx_queue, regs::tx_queue],
         );
-        let dev = Self::init((name, regs), dma, options, vf, queues, |_| 0)?;
+        let dev = Self::build((name, regs), dma, o, vf, queues, |_| 0)?;
         let (mac, speed) = (crate::format_mac(&dev.d.mac), dev.speed());
         log::info!("{name}: igbvf ready, MAC {mac}, link {speed} Mbit/s");
         Ok(dev)
     }
-}
-
-impl<R: RegisterSpace> VfDriver for IgbvfDevice<R> {
-    const NAME: &'static str = "igbvf";
-    // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
-    // ring size (see crate::igb::RX_RING_SIZE).
-    const RX_RING_SIZE: usize = crate::igb::RX_RING_SIZE;
 
     /// Steps 1 and 2: queues off, interrupts masked, reset, the end of a PF reset waited
     /// for; RESET (the MAC address).
@@ -269,7 +251,7 @@ mod tests {
     fn init_resets_takes_the_assigned_mac_and_starts_queue_0() {
         let fake = Fake::default();
         let dev =
-            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, options()).unwrap();
+            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, &options()).unwrap();
         assert_eq!(dev.mac_addr(), MAC);
         let [w1, w2] = mailbox::mac_words(MAC);
         assert_eq!(*fake.requests.borrow(), vec![msg::RESET, msg::SET_MAC_ADDR]);
@@ -310,7 +292,7 @@ mod tests {
             ..Fake::default()
         };
         let mut dev =
-            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, options()).unwrap();
+            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, &options()).unwrap();
         let mac = dev.mac_addr();
         assert_eq!(mac[0] & 3, 2, "unicast, locally administered: {mac:x?}");
         let err = dev.set_promisc(true).unwrap_err();
@@ -324,7 +306,7 @@ mod tests {
     fn a_pf_reset_is_noticed_on_an_empty_poll_and_the_vf_starts_again() {
         let fake = Fake::default();
         let mut dev =
-            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, options()).unwrap();
+            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, &options()).unwrap();
         fake.pending.set(VFMAILBOX_RSTD);
         fake.mem.borrow_mut().insert(0x2828, 0);
         let mut q = VecDeque::new();

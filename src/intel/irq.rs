@@ -68,6 +68,24 @@ pub(crate) fn enable_vectors(
     }
 }
 
+/// The receive queues' interrupts of a PF opened with `o`, and the options as they apply:
+/// on hardware (`pci`) with the device's id, the vectors enabled ([`enable_vectors`]);
+/// on bare registers, only created ([`queue_interrupts`]).
+pub(crate) fn pf_vectors(
+    o: &IxgbeOptions,
+    pci: Option<&PciDevice>,
+) -> Result<(IxgbeOptions, Vec<QueueInterrupt>)> {
+    let mut o = o.clone();
+    let irqs = match pci {
+        Some(pci) => {
+            o.device_id = pci.id().device;
+            enable_vectors(pci, &mut o)?
+        }
+        None => queue_interrupts(&o)?,
+    };
+    Ok((o, irqs))
+}
+
 /// The register space seen from the interrupt paths: the same registers, a distinct type,
 /// so the ring's poll called there is a separate instance of the generic function (the
 /// polling path's instance keeps its single call site and stays inlined there).

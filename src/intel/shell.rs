@@ -13,7 +13,7 @@ use super::regs::XDCTL_ENABLE;
 use super::ring::{DescRing, RxRing, TxRing};
 use crate::error::{Error, Result};
 use crate::interrupts::QueueInterrupt;
-use crate::ixgbe::IxgbeOptions;
+use crate::ixgbe::Options;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DeviceId, DriverKind, PciDevice};
 use crate::queues::{self, QueueControl, Queues};
@@ -401,20 +401,18 @@ where
 
 /// The open sequence of every Intel driver: claim the device for `kind`
 /// ([`PciDevice::claim`]: refused, before anything is unbound, if it is not one or `check`
-/// refuses its id), let it master the bus, map BAR0, then `init` the driver on it (with the
-/// device's id). If that fails, bus mastering is taken back.
-pub(crate) fn open<D>(
+/// refuses its id), let it master the bus, map BAR0, then `init` the driver on it. If that
+/// fails, bus mastering is taken back.
+fn open<D>(
     pci: PciDevice,
     cfg: &DeviceConfig,
     kind: DriverKind,
     check: impl FnOnce(&DeviceId) -> Result<()>,
-    init: impl FnOnce(&PciDevice, &DeviceId, MmioRegion, &dyn DmaAllocator) -> Result<Dev<D>>,
+    init: impl FnOnce(&PciDevice, MmioRegion, &dyn DmaAllocator) -> Result<Dev<D>>,
 ) -> Result<Dev<D>> {
-    let id = pci.claim(cfg, &[kind], check)?;
+    pci.claim(cfg, &[kind], check)?;
     pci.enable_bus_master()?;
-    let dev = pci
-        .map_bar(0)
-        .and_then(|bar| init(&pci, &id, bar, &cfg.dma()));
+    let dev = pci.map_bar(0).and_then(|bar| init(&pci, bar, &cfg.dma()));
     let mut dev = dev.inspect_err(|_| {
         let _ = pci.disable_bus_master();
     })?;
@@ -422,35 +420,74 @@ pub(crate) fn open<D>(
     Ok(dev)
 }
 
-/// How a PF driver initialises itself on its registers, with the receive queues'
-/// interrupts already created.
-pub(crate) type PfInit<D> =
-    fn(&str, MmioRegion, &dyn DmaAllocator, &IxgbeOptions, Vec<QueueInterrupt>) -> Result<Dev<D>>;
-
 /// An Intel device on hardware.
 type Dev<D> = IntelDevice<D, MmioRegion>;
 
-/// [`open`] for a PF: `check_id` refuses ids it does not bring up (before anything is
-/// unbound); the receive vectors are enabled through VFIO before `init`.
-pub(crate) fn open_pf<D>(
-    pci: PciDevice,
-    cfg: &DeviceConfig,
-    kind: DriverKind,
-    mut o: IxgbeOptions,
-    check_id: fn(&IxgbeOptions, &str) -> Result<()>,
-    init: PfInit<D>,
-) -> Result<Dev<D>> {
-    let probe = o.clone();
-    let check = move |id: &DeviceId| {
-        let mut p = probe;
-        p.device_id = id.device;
-        check_id(&p, &id.address.to_string())
-    };
-    open(pci, cfg, kind, check, |pci, id, bar, dma| {
-        o.device_id = id.device;
-        let irqs = irq::enable_vectors(pci, &mut o)?;
-        init(pci.name(), bar, dma, &o, irqs)
-    })
+/// How an Intel driver brings up its device: with `Options<X>`, [`IxgbeOptions`] for
+/// the PFs, [`IxgbevfOptions`](crate::ixgbevf::IxgbevfOptions) for the VFs.
+pub(crate) trait Init<R, X>: Sized {
+    /// What the device is claimed for.
+    const KIND: DriverKind;
+    /// The options a [`DeviceConfig`] asks for.
+    fn options(cfg: &DeviceConfig) -> Options<X>;
+    /// Refuses options the device cannot have and (PFs) ids the driver does not bring up:
+    /// `id` if known, else `o.device_id`; `name` is the device's.
+    fn check(o: &Options<X>, id: Option<u16>, name: &str) -> Result<()>;
+    /// Initialises the device behind `regs` as `o` asks; on hardware `pci` is the device
+    /// (for a PF: its id, and its receive vectors, enabled through VFIO).
+    fn init(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        o: &Options<X>,
+        pci: Option<&PciDevice>,
+    ) -> Result<Self>;
+}
+
+impl<D, R: RegisterSpace> IntelDevice<D, R> {
+    /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
+    /// buffers from `dma`, as `o` asks. `name` identifies it in messages (the PCI address
+    /// on hardware).
+    ///
+    /// PFs: with `o.interrupt_timeout_ms` set, the interrupt registers are programmed for
+    /// `o.irq_mode` as `open` does, but no vector is enabled outside the device (there is
+    /// no VFIO here): each queue's eventfd fires only when the caller signals it
+    /// ([`IntelDevice::queue_interrupt`]), so an idle queue sleeps for the full timeout.
+    #[allow(private_bounds)] // Holds for the four drivers' types; the trait is internal.
+    pub fn with_registers<X>(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        o: &Options<X>,
+    ) -> Result<Self>
+    where
+        Self: Init<R, X>,
+    {
+        Self::check(o, None, name)?;
+        Self::init(name, regs, dma, o, None)
+    }
+}
+
+impl<D> IntelDevice<D, MmioRegion> {
+    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
+    /// asks, with DMA memory from hugepages (a PF's receive vectors enabled through VFIO
+    /// first; a device on sysfs logs a warning and polls).
+    ///
+    /// Refuses, before touching the device, options that cannot work (checked first, so
+    /// they are reported as such on any machine), anything that is not a device of this
+    /// driver, and a missing hugetlbfs mount.
+    #[allow(private_bounds)] // As for `with_registers`.
+    pub fn open<X>(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self>
+    where
+        Self: Init<MmioRegion, X>,
+    {
+        let o = Self::options(cfg);
+        Self::check(&o, None, &cfg.pci_addr)?;
+        let check = |id: &DeviceId| Self::check(&o, Some(id.device), &id.address.to_string());
+        open(pci, cfg, Self::KIND, check, |pci, bar, dma| {
+            Self::init(pci.name(), bar, dma, &o, Some(pci))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use super::mailbox::{self, Mailbox, MailboxAt, msg};
 use super::queue::QueueRegs;
 use super::ring::TxRing;
-use super::shell::{self, IntelDevice, IntelDriver, Shell};
+use super::shell::{Init, IntelDevice, IntelDriver, Shell};
 use super::{Rolling, random_local_mac};
 use crate::DeviceConfig;
 use crate::error::Result;
-use crate::ixgbevf::IxgbevfOptions;
+use crate::ixgbevf::{IxgbevfOptions, VfOptions};
 use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace};
+use crate::registers::RegisterSpace;
 
 /// The driver looks for a PF reset on every this-many-th empty receive poll or full
 /// transmit ring.
@@ -123,11 +123,16 @@ impl<X, R: RegisterSpace> VfDevice<X, R> {
 
 /// What differs between the VF drivers, implemented by their [`IntelDevice`]s; every
 /// VF is an [`IntelDriver`] through it.
-pub(crate) trait VfDriver {
+pub(crate) trait VfDriver<R>: Sized {
     /// [`crate::IxyDevice::driver_name`].
     const NAME: &'static str;
+    /// What the device is claimed for.
+    const KIND: DriverKind;
     /// Descriptors per receive ring when opened from a [`DeviceConfig`].
     const RX_RING_SIZE: usize;
+    /// Initialises the VF behind `regs` as `o` asks ([`VfDevice::build`] with what only
+    /// it has).
+    fn bring_up(name: &str, regs: R, dma: &dyn DmaAllocator, o: IxgbevfOptions) -> Result<Self>;
     /// Refuses options the VF cannot have.
     fn check(o: &IxgbevfOptions) -> Result<()>;
     /// Reset and mailbox handshake.
@@ -144,44 +149,44 @@ pub(crate) trait VfDriver {
     fn stop_queues(&mut self) -> Result<()>;
 }
 
-/// How a VF driver initialises itself on its registers (its `with_registers`).
-pub(crate) type VfInit<X> =
-    fn(&str, MmioRegion, &dyn DmaAllocator, IxgbevfOptions) -> Result<VfDevice<X, MmioRegion>>;
-
-/// [`shell::open`] for a VF, the options checked first (so they are reported as such on
-/// any machine).
-pub(crate) fn open<X>(
-    pci: PciDevice,
-    cfg: &DeviceConfig,
-    kind: DriverKind,
-    init: VfInit<X>,
-) -> Result<VfDevice<X, MmioRegion>>
+impl<X, R: RegisterSpace> Init<R, VfOptions> for VfDevice<X, R>
 where
-    VfDevice<X, MmioRegion>: VfDriver,
+    Self: VfDriver<R>,
 {
-    let mut o = IxgbevfOptions::from_config(cfg);
-    o.rx_ring_size = <VfDevice<X, MmioRegion> as VfDriver>::RX_RING_SIZE;
-    <VfDevice<X, MmioRegion> as VfDriver>::check(&o)?;
-    shell::open(
-        pci,
-        cfg,
-        kind,
-        |_| Ok(()),
-        |pci, _, bar, dma| init(pci.name(), bar, dma, o),
-    )
+    const KIND: DriverKind = <Self as VfDriver<R>>::KIND;
+
+    fn options(cfg: &DeviceConfig) -> IxgbevfOptions {
+        let mut o = IxgbevfOptions::from_config(cfg);
+        o.rx_ring_size = <Self as VfDriver<R>>::RX_RING_SIZE;
+        o
+    }
+
+    fn check(o: &IxgbevfOptions, _: Option<u16>, _: &str) -> Result<()> {
+        <Self as VfDriver<R>>::check(o)
+    }
+
+    fn init(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        o: &IxgbevfOptions,
+        _: Option<&PciDevice>,
+    ) -> Result<Self> {
+        Self::bring_up(name, regs, dma, o.clone())
+    }
 }
 
 // Implemented for the two VF types only, whose bound holds: the trait stays internal.
 #[allow(private_bounds)]
 impl<X, R: RegisterSpace> VfDevice<X, R>
 where
-    Self: VfDriver,
+    Self: VfDriver<R>,
 {
     /// The VF `name` behind `regs`, its mailbox `at`, counters `widths` bits wide and
     /// driver state `x`: the handshake, the receive and transmit rings (transmit queue
     /// `q` on VF queue `tx_first(x) + q`, which the handshake may set; `queues` gives the
     /// queues' registers), then the start.
-    pub(crate) fn init(
+    pub(crate) fn build(
         (name, regs): (&str, R),
         dma: &dyn DmaAllocator,
         o: IxgbevfOptions,
@@ -189,7 +194,7 @@ where
         queues: [fn(usize) -> QueueRegs; 2],
         tx_first: fn(&X) -> usize,
     ) -> Result<Self> {
-        <Self as VfDriver>::check(&o)?;
+        <Self as VfDriver<R>>::check(&o)?;
         let mbx = Mailbox::new(name, o.mailbox_timeout, at);
         let s = Shell::new(name, regs, super::irq::NO_IRQS, Vec::new());
         let mut dev = IntelDevice::new(s, Vf::new(mbx, o, widths, x));
@@ -279,9 +284,9 @@ where
 
 impl<X, R: RegisterSpace> IntelDriver for VfDevice<X, R>
 where
-    Self: VfDriver,
+    Self: VfDriver<R>,
 {
-    const NAME: &'static str = <Self as VfDriver>::NAME;
+    const NAME: &'static str = <Self as VfDriver<R>>::NAME;
 
     /// The address in use: the PF's assignment unless changed with `set_mac_addr`.
     fn mac(&self) -> [u8; 6] {

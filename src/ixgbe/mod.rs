@@ -25,7 +25,7 @@
 //!
 //! With an interrupt timeout ([`DeviceConfig::interrupt_timeout_ms`] or
 //! [`IxgbeOptions::interrupt_timeout_ms`]), every receive queue `q` gets its own vector
-//! `q` (the original ixy binds all queues to vector 0) and a [`QueueInterrupt`]: the queue
+//! `q` (the original ixy binds all queues to vector 0) and a [`QueueInterrupt`](crate::interrupts::QueueInterrupt): the queue
 //! polls while traffic flows and, once idle, unmasks its vector (EIMS) and sleeps until
 //! the vector fires or the timeout passes (see [`crate::interrupts`]). The registers are
 //! programmed the same way for hardware and for the device model: [`IxgbeDevice::open`]
@@ -44,9 +44,8 @@ use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDriver, Queues2, Shell};
+use crate::intel::shell::{Init, IntelDriver, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
-use crate::interrupts::QueueInterrupt;
 use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::registers::{Deadline, MmioRegion, RegisterSpace};
@@ -228,6 +227,23 @@ impl MacType {
     }
 }
 
+/// The MAC of PCI device id `device`; an id this driver does not bring up is refused,
+/// naming the device (`name`: its address).
+fn mac_type(device: u16, name: &str) -> Result<MacType> {
+    let mac = MacType::from_device_id(device).filter(|m| m.brought_up());
+    let known = DEVICE_IDS.iter().find(|d| d.0 == device);
+    mac.ok_or_else(|| Error::Unsupported {
+        address: name.to_string(),
+        vendor: crate::pci::VENDOR_INTEL,
+        device,
+        reason: format!(
+            "{} has no link setup in ixgbe (it needs PHY, SFP or firmware link setup that \
+             only the kernel driver has); leave it to its kernel driver",
+            known.map_or("this device", |d| d.1)
+        ),
+    })
+}
+
 /// Whether 82599 device `device` is an SFP+ port (Linux `ixgbe_get_media_type_82599`:
 /// fibre and QSFP media): the driver selects 10 Gb/s serial there, as Linux
 /// `ixgbe_setup_sfp_modules_82599` does; every other 82599 keeps the link mode its NVM
@@ -385,23 +401,6 @@ impl IxgbeOptions {
         self
     }
 
-    /// The MAC of `device_id`; an id this driver does not bring up is refused, naming
-    /// the device (`name`: its address).
-    pub fn mac_type(&self, name: &str) -> Result<MacType> {
-        let mac = MacType::from_device_id(self.device_id).filter(|m| m.brought_up());
-        let known = DEVICE_IDS.iter().find(|d| d.0 == self.device_id);
-        mac.ok_or_else(|| Error::Unsupported {
-            address: name.to_string(),
-            vendor: crate::pci::VENDOR_INTEL,
-            device: self.device_id,
-            reason: format!(
-                "{} has no link setup in ixgbe (it needs PHY, SFP or firmware link \
-                 setup that only the kernel driver has); leave it to its kernel driver",
-                known.map_or("this device", |d| d.1)
-            ),
-        })
-    }
-
     /// Refuses queue counts and pools the device cannot have. Received traffic is spread
     /// by RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
     /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
@@ -426,57 +425,29 @@ pub struct Ixgbe {
     device_id: u16,
 }
 
-impl IxgbeDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
-    /// asks, with DMA memory from hugepages.
-    ///
-    /// Refuses, before touching the device, anything that is not an ixgbe physical
-    /// function, options that cannot work, and a missing hugetlbfs mount.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let options = IxgbeOptions::from_config(cfg);
-        options.check()?;
-        let check_id = |o: &IxgbeOptions, name: &str| o.mac_type(name).map(|_| ());
-        shell::open_pf(
-            pci,
-            cfg,
-            DriverKind::Ixgbe,
-            options,
-            check_id,
-            Self::init_with,
-        )
-    }
-}
+impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
+    const KIND: DriverKind = DriverKind::Ixgbe;
 
-impl<R: RegisterSpace> IxgbeDevice<R> {
-    /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
-    /// buffers from `dma`. `name` identifies it in messages (the PCI address on hardware).
-    ///
-    /// With `options.interrupt_timeout_ms` set, the interrupt registers are programmed for
-    /// `options.irq_mode` exactly as [`IxgbeDevice::open`] does, but no vector is enabled
-    /// outside the device (there is no VFIO here): each queue's eventfd fires only when
-    /// the caller signals it ([`IxgbeDevice::queue_interrupt`]), so an idle queue sleeps
-    /// for the full timeout.
-    pub fn with_registers(
+    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
+        IxgbeOptions::from_config(cfg)
+    }
+
+    fn check(o: &IxgbeOptions, id: Option<u16>, name: &str) -> Result<()> {
+        o.check()?;
+        mac_type(id.unwrap_or(o.device_id), name).map(drop)
+    }
+
+    fn init(
         name: &str,
         regs: R,
         dma: &dyn DmaAllocator,
         o: &IxgbeOptions,
+        pci: Option<&PciDevice>,
     ) -> Result<Self> {
-        o.check()?;
-        Self::init_with(name, regs, dma, o, irq::queue_interrupts(o)?)
-    }
-
-    /// [`IxgbeDevice::with_registers`] with the queues' interrupts already created
-    /// (`irqs[q]` is woken by vector `q`; empty when polling).
-    fn init_with(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        options: &IxgbeOptions,
-        irqs: Vec<QueueInterrupt>,
-    ) -> Result<Self> {
+        let (options, irqs) = irq::pf_vectors(o, pci)?;
+        let options = &options;
         let d = Ixgbe {
-            mac: options.mac_type(name)?,
+            mac: mac_type(options.device_id, name)?,
             irq_mode: options.irq_mode,
             device_id: options.device_id,
         };
@@ -485,7 +456,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         dev.init(dma, options)?;
         Ok(dev)
     }
+}
 
+impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.3.1: masks every interrupt cause: EIMC, and EIMC_EX(0/1) for the queue
     /// vectors of MSI-X mode (Linux `ixgbe_irq_disable` on every MAC after the 82598).
     fn mask_interrupts(&self) {

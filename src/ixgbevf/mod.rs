@@ -36,11 +36,11 @@ use crate::error::{Error, Result};
 use crate::intel::mailbox::{self, XcastMode, msg};
 use crate::intel::regs::{CTRL, CTRL_RST, XDCTL_ENABLE};
 use crate::intel::shell::{IntelDevice, IntelDriver};
-use crate::intel::vf::{self, VfDriver};
+use crate::intel::vf::VfDriver;
 use crate::ixgbe::Options;
 use crate::ixgbe::regs as pf;
 use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, PciDevice};
+use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 pub use crate::intel::mailbox::ApiVersion;
@@ -135,47 +135,7 @@ pub struct Ixgbevf {
     tx_first: usize,
 }
 
-impl IxgbevfDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
-    /// with DMA memory from hugepages.
-    ///
-    /// Refuses, before touching the device, options that cannot work (checked first, so
-    /// they are reported as such on any machine), anything that is not an ixgbevf virtual
-    /// function, and a missing hugetlbfs mount.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        vf::open(pci, cfg, DriverKind::Ixgbevf, Self::with_registers)
-    }
-}
-
 impl<R: RegisterSpace> IxgbevfDevice<R> {
-    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`, as
-    /// `options` ask. `name` identifies it in messages (the PCI address on hardware).
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: IxgbevfOptions,
-    ) -> Result<Self> {
-        let x = Ixgbevf {
-            api: ApiVersion::V1_0,
-            tx_first: 0,
-        };
-        let vf = (mailbox::AT_IXGBEVF, COUNTER_BITS, x);
-        let queues = [regs::rx_queue, regs::tx_queue];
-        let dev = Self::init((name, regs), dma, o, vf, queues, |x| x.tx_first)?;
-        let s = &dev.shell;
-        log::info!(
-            "{}: ixgbevf ready, MAC {}, mailbox API {}, {} rx / {} tx queues, link {} Mbit/s",
-            s.name,
-            crate::format_mac(&dev.d.mac),
-            dev.d.x.api.name(),
-            s.rx.len(),
-            s.tx.len(),
-            dev.speed()
-        );
-        Ok(dev)
-    }
-
     /// Step 3: the newest API version the PF accepts.
     fn negotiate_api(&self) -> Result<ApiVersion> {
         for api in ApiVersion::NEWEST_FIRST {
@@ -291,9 +251,31 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     }
 }
 
-impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
+impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
     const NAME: &'static str = "ixgbevf";
+    const KIND: DriverKind = DriverKind::Ixgbevf;
     const RX_RING_SIZE: usize = crate::ixgbe::DEFAULT_RX_RING_SIZE;
+
+    fn bring_up(name: &str, regs: R, dma: &dyn DmaAllocator, o: IxgbevfOptions) -> Result<Self> {
+        let x = Ixgbevf {
+            api: ApiVersion::V1_0,
+            tx_first: 0,
+        };
+        let vf = (mailbox::AT_IXGBEVF, COUNTER_BITS, x);
+        let queues = [regs::rx_queue, regs::tx_queue];
+        let dev = Self::build((name, regs), dma, o, vf, queues, |x| x.tx_first)?;
+        let s = &dev.shell;
+        log::info!(
+            "{}: ixgbevf ready, MAC {}, mailbox API {}, {} rx / {} tx queues, link {} Mbit/s",
+            s.name,
+            crate::format_mac(&dev.d.mac),
+            dev.d.x.api.name(),
+            s.rx.len(),
+            s.tx.len(),
+            dev.speed()
+        );
+        Ok(dev)
+    }
 
     /// Steps 1 to 4: queues off, interrupts masked, VF reset, the end of a PF reset
     /// waited for; RESET (the MAC address), API version, queue counts.
