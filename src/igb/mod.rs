@@ -205,14 +205,13 @@ impl<R: RegisterSpace> IgbDevice<R> {
             // Queue 0 comes out of reset enabled; a ring is only changed while disabled.
             s.stop_queue(
                 qr.ctl,
-                regs::XDCTL_ENABLE,
                 QUEUE_TIMEOUT,
                 &format!("receive queue {q} to disable (XDCTL.ENABLE)"),
             )?;
             let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
             queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
             let what = format!("receive queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&qr, ring.descriptors(), [regs::XDCTL_ENABLE, 0], &what)?;
+            s.start_queue(&qr, ring.descriptors(), 0, &what)?;
             ring.start(&s.regs);
             s.rx.push(ring);
         }
@@ -231,12 +230,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
             let ring = TxRing::new(dma, o.tx_ring_size, qr.tail)?;
             s.stop_queue(
                 qr.ctl,
-                regs::XDCTL_ENABLE,
                 QUEUE_TIMEOUT,
                 &format!("transmit queue {q} to disable (XDCTL.ENABLE)"),
             )?;
             let what = format!("transmit queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&qr, ring.descriptors(), [regs::XDCTL_ENABLE, 0], &what)?;
+            s.start_queue(&qr, ring.descriptors(), 0, &what)?;
             s.tx.push(ring);
         }
         s.regs.set_bits(regs::TCTL, regs::TCTL_EN_PSP);

@@ -33,7 +33,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::igb::regs as pf;
 use crate::intel::queue;
-use crate::intel::regs::{CTRL, CTRL_RST, XDCTL_ENABLE};
+use crate::intel::regs::{CTRL, CTRL_RST};
 use crate::intel::shell::{IntelDevice, IntelDriver};
 use crate::intel::vf::{Vf, VfDriver};
 use crate::ixgbevf::IxgbevfOptions;
@@ -105,11 +105,9 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
         s.tx[0].discard();
         let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
         queue::set_srrctl(&s.regs, regs::srrctl(0), bsize, drop_en);
-        let bits = [XDCTL_ENABLE, 0];
-        let rx = (regs::rx_queue(0), s.rx[0].descriptors());
-        s.start_queue(&rx.0, rx.1, bits, "VF receive queue to enable")?;
-        let tx = (regs::tx_queue(0), s.tx[0].descriptors());
-        s.start_queue(&tx.0, tx.1, bits, "VF transmit queue to enable")?;
+        let (rx, tx) = (s.rx[0].descriptors(), s.tx[0].descriptors());
+        s.start_queue(&regs::rx_queue(0), rx, 0, "VF receive queue to enable")?;
+        s.start_queue(&regs::tx_queue(0), tx, 0, "VF transmit queue to enable")?;
         s.rx[0].start(&s.regs);
         self.register_mac()?;
         if self.d.options.promisc || self.shell.promisc {
@@ -150,10 +148,7 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
     fn stop_queues(&mut self) -> Result<()> {
         let ctls = (0..2).flat_map(|q| [regs::rx_queue(q).ctl, regs::tx_queue(q).ctl]);
         let what = "VF queue to disable (XDCTL.ENABLE)";
-        let stop = |ctl| {
-            self.shell
-                .stop_queue(ctl, XDCTL_ENABLE, QUEUE_TIMEOUT, what)
-        };
+        let stop = |ctl| self.shell.stop_queue(ctl, QUEUE_TIMEOUT, what);
         ctls.map(stop).fold(Ok(()), Result::and)
     }
 

@@ -29,30 +29,6 @@ pub(crate) mod vf;
 use crate::error::Result;
 use crate::registers::RegisterSpace;
 
-/// Checks the queue counts (`[(rx, max, why), (tx, max, why)]`: 1 to `max` of each,
-/// `why` explaining the limit) and that a receive pool of `pool` buffers can fill a ring
-/// of `ring` descriptors.
-pub(crate) fn check_options(
-    driver: &str,
-    queues: [(u16, u16, &str); 2],
-    pool: u32,
-    ring: usize,
-) -> Result<()> {
-    for (what, (n, max, why)) in ["rx", "tx"].into_iter().zip(queues) {
-        if n == 0 || n > max {
-            return Err(crate::Error::config(format!(
-                "{n} {what} queues requested: {driver} supports 1 to {max}{why}"
-            )));
-        }
-    }
-    if (pool as usize) < ring {
-        return Err(crate::Error::config(format!(
-            "receive pool of {pool} buffers is smaller than the receive ring ({ring})"
-        )));
-    }
-    Ok(())
-}
-
 /// Waits up to `timeout` for `speed()` to turn non-zero, never forever. A link still down
 /// is an error if `require`, else a warning (`state()` names the register that shows it).
 pub(crate) fn wait_for_link(

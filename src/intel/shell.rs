@@ -88,36 +88,25 @@ impl<R: RegisterSpace> Shell<R> {
         &self,
         qr: &QueueRegs,
         ring: &DescRing,
-        bits: [u32; 2],
+        extra: u32,
         what: &str,
     ) -> Result<()> {
         queue::program_ring(&self.regs, qr, ring);
-        self.enable_queue(qr, bits, what)
+        self.enable_queue(qr, extra, what)
     }
 
-    /// Sets `enable` in the queue control register (keeping its other bits, with `extra`
-    /// or'd in) and waits until it reads back as set, which the datasheet requires before
-    /// the tail may move (82599 datasheet 4.6.7.1, 4.6.8.1).
-    pub(crate) fn enable_queue(
-        &self,
-        qr: &QueueRegs,
-        [enable, extra]: [u32; 2],
-        what: &str,
-    ) -> Result<()> {
-        self.regs.set_bits(qr.ctl, extra | enable);
-        self.wait(qr.ctl, enable, enable, QUEUE_TIMEOUT, what)
+    /// Sets the ENABLE bit in the queue control register (keeping its other bits, with
+    /// `extra` or'd in) and waits until it reads back as set, which the datasheet requires
+    /// before the tail may move (82599 datasheet 4.6.7.1, 4.6.8.1).
+    pub(crate) fn enable_queue(&self, qr: &QueueRegs, extra: u32, what: &str) -> Result<()> {
+        self.regs.set_bits(qr.ctl, extra | XDCTL_ENABLE);
+        self.wait(qr.ctl, XDCTL_ENABLE, XDCTL_ENABLE, QUEUE_TIMEOUT, what)
     }
 
-    /// Clears `enable` in queue control register `ctl` and waits until it reads back clear.
-    pub(crate) fn stop_queue(
-        &self,
-        ctl: usize,
-        enable: u32,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<()> {
-        queue::disable_queue(&self.regs, ctl, enable);
-        self.wait(ctl, enable, 0, timeout, what)
+    /// Clears ENABLE in queue control register `ctl` and waits until it reads back clear.
+    pub(crate) fn stop_queue(&self, ctl: usize, timeout: Duration, what: &str) -> Result<()> {
+        queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
+        self.wait(ctl, XDCTL_ENABLE, 0, timeout, what)
     }
 
     /// A receive ring of `size` descriptors with a pool of `entries` buffers of its own,

@@ -367,11 +367,21 @@ impl<X> Options<X> {
     /// Refuses queue counts outside `1..=max` (`[rx, tx]`, `why_rx` saying why for
     /// receive) and a pool that cannot fill the receive ring.
     pub(crate) fn check_queues(&self, driver: &str, max: [u16; 2], why_rx: &str) -> Result<()> {
-        let queues = [
-            (self.rx_queues, max[0], why_rx),
-            (self.tx_queues, max[1], ""),
-        ];
-        crate::intel::check_options(driver, queues, self.pool_entries, self.rx_ring_size)
+        let queues = [(self.rx_queues, "rx", why_rx), (self.tx_queues, "tx", "")];
+        for ((n, what, why), max) in queues.into_iter().zip(max) {
+            if n == 0 || n > max {
+                return Err(Error::config(format!(
+                    "{n} {what} queues requested: {driver} supports 1 to {max}{why}"
+                )));
+            }
+        }
+        if (self.pool_entries as usize) < self.rx_ring_size {
+            return Err(Error::config(format!(
+                "receive pool of {} buffers is smaller than the receive ring ({})",
+                self.pool_entries, self.rx_ring_size
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -400,14 +410,6 @@ impl IxgbeOptions {
         self.interrupt_timeout_ms = timeout;
         self
     }
-
-    /// Refuses queue counts and pools the device cannot have. Received traffic is spread
-    /// by RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
-    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
-    fn check(&self) -> Result<()> {
-        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
-        self.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)
-    }
 }
 
 /// An ixgbe physical function.
@@ -432,8 +434,12 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
         IxgbeOptions::from_config(cfg)
     }
 
+    /// Also queue counts and pools the device cannot have: received traffic is spread by
+    /// RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
+    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
     fn check(o: &IxgbeOptions, id: Option<u16>, name: &str) -> Result<()> {
-        o.check()?;
+        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
+        o.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)?;
         mac_type(id.unwrap_or(o.device_id), name).map(drop)
     }
 
@@ -699,7 +705,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // buffers to the device by moving the tail.
         for q in 0..s.rx.len() {
             let what = format!("receive queue {q} to enable (RXDCTL.ENABLE)");
-            s.enable_queue(&regs::rx_queue(q), [regs::XDCTL_ENABLE, 0], &what)?;
+            s.enable_queue(&regs::rx_queue(q), 0, &what)?;
             s.rx[q].start(&s.regs);
         }
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
@@ -807,8 +813,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 4.6.8.1: enable each queue, wait for the read-back.
         for q in 0..self.shell.tx.len() {
             let what = format!("transmit queue {q} to enable (TXDCTL.ENABLE)");
-            self.shell
-                .enable_queue(&regs::tx_queue(q), [regs::XDCTL_ENABLE, 0], &what)?;
+            self.shell.enable_queue(&regs::tx_queue(q), 0, &what)?;
         }
         Ok(())
     }

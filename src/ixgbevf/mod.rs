@@ -161,38 +161,34 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     /// `ixgbevf_configure_dcb`).
     fn check_queue_counts(&mut self) -> Result<()> {
         let api = self.d.x.api;
-        let (tx, rx) = if api >= ApiVersion::V1_1 {
+        let (mut tx, mut rx, mut first) = (1, 1, 0);
+        if api >= ApiVersion::V1_1 {
             let reply = self.request(&[msg::GET_QUEUES])?;
             if !reply.acked() {
+                let api = api.name();
                 return Err(self.shell.err(format!(
                     "the PF refused to tell the queue counts (GET_QUEUES NACK) although it \
-                     agreed to mailbox API {}",
-                    api.name()
+                     agreed to mailbox API {api}"
                 )));
             }
-            let [tcs, def_q] = [msg::TRAFFIC_CLASSES, msg::DEF_QUEUE].map(|w| reply.words[w]);
-            if tcs != 0 || def_q != 0 {
-                log::info!(
-                    "{}: PF: {tcs} traffic classes, default queue {def_q}",
-                    self.shell.name
-                );
-            }
-            let first = if tcs > 1 { def_q as usize } else { 0 };
-            if !self.shell.tx.is_empty() && first != self.d.x.tx_first {
-                return Err(self
-                    .shell
-                    .err("the PF moved the default queue; open the VF again"));
-            }
-            self.d.x.tx_first = first;
-            let tx = if tcs > 1 {
-                1
-            } else {
-                reply.words[msg::TX_QUEUES]
-            };
-            (tx, reply.words[msg::RX_QUEUES])
-        } else {
-            (1, 1)
-        };
+            let w = reply.words;
+            let (tcs, def_q) = (w[msg::TRAFFIC_CLASSES], w[msg::DEF_QUEUE]);
+            log::debug!(
+                "{}: PF: {tcs} traffic classes, default queue {def_q}",
+                self.shell.name
+            );
+            (tx, rx) = (
+                if tcs > 1 { 1 } else { w[msg::TX_QUEUES] },
+                w[msg::RX_QUEUES],
+            );
+            first = if tcs > 1 { def_q as usize } else { 0 };
+        }
+        if !self.shell.tx.is_empty() && first != self.d.x.tx_first {
+            return Err(self
+                .shell
+                .err("the PF moved the default queue; open the VF again"));
+        }
+        self.d.x.tx_first = first;
         let o = &self.d.options;
         if u32::from(o.rx_queues) > rx || u32::from(o.tx_queues) > tx {
             return Err(Error::config(format!(
@@ -223,8 +219,7 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
             crate::intel::queue::set_srrctl(&s.regs, regs::vfsrrctl(q), bsize, drop_en);
             let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
-            let bits = [XDCTL_ENABLE, 0];
-            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), bits, &what)?;
+            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), 0, &what)?;
             s.rx[q].start(&s.regs);
         }
         Ok(())
@@ -236,11 +231,8 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         for q in 0..s.tx.len() {
             s.tx[q].discard();
             let what = format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)");
-            let (qr, bits) = (
-                regs::tx_queue(self.d.x.tx_first + q),
-                [XDCTL_ENABLE, regs::VFTXDCTL_THRESH],
-            );
-            s.start_queue(&qr, s.tx[q].descriptors(), bits, &what)?;
+            let qr = regs::tx_queue(self.d.x.tx_first + q);
+            s.start_queue(&qr, s.tx[q].descriptors(), regs::VFTXDCTL_THRESH, &what)?;
         }
         Ok(())
     }
