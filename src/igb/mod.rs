@@ -39,10 +39,10 @@ use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::queue;
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{Init, IntelDevice, IntelDriver, Queues2, Shell};
+use crate::intel::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
 use crate::ixgbe::{IxgbeOptions, PfOptions};
 use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, IrqMode, PciDevice};
+use crate::pci::{DriverKind, IrqMode};
 use crate::registers::{MmioRegion, RegisterSpace};
 
 /// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
@@ -99,20 +99,14 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
     }
 
     /// With an interrupt timeout the registers are programmed for MSI-X.
-    fn init(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &IxgbeOptions,
-        pci: Option<&PciDevice>,
-    ) -> Result<Self> {
-        let (options, mut irqs) = irq::pf_vectors(o, pci)?;
-        let options = &options;
+    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
+        let (options, mut irqs) = irq::pf_vectors(o, on.pci)?;
+        let (options, name, dma) = (&options, on.name, on.dma);
         if !irqs.is_empty() && options.irq_mode != IrqMode::MsiX {
             log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
             irqs.clear();
         }
-        let mut dev = IntelDevice::new(Shell::new(name, regs, IRQ_REGS, irqs), Igb);
+        let mut dev = IntelDevice::new(Shell::new(name, on.regs, IRQ_REGS, irqs), Igb);
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.reset()?;
         dev.start_link()?;
@@ -124,18 +118,7 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
         let state = || format!("STATUS = {:#010x}", s.regs.read32(regs::STATUS));
         let (timeout, require) = (options.link_timeout, options.require_link);
         crate::intel::wait_for_link(name, timeout, require, || dev.speed(), state)?;
-        log::info!(
-            "{name}: igb ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
-            crate::format_mac(&dev.mac()),
-            s.rx.len(),
-            s.tx.len(),
-            dev.speed(),
-            if s.irqs.is_empty() {
-                ""
-            } else {
-                ", MSI-X interrupts (one vector per rx queue)"
-            }
-        );
+        dev.log_ready(irq::describe(&s.irqs, IrqMode::MsiX));
         Ok(dev)
     }
 }

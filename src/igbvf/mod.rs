@@ -32,12 +32,13 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::igb::regs as pf;
+use crate::intel::mailbox::MailboxAt;
 use crate::intel::queue;
 use crate::intel::regs::{CTRL, CTRL_RST};
-use crate::intel::shell::{IntelDevice, IntelDriver};
+use crate::intel::shell::IntelDevice;
+use crate::intel::shell::Queues2;
 use crate::intel::vf::{Vf, VfDriver};
 use crate::ixgbevf::IxgbevfOptions;
-use crate::memory::DmaAllocator;
 use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
@@ -64,6 +65,7 @@ const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 pub type IgbvfDevice<R = MmioRegion> = IntelDevice<Vf<Igbvf>, R>;
 
 /// What only an igbvf device knows: nothing.
+#[derive(Default)]
 pub struct Igbvf;
 
 impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
@@ -73,16 +75,10 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
     // ring size (see crate::igb::RX_RING_SIZE).
     const RX_RING_SIZE: usize = crate::igb::RX_RING_SIZE;
 
-    fn bring_up(name: &str, regs: R, dma: &dyn DmaAllocator, o: IxgbevfOptions) -> Result<Self> {
-        let (vf, queues) = (
-            (regs::MAILBOX, [32; 4], Igbvf),
-            [regs::rx_queue, regs::tx_queue],
-        );
-        let dev = Self::build((name, regs), dma, o, vf, queues, |_| 0)?;
-        let (mac, speed) = (crate::format_mac(&dev.d.mac), dev.speed());
-        log::info!("{name}: igbvf ready, MAC {mac}, link {speed} Mbit/s");
-        Ok(dev)
-    }
+    const MAILBOX: MailboxAt = regs::MAILBOX;
+    /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32 bits each.
+    const COUNTER_BITS: [u32; 4] = [32; 4];
+    const QUEUE_REGS: Queues2 = [regs::rx_queue, regs::tx_queue];
 
     /// Steps 1 and 2: queues off, interrupts masked, reset, the end of a PF reset waited
     /// for; RESET (the MAC address).
@@ -104,7 +100,7 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
         s.rx[0].rearm();
         s.tx[0].discard();
         let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
-        queue::set_srrctl(&s.regs, regs::srrctl(0), bsize, drop_en);
+        queue::set_srrctl(&s.regs, regs::SRRCTL0, bsize, drop_en);
         let (rx, tx) = (s.rx[0].descriptors(), s.tx[0].descriptors());
         s.start_queue(&regs::rx_queue(0), rx, 0, "VF receive queue to enable")?;
         s.start_queue(&regs::tx_queue(0), tx, 0, "VF transmit queue to enable")?;
@@ -258,7 +254,7 @@ mod tests {
         assert_eq!(fake.mem.borrow()[&(regs::MAILBOX.mem + 8)], w2);
         let m = fake.mem.borrow();
         assert_eq!(m[&CTRL], CTRL_RST);
-        assert_eq!(m[&regs::srrctl(0)], 1 << 25 | 1 << 31 | 3);
+        assert_eq!(m[&regs::SRRCTL0], 1 << 25 | 1 << 31 | 3);
         assert_eq!(
             m[&0x2800],
             dev.shell.rx[0].descriptors().bus_addr() as u32,

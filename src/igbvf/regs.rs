@@ -28,10 +28,8 @@ pub(crate) const fn rx_queue(n: usize) -> QueueRegs {
     queue_block(0x02800 + 0x100 * n)
 }
 
-/// SRRCTL of VF receive queue `n`.
-pub const fn srrctl(n: usize) -> usize {
-    0x0280c + 0x100 * n
-}
+/// SRRCTL of VF receive queue 0, the one the driver uses.
+pub const SRRCTL0: usize = 0x0280c;
 
 /// Ring registers of VF transmit queue `n` (TDBAL ... TXDCTL from 0x03800 + 0x100 n).
 pub(crate) const fn tx_queue(n: usize) -> QueueRegs {

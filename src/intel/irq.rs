@@ -86,6 +86,15 @@ pub(crate) fn pf_vectors(
     Ok((o, irqs))
 }
 
+/// How the receive queues are woken, for the log: nothing when polling.
+pub(crate) fn describe(irqs: &[QueueInterrupt], mode: IrqMode) -> &'static str {
+    match (irqs.is_empty(), mode) {
+        (true, _) => "",
+        (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
+        (false, IrqMode::Msi) => ", MSI interrupts",
+    }
+}
+
 /// The register space seen from the interrupt paths: the same registers, a distinct type,
 /// so the ring's poll called there is a separate instance of the generic function (the
 /// polling path's instance keeps its single call site and stays inlined there).

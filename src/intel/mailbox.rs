@@ -106,9 +106,10 @@ impl XcastMode {
 
 /// Mailbox API versions, as numbered on the wire (Linux `enum ixgbe_pfvf_api_rev`; 1 is
 /// Solaris' 2.0, which this driver does not speak).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum ApiVersion {
     /// API 1.0: reset, MAC, multicast, VLAN, LPE.
+    #[default]
     V1_0 = 0,
     /// API 1.1: adds GET_QUEUES.
     V1_1 = 2,

@@ -272,6 +272,22 @@ pub(crate) trait IntelDriver {
     fn stalled(&mut self) {}
 }
 
+impl<D, R: RegisterSpace> IntelDevice<D, R> {
+    /// Logs that the device is ready: MAC, queues, link, and `more`.
+    pub(crate) fn log_ready(&self, more: &str)
+    where
+        Self: IntelDriver,
+    {
+        let (s, mac) = (&self.shell, crate::format_mac(&self.mac()));
+        let (rx, tx, speed) = (s.rx.len(), s.tx.len(), self.speed());
+        let name = Self::NAME;
+        log::info!(
+            "{}: {name} ready, MAC {mac}, {rx} rx / {tx} tx queues, link {speed} Mbit/s{more}",
+            s.name
+        );
+    }
+}
+
 impl<D, R: RegisterSpace> IxyDevice for IntelDevice<D, R>
 where
     Self: IntelDriver,
@@ -422,15 +438,18 @@ pub(crate) trait Init<R, X>: Sized {
     /// Refuses options the device cannot have and (PFs) ids the driver does not bring up:
     /// `id` if known, else `o.device_id`; `name` is the device's.
     fn check(o: &Options<X>, id: Option<u16>, name: &str) -> Result<()>;
-    /// Initialises the device behind `regs` as `o` asks; on hardware `pci` is the device
-    /// (for a PF: its id, and its receive vectors, enabled through VFIO).
-    fn init(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &Options<X>,
-        pci: Option<&PciDevice>,
-    ) -> Result<Self>;
+    /// Initialises the device `on` as `o` asks.
+    fn init(on: On<'_, R>, o: &Options<X>) -> Result<Self>;
+}
+
+/// What a driver initialises: the device's name in messages, its registers (BAR0), DMA
+/// memory, and on hardware the PCI device (for a PF: its id, and its receive vectors,
+/// enabled through VFIO).
+pub(crate) struct On<'a, R> {
+    pub(crate) name: &'a str,
+    pub(crate) regs: R,
+    pub(crate) dma: &'a dyn DmaAllocator,
+    pub(crate) pci: Option<&'a PciDevice>,
 }
 
 impl<D, R: RegisterSpace> IntelDevice<D, R> {
@@ -453,7 +472,15 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         Self: Init<R, X>,
     {
         Self::check(o, None, name)?;
-        Self::init(name, regs, dma, o, None)
+        Self::init(
+            On {
+                name,
+                regs,
+                dma,
+                pci: None,
+            },
+            o,
+        )
     }
 }
 
@@ -473,8 +500,14 @@ impl<D> IntelDevice<D, MmioRegion> {
         let o = Self::options(cfg);
         Self::check(&o, None, &cfg.pci_addr)?;
         let check = |id: &DeviceId| Self::check(&o, Some(id.device), &id.address.to_string());
-        open(pci, cfg, Self::KIND, check, |pci, bar, dma| {
-            Self::init(pci.name(), bar, dma, &o, Some(pci))
+        open(pci, cfg, Self::KIND, check, |pci, regs, dma| {
+            let on = On {
+                name: pci.name(),
+                regs,
+                dma,
+                pci: Some(pci),
+            };
+            Self::init(on, &o)
         })
     }
 }

@@ -12,15 +12,13 @@
 use std::time::{Duration, Instant};
 
 use super::mailbox::{self, Mailbox, MailboxAt, msg};
-use super::queue::QueueRegs;
 use super::ring::TxRing;
-use super::shell::{Init, IntelDevice, IntelDriver, Shell};
+use super::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
 use super::{Rolling, random_local_mac};
 use crate::DeviceConfig;
 use crate::error::Result;
 use crate::ixgbevf::{IxgbevfOptions, VfOptions};
-use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, PciDevice};
+use crate::pci::DriverKind;
 use crate::registers::RegisterSpace;
 
 /// The driver looks for a PF reset on every this-many-th empty receive poll or full
@@ -130,9 +128,20 @@ pub(crate) trait VfDriver<R>: Sized {
     const KIND: DriverKind;
     /// Descriptors per receive ring when opened from a [`DeviceConfig`].
     const RX_RING_SIZE: usize;
-    /// Initialises the VF behind `regs` as `o` asks ([`VfDevice::build`] with what only
-    /// it has).
-    fn bring_up(name: &str, regs: R, dma: &dyn DmaAllocator, o: IxgbevfOptions) -> Result<Self>;
+    /// Where the mailbox is.
+    const MAILBOX: MailboxAt;
+    /// Widths of the rolling counters (rx packets, tx packets, rx octets, tx octets).
+    const COUNTER_BITS: [u32; 4];
+    /// Where the receive and transmit queues' registers are.
+    const QUEUE_REGS: Queues2;
+    /// The VF queue of transmit ring 0 (the handshake may say).
+    fn tx_first(&self) -> usize {
+        0
+    }
+    /// What the ready message adds.
+    fn ready_note(&self) -> String {
+        String::new()
+    }
     /// Refuses options the VF cannot have.
     fn check(o: &IxgbevfOptions) -> Result<()>;
     /// Reset and mailbox handshake.
@@ -149,7 +158,7 @@ pub(crate) trait VfDriver<R>: Sized {
     fn stop_queues(&mut self) -> Result<()>;
 }
 
-impl<X, R: RegisterSpace> Init<R, VfOptions> for VfDevice<X, R>
+impl<X: Default, R: RegisterSpace> Init<R, VfOptions> for VfDevice<X, R>
 where
     Self: VfDriver<R>,
 {
@@ -165,14 +174,31 @@ where
         <Self as VfDriver<R>>::check(o)
     }
 
-    fn init(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &IxgbevfOptions,
-        _: Option<&PciDevice>,
-    ) -> Result<Self> {
-        Self::bring_up(name, regs, dma, o.clone())
+    /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
+    /// [`VfDriver::tx_first`] + `q`, which the handshake may set), then the start.
+    fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
+        let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
+        let s = Shell::new(on.name, on.regs, super::irq::NO_IRQS, Vec::new());
+        let vf = Vf::new(mbx, o.clone(), Self::COUNTER_BITS, X::default());
+        let mut dev = IntelDevice::new(s, vf);
+        // On error `dev` is dropped, which stops its queues before the memory is freed.
+        dev.handshake()?;
+        let (first, dma) = (dev.tx_first(), on.dma);
+        let (s, o) = (&mut dev.shell, &dev.d.options);
+        for q in 0..usize::from(o.rx_queues) {
+            let pool = (o.pool_entries, o.rx_ring_size);
+            s.rx.push(Shell::<R>::rx_ring(dma, pool, Self::QUEUE_REGS[0](q).tail)?);
+        }
+        for q in 0..usize::from(o.tx_queues) {
+            s.tx.push(TxRing::new(
+                dma,
+                o.tx_ring_size,
+                Self::QUEUE_REGS[1](first + q).tail,
+            )?);
+        }
+        dev.start()?;
+        dev.log_ready(&dev.ready_note());
+        Ok(dev)
     }
 }
 
@@ -182,36 +208,6 @@ impl<X, R: RegisterSpace> VfDevice<X, R>
 where
     Self: VfDriver<R>,
 {
-    /// The VF `name` behind `regs`, its mailbox `at`, counters `widths` bits wide and
-    /// driver state `x`: the handshake, the receive and transmit rings (transmit queue
-    /// `q` on VF queue `tx_first(x) + q`, which the handshake may set; `queues` gives the
-    /// queues' registers), then the start.
-    pub(crate) fn build(
-        (name, regs): (&str, R),
-        dma: &dyn DmaAllocator,
-        o: IxgbevfOptions,
-        (at, widths, x): (MailboxAt, [u32; 4], X),
-        queues: [fn(usize) -> QueueRegs; 2],
-        tx_first: fn(&X) -> usize,
-    ) -> Result<Self> {
-        <Self as VfDriver<R>>::check(&o)?;
-        let mbx = Mailbox::new(name, o.mailbox_timeout, at);
-        let s = Shell::new(name, regs, super::irq::NO_IRQS, Vec::new());
-        let mut dev = IntelDevice::new(s, Vf::new(mbx, o, widths, x));
-        // On error `dev` is dropped, which stops its queues before the memory is freed.
-        dev.handshake()?;
-        let (s, o, first) = (&mut dev.shell, &dev.d.options, tx_first(&dev.d.x));
-        for q in 0..usize::from(o.rx_queues) {
-            let pool = (o.pool_entries, o.rx_ring_size);
-            s.rx.push(Shell::<R>::rx_ring(dma, pool, queues[0](q).tail)?);
-        }
-        for q in 0..usize::from(o.tx_queues) {
-            s.tx.push(TxRing::new(dma, o.tx_ring_size, queues[1](first + q).tail)?);
-        }
-        dev.start()?;
-        Ok(dev)
-    }
-
     /// Looks at the mailbox for a PF reset and, if there was one (or an earlier
     /// re-initialisation failed), initialises the VF again with the rings it has.
     /// Returns whether it did. Frames on the rings are dropped; packets the caller holds

@@ -44,10 +44,10 @@ use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{Init, IntelDriver, Queues2, Shell};
+use crate::intel::shell::{Init, IntelDriver, On, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
 use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, IrqMode, PciDevice};
+use crate::pci::{DriverKind, IrqMode};
 use crate::registers::{Deadline, MmioRegion, RegisterSpace};
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
@@ -443,23 +443,17 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
         mac_type(id.unwrap_or(o.device_id), name).map(drop)
     }
 
-    fn init(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &IxgbeOptions,
-        pci: Option<&PciDevice>,
-    ) -> Result<Self> {
-        let (options, irqs) = irq::pf_vectors(o, pci)?;
-        let options = &options;
+    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
+        let (o, irqs) = irq::pf_vectors(o, on.pci)?;
+        let (mac, irq_mode) = (mac_type(o.device_id, on.name)?, o.irq_mode);
         let d = Ixgbe {
-            mac: mac_type(options.device_id, name)?,
-            irq_mode: options.irq_mode,
-            device_id: options.device_id,
+            mac,
+            irq_mode,
+            device_id: o.device_id,
         };
-        let mut dev = IntelDevice::new(Shell::new(name, regs, IRQ_REGS, irqs), d);
+        let mut dev = IntelDevice::new(Shell::new(on.name, on.regs, IRQ_REGS, irqs), d);
         // On error `dev` is dropped, which resets the device before its memory is freed.
-        dev.init(dma, options)?;
+        dev.init(on.dma, &o)?;
         Ok(dev)
     }
 }
@@ -583,19 +577,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         }
 
         self.wait_for_link(o)?;
-        log::info!(
-            "{}: ixgbe ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
-            self.shell.name,
-            crate::format_mac(&self.mac()),
-            self.shell.rx.len(),
-            self.shell.tx.len(),
-            self.speed(),
-            match (self.shell.irqs.is_empty(), self.d.irq_mode) {
-                (true, _) => "",
-                (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
-                (false, IrqMode::Msi) => ", MSI interrupts",
-            }
-        );
+        self.log_ready(irq::describe(&self.shell.irqs, self.d.irq_mode));
         Ok(())
     }
 

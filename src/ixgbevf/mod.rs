@@ -33,13 +33,14 @@ use std::time::Duration;
 
 use crate::DeviceConfig;
 use crate::error::{Error, Result};
+use crate::intel::mailbox::MailboxAt;
 use crate::intel::mailbox::{self, XcastMode, msg};
 use crate::intel::regs::{CTRL, CTRL_RST, XDCTL_ENABLE};
-use crate::intel::shell::{IntelDevice, IntelDriver};
+use crate::intel::shell::IntelDevice;
+use crate::intel::shell::Queues2;
 use crate::intel::vf::VfDriver;
 use crate::ixgbe::Options;
 use crate::ixgbe::regs as pf;
-use crate::memory::DmaAllocator;
 use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
@@ -68,8 +69,6 @@ pub const DEFAULT_MAILBOX_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_FRAME: u32 = 1518;
 /// How long a queue gets to stop on close (its ENABLE bit to read back 0).
 const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(10);
-/// Widths of VFGPRC/VFGPTC (32 bits) and VFGORC/VFGOTC (LSB register + 4 bits of MSB).
-const COUNTER_BITS: [u32; 4] = [32, 32, 36, 36];
 /// Without RSS the 82599 puts all of a pool's frames in its first queue. The 82599 VF's
 /// RSS is the PF's (MRQC, key and redirection table; the VF picks only the queue count,
 /// VFPSRTYPE.RQPL, Linux `ixgbevf_setup_psrtype`), the X550 VF's VFMRQC/VFRETA are not in
@@ -128,6 +127,7 @@ impl IxgbevfOptions {
 pub type IxgbevfDevice<R = MmioRegion> = IntelDevice<Vf<Ixgbevf>, R>;
 
 /// What only an ixgbevf device knows.
+#[derive(Default)]
 pub struct Ixgbevf {
     api: ApiVersion,
     /// The VF queue transmit ring 0 uses: the PF's default queue when it has traffic
@@ -248,25 +248,17 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
     const KIND: DriverKind = DriverKind::Ixgbevf;
     const RX_RING_SIZE: usize = crate::ixgbe::DEFAULT_RX_RING_SIZE;
 
-    fn bring_up(name: &str, regs: R, dma: &dyn DmaAllocator, o: IxgbevfOptions) -> Result<Self> {
-        let x = Ixgbevf {
-            api: ApiVersion::V1_0,
-            tx_first: 0,
-        };
-        let vf = (mailbox::AT_IXGBEVF, COUNTER_BITS, x);
-        let queues = [regs::rx_queue, regs::tx_queue];
-        let dev = Self::build((name, regs), dma, o, vf, queues, |x| x.tx_first)?;
-        let s = &dev.shell;
-        log::info!(
-            "{}: ixgbevf ready, MAC {}, mailbox API {}, {} rx / {} tx queues, link {} Mbit/s",
-            s.name,
-            crate::format_mac(&dev.d.mac),
-            dev.d.x.api.name(),
-            s.rx.len(),
-            s.tx.len(),
-            dev.speed()
-        );
-        Ok(dev)
+    const MAILBOX: MailboxAt = mailbox::AT_IXGBEVF;
+    /// VFGPRC/VFGPTC: 32 bits; VFGORC/VFGOTC: the LSB register and 4 bits of the MSB.
+    const COUNTER_BITS: [u32; 4] = [32, 32, 36, 36];
+    const QUEUE_REGS: Queues2 = [regs::rx_queue, regs::tx_queue];
+
+    fn tx_first(&self) -> usize {
+        self.d.x.tx_first
+    }
+
+    fn ready_note(&self) -> String {
+        format!(", mailbox API {}", self.d.x.api.name())
     }
 
     /// Steps 1 to 4: queues off, interrupts masked, VF reset, the end of a PF reset
