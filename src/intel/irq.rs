@@ -32,57 +32,38 @@ pub(crate) const NO_IRQS: IrqRegs = IrqRegs {
     eicr: 0,
 };
 
-/// One [`QueueInterrupt`] per receive queue, none when polling.
-pub(crate) fn queue_interrupts(options: &IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
-    if options.interrupt_timeout_ms == 0 {
-        return Ok(Vec::new());
-    }
-    (0..options.rx_queues)
-        .map(|_| QueueInterrupt::new(options.interrupt_timeout_ms))
-        .collect()
-}
-
-/// Creates one [`QueueInterrupt`] per receive queue and has VFIO signal queue `q`'s
-/// eventfd on vector `q` (MSI-X, else MSI; `options.irq_mode` is set to what was enabled).
-/// A device on sysfs cannot deliver interrupts: a warning, `options` switched to polling,
-/// and no interrupts.
-pub(crate) fn enable_vectors(
-    pci: &PciDevice,
-    options: &mut IxgbeOptions,
-) -> Result<Vec<QueueInterrupt>> {
-    let irqs = queue_interrupts(options)?;
-    if irqs.is_empty() {
-        return Ok(irqs);
-    }
-    let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
-    match pci.enable_irqs(&fds, &[IrqMode::MsiX, IrqMode::Msi]) {
-        Ok(mode) => {
-            options.irq_mode = mode;
-            Ok(irqs)
-        }
-        Err(e) => {
-            log::warn!("{}: {e}; polling instead of interrupts", pci.name());
-            options.interrupt_timeout_ms = 0;
-            Ok(Vec::new())
-        }
-    }
-}
-
-/// The receive queues' interrupts of a PF opened with `o`, and the options as they apply:
-/// on hardware (`pci`) with the device's id, the vectors enabled ([`enable_vectors`]);
-/// on bare registers, only created ([`queue_interrupts`]).
+/// The receive queues' interrupts of a PF opened with `o` (one [`QueueInterrupt`] per
+/// receive queue, none when polling), and the options as they apply. On hardware (`pci`):
+/// the device's id, and VFIO signals queue `q`'s eventfd on vector `q` (MSI-X, else MSI;
+/// `irq_mode` is what was enabled); a device on sysfs cannot deliver interrupts: a
+/// warning, and polling. On bare registers nothing outside the device is set up.
 pub(crate) fn pf_vectors(
     o: &IxgbeOptions,
     pci: Option<&PciDevice>,
 ) -> Result<(IxgbeOptions, Vec<QueueInterrupt>)> {
     let mut o = o.clone();
-    let irqs = match pci {
-        Some(pci) => {
-            o.device_id = pci.id().device;
-            enable_vectors(pci, &mut o)?
-        }
-        None => queue_interrupts(&o)?,
+    let n = if o.interrupt_timeout_ms == 0 {
+        0
+    } else {
+        o.rx_queues
     };
+    let irqs: Vec<_> = (0..n)
+        .map(|_| QueueInterrupt::new(o.interrupt_timeout_ms))
+        .collect::<Result<_>>()?;
+    let Some(pci) = pci else { return Ok((o, irqs)) };
+    o.device_id = pci.id().device;
+    let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
+    if irqs.is_empty() {
+        return Ok((o, irqs));
+    }
+    match pci.enable_irqs(&fds, &[IrqMode::MsiX, IrqMode::Msi]) {
+        Ok(mode) => o.irq_mode = mode,
+        Err(e) => {
+            log::warn!("{}: {e}; polling instead of interrupts", pci.name());
+            o.interrupt_timeout_ms = 0;
+            return Ok((o, Vec::new()));
+        }
+    }
     Ok((o, irqs))
 }
 

@@ -94,13 +94,8 @@ pub(crate) enum XcastMode {
 impl XcastMode {
     /// The mode with number `n` in a reply, as text.
     pub(crate) fn describe(n: u32) -> &'static str {
-        match n {
-            0 => "none",
-            1 => "multicast",
-            2 => "all-multicast",
-            3 => "promiscuous",
-            _ => "unknown",
-        }
+        let names = ["none", "multicast", "all-multicast", "promiscuous"];
+        names.get(n as usize).unwrap_or(&"unknown")
     }
 }
 
@@ -133,13 +128,7 @@ impl ApiVersion {
 
     /// "1.x".
     pub fn name(self) -> &'static str {
-        match self {
-            ApiVersion::V1_0 => "1.0",
-            ApiVersion::V1_1 => "1.1",
-            ApiVersion::V1_2 => "1.2",
-            ApiVersion::V1_3 => "1.3",
-            ApiVersion::V1_4 => "1.4",
-        }
+        ["1.0", "2.0", "1.1", "1.2", "1.3", "1.4"][self as usize]
     }
 }
 
