@@ -233,17 +233,10 @@ impl<R: RegisterSpace> IgbDevice<R> {
             return;
         }
         r.write32(regs::GPIE, regs::GPIE_MSIX);
-        for q in 0..queues {
-            let shift = if q < 8 { 0 } else { 16 };
-            let entry = (q as u32 | regs::IVAR_VALID) << shift;
-            let ivar = r.read32(regs::ivar(q & 7)) & !(0xff << shift);
-            r.write32(regs::ivar(q & 7), ivar | entry);
-            r.write32(regs::eitr(q), RX_EITR);
-        }
-        let vectors = ((1u64 << queues) - 1) as u32;
-        r.write32(regs::EIAC, vectors);
-        r.write32(regs::EIAM, vectors);
-        r.write32(regs::EICR, vectors);
+        // IVAR(q mod 8) holds rx queue q's entry: bits 7:0 for q < 8, else 23:16.
+        let ivar = |q| (regs::ivar(q & 7), if q < 8 { 0 } else { 16 });
+        let auto = Some([regs::EIAC, regs::EIAM]);
+        irq::route_vectors(r, (IRQ_REGS, queues), ivar, (regs::eitr, RX_EITR), auto);
     }
 }
 
@@ -278,20 +271,10 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
 
     /// Adds the clear-on-read counters (82576 datasheet 8.19) to the accumulated ones.
     fn read_counters(&mut self) {
+        self.shell.add_good_counters();
         let r = |reg| u64::from(self.shell.regs.read32(reg));
-        // Low register first: reading the high one clears the pair.
-        let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
-        let (rx_packets, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
-        let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
         let queue_drops: u64 = (0..self.shell.queues().0).map(|q| r(regs::rqdpc(q))).sum();
-        let dropped = r(regs::MPC) + queue_drops;
-        let s = &mut self.shell.stats;
-        s.rx_packets += rx_packets;
-        s.tx_packets += tx_packets;
-        // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
-        s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
-        s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
-        s.rx_dropped += dropped;
+        self.shell.stats.rx_dropped += r(regs::MPC) + queue_drops;
     }
 
     /// Receive off, every queue disabled and read back disabled, then master disable and

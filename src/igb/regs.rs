@@ -69,8 +69,6 @@ pub const fn eitr(n: usize) -> usize {
 pub const fn ivar(n: usize) -> usize {
     0x01700 + 4 * n
 }
-/// IVAR entry: allocation valid.
-pub const IVAR_VALID: u32 = 0x80;
 
 // Receive (datasheet 8.9, 8.10).
 /// Receive Control.

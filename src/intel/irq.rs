@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::regs::IVAR_VALID;
 use super::ring::RxRing;
 use crate::error::Result;
 use crate::interrupts::{IrqAction, QueueInterrupt};
@@ -65,6 +66,32 @@ pub(crate) fn pf_vectors(
         }
     }
     Ok((o, irqs))
+}
+
+/// Routes receive queue `q`'s cause to MSI-X vector `q` for each of `queues` queues, as
+/// the 82599 (datasheet 7.3, 8.2.3.5) and the 82576 (7.3, 8.8) both do it: the queue's
+/// IVAR entry (`ivar(q)`: its register and bit position) with the valid bit, the
+/// vector's throttle (`eitr(q)` set to `itr`); with `auto` (MSI-X: EIAC and EIAM) causes
+/// that clear and mask themselves when their message goes out; old causes cleared (EICR,
+/// write 1b). Every vector stays masked: a queue unmasks its own only while it sleeps.
+pub(crate) fn route_vectors<R: RegisterSpace>(
+    r: &R,
+    (at, queues): (IrqRegs, usize),
+    ivar: impl Fn(usize) -> (usize, u32),
+    (eitr, itr): (fn(usize) -> usize, u32),
+    auto: Option<[usize; 2]>,
+) {
+    for q in 0..queues {
+        let (reg, shift) = ivar(q);
+        let entry = (q as u32 | IVAR_VALID) << shift;
+        r.write32(reg, r.read32(reg) & !(0xff << shift) | entry);
+        r.write32(eitr(q), itr);
+    }
+    let vectors = ((1u64 << queues) - 1) as u32;
+    for reg in auto.into_iter().flatten() {
+        r.write32(reg, vectors);
+    }
+    r.write32(at.eicr, vectors);
 }
 
 /// How the receive queues are woken, for the log: nothing when polling.

@@ -23,6 +23,10 @@ pub const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
 /// SRRCTL.DESCTYPE = 001b: advanced descriptors, one buffer.
 pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 0x1 << 25;
 
+/// IVAR entry: allocation valid (bit 7 of each 8-bit entry; 82599 IVAR_ALLOC_VAL,
+/// 8.2.3.5.17; 82576 IVAR_VALID, 8.8).
+pub const IVAR_VALID: u32 = 1 << 7;
+
 // Statistics (82599 8.2.3.23, 82576 8.19): clear on read.
 /// Good Packets Received Count.
 pub const GPRC: usize = 0x04074;

@@ -166,6 +166,21 @@ impl<R: RegisterSpace> Shell<R> {
         }
     }
 
+    /// Adds the good packet and octet counters of a PF, the same on the 82599 and the
+    /// 82576 (clear on read; the octet counters include the 4-byte CRC, which
+    /// [`DeviceStats`] does not count).
+    pub(crate) fn add_good_counters(&mut self) {
+        use super::regs::{GORC, GOTC, GPRC, GPTC};
+        let r = |reg| u64::from(self.regs.read32(reg));
+        // Low register first: reading the high one clears the pair.
+        let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
+        let (rp, tp, ro, to) = (r(GPRC), r(GPTC), pair(GORC), pair(GOTC));
+        let s = &mut self.stats;
+        (s.rx_packets, s.tx_packets) = (s.rx_packets + rp, s.tx_packets + tp);
+        s.rx_bytes += ro.saturating_sub(4 * rp);
+        s.tx_bytes += to.saturating_sub(4 * tp);
+    }
+
     /// After a device could not be stopped: takes bus mastering away, and if even that
     /// fails never gives the rings and buffers back (without an IOMMU the memory would be
     /// reused while the device may still write it).

@@ -598,36 +598,22 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// unmasks its own (EIMS) only while it sleeps, see `intel::irq`.
     fn init_interrupts(&self) {
         let r = &self.shell.regs;
-        let queues = self.shell.irqs.len();
         let msix = self.d.irq_mode == IrqMode::MsiX;
         // Mask everything while the causes are routed.
         self.mask_interrupts();
         // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
         // when a vector's message is sent, so a woken queue needs no EIMC write.
         if msix {
-            r.set_bits(
-                regs::GPIE,
-                regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT,
-            );
+            let bits = regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT;
+            r.set_bits(regs::GPIE, bits);
         }
-        for q in 0..queues {
-            // 7.3 / 8.2.3.5 IVAR: rx queue q's cause -> vector q, entry valid.
-            let shift = regs::ivar_rx_shift(q);
-            let entry = (q as u32 & regs::IVAR_ALLOC_MASK) | regs::IVAR_ALLOC_VAL;
-            let ivar = r.read32(regs::ivar(q / 2)) & !(0xff << shift);
-            r.write32(regs::ivar(q / 2), ivar | entry << shift);
-            // 7.3 / 8.2.3.5 EITR: throttle of vector q.
-            r.write32(regs::eitr(q), RX_EITR);
-        }
-        let vectors = vector_mask(queues);
-        if msix {
-            // 8.2.3.5 EIAC (MSI-X only): the queue causes clear themselves when their
-            // message goes out, so nobody has to read EICR. EIAM: and mask themselves.
-            r.write32(regs::EIAC, vectors);
-            r.write32(regs::eiam_ex(0), vectors);
-        }
-        // Old causes cleared (write 1b to clear); EIMS stays clear for the queues.
-        r.write32(regs::EICR, vectors);
+        // 8.2.3.5: IVAR(q / 2) holds rx queue q's entry; EIAC and EIAM_EX(0) (MSI-X only).
+        let ivar = |q| (regs::ivar(q / 2), regs::ivar_rx_shift(q));
+        let (at, auto) = (
+            (IRQ_REGS, self.shell.irqs.len()),
+            [regs::EIAC, regs::eiam_ex(0)],
+        );
+        irq::route_vectors(r, at, ivar, (regs::eitr, RX_EITR), msix.then_some(auto));
     }
 
     /// How the receive vectors are delivered; `None` when polling.
@@ -817,26 +803,19 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn read_stats(&mut self) {
         self.read_queue_stats();
         let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
-        // Low register first: reading the high one clears the pair.
-        let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
         let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
         let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
         let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
-        let (gprc, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
-        let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
         // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
         // RLEC), and the frames too short or too long to pass (RUC, ROC).
         let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
             .map(r)
             .iter()
             .sum();
+        self.shell.add_good_counters();
         let s = &mut self.shell.stats;
         s.rx_errors += errors;
-        s.rx_packets = (s.rx_packets + gprc).saturating_sub(qprdc);
-        s.tx_packets += tx_packets;
-        // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
-        s.rx_bytes += rx_bytes.saturating_sub(4 * gprc);
-        s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
+        s.rx_packets = s.rx_packets.saturating_sub(qprdc);
         s.rx_dropped += mpc + qprdc;
     }
 
@@ -936,9 +915,4 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
             self.shell.fence_off();
         }
     }
-}
-
-/// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
-fn vector_mask(queues: usize) -> u32 {
-    ((1u64 << queues) - 1) as u32
 }

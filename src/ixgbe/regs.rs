@@ -109,10 +109,6 @@ pub const fn ivar(n: usize) -> usize {
 pub const fn ivar_rx_shift(q: usize) -> u32 {
     16 * (q as u32 & 1)
 }
-/// IVAR entry: the vector number (bits 5:0 of each entry).
-pub const IVAR_ALLOC_MASK: u32 = 0x3f;
-/// IVAR entry valid bit (bit 7 of each entry).
-pub const IVAR_ALLOC_VAL: u32 = 1 << 7;
 
 // ---- Receive filtering, 8.2.3.7 ----
 /// Filter Control.
