@@ -114,11 +114,8 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
         dev.init_rx(dma, options)?;
         dev.init_tx(dma, options)?;
         dev.init_interrupts();
-        let s = &dev.shell;
-        let state = || format!("STATUS = {:#010x}", s.regs.read32(regs::STATUS));
-        let (timeout, require) = (options.link_timeout, options.require_link);
-        crate::intel::wait_for_link(name, timeout, require, || dev.speed(), state)?;
-        dev.log_ready(irq::describe(&s.irqs, IrqMode::MsiX));
+        dev.wait_for_link(options, || dev.speed(), ("STATUS", regs::STATUS))?;
+        dev.log_ready(irq::describe(&dev.shell.irqs, IrqMode::MsiX));
         Ok(dev)
     }
 }

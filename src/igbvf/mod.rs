@@ -109,8 +109,11 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
         if self.d.options.promisc || self.shell.promisc {
             crate::IxyDevice::set_promisc(self, true)?;
         }
-        let status = || self.shell.regs.read32(regs::STATUS);
-        self.wait_for_link(|| format!("the PF's STATUS = {:#010x}", status()))
+        self.wait_for_link(
+            &self.d.options,
+            || self.link(),
+            ("the PF's STATUS", regs::STATUS),
+        )
     }
 
     /// Link speed from the PF's STATUS (LU, SPEED), 0 while down.

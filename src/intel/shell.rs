@@ -234,6 +234,35 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         IntelDevice { shell, d, close }
     }
 
+    /// Waits up to `o.link_timeout` for `speed()` to turn non-zero, never forever. A link
+    /// still down is an error if `o.require_link`, else a warning; either names register
+    /// `state` (name, offset), which shows the link.
+    pub(crate) fn wait_for_link<X>(
+        &self,
+        o: &Options<X>,
+        speed: impl Fn() -> u32,
+        (reg, at): (&str, usize),
+    ) -> Result<()> {
+        let (name, start) = (&self.shell.name, std::time::Instant::now());
+        while speed() == 0 {
+            if start.elapsed() >= o.link_timeout {
+                let state = format!("{reg} = {:#010x}", self.shell.regs.read32(at));
+                let ms = o.link_timeout.as_millis();
+                let msg = format!(
+                    "link did not come up within {ms} ms ({state}); check the cable and the \
+                     link partner"
+                );
+                if o.require_link {
+                    return Err(Error::device(name, msg));
+                }
+                log::warn!("{name}: {msg}; continuing with the link down");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// The pool receive queue `queue` takes its buffers from, if the queue exists.
     pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
         self.shell.rx.get(usize::from(queue)).map(RxRing::pool)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::mailbox::{self, Mailbox, MailboxAt, msg};
 use super::ring::TxRing;
 use super::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
-use super::{Rolling, random_local_mac};
+use super::{advance, random_local_mac};
 use crate::DeviceConfig;
 use crate::error::Result;
 use crate::ixgbevf::{IxgbevfOptions, VfOptions};
@@ -37,9 +37,7 @@ pub struct Vf<X> {
     /// The address in use.
     pub(crate) mac: [u8; 6],
     /// rx packets, tx packets, rx octets, tx octets: rolling, not cleared on read.
-    counters: [Rolling; 4],
-    /// Their widths in bits.
-    widths: [u32; 4],
+    counters: [u64; 4],
     /// Empty polls / full rings since the last look at the mailbox.
     idle: u32,
     /// A PF reset was seen and re-initialisation has not succeeded yet.
@@ -55,15 +53,14 @@ pub struct Vf<X> {
 type VfDevice<X, R> = IntelDevice<Vf<X>, R>;
 
 impl<X> Vf<X> {
-    /// A VF that talks to its PF through `mbx`, with counters `widths` bits wide.
-    pub(crate) fn new(mbx: Mailbox, options: IxgbevfOptions, widths: [u32; 4], x: X) -> Self {
+    /// A VF that talks to its PF through `mbx`.
+    pub(crate) fn new(mbx: Mailbox, options: IxgbevfOptions, x: X) -> Self {
         Vf {
             mbx,
             options,
             perm_mac: [0; 6],
             mac: [0; 6],
-            counters: [Rolling::default(); 4],
-            widths,
+            counters: [0; 4],
             idle: 0,
             reinit_pending: false,
             pf_resets: 0,
@@ -179,7 +176,7 @@ where
     fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
         let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
         let s = Shell::new(on.name, on.regs, super::irq::NO_IRQS, Vec::new());
-        let vf = Vf::new(mbx, o.clone(), Self::COUNTER_BITS, X::default());
+        let vf = Vf::new(mbx, o.clone(), X::default());
         let mut dev = IntelDevice::new(s, vf);
         // On error `dev` is dropped, which stops its queues before the memory is freed.
         dev.handshake()?;
@@ -264,17 +261,8 @@ where
             self.request_mac(perm)?;
         }
         let now = self.counter_values();
-        for (c, now) in self.d.counters.iter_mut().zip(now) {
-            c.last = now;
-        }
+        self.d.counters = now;
         Ok(())
-    }
-
-    /// Waits for the link as the options say; `state` names the register that shows it.
-    pub(crate) fn wait_for_link(&self, state: impl Fn() -> String) -> Result<()> {
-        let o = &self.d.options;
-        let (name, timeout, require) = (&self.shell.name, o.link_timeout, o.require_link);
-        super::wait_for_link(name, timeout, require, || self.link(), state)
     }
 }
 
@@ -311,11 +299,9 @@ where
     /// without it. A VF has no drop, error or per-queue counters.
     fn read_counters(&mut self) {
         let now = self.counter_values();
-        let vf = &mut self.d;
-        let mut d = [0; 4];
-        for (((c, v), bits), d) in vf.counters.iter_mut().zip(now).zip(vf.widths).zip(&mut d) {
-            *d = c.advance(v, bits);
-        }
+        let last = &mut self.d.counters;
+        let d: [u64; 4] =
+            std::array::from_fn(|i| advance(&mut last[i], now[i], Self::COUNTER_BITS[i]));
         let s = &mut self.shell.stats;
         s.rx_packets += d[0];
         s.tx_packets += d[1];

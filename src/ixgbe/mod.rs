@@ -576,7 +576,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.init_interrupts();
         }
 
-        self.wait_for_link(o)?;
+        self.wait_for_link(o, || self.speed(), ("LINKS", regs::LINKS))?;
         self.log_ready(irq::describe(&self.shell.irqs, self.d.irq_mode));
         Ok(())
     }
@@ -784,13 +784,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.shell.enable_queue(&regs::tx_queue(q), 0, &what)?;
         }
         Ok(())
-    }
-
-    /// Waits up to `o.link_timeout` for LINKS.LINK_UP; never forever.
-    fn wait_for_link(&self, o: &IxgbeOptions) -> Result<()> {
-        let links = || format!("LINKS = {:#010x}", self.shell.regs.read32(regs::LINKS));
-        let (timeout, require) = (o.link_timeout, o.require_link);
-        crate::intel::wait_for_link(&self.shell.name, timeout, require, || self.speed(), links)
     }
 
     /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are

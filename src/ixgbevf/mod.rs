@@ -304,7 +304,7 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
             log::warn!("{}: {e}", self.shell.name);
         }
         self.register_mac()?;
-        self.wait_for_link(|| format!("VFLINKS = {:#010x}", self.shell.regs.read32(regs::VFLINKS)))
+        self.wait_for_link(&self.d.options, || self.link(), ("VFLINKS", regs::VFLINKS))
     }
 
     /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down. The VF does
