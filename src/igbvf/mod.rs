@@ -33,7 +33,6 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::igb::regs as pf;
 use crate::intel::mailbox::MailboxAt;
-use crate::intel::queue;
 use crate::intel::regs::{CTRL, CTRL_RST};
 use crate::intel::shell::IntelDevice;
 use crate::intel::shell::Queues2;
@@ -96,15 +95,8 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
 
     /// Steps 3 to 5 with the rings the VF has.
     fn start(&mut self) -> Result<()> {
-        let s = &mut self.shell;
-        s.rx[0].rearm();
-        s.tx[0].discard();
-        let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
-        queue::set_srrctl(&s.regs, regs::SRRCTL0, bsize, drop_en);
-        let (rx, tx) = (s.rx[0].descriptors(), s.tx[0].descriptors());
-        s.start_queue(&regs::rx_queue(0), rx, 0, "VF receive queue to enable")?;
-        s.start_queue(&regs::tx_queue(0), tx, 0, "VF transmit queue to enable")?;
-        s.rx[0].start(&s.regs);
+        let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
+        self.start_rings(|_| regs::SRRCTL0, bits, 0)?;
         self.register_mac()?;
         if self.d.options.promisc || self.shell.promisc {
             crate::IxyDevice::set_promisc(self, true)?;

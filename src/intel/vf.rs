@@ -161,8 +161,17 @@ where
 {
     const KIND: DriverKind = <Self as VfDriver<R>>::KIND;
 
+    /// Queue counts from `cfg`, defaults for the rest. A VF has no interrupt support yet:
+    /// an interrupt timeout is ignored, with a warning.
     fn options(cfg: &DeviceConfig) -> IxgbevfOptions {
-        let mut o = IxgbevfOptions::from_config(cfg);
+        if cfg.interrupt_timeout_ms != 0 {
+            let (name, ms) = (&cfg.pci_addr, cfg.interrupt_timeout_ms);
+            log::warn!(
+                "{name}: the VF drivers have no interrupt support yet: interrupt timeout \
+                 {ms} ms ignored, rx_batch polls"
+            );
+        }
+        let mut o = IxgbevfOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
         o.rx_ring_size = <Self as VfDriver<R>>::RX_RING_SIZE;
         o
     }
@@ -244,6 +253,35 @@ where
                 .err(format!("the PF refused MAC address {mac}: {why}")));
         }
         self.d.mac = mac;
+        Ok(())
+    }
+
+    /// Starts the rings the VF has, dropping frames left on them: receive queues with
+    /// advanced one-buffer descriptors sized to the pool buffers, dropping frames when out
+    /// of descriptors (`srrctl`: the register of queue `q`, its BSIZEPACKET field and
+    /// DROP_EN bit), then transmit queues (from [`VfDriver::tx_first`], with `tx_extra` in
+    /// their control register), each enabled; then all receive descriptors but one go to
+    /// the device.
+    pub(crate) fn start_rings(
+        &mut self,
+        srrctl: fn(usize) -> usize,
+        [bsize, drop_en]: [u32; 2],
+        tx_extra: u32,
+    ) -> Result<()> {
+        let (first, s) = (self.tx_first(), &mut self.shell);
+        for q in 0..s.rx.len() {
+            s.rx[q].rearm();
+            super::queue::set_srrctl(&s.regs, srrctl(q), bsize, drop_en);
+            let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
+            s.start_queue(&Self::QUEUE_REGS[0](q), s.rx[q].descriptors(), 0, &what)?;
+        }
+        for q in 0..s.tx.len() {
+            s.tx[q].discard();
+            let what = format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)");
+            let qr = Self::QUEUE_REGS[1](first + q);
+            s.start_queue(&qr, s.tx[q].descriptors(), tx_extra, &what)?;
+        }
+        s.rx.iter_mut().for_each(|ring| ring.start(&s.regs));
         Ok(())
     }
 

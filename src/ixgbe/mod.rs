@@ -786,32 +786,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         Ok(())
     }
 
-    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
-    /// MAC counters: they also count frames the DMA then drops for lack of descriptors
-    /// (SRRCTL.DROP_EN, counted in QPRDC; the 82598 datasheet says GPRC leaves out only
-    /// MPC's packet buffer misses, and MoonGen reads GPRC as frames at the NIC). So
-    /// `rx_packets` is GPRC minus QPRDC, the frames delivered into the rings (QPRDC read
-    /// first: a frame counted there is already in GPRC); `rx_bytes` (GORC) still
-    /// includes the dropped frames' octets, which no counter separates.
-    fn read_stats(&mut self) {
-        self.read_queue_stats();
-        let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
-        let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
-        let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
-        let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
-        // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
-        // RLEC), and the frames too short or too long to pass (RUC, ROC).
-        let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
-            .map(r)
-            .iter()
-            .sum();
-        self.shell.add_good_counters();
-        let s = &mut self.shell.stats;
-        s.rx_errors += errors;
-        s.rx_packets = s.rx_packets.saturating_sub(qprdc);
-        s.rx_dropped += mpc + qprdc;
-    }
-
     /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,
     /// QBTC; octets without the CRC, like the totals).
     fn read_queue_stats(&mut self) {
@@ -881,8 +855,30 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         Ok(())
     }
 
+    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
+    /// MAC counters: they also count frames the DMA then drops for lack of descriptors
+    /// (SRRCTL.DROP_EN, counted in QPRDC; the 82598 datasheet says GPRC leaves out only
+    /// MPC's packet buffer misses, and MoonGen reads GPRC as frames at the NIC). So
+    /// `rx_packets` is GPRC minus QPRDC, the frames delivered into the rings (QPRDC read
+    /// first: a frame counted there is already in GPRC); `rx_bytes` (GORC) still
+    /// includes the dropped frames' octets, which no counter separates.
     fn read_counters(&mut self) {
-        self.read_stats();
+        self.read_queue_stats();
+        let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
+        let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
+        let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
+        let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
+        // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
+        // RLEC), and the frames too short or too long to pass (RUC, ROC).
+        let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
+            .map(r)
+            .iter()
+            .sum();
+        self.shell.add_good_counters();
+        let s = &mut self.shell.stats;
+        s.rx_errors += errors;
+        s.rx_packets = s.rx_packets.saturating_sub(qprdc);
+        s.rx_dropped += mpc + qprdc;
     }
 
     /// Receive off, queues disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then

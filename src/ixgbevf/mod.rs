@@ -31,7 +31,6 @@ pub mod regs;
 
 use std::time::Duration;
 
-use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::mailbox::MailboxAt;
 use crate::intel::mailbox::{self, XcastMode, msg};
@@ -98,20 +97,6 @@ impl Default for IxgbevfOptions {
 }
 
 impl IxgbevfOptions {
-    /// The options a [`DeviceConfig`] asks for (queue counts; defaults for the rest). A VF
-    /// has no interrupt support yet: an interrupt timeout is ignored, with a warning.
-    pub fn from_config(cfg: &DeviceConfig) -> Self {
-        if cfg.interrupt_timeout_ms != 0 {
-            log::warn!(
-                "{}: the VF drivers have no interrupt support yet: interrupt timeout {} ms \
-                 ignored, rx_batch polls",
-                cfg.pci_addr,
-                cfg.interrupt_timeout_ms
-            );
-        }
-        Self::default().queues(cfg.rx_queues, cfg.tx_queues)
-    }
-
     /// Sets the mailbox timeout.
     pub fn mailbox_timeout(mut self, timeout: Duration) -> Self {
         self.mailbox_timeout = timeout;
@@ -210,33 +195,6 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
             .flat_map(move |q| [regs::rx_queue(q).ctl, regs::tx_queue(first + q).ctl])
     }
 
-    /// Receive queues: advanced one-buffer descriptors sized to the pool buffers, drop when
-    /// out of descriptors, ring, enable, then all descriptors but one to the device.
-    fn start_rx(&mut self) -> Result<()> {
-        let s = &mut self.shell;
-        for q in 0..s.rx.len() {
-            s.rx[q].rearm();
-            let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
-            crate::intel::queue::set_srrctl(&s.regs, regs::vfsrrctl(q), bsize, drop_en);
-            let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
-            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), 0, &what)?;
-            s.rx[q].start(&s.regs);
-        }
-        Ok(())
-    }
-
-    /// Transmit queues: ring, write-back thresholds, enable.
-    fn start_tx(&mut self) -> Result<()> {
-        let s = &mut self.shell;
-        for q in 0..s.tx.len() {
-            s.tx[q].discard();
-            let what = format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)");
-            let qr = regs::tx_queue(self.d.x.tx_first + q);
-            s.start_queue(&qr, s.tx[q].descriptors(), regs::VFTXDCTL_THRESH, &what)?;
-        }
-        Ok(())
-    }
-
     /// The mailbox API version agreed with the PF.
     pub fn api_version(&self) -> ApiVersion {
         self.d.x.api
@@ -292,8 +250,8 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
                 "{name}: the PF refused a maximum frame size of {MAX_FRAME} bytes (SET_LPE)"
             );
         }
-        self.start_rx()?;
-        self.start_tx()?;
+        let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
+        self.start_rings(regs::vfsrrctl, bits, regs::VFTXDCTL_THRESH)?;
         let want = self.d.options.promisc;
         if (want || self.d.x.api >= ApiVersion::V1_2)
             && let Err(e) = crate::IxyDevice::set_promisc(self, want)
