@@ -100,7 +100,7 @@ fn master_disable_held_back_is_a_warning_and_the_reset_goes_ahead() {
         log[0].starts_with("WARN model:0: ") && log[0].contains(want),
         "{log:?}"
     );
-    assert!(log[0].ends_with("; resetting anyway, twice"), "{log:?}");
+    assert!(log[0].ends_with("; resetting anyway"), "{log:?}");
     // Linux resets twice after a master disable timeout.
     assert_eq!(model.resets(&port).len(), 2);
 }
@@ -260,9 +260,12 @@ fn vf_queue_disable_held_back_is_logged_on_close() {
     let ((), log) = warnings(|| drop(dev));
     // The queue never stopped: its rings and buffers are leaked, not handed back.
     assert_eq!(log.len(), 2, "{log:?}");
-    let stuck = "ERROR model:vf0: timed out after 10 ms waiting for queue disable on close \
+    let stuck = "model:vf0: timed out after 10 ms waiting for queue disable on close \
                  (register 0x1028 = 0x02000000)";
-    assert_eq!(log[0], stuck);
+    assert!(
+        log[0].starts_with("ERROR") && log[0].ends_with(stuck),
+        "{log:?}"
+    );
     assert!(
         log[1].contains("queues still running") && log[1].contains("leaking"),
         "{log:?}"

@@ -139,7 +139,7 @@ fn init_follows_the_datasheet_and_brings_the_link_up() {
     // The MSI-X queue vector masks (EIMS_EX(0/1) at 0xAA0/0xAA4) were cleared too.
     assert_eq!((r(0xaa0), r(0xaa4)), (0, 0));
     for q in 0..2 {
-        assert_ne!(r(regs::rxdctl(q)) & regs::RXDCTL_ENABLE, 0, "rx queue {q}");
+        assert_ne!(r(regs::rxdctl(q)) & regs::XDCTL_ENABLE, 0, "rx queue {q}");
         let srrctl = r(regs::srrctl(q));
         assert_eq!(
             srrctl & regs::SRRCTL_DESCTYPE_MASK,
@@ -152,12 +152,12 @@ fn init_follows_the_datasheet_and_brings_the_link_up() {
         assert_eq!(r(regs::dca_rxctrl(q)) & regs::DCA_RXCTRL_RESERVED_BIT12, 0);
     }
     for q in 0..3 {
-        assert_ne!(r(regs::txdctl(q)) & regs::TXDCTL_ENABLE, 0, "tx queue {q}");
+        assert_ne!(r(regs::txdctl(q)) & regs::XDCTL_ENABLE, 0, "tx queue {q}");
         assert_eq!(r(regs::tdlen(q)), 512 * 16);
         assert_eq!(r(regs::tdt(q)), 0);
     }
     assert_eq!(
-        r(regs::rxdctl(2)) & regs::RXDCTL_ENABLE,
+        r(regs::rxdctl(2)) & regs::XDCTL_ENABLE,
         0,
         "only the queues asked for"
     );
@@ -647,8 +647,8 @@ fn closing_the_device_stops_dma_and_frees_memory() {
     drop(dev);
     assert_eq!(regs(&port).read32(regs::RXCTRL) & regs::RXCTRL_RXEN, 0);
     for q in 0..2 {
-        assert_eq!(regs(&port).read32(regs::rxdctl(q)) & regs::RXDCTL_ENABLE, 0);
-        assert_eq!(regs(&port).read32(regs::txdctl(q)) & regs::TXDCTL_ENABLE, 0);
+        assert_eq!(regs(&port).read32(regs::rxdctl(q)) & regs::XDCTL_ENABLE, 0);
+        assert_eq!(regs(&port).read32(regs::txdctl(q)) & regs::XDCTL_ENABLE, 0);
     }
     assert_eq!(dma.live_regions(), 0);
     // Frames arriving now are dropped by the device, not written into freed memory.

@@ -34,18 +34,16 @@ pub mod regs;
 
 use std::time::Duration;
 
+use crate::DeviceConfig;
 use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::queue;
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDriver, Shell};
-use crate::interrupts::QueueInterrupt;
-use crate::ixgbe::IxgbeOptions;
-use crate::memory::{DmaAllocator, Mempool};
-use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::queues::QueueControl;
+use crate::intel::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
+use crate::ixgbe::{IxgbeOptions, PfOptions};
+use crate::memory::DmaAllocator;
+use crate::pci::{DriverKind, IrqMode};
 use crate::registers::{MmioRegion, RegisterSpace};
-use crate::{DeviceConfig, DeviceStats};
 
 /// PCI device ids of the Intel 1 GbE physical functions the igb driver handles: the
 /// copper 82576, the one QEMU emulates and the driver is tested on (Linux
@@ -62,13 +60,6 @@ pub const MAX_QUEUES: u16 = 16;
 /// thread. The pool (4096 buffers) still holds a full ring twice.
 pub const RX_RING_SIZE: usize = 2048;
 
-/// Master disable timeout (Linux `igb_disable_pcie_master` polls up to 80 ms).
-const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
-/// Wait after setting CTRL.RST before registers are touched again (Linux
-/// `igb_reset_hw_82575` waits 1-2 ms).
-const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
-/// CTRL.RST self-clear timeout.
-const RESET_TIMEOUT: Duration = Duration::from_secs(1);
 /// EECD.AUTO_RD timeout (Linux `igb_get_auto_rd_done`: 10 ms, then goes on).
 const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 /// MDIC completion timeout (Linux `igb_read_phy_reg_mdic`: 1920 polls of 50 µs).
@@ -88,97 +79,48 @@ const IRQ_REGS: IrqRegs = IrqRegs {
 ///
 /// `R` is the register space (BAR0): [`MmioRegion`] on hardware ([`IgbDevice::open`]), a
 /// fake register file in tests ([`IgbDevice::with_registers`]).
-pub struct IgbDevice<R: RegisterSpace = MmioRegion> {
-    shell: Shell<R>,
-    /// Counters accumulated from the clear-on-read registers.
-    stats: DeviceStats,
-}
+pub type IgbDevice<R = MmioRegion> = IntelDevice<Igb, R>;
 
-/// Refuses queue counts and pools the 82576 cannot have.
-fn check(o: &IxgbeOptions) -> Result<()> {
-    o.check_queues("igb", [MAX_QUEUES; 2], "")
-}
+/// What an igb device knows besides its shell: nothing.
+pub struct Igb;
 
-impl IgbDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
-    /// asks, with DMA memory from hugepages.
-    ///
-    /// Refuses, before touching the device, options that cannot work, anything that is
-    /// not an 82576 physical function, and a missing hugetlbfs mount.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let mut options = IxgbeOptions::from_config(cfg);
-        options.rx_ring_size = RX_RING_SIZE;
-        check(&options)?;
-        shell::open_pf(
-            pci,
-            cfg,
-            DriverKind::Igb,
-            options,
-            |_, _| Ok(()),
-            Self::init,
-        )
-    }
-}
+impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
+    const KIND: DriverKind = DriverKind::Igb;
 
-impl<R: RegisterSpace> IgbDevice<R> {
-    /// Initialises the device behind `regs` (its BAR0) with rings and buffers from `dma`
-    /// as `options` ask (`device_id` is not used). `name` identifies it in messages. With
-    /// an interrupt timeout the registers are programmed for MSI-X, but no vector is
-    /// enabled outside the device: a queue's eventfd fires only when the caller signals it
-    /// ([`IgbDevice::queue_interrupt`]).
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &IxgbeOptions,
-    ) -> Result<Self> {
-        check(o)?;
-        Self::init(name, regs, dma, o, irq::queue_interrupts(o)?)
+    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
+        let mut o = IxgbeOptions::from_config(cfg);
+        o.rx_ring_size = RX_RING_SIZE;
+        o
     }
 
-    /// [`IgbDevice::with_registers`] with the queues' interrupts already created.
-    fn init(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        options: &IxgbeOptions,
-        mut irqs: Vec<QueueInterrupt>,
-    ) -> Result<Self> {
+    /// Queue counts and pools the 82576 cannot have (`device_id` is not used).
+    fn check(o: &IxgbeOptions, _: Option<u16>, _: &str) -> Result<()> {
+        o.check_queues("igb", [MAX_QUEUES; 2], "")
+    }
+
+    /// With an interrupt timeout the registers are programmed for MSI-X.
+    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
+        let (options, mut irqs) = irq::pf_vectors(o, on.pci)?;
+        let (options, name, dma) = (&options, on.name, on.dma);
         if !irqs.is_empty() && options.irq_mode != IrqMode::MsiX {
             log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
             irqs.clear();
         }
-        let shell = Shell::new(name, regs, IRQ_REGS, irqs);
-        let mut dev = IgbDevice {
-            shell,
-            stats: DeviceStats::default(),
-        };
+        let mut dev = IntelDevice::new(Shell::new(name, on.regs, IRQ_REGS, irqs), Igb);
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.reset()?;
         dev.start_link()?;
-        dev.zero_counters();
+        crate::IxyDevice::reset_stats(&mut dev);
         dev.init_rx(dma, options)?;
         dev.init_tx(dma, options)?;
         dev.init_interrupts();
-        let s = &dev.shell;
-        let state = || format!("STATUS = {:#010x}", s.regs.read32(regs::STATUS));
-        let (timeout, require) = (options.link_timeout, options.require_link);
-        crate::intel::wait_for_link(name, timeout, require, || dev.speed(), state)?;
-        log::info!(
-            "{name}: igb ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
-            crate::format_mac(&dev.mac()),
-            s.rx.len(),
-            s.tx.len(),
-            dev.speed(),
-            if s.irqs.is_empty() {
-                ""
-            } else {
-                ", MSI-X interrupts (one vector per rx queue)"
-            }
-        );
+        dev.wait_for_link(options, || dev.speed(), ("STATUS", regs::STATUS))?;
+        dev.log_ready(irq::describe(&dev.shell.irqs, IrqMode::MsiX));
         Ok(dev)
     }
+}
 
+impl<R: RegisterSpace> IgbDevice<R> {
     /// Masks every interrupt cause, legacy (IMC) and extended (EIMC).
     fn mask_interrupts(&self) {
         self.shell.regs.write32(regs::IMC, u32::MAX);
@@ -190,16 +132,8 @@ impl<R: RegisterSpace> IgbDevice<R> {
     fn reset(&self) -> Result<()> {
         let s = &self.shell;
         self.mask_interrupts();
-        s.regs.set_bits(regs::CTRL, regs::CTRL_GIO_MASTER_DISABLE);
-        let what = "master requests to stop (STATUS.GIO_MASTER_ENABLE)";
-        let mask = regs::STATUS_GIO_MASTER_ENABLE;
-        if let Err(e) = s.wait(regs::STATUS, mask, 0, MASTER_DISABLE_TIMEOUT, what) {
-            log::warn!("{}: {e}; resetting anyway", s.name);
-        }
-        s.regs.set_bits(regs::CTRL, regs::CTRL_RST);
-        std::thread::sleep(RESET_ACCESS_DELAY);
-        let what = "reset to complete (CTRL.RST)";
-        s.wait(regs::CTRL, regs::CTRL_RST, 0, RESET_TIMEOUT, what)?;
+        s.master_disable();
+        s.reset_ctrl(regs::CTRL_RST)?;
         self.mask_interrupts();
         let ard = regs::EECD_AUTO_RD;
         if s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD")
@@ -251,14 +185,13 @@ impl<R: RegisterSpace> IgbDevice<R> {
             // Queue 0 comes out of reset enabled; a ring is only changed while disabled.
             s.stop_queue(
                 qr.ctl,
-                regs::XDCTL_ENABLE,
                 QUEUE_TIMEOUT,
                 &format!("receive queue {q} to disable (XDCTL.ENABLE)"),
             )?;
             let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
             queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
             let what = format!("receive queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&qr, ring.descriptors(), [regs::XDCTL_ENABLE, 0], &what)?;
+            s.start_queue(&qr, ring.descriptors(), 0, &what)?;
             ring.start(&s.regs);
             s.rx.push(ring);
         }
@@ -277,12 +210,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
             let ring = TxRing::new(dma, o.tx_ring_size, qr.tail)?;
             s.stop_queue(
                 qr.ctl,
-                regs::XDCTL_ENABLE,
                 QUEUE_TIMEOUT,
                 &format!("transmit queue {q} to disable (XDCTL.ENABLE)"),
             )?;
             let what = format!("transmit queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&qr, ring.descriptors(), [regs::XDCTL_ENABLE, 0], &what)?;
+            s.start_queue(&qr, ring.descriptors(), 0, &what)?;
             s.tx.push(ring);
         }
         s.regs.set_bits(regs::TCTL, regs::TCTL_EN_PSP);
@@ -298,47 +230,16 @@ impl<R: RegisterSpace> IgbDevice<R> {
             return;
         }
         r.write32(regs::GPIE, regs::GPIE_MSIX);
-        for q in 0..queues {
-            let shift = if q < 8 { 0 } else { 16 };
-            let entry = (q as u32 | regs::IVAR_VALID) << shift;
-            let ivar = r.read32(regs::ivar(q & 7)) & !(0xff << shift);
-            r.write32(regs::ivar(q & 7), ivar | entry);
-            r.write32(regs::eitr(q), RX_EITR);
-        }
-        let vectors = ((1u64 << queues) - 1) as u32;
-        r.write32(regs::EIAC, vectors);
-        r.write32(regs::EIAM, vectors);
-        r.write32(regs::EICR, vectors);
-    }
-
-    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
-    /// `queue` signals.
-    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.shell.queue_interrupt(queue)
-    }
-
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.shell.rx_pool(queue)
+        // IVAR(q mod 8) holds rx queue q's entry: bits 7:0 for q < 8, else 23:16.
+        let ivar = |q| (regs::ivar(q & 7), if q < 8 { 0 } else { 16 });
+        let auto = Some([regs::EIAC, regs::EIAM]);
+        irq::route_vectors(r, (IRQ_REGS, queues), ivar, (regs::eitr, RX_EITR), auto);
     }
 }
 
 impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
-    type Regs = R;
     const NAME: &'static str = "igb";
-    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (82576 datasheet 8.10, 8.12).
-    const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
-        rx: (regs::rx_queue, regs::XDCTL_ENABLE),
-        tx: (regs::tx_queue, regs::XDCTL_ENABLE),
-    });
-
-    fn shell(&self) -> &Shell<R> {
-        &self.shell
-    }
-
-    fn shell_mut(&mut self) -> &mut Shell<R> {
-        &mut self.shell
-    }
+    const QUEUES: Option<Queues2> = Some([regs::rx_queue, regs::tx_queue]);
 
     /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
     fn mac(&self) -> [u8; 6] {
@@ -366,50 +267,21 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
     }
 
     /// Adds the clear-on-read counters (82576 datasheet 8.19) to the accumulated ones.
-    fn counters(&mut self) -> DeviceStats {
+    fn read_counters(&mut self) {
+        self.shell.add_good_counters();
         let r = |reg| u64::from(self.shell.regs.read32(reg));
-        // Low register first: reading the high one clears the pair.
-        let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
-        let (rx_packets, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
-        let (rx_bytes, tx_bytes) = (pair(regs::GORC), pair(regs::GOTC));
         let queue_drops: u64 = (0..self.shell.queues().0).map(|q| r(regs::rqdpc(q))).sum();
-        let dropped = r(regs::MPC) + queue_drops;
-        let (nombuf, tx_dropped) = self.shell.take_drops();
-        let s = &mut self.stats;
-        s.rx_packets += rx_packets;
-        s.tx_packets += tx_packets;
-        // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
-        s.rx_bytes += rx_bytes.saturating_sub(4 * rx_packets);
-        s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
-        s.rx_dropped += dropped;
-        s.rx_nombuf += nombuf;
-        s.tx_dropped += tx_dropped;
-        s.clone()
+        self.shell.stats.rx_dropped += r(regs::MPC) + queue_drops;
     }
 
-    fn zero_counters(&mut self) {
-        self.counters();
-        self.stats = DeviceStats::default();
-    }
-}
-
-impl<R: RegisterSpace> Drop for IgbDevice<R> {
-    /// Stops all DMA before the rings and buffers are freed: receive off, every queue
-    /// disabled and read back disabled, then master disable and a software reset. If the
-    /// reset fails, bus mastering is taken away (or the memory is never given back).
-    fn drop(&mut self) {
+    /// Receive off, every queue disabled and read back disabled, then master disable and
+    /// a software reset. If the reset fails, bus mastering is taken away (or the memory
+    /// is never given back).
+    fn close(&mut self) {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        let (rx, tx) = s.queues();
-        let rx = (0..rx).map(|q| (regs::rx_queue(q).ctl, "receive", q));
-        let tx = (0..tx).map(|q| (regs::tx_queue(q).ctl, "transmit", q));
-        for (ctl, kind, q) in rx.chain(tx) {
-            let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
-            if let Err(e) = s.stop_queue(ctl, regs::XDCTL_ENABLE, QUEUE_TIMEOUT, &what) {
-                log::warn!("{}: {e}", s.name);
-            }
-        }
+        s.disable_queues([regs::rx_queue, regs::tx_queue], QUEUE_TIMEOUT);
         if let Err(e) = self.reset() {
             log::error!("{}: {e}", self.shell.name);
             self.shell.fence_off();
@@ -644,37 +516,6 @@ mod tests {
                 .contains("PHY refused access to its register 0"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
-        use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        for (tag, vendor, device, driver, other) in [
-            ("igb-on-virtio", 0x1af4, 0x1000, "virtio-pci", "virtio"),
-            ("igb-on-82599", 0x8086, 0x10fb, "ixgbe", "ixgbe"),
-        ] {
-            let (root, _) = fake_sysfs(tag, [0, 0, 2], vendor, device, Some(driver));
-            let err = open_error(&root, |pci| IgbDevice::open(pci, &cfg));
-            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-            let which =
-                format!("the igb driver does not drive it; it is a device for the {other} driver");
-            assert!(err.to_string().contains(&which), "{tag}: {err}");
-            assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");
-        }
-        let (root, _) = fake_sysfs("igb-checks", [0, 0, 2], 0x8086, 0x10c9, Some("igb"));
-        let err = open_error(&root, |pci| {
-            IgbDevice::open(pci, &cfg.clone().queues(17, 1))
-        });
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: 17 rx queues requested: igb supports 1 to 16"
-        );
-        let err = open_error(&root, |pci| {
-            IgbDevice::open(pci, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"))
-        });
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
-        assert_eq!(unbind_written(&root, "igb"), "", "never unbound");
     }
 
     #[test]

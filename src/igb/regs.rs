@@ -4,26 +4,18 @@
 //! `drivers/net/ethernet/intel/igb/e1000_regs.h` and `e1000_defines.h`.
 
 use crate::intel::queue::{QueueRegs, queue_block};
+pub use crate::intel::regs::*;
 
-// General registers (datasheet 8.2; Linux e1000_regs.h, e1000_defines.h).
-/// Device Control.
-pub const CTRL: usize = 0x00000;
-/// CTRL.GIO_MASTER_DISABLE: no new master requests (for the reset).
-pub const CTRL_GIO_MASTER_DISABLE: u32 = 1 << 2;
+// General registers (datasheet 8.2; Linux e1000_regs.h, e1000_defines.h; CTRL, CTRL.RST
+// and STATUS: `crate::intel::regs`).
 /// CTRL.SLU: set link up (copper: the MAC follows the PHY's link).
 pub const CTRL_SLU: u32 = 1 << 6;
 /// CTRL.FRCSPD and CTRL.FRCDPX: forced speed and duplex (cleared: the PHY negotiates).
 pub const CTRL_FRCSPD_FRCDPX: u32 = 1 << 11 | 1 << 12;
-/// CTRL.RST: device software reset, self-clearing.
-pub const CTRL_RST: u32 = 1 << 26;
-/// Device Status.
-pub const STATUS: usize = 0x00008;
 /// STATUS.LU: link up.
 pub const STATUS_LU: u32 = 1 << 1;
 /// STATUS.SPEED: bits 7:6, 00b 10, 01b 100, 1xb 1000 Mb/s.
 pub const STATUS_SPEED_SHIFT: u32 = 6;
-/// STATUS.GIO_MASTER_ENABLE: master requests pending or allowed.
-pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
 /// EEPROM/Flash Control.
 pub const EECD: usize = 0x00010;
 /// EECD.AUTO_RD: the EEPROM auto-read after reset is done.
@@ -77,8 +69,6 @@ pub const fn eitr(n: usize) -> usize {
 pub const fn ivar(n: usize) -> usize {
     0x01700 + 4 * n
 }
-/// IVAR entry: allocation valid.
-pub const IVAR_VALID: u32 = 0x80;
 
 // Receive (datasheet 8.9, 8.10).
 /// Receive Control.
@@ -100,15 +90,9 @@ pub const RXCSUM: usize = 0x05000;
 pub const RXCSUM_PCSD: u32 = 1 << 13;
 /// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units, bits 6:0.
 pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x7f;
-/// SRRCTL.DESCTYPE = 001b (bits 27:25): advanced descriptors, one buffer.
-pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 1 << 25;
-/// SRRCTL.DESCTYPE field.
-pub const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
 /// SRRCTL.DROP_EN: drop frames when the queue has no descriptors (bit 31 on the 82576;
 /// bit 28 on the 82599).
 pub const SRRCTL_DROP_EN: u32 = 1 << 31;
-/// RXDCTL.ENABLE and TXDCTL.ENABLE (bit 25 of both).
-pub const XDCTL_ENABLE: u32 = 1 << 25;
 
 /// Ring registers of receive queue `n` (0..16): RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL in a
 /// 0x40-byte block per queue from 0x0C000 (queues 0-3 also at 0x02800 + 0x100 * n).
@@ -144,20 +128,10 @@ pub(crate) const fn tx_queue(n: usize) -> QueueRegs {
 pub const RAL0: usize = 0x05400;
 /// Receive Address High 0.
 pub const RAH0: usize = 0x05404;
-/// RAH.AV: address valid.
-pub const RAH_AV: u32 = 1 << 31;
 
 // Statistics (datasheet 8.19): clear on read.
 /// Missed Packets Count.
 pub const MPC: usize = 0x04010;
-/// Good Packets Received Count.
-pub const GPRC: usize = 0x04074;
-/// Good Packets Transmitted Count.
-pub const GPTC: usize = 0x04080;
-/// Good Octets Received Count, low and high (reading the high one clears the pair).
-pub const GORC: [usize; 2] = [0x04088, 0x0408c];
-/// Good Octets Transmitted Count, low and high.
-pub const GOTC: [usize; 2] = [0x04090, 0x04094];
 /// Receive Queue Drop Packet Count of queue `n` (frames dropped for SRRCTL.DROP_EN).
 pub const fn rqdpc(n: usize) -> usize {
     0x0c030 + 0x40 * n

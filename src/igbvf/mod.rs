@@ -30,16 +30,15 @@ pub mod regs;
 
 use std::time::Duration;
 
-use crate::DeviceConfig;
 use crate::error::Result;
 use crate::igb::regs as pf;
-use crate::intel::mailbox::Mailbox;
-use crate::intel::queue;
-use crate::intel::shell::{IntelDriver, Shell};
-use crate::intel::vf::{self, Vf, VfDriver};
+use crate::intel::mailbox::MailboxAt;
+use crate::intel::regs::{CTRL, CTRL_RST};
+use crate::intel::shell::IntelDevice;
+use crate::intel::shell::Queues2;
+use crate::intel::vf::{Vf, VfDriver};
 use crate::ixgbevf::IxgbevfOptions;
-use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, PciDevice};
+use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 pub use crate::intel::vf::PF_CHECK_INTERVAL;
@@ -62,93 +61,23 @@ const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 ///
 /// `R` is the register space (the VF's BAR0): [`MmioRegion`] on hardware
 /// ([`IgbvfDevice::open`]), a fake in tests ([`IgbvfDevice::with_registers`]).
-pub struct IgbvfDevice<R: RegisterSpace = MmioRegion> {
-    shell: Shell<R>,
-    vf: Vf,
-    options: IxgbevfOptions,
-}
+pub type IgbvfDevice<R = MmioRegion> = IntelDevice<Vf<Igbvf>, R>;
 
-impl IgbvfDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
-    /// with DMA memory from hugepages. Options, the device kind and the hugetlbfs mount
-    /// are checked before the device is touched.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        vf::open(pci, cfg, DriverKind::Igbvf, Self::with_registers)
-    }
-}
+/// What only an igbvf device knows: nothing.
+#[derive(Default)]
+pub struct Igbvf;
 
-impl<R: RegisterSpace> IgbvfDevice<R> {
-    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`, as
-    /// `options` ask. `name` identifies it in messages.
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        options: IxgbevfOptions,
-    ) -> Result<Self> {
-        Self::check(&options)?;
-        let mbx = Mailbox::new(name, options.mailbox_timeout, regs::MAILBOX);
-        let mut shell = Shell::new(name, regs, crate::intel::irq::NO_IRQS, Vec::new());
-        let tails = [|q| regs::rx_queue(q).tail, |q| regs::tx_queue(q).tail];
-        options.rings(&mut shell, dma, tails, 0)?;
-        let vf = Vf::new(mbx, [32; 4]);
-        let mut dev = IgbvfDevice { shell, vf, options };
-        // On error `dev` is dropped, which stops its queues before the memory is freed.
-        dev.handshake()?;
-        dev.start()?;
-        let (mac, speed) = (crate::format_mac(&dev.vf.mac), dev.speed());
-        log::info!("{name}: igbvf ready, MAC {mac}, link {speed} Mbit/s");
-        Ok(dev)
-    }
-
-    /// Disables both queue pairs and waits until they read back disabled.
-    fn stop_queues(&self) -> Result<()> {
-        let mut result = Ok(());
-        for q in 0..2 {
-            for ctl in [regs::rx_queue(q).ctl, regs::tx_queue(q).ctl] {
-                let what = format!("VF queue {q} to disable (XDCTL.ENABLE)");
-                result =
-                    result.and(
-                        self.shell
-                            .stop_queue(ctl, pf::XDCTL_ENABLE, QUEUE_TIMEOUT, &what),
-                    );
-            }
-        }
-        result
-    }
-
-    /// Looks at V2PMAILBOX for a PF reset and, if there was one (or an earlier
-    /// re-initialisation failed), initialises the VF again with its rings. Returns whether
-    /// it did. Frames on the rings are dropped; packets the caller holds are untouched.
-    pub fn check_pf_reset(&mut self) -> Result<bool> {
-        vf::check_pf_reset(self)
-    }
-
-    /// PF resets the driver recovered from.
-    pub fn pf_resets(&self) -> u64 {
-        self.vf.pf_resets
-    }
-
-    /// The MAC address the PF assigned to this VF.
-    pub fn permanent_mac(&self) -> [u8; 6] {
-        self.vf.perm_mac
-    }
-}
-
-impl<R: RegisterSpace> VfDriver for IgbvfDevice<R> {
-    type Regs = R;
+impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
     const NAME: &'static str = "igbvf";
+    const KIND: DriverKind = DriverKind::Igbvf;
     // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
     // ring size (see crate::igb::RX_RING_SIZE).
     const RX_RING_SIZE: usize = crate::igb::RX_RING_SIZE;
 
-    fn parts(&self) -> (&Shell<R>, &Vf) {
-        (&self.shell, &self.vf)
-    }
-
-    fn parts_mut(&mut self) -> (&mut Shell<R>, &mut Vf) {
-        (&mut self.shell, &mut self.vf)
-    }
+    const MAILBOX: MailboxAt = regs::MAILBOX;
+    /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32 bits each.
+    const COUNTER_BITS: [u32; 4] = [32; 4];
+    const QUEUE_REGS: Queues2 = [regs::rx_queue, regs::tx_queue];
 
     /// Steps 1 and 2: queues off, interrupts masked, reset, the end of a PF reset waited
     /// for; RESET (the MAC address).
@@ -158,40 +87,24 @@ impl<R: RegisterSpace> VfDriver for IgbvfDevice<R> {
         }
         let s = &self.shell;
         s.regs.write32(regs::EIMC, regs::EIMC_ALL);
-        s.regs.write32(regs::CTRL, pf::CTRL_RST);
-        self.vf.mbx.wait_reset_done(&s.regs)?;
-        let reply = self
-            .vf
-            .mbx
-            .request(&s.regs, &[crate::intel::mailbox::msg::RESET])?;
-        self.vf.take_assigned(&s.name, &reply)
+        s.regs.write32(CTRL, CTRL_RST);
+        self.d.mbx.wait_reset_done(&s.regs)?;
+        let reply = (self.d.mbx).request(&s.regs, &[crate::intel::mailbox::msg::RESET])?;
+        self.d.take_assigned(&s.name, &reply)
     }
 
     /// Steps 3 to 5 with the rings the VF has.
     fn start(&mut self) -> Result<()> {
-        let s = &mut self.shell;
-        s.rx[0].rearm();
-        s.tx[0].discard();
-        let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
-        queue::set_srrctl(&s.regs, regs::srrctl(0), bsize, drop_en);
-        let bits = [pf::XDCTL_ENABLE, 0];
-        let rx = (regs::rx_queue(0), s.rx[0].descriptors());
-        s.start_queue(&rx.0, rx.1, bits, "VF receive queue to enable")?;
-        let tx = (regs::tx_queue(0), s.tx[0].descriptors());
-        s.start_queue(&tx.0, tx.1, bits, "VF transmit queue to enable")?;
-        s.rx[0].start(&s.regs);
-        vf::register_mac(self)?;
-        if self.options.promisc || self.shell.promisc {
+        let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
+        self.start_rings(|_| regs::SRRCTL0, bits, 0)?;
+        self.register_mac()?;
+        if self.d.options.promisc || self.shell.promisc {
             crate::IxyDevice::set_promisc(self, true)?;
         }
-        let (s, o) = (&self.shell, &self.options);
-        let state = || format!("the PF's STATUS = {:#010x}", s.regs.read32(regs::STATUS));
-        crate::intel::wait_for_link(
-            &s.name,
-            o.link_timeout,
-            o.require_link,
+        self.wait_for_link(
+            &self.d.options,
             || self.link(),
-            state,
+            ("the PF's STATUS", regs::STATUS),
         )
     }
 
@@ -208,10 +121,7 @@ impl<R: RegisterSpace> VfDriver for IgbvfDevice<R> {
         } else {
             0
         };
-        let reply = self
-            .vf
-            .mbx
-            .request(&self.shell.regs, &[SET_PROMISC | info])?;
+        let reply = (self.d.mbx).request(&self.shell.regs, &[SET_PROMISC | info])?;
         if !reply.acked() {
             return Err(self.shell.err(
                 "the PF refused promiscuous mode (SET_PROMISC NACK): the Linux igb PF lets a \
@@ -225,24 +135,18 @@ impl<R: RegisterSpace> VfDriver for IgbvfDevice<R> {
         o.check_queues("igbvf", [MAX_QUEUES; 2], "")
     }
 
+    /// Both queue pairs off, each read back off.
+    fn stop_queues(&mut self) -> Result<()> {
+        let ctls = (0..2).flat_map(|q| [regs::rx_queue(q).ctl, regs::tx_queue(q).ctl]);
+        let what = "VF queue to disable (XDCTL.ENABLE)";
+        let stop = |ctl| self.shell.stop_queue(ctl, QUEUE_TIMEOUT, what);
+        ctls.map(stop).fold(Ok(()), Result::and)
+    }
+
     /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32-bit rolling counters.
-    fn read_counters(&self) -> [u64; 4] {
+    fn counter_values(&self) -> [u64; 4] {
         [regs::VFGPRC, regs::VFGPTC, regs::VFGORC, regs::VFGOTC]
             .map(|r| u64::from(self.shell.regs.read32(r)))
-    }
-}
-
-impl<R: RegisterSpace> Drop for IgbvfDevice<R> {
-    /// Stops the VF's DMA before its rings and buffers are freed: queues off and read back
-    /// off, then a VF reset. A queue that does not stop loses bus mastering, or if even
-    /// that fails its memory is never given back.
-    fn drop(&mut self) {
-        let stopped = self.stop_queues();
-        self.shell.regs.write32(regs::CTRL, pf::CTRL_RST);
-        if let Err(e) = stopped {
-            log::error!("{}: {e}", self.shell.name);
-            self.shell.fence_off();
-        }
     }
 }
 
@@ -333,7 +237,7 @@ mod tests {
     fn init_resets_takes_the_assigned_mac_and_starts_queue_0() {
         let fake = Fake::default();
         let dev =
-            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, options()).unwrap();
+            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, &options()).unwrap();
         assert_eq!(dev.mac_addr(), MAC);
         let [w1, w2] = mailbox::mac_words(MAC);
         assert_eq!(*fake.requests.borrow(), vec![msg::RESET, msg::SET_MAC_ADDR]);
@@ -344,8 +248,8 @@ mod tests {
         );
         assert_eq!(fake.mem.borrow()[&(regs::MAILBOX.mem + 8)], w2);
         let m = fake.mem.borrow();
-        assert_eq!(m[&regs::CTRL], pf::CTRL_RST);
-        assert_eq!(m[&regs::srrctl(0)], 1 << 25 | 1 << 31 | 3);
+        assert_eq!(m[&CTRL], CTRL_RST);
+        assert_eq!(m[&regs::SRRCTL0], 1 << 25 | 1 << 31 | 3);
         assert_eq!(
             m[&0x2800],
             dev.shell.rx[0].descriptors().bus_addr() as u32,
@@ -374,7 +278,7 @@ mod tests {
             ..Fake::default()
         };
         let mut dev =
-            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, options()).unwrap();
+            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, &options()).unwrap();
         let mac = dev.mac_addr();
         assert_eq!(mac[0] & 3, 2, "unicast, locally administered: {mac:x?}");
         let err = dev.set_promisc(true).unwrap_err();
@@ -388,7 +292,7 @@ mod tests {
     fn a_pf_reset_is_noticed_on_an_empty_poll_and_the_vf_starts_again() {
         let fake = Fake::default();
         let mut dev =
-            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, options()).unwrap();
+            IgbvfDevice::with_registers("fake-vf", fake.clone(), &HeapDma, &options()).unwrap();
         fake.pending.set(VFMAILBOX_RSTD);
         fake.mem.borrow_mut().insert(0x2828, 0);
         let mut q = VecDeque::new();
@@ -408,26 +312,6 @@ mod tests {
             fake.mem.borrow()[&0x2828] & pf::XDCTL_ENABLE,
             pf::XDCTL_ENABLE
         );
-    }
-
-    #[test]
-    fn open_refuses_wrong_devices_and_two_queues_before_unbinding() {
-        use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        let (root, _) = fake_sysfs("igbvf-on-pf", [0, 0, 2], 0x8086, 0x10c9, Some("igb"));
-        let err = open_error(&root, |pci| IgbvfDevice::open(pci, &cfg));
-        let which = "the igbvf driver does not drive it; it is a device for the igb driver";
-        assert!(err.to_string().contains(which), "{err}");
-        assert_eq!(unbind_written(&root, "igb"), "");
-        let (root, _) = fake_sysfs("igbvf-checks", [0, 0, 2], 0x8086, 0x10ca, Some("igbvf"));
-        let err = open_error(&root, |pci| {
-            IgbvfDevice::open(pci, &cfg.clone().queues(2, 1))
-        });
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: 2 rx queues requested: igbvf supports 1 to 1"
-        );
-        assert_eq!(unbind_written(&root, "igbvf"), "");
     }
 
     #[test]

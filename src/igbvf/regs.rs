@@ -7,8 +7,8 @@
 use crate::intel::mailbox::MailboxAt;
 use crate::intel::queue::{QueueRegs, queue_block};
 
-/// VF Control (VTCTRL; CTRL.RST resets the VF's queues).
-pub const CTRL: usize = 0x00000;
+// VF Control (VTCTRL) and its RST bit, which resets the VF's queues, are the PF's CTRL
+// and CTRL.RST: `crate::intel::regs`.
 /// Device Status: the PF's, read-only (link up and speed).
 pub const STATUS: usize = 0x00008;
 /// VF Extended Interrupt Mask Clear (VTEIMC); its three vectors are bits 2:0.
@@ -28,10 +28,8 @@ pub(crate) const fn rx_queue(n: usize) -> QueueRegs {
     queue_block(0x02800 + 0x100 * n)
 }
 
-/// SRRCTL of VF receive queue `n`.
-pub const fn srrctl(n: usize) -> usize {
-    0x0280c + 0x100 * n
-}
+/// SRRCTL of VF receive queue 0, the one the driver uses.
+pub const SRRCTL0: usize = 0x0280c;
 
 /// Ring registers of VF transmit queue `n` (TDBAL ... TXDCTL from 0x03800 + 0x100 n).
 pub(crate) const fn tx_queue(n: usize) -> QueueRegs {

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::regs::IVAR_VALID;
 use super::ring::RxRing;
 use crate::error::Result;
 use crate::interrupts::{IrqAction, QueueInterrupt};
@@ -32,39 +33,73 @@ pub(crate) const NO_IRQS: IrqRegs = IrqRegs {
     eicr: 0,
 };
 
-/// One [`QueueInterrupt`] per receive queue, none when polling.
-pub(crate) fn queue_interrupts(options: &IxgbeOptions) -> Result<Vec<QueueInterrupt>> {
-    if options.interrupt_timeout_ms == 0 {
-        return Ok(Vec::new());
-    }
-    (0..options.rx_queues)
-        .map(|_| QueueInterrupt::new(options.interrupt_timeout_ms))
-        .collect()
-}
-
-/// Creates one [`QueueInterrupt`] per receive queue and has VFIO signal queue `q`'s
-/// eventfd on vector `q` (MSI-X, else MSI; `options.irq_mode` is set to what was enabled).
-/// A device on sysfs cannot deliver interrupts: a warning, `options` switched to polling,
-/// and no interrupts.
-pub(crate) fn enable_vectors(
-    pci: &PciDevice,
-    options: &mut IxgbeOptions,
-) -> Result<Vec<QueueInterrupt>> {
-    let irqs = queue_interrupts(options)?;
-    if irqs.is_empty() {
-        return Ok(irqs);
-    }
+/// The receive queues' interrupts of a PF opened with `o` (one [`QueueInterrupt`] per
+/// receive queue, none when polling), and the options as they apply. On hardware (`pci`):
+/// the device's id, and VFIO signals queue `q`'s eventfd on vector `q` (MSI-X, else MSI;
+/// `irq_mode` is what was enabled); a device on sysfs cannot deliver interrupts: a
+/// warning, and polling. On bare registers nothing outside the device is set up.
+pub(crate) fn pf_vectors(
+    o: &IxgbeOptions,
+    pci: Option<&PciDevice>,
+) -> Result<(IxgbeOptions, Vec<QueueInterrupt>)> {
+    let mut o = o.clone();
+    let n = if o.interrupt_timeout_ms == 0 {
+        0
+    } else {
+        o.rx_queues
+    };
+    let irqs: Vec<_> = (0..n)
+        .map(|_| QueueInterrupt::new(o.interrupt_timeout_ms))
+        .collect::<Result<_>>()?;
+    let Some(pci) = pci else { return Ok((o, irqs)) };
+    o.device_id = pci.id().device;
     let fds: Vec<_> = irqs.iter().map(QueueInterrupt::eventfd).collect();
+    if irqs.is_empty() {
+        return Ok((o, irqs));
+    }
     match pci.enable_irqs(&fds, &[IrqMode::MsiX, IrqMode::Msi]) {
-        Ok(mode) => {
-            options.irq_mode = mode;
-            Ok(irqs)
-        }
+        Ok(mode) => o.irq_mode = mode,
         Err(e) => {
             log::warn!("{}: {e}; polling instead of interrupts", pci.name());
-            options.interrupt_timeout_ms = 0;
-            Ok(Vec::new())
+            o.interrupt_timeout_ms = 0;
+            return Ok((o, Vec::new()));
         }
+    }
+    Ok((o, irqs))
+}
+
+/// Routes receive queue `q`'s cause to MSI-X vector `q` for each of `queues` queues, as
+/// the 82599 (datasheet 7.3, 8.2.3.5) and the 82576 (7.3, 8.8) both do it: the queue's
+/// IVAR entry (`ivar(q)`: its register and bit position) with the valid bit, the
+/// vector's throttle (`eitr(q)` set to `itr`); with `auto` (MSI-X: EIAC and EIAM) causes
+/// that clear and mask themselves when their message goes out; old causes cleared (EICR,
+/// write 1b). Every vector stays masked: a queue unmasks its own only while it sleeps.
+pub(crate) fn route_vectors<R: RegisterSpace>(
+    r: &R,
+    (at, queues): (IrqRegs, usize),
+    ivar: impl Fn(usize) -> (usize, u32),
+    (eitr, itr): (fn(usize) -> usize, u32),
+    auto: Option<[usize; 2]>,
+) {
+    for q in 0..queues {
+        let (reg, shift) = ivar(q);
+        let entry = (q as u32 | IVAR_VALID) << shift;
+        r.write32(reg, r.read32(reg) & !(0xff << shift) | entry);
+        r.write32(eitr(q), itr);
+    }
+    let vectors = ((1u64 << queues) - 1) as u32;
+    for reg in auto.into_iter().flatten() {
+        r.write32(reg, vectors);
+    }
+    r.write32(at.eicr, vectors);
+}
+
+/// How the receive queues are woken, for the log: nothing when polling.
+pub(crate) fn describe(irqs: &[QueueInterrupt], mode: IrqMode) -> &'static str {
+    match (irqs.is_empty(), mode) {
+        (true, _) => "",
+        (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
+        (false, IrqMode::Msi) => ", MSI interrupts",
     }
 }
 

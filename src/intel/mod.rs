@@ -7,11 +7,13 @@
 //!   parameters.
 //! * [`queue`] — pointing a queue at a ring and enabling it, given the queue's register
 //!   offsets; used by all four drivers.
-//! * [`shell`] — what every driver holds (registers, rings, interrupts, PCI device), its
-//!   open sequence and the `IxyDevice` implementation; each driver adds its init, link,
-//!   MAC, promiscuous mode and counters.
+//! * [`shell`] — the device every driver is, [`IntelDevice`](shell::IntelDevice): the
+//!   shell (registers, rings, interrupts, counters, PCI device) with the driver's own
+//!   state; its open sequence and the `IxyDevice` implementation; each driver adds its
+//!   init, link, MAC, promiscuous mode, counters and close.
 //! * [`vf`] — what the VF drivers share besides: the assigned MAC, rolling counters and
 //!   recovery from PF resets.
+//! * [`regs`] — the registers with the same offset and meaning on the 82599 and 82576.
 //! * [`mailbox`] — the PF/VF mailbox, VF side (82599 datasheet 7.10.2, SR-IOV support;
 //!   the 82576's has the same protocol at other offsets), used by ixgbevf and igbvf.
 //! * [`irq`] — the MSI-X receive-interrupt path of ixgbe and igb.
@@ -19,64 +21,12 @@
 pub(crate) mod irq;
 pub(crate) mod mailbox;
 pub(crate) mod queue;
+pub mod regs;
 pub(crate) mod ring;
 pub(crate) mod shell;
 pub(crate) mod vf;
 
-use crate::error::Result;
 use crate::registers::RegisterSpace;
-
-/// Checks the queue counts (`[(rx, max, why), (tx, max, why)]`: 1 to `max` of each,
-/// `why` explaining the limit) and that a receive pool of `pool` buffers can fill a ring
-/// of `ring` descriptors.
-pub(crate) fn check_options(
-    driver: &str,
-    queues: [(u16, u16, &str); 2],
-    pool: u32,
-    ring: usize,
-) -> Result<()> {
-    for (what, (n, max, why)) in ["rx", "tx"].into_iter().zip(queues) {
-        if n == 0 || n > max {
-            return Err(crate::Error::config(format!(
-                "{n} {what} queues requested: {driver} supports 1 to {max}{why}"
-            )));
-        }
-    }
-    if (pool as usize) < ring {
-        return Err(crate::Error::config(format!(
-            "receive pool of {pool} buffers is smaller than the receive ring ({ring})"
-        )));
-    }
-    Ok(())
-}
-
-/// Waits up to `timeout` for `speed()` to turn non-zero, never forever. A link still down
-/// is an error if `require`, else a warning (`state()` names the register that shows it).
-pub(crate) fn wait_for_link(
-    name: &str,
-    timeout: std::time::Duration,
-    require: bool,
-    speed: impl Fn() -> u32,
-    state: impl Fn() -> String,
-) -> Result<()> {
-    let start = std::time::Instant::now();
-    while speed() == 0 {
-        if start.elapsed() >= timeout {
-            let msg = format!(
-                "link did not come up within {} ms ({}); check the cable and the link partner",
-                timeout.as_millis(),
-                state()
-            );
-            if require {
-                return Err(crate::Error::device(name, msg));
-            }
-            log::warn!("{name}: {msg}; continuing with the link down");
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Ok(())
-}
 
 /// The RSS key: the 40-byte default key of the Microsoft RSS specification (6d 5a 56 da
 /// 25 5b ...), which the 82599 datasheet's verification suite (7.1.2.8.3) and DPDK's ixgbe
@@ -129,22 +79,12 @@ pub(crate) fn byte_fields(n: usize, entry: impl Fn(usize) -> usize) -> u32 {
     (0..4).fold(0, |r, i| r | (entry(4 * n + i) as u32) << (8 * i))
 }
 
-/// A rolling hardware counter `bits` wide, accumulated into 64 bits.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Rolling {
-    /// The last reading.
-    pub(crate) last: u64,
-    /// Everything counted since the first reading.
-    pub(crate) total: u64,
-}
-
-impl Rolling {
-    /// Adds the distance from the last reading to `now`, modulo 2^`bits`.
-    pub(crate) fn advance(&mut self, now: u64, bits: u32) {
-        let mask = (1u64 << bits) - 1;
-        self.total += now.wrapping_sub(self.last) & mask;
-        self.last = now;
-    }
+/// What a rolling hardware counter `bits` wide counted from reading `last` to `now`
+/// (modulo 2^`bits`); `now` becomes the last reading.
+pub(crate) fn advance(last: &mut u64, now: u64, bits: u32) -> u64 {
+    let delta = now.wrapping_sub(*last) & ((1u64 << bits) - 1);
+    *last = now;
+    delta
 }
 
 /// A random unicast, locally administered MAC address (bit 0 of the first byte clear,
@@ -182,17 +122,10 @@ mod tests {
 
     #[test]
     fn rolling_counters_wrap_at_their_width() {
-        let mut r = Rolling {
-            last: 0xffff_fff0,
-            total: 0,
-        };
-        r.advance(0x10, 32);
-        assert_eq!(r.total, 0x20);
-        let mut o = Rolling {
-            last: 0xf_ffff_ff00,
-            total: 5,
-        };
-        o.advance(0x100, 36);
-        assert_eq!(o.total, 5 + 0x200);
+        let mut last = 0xffff_fff0;
+        assert_eq!(advance(&mut last, 0x10, 32), 0x20);
+        assert_eq!(last, 0x10);
+        let mut last = 0xf_ffff_ff00;
+        assert_eq!(advance(&mut last, 0x100, 36), 0x200);
     }
 }

@@ -5,7 +5,6 @@
 
 use super::ring::DescRing;
 use crate::ixgbe::POOL_ENTRY_SIZE;
-use crate::ixgbe::regs as pf;
 use crate::memory::mempool::HEADROOM;
 use crate::registers::RegisterSpace;
 
@@ -47,10 +46,10 @@ pub(crate) const fn queue_block(block: usize) -> QueueRegs {
 /// `bsize_mask`, is wider and its DROP_EN, `drop_en`, elsewhere: 82576 datasheet 8.10).
 pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize, bsize_mask: u32, drop_en: u32) {
     let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
-    let keep = regs.read32(srrctl) & !(pf::SRRCTL_DESCTYPE_MASK | bsize_mask);
+    let keep = regs.read32(srrctl) & !(super::regs::SRRCTL_DESCTYPE_MASK | bsize_mask);
     regs.write32(
         srrctl,
-        keep | pf::SRRCTL_DESCTYPE_ADV_ONEBUF | drop_en | buf_kb,
+        keep | super::regs::SRRCTL_DESCTYPE_ADV_ONEBUF | drop_en | buf_kb,
     );
 }
 

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use super::irq::{self, IrqRegs};
 use super::queue::{self, QueueRegs};
+use super::regs::XDCTL_ENABLE;
 use super::ring::{DescRing, RxRing, TxRing};
 use crate::error::{Error, Result};
 use crate::interrupts::QueueInterrupt;
-use crate::ixgbe::IxgbeOptions;
+use crate::ixgbe::Options;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DeviceId, DriverKind, PciDevice};
 use crate::queues::{self, QueueControl, Queues};
@@ -35,6 +36,8 @@ pub(crate) struct Shell<R> {
     /// Where the extended interrupt registers are (used only with `irqs`).
     pub(crate) irq_at: IrqRegs,
     pub(crate) promisc: bool,
+    /// Counters accumulated since open or `reset_stats`.
+    pub(crate) stats: DeviceStats,
     /// Keeps the PCI device (and the claim on it) while the driver runs. Last: dropped
     /// after the rings, so its VFIO mappings outlive them.
     pub(crate) pci: Option<PciDevice>,
@@ -52,6 +55,7 @@ impl<R: RegisterSpace> Shell<R> {
             irqs,
             irq_at,
             promisc: false,
+            stats: DeviceStats::default(),
             pci: None,
         }
     }
@@ -84,36 +88,25 @@ impl<R: RegisterSpace> Shell<R> {
         &self,
         qr: &QueueRegs,
         ring: &DescRing,
-        bits: [u32; 2],
+        extra: u32,
         what: &str,
     ) -> Result<()> {
         queue::program_ring(&self.regs, qr, ring);
-        self.enable_queue(qr, bits, what)
+        self.enable_queue(qr, extra, what)
     }
 
-    /// Sets `enable` in the queue control register (keeping its other bits, with `extra`
-    /// or'd in) and waits until it reads back as set, which the datasheet requires before
-    /// the tail may move (82599 datasheet 4.6.7.1, 4.6.8.1).
-    pub(crate) fn enable_queue(
-        &self,
-        qr: &QueueRegs,
-        [enable, extra]: [u32; 2],
-        what: &str,
-    ) -> Result<()> {
-        self.regs.set_bits(qr.ctl, extra | enable);
-        self.wait(qr.ctl, enable, enable, QUEUE_TIMEOUT, what)
+    /// Sets the ENABLE bit in the queue control register (keeping its other bits, with
+    /// `extra` or'd in) and waits until it reads back as set, which the datasheet requires
+    /// before the tail may move (82599 datasheet 4.6.7.1, 4.6.8.1).
+    pub(crate) fn enable_queue(&self, qr: &QueueRegs, extra: u32, what: &str) -> Result<()> {
+        self.regs.set_bits(qr.ctl, extra | XDCTL_ENABLE);
+        self.wait(qr.ctl, XDCTL_ENABLE, XDCTL_ENABLE, QUEUE_TIMEOUT, what)
     }
 
-    /// Clears `enable` in queue control register `ctl` and waits until it reads back clear.
-    pub(crate) fn stop_queue(
-        &self,
-        ctl: usize,
-        enable: u32,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<()> {
-        queue::disable_queue(&self.regs, ctl, enable);
-        self.wait(ctl, enable, 0, timeout, what)
+    /// Clears ENABLE in queue control register `ctl` and waits until it reads back clear.
+    pub(crate) fn stop_queue(&self, ctl: usize, timeout: Duration, what: &str) -> Result<()> {
+        queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
+        self.wait(ctl, XDCTL_ENABLE, 0, timeout, what)
     }
 
     /// A receive ring of `size` descriptors with a pool of `entries` buffers of its own,
@@ -127,22 +120,65 @@ impl<R: RegisterSpace> Shell<R> {
         RxRing::new(dma, size, pool, tail)
     }
 
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub(crate) fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.rx.get(usize::from(queue)).map(RxRing::pool)
+    /// The master disable algorithm before a reset (82599 datasheet 5.2.5.3.2; Linux
+    /// `igb_disable_pcie_master` does the same on the 82576): no new master requests
+    /// (CTRL.GIO_MASTER_DISABLE), then wait until none is pending. A timeout is logged
+    /// and the reset goes ahead, as in Linux: the reset is what stops the device for
+    /// good. Returns whether the requests stopped.
+    pub(crate) fn master_disable(&self) -> bool {
+        use super::regs::{CTRL, CTRL_GIO_MASTER_DISABLE, STATUS, STATUS_GIO_MASTER_ENABLE};
+        self.regs.set_bits(CTRL, CTRL_GIO_MASTER_DISABLE);
+        let what = "master requests to stop (STATUS.GIO_MASTER_ENABLE)";
+        let stopped = self.wait(STATUS, STATUS_GIO_MASTER_ENABLE, 0, MASTER_TIMEOUT, what);
+        if let Err(e) = &stopped {
+            log::warn!("{}: {e}; resetting anyway", self.name);
+        }
+        stopped.is_ok()
     }
 
-    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
-    /// `queue` signals.
-    pub(crate) fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.irqs.get(usize::from(queue))
+    /// Sets reset bit(s) `bits` in CTRL, waits the ~1 ms before any access (82599
+    /// datasheet 8.2.3.1.1; Linux `igb_reset_hw_82575` waits 1-2 ms), then until they and
+    /// CTRL.RST read 0 (Linux `IXGBE_CTRL_RST_MASK`).
+    pub(crate) fn reset_ctrl(&self, bits: u32) -> Result<()> {
+        use super::regs::{CTRL, CTRL_RST};
+        self.regs.set_bits(CTRL, bits);
+        std::thread::sleep(Duration::from_millis(1));
+        let what = "reset to complete (CTRL.RST)";
+        self.wait(CTRL, bits | CTRL_RST, 0, Duration::from_secs(1), what)
     }
 
-    /// The rings' own drop counters since the last call: (no-buffer polls, unsendable
-    /// packets).
-    pub(crate) fn take_drops(&mut self) -> (u64, u64) {
-        let nombuf = self.rx.iter_mut().map(RxRing::take_nombuf).sum();
-        (nombuf, self.tx.iter_mut().map(TxRing::take_dropped).sum())
+    /// Disables every receive and transmit queue the device has (also those split off;
+    /// `queues` gives their registers), then waits up to `timeout` for each to read back
+    /// disabled (82599 datasheet 4.6.7.1.2, 4.6.8.1; the 82576's queues the same). One
+    /// that stays enabled is logged: the reset that follows stops it.
+    pub(crate) fn disable_queues(&self, queues: Queues2, timeout: Duration) {
+        let (rx, tx) = self.queues();
+        let rx = (0..rx).map(|q| (queues[0](q).ctl, "receive", q));
+        let ctls = rx.chain((0..tx).map(|q| (queues[1](q).ctl, "transmit", q)));
+        for (ctl, ..) in ctls.clone() {
+            queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
+        }
+        for (ctl, kind, q) in ctls {
+            let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
+            if let Err(e) = self.wait(ctl, XDCTL_ENABLE, 0, timeout, &what) {
+                log::warn!("{}: {e}", self.name);
+            }
+        }
+    }
+
+    /// Adds the good packet and octet counters of a PF, the same on the 82599 and the
+    /// 82576 (clear on read; the octet counters include the 4-byte CRC, which
+    /// [`DeviceStats`] does not count).
+    pub(crate) fn add_good_counters(&mut self) {
+        use super::regs::{GORC, GOTC, GPRC, GPTC};
+        let r = |reg| u64::from(self.regs.read32(reg));
+        // Low register first: reading the high one clears the pair.
+        let pair = |[lo, hi]: [usize; 2]| r(lo) | r(hi) << 32;
+        let (rp, tp, ro, to) = (r(GPRC), r(GPTC), pair(GORC), pair(GOTC));
+        let s = &mut self.stats;
+        (s.rx_packets, s.tx_packets) = (s.rx_packets + rp, s.tx_packets + tp);
+        s.rx_bytes += ro.saturating_sub(4 * rp);
+        s.tx_bytes += to.saturating_sub(4 * tp);
     }
 
     /// After a device could not be stopped: takes bus mastering away, and if even that
@@ -164,19 +200,104 @@ impl<R: RegisterSpace> Shell<R> {
     }
 }
 
+/// The register blocks of receive queue `n` and of transmit queue `n`.
+pub(crate) type Queues2 = [fn(usize) -> QueueRegs; 2];
+
 /// Queue enable read-back timeout (4.6.7, 4.6.8 give none).
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` and
+/// `igb_disable_pcie_master` poll for up to 80 ms).
+const MASTER_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// An Intel device: the part every Intel driver shares (registers, rings, receive
+/// interrupts, counters, PCI device) and the driver's own state `D`
+/// ([`Ixgbe`](crate::ixgbe::Ixgbe), [`Igb`](crate::igb::Igb), or a VF's
+/// [`Vf`](crate::ixgbevf::Vf)). The drivers name theirs: [`IxgbeDevice`](crate::ixgbe::IxgbeDevice),
+/// [`IgbDevice`](crate::igb::IgbDevice), [`IxgbevfDevice`](crate::ixgbevf::IxgbevfDevice),
+/// [`IgbvfDevice`](crate::igbvf::IgbvfDevice); the [`IxyDevice`] implementation and the
+/// closing on drop (which stops all DMA before the memory is freed) are this one.
+pub struct IntelDevice<D, R: RegisterSpace = MmioRegion> {
+    pub(crate) shell: Shell<R>,
+    pub(crate) d: D,
+    /// [`IntelDriver::close`], run on drop (a field: `Drop` cannot ask for the driver
+    /// trait).
+    close: fn(&mut Self),
+}
+
+impl<D, R: RegisterSpace> IntelDevice<D, R> {
+    /// The device with the driver's state, closed with its [`IntelDriver::close`].
+    pub(crate) fn new(shell: Shell<R>, d: D) -> Self
+    where
+        Self: IntelDriver,
+    {
+        let close = <Self as IntelDriver>::close;
+        IntelDevice { shell, d, close }
+    }
+
+    /// Waits up to `o.link_timeout` for `speed()` to turn non-zero, never forever. A link
+    /// still down is an error if `o.require_link`, else a warning; either names register
+    /// `state` (name, offset), which shows the link.
+    pub(crate) fn wait_for_link<X>(
+        &self,
+        o: &Options<X>,
+        speed: impl Fn() -> u32,
+        (reg, at): (&str, usize),
+    ) -> Result<()> {
+        let (name, start) = (&self.shell.name, std::time::Instant::now());
+        while speed() == 0 {
+            if start.elapsed() >= o.link_timeout {
+                let state = format!("{reg} = {:#010x}", self.shell.regs.read32(at));
+                let ms = o.link_timeout.as_millis();
+                let msg = format!(
+                    "link did not come up within {ms} ms ({state}); check the cable and the \
+                     link partner"
+                );
+                if o.require_link {
+                    return Err(Error::device(name, msg));
+                }
+                log::warn!("{name}: {msg}; continuing with the link down");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
+    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
+        self.shell.rx.get(usize::from(queue)).map(RxRing::pool)
+    }
+
+    /// The receive queue's interrupt, when interrupts are on (PFs only): its eventfd is
+    /// what vector `queue` signals (tests against a model signal it for the device).
+    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
+        self.shell.irqs.get(usize::from(queue))
+    }
+
+    /// Packets queued on transmit queue `queue` whose descriptors have not been cleaned
+    /// yet (0 for a queue that does not exist).
+    pub fn tx_in_flight(&self, queue: u16) -> usize {
+        self.shell
+            .tx
+            .get(usize::from(queue))
+            .map_or(0, TxRing::in_flight)
+    }
+}
+
+impl<D, R: RegisterSpace> Drop for IntelDevice<D, R> {
+    fn drop(&mut self) {
+        (self.close)(self)
+    }
+}
 
 /// What an Intel driver adds to its [`Shell`]: the [`IxyDevice`] methods that differ.
 pub(crate) trait IntelDriver {
-    /// The register space.
-    type Regs: RegisterSpace;
     /// [`IxyDevice::driver_name`].
     const NAME: &'static str;
-    /// The shell.
-    fn shell(&self) -> &Shell<Self::Regs>;
-    /// The shell.
-    fn shell_mut(&mut self) -> &mut Shell<Self::Regs>;
+    /// Where the receive and transmit queues' registers are, for a driver whose queues
+    /// can be split off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs,
+    /// whose PF-reset recovery needs every ring).
+    const QUEUES: Option<Queues2> = None;
     /// [`IxyDevice::mac_addr`].
     fn mac(&self) -> [u8; 6];
     /// [`IxyDevice::set_mac_addr`] with a unicast, non-zero `mac`.
@@ -185,26 +306,42 @@ pub(crate) trait IntelDriver {
     fn speed(&self) -> u32;
     /// [`IxyDevice::set_promisc`].
     fn promisc_on(&mut self, enabled: bool) -> Result<()>;
-    /// [`IxyDevice::stats`].
-    fn counters(&mut self) -> DeviceStats;
-    /// [`IxyDevice::reset_stats`].
-    fn zero_counters(&mut self);
-    /// Where the queue control registers are, for a driver whose queues can be split
-    /// off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs, whose PF-reset
-    /// recovery needs every ring).
-    const QUEUE_CONTROL: Option<QueueControl> = None;
+    /// Adds what the device's counters counted since the last call to the shell's
+    /// [`Shell::stats`].
+    fn read_counters(&mut self);
+    /// Stops all DMA before the rings and buffers are freed (on drop).
+    fn close(&mut self);
     /// A queue made no progress (an empty poll, a full ring): a VF looks for a PF reset.
     #[inline(always)]
     fn stalled(&mut self) {}
 }
 
-impl<D: IntelDriver> IxyDevice for D {
+impl<D, R: RegisterSpace> IntelDevice<D, R> {
+    /// Logs that the device is ready: MAC, queues, link, and `more`.
+    pub(crate) fn log_ready(&self, more: &str)
+    where
+        Self: IntelDriver,
+    {
+        let (s, mac) = (&self.shell, crate::format_mac(&self.mac()));
+        let (rx, tx, speed) = (s.rx.len(), s.tx.len(), self.speed());
+        let name = Self::NAME;
+        log::info!(
+            "{}: {name} ready, MAC {mac}, {rx} rx / {tx} tx queues, link {speed} Mbit/s{more}",
+            s.name
+        );
+    }
+}
+
+impl<D, R: RegisterSpace> IxyDevice for IntelDevice<D, R>
+where
+    Self: IntelDriver,
+{
     fn driver_name(&self) -> &str {
-        D::NAME
+        Self::NAME
     }
 
     fn pci_addr(&self) -> &str {
-        &self.shell().name
+        &self.shell.name
     }
 
     fn mac_addr(&self) -> [u8; 6] {
@@ -228,26 +365,26 @@ impl<D: IntelDriver> IxyDevice for D {
 
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
         self.promisc_on(enabled)?;
-        self.shell_mut().promisc = enabled;
+        self.shell.promisc = enabled;
         Ok(())
     }
 
     fn promisc(&self) -> bool {
-        self.shell().promisc
+        self.shell.promisc
     }
 
     fn num_rx_queues(&self) -> u16 {
-        self.shell().rx.len() as u16
+        self.shell.rx.len() as u16
     }
 
     fn num_tx_queues(&self) -> u16 {
-        self.shell().tx.len() as u16
+        self.shell.tx.len() as u16
     }
 
     /// Polls the ring; with interrupts, an idle queue sleeps (see [`crate::interrupts`]).
     #[inline]
     fn rx_batch(&mut self, queue: u16, buffer: &mut VecDeque<Packet>, num: usize) -> usize {
-        let s = self.shell_mut();
+        let s = &mut self.shell;
         let ring = crate::queue_mut(&mut s.rx, queue, "rx");
         let got = match s.irqs.get_mut(usize::from(queue)) {
             None => ring.rx_batch(&s.regs, buffer, num),
@@ -265,7 +402,7 @@ impl<D: IntelDriver> IxyDevice for D {
     #[inline]
     fn tx_batch(&mut self, queue: u16, buffer: &mut VecDeque<Packet>) -> usize {
         let offered = buffer.len();
-        let s = self.shell_mut();
+        let s = &mut self.shell;
         let sent = crate::queue_mut(&mut s.tx, queue, "tx").tx_batch(&s.regs, buffer);
         if sent < offered {
             self.stalled();
@@ -273,20 +410,31 @@ impl<D: IntelDriver> IxyDevice for D {
         sent
     }
 
+    /// The driver's counters, and the rings' own drops (no-buffer polls, unsendable
+    /// packets), accumulated since open or `reset_stats`.
     fn stats(&mut self) -> DeviceStats {
-        self.counters()
+        self.read_counters();
+        let s = &mut self.shell;
+        s.stats.rx_nombuf += s.rx.iter_mut().map(RxRing::take_nombuf).sum::<u64>();
+        s.stats.tx_dropped += s.tx.iter_mut().map(TxRing::take_dropped).sum::<u64>();
+        s.stats.clone()
     }
 
     fn reset_stats(&mut self) {
-        self.zero_counters();
+        self.stats();
+        self.shell.stats = DeviceStats::default();
     }
 
     /// Polling devices only: a queue on its own thread has no interrupt path.
     fn split(&mut self) -> Result<Queues> {
-        let Some(ctl) = D::QUEUE_CONTROL else {
-            return Err(queues::unsupported(D::NAME));
+        let Some([rx, tx]) = Self::QUEUES else {
+            return Err(queues::unsupported(Self::NAME));
         };
-        let s = self.shell_mut();
+        let ctl = QueueControl {
+            rx: (rx, XDCTL_ENABLE),
+            tx: (tx, XDCTL_ENABLE),
+        };
+        let s = &mut self.shell;
         if !s.irqs.is_empty() {
             return Err(Error::config(format!(
                 "{}: a device with interrupts cannot be split into queues (open it polling)",
@@ -302,51 +450,170 @@ impl<D: IntelDriver> IxyDevice for D {
 
 /// The open sequence of every Intel driver: claim the device for `kind`
 /// ([`PciDevice::claim`]: refused, before anything is unbound, if it is not one or `check`
-/// refuses its id), let it master the bus, map BAR0, then `init` the driver on it (with the
-/// device's id). If that fails, bus mastering is taken back.
-pub(crate) fn open<D: IntelDriver<Regs = MmioRegion>>(
+/// refuses its id), let it master the bus, map BAR0, then `init` the driver on it. If that
+/// fails, bus mastering is taken back.
+fn open<D>(
     pci: PciDevice,
     cfg: &DeviceConfig,
     kind: DriverKind,
     check: impl FnOnce(&DeviceId) -> Result<()>,
-    init: impl FnOnce(&PciDevice, &DeviceId, MmioRegion, &dyn DmaAllocator) -> Result<D>,
-) -> Result<D> {
-    let id = pci.claim(cfg, &[kind], check)?;
+    init: impl FnOnce(&PciDevice, MmioRegion, &dyn DmaAllocator) -> Result<Dev<D>>,
+) -> Result<Dev<D>> {
+    pci.claim(cfg, &[kind], check)?;
     pci.enable_bus_master()?;
-    let dev = pci
-        .map_bar(0)
-        .and_then(|bar| init(&pci, &id, bar, &cfg.dma()));
+    let dev = pci.map_bar(0).and_then(|bar| init(&pci, bar, &cfg.dma()));
     let mut dev = dev.inspect_err(|_| {
         let _ = pci.disable_bus_master();
     })?;
-    dev.shell_mut().pci = Some(pci);
+    dev.shell.pci = Some(pci);
     Ok(dev)
 }
 
-/// How a PF driver initialises itself on its registers, with the receive queues'
-/// interrupts already created.
-pub(crate) type PfInit<D> =
-    fn(&str, MmioRegion, &dyn DmaAllocator, &IxgbeOptions, Vec<QueueInterrupt>) -> Result<D>;
+/// An Intel device on hardware.
+type Dev<D> = IntelDevice<D, MmioRegion>;
 
-/// [`open`] for a PF: `check_id` refuses ids it does not bring up (before anything is
-/// unbound); the receive vectors are enabled through VFIO before `init`.
-pub(crate) fn open_pf<D: IntelDriver<Regs = MmioRegion>>(
-    pci: PciDevice,
-    cfg: &DeviceConfig,
-    kind: DriverKind,
-    mut o: IxgbeOptions,
-    check_id: fn(&IxgbeOptions, &str) -> Result<()>,
-    init: PfInit<D>,
-) -> Result<D> {
-    let probe = o.clone();
-    let check = move |id: &DeviceId| {
-        let mut p = probe;
-        p.device_id = id.device;
-        check_id(&p, &id.address.to_string())
-    };
-    open(pci, cfg, kind, check, |pci, id, bar, dma| {
-        o.device_id = id.device;
-        let irqs = irq::enable_vectors(pci, &mut o)?;
-        init(pci.name(), bar, dma, &o, irqs)
-    })
+/// How an Intel driver brings up its device: with `Options<X>`, [`IxgbeOptions`] for
+/// the PFs, [`IxgbevfOptions`](crate::ixgbevf::IxgbevfOptions) for the VFs.
+pub(crate) trait Init<R, X>: Sized {
+    /// What the device is claimed for.
+    const KIND: DriverKind;
+    /// The options a [`DeviceConfig`] asks for.
+    fn options(cfg: &DeviceConfig) -> Options<X>;
+    /// Refuses options the device cannot have and (PFs) ids the driver does not bring up:
+    /// `id` if known, else `o.device_id`; `name` is the device's.
+    fn check(o: &Options<X>, id: Option<u16>, name: &str) -> Result<()>;
+    /// Initialises the device `on` as `o` asks.
+    fn init(on: On<'_, R>, o: &Options<X>) -> Result<Self>;
+}
+
+/// What a driver initialises: the device's name in messages, its registers (BAR0), DMA
+/// memory, and on hardware the PCI device (for a PF: its id, and its receive vectors,
+/// enabled through VFIO).
+pub(crate) struct On<'a, R> {
+    pub(crate) name: &'a str,
+    pub(crate) regs: R,
+    pub(crate) dma: &'a dyn DmaAllocator,
+    pub(crate) pci: Option<&'a PciDevice>,
+}
+
+impl<D, R: RegisterSpace> IntelDevice<D, R> {
+    /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
+    /// buffers from `dma`, as `o` asks. `name` identifies it in messages (the PCI address
+    /// on hardware).
+    ///
+    /// PFs: with `o.interrupt_timeout_ms` set, the interrupt registers are programmed for
+    /// `o.irq_mode` as `open` does, but no vector is enabled outside the device (there is
+    /// no VFIO here): each queue's eventfd fires only when the caller signals it
+    /// ([`IntelDevice::queue_interrupt`]), so an idle queue sleeps for the full timeout.
+    #[allow(private_bounds)] // Holds for the four drivers' types; the trait is internal.
+    pub fn with_registers<X>(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        o: &Options<X>,
+    ) -> Result<Self>
+    where
+        Self: Init<R, X>,
+    {
+        Self::check(o, None, name)?;
+        Self::init(
+            On {
+                name,
+                regs,
+                dma,
+                pci: None,
+            },
+            o,
+        )
+    }
+}
+
+impl<D> IntelDevice<D, MmioRegion> {
+    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
+    /// asks, with DMA memory from hugepages (a PF's receive vectors enabled through VFIO
+    /// first; a device on sysfs logs a warning and polls).
+    ///
+    /// Refuses, before touching the device, options that cannot work (checked first, so
+    /// they are reported as such on any machine), anything that is not a device of this
+    /// driver, and a missing hugetlbfs mount.
+    #[allow(private_bounds)] // As for `with_registers`.
+    pub fn open<X>(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self>
+    where
+        Self: Init<MmioRegion, X>,
+    {
+        let o = Self::options(cfg);
+        Self::check(&o, None, &cfg.pci_addr)?;
+        let check = |id: &DeviceId| Self::check(&o, Some(id.device), &id.address.to_string());
+        open(pci, cfg, Self::KIND, check, |pci, regs, dma| {
+            let on = On {
+                name: pci.name(),
+                regs,
+                dma,
+                pci: Some(pci),
+            };
+            Self::init(on, &o)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pci::PciDevice;
+    use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
+    use crate::{DeviceConfig, Error, Result};
+
+    type Open = fn(PciDevice, &DeviceConfig) -> Result<()>;
+
+    /// Every Intel driver refuses, before anything is unbound: a device that is not a NIC,
+    /// one for another driver (naming that driver), options it cannot have, and a missing
+    /// hugetlbfs mount.
+    #[test]
+    fn open_refuses_wrong_devices_bad_options_and_missing_hugepages_before_unbinding() {
+        let ixgbe: Open = |p, c| crate::ixgbe::IxgbeDevice::open(p, c).map(drop);
+        let ixgbevf: Open = |p, c| crate::ixgbevf::IxgbevfDevice::open(p, c).map(drop);
+        let igb: Open = |p, c| crate::igb::IgbDevice::open(p, c).map(drop);
+        let igbvf: Open = |p, c| crate::igbvf::IgbvfDevice::open(p, c).map(drop);
+        let cfg = DeviceConfig::new("0000:00:04.0");
+        // The driver, its device id, a sibling's id and driver, queue counts it refuses.
+        for (name, open, id, (other_id, other), (rx, tx)) in [
+            ("ixgbe", ixgbe, 0x10fb, (0x10ed, "ixgbevf"), (1, 65)),
+            ("ixgbevf", ixgbevf, 0x10ed, (0x10fb, "ixgbe"), (1, 9)),
+            ("igb", igb, 0x10c9, (0x10fb, "ixgbe"), (17, 1)),
+            ("igbvf", igbvf, 0x10ca, (0x10c9, "igb"), (2, 1)),
+        ] {
+            for (class, vendor, device, driver, belongs) in [
+                ([2, 8, 1], 0x144d, 0xa808, "nvme", None),
+                ([0, 0, 2], 0x1af4, 0x1000, "virtio-pci", Some("virtio")),
+                ([0, 0, 2], 0x8086, other_id, other, Some(other)),
+            ] {
+                let (root, _) = fake_sysfs(
+                    &format!("{name}-{driver}"),
+                    class,
+                    vendor,
+                    device,
+                    Some(driver),
+                );
+                let err = open_error(&root, |p| open(p, &cfg));
+                match belongs {
+                    None => assert!(matches!(err, Error::NotANic { .. }), "{name}: {err}"),
+                    Some(o) => {
+                        assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err}");
+                        let which = format!("it is a device for the {o} driver");
+                        assert!(err.to_string().contains(&which), "{name}: {err}");
+                    }
+                }
+                assert_eq!(unbind_written(&root, driver), "", "{name} on {driver}");
+            }
+            let (root, _) =
+                fake_sysfs(&format!("{name}-checks"), [0, 0, 2], 0x8086, id, Some(name));
+            let err = open_error(&root, |p| open(p, &cfg.clone().queues(rx, tx)));
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{name}: {err}");
+            let n = if tx > 1 { tx } else { rx };
+            assert!(err.to_string().contains(&format!("{n} ")), "{name}: {err}");
+            let no_huge = cfg.clone().hugepage_dir("/nonexistent/ixy-huge");
+            let err = open_error(&root, |p| open(p, &no_huge));
+            assert!(matches!(err, Error::Hugepages { .. }), "{name}: {err}");
+            assert_eq!(unbind_written(&root, name), "", "{name}: never unbound");
+        }
+    }
 }

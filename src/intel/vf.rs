@@ -11,15 +11,15 @@
 
 use std::time::{Duration, Instant};
 
-use super::mailbox::{self, Mailbox, msg};
-use super::shell::{self, IntelDriver, Shell};
-use super::{Rolling, random_local_mac};
+use super::mailbox::{self, Mailbox, MailboxAt, msg};
+use super::ring::TxRing;
+use super::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
+use super::{advance, random_local_mac};
+use crate::DeviceConfig;
 use crate::error::Result;
-use crate::ixgbevf::IxgbevfOptions;
-use crate::memory::DmaAllocator;
-use crate::pci::{DriverKind, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace};
-use crate::{DeviceConfig, DeviceStats};
+use crate::ixgbevf::{IxgbevfOptions, VfOptions};
+use crate::pci::DriverKind;
+use crate::registers::RegisterSpace;
 
 /// The driver looks for a PF reset on every this-many-th empty receive poll or full
 /// transmit ring.
@@ -27,46 +27,45 @@ pub const PF_CHECK_INTERVAL: u32 = 64;
 /// Shortest time between two re-initialisation attempts from the packet path.
 const REINIT_RETRY: Duration = Duration::from_secs(1);
 
-/// A VF's state besides its shell.
-pub(crate) struct Vf {
+/// The driver state of a VF: what the VF drivers share, and `x`, what only this one
+/// has ([`Ixgbevf`](crate::ixgbevf::Ixgbevf), [`Igbvf`](crate::igbvf::Igbvf)).
+pub struct Vf<X> {
     pub(crate) mbx: Mailbox,
+    pub(crate) options: IxgbevfOptions,
     /// The address the PF assigned (RESET reply), or the random one made up for a NACK.
     pub(crate) perm_mac: [u8; 6],
     /// The address in use.
     pub(crate) mac: [u8; 6],
     /// rx packets, tx packets, rx octets, tx octets: rolling, not cleared on read.
-    counters: [Rolling; 4],
-    /// Their widths in bits.
-    widths: [u32; 4],
-    /// The rings' no-buffer polls and unsendable packets, accumulated.
-    drops: (u64, u64),
-    /// Baseline subtracted by `reset_stats`.
-    stats_zero: DeviceStats,
+    counters: [u64; 4],
     /// Empty polls / full rings since the last look at the mailbox.
     idle: u32,
     /// A PF reset was seen and re-initialisation has not succeeded yet.
     reinit_pending: bool,
     /// PF resets recovered from.
-    pub(crate) pf_resets: u64,
+    pf_resets: u64,
     /// When the last re-initialisation from the packet path failed.
     last_failure: Option<Instant>,
+    pub(crate) x: X,
 }
 
-impl Vf {
-    /// A VF that talks to its PF through `mbx`, with counters `widths` bits wide.
-    pub(crate) fn new(mbx: Mailbox, widths: [u32; 4]) -> Self {
+/// A VF device.
+type VfDevice<X, R> = IntelDevice<Vf<X>, R>;
+
+impl<X> Vf<X> {
+    /// A VF that talks to its PF through `mbx`.
+    pub(crate) fn new(mbx: Mailbox, options: IxgbevfOptions, x: X) -> Self {
         Vf {
             mbx,
+            options,
             perm_mac: [0; 6],
             mac: [0; 6],
-            counters: [Rolling::default(); 4],
-            widths,
-            drops: (0, 0),
-            stats_zero: DeviceStats::default(),
+            counters: [0; 4],
             idle: 0,
             reinit_pending: false,
             pf_resets: 0,
             last_failure: None,
+            x,
         }
     }
 
@@ -105,17 +104,43 @@ impl Vf {
     }
 }
 
-/// A VF driver: its shell, its [`Vf`] and what differs between the VFs. Every VF driver
-/// is an [`IntelDriver`] through it.
-pub(crate) trait VfDriver {
-    /// The register space.
-    type Regs: RegisterSpace;
+impl<X, R: RegisterSpace> VfDevice<X, R> {
+    /// PF resets the driver recovered from.
+    pub fn pf_resets(&self) -> u64 {
+        self.d.pf_resets
+    }
+
+    /// The MAC address the PF assigned to this VF.
+    pub fn permanent_mac(&self) -> [u8; 6] {
+        self.d.perm_mac
+    }
+}
+
+/// What differs between the VF drivers, implemented by their [`IntelDevice`]s; every
+/// VF is an [`IntelDriver`] through it.
+pub(crate) trait VfDriver<R>: Sized {
     /// [`crate::IxyDevice::driver_name`].
     const NAME: &'static str;
-    /// The shell and the VF state.
-    fn parts(&self) -> (&Shell<Self::Regs>, &Vf);
-    /// The shell and the VF state.
-    fn parts_mut(&mut self) -> (&mut Shell<Self::Regs>, &mut Vf);
+    /// What the device is claimed for.
+    const KIND: DriverKind;
+    /// Descriptors per receive ring when opened from a [`DeviceConfig`].
+    const RX_RING_SIZE: usize;
+    /// Where the mailbox is.
+    const MAILBOX: MailboxAt;
+    /// Widths of the rolling counters (rx packets, tx packets, rx octets, tx octets).
+    const COUNTER_BITS: [u32; 4];
+    /// Where the receive and transmit queues' registers are.
+    const QUEUE_REGS: Queues2;
+    /// The VF queue of transmit ring 0 (the handshake may say).
+    fn tx_first(&self) -> usize {
+        0
+    }
+    /// What the ready message adds.
+    fn ready_note(&self) -> String {
+        String::new()
+    }
+    /// Refuses options the VF cannot have.
+    fn check(o: &IxgbevfOptions) -> Result<()>;
     /// Reset and mailbox handshake.
     fn handshake(&mut self) -> Result<()>;
     /// Queues, filters and link with the rings the VF has.
@@ -125,62 +150,179 @@ pub(crate) trait VfDriver {
     /// Asks the PF for promiscuous mode on or off.
     fn promisc_request(&mut self, enabled: bool) -> Result<()>;
     /// rx packets, tx packets, rx octets, tx octets as the counters read now.
-    fn read_counters(&self) -> [u64; 4];
-    /// Descriptors per receive ring when opened from a [`DeviceConfig`].
-    const RX_RING_SIZE: usize;
-    /// Refuses options the VF cannot have.
-    fn check(o: &IxgbevfOptions) -> Result<()>;
+    fn counter_values(&self) -> [u64; 4];
+    /// Disables the VF's queues and waits until they read back disabled.
+    fn stop_queues(&mut self) -> Result<()>;
 }
 
-/// How a VF driver initialises itself on its registers (its `with_registers`).
-pub(crate) type VfInit<D> = fn(&str, MmioRegion, &dyn DmaAllocator, IxgbevfOptions) -> Result<D>;
+impl<X: Default, R: RegisterSpace> Init<R, VfOptions> for VfDevice<X, R>
+where
+    Self: VfDriver<R>,
+{
+    const KIND: DriverKind = <Self as VfDriver<R>>::KIND;
 
-/// [`shell::open`] for a VF, the options checked first (so they are reported as such on
-/// any machine).
-pub(crate) fn open<V: VfDriver<Regs = MmioRegion>>(
-    pci: PciDevice,
-    cfg: &DeviceConfig,
-    kind: DriverKind,
-    init: VfInit<V>,
-) -> Result<V> {
-    let mut o = IxgbevfOptions::from_config(cfg);
-    o.rx_ring_size = V::RX_RING_SIZE;
-    V::check(&o)?;
-    shell::open(
-        pci,
-        cfg,
-        kind,
-        |_| Ok(()),
-        |pci, _, bar, dma| init(pci.name(), bar, dma, o),
-    )
+    /// Queue counts from `cfg`, defaults for the rest. A VF has no interrupt support yet:
+    /// an interrupt timeout is ignored, with a warning.
+    fn options(cfg: &DeviceConfig) -> IxgbevfOptions {
+        if cfg.interrupt_timeout_ms != 0 {
+            let (name, ms) = (&cfg.pci_addr, cfg.interrupt_timeout_ms);
+            log::warn!(
+                "{name}: the VF drivers have no interrupt support yet: interrupt timeout \
+                 {ms} ms ignored, rx_batch polls"
+            );
+        }
+        let mut o = IxgbevfOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
+        o.rx_ring_size = <Self as VfDriver<R>>::RX_RING_SIZE;
+        o
+    }
+
+    fn check(o: &IxgbevfOptions, _: Option<u16>, _: &str) -> Result<()> {
+        <Self as VfDriver<R>>::check(o)
+    }
+
+    /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
+    /// [`VfDriver::tx_first`] + `q`, which the handshake may set), then the start.
+    fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
+        let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
+        let s = Shell::new(on.name, on.regs, super::irq::NO_IRQS, Vec::new());
+        let vf = Vf::new(mbx, o.clone(), X::default());
+        let mut dev = IntelDevice::new(s, vf);
+        // On error `dev` is dropped, which stops its queues before the memory is freed.
+        dev.handshake()?;
+        let (first, dma) = (dev.tx_first(), on.dma);
+        let (s, o) = (&mut dev.shell, &dev.d.options);
+        for q in 0..usize::from(o.rx_queues) {
+            let pool = (o.pool_entries, o.rx_ring_size);
+            s.rx.push(Shell::<R>::rx_ring(dma, pool, Self::QUEUE_REGS[0](q).tail)?);
+        }
+        for q in 0..usize::from(o.tx_queues) {
+            s.tx.push(TxRing::new(
+                dma,
+                o.tx_ring_size,
+                Self::QUEUE_REGS[1](first + q).tail,
+            )?);
+        }
+        dev.start()?;
+        dev.log_ready(&dev.ready_note());
+        Ok(dev)
+    }
 }
 
-impl<V: VfDriver> IntelDriver for V {
-    type Regs = V::Regs;
-    const NAME: &'static str = V::NAME;
-
-    fn shell(&self) -> &Shell<V::Regs> {
-        self.parts().0
+// Implemented for the two VF types only, whose bound holds: the trait stays internal.
+#[allow(private_bounds)]
+impl<X, R: RegisterSpace> VfDevice<X, R>
+where
+    Self: VfDriver<R>,
+{
+    /// Looks at the mailbox for a PF reset and, if there was one (or an earlier
+    /// re-initialisation failed), initialises the VF again with the rings it has.
+    /// Returns whether it did. Frames on the rings are dropped; packets the caller holds
+    /// are untouched.
+    pub fn check_pf_reset(&mut self) -> Result<bool> {
+        let vf = &mut self.d;
+        if !vf.reinit_pending && !vf.mbx.reset_indicated(&self.shell.regs) {
+            return Ok(false);
+        }
+        let name = &self.shell.name;
+        log::warn!("{name}: the PF reset the device; initialising the VF again");
+        vf.reinit_pending = true;
+        self.handshake()?;
+        self.start()?;
+        self.d.reinit_pending = false;
+        self.d.pf_resets += 1;
+        Ok(true)
     }
 
-    fn shell_mut(&mut self) -> &mut Shell<V::Regs> {
-        self.parts_mut().0
+    /// SET_MAC_ADDR; a refusal is an error naming the likely cause.
+    fn request_mac(&mut self, mac: [u8; 6]) -> Result<()> {
+        let [w1, w2] = mailbox::mac_words(mac);
+        let reply = self
+            .d
+            .mbx
+            .request(&self.shell.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
+        if !reply.acked() {
+            let why = if reply.not_clear_to_send() {
+                "the VF is not clear to send (the PF reset it; it must send RESET first)"
+            } else {
+                "the host assigned this VF a MAC address and does not trust it to change it \
+                 (`ip link set <pf> vf <n> trust on` allows it)"
+            };
+            let mac = crate::format_mac(&mac);
+            return Err(self
+                .shell
+                .err(format!("the PF refused MAC address {mac}: {why}")));
+        }
+        self.d.mac = mac;
+        Ok(())
     }
+
+    /// Starts the rings the VF has, dropping frames left on them: receive queues with
+    /// advanced one-buffer descriptors sized to the pool buffers, dropping frames when out
+    /// of descriptors (`srrctl`: the register of queue `q`, its BSIZEPACKET field and
+    /// DROP_EN bit), then transmit queues (from [`VfDriver::tx_first`], with `tx_extra` in
+    /// their control register), each enabled; then all receive descriptors but one go to
+    /// the device.
+    pub(crate) fn start_rings(
+        &mut self,
+        srrctl: fn(usize) -> usize,
+        [bsize, drop_en]: [u32; 2],
+        tx_extra: u32,
+    ) -> Result<()> {
+        let (first, s) = (self.tx_first(), &mut self.shell);
+        for q in 0..s.rx.len() {
+            s.rx[q].rearm();
+            super::queue::set_srrctl(&s.regs, srrctl(q), bsize, drop_en);
+            let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
+            s.start_queue(&Self::QUEUE_REGS[0](q), s.rx[q].descriptors(), 0, &what)?;
+        }
+        for q in 0..s.tx.len() {
+            s.tx[q].discard();
+            let what = format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)");
+            let qr = Self::QUEUE_REGS[1](first + q);
+            s.start_queue(&qr, s.tx[q].descriptors(), tx_extra, &what)?;
+        }
+        s.rx.iter_mut().for_each(|ring| ring.start(&s.regs));
+        Ok(())
+    }
+
+    /// After a (re)start: registers the address in use, or the assigned one if the PF
+    /// refuses it; then takes the counters' values as their new base (they may have
+    /// restarted).
+    pub(crate) fn register_mac(&mut self) -> Result<()> {
+        let (mac, perm) = (self.d.mac, self.d.perm_mac);
+        if let Err(e) = self.request_mac(mac) {
+            if mac == perm {
+                return Err(e);
+            }
+            let name = &self.shell.name;
+            log::warn!("{name}: {e}; using the assigned address again");
+            self.request_mac(perm)?;
+        }
+        let now = self.counter_values();
+        self.d.counters = now;
+        Ok(())
+    }
+}
+
+impl<X, R: RegisterSpace> IntelDriver for VfDevice<X, R>
+where
+    Self: VfDriver<R>,
+{
+    const NAME: &'static str = <Self as VfDriver<R>>::NAME;
 
     /// The address in use: the PF's assignment unless changed with `set_mac_addr`.
     fn mac(&self) -> [u8; 6] {
-        self.parts().1.mac
+        self.d.mac
     }
 
     /// Asks the PF for `mac` (SET_MAC_ADDR); an error if the PF refuses.
     fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
-        request_mac(self, mac)
+        self.request_mac(mac)
     }
 
     /// 0 while the link is down or a PF reset is pending.
     fn speed(&self) -> u32 {
-        let (s, vf) = self.parts();
-        if vf.reinit_pending || vf.mbx.reset_indicated(&s.regs) {
+        if self.d.reinit_pending || self.d.mbx.reset_indicated(&self.shell.regs) {
             return 0;
         }
         self.link()
@@ -190,25 +332,34 @@ impl<V: VfDriver> IntelDriver for V {
         self.promisc_request(enabled)
     }
 
-    /// Totals from the rolling counters since open or `reset_stats`. A VF has no drop,
-    /// error or per-queue counters.
-    fn counters(&mut self) -> DeviceStats {
-        let t = totals(self);
-        let z = &self.parts().1.stats_zero;
-        DeviceStats {
-            rx_packets: t.rx_packets.saturating_sub(z.rx_packets),
-            tx_packets: t.tx_packets.saturating_sub(z.tx_packets),
-            rx_bytes: t.rx_bytes.saturating_sub(z.rx_bytes),
-            tx_bytes: t.tx_bytes.saturating_sub(z.tx_bytes),
-            rx_nombuf: t.rx_nombuf - z.rx_nombuf,
-            tx_dropped: t.tx_dropped - z.tx_dropped,
-            ..DeviceStats::default()
-        }
+    /// Adds the rolling counters' progress. The octet counters include the 4-byte CRC
+    /// (like the PF's GORC/GOTC, 82599 datasheet 8.2.3.23); [`DeviceStats`] counts frames
+    /// without it. A VF has no drop, error or per-queue counters.
+    fn read_counters(&mut self) {
+        let now = self.counter_values();
+        let last = &mut self.d.counters;
+        let d: [u64; 4] =
+            std::array::from_fn(|i| advance(&mut last[i], now[i], Self::COUNTER_BITS[i]));
+        let s = &mut self.shell.stats;
+        s.rx_packets += d[0];
+        s.tx_packets += d[1];
+        s.rx_bytes += d[2].saturating_sub(4 * d[0]);
+        s.tx_bytes += d[3].saturating_sub(4 * d[1]);
     }
 
-    /// The counters are read-only: the current totals become the new zero.
-    fn zero_counters(&mut self) {
-        self.parts_mut().1.stats_zero = totals(self);
+    /// Stops the VF's DMA before its rings and buffers are freed: queues off and read
+    /// back off, then a VF reset (CTRL.RST, at 0 with bit 26 on both VFs). A queue that
+    /// does not stop loses bus mastering, or if even that fails its memory is never given
+    /// back.
+    fn close(&mut self) {
+        let stopped = self.stop_queues();
+        self.shell
+            .regs
+            .write32(super::regs::CTRL, super::regs::CTRL_RST);
+        if let Err(e) = stopped {
+            log::error!("{e}");
+            self.shell.fence_off();
+        }
     }
 
     /// Every [`PF_CHECK_INTERVAL`]-th time, looks for a PF reset (after a failed attempt,
@@ -216,99 +367,16 @@ impl<V: VfDriver> IntelDriver for V {
     #[cold]
     #[inline(never)]
     fn stalled(&mut self) {
-        let vf = self.parts_mut().1;
+        let vf = &mut self.d;
         vf.idle = vf.idle.wrapping_add(1);
         let retry_later = vf.last_failure.is_some_and(|t| t.elapsed() < REINIT_RETRY);
         if !vf.idle.is_multiple_of(PF_CHECK_INTERVAL) || retry_later {
             return;
         }
-        let failure = check_pf_reset(self).err().map(|e| {
-            log::error!("{}: {e}; will try again", self.shell().name);
+        let failure = self.check_pf_reset().err().map(|e| {
+            log::error!("{}: {e}; will try again", self.shell.name);
             Instant::now()
         });
-        self.parts_mut().1.last_failure = failure;
-    }
-}
-
-/// Looks for a PF reset and, if there was one (or an earlier re-initialisation failed),
-/// initialises the VF again with the rings it has. Returns whether it did.
-pub(crate) fn check_pf_reset<V: VfDriver>(d: &mut V) -> Result<bool> {
-    let (s, vf) = d.parts_mut();
-    if !vf.reinit_pending && !vf.mbx.reset_indicated(&s.regs) {
-        return Ok(false);
-    }
-    log::warn!(
-        "{}: the PF reset the device; initialising the VF again",
-        s.name
-    );
-    vf.reinit_pending = true;
-    d.handshake()?;
-    d.start()?;
-    let vf = d.parts_mut().1;
-    vf.reinit_pending = false;
-    vf.pf_resets += 1;
-    Ok(true)
-}
-
-/// SET_MAC_ADDR; a refusal is an error naming the likely cause.
-pub(crate) fn request_mac<V: VfDriver>(d: &mut V, mac: [u8; 6]) -> Result<()> {
-    let (s, vf) = d.parts_mut();
-    let [w1, w2] = mailbox::mac_words(mac);
-    let reply = vf.mbx.request(&s.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
-    if !reply.acked() {
-        let why = if reply.not_clear_to_send() {
-            "the VF is not clear to send (the PF reset it; it must send RESET first)"
-        } else {
-            "the host assigned this VF a MAC address and does not trust it to change it \
-             (`ip link set <pf> vf <n> trust on` allows it)"
-        };
-        let mac = crate::format_mac(&mac);
-        return Err(s.err(format!("the PF refused MAC address {mac}: {why}")));
-    }
-    vf.mac = mac;
-    Ok(())
-}
-
-/// After a (re)start: registers the address in use, or the assigned one if the PF refuses
-/// it; then takes the counters' values as their new base (they may have restarted).
-pub(crate) fn register_mac<V: VfDriver>(d: &mut V) -> Result<()> {
-    let (mac, perm) = (d.parts().1.mac, d.parts().1.perm_mac);
-    if let Err(e) = request_mac(d, mac) {
-        if mac == perm {
-            return Err(e);
-        }
-        log::warn!(
-            "{}: {e}; using the assigned address again",
-            d.parts().0.name
-        );
-        request_mac(d, perm)?;
-    }
-    let now = d.read_counters();
-    for (c, now) in d.parts_mut().1.counters.iter_mut().zip(now) {
-        c.last = now;
-    }
-    Ok(())
-}
-
-/// The totals since open: the counters advanced to their current values, and the
-/// rings' drops. The octet counters include the 4-byte CRC (like the PF's GORC/GOTC,
-/// 82599 datasheet 8.2.3.23); [`DeviceStats`] counts frames without it.
-fn totals<V: VfDriver>(d: &mut V) -> DeviceStats {
-    let now = d.read_counters();
-    let (s, vf) = d.parts_mut();
-    for ((c, v), bits) in vf.counters.iter_mut().zip(now).zip(vf.widths) {
-        c.advance(v, bits);
-    }
-    let (nombuf, dropped) = s.take_drops();
-    vf.drops = (vf.drops.0 + nombuf, vf.drops.1 + dropped);
-    let [rp, tp, ro, to] = vf.counters.map(|c| c.total);
-    DeviceStats {
-        rx_packets: rp,
-        tx_packets: tp,
-        rx_bytes: ro.saturating_sub(4 * rp),
-        tx_bytes: to.saturating_sub(4 * tp),
-        rx_nombuf: vf.drops.0,
-        tx_dropped: vf.drops.1,
-        ..DeviceStats::default()
+        self.d.last_failure = failure;
     }
 }

@@ -25,7 +25,7 @@
 //!
 //! With an interrupt timeout ([`DeviceConfig::interrupt_timeout_ms`] or
 //! [`IxgbeOptions::interrupt_timeout_ms`]), every receive queue `q` gets its own vector
-//! `q` (the original ixy binds all queues to vector 0) and a [`QueueInterrupt`]: the queue
+//! `q` (the original ixy binds all queues to vector 0) and a [`QueueInterrupt`](crate::interrupts::QueueInterrupt): the queue
 //! polls while traffic flows and, once idle, unmasks its vector (EIMS) and sleeps until
 //! the vector fires or the timeout passes (see [`crate::interrupts`]). The registers are
 //! programmed the same way for hardware and for the device model: [`IxgbeDevice::open`]
@@ -36,19 +36,19 @@
 
 pub mod regs;
 
+pub use crate::intel::shell::IntelDevice;
+
 use std::time::Duration;
 
+use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::ring::TxRing;
-use crate::intel::shell::{self, IntelDriver, Shell};
+use crate::intel::shell::{Init, IntelDriver, On, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
-use crate::interrupts::QueueInterrupt;
-use crate::memory::{DmaAllocator, Mempool};
-use crate::pci::{DriverKind, IrqMode, PciDevice};
-use crate::queues::QueueControl;
+use crate::memory::DmaAllocator;
+use crate::pci::{DriverKind, IrqMode};
 use crate::registers::{Deadline, MmioRegion, RegisterSpace};
-use crate::{DeviceConfig, DeviceStats};
 
 /// PCI device ids of the Intel 10 GbE physical functions the ixgbe driver handles, with
 /// the names Linux gives them (drivers/net/ethernet/intel/ixgbe/ixgbe_type.h).
@@ -119,14 +119,6 @@ const IRQ_REGS: IrqRegs = IrqRegs {
     eicr: regs::EICR,
 };
 
-/// Global reset completion timeout (the datasheet gives no bound; 1 s is generous).
-const RESET_TIMEOUT: Duration = Duration::from_secs(1);
-/// Time after setting CTRL.RST before any register access, the poll of CTRL.RST
-/// included (8.2.3.1.1: "approximately 1 ms").
-const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
-/// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` polls
-/// for up to 80 ms, then resets anyway, twice).
-const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux, DPDK and FreeBSD poll ~40 ms,
 /// log, and set RXEN anyway).
 const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
@@ -233,6 +225,23 @@ impl MacType {
     pub fn non_std_speeds(self) -> bool {
         !matches!(self, MacType::M82599 | MacType::X540)
     }
+}
+
+/// The MAC of PCI device id `device`; an id this driver does not bring up is refused,
+/// naming the device (`name`: its address).
+fn mac_type(device: u16, name: &str) -> Result<MacType> {
+    let mac = MacType::from_device_id(device).filter(|m| m.brought_up());
+    let known = DEVICE_IDS.iter().find(|d| d.0 == device);
+    mac.ok_or_else(|| Error::Unsupported {
+        address: name.to_string(),
+        vendor: crate::pci::VENDOR_INTEL,
+        device,
+        reason: format!(
+            "{} has no link setup in ixgbe (it needs PHY, SFP or firmware link setup that \
+             only the kernel driver has); leave it to its kernel driver",
+            known.map_or("this device", |d| d.1)
+        ),
+    })
 }
 
 /// Whether 82599 device `device` is an SFP+ port (Linux `ixgbe_get_media_type_82599`:
@@ -358,11 +367,21 @@ impl<X> Options<X> {
     /// Refuses queue counts outside `1..=max` (`[rx, tx]`, `why_rx` saying why for
     /// receive) and a pool that cannot fill the receive ring.
     pub(crate) fn check_queues(&self, driver: &str, max: [u16; 2], why_rx: &str) -> Result<()> {
-        let queues = [
-            (self.rx_queues, max[0], why_rx),
-            (self.tx_queues, max[1], ""),
-        ];
-        crate::intel::check_options(driver, queues, self.pool_entries, self.rx_ring_size)
+        let queues = [(self.rx_queues, "rx", why_rx), (self.tx_queues, "tx", "")];
+        for ((n, what, why), max) in queues.into_iter().zip(max) {
+            if n == 0 || n > max {
+                return Err(Error::config(format!(
+                    "{n} {what} queues requested: {driver} supports 1 to {max}{why}"
+                )));
+            }
+        }
+        if (self.pool_entries as usize) < self.rx_ring_size {
+            return Err(Error::config(format!(
+                "receive pool of {} buffers is smaller than the receive ring ({})",
+                self.pool_entries, self.rx_ring_size
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -391,41 +410,16 @@ impl IxgbeOptions {
         self.interrupt_timeout_ms = timeout;
         self
     }
-
-    /// The MAC of `device_id`; an id this driver does not bring up is refused, naming
-    /// the device (`name`: its address).
-    pub fn mac_type(&self, name: &str) -> Result<MacType> {
-        let mac = MacType::from_device_id(self.device_id).filter(|m| m.brought_up());
-        let known = DEVICE_IDS.iter().find(|d| d.0 == self.device_id);
-        mac.ok_or_else(|| Error::Unsupported {
-            address: name.to_string(),
-            vendor: crate::pci::VENDOR_INTEL,
-            device: self.device_id,
-            reason: format!(
-                "{} has no link setup in ixgbe (it needs PHY, SFP or firmware link \
-                 setup that only the kernel driver has); leave it to its kernel driver",
-                known.map_or("this device", |d| d.1)
-            ),
-        })
-    }
-
-    /// Refuses queue counts and pools the device cannot have. Received traffic is spread
-    /// by RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
-    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
-    fn check(&self) -> Result<()> {
-        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
-        self.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)
-    }
 }
 
 /// An ixgbe physical function.
 ///
 /// `R` is the register space: [`MmioRegion`] on hardware ([`IxgbeDevice::open`]), the
 /// device model in tests ([`IxgbeDevice::with_registers`]).
-pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
-    shell: Shell<R>,
-    /// Counters accumulated from the clear-on-read registers.
-    stats: DeviceStats,
+pub type IxgbeDevice<R = MmioRegion> = IntelDevice<Ixgbe, R>;
+
+/// What an ixgbe device knows besides its shell.
+pub struct Ixgbe {
     /// How the vectors are delivered (meaningful only with interrupts).
     irq_mode: IrqMode,
     /// The MAC generation and the PCI device id (the port's media).
@@ -433,67 +427,38 @@ pub struct IxgbeDevice<R: RegisterSpace = MmioRegion> {
     device_id: u16,
 }
 
-impl IxgbeDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the device as `cfg`
-    /// asks, with DMA memory from hugepages.
-    ///
-    /// Refuses, before touching the device, anything that is not an ixgbe physical
-    /// function, options that cannot work, and a missing hugetlbfs mount.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        let options = IxgbeOptions::from_config(cfg);
-        options.check()?;
-        let check_id = |o: &IxgbeOptions, name: &str| o.mac_type(name).map(|_| ());
-        shell::open_pf(
-            pci,
-            cfg,
-            DriverKind::Ixgbe,
-            options,
-            check_id,
-            Self::init_with,
-        )
+impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
+    const KIND: DriverKind = DriverKind::Ixgbe;
+
+    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
+        IxgbeOptions::from_config(cfg)
+    }
+
+    /// Also queue counts and pools the device cannot have: received traffic is spread by
+    /// RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
+    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
+    fn check(o: &IxgbeOptions, id: Option<u16>, name: &str) -> Result<()> {
+        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
+        o.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)?;
+        mac_type(id.unwrap_or(o.device_id), name).map(drop)
+    }
+
+    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
+        let (o, irqs) = irq::pf_vectors(o, on.pci)?;
+        let (mac, irq_mode) = (mac_type(o.device_id, on.name)?, o.irq_mode);
+        let d = Ixgbe {
+            mac,
+            irq_mode,
+            device_id: o.device_id,
+        };
+        let mut dev = IntelDevice::new(Shell::new(on.name, on.regs, IRQ_REGS, irqs), d);
+        // On error `dev` is dropped, which resets the device before its memory is freed.
+        dev.init(on.dma, &o)?;
+        Ok(dev)
     }
 }
 
 impl<R: RegisterSpace> IxgbeDevice<R> {
-    /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
-    /// buffers from `dma`. `name` identifies it in messages (the PCI address on hardware).
-    ///
-    /// With `options.interrupt_timeout_ms` set, the interrupt registers are programmed for
-    /// `options.irq_mode` exactly as [`IxgbeDevice::open`] does, but no vector is enabled
-    /// outside the device (there is no VFIO here): each queue's eventfd fires only when
-    /// the caller signals it ([`IxgbeDevice::queue_interrupt`]), so an idle queue sleeps
-    /// for the full timeout.
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &IxgbeOptions,
-    ) -> Result<Self> {
-        o.check()?;
-        Self::init_with(name, regs, dma, o, irq::queue_interrupts(o)?)
-    }
-
-    /// [`IxgbeDevice::with_registers`] with the queues' interrupts already created
-    /// (`irqs[q]` is woken by vector `q`; empty when polling).
-    fn init_with(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        options: &IxgbeOptions,
-        irqs: Vec<QueueInterrupt>,
-    ) -> Result<Self> {
-        let mut dev = IxgbeDevice {
-            mac: options.mac_type(name)?,
-            shell: Shell::new(name, regs, IRQ_REGS, irqs),
-            stats: DeviceStats::default(),
-            irq_mode: options.irq_mode,
-            device_id: options.device_id,
-        };
-        // On error `dev` is dropped, which resets the device before its memory is freed.
-        dev.init(dma, options)?;
-        Ok(dev)
-    }
-
     /// 4.6.3.1: masks every interrupt cause: EIMC, and EIMC_EX(0/1) for the queue
     /// vectors of MSI-X mode (Linux `ixgbe_irq_disable` on every MAC after the 82598).
     fn mask_interrupts(&self) {
@@ -503,36 +468,15 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         r.write32(regs::eimc_ex(1), u32::MAX);
     }
 
-    /// The master disable algorithm (5.2.5.3.2), required before a software reset
-    /// (4.2.1.6.1): no new master requests, then wait until none is pending. A timeout
-    /// is logged and the reset goes ahead (as Linux `ixgbe_disable_pcie_master` does): the
-    /// reset is what stops the device for good. Returns whether requests stopped.
-    fn master_disable(&self) -> bool {
-        self.shell
-            .regs
-            .set_bits(regs::CTRL, regs::CTRL_MASTER_DISABLE);
-        let stopped = self.shell.wait(
-            regs::STATUS,
-            regs::STATUS_GIO_MASTER_ENABLE,
-            0,
-            MASTER_DISABLE_TIMEOUT,
-            "master requests to stop (STATUS.GIO_MASTER_ENABLE)",
-        );
-        if let Err(e) = &stopped {
-            log::warn!("{}: {e}; resetting anyway, twice", self.shell.name);
-        }
-        stopped.is_ok()
-    }
-
     /// 4.6.3.2 / 4.2.1.6.1: master disable, then the MAC reset; after a master disable
     /// timeout, both again (Linux `IXGBE_FLAGS_DOUBLE_RESET_REQUIRED` resets twice; the
     /// flush of pending transactions it does in between is not done here).
-    fn reset(&self, what: &str) -> Result<()> {
-        if !self.master_disable() {
-            self.reset_once(what)?;
-            self.master_disable();
+    fn reset(&self) -> Result<()> {
+        if !self.shell.master_disable() {
+            self.reset_once()?;
+            self.shell.master_disable();
         }
-        self.reset_once(what)
+        self.reset_once()
     }
 
     /// One MAC reset as Linux `reset_hw` does it per MAC: the 82599 sets CTRL.LRST (device
@@ -540,12 +484,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// a PHY the firmware uses; `ixgbe_reset_hw_82599`); the X540/X550 set CTRL.RST
     /// holding their PHY's SW/FW semaphore (`ixgbe_reset_hw_X540`). Then ~1 ms before any
     /// access (8.2.3.1.1), the self-clear, and the MAC's settle time.
-    fn reset_once(&self, what: &str) -> Result<()> {
+    fn reset_once(&self) -> Result<()> {
         let r = &self.shell.regs;
         let link_down = self.speed() == 0;
         let phy = regs::SW_FW_SYNC_SW_PHY0_SM
             << (r.read32(regs::STATUS) >> regs::STATUS_LAN_ID_SHIFT & 1);
-        let ctrl = match self.mac.is_82599() {
+        let ctrl = match self.d.mac.is_82599() {
             true if link_down => regs::CTRL_LRST,
             true => regs::CTRL_RST,
             false => {
@@ -553,14 +497,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 regs::CTRL_RST
             }
         };
-        r.set_bits(regs::CTRL, ctrl);
-        std::thread::sleep(RESET_ACCESS_DELAY);
-        self.shell
-            .wait(regs::CTRL, regs::CTRL_RST_MASK, 0, RESET_TIMEOUT, what)?;
-        if !self.mac.is_82599() {
+        self.shell.reset_ctrl(ctrl)?;
+        if !self.d.mac.is_82599() {
             self.swfw(phy, false)?;
         }
-        std::thread::sleep(self.mac.reset_settle());
+        std::thread::sleep(self.d.mac.reset_settle());
         Ok(())
     }
 
@@ -603,13 +544,13 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.mask_interrupts();
 
         // 4.6.3.2: global reset, then wait for it to complete and settle.
-        self.reset("reset to complete (CTRL.RST)")?;
+        self.reset()?;
 
         // 4.6.3.1: interrupts again, the reset may have enabled some.
         self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
-        let (eec, ard, dmaidone) = (self.mac.eec(), regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
+        let (eec, ard, dmaidone) = (self.d.mac.eec(), regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
         let (s, t) = (&self.shell, INIT_DONE_TIMEOUT);
         s.wait(eec, ard, ard, t, "EEPROM auto-read done (EEC.ARD)")?;
         let what = "DMA initialisation done (RDRXCTL.DMAIDONE)";
@@ -620,7 +561,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
         // reset, with the speeds it advertises by default); the link comes up while the
         // rest is initialised.
-        if self.mac.is_82599() {
+        if self.d.mac.is_82599() {
             self.init_link();
         }
 
@@ -635,27 +576,15 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             self.init_interrupts();
         }
 
-        self.wait_for_link(o)?;
-        log::info!(
-            "{}: ixgbe ready, MAC {}, {} rx / {} tx queues, link {} Mbit/s{}",
-            self.shell.name,
-            crate::format_mac(&self.mac()),
-            self.shell.rx.len(),
-            self.shell.tx.len(),
-            self.speed(),
-            match (self.shell.irqs.is_empty(), self.irq_mode) {
-                (true, _) => "",
-                (false, IrqMode::MsiX) => ", MSI-X interrupts (one vector per rx queue)",
-                (false, IrqMode::Msi) => ", MSI interrupts",
-            }
-        );
+        self.wait_for_link(o, || self.speed(), ("LINKS", regs::LINKS))?;
+        self.log_ready(irq::describe(&self.shell.irqs, self.d.irq_mode));
         Ok(())
     }
 
     /// 4.6.5: statistics registers clear on read: read them once to zero them. Queue q
     /// counts in per-queue statistics counter q (the last one for q >= 16).
     fn init_stats(&mut self) {
-        self.zero_counters();
+        crate::IxyDevice::reset_stats(self);
         let r = &self.shell.regs;
         for n in 0..MAX_QUEUES as usize / 4 {
             let map = byte_fields(n, |q| q.min(regs::NUM_QPRDC - 1));
@@ -669,47 +598,27 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// unmasks its own (EIMS) only while it sleeps, see `intel::irq`.
     fn init_interrupts(&self) {
         let r = &self.shell.regs;
-        let queues = self.shell.irqs.len();
-        let msix = self.irq_mode == IrqMode::MsiX;
+        let msix = self.d.irq_mode == IrqMode::MsiX;
         // Mask everything while the causes are routed.
         self.mask_interrupts();
         // 8.2.3.5 GPIE: MSI-X mode with the pending bit array, and auto-masking (EIAM)
         // when a vector's message is sent, so a woken queue needs no EIMC write.
         if msix {
-            r.set_bits(
-                regs::GPIE,
-                regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT,
-            );
+            let bits = regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT;
+            r.set_bits(regs::GPIE, bits);
         }
-        for q in 0..queues {
-            // 7.3 / 8.2.3.5 IVAR: rx queue q's cause -> vector q, entry valid.
-            let shift = regs::ivar_rx_shift(q);
-            let entry = (q as u32 & regs::IVAR_ALLOC_MASK) | regs::IVAR_ALLOC_VAL;
-            let ivar = r.read32(regs::ivar(q / 2)) & !(0xff << shift);
-            r.write32(regs::ivar(q / 2), ivar | entry << shift);
-            // 7.3 / 8.2.3.5 EITR: throttle of vector q.
-            r.write32(regs::eitr(q), RX_EITR);
-        }
-        let vectors = vector_mask(queues);
-        if msix {
-            // 8.2.3.5 EIAC (MSI-X only): the queue causes clear themselves when their
-            // message goes out, so nobody has to read EICR. EIAM: and mask themselves.
-            r.write32(regs::EIAC, vectors);
-            r.write32(regs::eiam_ex(0), vectors);
-        }
-        // Old causes cleared (write 1b to clear); EIMS stays clear for the queues.
-        r.write32(regs::EICR, vectors);
-    }
-
-    /// The receive queue's interrupt, when interrupts are on: its eventfd is what vector
-    /// `queue` signals (tests against the model signal it to stand in for the device).
-    pub fn queue_interrupt(&self, queue: u16) -> Option<&QueueInterrupt> {
-        self.shell.queue_interrupt(queue)
+        // 8.2.3.5: IVAR(q / 2) holds rx queue q's entry; EIAC and EIAM_EX(0) (MSI-X only).
+        let ivar = |q| (regs::ivar(q / 2), regs::ivar_rx_shift(q));
+        let (at, auto) = (
+            (IRQ_REGS, self.shell.irqs.len()),
+            [regs::EIAC, regs::eiam_ex(0)],
+        );
+        irq::route_vectors(r, at, ivar, (regs::eitr, RX_EITR), msix.then_some(auto));
     }
 
     /// How the receive vectors are delivered; `None` when polling.
     pub fn irq_mode(&self) -> Option<IrqMode> {
-        (!self.shell.irqs.is_empty()).then_some(self.irq_mode)
+        (!self.shell.irqs.is_empty()).then_some(self.d.irq_mode)
     }
 
     /// 4.6.4: the 82599 MAC link, as Linux sets it up: the link enabled even if the NVM
@@ -721,12 +630,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn init_link(&self) {
         let r = &self.shell.regs;
         r.clear_bits(regs::AUTOC2, regs::AUTOC2_LINK_DISABLE_MASK);
-        if has_laser_control(self.device_id) {
+        if has_laser_control(self.d.device_id) {
             r.clear_bits(regs::ESDP, regs::ESDP_SDP3);
             std::thread::sleep(LASER_ON_DELAY);
         }
         let mut autoc = r.read32(regs::AUTOC);
-        if is_sfp(self.device_id) {
+        if is_sfp(self.d.device_id) {
             autoc = autoc & !regs::AUTOC_LMS_MASK | regs::AUTOC_LMS_10G_SERIAL;
         }
         r.write32(regs::AUTOC, autoc | regs::AUTOC_RESTART_AN);
@@ -764,7 +673,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // buffers to the device by moving the tail.
         for q in 0..s.rx.len() {
             let what = format!("receive queue {q} to enable (RXDCTL.ENABLE)");
-            s.enable_queue(&regs::rx_queue(q), [regs::RXDCTL_ENABLE, 0], &what)?;
+            s.enable_queue(&regs::rx_queue(q), 0, &what)?;
             s.rx[q].start(&s.regs);
         }
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
@@ -777,7 +686,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn init_rx_buffers(&self) {
         let r = &self.shell.regs;
         // All packet buffer to buffer 0, whose size depends on the MAC.
-        let pb_bytes = self.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
+        let pb_bytes = self.d.mac.rx_pb_size_kb() << regs::RXPBSIZE_SHIFT;
         r.write32(regs::rxpbsize(0), pb_bytes);
         // 4.6.3.2: FCRTH[n].RTH is set whether flow control is used or not, typically to
         // RXPBSIZE[n] - 0x6000 (0 for the unused buffers; Linux `ixgbe_fc_enable_generic`).
@@ -822,7 +731,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn enable_rx(&self) {
         let r = &self.shell.regs;
         let rxen = || r.set_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
-        if !self.mac.is_82599() {
+        if !self.d.mac.is_82599() {
             return rxen();
         }
         let secrxctrl = r.read32(regs::SECRXCTRL);
@@ -872,54 +781,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 4.6.8.1: enable each queue, wait for the read-back.
         for q in 0..self.shell.tx.len() {
             let what = format!("transmit queue {q} to enable (TXDCTL.ENABLE)");
-            self.shell
-                .enable_queue(&regs::tx_queue(q), [regs::TXDCTL_ENABLE, 0], &what)?;
+            self.shell.enable_queue(&regs::tx_queue(q), 0, &what)?;
         }
         Ok(())
-    }
-
-    /// Waits up to `o.link_timeout` for LINKS.LINK_UP; never forever.
-    fn wait_for_link(&self, o: &IxgbeOptions) -> Result<()> {
-        let links = || format!("LINKS = {:#010x}", self.shell.regs.read32(regs::LINKS));
-        let (timeout, require) = (o.link_timeout, o.require_link);
-        crate::intel::wait_for_link(&self.shell.name, timeout, require, || self.speed(), links)
-    }
-
-    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
-    /// MAC counters: they also count frames the DMA then drops for lack of descriptors
-    /// (SRRCTL.DROP_EN, counted in QPRDC; the 82598 datasheet says GPRC leaves out only
-    /// MPC's packet buffer misses, and MoonGen reads GPRC as frames at the NIC). So
-    /// `rx_packets` is GPRC minus QPRDC, the frames delivered into the rings (QPRDC read
-    /// first: a frame counted there is already in GPRC); `rx_bytes` (GORC) still
-    /// includes the dropped frames' octets, which no counter separates.
-    fn read_stats(&mut self) {
-        self.read_queue_stats();
-        let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
-        // Low register first: reading the high one clears the pair.
-        let pair = |lo, hi| r(lo) | r(hi) << 32;
-        let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
-        let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
-        let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
-        let (gprc, tx_packets) = (r(regs::GPRC), r(regs::GPTC));
-        let rx_bytes = pair(regs::GORCL, regs::GORCH);
-        let tx_bytes = pair(regs::GOTCL, regs::GOTCH);
-        // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
-        // RLEC), and the frames too short or too long to pass (RUC, ROC).
-        let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
-            .map(r)
-            .iter()
-            .sum();
-        let (nombuf, tx_dropped) = self.shell.take_drops();
-        let s = &mut self.stats;
-        s.rx_errors += errors;
-        s.rx_nombuf += nombuf;
-        s.tx_dropped += tx_dropped;
-        s.rx_packets = (s.rx_packets + gprc).saturating_sub(qprdc);
-        s.tx_packets += tx_packets;
-        // The octet counters include the 4-byte CRC; DeviceStats counts frames without it.
-        s.rx_bytes += rx_bytes.saturating_sub(4 * gprc);
-        s.tx_bytes += tx_bytes.saturating_sub(4 * tx_packets);
-        s.rx_dropped += mpc + qprdc;
     }
 
     /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,
@@ -939,7 +803,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             read(rx, regs::qprc, regs::qbrc_l),
             read(tx, regs::qptc, regs::qbtc_l),
         );
-        let s = &mut self.stats;
+        let s = &mut self.shell.stats;
         for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
             list.resize(counts.len(), Default::default());
             for (q, (packets, bytes)) in list.iter_mut().zip(counts) {
@@ -948,38 +812,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             }
         }
     }
-
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.shell.rx_pool(queue)
-    }
-
-    /// Packets queued on transmit queue `queue` whose descriptors have not been cleaned
-    /// yet (0 for a queue that does not exist).
-    pub fn tx_in_flight(&self, queue: u16) -> usize {
-        self.shell
-            .tx
-            .get(queue as usize)
-            .map_or(0, |t| t.in_flight())
-    }
 }
 
 impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
-    type Regs = R;
     const NAME: &'static str = "ixgbe";
-    /// Queue control: RXDCTL.ENABLE and TXDCTL.ENABLE (8.2.3.8.6, 8.2.3.9.10).
-    const QUEUE_CONTROL: Option<QueueControl> = Some(QueueControl {
-        rx: (regs::rx_queue, regs::RXDCTL_ENABLE),
-        tx: (regs::tx_queue, regs::TXDCTL_ENABLE),
-    });
-
-    fn shell(&self) -> &Shell<R> {
-        &self.shell
-    }
-
-    fn shell_mut(&mut self) -> &mut Shell<R> {
-        &mut self.shell
-    }
+    const QUEUES: Option<Queues2> = Some([regs::rx_queue, regs::tx_queue]);
 
     /// The MAC in receive address entry 0 (RAL(0)/RAH(0)), loaded from the EEPROM.
     fn mac(&self) -> [u8; 6] {
@@ -995,7 +832,7 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     fn speed(&self) -> u32 {
         links_speed(
             self.shell.regs.read32(regs::LINKS),
-            self.mac.non_std_speeds(),
+            self.d.mac.non_std_speeds(),
         )
     }
 
@@ -1018,45 +855,45 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         Ok(())
     }
 
-    fn counters(&mut self) -> DeviceStats {
-        self.read_stats();
-        self.stats.clone()
+    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
+    /// MAC counters: they also count frames the DMA then drops for lack of descriptors
+    /// (SRRCTL.DROP_EN, counted in QPRDC; the 82598 datasheet says GPRC leaves out only
+    /// MPC's packet buffer misses, and MoonGen reads GPRC as frames at the NIC). So
+    /// `rx_packets` is GPRC minus QPRDC, the frames delivered into the rings (QPRDC read
+    /// first: a frame counted there is already in GPRC); `rx_bytes` (GORC) still
+    /// includes the dropped frames' octets, which no counter separates.
+    fn read_counters(&mut self) {
+        self.read_queue_stats();
+        let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
+        let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
+        let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
+        let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
+        // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
+        // RLEC), and the frames too short or too long to pass (RUC, ROC).
+        let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
+            .map(r)
+            .iter()
+            .sum();
+        self.shell.add_good_counters();
+        let s = &mut self.shell.stats;
+        s.rx_errors += errors;
+        s.rx_packets = s.rx_packets.saturating_sub(qprdc);
+        s.rx_dropped += mpc + qprdc;
     }
 
-    fn zero_counters(&mut self) {
-        self.read_stats();
-        self.stats = DeviceStats::default();
-    }
-}
-
-impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
-    /// Stops all DMA before the rings and buffers are freed: receive off, queues
-    /// disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then master disable and a
-    /// global reset (4.2.1.6.1, 4.6.3.2).
-    fn drop(&mut self) {
+    /// Receive off, queues disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then
+    /// master disable and a global reset (4.2.1.6.1, 4.6.3.2).
+    fn close(&mut self) {
         // 4.6.3.1: no interrupts while the device goes down.
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
-        // Each queue off, then (4.6.7.1.2) polled until it reads back disabled, then
-        // ~100 us more. A queue that stays enabled is logged; the reset stops it anyway.
-        let (rx, tx) = s.queues();
-        let rx = (0..rx).map(|q| (regs::rxdctl(q), regs::RXDCTL_ENABLE, "receive", q));
-        let tx = (0..tx).map(|q| (regs::txdctl(q), regs::TXDCTL_ENABLE, "transmit", q));
-        let queues = rx.chain(tx);
-        for (reg, bit, ..) in queues.clone() {
-            s.regs.clear_bits(reg, bit);
-        }
-        for (reg, bit, kind, q) in queues {
-            let what = format!("{kind} queue {q} to disable");
-            if let Err(e) = s.wait(reg, bit, 0, QUEUE_DISABLE_TIMEOUT, &what) {
-                log::warn!("{}: {e}", s.name);
-            }
-        }
+        // Each queue off and read back off, then (4.6.7.1.2) ~100 us more.
+        s.disable_queues([regs::rx_queue, regs::tx_queue], QUEUE_DISABLE_TIMEOUT);
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
-        let reset = self.reset("reset on close (CTRL.RST)");
+        let reset = self.reset();
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
-        if has_laser_control(self.device_id) && self.mac.is_82599() {
+        if has_laser_control(self.d.device_id) && self.d.mac.is_82599() {
             self.shell.regs.set_bits(regs::ESDP, regs::ESDP_SDP3);
         }
         self.shell
@@ -1066,65 +903,5 @@ impl<R: RegisterSpace> Drop for IxgbeDevice<R> {
             log::error!("{}: {e}", self.shell.name);
             self.shell.fence_off();
         }
-    }
-}
-
-/// EIMS/EIMC/EIAC/EIAM bits of vectors 0 to `queues - 1` (`queues` <= 16).
-fn vector_mask(queues: usize) -> u32 {
-    ((1u64 << queues) - 1) as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-
-    #[test]
-    fn open_refuses_wrong_devices_and_missing_hugepages_before_unbinding() {
-        let open = |root: &std::path::Path, cfg: &DeviceConfig| {
-            open_error(root, |pci| IxgbeDevice::open(pci, cfg))
-        };
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        // An NVMe disk (not a NIC), a virtio NIC and an 82599 VF are not ixgbe PFs.
-        for (tag, class, vendor, device, driver) in [
-            ("pf-on-nvme", [2, 8, 1], 0x144d, 0xa808, "nvme"),
-            ("pf-on-virtio", [0, 0, 2], 0x1af4, 0x1000, "virtio-pci"),
-            ("pf-on-vf", [0, 0, 2], 0x8086, 0x10ed, "ixgbevf"),
-        ] {
-            let (root, _) = fake_sysfs(tag, class, vendor, device, Some(driver));
-            let err = open(&root, &cfg);
-            let msg = err.to_string();
-            match tag {
-                "pf-on-nvme" => {
-                    assert!(matches!(err, Error::NotANic { .. }), "{msg}");
-                    assert!(msg.contains("(PCI class 010802)"), "{msg}");
-                }
-                _ => {
-                    assert!(matches!(err, Error::Unsupported { .. }), "{msg}");
-                    let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
-                    assert!(msg.contains(&id), "{tag}: {msg}");
-                    let other = if tag == "pf-on-vf" {
-                        "ixgbevf"
-                    } else {
-                        "virtio"
-                    };
-                    let which = format!(
-                        "the ixgbe driver does not drive it; it is a device for the {other} driver"
-                    );
-                    assert!(msg.contains(&which), "{tag}: {msg}");
-                }
-            }
-            assert_eq!(unbind_written(&root, driver), "", "{tag}: never unbound");
-        }
-        // An 82599 PF, but 65 queues, or no hugetlbfs mount.
-        let (root, _) = fake_sysfs("pf-checks", [0, 0, 2], 0x8086, 0x10fb, Some("ixgbe"));
-        let err = open(&root, &cfg.clone().queues(1, 65));
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: 65 tx queues requested: ixgbe supports 1 to 64"
-        );
-        let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
-        assert_eq!(unbind_written(&root, "ixgbe"), "", "never unbound");
     }
 }

@@ -5,25 +5,11 @@
 //! Per-queue registers are functions of the queue index.
 
 use crate::intel::queue::{QueueRegs, queue_block};
+pub use crate::intel::regs::*;
 
-// ---- General control, 8.2.3.1 ----
-/// Device Control.
-pub const CTRL: usize = 0x00000;
+// ---- General control, 8.2.3.1 (CTRL, CTRL.RST, STATUS: `crate::intel::regs`) ----
 /// CTRL.LRST: link reset.
 pub const CTRL_LRST: u32 = 1 << 3;
-/// CTRL.RST: device (software) reset; self-clearing.
-pub const CTRL_RST: u32 = 1 << 26;
-/// Both reset bits: the reset is over when both read 0 (Linux `IXGBE_CTRL_RST_MASK`).
-pub const CTRL_RST_MASK: u32 = CTRL_LRST | CTRL_RST;
-/// CTRL.PCIe_Master_Disable (Linux `IXGBE_CTRL_GIO_DIS`): stop issuing new master
-/// requests, first step of the master disable algorithm (5.2.5.3.2).
-pub const CTRL_MASTER_DISABLE: u32 = 1 << 2;
-
-/// Device Status.
-pub const STATUS: usize = 0x00008;
-/// STATUS.PCIe_Master_Enable_Status (Linux `IXGBE_STATUS_GIO`): clears once no master
-/// request is pending after CTRL.PCIe_Master_Disable (5.2.5.3.2).
-pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
 /// STATUS.LAN_ID (bits 3:2): which port of the device this function is.
 pub const STATUS_LAN_ID_SHIFT: u32 = 2;
 
@@ -123,10 +109,6 @@ pub const fn ivar(n: usize) -> usize {
 pub const fn ivar_rx_shift(q: usize) -> u32 {
     16 * (q as u32 & 1)
 }
-/// IVAR entry: the vector number (bits 5:0 of each entry).
-pub const IVAR_ALLOC_MASK: u32 = 0x3f;
-/// IVAR entry valid bit (bit 7 of each entry).
-pub const IVAR_ALLOC_VAL: u32 = 1 << 7;
 
 // ---- Receive filtering, 8.2.3.7 ----
 /// Filter Control.
@@ -146,8 +128,6 @@ pub const fn ral(n: usize) -> usize {
 pub const fn rah(n: usize) -> usize {
     0x0a204 + 8 * n
 }
-/// RAH.AV: address valid.
-pub const RAH_AV: u32 = 1 << 31;
 
 // ---- RSS, 7.1.2.8 (registers 8.2.3.7.12-14) ----
 /// MRQC.MRQE = 0001b: RSS only (no DCB, no virtualisation); MRQC, RETA and RSSRK are
@@ -191,14 +171,8 @@ pub const fn rdt(n: usize) -> usize {
 pub const fn rxdctl(n: usize) -> usize {
     rx_queue_block(n) + 0x28
 }
-/// RXDCTL.ENABLE: queue enable.
-pub const RXDCTL_ENABLE: u32 = 1 << 25;
 /// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units (bits 4:0).
 pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x1f;
-/// SRRCTL.DESCTYPE field (bits 27:25).
-pub const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
-/// SRRCTL.DESCTYPE = 001b: advanced descriptors, one buffer.
-pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 0x1 << 25;
 /// SRRCTL.DROP_EN: drop frames when the queue has no descriptors (instead of stalling
 /// the packet buffer for all queues).
 pub const SRRCTL_DROP_EN: u32 = 1 << 28;
@@ -295,8 +269,6 @@ pub const fn txdctl(n: usize) -> usize {
 pub const TXDCTL_THRESH_MASK: u32 = 0x7f | 0x7f << 8 | 0x7f << 16;
 /// Prefetch 36, host 8, write-back 4: the values DPDK and ixy use (7.2.3.4.1, 7.2.3.5).
 pub const TXDCTL_THRESH: u32 = 36 | 8 << 8 | 4 << 16;
-/// TXDCTL.ENABLE: queue enable.
-pub const TXDCTL_ENABLE: u32 = 1 << 25;
 
 // ---- DCB, 8.2.3.10 ----
 /// DCB Transmit Descriptor Plane Control and Status.
@@ -341,18 +313,6 @@ pub const LINKS_SPEED_SHIFT: u32 = 28;
 pub const LINKS_SPEED_NON_STD: u32 = 1 << 27;
 
 // ---- Statistics, 8.2.3.23 (all clear on read) ----
-/// Good Packets Received Count.
-pub const GPRC: usize = 0x04074;
-/// Good Packets Transmitted Count.
-pub const GPTC: usize = 0x04080;
-/// Good Octets Received Count, low 32 bits (read first).
-pub const GORCL: usize = 0x04088;
-/// Good Octets Received Count, high 4 bits.
-pub const GORCH: usize = 0x0408c;
-/// Good Octets Transmitted Count, low 32 bits (read first).
-pub const GOTCL: usize = 0x04090;
-/// Good Octets Transmitted Count, high 4 bits.
-pub const GOTCH: usize = 0x04094;
 /// Missed Packets Count of packet buffer `n` (0-7).
 pub const fn mpc(n: usize) -> usize {
     0x03fa0 + 4 * n

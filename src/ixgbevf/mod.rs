@@ -31,19 +31,20 @@ pub mod regs;
 
 use std::time::Duration;
 
-use crate::DeviceConfig;
 use crate::error::{Error, Result};
+use crate::intel::mailbox::MailboxAt;
 use crate::intel::mailbox::{self, XcastMode, msg};
-use crate::intel::shell::{IntelDriver, Shell};
-use crate::intel::vf::{self, Vf, VfDriver};
+use crate::intel::regs::{CTRL, CTRL_RST, XDCTL_ENABLE};
+use crate::intel::shell::IntelDevice;
+use crate::intel::shell::Queues2;
+use crate::intel::vf::VfDriver;
 use crate::ixgbe::Options;
 use crate::ixgbe::regs as pf;
-use crate::memory::{DmaAllocator, Mempool};
-use crate::pci::{DriverKind, PciDevice};
-use crate::registers::{MmioRegion, RegisterSpace, wait_for};
+use crate::pci::DriverKind;
+use crate::registers::{MmioRegion, RegisterSpace};
 
 pub use crate::intel::mailbox::ApiVersion;
-pub use crate::intel::vf::PF_CHECK_INTERVAL;
+pub use crate::intel::vf::{PF_CHECK_INTERVAL, Vf};
 
 /// PCI device ids of the Intel 10 GbE SR-IOV virtual functions the ixgbevf driver handles
 /// (Linux `drivers/net/ethernet/intel/ixgbevf/defines.h`). The Hyper-V variants (0x152e,
@@ -67,8 +68,6 @@ pub const DEFAULT_MAILBOX_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_FRAME: u32 = 1518;
 /// How long a queue gets to stop on close (its ENABLE bit to read back 0).
 const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(10);
-/// Widths of VFGPRC/VFGPTC (32 bits) and VFGORC/VFGOTC (LSB register + 4 bits of MSB).
-const COUNTER_BITS: [u32; 4] = [32, 32, 36, 36];
 /// Without RSS the 82599 puts all of a pool's frames in its first queue. The 82599 VF's
 /// RSS is the PF's (MRQC, key and redirection table; the VF picks only the queue count,
 /// VFPSRTYPE.RQPL, Linux `ixgbevf_setup_psrtype`), the X550 VF's VFMRQC/VFRETA are not in
@@ -98,47 +97,10 @@ impl Default for IxgbevfOptions {
 }
 
 impl IxgbevfOptions {
-    /// The options a [`DeviceConfig`] asks for (queue counts; defaults for the rest). A VF
-    /// has no interrupt support yet: an interrupt timeout is ignored, with a warning.
-    pub fn from_config(cfg: &DeviceConfig) -> Self {
-        if cfg.interrupt_timeout_ms != 0 {
-            log::warn!(
-                "{}: the VF drivers have no interrupt support yet: interrupt timeout {} ms \
-                 ignored, rx_batch polls",
-                cfg.pci_addr,
-                cfg.interrupt_timeout_ms
-            );
-        }
-        Self::default().queues(cfg.rx_queues, cfg.tx_queues)
-    }
-
     /// Sets the mailbox timeout.
     pub fn mailbox_timeout(mut self, timeout: Duration) -> Self {
         self.mailbox_timeout = timeout;
         self
-    }
-
-    /// The receive and transmit rings, transmit queue `q` on VF queue `tx_first + q`.
-    pub(crate) fn rings<R: RegisterSpace>(
-        &self,
-        s: &mut Shell<R>,
-        dma: &dyn DmaAllocator,
-        tails: [fn(usize) -> usize; 2],
-        tx_first: usize,
-    ) -> Result<()> {
-        for q in 0..usize::from(self.rx_queues) {
-            let pool = (self.pool_entries, self.rx_ring_size);
-            s.rx.push(Shell::<R>::rx_ring(dma, pool, tails[0](q))?);
-        }
-        for q in 0..usize::from(self.tx_queues) {
-            let tail = tails[1](tx_first + q);
-            s.tx.push(crate::intel::ring::TxRing::new(
-                dma,
-                self.tx_ring_size,
-                tail,
-            )?);
-        }
-        Ok(())
     }
 }
 
@@ -147,66 +109,18 @@ impl IxgbevfOptions {
 /// `R` is the register space (the VF's BAR0): [`MmioRegion`] on hardware
 /// ([`IxgbevfDevice::open`]), the device model's VF in tests
 /// ([`IxgbevfDevice::with_registers`]).
-pub struct IxgbevfDevice<R: RegisterSpace = MmioRegion> {
-    shell: Shell<R>,
-    vf: Vf,
+pub type IxgbevfDevice<R = MmioRegion> = IntelDevice<Vf<Ixgbevf>, R>;
+
+/// What only an ixgbevf device knows.
+#[derive(Default)]
+pub struct Ixgbevf {
     api: ApiVersion,
-    options: IxgbevfOptions,
     /// The VF queue transmit ring 0 uses: the PF's default queue when it has traffic
     /// classes (GET_QUEUES), else 0.
     tx_first: usize,
 }
 
-impl IxgbevfDevice<MmioRegion> {
-    /// Takes `pci` from its kernel driver, maps BAR0 and initialises the VF as `cfg` asks,
-    /// with DMA memory from hugepages.
-    ///
-    /// Refuses, before touching the device, options that cannot work (checked first, so
-    /// they are reported as such on any machine), anything that is not an ixgbevf virtual
-    /// function, and a missing hugetlbfs mount.
-    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        vf::open(pci, cfg, DriverKind::Ixgbevf, Self::with_registers)
-    }
-}
-
 impl<R: RegisterSpace> IxgbevfDevice<R> {
-    /// Initialises the VF behind `regs` (its BAR0) with rings and buffers from `dma`, as
-    /// `options` ask. `name` identifies it in messages (the PCI address on hardware).
-    pub fn with_registers(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: IxgbevfOptions,
-    ) -> Result<Self> {
-        Self::check(&o)?;
-        let options = o;
-        let mbx = mailbox::Mailbox::new(name, options.mailbox_timeout, mailbox::AT_IXGBEVF);
-        let mut dev = IxgbevfDevice {
-            shell: Shell::new(name, regs, crate::intel::irq::NO_IRQS, Vec::new()),
-            vf: Vf::new(mbx, COUNTER_BITS),
-            api: ApiVersion::V1_0,
-            options,
-            tx_first: 0,
-        };
-        // On error `dev` is dropped, which stops its queues before the memory is freed.
-        dev.handshake()?;
-        let tails = [|q| regs::rx_queue(q).tail, |q| regs::tx_queue(q).tail];
-        dev.options
-            .rings(&mut dev.shell, dma, tails, dev.tx_first)?;
-        dev.start()?;
-        let s = &dev.shell;
-        log::info!(
-            "{}: ixgbevf ready, MAC {}, mailbox API {}, {} rx / {} tx queues, link {} Mbit/s",
-            s.name,
-            crate::format_mac(&dev.vf.mac),
-            dev.api.name(),
-            s.rx.len(),
-            s.tx.len(),
-            dev.speed()
-        );
-        Ok(dev)
-    }
-
     /// Step 3: the newest API version the PF accepts.
     fn negotiate_api(&self) -> Result<ApiVersion> {
         for api in ApiVersion::NEWEST_FIRST {
@@ -224,52 +138,49 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
     }
 
     fn request(&self, message: &[u32]) -> Result<mailbox::Reply> {
-        self.vf.mbx.request(&self.shell.regs, message)
+        self.d.mbx.request(&self.shell.regs, message)
     }
 
     /// Step 4: the queues the PF gives this VF must cover the ones asked for. With more
     /// than one traffic class the VF transmits on one queue, the PF's default one (Linux
     /// `ixgbevf_configure_dcb`).
     fn check_queue_counts(&mut self) -> Result<()> {
-        let (tx, rx) = if self.api >= ApiVersion::V1_1 {
+        let api = self.d.x.api;
+        let (mut tx, mut rx, mut first) = (1, 1, 0);
+        if api >= ApiVersion::V1_1 {
             let reply = self.request(&[msg::GET_QUEUES])?;
             if !reply.acked() {
+                let api = api.name();
                 return Err(self.shell.err(format!(
                     "the PF refused to tell the queue counts (GET_QUEUES NACK) although it \
-                     agreed to mailbox API {}",
-                    self.api.name()
+                     agreed to mailbox API {api}"
                 )));
             }
-            let [tcs, def_q] = [msg::TRAFFIC_CLASSES, msg::DEF_QUEUE].map(|w| reply.words[w]);
-            if tcs != 0 || def_q != 0 {
-                log::info!(
-                    "{}: PF: {tcs} traffic classes, default queue {def_q}",
-                    self.shell.name
-                );
-            }
-            let first = if tcs > 1 { def_q as usize } else { 0 };
-            if !self.shell.tx.is_empty() && first != self.tx_first {
-                return Err(self
-                    .shell
-                    .err("the PF moved the default queue; open the VF again"));
-            }
-            self.tx_first = first;
-            let tx = if tcs > 1 {
-                1
-            } else {
-                reply.words[msg::TX_QUEUES]
-            };
-            (tx, reply.words[msg::RX_QUEUES])
-        } else {
-            (1, 1)
-        };
-        let o = &self.options;
+            let w = reply.words;
+            let (tcs, def_q) = (w[msg::TRAFFIC_CLASSES], w[msg::DEF_QUEUE]);
+            log::debug!(
+                "{}: PF: {tcs} traffic classes, default queue {def_q}",
+                self.shell.name
+            );
+            (tx, rx) = (
+                if tcs > 1 { 1 } else { w[msg::TX_QUEUES] },
+                w[msg::RX_QUEUES],
+            );
+            first = if tcs > 1 { def_q as usize } else { 0 };
+        }
+        if !self.shell.tx.is_empty() && first != self.d.x.tx_first {
+            return Err(self
+                .shell
+                .err("the PF moved the default queue; open the VF again"));
+        }
+        self.d.x.tx_first = first;
+        let o = &self.d.options;
         if u32::from(o.rx_queues) > rx || u32::from(o.tx_queues) > tx {
             return Err(Error::config(format!(
                 "{}: the PF gives this VF {rx} rx and {tx} tx queues (mailbox API {}); {} rx \
                  and {} tx were requested",
                 self.shell.name,
-                self.api.name(),
+                api.name(),
                 o.rx_queues,
                 o.tx_queues
             )));
@@ -277,111 +188,56 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         Ok(())
     }
 
-    /// Disables every queue the VF may have enabled.
-    fn stop_queues(&self) {
-        for q in 0..MAX_QUEUES as usize {
-            crate::intel::queue::disable_queue(
-                &self.shell.regs,
-                regs::rx_queue(q).ctl,
-                pf::RXDCTL_ENABLE,
-            );
-            crate::intel::queue::disable_queue(
-                &self.shell.regs,
-                regs::tx_queue(q).ctl,
-                pf::TXDCTL_ENABLE,
-            );
-        }
-    }
-
-    /// Receive queues: advanced one-buffer descriptors sized to the pool buffers, drop when
-    /// out of descriptors, ring, enable, then all descriptors but one to the device.
-    fn start_rx(&mut self) -> Result<()> {
-        let s = &mut self.shell;
-        for q in 0..s.rx.len() {
-            s.rx[q].rearm();
-            let (bsize, drop_en) = (pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN);
-            crate::intel::queue::set_srrctl(&s.regs, regs::vfsrrctl(q), bsize, drop_en);
-            let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
-            let bits = [pf::RXDCTL_ENABLE, 0];
-            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), bits, &what)?;
-            s.rx[q].start(&s.regs);
-        }
-        Ok(())
-    }
-
-    /// Transmit queues: ring, write-back thresholds, enable.
-    fn start_tx(&mut self) -> Result<()> {
-        let s = &mut self.shell;
-        for q in 0..s.tx.len() {
-            s.tx[q].discard();
-            let what = format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)");
-            let (qr, bits) = (
-                regs::tx_queue(self.tx_first + q),
-                [pf::TXDCTL_ENABLE, regs::VFTXDCTL_THRESH],
-            );
-            s.start_queue(&qr, s.tx[q].descriptors(), bits, &what)?;
-        }
-        Ok(())
-    }
-
-    /// Looks at VFMAILBOX for a PF reset and, if there was one (or an earlier
-    /// re-initialisation failed), initialises the VF again with the rings it has. Returns
-    /// whether it did. Frames on the rings are dropped; packets the caller holds are not
-    /// touched.
-    pub fn check_pf_reset(&mut self) -> Result<bool> {
-        vf::check_pf_reset(self)
-    }
-
-    /// PF resets the driver recovered from.
-    pub fn pf_resets(&self) -> u64 {
-        self.vf.pf_resets
+    /// The control registers of every queue the VF may have enabled.
+    fn queue_controls(&self) -> impl Iterator<Item = usize> + use<R> {
+        let first = self.d.x.tx_first;
+        (0..MAX_QUEUES as usize)
+            .flat_map(move |q| [regs::rx_queue(q).ctl, regs::tx_queue(first + q).ctl])
     }
 
     /// The mailbox API version agreed with the PF.
     pub fn api_version(&self) -> ApiVersion {
-        self.api
-    }
-
-    /// The MAC address the PF assigned to this VF.
-    pub fn permanent_mac(&self) -> [u8; 6] {
-        self.vf.perm_mac
-    }
-
-    /// The pool receive queue `queue` takes its buffers from, if the queue exists.
-    pub fn rx_pool(&self, queue: u16) -> Option<&Mempool> {
-        self.shell.rx_pool(queue)
+        self.d.x.api
     }
 }
 
-impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
-    type Regs = R;
+impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
     const NAME: &'static str = "ixgbevf";
+    const KIND: DriverKind = DriverKind::Ixgbevf;
     const RX_RING_SIZE: usize = crate::ixgbe::DEFAULT_RX_RING_SIZE;
 
-    fn parts(&self) -> (&Shell<R>, &Vf) {
-        (&self.shell, &self.vf)
+    const MAILBOX: MailboxAt = mailbox::AT_IXGBEVF;
+    /// VFGPRC/VFGPTC: 32 bits; VFGORC/VFGOTC: the LSB register and 4 bits of the MSB.
+    const COUNTER_BITS: [u32; 4] = [32, 32, 36, 36];
+    const QUEUE_REGS: Queues2 = [regs::rx_queue, regs::tx_queue];
+
+    fn tx_first(&self) -> usize {
+        self.d.x.tx_first
     }
 
-    fn parts_mut(&mut self) -> (&mut Shell<R>, &mut Vf) {
-        (&mut self.shell, &mut self.vf)
+    fn ready_note(&self) -> String {
+        format!(", mailbox API {}", self.d.x.api.name())
     }
 
     /// Steps 1 to 4: queues off, interrupts masked, VF reset, the end of a PF reset
     /// waited for; RESET (the MAC address), API version, queue counts.
     fn handshake(&mut self) -> Result<()> {
-        self.stop_queues();
-        self.shell.regs.write32(regs::VTEIMC, regs::VTEIMC_ALL);
-        self.shell.regs.write32(regs::VFCTRL, regs::VFCTRL_RST);
-        self.vf.mbx.wait_reset_done(&self.shell.regs)?;
+        let r = &self.shell.regs;
+        for ctl in self.queue_controls() {
+            crate::intel::queue::disable_queue(r, ctl, XDCTL_ENABLE);
+        }
+        r.write32(regs::VTEIMC, regs::VTEIMC_ALL);
+        r.write32(CTRL, CTRL_RST);
+        self.d.mbx.wait_reset_done(r)?;
         let reply = self.request(&[msg::RESET])?;
-        self.vf.take_assigned(&self.shell.name, &reply)?;
+        self.d.take_assigned(&self.shell.name, &reply)?;
         log::debug!(
             "{}: RESET reply: MAC {}, multicast filter type {}",
             self.shell.name,
-            crate::format_mac(&self.vf.perm_mac),
+            crate::format_mac(&self.d.perm_mac),
             reply.words[msg::RESET_REPLY_WORDS - 1]
         );
-        self.api = self.negotiate_api()?;
+        self.d.x.api = self.negotiate_api()?;
         self.check_queue_counts()
     }
 
@@ -394,10 +250,10 @@ impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
                 "{name}: the PF refused a maximum frame size of {MAX_FRAME} bytes (SET_LPE)"
             );
         }
-        self.start_rx()?;
-        self.start_tx()?;
-        let want = self.options.promisc;
-        if (want || self.api >= ApiVersion::V1_2)
+        let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
+        self.start_rings(regs::vfsrrctl, bits, regs::VFTXDCTL_THRESH)?;
+        let want = self.d.options.promisc;
+        if (want || self.d.x.api >= ApiVersion::V1_2)
             && let Err(e) = crate::IxyDevice::set_promisc(self, want)
         {
             if want {
@@ -405,16 +261,8 @@ impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
             }
             log::warn!("{}: {e}", self.shell.name);
         }
-        vf::register_mac(self)?;
-        let vflinks = || format!("VFLINKS = {:#010x}", self.shell.regs.read32(regs::VFLINKS));
-        let o = &self.options;
-        crate::intel::wait_for_link(
-            &self.shell.name,
-            o.link_timeout,
-            o.require_link,
-            || self.link(),
-            vflinks,
-        )
+        self.register_mac()?;
+        self.wait_for_link(&self.d.options, || self.link(), ("VFLINKS", regs::VFLINKS))
     }
 
     /// Link speed in Mbit/s from VFLINKS (8.3; the PF's LINKS): 0 while down. The VF does
@@ -433,11 +281,11 @@ impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
             (XcastMode::Multi, ApiVersion::V1_2)
         };
         let wanted = XcastMode::describe(mode as u32);
-        if self.api < needs {
+        if self.d.x.api < needs {
             return Err(self.shell.err(format!(
                 "{wanted} mode needs mailbox API {} or later; the PF agreed to {}",
                 needs.name(),
-                self.api.name()
+                self.d.x.api.name()
             )));
         }
         let reply = self.request(&[msg::UPDATE_XCAST_MODE, mode as u32])?;
@@ -458,12 +306,12 @@ impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
         Ok(())
     }
 
-    /// VFGPRC, VFGPTC (32 bits), VFGORC, VFGOTC (LSB and 4 bits of MSB).
     fn check(o: &IxgbevfOptions) -> Result<()> {
         o.check_queues("ixgbevf", [1, MAX_QUEUES], ONE_RX_QUEUE)
     }
 
-    fn read_counters(&self) -> [u64; 4] {
+    /// VFGPRC, VFGPTC (32 bits), VFGORC, VFGOTC (LSB and 4 bits of MSB).
+    fn counter_values(&self) -> [u64; 4] {
         let r = |reg| u64::from(self.shell.regs.read32(reg));
         let pair = |[lsb, msb]: [usize; 2]| r(lsb) | (r(msb) & 0xf) << 32;
         [
@@ -473,83 +321,26 @@ impl<R: RegisterSpace> VfDriver for IxgbevfDevice<R> {
             pair(regs::VFGOTC),
         ]
     }
-}
 
-impl<R: RegisterSpace> Drop for IxgbevfDevice<R> {
-    /// Stops the VF's DMA before its rings and buffers are freed: queues off and waited
-    /// for, then a VF reset. A queue that does not stop loses bus mastering, or if even
-    /// that fails its memory is never given back.
-    fn drop(&mut self) {
-        self.stop_queues();
-        // A queue has stopped once its ENABLE bit reads back 0 (82599 datasheet 4.6.7.1
-        // and 4.6.8.1, queue disable; the VF registers behave the same, 8.3).
-        let mut stopped = true;
-        for q in 0..MAX_QUEUES as usize {
-            for (ctl, enable) in [
-                (regs::rx_queue(q).ctl, pf::RXDCTL_ENABLE),
-                (regs::tx_queue(self.tx_first + q).ctl, pf::TXDCTL_ENABLE),
-            ] {
-                let what = "queue disable on close";
-                if let Err(e) = wait_for(
-                    &self.shell.regs,
-                    ctl,
-                    enable,
-                    0,
-                    QUEUE_DISABLE_TIMEOUT,
-                    what,
-                ) {
-                    log::error!("{}: {e}", self.shell.name);
-                    stopped = false;
-                }
-            }
+    /// Every queue off, then each read back off: a queue has stopped once its ENABLE bit
+    /// reads 0 (82599 datasheet 4.6.7.1 and 4.6.8.1, queue disable; the VF registers
+    /// behave the same, 8.3).
+    fn stop_queues(&mut self) -> Result<()> {
+        let (s, what) = (&self.shell, "queue disable on close");
+        for ctl in self.queue_controls() {
+            crate::intel::queue::disable_queue(&s.regs, ctl, XDCTL_ENABLE);
         }
-        self.shell.regs.write32(regs::VFCTRL, regs::VFCTRL_RST);
-        if let Err(e) = self.vf.mbx.wait_reset_done(&self.shell.regs) {
-            log::warn!("{}: {e}", self.shell.name);
-        }
-        if !stopped {
-            self.shell.fence_off();
-        }
+        let t = QUEUE_DISABLE_TIMEOUT;
+        let waits = self
+            .queue_controls()
+            .map(|ctl| s.wait(ctl, XDCTL_ENABLE, 0, t, what));
+        waits.fold(Ok(()), Result::and)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
-
-    #[test]
-    fn open_refuses_wrong_devices_and_bad_options_before_unbinding() {
-        use crate::pci::testing::{fake_sysfs, open_error, unbind_written};
-        let open = |root: &std::path::Path, cfg: &DeviceConfig| {
-            open_error(root, |pci| IxgbevfDevice::open(pci, cfg))
-        };
-        let cfg = DeviceConfig::new("0000:00:04.0");
-        // A virtio NIC (and an 82599 PF) are not virtual functions.
-        for (tag, vendor, device, driver) in [
-            ("vf-on-virtio", 0x1af4, 0x1000, "virtio-pci"),
-            ("vf-on-pf", 0x8086, 0x10fb, "ixgbe"),
-        ] {
-            let (root, _) = fake_sysfs(tag, [0, 0, 2], vendor, device, Some(driver));
-            let err = open(&root, &cfg);
-            assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-            let id = format!("0000:00:04.0 ({vendor:04x}:{device:04x}) is not supported");
-            assert!(err.to_string().contains(&id), "{tag}: {err}");
-            let other = if tag == "vf-on-pf" { "ixgbe" } else { "virtio" };
-            let which = format!(
-                "the ixgbevf driver does not drive it; it is a device for the {other} driver"
-            );
-            assert!(err.to_string().contains(&which), "{tag}: {err}");
-            assert_eq!(unbind_written(&root, driver), "");
-        }
-        // An 82599 VF, but 9 queues, or no hugetlbfs mount.
-        let (root, _) = fake_sysfs("vf-checks", [0, 0, 2], 0x8086, 0x10ed, Some("ixgbevf"));
-        let err = open(&root, &cfg.clone().queues(9, 9));
-        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
-        let err = open(&root, &cfg.clone().hugepage_dir("/nonexistent/ixy-huge"));
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
-        assert_eq!(unbind_written(&root, "ixgbevf"), "", "never unbound");
-    }
 
     #[test]
     fn options_are_checked() {

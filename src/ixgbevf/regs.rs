@@ -10,10 +10,8 @@
 
 use crate::intel::queue::{QueueRegs, queue_block};
 
-/// VF Control (8.3, general registers).
-pub const VFCTRL: usize = 0x00000;
-/// VFCTRL.RST: VF software reset (the bit of the PF's CTRL.RST).
-pub const VFCTRL_RST: u32 = 1 << 26;
+// VFCTRL and VFCTRL.RST (8.3, general registers) are the PF's CTRL and CTRL.RST:
+// `crate::intel::regs`.
 /// VF Link Status: the PF's LINKS, read-only (8.3, general registers).
 pub const VFLINKS: usize = 0x00010;
 

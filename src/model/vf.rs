@@ -500,7 +500,7 @@ impl Model {
             vf: vf.clone(),
             driver: true,
         };
-        IxgbevfDevice::with_registers(&name, regs, &self.dma(), options)
+        IxgbevfDevice::with_registers(&name, regs, &self.dma(), &options)
     }
 
     fn check_vf(&self, vf: &VfPort) -> usize {
