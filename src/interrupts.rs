@@ -80,22 +80,19 @@ pub(crate) fn decide(
 ) -> IrqAction {
     if received > 0 {
         idle.set(0);
-        if *armed {
-            *armed = false;
-            IrqAction::Disarm
-        } else {
-            IrqAction::Poll
-        }
-    } else {
-        let n = idle.get().saturating_add(1);
-        idle.set(n);
-        if n >= threshold.max(1) {
-            *armed = true;
-            IrqAction::Sleep
-        } else {
-            IrqAction::Poll
-        }
+        // Traffic on a queue that slept: disarm it.
+        return match std::mem::take(armed) {
+            true => IrqAction::Disarm,
+            false => IrqAction::Poll,
+        };
     }
+    let n = idle.get().saturating_add(1);
+    idle.set(n);
+    if n < threshold.max(1) {
+        return IrqAction::Poll;
+    }
+    *armed = true;
+    IrqAction::Sleep
 }
 
 /// A non-blocking eventfd (eventfd(2)): the kernel's VFIO interrupt handler adds 1 per

@@ -409,18 +409,15 @@ impl DeviceConfig {
         let device = pci::PciDevice::open(&self.pci_addr)?;
         let id = device.id();
         self.check_vfio_rule(&device)?;
-        match pci::driver_for(id) {
-            Some(pci::DriverKind::VirtioLegacy | pci::DriverKind::VirtioModern) => {
-                Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
-            }
-            Some(pci::DriverKind::Ixgbe) => Ok(Box::new(ixgbe::IxgbeDevice::open(device, self)?)),
-            Some(pci::DriverKind::Ixgbevf) => {
-                Ok(Box::new(ixgbevf::IxgbevfDevice::open(device, self)?))
-            }
-            Some(pci::DriverKind::Igb) => Ok(Box::new(igb::IgbDevice::open(device, self)?)),
-            Some(pci::DriverKind::Igbvf) => Ok(Box::new(igbvf::IgbvfDevice::open(device, self)?)),
-            None => Err(id.unsupported()),
-        }
+        use pci::DriverKind as K;
+        Ok(match pci::driver_for(id) {
+            Some(K::Virtio) => Box::new(virtio::VirtioDevice::open(device, self)?),
+            Some(K::Ixgbe) => Box::new(ixgbe::IxgbeDevice::open(device, self)?),
+            Some(K::Ixgbevf) => Box::new(ixgbevf::IxgbevfDevice::open(device, self)?),
+            Some(K::Igb) => Box::new(igb::IgbDevice::open(device, self)?),
+            Some(K::Igbvf) => Box::new(igbvf::IgbvfDevice::open(device, self)?),
+            None => return Err(id.unsupported()),
+        })
     }
 
     /// Refuses a device not bound to vfio-pci when VFIO is required (by this configuration,

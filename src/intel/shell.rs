@@ -16,7 +16,7 @@ use crate::ixgbe::IxgbeOptions;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DeviceId, DriverKind, PciDevice};
 use crate::queues::{self, QueueControl, Queues};
-use crate::registers::{MmioRegion, RegisterSpace, wait_device};
+use crate::registers::{MmioRegion, RegisterSpace, wait_for};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
 /// An Intel function's registers, rings and receive interrupts.
@@ -76,7 +76,7 @@ impl<R: RegisterSpace> Shell<R> {
         t: Duration,
         what: &str,
     ) -> Result<()> {
-        wait_device(&self.regs, &self.name, reg, mask, want, t, what)
+        wait_for(&self.regs, reg, mask, want, t, what).map_err(|e| self.err(e))
     }
 
     /// Points queue `qr` at `ring` and enables it ([`Shell::enable_queue`]).
@@ -311,7 +311,7 @@ pub(crate) fn open<D: IntelDriver<Regs = MmioRegion>>(
     check: impl FnOnce(&DeviceId) -> Result<()>,
     init: impl FnOnce(&PciDevice, &DeviceId, MmioRegion, &dyn DmaAllocator) -> Result<D>,
 ) -> Result<D> {
-    let id = pci.claim(cfg, &[kind], check)?;
+    let id = pci.claim(cfg, kind, check)?;
     pci.enable_bus_master()?;
     let dev = pci
         .map_bar(0)

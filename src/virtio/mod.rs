@@ -343,8 +343,7 @@ impl VirtioDevice {
     /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         queue_pairs(cfg)?;
-        let kinds = [DriverKind::VirtioLegacy, DriverKind::VirtioModern];
-        pci.claim(cfg, &kinds, |_| Ok(()))?;
+        pci.claim(cfg, DriverKind::Virtio, |_| Ok(()))?;
         let cfg_space = transport::read_config_space(&pci)?;
         let prefer_modern =
             pci.is_vfio() || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1");
