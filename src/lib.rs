@@ -423,18 +423,16 @@ impl DeviceConfig {
     /// Refuses a device not bound to vfio-pci when VFIO is required (by this configuration,
     /// `IXY_VFIO=1`, or running without root).
     fn check_vfio_rule(&self, device: &pci::PciDevice) -> Result<()> {
-        if device.is_vfio() {
-            return Ok(());
-        }
-        if self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1") {
-            return Err(device.not_vfio_error("VFIO is required (IXY_VFIO=1 / require_vfio)"));
-        }
-        if !pci::vfio::is_root() {
-            return Err(
-                device.not_vfio_error("without root a device can only be driven through VFIO")
-            );
-        }
-        Ok(())
+        let required = self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
+        let why = match device.is_vfio() {
+            true => return Ok(()),
+            false if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
+            false if !pci::vfio::is_root() => {
+                "without root a device can only be driven through VFIO"
+            }
+            false => return Ok(()),
+        };
+        Err(device.not_vfio_error(why))
     }
 }
 

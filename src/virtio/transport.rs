@@ -13,7 +13,6 @@
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::pci::PciDevice;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 /// `msix_config` / `queue_msix_vector` value meaning "no vector" (virtio 1.1, 4.1.5.1.2).
@@ -251,6 +250,11 @@ struct Window {
 }
 
 impl Window {
+    fn new(bar: &Rc<dyn VirtioBar>, base: usize, len: usize) -> Self {
+        let bar = Rc::clone(bar);
+        Window { bar, base, len }
+    }
+
     fn check(&self, offset: usize, width: usize) -> Result<usize> {
         if offset + width > self.len {
             return Err(Error::config(format!(
@@ -285,13 +289,6 @@ pub struct Transport {
     doorbells: Vec<usize>,
 }
 
-/// Reads the first 256 bytes of config space (the capability list lives there).
-pub fn read_config_space(pci: &PciDevice) -> Result<Vec<u8>> {
-    let mut cfg = vec![0u8; 256];
-    pci.read_config(0, &mut cfg)?;
-    Ok(cfg)
-}
-
 /// True if BAR `bar` of a config image is an I/O-space BAR (bit 0 set, PCI 3.0 6.2.5.1).
 pub fn is_io_bar(cfg: &[u8], bar: u8) -> bool {
     let o = pci_cfg::BAR0 + 4 * bar as usize;
@@ -306,11 +303,7 @@ impl Transport {
     /// device's queues anywhere ([`Transport::setup_queue`]).
     pub(crate) fn legacy(open: &mut OpenBar) -> Result<Self> {
         let bar = open(0, true)?;
-        let whole = |base| Window {
-            bar: Rc::clone(&bar),
-            base,
-            len: 0x100 - base,
-        };
+        let whole = |base| Window::new(&bar, base, 0x100 - base);
         Ok(Transport {
             regs: &LEGACY,
             common: whole(0),
@@ -338,11 +331,7 @@ impl Transport {
                 );
                 return Err(Error::device(name, detail));
             }
-            Ok(Window {
-                bar,
-                base: offset,
-                len: length,
-            })
+            Ok(Window::new(&bar, offset, length))
         };
         let common = locate(caps.common, common::LEN, "common config")?;
         let notify = locate(caps.notify, 2, "notification")?;
@@ -453,11 +442,9 @@ impl Transport {
             notify_off * self.notify_off_multiplier as usize
         };
         // Kept as an offset in the BAR, checked here once.
-        let doorbell = self.notify.check(doorbell, 2)?;
-        let i = index as usize;
-        if self.doorbells.len() <= i {
-            self.doorbells.resize(i + 1, doorbell);
-        }
+        let (doorbell, i) = (self.notify.check(doorbell, 2)?, usize::from(index));
+        self.doorbells
+            .resize(self.doorbells.len().max(i + 1), doorbell);
         self.doorbells[i] = doorbell;
         Ok(())
     }
@@ -475,10 +462,8 @@ impl Transport {
     /// whenever the device changes its config. `None` on the legacy interface, which has no
     /// such counter.
     pub fn config_generation(&self) -> Result<Option<u8>> {
-        if !self.is_modern() {
-            return Ok(None);
-        }
-        Ok(Some(self.common.read(common::CONFIG_GENERATION, 1)? as u8))
+        let read = || Ok(self.common.read(common::CONFIG_GENERATION, 1)? as u8);
+        self.is_modern().then(read).transpose()
     }
 
     /// Reads a little-endian field of `width` bytes (1 or 2) of the device-specific
@@ -497,8 +482,8 @@ impl Transport {
     /// config moves from 0x14 to 0x18, 4.1.4.8).
     pub fn msix_enabled(&mut self) {
         if !self.is_modern() {
-            self.device.base = legacy_reg::CONFIG_MSIX;
-            self.device.len = 0x100 - legacy_reg::CONFIG_MSIX;
+            let at = legacy_reg::CONFIG_MSIX;
+            self.device = Window::new(&self.device.bar, at, 0x100 - at);
         }
     }
 
