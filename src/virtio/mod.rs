@@ -452,21 +452,17 @@ impl VirtioDevice {
         self.features =
             negotiate_features(offered, modern, self.is_vfio()).map_err(|e| self.error(e))?;
         self.transport.set_driver_features(self.features)?;
-        log::debug!(
-            "{}: features offered {offered:#x}, using {:#x}",
-            self.name,
-            self.features
-        );
+        let (name, features) = (&self.name, self.features);
+        log::debug!("{name}: features offered {offered:#x}, using {features:#x}");
         // 5.-6. Modern devices confirm the feature set.
         let mut s = status::ACKNOWLEDGE | status::DRIVER;
         if modern {
             s |= status::FEATURES_OK;
             self.transport.set_status(s)?;
             if self.transport.status()? & status::FEATURES_OK == 0 {
-                return Err(self.error(format!(
-                    "device refused the feature set {:#x} (FEATURES_OK not set)",
-                    self.features
-                )));
+                let detail =
+                    format!("device refused the feature set {features:#x} (FEATURES_OK not set)");
+                return Err(self.error(detail));
             }
         }
         // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).

@@ -242,7 +242,6 @@ impl VirtioBar for MmioRegion {
 }
 
 /// A structure inside a BAR: `len` bytes from `base`. Accesses outside it are errors.
-#[derive(Clone)]
 struct Window {
     bar: Rc<dyn VirtioBar>,
     base: usize,
@@ -337,10 +336,7 @@ impl Transport {
         let notify = locate(caps.notify, 2, "notification")?;
         let device = match caps.device {
             Some(d) => locate(d, 1, "device config")?,
-            None => Window {
-                len: 0,
-                ..common.clone()
-            },
+            None => Window::new(&common.bar, 0, 0),
         };
         Ok(Transport {
             regs: &MODERN,
