@@ -273,8 +273,8 @@ impl CtrlQueue {
         let mut deadline = Deadline::new(DEVICE_TIMEOUT);
         let problem = loop {
             match self.vq.pop_used() {
-                // SAFETY: ACK < LEN, within the buffer; the device completed the command.
                 Ok(Some(_)) => {
+                    // SAFETY: ACK < LEN, within the buffer; the device completed the command.
                     return Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() });
                 }
                 Ok(None) if deadline.passed() => {
