@@ -375,8 +375,7 @@ impl PciDevice {
 
     /// The one claim of a device by a driver: every check first, in this order, and only
     /// if all pass the device is taken from its kernel driver. The device must be of `kind`
-    /// (the driver's) and pass the driver's own `check` of its
-    /// identity; it must be in the process's DMA domain (VFIO or not, like the other
+    /// (the driver's) and pass the driver's own `check` of its identity; it must be in the process's DMA domain (VFIO or not, like the other
     /// devices); without VFIO the hugetlbfs mount for its DMA memory must exist (a device
     /// taken from its kernel driver and then not driven would be left without a driver).
     /// Returns the device's identity.
@@ -390,11 +389,10 @@ impl PciDevice {
         match driver_for(id) {
             Some(found) if found == kind => {}
             Some(found) => {
+                let (want, found) = (kind.name(), found.name());
                 return Err(id.unsupported_because(format!(
-                    "the {} driver does not drive it; it is a device for the {} driver \
-                     (ixy::ixy_init and DeviceConfig::open pick the right one)",
-                    kind.name(),
-                    found.name()
+                    "the {want} driver does not drive it; it is a device for the {found} \
+                     driver (ixy::ixy_init and DeviceConfig::open pick the right one)"
                 )));
             }
             None => return Err(id.unsupported()),
@@ -404,12 +402,12 @@ impl PciDevice {
         // without it would take as physical addresses. (The other direction is refused
         // when the VFIO container would be created.)
         if self.vfio.is_none() {
+            let name = &self.name;
             if vfio::active_container().is_some() {
                 return Err(Error::config(format!(
-                    "{0} is not bound to vfio-pci but another device of this process is: \
+                    "{name} is not bound to vfio-pci but another device of this process is: \
                      DMA memory is mapped through the IOMMU, so all devices of a process \
-                     must use VFIO (bind {0} to vfio-pci too)",
-                    self.name
+                     must use VFIO (bind {name} to vfio-pci too)"
                 )));
             }
             cfg.dma().check_mount()?;

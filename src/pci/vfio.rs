@@ -294,18 +294,15 @@ impl Container {
         // pointer.
         let call = |request, ty: usize| unsafe { ioctl(&self.fd, request, ty as *mut u8) };
         let offered = |&ty: &usize| call(ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
-        let Some(ty) = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU]
-            .into_iter()
-            .find(offered)
-        else {
+        let mut types = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU].into_iter();
+        let Some(ty) = types.find(offered) else {
             let detail = "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; \
                           enable the IOMMU: intel_iommu=on / amd_iommu=on on the kernel \
                           command line)";
             return Err(Error::vfio(address, detail));
         };
-        let set = call(ioctl::SET_IOMMU, ty);
+        let set = call(ioctl::SET_IOMMU, ty).map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e));
         set.map(drop)
-            .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))
     }
 
     /// DMA memory for the devices of this container: `size` bytes (a non-zero multiple of

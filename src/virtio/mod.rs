@@ -503,9 +503,8 @@ impl VirtioDevice {
         }
         if self.has(feature::CTRL_VQ) {
             let vq = self.setup_queue(dma, ctrl_index, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
-            let buf =
-                dma.allocate(ctrl_buf::LEN)?
-                    .checked(ctrl_buf::LEN, 8, "control command buffer")?;
+            let buf = dma.allocate(ctrl_buf::LEN)?;
+            let buf = buf.checked(ctrl_buf::LEN, 8, "control command buffer")?;
             self.ctrl = Some(CtrlQueue {
                 index: ctrl_index,
                 vq,
@@ -594,7 +593,7 @@ impl VirtioDevice {
         vector: Option<u16>,
     ) -> Result<Virtqueue<T>> {
         let size = self.transport.queue_max_size(index)?;
-        if size == 0 || !size.is_power_of_two() {
+        if !size.is_power_of_two() {
             return Err(self.error(format!(
                 "virtqueue {index} does not exist or has unusable size {size} (not a power of two)"
             )));
