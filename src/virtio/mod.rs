@@ -327,7 +327,7 @@ pub(crate) fn open_transport(
         }
         None if modern_only => Err(Error::device(
             name,
-            "modern virtio device without the common/notify/ISR capabilities",
+            "modern virtio device without the common and notification capabilities",
         )),
         _ => Transport::legacy(open),
     }

@@ -135,8 +135,6 @@ pub struct VirtioCaps {
     pub notify: CapRegion,
     /// Multiplier for `queue_notify_off` (4.1.4.4).
     pub notify_off_multiplier: u32,
-    /// ISR status byte.
-    pub isr: CapRegion,
     /// Device-specific configuration (absent for devices that have none).
     pub device: Option<CapRegion>,
 }
@@ -144,8 +142,8 @@ pub struct VirtioCaps {
 /// Walks the capability list of a config space image (at least 256 bytes) and collects the
 /// virtio structures. The first capability of each type wins, as the spec asks (4.1.4).
 ///
-/// `None` if the device has no complete set of modern capabilities (a legacy-only
-/// device); an error if the list is malformed.
+/// `None` if the device has no common or notification capability (a legacy-only device;
+/// the ISR capability, for INTx, goes unused); an error if the list is malformed.
 pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>, String> {
     // A little-endian field of `n` bytes at `o`.
     let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
@@ -161,10 +159,10 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
     let mut ptr = rd(pci_cfg::CAP_PTR, 1)? as usize & 0xfc;
     // Capabilities live above the standard header; a list longer than what fits in 256
     // bytes loops.
-    for seen in 1.. {
-        if ptr == 0 {
-            break;
-        } else if ptr < 0x40 || seen > 48 {
+    let mut seen = 0;
+    while ptr != 0 {
+        seen += 1;
+        if ptr < 0x40 || seen > 48 {
             return Err(format!("malformed capability list (entry at {ptr:#x})"));
         }
         // struct virtio_pci_cap: vndr, next, len, cfg_type, bar, id, pad[2], offset
@@ -189,17 +187,13 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
             multiplier = rd(at + 16, 4)?;
         }
     }
-    let [_, common, notify, isr, device] = found;
-    Ok(common
-        .zip(notify)
-        .zip(isr)
-        .map(|((common, notify), isr)| VirtioCaps {
-            common,
-            notify,
-            notify_off_multiplier: multiplier,
-            isr,
-            device,
-        }))
+    let [_, common, notify, _isr, device] = found;
+    Ok(common.zip(notify).map(|(common, notify)| VirtioCaps {
+        common,
+        notify,
+        notify_off_multiplier: multiplier,
+        device,
+    }))
 }
 
 /// One BAR of a virtio function as the transport reaches it: an I/O BAR (system calls), a
@@ -543,7 +537,6 @@ mod tests {
                 length: 0x1000
             }
         );
-        assert_eq!(caps.isr.offset, 0x1000);
         assert_eq!(caps.device.unwrap().offset, 0x2000);
         assert_eq!(caps.notify.offset, 0x3000);
         assert_eq!(caps.notify_off_multiplier, 4);
@@ -652,7 +645,6 @@ mod tests {
             common: cap(0, 0x100),
             notify: cap(0x100, 0x100),
             notify_off_multiplier: 4,
-            isr: cap(0x2f0, 1),
             device: Some(cap(0x200, 0x100)),
         };
         let t = Transport::modern("d", &mut |_, _| Ok(Rc::clone(&region)), &caps).unwrap();
