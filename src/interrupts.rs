@@ -155,7 +155,6 @@ pub struct QueueInterrupt {
     shared: Rc<Shared>,
     /// epoll_wait timeout in ms; -1 waits forever.
     timeout_ms: i32,
-    threshold: u32,
     armed: bool,
     /// Waits so far, and how many of them an interrupt ended (the rest timed out).
     sleeps: Cell<u64>,
@@ -192,7 +191,6 @@ impl QueueInterrupt {
             event,
             shared,
             timeout_ms: i32::from(timeout_ms).max(-1),
-            threshold: IDLE_POLLS_BEFORE_SLEEP,
             armed: false,
             sleeps: Cell::new(0),
             wakeups: Cell::new(0),
@@ -236,7 +234,7 @@ impl QueueInterrupt {
     /// Records the result of a poll and says what to do. No system call.
     #[inline(always)]
     pub(crate) fn after_poll(&mut self, received: usize) -> IrqAction {
-        decide(&self.shared.idle, &mut self.armed, self.threshold, received)
+        decide(&self.shared.idle, &mut self.armed, IDLE_POLLS_BEFORE_SLEEP, received)
     }
 
     /// Sleeps until an armed queue of this thread raises its interrupt or the timeout
