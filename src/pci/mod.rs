@@ -519,12 +519,11 @@ impl PciDevice {
     /// device takes its queue addresses through it).
     pub(crate) fn io_bar(&self, bar: u8) -> Result<IoBar> {
         let (file, base, len) = self.bar(bar)?;
-        let name = self.name.clone();
         Ok(IoBar {
             file,
             base,
             len,
-            name,
+            name: self.name.clone(),
         })
     }
 }

@@ -234,10 +234,9 @@ impl Container {
             let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
             return Err(Error::vfio(path, detail));
         }
-        let domain = DmaDomain::unique();
         let c = Arc::new(Container {
             fd,
-            domain,
+            domain: DmaDomain::unique(),
             state: Mutex::new(state),
         });
         *slot = Some(c.clone());
