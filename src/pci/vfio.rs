@@ -50,9 +50,8 @@ const VFIO_API_VERSION: i32 = 0;
 /// IOMMU types (`VFIO_TYPE1_IOMMU`, `VFIO_TYPE1v2_IOMMU`).
 const VFIO_TYPE1_IOMMU: usize = 1;
 const VFIO_TYPE1V2_IOMMU: usize = 3;
-/// `vfio_group_status.flags`.
+/// `vfio_group_status.flags`: the group's devices are all bound to VFIO (or to no driver).
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
-const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 2;
 /// Region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`); BARs are 0-5.
 const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
 /// `vfio_irq_set.flags`.
@@ -277,12 +276,12 @@ impl Container {
             let groups_root = Path::new("/sys/kernel/iommu_groups");
             return Err(not_viable_error(address, group, groups_root));
         }
-        if status[1] & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
-            let mut container: i32 = self.fd.as_raw_fd();
-            // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
-            unsafe { ioctl(&file, ioctl::GROUP_SET_CONTAINER, &mut container) }
-                .map_err(fail("SET_CONTAINER"))?;
-        }
+        // A group is opened once per process (the kernel refuses a second open), so this
+        // one is in no container yet.
+        let mut container: i32 = self.fd.as_raw_fd();
+        // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
+        unsafe { ioctl(&file, ioctl::GROUP_SET_CONTAINER, &mut container) }
+            .map_err(fail("SET_CONTAINER"))?;
         Ok(file)
     }
 
