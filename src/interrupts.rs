@@ -234,12 +234,8 @@ impl QueueInterrupt {
     /// Records the result of a poll and says what to do. No system call.
     #[inline(always)]
     pub(crate) fn after_poll(&mut self, received: usize) -> IrqAction {
-        decide(
-            &self.shared.idle,
-            &mut self.armed,
-            IDLE_POLLS_BEFORE_SLEEP,
-            received,
-        )
+        let (idle, armed) = (&self.shared.idle, &mut self.armed);
+        decide(idle, armed, IDLE_POLLS_BEFORE_SLEEP, received)
     }
 
     /// Sleeps until an armed queue of this thread raises its interrupt or the timeout
