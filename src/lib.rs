@@ -12,8 +12,9 @@
 //! * [`igbvf`] — its SR-IOV virtual functions.
 //!
 //! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root).
-//! ixgbe and virtio-net use per-queue MSI-X interrupts when an interrupt timeout is set;
-//! ixgbevf, igb and igbvf always poll (they log a warning when asked for interrupts).
+//! ixgbe, igb and virtio-net use per-queue MSI-X interrupts (ixgbe also MSI) when an
+//! interrupt timeout is set and the device is on vfio-pci; ixgbevf and igbvf always poll
+//! (they log a warning when asked for interrupts).
 //!
 //! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
 //! claiming and mapping a device through sysfs or VFIO), [`registers`] (register access),
