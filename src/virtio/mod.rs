@@ -563,11 +563,9 @@ impl VirtioDevice {
         if cfg.interrupt_timeout_ms == 0 {
             return Ok(Vec::new());
         }
+        let name = &self.name;
         let Some(pci) = self.pci.as_ref().filter(|p| p.is_vfio()) else {
-            log::warn!(
-                "{}: interrupts need the device bound to vfio-pci; polling instead",
-                self.name
-            );
+            log::warn!("{name}: interrupts need the device bound to vfio-pci; polling instead");
             return Ok(Vec::new());
         };
         let interrupts = (0..pairs)
@@ -575,7 +573,7 @@ impl VirtioDevice {
             .collect::<Result<Vec<_>>>()?;
         let fds: Vec<_> = interrupts.iter().map(QueueInterrupt::eventfd).collect();
         if let Err(e) = pci.enable_irqs(&fds, &[IrqMode::MsiX]) {
-            log::warn!("{}: cannot enable MSI-X ({e}); polling instead", self.name);
+            log::warn!("{name}: cannot enable MSI-X ({e}); polling instead");
             return Ok(Vec::new());
         }
         self.transport.msix_enabled();
