@@ -80,53 +80,19 @@ pub(crate) fn decide(
 ) -> IrqAction {
     if received > 0 {
         idle.set(0);
-        if *armed {
-            *armed = false;
-            IrqAction::Disarm
-        } else {
-            IrqAction::Poll
-        }
-    } else {
-        let n = idle.get().saturating_add(1);
-        idle.set(n);
-        if n >= threshold.max(1) {
-            *armed = true;
-            IrqAction::Sleep
-        } else {
-            IrqAction::Poll
-        }
+        // Traffic on a queue that slept: disarm it.
+        return match std::mem::take(armed) {
+            true => IrqAction::Disarm,
+            false => IrqAction::Poll,
+        };
     }
-}
-
-/// A non-blocking eventfd (eventfd(2)): the kernel's VFIO interrupt handler adds 1 per
-/// interrupt; reading returns the count and resets it.
-#[derive(Debug)]
-pub struct EventFd {
-    fd: OwnedFd,
-}
-
-impl EventFd {
-    /// Creates an eventfd with a zero count.
-    pub fn new() -> Result<Self> {
-        let fd = libc::EFD_CLOEXEC | libc::EFD_NONBLOCK;
-        // SAFETY: plain system call that returns a new descriptor or -1.
-        let fd = unsafe { owned_fd(libc::eventfd(0, fd), "cannot create an eventfd") }?;
-        Ok(EventFd { fd })
+    let n = idle.get().saturating_add(1);
+    idle.set(n);
+    if n < threshold.max(1) {
+        return IrqAction::Poll;
     }
-
-    /// Reads and clears the count; 0 if nothing was signalled.
-    #[cfg(test)]
-    fn drain(&self) -> u64 {
-        drain_fd(self.fd.as_raw_fd())
-    }
-
-    /// Adds `n` to the count (what the kernel does on an interrupt; for tests).
-    pub fn signal(&self, n: u64) -> Result<()> {
-        // SAFETY: writing 8 bytes from a u64 we own to our own descriptor.
-        let r = unsafe { libc::write(self.fd.as_raw_fd(), (&n as *const u64).cast(), 8) };
-        let e = || Error::io("cannot signal an eventfd", io::Error::last_os_error());
-        if r == 8 { Ok(()) } else { Err(e()) }
-    }
+    *armed = true;
+    IrqAction::Sleep
 }
 
 /// Takes ownership of the descriptor a system call returned, or makes its error (`what`
@@ -183,11 +149,12 @@ fn shared_for_thread() -> Result<Rc<Shared>> {
 /// the timeout and whether it is armed. See the module documentation for the pattern.
 #[derive(Debug)]
 pub struct QueueInterrupt {
-    event: EventFd,
+    /// A non-blocking eventfd (eventfd(2)): the kernel's VFIO interrupt handler adds 1 per
+    /// interrupt; reading returns the count and resets it.
+    event: OwnedFd,
     shared: Rc<Shared>,
     /// epoll_wait timeout in ms; -1 waits forever.
     timeout_ms: i32,
-    threshold: u32,
     armed: bool,
     /// Waits so far, and how many of them an interrupt ended (the rest timed out).
     sleeps: Cell<u64>,
@@ -204,15 +171,17 @@ impl QueueInterrupt {
                 "an interrupt timeout of 0 means polling: no queue interrupt needed",
             ));
         }
-        let event = EventFd::new()?;
+        let flags = libc::EFD_CLOEXEC | libc::EFD_NONBLOCK;
+        // SAFETY: plain system call that returns a new descriptor or -1.
+        let event = unsafe { owned_fd(libc::eventfd(0, flags), "cannot create an eventfd") }?;
         let shared = shared_for_thread()?;
         // Edge-triggered: `wait_ms` drains every eventfd it is told about, so edge- and
         // level-triggered report the same signals (and Miri models only the former).
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: event.fd.as_raw_fd() as u64,
+            u64: event.as_raw_fd() as u64,
         };
-        let (epoll, fd) = (shared.epoll.as_raw_fd(), event.fd.as_raw_fd());
+        let (epoll, fd) = (shared.epoll.as_raw_fd(), event.as_raw_fd());
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
         if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
             let e = io::Error::last_os_error();
@@ -222,7 +191,6 @@ impl QueueInterrupt {
             event,
             shared,
             timeout_ms: i32::from(timeout_ms).max(-1),
-            threshold: IDLE_POLLS_BEFORE_SLEEP,
             armed: false,
             sleeps: Cell::new(0),
             wakeups: Cell::new(0),
@@ -231,12 +199,15 @@ impl QueueInterrupt {
 
     /// The eventfd to hand to VFIO for this queue's vector.
     pub fn eventfd(&self) -> RawFd {
-        self.event.fd.as_raw_fd()
+        self.event.as_raw_fd()
     }
 
-    /// The eventfd itself (e.g. to signal it in tests).
-    pub fn event(&self) -> &EventFd {
-        &self.event
+    /// Adds `n` to the eventfd's count (what the kernel does on an interrupt; for tests).
+    pub fn signal(&self, n: u64) -> Result<()> {
+        // SAFETY: writing 8 bytes from a u64 we own to our own descriptor.
+        let r = unsafe { libc::write(self.eventfd(), (&n as *const u64).cast(), 8) };
+        let e = || Error::io("cannot signal an eventfd", io::Error::last_os_error());
+        if r == 8 { Ok(()) } else { Err(e()) }
     }
 
     /// The configured timeout; `None` waits forever.
@@ -263,7 +234,8 @@ impl QueueInterrupt {
     /// Records the result of a poll and says what to do. No system call.
     #[inline(always)]
     pub(crate) fn after_poll(&mut self, received: usize) -> IrqAction {
-        decide(&self.shared.idle, &mut self.armed, self.threshold, received)
+        let (idle, armed) = (&self.shared.idle, &mut self.armed);
+        decide(idle, armed, IDLE_POLLS_BEFORE_SLEEP, received)
     }
 
     /// Sleeps until an armed queue of this thread raises its interrupt or the timeout
@@ -310,7 +282,7 @@ impl QueueInterrupt {
 
 impl Drop for QueueInterrupt {
     fn drop(&mut self) {
-        let (epoll, fd) = (self.shared.epoll.as_raw_fd(), self.event.fd.as_raw_fd());
+        let (epoll, fd) = (self.shared.epoll.as_raw_fd(), self.event.as_raw_fd());
         // SAFETY: removing our own open eventfd from the thread's epoll set.
         unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }
@@ -377,12 +349,12 @@ mod tests {
         let _deadline = crate::testing::deadline();
         let q = QueueInterrupt::new(5000).unwrap();
         let other = QueueInterrupt::new(5000).unwrap();
-        other.event().signal(2).unwrap();
+        other.signal(2).unwrap();
         assert!(q.wait().unwrap(), "woken by the other queue's interrupt");
         assert_eq!((q.sleeps(), q.wakeups()), (1, 1));
         // The count was consumed: the next wait times out.
         assert!(!q.wait_for(Some(Duration::from_millis(10))).unwrap());
-        q.event().signal(1).unwrap();
+        q.signal(1).unwrap();
         assert!(other.wait().unwrap());
     }
 
@@ -431,18 +403,18 @@ mod tests {
             "slept until the signal: {took:?}"
         );
         // The wait consumed the count: nothing left to drain.
-        assert_eq!(q.event().drain(), 0);
+        assert_eq!(drain_fd(q.eventfd()), 0);
     }
 
     #[test]
     fn an_eventfd_counts_signals_until_drained() {
         let _deadline = crate::testing::deadline();
-        let e = EventFd::new().unwrap();
-        assert_eq!(e.drain(), 0);
+        let e = QueueInterrupt::new(1).unwrap();
+        assert_eq!(drain_fd(e.eventfd()), 0);
         e.signal(2).unwrap();
         e.signal(1).unwrap();
-        assert_eq!(e.drain(), 3);
-        assert_eq!(e.drain(), 0, "drained");
+        assert_eq!(drain_fd(e.eventfd()), 3);
+        assert_eq!(drain_fd(e.eventfd()), 0, "drained");
     }
 
     #[test]

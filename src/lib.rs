@@ -12,8 +12,9 @@
 //! * [`igbvf`] — its SR-IOV virtual functions.
 //!
 //! Every driver runs through sysfs (as root) or through VFIO and the IOMMU (without root).
-//! ixgbe and virtio-net use per-queue MSI-X interrupts when an interrupt timeout is set;
-//! ixgbevf, igb and igbvf always poll (they log a warning when asked for interrupts).
+//! ixgbe, igb and virtio-net use per-queue MSI-X interrupts (ixgbe also MSI) when an
+//! interrupt timeout is set and the device is on vfio-pci; ixgbevf and igbvf always poll
+//! (they log a warning when asked for interrupts).
 //!
 //! Layers, bottom up: [`memory`] (DMA memory, packet pools, [`Packet`]), [`pci`] (finding,
 //! claiming and mapping a device through sysfs or VFIO), [`registers`] (register access),
@@ -409,35 +410,30 @@ impl DeviceConfig {
         let device = pci::PciDevice::open(&self.pci_addr)?;
         let id = device.id();
         self.check_vfio_rule(&device)?;
-        match pci::driver_for(id) {
-            Some(pci::DriverKind::VirtioLegacy | pci::DriverKind::VirtioModern) => {
-                Ok(Box::new(virtio::VirtioDevice::open(device, self)?))
-            }
-            Some(pci::DriverKind::Ixgbe) => Ok(Box::new(ixgbe::IxgbeDevice::open(device, self)?)),
-            Some(pci::DriverKind::Ixgbevf) => {
-                Ok(Box::new(ixgbevf::IxgbevfDevice::open(device, self)?))
-            }
-            Some(pci::DriverKind::Igb) => Ok(Box::new(igb::IgbDevice::open(device, self)?)),
-            Some(pci::DriverKind::Igbvf) => Ok(Box::new(igbvf::IgbvfDevice::open(device, self)?)),
-            None => Err(id.unsupported()),
-        }
+        use pci::DriverKind as K;
+        Ok(match pci::driver_for(id) {
+            Some(K::Virtio) => Box::new(virtio::VirtioDevice::open(device, self)?),
+            Some(K::Ixgbe) => Box::new(ixgbe::IxgbeDevice::open(device, self)?),
+            Some(K::Ixgbevf) => Box::new(ixgbevf::IxgbevfDevice::open(device, self)?),
+            Some(K::Igb) => Box::new(igb::IgbDevice::open(device, self)?),
+            Some(K::Igbvf) => Box::new(igbvf::IgbvfDevice::open(device, self)?),
+            None => return Err(id.unsupported()),
+        })
     }
 
     /// Refuses a device not bound to vfio-pci when VFIO is required (by this configuration,
     /// `IXY_VFIO=1`, or running without root).
     fn check_vfio_rule(&self, device: &pci::PciDevice) -> Result<()> {
-        if device.is_vfio() {
-            return Ok(());
-        }
-        if self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1") {
-            return Err(device.not_vfio_error("VFIO is required (IXY_VFIO=1 / require_vfio)"));
-        }
-        if !pci::vfio::is_root() {
-            return Err(
-                device.not_vfio_error("without root a device can only be driven through VFIO")
-            );
-        }
-        Ok(())
+        let required = self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
+        let why = match device.is_vfio() {
+            true => return Ok(()),
+            false if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
+            false if !pci::vfio::is_root() => {
+                "without root a device can only be driven through VFIO"
+            }
+            false => return Ok(()),
+        };
+        Err(device.not_vfio_error(why))
     }
 }
 

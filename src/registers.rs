@@ -12,8 +12,6 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-
 /// 32-bit register access at byte offsets into a device's register space.
 pub trait RegisterSpace {
     /// Reads the register at `offset`.
@@ -100,19 +98,6 @@ impl Deadline {
         self.polls += 1;
         self.polls >= Self::MIN_POLLS && self.start.elapsed() >= self.timeout
     }
-}
-
-/// Like [`wait_for`], for drivers that carry a device address for the error.
-pub(crate) fn wait_device<R: RegisterSpace + ?Sized>(
-    regs: &R,
-    address: &str,
-    offset: usize,
-    mask: u32,
-    expected: u32,
-    timeout: Duration,
-    what: &str,
-) -> Result<()> {
-    wait_for(regs, offset, mask, expected, timeout, what).map_err(|e| Error::device(address, e))
 }
 
 /// A memory-mapped register region (a PCI memory BAR).

@@ -249,7 +249,7 @@ fn the_vector_firing_wakes_the_sleeper_long_before_the_timeout() {
     // A frame arrives and the device raises vector 1 (the model has no MSI-X: the test
     // signals the queue's eventfd as VFIO's interrupt handler would).
     assert!(model.inject(&port, &common::udp_frame_to_queue(&model, &port, 1, 7)));
-    dev.queue_interrupt(1).unwrap().event().signal(1).unwrap();
+    dev.queue_interrupt(1).unwrap().signal(1).unwrap();
     let (n, slept, _) = poll(&mut dev, 1, &mut buf);
     assert_eq!(
         n, 1,
@@ -263,7 +263,7 @@ fn the_vector_firing_wakes_the_sleeper_long_before_the_timeout() {
     for _ in 1..IDLE_POLLS_BEFORE_SLEEP {
         assert_eq!(dev.rx_batch(1, &mut buf, 32), 0);
     }
-    dev.queue_interrupt(1).unwrap().event().signal(1).unwrap();
+    dev.queue_interrupt(1).unwrap().signal(1).unwrap();
     assert_eq!(
         poll(&mut dev, 1, &mut buf),
         (0, true, true),

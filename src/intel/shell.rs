@@ -17,7 +17,7 @@ use crate::ixgbe::Options;
 use crate::memory::{DmaAllocator, Mempool, Packet};
 use crate::pci::{DeviceId, DriverKind, PciDevice};
 use crate::queues::{self, QueueControl, Queues};
-use crate::registers::{MmioRegion, RegisterSpace, wait_device};
+use crate::registers::{MmioRegion, RegisterSpace, wait_for};
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 
 /// An Intel function's registers, rings and receive interrupts.
@@ -80,7 +80,7 @@ impl<R: RegisterSpace> Shell<R> {
         t: Duration,
         what: &str,
     ) -> Result<()> {
-        wait_device(&self.regs, &self.name, reg, mask, want, t, what)
+        wait_for(&self.regs, reg, mask, want, t, what).map_err(|e| self.err(e))
     }
 
     /// Points queue `qr` at `ring` and enables it ([`Shell::enable_queue`]).
@@ -459,7 +459,7 @@ fn open<D>(
     check: impl FnOnce(&DeviceId) -> Result<()>,
     init: impl FnOnce(&PciDevice, MmioRegion, &dyn DmaAllocator) -> Result<Dev<D>>,
 ) -> Result<Dev<D>> {
-    pci.claim(cfg, &[kind], check)?;
+    pci.claim(cfg, kind, check)?;
     pci.enable_bus_master()?;
     let dev = pci.map_bar(0).and_then(|bar| init(&pci, bar, &cfg.dma()));
     let mut dev = dev.inspect_err(|_| {

@@ -117,10 +117,9 @@ const CLASS_NETWORK: u32 = 0x02;
 /// Which driver handles a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverKind {
-    /// virtio-net, legacy or transitional device (`1af4:1000`).
-    VirtioLegacy,
-    /// virtio-net, modern-only device (`1af4:1041`, virtio 1.0).
-    VirtioModern,
+    /// virtio-net: legacy or transitional (`1af4:1000`) or modern-only (`1af4:1041`,
+    /// virtio 1.0) device.
+    Virtio,
     /// Intel 82599/X520, X540 or X550 physical function (ixgbe).
     Ixgbe,
     /// Intel 82599, X540 or X550 SR-IOV virtual function (ixgbevf).
@@ -135,7 +134,7 @@ impl DriverKind {
     /// The driver's name, as [`crate::IxyDevice::driver_name`] reports it.
     pub fn name(self) -> &'static str {
         match self {
-            DriverKind::VirtioLegacy | DriverKind::VirtioModern => "virtio",
+            DriverKind::Virtio => "virtio",
             DriverKind::Ixgbe => "ixgbe",
             DriverKind::Ixgbevf => "ixgbevf",
             DriverKind::Igb => "igb",
@@ -155,9 +154,8 @@ impl DriverKind {
 type IdTable = &'static [(u16, &'static str)];
 
 /// Each kind of driver with the vendor and the devices it drives.
-const DRIVERS: [(DriverKind, u16, IdTable); 6] = [
-    (DriverKind::VirtioLegacy, VENDOR_VIRTIO, VIRTIO_LEGACY_IDS),
-    (DriverKind::VirtioModern, VENDOR_VIRTIO, VIRTIO_MODERN_IDS),
+const DRIVERS: [(DriverKind, u16, IdTable); 5] = [
+    (DriverKind::Virtio, VENDOR_VIRTIO, VIRTIO_IDS),
     (DriverKind::Ixgbe, VENDOR_INTEL, IXGBE_DEVICE_IDS),
     (DriverKind::Ixgbevf, VENDOR_INTEL, IXGBEVF_DEVICE_IDS),
     (DriverKind::Igb, VENDOR_INTEL, IGB_DEVICE_IDS),
@@ -166,8 +164,10 @@ const DRIVERS: [(DriverKind, u16, IdTable); 6] = [
 
 /// The virtio-net device ids (virtio spec 1.1, 4.1.2.1); the legacy id is also that of
 /// transitional devices.
-const VIRTIO_LEGACY_IDS: IdTable = &[(DEVICE_VIRTIO_NET_LEGACY, "virtio-net (legacy)")];
-const VIRTIO_MODERN_IDS: IdTable = &[(DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0")];
+const VIRTIO_IDS: IdTable = &[
+    (DEVICE_VIRTIO_NET_LEGACY, "virtio-net (legacy)"),
+    (DEVICE_VIRTIO_NET_MODERN, "virtio-net 1.0"),
+];
 
 // The Intel drivers' device ids: one table per driver, in the driver.
 pub use crate::igb::DEVICE_IDS as IGB_DEVICE_IDS;
@@ -202,10 +202,8 @@ impl DeviceId {
 
 /// Picks the driver for a network controller, or `None` if no driver fits.
 pub fn driver_for(id: &DeviceId) -> Option<DriverKind> {
-    let kinds = DRIVERS.iter().map(|d| d.0);
-    kinds
-        .clone()
-        .find(|kind| kind.model(id.vendor, id.device).is_some())
+    let mut kinds = DRIVERS.iter().map(|d| d.0);
+    kinds.find(|kind| kind.model(id.vendor, id.device).is_some())
 }
 
 /// What the device at `path` is, from the sysfs attributes `vendor`, `device` and `class`:
@@ -323,11 +321,10 @@ impl PciDevice {
     pub(crate) fn enable_irqs(&self, fds: &[RawFd], modes: &[IrqMode]) -> Result<IrqMode> {
         let detail = "interrupts need the device bound to vfio-pci (scripts/vfio-bind.sh); \
                       through sysfs only polling works";
-        let vfio = self
-            .vfio
-            .as_ref()
-            .ok_or_else(|| Error::vfio(&self.name, detail))?;
-        vfio.enable_irqs(fds, modes)
+        match &self.vfio {
+            Some(vfio) => vfio.enable_irqs(fds, modes),
+            None => Err(Error::vfio(&self.name, detail)),
+        }
     }
 
     /// The error for a device that must be used through VFIO but is not bound to
@@ -377,27 +374,25 @@ impl PciDevice {
     }
 
     /// The one claim of a device by a driver: every check first, in this order, and only
-    /// if all pass the device is taken from its kernel driver. The device must be one of
-    /// `kinds` (the kinds that driver drives) and pass the driver's own `check` of its
-    /// identity; it must be in the process's DMA domain (VFIO or not, like the other
+    /// if all pass the device is taken from its kernel driver. The device must be of `kind`
+    /// (the driver's) and pass the driver's own `check` of its identity; it must be in the process's DMA domain (VFIO or not, like the other
     /// devices); without VFIO the hugetlbfs mount for its DMA memory must exist (a device
     /// taken from its kernel driver and then not driven would be left without a driver).
     /// Returns the device's identity.
     pub(crate) fn claim(
         &self,
         cfg: &DeviceConfig,
-        kinds: &[DriverKind],
+        kind: DriverKind,
         check: impl FnOnce(&DeviceId) -> Result<()>,
     ) -> Result<DeviceId> {
         let id = &self.id;
         match driver_for(id) {
-            Some(kind) if kinds.contains(&kind) => {}
-            Some(kind) => {
+            Some(found) if found == kind => {}
+            Some(found) => {
+                let (want, found) = (kind.name(), found.name());
                 return Err(id.unsupported_because(format!(
-                    "the {} driver does not drive it; it is a device for the {} driver \
-                     (ixy::ixy_init and DeviceConfig::open pick the right one)",
-                    kinds[0].name(),
-                    kind.name()
+                    "the {want} driver does not drive it; it is a device for the {found} \
+                     driver (ixy::ixy_init and DeviceConfig::open pick the right one)"
                 )));
             }
             None => return Err(id.unsupported()),
@@ -407,12 +402,12 @@ impl PciDevice {
         // without it would take as physical addresses. (The other direction is refused
         // when the VFIO container would be created.)
         if self.vfio.is_none() {
+            let name = &self.name;
             if vfio::active_container().is_some() {
                 return Err(Error::config(format!(
-                    "{0} is not bound to vfio-pci but another device of this process is: \
+                    "{name} is not bound to vfio-pci but another device of this process is: \
                      DMA memory is mapped through the IOMMU, so all devices of a process \
-                     must use VFIO (bind {0} to vfio-pci too)",
-                    self.name
+                     must use VFIO (bind {name} to vfio-pci too)"
                 )));
             }
             cfg.dma().check_mount()?;
@@ -441,14 +436,9 @@ impl PciDevice {
         }
         let unbind = self.path.join("driver/unbind");
         log::info!("unbinding {} from kernel driver {driver}", self.name);
-        fs::write(&unbind, &self.name).map_err(|e| {
-            let what = format!(
-                "cannot unbind {} from {driver} (writing {}; needs root)",
-                self.name,
-                unbind.display()
-            );
-            Error::io(what, e)
-        })
+        let (name, path) = (&self.name, unbind.display());
+        let what = || format!("cannot unbind {name} from {driver} (writing {path}; needs root)");
+        fs::write(&unbind, name).map_err(|e| Error::io(what(), e))
     }
 
     /// Sets the bus master enable bit (command register, bit 2) so the device can DMA,
@@ -529,12 +519,11 @@ impl PciDevice {
     /// device takes its queue addresses through it).
     pub(crate) fn io_bar(&self, bar: u8) -> Result<IoBar> {
         let (file, base, len) = self.bar(bar)?;
-        let name = self.name.clone();
         Ok(IoBar {
             file,
             base,
             len,
-            name,
+            name: self.name.clone(),
         })
     }
 }
@@ -920,17 +909,17 @@ mod tests {
         let dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
         let cfg = DeviceConfig::new("0000:00:04.0").hugepage_dir(&*root);
         let ok = |_: &DeviceId| Ok(());
-        let err = dev.claim(&cfg, &[DriverKind::Ixgbevf], ok).unwrap_err();
+        let err = dev.claim(&cfg, DriverKind::Ixgbevf, ok).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
         assert!(
             err.to_string().contains("device for the ixgbe driver"),
             "{err}"
         );
         let refuse = |id: &DeviceId| Err(Error::config(format!("{:x}", id.device)));
-        let err = dev.claim(&cfg, &[DriverKind::Ixgbe], refuse).unwrap_err();
+        let err = dev.claim(&cfg, DriverKind::Ixgbe, refuse).unwrap_err();
         assert!(matches!(err, Error::InvalidConfig { detail } if detail == "10fb"));
         // The right driver gets as far as the hugetlbfs mount (a plain directory here).
-        let err = dev.claim(&cfg, &[DriverKind::Ixgbe], ok).unwrap_err();
+        let err = dev.claim(&cfg, DriverKind::Ixgbe, ok).unwrap_err();
         assert!(matches!(err, Error::Hugepages { .. }), "{err}");
         assert_eq!(testing::unbind_written(&root, "ixgbe"), "", "never unbound");
     }

@@ -50,9 +50,8 @@ const VFIO_API_VERSION: i32 = 0;
 /// IOMMU types (`VFIO_TYPE1_IOMMU`, `VFIO_TYPE1v2_IOMMU`).
 const VFIO_TYPE1_IOMMU: usize = 1;
 const VFIO_TYPE1V2_IOMMU: usize = 3;
-/// `vfio_group_status.flags`.
+/// `vfio_group_status.flags`: the group's devices are all bound to VFIO (or to no driver).
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
-const VFIO_GROUP_FLAGS_CONTAINER_SET: u32 = 2;
 /// Region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`); BARs are 0-5.
 const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
 /// `vfio_irq_set.flags`.
@@ -126,22 +125,6 @@ fn alloc_iova(next: &mut u64, size: u64) -> Result<u64> {
     }
     *next = end;
     Ok(iova)
-}
-
-/// Checks that mapping `request` more bytes stays within `RLIMIT_MEMLOCK`.
-///
-/// VFIO pins every mapped page and charges it to the process's locked memory; above the
-/// limit the kernel answers ENOMEM. `limit` is `None` for unlimited; `privileged` (root,
-/// CAP_IPC_LOCK) is exempt.
-fn check_memlock(request: u64, locked: u64, limit: Option<u64>, privileged: bool) -> Result<()> {
-    match limit {
-        Some(limit) if !privileged && locked + request > limit => Err(Error::MemlockLimit {
-            limit,
-            locked,
-            requested: request,
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// The soft RLIMIT_MEMLOCK in bytes; `None` if unlimited.
@@ -250,10 +233,9 @@ impl Container {
             let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
             return Err(Error::vfio(path, detail));
         }
-        let domain = DmaDomain::unique();
         let c = Arc::new(Container {
             fd,
-            domain,
+            domain: DmaDomain::unique(),
             state: Mutex::new(state),
         });
         *slot = Some(c.clone());
@@ -294,12 +276,12 @@ impl Container {
             let groups_root = Path::new("/sys/kernel/iommu_groups");
             return Err(not_viable_error(address, group, groups_root));
         }
-        if status[1] & VFIO_GROUP_FLAGS_CONTAINER_SET == 0 {
-            let mut container: i32 = self.fd.as_raw_fd();
-            // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
-            unsafe { ioctl(&file, ioctl::GROUP_SET_CONTAINER, &mut container) }
-                .map_err(fail("SET_CONTAINER"))?;
-        }
+        // A group is opened once per process (the kernel refuses a second open), so this
+        // one is in no container yet.
+        let mut container: i32 = self.fd.as_raw_fd();
+        // SAFETY: GROUP_SET_CONTAINER takes a pointer to the container's fd (int).
+        unsafe { ioctl(&file, ioctl::GROUP_SET_CONTAINER, &mut container) }
+            .map_err(fail("SET_CONTAINER"))?;
         Ok(file)
     }
 
@@ -310,18 +292,15 @@ impl Container {
         // pointer.
         let call = |request, ty: usize| unsafe { ioctl(&self.fd, request, ty as *mut u8) };
         let offered = |&ty: &usize| call(ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
-        let Some(ty) = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU]
-            .into_iter()
-            .find(offered)
-        else {
+        let mut types = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU].into_iter();
+        let Some(ty) = types.find(offered) else {
             let detail = "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; \
                           enable the IOMMU: intel_iommu=on / amd_iommu=on on the kernel \
                           command line)";
             return Err(Error::vfio(address, detail));
         };
-        let set = call(ioctl::SET_IOMMU, ty);
+        let set = call(ioctl::SET_IOMMU, ty).map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e));
         set.map(drop)
-            .map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e))
     }
 
     /// DMA memory for the devices of this container: `size` bytes (a non-zero multiple of
@@ -364,20 +343,19 @@ impl Container {
 
     /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
     ///
+    /// VFIO pins every mapped page and charges it to the process's locked memory; above
+    /// `RLIMIT_MEMLOCK` (root, with CAP_IPC_LOCK, is exempt) the kernel answers ENOMEM,
+    /// which is [`Error::MemlockLimit`] here.
+    ///
     /// # Safety
     /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
     /// [`Container::unmap_dma`] is called with the returned address.
     unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
         let locked = locked_bytes();
-        check_memlock(size, locked, memlock_limit(), is_root())?;
         let iova = alloc_iova(&mut self.state().next_iova, size)?;
-        let (argsz, flags) = (
-            size_of::<DmaMap>() as u32,
-            VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-        );
         let mut map = DmaMap {
-            argsz,
-            flags,
+            argsz: size_of::<DmaMap>() as u32,
+            flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
             vaddr: vaddr as u64,
             iova,
             size,
@@ -477,6 +455,20 @@ fn not_viable_error(address: &str, group: u32, groups_root: &Path) -> Error {
     Error::vfio(address, detail)
 }
 
+/// Where region `index` (a BAR, or config space) of the device fd `fd` is, and its size.
+fn region_info(fd: &File, address: &str, index: u32) -> Result<RegionInfo> {
+    let argsz = size_of::<RegionInfo>() as u32;
+    let mut info = RegionInfo {
+        argsz,
+        index,
+        ..RegionInfo::default()
+    };
+    // SAFETY: DEVICE_GET_REGION_INFO takes a vfio_region_info, which RegionInfo mirrors.
+    let done = unsafe { ioctl(fd, ioctl::DEVICE_GET_REGION_INFO, &mut info) };
+    let what = || format!("VFIO region {index} info of {address}");
+    done.map(|_| info).map_err(|e| Error::io(what(), e))
+}
+
 /// The IOMMU group number of the device at `sysfs` (`iommu_group` link).
 fn iommu_group(address: &str, sysfs: &Path) -> Result<u32> {
     let link = fs::read_link(sysfs.join("iommu_group")).map_err(|e| {
@@ -519,33 +511,19 @@ impl VfioDevice {
     pub(crate) fn open(address: &str, sysfs: &Path) -> Result<Self> {
         let group = iommu_group(address, sysfs)?;
         let fd = Container::open()?.open_device(address, sysfs, group)?;
-        let (address, config_offset) = (address.to_string(), 0);
-        let mut dev = VfioDevice {
+        let config_offset = region_info(&fd, address, VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
+        log::info!("{address}: opened through VFIO (IOMMU group {group})");
+        let address = address.to_string();
+        Ok(VfioDevice {
             address,
             fd,
             config_offset,
-        };
-        dev.config_offset = dev.region_info(VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
-        log::info!("{}: opened through VFIO (IOMMU group {group})", dev.address);
-        Ok(dev)
-    }
-
-    fn region_info(&self, index: u32) -> Result<RegionInfo> {
-        let argsz = size_of::<RegionInfo>() as u32;
-        let mut info = RegionInfo {
-            argsz,
-            index,
-            ..RegionInfo::default()
-        };
-        // SAFETY: DEVICE_GET_REGION_INFO takes a vfio_region_info, which RegionInfo mirrors.
-        let done = unsafe { ioctl(&self.fd, ioctl::DEVICE_GET_REGION_INFO, &mut info) };
-        let what = || format!("VFIO region {index} info of {}", self.address);
-        done.map(|_| info).map_err(|e| Error::io(what(), e))
+        })
     }
 
     /// BAR `bar` (0-5): a duplicate of the device fd, and the BAR's offset and size in it.
     pub(crate) fn region(&self, bar: u8) -> Result<(File, u64, u64)> {
-        let info = self.region_info(u32::from(bar))?;
+        let info = region_info(&self.fd, &self.address, u32::from(bar))?;
         let what = || format!("cannot duplicate the VFIO fd of {}", self.address);
         let file = self.fd.try_clone().map_err(|e| Error::io(what(), e))?;
         Ok((file, info.offset, info.size))
@@ -627,14 +605,15 @@ mod tests {
     }
 
     #[test]
-    fn memlock_limit_is_checked_with_a_helpful_message() {
+    fn the_memlock_limit_error_says_what_is_needed_and_how_to_raise_it() {
         let mib = 1 << 20;
-        check_memlock(4 * mib, 2 * mib, Some(8 * mib), false).unwrap();
-        check_memlock(4 * mib, 2 * mib, None, false).unwrap();
-        check_memlock(40 * mib, 2 * mib, Some(8 * mib), true).unwrap();
-        let e = check_memlock(8 * mib, 2 * mib, Some(8 * mib), false).unwrap_err();
-        let msg = e.to_string();
-        assert!(matches!(e, Error::MemlockLimit { .. }));
+        let (limit, locked, requested) = (8 * mib, 2 * mib, 8 * mib);
+        let msg = Error::MemlockLimit {
+            limit,
+            locked,
+            requested,
+        }
+        .to_string();
         assert!(msg.contains("8192 KiB"), "limit: {msg}");
         assert!(msg.contains("at least 10240 KiB"), "needed: {msg}");
         assert!(msg.contains("ulimit -l"), "{msg}");

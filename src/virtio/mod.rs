@@ -194,12 +194,10 @@ fn queue_pairs(cfg: &DeviceConfig) -> Result<u16> {
 fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
     let max = max_pairs.unwrap_or(1);
     if !(1..0x8000).contains(&max) {
-        return Err(Error::device(
-            name,
-            format!(
-                "the device reports max_virtqueue_pairs = {max}; this driver handles 1 to 32767 (the control queue is virtqueue 2N, a 16-bit index)"
-            ),
-        ));
+        let detail = format!(
+            "the device reports max_virtqueue_pairs = {max}; this driver handles 1 to 32767 (the control queue is virtqueue 2N, a 16-bit index)"
+        );
+        return Err(Error::device(name, detail));
     }
     if pairs > max {
         return Err(Error::config(format!(
@@ -279,13 +277,12 @@ impl CtrlQueue {
                     // SAFETY: ACK < LEN, within the buffer; the device completed the command.
                     return Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() });
                 }
-                Ok(None) if !deadline.passed() => {}
-                Ok(None) => {
+                Ok(None) if deadline.passed() => {
                     break format!("no answer to a control command within {DEVICE_TIMEOUT:?}");
                 }
+                Ok(None) => std::thread::sleep(Duration::from_micros(50)),
                 Err(e) => break format!("{e:?}"),
             }
-            std::thread::sleep(Duration::from_micros(50));
         };
         self.poisoned = true;
         Err(problem)
@@ -330,7 +327,7 @@ pub(crate) fn open_transport(
         }
         None if modern_only => Err(Error::device(
             name,
-            "modern virtio device without the common/notify/ISR capabilities",
+            "modern virtio device without the common and notification capabilities",
         )),
         _ => Transport::legacy(open),
     }
@@ -343,9 +340,10 @@ impl VirtioDevice {
     /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         queue_pairs(cfg)?;
-        let kinds = [DriverKind::VirtioLegacy, DriverKind::VirtioModern];
-        pci.claim(cfg, &kinds, |_| Ok(()))?;
-        let cfg_space = transport::read_config_space(&pci)?;
+        pci.claim(cfg, DriverKind::Virtio, |_| Ok(()))?;
+        // The first 256 bytes of config space: the capability list lives there.
+        let mut cfg_space = vec![0u8; 256];
+        pci.read_config(0, &mut cfg_space)?;
         let prefer_modern =
             pci.is_vfio() || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1");
         let transport = open_transport(pci.name(), &cfg_space, prefer_modern, &mut |bar, io| {
@@ -388,12 +386,11 @@ impl VirtioDevice {
             pci,
         };
         // On error `dev` is dropped, which resets the device: never left half-initialised.
-        // Before that, FAILED goes into the device status, as 3.1.1 asks.
+        // Before that, FAILED goes into the device status, as 3.1.1 asks (a device that
+        // cannot take it fails its reset too, which the drop reports).
         if let Err(e) = dev.init(dma, cfg) {
             let s = dev.transport.status().unwrap_or(0);
-            if let Err(e) = dev.transport.set_status(s | status::FAILED) {
-                log::error!("{name}: cannot set FAILED in the device status: {e}");
-            }
+            let _ = dev.transport.set_status(s | status::FAILED);
             return Err(e);
         }
         Ok(dev)
@@ -455,21 +452,17 @@ impl VirtioDevice {
         self.features =
             negotiate_features(offered, modern, self.is_vfio()).map_err(|e| self.error(e))?;
         self.transport.set_driver_features(self.features)?;
-        log::debug!(
-            "{}: features offered {offered:#x}, using {:#x}",
-            self.name,
-            self.features
-        );
+        let (name, features) = (&self.name, self.features);
+        log::debug!("{name}: features offered {offered:#x}, using {features:#x}");
         // 5.-6. Modern devices confirm the feature set.
         let mut s = status::ACKNOWLEDGE | status::DRIVER;
         if modern {
             s |= status::FEATURES_OK;
             self.transport.set_status(s)?;
             if self.transport.status()? & status::FEATURES_OK == 0 {
-                return Err(self.error(format!(
-                    "device refused the feature set {:#x} (FEATURES_OK not set)",
-                    self.features
-                )));
+                let detail =
+                    format!("device refused the feature set {features:#x} (FEATURES_OK not set)");
+                return Err(self.error(detail));
             }
         }
         // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
@@ -510,9 +503,8 @@ impl VirtioDevice {
         }
         if self.has(feature::CTRL_VQ) {
             let vq = self.setup_queue(dma, ctrl_index, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
-            let buf =
-                dma.allocate(ctrl_buf::LEN)?
-                    .checked(ctrl_buf::LEN, 8, "control command buffer")?;
+            let buf = dma.allocate(ctrl_buf::LEN)?;
+            let buf = buf.checked(ctrl_buf::LEN, 8, "control command buffer")?;
             self.ctrl = Some(CtrlQueue {
                 index: ctrl_index,
                 vq,
@@ -552,17 +544,15 @@ impl VirtioDevice {
             }
             log::warn!("{}: not promiscuous: {e}", self.name);
         }
+        let interface = if self.is_modern() { "modern" } else { "legacy" };
+        let vfio = if self.is_vfio() { ", VFIO" } else { "" };
+        let irq = self.rx[0]
+            .interrupt
+            .as_ref()
+            .map_or("", |_| ", MSI-X interrupts");
+        let (name, mac) = (&self.name, crate::format_mac(&self.mac));
         log::info!(
-            "{}: virtio-net ready ({} interface{}), MAC {}, {pairs} queue pair(s){}",
-            self.name,
-            if self.is_modern() { "modern" } else { "legacy" },
-            if self.is_vfio() { ", VFIO" } else { "" },
-            crate::format_mac(&self.mac),
-            if self.rx[0].interrupt.is_some() {
-                ", MSI-X interrupts"
-            } else {
-                ""
-            }
+            "{name}: virtio-net ready ({interface} interface{vfio}), MAC {mac}, {pairs} queue pair(s){irq}"
         );
         Ok(())
     }
@@ -573,11 +563,9 @@ impl VirtioDevice {
         if cfg.interrupt_timeout_ms == 0 {
             return Ok(Vec::new());
         }
+        let name = &self.name;
         let Some(pci) = self.pci.as_ref().filter(|p| p.is_vfio()) else {
-            log::warn!(
-                "{}: interrupts need the device bound to vfio-pci; polling instead",
-                self.name
-            );
+            log::warn!("{name}: interrupts need the device bound to vfio-pci; polling instead");
             return Ok(Vec::new());
         };
         let interrupts = (0..pairs)
@@ -585,7 +573,7 @@ impl VirtioDevice {
             .collect::<Result<Vec<_>>>()?;
         let fds: Vec<_> = interrupts.iter().map(QueueInterrupt::eventfd).collect();
         if let Err(e) = pci.enable_irqs(&fds, &[IrqMode::MsiX]) {
-            log::warn!("{}: cannot enable MSI-X ({e}); polling instead", self.name);
+            log::warn!("{name}: cannot enable MSI-X ({e}); polling instead");
             return Ok(Vec::new());
         }
         self.transport.msix_enabled();
@@ -603,7 +591,7 @@ impl VirtioDevice {
         vector: Option<u16>,
     ) -> Result<Virtqueue<T>> {
         let size = self.transport.queue_max_size(index)?;
-        if size == 0 || !size.is_power_of_two() {
+        if !size.is_power_of_two() {
             return Err(self.error(format!(
                 "virtqueue {index} does not exist or has unusable size {size} (not a power of two)"
             )));
@@ -698,7 +686,7 @@ impl VirtioDevice {
     /// Sends a control command (5.1.6.5) and waits for the device's answer.
     fn ctrl_command(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<()> {
         let Some(c) = self.ctrl.as_mut() else {
-            return Err(Error::device(&self.name, "the device has no control queue"));
+            return Err(self.error("the device has no control queue"));
         };
         let what = format!("control command {class}/{cmd}");
         let ack = c.submit(class, cmd, data).and_then(|()| {
@@ -707,11 +695,8 @@ impl VirtioDevice {
         });
         match ack {
             Ok(ctrl::OK) => Ok(()),
-            Ok(ack) => Err(Error::device(
-                &self.name,
-                format!("device rejected {what} (ack {ack})"),
-            )),
-            Err(e) => Err(Error::device(&self.name, format!("{what}: {e}"))),
+            Ok(ack) => Err(self.error(format!("device rejected {what} (ack {ack})"))),
+            Err(e) => Err(self.error(format!("{what}: {e}"))),
         }
     }
 }
@@ -746,16 +731,13 @@ impl IxyDevice for VirtioDevice {
     }
 
     /// virtio reports link state but no speed; an up link is reported as 1000 Mbit/s.
+    /// Without VIRTIO_NET_F_STATUS the link is up (5.1.4).
     fn link_speed(&self) -> u32 {
         let status = match self.has(feature::STATUS) {
             true => self.transport.config_read(config::STATUS, 2).unwrap_or(0),
             false => config::S_LINK_UP,
         };
-        if status & config::S_LINK_UP != 0 {
-            1000
-        } else {
-            0
-        }
+        1000 * u32::from(status & config::S_LINK_UP != 0)
     }
 
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {

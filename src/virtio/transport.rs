@@ -13,7 +13,6 @@
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::pci::PciDevice;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 /// `msix_config` / `queue_msix_vector` value meaning "no vector" (virtio 1.1, 4.1.5.1.2).
@@ -33,43 +32,19 @@ pub mod status {
     pub const FAILED: u8 = 128;
 }
 
-/// Where each register lives: in I/O BAR 0 (legacy, virtio 1.1 4.1.4.8) or in the common
-/// configuration structure (modern, 4.1.4.3). One table per interface, so every operation
-/// below exists once.
-struct Regs {
-    device_features: usize,
-    driver_features: usize,
-    config_vector: usize,
-    status: usize,
-    queue_select: usize,
-    queue_size: usize,
-    queue_vector: usize,
-    /// 32-bit feature words (legacy devices have one, with no select register).
-    feature_words: u32,
+/// Where each register both interfaces have lives: `[legacy, modern]`, in I/O BAR 0
+/// (legacy, virtio 1.1 4.1.4.8) or in the common configuration structure (modern,
+/// 4.1.4.3). One table for both interfaces, so every operation below exists once.
+mod reg {
+    pub const DEVICE_FEATURES: [usize; 2] = [0x00, 0x04];
+    pub const DRIVER_FEATURES: [usize; 2] = [0x04, 0x0c];
+    /// Legacy: present only while MSI-X is enabled on the function.
+    pub const CONFIG_VECTOR: [usize; 2] = [0x14, 0x10];
+    pub const STATUS: [usize; 2] = [0x12, 0x14];
+    pub const QUEUE_SELECT: [usize; 2] = [0x0e, 0x16];
+    pub const QUEUE_SIZE: [usize; 2] = [0x0c, 0x18];
+    pub const QUEUE_VECTOR: [usize; 2] = [0x16, 0x1a];
 }
-
-static LEGACY: Regs = Regs {
-    device_features: 0x00,
-    driver_features: 0x04,
-    // Present only while MSI-X is enabled on the function.
-    config_vector: 0x14,
-    status: 0x12,
-    queue_select: 0x0e,
-    queue_size: 0x0c,
-    queue_vector: 0x16,
-    feature_words: 1,
-};
-
-static MODERN: Regs = Regs {
-    device_features: 0x04,
-    driver_features: 0x0c,
-    config_vector: 0x10,
-    status: 0x14,
-    queue_select: 0x16,
-    queue_size: 0x18,
-    queue_vector: 0x1a,
-    feature_words: 2,
-};
 
 /// Legacy-only registers in I/O BAR 0 (4.1.4.8).
 mod legacy_reg {
@@ -136,8 +111,6 @@ pub struct VirtioCaps {
     pub notify: CapRegion,
     /// Multiplier for `queue_notify_off` (4.1.4.4).
     pub notify_off_multiplier: u32,
-    /// ISR status byte.
-    pub isr: CapRegion,
     /// Device-specific configuration (absent for devices that have none).
     pub device: Option<CapRegion>,
 }
@@ -145,8 +118,8 @@ pub struct VirtioCaps {
 /// Walks the capability list of a config space image (at least 256 bytes) and collects the
 /// virtio structures. The first capability of each type wins, as the spec asks (4.1.4).
 ///
-/// `None` if the device has no complete set of modern capabilities (a legacy-only
-/// device); an error if the list is malformed.
+/// `None` if the device has no common or notification capability (a legacy-only device;
+/// the ISR capability, for INTx, goes unused); an error if the list is malformed.
 pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>, String> {
     // A little-endian field of `n` bytes at `o`.
     let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
@@ -162,10 +135,10 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
     let mut ptr = rd(pci_cfg::CAP_PTR, 1)? as usize & 0xfc;
     // Capabilities live above the standard header; a list longer than what fits in 256
     // bytes loops.
-    for seen in 1.. {
-        if ptr == 0 {
-            break;
-        } else if ptr < 0x40 || seen > 48 {
+    let mut seen = 0;
+    while ptr != 0 {
+        seen += 1;
+        if ptr < 0x40 || seen > 48 {
             return Err(format!("malformed capability list (entry at {ptr:#x})"));
         }
         // struct virtio_pci_cap: vndr, next, len, cfg_type, bar, id, pad[2], offset
@@ -190,17 +163,13 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
             multiplier = rd(at + 16, 4)?;
         }
     }
-    let [_, common, notify, isr, device] = found;
-    Ok(common
-        .zip(notify)
-        .zip(isr)
-        .map(|((common, notify), isr)| VirtioCaps {
-            common,
-            notify,
-            notify_off_multiplier: multiplier,
-            isr,
-            device,
-        }))
+    let [_, common, notify, _isr, device] = found;
+    Ok(common.zip(notify).map(|(common, notify)| VirtioCaps {
+        common,
+        notify,
+        notify_off_multiplier: multiplier,
+        device,
+    }))
 }
 
 /// One BAR of a virtio function as the transport reaches it: an I/O BAR (system calls), a
@@ -243,7 +212,6 @@ impl VirtioBar for MmioRegion {
 }
 
 /// A structure inside a BAR: `len` bytes from `base`. Accesses outside it are errors.
-#[derive(Clone)]
 struct Window {
     bar: Rc<dyn VirtioBar>,
     base: usize,
@@ -251,6 +219,11 @@ struct Window {
 }
 
 impl Window {
+    fn new(bar: &Rc<dyn VirtioBar>, base: usize, len: usize) -> Self {
+        let bar = Rc::clone(bar);
+        Window { bar, base, len }
+    }
+
     fn check(&self, offset: usize, width: usize) -> Result<usize> {
         if offset + width > self.len {
             return Err(Error::config(format!(
@@ -273,7 +246,8 @@ impl Window {
 /// How the driver reaches one virtio function: legacy or modern, behind one set of
 /// operations.
 pub struct Transport {
-    regs: &'static Regs,
+    /// The modern (virtio 1.0) interface, else the legacy one.
+    modern: bool,
     /// Legacy: I/O BAR 0; modern: the common configuration structure.
     common: Window,
     /// The device-specific configuration (legacy: in BAR 0 behind the registers).
@@ -283,13 +257,6 @@ pub struct Transport {
     notify_off_multiplier: u32,
     /// Offset in the notification BAR of each queue's doorbell, by queue index.
     doorbells: Vec<usize>,
-}
-
-/// Reads the first 256 bytes of config space (the capability list lives there).
-pub fn read_config_space(pci: &PciDevice) -> Result<Vec<u8>> {
-    let mut cfg = vec![0u8; 256];
-    pci.read_config(0, &mut cfg)?;
-    Ok(cfg)
 }
 
 /// True if BAR `bar` of a config image is an I/O-space BAR (bit 0 set, PCI 3.0 6.2.5.1).
@@ -306,13 +273,9 @@ impl Transport {
     /// device's queues anywhere ([`Transport::setup_queue`]).
     pub(crate) fn legacy(open: &mut OpenBar) -> Result<Self> {
         let bar = open(0, true)?;
-        let whole = |base| Window {
-            bar: Rc::clone(&bar),
-            base,
-            len: 0x100 - base,
-        };
+        let whole = |base| Window::new(&bar, base, 0x100 - base);
         Ok(Transport {
-            regs: &LEGACY,
+            modern: false,
             common: whole(0),
             device: whole(legacy_reg::CONFIG_NO_MSIX),
             notify: whole(0),
@@ -338,23 +301,16 @@ impl Transport {
                 );
                 return Err(Error::device(name, detail));
             }
-            Ok(Window {
-                bar,
-                base: offset,
-                len: length,
-            })
+            Ok(Window::new(&bar, offset, length))
         };
         let common = locate(caps.common, common::LEN, "common config")?;
         let notify = locate(caps.notify, 2, "notification")?;
         let device = match caps.device {
             Some(d) => locate(d, 1, "device config")?,
-            None => Window {
-                len: 0,
-                ..common.clone()
-            },
+            None => Window::new(&common.bar, 0, 0),
         };
         Ok(Transport {
-            regs: &MODERN,
+            modern: true,
             common,
             device,
             notify,
@@ -363,43 +319,52 @@ impl Transport {
         })
     }
 
-    /// True for the modern interface. `LEGACY` and `MODERN` are statics: each has one
-    /// address (a `const` would be promoted to possibly several, and Miri gives each use
-    /// its own).
+    /// True for the modern interface.
     pub fn is_modern(&self) -> bool {
-        std::ptr::eq(self.regs, &MODERN)
+        self.modern
+    }
+
+    /// Reads `width` bytes of register `r` ([`reg`]) of this interface.
+    fn read(&self, r: [usize; 2], width: usize) -> Result<u32> {
+        self.common.read(r[usize::from(self.modern)], width)
+    }
+
+    /// Writes `width` bytes of register `r` ([`reg`]) of this interface.
+    fn write(&self, r: [usize; 2], width: usize, value: u32) -> Result<()> {
+        self.common.write(r[usize::from(self.modern)], width, value)
     }
 
     /// Reads the device status byte.
     pub fn status(&self) -> Result<u8> {
-        Ok(self.common.read(self.regs.status, 1)? as u8)
+        Ok(self.read(reg::STATUS, 1)? as u8)
     }
 
     /// Writes the device status byte (0 resets the device).
     pub fn set_status(&self, s: u8) -> Result<()> {
-        self.common.write(self.regs.status, 1, s as u32)
+        self.write(reg::STATUS, 1, s as u32)
     }
 
-    /// The device's feature bits (legacy devices have 32), a word at a time (4.1.4.3).
+    /// The device's feature bits, a 32-bit word at a time (4.1.4.3; legacy devices have one
+    /// word and no select register).
     pub fn device_features(&self) -> Result<u64> {
         let mut f = 0;
-        for word in 0..self.regs.feature_words {
-            if self.is_modern() {
+        for word in 0..=u32::from(self.modern) {
+            if self.modern {
                 self.common.write(common::DEVICE_FEATURE_SELECT, 4, word)?;
             }
-            f |= (self.common.read(self.regs.device_features, 4)? as u64) << (32 * word);
+            f |= (self.read(reg::DEVICE_FEATURES, 4)? as u64) << (32 * word);
         }
         Ok(f)
     }
 
     /// Tells the device which features the driver uses.
     pub fn set_driver_features(&self, features: u64) -> Result<()> {
-        for word in 0..self.regs.feature_words {
-            if self.is_modern() {
+        for word in 0..=u32::from(self.modern) {
+            if self.modern {
                 self.common.write(common::DRIVER_FEATURE_SELECT, 4, word)?;
             }
             let half = (features >> (32 * word)) as u32;
-            self.common.write(self.regs.driver_features, 4, half)?;
+            self.write(reg::DRIVER_FEATURES, 4, half)?;
         }
         Ok(())
     }
@@ -407,11 +372,11 @@ impl Transport {
     /// Selects queue `index` and returns its maximum size (0: the queue does not exist;
     /// modern devices also say how many queues they have).
     pub fn queue_max_size(&self, index: u16) -> Result<u16> {
-        if self.is_modern() && self.common.read(common::NUM_QUEUES, 2)? <= u32::from(index) {
+        if self.modern && self.common.read(common::NUM_QUEUES, 2)? <= u32::from(index) {
             return Ok(0);
         }
-        self.common.write(self.regs.queue_select, 2, index as u32)?;
-        Ok(self.common.read(self.regs.queue_size, 2)? as u16)
+        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
+        Ok(self.read(reg::QUEUE_SIZE, 2)? as u16)
     }
 
     /// Gives the device the ring of queue `index` (size `size`, parts at the given bus
@@ -425,9 +390,9 @@ impl Transport {
         driver: u64,
         device: u64,
     ) -> Result<()> {
+        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
         let c = &self.common;
-        c.write(self.regs.queue_select, 2, index as u32)?;
-        let doorbell = if !self.is_modern() {
+        let doorbell = if !self.modern {
             // The legacy queue address register holds a 4096-byte page number (32 bits).
             if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
                 let detail =
@@ -439,7 +404,7 @@ impl Transport {
         } else {
             // The driver may choose a smaller size than the maximum (4.1.4.3). 64-bit
             // fields are written as two 32-bit halves, low first (4.1.3.1).
-            c.write(MODERN.queue_size, 2, size as u32)?;
+            c.write(reg::QUEUE_SIZE[1], 2, size as u32)?;
             for (field, v) in [
                 (common::QUEUE_DESC, desc),
                 (common::QUEUE_DRIVER, driver),
@@ -453,11 +418,9 @@ impl Transport {
             notify_off * self.notify_off_multiplier as usize
         };
         // Kept as an offset in the BAR, checked here once.
-        let doorbell = self.notify.check(doorbell, 2)?;
-        let i = index as usize;
-        if self.doorbells.len() <= i {
-            self.doorbells.resize(i + 1, doorbell);
-        }
+        let (doorbell, i) = (self.notify.check(doorbell, 2)?, usize::from(index));
+        self.doorbells
+            .resize(self.doorbells.len().max(i + 1), doorbell);
         self.doorbells[i] = doorbell;
         Ok(())
     }
@@ -475,10 +438,8 @@ impl Transport {
     /// whenever the device changes its config. `None` on the legacy interface, which has no
     /// such counter.
     pub fn config_generation(&self) -> Result<Option<u8>> {
-        if !self.is_modern() {
-            return Ok(None);
-        }
-        Ok(Some(self.common.read(common::CONFIG_GENERATION, 1)? as u8))
+        let read = || Ok(self.common.read(common::CONFIG_GENERATION, 1)? as u8);
+        self.modern.then(read).transpose()
     }
 
     /// Reads a little-endian field of `width` bytes (1 or 2) of the device-specific
@@ -496,27 +457,25 @@ impl Transport {
     /// Tells the transport that MSI-X was enabled on the function (legacy: the device
     /// config moves from 0x14 to 0x18, 4.1.4.8).
     pub fn msix_enabled(&mut self) {
-        if !self.is_modern() {
-            self.device.base = legacy_reg::CONFIG_MSIX;
-            self.device.len = 0x100 - legacy_reg::CONFIG_MSIX;
+        if !self.modern {
+            let at = legacy_reg::CONFIG_MSIX;
+            self.device = Window::new(&self.device.bar, at, 0x100 - at);
         }
     }
 
     /// Routes configuration-change interrupts to MSI-X `vector` (or
     /// [`VIRTIO_MSI_NO_VECTOR`]). Returns the vector the device accepted.
     pub fn set_config_vector(&self, vector: u16) -> Result<u16> {
-        self.common
-            .write(self.regs.config_vector, 2, vector as u32)?;
-        Ok(self.common.read(self.regs.config_vector, 2)? as u16)
+        self.write(reg::CONFIG_VECTOR, 2, vector as u32)?;
+        Ok(self.read(reg::CONFIG_VECTOR, 2)? as u16)
     }
 
     /// Routes used-buffer interrupts of queue `index` to MSI-X `vector`. Returns the vector
     /// the device accepted ([`VIRTIO_MSI_NO_VECTOR`] if it refused, 4.1.5.1.2).
     pub fn set_queue_vector(&self, index: u16, vector: u16) -> Result<u16> {
-        self.common.write(self.regs.queue_select, 2, index as u32)?;
-        self.common
-            .write(self.regs.queue_vector, 2, vector as u32)?;
-        Ok(self.common.read(self.regs.queue_vector, 2)? as u16)
+        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
+        self.write(reg::QUEUE_VECTOR, 2, vector as u32)?;
+        Ok(self.read(reg::QUEUE_VECTOR, 2)? as u16)
     }
 }
 
@@ -562,7 +521,6 @@ mod tests {
                 length: 0x1000
             }
         );
-        assert_eq!(caps.isr.offset, 0x1000);
         assert_eq!(caps.device.unwrap().offset, 0x2000);
         assert_eq!(caps.notify.offset, 0x3000);
         assert_eq!(caps.notify_off_multiplier, 4);
@@ -671,7 +629,6 @@ mod tests {
             common: cap(0, 0x100),
             notify: cap(0x100, 0x100),
             notify_off_multiplier: 4,
-            isr: cap(0x2f0, 1),
             device: Some(cap(0x200, 0x100)),
         };
         let t = Transport::modern("d", &mut |_, _| Ok(Rc::clone(&region)), &caps).unwrap();
