@@ -97,6 +97,25 @@ fn mdio_timeout_is_an_error_and_the_semaphore_is_given_back() {
     }
 }
 
+/// The PHY is found wherever it answers on the MDIO bus (Linux scans the 32 addresses);
+/// a port where none answers is an error saying so.
+#[test]
+fn phy_found_at_any_address_or_an_error() {
+    let _d = deadline();
+    let model = Model::new();
+    let (port1, o) = port(&model, 0x1528);
+    model.set_phy_address(&port1, Some(31));
+    assert_eq!(model.ixgbe(&port1, &o).unwrap().link_speed(), 10_000);
+    let (port2, o) = port(&model, 0x1563);
+    model.set_phy_address(&port2, None);
+    match model.ixgbe(&port2, &o).err() {
+        Some(Error::Device { detail, .. }) => {
+            assert!(detail.starts_with("no PHY answers on MDIO"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 // ------------------------------------------------------------ the model's PHY and rules
 
 const MSCA: usize = phy::MSCA;

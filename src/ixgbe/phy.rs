@@ -86,42 +86,30 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// `ixgbe_get_copper_speeds_supported`) and nothing else, then restarts
     /// auto-negotiation. An MDIO cycle that does not complete is an error.
     pub(super) fn setup_phy_link(&self) -> Result<()> {
-        let mut found = None;
-        for addr in 0..PHY_ADDRESSES {
-            if !matches!(
-                self.phy_reg(addr, MMD_PMAPMD, PMA_DEVID1, None)?,
-                0 | 0xffff
-            ) {
-                found = Some(addr);
-                break;
+        let mut addr = 0;
+        while matches!(
+            self.phy_reg(addr, MMD_PMAPMD, PMA_DEVID1, None)?,
+            0 | 0xffff
+        ) {
+            addr += 1;
+            if addr == PHY_ADDRESSES {
+                let e = "no PHY answers on MDIO (PMA/PMD identifier 0 or 0xffff at every address)";
+                return Err(self.shell.err(e));
             }
         }
-        let addr = found.ok_or_else(|| {
-            let e = "no PHY answers on MDIO (PMA/PMD identifier 0 or 0xffff at every address)";
-            self.shell.err(e)
-        })?;
         let ability = self.phy_reg(addr, MMD_PMAPMD, PMA_SPEED, None)?;
-        let adv = |cond: bool, bits: u16| if cond { bits } else { 0 };
-        let x550 = self.mac == MacType::X550;
-        let prov1 = AN_PROV1_ADV_1G | adv(x550, AN_PROV1_ADV_5G_2_5G);
-        let [full, half] = AN_ADV_100;
+        let has = |bit: u16| ability & bit != 0;
+        let adv = |on: bool, bits: u16| if on { bits } else { 0 };
+        let nbase_t = adv(self.mac == MacType::X550, AN_PROV1_ADV_5G_2_5G);
+        let ([full, half], g10, g1) = (AN_ADV_100, AN_10GBT_ADV_10G, AN_PROV1_ADV_1G);
         for (reg, field, set) in [
-            (
-                AN_10GBT_CTRL,
-                AN_10GBT_ADV_10G,
-                adv(ability & PMA_SPEED_10G != 0, AN_10GBT_ADV_10G),
-            ),
+            (AN_10GBT_CTRL, g10, adv(has(PMA_SPEED_10G), g10)),
             (
                 AN_VENDOR_PROV1,
-                prov1,
-                adv(ability & PMA_SPEED_1000 != 0, AN_PROV1_ADV_1G)
-                    | adv(x550, AN_PROV1_ADV_5G_2_5G),
+                g1 | nbase_t,
+                adv(has(PMA_SPEED_1000), g1) | nbase_t,
             ),
-            (
-                AN_ADVERTISE,
-                full | half,
-                adv(ability & PMA_SPEED_100 != 0, full),
-            ),
+            (AN_ADVERTISE, full | half, adv(has(PMA_SPEED_100), full)),
             (AN_CTRL1, 0, AN_CTRL1_RESTART),
         ] {
             let value = self.phy_reg(addr, MMD_AN, reg, None)? & !field | set;
@@ -148,15 +136,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             if let Some(d) = data {
                 r.write32(MSRWD, d.into());
             }
-            let op = if data.is_some() {
-                MSCA_WRITE
-            } else {
-                MSCA_READ
-            };
-            for cycle in [MSCA_ADDR_CYCLE, op] {
+            let what =
+                format!("MDIO cycle on PHY {addr} register {mmd}.{reg:#x} (MSCA.MDI_COMMAND)");
+            for cycle in [MSCA_ADDR_CYCLE, data.map_or(MSCA_READ, |_| MSCA_WRITE)] {
                 r.write32(MSCA, target | cycle | MSCA_MDI_COMMAND);
-                let what =
-                    format!("MDIO cycle on PHY {addr} register {mmd}.{reg:#x} (MSCA.MDI_COMMAND)");
                 self.shell
                     .wait(MSCA, MSCA_MDI_COMMAND, 0, MDIO_TIMEOUT, &what)?;
             }

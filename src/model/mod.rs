@@ -589,6 +589,12 @@ impl Model {
         self.phy(p, |phy| phy.partner = speeds.to_vec());
     }
 
+    /// Moves X540/X550 port `p`'s PHY to MDIO address `address` (at first 1); `None`: no
+    /// PHY answers (every read returns 0xffff).
+    pub fn set_phy_address(&self, p: &Port, address: Option<u32>) {
+        self.phy(p, |phy| phy.address_on_bus = address);
+    }
+
     /// X540/X550 port `p`'s PHY register `reg` of MMD `mmd` (1: PMA/PMD, 7:
     /// auto-negotiation) as it holds it, without an MDIO cycle; `None` if not modelled.
     pub fn phy_reg(&self, p: &Port, mmd: u32, reg: u32) -> Option<u16> {

@@ -17,8 +17,9 @@ pub(crate) const MSCA: usize = 0x0425C;
 pub(crate) const MSRWD: usize = 0x04260;
 pub(crate) const MSCA_MDI_COMMAND: u32 = 1 << 30;
 
-/// The MDIO address the model's PHY answers at (Linux scans all 32).
-pub(crate) const PHY_ADDRESS: u32 = 1;
+/// The MDIO address the model's PHY answers at unless a test moves it (Linux scans all
+/// 32).
+const PHY_ADDRESS: u32 = 1;
 /// PMA/PMD identifier 1 (Linux `X540_PHY_ID` 0x01540200, high half).
 const DEVID1: u16 = 0x0154;
 /// PMA/PMD speed ability: 10G, 1000 and 100 Mb/s (bits 0, 4, 5).
@@ -53,6 +54,8 @@ pub(crate) struct Phy {
     /// The MMD 7 registers the driver writes, with the model's other bits set (which a
     /// driver must keep: it read-modify-writes them, as Linux does).
     an: [(u32, u16); 4],
+    /// The MDIO address the PHY answers at; `None`: it answers nowhere.
+    pub(crate) address_on_bus: Option<u32>,
     /// The last address cycle: PHY address, MMD, register.
     address: Option<(u32, u32, u32)>,
     /// Speeds (Mb/s) the link partner advertises.
@@ -73,6 +76,7 @@ impl Phy {
                 (AN_10GBT_CTRL, 0x0001),
                 (AN_PROV1, 0x0040),
             ],
+            address_on_bus: Some(PHY_ADDRESS),
             address: None,
             partner: SPEEDS.iter().map(|s| s.0).collect(),
             restarts: 0,
@@ -80,7 +84,7 @@ impl Phy {
         }
     }
 
-    /// A register of MMD `mmd` as the PHY at [`PHY_ADDRESS`] holds it.
+    /// A register of MMD `mmd` as the PHY holds it.
     pub(crate) fn reg(&self, mmd: u32, reg: u32) -> Option<u16> {
         match (mmd, reg) {
             (1, 2) => Some(DEVID1),
@@ -110,11 +114,9 @@ impl Phy {
             ));
         }
         let (addr, mmd, reg) = target;
-        let present = if addr == PHY_ADDRESS {
-            self.reg(mmd, reg)
-        } else {
-            None
-        };
+        let present = self
+            .reg(mmd, reg)
+            .filter(|_| self.address_on_bus == Some(addr));
         match op {
             // A write to an address where no PHY answers goes nowhere.
             1 if present.is_some() => self.write(mmd, reg, msrwd as u16).map(|_| msrwd),
