@@ -128,8 +128,9 @@ const RESET_ACCESS_DELAY: Duration = Duration::from_millis(1);
 /// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` polls
 /// for up to 80 ms, then resets anyway, twice).
 const MASTER_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
-/// Time GCR_EXT.BUFFERS_CLEAR stays set (Linux `ixgbe_clear_tx_pending`: 20 µs).
-const BUFFERS_CLEAR_TIME: Duration = Duration::from_micros(20);
+/// Times of the PCIe buffer flush (Linux `ixgbe_clear_tx_pending`): for a last completion
+/// after HLREG0.LPBK is set (3 ms), and with GCR_EXT.BUFFERS_CLEAR set (20 µs).
+const FLUSH_TIMES: [Duration; 2] = [Duration::from_millis(3), Duration::from_micros(20)];
 /// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux, DPDK and FreeBSD poll ~40 ms,
 /// log, and set RXEN anyway).
 const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
@@ -529,7 +530,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
     /// 4.6.3.2 / 4.2.1.6.1: master disable, then the MAC reset. After a master disable
     /// timeout, as Linux: the PCIe buffers flushed (`ixgbe_clear_tx_pending`: HLREG0.LPBK so
-    /// nothing leaves, GCR_EXT.BUFFERS_CLEAR for 20 µs, both restored), then two resets
+    /// nothing leaves, GCR_EXT.BUFFERS_CLEAR, both restored; Linux's poll of the PCIe
+    /// Device Status in config space in between is not done), then two resets
     /// (`IXGBE_FLAGS_DOUBLE_RESET_REQUIRED` in `ixgbe_reset_hw_82599`/`_X540`; 5.2.5.3.2).
     fn reset(&self, what: &str) -> Result<()> {
         let stopped = self.master_disable();
@@ -537,8 +539,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             let r = &self.shell.regs;
             let (hlreg0, gcr_ext) = (r.read32(regs::HLREG0), r.read32(regs::GCR_EXT));
             r.write32(regs::HLREG0, hlreg0 | regs::HLREG0_LPBK);
+            std::thread::sleep(FLUSH_TIMES[0]);
             r.write32(regs::GCR_EXT, gcr_ext | regs::GCR_EXT_BUFFERS_CLEAR);
-            std::thread::sleep(BUFFERS_CLEAR_TIME);
+            std::thread::sleep(FLUSH_TIMES[1]);
             r.write32(regs::GCR_EXT, gcr_ext);
             r.write32(regs::HLREG0, hlreg0);
             self.reset_once(what)?;
