@@ -35,10 +35,11 @@ fn advertisement_written_and_auto_negotiation_restarted() {
         let (port, o) = port(&model, device);
         let dev = model.ixgbe(&port, &o).unwrap();
         let an = |reg| model.phy_reg(&port, MMD_AN, reg).unwrap();
-        // 10GBASE-T, 1000BASE-T, 100BASE-TX full duplex (not half), and on the X550 5G and
-        // 2.5G; the model's other bits kept (0x0001, 0x0040).
+        // 10GBASE-T, 1000BASE-T, 100BASE-TX full duplex (half cleared: the model's PHY
+        // starts with it), and on the X550 5G and 2.5G (bit 10, set at first, is left
+        // alone on the X540); the model's other bits kept (0x0001, 0x0040).
         assert_eq!(an(AN_10GBT_CTRL), 0x1001, "{device:04x}");
-        let nbase_t = if x550(device) { 0x0c00 } else { 0 };
+        let nbase_t = if x550(device) { 0x0c00 } else { 0x0400 };
         assert_eq!(an(AN_VENDOR_PROV1), 0x8040 | nbase_t, "{device:04x}");
         assert_eq!(an(AN_ADVERTISE), 0x0101, "{device:04x}");
         assert_eq!(model.phy_an_restarts(&port), 1, "{device:04x}");
@@ -48,6 +49,28 @@ fn advertisement_written_and_auto_negotiation_restarted() {
         // back: the close takes it again for its reset, without a warning.
         let ((), log) = warnings(|| drop(dev));
         assert_eq!(log, Vec::<String>::new());
+    }
+}
+
+/// Only what the PHY's PMA/PMD speed ability lists is advertised (and what else was
+/// advertised is cleared), as Linux `ixgbe_get_copper_speeds_supported`; the X550 adds 5G
+/// and 2.5G.
+#[test]
+fn only_the_speeds_the_phy_can_do_are_advertised() {
+    let _d = deadline();
+    let model = Model::new();
+    for (device, ability, want, speed) in [
+        (0x1528, 0x0010, [0x0001, 0x8440, 0x0001], 1_000),
+        (0x1528, 0x0001, [0x1001, 0x0440, 0x0001], 10_000),
+        (0x1563, 0x0020, [0x0001, 0x0c40, 0x0101], 5_000),
+    ] {
+        let (port, o) = port(&model, device);
+        model.set_phy_speed_ability(&port, ability);
+        let dev = model.ixgbe(&port, &o).unwrap();
+        let an = |reg| model.phy_reg(&port, MMD_AN, reg).unwrap();
+        let got = [an(AN_10GBT_CTRL), an(AN_VENDOR_PROV1), an(AN_ADVERTISE)];
+        assert_eq!(got, want, "{device:04x} {ability:#06x}");
+        assert_eq!(dev.link_speed(), speed);
     }
 }
 

@@ -46,7 +46,7 @@ pub const PMA_DEVID1: u32 = 2;
 /// PMA/PMD speed ability: 10G (bit 0), 1000 Mb/s (4), 100 Mb/s (5).
 pub const PMA_SPEED: u32 = 4;
 /// [`PMA_SPEED`] bits 10G, 1000 and 100 Mb/s.
-pub const PMA_SPEED_10G: u16 = 1 << 0;
+pub const PMA_SPEED_10G: u16 = 1;
 /// See [`PMA_SPEED_10G`].
 pub const PMA_SPEED_1000: u16 = 1 << 4;
 /// See [`PMA_SPEED_10G`].
@@ -71,7 +71,7 @@ pub const AN_VENDOR_PROV1: u32 = 0xc400;
 /// 1000BASE-T in [`AN_VENDOR_PROV1`].
 pub const AN_PROV1_ADV_1G: u16 = 1 << 15;
 /// 5GBASE-T and 2.5GBASE-T in [`AN_VENDOR_PROV1`].
-pub const AN_PROV1_ADV_5G_2_5G: u16 = 1 << 11 | 1 << 10;
+pub const AN_PROV1_ADV_5G_2_5G: u16 = 0b11 << 10;
 
 /// Time an MDIO cycle may take (Linux polls MDI_COMMAND 100 times 10 µs apart: 1 ms;
 /// 10 ms is generous).

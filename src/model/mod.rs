@@ -595,6 +595,12 @@ impl Model {
         self.phy(p, |phy| phy.address_on_bus = address);
     }
 
+    /// Sets the PMA/PMD speed ability of X540/X550 port `p`'s PHY (at first 0x0031: 10G
+    /// bit 0, 1000 Mb/s bit 4, 100 Mb/s bit 5).
+    pub fn set_phy_speed_ability(&self, p: &Port, ability: u16) {
+        self.phy(p, |phy| phy.ability = ability);
+    }
+
     /// X540/X550 port `p`'s PHY register `reg` of MMD `mmd` (1: PMA/PMD, 7:
     /// auto-negotiation) as it holds it, without an MDIO cycle; `None` if not modelled.
     pub fn phy_reg(&self, p: &Port, mmd: u32, reg: u32) -> Option<u16> {

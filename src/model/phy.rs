@@ -23,7 +23,7 @@ const PHY_ADDRESS: u32 = 1;
 /// PMA/PMD identifier 1 (Linux `X540_PHY_ID` 0x01540200, high half).
 const DEVID1: u16 = 0x0154;
 /// PMA/PMD speed ability: 10G, 1000 and 100 Mb/s (bits 0, 4, 5).
-const SPEED_ABILITY: u16 = 0x0031;
+pub(crate) const SPEED_ABILITY: u16 = 0x0031;
 /// MMD 7 registers: control 1 (restart bit 9, self-clearing), advertisement (100 full
 /// bit 8, half bit 7), 10GBASE-T control (10G bit 12), vendor provisioning 1 (1G bit 15,
 /// 5G bit 11, 2.5G bit 10; X550 only for the last two).
@@ -52,10 +52,14 @@ pub(crate) struct Phy {
     /// An X550's (2.5G and 5G) rather than an X540's.
     x550: bool,
     /// The MMD 7 registers the driver writes, with the model's other bits set (which a
-    /// driver must keep: it read-modify-writes them, as Linux does).
+    /// driver must keep: it read-modify-writes them, as Linux does), 100BASE-TX half duplex
+    /// (which Linux clears), 1000BASE-T and bit 10 (2.5GBASE-T on an X550, left alone on
+    /// an X540) advertised, 10GBASE-T not.
     an: [(u32, u16); 4],
     /// The MDIO address the PHY answers at; `None`: it answers nowhere.
     pub(crate) address_on_bus: Option<u32>,
+    /// PMA/PMD speed ability.
+    pub(crate) ability: u16,
     /// The last address cycle: PHY address, MMD, register.
     address: Option<(u32, u32, u32)>,
     /// Speeds (Mb/s) the link partner advertises.
@@ -72,11 +76,12 @@ impl Phy {
             x550,
             an: [
                 (AN_CTRL1, 0x3000),
-                (AN_ADVERTISE, 0x0001),
+                (AN_ADVERTISE, 0x0081),
                 (AN_10GBT_CTRL, 0x0001),
-                (AN_PROV1, 0x0040),
+                (AN_PROV1, 0x8440),
             ],
             address_on_bus: Some(PHY_ADDRESS),
+            ability: SPEED_ABILITY,
             address: None,
             partner: SPEEDS.iter().map(|s| s.0).collect(),
             restarts: 0,
@@ -88,7 +93,7 @@ impl Phy {
     pub(crate) fn reg(&self, mmd: u32, reg: u32) -> Option<u16> {
         match (mmd, reg) {
             (1, 2) => Some(DEVID1),
-            (1, 4) => Some(SPEED_ABILITY),
+            (1, 4) => Some(self.ability),
             (7, r) => self.an.iter().find(|a| a.0 == r).map(|a| a.1),
             _ => None,
         }
