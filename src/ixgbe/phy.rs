@@ -39,7 +39,7 @@ pub const MSRWD_READ_DATA_SHIFT: u32 = 16;
 // ---- PHY registers: IEEE 802.3 clause 45 (Linux `mdio.h`), the vendor register and
 // bits as Linux `ixgbe_type.h` `IXGBE_MII_*` ----
 /// MMD 1, PMA/PMD: device identifier 1 (reg 2; neither 0 nor 0xffff where a PHY answers,
-/// Linux `ixgbe_validate_phy_addr`) and speed ability (reg 4).
+/// DPDK/FreeBSD `ixgbe_validate_phy_addr`) and speed ability (reg 4).
 pub const MMD_PMAPMD: u32 = 1;
 /// PMA/PMD device identifier 1.
 pub const PMA_DEVID1: u32 = 2;
@@ -81,10 +81,12 @@ const PHY_ADDRESSES: u32 = 32;
 
 impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.4 on the X540/X550: finds the PHY (the first MDIO address whose PMA/PMD
-    /// identifier is neither 0 nor 0xffff, Linux `ixgbe_identify_phy_generic`), advertises
-    /// every speed it can do (PMA/PMD speed ability; 2.5G and 5G on the X550, Linux
-    /// `ixgbe_get_copper_speeds_supported`) and nothing else, then restarts
-    /// auto-negotiation. An MDIO cycle that does not complete is an error.
+    /// identifier is neither 0 nor 0xffff, as DPDK's and FreeBSD's
+    /// `ixgbe_identify_phy_generic`; Linux scans the same addresses with the kernel's
+    /// `mdio45_probe`, then reads that identifier: one register read here instead of the
+    /// MMD presence checks), advertises every speed it can do (PMA/PMD speed ability; 2.5G
+    /// and 5G on the X550, Linux `ixgbe_get_copper_speeds_supported`) and nothing else,
+    /// then restarts auto-negotiation. An MDIO cycle that does not complete is an error.
     pub(super) fn setup_phy_link(&self) -> Result<()> {
         let mut addr = 0;
         while matches!(
