@@ -74,6 +74,20 @@ fn only_the_speeds_the_phy_can_do_are_advertised() {
     }
 }
 
+/// With manageability firmware vetoing link resets (MMNGC.MNG_VETO) the advertisement is
+/// written but auto-negotiation is not restarted (Linux `ixgbe_check_reset_blocked`).
+#[test]
+fn mng_veto_leaves_auto_negotiation_alone() {
+    let _d = deadline();
+    let model = Model::new();
+    let (port, o) = port(&model, 0x1528);
+    model.set_mng_veto(&port, true);
+    let (dev, log) = warnings(|| model.ixgbe(&port, &o).unwrap());
+    assert_eq!(model.phy_reg(&port, MMD_AN, AN_10GBT_CTRL), Some(0x1001));
+    assert_eq!(model.phy_an_restarts(&port), 0);
+    assert_eq!((dev.link_speed(), log.len()), (0, 1), "{log:?}");
+}
+
 /// The link comes up at the fastest speed both the PHY and the partner advertise: 2.5G
 /// only where the driver advertised it (X550), none at all if nothing is shared.
 #[test]

@@ -86,7 +86,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// `mdio45_probe`, then reads that identifier: one register read here instead of the
     /// MMD presence checks), advertises every speed it can do (PMA/PMD speed ability; 2.5G
     /// and 5G on the X550, Linux `ixgbe_get_copper_speeds_supported`) and nothing else,
-    /// then restarts auto-negotiation. An MDIO cycle that does not complete is an error.
+    /// then restarts auto-negotiation unless MMNGC.MNG_VETO forbids it. An MDIO cycle that
+    /// does not complete is an error.
     pub(super) fn setup_phy_link(&self) -> Result<()> {
         let mut addr = 0;
         while matches!(
@@ -104,7 +105,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         let adv = |on: bool, bits: u16| if on { bits } else { 0 };
         let nbase_t = adv(self.mac == MacType::X550, AN_PROV1_ADV_5G_2_5G);
         let ([full, half], g10, g1) = (AN_ADV_100, AN_10GBT_ADV_10G, AN_PROV1_ADV_1G);
-        for (reg, field, set) in [
+        let writes = [
             (AN_10GBT_CTRL, g10, adv(has(PMA_SPEED_10G), g10)),
             (
                 AN_VENDOR_PROV1,
@@ -113,7 +114,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             ),
             (AN_ADVERTISE, full | half, adv(has(PMA_SPEED_100), full)),
             (AN_CTRL1, 0, AN_CTRL1_RESTART),
-        ] {
+        ];
+        // Manageability firmware that vetoes link resets keeps its link: no restart
+        // (Linux `ixgbe_setup_phy_link_generic`, `ixgbe_check_reset_blocked`).
+        let veto = self.shell.regs.read32(regs::MMNGC) & regs::MMNGC_MNG_VETO != 0;
+        for &(reg, field, set) in &writes[..writes.len() - usize::from(veto)] {
             let value = self.phy_reg(addr, MMD_AN, reg, None)? & !field | set;
             self.phy_reg(addr, MMD_AN, reg, Some(value))?;
         }

@@ -339,6 +339,12 @@ pub const AUTOC2: usize = 0x042a8;
 /// `IXGBE_AUTOC2_LINK_DISABLE_MASK`, cleared after every reset in `ixgbe_reset_hw_82599`).
 pub const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
 
+/// MAC Manageability Control (Linux `IXGBE_MMNGC`).
+pub const MMNGC: usize = 0x042d0;
+/// MMNGC.MNG_VETO: manageability firmware forbids link resets (Linux
+/// `ixgbe_check_reset_blocked`).
+pub const MMNGC_MNG_VETO: u32 = 1 << 0;
+
 /// Link Status.
 pub const LINKS: usize = 0x042a4;
 /// LINKS.LINK_UP.

@@ -601,6 +601,13 @@ impl Model {
         self.phy(p, |phy| phy.ability = ability);
     }
 
+    /// Makes `p`'s manageability firmware veto link resets (MMNGC.MNG_VETO), or not.
+    pub fn set_mng_veto(&self, p: &Port, veto: bool) {
+        let i = self.check_port(p);
+        let bit = if veto { regs::MMNGC_MNG_VETO } else { 0 };
+        lock(&self.inner).ports[i].set_reg(regs::MMNGC, bit);
+    }
+
     /// X540/X550 port `p`'s PHY register `reg` of MMD `mmd` (1: PMA/PMD, 7:
     /// auto-negotiation) as it holds it, without an MDIO cycle; `None` if not modelled.
     pub fn phy_reg(&self, p: &Port, mmd: u32, reg: u32) -> Option<u16> {

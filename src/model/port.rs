@@ -483,8 +483,8 @@ impl PortState {
     /// Register values after a reset, as far as the model uses them (§8.2.3 register
     /// tables, "Init val."), with EEPROM auto-read and DMA init already done.
     fn load_defaults(&mut self) {
-        // ESDP drives pins; SWSM and SW_FW_SYNC are shared with the firmware.
-        let kept = [ESDP, SWSM, SW_FW_SYNC].map(|r| (r, self.regs[r / 4]));
+        // ESDP drives pins; SWSM, SW_FW_SYNC and MMNGC are shared with the firmware.
+        let kept = [ESDP, SWSM, SW_FW_SYNC, MMNGC].map(|r| (r, self.regs[r / 4]));
         self.regs.fill(0);
         for (r, v) in kept {
             self.regs[r / 4] = v;
@@ -645,6 +645,11 @@ impl PortState {
     /// A register's stored value, without read side effects.
     pub(crate) fn reg(&self, offset: usize) -> u32 {
         self.regs[offset / 4]
+    }
+
+    /// Sets a register as the hardware or firmware would, without write side effects.
+    pub(crate) fn set_reg(&mut self, offset: usize, value: u32) {
+        self.regs[offset / 4] = value;
     }
 
     pub(crate) fn any_rx_queue_enabled(&self) -> bool {
@@ -1065,7 +1070,7 @@ impl ModelInner {
                 }
                 port.start_reset(value);
             }
-            STATUS | LINKS | SECRXSTAT => {} // read-only here
+            STATUS | LINKS | SECRXSTAT | MMNGC => {} // read-only here
             EICR | EICS | EIMS | EIMC | EIMS_EX | 0x00AA4 | EIMC_EX | 0x00AB4 => {
                 port.write_interrupt(offset, value)
             }

@@ -176,6 +176,10 @@ pub(crate) const AUTOC_LMS_KX4_KX_KR: u32 = 0x4;
 pub(crate) const AUTOC2: usize = 0x042A8;
 pub(crate) const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
 pub(crate) const LINKS: usize = 0x042A4;
+/// MMNGC (MAC manageability control) and MNG_VETO (bit 0): set by the firmware, which then
+/// forbids link resets (Linux `IXGBE_MMNGC_MNG_VETO`); kept across resets here.
+pub(crate) const MMNGC: usize = 0x042D0;
+pub(crate) const MMNGC_MNG_VETO: u32 = 1 << 0;
 /// LINKS.LINK_UP (bit 30) and LINK_SPEED (bits 29:28: 01b 100M, 10b 1G, 11b 10G).
 pub(crate) const LINKS_UP: u32 = 1 << 30;
 pub(crate) const LINKS_SPEED_10G: u32 = 0x3 << 28;
