@@ -83,26 +83,30 @@ fn rx_data_path_halt_held_back_is_a_warning_and_receive_goes_on() {
     assert_eq!(dev.rx_batch(0, &mut buf, 4), 1);
 }
 
+/// Issue 15 (cosmetic list): a master disable that times out is a warning; then, as
+/// Linux (`ixgbe_clear_tx_pending`, `IXGBE_FLAGS_DOUBLE_RESET_REQUIRED`), the PCIe buffers
+/// are flushed (the model flags a reset without it) and the MAC is reset twice, the
+/// second time without another master disable. On an 82599 and under the X540's semaphore.
 #[test]
-fn master_disable_held_back_is_a_warning_and_the_reset_goes_ahead() {
+fn master_disable_held_back_is_a_warning_then_a_flush_and_two_resets() {
     let _d = deadline();
     let model = Model::new();
-    let port = model.add_port();
-    model.hold_back(&port, Completion::MasterDisable, true);
-    let o = ixgbe_options().link_timeout(Duration::from_secs(2));
-    let (dev, log) = warnings(|| model.ixgbe(&port, &o).unwrap());
-    assert!(dev.link_up());
-    // The second reset is preceded by a master disable too (the datasheet's rule), which
-    // times out again.
-    assert_eq!(log.len(), 2, "{log:?}");
-    let want = "waiting for master requests to stop (STATUS.GIO_MASTER_ENABLE)";
-    assert!(
-        log[0].starts_with("WARN model:0: ") && log[0].contains(want),
-        "{log:?}"
-    );
-    assert!(log[0].ends_with("; resetting anyway"), "{log:?}");
-    // Linux resets twice after a master disable timeout.
-    assert_eq!(model.resets(&port).len(), 2);
+    for device in [0x10fb, 0x1528] {
+        let port = model.add_port_with_id(device);
+        model.hold_back(&port, Completion::MasterDisable, true);
+        let mut o = ixgbe_options().link_timeout(Duration::from_secs(2));
+        o.device_id = device;
+        let (dev, log) = warnings(|| model.ixgbe(&port, &o).unwrap());
+        assert!(dev.link_up());
+        assert_eq!(log.len(), 1, "{log:?}");
+        let want = "waiting for master requests to stop (STATUS.GIO_MASTER_ENABLE)";
+        assert!(
+            log[0].starts_with("WARN model:") && log[0].contains(want),
+            "{log:?}"
+        );
+        assert!(log[0].ends_with("; resetting anyway"), "{log:?}");
+        assert_eq!(model.resets(&port).len(), 2, "{device:04x}");
+    }
 }
 
 #[test]

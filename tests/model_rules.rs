@@ -53,6 +53,8 @@ const FCTRL_MPE: u32 = 1 << 8;
 const FCTRL_UPE: u32 = 1 << 9;
 const FCTRL_BAM: u32 = 1 << 10;
 const HLREG0: usize = 0x04240;
+const GCR_EXT: usize = 0x11050;
+const GCR_EXT_BUFFERS_CLEAR: u32 = 1 << 30;
 const HLREG0_RXCRCSTRP: u32 = 1 << 1;
 const AUTOC: usize = 0x042A0;
 const AUTOC_LMS_10G_SERIAL: u32 = 0x3 << 13;
@@ -984,6 +986,49 @@ fn rule_reset_without_master_disable() {
 fn rule_reset_without_polling_status_after_master_disable() {
     let port = raw_port(&Model::new());
     port.write32(CTRL, CTRL_MASTER_DISABLE);
+    port.write32(CTRL, CTRL_RST);
+}
+
+/// A port whose master disable timed out (STATUS.GIO_MASTER_ENABLE held, polled 10 times).
+fn master_disable_timed_out(model: &Model) -> (ixy::model::Port, Port) {
+    let handle = model.add_port();
+    model.hold_back(&handle, Completion::MasterDisable, true);
+    // SAFETY: no ring is programmed here: the device moves no memory.
+    let port = unsafe { handle.registers() };
+    port.write32(CTRL, CTRL_MASTER_DISABLE);
+    for _ in 0..10 {
+        assert_ne!(port.read32(STATUS) & STATUS_GIO_MASTER_ENABLE, 0);
+    }
+    (handle, port)
+}
+
+/// After a master disable timeout, as Linux: the PCIe buffers flushed (HLREG0.LPBK,
+/// GCR_EXT.Buffers_Clear_Func), then two resets, the second without a master disable.
+#[test]
+fn master_disable_timeout_flush_then_two_resets() {
+    let model = Model::new();
+    let (handle, port) = master_disable_timed_out(&model);
+    port.write32(HLREG0, 1 << 15);
+    port.write32(GCR_EXT, GCR_EXT_BUFFERS_CLEAR);
+    port.write32(GCR_EXT, 0);
+    port.write32(HLREG0, 0);
+    for _ in 0..2 {
+        port.write32(CTRL, CTRL_RST);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        while port.read32(CTRL) & CTRL_RST != 0 {}
+    }
+    assert_eq!(model.resets(&handle).len(), 2);
+}
+
+#[test]
+#[should_panic(
+    expected = "82599 model: rule violated: reset after a master disable timeout without the PCIe \
+                buffers flushed (GCR_EXT)"
+)]
+fn rule_reset_after_master_disable_timeout_without_flush() {
+    let model = Model::new();
+    let (_handle, port) = master_disable_timed_out(&model);
+    port.write32(GCR_EXT, GCR_EXT_BUFFERS_CLEAR); // without HLREG0.LPBK: no flush
     port.write32(CTRL, CTRL_RST);
 }
 

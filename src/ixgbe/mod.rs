@@ -6,11 +6,11 @@
 //! section. The X540 and X550 share the 82599's programming model for everything used
 //! here (queues, descriptors, filters, statistics); what differs in what this driver
 //! programs is in [`MacType`] (EEC location, receive packet buffer size, the reset, the
-//! receive enable, and whether the driver sets up the MAC link through AUTOC or leaves
-//! the link to the PHY), and per device id in [`is_sfp`] and [`has_laser_control`]
+//! receive enable, and whether the driver sets up the link through AUTOC or through the
+//! PHY, [`phy`]), and per device id in [`is_sfp`] and [`has_laser_control`]
 //! (Linux `ixgbe_82599.c`, `ixgbe_x540.c`, `ixgbe_x550.c`). The X550EM_x/X550EM_a ids are
 //! refused ([`MacType::brought_up`]). The in-process device model is an 82599 that also
-//! shows the X540/X550 reset, semaphore and PHY-driven link
+//! shows the X540/X550 reset, semaphore and PHY (over MDIO)
 //! (`Model::add_port_with_id`, feature `model`).
 //!
 //! The device is generic over its register space: [`MmioRegion`] (BAR0 mapped from sysfs)
@@ -34,6 +34,7 @@
 //! outside the device is set up, and a queue's eventfd fires only when the caller
 //! signals it through [`IxgbeDevice::queue_interrupt`]).
 
+pub mod phy;
 pub mod regs;
 
 pub use crate::intel::shell::IntelDevice;
@@ -119,6 +120,9 @@ const IRQ_REGS: IrqRegs = IrqRegs {
     eicr: regs::EICR,
 };
 
+/// Times of the PCIe buffer flush (Linux `ixgbe_clear_tx_pending`): for a last completion
+/// after HLREG0.LPBK is set (3 ms), and with GCR_EXT.BUFFERS_CLEAR set (20 µs).
+const FLUSH_TIMES: [Duration; 2] = [Duration::from_millis(3), Duration::from_micros(20)];
 /// SECRXSTAT.SECRX_RDY timeout (4.6.7 gives none; Linux, DPDK and FreeBSD poll ~40 ms,
 /// log, and set RXEN anyway).
 const SECRX_TIMEOUT: Duration = Duration::from_millis(40);
@@ -207,10 +211,10 @@ impl MacType {
         !matches!(self, MacType::X550EmX | MacType::X550EmA)
     }
 
-    /// Whether the driver owns the MAC link: the 82599 sets it up through AUTOC (4.6.4)
-    /// and needs the receive data path halted around RXCTRL.RXEN (its errata workaround,
-    /// Linux `ixgbe_enable_rx_dma_82599`). The X540/X550 link is their PHY's, and they
-    /// set RXEN directly (Linux `ixgbe_enable_rx_dma_generic`).
+    /// Whether the link is set up through AUTOC (4.6.4) and the receive data path halted
+    /// around RXCTRL.RXEN (the 82599's errata workaround, Linux
+    /// `ixgbe_enable_rx_dma_82599`). The X540/X550 link is set up through their PHY
+    /// ([`phy`]), and they set RXEN directly (Linux `ixgbe_enable_rx_dma_generic`).
     pub fn is_82599(self) -> bool {
         self == MacType::M82599
     }
@@ -468,13 +472,22 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         r.write32(regs::eimc_ex(1), u32::MAX);
     }
 
-    /// 4.6.3.2 / 4.2.1.6.1: master disable, then the MAC reset; after a master disable
-    /// timeout, both again (Linux `IXGBE_FLAGS_DOUBLE_RESET_REQUIRED` resets twice; the
-    /// flush of pending transactions it does in between is not done here).
+    /// 4.6.3.2 / 4.2.1.6.1: master disable, then the MAC reset. After a master disable
+    /// timeout, as Linux: the PCIe buffers flushed (`ixgbe_clear_tx_pending`: HLREG0.LPBK so
+    /// nothing leaves, GCR_EXT.BUFFERS_CLEAR, both restored; Linux's poll of the PCIe
+    /// Device Status in config space in between is not done), then two resets
+    /// (`IXGBE_FLAGS_DOUBLE_RESET_REQUIRED` in `ixgbe_reset_hw_82599`/`_X540`; 5.2.5.3.2).
     fn reset(&self) -> Result<()> {
         if !self.shell.master_disable() {
+            let r = &self.shell.regs;
+            let (hlreg0, gcr_ext) = (r.read32(regs::HLREG0), r.read32(regs::GCR_EXT));
+            r.write32(regs::HLREG0, hlreg0 | regs::HLREG0_LPBK);
+            std::thread::sleep(FLUSH_TIMES[0]);
+            r.write32(regs::GCR_EXT, gcr_ext | regs::GCR_EXT_BUFFERS_CLEAR);
+            std::thread::sleep(FLUSH_TIMES[1]);
+            r.write32(regs::GCR_EXT, gcr_ext);
+            r.write32(regs::HLREG0, hlreg0);
             self.reset_once()?;
-            self.shell.master_disable();
         }
         self.reset_once()
     }
@@ -485,10 +498,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// holding their PHY's SW/FW semaphore (`ixgbe_reset_hw_X540`). Then ~1 ms before any
     /// access (8.2.3.1.1), the self-clear, and the MAC's settle time.
     fn reset_once(&self) -> Result<()> {
-        let r = &self.shell.regs;
         let link_down = self.speed() == 0;
-        let phy = regs::SW_FW_SYNC_SW_PHY0_SM
-            << (r.read32(regs::STATUS) >> regs::STATUS_LAN_ID_SHIFT & 1);
+        let phy = self.phy_semaphore();
         let ctrl = match self.d.mac.is_82599() {
             true if link_down => regs::CTRL_LRST,
             true => regs::CTRL_RST,
@@ -558,11 +569,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // The firmware learns that a driver owns the port (Linux `ixgbe_get_hw_control`).
         s.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
 
-        // 4.6.4: link setup (82599 only: the X540/X550 PHY negotiates by itself after the
-        // reset, with the speeds it advertises by default); the link comes up while the
-        // rest is initialised.
+        // 4.6.4: link setup, through AUTOC on the 82599, through the PHY on the X540/X550
+        // (`phy`); the link comes up while the rest is initialised.
         if self.d.mac.is_82599() {
             self.init_link();
+        } else {
+            self.setup_phy_link()?;
         }
 
         self.init_stats();

@@ -41,6 +41,14 @@ pub const SW_FW_SYNC_FW_SHIFT: u32 = 5;
 /// SW_FW_SYNC.REGSMP: register semaphore, reads 0 (and is set by the read) when free.
 pub const SW_FW_SYNC_REGSMP: u32 = 1 << 31;
 
+// ---- PCIe control (82599 datasheet 5.2.5.3.2; Linux `ixgbe_type.h`, which
+// `ixgbe_clear_tx_pending` uses on every MAC) ----
+/// PCIe Control Extended.
+pub const GCR_EXT: usize = 0x11050;
+/// GCR_EXT.Buffers_Clear_Func: clears the PCIe transaction layer buffers, after a master
+/// disable that did not complete (Linux `IXGBE_GCR_EXT_BUFFERS_CLEAR`, `ixgbe_clear_tx_pending`).
+pub const GCR_EXT_BUFFERS_CLEAR: u32 = 1 << 30;
+
 // ---- EEPROM/Flash, 8.2.3.2 ----
 /// EEPROM/Flash Control (82599, X540, X550, X550EM_x).
 pub const EEC: usize = 0x10010;
@@ -285,6 +293,9 @@ pub const HLREG0_TXCRCEN: u32 = 1 << 0;
 pub const HLREG0_RXCRCSTRP: u32 = 1 << 1;
 /// HLREG0.TXPADEN: pad short frames on transmit.
 pub const HLREG0_TXPADEN: u32 = 1 << 10;
+/// HLREG0.LPBK: MAC loopback; set while the PCIe buffers are flushed so that nothing
+/// leaves (Linux `ixgbe_clear_tx_pending`).
+pub const HLREG0_LPBK: u32 = 1 << 15;
 
 /// Auto-Negotiation Control.
 pub const AUTOC: usize = 0x042a0;
@@ -299,6 +310,12 @@ pub const AUTOC2: usize = 0x042a8;
 /// AUTOC2 bits 30:28: link disabled (loaded from the NVM; Linux
 /// `IXGBE_AUTOC2_LINK_DISABLE_MASK`, cleared after every reset in `ixgbe_reset_hw_82599`).
 pub const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
+
+/// MAC Manageability Control (Linux `IXGBE_MMNGC`).
+pub const MMNGC: usize = 0x042d0;
+/// MMNGC.MNG_VETO: manageability firmware forbids link resets (Linux
+/// `ixgbe_check_reset_blocked`).
+pub const MMNGC_MNG_VETO: u32 = 1 << 0;
 
 /// Link Status.
 pub const LINKS: usize = 0x042a4;

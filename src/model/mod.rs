@@ -23,7 +23,7 @@
 //! default), another 82599 port (backplane, CX4, ...) or an X540/X550, which differ in
 //! what Linux's ixgbe does for them: the link mode AUTOC holds after reset, the SFP+ laser
 //! (ESDP.SDP3), the reset (under the SW/FW semaphore on the X540/X550) and who brings the
-//! link up.
+//! link up (AUTOC on the 82599, the X540/X550's PHY over MDIO).
 //!
 //! Everything is single-threaded: handles ([`Model`], [`Port`], [`ModelDma`]) are cheap
 //! clones of `Arc`s, and every register access runs the model synchronously (a tail write
@@ -119,6 +119,7 @@
 
 mod dma;
 pub mod pf;
+mod phy;
 mod port;
 mod regs;
 mod reserved;
@@ -200,6 +201,9 @@ pub enum Completion {
     PfAck,
     /// The PF acknowledges the VFs' messages but never replies (no VFMAILBOX.PFSTS).
     PfReply,
+    /// MSCA.MDI_COMMAND never clears on an X540/X550 port: the MDIO cycle to the PHY
+    /// does not complete.
+    Mdio,
 }
 
 impl Completion {
@@ -381,9 +385,10 @@ impl Model {
 
     /// Adds a port that shows PCI device id `device` ([`Model::add_port`] is an 82599
     /// SFP+, 0x10fb). The id sets what the model checks and does: an X540 or X550 id
-    /// (0x1528, 0x1560, 0x1563, 0x15d1) resets only under its PHY's SW/FW semaphore,
-    /// brings its link up through its "PHY" after each reset and needs no receive halt
-    /// around RXCTRL.RXEN; an 82599 SFP+ fibre id has its laser on ESDP.SDP3 (off at
+    /// (0x1528, 0x1560, 0x1563, 0x15d1) resets only under its PHY's SW/FW semaphore, has
+    /// a PHY behind MSCA/MSRWD that brings the link up only after the driver advertised
+    /// speeds and restarted auto-negotiation ([`Model::set_link_partner`]), and needs no
+    /// receive halt around RXCTRL.RXEN; an 82599 SFP+ fibre id has its laser on ESDP.SDP3 (off at
     /// first) and an "NVM" AUTOC of 1 Gb/s, every other 82599 id KX4/KX/KR
     /// auto-negotiation. Everything else is the 82599 model.
     pub fn add_port_with_id(&self, device: u16) -> Port {
@@ -568,6 +573,50 @@ impl Model {
     pub fn driver_loaded(&self, p: &Port) -> bool {
         let i = self.check_port(p);
         lock(&self.inner).ports[i].reg(regs::CTRL_EXT) & regs::CTRL_EXT_DRV_LOAD != 0
+    }
+
+    /// The PHY of X540/X550 port `p` (panics for another port).
+    fn phy<T>(&self, p: &Port, f: impl FnOnce(&mut phy::Phy) -> T) -> T {
+        let i = self.check_port(p);
+        let port = &mut lock(&self.inner).ports[i];
+        f(port.phy.as_mut().expect("an X540/X550 port has a PHY"))
+    }
+
+    /// Sets the speeds (Mb/s) the link partner of X540/X550 port `p` advertises (at first
+    /// 10000, 5000, 2500, 1000 and 100): the next auto-negotiation restart brings the link
+    /// up at the fastest speed both sides advertise, or leaves it down.
+    pub fn set_link_partner(&self, p: &Port, speeds: &[u32]) {
+        self.phy(p, |phy| phy.partner = speeds.to_vec());
+    }
+
+    /// Moves X540/X550 port `p`'s PHY to MDIO address `address` (at first 1); `None`: no
+    /// PHY answers (every read returns 0xffff).
+    pub fn set_phy_address(&self, p: &Port, address: Option<u32>) {
+        self.phy(p, |phy| phy.address_on_bus = address);
+    }
+
+    /// Sets the PMA/PMD speed ability of X540/X550 port `p`'s PHY (at first 0x0031: 10G
+    /// bit 0, 1000 Mb/s bit 4, 100 Mb/s bit 5).
+    pub fn set_phy_speed_ability(&self, p: &Port, ability: u16) {
+        self.phy(p, |phy| phy.ability = ability);
+    }
+
+    /// Makes `p`'s manageability firmware veto link resets (MMNGC.MNG_VETO), or not.
+    pub fn set_mng_veto(&self, p: &Port, veto: bool) {
+        let i = self.check_port(p);
+        let bit = if veto { regs::MMNGC_MNG_VETO } else { 0 };
+        lock(&self.inner).ports[i].set_reg(regs::MMNGC, bit);
+    }
+
+    /// X540/X550 port `p`'s PHY register `reg` of MMD `mmd` (1: PMA/PMD, 7:
+    /// auto-negotiation) as it holds it, without an MDIO cycle; `None` if not modelled.
+    pub fn phy_reg(&self, p: &Port, mmd: u32, reg: u32) -> Option<u16> {
+        self.phy(p, |phy| phy.reg(mmd, reg))
+    }
+
+    /// How often auto-negotiation was restarted on X540/X550 port `p`'s PHY.
+    pub fn phy_an_restarts(&self, p: &Port) -> u32 {
+        self.phy(p, |phy| phy.restarts)
     }
 
     /// Every reset of `p` so far: the CTRL reset bits written (RST, LRST) and whether the

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::dma::Regions;
 use super::lock;
+use super::phy::{MSCA, MSCA_MDI_COMMAND, MSRWD, Phy};
 use super::regs::*;
 use super::reserved::{self, QLEN_RESERVED, SRRCTL_RESERVED, TXDCTL_RESERVED};
 use super::{Completion, ModelInner, Peer, Source, WireStats};
@@ -64,6 +65,13 @@ pub(crate) mod rule {
     pub(crate) const RESERVED_BITS: &str = "register written with reserved bits set";
     pub(crate) const RESET_WITHOUT_PHY_SEMAPHORE: &str =
         "X540/X550 reset without the PHY's SW/FW semaphore (SW_FW_SYNC)";
+    pub(crate) const RESET_WITHOUT_FLUSH: &str =
+        "reset after a master disable timeout without the PCIe buffers flushed (GCR_EXT)";
+    pub(crate) const MDIO_WITHOUT_PHY_SEMAPHORE: &str =
+        "MDIO cycle (MSCA) without the PHY's SW/FW semaphore (SW_FW_SYNC)";
+    pub(crate) const MDIO_WHILE_BUSY: &str =
+        "MSCA written while an MDIO cycle is in progress (MDI_COMMAND not read back 0)";
+    pub(crate) const MDIO_CYCLE: &str = "MDIO cycle not as clause 45 wants it";
     pub(crate) const IRQ_UNROUTED: &str =
         "interrupt cause or mask bit written for a vector no cause is mapped to (IVAR)";
     pub(crate) const RESET_WITH_QUEUE_RUNNING: &str =
@@ -289,6 +297,16 @@ pub(crate) struct PortState {
     master_idle_seen: bool,
     /// STATUS reads since master disable was requested while it is held back.
     master_polls: u32,
+    /// Master disable timed out ([`MASTER_POLLS`]): the next reset needs the PCIe buffers
+    /// flushed first, and may be followed by a second one without a master disable (Linux
+    /// `ixgbe_clear_tx_pending`, `IXGBE_FLAGS_DOUBLE_RESET_REQUIRED`; §5.2.5.3.2).
+    master_timed_out: bool,
+    /// GCR_EXT.Buffers_Clear_Func was set with HLREG0.LPBK since master disable.
+    flushed: bool,
+    /// The reset just done followed a master disable timeout: one more may come at once.
+    second_reset: bool,
+    /// The PHY of an X540/X550 port.
+    pub(crate) phy: Option<Phy>,
     /// SECRXSTAT was read with SECRX_RDY set since SECRXCTRL.RX_DIS was set (§4.6.7), or
     /// polled [`SECRX_POLLS`] times while held back.
     secrx_rdy_seen: bool,
@@ -413,6 +431,10 @@ impl PortState {
             reset: None,
             master_idle_seen: false,
             master_polls: 0,
+            master_timed_out: false,
+            flushed: false,
+            second_reset: false,
+            phy: None,
             secrx_rdy_seen: false,
             secrx_polls: 0,
             device,
@@ -430,6 +452,9 @@ impl PortState {
             driver: false,
             held: 0,
         };
+        if p.is_x5x0() {
+            p.phy = Some(Phy::new(matches!(device, 0x1563 | 0x15d1)));
+        }
         p.load_defaults();
         // A fibre port's laser starts off (as the last driver's close left it).
         p.regs[ESDP / 4] = if p.has_laser() { ESDP_SDP3 } else { 0 };
@@ -458,8 +483,8 @@ impl PortState {
     /// Register values after a reset, as far as the model uses them (§8.2.3 register
     /// tables, "Init val."), with EEPROM auto-read and DMA init already done.
     fn load_defaults(&mut self) {
-        // ESDP drives pins; SWSM and SW_FW_SYNC are shared with the firmware.
-        let kept = [ESDP, SWSM, SW_FW_SYNC].map(|r| (r, self.regs[r / 4]));
+        // ESDP drives pins; SWSM, SW_FW_SYNC and MMNGC are shared with the firmware.
+        let kept = [ESDP, SWSM, SW_FW_SYNC, MMNGC].map(|r| (r, self.regs[r / 4]));
         self.regs.fill(0);
         for (r, v) in kept {
             self.regs[r / 4] = v;
@@ -470,6 +495,8 @@ impl PortState {
         self.link = Link::Down;
         self.master_idle_seen = false;
         self.master_polls = 0;
+        self.master_timed_out = false;
+        self.flushed = false;
         self.secrx_rdy_seen = false;
         self.secrx_polls = 0;
         // §8.2.3.8.7 SRRCTL: BSIZEPACKET 2 KB, BSIZEHEADER 256 B, legacy descriptors.
@@ -620,6 +647,11 @@ impl PortState {
         self.regs[offset / 4]
     }
 
+    /// Sets a register as the hardware or firmware would, without write side effects.
+    pub(crate) fn set_reg(&mut self, offset: usize, value: u32) {
+        self.regs[offset / 4] = value;
+    }
+
     pub(crate) fn any_rx_queue_enabled(&self) -> bool {
         self.rx.iter().any(|r| r.enabled)
     }
@@ -667,7 +699,16 @@ impl PortState {
                  set CTRL.RST only (Linux ixgbe_reset_hw_X540)"
             );
         }
-        if !self.master_idle_seen {
+        if self.master_timed_out && !self.flushed {
+            violated!(
+                self.index,
+                rule::RESET_WITHOUT_FLUSH,
+                "CTRL = {value:#x} after STATUS.GIO_MASTER_ENABLE stayed set: set HLREG0.LPBK \
+                 and GCR_EXT.Buffers_Clear_Func first, then reset twice (Linux \
+                 ixgbe_clear_tx_pending, ixgbe_reset_hw_82599/_X540)"
+            );
+        }
+        if !self.master_idle_seen && !self.second_reset {
             violated!(
                 self.index,
                 rule::RESET_WITHOUT_MASTER_DISABLE,
@@ -691,11 +732,64 @@ impl PortState {
             );
         }
         self.resets.push((bits, locked));
+        let second = self.master_timed_out;
         self.load_defaults();
+        self.second_reset = second;
         self.reset = Some((Instant::now(), 0));
-        if self.is_x5x0() {
-            // The PHY negotiates by itself after the reset.
-            self.restart_an(AUTOC_LMS_10G_SERIAL << AUTOC_LMS_SHIFT);
+        // The PHY keeps what it negotiated: the link comes back after the MAC reset.
+        self.phy_link();
+    }
+
+    /// The link as an X540/X550 PHY's auto-negotiation left it: up (after a few LINKS
+    /// polls) at the speed negotiated, or down.
+    fn phy_link(&mut self) {
+        let negotiated = self.phy.as_ref().and_then(|phy| phy.negotiated);
+        if let Some(speed) = negotiated.filter(|_| !self.link_never_up) {
+            self.link = Link::Negotiating {
+                polls: AN_POLLS,
+                speed,
+            };
+        }
+    }
+
+    /// An MSCA write: with MDI_COMMAND, one MDIO cycle to the PHY (Linux
+    /// `ixgbe_read_phy_reg_mdi`, `ixgbe_write_phy_reg_mdi`), which needs the PHY's SW/FW
+    /// semaphore held and the previous cycle read back complete.
+    fn write_msca(&mut self, value: u32) {
+        let Some(phy) = self.phy.as_mut() else {
+            unsupported!(
+                self.index,
+                "MDIO (MSCA = {value:#x}) on a port without a PHY"
+            );
+        };
+        if self.regs[MSCA / 4] & MSCA_MDI_COMMAND != 0 {
+            violated!(
+                self.index,
+                rule::MDIO_WHILE_BUSY,
+                "MSCA = {value:#x}: poll MSCA until MDI_COMMAND reads 0 first"
+            );
+        }
+        self.regs[MSCA / 4] = value;
+        if value & MSCA_MDI_COMMAND == 0 {
+            return;
+        }
+        let semaphore = SW_FW_SYNC_SW_PHY0_SM << (self.index & 1);
+        if self.regs[SW_FW_SYNC / 4] & semaphore == 0 {
+            violated!(
+                self.index,
+                rule::MDIO_WITHOUT_PHY_SEMAPHORE,
+                "MSCA = {value:#x}: take SW_FW_SYNC bit {semaphore:#x} around each PHY access \
+                 (Linux ixgbe_read_phy_reg_generic)"
+            );
+        }
+        let restarts = phy.restarts;
+        match phy.cycle(value, self.regs[MSRWD / 4]) {
+            Ok(msrwd) => self.regs[MSRWD / 4] = msrwd,
+            Err(e) => violated!(self.index, rule::MDIO_CYCLE, "MSCA = {value:#x}: {e}"),
+        }
+        if phy.restarts != restarts {
+            self.link = Link::Down;
+            self.phy_link();
         }
     }
 
@@ -843,7 +937,8 @@ impl PortState {
                         // Requests stay pending; a driver that polled a while may reset
                         // anyway (Linux `ixgbe_disable_pcie_master` does).
                         self.master_polls = self.master_polls.saturating_add(1);
-                        self.master_idle_seen |= self.master_polls >= MASTER_POLLS;
+                        self.master_timed_out |= self.master_polls >= MASTER_POLLS;
+                        self.master_idle_seen |= self.master_timed_out;
                         STATUS_GIO_MASTER_ENABLE
                     }
                 } else {
@@ -881,6 +976,10 @@ impl PortState {
                 self.regs[RDRXCTL / 4] & !RDRXCTL_DMAIDONE
             }
             LINKS => self.links(),
+            MSCA if self.held & Completion::Mdio.bit() == 0 => {
+                self.regs[MSCA / 4] &= !MSCA_MDI_COMMAND;
+                self.regs[MSCA / 4]
+            }
             EICR => std::mem::take(&mut self.regs[EICR / 4]),
             EIMC | EIMC_EX | 0x00AB4 => 0,
             GPRC => lo(std::mem::take(&mut s.gprc)),
@@ -971,7 +1070,7 @@ impl ModelInner {
                 }
                 port.start_reset(value);
             }
-            STATUS | LINKS | SECRXSTAT => {} // read-only here
+            STATUS | LINKS | SECRXSTAT | MMNGC => {} // read-only here
             EICR | EICS | EIMS | EIMC | EIMS_EX | 0x00AA4 | EIMC_EX | 0x00AB4 => {
                 port.write_interrupt(offset, value)
             }
@@ -998,6 +1097,12 @@ impl ModelInner {
                     );
                 }
                 port.regs[FCTRL / 4] = value;
+            }
+            MSCA => port.write_msca(value),
+            GCR_EXT => {
+                let lpbk = port.regs[HLREG0 / 4] & HLREG0_LPBK != 0;
+                port.flushed |= lpbk && value & GCR_EXT_BUFFERS_CLEAR != 0;
+                port.regs[GCR_EXT / 4] = value;
             }
             AUTOC => {
                 port.regs[AUTOC / 4] = value & !AUTOC_RESTART_AN;

@@ -35,6 +35,11 @@ pub(crate) const STATUS_LINK_UP: u32 = 1 << 7;
 /// STATUS.GIO Master Enable Status (bit 19).
 pub(crate) const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
 
+/// GCR_EXT (PCIe control extended) and Buffers_Clear_Func (bit 30), Linux
+/// `IXGBE_GCR_EXT_BUFFERS_CLEAR` (`ixgbe_clear_tx_pending`).
+pub(crate) const GCR_EXT: usize = 0x11050;
+pub(crate) const GCR_EXT_BUFFERS_CLEAR: u32 = 1 << 30;
+
 // §8.2.3.2.1 EEPROM/Flash control.
 pub(crate) const EEC: usize = 0x10010;
 pub(crate) const EEC_PRES: u32 = 1 << 8;
@@ -148,6 +153,8 @@ pub(crate) const RTTDCS_ARBDIS: u32 = 1 << 6;
 
 // §8.2.3.22 MAC registers.
 pub(crate) const HLREG0: usize = 0x04240;
+/// HLREG0.LPBK (bit 15): MAC loopback, set while the PCIe buffers are flushed.
+pub(crate) const HLREG0_LPBK: u32 = 1 << 15;
 pub(crate) const HLREG0_RXCRCSTRP: u32 = 1 << 1;
 pub(crate) const HLREG0_JUMBOEN: u32 = 1 << 2;
 pub(crate) const HLREG0_TXPADEN: u32 = 1 << 10;
@@ -169,6 +176,10 @@ pub(crate) const AUTOC_LMS_KX4_KX_KR: u32 = 0x4;
 pub(crate) const AUTOC2: usize = 0x042A8;
 pub(crate) const AUTOC2_LINK_DISABLE_MASK: u32 = 0x7 << 28;
 pub(crate) const LINKS: usize = 0x042A4;
+/// MMNGC (MAC manageability control) and MNG_VETO (bit 0): set by the firmware, which then
+/// forbids link resets (Linux `IXGBE_MMNGC_MNG_VETO`); kept across resets here.
+pub(crate) const MMNGC: usize = 0x042D0;
+pub(crate) const MMNGC_MNG_VETO: u32 = 1 << 0;
 /// LINKS.LINK_UP (bit 30) and LINK_SPEED (bits 29:28: 01b 100M, 10b 1G, 11b 10G).
 pub(crate) const LINKS_UP: u32 = 1 << 30;
 pub(crate) const LINKS_SPEED_10G: u32 = 0x3 << 28;
