@@ -568,6 +568,10 @@ mod tests {
     /// one for another driver (naming that driver), options it cannot have, and a missing
     /// hugetlbfs mount.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
+    )]
     fn open_refuses_wrong_devices_bad_options_and_missing_hugepages_before_unbinding() {
         let ixgbe: Open = |p, c| crate::ixgbe::IxgbeDevice::open(p, c).map(drop);
         let ixgbevf: Open = |p, c| crate::ixgbevf::IxgbevfDevice::open(p, c).map(drop);
