@@ -170,7 +170,10 @@ fn rx_queue_disable_held_back_is_a_warning_per_queue_and_the_close_resets() {
     let log = close_with_disable_held(Completion::RxQueueDisable);
     assert_eq!(log.len(), 2, "{log:?}");
     for (q, line) in log.iter().enumerate() {
-        let want = format!("timed out after 100 ms waiting for receive queue {q} to disable");
+        let want = format!(
+            "waiting for queue to disable (XDCTL.ENABLE) (register {:#x}",
+            0x1028 + 0x40 * q
+        );
         assert!(
             line.starts_with("WARN model:0: ") && line.contains(&want),
             "{line}"
@@ -183,7 +186,10 @@ fn tx_queue_disable_held_back_is_a_warning_per_queue_and_the_close_resets() {
     let log = close_with_disable_held(Completion::TxQueueDisable);
     assert_eq!(log.len(), 2, "{log:?}");
     for (q, line) in log.iter().enumerate() {
-        let want = format!("timed out after 100 ms waiting for transmit queue {q} to disable");
+        let want = format!(
+            "waiting for queue to disable (XDCTL.ENABLE) (register {:#x}",
+            0x6028 + 0x40 * q
+        );
         assert!(
             line.starts_with("WARN model:0: ") && line.contains(&want),
             "{line}"
@@ -264,10 +270,10 @@ fn vf_queue_disable_held_back_is_logged_on_close() {
     let ((), log) = warnings(|| drop(dev));
     // The queue never stopped: its rings and buffers are leaked, not handed back.
     assert_eq!(log.len(), 2, "{log:?}");
-    let stuck = "model:vf0: timed out after 10 ms waiting for queue disable on close \
+    let stuck = "model:vf0: timed out after 100 ms waiting for queue to disable (XDCTL.ENABLE) \
                  (register 0x1028 = 0x02000000)";
     assert!(
-        log[0].starts_with("ERROR") && log[0].ends_with(stuck),
+        log[0].starts_with("WARN") && log[0].ends_with(stuck),
         "{log:?}"
     );
     assert!(

@@ -38,10 +38,8 @@ use crate::DeviceConfig;
 use crate::error::Result;
 use crate::intel::irq::{self, IrqRegs};
 use crate::intel::queue;
-use crate::intel::ring::TxRing;
 use crate::intel::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
 use crate::ixgbe::{IxgbeOptions, PfOptions};
-use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode};
 use crate::registers::{MmioRegion, RegisterSpace};
 
@@ -64,6 +62,8 @@ pub const RX_RING_SIZE: usize = 2048;
 const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 /// MDIC completion timeout (Linux `igb_read_phy_reg_mdic`: 1920 polls of 50 µs).
 const MDIC_TIMEOUT: Duration = Duration::from_millis(100);
+/// Where the receive and transmit queues' registers are.
+const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
 /// Queue disable read-back timeout.
 const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Receive vectors' EITR: about 10 µs between interrupts (interval in µs, bits 14:2).
@@ -111,8 +111,9 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
         dev.reset()?;
         dev.start_link()?;
         crate::IxyDevice::reset_stats(&mut dev);
-        dev.init_rx(dma, options)?;
-        dev.init_tx(dma, options)?;
+        dev.shell.add_rings(dma, options, QUEUES, 0)?;
+        dev.init_rx(options)?;
+        dev.init_tx()?;
         dev.init_interrupts();
         dev.wait_for_link(options, || dev.speed(), ("STATUS", regs::STATUS))?;
         dev.log_ready(irq::describe(&dev.shell.irqs, IrqMode::MsiX));
@@ -175,25 +176,20 @@ impl<R: RegisterSpace> IgbDevice<R> {
         Ok(mdic & 0xffff)
     }
 
-    /// Step 3: receive rings and RCTL.
-    fn init_rx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
+    /// Step 3: receive rings and RCTL. Queue 0 comes out of reset enabled, and a ring is
+    /// only changed while its queue is disabled: every queue is stopped first.
+    fn init_rx(&mut self, o: &IxgbeOptions) -> Result<()> {
         let s = &mut self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        for q in 0..o.rx_queues as usize {
-            let qr = regs::rx_queue(q);
-            let mut ring = Shell::<R>::rx_ring(dma, (o.pool_entries, o.rx_ring_size), qr.tail)?;
-            // Queue 0 comes out of reset enabled; a ring is only changed while disabled.
-            s.stop_queue(
-                qr.ctl,
-                QUEUE_TIMEOUT,
-                &format!("receive queue {q} to disable (XDCTL.ENABLE)"),
-            )?;
+        if !s.stop_queues(s.queue_ctls(QUEUES), QUEUE_TIMEOUT) {
+            return Err(s.err("a queue did not stop after the reset"));
+        }
+        for q in 0..s.rx.len() {
             let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
             queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
             let what = format!("receive queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&qr, ring.descriptors(), 0, &what)?;
-            ring.start(&s.regs);
-            s.rx.push(ring);
+            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), 0, &what)?;
+            s.rx[q].start(&s.regs);
         }
         init_rss(&s.regs, s.rx.len());
         let rctl = s.regs.read32(regs::RCTL) & !regs::RCTL_UPE_MPE;
@@ -203,19 +199,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
     }
 
     /// Step 4: transmit rings and TCTL.
-    fn init_tx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
-        let s = &mut self.shell;
-        for q in 0..o.tx_queues as usize {
-            let qr = regs::tx_queue(q);
-            let ring = TxRing::new(dma, o.tx_ring_size, qr.tail)?;
-            s.stop_queue(
-                qr.ctl,
-                QUEUE_TIMEOUT,
-                &format!("transmit queue {q} to disable (XDCTL.ENABLE)"),
-            )?;
+    fn init_tx(&mut self) -> Result<()> {
+        let s = &self.shell;
+        for (q, ring) in s.tx.iter().enumerate() {
             let what = format!("transmit queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&qr, ring.descriptors(), 0, &what)?;
-            s.tx.push(ring);
+            s.start_queue(&regs::tx_queue(q), ring.descriptors(), 0, &what)?;
         }
         s.regs.set_bits(regs::TCTL, regs::TCTL_EN_PSP);
         Ok(())
@@ -239,7 +227,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
 
 impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
     const NAME: &'static str = "igb";
-    const QUEUES: Option<Queues2> = Some([regs::rx_queue, regs::tx_queue]);
+    const QUEUES: Option<Queues2> = Some(QUEUES);
 
     /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
     fn mac(&self) -> [u8; 6] {
@@ -281,7 +269,7 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        s.disable_queues([regs::rx_queue, regs::tx_queue], QUEUE_TIMEOUT);
+        s.stop_queues(s.queue_ctls(QUEUES), QUEUE_TIMEOUT);
         if let Err(e) = self.reset() {
             log::error!("{}: {e}", self.shell.name);
             self.shell.fence_off();

@@ -28,16 +28,12 @@
 
 pub mod regs;
 
-use std::time::Duration;
-
 use crate::error::Result;
 use crate::igb::regs as pf;
 use crate::intel::mailbox::MailboxAt;
-use crate::intel::regs::{CTRL, CTRL_RST};
 use crate::intel::shell::IntelDevice;
 use crate::intel::shell::Queues2;
 use crate::intel::vf::{Vf, VfDriver};
-use crate::ixgbevf::IxgbevfOptions;
 use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
@@ -54,8 +50,6 @@ pub const MAX_QUEUES: u16 = 1;
 const SET_PROMISC: u32 = 0x06;
 /// SET_PROMISC info bits (23:16): unicast and multicast promiscuous.
 const PROMISC_UNICAST_MULTICAST: u32 = 0x3 << 16;
-/// Queue disable read-back timeout.
-const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// An Intel 82576 virtual function.
 ///
@@ -78,20 +72,9 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
     /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32 bits each.
     const COUNTER_BITS: [u32; 4] = [32; 4];
     const QUEUE_REGS: Queues2 = [regs::rx_queue, regs::tx_queue];
-
-    /// Steps 1 and 2: queues off, interrupts masked, reset, the end of a PF reset waited
-    /// for; RESET (the MAC address).
-    fn handshake(&mut self) -> Result<()> {
-        if let Err(e) = self.stop_queues() {
-            log::warn!("{}: {e}; the VF reset stops them", self.shell.name);
-        }
-        let s = &self.shell;
-        s.regs.write32(regs::EIMC, regs::EIMC_ALL);
-        s.regs.write32(CTRL, CTRL_RST);
-        self.d.mbx.wait_reset_done(&s.regs)?;
-        let reply = (self.d.mbx).request(&s.regs, &[crate::intel::mailbox::msg::RESET])?;
-        self.d.take_assigned(&s.name, &reply)
-    }
+    const HW_QUEUES: usize = 2;
+    const EIMC: (usize, u32) = (regs::EIMC, regs::EIMC_ALL);
+    const MAX_QUEUES: ([u16; 2], &'static str) = ([MAX_QUEUES; 2], "");
 
     /// Steps 3 to 5 with the rings the VF has.
     fn start(&mut self) -> Result<()> {
@@ -131,18 +114,6 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
         Ok(())
     }
 
-    fn check(o: &IxgbevfOptions) -> Result<()> {
-        o.check_queues("igbvf", [MAX_QUEUES; 2], "")
-    }
-
-    /// Both queue pairs off, each read back off.
-    fn stop_queues(&mut self) -> Result<()> {
-        let ctls = (0..2).flat_map(|q| [regs::rx_queue(q).ctl, regs::tx_queue(q).ctl]);
-        let what = "VF queue to disable (XDCTL.ENABLE)";
-        let stop = |ctl| self.shell.stop_queue(ctl, QUEUE_TIMEOUT, what);
-        ctls.map(stop).fold(Ok(()), Result::and)
-    }
-
     /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32-bit rolling counters.
     fn counter_values(&self) -> [u64; 4] {
         [regs::VFGPRC, regs::VFGPTC, regs::VFGORC, regs::VFGOTC]
@@ -164,8 +135,11 @@ mod tests {
     use crate::intel::mailbox::{
         VFMAILBOX_PFACK, VFMAILBOX_PFSTS, VFMAILBOX_REQ, VFMAILBOX_RSTD, VFMAILBOX_VFU,
     };
+    use crate::intel::regs::{CTRL, CTRL_RST};
+    use crate::ixgbevf::IxgbevfOptions;
     use crate::memory::HeapDma;
     use std::collections::VecDeque;
+    use std::time::Duration;
 
     const MAC: [u8; 6] = [0x02, 0x1b, 0x21, 0x3c, 0x4d, 0x5e];
 

@@ -103,21 +103,25 @@ impl<R: RegisterSpace> Shell<R> {
         self.wait(qr.ctl, XDCTL_ENABLE, XDCTL_ENABLE, QUEUE_TIMEOUT, what)
     }
 
-    /// Clears ENABLE in queue control register `ctl` and waits until it reads back clear.
-    pub(crate) fn stop_queue(&self, ctl: usize, timeout: Duration, what: &str) -> Result<()> {
-        queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
-        self.wait(ctl, XDCTL_ENABLE, 0, timeout, what)
-    }
-
-    /// A receive ring of `size` descriptors with a pool of `entries` buffers of its own,
-    /// for the queue whose tail register is `tail`.
-    pub(crate) fn rx_ring(
+    /// Adds `o`'s receive rings (each with a pool of its own) and transmit rings, for the
+    /// queues `at` gives: transmit ring `q` on queue `tx_first + q`.
+    pub(crate) fn add_rings<X>(
+        &mut self,
         dma: &dyn DmaAllocator,
-        (entries, size): (u32, usize),
-        tail: usize,
-    ) -> Result<RxRing> {
-        let pool = Mempool::new(dma, entries, crate::ixgbe::POOL_ENTRY_SIZE)?;
-        RxRing::new(dma, size, pool, tail)
+        o: &Options<X>,
+        [rx, tx]: Queues2,
+        tx_first: usize,
+    ) -> Result<()> {
+        for q in 0..usize::from(o.rx_queues) {
+            let pool = Mempool::new(dma, o.pool_entries, crate::ixgbe::POOL_ENTRY_SIZE)?;
+            self.rx
+                .push(RxRing::new(dma, o.rx_ring_size, pool, rx(q).tail)?);
+        }
+        for q in 0..usize::from(o.tx_queues) {
+            let tail = tx(tx_first + q).tail;
+            self.tx.push(TxRing::new(dma, o.tx_ring_size, tail)?);
+        }
+        Ok(())
     }
 
     /// The master disable algorithm before a reset (82599 datasheet 5.2.5.3.2; Linux
@@ -147,23 +151,33 @@ impl<R: RegisterSpace> Shell<R> {
         self.wait(CTRL, bits | CTRL_RST, 0, Duration::from_secs(1), what)
     }
 
-    /// Disables every receive and transmit queue the device has (also those split off;
-    /// `queues` gives their registers), then waits up to `timeout` for each to read back
-    /// disabled (82599 datasheet 4.6.7.1.2, 4.6.8.1; the 82576's queues the same). One
-    /// that stays enabled is logged: the reset that follows stops it.
-    pub(crate) fn disable_queues(&self, queues: Queues2, timeout: Duration) {
-        let (rx, tx) = self.queues();
-        let rx = (0..rx).map(|q| (queues[0](q).ctl, "receive", q));
-        let ctls = rx.chain((0..tx).map(|q| (queues[1](q).ctl, "transmit", q)));
-        for (ctl, ..) in ctls.clone() {
+    /// Clears ENABLE in each queue control register of `ctls`, then waits up to `timeout`
+    /// for each to read back clear (82599 datasheet 4.6.7.1.2, 4.6.8.1; the 82576's queues
+    /// the same). A queue that does not stop is logged; returns whether all did.
+    pub(crate) fn stop_queues(
+        &self,
+        ctls: impl Iterator<Item = usize> + Clone,
+        timeout: Duration,
+    ) -> bool {
+        for ctl in ctls.clone() {
             queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
         }
-        for (ctl, kind, q) in ctls {
-            let what = format!("{kind} queue {q} to disable (XDCTL.ENABLE)");
-            if let Err(e) = self.wait(ctl, XDCTL_ENABLE, 0, timeout, &what) {
-                log::warn!("{}: {e}", self.name);
-            }
-        }
+        let what = "queue to disable (XDCTL.ENABLE)";
+        let stuck = ctls.filter(|&ctl| {
+            let stopped = self.wait(ctl, XDCTL_ENABLE, 0, timeout, what);
+            stopped
+                .inspect_err(|e| log::warn!("{}: {e}", self.name))
+                .is_err()
+        });
+        stuck.count() == 0
+    }
+
+    /// The control registers of every receive and transmit queue of a PF (also those
+    /// split off), whose queue registers `at` gives.
+    pub(crate) fn queue_ctls(&self, [rx, tx]: Queues2) -> impl Iterator<Item = usize> + Clone {
+        let (n_rx, n_tx) = self.queues();
+        let rx = (0..n_rx).map(move |q| rx(q).ctl);
+        rx.chain((0..n_tx).map(move |q| tx(q).ctl))
     }
 
     /// Adds the good packet and octet counters of a PF, the same on the 82599 and the

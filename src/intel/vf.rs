@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use super::mailbox::{self, Mailbox, MailboxAt, msg};
-use super::ring::TxRing;
 use super::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
 use super::{advance, random_local_mac};
 use crate::DeviceConfig;
@@ -24,6 +23,8 @@ use crate::registers::RegisterSpace;
 /// The driver looks for a PF reset on every this-many-th empty receive poll or full
 /// transmit ring.
 pub const PF_CHECK_INTERVAL: u32 = 64;
+/// How long a queue gets to stop (its ENABLE bit to read back 0).
+const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Shortest time between two re-initialisation attempts from the packet path.
 const REINIT_RETRY: Duration = Duration::from_secs(1);
 
@@ -131,6 +132,12 @@ pub(crate) trait VfDriver<R>: Sized {
     const COUNTER_BITS: [u32; 4];
     /// Where the receive and transmit queues' registers are.
     const QUEUE_REGS: Queues2;
+    /// Queue pairs the VF has: all are stopped, whichever the driver enabled.
+    const HW_QUEUES: usize;
+    /// The VF's interrupt mask clear register and the bits of all its vectors.
+    const EIMC: (usize, u32);
+    /// Most receive and transmit queues, and why receive has no more (for the error).
+    const MAX_QUEUES: ([u16; 2], &'static str);
     /// The VF queue of transmit ring 0 (the handshake may say).
     fn tx_first(&self) -> usize {
         0
@@ -139,10 +146,10 @@ pub(crate) trait VfDriver<R>: Sized {
     fn ready_note(&self) -> String {
         String::new()
     }
-    /// Refuses options the VF cannot have.
-    fn check(o: &IxgbevfOptions) -> Result<()>;
-    /// Reset and mailbox handshake.
-    fn handshake(&mut self) -> Result<()>;
+    /// What the VF asks the PF after the RESET handshake.
+    fn negotiate(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Queues, filters and link with the rings the VF has.
     fn start(&mut self) -> Result<()>;
     /// The link speed the VF's registers show, 0 while down.
@@ -151,8 +158,6 @@ pub(crate) trait VfDriver<R>: Sized {
     fn promisc_request(&mut self, enabled: bool) -> Result<()>;
     /// rx packets, tx packets, rx octets, tx octets as the counters read now.
     fn counter_values(&self) -> [u64; 4];
-    /// Disables the VF's queues and waits until they read back disabled.
-    fn stop_queues(&mut self) -> Result<()>;
 }
 
 impl<X: Default, R: RegisterSpace> Init<R, VfOptions> for VfDevice<X, R>
@@ -177,7 +182,8 @@ where
     }
 
     fn check(o: &IxgbevfOptions, _: Option<u16>, _: &str) -> Result<()> {
-        <Self as VfDriver<R>>::check(o)
+        let (max, why) = Self::MAX_QUEUES;
+        o.check_queues(<Self as VfDriver<R>>::NAME, max, why)
     }
 
     /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
@@ -189,19 +195,8 @@ where
         let mut dev = IntelDevice::new(s, vf);
         // On error `dev` is dropped, which stops its queues before the memory is freed.
         dev.handshake()?;
-        let (first, dma) = (dev.tx_first(), on.dma);
-        let (s, o) = (&mut dev.shell, &dev.d.options);
-        for q in 0..usize::from(o.rx_queues) {
-            let pool = (o.pool_entries, o.rx_ring_size);
-            s.rx.push(Shell::<R>::rx_ring(dma, pool, Self::QUEUE_REGS[0](q).tail)?);
-        }
-        for q in 0..usize::from(o.tx_queues) {
-            s.tx.push(TxRing::new(
-                dma,
-                o.tx_ring_size,
-                Self::QUEUE_REGS[1](first + q).tail,
-            )?);
-        }
+        let first = dev.tx_first();
+        (dev.shell).add_rings(on.dma, &dev.d.options, Self::QUEUE_REGS, first)?;
         dev.start()?;
         dev.log_ready(&dev.ready_note());
         Ok(dev)
@@ -231,6 +226,31 @@ where
         self.d.reinit_pending = false;
         self.d.pf_resets += 1;
         Ok(true)
+    }
+
+    /// Steps 1 and 2 of both VF drivers: queues off (one that does not stop is logged; the
+    /// VF reset stops it), interrupts masked, VF reset (CTRL.RST, at 0 with bit 26 on both
+    /// VFs), the end of a PF reset waited for; RESET (the MAC address); then what the
+    /// driver negotiates.
+    fn handshake(&mut self) -> Result<()> {
+        self.stop_queues();
+        let (s, (eimc, all)) = (&self.shell, Self::EIMC);
+        s.regs.write32(eimc, all);
+        s.regs.write32(super::regs::CTRL, super::regs::CTRL_RST);
+        self.d.mbx.wait_reset_done(&s.regs)?;
+        let reply = self.d.mbx.request(&s.regs, &[msg::RESET])?;
+        self.d.take_assigned(&s.name, &reply)?;
+        let mc_type = reply.words[msg::RESET_REPLY_WORDS - 1];
+        log::debug!("{}: RESET reply: multicast filter type {mc_type}", s.name);
+        self.negotiate()
+    }
+
+    /// Every queue off, then each read back off (82599 datasheet 4.6.7.1 and 4.6.8.1; the
+    /// VF registers behave the same, 8.3). Returns whether all stopped.
+    fn stop_queues(&self) -> bool {
+        let ([rx, tx], first) = (Self::QUEUE_REGS, self.tx_first());
+        let ctls = (0..Self::HW_QUEUES).flat_map(move |q| [rx(q).ctl, tx(first + q).ctl]);
+        self.shell.stop_queues(ctls, QUEUE_DISABLE_TIMEOUT)
     }
 
     /// SET_MAC_ADDR; a refusal is an error naming the likely cause.
@@ -348,16 +368,14 @@ where
     }
 
     /// Stops the VF's DMA before its rings and buffers are freed: queues off and read
-    /// back off, then a VF reset (CTRL.RST, at 0 with bit 26 on both VFs). A queue that
-    /// does not stop loses bus mastering, or if even that fails its memory is never given
-    /// back.
+    /// back off, then a VF reset. A queue that does not stop loses bus mastering, or if
+    /// even that fails its memory is never given back.
     fn close(&mut self) {
         let stopped = self.stop_queues();
         self.shell
             .regs
             .write32(super::regs::CTRL, super::regs::CTRL_RST);
-        if let Err(e) = stopped {
-            log::error!("{e}");
+        if !stopped {
             self.shell.fence_off();
         }
     }

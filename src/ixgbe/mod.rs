@@ -44,7 +44,6 @@ use std::time::Duration;
 use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq::{self, IrqRegs};
-use crate::intel::ring::TxRing;
 use crate::intel::shell::{Init, IntelDriver, On, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
 use crate::memory::DmaAllocator;
@@ -119,6 +118,9 @@ const IRQ_REGS: IrqRegs = IrqRegs {
     eimc: regs::EIMC,
     eicr: regs::EICR,
 };
+
+/// Where the receive and transmit queues' registers are.
+const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
 
 /// Times of the PCIe buffer flush (Linux `ixgbe_clear_tx_pending`): for a last completion
 /// after HLREG0.LPBK is set (3 ms), and with GCR_EXT.BUFFERS_CLEAR set (20 µs).
@@ -580,8 +582,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.init_stats();
 
         // 4.6.7 and 4.6.8: receive and transmit paths.
-        self.init_rx(dma, o)?;
-        self.init_tx(dma, o)?;
+        self.shell.add_rings(dma, o, QUEUES, 0)?;
+        self.init_rx(o)?;
+        self.init_tx()?;
 
         // 4.6.3 ends with enabling interrupts (4.6.3.1); polling needs none.
         if !self.shell.irqs.is_empty() {
@@ -654,7 +657,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     }
 
     /// 4.6.7: receive initialisation, then 4.6.7.1: enabling each queue.
-    fn init_rx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
+    fn init_rx(&mut self, o: &IxgbeOptions) -> Result<()> {
         // Receive stays off while it is configured.
         self.shell.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         self.init_rx_buffers();
@@ -665,15 +668,16 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.shell.promisc = o.promisc;
         let s = &mut self.shell;
         // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9).
-        for q in 0..o.rx_queues as usize {
-            let ring = Shell::<R>::rx_ring(dma, (o.pool_entries, o.rx_ring_size), regs::rdt(q))?;
+        for (q, ring) in s.rx.iter().enumerate() {
             let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
             queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
             queue::program_ring(&s.regs, &regs::rx_queue(q), ring.descriptors());
-            s.rx.push(ring);
         }
-        self.init_rss();
-        let s = &mut self.shell;
+        // RSS over several queues (7.1.2.8; 8.2.3.7.12-14), set while receive is off.
+        // With one queue MRQC stays 0 (its reset value): every frame goes to queue 0.
+        if s.rx.len() > 1 {
+            crate::intel::program_rss(&s.regs, s.rx.len(), regs::MRQC_MRQE_RSS);
+        }
         // Last sentence of 4.6.7: no-snoop disable, and a reserved DCA bit that resets
         // to 1 but must be 0.
         s.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_NS_DIS);
@@ -723,19 +727,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         );
     }
 
-    /// RSS over several receive queues (7.1.2.8; 8.2.3.7.12-14), set while receive is
-    /// off: the key, the redirection table (entry i to queue i mod queues), then MRQC:
-    /// RSS on, hashing IPv4/IPv6 addresses and TCP/UDP ports. With one queue MRQC stays
-    /// 0 (its reset value) and every frame goes to queue 0.
-    fn init_rss(&self) {
-        let r = &self.shell.regs;
-        let queues = self.shell.rx.len();
-        if queues < 2 {
-            return;
-        }
-        crate::intel::program_rss(r, queues, regs::MRQC_MRQE_RSS);
-    }
-
     /// Sets RXCTRL.RXEN; on the 82599 with the receive data path halted around it (4.6.7,
     /// an errata workaround in Linux `ixgbe_enable_rx_dma_82599`): SECRXCTRL.RX_DIS, wait
     /// for SECRXSTAT.SECRX_RDY, RXEN, clear RX_DIS. A halt that does not come is logged and
@@ -762,7 +753,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     }
 
     /// 4.6.8: transmit initialisation, then 4.6.8.1: enabling each queue.
-    fn init_tx(&mut self, dma: &dyn DmaAllocator, o: &IxgbeOptions) -> Result<()> {
+    fn init_tx(&mut self) -> Result<()> {
         let r = &self.shell.regs;
         // CRC and padding of short frames by the MAC.
         r.set_bits(regs::HLREG0, regs::HLREG0_TXCRCEN | regs::HLREG0_TXPADEN);
@@ -779,12 +770,13 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
         // Per queue: empty ring (head = tail = 0) and write-back thresholds (7.2.3.4.1,
         // 7.2.3.5).
-        for q in 0..o.tx_queues as usize {
-            let ring = TxRing::new(dma, o.tx_ring_size, regs::tdt(q))?;
-            queue::program_ring(r, &regs::tx_queue(q), ring.descriptors());
-            let txdctl = r.read32(regs::txdctl(q)) & !regs::TXDCTL_THRESH_MASK;
-            r.write32(regs::txdctl(q), txdctl | regs::TXDCTL_THRESH);
-            self.shell.tx.push(ring);
+        for (q, ring) in self.shell.tx.iter().enumerate() {
+            let qr = regs::tx_queue(q);
+            queue::program_ring(r, &qr, ring.descriptors());
+            r.write32(
+                qr.ctl,
+                r.read32(qr.ctl) & !regs::TXDCTL_THRESH_MASK | regs::TXDCTL_THRESH,
+            );
         }
 
         // Transmit DMA on.
@@ -828,7 +820,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
 
 impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     const NAME: &'static str = "ixgbe";
-    const QUEUES: Option<Queues2> = Some([regs::rx_queue, regs::tx_queue]);
+    const QUEUES: Option<Queues2> = Some(QUEUES);
 
     /// The MAC in receive address entry 0 (RAL(0)/RAH(0)), loaded from the EEPROM.
     fn mac(&self) -> [u8; 6] {
@@ -901,7 +893,7 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         let s = &self.shell;
         s.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         // Each queue off and read back off, then (4.6.7.1.2) ~100 us more.
-        s.disable_queues([regs::rx_queue, regs::tx_queue], QUEUE_DISABLE_TIMEOUT);
+        s.stop_queues(s.queue_ctls(QUEUES), QUEUE_DISABLE_TIMEOUT);
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
         let reset = self.reset();
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.

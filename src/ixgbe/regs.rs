@@ -94,13 +94,10 @@ pub const GPIE_EIAME: u32 = 1 << 30;
 /// GPIE.PBA_SUPPORT: pending bit array support (MSI-X).
 pub const GPIE_PBA_SUPPORT: u32 = 1 << 31;
 
-/// Extended Interrupt Throttle of vector `n` (n < 24 here; the rest live at 0x12300).
+/// Extended Interrupt Throttle of vector `n` < 24 (the rest, unused with at most 16
+/// receive vectors, are at 0x12300).
 pub const fn eitr(n: usize) -> usize {
-    if n < 24 {
-        0x00820 + 4 * n
-    } else {
-        0x12300 + 4 * (n - 24)
-    }
+    0x00820 + 4 * n
 }
 /// EITR.ITR_INTERVAL field (bits 11:3), in units of 2.048 µs (at 10 Gb/s and 1 Gb/s).
 pub const EITR_ITR_INTERVAL_SHIFT: u32 = 3;
@@ -145,21 +142,14 @@ pub const MRQC_MRQE_RSS: u32 = 0x1;
 pub const RSS_MAX_QUEUES: u16 = 16;
 
 // ---- Receive DMA, 8.2.3.8 ----
-/// Receive queue register block: queues 0-63 at 0x01000, 64-127 at 0x0D000, 0x40 apart.
+/// Receive queue register block of queue `n` < 64 (0x40 apart from 0x01000; queues 64-127,
+/// at 0x0D000, are not used: RSS spreads over at most 16).
 const fn rx_queue_block(n: usize) -> usize {
-    if n < 64 {
-        0x01000 + 0x40 * n
-    } else {
-        0x0d000 + 0x40 * (n - 64)
-    }
+    0x01000 + 0x40 * n
 }
 /// Ring registers of receive queue `n`: RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL.
 pub(crate) const fn rx_queue(n: usize) -> QueueRegs {
     queue_block(rx_queue_block(n))
-}
-/// Receive Descriptor Length (bytes).
-pub const fn rdlen(n: usize) -> usize {
-    rx_queue_block(n) + 0x08
 }
 /// DCA Receive Control of queue `n` (82599 location, 8.2.3.11).
 pub const fn dca_rxctrl(n: usize) -> usize {
@@ -170,14 +160,6 @@ pub const DCA_RXCTRL_RESERVED_BIT12: u32 = 1 << 12;
 /// Split Receive Control (82599 location).
 pub const fn srrctl(n: usize) -> usize {
     rx_queue_block(n) + 0x14
-}
-/// Receive Descriptor Tail.
-pub const fn rdt(n: usize) -> usize {
-    rx_queue_block(n) + 0x18
-}
-/// Receive Descriptor Control.
-pub const fn rxdctl(n: usize) -> usize {
-    rx_queue_block(n) + 0x28
 }
 /// SRRCTL.BSIZEPACKET: receive buffer size in 1 KB units (bits 4:0).
 pub const SRRCTL_BSIZEPACKET_MASK: u32 = 0x1f;
@@ -253,25 +235,10 @@ pub const fn txpbsize(n: usize) -> usize {
 /// All 160 KB of transmit packet buffer to buffer 0 (no DCB/VT; 4.6.11.3.4).
 pub const TXPBSIZE_160KB: u32 = 160 << 10;
 
-/// Transmit queue register block, 0x40 apart from 0x06000.
-const fn tx_queue_block(n: usize) -> usize {
-    0x06000 + 0x40 * n
-}
-/// Ring registers of transmit queue `n`: TDBAL, TDBAH, TDLEN, TDH, TDT, TXDCTL.
+/// Ring registers of transmit queue `n`: TDBAL, TDBAH, TDLEN, TDH, TDT, TXDCTL, 0x40
+/// apart from 0x06000.
 pub(crate) const fn tx_queue(n: usize) -> QueueRegs {
-    queue_block(tx_queue_block(n))
-}
-/// Transmit Descriptor Length (bytes).
-pub const fn tdlen(n: usize) -> usize {
-    tx_queue_block(n) + 0x08
-}
-/// Transmit Descriptor Tail.
-pub const fn tdt(n: usize) -> usize {
-    tx_queue_block(n) + 0x18
-}
-/// Transmit Descriptor Control.
-pub const fn txdctl(n: usize) -> usize {
-    tx_queue_block(n) + 0x28
+    queue_block(0x06000 + 0x40 * n)
 }
 /// TXDCTL.PTHRESH (bits 6:0), HTHRESH (14:8), WTHRESH (22:16).
 pub const TXDCTL_THRESH_MASK: u32 = 0x7f | 0x7f << 8 | 0x7f << 16;

@@ -34,7 +34,6 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::intel::mailbox::MailboxAt;
 use crate::intel::mailbox::{self, XcastMode, msg};
-use crate::intel::regs::{CTRL, CTRL_RST, XDCTL_ENABLE};
 use crate::intel::shell::IntelDevice;
 use crate::intel::shell::Queues2;
 use crate::intel::vf::VfDriver;
@@ -66,8 +65,6 @@ pub const MAX_QUEUES: u16 = 8;
 pub const DEFAULT_MAILBOX_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest frame (with CRC) the VF asks the PF to accept (SET_LPE): standard Ethernet.
 const MAX_FRAME: u32 = 1518;
-/// How long a queue gets to stop on close (its ENABLE bit to read back 0).
-const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(10);
 /// Without RSS the 82599 puts all of a pool's frames in its first queue. The 82599 VF's
 /// RSS is the PF's (MRQC, key and redirection table; the VF picks only the queue count,
 /// VFPSRTYPE.RQPL, Linux `ixgbevf_setup_psrtype`), the X550 VF's VFMRQC/VFRETA are not in
@@ -188,13 +185,6 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         Ok(())
     }
 
-    /// The control registers of every queue the VF may have enabled.
-    fn queue_controls(&self) -> impl Iterator<Item = usize> + use<R> {
-        let first = self.d.x.tx_first;
-        (0..MAX_QUEUES as usize)
-            .flat_map(move |q| [regs::rx_queue(q).ctl, regs::tx_queue(first + q).ctl])
-    }
-
     /// The mailbox API version agreed with the PF.
     pub fn api_version(&self) -> ApiVersion {
         self.d.x.api
@@ -210,6 +200,9 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
     /// VFGPRC/VFGPTC: 32 bits; VFGORC/VFGOTC: the LSB register and 4 bits of the MSB.
     const COUNTER_BITS: [u32; 4] = [32, 32, 36, 36];
     const QUEUE_REGS: Queues2 = [regs::rx_queue, regs::tx_queue];
+    const HW_QUEUES: usize = MAX_QUEUES as usize;
+    const EIMC: (usize, u32) = (regs::VTEIMC, regs::VTEIMC_ALL);
+    const MAX_QUEUES: ([u16; 2], &'static str) = ([1, MAX_QUEUES], ONE_RX_QUEUE);
 
     fn tx_first(&self) -> usize {
         self.d.x.tx_first
@@ -219,24 +212,8 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
         format!(", mailbox API {}", self.d.x.api.name())
     }
 
-    /// Steps 1 to 4: queues off, interrupts masked, VF reset, the end of a PF reset
-    /// waited for; RESET (the MAC address), API version, queue counts.
-    fn handshake(&mut self) -> Result<()> {
-        let r = &self.shell.regs;
-        for ctl in self.queue_controls() {
-            crate::intel::queue::disable_queue(r, ctl, XDCTL_ENABLE);
-        }
-        r.write32(regs::VTEIMC, regs::VTEIMC_ALL);
-        r.write32(CTRL, CTRL_RST);
-        self.d.mbx.wait_reset_done(r)?;
-        let reply = self.request(&[msg::RESET])?;
-        self.d.take_assigned(&self.shell.name, &reply)?;
-        log::debug!(
-            "{}: RESET reply: MAC {}, multicast filter type {}",
-            self.shell.name,
-            crate::format_mac(&self.d.perm_mac),
-            reply.words[msg::RESET_REPLY_WORDS - 1]
-        );
+    /// Steps 3 and 4: API version, queue counts.
+    fn negotiate(&mut self) -> Result<()> {
         self.d.x.api = self.negotiate_api()?;
         self.check_queue_counts()
     }
@@ -306,10 +283,6 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
         Ok(())
     }
 
-    fn check(o: &IxgbevfOptions) -> Result<()> {
-        o.check_queues("ixgbevf", [1, MAX_QUEUES], ONE_RX_QUEUE)
-    }
-
     /// VFGPRC, VFGPTC (32 bits), VFGORC, VFGOTC (LSB and 4 bits of MSB).
     fn counter_values(&self) -> [u64; 4] {
         let r = |reg| u64::from(self.shell.regs.read32(reg));
@@ -320,21 +293,6 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
             pair(regs::VFGORC),
             pair(regs::VFGOTC),
         ]
-    }
-
-    /// Every queue off, then each read back off: a queue has stopped once its ENABLE bit
-    /// reads 0 (82599 datasheet 4.6.7.1 and 4.6.8.1, queue disable; the VF registers
-    /// behave the same, 8.3).
-    fn stop_queues(&mut self) -> Result<()> {
-        let (s, what) = (&self.shell, "queue disable on close");
-        for ctl in self.queue_controls() {
-            crate::intel::queue::disable_queue(&s.regs, ctl, XDCTL_ENABLE);
-        }
-        let t = QUEUE_DISABLE_TIMEOUT;
-        let waits = self
-            .queue_controls()
-            .map(|ctl| s.wait(ctl, XDCTL_ENABLE, 0, t, what));
-        waits.fold(Ok(()), Result::and)
     }
 }
 
