@@ -682,34 +682,30 @@ fn device_ids_select_the_ixgbe_driver() {
             Some(DriverKind::Ixgbe),
             "{name}"
         );
-        assert!(
+        assert_eq!(
             MacType::from_device_id(device).is_some(),
-            "{name} ({device:04x})"
+            !name.starts_with("X550EM"),
+            "{name} ({device:04x}): brought up unless X550EM"
         );
     }
     // One id of each family (Linux ixgbe_type.h `IXGBE_DEV_ID_*`).
     for (device, mac) in [
-        (0x10fb, MacType::M82599),
-        (0x154f, MacType::M82599),
-        (0x1528, MacType::X540),
-        (0x15d1, MacType::X550),
-        (0x15ab, MacType::X550EmX),
-        (0x15c8, MacType::X550EmA),
+        (0x10fb, Some(MacType::M82599)),
+        (0x154f, Some(MacType::M82599)),
+        (0x1528, Some(MacType::X540)),
+        (0x15d1, Some(MacType::X550)),
+        (0x15ab, None),
+        (0x15c8, None),
+        (0x10b6, None), // 82598
     ] {
-        assert_eq!(MacType::from_device_id(device), Some(mac), "{device:04x}");
+        assert_eq!(MacType::from_device_id(device), mac, "{device:04x}");
     }
-    assert_eq!(MacType::from_device_id(0x10b6), None, "82598");
     // What differs per MAC (Linux ixgbe_type.h, ixgbe_x540.c).
-    assert_eq!(MacType::M82599.eec(), regs::EEC);
-    assert_eq!(MacType::X550EmX.eec(), 0x10010);
-    assert_eq!(MacType::X550EmA.eec(), 0x15ff8);
     assert_eq!(MacType::M82599.rx_pb_size_kb(), 512);
     assert_eq!(MacType::X540.rx_pb_size_kb(), 384);
     assert_eq!(MacType::X550.rx_pb_size_kb(), 384);
     assert!(MacType::M82599.is_82599());
     assert!(!MacType::X540.is_82599());
-    assert!(!MacType::X550EmA.brought_up() && !MacType::X550EmX.brought_up());
-    assert!(MacType::X540.brought_up() && MacType::X550.brought_up());
     assert_eq!(MacType::M82599.reset_settle(), Duration::from_millis(50));
     assert_eq!(MacType::X540.reset_settle(), Duration::from_millis(100));
     assert_eq!(MacType::X550.reset_settle(), Duration::from_millis(100));

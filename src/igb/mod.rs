@@ -246,11 +246,9 @@ impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
 
     /// Unicast and multicast promiscuous (RCTL.UPE, RCTL.MPE).
     fn promisc_on(&mut self, enabled: bool) -> Result<()> {
-        let r = &self.shell.regs;
-        match enabled {
-            true => r.set_bits(regs::RCTL, regs::RCTL_UPE_MPE),
-            false => r.clear_bits(regs::RCTL, regs::RCTL_UPE_MPE),
-        }
+        let (r, bits) = (&self.shell.regs, regs::RCTL_UPE_MPE);
+        let rctl = r.read32(regs::RCTL);
+        r.write32(regs::RCTL, if enabled { rctl | bits } else { rctl & !bits });
         Ok(())
     }
 

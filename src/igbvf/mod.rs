@@ -104,13 +104,11 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
         } else {
             0
         };
-        let reply = (self.d.mbx).request(&self.shell.regs, &[SET_PROMISC | info])?;
-        if !reply.acked() {
-            return Err(self.shell.err(
-                "the PF refused promiscuous mode (SET_PROMISC NACK): the Linux igb PF lets a \
-                 VF receive all multicast frames, never all unicast ones; send to the VF's MAC",
-            ));
-        }
+        self.ask(&[SET_PROMISC | info], |_| {
+            "the PF refused promiscuous mode (SET_PROMISC NACK): the Linux igb PF lets a VF \
+             receive all multicast frames, never all unicast ones; send to the VF's MAC"
+                .into()
+        })?;
         Ok(())
     }
 

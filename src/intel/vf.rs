@@ -115,6 +115,25 @@ impl<X, R: RegisterSpace> VfDevice<X, R> {
     pub fn permanent_mac(&self) -> [u8; 6] {
         self.d.perm_mac
     }
+
+    /// Sends `message` to the PF and returns its reply.
+    pub(crate) fn request(&self, message: &[u32]) -> Result<mailbox::Reply> {
+        self.d.mbx.request(&self.shell.regs, message)
+    }
+
+    /// Sends `message` to the PF; a NACK is an error, `refused` saying what the PF refused
+    /// and why.
+    pub(crate) fn ask(
+        &self,
+        message: &[u32],
+        refused: impl FnOnce(&mailbox::Reply) -> String,
+    ) -> Result<mailbox::Reply> {
+        let reply = self.request(message)?;
+        match reply.acked() {
+            true => Ok(reply),
+            false => Err(self.shell.err(refused(&reply))),
+        }
+    }
 }
 
 /// What differs between the VF drivers, implemented by their [`IntelDevice`]s; every
@@ -256,22 +275,18 @@ where
     /// SET_MAC_ADDR; a refusal is an error naming the likely cause.
     fn request_mac(&mut self, mac: [u8; 6]) -> Result<()> {
         let [w1, w2] = mailbox::mac_words(mac);
-        let reply = self
-            .d
-            .mbx
-            .request(&self.shell.regs, &[msg::SET_MAC_ADDR, w1, w2])?;
-        if !reply.acked() {
+        self.ask(&[msg::SET_MAC_ADDR, w1, w2], |reply| {
             let why = if reply.not_clear_to_send() {
                 "the VF is not clear to send (the PF reset it; it must send RESET first)"
             } else {
                 "the host assigned this VF a MAC address and does not trust it to change it \
                  (`ip link set <pf> vf <n> trust on` allows it)"
             };
-            let mac = crate::format_mac(&mac);
-            return Err(self
-                .shell
-                .err(format!("the PF refused MAC address {mac}: {why}")));
-        }
+            format!(
+                "the PF refused MAC address {}: {why}",
+                crate::format_mac(&mac)
+            )
+        })?;
         self.d.mac = mac;
         Ok(())
     }
@@ -372,9 +387,8 @@ where
     /// even that fails its memory is never given back.
     fn close(&mut self) {
         let stopped = self.stop_queues();
-        self.shell
-            .regs
-            .write32(super::regs::CTRL, super::regs::CTRL_RST);
+        let r = &self.shell.regs;
+        r.write32(super::regs::CTRL, super::regs::CTRL_RST);
         if !stopped {
             self.shell.fence_off();
         }

@@ -9,7 +9,7 @@
 //! receive enable, and whether the driver sets up the link through AUTOC or through the
 //! PHY, [`phy`]), and per device id in [`is_sfp`] and [`has_laser_control`]
 //! (Linux `ixgbe_82599.c`, `ixgbe_x540.c`, `ixgbe_x550.c`). The X550EM_x/X550EM_a ids are
-//! refused ([`MacType::brought_up`]). The in-process device model is an 82599 that also
+//! refused ([`MacType::from_device_id`]). The in-process device model is an 82599 that also
 //! shows the X540/X550 reset, semaphore and PHY (over MDIO)
 //! (`Model::add_port_with_id`, feature `model`).
 //!
@@ -165,52 +165,30 @@ pub enum MacType {
     X540,
     /// X550 (10GBASE-T, integrated PHY).
     X550,
-    /// X550EM_x (SoC-integrated, external PHY or backplane).
-    X550EmX,
-    /// X550EM_a (SoC-integrated, EEC moved).
-    X550EmA,
 }
 
 impl MacType {
     /// The MAC of PCI device id `device` (Intel vendor id assumed), from its name in
-    /// [`DEVICE_IDS`], which starts with the family; `None` for any other id.
+    /// [`DEVICE_IDS`], which starts with the family; `None` for any other id, and for the
+    /// X550EM_x/X550EM_a ids, which this driver does not bring up: their links need PHY
+    /// init, external-PHY or SFP setup, KR/iXFI over IOSF or firmware link commands (Linux
+    /// `ixgbe_x550.c`), none of which exists here.
     pub fn from_device_id(device: u16) -> Option<MacType> {
         let (_, name) = DEVICE_IDS.iter().find(|d| d.0 == device)?;
         let families = [
-            ("X540", MacType::X540),
-            ("X550EM_x", MacType::X550EmX),
-            ("X550EM_a", MacType::X550EmA),
-            ("X550", MacType::X550),
+            ("X540", Some(MacType::X540)),
+            ("X550EM", None),
+            ("X550", Some(MacType::X550)),
         ];
         let family = families.into_iter().find(|(f, _)| name.starts_with(f));
-        Some(family.map_or(MacType::M82599, |(_, mac)| mac))
-    }
-
-    /// Offset of EEC (EEPROM/Flash Control): 0x10010, but 0x15FF8 on the X550EM_a
-    /// (Linux `IXGBE_EEC_BY_MAC`).
-    pub fn eec(self) -> usize {
-        match self {
-            MacType::X550EmA => regs::EEC_X550EM_A,
-            _ => regs::EEC,
-        }
+        family.map_or(Some(MacType::M82599), |(_, mac)| mac)
     }
 
     /// Size of the receive packet buffer in KB, all of it given to buffer 0: 512 on the
-    /// 82599 (8.2.3.8.9), 384 on the X540 and X550 families (Linux
-    /// `IXGBE_X540_RX_PB_SIZE`, set by `ixgbe_get_invariants_X540`, which the X550
-    /// variants call too).
+    /// 82599 (8.2.3.8.9), 384 on the X540 and X550 (Linux `IXGBE_X540_RX_PB_SIZE`, set
+    /// by `ixgbe_get_invariants_X540`, which the X550 calls too).
     pub fn rx_pb_size_kb(self) -> u32 {
-        match self {
-            MacType::M82599 => 512,
-            _ => 384,
-        }
-    }
-
-    /// Whether this driver brings the MAC up. The X550EM_x/X550EM_a links need PHY init,
-    /// external-PHY or SFP setup, KR/iXFI over IOSF or firmware link commands (Linux
-    /// `ixgbe_x550.c`), none of which exists here: those ids are refused.
-    pub fn brought_up(self) -> bool {
-        !matches!(self, MacType::X550EmX | MacType::X550EmA)
+        if self.is_82599() { 512 } else { 384 }
     }
 
     /// Whether the link is set up through AUTOC (4.6.4) and the receive data path halted
@@ -226,19 +204,13 @@ impl MacType {
     pub fn reset_settle(self) -> Duration {
         Duration::from_millis(if self.is_82599() { 50 } else { 100 })
     }
-
-    /// Whether LINKS.NON_STD selects 2.5/5 Gb/s (X550 and later).
-    pub fn non_std_speeds(self) -> bool {
-        !matches!(self, MacType::M82599 | MacType::X540)
-    }
 }
 
 /// The MAC of PCI device id `device`; an id this driver does not bring up is refused,
 /// naming the device (`name`: its address).
 fn mac_type(device: u16, name: &str) -> Result<MacType> {
-    let mac = MacType::from_device_id(device).filter(|m| m.brought_up());
     let known = DEVICE_IDS.iter().find(|d| d.0 == device);
-    mac.ok_or_else(|| Error::Unsupported {
+    MacType::from_device_id(device).ok_or_else(|| Error::Unsupported {
         address: name.to_string(),
         vendor: crate::pci::VENDOR_INTEL,
         device,
@@ -563,7 +535,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.mask_interrupts();
 
         // 4.6.3: wait for the EEPROM auto-read and for DMA initialisation.
-        let (eec, ard, dmaidone) = (self.d.mac.eec(), regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
+        let (eec, ard, dmaidone) = (regs::EEC, regs::EEC_ARD, regs::RDRXCTL_DMAIDONE);
         let (s, t) = (&self.shell, INIT_DONE_TIMEOUT);
         s.wait(eec, ard, ard, t, "EEPROM auto-read done (EEC.ARD)")?;
         let what = "DMA initialisation done (RDRXCTL.DMAIDONE)";
@@ -789,33 +761,6 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         }
         Ok(())
     }
-
-    /// Adds the per-queue counters of the queues' statistics counters (QPRC, QBRC, QPTC,
-    /// QBTC; octets without the CRC, like the totals).
-    fn read_queue_stats(&mut self) {
-        let r = &self.shell.regs;
-        // Low register first: reading the high one clears the pair.
-        let wide = |low: usize| r.read32(low) as u64 | (r.read32(low + 4) as u64) << 32;
-        let read = |n: usize, packets: fn(usize) -> usize, bytes: fn(usize) -> usize| {
-            let n = n.min(regs::NUM_QPRDC);
-            (0..n)
-                .map(|c| (r.read32(packets(c)) as u64, wide(bytes(c))))
-                .collect::<Vec<_>>()
-        };
-        let (rx, tx) = self.shell.queues();
-        let (rx, tx) = (
-            read(rx, regs::qprc, regs::qbrc_l),
-            read(tx, regs::qptc, regs::qbtc_l),
-        );
-        let s = &mut self.shell.stats;
-        for (list, counts) in [(&mut s.rx_queues, rx), (&mut s.tx_queues, tx)] {
-            list.resize(counts.len(), Default::default());
-            for (q, (packets, bytes)) in list.iter_mut().zip(counts) {
-                q.packets += packets;
-                q.bytes += bytes.saturating_sub(4 * packets);
-            }
-        }
-    }
 }
 
 impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
@@ -832,11 +777,11 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         Ok(())
     }
 
-    /// Speed from LINKS ([`links_speed`]): 0 while the link is down.
+    /// Speed from LINKS ([`links_speed`]; LINKS.NON_STD on the X550): 0 while down.
     fn speed(&self) -> u32 {
         links_speed(
             self.shell.regs.read32(regs::LINKS),
-            self.d.mac.non_std_speeds(),
+            self.d.mac == MacType::X550,
         )
     }
 
@@ -844,22 +789,24 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     /// switched off around the filter change (8.2.3.7.1: filters change only with
     /// RXCTRL.RXEN clear) and back on with the sequence of 4.6.7.
     fn promisc_on(&mut self, enabled: bool) -> Result<()> {
-        let rx_on = self.shell.regs.read32(regs::RXCTRL) & regs::RXCTRL_RXEN != 0;
+        let r = &self.shell.regs;
+        let rx_on = r.read32(regs::RXCTRL) & regs::RXCTRL_RXEN != 0;
         if rx_on {
-            self.shell.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
+            r.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         }
-        let bits = regs::FCTRL_UPE | regs::FCTRL_MPE;
-        match enabled {
-            true => self.shell.regs.set_bits(regs::FCTRL, bits),
-            false => self.shell.regs.clear_bits(regs::FCTRL, bits),
-        }
+        let (fctrl, bits) = (r.read32(regs::FCTRL), regs::FCTRL_UPE | regs::FCTRL_MPE);
+        r.write32(
+            regs::FCTRL,
+            if enabled { fctrl | bits } else { fctrl & !bits },
+        );
         if rx_on {
             self.enable_rx();
         }
         Ok(())
     }
 
-    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23). GPRC/GORC are
+    /// Adds the clear-on-read counters to the accumulated ones (8.2.3.23), per queue from
+    /// the queue statistics counters mapped in `init_stats`. GPRC/GORC are
     /// MAC counters: they also count frames the DMA then drops for lack of descriptors
     /// (SRRCTL.DROP_EN, counted in QPRDC; the 82598 datasheet says GPRC leaves out only
     /// MPC's packet buffer misses, and MoonGen reads GPRC as frames at the NIC). So
@@ -867,22 +814,35 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
     /// first: a frame counted there is already in GPRC); `rx_bytes` (GORC) still
     /// includes the dropped frames' octets, which no counter separates.
     fn read_counters(&mut self) {
-        self.read_queue_stats();
-        let r = |reg: usize| u64::from(self.shell.regs.read32(reg));
-        let queues = 0..self.shell.queues().0.min(regs::NUM_QPRDC);
-        let qprdc: u64 = queues.map(|q| r(regs::qprdc(q))).sum();
+        let (rx, tx) = self.shell.queues();
+        let (dev, s) = (&self.shell.regs, &mut self.shell.stats);
+        let r = |reg: usize| u64::from(dev.read32(reg));
+        // Per queue: QPRC, QBRC, QPTC, QBTC (octets without the CRC, like the totals). Low
+        // register first: reading the high one clears the pair.
+        let wide = |low: usize| r(low) | r(low + 4) << 32;
+        let per_queue = [
+            (&mut s.rx_queues, rx, [regs::qprc, regs::qbrc_l]),
+            (&mut s.tx_queues, tx, [regs::qptc, regs::qbtc_l]),
+        ];
+        for (list, n, [packets, bytes]) in per_queue {
+            list.resize(n.min(regs::NUM_QPRDC), Default::default());
+            for (c, q) in list.iter_mut().enumerate() {
+                let (p, b) = (r(packets(c)), wide(bytes(c)));
+                (q.packets, q.bytes) = (q.packets + p, q.bytes + b.saturating_sub(4 * p));
+            }
+        }
+        let qprdc: u64 = (0..rx.min(regs::NUM_QPRDC))
+            .map(|q| r(regs::qprdc(q)))
+            .sum();
         let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
         // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
         // RLEC), and the frames too short or too long to pass (RUC, ROC).
-        let errors: u64 = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC]
-            .map(r)
-            .iter()
-            .sum();
+        let errors = [regs::CRCERRS, regs::RLEC, regs::RUC, regs::ROC].map(r);
+        s.rx_errors += errors.iter().sum::<u64>();
+        s.rx_dropped += mpc + qprdc;
         self.shell.add_good_counters();
         let s = &mut self.shell.stats;
-        s.rx_errors += errors;
         s.rx_packets = s.rx_packets.saturating_sub(qprdc);
-        s.rx_dropped += mpc + qprdc;
     }
 
     /// Receive off, queues disabled and read back disabled (4.6.7.1.2, 4.6.8.1), then
@@ -895,14 +855,12 @@ impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
         // Each queue off and read back off, then (4.6.7.1.2) ~100 us more.
         s.stop_queues(s.queue_ctls(QUEUES), QUEUE_DISABLE_TIMEOUT);
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
-        let reset = self.reset();
+        let (reset, r) = (self.reset(), &self.shell.regs);
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
-        if has_laser_control(self.d.device_id) && self.d.mac.is_82599() {
-            self.shell.regs.set_bits(regs::ESDP, regs::ESDP_SDP3);
+        if has_laser_control(self.d.device_id) {
+            r.set_bits(regs::ESDP, regs::ESDP_SDP3);
         }
-        self.shell
-            .regs
-            .clear_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
+        r.clear_bits(regs::CTRL_EXT, regs::CTRL_EXT_DRV_LOAD);
         if let Err(e) = reset {
             log::error!("{}: {e}", self.shell.name);
             self.shell.fence_off();

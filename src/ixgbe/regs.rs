@@ -50,11 +50,8 @@ pub const GCR_EXT: usize = 0x11050;
 pub const GCR_EXT_BUFFERS_CLEAR: u32 = 1 << 30;
 
 // ---- EEPROM/Flash, 8.2.3.2 ----
-/// EEPROM/Flash Control (82599, X540, X550, X550EM_x).
+/// EEPROM/Flash Control (82599, X540, X550; the X550EM_a, not brought up, moved it).
 pub const EEC: usize = 0x10010;
-/// EEPROM/Flash Control of the X550EM_a, which moved it (Linux `ixgbe_type.h`
-/// `IXGBE_EEC_X550EM_a`).
-pub const EEC_X550EM_A: usize = 0x15ff8;
 /// EEC.ARD: EEPROM auto-read done.
 pub const EEC_ARD: u32 = 1 << 9;
 

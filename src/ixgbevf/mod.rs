@@ -134,52 +134,35 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
         ))
     }
 
-    fn request(&self, message: &[u32]) -> Result<mailbox::Reply> {
-        self.d.mbx.request(&self.shell.regs, message)
-    }
-
-    /// Step 4: the queues the PF gives this VF must cover the ones asked for. With more
-    /// than one traffic class the VF transmits on one queue, the PF's default one (Linux
-    /// `ixgbevf_configure_dcb`).
+    /// Step 4: the queues the PF gives this VF (GET_QUEUES; one of each before API 1.1)
+    /// must cover the ones asked for. With more than one traffic class the VF transmits on
+    /// one queue, the PF's default one (Linux `ixgbevf_configure_dcb`), which must not
+    /// move while the VF has rings on it.
     fn check_queue_counts(&mut self) -> Result<()> {
-        let api = self.d.x.api;
+        let api = self.d.x.api.name();
         let (mut tx, mut rx, mut first) = (1, 1, 0);
-        if api >= ApiVersion::V1_1 {
-            let reply = self.request(&[msg::GET_QUEUES])?;
-            if !reply.acked() {
-                let api = api.name();
-                return Err(self.shell.err(format!(
-                    "the PF refused to tell the queue counts (GET_QUEUES NACK) although it \
-                     agreed to mailbox API {api}"
-                )));
-            }
-            let w = reply.words;
-            let (tcs, def_q) = (w[msg::TRAFFIC_CLASSES], w[msg::DEF_QUEUE]);
-            log::debug!(
-                "{}: PF: {tcs} traffic classes, default queue {def_q}",
-                self.shell.name
-            );
-            (tx, rx) = (
-                if tcs > 1 { 1 } else { w[msg::TX_QUEUES] },
-                w[msg::RX_QUEUES],
-            );
-            first = if tcs > 1 { def_q as usize } else { 0 };
+        if self.d.x.api >= ApiVersion::V1_1 {
+            let refused =
+                |_: &_| format!("the PF refused GET_QUEUES though it agreed to API {api}");
+            let w = self.ask(&[msg::GET_QUEUES], refused)?.words;
+            let (name, tcs, def_q) = (&self.shell.name, w[msg::TRAFFIC_CLASSES], w[msg::DEF_QUEUE]);
+            log::debug!("{name}: PF: {tcs} traffic classes, default queue {def_q}");
+            (tx, rx, first) = match tcs > 1 {
+                true => (1, w[msg::RX_QUEUES], def_q as usize),
+                false => (w[msg::TX_QUEUES], w[msg::RX_QUEUES], 0),
+            };
         }
         if !self.shell.tx.is_empty() && first != self.d.x.tx_first {
-            return Err(self
-                .shell
-                .err("the PF moved the default queue; open the VF again"));
+            let moved = "the PF moved the default queue; open the VF again";
+            return Err(self.shell.err(moved));
         }
         self.d.x.tx_first = first;
         let o = &self.d.options;
         if u32::from(o.rx_queues) > rx || u32::from(o.tx_queues) > tx {
+            let (name, want) = (&self.shell.name, (o.rx_queues, o.tx_queues));
             return Err(Error::config(format!(
-                "{}: the PF gives this VF {rx} rx and {tx} tx queues (mailbox API {}); {} rx \
-                 and {} tx were requested",
-                self.shell.name,
-                api.name(),
-                o.rx_queues,
-                o.tx_queues
+                "{name}: the PF gives this VF {rx} rx and {tx} tx queues (mailbox API {api}); \
+                 {want:?} (rx, tx) were requested"
             )));
         }
         Ok(())
@@ -258,26 +241,28 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
             (XcastMode::Multi, ApiVersion::V1_2)
         };
         let wanted = XcastMode::describe(mode as u32);
-        if self.d.x.api < needs {
-            return Err(self.shell.err(format!(
-                "{wanted} mode needs mailbox API {} or later; the PF agreed to {}",
-                needs.name(),
-                self.d.x.api.name()
-            )));
+        let api = self.d.x.api;
+        if api < needs {
+            let (needs, api) = (needs.name(), api.name());
+            let e =
+                format!("{wanted} mode needs mailbox API {needs} or later; the PF agreed to {api}");
+            return Err(self.shell.err(e));
         }
-        let reply = self.request(&[msg::UPDATE_XCAST_MODE, mode as u32])?;
-        if !reply.acked() {
-            return Err(self.shell.err(format!(
+        let refused = |_: &_| {
+            format!(
                 "the PF refused {wanted} mode (UPDATE_XCAST_MODE NACK): 82599 PFs never allow \
                  promiscuous VFs; X540/X550 PFs allow it for a trusted VF (`ip link set <pf> \
                  vf <n> trust on`) while the PF itself is promiscuous"
-            )));
-        }
-        if reply.words[1] != mode as u32 {
+            )
+        };
+        let granted = self
+            .ask(&[msg::UPDATE_XCAST_MODE, mode as u32], refused)?
+            .words[1];
+        if granted != mode as u32 {
+            let granted = XcastMode::describe(granted);
             return Err(self.shell.err(format!(
-                "the PF granted {} mode instead of {wanted}: the VF is not trusted (`ip link \
-                 set <pf> vf <n> trust on`)",
-                XcastMode::describe(reply.words[1])
+                "the PF granted {granted} mode instead of {wanted}: the VF is not trusted (`ip \
+                 link set <pf> vf <n> trust on`)"
             )));
         }
         Ok(())
