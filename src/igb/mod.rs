@@ -137,9 +137,8 @@ impl<R: RegisterSpace> IgbDevice<R> {
         s.reset_ctrl(regs::CTRL_RST)?;
         self.mask_interrupts();
         let ard = regs::EECD_AUTO_RD;
-        if s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD")
-            .is_err()
-        {
+        let auto_rd = s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD");
+        if auto_rd.is_err() {
             // QEMU's igb never sets it; Linux goes on as well.
             log::debug!("{}: EEPROM auto-read not reported done", s.name);
         }

@@ -258,22 +258,21 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         (reg, at): (&str, usize),
     ) -> Result<()> {
         let (name, start) = (&self.shell.name, std::time::Instant::now());
-        while speed() == 0 {
-            if start.elapsed() >= o.link_timeout {
-                let state = format!("{reg} = {:#010x}", self.shell.regs.read32(at));
-                let ms = o.link_timeout.as_millis();
-                let msg = format!(
-                    "link did not come up within {ms} ms ({state}); check the cable and the \
-                     link partner"
-                );
-                if o.require_link {
-                    return Err(Error::device(name, msg));
-                }
-                log::warn!("{name}: {msg}; continuing with the link down");
-                return Ok(());
-            }
+        while speed() == 0 && start.elapsed() < o.link_timeout {
             std::thread::sleep(Duration::from_millis(10));
         }
+        if speed() != 0 {
+            return Ok(());
+        }
+        let (ms, value) = (o.link_timeout.as_millis(), self.shell.regs.read32(at));
+        let msg = format!(
+            "link did not come up within {ms} ms ({reg} = {value:#010x}); check the cable and \
+             the link partner"
+        );
+        if o.require_link {
+            return Err(Error::device(name, msg));
+        }
+        log::warn!("{name}: {msg}; continuing with the link down");
         Ok(())
     }
 

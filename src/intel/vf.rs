@@ -37,6 +37,9 @@ pub struct Vf<X> {
     pub(crate) perm_mac: [u8; 6],
     /// The address in use.
     pub(crate) mac: [u8; 6],
+    /// The VF queue of transmit ring 0: the PF's default queue when it has traffic
+    /// classes (ixgbevf's GET_QUEUES), else 0.
+    pub(crate) tx_first: usize,
     /// rx packets, tx packets, rx octets, tx octets: rolling, not cleared on read.
     counters: [u64; 4],
     /// Empty polls / full rings since the last look at the mailbox.
@@ -61,6 +64,7 @@ impl<X> Vf<X> {
             options,
             perm_mac: [0; 6],
             mac: [0; 6],
+            tx_first: 0,
             counters: [0; 4],
             idle: 0,
             reinit_pending: false,
@@ -75,26 +79,21 @@ impl<X> Vf<X> {
     /// and the VF drivers make one up) the one made up before a PF reset, else a random
     /// one. An address changed with `set_mac_addr` is kept.
     pub(crate) fn take_assigned(&mut self, name: &str, reply: &mailbox::Reply) -> Result<()> {
-        let mac = if reply.acked() {
-            reply.mac()
-        } else {
-            let mac = match self.perm_mac {
-                [0, 0, 0, 0, 0, 0] => random_local_mac(),
-                kept => kept,
-            };
+        let mac = match (reply.acked(), self.perm_mac) {
+            (true, _) => reply.mac(),
+            (false, [0, 0, 0, 0, 0, 0]) => random_local_mac(),
+            (false, kept) => kept,
+        };
+        let shown = crate::format_mac(&mac);
+        if !reply.acked() {
             log::info!(
                 "{name}: the PF assigned no MAC address (RESET answered with NACK); using the \
-                 random locally administered {} (assign one on the host with `ip link set \
-                 <pf> vf <n> mac <address>`)",
-                crate::format_mac(&mac)
+                 random locally administered {shown} (assign one on the host with `ip link set \
+                 <pf> vf <n> mac <address>`)"
             );
-            mac
-        };
+        }
         if mac[0] & 1 != 0 || mac == [0; 6] {
-            let detail = format!(
-                "the PF assigned {} to this VF, which is not a unicast address",
-                crate::format_mac(&mac)
-            );
+            let detail = format!("the PF assigned {shown} to this VF, which is not unicast");
             return Err(crate::Error::device(name, detail));
         }
         if self.mac == [0; 6] || self.mac == self.perm_mac {
@@ -157,10 +156,6 @@ pub(crate) trait VfDriver<R>: Sized {
     const EIMC: (usize, u32);
     /// Most receive and transmit queues, and why receive has no more (for the error).
     const MAX_QUEUES: ([u16; 2], &'static str);
-    /// The VF queue of transmit ring 0 (the handshake may say).
-    fn tx_first(&self) -> usize {
-        0
-    }
     /// What the ready message adds.
     fn ready_note(&self) -> String {
         String::new()
@@ -206,7 +201,7 @@ where
     }
 
     /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
-    /// [`VfDriver::tx_first`] + `q`, which the handshake may set), then the start.
+    /// `Vf::tx_first` + `q`, which the handshake may set), then the start.
     fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
         let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
         let s = Shell::new(on.name, on.regs, super::irq::NO_IRQS, Vec::new());
@@ -214,8 +209,8 @@ where
         let mut dev = IntelDevice::new(s, vf);
         // On error `dev` is dropped, which stops its queues before the memory is freed.
         dev.handshake()?;
-        let first = dev.tx_first();
-        (dev.shell).add_rings(on.dma, &dev.d.options, Self::QUEUE_REGS, first)?;
+        let d = &dev.d;
+        (dev.shell).add_rings(on.dma, &d.options, Self::QUEUE_REGS, d.tx_first)?;
         dev.start()?;
         dev.log_ready(&dev.ready_note());
         Ok(dev)
@@ -267,7 +262,7 @@ where
     /// Every queue off, then each read back off (82599 datasheet 4.6.7.1 and 4.6.8.1; the
     /// VF registers behave the same, 8.3). Returns whether all stopped.
     fn stop_queues(&self) -> bool {
-        let ([rx, tx], first) = (Self::QUEUE_REGS, self.tx_first());
+        let ([rx, tx], first) = (Self::QUEUE_REGS, self.d.tx_first);
         let ctls = (0..Self::HW_QUEUES).flat_map(move |q| [rx(q).ctl, tx(first + q).ctl]);
         self.shell.stop_queues(ctls, QUEUE_DISABLE_TIMEOUT)
     }
@@ -294,7 +289,7 @@ where
     /// Starts the rings the VF has, dropping frames left on them: receive queues with
     /// advanced one-buffer descriptors sized to the pool buffers, dropping frames when out
     /// of descriptors (`srrctl`: the register of queue `q`, its BSIZEPACKET field and
-    /// DROP_EN bit), then transmit queues (from [`VfDriver::tx_first`], with `tx_extra` in
+    /// DROP_EN bit), then transmit queues (from `Vf::tx_first`, with `tx_extra` in
     /// their control register), each enabled; then all receive descriptors but one go to
     /// the device.
     pub(crate) fn start_rings(
@@ -303,7 +298,7 @@ where
         [bsize, drop_en]: [u32; 2],
         tx_extra: u32,
     ) -> Result<()> {
-        let (first, s) = (self.tx_first(), &mut self.shell);
+        let (first, s) = (self.d.tx_first, &mut self.shell);
         for q in 0..s.rx.len() {
             s.rx[q].rearm();
             super::queue::set_srrctl(&s.regs, srrctl(q), bsize, drop_en);

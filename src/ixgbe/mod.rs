@@ -496,26 +496,21 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// it). Taking waits until neither software nor firmware holds `mask`, and takes it
     /// anyway after [`SWFW_TIMEOUT`] (logged), as Linux does.
     fn swfw(&self, mask: u32, take: bool) -> Result<()> {
-        let r = &self.shell.regs;
-        let (sync, regsmp) = (regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
+        let (s, sync, regsmp) = (&self.shell, regs::SW_FW_SYNC, regs::SW_FW_SYNC_REGSMP);
         let mut deadline = Deadline::new(SWFW_TIMEOUT);
         loop {
-            self.shell
-                .wait(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
-            self.shell
-                .wait(sync, regsmp, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")?;
-            let v = r.read32(sync) & !regsmp;
+            s.wait(regs::SWSM, regs::SWSM_SMBI, 0, SWFW_TIMEOUT, "SWSM.SMBI")?;
+            s.wait(sync, regsmp, 0, SWFW_TIMEOUT, "SW_FW_SYNC.REGSMP")?;
+            let v = s.regs.read32(sync) & !regsmp;
             let held = take && v & (mask | mask << regs::SW_FW_SYNC_FW_SHIFT) != 0;
             let wait = held && !deadline.passed();
             let set = if take { v | mask } else { v & !mask };
-            r.write32(sync, if wait { v } else { set });
-            r.clear_bits(regs::SWSM, regs::SWSM_SMBI);
+            s.regs.write32(sync, if wait { v } else { set });
+            s.regs.clear_bits(regs::SWSM, regs::SWSM_SMBI);
             if !wait {
+                let name = &s.name;
                 if held {
-                    log::warn!(
-                        "{}: SW_FW_SYNC {v:#010x} still held; taking it",
-                        self.shell.name
-                    );
+                    log::warn!("{name}: SW_FW_SYNC {v:#010x} still held; taking it");
                 }
                 return Ok(());
             }
@@ -639,24 +634,21 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         self.promisc_on(o.promisc)?;
         self.shell.promisc = o.promisc;
         let s = &mut self.shell;
-        // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9).
+        // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9), and (last sentence of
+        // 4.6.7) a reserved DCA bit that resets to 1 but must be 0.
         for (q, ring) in s.rx.iter().enumerate() {
             let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
             queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
             queue::program_ring(&s.regs, &regs::rx_queue(q), ring.descriptors());
+            (s.regs).clear_bits(regs::dca_rxctrl(q), regs::DCA_RXCTRL_RESERVED_BIT12);
         }
         // RSS over several queues (7.1.2.8; 8.2.3.7.12-14), set while receive is off.
         // With one queue MRQC stays 0 (its reset value): every frame goes to queue 0.
         if s.rx.len() > 1 {
             crate::intel::program_rss(&s.regs, s.rx.len(), regs::MRQC_MRQE_RSS);
         }
-        // Last sentence of 4.6.7: no-snoop disable, and a reserved DCA bit that resets
-        // to 1 but must be 0.
+        // Last sentence of 4.6.7: no-snoop disable.
         s.regs.set_bits(regs::CTRL_EXT, regs::CTRL_EXT_NS_DIS);
-        for q in 0..s.rx.len() {
-            s.regs
-                .clear_bits(regs::dca_rxctrl(q), regs::DCA_RXCTRL_RESERVED_BIT12);
-        }
         // 4.6.7.1: enable each queue, wait until the enable bit reads back, then hand the
         // buffers to the device by moving the tail.
         for q in 0..s.rx.len() {
@@ -690,13 +682,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         r.set_bits(regs::HLREG0, regs::HLREG0_RXCRCSTRP);
         // 4.6.7 / 8.2.3.8.8: RSCFRSTSIZE to 0 (not its default), RSCACKC and FCOE_WRFIX
         // to 1b (Linux `ixgbe_setup_rdrxctl` does the same on the 82599 and X540).
-        r.write32(
-            regs::RDRXCTL,
-            (r.read32(regs::RDRXCTL) & !regs::RDRXCTL_RSCFRSTSIZE)
-                | regs::RDRXCTL_CRCSTRIP
-                | regs::RDRXCTL_RSCACKC
-                | regs::RDRXCTL_FCOE_WRFIX,
-        );
+        let set = regs::RDRXCTL_CRCSTRIP | regs::RDRXCTL_RSCACKC | regs::RDRXCTL_FCOE_WRFIX;
+        let rdrxctl = r.read32(regs::RDRXCTL) & !regs::RDRXCTL_RSCFRSTSIZE;
+        r.write32(regs::RDRXCTL, rdrxctl | set);
     }
 
     /// Sets RXCTRL.RXEN; on the 82599 with the receive data path halted around it (4.6.7,

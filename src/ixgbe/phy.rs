@@ -89,11 +89,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// then restarts auto-negotiation unless MMNGC.MNG_VETO forbids it. An MDIO cycle that
     /// does not complete is an error.
     pub(super) fn setup_phy_link(&self) -> Result<()> {
-        let mut addr = 0;
-        while matches!(
-            self.phy_reg(addr, MMD_PMAPMD, PMA_DEVID1, None)?,
-            0 | 0xffff
-        ) {
+        let (id, mut addr) = (|a| self.phy_reg(a, MMD_PMAPMD, PMA_DEVID1, None), 0);
+        while matches!(id(addr)?, 0 | 0xffff) {
             addr += 1;
             if addr == PHY_ADDRESSES {
                 let e = "no PHY answers on MDIO (PMA/PMD identifier 0 or 0xffff at every address)";
@@ -105,13 +102,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         let adv = |on: bool, bits: u16| if on { bits } else { 0 };
         let nbase_t = adv(self.d.mac == MacType::X550, AN_PROV1_ADV_5G_2_5G);
         let ([full, half], g10, g1) = (AN_ADV_100, AN_10GBT_ADV_10G, AN_PROV1_ADV_1G);
+        let g1_adv = adv(has(PMA_SPEED_1000), g1) | nbase_t;
         let writes = [
             (AN_10GBT_CTRL, g10, adv(has(PMA_SPEED_10G), g10)),
-            (
-                AN_VENDOR_PROV1,
-                g1 | nbase_t,
-                adv(has(PMA_SPEED_1000), g1) | nbase_t,
-            ),
+            (AN_VENDOR_PROV1, g1 | nbase_t, g1_adv),
             (AN_ADVERTISE, full | half, adv(has(PMA_SPEED_100), full)),
             (AN_CTRL1, 0, AN_CTRL1_RESTART),
         ];

@@ -112,9 +112,6 @@ pub type IxgbevfDevice<R = MmioRegion> = IntelDevice<Vf<Ixgbevf>, R>;
 #[derive(Default)]
 pub struct Ixgbevf {
     api: ApiVersion,
-    /// The VF queue transmit ring 0 uses: the PF's default queue when it has traffic
-    /// classes (GET_QUEUES), else 0.
-    tx_first: usize,
 }
 
 impl<R: RegisterSpace> IxgbevfDevice<R> {
@@ -152,11 +149,11 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
                 false => (w[msg::TX_QUEUES], w[msg::RX_QUEUES], 0),
             };
         }
-        if !self.shell.tx.is_empty() && first != self.d.x.tx_first {
+        if !self.shell.tx.is_empty() && first != self.d.tx_first {
             let moved = "the PF moved the default queue; open the VF again";
             return Err(self.shell.err(moved));
         }
-        self.d.x.tx_first = first;
+        self.d.tx_first = first;
         let o = &self.d.options;
         if u32::from(o.rx_queues) > rx || u32::from(o.tx_queues) > tx {
             let (name, want) = (&self.shell.name, (o.rx_queues, o.tx_queues));
@@ -186,10 +183,6 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
     const HW_QUEUES: usize = MAX_QUEUES as usize;
     const EIMC: (usize, u32) = (regs::VTEIMC, regs::VTEIMC_ALL);
     const MAX_QUEUES: ([u16; 2], &'static str) = ([1, MAX_QUEUES], ONE_RX_QUEUE);
-
-    fn tx_first(&self) -> usize {
-        self.d.x.tx_first
-    }
 
     fn ready_note(&self) -> String {
         format!(", mailbox API {}", self.d.x.api.name())
