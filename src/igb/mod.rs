@@ -88,7 +88,7 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
     const KIND: DriverKind = DriverKind::Igb;
 
     fn options(cfg: &DeviceConfig) -> IxgbeOptions {
-        let mut o = IxgbeOptions::from_config(cfg);
+        let mut o = crate::ixgbe::IxgbeDevice::<R>::options(cfg);
         o.rx_ring_size = RX_RING_SIZE;
         o
     }
@@ -149,14 +149,11 @@ impl<R: RegisterSpace> IgbDevice<R> {
     /// restarts auto-negotiation.
     fn start_link(&self) -> Result<()> {
         let r = &self.shell.regs;
-        r.write32(
-            regs::CTRL,
-            r.read32(regs::CTRL) & !regs::CTRL_FRCSPD_FRCDPX | regs::CTRL_SLU,
-        );
-        let control = self.mdic(regs::MDIC_OP_READ, regs::PHY_CONTROL, 0)?;
-        let control = control | regs::PHY_CONTROL_AUTONEG;
-        self.mdic(regs::MDIC_OP_WRITE, regs::PHY_CONTROL, control)?;
-        Ok(())
+        let ctrl = r.read32(regs::CTRL) & !regs::CTRL_FRCSPD_FRCDPX;
+        r.write32(regs::CTRL, ctrl | regs::CTRL_SLU);
+        let (read, write) = (regs::MDIC_OP_READ, regs::MDIC_OP_WRITE);
+        let control = self.mdic(read, regs::PHY_CONTROL, 0)? | regs::PHY_CONTROL_AUTONEG;
+        self.mdic(write, regs::PHY_CONTROL, control).map(drop)
     }
 
     /// One PHY register access through MDIC; returns the data read.

@@ -88,16 +88,11 @@ pub(crate) fn advance(last: &mut u64, now: u64, bits: u32) -> u64 {
 }
 
 /// A random unicast, locally administered MAC address (bit 0 of the first byte clear,
-/// bit 1 set), from the process's randomly keyed std hasher (no extra dependency; this
-/// needs uniqueness, not secrecy).
+/// bit 1 set), from std's hasher keys, random per process and different for every
+/// `RandomState` (no extra dependency; this needs uniqueness, not secrecy).
 pub(crate) fn random_local_mac() -> [u8; 6] {
     use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    let h = std::collections::hash_map::RandomState::new().build_hasher();
     let b = h.finish().to_le_bytes();
     [(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]]
 }

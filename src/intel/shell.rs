@@ -199,14 +199,12 @@ impl<R: RegisterSpace> Shell<R> {
     /// fails never gives the rings and buffers back (without an IOMMU the memory would be
     /// reused while the device may still write it).
     pub(crate) fn fence_off(&mut self) {
-        if !matches!(
-            self.pci.as_ref().map(PciDevice::disable_bus_master),
-            Some(Ok(()))
-        ) {
+        let name = &self.name;
+        let off = self.pci.as_ref().map(PciDevice::disable_bus_master);
+        if !matches!(off, Some(Ok(()))) {
             log::error!(
-                "{}: queues still running (or not known to have stopped) and bus mastering \
-                 not disabled either; leaking the rings and buffers",
-                self.name
+                "{name}: queues still running (or not known to have stopped) and bus mastering \
+                 not disabled either; leaking the rings and buffers"
             );
             std::mem::forget(std::mem::take(&mut self.rx));
             std::mem::forget(std::mem::take(&mut self.tx));
@@ -461,30 +459,6 @@ where
     }
 }
 
-/// The open sequence of every Intel driver: claim the device for `kind`
-/// ([`PciDevice::claim`]: refused, before anything is unbound, if it is not one or `check`
-/// refuses its id), let it master the bus, map BAR0, then `init` the driver on it. If that
-/// fails, bus mastering is taken back.
-fn open<D>(
-    pci: PciDevice,
-    cfg: &DeviceConfig,
-    kind: DriverKind,
-    check: impl FnOnce(&DeviceId) -> Result<()>,
-    init: impl FnOnce(&PciDevice, MmioRegion, &dyn DmaAllocator) -> Result<Dev<D>>,
-) -> Result<Dev<D>> {
-    pci.claim(cfg, kind, check)?;
-    pci.enable_bus_master()?;
-    let dev = pci.map_bar(0).and_then(|bar| init(&pci, bar, &cfg.dma()));
-    let mut dev = dev.inspect_err(|_| {
-        let _ = pci.disable_bus_master();
-    })?;
-    dev.shell.pci = Some(pci);
-    Ok(dev)
-}
-
-/// An Intel device on hardware.
-type Dev<D> = IntelDevice<D, MmioRegion>;
-
 /// How an Intel driver brings up its device: with `Options<X>`, [`IxgbeOptions`] for
 /// the PFs, [`IxgbevfOptions`](crate::ixgbevf::IxgbevfOptions) for the VFs.
 pub(crate) trait Init<R, X>: Sized {
@@ -529,12 +503,13 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         Self: Init<R, X>,
     {
         Self::check(o, None, name)?;
+        let pci = None;
         Self::init(
             On {
                 name,
                 regs,
                 dma,
-                pci: None,
+                pci,
             },
             o,
         )
@@ -548,7 +523,8 @@ impl<D> IntelDevice<D, MmioRegion> {
     ///
     /// Refuses, before touching the device, options that cannot work (checked first, so
     /// they are reported as such on any machine), anything that is not a device of this
-    /// driver, and a missing hugetlbfs mount.
+    /// driver or whose id it does not bring up ([`PciDevice::claim`]: before anything is
+    /// unbound), and a missing hugetlbfs mount. If init fails, bus mastering is taken back.
     #[allow(private_bounds)] // As for `with_registers`.
     pub fn open<X>(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self>
     where
@@ -557,15 +533,21 @@ impl<D> IntelDevice<D, MmioRegion> {
         let o = Self::options(cfg);
         Self::check(&o, None, &cfg.pci_addr)?;
         let check = |id: &DeviceId| Self::check(&o, Some(id.device), &id.address.to_string());
-        open(pci, cfg, Self::KIND, check, |pci, regs, dma| {
-            let on = On {
-                name: pci.name(),
-                regs,
-                dma,
-                pci: Some(pci),
-            };
-            Self::init(on, &o)
-        })
+        pci.claim(cfg, Self::KIND, check)?;
+        pci.enable_bus_master()?;
+        let (name, dma) = (pci.name(), &cfg.dma());
+        let on = |regs| On {
+            name,
+            regs,
+            dma,
+            pci: Some(&pci),
+        };
+        let dev = pci.map_bar(0).and_then(|regs| Self::init(on(regs), &o));
+        let mut dev = dev.inspect_err(|_| {
+            let _ = pci.disable_bus_master();
+        })?;
+        dev.shell.pci = Some(pci);
+        Ok(dev)
     }
 }
 

@@ -156,10 +156,6 @@ pub(crate) trait VfDriver<R>: Sized {
     const EIMC: (usize, u32);
     /// Most receive and transmit queues, and why receive has no more (for the error).
     const MAX_QUEUES: ([u16; 2], &'static str);
-    /// What the ready message adds.
-    fn ready_note(&self) -> String {
-        String::new()
-    }
     /// What the VF asks the PF after the RESET handshake.
     fn negotiate(&mut self) -> Result<()> {
         Ok(())
@@ -212,7 +208,7 @@ where
         let d = &dev.d;
         (dev.shell).add_rings(on.dma, &d.options, Self::QUEUE_REGS, d.tx_first)?;
         dev.start()?;
-        dev.log_ready(&dev.ready_note());
+        dev.log_ready("");
         Ok(dev)
     }
 }

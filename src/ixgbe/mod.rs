@@ -375,14 +375,6 @@ impl Default for IxgbeOptions {
 }
 
 impl IxgbeOptions {
-    /// The options a [`DeviceConfig`] asks for (queue counts, interrupt timeout;
-    /// defaults for the rest).
-    pub fn from_config(cfg: &DeviceConfig) -> Self {
-        let mut o = Self::default().queues(cfg.rx_queues, cfg.tx_queues);
-        o.interrupt_timeout_ms = cfg.interrupt_timeout_ms;
-        o
-    }
-
     /// Sets the interrupt timeout (0 polls; see the field).
     pub fn interrupt_timeout_ms(mut self, timeout: i16) -> Self {
         self.interrupt_timeout_ms = timeout;
@@ -408,8 +400,10 @@ pub struct Ixgbe {
 impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
     const KIND: DriverKind = DriverKind::Ixgbe;
 
+    /// Queue counts and interrupt timeout from `cfg`, defaults for the rest.
     fn options(cfg: &DeviceConfig) -> IxgbeOptions {
-        IxgbeOptions::from_config(cfg)
+        let o = IxgbeOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
+        o.interrupt_timeout_ms(cfg.interrupt_timeout_ms)
     }
 
     /// Also queue counts and pools the device cannot have: received traffic is spread by
@@ -472,18 +466,17 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// holding their PHY's SW/FW semaphore (`ixgbe_reset_hw_X540`). Then ~1 ms before any
     /// access (8.2.3.1.1), the self-clear, and the MAC's settle time.
     fn reset_once(&self) -> Result<()> {
-        let link_down = self.speed() == 0;
-        let phy = self.phy_semaphore();
-        let ctrl = match self.d.mac.is_82599() {
-            true if link_down => regs::CTRL_LRST,
-            true => regs::CTRL_RST,
-            false => {
-                self.swfw(phy, true)?;
-                regs::CTRL_RST
-            }
-        };
-        self.shell.reset_ctrl(ctrl)?;
-        if !self.d.mac.is_82599() {
+        let (x5x0, phy) = (!self.d.mac.is_82599(), self.phy_semaphore());
+        let lrst = !x5x0 && self.speed() == 0;
+        if x5x0 {
+            self.swfw(phy, true)?;
+        }
+        self.shell.reset_ctrl(if lrst {
+            regs::CTRL_LRST
+        } else {
+            regs::CTRL_RST
+        })?;
+        if x5x0 {
             self.swfw(phy, false)?;
         }
         std::thread::sleep(self.d.mac.reset_settle());
@@ -591,11 +584,9 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         }
         // 8.2.3.5: IVAR(q / 2) holds rx queue q's entry; EIAC and EIAM_EX(0) (MSI-X only).
         let ivar = |q| (regs::ivar(q / 2), regs::ivar_rx_shift(q));
-        let (at, auto) = (
-            (IRQ_REGS, self.shell.irqs.len()),
-            [regs::EIAC, regs::eiam_ex(0)],
-        );
-        irq::route_vectors(r, at, ivar, (regs::eitr, RX_EITR), msix.then_some(auto));
+        let at = (IRQ_REGS, self.shell.irqs.len());
+        let auto = msix.then_some([regs::EIAC, regs::eiam_ex(0)]);
+        irq::route_vectors(r, at, ivar, (regs::eitr, RX_EITR), auto);
     }
 
     /// How the receive vectors are delivered; `None` when polling.
@@ -699,13 +690,10 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         }
         let secrxctrl = r.read32(regs::SECRXCTRL);
         r.write32(regs::SECRXCTRL, secrxctrl | regs::SECRXCTRL_RX_DIS);
-        if let Err(e) = self.shell.wait(
-            regs::SECRXSTAT,
-            regs::SECRXSTAT_SECRX_RDY,
-            regs::SECRXSTAT_SECRX_RDY,
-            SECRX_TIMEOUT,
-            "receive data path to halt (SECRXSTAT.SECRX_RDY)",
-        ) {
+        let rdy = regs::SECRXSTAT_SECRX_RDY;
+        let what = "receive data path to halt (SECRXSTAT.SECRX_RDY)";
+        let halted = (self.shell).wait(regs::SECRXSTAT, rdy, rdy, SECRX_TIMEOUT, what);
+        if let Err(e) = halted {
             log::warn!("{}: {e}; enabling receive anyway", self.shell.name);
         }
         rxen();

@@ -184,13 +184,10 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
     const EIMC: (usize, u32) = (regs::VTEIMC, regs::VTEIMC_ALL);
     const MAX_QUEUES: ([u16; 2], &'static str) = ([1, MAX_QUEUES], ONE_RX_QUEUE);
 
-    fn ready_note(&self) -> String {
-        format!(", mailbox API {}", self.d.x.api.name())
-    }
-
     /// Steps 3 and 4: API version, queue counts.
     fn negotiate(&mut self) -> Result<()> {
         self.d.x.api = self.negotiate_api()?;
+        log::info!("{}: mailbox API {}", self.shell.name, self.d.x.api.name());
         self.check_queue_counts()
     }
 
