@@ -184,10 +184,18 @@ impl<R: RegisterSpace> IgbDevice<R> {
             let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
             queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
             let what = format!("receive queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), 0, &what)?;
+            s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), &what)?;
             s.rx[q].start(&s.regs);
         }
-        init_rss(&s.regs, s.rx.len());
+        // Receive queue selection, before RCTL.EN. One queue: RXCSUM 0 and MRQC left at 0
+        // (its reset value; every frame to queue 0). 2-16 queues: RXCSUM.PCSD and RSS
+        // (datasheet 7.1.2; `program_rss`: key, redirection table, MRQC).
+        let rss = s.rx.len() > 1;
+        s.regs
+            .write32(regs::RXCSUM, if rss { regs::RXCSUM_PCSD } else { 0 });
+        if rss {
+            crate::intel::program_rss(&s.regs, s.rx.len(), regs::MRQC_MRQE_RSS);
+        }
         let rctl = s.regs.read32(regs::RCTL) & !regs::RCTL_UPE_MPE;
         let on = regs::RCTL_EN | regs::RCTL_BAM | regs::RCTL_SECRC;
         s.regs.write32(regs::RCTL, rctl | on);
@@ -199,7 +207,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
         let s = &self.shell;
         for (q, ring) in s.tx.iter().enumerate() {
             let what = format!("transmit queue {q} to enable (XDCTL.ENABLE)");
-            s.start_queue(&regs::tx_queue(q), ring.descriptors(), 0, &what)?;
+            s.start_queue(&regs::tx_queue(q), ring.descriptors(), &what)?;
         }
         s.regs.set_bits(regs::TCTL, regs::TCTL_EN_PSP);
         Ok(())
@@ -278,19 +286,6 @@ pub(crate) fn speed_from_status(status: u32) -> u32 {
         return 0;
     }
     [10, 100, 1000, 1000][(status >> regs::STATUS_SPEED_SHIFT & 3) as usize]
-}
-
-/// Receive queue selection, before RCTL.EN. One queue: RXCSUM 0 and MRQC left at 0 (its
-/// reset value; every frame to queue 0). 2-16 queues: RSS (datasheet 7.1.2) with the key
-/// ixgbe uses (RSSRK), entry i of the redirection table to queue i mod `queues` (RETA),
-/// RXCSUM.PCSD, then MRQC: RSS on, hashing IPv4/IPv6 addresses and TCP/UDP ports.
-fn init_rss(r: &impl RegisterSpace, queues: usize) {
-    if queues < 2 {
-        r.write32(regs::RXCSUM, 0);
-        return;
-    }
-    r.write32(regs::RXCSUM, regs::RXCSUM_PCSD);
-    crate::intel::program_rss(r, queues, regs::MRQC_MRQE_RSS);
 }
 
 #[cfg(test)]

@@ -84,11 +84,8 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
         if self.d.options.promisc || self.shell.promisc {
             crate::IxyDevice::set_promisc(self, true)?;
         }
-        self.wait_for_link(
-            &self.d.options,
-            || self.link(),
-            ("the PF's STATUS", regs::STATUS),
-        )
+        let status = ("the PF's STATUS", regs::STATUS);
+        self.wait_for_link(&self.d.options, || self.link(), status)
     }
 
     /// Link speed from the PF's STATUS (LU, SPEED), 0 while down.

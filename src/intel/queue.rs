@@ -62,11 +62,3 @@ pub(crate) fn program_ring<R: RegisterSpace>(regs: &R, q: &QueueRegs, ring: &Des
     regs.write32(q.head, 0);
     regs.write32(q.tail, 0);
 }
-
-/// Clears `enable` in the queue control register if it is set.
-pub(crate) fn disable_queue<R: RegisterSpace>(regs: &R, ctl: usize, enable: u32) {
-    let v = regs.read32(ctl);
-    if v & enable != 0 {
-        regs.write32(ctl, v & !enable);
-    }
-}

@@ -84,22 +84,16 @@ impl<R: RegisterSpace> Shell<R> {
     }
 
     /// Points queue `qr` at `ring` and enables it ([`Shell::enable_queue`]).
-    pub(crate) fn start_queue(
-        &self,
-        qr: &QueueRegs,
-        ring: &DescRing,
-        extra: u32,
-        what: &str,
-    ) -> Result<()> {
+    pub(crate) fn start_queue(&self, qr: &QueueRegs, ring: &DescRing, what: &str) -> Result<()> {
         queue::program_ring(&self.regs, qr, ring);
-        self.enable_queue(qr, extra, what)
+        self.enable_queue(qr, what)
     }
 
-    /// Sets the ENABLE bit in the queue control register (keeping its other bits, with
-    /// `extra` or'd in) and waits until it reads back as set, which the datasheet requires
-    /// before the tail may move (82599 datasheet 4.6.7.1, 4.6.8.1).
-    pub(crate) fn enable_queue(&self, qr: &QueueRegs, extra: u32, what: &str) -> Result<()> {
-        self.regs.set_bits(qr.ctl, extra | XDCTL_ENABLE);
+    /// Sets the ENABLE bit in the queue control register (keeping its other bits) and
+    /// waits until it reads back as set, which the datasheet requires before the tail may
+    /// move (82599 datasheet 4.6.7.1, 4.6.8.1).
+    pub(crate) fn enable_queue(&self, qr: &QueueRegs, what: &str) -> Result<()> {
+        self.regs.set_bits(qr.ctl, XDCTL_ENABLE);
         self.wait(qr.ctl, XDCTL_ENABLE, XDCTL_ENABLE, QUEUE_TIMEOUT, what)
     }
 
@@ -160,7 +154,10 @@ impl<R: RegisterSpace> Shell<R> {
         timeout: Duration,
     ) -> bool {
         for ctl in ctls.clone() {
-            queue::disable_queue(&self.regs, ctl, XDCTL_ENABLE);
+            let v = self.regs.read32(ctl);
+            if v & XDCTL_ENABLE != 0 {
+                self.regs.write32(ctl, v & !XDCTL_ENABLE);
+            }
         }
         let what = "queue to disable (XDCTL.ENABLE)";
         let stuck = ctls.filter(|&ctl| {
@@ -288,10 +285,8 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
     /// Packets queued on transmit queue `queue` whose descriptors have not been cleaned
     /// yet (0 for a queue that does not exist).
     pub fn tx_in_flight(&self, queue: u16) -> usize {
-        self.shell
-            .tx
-            .get(usize::from(queue))
-            .map_or(0, TxRing::in_flight)
+        let ring = self.shell.tx.get(usize::from(queue));
+        ring.map_or(0, TxRing::in_flight)
     }
 }
 

@@ -299,13 +299,14 @@ where
             s.rx[q].rearm();
             super::queue::set_srrctl(&s.regs, srrctl(q), bsize, drop_en);
             let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
-            s.start_queue(&Self::QUEUE_REGS[0](q), s.rx[q].descriptors(), 0, &what)?;
+            s.start_queue(&Self::QUEUE_REGS[0](q), s.rx[q].descriptors(), &what)?;
         }
         for q in 0..s.tx.len() {
             s.tx[q].discard();
             let what = format!("VF transmit queue {q} to enable (VFTXDCTL.ENABLE)");
             let qr = Self::QUEUE_REGS[1](first + q);
-            s.start_queue(&qr, s.tx[q].descriptors(), tx_extra, &what)?;
+            s.regs.set_bits(qr.ctl, tx_extra);
+            s.start_queue(&qr, s.tx[q].descriptors(), &what)?;
         }
         s.rx.iter_mut().for_each(|ring| ring.start(&s.regs));
         Ok(())

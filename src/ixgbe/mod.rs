@@ -644,7 +644,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // buffers to the device by moving the tail.
         for q in 0..s.rx.len() {
             let what = format!("receive queue {q} to enable (RXDCTL.ENABLE)");
-            s.enable_queue(&regs::rx_queue(q), 0, &what)?;
+            s.enable_queue(&regs::rx_queue(q), &what)?;
             s.rx[q].start(&s.regs);
         }
         // Finally receive on (4.6.7: RXCTRL.RXEN after all other settings).
@@ -733,7 +733,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // 4.6.8.1: enable each queue, wait for the read-back.
         for q in 0..self.shell.tx.len() {
             let what = format!("transmit queue {q} to enable (TXDCTL.ENABLE)");
-            self.shell.enable_queue(&regs::tx_queue(q), 0, &what)?;
+            self.shell.enable_queue(&regs::tx_queue(q), &what)?;
         }
         Ok(())
     }
