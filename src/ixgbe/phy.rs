@@ -7,6 +7,10 @@
 //! the read or write) through MSCA/MSRWD, each register access under the PHY's SW/FW
 //! semaphore (Linux `ixgbe_read_phy_reg_generic`, `ixgbe_write_phy_reg_generic`,
 //! `ixgbe_read_phy_reg_mdi`, `ixgbe_write_phy_reg_mdi`).
+//!
+//! Linux resets neither PHY from software (`phy_ops_X540` and `phy_ops_X550` have no
+//! `reset`: the MAC reset covers it), and its overtemp check on these MACs,
+//! `ixgbe_tn_check_overtemp`, acts only on the 82599 T3 LOM; neither is done here.
 
 use std::time::Duration;
 
