@@ -145,8 +145,8 @@ const INIT_DONE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most receive queues with interrupts: vector `q` is bit `q` of EIMS/EIMC/EIAC/EIAM_EX(0),
-/// whose queue bits are 15:0 (8.2.3.5).
-pub const MAX_INTERRUPT_QUEUES: u16 = regs::NUM_RTXQ_BITS as u16;
+/// whose queue bits (RTxQ) are 15:0, one per MSI-X vector 0-15 (8.2.3.5).
+pub const MAX_INTERRUPT_QUEUES: u16 = 16;
 
 /// EITR value of every receive vector: an interval of 5 x 2.048 µs, about 10 µs between
 /// interrupts (at most ~98k/s; the rate the original ixy uses, 0x028). Interrupts only

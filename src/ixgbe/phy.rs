@@ -135,7 +135,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     fn phy_reg(&self, addr: u32, mmd: u32, reg: u32, data: Option<u16>) -> Result<u16> {
         let semaphore = self.phy_semaphore();
         self.swfw(semaphore, true)?;
-        let r = &self.shell.regs;
+        let (s, r) = (&self.shell, &self.shell.regs);
         let cycles = || {
             let target = reg | mmd << MSCA_DEV_TYPE_SHIFT | addr << MSCA_PHY_ADDR_SHIFT;
             if let Some(d) = data {
@@ -145,13 +145,11 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
                 format!("MDIO cycle on PHY {addr} register {mmd}.{reg:#x} (MSCA.MDI_COMMAND)");
             for cycle in [MSCA_ADDR_CYCLE, data.map_or(MSCA_READ, |_| MSCA_WRITE)] {
                 r.write32(MSCA, target | cycle | MSCA_MDI_COMMAND);
-                self.shell
-                    .wait(MSCA, MSCA_MDI_COMMAND, 0, MDIO_TIMEOUT, &what)?;
+                s.wait(MSCA, MSCA_MDI_COMMAND, 0, MDIO_TIMEOUT, &what)?;
             }
             Ok((r.read32(MSRWD) >> MSRWD_READ_DATA_SHIFT) as u16)
         };
         let done = cycles();
-        self.swfw(semaphore, false)?;
-        done
+        self.swfw(semaphore, false).and(done)
     }
 }

@@ -79,9 +79,6 @@ pub const fn eimc_ex(n: usize) -> usize {
 pub const fn eiam_ex(n: usize) -> usize {
     0x00ad0 + 4 * n
 }
-/// Bits 15:0 of EICR/EIMS/EIMC/EIAC/EIAM (RTxQ): one per MSI-X vector 0-15 (the
-/// queue causes mapped there through IVAR).
-pub const NUM_RTXQ_BITS: usize = 16;
 /// General Purpose Interrupt Enable.
 pub const GPIE: usize = 0x00898;
 /// GPIE.MULTIPLE_MSIX: MSI-X mode (one message per vector).
