@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
-use std::ptr::NonNull;
+use std::ptr::{NonNull, null_mut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
@@ -365,25 +365,11 @@ impl Hugepages {
     }
 
     /// Maps `size` bytes (a multiple of 2 MiB) of hugepages from a fresh, unlinked file.
-    /// `lock`: mlock the pages (not on the VFIO path, where pinning by VFIO would count
-    /// them twice against RLIMIT_MEMLOCK).
-    pub(crate) fn map(&self, size: usize, lock: bool) -> Result<NonNull<u8>> {
+    /// hugetlbfs reserves the pages at mmap time for shared mappings, so a shortage fails
+    /// here (ENOMEM) rather than with SIGBUS on first touch.
+    fn map(&self, size: usize) -> Result<NonNull<u8>> {
         let file = self.create_file()?;
-        // SAFETY: mapping a file we own; the kernel picks the address. hugetlbfs reserves
-        // the pages at mmap time for shared mappings, so a shortage fails here (ENOMEM)
-        // rather than with SIGBUS on first touch.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_HUGETLB,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        let Some(virt) = NonNull::new(ptr.cast::<u8>()).filter(|_| ptr != libc::MAP_FAILED) else {
-            let e = io::Error::last_os_error();
+        map_shared(&file, size, 0).map_err(|e| {
             // Reserving this many more than now fixes a shortage.
             let total = fs::read_to_string(NR_HUGEPAGES).unwrap_or_default();
             let total: usize = total.trim().parse().unwrap_or(0);
@@ -392,32 +378,41 @@ impl Hugepages {
                 "cannot map {mib} MiB of hugepages from {dir} ({e}); too few free hugepages? \
                  (see HugePages_Free in /proc/meminfo)"
             );
-            return Err(self.error(what, total + size / CHUNK_SIZE, ""));
-        };
-        // SAFETY: `ptr..ptr+size` is the mapping just made. Locking keeps the pages resident
-        // (hugepages are not swapped anyway; this also pre-faults them).
-        if lock && unsafe { libc::mlock(ptr, size) } != 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: unmapping the mapping made above.
-            unsafe { libc::munmap(ptr, size) };
-            let mib = size >> 20;
-            let what = format!("cannot lock {mib} MiB of hugepages in memory ({e})");
-            return Err(Error::hugepages(what));
-        }
-        Ok(virt)
+            self.error(what, total + size / CHUNK_SIZE, "")
+        })
     }
 }
 
-/// The physical address of each 2 MiB chunk of the locked hugepage mapping at `virt`
-/// (`size` bytes), from /proc/self/pagemap.
-fn physical_chunks(virt: usize, size: usize) -> Result<Box<[u64]>> {
+/// Maps `len` bytes of `file` from `offset`, shared, readable and writable, at an address
+/// the kernel picks (on hugetlbfs, hugepages).
+pub(crate) fn map_shared(file: &File, len: usize, offset: libc::off_t) -> io::Result<NonNull<u8>> {
+    let (fd, rw) = (file.as_raw_fd(), libc::PROT_READ | libc::PROT_WRITE);
+    // SAFETY: a new mapping at an address the kernel picks (no MAP_FIXED) replaces none;
+    // the kernel checks the range against the file.
+    let ptr = unsafe { libc::mmap(null_mut(), len, rw, libc::MAP_SHARED, fd, offset) };
+    let mapped = NonNull::new(ptr.cast::<u8>()).filter(|_| ptr != libc::MAP_FAILED);
+    mapped.ok_or_else(io::Error::last_os_error)
+}
+
+/// The physical address of each 2 MiB chunk of the hugepage mapping at `virt` (`size`
+/// bytes), which it locks first (the frames of locked pages stay put), from
+/// /proc/self/pagemap.
+fn physical_chunks(virt: NonNull<u8>, size: usize) -> Result<Box<[u64]>> {
     const PAGE: usize = 4096;
+    // SAFETY: `virt..virt + size` is a mapping the caller owns; locking keeps it resident
+    // (hugepages are not swapped anyway; this also pre-faults them).
+    if unsafe { libc::mlock(virt.as_ptr().cast(), size) } != 0 {
+        let (mib, e) = (size >> 20, io::Error::last_os_error());
+        return Err(Error::hugepages(format!(
+            "cannot lock {mib} MiB of hugepages in memory ({e})"
+        )));
+    }
     let no_frame = |detail: String| Error::NoPhysicalAddress { detail };
     let pagemap = File::open("/proc/self/pagemap")
         .map_err(|e| no_frame(format!("cannot open /proc/self/pagemap: {e}")))?;
     let chunk = |i: usize| {
         let mut entry = [0u8; 8];
-        let at = ((virt + i * CHUNK_SIZE) / PAGE * 8) as u64;
+        let at = ((virt.as_ptr() as usize + i * CHUNK_SIZE) / PAGE * 8) as u64;
         pagemap
             .read_exact_at(&mut entry, at)
             .map_err(|e| no_frame(format!("reading /proc/self/pagemap failed: {e}")))?;
@@ -436,7 +431,7 @@ fn physical_chunks(virt: usize, size: usize) -> Result<Box<[u64]>> {
 // SAFETY: regions are whole 2 MiB hugepages (so at least `size` bytes, 2 MiB aligned, and
 // zeroed by hugetlbfs), and their bus addresses are the physical addresses looked up in
 // pagemap for locked pages, or with a VFIO container, IOVAs mapped in that container (see
-// `pci::vfio::Container::allocate`), which is what the devices of this process reach.
+// `pci::vfio::Container::map_dma`), which is what the devices of this process reach.
 unsafe impl DmaAllocator for Hugepages {
     fn allocate(&self, size: usize) -> Result<DmaMemory> {
         if size == 0 {
@@ -446,31 +441,46 @@ unsafe impl DmaAllocator for Hugepages {
         let size = size.next_multiple_of(CHUNK_SIZE);
         // Counted before looking for a container (see PhysicalRegion).
         let physical = PhysicalRegion::new();
-        // With a VFIO container in this process, memory is mapped at I/O virtual
-        // addresses through the IOMMU instead (no pagemap, no root needed).
-        if let Some(container) = crate::pci::vfio::active_container() {
-            drop(physical);
-            return container.allocate(self, size);
-        }
-        let virt = self.map(size, true)?;
-        let release: Release = Box::new(move |p, s| {
-            // SAFETY: (p, s) is exactly the mapping made in `map`, released once.
+        let container = crate::pci::vfio::active_container();
+        let virt = self.map(size)?;
+        let unmap = move |p: NonNull<u8>, s: usize| {
+            // SAFETY: (p, s) is exactly the mapping made by `map`, unmapped once.
             unsafe { libc::munmap(p.as_ptr().cast(), s) };
-            drop(physical);
-        });
-        match physical_chunks(virt.as_ptr() as usize, size) {
-            // SAFETY: a fresh shared mapping of a file this call created (create_new) and
-            // unlinked at once: `size` bytes owned by this region, each 2 MiB chunk one
-            // hugepage (physically contiguous) whose physical address was just looked up;
-            // the pages are locked, so the addresses stay valid. hugetlbfs pages come zeroed.
-            Ok(chunks) => Ok(unsafe {
-                DmaMemory::from_raw_parts(virt, size, chunks, DmaDomain::PHYSICAL, release)
-            }),
-            Err(e) => {
-                release(virt, size);
-                Err(e)
+        };
+        let translated = match container {
+            // With a VFIO container in this process, memory is mapped at I/O virtual
+            // addresses through the IOMMU instead (no pagemap, no root needed).
+            Some(c) => {
+                drop(physical);
+                // SAFETY: the mapping stays valid until the release below, which removes
+                // the IOMMU mapping before unmapping the memory.
+                let iova = unsafe { c.map_dma(virt.as_ptr(), size as u64) };
+                iova.map(|iova| {
+                    let chunks = (0..size / CHUNK_SIZE).map(|i| iova + (i * CHUNK_SIZE) as u64);
+                    let domain = c.domain;
+                    let release: Release = Box::new(move |p, s| {
+                        c.unmap_dma(iova, s as u64);
+                        unmap(p, s);
+                    });
+                    (chunks.collect(), domain, release)
+                })
             }
-        }
+            None => physical_chunks(virt, size).map(|chunks| {
+                let release: Release = Box::new(move |p, s| {
+                    unmap(p, s);
+                    drop(physical);
+                });
+                (chunks, DmaDomain::PHYSICAL, release)
+            }),
+        };
+        let (chunks, domain, release) = translated.inspect_err(|_| unmap(virt, size))?;
+        // SAFETY: a fresh shared mapping of a file this call created (create_new) and
+        // unlinked at once: `size` bytes owned by this region, 2 MiB aligned here and in
+        // bus address space; each 2 MiB chunk is one hugepage, at the physical address just
+        // looked up (locked pages, so it stays valid), or inside one contiguous IOVA range
+        // (2 MiB aligned by alloc_iova) that VFIO pinned until the release unmaps it.
+        // hugetlbfs pages come zeroed.
+        Ok(unsafe { DmaMemory::from_raw_parts(virt, size, chunks, domain, release) })
     }
 }
 

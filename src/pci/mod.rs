@@ -14,13 +14,14 @@ pub(crate) mod vfio;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::RawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::str::FromStr;
 
 use crate::DeviceConfig;
 use crate::error::{Error, Result};
+use crate::memory::dma::map_shared;
 use crate::registers::MmioRegion;
 
 pub use guard::InterfaceState;
@@ -488,23 +489,10 @@ impl PciDevice {
         if len == 0 {
             return Err(Error::device(&self.name, format!("BAR{bar} is empty")));
         }
-        // SAFETY: mapping a device region shared at an address the kernel picks; the
-        // kernel checks the range against the file. (VFIO region offsets are below 2^63.)
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                offset as libc::off_t,
-            )
-        };
-        let base = NonNull::new(ptr.cast::<u8>()).filter(|_| ptr != libc::MAP_FAILED);
-        let base = base.ok_or_else(|| {
-            let what = format!("cannot map BAR{bar} of {} (is it a memory BAR?)", self.name);
-            Error::io(what, io::Error::last_os_error())
-        })?;
+        let what = || format!("cannot map BAR{bar} of {} (is it a memory BAR?)", self.name);
+        // (VFIO region offsets are below 2^63.)
+        let base =
+            map_shared(&file, len as usize, offset as _).map_err(|e| Error::io(what(), e))?;
         fn unmap(p: NonNull<u8>, len: usize) {
             // SAFETY: exactly the mapping made in map_bar, unmapped once on drop.
             unsafe { libc::munmap(p.as_ptr().cast(), len) };

@@ -21,11 +21,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::memory::dma::{CHUNK_SIZE, DmaDomain, DmaMemory, Hugepages};
+use crate::memory::dma::DmaDomain;
 
 /// ioctl numbers: `_IO(VFIO_TYPE, VFIO_BASE + n)` with VFIO_TYPE = ';' and VFIO_BASE = 100.
 mod ioctl {
@@ -127,22 +126,12 @@ fn alloc_iova(next: &mut u64, size: u64) -> Result<u64> {
     Ok(iova)
 }
 
-/// The soft RLIMIT_MEMLOCK in bytes; `None` if unlimited.
-fn memlock_limit() -> Option<u64> {
-    // SAFETY: rlimit is plain old data and `getrlimit` only writes to it.
-    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: valid resource id and out-pointer.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } == 0;
-    (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
-}
-
-/// Bytes the kernel counts as locked for this process (`VmLck` in /proc/self/status,
-/// which includes VFIO's pinned pages; 0 if it cannot be read).
-fn locked_bytes() -> u64 {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find_map(|l| l.strip_prefix("VmLck:"));
-    let kib = line.and_then(|l| l.split_whitespace().next()?.parse().ok());
-    kib.unwrap_or(0) * 1024
+/// The first number after `key` on its line of `/proc/self/<file>` (`None`: no such line,
+/// or not a number, such as `unlimited`).
+fn proc_self_number(file: &str, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/self/{file}")).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix(key))?;
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// True when running as root (effective user id 0).
@@ -177,7 +166,7 @@ pub(crate) struct Container {
     fd: File,
     state: Mutex<ContainerState>,
     /// The address space of the IOVAs mapped here.
-    domain: DmaDomain,
+    pub(crate) domain: DmaDomain,
 }
 
 #[derive(Debug)]
@@ -303,45 +292,10 @@ impl Container {
         set.map(drop)
     }
 
-    /// DMA memory for the devices of this container: `size` bytes (a non-zero multiple of
-    /// [`CHUNK_SIZE`]) of hugepages from `hugepages`' mount, mapped at one I/O virtual
-    /// address (IOVA) range chosen here, which the devices see as the bus address and the
-    /// IOMMU translates. No physical address is needed, so `/proc/self/pagemap` (root only)
-    /// is not read: this is what lets ixy run without root. VFIO pins the pages and
-    /// charges them to `RLIMIT_MEMLOCK`; the pages are therefore not also `mlock`ed.
-    pub(crate) fn allocate(
-        self: &Arc<Self>,
-        hugepages: &Hugepages,
-        size: usize,
-    ) -> Result<DmaMemory> {
-        let virt = hugepages.map(size, false)?;
-        let unmap_memory = move |p: NonNull<u8>, s: usize| {
-            // SAFETY: (p, s) is exactly the hugepage mapping made above, released once.
-            unsafe { libc::munmap(p.as_ptr().cast(), s) };
-        };
-        // SAFETY: the mapping stays valid until the release closure below, which removes
-        // the IOMMU mapping before unmapping the memory.
-        let iova = unsafe { self.map_dma(virt.as_ptr(), size as u64) }
-            .inspect_err(|_| unmap_memory(virt, size))?;
-        let chunks = (0..size / CHUNK_SIZE).map(|i| iova + (i * CHUNK_SIZE) as u64);
-        let container = self.clone();
-        let release = Box::new(move |p: NonNull<u8>, s: usize| {
-            container.unmap_dma(iova, s as u64);
-            unmap_memory(p, s);
-        });
-        // SAFETY: a fresh mapping of `size` bytes owned by this region, 2 MiB aligned here
-        // and at its IOVA (alloc_iova hands out 2 MiB aligned ranges); the whole region is
-        // one contiguous IOVA range, so every chunk is contiguous in bus address space;
-        // VFIO pinned the pages, so the translation stays valid until the release closure
-        // unmaps it. The IOVAs are the container's domain.
-        Ok(
-            unsafe {
-                DmaMemory::from_raw_parts(virt, size, chunks.collect(), self.domain, release)
-            },
-        )
-    }
-
-    /// Maps `size` bytes at `vaddr` for DMA and returns their I/O virtual address.
+    /// Maps `size` bytes at `vaddr` for the devices of this container at one I/O virtual
+    /// address (IOVA) range chosen here, and returns its start: the devices see it as the
+    /// bus address and the IOMMU translates, so no physical address is needed (and
+    /// `/proc/self/pagemap`, root only, is not read: this is what lets ixy run without root).
     ///
     /// VFIO pins every mapped page and charges it to the process's locked memory; above
     /// `RLIMIT_MEMLOCK` (root, with CAP_IPC_LOCK, is exempt) the kernel answers ENOMEM,
@@ -350,8 +304,9 @@ impl Container {
     /// # Safety
     /// `vaddr..vaddr + size` must be a mapping owned by the caller that stays valid until
     /// [`Container::unmap_dma`] is called with the returned address.
-    unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
-        let locked = locked_bytes();
+    pub(crate) unsafe fn map_dma(&self, vaddr: *mut u8, size: u64) -> Result<u64> {
+        // Bytes the kernel counts as locked (VFIO's pinned pages included).
+        let locked = proc_self_number("status", "VmLck:").unwrap_or(0) * 1024;
         let iova = alloc_iova(&mut self.state().next_iova, size)?;
         let mut map = DmaMap {
             argsz: size_of::<DmaMap>() as u32,
@@ -365,7 +320,8 @@ impl Container {
         match unsafe { ioctl(&self.fd, ioctl::IOMMU_MAP_DMA, &mut map) } {
             Ok(_) => Ok(iova),
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
-                let limit = memlock_limit().unwrap_or(u64::MAX);
+                // The soft limit, in bytes.
+                let limit = proc_self_number("limits", "Max locked memory").unwrap_or(u64::MAX);
                 Err(Error::MemlockLimit {
                     limit,
                     locked,
@@ -380,7 +336,7 @@ impl Container {
     }
 
     /// Removes a mapping made by [`Container::map_dma`] (by the region's release only).
-    fn unmap_dma(&self, iova: u64, size: u64) {
+    pub(crate) fn unmap_dma(&self, iova: u64, size: u64) {
         let mut unmap = DmaUnmap {
             argsz: size_of::<DmaUnmap>() as u32,
             flags: 0,
