@@ -409,7 +409,8 @@ impl DeviceConfig {
         }
         let device = pci::PciDevice::open(&self.pci_addr)?;
         let id = device.id();
-        self.check_vfio_rule(&device)?;
+        let required = self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
+        device.check_vfio_rule(required)?;
         use pci::DriverKind as K;
         Ok(match pci::driver_for(id) {
             Some(K::Virtio) => Box::new(virtio::VirtioDevice::open(device, self)?),
@@ -419,21 +420,6 @@ impl DeviceConfig {
             Some(K::Igbvf) => Box::new(igbvf::IgbvfDevice::open(device, self)?),
             None => return Err(id.unsupported()),
         })
-    }
-
-    /// Refuses a device not bound to vfio-pci when VFIO is required (by this configuration,
-    /// `IXY_VFIO=1`, or running without root).
-    fn check_vfio_rule(&self, device: &pci::PciDevice) -> Result<()> {
-        let required = self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
-        let why = match device.is_vfio() {
-            true => return Ok(()),
-            false if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
-            false if !pci::vfio::is_root() => {
-                "without root a device can only be driven through VFIO"
-            }
-            false => return Ok(()),
-        };
-        Err(device.not_vfio_error(why))
     }
 }
 

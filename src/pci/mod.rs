@@ -59,21 +59,19 @@ impl FromStr for PciAddress {
         let (rest, function) = s
             .rsplit_once('.')
             .ok_or_else(|| bad("missing '.function'"))?;
-        let (domain, bus, device) = match rest.split(':').collect::<Vec<_>>()[..] {
-            [d, b, dev] => (d, b, dev),
+        let mut parts: Vec<_> = rest.split(':').collect();
+        if parts.len() == 2 {
             // The domain may be left out: `03:00.0` means `0000:03:00.0`.
-            [b, dev] => ("0", b, dev),
-            _ => return Err(bad("expected domain:bus:device.function")),
+            parts.insert(0, "0");
+        }
+        let [domain, bus, device] = parts[..] else {
+            return Err(bad("expected domain:bus:device.function"));
         };
-        let domain = hex(domain, 4, 0xffff, "domain must be up to 4 hex digits")?;
-        let bus = hex(bus, 2, 0xff, "bus must be up to 2 hex digits")?;
-        let device = hex(device, 2, 0x1f, "device must be 2 hex digits, at most 1f")?;
-        let function = hex(function, 1, 7, "function must be one digit 0-7")?;
         Ok(PciAddress {
-            domain: domain as u16,
-            bus: bus as u8,
-            device: device as u8,
-            function: function as u8,
+            domain: hex(domain, 4, 0xffff, "domain must be up to 4 hex digits")? as u16,
+            bus: hex(bus, 2, 0xff, "bus must be up to 2 hex digits")? as u8,
+            device: hex(device, 2, 0x1f, "device must be 2 hex digits, at most 1f")? as u8,
+            function: hex(function, 1, 7, "function must be one digit 0-7")? as u8,
         })
     }
 }
@@ -134,18 +132,12 @@ pub enum DriverKind {
 impl DriverKind {
     /// The driver's name, as [`crate::IxyDevice::driver_name`] reports it.
     pub fn name(self) -> &'static str {
-        match self {
-            DriverKind::Virtio => "virtio",
-            DriverKind::Ixgbe => "ixgbe",
-            DriverKind::Ixgbevf => "ixgbevf",
-            DriverKind::Igb => "igb",
-            DriverKind::Igbvf => "igbvf",
-        }
+        DRIVERS[self as usize].1
     }
 
     /// The model name of `device` in this kind's id table.
     pub(crate) fn model(self, vendor: u16, device: u16) -> Option<&'static str> {
-        let &(_, v, ids) = DRIVERS.iter().find(|d| d.0 == self)?;
+        let (_, _, v, ids) = DRIVERS[self as usize];
         let found = ids.iter().find(|&&(d, _)| v == vendor && d == device);
         found.map(|&(_, name)| name)
     }
@@ -154,14 +146,18 @@ impl DriverKind {
 /// (device id, model name) pairs of one vendor's devices.
 type IdTable = &'static [(u16, &'static str)];
 
-/// Each kind of driver with the vendor and the devices it drives.
-const DRIVERS: [(DriverKind, u16, IdTable); 5] = [
-    (DriverKind::Virtio, VENDOR_VIRTIO, VIRTIO_IDS),
-    (DriverKind::Ixgbe, VENDOR_INTEL, IXGBE_DEVICE_IDS),
-    (DriverKind::Ixgbevf, VENDOR_INTEL, IXGBEVF_DEVICE_IDS),
-    (DriverKind::Igb, VENDOR_INTEL, IGB_DEVICE_IDS),
-    (DriverKind::Igbvf, VENDOR_INTEL, IGBVF_DEVICE_IDS),
-];
+/// Each kind of driver (in the order of [`DriverKind`]) with its name, the vendor and the
+/// devices it drives.
+const DRIVERS: [(DriverKind, &str, u16, IdTable); 5] = {
+    use DriverKind as K;
+    [
+        (K::Virtio, "virtio", VENDOR_VIRTIO, VIRTIO_IDS),
+        (K::Ixgbe, "ixgbe", VENDOR_INTEL, IXGBE_DEVICE_IDS),
+        (K::Ixgbevf, "ixgbevf", VENDOR_INTEL, IXGBEVF_DEVICE_IDS),
+        (K::Igb, "igb", VENDOR_INTEL, IGB_DEVICE_IDS),
+        (K::Igbvf, "igbvf", VENDOR_INTEL, IGBVF_DEVICE_IDS),
+    ]
+};
 
 /// The virtio-net device ids (virtio spec 1.1, 4.1.2.1); the legacy id is also that of
 /// transitional devices.
@@ -328,9 +324,15 @@ impl PciDevice {
         }
     }
 
-    /// The error for a device that must be used through VFIO but is not bound to
-    /// vfio-pci (running without root, or VFIO required by configuration).
-    pub(crate) fn not_vfio_error(&self, why: &str) -> Error {
+    /// Refuses the device if it is not bound to vfio-pci but must be: VFIO is `required`
+    /// (by configuration or `IXY_VFIO=1`), or the process runs without root.
+    pub(crate) fn check_vfio_rule(&self, required: bool) -> Result<()> {
+        let why = match () {
+            _ if self.vfio.is_some() => return Ok(()),
+            _ if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
+            _ if !vfio::is_root() => "without root a device can only be driven through VFIO",
+            _ => return Ok(()),
+        };
         let driver =
             kernel_driver(&self.path).map_or("no driver".into(), |d| format!("driver {d}"));
         let detail = format!(
@@ -339,7 +341,7 @@ impl PciDevice {
              root without VFIO)",
             self.name
         );
-        Error::vfio(&self.name, detail)
+        Err(Error::vfio(&self.name, detail))
     }
 
     /// The device's address as a string.
@@ -948,7 +950,12 @@ mod tests {
 
     #[test]
     fn every_id_table_entry_picks_its_driver_and_model() {
-        for (kind, vendor, ids) in DRIVERS {
+        for (i, (kind, driver, vendor, ids)) in DRIVERS.into_iter().enumerate() {
+            assert_eq!(
+                (kind as usize, kind.name()),
+                (i, driver),
+                "in DriverKind's order"
+            );
             for &(device, name) in ids {
                 let address = parse("0000:00:04.0").unwrap();
                 let id = DeviceId {
