@@ -29,19 +29,14 @@ fn main() {
         .unwrap_or_else(|e| common::fail(format!("cannot create {}: {e}", args[2])));
     let mut dev = common::open(&cfg);
     let mut out = BufWriter::new(file);
+    let failed =
+        |e: std::io::Error| -> ! { common::fail(format!("cannot write {}: {e}", args[2])) };
 
-    // pcap global header (libpcap format): magic, version 2.4, UTC offset 0, accuracy 0,
-    // snaplen 65535, link type 1 (Ethernet).
-    let mut header = Vec::with_capacity(24);
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&0i32.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&65535u32.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    if let Err(e) = out.write_all(&header) {
-        common::fail(format!("cannot write {}: {e}", args[2]));
+    // pcap global header (libpcap format): magic, version 2.4 (two 16-bit halves), UTC
+    // offset 0, accuracy 0, snaplen 65535, link type 1 (Ethernet).
+    for word in [0xa1b2_c3d4u32, 2 | 4 << 16, 0, 0, 65535, 1] {
+        out.write_all(&word.to_le_bytes())
+            .unwrap_or_else(|e| failed(e));
     }
 
     let mut buffer = VecDeque::with_capacity(32);
@@ -56,22 +51,17 @@ fn main() {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         for p in buffer.drain(..) {
-            let mut rec = [0u8; 16];
-            rec[0..4].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
-            rec[4..8].copy_from_slice(&now.subsec_micros().to_le_bytes());
-            rec[8..12].copy_from_slice(&(p.len() as u32).to_le_bytes());
-            rec[12..16].copy_from_slice(&(p.len() as u32).to_le_bytes());
-            if let Err(e) = out.write_all(&rec).and_then(|_| out.write_all(&p)) {
-                common::fail(format!("cannot write {}: {e}", args[2]));
+            // Record header: seconds, microseconds, captured and original length.
+            let len = p.len() as u32;
+            for word in [now.as_secs() as u32, now.subsec_micros(), len, len] {
+                out.write_all(&word.to_le_bytes())
+                    .unwrap_or_else(|e| failed(e));
             }
+            out.write_all(&p).unwrap_or_else(|e| failed(e));
             written += 1;
         }
-        if let Err(e) = out.flush() {
-            common::fail(format!("cannot write {}: {e}", args[2]));
-        }
-    }
-    if let Err(e) = out.flush() {
-        common::fail(format!("cannot write {}: {e}", args[2]));
+        // Every batch reaches the file, so nothing is lost when the loop ends.
+        out.flush().unwrap_or_else(|e| failed(e));
     }
     println!("received {written} packets");
 }

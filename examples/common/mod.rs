@@ -129,10 +129,8 @@ pub fn open(cfg: &DeviceConfig) -> Box<dyn IxyDevice> {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -158,7 +156,7 @@ impl StatsPrinter {
         StatsPrinter {
             last: Instant::now(),
             before: devs.iter_mut().map(|d| d.stats()).collect(),
-            app_before: Vec::new(),
+            app_before: vec![0; devs.len()],
         }
     }
 
@@ -175,16 +173,10 @@ impl StatsPrinter {
             return;
         }
         self.last = Instant::now();
-        if self.app_before.len() < app_tx_drops.len() {
-            self.app_before.resize(app_tx_drops.len(), 0);
-        }
         for (i, (dev, before)) in devs.iter_mut().zip(self.before.iter_mut()).enumerate() {
             let now = dev.stats();
             let app = app_tx_drops.get(i).copied().unwrap_or(0);
-            let app_delta = app - self.app_before.get(i).copied().unwrap_or(0);
-            if let Some(b) = self.app_before.get_mut(i) {
-                *b = app;
-            }
+            let app_delta = app - std::mem::replace(&mut self.app_before[i], app);
             let r = now.rates_since(before, elapsed);
             println!(
                 "[{}] RX: {:.4} Mpps, {:.2} Mbit/s | TX: {:.4} Mpps, {:.2} Mbit/s | \
