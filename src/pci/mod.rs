@@ -222,11 +222,10 @@ fn identify(address: PciAddress, path: &Path) -> Result<DeviceId> {
         let address = address.to_string();
         return Err(Error::NotANic { address, class });
     }
-    let (vendor, device) = (attr("vendor")? as u16, attr("device")? as u16);
     Ok(DeviceId {
         address,
-        vendor,
-        device,
+        vendor: attr("vendor")? as u16,
+        device: attr("device")? as u16,
         class,
     })
 }
@@ -378,27 +377,23 @@ impl PciDevice {
 
     /// The one claim of a device by a driver: every check first, in this order, and only
     /// if all pass the device is taken from its kernel driver. The device must be of `kind`
-    /// (the driver's) and pass the driver's own `check` of its identity; it must be in the process's DMA domain (VFIO or not, like the other
-    /// devices); without VFIO the hugetlbfs mount for its DMA memory must exist (a device
+    /// (the driver's) and pass the driver's own `check` of its identity; it must be in the
+    /// process's DMA domain (VFIO or not, like the other devices); without VFIO the hugetlbfs mount for its DMA memory must exist (a device
     /// taken from its kernel driver and then not driven would be left without a driver).
-    /// Returns the device's identity.
     pub(crate) fn claim(
         &self,
         cfg: &DeviceConfig,
         kind: DriverKind,
         check: impl FnOnce(&DeviceId) -> Result<()>,
-    ) -> Result<DeviceId> {
+    ) -> Result<()> {
         let id = &self.id;
-        match driver_for(id) {
-            Some(found) if found == kind => {}
-            Some(found) => {
-                let (want, found) = (kind.name(), found.name());
-                return Err(id.unsupported_because(format!(
-                    "the {want} driver does not drive it; it is a device for the {found} \
-                     driver (ixy::ixy_init and DeviceConfig::open pick the right one)"
-                )));
-            }
-            None => return Err(id.unsupported()),
+        let found = driver_for(id).ok_or_else(|| id.unsupported())?;
+        if found != kind {
+            let (want, found) = (kind.name(), found.name());
+            return Err(id.unsupported_because(format!(
+                "the {want} driver does not drive it; it is a device for the {found} driver \
+                 (ixy::ixy_init and DeviceConfig::open pick the right one)"
+            )));
         }
         check(id)?;
         // With VFIO in use, DMA memory comes with I/O virtual addresses, which a device
@@ -415,8 +410,7 @@ impl PciDevice {
             }
             cfg.dma().check_mount()?;
         }
-        self.unbind(cfg.force_unbind)?;
-        Ok(id.clone())
+        self.unbind(cfg.force_unbind)
     }
 
     /// Takes the device from its kernel driver, if it has one other than vfio-pci.
