@@ -393,10 +393,8 @@ impl DeviceConfig {
 
     /// The DMA allocator this configuration asks for.
     pub(crate) fn dma(&self) -> memory::Hugepages {
-        match &self.hugepage_dir {
-            Some(dir) => memory::Hugepages::new(dir.clone()),
-            None => memory::Hugepages::from_env(),
-        }
+        let dir = self.hugepage_dir.as_ref();
+        dir.map_or_else(memory::Hugepages::from_env, memory::Hugepages::new)
     }
 
     /// Probes the device and opens it with the matching driver.
@@ -423,8 +421,9 @@ impl DeviceConfig {
     }
 }
 
-/// Formats a MAC address as `52:54:00:12:34:56` (for log messages of every driver).
-pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
+/// Formats a MAC address as `52:54:00:12:34:56` (for the log messages of every driver
+/// and the example programs).
+pub fn format_mac(mac: &[u8; 6]) -> String {
     let [a, b, c, d, e, f] = mac;
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }

@@ -120,17 +120,11 @@ pub fn open(cfg: &DeviceConfig) -> Box<dyn IxyDevice> {
         "{} {}: MAC {}, link {} Mbit/s, promiscuous {}",
         dev.driver_name(),
         dev.pci_addr(),
-        mac_string(&dev.mac_addr()),
+        ixy::format_mac(&dev.mac_addr()),
         dev.link_speed(),
         if dev.promisc() { "on" } else { "off" }
     );
     dev
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn mac_string(mac: &[u8; 6]) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.

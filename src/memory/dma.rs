@@ -255,15 +255,9 @@ pub(crate) unsafe fn identity_mapped(
 /// Live regions whose bus addresses are physical addresses (from `Hugepages` without a
 /// VFIO container). While there are any, no VFIO container may be created: its devices
 /// would not reach them, and once it exists new regions get I/O virtual addresses, which
-/// the devices using physical addresses would misread. One DMA domain per process.
-static LIVE_PHYSICAL_REGIONS: AtomicUsize = AtomicUsize::new(0);
-
-/// Number of live DMA regions addressed by physical address (see
-/// `LIVE_PHYSICAL_REGIONS`); the VFIO container refuses to come into being while it is
-/// not 0.
-pub(crate) fn live_physical_regions() -> usize {
-    LIVE_PHYSICAL_REGIONS.load(Ordering::SeqCst)
-}
+/// the devices using physical addresses would misread. One DMA domain per process: the
+/// VFIO container refuses to come into being while this is not 0.
+pub(crate) static LIVE_PHYSICAL_REGIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts one physical region while it lives (also while it is being set up, so that a
 /// container created concurrently either is seen by the allocation or sees it).

@@ -21,6 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -198,7 +199,7 @@ impl Container {
         }
         // One DMA domain per process (checked under the slot lock, see
         // memory::dma::PhysicalRegion).
-        let physical = crate::memory::dma::live_physical_regions();
+        let physical = crate::memory::dma::LIVE_PHYSICAL_REGIONS.load(Ordering::SeqCst);
         if physical > 0 {
             let detail = format!(
                 "this process holds {physical} DMA regions addressed by physical address (of \
