@@ -15,6 +15,12 @@ use std::sync::RwLock;
 /// would then fail with ETXTBSY ("text file busy"), now and then.
 static FORK: RwLock<()> = RwLock::new(());
 
+// Directories that clean up after themselves, shared with the unit tests.
+#[allow(dead_code)]
+#[path = "support/testing.rs"]
+mod testing;
+use testing::TempDir;
+
 const ADDR: &str = "0000:03:00.0";
 
 /// Fake commands: each logs `name args` to `$IXY_ROOT/calls`; `mount` adds its last
@@ -35,27 +41,11 @@ const FAKES: &[(&str, &str)] = &[
     ("modprobe", ""),
 ];
 
-/// A fake root directory, removed when dropped (also when the test fails).
-struct Root(PathBuf);
-
-impl std::ops::Deref for Root {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh fake root `<tmp>/ixy-scripts-<pid>-<tag>` with the fake commands in `bin/`,
-/// an empty /proc/mounts and hugepage counters `nr`, `free`, `resv`.
-fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> Root {
-    let root = std::env::temp_dir().join(format!("ixy-scripts-{}-{tag}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
+/// A fresh fake root `<tmp>/ixy-scripts-<tag>-<pid>-<n>`, removed when dropped (also when
+/// the test fails), with the fake commands in `bin/`, an empty /proc/mounts and hugepage
+/// counters `nr`, `free`, `resv`.
+fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> TempDir {
+    let root = TempDir::new(&format!("scripts-{tag}"));
     let hp = root.join("sys/kernel/mm/hugepages/hugepages-2048kB");
     fs::create_dir_all(&hp).unwrap();
     for (name, value) in [("nr", nr), ("free", free), ("resv", resv)] {
@@ -72,7 +62,7 @@ fn fake_root(tag: &str, nr: u32, free: u32, resv: u32) -> Root {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
     fs::write(root.join("calls"), "").unwrap();
-    Root(root)
+    root
 }
 
 struct Run {
@@ -223,7 +213,7 @@ const REBIND: &str = "scripts/rebind-kernel.sh";
 
 /// A fake PCI device `ADDR` (an 82599) bound to `driver`, with empty `drivers_probe` and
 /// `driver_override` files.
-fn fake_device(tag: &str, driver: Option<&str>) -> (Root, PathBuf) {
+fn fake_device(tag: &str, driver: Option<&str>) -> (TempDir, PathBuf) {
     let root = fake_root(tag, 0, 0, 0);
     let pci = root.join("sys/bus/pci");
     let dev = pci.join("devices").join(ADDR);

@@ -37,6 +37,22 @@ fn forward(
     n
 }
 
+/// Runs the application on testbed `kind` from `rx` to `tx` until it has received `n`
+/// packets (failing after 10 s); returns how many it received.
+fn forward_n(kind: TestDevice, rx: &mut dyn IxyDevice, tx: &mut dyn IxyDevice, n: usize) -> usize {
+    let mut buf = VecDeque::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut forwarded = 0;
+    while forwarded < n {
+        assert!(
+            Instant::now() < deadline,
+            "{kind:?}: forwarded {forwarded} of {n}"
+        );
+        forwarded += forward(rx, tx, &mut buf);
+    }
+    forwarded
+}
+
 #[test]
 fn an_application_forwards_between_two_modelled_devices() {
     for kind in KINDS {
@@ -47,16 +63,7 @@ fn an_application_forwards_between_two_modelled_devices() {
         for tag in 0..10 {
             assert!(bed.traffic.inject(0, &frame(tag)), "{kind:?}");
         }
-        let mut buf = VecDeque::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut forwarded = 0;
-        while forwarded < 10 {
-            assert!(
-                Instant::now() < deadline,
-                "{kind:?}: forwarded {forwarded} of 10"
-            );
-            forwarded += forward(a.as_mut(), b.as_mut(), &mut buf);
-        }
+        assert_eq!(forward_n(kind, a.as_mut(), b.as_mut(), 10), 10);
         let sent = bed.traffic.take_transmitted(1);
         let expected: Vec<_> = (0..10)
             .map(|t| {
@@ -81,17 +88,7 @@ fn a_source_feeds_the_application_and_a_sink_takes_its_output() {
         bed.traffic.attach_sink(1);
         bed.traffic.attach_source(0, frame(1), Some(1000));
         let [a, b] = &mut bed.devices;
-        let mut buf = VecDeque::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut forwarded = 0;
-        while forwarded < 1000 {
-            assert!(
-                Instant::now() < deadline,
-                "{kind:?}: forwarded {forwarded} of 1000"
-            );
-            forwarded += forward(a.as_mut(), b.as_mut(), &mut buf);
-        }
-        assert_eq!(forwarded, 1000);
+        assert_eq!(forward_n(kind, a.as_mut(), b.as_mut(), 1000), 1000);
         assert_eq!(bed.traffic.wire_stats(1).tx_frames, 1000, "{kind:?}");
         let wire0 = bed.traffic.wire_stats(0);
         assert_eq!((wire0.rx_frames, wire0.tx_frames), (1000, 0), "{kind:?}");
