@@ -153,34 +153,31 @@ impl MmioRegion {
         unsafe { self.base.as_ptr().add(offset).cast() }
     }
 
-    /// 8-bit read.
+    /// Volatile load of the `T`-wide register at `offset`.
     #[inline(always)]
-    pub(crate) fn read8(&self, offset: usize) -> u8 {
-        // SAFETY: in-bounds, aligned pointer into a live device mapping.
-        unsafe { self.ptr::<u8>(offset).read_volatile() }
+    pub(crate) fn load<T: Width>(&self, offset: usize) -> T {
+        // SAFETY: in-bounds, aligned pointer into a live device mapping; any bits the
+        // device returns are a valid `T` (a plain integer).
+        unsafe { self.ptr::<T>(offset).read_volatile() }
     }
 
-    /// 16-bit read.
+    /// Volatile store of `value` to the `T`-wide register at `offset`.
     #[inline(always)]
-    pub(crate) fn read16(&self, offset: usize) -> u16 {
+    pub(crate) fn store<T: Width>(&self, offset: usize, value: T) {
         // SAFETY: in-bounds, aligned pointer into a live device mapping.
-        unsafe { self.ptr::<u16>(offset).read_volatile() }
-    }
-
-    /// 8-bit write.
-    #[inline(always)]
-    pub(crate) fn write8(&self, offset: usize, value: u8) {
-        // SAFETY: in-bounds, aligned pointer into a live device mapping.
-        unsafe { self.ptr::<u8>(offset).write_volatile(value) }
-    }
-
-    /// 16-bit write.
-    #[inline(always)]
-    pub(crate) fn write16(&self, offset: usize, value: u16) {
-        // SAFETY: in-bounds, aligned pointer into a live device mapping.
-        unsafe { self.ptr::<u16>(offset).write_volatile(value) }
+        unsafe { self.ptr::<T>(offset).write_volatile(value) }
     }
 }
+
+/// The widths registers are accessed in: plain integers, for which any bits are a value
+/// (sealed: no other type can be one).
+mod width {
+    pub trait Width: Copy {}
+    impl Width for u8 {}
+    impl Width for u16 {}
+    impl Width for u32 {}
+}
+use width::Width;
 
 impl RegisterSpace for MmioRegion {
     fn share(this: &Arc<Self>) -> Option<SharedRegs> {
@@ -189,14 +186,12 @@ impl RegisterSpace for MmioRegion {
 
     #[inline(always)]
     fn read32(&self, offset: usize) -> u32 {
-        // SAFETY: in-bounds, aligned pointer into a live device mapping.
-        unsafe { self.ptr::<u32>(offset).read_volatile() }
+        self.load(offset)
     }
 
     #[inline(always)]
     fn write32(&self, offset: usize, value: u32) {
-        // SAFETY: in-bounds, aligned pointer into a live device mapping.
-        unsafe { self.ptr::<u32>(offset).write_volatile(value) }
+        self.store(offset, value)
     }
 }
 
@@ -307,11 +302,11 @@ mod tests {
         // `r` meanwhile.
         let r = unsafe { MmioRegion::from_raw_parts(base, 16, None) };
         r.write32(4, 0xdead_beef);
-        r.write16(8, 0x1234);
-        r.write8(12, 0x56);
+        r.store(8, 0x1234u16);
+        r.store(12, 0x56u8);
         assert_eq!(r.read32(4), 0xdead_beef);
-        assert_eq!(r.read16(8), 0x1234);
-        assert_eq!(r.read8(12), 0x56);
+        assert_eq!(r.load::<u16>(8), 0x1234);
+        assert_eq!(r.load::<u8>(12), 0x56);
         drop(r);
         assert_eq!(backing[0] >> 32, 0xdead_beef);
     }

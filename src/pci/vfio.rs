@@ -236,9 +236,9 @@ impl Container {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The device fd of `address` (sysfs directory `sysfs`) in IOMMU group `group`; the
-    /// group joins the container first if it has not yet.
-    fn open_device(&self, address: &str, sysfs: &Path, group: u32) -> Result<File> {
+    /// The device fd of `address` in IOMMU group `group`; the group joins the container
+    /// first if it has not yet.
+    fn open_device(&self, address: &str, group: u32) -> Result<File> {
         let mut st = self.state();
         if !st.groups.contains_key(&group) {
             let file = self.attach_group(address, group)?;
@@ -247,7 +247,7 @@ impl Container {
             }
             st.groups.insert(group, file);
         }
-        device_fd(&st.groups[&group], address, sysfs)
+        device_fd(&st.groups[&group], address)
     }
 
     /// Opens `/dev/vfio/<group>`, checks that the group is viable and puts it in the
@@ -352,18 +352,14 @@ impl Container {
 }
 
 /// The device fd of `address` from its group's file `group`.
-fn device_fd(group: &File, address: &str, sysfs: &Path) -> Result<File> {
+fn device_fd(group: &File, address: &str) -> Result<File> {
     let mut name = format!("{address}\0").into_bytes();
     // SAFETY: GROUP_GET_DEVICE_FD takes a NUL-terminated device name (a PCI address, which
     // holds no NUL byte of its own).
     let fd = unsafe { ioctl(group, ioctl::GROUP_GET_DEVICE_FD, name.as_mut_ptr()) };
     let fd = fd.map_err(|e| {
-        let context = format!(
-            "VFIO_GROUP_GET_DEVICE_FD for {address} (is {} bound to vfio-pci and not in use \
-             by another process?)",
-            sysfs.display()
-        );
-        Error::io(context, e)
+        let why = "is it bound to vfio-pci and not in use by another process?";
+        Error::io(format!("VFIO_GROUP_GET_DEVICE_FD for {address} ({why})"), e)
     })?;
     // SAFETY: a fresh descriptor returned by the kernel, owned by nobody else.
     Ok(unsafe { File::from_raw_fd(fd) })
@@ -467,7 +463,7 @@ impl VfioDevice {
     /// vfio-pci, joining the process-wide container (which lives as long as the process).
     pub(crate) fn open(address: &str, sysfs: &Path) -> Result<Self> {
         let group = iommu_group(address, sysfs)?;
-        let fd = Container::open()?.open_device(address, sysfs, group)?;
+        let fd = Container::open()?.open_device(address, group)?;
         let config_offset = region_info(&fd, address, VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
         log::info!("{address}: opened through VFIO (IOMMU group {group})");
         let address = address.to_string();

@@ -190,8 +190,8 @@ impl VirtioBar for MmioRegion {
     #[inline]
     fn read(&self, offset: usize, width: usize) -> Result<u32> {
         Ok(match width {
-            1 => self.read8(offset) as u32,
-            2 => u16::from_le(self.read16(offset)) as u32,
+            1 => self.load::<u8>(offset) as u32,
+            2 => u16::from_le(self.load(offset)) as u32,
             _ => u32::from_le(self.read32(offset)),
         })
     }
@@ -199,8 +199,8 @@ impl VirtioBar for MmioRegion {
     #[inline]
     fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
         match width {
-            1 => self.write8(offset, value as u8),
-            2 => self.write16(offset, (value as u16).to_le()),
+            1 => self.store(offset, value as u8),
+            2 => self.store(offset, (value as u16).to_le()),
             _ => self.write32(offset, value.to_le()),
         }
         Ok(())
