@@ -71,12 +71,10 @@ fn main() {
     if args.len() != 3 {
         USAGE.exit("expected two PCI addresses");
     }
-    let queues = match std::env::var("IXY_QUEUES") {
-        Ok(v) => v.parse::<u16>().ok().filter(|&n| n > 0).unwrap_or_else(|| {
-            USAGE.exit(&format!("IXY_QUEUES={v} is not a number from 1 to 65535"))
-        }),
-        Err(_) => 1,
-    };
+    let number = "a number from 1 to 65535";
+    let queues = USAGE.env("IXY_QUEUES", 1, number, |v| {
+        v.parse().ok().filter(|&n| n > 0)
+    });
     let cfgs = [&args[1], &args[2]].map(|a| USAGE.device_config(a).queues(queues, queues));
     if args[1].parse::<ixy::PciAddress>().ok() == args[2].parse().ok() {
         USAGE.exit("the two ports must be different devices");

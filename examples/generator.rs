@@ -77,19 +77,11 @@ fn main() {
         USAGE.exit("expected a PCI address and an optional packet count");
     }
     let count: Option<u64> = args.get(2).map(|c| USAGE.count(c));
-    let dst = match std::env::var("IXY_DST_MAC") {
-        Ok(s) => common::parse_mac(&s)
-            .unwrap_or_else(|| USAGE.exit(&format!("IXY_DST_MAC={s} is not a MAC address"))),
-        Err(_) => [0x10; 6],
-    };
-    let flows = match std::env::var("IXY_FLOWS") {
-        Ok(v) => v
-            .parse::<u16>()
-            .ok()
-            .filter(|&n| n > 0 && n <= u16::MAX - 41),
-        Err(_) => Some(1),
-    }
-    .unwrap_or_else(|| USAGE.exit("IXY_FLOWS must be a number from 1 to 65494"));
+    let dst = USAGE.env("IXY_DST_MAC", [0x10; 6], "a MAC address", common::parse_mac);
+    // Source ports 42 to 41 + n must fit in 16 bits.
+    let few = |&n: &u16| n > 0 && n <= u16::MAX - 41;
+    let number = "a number from 1 to 65494";
+    let flows = USAGE.env("IXY_FLOWS", 1, number, |v| v.parse().ok().filter(few));
     let cfg = USAGE.device_config(&args[1]);
 
     let mut dev = common::open(&cfg);

@@ -149,7 +149,7 @@ fn generator_usage_errors_exit_2() {
         "generator",
         &["0000:00:04.0"],
         &[("IXY_FLOWS", "0")],
-        "error: IXY_FLOWS must be a number from 1 to 65494",
+        "error: IXY_FLOWS=0 is not a number from 1 to 65494",
         &own,
     );
 }

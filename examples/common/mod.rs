@@ -74,17 +74,26 @@ impl Usage {
         if let Err(e) = pci.parse::<ixy::PciAddress>() {
             self.exit(&e.to_string());
         }
-        let timeout = match std::env::var("IXY_INTERRUPT_TIMEOUT_MS") {
-            Ok(v) => v.parse::<i16>().unwrap_or_else(|_| {
-                self.exit(&format!(
-                    "IXY_INTERRUPT_TIMEOUT_MS={v} is not a number from -1 to 32767"
-                ))
-            }),
-            Err(_) => 0,
-        };
+        let number = "a number from -1 to 32767";
+        let timeout = self.env("IXY_INTERRUPT_TIMEOUT_MS", 0, number, |v| v.parse().ok());
         DeviceConfig::new(pci)
             .interrupt_timeout_ms(timeout)
             .force_unbind(env_flag("IXY_FORCE_UNBIND").unwrap_or(false))
+    }
+
+    /// Environment variable `name` as `parse` reads it, `default` if it is unset; a value
+    /// `parse` refuses is a usage error (`NAME=value is not <what>`).
+    pub fn env<T>(
+        &self,
+        name: &str,
+        default: T,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        match std::env::var(name) {
+            Ok(v) => parse(&v).unwrap_or_else(|| self.exit(&format!("{name}={v} is not {what}"))),
+            Err(_) => default,
+        }
     }
 
     /// Parses `arg` as a count, or exits with the usage.
