@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ixy::IxyDevice;
 use ixy::queues::{RxQueue, TxQueue};
@@ -95,7 +95,7 @@ fn main() {
         // Reading the clock every round would cost more than forwarding a batch.
         round = round.wrapping_add(1);
         if round & 0xfff == 0 {
-            stats.tick_with_drops(&mut [&mut dev1, &mut dev2], &dropped);
+            stats.tick(&mut [&mut dev1, &mut dev2], &dropped);
         }
     }
 }
@@ -149,15 +149,11 @@ fn on_threads(mut dev1: Box<dyn IxyDevice>, mut dev2: Box<dyn IxyDevice>) {
         }
         let mut stats = common::StatsPrinter::new(&mut [&mut dev1, &mut dev2]);
         let mut before = snapshot(&counts);
-        let mut last = Instant::now();
         while !common::stopped() {
             std::thread::sleep(Duration::from_millis(100));
             let drops = dropped.each_ref().map(|d| d.load(Ordering::Relaxed));
-            stats.tick_with_drops(&mut [&mut dev1, &mut dev2], &drops);
-            if last.elapsed() >= Duration::from_secs(1) {
-                let secs = std::mem::replace(&mut last, Instant::now())
-                    .elapsed()
-                    .as_secs_f64();
+            // The queue lines follow the port lines, once a second.
+            if let Some(secs) = stats.tick(&mut [&mut dev1, &mut dev2], &drops) {
                 let now = snapshot(&counts);
                 print_queues([dev1.pci_addr(), dev2.pci_addr()], &before, &now, secs);
                 before = now;

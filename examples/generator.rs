@@ -123,7 +123,7 @@ fn main() {
         // Drain anything that arrives so the receive ring never stalls.
         dev.rx_batch(0, &mut rx, BATCH_SIZE);
         rx.clear();
-        stats.tick(&mut [&mut dev]);
+        stats.tick(&mut [&mut dev], &[]);
     }
     // Give the device time to put the last batch on the wire before it is reset.
     std::thread::sleep(Duration::from_millis(200));

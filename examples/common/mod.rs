@@ -163,17 +163,17 @@ impl StatsPrinter {
         }
     }
 
-    /// Prints one line per device if a second has passed since the last lines.
-    pub fn tick(&mut self, devs: &mut [&mut Box<dyn IxyDevice>]) {
-        self.tick_with_drops(devs, &[]);
-    }
-
-    /// Like [`StatsPrinter::tick`]; `app_tx_drops[i]` counts (cumulatively) the packets the
-    /// application dropped because device `i`'s transmit queue was full.
-    pub fn tick_with_drops(&mut self, devs: &mut [&mut Box<dyn IxyDevice>], app_tx_drops: &[u64]) {
+    /// Prints one line per device if a second has passed since the last lines, and
+    /// returns the seconds since then. `app_tx_drops[i]` counts (cumulatively) the packets
+    /// the application dropped because device `i`'s transmit queue was full (none: `&[]`).
+    pub fn tick(
+        &mut self,
+        devs: &mut [&mut Box<dyn IxyDevice>],
+        app_tx_drops: &[u64],
+    ) -> Option<f64> {
         let elapsed = self.last.elapsed();
         if elapsed < Duration::from_secs(1) {
-            return;
+            return None;
         }
         self.last = Instant::now();
         for (i, (dev, before)) in devs.iter_mut().zip(self.before.iter_mut()).enumerate() {
@@ -194,5 +194,6 @@ impl StatsPrinter {
             );
             *before = now;
         }
+        Some(elapsed.as_secs_f64())
     }
 }
