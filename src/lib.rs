@@ -298,7 +298,7 @@ impl DeviceStats {
             ("tx_errors", self.tx_dropped),
             ("rx_mbuf_allocation_errors", self.rx_nombuf),
         ];
-        let mut list: Vec<_> = totals.iter().map(|&(n, v)| (n.to_string(), v)).collect();
+        let mut list = Vec::from(totals.map(|(n, v)| (n.to_string(), v)));
         for (dir, queues) in [("rx", &self.rx_queues), ("tx", &self.tx_queues)] {
             for (q, s) in queues.iter().enumerate() {
                 list.push((format!("{dir}_q{q}_packets"), s.packets));

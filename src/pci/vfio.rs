@@ -320,15 +320,12 @@ impl Container {
         // the caller guarantees the memory stays mapped.
         match unsafe { ioctl(&self.fd, ioctl::IOMMU_MAP_DMA, &mut map) } {
             Ok(_) => Ok(iova),
-            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Err(Error::MemlockLimit {
                 // The soft limit, in bytes.
-                let limit = proc_self_number("limits", "Max locked memory").unwrap_or(u64::MAX);
-                Err(Error::MemlockLimit {
-                    limit,
-                    locked,
-                    requested: size,
-                })
-            }
+                limit: proc_self_number("limits", "Max locked memory").unwrap_or(u64::MAX),
+                locked,
+                requested: size,
+            }),
             Err(e) => {
                 let what = format!("VFIO_IOMMU_MAP_DMA of {} MiB at IOVA {iova:#x}", size >> 20);
                 Err(Error::io(what, e))
