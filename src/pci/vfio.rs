@@ -149,11 +149,7 @@ pub(crate) fn is_root() -> bool {
 unsafe fn ioctl<T>(fd: &impl AsRawFd, request: u64, arg: *mut T) -> io::Result<i32> {
     // SAFETY: forwarded to the caller's contract.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    (r >= 0).then_some(r).ok_or_else(io::Error::last_os_error)
 }
 
 /// Opens `path` for reading and writing.
@@ -223,13 +219,12 @@ impl Container {
             let detail = format!("unknown VFIO API version {v} (expected {VFIO_API_VERSION})");
             return Err(Error::vfio(path, detail));
         }
-        let c = Arc::new(Container {
+        let c = slot.insert(Arc::new(Container {
             fd,
             domain: DmaDomain::unique(),
             state: Mutex::new(state),
-        });
-        *slot = Some(c.clone());
-        Ok(c)
+        }));
+        Ok(c.clone())
     }
 
     fn state(&self) -> MutexGuard<'_, ContainerState> {
