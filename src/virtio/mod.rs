@@ -438,16 +438,16 @@ impl VirtioDevice {
         let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
         let mut interrupts = interrupts.into_iter();
         for i in 0..pairs {
-            let vq = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
+            let vq = self.transport.setup_queue(dma, 2 * i, msix.then_some(i))?;
             let pool = Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?;
             let irq = interrupts.next();
             self.rx.push(RxQueue { vq, pool, irq });
-            let tx = self.setup_queue(dma, 2 * i + 1, no_vector)?;
+            let tx = self.transport.setup_queue(dma, 2 * i + 1, no_vector)?;
             self.tx.push(tx);
         }
         if self.has(feature::CTRL_VQ) {
             let (index, poisoned) = (ctrl_index, false);
-            let vq = self.setup_queue(dma, index, no_vector)?;
+            let vq = self.transport.setup_queue(dma, index, no_vector)?;
             let buf = dma.allocate(CTRL_BUF_LEN)?;
             let buf = buf.checked(CTRL_BUF_LEN, 8, "control command buffer")?;
             self.ctrl = Some(CtrlQueue {
@@ -513,22 +513,6 @@ impl VirtioDevice {
         }
         self.transport.msix_enabled()?;
         Ok(interrupts)
-    }
-
-    /// Creates virtqueue `index` with the size the device asks for, routes its interrupts
-    /// to MSI-X `vector` (if MSI-X is on) and tells the device where it is (4.1.5.1.3).
-    fn setup_queue<T>(
-        &mut self,
-        dma: &dyn DmaAllocator,
-        index: u16,
-        vector: Option<u16>,
-    ) -> Result<Virtqueue<T>> {
-        let size = self.transport.queue_size(index)?;
-        let mut vq = Virtqueue::new(dma, size)?;
-        self.transport
-            .setup_queue(index, size, vq.bus_addrs(), vector)?;
-        vq.disable_interrupts();
-        Ok(vq)
     }
 
     /// Counts device errors on the packet path; logs the first one.

@@ -12,7 +12,9 @@
 
 use std::rc::Rc;
 
+use super::virtqueue::Virtqueue;
 use crate::error::{Error, Result};
+use crate::memory::DmaAllocator;
 use crate::pci::DEVICE_VIRTIO_NET_MODERN;
 use crate::registers::{MmioRegion, RegisterSpace};
 
@@ -272,8 +274,9 @@ impl Transport {
     /// Opens the interface a function described by its config space image (256 bytes) is
     /// driven through: a modern-only device always uses the modern one; a transitional
     /// device the modern one if `prefer_modern` (VFIO, `IXY_VIRTIO_MODERN=1`) or if BAR 0
-    /// is no I/O BAR, else the legacy one (see the [`super`] docs). Crate-private: a
-    /// transport can point the device's queues anywhere ([`Transport::setup_queue`]).
+    /// is no I/O BAR, else the legacy one, I/O BAR 0 (see the [`super`] docs).
+    /// Crate-private: a transport can point the device's queues anywhere
+    /// ([`Transport::setup_queue`]).
     pub(crate) fn open(
         name: &str,
         cfg: &[u8],
@@ -284,36 +287,38 @@ impl Transport {
         let modern_only = u16::from_le_bytes([cfg[2], cfg[3]]) == DEVICE_VIRTIO_NET_MODERN;
         // An I/O BAR has bit 0 set (PCI 3.0 6.2.5.1).
         let io_bar0 = cfg[pci_cfg::BAR0] & 1 == 1;
-        match caps {
+        let (modern, [common, device, notify], notify_off_multiplier) = match caps {
             Some(caps) if modern_only || prefer_modern || !io_bar0 => {
-                Self::modern(name, open, &caps)
+                let windows = Self::modern_windows(name, open, &caps)?;
+                (true, windows, caps.notify_off_multiplier)
             }
-            None if modern_only => Err(Error::device(
-                name,
-                "modern virtio device without the common and notification capabilities",
-            )),
-            _ => Self::legacy(name, open),
-        }
-    }
-
-    /// Opens the legacy interface (I/O BAR 0).
-    fn legacy(name: &str, open: &mut OpenBar) -> Result<Self> {
-        let bar = open(0, true)?;
-        let whole = |base| Window::new(&bar, base, 0x100 - base);
+            None if modern_only => {
+                let detail =
+                    "modern virtio device without the common and notification capabilities";
+                return Err(Error::device(name, detail));
+            }
+            _ => {
+                let bar = open(0, true)?;
+                let whole = |base| Window::new(&bar, base, 0x100 - base);
+                let windows = [whole(0), whole(legacy_reg::CONFIG_NO_MSIX), whole(0)];
+                (false, windows, 0)
+            }
+        };
+        let (name, doorbells) = (name.to_string(), Vec::new());
         Ok(Transport {
-            name: name.to_string(),
-            modern: false,
-            common: whole(0),
-            device: whole(legacy_reg::CONFIG_NO_MSIX),
-            notify: whole(0),
-            notify_off_multiplier: 0,
-            doorbells: Vec::new(),
+            name,
+            modern,
+            common,
+            device,
+            notify,
+            notify_off_multiplier,
+            doorbells,
         })
     }
 
-    /// Opens the modern interface described by `caps`, mapping the BARs it names (each
-    /// once).
-    fn modern(name: &str, open: &mut OpenBar, caps: &VirtioCaps) -> Result<Self> {
+    /// The common config, device config and notification windows of the modern interface
+    /// described by `caps`, mapping the BARs it names (each once).
+    fn modern_windows(name: &str, open: &mut OpenBar, caps: &VirtioCaps) -> Result<[Window; 3]> {
         let mut bars: [Option<Rc<dyn VirtioBar>>; 6] = Default::default();
         let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<Window> {
             let bar = match &bars[r.bar as usize] {
@@ -331,20 +336,11 @@ impl Transport {
             Ok(Window::new(&bar, offset, length))
         };
         let common = locate(caps.common, common::LEN, "common config")?;
-        let notify = locate(caps.notify, 2, "notification")?;
         let device = match caps.device {
             Some(d) => locate(d, 1, "device config")?,
             None => Window::new(&common.bar, 0, 0),
         };
-        Ok(Transport {
-            name: name.to_string(),
-            modern: true,
-            common,
-            device,
-            notify,
-            notify_off_multiplier: caps.notify_off_multiplier,
-            doorbells: Vec::new(),
-        })
+        Ok([common, device, locate(caps.notify, 2, "notification")?])
     }
 
     /// True for the modern interface.
@@ -400,7 +396,7 @@ impl Transport {
     /// Selects queue `index` and returns its size: the maximum the device offers, which the
     /// driver takes (4.1.4.3; modern devices also say how many queues they have). A size
     /// that is no power of two (0: no such queue) is an error.
-    pub fn queue_size(&self, index: u16) -> Result<u16> {
+    fn queue_size(&self, index: u16) -> Result<u16> {
         let mut size = 0;
         if !self.modern || self.common.read(common::NUM_QUEUES, 2)? > u32::from(index) {
             self.write(reg::QUEUE_SELECT, 2, index as u32)?;
@@ -415,22 +411,23 @@ impl Transport {
         Ok(size)
     }
 
-    /// Gives the device the ring of queue `index` (`size` entries, its parts at the bus
-    /// addresses `(desc, driver, device)`), routes its interrupts to MSI-X `vector` (if
-    /// MSI-X is on) and enables it (4.1.5.1.3). Legacy devices take only the descriptor
-    /// table address, as a page number, and find the other parts by the legacy layout.
-    pub fn setup_queue(
+    /// Virtqueue configuration (4.1.5.1.3): creates queue `index` on `dma` with the size
+    /// the device offers, routes its interrupts to MSI-X `vector` (if MSI-X is on), gives
+    /// the device its parts' addresses and enables it. Legacy devices take only the
+    /// descriptor table address, as a page number, and find the other parts by the legacy
+    /// layout (4.1.4.8). The queue's interrupts start disabled.
+    pub(crate) fn setup_queue<T>(
         &mut self,
+        dma: &dyn DmaAllocator,
         index: u16,
-        size: u16,
-        (desc, driver, device): (u64, u64, u64),
         vector: Option<u16>,
-    ) -> Result<()> {
-        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
+    ) -> Result<Virtqueue<T>> {
+        let size = self.queue_size(index)?;
+        let mut vq = Virtqueue::new(dma, size)?;
         if let Some(v) = vector {
             self.set_vector(reg::QUEUE_VECTOR, v, &format!("virtqueue {index}"))?;
         }
-        let c = &self.common;
+        let ((desc, driver, device), c) = (vq.bus_addrs(), &self.common);
         let doorbell = if !self.modern {
             // The legacy queue address register holds a 4096-byte page number (32 bits).
             if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
@@ -441,9 +438,7 @@ impl Transport {
             c.write(legacy_reg::QUEUE_ADDRESS, 4, (desc >> 12) as u32)?;
             legacy_reg::QUEUE_NOTIFY
         } else {
-            // The driver may choose a smaller size than the maximum (4.1.4.3). 64-bit
-            // fields are written as two 32-bit halves, low first (4.1.3.1).
-            c.write(reg::QUEUE_SIZE[1], 2, size as u32)?;
+            // 64-bit fields are written as two 32-bit halves, low first (4.1.3.1).
             for (field, v) in [
                 (common::QUEUE_DESC, desc),
                 (common::QUEUE_DRIVER, driver),
@@ -461,7 +456,8 @@ impl Transport {
         self.doorbells
             .resize(self.doorbells.len().max(i + 1), doorbell);
         self.doorbells[i] = doorbell;
-        Ok(())
+        vq.disable_interrupts();
+        Ok(vq)
     }
 
     /// Rings the doorbell of queue `index` (set up with [`Transport::setup_queue`]). A
@@ -544,6 +540,7 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::HeapDma;
     use std::cell::RefCell;
     use std::collections::HashMap;
 
@@ -684,18 +681,22 @@ mod tests {
         // accessed through the same raw pointer; no unmap.
         let region: Rc<dyn VirtioBar> =
             Rc::new(unsafe { MmioRegion::from_raw_parts(mem.0.cast(), 0x300, None) });
-        let cap = |offset, length| CapRegion {
-            bar: 4,
-            offset,
-            length,
-        };
-        let caps = VirtioCaps {
-            common: cap(0, 0x100),
-            notify: cap(0x100, 0x100),
-            notify_off_multiplier: 4,
-            device: Some(cap(0x200, 0x100)),
-        };
-        let t = Transport::modern("d", &mut |_, _| Ok(Rc::clone(&region)), &caps).unwrap();
+        // Modern-only device, vendor capabilities at 0x40 (common), 0x54 (notify), 0x68
+        // (device), all in BAR 4.
+        let mut c = vec![0u8; 256];
+        c[2..4].copy_from_slice(&DEVICE_VIRTIO_NET_MODERN.to_le_bytes());
+        (c[0x06], c[0x34]) = (0x10, 0x40);
+        for (at, next, ty, offset) in [
+            (0x40, 0x54, 1, 0),
+            (0x54, 0x68, 2, 0x100),
+            (0x68, 0, 4, 0x200),
+        ] {
+            c[at..at + 5].copy_from_slice(&[0x09, next, 20, ty, 4]);
+            c[at + 8..at + 10].copy_from_slice(&u16::to_le_bytes(offset));
+            c[at + 12..at + 14].copy_from_slice(&u16::to_le_bytes(0x100));
+        }
+        c[0x54 + 16] = 4; // notify_off_multiplier
+        let t = Transport::open("d", &c, false, &mut |_, _| Ok(Rc::clone(&region))).unwrap();
         (t, mem)
     }
 
@@ -706,23 +707,27 @@ mod tests {
         // size 128.
         mem.set(0x10 / 8, 3 << 16); // num_queues at 0x12
         mem.set(0x18 / 8, 5 << 48 | 128); // queue_notify_off at 0x1e, queue_size at 0x18
-        assert_eq!(t.queue_size(2).unwrap(), 128);
-        let addrs = (0x1122_3344_5566_7000, 0xaabb_ccdd_0000_1000, 0x10_0000_2000);
-        t.setup_queue(2, 64, addrs, Some(7)).unwrap();
+        let vq: Virtqueue<()> = t.setup_queue(&HeapDma, 2, Some(7)).unwrap();
+        let (desc, driver, device) = vq.bus_addrs();
         t.notify(2);
         let b = mem.bytes();
         let le16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let le64 = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
         assert_eq!(le16(0x16), 2, "queue_select");
-        assert_eq!(le16(0x18), 64, "queue_size: the driver's choice");
+        assert_eq!(le16(0x18), 128, "queue_size: the device's maximum, taken");
         assert_eq!(le16(0x1a), 7, "queue_msix_vector");
         assert_eq!(le16(0x1c), 1, "queue_enable");
-        assert_eq!(le64(0x20), 0x1122_3344_5566_7000, "queue_desc");
-        assert_eq!(le64(0x28), 0xaabb_ccdd_0000_1000, "queue_driver");
-        assert_eq!(le64(0x30), 0x10_0000_2000, "queue_device");
+        assert_eq!(le64(0x20), desc, "queue_desc");
+        assert_eq!(le64(0x28), driver, "queue_driver");
+        assert_eq!(le64(0x30), device, "queue_device");
+        assert!(desc != 0 && driver > desc && device > driver);
         // Doorbell: notify area + queue_notify_off * notify_off_multiplier, 16-bit index.
         assert_eq!(le16(0x100 + 5 * 4), 2);
-        let err = t.queue_size(3).unwrap_err().to_string();
+        let err = t
+            .setup_queue::<()>(&HeapDma, 3, None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("virtqueue 3 does not exist"),
             "beyond num_queues: {err}"
