@@ -105,36 +105,27 @@ pub struct CapRegion {
     pub length: u32,
 }
 
-/// The virtio capabilities found in a device's config space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VirtioCaps {
-    /// Common configuration.
-    pub common: CapRegion,
-    /// Notification area.
-    pub notify: CapRegion,
-    /// Multiplier for `queue_notify_off` (4.1.4.4).
-    pub notify_off_multiplier: u32,
-    /// Device-specific configuration (absent for devices that have none).
-    pub device: Option<CapRegion>,
-}
+/// The virtio structures of a device's config space by `cfg_type` (1 to 4: common config,
+/// notification area, ISR, device config; 4.1.4), and the multiplier for
+/// `queue_notify_off` from the notification capability (4.1.4.4).
+pub type VirtioCaps = ([Option<CapRegion>; 5], u32);
 
 /// Walks the capability list of a config space image (at least 256 bytes) and collects the
 /// virtio structures. The first capability of each type wins, as the spec asks (4.1.4).
 ///
-/// `None` if the device has no common or notification capability (a legacy-only device;
-/// the ISR capability, for INTx, goes unused); an error if the list is malformed.
-pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>, String> {
+/// A legacy-only device has none (the ISR capability, for INTx, goes unused); an error if
+/// the list is malformed.
+pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<VirtioCaps, String> {
     // A little-endian field of `n` bytes at `o`.
     let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
         Some(b) => Ok(b.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b))),
         None => Err(format!("offset {o:#x} beyond config")),
     };
-    if rd(pci_cfg::STATUS, 2)? & pci_cfg::STATUS_CAP_LIST == 0 {
-        return Ok(None);
-    }
-    // By `cfg_type` (1 to 4: common, notify, ISR, device).
     let mut found: [Option<CapRegion>; 5] = [None; 5];
     let mut multiplier = 0;
+    if rd(pci_cfg::STATUS, 2)? & pci_cfg::STATUS_CAP_LIST == 0 {
+        return Ok(([None; 5], 0));
+    }
     let mut ptr = rd(pci_cfg::CAP_PTR, 1)? as usize & 0xfc;
     // Capabilities live above the standard header; a list longer than what fits in 256
     // bytes loops.
@@ -156,23 +147,16 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
         if !usable || !known || found[t].is_some() || rd(at + 4, 1)? > 5 {
             continue;
         }
-        let (bar, offset, length) = (rd(at + 4, 1)? as u8, rd(at + 8, 4)?, rd(at + 12, 4)?);
         found[t] = Some(CapRegion {
-            bar,
-            offset,
-            length,
+            bar: rd(at + 4, 1)? as u8,
+            offset: rd(at + 8, 4)?,
+            length: rd(at + 12, 4)?,
         });
         if notify {
             multiplier = rd(at + 16, 4)?;
         }
     }
-    let [_, common, notify, _isr, device] = found;
-    Ok(common.zip(notify).map(|(common, notify)| VirtioCaps {
-        common,
-        notify,
-        notify_off_multiplier: multiplier,
-        device,
-    }))
+    Ok((found, multiplier))
 }
 
 /// One BAR of a virtio function as the transport reaches it: an I/O BAR (system calls), a
@@ -284,13 +268,13 @@ impl Transport {
         open: &mut OpenBar,
     ) -> Result<Self> {
         let caps = parse_capabilities(cfg).map_err(|e| Error::device(name, e))?;
+        let ([_, common, notify, _isr, device], notify_off_multiplier) = caps;
         let modern_only = u16::from_le_bytes([cfg[2], cfg[3]]) == DEVICE_VIRTIO_NET_MODERN;
         // An I/O BAR has bit 0 set (PCI 3.0 6.2.5.1).
         let io_bar0 = cfg[pci_cfg::BAR0] & 1 == 1;
-        let (modern, [common, device, notify], notify_off_multiplier) = match caps {
-            Some(caps) if modern_only || prefer_modern || !io_bar0 => {
-                let windows = Self::modern_windows(name, open, &caps)?;
-                (true, windows, caps.notify_off_multiplier)
+        let (modern, [common, device, notify]) = match common.zip(notify) {
+            Some(regions) if modern_only || prefer_modern || !io_bar0 => {
+                (true, Self::modern_windows(name, open, regions, device)?)
             }
             None if modern_only => {
                 let detail =
@@ -301,7 +285,7 @@ impl Transport {
                 let bar = open(0, true)?;
                 let whole = |base| Window::new(&bar, base, 0x100 - base);
                 let windows = [whole(0), whole(legacy_reg::CONFIG_NO_MSIX), whole(0)];
-                (false, windows, 0)
+                (false, windows)
             }
         };
         let (name, doorbells) = (name.to_string(), Vec::new());
@@ -317,8 +301,13 @@ impl Transport {
     }
 
     /// The common config, device config and notification windows of the modern interface
-    /// described by `caps`, mapping the BARs it names (each once).
-    fn modern_windows(name: &str, open: &mut OpenBar, caps: &VirtioCaps) -> Result<[Window; 3]> {
+    /// from the capabilities' regions, mapping the BARs they name (each once).
+    fn modern_windows(
+        name: &str,
+        open: &mut OpenBar,
+        (common, notify): (CapRegion, CapRegion),
+        device: Option<CapRegion>,
+    ) -> Result<[Window; 3]> {
         let mut bars: [Option<Rc<dyn VirtioBar>>; 6] = Default::default();
         let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<Window> {
             let bar = match &bars[r.bar as usize] {
@@ -335,12 +324,12 @@ impl Transport {
             }
             Ok(Window::new(&bar, offset, length))
         };
-        let common = locate(caps.common, common::LEN, "common config")?;
-        let device = match caps.device {
+        let common = locate(common, common::LEN, "common config")?;
+        let device = match device {
             Some(d) => locate(d, 1, "device config")?,
             None => Window::new(&common.bar, 0, 0),
         };
-        Ok([common, device, locate(caps.notify, 2, "notification")?])
+        Ok([common, device, locate(notify, 2, "notification")?])
     }
 
     /// True for the modern interface.
@@ -573,18 +562,16 @@ mod tests {
 
     #[test]
     fn qemu_modern_capabilities_are_found() {
-        let caps = parse_capabilities(&qemu_like_config()).unwrap().unwrap();
-        assert_eq!(
-            caps.common,
-            CapRegion {
-                bar: 4,
-                offset: 0,
-                length: 0x1000
-            }
-        );
-        assert_eq!(caps.device.unwrap().offset, 0x2000);
-        assert_eq!(caps.notify.offset, 0x3000);
-        assert_eq!(caps.notify_off_multiplier, 4);
+        let ([_, common, notify, isr, device], multiplier) =
+            parse_capabilities(&qemu_like_config()).unwrap();
+        let region = |offset| CapRegion {
+            bar: 4,
+            offset,
+            length: 0x1000,
+        };
+        assert_eq!(common, Some(region(0)));
+        assert_eq!((isr, device), (Some(region(0x1000)), Some(region(0x2000))));
+        assert_eq!((notify, multiplier), (Some(region(0x3000)), 4));
     }
 
     #[test]
@@ -593,19 +580,19 @@ mod tests {
         // Insert a second common cfg cap (BAR 2) at the end of the list: ignored.
         c[0x41] = 0xa0;
         c[0xa0..0xb0].copy_from_slice(&[9, 0, 16, 1, 2, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0]);
-        let caps = parse_capabilities(&c).unwrap().unwrap();
-        assert_eq!(caps.common.bar, 4);
+        let ([_, common, ..], _) = parse_capabilities(&c).unwrap();
+        assert_eq!(common.unwrap().bar, 4);
     }
 
     #[test]
     fn a_legacy_device_has_no_modern_capabilities() {
         let mut c = vec![0u8; 256];
-        assert_eq!(parse_capabilities(&c), Ok(None));
+        assert_eq!(parse_capabilities(&c), Ok(([None; 5], 0)));
         // Capability list with only MSI-X.
         c[0x06] = 0x10;
         c[0x34] = 0x40;
         c[0x40..0x44].copy_from_slice(&[0x11, 0, 2, 0]);
-        assert_eq!(parse_capabilities(&c), Ok(None));
+        assert_eq!(parse_capabilities(&c), Ok(([None; 5], 0)));
     }
 
     #[test]
@@ -629,7 +616,7 @@ mod tests {
     fn reserved_bar_numbers_are_skipped() {
         let mut c = qemu_like_config();
         c[0x40 + 4] = 7; // common cfg in "BAR 7"
-        assert_eq!(parse_capabilities(&c), Ok(None));
+        assert_eq!(parse_capabilities(&c).unwrap().0[1], None);
     }
 
     /// Words of the memory standing in for "BAR 4".
