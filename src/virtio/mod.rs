@@ -140,11 +140,12 @@ pub fn negotiate_features(
     if offered & feature::CTRL_VQ != 0 {
         wanted |= feature::CTRL_RX | feature::MQ | feature::CTRL_MAC_ADDR;
     }
-    let interface = match modern {
-        true => feature::VERSION_1 | feature::ACCESS_PLATFORM,
-        false => feature::ANY_LAYOUT,
-    };
-    Ok(offered & (wanted | interface))
+    // The interface's own bits, [legacy, modern].
+    let interface = [
+        feature::ANY_LAYOUT,
+        feature::VERSION_1 | feature::ACCESS_PLATFORM,
+    ];
+    Ok(offered & (wanted | interface[usize::from(modern)]))
 }
 
 /// The queue pairs a configuration asks for: virtio-net queues come in rx/tx pairs.
@@ -192,7 +193,7 @@ struct RxQueue {
 /// data at 2 (at most 6 bytes, a MAC), the ack byte behind the data.
 const CTRL_BUF_LEN: usize = 16;
 
-/// The control queue (5.1.6.5), one command at a time.
+/// The control queue (5.1.6.5), one command at a time ([`VirtioDevice::ctrl_command`]).
 struct CtrlQueue {
     index: u16,
     vq: Virtqueue<()>,
@@ -201,58 +202,6 @@ struct CtrlQueue {
     /// buffer (and write the ack byte at any time), so it is never reused.
     poisoned: bool,
 }
-
-impl CtrlQueue {
-    /// Sends a command (header, data and ack byte in a chain of three descriptors) and
-    /// waits up to [`DEVICE_TIMEOUT`] for the ack byte. If it does not complete (timeout,
-    /// or the device reports something impossible), the queue is poisoned: its buffer is
-    /// never written again.
-    fn command(&mut self, t: &Transport, class: u8, cmd: u8, data: &[u8]) -> StrResult<u8> {
-        if self.poisoned {
-            return Err("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into());
-        }
-        let (p, ack) = (self.buf.virt(), 2 + data.len());
-        // SAFETY: the buffer holds CTRL_BUF_LEN bytes (checked when it was allocated); the
-        // driver's commands carry at most 6 bytes, so ack < CTRL_BUF_LEN. No command is
-        // outstanding (every wait either saw the completion or poisoned the queue), so the
-        // device does not access the buffer; raw writes, no reference into DMA memory.
-        unsafe {
-            p.write_volatile(class);
-            p.add(1).write_volatile(cmd);
-            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(2), data.len());
-            p.add(ack).write_volatile(0xff);
-        }
-        let desc = |offset, len: usize, flags| Desc {
-            addr: self.buf.bus_addr(offset),
-            len: len as u32,
-            flags,
-        };
-        let chain = [
-            desc(0, 2, 0),
-            desc(2, data.len(), 0),
-            desc(ack, 1, VIRTQ_DESC_F_WRITE),
-        ];
-        self.vq.add_chain(&chain, ()).ok_or("control queue full")?;
-        publish(t, &mut self.vq, self.index);
-        let mut deadline = Deadline::new(DEVICE_TIMEOUT);
-        let problem = loop {
-            match self.vq.pop_used() {
-                // SAFETY: ack < CTRL_BUF_LEN, within the buffer; the device completed the command.
-                Ok(Some(_)) => return Ok(unsafe { p.add(ack).read_volatile() }),
-                Ok(None) if deadline.passed() => {
-                    break format!("no answer to a control command within {DEVICE_TIMEOUT:?}");
-                }
-                Ok(None) => std::thread::sleep(Duration::from_micros(50)),
-                Err(e) => break format!("{e:?}"),
-            }
-        };
-        self.poisoned = true;
-        Err(problem)
-    }
-}
-
-/// A result whose error is a sentence for [`Error::device`].
-type StrResult<T> = std::result::Result<T, String>;
 
 /// Publishes what was added to `vq` and rings its doorbell if the device wants it.
 #[inline(always)]
@@ -409,31 +358,25 @@ impl VirtioDevice {
                 return Err(self.error(detail));
             }
         }
-        // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
-        let pairs = queue_pairs(cfg)?;
-        let max_pairs = self.has(feature::MQ).then(|| {
-            let t = &self.transport;
-            t.config_read(config::MAX_VIRTQUEUE_PAIRS, 2)
-        });
-        let ctrl_index = queue_layout(&self.name, pairs, max_pairs.transpose()?)?;
         // 7. Set up the virtqueues.
-        let interrupts = self.setup_interrupts(cfg, pairs)?;
-        self.setup_queues(dma, pairs, ctrl_index, interrupts)?;
+        let pairs = self.setup_queues(dma, cfg)?;
         // 8. The driver is ready.
         self.transport.set_status(s | status::DRIVER_OK)?;
         self.start(pairs)
     }
 
-    /// Creates the receive and transmit queues of `pairs` pairs and the control queue,
-    /// receive queue `i` on MSI-X vector `i` if `interrupts` is not empty; the others raise
+    /// Creates the queue pairs the configuration asks for (receive queue `i` is virtqueue
+    /// 2i, transmit queue `i` 2i+1, 5.1.2) and the control queue; returns the number of
+    /// pairs. With interrupts, receive queue `i` is on MSI-X vector `i`; the others raise
     /// no interrupt.
-    fn setup_queues(
-        &mut self,
-        dma: &dyn DmaAllocator,
-        pairs: u16,
-        ctrl_index: u16,
-        interrupts: Vec<QueueInterrupt>,
-    ) -> Result<()> {
+    fn setup_queues(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<u16> {
+        let pairs = queue_pairs(cfg)?;
+        let max_pairs = match self.has(feature::MQ) {
+            true => Some(self.transport.config_read(config::MAX_VIRTQUEUE_PAIRS, 2)?),
+            false => None,
+        };
+        let ctrl_index = queue_layout(&self.name, pairs, max_pairs)?;
+        let interrupts = self.setup_interrupts(cfg, pairs)?;
         let msix = !interrupts.is_empty();
         let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
         let mut interrupts = interrupts.into_iter();
@@ -446,18 +389,17 @@ impl VirtioDevice {
             self.tx.push(tx);
         }
         if self.has(feature::CTRL_VQ) {
-            let (index, poisoned) = (ctrl_index, false);
-            let vq = self.transport.setup_queue(dma, index, no_vector)?;
+            let vq = self.transport.setup_queue(dma, ctrl_index, no_vector)?;
             let buf = dma.allocate(CTRL_BUF_LEN)?;
             let buf = buf.checked(CTRL_BUF_LEN, 8, "control command buffer")?;
             self.ctrl = Some(CtrlQueue {
-                index,
+                index: ctrl_index,
                 vq,
                 buf,
-                poisoned,
+                poisoned: false,
             });
         }
-        Ok(())
+        Ok(pairs)
     }
 
     /// After DRIVER_OK: reads the MAC, sets the queue pairs, posts receive buffers and
@@ -577,19 +519,67 @@ impl VirtioDevice {
         }
     }
 
-    /// Sends a control command (5.1.6.5) and waits for the device's answer; an error if
-    /// the device does not offer the command's feature.
+    /// Sends a control command (5.1.6.5: header, data and ack byte in a chain of three
+    /// descriptors) and waits up to [`DEVICE_TIMEOUT`] for the device's ack; an error if the
+    /// device does not offer the command's feature. A command that does not complete
+    /// (timeout, or the device reports something impossible) poisons the queue: the
+    /// device may still own the buffer (and write the ack byte at any time), so it is
+    /// never written again.
     fn ctrl_command(&mut self, command: ctrl::Command, data: &[u8]) -> Result<()> {
         let (class, cmd, needs, feature) = command;
+        let (name, what) = (&self.name, format!("control command {class}/{cmd}"));
+        let fail = |detail: String| Error::device(name, format!("{what}: {detail}"));
         let Some(c) = self.ctrl.as_mut().filter(|_| self.features & needs != 0) else {
-            return Err(self.error(format!("the device does not offer VIRTIO_NET_F_{feature}")));
+            return Err(fail(format!(
+                "the device does not offer VIRTIO_NET_F_{feature}"
+            )));
         };
-        let what = format!("control command {class}/{cmd}");
-        match c.command(&self.transport, class, cmd, data) {
-            Ok(ctrl::OK) => Ok(()),
-            Ok(ack) => Err(self.error(format!("device rejected {what} (ack {ack})"))),
-            Err(e) => Err(self.error(format!("{what}: {e}"))),
+        if c.poisoned {
+            return Err(fail("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into()));
         }
+        let (p, ack) = (c.buf.virt(), 2 + data.len());
+        // SAFETY: the buffer holds CTRL_BUF_LEN bytes (checked when it was allocated); the
+        // driver's commands carry at most 6 bytes, so ack < CTRL_BUF_LEN. No command is
+        // outstanding (every wait either saw the completion or poisoned the queue), so the
+        // device does not access the buffer; raw writes, no reference into DMA memory.
+        unsafe {
+            p.write_volatile(class);
+            p.add(1).write_volatile(cmd);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(2), data.len());
+            p.add(ack).write_volatile(0xff);
+        }
+        let desc = |offset, len: usize, flags| Desc {
+            addr: c.buf.bus_addr(offset),
+            len: len as u32,
+            flags,
+        };
+        let chain = [
+            desc(0, 2, 0),
+            desc(2, data.len(), 0),
+            desc(ack, 1, VIRTQ_DESC_F_WRITE),
+        ];
+        if c.vq.add_chain(&chain, ()).is_none() {
+            return Err(fail("the control queue is too small for a command".into()));
+        }
+        publish(&self.transport, &mut c.vq, c.index);
+        let mut deadline = Deadline::new(DEVICE_TIMEOUT);
+        let problem = loop {
+            match c.vq.pop_used() {
+                // SAFETY: ack < CTRL_BUF_LEN, within the buffer; the device completed the
+                // command.
+                Ok(Some(_)) => match unsafe { p.add(ack).read_volatile() } {
+                    ctrl::OK => return Ok(()),
+                    ack => return Err(fail(format!("rejected by the device (ack {ack})"))),
+                },
+                Ok(None) if deadline.passed() => {
+                    break format!("no answer to a control command within {DEVICE_TIMEOUT:?}");
+                }
+                Ok(None) => std::thread::sleep(Duration::from_micros(50)),
+                Err(e) => break format!("{e:?}"),
+            }
+        };
+        c.poisoned = true;
+        Err(fail(problem))
     }
 }
 

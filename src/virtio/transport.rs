@@ -174,7 +174,6 @@ pub trait VirtioBar {
 }
 
 impl VirtioBar for MmioRegion {
-    #[inline]
     fn read(&self, offset: usize, width: usize) -> Result<u32> {
         Ok(match width {
             1 => self.read8(offset) as u32,
@@ -183,7 +182,6 @@ impl VirtioBar for MmioRegion {
         })
     }
 
-    #[inline]
     fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
         match width {
             1 => self.write8(offset, value as u8),
