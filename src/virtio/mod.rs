@@ -502,18 +502,16 @@ impl VirtioDevice {
 
     /// Arms queue `q`'s interrupt and sleeps until an armed queue of this thread
     /// interrupts or the timeout passes. The queue stays armed until it receives again.
+    /// Only for a queue with an interrupt ([`IrqAction::Sleep`]).
     #[cold]
     fn sleep_rx(&mut self, q: usize) {
         let queue = &mut self.rx[q];
-        let Some(intr) = queue.irq.as_ref() else {
-            return;
-        };
         queue.vq.enable_interrupts();
         // The flag must be visible before we look at the ring one last time: a buffer used
         // in between either shows up here or raises the interrupt (2.6.7.1).
         fence(Ordering::SeqCst);
         if queue.vq.pending_used() == 0
-            && let Err(e) = intr.wait()
+            && let Some(Err(e)) = queue.irq.as_ref().map(QueueInterrupt::wait)
         {
             log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
         }

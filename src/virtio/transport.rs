@@ -380,10 +380,18 @@ impl Transport {
         Ok(())
     }
 
-    /// Selects queue `index` and returns its size: the maximum the device offers, which the
-    /// driver takes (4.1.4.3; modern devices also say how many queues they have). A size
-    /// that is no power of two (0: no such queue) is an error.
-    fn queue_size(&self, index: u16) -> Result<u16> {
+    /// Virtqueue configuration (4.1.5.1.3): creates queue `index` on `dma` with the size
+    /// the device offers (an error if it is no power of two, 0: no such queue; modern
+    /// devices also say how many queues they have), routes its interrupts to MSI-X `vector` (if MSI-X is on), gives
+    /// the device its parts' addresses and enables it. Legacy devices take only the
+    /// descriptor table address, as a page number, and find the other parts by the legacy
+    /// layout (4.1.4.8). The queue's interrupts start disabled.
+    pub(crate) fn setup_queue<T>(
+        &mut self,
+        dma: &dyn DmaAllocator,
+        index: u16,
+        vector: Option<u16>,
+    ) -> Result<Virtqueue<T>> {
         let mut size = 0;
         if !self.modern || self.common.read(common::NUM_QUEUES, 2)? > u32::from(index) {
             self.write(reg::QUEUE_SELECT, 2, index as u32)?;
@@ -395,21 +403,6 @@ impl Transport {
             );
             return Err(Error::device(&self.name, detail));
         }
-        Ok(size)
-    }
-
-    /// Virtqueue configuration (4.1.5.1.3): creates queue `index` on `dma` with the size
-    /// the device offers, routes its interrupts to MSI-X `vector` (if MSI-X is on), gives
-    /// the device its parts' addresses and enables it. Legacy devices take only the
-    /// descriptor table address, as a page number, and find the other parts by the legacy
-    /// layout (4.1.4.8). The queue's interrupts start disabled.
-    pub(crate) fn setup_queue<T>(
-        &mut self,
-        dma: &dyn DmaAllocator,
-        index: u16,
-        vector: Option<u16>,
-    ) -> Result<Virtqueue<T>> {
-        let size = self.queue_size(index)?;
         let mut vq = Virtqueue::new(dma, size)?;
         if let Some(v) = vector {
             self.set_vector(reg::QUEUE_VECTOR, v, &format!("virtqueue {index}"))?;
