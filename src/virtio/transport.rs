@@ -440,7 +440,7 @@ impl Transport {
         Ok(vq)
     }
 
-    /// Rings the doorbell of queue `index` (set up with [`Transport::setup_queue`]). A
+    /// Rings the doorbell of queue `index` (set up with `Transport::setup_queue`). A
     /// failed write (of an I/O BAR) is logged: the packet path has no one to tell.
     #[inline]
     pub fn notify(&self, index: u16) {
