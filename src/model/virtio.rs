@@ -1174,7 +1174,8 @@ impl VirtioNet {
                 _claim: Some(Rc::clone(&claim)),
             }))
         };
-        let transport = crate::virtio::open_transport(&name, &cfg_space, false, &mut open)?;
+        let transport =
+            crate::virtio::transport::Transport::open(&name, &cfg_space, false, &mut open)?;
         drop(claim);
         VirtioDevice::with_transport(&name, transport, &dma, cfg, None)
     }

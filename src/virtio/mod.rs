@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::interrupts::{IrqAction, QueueInterrupt};
 use crate::memory::mempool::DEFAULT_ENTRY_SIZE;
 use crate::memory::{DmaAllocator, DmaMemory, Mempool, Packet};
-use crate::pci::{DEVICE_VIRTIO_NET_MODERN, DriverKind, IrqMode, PciDevice};
+use crate::pci::{DriverKind, IrqMode, PciDevice};
 use crate::registers::Deadline;
 use crate::{DeviceConfig, DeviceStats, IxyDevice};
 use transport::{Transport, VIRTIO_MSI_NO_VECTOR, status};
@@ -79,14 +79,15 @@ mod config {
     pub const S_LINK_UP: u16 = 1;
 }
 
-/// Control queue classes and commands (virtio 1.1, 5.1.6.5).
+/// Control queue commands (virtio 1.1, 5.1.6.5): class, command, the feature the class
+/// needs (5.1.6.5.1 and following) and its name after `VIRTIO_NET_F_`.
 mod ctrl {
-    pub const RX: u8 = 0;
-    pub const RX_PROMISC: u8 = 0;
-    pub const MAC: u8 = 1;
-    pub const MAC_ADDR_SET: u8 = 1;
-    pub const MQ: u8 = 4;
-    pub const MQ_VQ_PAIRS_SET: u8 = 0;
+    use super::feature;
+    pub type Command = (u8, u8, u64, &'static str);
+    pub const RX_PROMISC: Command = (0, 0, feature::CTRL_RX, "CTRL_RX");
+    pub const MAC_ADDR_SET: Command = (1, 1, feature::CTRL_MAC_ADDR, "CTRL_MAC_ADDR");
+    pub const MQ_VQ_PAIRS_SET: Command = (4, 0, feature::MQ, "MQ");
+    /// Ack byte of a command the device carried out.
     pub const OK: u8 = 0;
 }
 
@@ -117,61 +118,34 @@ pub fn negotiate_features(
 ) -> std::result::Result<u64, String> {
     const MODERN_HINT: &str =
         "use the modern interface: IXY_VIRTIO_MODERN=1 or QEMU disable-legacy=on";
-    let required: &[(u64, &str, &str)] = match (modern, iommu) {
-        (false, true) => {
-            return Err(format!(
-                "a legacy virtio interface cannot do DMA through the IOMMU; {MODERN_HINT},iommu_platform=on"
-            ));
-        }
-        (false, false) => &[(feature::ANY_LAYOUT, "VIRTIO_F_ANY_LAYOUT", MODERN_HINT)],
-        (true, _) => &[
-            (
-                feature::VERSION_1,
-                "VIRTIO_F_VERSION_1",
-                "required on the modern interface",
-            ),
-            (
-                feature::ACCESS_PLATFORM * iommu as u64,
-                "VIRTIO_F_ACCESS_PLATFORM",
-                "its DMA would bypass the IOMMU; QEMU: add iommu_platform=on to the virtio-net-pci device",
-            ),
-        ],
-    };
-    if let Some((_, name, why)) = required.iter().find(|r| offered & r.0 != r.0) {
-        return Err(format!("the device does not offer {name} ({why})"));
+    const IOMMU_HINT: &str =
+        "its DMA would bypass the IOMMU; QEMU: add iommu_platform=on to the virtio-net-pci device";
+    let lacks = |name: &str, why: &str| Err(format!("the device does not offer {name} ({why})"));
+    if iommu && !modern {
+        return Err(format!(
+            "a legacy virtio interface cannot do DMA through the IOMMU; {MODERN_HINT},iommu_platform=on"
+        ));
+    }
+    if !modern && offered & feature::ANY_LAYOUT == 0 {
+        return lacks("VIRTIO_F_ANY_LAYOUT", MODERN_HINT);
+    }
+    if modern && offered & feature::VERSION_1 == 0 {
+        return lacks("VIRTIO_F_VERSION_1", "required on the modern interface");
+    }
+    if iommu && offered & feature::ACCESS_PLATFORM == 0 {
+        return lacks("VIRTIO_F_ACCESS_PLATFORM", IOMMU_HINT);
     }
     let mut wanted = feature::MAC | feature::STATUS | feature::CTRL_VQ;
     // CTRL_RX, MQ and CTRL_MAC_ADDR depend on CTRL_VQ (5.1.3.1): never accept them alone.
     if offered & feature::CTRL_VQ != 0 {
         wanted |= feature::CTRL_RX | feature::MQ | feature::CTRL_MAC_ADDR;
     }
-    let interface = match modern {
-        true => feature::VERSION_1 | feature::ACCESS_PLATFORM,
-        false => feature::ANY_LAYOUT,
-    };
-    Ok(offered & (wanted | interface))
-}
-
-/// How often a device config read is retried while the device keeps changing it.
-const CONFIG_READ_ATTEMPTS: u32 = 100;
-
-/// Runs `read` until the config generation (`None`: the transport has none) is the same
-/// before and after it, so fields wider than 32 bits or several fields come from one
-/// version of the config (virtio 1.1 2.4.1 / 1.2 2.5.1, `config_generation` 4.1.4.3).
-fn read_config_consistent<T>(
-    name: &str,
-    mut generation: impl FnMut() -> Result<Option<u8>>,
-    mut read: impl FnMut() -> Result<T>,
-) -> Result<T> {
-    for _ in 0..CONFIG_READ_ATTEMPTS {
-        let before = generation()?;
-        let value = read()?;
-        if generation()? == before {
-            return Ok(value);
-        }
-    }
-    let detail = "the device config changed during each of 100 reads (config_generation never stable); reset the device";
-    Err(Error::device(name, detail))
+    // The interface's own bits, [legacy, modern].
+    let interface = [
+        feature::ANY_LAYOUT,
+        feature::VERSION_1 | feature::ACCESS_PLATFORM,
+    ];
+    Ok(offered & (wanted | interface[usize::from(modern)]))
 }
 
 /// The queue pairs a configuration asks for: virtio-net queues come in rx/tx pairs.
@@ -212,80 +186,28 @@ struct RxQueue {
     vq: Virtqueue<Packet>,
     pool: Mempool,
     /// Present when the queue has an interrupt vector.
-    interrupt: Option<QueueInterrupt>,
+    irq: Option<QueueInterrupt>,
 }
 
-/// Layout of the control queue's command buffer: header at 0, data at 16, ack byte at 256.
-mod ctrl_buf {
-    pub const DATA: usize = 16;
-    pub const ACK: usize = 256;
-    /// Bytes the buffer must hold.
-    pub const LEN: usize = 512;
-}
+/// Bytes of the control queue's command buffer: the header (class, command) at 0, the
+/// data at 2 (at most 6 bytes, a MAC), the ack byte behind the data.
+const CTRL_BUF_LEN: usize = 16;
 
+/// The control queue (5.1.6.5), one command at a time ([`VirtioDevice::ctrl_command`]).
 struct CtrlQueue {
     index: u16,
     vq: Virtqueue<()>,
-    /// Command header at 0, data at 16, ack byte at 256 ([`ctrl_buf`]).
     buf: DmaMemory,
     /// A command timed out or its completion was lost: the device may still own the
     /// buffer (and write the ack byte at any time), so it is never reused.
     poisoned: bool,
 }
 
-impl CtrlQueue {
-    /// Writes a command into the buffer and adds its chain to the queue (not yet
-    /// published).
-    fn submit(&mut self, class: u8, cmd: u8, data: &[u8]) -> std::result::Result<(), String> {
-        if self.poisoned {
-            return Err("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into());
-        }
-        let p = self.buf.virt();
-        // SAFETY: the buffer holds ctrl_buf::LEN bytes (checked when it was allocated);
-        // the driver's commands carry at most 6 bytes (a MAC), and DATA + 6, ACK < LEN. No command is outstanding (every wait either saw the
-        // completion or poisoned the queue), so the device does not access the buffer;
-        // raw writes, no reference into DMA memory.
-        unsafe {
-            p.write_volatile(class);
-            p.add(1).write_volatile(cmd);
-            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(ctrl_buf::DATA), data.len());
-            p.add(ctrl_buf::ACK).write_volatile(0xff);
-        }
-        let desc = |offset, len, flags| Desc {
-            addr: self.buf.bus_addr(offset),
-            len,
-            flags,
-        };
-        let chain = [
-            desc(0, 2, 0),
-            desc(ctrl_buf::DATA, data.len() as u32, 0),
-            desc(ctrl_buf::ACK, 1, VIRTQ_DESC_F_WRITE),
-        ];
-        self.vq
-            .add_chain(&chain, ())
-            .ok_or("control queue full".into())
-    }
-
-    /// Waits up to [`DEVICE_TIMEOUT`] for the outstanding command to complete and returns
-    /// the ack byte. If it does not complete (timeout, or the device reports something
-    /// impossible), the queue is poisoned: its buffer is never written again.
-    fn wait(&mut self) -> std::result::Result<u8, String> {
-        let mut deadline = Deadline::new(DEVICE_TIMEOUT);
-        let problem = loop {
-            match self.vq.pop_used() {
-                Ok(Some(_)) => {
-                    // SAFETY: ACK < LEN, within the buffer; the device completed the command.
-                    return Ok(unsafe { self.buf.virt().add(ctrl_buf::ACK).read_volatile() });
-                }
-                Ok(None) if deadline.passed() => {
-                    break format!("no answer to a control command within {DEVICE_TIMEOUT:?}");
-                }
-                Ok(None) => std::thread::sleep(Duration::from_micros(50)),
-                Err(e) => break format!("{e:?}"),
-            }
-        };
-        self.poisoned = true;
-        Err(problem)
+/// Publishes what was added to `vq` and rings its doorbell if the device wants it.
+#[inline(always)]
+fn publish(transport: &Transport, vq: &mut Virtqueue<impl Sized>, index: u16) {
+    if vq.publish() {
+        transport.notify(index);
     }
 }
 
@@ -309,30 +231,6 @@ pub struct VirtioDevice {
     pci: Option<PciDevice>,
 }
 
-/// Opens the interface a function described by its config space image is driven through:
-/// a modern-only device always uses the modern one; a transitional device the modern one
-/// if `prefer_modern` (VFIO, `IXY_VIRTIO_MODERN=1`) or if BAR 0 is no I/O BAR, else the
-/// legacy one (see the module docs).
-pub(crate) fn open_transport(
-    name: &str,
-    cfg_space: &[u8],
-    prefer_modern: bool,
-    open: &mut transport::OpenBar,
-) -> Result<Transport> {
-    let caps = transport::parse_capabilities(cfg_space).map_err(|e| Error::device(name, e))?;
-    let modern_only = u16::from_le_bytes([cfg_space[2], cfg_space[3]]) == DEVICE_VIRTIO_NET_MODERN;
-    match caps {
-        Some(caps) if modern_only || prefer_modern || !transport::is_io_bar(cfg_space, 0) => {
-            Transport::modern(name, open, &caps)
-        }
-        None if modern_only => Err(Error::device(
-            name,
-            "modern virtio device without the common and notification capabilities",
-        )),
-        _ => Transport::legacy(open),
-    }
-}
-
 impl VirtioDevice {
     /// Takes `pci` from the kernel and initialises it as configured.
     ///
@@ -346,7 +244,7 @@ impl VirtioDevice {
         pci.read_config(0, &mut cfg_space)?;
         let prefer_modern =
             pci.is_vfio() || std::env::var("IXY_VIRTIO_MODERN").is_ok_and(|v| v == "1");
-        let transport = open_transport(pci.name(), &cfg_space, prefer_modern, &mut |bar, io| {
+        let transport = Transport::open(pci.name(), &cfg_space, prefer_modern, &mut |bar, io| {
             Ok(match io {
                 true => Rc::new(pci.io_bar(bar)?),
                 false => Rc::new(pci.map_bar(bar)?),
@@ -369,11 +267,7 @@ impl VirtioDevice {
     ) -> Result<Self> {
         let mut dev = VirtioDevice {
             name: name.to_string(),
-            hdr_len: if transport.is_modern() {
-                NET_HDR_LEN_MODERN
-            } else {
-                NET_HDR_LEN_LEGACY
-            },
+            hdr_len: [NET_HDR_LEN_LEGACY, NET_HDR_LEN_MODERN][usize::from(transport.is_modern())],
             transport,
             features: 0,
             rx: Vec::new(),
@@ -445,18 +339,17 @@ impl VirtioDevice {
         self.reset()?;
         let t = &self.transport;
         t.set_status(status::ACKNOWLEDGE)?;
-        t.set_status(status::ACKNOWLEDGE | status::DRIVER)?;
+        let mut s = status::ACKNOWLEDGE | status::DRIVER;
+        t.set_status(s)?;
         // 4. Accept only the features this driver uses.
         let offered = t.device_features()?;
-        let modern = t.is_modern();
-        self.features =
-            negotiate_features(offered, modern, self.is_vfio()).map_err(|e| self.error(e))?;
+        let features = negotiate_features(offered, t.is_modern(), self.is_vfio());
+        self.features = features.map_err(|e| self.error(e))?;
         self.transport.set_driver_features(self.features)?;
         let (name, features) = (&self.name, self.features);
         log::debug!("{name}: features offered {offered:#x}, using {features:#x}");
         // 5.-6. Modern devices confirm the feature set.
-        let mut s = status::ACKNOWLEDGE | status::DRIVER;
-        if modern {
+        if self.is_modern() {
             s |= status::FEATURES_OK;
             self.transport.set_status(s)?;
             if self.transport.status()? & status::FEATURES_OK == 0 {
@@ -465,46 +358,40 @@ impl VirtioDevice {
                 return Err(self.error(detail));
             }
         }
-        // Queue pairs: receive queue i is virtqueue 2i, transmit queue i is 2i+1 (5.1.2).
+        // 7. Set up the virtqueues.
+        let pairs = self.setup_queues(dma, cfg)?;
+        // 8. The driver is ready.
+        self.transport.set_status(s | status::DRIVER_OK)?;
+        self.start(pairs)
+    }
+
+    /// Creates the queue pairs the configuration asks for (receive queue `i` is virtqueue
+    /// 2i, transmit queue `i` 2i+1, 5.1.2) and the control queue; returns the number of
+    /// pairs. With interrupts, receive queue `i` is on MSI-X vector `i`; the others raise
+    /// no interrupt.
+    fn setup_queues(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<u16> {
         let pairs = queue_pairs(cfg)?;
         let max_pairs = match self.has(feature::MQ) {
             true => Some(self.transport.config_read(config::MAX_VIRTQUEUE_PAIRS, 2)?),
             false => None,
         };
         let ctrl_index = queue_layout(&self.name, pairs, max_pairs)?;
-        // 7. Set up the virtqueues.
         let interrupts = self.setup_interrupts(cfg, pairs)?;
-        self.setup_queues(dma, pairs, ctrl_index, interrupts)?;
-        // 8. The driver is ready.
-        self.transport.set_status(s | status::DRIVER_OK)?;
-        self.start(pairs)
-    }
-
-    /// Creates the receive and transmit queues of `pairs` pairs and the control queue,
-    /// receive queue `i` on MSI-X vector `i` if `interrupts` is not empty.
-    fn setup_queues(
-        &mut self,
-        dma: &dyn DmaAllocator,
-        pairs: u16,
-        ctrl_index: u16,
-        interrupts: Vec<QueueInterrupt>,
-    ) -> Result<()> {
         let msix = !interrupts.is_empty();
+        let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
         let mut interrupts = interrupts.into_iter();
         for i in 0..pairs {
-            let rx = self.setup_queue(dma, 2 * i, msix.then_some(i))?;
-            self.rx.push(RxQueue {
-                vq: rx,
-                pool: Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?,
-                interrupt: interrupts.next(),
-            });
-            let tx = self.setup_queue(dma, 2 * i + 1, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
+            let vq = self.transport.setup_queue(dma, 2 * i, msix.then_some(i))?;
+            let pool = Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?;
+            let irq = interrupts.next();
+            self.rx.push(RxQueue { vq, pool, irq });
+            let tx = self.transport.setup_queue(dma, 2 * i + 1, no_vector)?;
             self.tx.push(tx);
         }
         if self.has(feature::CTRL_VQ) {
-            let vq = self.setup_queue(dma, ctrl_index, msix.then_some(VIRTIO_MSI_NO_VECTOR))?;
-            let buf = dma.allocate(ctrl_buf::LEN)?;
-            let buf = buf.checked(ctrl_buf::LEN, 8, "control command buffer")?;
+            let vq = self.transport.setup_queue(dma, ctrl_index, no_vector)?;
+            let buf = dma.allocate(CTRL_BUF_LEN)?;
+            let buf = buf.checked(CTRL_BUF_LEN, 8, "control command buffer")?;
             self.ctrl = Some(CtrlQueue {
                 index: ctrl_index,
                 vq,
@@ -512,7 +399,7 @@ impl VirtioDevice {
                 poisoned: false,
             });
         }
-        Ok(())
+        Ok(pairs)
     }
 
     /// After DRIVER_OK: reads the MAC, sets the queue pairs, posts receive buffers and
@@ -520,17 +407,10 @@ impl VirtioDevice {
     fn start(&mut self, pairs: u16) -> Result<()> {
         // MAC address from config space (5.1.4), if the device has one.
         if self.has(feature::MAC) {
-            let t = &self.transport;
-            let read_mac = || {
-                (0..6)
-                    .map(|i| Ok(t.config_read(config::MAC + i, 1)? as u8))
-                    .collect::<Result<Vec<u8>>>()
-            };
-            let mac = read_config_consistent(&self.name, || t.config_generation(), read_mac)?;
-            self.mac.copy_from_slice(&mac);
+            self.transport.config_bytes(config::MAC, &mut self.mac)?;
         }
         if pairs > 1 {
-            self.ctrl_command(ctrl::MQ, ctrl::MQ_VQ_PAIRS_SET, &pairs.to_le_bytes())?;
+            self.ctrl_command(ctrl::MQ_VQ_PAIRS_SET, &pairs.to_le_bytes())?;
         }
         for q in 0..self.rx.len() {
             self.refill_rx(q, 0);
@@ -546,10 +426,7 @@ impl VirtioDevice {
         }
         let interface = if self.is_modern() { "modern" } else { "legacy" };
         let vfio = if self.is_vfio() { ", VFIO" } else { "" };
-        let irq = self.rx[0]
-            .interrupt
-            .as_ref()
-            .map_or("", |_| ", MSI-X interrupts");
+        let irq = self.rx[0].irq.as_ref().map_or("", |_| ", MSI-X interrupts");
         let (name, mac) = (&self.name, crate::format_mac(&self.mac));
         log::info!(
             "{name}: virtio-net ready ({interface} interface{vfio}), MAC {mac}, {pairs} queue pair(s){irq}"
@@ -576,39 +453,8 @@ impl VirtioDevice {
             log::warn!("{name}: cannot enable MSI-X ({e}); polling instead");
             return Ok(Vec::new());
         }
-        self.transport.msix_enabled();
-        // No interrupt on config changes: link state is read when asked.
-        self.transport.set_config_vector(VIRTIO_MSI_NO_VECTOR)?;
+        self.transport.msix_enabled()?;
         Ok(interrupts)
-    }
-
-    /// Creates virtqueue `index` with the size the device asks for, routes its interrupts
-    /// to MSI-X `vector` (if MSI-X is on) and tells the device where it is (4.1.5.1.3).
-    fn setup_queue<T>(
-        &mut self,
-        dma: &dyn DmaAllocator,
-        index: u16,
-        vector: Option<u16>,
-    ) -> Result<Virtqueue<T>> {
-        let size = self.transport.queue_max_size(index)?;
-        if !size.is_power_of_two() {
-            return Err(self.error(format!(
-                "virtqueue {index} does not exist or has unusable size {size} (not a power of two)"
-            )));
-        }
-        let mut vq = Virtqueue::new(dma, size)?;
-        if let Some(v) = vector {
-            let got = self.transport.set_queue_vector(index, v)?;
-            if got != v {
-                return Err(self.error(format!(
-                    "device refused MSI-X vector {v} for virtqueue {index} (read back {got:#x})"
-                )));
-            }
-        }
-        let (desc, avail, used) = vq.bus_addrs();
-        self.transport.setup_queue(index, size, desc, avail, used)?;
-        vq.disable_interrupts();
-        Ok(vq)
     }
 
     /// Counts device errors on the packet path; logs the first one.
@@ -625,16 +471,6 @@ impl VirtioDevice {
         self.device_errors += faults.count;
     }
 
-    /// Publishes what was added to `vq` and rings its doorbell if the device wants it.
-    #[inline(always)]
-    fn publish(transport: &Transport, name: &str, vq: &mut Virtqueue<impl Sized>, index: u16) {
-        if vq.publish()
-            && let Err(e) = transport.notify(index)
-        {
-            log::error!("{name}: queue notification failed: {e}");
-        }
-    }
-
     /// Gives every free receive descriptor of queue `q` a fresh buffer and tells the
     /// device about them and the `posted` ones receiving refilled in place.
     #[inline(always)]
@@ -642,7 +478,7 @@ impl VirtioDevice {
         let queue = &mut self.rx[q];
         let added = posted + queue.vq.refill(&queue.pool, self.hdr_len);
         if added > 0 {
-            Self::publish(&self.transport, &self.name, &mut queue.vq, 2 * q as u16);
+            publish(&self.transport, &mut queue.vq, 2 * q as u16);
         }
     }
 
@@ -666,38 +502,82 @@ impl VirtioDevice {
 
     /// Arms queue `q`'s interrupt and sleeps until an armed queue of this thread
     /// interrupts or the timeout passes. The queue stays armed until it receives again.
+    /// Only for a queue with an interrupt ([`IrqAction::Sleep`]).
     #[cold]
     fn sleep_rx(&mut self, q: usize) {
         let queue = &mut self.rx[q];
-        let Some(intr) = queue.interrupt.as_ref() else {
-            return;
-        };
         queue.vq.enable_interrupts();
         // The flag must be visible before we look at the ring one last time: a buffer used
         // in between either shows up here or raises the interrupt (2.6.7.1).
         fence(Ordering::SeqCst);
         if queue.vq.pending_used() == 0
-            && let Err(e) = intr.wait()
+            && let Some(Err(e)) = queue.irq.as_ref().map(QueueInterrupt::wait)
         {
             log::error!("{}: waiting for an interrupt on queue {q}: {e}", self.name);
         }
     }
 
-    /// Sends a control command (5.1.6.5) and waits for the device's answer.
-    fn ctrl_command(&mut self, class: u8, cmd: u8, data: &[u8]) -> Result<()> {
-        let Some(c) = self.ctrl.as_mut() else {
-            return Err(self.error("the device has no control queue"));
+    /// Sends a control command (5.1.6.5: header, data and ack byte in a chain of three
+    /// descriptors) and waits up to [`DEVICE_TIMEOUT`] for the device's ack; an error if the
+    /// device does not offer the command's feature. A command that does not complete
+    /// (timeout, or the device reports something impossible) poisons the queue: the
+    /// device may still own the buffer (and write the ack byte at any time), so it is
+    /// never written again.
+    fn ctrl_command(&mut self, command: ctrl::Command, data: &[u8]) -> Result<()> {
+        let (class, cmd, needs, feature) = command;
+        let (name, what) = (&self.name, format!("control command {class}/{cmd}"));
+        let fail = |detail: String| Error::device(name, format!("{what}: {detail}"));
+        let Some(c) = self.ctrl.as_mut().filter(|_| self.features & needs != 0) else {
+            return Err(fail(format!(
+                "the device does not offer VIRTIO_NET_F_{feature}"
+            )));
         };
-        let what = format!("control command {class}/{cmd}");
-        let ack = c.submit(class, cmd, data).and_then(|()| {
-            Self::publish(&self.transport, &self.name, &mut c.vq, c.index);
-            c.wait()
-        });
-        match ack {
-            Ok(ctrl::OK) => Ok(()),
-            Ok(ack) => Err(self.error(format!("device rejected {what} (ack {ack})"))),
-            Err(e) => Err(self.error(format!("{what}: {e}"))),
+        if c.poisoned {
+            return Err(fail("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into()));
         }
+        let (p, ack) = (c.buf.virt(), 2 + data.len());
+        // SAFETY: the buffer holds CTRL_BUF_LEN bytes (checked when it was allocated); the
+        // driver's commands carry at most 6 bytes, so ack < CTRL_BUF_LEN. No command is
+        // outstanding (every wait either saw the completion or poisoned the queue), so the
+        // device does not access the buffer; raw writes, no reference into DMA memory.
+        unsafe {
+            p.write_volatile(class);
+            p.add(1).write_volatile(cmd);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(2), data.len());
+            p.add(ack).write_volatile(0xff);
+        }
+        let desc = |offset, len: usize, flags| Desc {
+            addr: c.buf.bus_addr(offset),
+            len: len as u32,
+            flags,
+        };
+        let chain = [
+            desc(0, 2, 0),
+            desc(2, data.len(), 0),
+            desc(ack, 1, VIRTQ_DESC_F_WRITE),
+        ];
+        if c.vq.add_chain(&chain, ()).is_none() {
+            return Err(fail("the control queue is too small for a command".into()));
+        }
+        publish(&self.transport, &mut c.vq, c.index);
+        let mut deadline = Deadline::new(DEVICE_TIMEOUT);
+        let problem = loop {
+            match c.vq.pop_used() {
+                // SAFETY: ack < CTRL_BUF_LEN, within the buffer; the device completed the
+                // command.
+                Ok(Some(_)) => match unsafe { p.add(ack).read_volatile() } {
+                    ctrl::OK => return Ok(()),
+                    ack => return Err(fail(format!("rejected by the device (ack {ack})"))),
+                },
+                Ok(None) if deadline.passed() => {
+                    break format!("no answer to a control command within {DEVICE_TIMEOUT:?}");
+                }
+                Ok(None) => std::thread::sleep(Duration::from_micros(50)),
+                Err(e) => break format!("{e:?}"),
+            }
+        };
+        c.poisoned = true;
+        Err(fail(problem))
     }
 }
 
@@ -714,17 +594,13 @@ impl IxyDevice for VirtioDevice {
         self.mac
     }
 
+    /// Through the control queue, or on a legacy device without VIRTIO_NET_F_CTRL_MAC_ADDR
+    /// by writing the config (5.1.4.2).
     fn set_mac_addr(&mut self, mac: [u8; 6]) -> Result<()> {
-        if self.has(feature::CTRL_MAC_ADDR) {
-            self.ctrl_command(ctrl::MAC, ctrl::MAC_ADDR_SET, &mac)?;
-        } else if self.has(feature::MAC) && !self.transport.is_modern() {
-            // Legacy devices take the MAC written into config space (5.1.4.2).
-            for (i, b) in mac.iter().enumerate() {
-                self.transport.config_write8(config::MAC + i, *b)?;
-            }
+        if !self.has(feature::CTRL_MAC_ADDR) && self.has(feature::MAC) && !self.is_modern() {
+            self.transport.config_write(config::MAC, &mac)?;
         } else {
-            return Err(self
-                .error("the device does not let the MAC be set (no VIRTIO_NET_F_CTRL_MAC_ADDR)"));
+            self.ctrl_command(ctrl::MAC_ADDR_SET, &mac)?;
         }
         self.mac = mac;
         Ok(())
@@ -741,12 +617,7 @@ impl IxyDevice for VirtioDevice {
     }
 
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
-        if !self.has(feature::CTRL_RX) {
-            return Err(
-                self.error("the device has no control of receive filtering (VIRTIO_NET_F_CTRL_RX)")
-            );
-        }
-        self.ctrl_command(ctrl::RX, ctrl::RX_PROMISC, &[enabled as u8])?;
+        self.ctrl_command(ctrl::RX_PROMISC, &[enabled as u8])?;
         self.promisc = enabled;
         Ok(())
     }
@@ -774,18 +645,12 @@ impl IxyDevice for VirtioDevice {
         let (mut received, mut posted) = self.poll_rx(q, buffer, num_packets);
         // Interrupt mode: after enough empty polls in a row, sleep until the device uses
         // a buffer (or the timeout passes) and poll once more. No system call while busy.
-        let mut action = self.rx[q]
-            .interrupt
-            .as_mut()
-            .map(|i| i.after_poll(received));
+        let mut action = self.rx[q].irq.as_mut().map(|i| i.after_poll(received));
         if action == Some(IrqAction::Sleep) {
             self.sleep_rx(q);
             let (more, refilled) = self.poll_rx(q, buffer, num_packets);
             (received, posted) = (more, posted + refilled);
-            action = self.rx[q]
-                .interrupt
-                .as_mut()
-                .map(|i| i.after_poll(received));
+            action = self.rx[q].irq.as_mut().map(|i| i.after_poll(received));
         }
         if action == Some(IrqAction::Disarm) {
             self.rx[q].vq.disable_interrupts();
@@ -806,7 +671,7 @@ impl IxyDevice for VirtioDevice {
         };
         let index = 2 * queue_id + 1;
         if sent > 0 {
-            Self::publish(&self.transport, &self.name, vq, index);
+            publish(&self.transport, vq, index);
         }
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes;
@@ -1010,53 +875,6 @@ mod tests {
         // 5.1.6.6: without ANY_LAYOUT the header needs a descriptor of its own.
         let e = negotiate_features(0x0fff_ffff & !feature::ANY_LAYOUT, false, false).unwrap_err();
         assert!(e.contains("does not offer VIRTIO_F_ANY_LAYOUT"), "{e}");
-    }
-
-    #[test]
-    fn config_reads_are_repeated_until_the_generation_is_stable() {
-        use std::cell::Cell;
-        // The generation changes once during the first read: that read is discarded.
-        let generation = Cell::new(7u8);
-        let reads = Cell::new(0u32);
-        let v = read_config_consistent(
-            "d",
-            || Ok(Some(generation.get())),
-            || {
-                reads.set(reads.get() + 1);
-                if reads.get() == 1 {
-                    generation.set(8);
-                    Ok([1u8; 6])
-                } else {
-                    Ok([2u8; 6])
-                }
-            },
-        )
-        .unwrap();
-        assert_eq!((v, reads.get()), ([2; 6], 2));
-        // Legacy: no generation, one read.
-        reads.set(0);
-        read_config_consistent(
-            "d",
-            || Ok(None),
-            || {
-                reads.set(reads.get() + 1);
-                Ok(())
-            },
-        )
-        .unwrap();
-        assert_eq!(reads.get(), 1);
-        // A generation that never settles is an error, not an endless loop.
-        let msg = read_config_consistent(
-            "d",
-            || {
-                generation.set(generation.get().wrapping_add(1));
-                Ok(Some(generation.get()))
-            },
-            || Ok(()),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(msg.contains("config_generation never stable"), "{msg}");
     }
 
     #[test]

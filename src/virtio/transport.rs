@@ -12,7 +12,10 @@
 
 use std::rc::Rc;
 
+use super::virtqueue::Virtqueue;
 use crate::error::{Error, Result};
+use crate::memory::DmaAllocator;
+use crate::pci::DEVICE_VIRTIO_NET_MODERN;
 use crate::registers::{MmioRegion, RegisterSpace};
 
 /// `msix_config` / `queue_msix_vector` value meaning "no vector" (virtio 1.1, 4.1.5.1.2).
@@ -80,7 +83,7 @@ mod pci_cfg {
     pub const CAP_PTR: usize = 0x34;
     /// Capability id of vendor-specific capabilities.
     pub const CAP_ID_VENDOR: u32 = 0x09;
-    /// Base address registers.
+    /// Base address register 0.
     pub const BAR0: usize = 0x10;
 }
 
@@ -102,36 +105,27 @@ pub struct CapRegion {
     pub length: u32,
 }
 
-/// The virtio capabilities found in a device's config space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VirtioCaps {
-    /// Common configuration.
-    pub common: CapRegion,
-    /// Notification area.
-    pub notify: CapRegion,
-    /// Multiplier for `queue_notify_off` (4.1.4.4).
-    pub notify_off_multiplier: u32,
-    /// Device-specific configuration (absent for devices that have none).
-    pub device: Option<CapRegion>,
-}
+/// The virtio structures of a device's config space by `cfg_type` (1 to 4: common config,
+/// notification area, ISR, device config; 4.1.4), and the multiplier for
+/// `queue_notify_off` from the notification capability (4.1.4.4).
+pub type VirtioCaps = ([Option<CapRegion>; 5], u32);
 
 /// Walks the capability list of a config space image (at least 256 bytes) and collects the
 /// virtio structures. The first capability of each type wins, as the spec asks (4.1.4).
 ///
-/// `None` if the device has no common or notification capability (a legacy-only device;
-/// the ISR capability, for INTx, goes unused); an error if the list is malformed.
-pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>, String> {
+/// A legacy-only device has none (the ISR capability, for INTx, goes unused); an error if
+/// the list is malformed.
+pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<VirtioCaps, String> {
     // A little-endian field of `n` bytes at `o`.
     let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
         Some(b) => Ok(b.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b))),
         None => Err(format!("offset {o:#x} beyond config")),
     };
-    if rd(pci_cfg::STATUS, 2)? & pci_cfg::STATUS_CAP_LIST == 0 {
-        return Ok(None);
-    }
-    // By `cfg_type` (1 to 4: common, notify, ISR, device).
     let mut found: [Option<CapRegion>; 5] = [None; 5];
     let mut multiplier = 0;
+    if rd(pci_cfg::STATUS, 2)? & pci_cfg::STATUS_CAP_LIST == 0 {
+        return Ok(([None; 5], 0));
+    }
     let mut ptr = rd(pci_cfg::CAP_PTR, 1)? as usize & 0xfc;
     // Capabilities live above the standard header; a list longer than what fits in 256
     // bytes loops.
@@ -153,23 +147,16 @@ pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<Option<VirtioCaps>,
         if !usable || !known || found[t].is_some() || rd(at + 4, 1)? > 5 {
             continue;
         }
-        let (bar, offset, length) = (rd(at + 4, 1)? as u8, rd(at + 8, 4)?, rd(at + 12, 4)?);
         found[t] = Some(CapRegion {
-            bar,
-            offset,
-            length,
+            bar: rd(at + 4, 1)? as u8,
+            offset: rd(at + 8, 4)?,
+            length: rd(at + 12, 4)?,
         });
         if notify {
             multiplier = rd(at + 16, 4)?;
         }
     }
-    let [_, common, notify, _isr, device] = found;
-    Ok(common.zip(notify).map(|(common, notify)| VirtioCaps {
-        common,
-        notify,
-        notify_off_multiplier: multiplier,
-        device,
-    }))
+    Ok((found, multiplier))
 }
 
 /// One BAR of a virtio function as the transport reaches it: an I/O BAR (system calls), a
@@ -187,7 +174,6 @@ pub trait VirtioBar {
 }
 
 impl VirtioBar for MmioRegion {
-    #[inline]
     fn read(&self, offset: usize, width: usize) -> Result<u32> {
         Ok(match width {
             1 => self.load::<u8>(offset) as u32,
@@ -196,7 +182,6 @@ impl VirtioBar for MmioRegion {
         })
     }
 
-    #[inline]
     fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
         match width {
             1 => self.store(offset, value as u8),
@@ -246,6 +231,8 @@ impl Window {
 /// How the driver reaches one virtio function: legacy or modern, behind one set of
 /// operations.
 pub struct Transport {
+    /// The function, for errors.
+    name: String,
     /// The modern (virtio 1.0) interface, else the legacy one.
     modern: bool,
     /// Legacy: I/O BAR 0; modern: the common configuration structure.
@@ -259,34 +246,66 @@ pub struct Transport {
     doorbells: Vec<usize>,
 }
 
-/// True if BAR `bar` of a config image is an I/O-space BAR (bit 0 set, PCI 3.0 6.2.5.1).
-pub fn is_io_bar(cfg: &[u8], bar: u8) -> bool {
-    let o = pci_cfg::BAR0 + 4 * bar as usize;
-    cfg.get(o).is_some_and(|b| b & 1 == 1)
-}
-
 /// Opens BAR `n` of a function (`true`: it is an I/O BAR, for the legacy interface).
 pub(crate) type OpenBar<'a> = dyn FnMut(u8, bool) -> Result<Rc<dyn VirtioBar>> + 'a;
 
+/// How often a device config read is retried while the device keeps changing it.
+const CONFIG_READ_ATTEMPTS: u32 = 100;
+
 impl Transport {
-    /// Opens the legacy interface (I/O BAR 0). Crate-private: a transport can point the
-    /// device's queues anywhere ([`Transport::setup_queue`]).
-    pub(crate) fn legacy(open: &mut OpenBar) -> Result<Self> {
-        let bar = open(0, true)?;
-        let whole = |base| Window::new(&bar, base, 0x100 - base);
+    /// Opens the interface a function described by its config space image (256 bytes) is
+    /// driven through: a modern-only device always uses the modern one; a transitional
+    /// device the modern one if `prefer_modern` (VFIO, `IXY_VIRTIO_MODERN=1`) or if BAR 0
+    /// is no I/O BAR, else the legacy one, I/O BAR 0 (see the [`super`] docs).
+    /// Crate-private: a transport can point the device's queues anywhere
+    /// ([`Transport::setup_queue`]).
+    pub(crate) fn open(
+        name: &str,
+        cfg: &[u8],
+        prefer_modern: bool,
+        open: &mut OpenBar,
+    ) -> Result<Self> {
+        let caps = parse_capabilities(cfg).map_err(|e| Error::device(name, e))?;
+        let ([_, common, notify, _isr, device], notify_off_multiplier) = caps;
+        let modern_only = u16::from_le_bytes([cfg[2], cfg[3]]) == DEVICE_VIRTIO_NET_MODERN;
+        // An I/O BAR has bit 0 set (PCI 3.0 6.2.5.1).
+        let io_bar0 = cfg[pci_cfg::BAR0] & 1 == 1;
+        let (modern, [common, device, notify]) = match common.zip(notify) {
+            Some(regions) if modern_only || prefer_modern || !io_bar0 => {
+                (true, Self::modern_windows(name, open, regions, device)?)
+            }
+            None if modern_only => {
+                let detail =
+                    "modern virtio device without the common and notification capabilities";
+                return Err(Error::device(name, detail));
+            }
+            _ => {
+                let bar = open(0, true)?;
+                let whole = |base| Window::new(&bar, base, 0x100 - base);
+                let windows = [whole(0), whole(legacy_reg::CONFIG_NO_MSIX), whole(0)];
+                (false, windows)
+            }
+        };
+        let (name, doorbells) = (name.to_string(), Vec::new());
         Ok(Transport {
-            modern: false,
-            common: whole(0),
-            device: whole(legacy_reg::CONFIG_NO_MSIX),
-            notify: whole(0),
-            notify_off_multiplier: 0,
-            doorbells: Vec::new(),
+            name,
+            modern,
+            common,
+            device,
+            notify,
+            notify_off_multiplier,
+            doorbells,
         })
     }
 
-    /// Opens the modern interface described by `caps`, mapping the BARs it names (each
-    /// once). Crate-private, like [`Transport::legacy`].
-    pub(crate) fn modern(name: &str, open: &mut OpenBar, caps: &VirtioCaps) -> Result<Self> {
+    /// The common config, device config and notification windows of the modern interface
+    /// from the capabilities' regions, mapping the BARs they name (each once).
+    fn modern_windows(
+        name: &str,
+        open: &mut OpenBar,
+        (common, notify): (CapRegion, CapRegion),
+        device: Option<CapRegion>,
+    ) -> Result<[Window; 3]> {
         let mut bars: [Option<Rc<dyn VirtioBar>>; 6] = Default::default();
         let mut locate = |r: CapRegion, min_len: u32, what: &str| -> Result<Window> {
             let bar = match &bars[r.bar as usize] {
@@ -303,20 +322,12 @@ impl Transport {
             }
             Ok(Window::new(&bar, offset, length))
         };
-        let common = locate(caps.common, common::LEN, "common config")?;
-        let notify = locate(caps.notify, 2, "notification")?;
-        let device = match caps.device {
+        let common = locate(common, common::LEN, "common config")?;
+        let device = match device {
             Some(d) => locate(d, 1, "device config")?,
             None => Window::new(&common.bar, 0, 0),
         };
-        Ok(Transport {
-            modern: true,
-            common,
-            device,
-            notify,
-            notify_off_multiplier: caps.notify_off_multiplier,
-            doorbells: Vec::new(),
-        })
+        Ok([common, device, locate(notify, 2, "notification")?])
     }
 
     /// True for the modern interface.
@@ -369,42 +380,45 @@ impl Transport {
         Ok(())
     }
 
-    /// Selects queue `index` and returns its maximum size (0: the queue does not exist;
-    /// modern devices also say how many queues they have).
-    pub fn queue_max_size(&self, index: u16) -> Result<u16> {
-        if self.modern && self.common.read(common::NUM_QUEUES, 2)? <= u32::from(index) {
-            return Ok(0);
-        }
-        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
-        Ok(self.read(reg::QUEUE_SIZE, 2)? as u16)
-    }
-
-    /// Gives the device the ring of queue `index` (size `size`, parts at the given bus
-    /// addresses) and enables it. Legacy devices take only the descriptor table address
-    /// as a page number and find the other parts by the legacy layout.
-    pub fn setup_queue(
+    /// Virtqueue configuration (4.1.5.1.3): creates queue `index` on `dma` with the size
+    /// the device offers (an error if it is no power of two, 0: no such queue; modern
+    /// devices also say how many queues they have), routes its interrupts to MSI-X `vector` (if MSI-X is on), gives
+    /// the device its parts' addresses and enables it. Legacy devices take only the
+    /// descriptor table address, as a page number, and find the other parts by the legacy
+    /// layout (4.1.4.8). The queue's interrupts start disabled.
+    pub(crate) fn setup_queue<T>(
         &mut self,
+        dma: &dyn DmaAllocator,
         index: u16,
-        size: u16,
-        desc: u64,
-        driver: u64,
-        device: u64,
-    ) -> Result<()> {
-        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
-        let c = &self.common;
+        vector: Option<u16>,
+    ) -> Result<Virtqueue<T>> {
+        let mut size = 0;
+        if !self.modern || self.common.read(common::NUM_QUEUES, 2)? > u32::from(index) {
+            self.write(reg::QUEUE_SELECT, 2, index as u32)?;
+            size = self.read(reg::QUEUE_SIZE, 2)? as u16;
+        }
+        if !size.is_power_of_two() {
+            let detail = format!(
+                "virtqueue {index} does not exist or has unusable size {size} (not a power of two)"
+            );
+            return Err(Error::device(&self.name, detail));
+        }
+        let mut vq = Virtqueue::new(dma, size)?;
+        if let Some(v) = vector {
+            self.set_vector(reg::QUEUE_VECTOR, v, &format!("virtqueue {index}"))?;
+        }
+        let ((desc, driver, device), c) = (vq.bus_addrs(), &self.common);
         let doorbell = if !self.modern {
             // The legacy queue address register holds a 4096-byte page number (32 bits).
             if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
                 let detail =
                     format!("virtqueue memory at {desc:#x} is not reachable by a legacy device");
-                return Err(Error::config(detail));
+                return Err(Error::device(&self.name, detail));
             }
             c.write(legacy_reg::QUEUE_ADDRESS, 4, (desc >> 12) as u32)?;
             legacy_reg::QUEUE_NOTIFY
         } else {
-            // The driver may choose a smaller size than the maximum (4.1.4.3). 64-bit
-            // fields are written as two 32-bit halves, low first (4.1.3.1).
-            c.write(reg::QUEUE_SIZE[1], 2, size as u32)?;
+            // 64-bit fields are written as two 32-bit halves, low first (4.1.3.1).
             for (field, v) in [
                 (common::QUEUE_DESC, desc),
                 (common::QUEUE_DRIVER, driver),
@@ -422,22 +436,24 @@ impl Transport {
         self.doorbells
             .resize(self.doorbells.len().max(i + 1), doorbell);
         self.doorbells[i] = doorbell;
-        Ok(())
+        vq.disable_interrupts();
+        Ok(vq)
     }
 
-    /// Rings the doorbell of queue `index` (set up with [`Transport::setup_queue`]).
+    /// Rings the doorbell of queue `index` (set up with `Transport::setup_queue`). A
+    /// failed write (of an I/O BAR) is logged: the packet path has no one to tell.
     #[inline]
-    pub fn notify(&self, index: u16) -> Result<()> {
-        match self.doorbells.get(index as usize) {
-            Some(&at) => self.notify.bar.write(at, 2, index as u32),
-            None => Err(Error::config(format!("virtqueue {index} is not set up"))),
+    pub fn notify(&self, index: u16) {
+        let at = self.doorbells[usize::from(index)];
+        if let Err(e) = self.notify.bar.write(at, 2, index as u32) {
+            log::error!("{}: queue notification failed: {e}", self.name);
         }
     }
 
     /// The device config generation (modern: `config_generation`, 4.1.4.3), which changes
     /// whenever the device changes its config. `None` on the legacy interface, which has no
     /// such counter.
-    pub fn config_generation(&self) -> Result<Option<u8>> {
+    fn config_generation(&self) -> Result<Option<u8>> {
         let read = || Ok(self.common.read(common::CONFIG_GENERATION, 1)? as u8);
         self.modern.then(read).transpose()
     }
@@ -448,40 +464,65 @@ impl Transport {
         Ok(self.device.read(offset, width)? as u16)
     }
 
-    /// Writes a byte of the device-specific configuration. Legacy devices only: modern
+    /// Reads `buf.len()` bytes of the device-specific configuration from `offset`, again
+    /// until the config generation is the same before and after, so that they come from
+    /// one version of the config (virtio 1.1 2.4.1 / 1.2 2.5.1). Legacy: one read.
+    pub fn config_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        for _ in 0..CONFIG_READ_ATTEMPTS {
+            let before = self.config_generation()?;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = self.device.read(offset + i, 1)? as u8;
+            }
+            if self.config_generation()? == before {
+                return Ok(());
+            }
+        }
+        let detail = "the device config changed during each of 100 reads (config_generation never stable); reset the device";
+        Err(Error::device(&self.name, detail))
+    }
+
+    /// Writes bytes of the device-specific configuration. Legacy devices only: modern
     /// drivers must not write fields such as the MAC (5.1.4.2), so the driver never does.
-    pub(crate) fn config_write8(&self, offset: usize, value: u8) -> Result<()> {
-        self.device.write(offset, 1, value as u32)
+    pub(crate) fn config_write(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        for (i, b) in bytes.iter().enumerate() {
+            self.device.write(offset + i, 1, u32::from(*b))?;
+        }
+        Ok(())
     }
 
     /// Tells the transport that MSI-X was enabled on the function (legacy: the device
-    /// config moves from 0x14 to 0x18, 4.1.4.8).
-    pub fn msix_enabled(&mut self) {
+    /// config moves from 0x14 to 0x18, 4.1.4.8). Configuration changes get no vector: the
+    /// driver reads the link state when asked.
+    pub fn msix_enabled(&mut self) -> Result<()> {
         if !self.modern {
             let at = legacy_reg::CONFIG_MSIX;
             self.device = Window::new(&self.device.bar, at, 0x100 - at);
         }
+        let what = "configuration changes";
+        self.set_vector(reg::CONFIG_VECTOR, VIRTIO_MSI_NO_VECTOR, what)
     }
 
-    /// Routes configuration-change interrupts to MSI-X `vector` (or
-    /// [`VIRTIO_MSI_NO_VECTOR`]). Returns the vector the device accepted.
-    pub fn set_config_vector(&self, vector: u16) -> Result<u16> {
-        self.write(reg::CONFIG_VECTOR, 2, vector as u32)?;
-        Ok(self.read(reg::CONFIG_VECTOR, 2)? as u16)
-    }
-
-    /// Routes used-buffer interrupts of queue `index` to MSI-X `vector`. Returns the vector
-    /// the device accepted ([`VIRTIO_MSI_NO_VECTOR`] if it refused, 4.1.5.1.2).
-    pub fn set_queue_vector(&self, index: u16, vector: u16) -> Result<u16> {
-        self.write(reg::QUEUE_SELECT, 2, index as u32)?;
-        self.write(reg::QUEUE_VECTOR, 2, vector as u32)?;
-        Ok(self.read(reg::QUEUE_VECTOR, 2)? as u16)
+    /// Routes the interrupts of `what` to MSI-X `vector` through vector register `r`; an
+    /// error if the device does not take it (it reads back [`VIRTIO_MSI_NO_VECTOR`],
+    /// 4.1.5.1.2).
+    fn set_vector(&self, r: [usize; 2], vector: u16, what: &str) -> Result<()> {
+        self.write(r, 2, vector as u32)?;
+        let got = self.read(r, 2)?;
+        if got != u32::from(vector) {
+            let detail =
+                format!("device refused MSI-X vector {vector} for {what} (read back {got:#x})");
+            return Err(Error::device(&self.name, detail));
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::HeapDma;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
 
     /// A config space image like QEMU's modern virtio-net: MSI-X at 0x98, then the vendor
     /// capabilities for common (BAR4 0x0), ISR (0x1000), device (0x2000), notify (0x3000,
@@ -512,18 +553,16 @@ mod tests {
 
     #[test]
     fn qemu_modern_capabilities_are_found() {
-        let caps = parse_capabilities(&qemu_like_config()).unwrap().unwrap();
-        assert_eq!(
-            caps.common,
-            CapRegion {
-                bar: 4,
-                offset: 0,
-                length: 0x1000
-            }
-        );
-        assert_eq!(caps.device.unwrap().offset, 0x2000);
-        assert_eq!(caps.notify.offset, 0x3000);
-        assert_eq!(caps.notify_off_multiplier, 4);
+        let ([_, common, notify, isr, device], multiplier) =
+            parse_capabilities(&qemu_like_config()).unwrap();
+        let region = |offset| CapRegion {
+            bar: 4,
+            offset,
+            length: 0x1000,
+        };
+        assert_eq!(common, Some(region(0)));
+        assert_eq!((isr, device), (Some(region(0x1000)), Some(region(0x2000))));
+        assert_eq!((notify, multiplier), (Some(region(0x3000)), 4));
     }
 
     #[test]
@@ -532,19 +571,19 @@ mod tests {
         // Insert a second common cfg cap (BAR 2) at the end of the list: ignored.
         c[0x41] = 0xa0;
         c[0xa0..0xb0].copy_from_slice(&[9, 0, 16, 1, 2, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0]);
-        let caps = parse_capabilities(&c).unwrap().unwrap();
-        assert_eq!(caps.common.bar, 4);
+        let ([_, common, ..], _) = parse_capabilities(&c).unwrap();
+        assert_eq!(common.unwrap().bar, 4);
     }
 
     #[test]
     fn a_legacy_device_has_no_modern_capabilities() {
         let mut c = vec![0u8; 256];
-        assert_eq!(parse_capabilities(&c), Ok(None));
+        assert_eq!(parse_capabilities(&c), Ok(([None; 5], 0)));
         // Capability list with only MSI-X.
         c[0x06] = 0x10;
         c[0x34] = 0x40;
         c[0x40..0x44].copy_from_slice(&[0x11, 0, 2, 0]);
-        assert_eq!(parse_capabilities(&c), Ok(None));
+        assert_eq!(parse_capabilities(&c), Ok(([None; 5], 0)));
     }
 
     #[test]
@@ -568,7 +607,7 @@ mod tests {
     fn reserved_bar_numbers_are_skipped() {
         let mut c = qemu_like_config();
         c[0x40 + 4] = 7; // common cfg in "BAR 7"
-        assert_eq!(parse_capabilities(&c), Ok(None));
+        assert_eq!(parse_capabilities(&c).unwrap().0[1], None);
     }
 
     /// Words of the memory standing in for "BAR 4".
@@ -620,93 +659,193 @@ mod tests {
         // accessed through the same raw pointer; no unmap.
         let region: Rc<dyn VirtioBar> =
             Rc::new(unsafe { MmioRegion::from_raw_parts(mem.0.cast(), 0x300, None) });
-        let cap = |offset, length| CapRegion {
-            bar: 4,
-            offset,
-            length,
-        };
-        let caps = VirtioCaps {
-            common: cap(0, 0x100),
-            notify: cap(0x100, 0x100),
-            notify_off_multiplier: 4,
-            device: Some(cap(0x200, 0x100)),
-        };
-        let t = Transport::modern("d", &mut |_, _| Ok(Rc::clone(&region)), &caps).unwrap();
+        // Modern-only device, vendor capabilities at 0x40 (common), 0x54 (notify), 0x68
+        // (device), all in BAR 4.
+        let mut c = vec![0u8; 256];
+        c[2..4].copy_from_slice(&DEVICE_VIRTIO_NET_MODERN.to_le_bytes());
+        (c[0x06], c[0x34]) = (0x10, 0x40);
+        for (at, next, ty, offset) in [
+            (0x40, 0x54, 1, 0),
+            (0x54, 0x68, 2, 0x100),
+            (0x68, 0, 4, 0x200),
+        ] {
+            c[at..at + 5].copy_from_slice(&[0x09, next, 20, ty, 4]);
+            c[at + 8..at + 10].copy_from_slice(&u16::to_le_bytes(offset));
+            c[at + 12..at + 14].copy_from_slice(&u16::to_le_bytes(0x100));
+        }
+        c[0x54 + 16] = 4; // notify_off_multiplier
+        let t = Transport::open("d", &c, false, &mut |_, _| Ok(Rc::clone(&region))).unwrap();
         (t, mem)
     }
 
     #[test]
     fn modern_queue_setup_writes_the_common_config_at_the_spec_offsets() {
         let (mut t, mem) = modern_on_memory();
-        // The device's side: 3 queues, queue_notify_off 5 for the selected queue.
+        // The device's side: 3 queues, queue_notify_off 5 for the selected queue, maximum
+        // size 128.
         mem.set(0x10 / 8, 3 << 16); // num_queues at 0x12
-        mem.set(0x18 / 8, 5 << 48); // queue_notify_off at 0x1e
-        t.setup_queue(
-            2,
-            128,
-            0x1122_3344_5566_7000,
-            0xaabb_ccdd_0000_1000,
-            0x10_0000_2000,
-        )
-        .unwrap();
-        t.notify(2).unwrap();
+        mem.set(0x18 / 8, 5 << 48 | 128); // queue_notify_off at 0x1e, queue_size at 0x18
+        let vq: Virtqueue<()> = t.setup_queue(&HeapDma, 2, Some(7)).unwrap();
+        let (desc, driver, device) = vq.bus_addrs();
+        t.notify(2);
         let b = mem.bytes();
         let le16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let le64 = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
         assert_eq!(le16(0x16), 2, "queue_select");
-        assert_eq!(le16(0x18), 128, "queue_size");
+        assert_eq!(le16(0x18), 128, "queue_size: the device's maximum, taken");
+        assert_eq!(le16(0x1a), 7, "queue_msix_vector");
         assert_eq!(le16(0x1c), 1, "queue_enable");
-        assert_eq!(le64(0x20), 0x1122_3344_5566_7000, "queue_desc");
-        assert_eq!(le64(0x28), 0xaabb_ccdd_0000_1000, "queue_driver");
-        assert_eq!(le64(0x30), 0x10_0000_2000, "queue_device");
+        assert_eq!(le64(0x20), desc, "queue_desc");
+        assert_eq!(le64(0x28), driver, "queue_driver");
+        assert_eq!(le64(0x30), device, "queue_device");
+        assert!(desc != 0 && driver > desc && device > driver);
         // Doorbell: notify area + queue_notify_off * notify_off_multiplier, 16-bit index.
         assert_eq!(le16(0x100 + 5 * 4), 2);
-        assert_eq!(t.queue_max_size(3).unwrap(), 0, "beyond num_queues");
+        let err = t
+            .setup_queue::<()>(&HeapDma, 3, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("virtqueue 3 does not exist"),
+            "beyond num_queues: {err}"
+        );
     }
 
     #[test]
     fn modern_status_generation_and_vectors_use_their_own_bytes() {
-        let (t, mem) = modern_on_memory();
-        mem.set(0x10 / 8, 0x2a << 40); // config_generation at 0x15
+        let (mut t, mem) = modern_on_memory();
+        mem.set(0x10 / 8, 0x2a << 40 | 0x1234); // config_generation at 0x15, msix_config
         t.set_status(0x0b).unwrap();
         assert_eq!(t.config_generation().unwrap(), Some(0x2a));
-        assert_eq!(t.set_queue_vector(1, 7).unwrap(), 7);
-        assert_eq!(t.set_config_vector(VIRTIO_MSI_NO_VECTOR).unwrap(), 0xffff);
+        t.msix_enabled().unwrap();
         let b = mem.bytes();
         assert_eq!(b[0x14], 0x0b, "device_status");
         assert_eq!(b[0x15], 0x2a, "config_generation untouched");
-        assert_eq!(&b[0x10..0x12], &[0xff, 0xff], "msix_config");
-        assert_eq!(&b[0x1a..0x1c], &[7, 0], "queue_msix_vector");
-        assert_eq!(&b[0x16..0x18], &[1, 0], "queue_select");
+        assert_eq!(&b[0x10..0x12], &[0xff, 0xff], "msix_config: no vector");
         // The device config is bounded by its capability's length.
         mem.set(0x200 / 8, 0x0605_0403_0201);
         assert_eq!(t.config_read(5, 1).unwrap(), 6);
+        let mut mac = [0; 6];
+        t.config_bytes(0, &mut mac).unwrap();
+        assert_eq!(mac, [1, 2, 3, 4, 5, 6]);
         assert!(t.config_read(0xff, 2).is_err());
     }
 
-    #[test]
-    fn io_bars_are_recognised() {
-        let mut c = vec![0u8; 256];
-        c[0x10] = 0x01;
-        c[0x20] = 0x0c;
-        assert!(is_io_bar(&c, 0));
-        assert!(!is_io_bar(&c, 4));
+    /// A BAR of `size` bytes whose byte at `o` reads as `o & 0xff`, except the modern
+    /// `config_generation` (0x15), which reads as `generation(n)` on its `n`th read, and
+    /// registers that read back what was written. Records the offsets read.
+    struct ScriptedBar {
+        size: usize,
+        generation: fn(usize) -> u8,
+        reads: RefCell<Vec<usize>>,
+        written: RefCell<HashMap<usize, u32>>,
+    }
 
-        // Whole little-endian BARs: BAR0 I/O at 0xc040 (low byte 0x41, not just bit 0),
-        // BAR1 32-bit memory, BAR2 unused, BAR3 I/O at 0xd0f0, BAR4/5 a 64-bit
-        // prefetchable memory BAR.
-        let bars: [u32; 6] = [0x0000_c041, 0xfebd_1000, 0, 0x0000_d0f1, 0xfe00_000c, 0];
-        let mut c = vec![0u8; 256];
-        for (i, b) in bars.iter().enumerate() {
-            c[0x10 + 4 * i..0x14 + 4 * i].copy_from_slice(&b.to_le_bytes());
+    impl ScriptedBar {
+        fn reads_of(&self, offset: usize) -> usize {
+            self.reads.borrow().iter().filter(|&&o| o == offset).count()
         }
+    }
+
+    impl VirtioBar for ScriptedBar {
+        fn read(&self, offset: usize, _width: usize) -> Result<u32> {
+            let n = self.reads_of(offset);
+            self.reads.borrow_mut().push(offset);
+            Ok(match self.written.borrow().get(&offset) {
+                Some(&v) => v,
+                None if offset == common::CONFIG_GENERATION => u32::from((self.generation)(n)),
+                None => offset as u32 & 0xff,
+            })
+        }
+
+        fn write(&self, offset: usize, _width: usize, value: u32) -> Result<()> {
+            self.written.borrow_mut().insert(offset, value);
+            Ok(())
+        }
+
+        fn size(&self) -> usize {
+            self.size
+        }
+    }
+
+    /// Opens a transport for `cfg` on [`ScriptedBar`]s of 0x4000 bytes; returns it with the
+    /// BARs opened (number, I/O) and the BAR.
+    fn open_scripted(
+        cfg: &[u8],
+        prefer_modern: bool,
+        generation: fn(usize) -> u8,
+    ) -> (Result<Transport>, Vec<(u8, bool)>, Rc<ScriptedBar>) {
+        let bar = Rc::new(ScriptedBar {
+            size: 0x4000,
+            generation,
+            reads: RefCell::new(Vec::new()),
+            written: RefCell::new(HashMap::new()),
+        });
+        let mut opened = Vec::new();
+        let t = Transport::open("d", cfg, prefer_modern, &mut |n, io| {
+            opened.push((n, io));
+            Ok(bar.clone() as Rc<dyn VirtioBar>)
+        });
+        (t, opened, bar)
+    }
+
+    #[test]
+    fn the_interface_follows_the_device_id_the_capabilities_and_bar_0() {
+        let config = |id: u16, bar0: u8, caps: bool| {
+            let mut c = if caps {
+                qemu_like_config()
+            } else {
+                vec![0; 256]
+            };
+            c[2..4].copy_from_slice(&id.to_le_bytes());
+            c[0x10] = bar0;
+            c
+        };
+        let open = |c: &[u8], prefer| {
+            let (t, opened, _) = open_scripted(c, prefer, |_| 0);
+            (t.map(|t| t.is_modern()).map_err(|e| e.to_string()), opened)
+        };
+        // Modern-only: modern, BAR 4 mapped once; without capabilities an error.
         assert_eq!(
-            (0..6).map(|bar| is_io_bar(&c, bar)).collect::<Vec<_>>(),
-            vec![true, false, false, true, false, false]
+            open(&config(0x1041, 0, true), false),
+            (Ok(true), vec![(4, false)])
         );
-        // Beyond the config image or a config image too short: not an I/O BAR.
-        assert!(!is_io_bar(&c, 60), "offset 0x100 is past the 256 bytes");
-        assert!(!is_io_bar(&c[..0x10], 0));
-        assert!(is_io_bar(&c[..0x11], 0));
+        let (err, _) = open(&config(0x1041, 0, false), false);
+        assert!(
+            err.unwrap_err()
+                .contains("without the common and notification")
+        );
+        // Transitional with an I/O BAR 0: legacy unless the modern one is preferred.
+        let transitional = config(0x1000, 0x41, true);
+        assert_eq!(open(&transitional, false), (Ok(false), vec![(0, true)]));
+        assert_eq!(open(&transitional, true), (Ok(true), vec![(4, false)]));
+        // Transitional without an I/O BAR 0: modern; legacy-only: legacy.
+        assert_eq!(open(&config(0x1000, 0, true), false).0, Ok(true));
+        assert_eq!(
+            open(&config(0x1000, 1, false), true),
+            (Ok(false), vec![(0, true)])
+        );
+    }
+
+    #[test]
+    fn config_reads_are_repeated_until_the_generation_is_stable() {
+        let modern = qemu_like_config();
+        // The generation changes during the first read (7, then 8): read again. The
+        // device config (BAR 4 at 0x2000) reads as the low byte of its offset.
+        let (t, _, bar) = open_scripted(&modern, true, |n| if n == 0 { 7 } else { 8 });
+        let mut mac = [0xee; 6];
+        t.unwrap().config_bytes(2, &mut mac).unwrap();
+        assert_eq!((mac, bar.reads_of(0x15)), ([2, 3, 4, 5, 6, 7], 4));
+        // A generation that never settles is an error, not an endless loop.
+        let (t, _, bar) = open_scripted(&modern, true, |n| n as u8);
+        let err = t.unwrap().config_bytes(0, &mut mac).unwrap_err();
+        assert!(err.to_string().contains("config_generation never stable"));
+        assert_eq!(bar.reads_of(0x15), 200);
+        // Legacy: no generation, one read (the config behind the registers at 0x14).
+        let (t, _, bar) = open_scripted(&[0; 256], false, |_| 0x15);
+        t.unwrap().config_bytes(0, &mut mac).unwrap();
+        assert_eq!(mac, [0x14, 0x15, 0x16, 0x17, 0x18, 0x19]);
+        assert_eq!(*bar.reads.borrow(), [0x14, 0x15, 0x16, 0x17, 0x18, 0x19]);
     }
 }
