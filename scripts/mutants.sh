@@ -82,13 +82,14 @@ fi
 
 out=target/mutants
 start=$(date +%s)
-failed=0
+failed=0 ran=
 # run_group GROUP "FILES" TEST-ARGS...: one cargo-mutants run, its output as it comes.
 run_group() {
     group=$1 files=$2
     shift 2
-    rm -rf "${out:?}/$group"
     [ -n "$files" ] || return 0 # none of its files was asked for
+    rm -rf "${out:?}/$group"
+    ran="$ran $group"
     args=""
     for f in $files; do args="$args -f $f"; done
     mkdir -p "$out/$group"
@@ -115,8 +116,8 @@ for group in $GROUPS; do
     run_group "$group" "$files" $(tests_of "$group")
 done
 
-count() { # count KIND: lines of KIND.txt over the groups run
-    for g in $GROUPS; do cat "$out/$g/mutants.out/$1.txt" 2>/dev/null; done | grep -c . || true
+count() { # count KIND: lines of KIND.txt over the groups that ran
+    for g in $ran; do cat "$out/$g/mutants.out/$1.txt" 2>/dev/null; done | grep -c . || true
 }
 missed=$(count missed) caught=$(count caught) unviable=$(count unviable) timeouts=$(count timeout)
 secs=$(($(date +%s) - start))
