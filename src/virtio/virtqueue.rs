@@ -1125,6 +1125,22 @@ mod tests {
     }
 
     #[test]
+    fn refill_describes_each_buffer_from_its_header_to_the_end_for_the_device_to_write() {
+        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        assert_eq!(q.refill(&pool, 12), 4);
+        for slot in 0..4 {
+            let buf = q.items[slot as usize].as_ref().unwrap();
+            let whole = Desc {
+                addr: buf.bus_addr() - 12,
+                len: (pool.max_packet_len() + 12) as u32,
+                flags: VIRTQ_DESC_F_WRITE,
+            };
+            assert_eq!(q.desc(slot), whole, "slot {slot}");
+        }
+    }
+
+    #[test]
     fn a_full_transmit_ring_takes_no_more_packets_until_the_device_returns_one() {
         let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
