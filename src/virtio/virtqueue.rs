@@ -1145,17 +1145,76 @@ mod tests {
     #[test]
     fn a_full_transmit_ring_takes_no_more_packets_until_the_device_returns_one() {
         let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 16, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        let mut dev = FakeDevice::new();
+        let mut faults = Faults::NONE;
+        let mut two: VecDeque<_> = (0..2).map(|_| pool.alloc(60).unwrap()).collect();
+        assert_eq!(q.transmit::<12>(&mut two, &mut faults), (2, 0, 120));
+        // Five for the two free slots: the three left stay in the buffer, in order.
+        let mut five: VecDeque<_> = (61..66).map(|len| pool.alloc(len).unwrap()).collect();
+        let lens = |b: &VecDeque<Packet>| b.iter().map(Packet::len).collect::<Vec<_>>();
+        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (2, 0, 123));
+        assert_eq!(lens(&five), [63, 64, 65]);
+        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (0, 0, 0));
+        assert_eq!((lens(&five), pool.free_count()), (vec![63, 64, 65], 9));
+        dev.complete(&mut q, 0, 0);
+        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (1, 0, 63));
+        assert_eq!(
+            (lens(&five), pool.free_count(), faults.count),
+            (vec![64, 65], 10, 0)
+        );
+    }
+
+    /// Transmits `n` fresh packets from `pool`; returns how many were sent.
+    fn send(q: &mut Virtqueue<Packet>, pool: &Mempool, n: usize, faults: &mut Faults) -> usize {
+        let mut b: VecDeque<_> = (0..n).map(|_| pool.alloc(60).unwrap()).collect();
+        q.transmit::<12>(&mut b, faults).0
+    }
+
+    #[test]
+    fn reclaim_takes_what_the_device_returned_not_stale_used_entries() {
+        let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
         let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
         let mut dev = FakeDevice::new();
         let mut faults = Faults::NONE;
-        let mut five: VecDeque<_> = (0..5).map(|_| pool.alloc(60).unwrap()).collect();
-        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (4, 0, 240));
-        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (0, 0, 0));
-        assert_eq!((five.len(), pool.free_count()), (1, 3));
+        assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
+        for slot in 0..4 {
+            dev.complete(&mut q, slot, 0);
+        }
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!(pool.free_count(), 8);
+        // The used ring still holds last round's entries, each naming its own slot: only
+        // the one the device published now is taken.
+        assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
         dev.complete(&mut q, 0, 0);
-        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (1, 0, 60));
-        assert_eq!((five.len(), pool.free_count(), faults.count), (0, 4, 0));
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!((pool.free_count(), faults.count), (5, 0));
+    }
+
+    #[test]
+    fn reclaim_returns_the_packet_an_out_of_order_entry_names() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        let mut dev = FakeDevice::new();
+        let mut faults = Faults::NONE;
+        assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
+        for slot in 0..2 {
+            dev.complete(&mut q, slot, 0);
+        }
+        assert_eq!(
+            send(&mut q, &pool, 2, &mut faults),
+            2,
+            "slots 0 and 1 again"
+        );
+        // Slot 0 before slots 2 and 3: the entry names slot 0's packet, not slot 2's.
+        for slot in [0, 2, 3, 1] {
+            dev.complete(&mut q, slot, 0);
+        }
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!((pool.free_count(), faults.count, q.in_flight()), (8, 0, 0));
     }
 
     #[test]
