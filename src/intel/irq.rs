@@ -174,3 +174,43 @@ fn sleep<R: RegisterSpace>(
         log::error!("{name}: waiting for an interrupt on queue {q}: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::pci::testing::fake_sysfs;
+
+    /// Two registers, offsets 0 and 4.
+    struct Two([Cell<u32>; 2]);
+
+    impl RegisterSpace for Two {
+        fn read32(&self, offset: usize) -> u32 {
+            self.0[offset / 4].get()
+        }
+        fn write32(&self, offset: usize, value: u32) {
+            self.0[offset / 4].set(value)
+        }
+    }
+
+    #[test]
+    fn the_interrupt_paths_register_space_is_the_devices() {
+        let regs = Two([Cell::new(0x1234_5678), Cell::new(0)]);
+        let path = IrqPath(&regs);
+        assert_eq!(path.read32(0), 0x1234_5678);
+        path.write32(4, 0x9abc_def0);
+        assert_eq!(regs.read32(4), 0x9abc_def0);
+    }
+
+    #[test]
+    fn a_device_on_sysfs_polls_instead_of_sleeping_on_interrupts() {
+        let (root, _) = fake_sysfs("irq-on-sysfs", [0, 0, 2], 0x8086, 0x10fb, None);
+        let pci = PciDevice::open_at("0000:00:04.0".parse().unwrap(), &root).unwrap();
+        let mut options = IxgbeOptions::default();
+        (options.rx_queues, options.interrupt_timeout_ms) = (2, 20);
+        assert_eq!(queue_interrupts(&options).unwrap().len(), 2, "asked for");
+        assert!(enable_vectors(&pci, &mut options).unwrap().is_empty());
+        assert_eq!(options.interrupt_timeout_ms, 0, "switched to polling");
+    }
+}
