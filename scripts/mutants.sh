@@ -20,7 +20,8 @@
 # * virtio: the virtqueue's receive and transmit paths are driven by the virtio driver
 #   tests against the device model (`--lib --test virtio`).
 # * irq: the Intel PF queues' receive interrupts (poll, unmask, sleep, disarm), driven by
-#   the ixgbe interrupt tests against the model (`--test ixgbe_interrupts`).
+#   the ixgbe interrupt tests against the model, and the fallback to polling on sysfs,
+#   tested beside the code (`--lib --test ixgbe_interrupts`).
 # * queues: a device split into per-queue handles on threads (`--test threads`).
 # Tests of code that loops carry a deadline (unit tests: crate::testing::deadline, 10 s;
 # driver tests: tests/common, 60 s) shorter than the test timeout here (120 s), so a mutant
@@ -45,7 +46,7 @@ tests_of() {
     case $1 in
         lib) echo --lib ;;
         virtio) echo --lib --test virtio ;;
-        irq) echo --test ixgbe_interrupts ;;
+        irq) echo --lib --test ixgbe_interrupts ;;
         queues) echo --test threads ;;
     esac
 }
