@@ -801,6 +801,16 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_is_unique_while_it_has_one_handle() {
+        let p = pool(4);
+        assert!(p.is_unique());
+        let clone = p.clone();
+        assert!(!p.is_unique() && !clone.is_unique());
+        drop(clone);
+        assert!(p.is_unique());
+    }
+
+    #[test]
     fn a_short_region_from_the_allocator_is_an_error_not_an_overflow() {
         let _deadline = crate::testing::deadline();
         let err = Mempool::new(&crate::memory::dma::ShortDma, 4, 2048).unwrap_err();
