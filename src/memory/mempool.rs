@@ -801,6 +801,16 @@ mod tests {
     }
 
     #[test]
+    fn a_length_from_the_device_is_clamped_to_the_buffer() {
+        let p = pool(2);
+        let mut pkt = p.alloc(0).unwrap();
+        pkt.set_len_from_device(p.max_packet_len());
+        assert_eq!(pkt.len(), p.max_packet_len());
+        pkt.set_len_from_device(p.max_packet_len() + 1);
+        assert_eq!(pkt.len(), p.max_packet_len(), "clamped");
+    }
+
+    #[test]
     fn a_pool_is_unique_while_it_has_one_handle() {
         let p = pool(4);
         assert!(p.is_unique());
