@@ -1007,14 +1007,18 @@ mod tests {
         assert_eq!((q.used_ready(), q.pending_used()), (Err(jump), 0));
     }
 
+    /// A packet queue of 4 entries, a pool of `buffers`, the device, no faults yet.
+    fn rig(buffers: u32) -> (Mempool, Virtqueue<Packet>, FakeDevice, Faults) {
+        let pool = Mempool::new(&HeapDma, buffers, 2048).unwrap();
+        let q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        (pool, q, FakeDevice::new(), Faults::NONE)
+    }
+
     #[test]
     fn used_entries_beyond_the_buffers_in_flight_are_unknown_ids() {
         // A transmit that neither takes nor drops the packet ending a span spins.
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let mut faults = Faults::NONE;
+        let (pool, mut q, mut dev, mut faults) = rig(8);
         let mut one: VecDeque<_> = [pool.alloc(60).unwrap()].into();
         assert_eq!(q.transmit::<12>(&mut one, &mut faults), (1, 0, 60));
         // Entries for slots 0, 1 and 2, in order, with only slot 0 in flight.
@@ -1030,10 +1034,8 @@ mod tests {
     fn buffers_are_refilled_in_place_only_while_the_ring_is_full() {
         // A receive that keeps looking at a full ring while the pool is empty spins.
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 5, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let (mut faults, mut held) = (Faults::NONE, VecDeque::new());
+        let (pool, mut q, mut dev, mut faults) = rig(5);
+        let mut held = VecDeque::new();
         assert_eq!(q.refill(&pool, 12), 4);
         // Slot 0 comes back while the ring is full (refilled in place: the pool's last
         // buffer), slot 1 while the pool is empty (the ring is no longer full).
@@ -1061,10 +1063,8 @@ mod tests {
     #[test]
     fn a_run_of_used_entries_across_the_ring_end_is_refilled_in_place() {
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 16, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let (mut faults, mut got) = (Faults::NONE, VecDeque::new());
+        let (pool, mut q, mut dev, mut faults) = rig(16);
+        let mut got = VecDeque::new();
         assert_eq!(q.refill(&pool, 12), 4);
         for slot in 0..2 {
             dev.complete(&mut q, slot, 72);
@@ -1088,10 +1088,8 @@ mod tests {
     #[test]
     fn the_checked_path_takes_a_frame_filling_the_buffer_and_refuses_a_longer_one() {
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let (mut faults, mut got) = (Faults::NONE, VecDeque::new());
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        let mut got = VecDeque::new();
         assert_eq!(q.refill(&pool, 12), 4);
         // The net header and a frame that fills the buffer: the most the device may write.
         let max = pool.max_packet_len() as u32 + 12;
@@ -1108,10 +1106,8 @@ mod tests {
     #[test]
     fn receive_takes_at_most_num_packets_when_the_in_order_run_ends_early() {
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let (mut faults, mut got) = (Faults::NONE, VecDeque::new());
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        let mut got = VecDeque::new();
         assert_eq!(q.refill(&pool, 12), 4);
         // Slot 0 in order (refilled in place), then slot 2 before slot 1: checked.
         for slot in [0, 2, 1] {
@@ -1128,8 +1124,7 @@ mod tests {
 
     #[test]
     fn refill_describes_each_buffer_from_its_header_to_the_end_for_the_device_to_write() {
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        let (pool, mut q, _, _) = rig(8);
         assert_eq!(q.refill(&pool, 12), 4);
         for slot in 0..4 {
             let buf = q.items[slot as usize].as_ref().unwrap();
@@ -1145,10 +1140,7 @@ mod tests {
     #[test]
     fn a_full_transmit_ring_takes_no_more_packets_until_the_device_returns_one() {
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 16, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let mut faults = Faults::NONE;
+        let (pool, mut q, mut dev, mut faults) = rig(16);
         let mut two: VecDeque<_> = (0..2).map(|_| pool.alloc(60).unwrap()).collect();
         assert_eq!(q.transmit::<12>(&mut two, &mut faults), (2, 0, 120));
         // Five for the two free slots: the three left stay in the buffer, in order.
@@ -1175,10 +1167,7 @@ mod tests {
     #[test]
     fn reclaim_takes_what_the_device_returned_not_stale_used_entries() {
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let mut faults = Faults::NONE;
+        let (pool, mut q, mut dev, mut faults) = rig(8);
         assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
         for slot in 0..4 {
             dev.complete(&mut q, slot, 0);
@@ -1196,10 +1185,7 @@ mod tests {
     #[test]
     fn reclaim_returns_the_packet_an_out_of_order_entry_names() {
         let _deadline = crate::testing::deadline();
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let mut faults = Faults::NONE;
+        let (pool, mut q, mut dev, mut faults) = rig(8);
         assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
         for slot in 0..2 {
             dev.complete(&mut q, slot, 0);
