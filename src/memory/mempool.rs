@@ -801,16 +801,6 @@ mod tests {
     }
 
     #[test]
-    fn a_length_from_the_device_is_clamped_to_the_buffer() {
-        let p = pool(2);
-        let mut pkt = p.alloc(0).unwrap();
-        pkt.set_len_from_device(p.max_packet_len());
-        assert_eq!(pkt.len(), p.max_packet_len());
-        pkt.set_len_from_device(p.max_packet_len() + 1);
-        assert_eq!(pkt.len(), p.max_packet_len(), "clamped");
-    }
-
-    #[test]
     fn returns_gives_each_packet_back_to_its_own_pool() {
         let (a, b) = (pool(4), pool(4));
         let taken = [
