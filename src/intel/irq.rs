@@ -182,10 +182,11 @@ mod tests {
     use super::*;
     use crate::pci::testing::fake_sysfs;
 
-    /// Two registers, offsets 0 and 4.
-    struct Two([Cell<u32>; 2]);
+    /// Eight registers, offsets 0, 4, ... 28.
+    #[derive(Default)]
+    struct Eight([Cell<u32>; 8]);
 
-    impl RegisterSpace for Two {
+    impl RegisterSpace for Eight {
         fn read32(&self, offset: usize) -> u32 {
             self.0[offset / 4].get()
         }
@@ -196,11 +197,38 @@ mod tests {
 
     #[test]
     fn the_interrupt_paths_register_space_is_the_devices() {
-        let regs = Two([Cell::new(0x1234_5678), Cell::new(0)]);
+        let regs = Eight::default();
+        regs.write32(0, 0x1234_5678);
         let path = IrqPath(&regs);
         assert_eq!(path.read32(0), 0x1234_5678);
         path.write32(4, 0x9abc_def0);
         assert_eq!(regs.read32(4), 0x9abc_def0);
+    }
+
+    #[test]
+    fn routing_writes_each_queues_ivar_entry_and_keeps_the_registers_other_entries() {
+        let regs = Eight::default();
+        regs.write32(0, 0x1122_3344);
+        let at = IrqRegs {
+            eims: 24,
+            eimc: 28,
+            eicr: 12,
+        };
+        // Queue 0's entry in bits 15:8 of the register at 0, queue 1's in bits 31:24;
+        // EITR(q) at 4 + 4q; EIAC and EIAM at 16 and 20.
+        let ivar = |q: usize| (0, 8 + 16 * q as u32);
+        route_vectors(&regs, (at, 2), ivar, (|q| 4 + 4 * q, 0x28), Some([16, 20]));
+        let all: Vec<_> = (0..8).map(|i| regs.read32(4 * i)).collect();
+        assert_eq!(all, [0x8122_8044, 0x28, 0x28, 0b11, 0b11, 0b11, 0, 0]);
+    }
+
+    #[test]
+    fn the_log_names_the_interrupt_mode_only_when_queues_sleep() {
+        let one = [QueueInterrupt::new(10).unwrap()];
+        assert_eq!(describe(&[], IrqMode::MsiX), "");
+        let msix = describe(&one, IrqMode::MsiX);
+        assert_eq!(msix, ", MSI-X interrupts (one vector per rx queue)");
+        assert_eq!(describe(&one, IrqMode::Msi), ", MSI interrupts");
     }
 
     #[test]

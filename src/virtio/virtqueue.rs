@@ -1204,6 +1204,27 @@ mod tests {
     }
 
     #[test]
+    fn transmit_reclaims_once_32_are_used_or_the_ring_lacks_room() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 64).unwrap();
+        let (mut dev, mut faults) = (FakeDevice::new(), Faults::NONE);
+        assert_eq!(send(&mut q, &pool, 40, &mut faults), 40);
+        for slot in 0..31 {
+            dev.complete(&mut q, slot, 0);
+        }
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!(pool.free_count(), 88, "31 used: not yet taken back");
+        dev.complete(&mut q, 31, 0);
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!(pool.free_count(), 120, "32 used: taken back");
+        // 8 in flight, 56 slots free, one more used: 57 packets fit once it is taken back.
+        dev.complete(&mut q, 32, 0);
+        assert_eq!(send(&mut q, &pool, 57, &mut faults), 57);
+        assert_eq!((q.in_flight(), pool.free_count(), faults.count), (64, 64, 0));
+    }
+
+    #[test]
     fn notification_suppression_is_honoured() {
         let mut q = Virtqueue::new(&HeapDma, 4).unwrap();
         let dev = FakeDevice::new();
