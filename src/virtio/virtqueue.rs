@@ -1221,7 +1221,10 @@ mod tests {
         // 8 in flight, 56 slots free, one more used: 57 packets fit once it is taken back.
         dev.complete(&mut q, 32, 0);
         assert_eq!(send(&mut q, &pool, 57, &mut faults), 57);
-        assert_eq!((q.in_flight(), pool.free_count(), faults.count), (64, 64, 0));
+        assert_eq!(
+            (q.in_flight(), pool.free_count(), faults.count),
+            (64, 64, 0)
+        );
     }
 
     #[test]
