@@ -9,7 +9,7 @@ use std::sync::{Barrier, mpsc};
 use std::time::Duration;
 
 use ixy::ixgbe::{IxgbeDevice, IxgbeOptions};
-use ixy::model::{Model, Port, PortRegisters, TestDevice, testbed};
+use ixy::model::{Completion, Model, Port, PortRegisters, TestDevice, testbed};
 use ixy::queues::{RxQueue, TxQueue};
 use ixy::{Error, IxyDevice, Packet};
 
@@ -151,7 +151,11 @@ fn a_device_whose_pool_has_other_handles_is_not_split_and_keeps_working() {
     assert_eq!(dev.num_rx_queues(), 2, "nothing moved");
     drop(clone);
     let queues = dev.split().unwrap();
-    assert_eq!((queues.rx.len(), queues.tx.len()), (2, 2));
+    let ids = |rx: &[RxQueue], tx: &[TxQueue]| {
+        let rx: Vec<u16> = rx.iter().map(RxQueue::id).collect();
+        (rx, tx.iter().map(TxQueue::id).collect::<Vec<u16>>())
+    };
+    assert_eq!(ids(&queues.rx, &queues.tx), (vec![0, 1], vec![0, 1]));
 }
 
 #[test]
@@ -197,4 +201,28 @@ fn queues_outliving_their_device_move_nothing_and_free_their_memory_when_dropped
     assert_eq!(model.dma().live_regions(), 1, "the packet keeps its pool");
     drop(buf);
     assert_eq!(model.dma().live_regions(), 0);
+}
+
+#[test]
+fn a_queue_the_device_does_not_stop_is_leaked_with_an_error_not_freed() {
+    let _deadline = common::deadline();
+    let model = Model::new();
+    let port = model.add_port();
+    let mut dev = open(&model, &port, 1);
+    let queues = dev.split().unwrap();
+    model.hold_back(&port, Completion::RxQueueDisable, true);
+    model.hold_back(&port, Completion::TxQueueDisable, true);
+    let live = model.dma().live_regions();
+    let ((), logged) = common::warnings(|| drop(queues));
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    for (line, kind) in logged.iter().zip(["receive", "transmit"]) {
+        assert!(
+            line.starts_with("ERROR ")
+                && line.contains(&format!("{kind} queue 0 to disable"))
+                && line.ends_with("; leaking its ring and buffers"),
+            "{line}"
+        );
+    }
+    // The device may still write the rings and buffers: none of their memory was freed.
+    assert_eq!(model.dma().live_regions(), live);
 }

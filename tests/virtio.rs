@@ -11,6 +11,9 @@ use ixy::virtio::VirtioDevice;
 use ixy::virtio::transport::VirtioBar;
 use ixy::{DeviceConfig, Error, IxyDevice, Mempool, Packet};
 
+#[path = "support/deadline.rs"]
+mod deadline;
+
 const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 
 fn cfg() -> DeviceConfig {
@@ -432,6 +435,8 @@ fn doorbells_are_one_per_batch_and_skipped_when_the_device_says_so() {
 
 #[test]
 fn a_packet_without_headroom_for_the_header_is_dropped_and_counted() {
+    // A transmit that keeps the packet it cannot send, instead of dropping it, spins.
+    let _deadline = deadline::deadline();
     let (model, _, [mut a, mut b]) = pair(&VirtioOptions::legacy());
     let pool = Mempool::new(&model.dma(), 8, 2048).unwrap();
     let mut q = packets(&pool, &[frame(OTHER_MAC, 1), frame(OTHER_MAC, 2)]);
@@ -450,6 +455,8 @@ fn a_packet_without_headroom_for_the_header_is_dropped_and_counted() {
 
 #[test]
 fn packets_from_memory_the_device_cannot_reach_are_dropped_and_counted() {
+    // A transmit that keeps the packet it cannot send, instead of dropping it, spins.
+    let _deadline = deadline::deadline();
     for opts in both() {
         let (model, _, [mut a, mut b]) = pair(&opts);
         // Ordinary heap memory, and another device model's memory: other DMA domains.

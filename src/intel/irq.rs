@@ -174,3 +174,78 @@ fn sleep<R: RegisterSpace>(
         log::error!("{name}: waiting for an interrupt on queue {q}: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::pci::testing::fake_sysfs;
+
+    /// Eight registers, offsets 0, 4, ... 28.
+    #[derive(Default)]
+    struct Eight([Cell<u32>; 8]);
+
+    impl RegisterSpace for Eight {
+        fn read32(&self, offset: usize) -> u32 {
+            self.0[offset / 4].get()
+        }
+        fn write32(&self, offset: usize, value: u32) {
+            self.0[offset / 4].set(value)
+        }
+    }
+
+    #[test]
+    fn the_interrupt_paths_register_space_is_the_devices() {
+        let regs = Eight::default();
+        regs.write32(0, 0x1234_5678);
+        let path = IrqPath(&regs);
+        assert_eq!(path.read32(0), 0x1234_5678);
+        path.write32(4, 0x9abc_def0);
+        assert_eq!(regs.read32(4), 0x9abc_def0);
+    }
+
+    #[test]
+    fn routing_writes_each_queues_ivar_entry_and_keeps_the_registers_other_entries() {
+        let regs = Eight::default();
+        regs.write32(0, 0x1122_3344);
+        let at = IrqRegs {
+            eims: 24,
+            eimc: 28,
+            eicr: 12,
+        };
+        // Queue 0's entry in bits 15:8 of the register at 0, queue 1's in bits 31:24;
+        // EITR(q) at 4 + 4q; EIAC and EIAM at 16 and 20.
+        let ivar = |q: usize| (0, 8 + 16 * q as u32);
+        route_vectors(&regs, (at, 2), ivar, (|q| 4 + 4 * q, 0x28), Some([16, 20]));
+        let all: Vec<_> = (0..8).map(|i| regs.read32(4 * i)).collect();
+        assert_eq!(all, [0x8122_8044, 0x28, 0x28, 0b11, 0b11, 0b11, 0, 0]);
+    }
+
+    #[test]
+    fn the_log_names_the_interrupt_mode_only_when_queues_sleep() {
+        let one = [QueueInterrupt::new(10).unwrap()];
+        assert_eq!(describe(&[], IrqMode::MsiX), "");
+        let msix = describe(&one, IrqMode::MsiX);
+        assert_eq!(msix, ", MSI-X interrupts (one vector per rx queue)");
+        assert_eq!(describe(&one, IrqMode::Msi), ", MSI interrupts");
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "reads a fake sysfs tree: file system access is isolated under Miri"
+    )]
+    fn a_device_on_sysfs_polls_instead_of_sleeping_on_interrupts() {
+        let (root, _) = fake_sysfs("irq-on-sysfs", [0, 0, 2], 0x8086, 0x10fb, None);
+        let pci = PciDevice::open_at("0000:00:04.0".parse().unwrap(), &root).unwrap();
+        let mut options = IxgbeOptions::default();
+        (options.rx_queues, options.interrupt_timeout_ms) = (2, 20);
+        let (_, asked) = pf_vectors(&options, None).unwrap();
+        assert_eq!(asked.len(), 2, "one per rx queue on bare registers");
+        let (o, irqs) = pf_vectors(&options, Some(&pci)).unwrap();
+        assert!(irqs.is_empty());
+        assert_eq!(o.interrupt_timeout_ms, 0, "switched to polling");
+        assert_eq!(o.device_id, 0x10fb);
+    }
+}

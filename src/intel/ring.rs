@@ -898,6 +898,25 @@ mod tests {
     }
 
     #[test]
+    fn a_length_from_the_device_is_clamped_to_the_buffer_exactly() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut ring = RxRing::new(&HeapDma, 64, pool.clone(), TAIL).unwrap();
+        let max = pool.max_packet_len() as u64;
+        for (i, len) in [max, max + 1].into_iter().enumerate() {
+            // SAFETY: descriptors 0 and 1 of the live test ring.
+            unsafe { (*ring.ring.descs.as_ptr().add(i)).hi = len << 32 | 0b11 };
+        }
+        let mut q = VecDeque::new();
+        assert_eq!(ring.rx_batch(&Regs::default(), &mut q, 8), 2);
+        assert_eq!(
+            (q[0].len(), q[1].len()),
+            (1920, 1920),
+            "max kept, max + 1 clamped"
+        );
+    }
+
+    #[test]
     fn rx_stops_while_the_pool_is_empty_and_resumes() {
         let _deadline = crate::testing::deadline();
         // One buffer more than the ring holds.

@@ -801,6 +801,35 @@ mod tests {
     }
 
     #[test]
+    fn returns_gives_each_packet_back_to_its_own_pool() {
+        let (a, b) = (pool(4), pool(4));
+        let taken = [
+            a.alloc(60),
+            a.alloc(60),
+            b.alloc(60),
+            a.alloc(60),
+            b.alloc(60),
+        ];
+        assert_eq!((a.free_count(), b.free_count()), (1, 2));
+        let mut returns = Returns::default();
+        for p in taken {
+            returns.push(p.unwrap());
+        }
+        drop(returns);
+        assert_eq!((a.free_count(), b.free_count()), (4, 4));
+    }
+
+    #[test]
+    fn a_pool_is_unique_while_it_has_one_handle() {
+        let p = pool(4);
+        assert!(p.is_unique());
+        let clone = p.clone();
+        assert!(!p.is_unique() && !clone.is_unique());
+        drop(clone);
+        assert!(p.is_unique());
+    }
+
+    #[test]
     fn a_short_region_from_the_allocator_is_an_error_not_an_overflow() {
         let _deadline = crate::testing::deadline();
         let err = Mempool::new(&crate::memory::dma::ShortDma, 4, 2048).unwrap_err();

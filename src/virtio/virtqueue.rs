@@ -1007,12 +1007,18 @@ mod tests {
         assert_eq!((q.used_ready(), q.pending_used()), (Err(jump), 0));
     }
 
+    /// A packet queue of 4 entries, a pool of `buffers`, the device, no faults yet.
+    fn rig(buffers: u32) -> (Mempool, Virtqueue<Packet>, FakeDevice, Faults) {
+        let pool = Mempool::new(&HeapDma, buffers, 2048).unwrap();
+        let q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
+        (pool, q, FakeDevice::new(), Faults::NONE)
+    }
+
     #[test]
     fn used_entries_beyond_the_buffers_in_flight_are_unknown_ids() {
-        let pool = Mempool::new(&HeapDma, 8, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let mut faults = Faults::NONE;
+        // A transmit that neither takes nor drops the packet ending a span spins.
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(8);
         let mut one: VecDeque<_> = [pool.alloc(60).unwrap()].into();
         assert_eq!(q.transmit::<12>(&mut one, &mut faults), (1, 0, 60));
         // Entries for slots 0, 1 and 2, in order, with only slot 0 in flight.
@@ -1026,10 +1032,10 @@ mod tests {
 
     #[test]
     fn buffers_are_refilled_in_place_only_while_the_ring_is_full() {
-        let pool = Mempool::new(&HeapDma, 5, 2048).unwrap();
-        let mut q = Virtqueue::<Packet>::new(&HeapDma, 4).unwrap();
-        let mut dev = FakeDevice::new();
-        let (mut faults, mut held) = (Faults::NONE, VecDeque::new());
+        // A receive that keeps looking at a full ring while the pool is empty spins.
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(5);
+        let mut held = VecDeque::new();
         assert_eq!(q.refill(&pool, 12), 4);
         // Slot 0 comes back while the ring is full (refilled in place: the pool's last
         // buffer), slot 1 while the pool is empty (the ring is no longer full).
@@ -1052,6 +1058,173 @@ mod tests {
             assert!(q.items[slot as usize].is_some(), "entry {i}: slot {slot}");
         }
         assert_eq!(faults.count, 0);
+    }
+
+    #[test]
+    fn a_run_of_used_entries_across_the_ring_end_is_refilled_in_place() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(16);
+        let mut got = VecDeque::new();
+        assert_eq!(q.refill(&pool, 12), 4);
+        for slot in 0..2 {
+            dev.complete(&mut q, slot, 72);
+        }
+        assert_eq!(
+            q.receive::<12>(&pool, &mut got, 32, &mut faults),
+            (2, 120, 2)
+        );
+        // Slots 2, 3, then 0, 1: two spans (cut at the end of the ring), both in place.
+        for slot in [2, 3, 0, 1] {
+            dev.complete(&mut q, slot, 72);
+        }
+        assert_eq!(
+            q.receive::<12>(&pool, &mut got, 32, &mut faults),
+            (4, 240, 4)
+        );
+        assert_eq!((q.avail_idx, q.last_used, faults.count), (10, 6, 0));
+        assert_eq!(got.len(), 6);
+    }
+
+    #[test]
+    fn the_checked_path_takes_a_frame_filling_the_buffer_and_refuses_a_longer_one() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        let mut got = VecDeque::new();
+        assert_eq!(q.refill(&pool, 12), 4);
+        // The net header and a frame that fills the buffer: the most the device may write.
+        let max = pool.max_packet_len() as u32 + 12;
+        // Out of order: both entries go down the checked path.
+        dev.complete(&mut q, 1, max);
+        dev.complete(&mut q, 0, max + 1);
+        let got_n = q.receive::<12>(&pool, &mut got, 32, &mut faults);
+        assert_eq!(got_n, (1, max as u64 - 12, 0));
+        assert_eq!(got[0].len(), pool.max_packet_len());
+        let too_long = UsedError::TooLong { len: max + 1, max };
+        assert_eq!((faults.count, faults.last), (1, too_long));
+    }
+
+    #[test]
+    fn receive_takes_at_most_num_packets_when_the_in_order_run_ends_early() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        let mut got = VecDeque::new();
+        assert_eq!(q.refill(&pool, 12), 4);
+        // Slot 0 in order (refilled in place), then slot 2 before slot 1: checked.
+        for slot in [0, 2, 1] {
+            dev.complete(&mut q, slot, 72);
+        }
+        assert_eq!(
+            q.receive::<12>(&pool, &mut got, 2, &mut faults),
+            (2, 120, 1)
+        );
+        assert_eq!((q.pending_used(), faults.count), (1, 0));
+        assert_eq!(q.receive::<12>(&pool, &mut got, 2, &mut faults), (1, 60, 0));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn refill_describes_each_buffer_from_its_header_to_the_end_for_the_device_to_write() {
+        let (pool, mut q, _, _) = rig(8);
+        assert_eq!(q.refill(&pool, 12), 4);
+        for slot in 0..4 {
+            let buf = q.items[slot as usize].as_ref().unwrap();
+            let whole = Desc {
+                addr: buf.bus_addr() - 12,
+                len: (pool.max_packet_len() + 12) as u32,
+                flags: VIRTQ_DESC_F_WRITE,
+            };
+            assert_eq!(q.desc(slot), whole, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn a_full_transmit_ring_takes_no_more_packets_until_the_device_returns_one() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(16);
+        let mut two: VecDeque<_> = (0..2).map(|_| pool.alloc(60).unwrap()).collect();
+        assert_eq!(q.transmit::<12>(&mut two, &mut faults), (2, 0, 120));
+        // Five for the two free slots: the three left stay in the buffer, in order.
+        let mut five: VecDeque<_> = (61..66).map(|len| pool.alloc(len).unwrap()).collect();
+        let lens = |b: &VecDeque<Packet>| b.iter().map(Packet::len).collect::<Vec<_>>();
+        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (2, 0, 123));
+        assert_eq!(lens(&five), [63, 64, 65]);
+        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (0, 0, 0));
+        assert_eq!((lens(&five), pool.free_count()), (vec![63, 64, 65], 9));
+        dev.complete(&mut q, 0, 0);
+        assert_eq!(q.transmit::<12>(&mut five, &mut faults), (1, 0, 63));
+        assert_eq!(
+            (lens(&five), pool.free_count(), faults.count),
+            (vec![64, 65], 10, 0)
+        );
+    }
+
+    /// Transmits `n` fresh packets from `pool`; returns how many were sent.
+    fn send(q: &mut Virtqueue<Packet>, pool: &Mempool, n: usize, faults: &mut Faults) -> usize {
+        let mut b: VecDeque<_> = (0..n).map(|_| pool.alloc(60).unwrap()).collect();
+        q.transmit::<12>(&mut b, faults).0
+    }
+
+    #[test]
+    fn reclaim_takes_what_the_device_returned_not_stale_used_entries() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
+        for slot in 0..4 {
+            dev.complete(&mut q, slot, 0);
+        }
+        q.reclaim(&mut faults);
+        assert_eq!(pool.free_count(), 8);
+        // The used ring still holds last round's entries, each naming its own slot: only
+        // the one the device published now is taken.
+        assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
+        dev.complete(&mut q, 0, 0);
+        q.reclaim(&mut faults);
+        assert_eq!((pool.free_count(), faults.count), (5, 0));
+    }
+
+    #[test]
+    fn reclaim_returns_the_packet_an_out_of_order_entry_names() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        assert_eq!(send(&mut q, &pool, 4, &mut faults), 4);
+        for slot in 0..2 {
+            dev.complete(&mut q, slot, 0);
+        }
+        assert_eq!(
+            send(&mut q, &pool, 2, &mut faults),
+            2,
+            "slots 0 and 1 again"
+        );
+        // Slot 0 before slots 2 and 3: the entry names slot 0's packet, not slot 2's.
+        for slot in [0, 2, 3, 1] {
+            dev.complete(&mut q, slot, 0);
+        }
+        q.reclaim(&mut faults);
+        assert_eq!((pool.free_count(), faults.count, q.in_flight()), (8, 0, 0));
+    }
+
+    #[test]
+    fn transmit_reclaims_once_32_are_used_or_the_ring_lacks_room() {
+        let _deadline = crate::testing::deadline();
+        let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
+        let mut q = Virtqueue::<Packet>::new(&HeapDma, 64).unwrap();
+        let (mut dev, mut faults) = (FakeDevice::new(), Faults::NONE);
+        assert_eq!(send(&mut q, &pool, 40, &mut faults), 40);
+        for slot in 0..31 {
+            dev.complete(&mut q, slot, 0);
+        }
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!(pool.free_count(), 88, "31 used: not yet taken back");
+        dev.complete(&mut q, 31, 0);
+        assert_eq!(send(&mut q, &pool, 0, &mut faults), 0);
+        assert_eq!(pool.free_count(), 120, "32 used: taken back");
+        // 8 in flight, 56 slots free, one more used: 57 packets fit once it is taken back.
+        dev.complete(&mut q, 32, 0);
+        assert_eq!(send(&mut q, &pool, 57, &mut faults), 57);
+        assert_eq!(
+            (q.in_flight(), pool.free_count(), faults.count),
+            (64, 64, 0)
+        );
     }
 
     #[test]
