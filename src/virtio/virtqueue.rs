@@ -1204,6 +1204,36 @@ mod tests {
     }
 
     #[test]
+    fn reclaim_reads_each_used_entrys_id_not_a_neighbouring_word() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, mut dev, mut faults) = rig(8);
+        assert_eq!(send(&mut q, &pool, 2, &mut faults), 2);
+        // Slot 1 first: slot 0's packet stays with the device (the next entry is still
+        // unwritten, zero, and must not be read as "slot 0 done").
+        dev.complete(&mut q, 1, 0);
+        q.reclaim(&mut faults);
+        assert_eq!((pool.free_count(), q.in_flight()), (7, 1));
+        dev.complete(&mut q, 0, 0);
+        q.reclaim(&mut faults);
+        assert_eq!((pool.free_count(), faults.count, q.in_flight()), (8, 0, 0));
+    }
+
+    #[test]
+    fn a_packet_with_exactly_the_headers_room_from_another_pool_is_sent() {
+        let _deadline = crate::testing::deadline();
+        let (pool, mut q, _, mut faults) = rig(8);
+        let other = Mempool::new(&HeapDma, 8, 2048).unwrap();
+        let mut tight = other.alloc(60).unwrap();
+        tight
+            .prepend(crate::memory::mempool::HEADROOM - 12)
+            .unwrap();
+        assert_eq!(tight.headroom(), 12);
+        let mut b = VecDeque::from([pool.alloc(60).unwrap(), tight]);
+        let (sent, dropped, _) = q.transmit::<12>(&mut b, &mut faults);
+        assert_eq!((sent, dropped, b.len(), q.in_flight()), (2, 0, 0, 2));
+    }
+
+    #[test]
     fn transmit_reclaims_once_32_are_used_or_the_ring_lacks_room() {
         let _deadline = crate::testing::deadline();
         let pool = Mempool::new(&HeapDma, 128, 2048).unwrap();
