@@ -36,8 +36,9 @@ use std::time::Duration;
 
 use crate::DeviceConfig;
 use crate::error::Result;
-use crate::intel::irq::{self, IrqRegs};
+use crate::intel::irq;
 use crate::intel::queue;
+use crate::intel::regs::IRQ_82576;
 use crate::intel::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
 use crate::ixgbe::{IxgbeOptions, PfOptions};
 use crate::pci::{DriverKind, IrqMode};
@@ -68,12 +69,6 @@ const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
 const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Receive vectors' EITR: about 10 µs between interrupts (interval in µs, bits 14:2).
 const RX_EITR: u32 = 10 << 2;
-/// Where the extended interrupt registers are.
-const IRQ_REGS: IrqRegs = IrqRegs {
-    eims: regs::EIMS,
-    eimc: regs::EIMC,
-    eicr: regs::EICR,
-};
 
 /// An Intel 82576 physical function.
 ///
@@ -106,7 +101,7 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
             log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
             irqs.clear();
         }
-        let mut dev = IntelDevice::new(Shell::new(name, on.regs, IRQ_REGS, irqs), Igb);
+        let mut dev = IntelDevice::new(Shell::new(name, on.regs, IRQ_82576, irqs), Igb);
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.reset()?;
         dev.start_link()?;
@@ -125,7 +120,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
     /// Masks every interrupt cause, legacy (IMC) and extended (EIMC).
     fn mask_interrupts(&self) {
         self.shell.regs.write32(regs::IMC, u32::MAX);
-        self.shell.regs.write32(regs::EIMC, u32::MAX);
+        self.shell.regs.write32(IRQ_82576.eimc, u32::MAX);
     }
 
     /// Step 1: master disable (a timeout is logged; the reset stops the device anyway, as
@@ -221,11 +216,10 @@ impl<R: RegisterSpace> IgbDevice<R> {
         if queues == 0 {
             return;
         }
-        r.write32(regs::GPIE, regs::GPIE_MSIX);
+        r.write32(IRQ_82576.gpie, regs::GPIE_MSIX);
         // IVAR(q mod 8) holds rx queue q's entry: bits 7:0 for q < 8, else 23:16.
         let ivar = |q| (regs::ivar(q & 7), if q < 8 { 0 } else { 16 });
-        let auto = Some([regs::EIAC, regs::EIAM]);
-        irq::route_vectors(r, (IRQ_REGS, queues), ivar, (regs::eitr, RX_EITR), auto);
+        irq::route_vectors(r, (IRQ_82576, queues), ivar, RX_EITR, true);
     }
 }
 
@@ -500,11 +494,12 @@ mod tests {
         let o = options().queues(2, 1).interrupt_timeout_ms(1);
         let mut dev = open(Fake::default(), &o).unwrap();
         let reg = |o: usize| dev.shell.regs.read32(o);
-        assert_eq!(reg(regs::GPIE), regs::GPIE_MSIX);
+        let at = IRQ_82576;
+        assert_eq!(reg(at.gpie), regs::GPIE_MSIX);
         assert_eq!(reg(regs::ivar(0)), 0x80, "rx queue 0 -> vector 0, valid");
         assert_eq!(reg(regs::ivar(1)), 0x81);
-        assert_eq!(reg(regs::eitr(1)), 40);
-        assert_eq!((reg(regs::EIAC), reg(regs::EIAM)), (0b11, 0b11));
+        assert_eq!(reg(at.eitr(1)), 40);
+        assert_eq!((reg(at.eiac), reg(at.eiam)), (0b11, 0b11));
         assert!(dev.queue_interrupt(1).is_some() && dev.queue_interrupt(2).is_none());
         let mut q = VecDeque::new();
         for _ in 0..crate::interrupts::IDLE_POLLS_BEFORE_SLEEP {
@@ -514,7 +509,7 @@ mod tests {
         let n = w.len();
         assert_eq!(
             w[n - 2..],
-            [(regs::EICR, 0b10), (regs::EIMS, 0b10)],
+            [(at.eicr, 0b10), (at.eims, 0b10)],
             "{:x?}",
             &w[n - 4..]
         );

@@ -43,27 +43,13 @@ pub const PHY_CONTROL: u32 = 0;
 /// PHY Control: auto-negotiation enable (bit 12) and restart (bit 9).
 pub const PHY_CONTROL_AUTONEG: u32 = 1 << 12 | 1 << 9;
 
-// Interrupt registers (datasheet 8.8; Linux `igb_configure_msix`, `igb_assign_vector`).
+// Interrupt registers (datasheet 8.8; Linux `igb_configure_msix`, `igb_assign_vector`); the
+// extended ones (EICR, EIMS, ...) are in `intel::regs::IRQ_82576`.
 /// Interrupt Mask Clear (legacy causes).
 pub const IMC: usize = 0x000d8;
-/// General Purpose Interrupt Enable.
-pub const GPIE: usize = 0x01514;
-/// GPIE: NSICR (bit 0), multiple MSI-X vectors (4), EIAME (30), PBA support (31).
+/// GPIE (at `IRQ_82576.gpie`): NSICR (bit 0), multiple MSI-X vectors (4), EIAME (30),
+/// PBA support (31).
 pub const GPIE_MSIX: u32 = 1 << 0 | 1 << 4 | 1 << 30 | 1 << 31;
-/// Extended Interrupt Mask Set.
-pub const EIMS: usize = 0x01524;
-/// Extended Interrupt Mask Clear (MSI-X vectors and queue causes).
-pub const EIMC: usize = 0x01528;
-/// Extended Interrupt Auto Clear.
-pub const EIAC: usize = 0x0152c;
-/// Extended Interrupt Auto Mask.
-pub const EIAM: usize = 0x01530;
-/// Extended Interrupt Cause Read.
-pub const EICR: usize = 0x01580;
-/// Interrupt throttle of vector `n`: the interval in µs in bits 14:2.
-pub const fn eitr(n: usize) -> usize {
-    0x01680 + 4 * n
-}
 /// Interrupt Vector Allocation register `n` (0..8): receive queue `n` in bits 7:0,
 /// receive queue `n + 8` in bits 23:16 (the 82576 layout).
 pub const fn ivar(n: usize) -> usize {

@@ -14,24 +14,36 @@ use crate::memory::Packet;
 use crate::pci::{IrqMode, PciDevice};
 use crate::registers::RegisterSpace;
 
-/// Offsets of the extended interrupt registers a sleeping queue uses (bit `q` = vector
-/// `q` in each).
-#[derive(Debug, Clone, Copy)]
+/// Where one MAC has its extended interrupt registers: the same set on the 82599
+/// (datasheet 8.2.3.5) and the 82576 (8.8), at other offsets ([`super::regs::IRQ_82599`],
+/// [`super::regs::IRQ_82576`]). Bit `v` of each is MSI-X vector `v`. The VFs, which have
+/// no receive interrupts, hold the default (never read).
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct IrqRegs {
-    /// Extended Interrupt Mask Set.
-    pub(crate) eims: usize,
-    /// Extended Interrupt Mask Clear.
-    pub(crate) eimc: usize,
     /// Extended Interrupt Cause Read (write 1b to clear).
     pub(crate) eicr: usize,
+    /// Extended Interrupt Auto Clear: in MSI-X mode, a cause set here is cleared when its
+    /// vector's message is sent.
+    pub(crate) eiac: usize,
+    /// Extended Interrupt Mask Set: writing 1b enables (unmasks) a cause.
+    pub(crate) eims: usize,
+    /// Extended Interrupt Mask Clear: writing 1b masks a cause.
+    pub(crate) eimc: usize,
+    /// Extended Interrupt Auto Mask: with GPIE.EIAME, a cause set here is masked when its
+    /// vector's message is sent.
+    pub(crate) eiam: usize,
+    /// General Purpose Interrupt Enable.
+    pub(crate) gpie: usize,
+    /// Extended Interrupt Throttle of vector 0; vector `v`'s is `4 * v` further.
+    pub(crate) eitr0: usize,
 }
 
-/// For the VFs, which have no receive interrupts (their `irqs` stay empty).
-pub(crate) const NO_IRQS: IrqRegs = IrqRegs {
-    eims: 0,
-    eimc: 0,
-    eicr: 0,
-};
+impl IrqRegs {
+    /// Extended Interrupt Throttle of vector `v`.
+    pub(crate) const fn eitr(&self, v: usize) -> usize {
+        self.eitr0 + 4 * v
+    }
+}
 
 /// The receive queues' interrupts of a PF opened with `o` (one [`QueueInterrupt`] per
 /// receive queue, none when polling), and the options as they apply. On hardware (`pci`):
@@ -71,25 +83,26 @@ pub(crate) fn pf_vectors(
 /// Routes receive queue `q`'s cause to MSI-X vector `q` for each of `queues` queues, as
 /// the 82599 (datasheet 7.3, 8.2.3.5) and the 82576 (7.3, 8.8) both do it: the queue's
 /// IVAR entry (`ivar(q)`: its register and bit position) with the valid bit, the
-/// vector's throttle (`eitr(q)` set to `itr`); with `auto` (MSI-X: EIAC and EIAM) causes
+/// vector's throttle (EITR(q) set to `itr`); with `auto` (MSI-X: EIAC and EIAM) causes
 /// that clear and mask themselves when their message goes out; old causes cleared (EICR,
 /// write 1b). Every vector stays masked: a queue unmasks its own only while it sleeps.
 pub(crate) fn route_vectors<R: RegisterSpace>(
     r: &R,
     (at, queues): (IrqRegs, usize),
     ivar: impl Fn(usize) -> (usize, u32),
-    (eitr, itr): (fn(usize) -> usize, u32),
-    auto: Option<[usize; 2]>,
+    itr: u32,
+    auto: bool,
 ) {
     for q in 0..queues {
         let (reg, shift) = ivar(q);
         let entry = (q as u32 | IVAR_VALID) << shift;
         r.write32(reg, r.read32(reg) & !(0xff << shift) | entry);
-        r.write32(eitr(q), itr);
+        r.write32(at.eitr(q), itr);
     }
     let vectors = ((1u64 << queues) - 1) as u32;
-    for reg in auto.into_iter().flatten() {
-        r.write32(reg, vectors);
+    if auto {
+        r.write32(at.eiac, vectors);
+        r.write32(at.eiam, vectors);
     }
     r.write32(at.eicr, vectors);
 }
@@ -210,14 +223,18 @@ mod tests {
         let regs = Eight::default();
         regs.write32(0, 0x1122_3344);
         let at = IrqRegs {
+            eicr: 12,
+            eiac: 16,
             eims: 24,
             eimc: 28,
-            eicr: 12,
+            eiam: 20,
+            gpie: 8,
+            eitr0: 4,
         };
         // Queue 0's entry in bits 15:8 of the register at 0, queue 1's in bits 31:24;
-        // EITR(q) at 4 + 4q; EIAC and EIAM at 16 and 20.
+        // EITR(q) at 4 + 4q; EIAC and EIAM at 16 and 20; GPIE is not written here.
         let ivar = |q: usize| (0, 8 + 16 * q as u32);
-        route_vectors(&regs, (at, 2), ivar, (|q| 4 + 4 * q, 0x28), Some([16, 20]));
+        route_vectors(&regs, (at, 2), ivar, 0x28, true);
         let all: Vec<_> = (0..8).map(|i| regs.read32(4 * i)).collect();
         assert_eq!(all, [0x8122_8044, 0x28, 0x28, 0b11, 0b11, 0b11, 0, 0]);
     }

@@ -23,6 +23,31 @@ pub const SRRCTL_DESCTYPE_MASK: u32 = 0x7 << 25;
 /// SRRCTL.DESCTYPE = 001b: advanced descriptors, one buffer.
 pub const SRRCTL_DESCTYPE_ADV_ONEBUF: u32 = 0x1 << 25;
 
+use super::irq::IrqRegs;
+
+/// The 82599's extended interrupt registers (8.2.3.5). EIAM is EIAM_EX(0), the auto mask
+/// of vectors 0-31 in MSI-X mode (0x00890 is the 82598's EIAM; Linux `IXGBE_EIAM_EX`);
+/// EITR(v) for v < 24 (the rest, unused with at most 16 receive vectors, at 0x12300).
+pub(crate) const IRQ_82599: IrqRegs = IrqRegs {
+    eicr: 0x00800,
+    eiac: 0x00810,
+    eims: 0x00880,
+    eimc: 0x00888,
+    eiam: 0x00ad0,
+    gpie: 0x00898,
+    eitr0: 0x00820,
+};
+/// The 82576's extended interrupt registers (8.8; Linux `e1000_regs.h`).
+pub(crate) const IRQ_82576: IrqRegs = IrqRegs {
+    eicr: 0x01580,
+    eiac: 0x0152c,
+    eims: 0x01524,
+    eimc: 0x01528,
+    eiam: 0x01530,
+    gpie: 0x01514,
+    eitr0: 0x01680,
+};
+
 /// IVAR entry: allocation valid (bit 7 of each 8-bit entry; 82599 IVAR_ALLOC_VAL,
 /// 8.2.3.5.17; 82576 IVAR_VALID, 8.8).
 pub const IVAR_VALID: u32 = 1 << 7;

@@ -200,7 +200,7 @@ where
     /// `Vf::tx_first` + `q`, which the handshake may set), then the start.
     fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
         let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
-        let s = Shell::new(on.name, on.regs, super::irq::NO_IRQS, Vec::new());
+        let s = Shell::new(on.name, on.regs, Default::default(), Vec::new());
         let vf = Vf::new(mbx, o.clone(), X::default());
         let mut dev = IntelDevice::new(s, vf);
         // On error `dev` is dropped, which stops its queues before the memory is freed.

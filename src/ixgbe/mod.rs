@@ -43,7 +43,8 @@ use std::time::Duration;
 
 use crate::DeviceConfig;
 use crate::error::{Error, Result};
-use crate::intel::irq::{self, IrqRegs};
+use crate::intel::irq;
+use crate::intel::regs::IRQ_82599;
 use crate::intel::shell::{Init, IntelDriver, On, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
 use crate::memory::DmaAllocator;
@@ -111,13 +112,6 @@ pub const DEFAULT_POOL_ENTRIES: u32 = 4096;
 /// bytes of data, programmed as a 3 KB receive buffer (SRRCTL.BSIZEPACKET is in 1 KB
 /// units), so every standard frame (up to 1522 bytes) fits in one buffer.
 pub const POOL_ENTRY_SIZE: usize = 4096;
-
-/// Where the extended interrupt registers are (8.2.3.5).
-const IRQ_REGS: IrqRegs = IrqRegs {
-    eims: regs::EIMS,
-    eimc: regs::EIMC,
-    eicr: regs::EICR,
-};
 
 /// Where the receive and transmit queues' registers are.
 const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
@@ -423,7 +417,7 @@ impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
             irq_mode,
             device_id: o.device_id,
         };
-        let mut dev = IntelDevice::new(Shell::new(on.name, on.regs, IRQ_REGS, irqs), d);
+        let mut dev = IntelDevice::new(Shell::new(on.name, on.regs, IRQ_82599, irqs), d);
         // On error `dev` is dropped, which resets the device before its memory is freed.
         dev.init(on.dma, &o)?;
         Ok(dev)
@@ -435,7 +429,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     /// vectors of MSI-X mode (Linux `ixgbe_irq_disable` on every MAC after the 82598).
     fn mask_interrupts(&self) {
         let r = &self.shell.regs;
-        r.write32(regs::EIMC, regs::EIMC_ALL);
+        r.write32(IRQ_82599.eimc, regs::EIMC_ALL);
         r.write32(regs::eimc_ex(0), u32::MAX);
         r.write32(regs::eimc_ex(1), u32::MAX);
     }
@@ -580,13 +574,12 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // when a vector's message is sent, so a woken queue needs no EIMC write.
         if msix {
             let bits = regs::GPIE_MULTIPLE_MSIX | regs::GPIE_EIAME | regs::GPIE_PBA_SUPPORT;
-            r.set_bits(regs::GPIE, bits);
+            r.set_bits(IRQ_82599.gpie, bits);
         }
         // 8.2.3.5: IVAR(q / 2) holds rx queue q's entry; EIAC and EIAM_EX(0) (MSI-X only).
         let ivar = |q| (regs::ivar(q / 2), regs::ivar_rx_shift(q));
-        let at = (IRQ_REGS, self.shell.irqs.len());
-        let auto = msix.then_some([regs::EIAC, regs::eiam_ex(0)]);
-        irq::route_vectors(r, at, ivar, (regs::eitr, RX_EITR), auto);
+        let at = (IRQ_82599, self.shell.irqs.len());
+        irq::route_vectors(r, at, ivar, RX_EITR, msix);
     }
 
     /// How the receive vectors are delivered; `None` when polling.

@@ -55,16 +55,8 @@ pub const EEC: usize = 0x10010;
 /// EEC.ARD: EEPROM auto-read done.
 pub const EEC_ARD: u32 = 1 << 9;
 
-// ---- Interrupts, 8.2.3.5 (programming model in 7.3) ----
-/// Extended Interrupt Cause Read (bits are also cleared by writing 1b).
-pub const EICR: usize = 0x00800;
-/// Extended Interrupt Auto Clear: in MSI-X mode, the causes set here are cleared when
-/// their vector's message is sent.
-pub const EIAC: usize = 0x00810;
-/// Extended Interrupt Mask Set/Read: writing 1b enables (unmasks) a cause.
-pub const EIMS: usize = 0x00880;
-/// Extended Interrupt Mask Clear: writing 1b masks a cause.
-pub const EIMC: usize = 0x00888;
+// ---- Interrupts, 8.2.3.5 (programming model in 7.3); EICR, EIMS, EIMC, EIAC, EIAM_EX(0),
+// GPIE and EITR are in `intel::regs::IRQ_82599` ----
 /// All interrupt causes of EIMC, including bit 31 (OTHER in Linux `IXGBE_EICR_OTHER`;
 /// Linux masks with `IXGBE_IRQ_CLEAR_MASK` = all ones).
 pub const EIMC_ALL: u32 = 0xffff_ffff;
@@ -73,14 +65,6 @@ pub const EIMC_ALL: u32 = 0xffff_ffff;
 pub const fn eimc_ex(n: usize) -> usize {
     0x00ab0 + 4 * n
 }
-/// Extended Interrupt Auto Mask Enable of the queue causes in MSI-X mode, `n` = 0, 1:
-/// with GPIE.EIAME, the causes set here are masked when their vector's message is sent
-/// (82599 and later; 0x00890 is the 82598's EIAM; Linux `IXGBE_EIAM_EX`).
-pub const fn eiam_ex(n: usize) -> usize {
-    0x00ad0 + 4 * n
-}
-/// General Purpose Interrupt Enable.
-pub const GPIE: usize = 0x00898;
 /// GPIE.MULTIPLE_MSIX: MSI-X mode (one message per vector).
 pub const GPIE_MULTIPLE_MSIX: u32 = 1 << 4;
 /// GPIE.EIAME: extended interrupt auto mask enable (EIAM applies).
@@ -88,11 +72,6 @@ pub const GPIE_EIAME: u32 = 1 << 30;
 /// GPIE.PBA_SUPPORT: pending bit array support (MSI-X).
 pub const GPIE_PBA_SUPPORT: u32 = 1 << 31;
 
-/// Extended Interrupt Throttle of vector `n` < 24 (the rest, unused with at most 16
-/// receive vectors, are at 0x12300).
-pub const fn eitr(n: usize) -> usize {
-    0x00820 + 4 * n
-}
 /// EITR.ITR_INTERVAL field (bits 11:3), in units of 2.048 µs (at 10 Gb/s and 1 Gb/s).
 pub const EITR_ITR_INTERVAL_SHIFT: u32 = 3;
 /// EITR.CNT_WDIS: the write leaves the ITR counter alone (Linux `ixgbe_write_eitr` sets
