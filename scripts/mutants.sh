@@ -1,6 +1,7 @@
 #!/bin/sh
 # Mutation testing of the packet path (issue 14): cargo-mutants changes the code that moves
 # packets one small edit at a time, and every change must make a test fail.
+# (POSIX sh; bash runs it too: no bash special variables such as GROUPS are used.)
 #
 #   scripts/mutants.sh [FILE...]
 #
@@ -33,7 +34,7 @@ cd "$(dirname "$0")/.."
 
 # The packet path, in groups, each with its files and its test selection (see above). If
 # code moves, list the files that replace these.
-GROUPS="lib virtio irq queues"
+MUTANT_GROUPS="lib virtio irq queues"
 files_of() {
     case $1 in
         lib) echo src/intel/ring.rs src/intel/mailbox.rs src/memory/mempool.rs src/interrupts.rs ;;
@@ -50,7 +51,7 @@ tests_of() {
         queues) echo --test threads ;;
     esac
 }
-ALL_FILES=$(echo $(for g in $GROUPS; do files_of "$g"; done))
+ALL_FILES=$(echo $(for g in $MUTANT_GROUPS; do files_of "$g"; done))
 
 if ! cargo mutants --version >/dev/null 2>&1; then
     echo "mutants: installing cargo-mutants" >&2
@@ -104,7 +105,7 @@ run_group() {
            failed=1 ;;
     esac
 }
-for group in $GROUPS; do
+for group in $MUTANT_GROUPS; do
     files=$(files_of "$group")
     if [ $# -gt 0 ]; then
         chosen=""
