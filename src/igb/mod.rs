@@ -39,7 +39,7 @@ use crate::error::Result;
 use crate::intel::irq;
 use crate::intel::queue;
 use crate::intel::regs::IRQ_82576;
-use crate::intel::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
+use crate::intel::shell::{IntelDevice, IntelDriver, On, Queues2, Shell};
 use crate::ixgbe::{IxgbeOptions, PfOptions};
 use crate::pci::{DriverKind, IrqMode};
 use crate::registers::{MmioRegion, RegisterSpace};
@@ -78,43 +78,6 @@ pub type IgbDevice<R = MmioRegion> = IntelDevice<Igb, R>;
 
 /// What an igb device knows besides its shell: nothing.
 pub struct Igb;
-
-impl<R: RegisterSpace> Init<R, PfOptions> for IgbDevice<R> {
-    const KIND: DriverKind = DriverKind::Igb;
-
-    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
-        let mut o = crate::ixgbe::IxgbeDevice::<R>::options(cfg);
-        o.rx_ring_size = RX_RING_SIZE;
-        o
-    }
-
-    /// Queue counts and pools the 82576 cannot have (`device_id` is not used).
-    fn check(o: &IxgbeOptions, _: Option<u16>, _: &str) -> Result<()> {
-        o.check_queues("igb", [MAX_QUEUES; 2], "")
-    }
-
-    /// With an interrupt timeout the registers are programmed for MSI-X.
-    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
-        let (options, mut irqs) = irq::pf_vectors(o, on.pci)?;
-        let (options, name, dma) = (&options, on.name, on.dma);
-        if !irqs.is_empty() && options.irq_mode != IrqMode::MsiX {
-            log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
-            irqs.clear();
-        }
-        let mut dev = IntelDevice::new(Shell::new(name, on.regs, IRQ_82576, irqs), Igb);
-        // On error `dev` is dropped, which resets the device before its memory is freed.
-        dev.reset()?;
-        dev.start_link()?;
-        crate::IxyDevice::reset_stats(&mut dev);
-        dev.shell.add_rings(dma, options, QUEUES, 0)?;
-        dev.init_rx(options)?;
-        dev.init_tx()?;
-        dev.init_interrupts();
-        dev.wait_for_link(options, || dev.speed(), ("STATUS", regs::STATUS))?;
-        dev.log_ready(irq::describe(&dev.shell.irqs, IrqMode::MsiX));
-        Ok(dev)
-    }
-}
 
 impl<R: RegisterSpace> IgbDevice<R> {
     /// Masks every interrupt cause, legacy (IMC) and extended (EIMC).
@@ -223,9 +186,43 @@ impl<R: RegisterSpace> IgbDevice<R> {
     }
 }
 
-impl<R: RegisterSpace> IntelDriver for IgbDevice<R> {
-    const NAME: &'static str = "igb";
+impl<R: RegisterSpace> IntelDriver<R> for IgbDevice<R> {
+    type Only = PfOptions;
+    const KIND: DriverKind = DriverKind::Igb;
     const QUEUES: Option<Queues2> = Some(QUEUES);
+
+    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
+        let mut o = <crate::ixgbe::IxgbeDevice<R> as IntelDriver<R>>::options(cfg);
+        o.rx_ring_size = RX_RING_SIZE;
+        o
+    }
+
+    /// Queue counts and pools the 82576 cannot have (`device_id` is not used).
+    fn check(o: &IxgbeOptions, _: Option<u16>, _: &str) -> Result<()> {
+        o.check_queues("igb", [MAX_QUEUES; 2], "")
+    }
+
+    /// With an interrupt timeout the registers are programmed for MSI-X.
+    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
+        let (options, mut irqs) = irq::pf_vectors(o, on.pci)?;
+        let (options, name, dma) = (&options, on.name, on.dma);
+        if !irqs.is_empty() && options.irq_mode != IrqMode::MsiX {
+            log::warn!("{name}: igb interrupts need MSI-X, VFIO enabled MSI; polling");
+            irqs.clear();
+        }
+        let mut dev = IntelDevice::new(Shell::new(name, on.regs, IRQ_82576, irqs), Igb);
+        // On error `dev` is dropped, which resets the device before its memory is freed.
+        dev.reset()?;
+        dev.start_link()?;
+        crate::IxyDevice::reset_stats(&mut dev);
+        dev.shell.add_rings(dma, options, QUEUES, 0)?;
+        dev.init_rx(options)?;
+        dev.init_tx()?;
+        dev.init_interrupts();
+        dev.wait_for_link(options, || dev.speed(), ("STATUS", regs::STATUS))?;
+        dev.log_ready(irq::describe(&dev.shell.irqs, IrqMode::MsiX));
+        Ok(dev)
+    }
 
     /// The MAC in receive address 0 (RAL0/RAH0), loaded from the EEPROM at reset.
     fn mac(&self) -> [u8; 6] {

@@ -62,7 +62,6 @@ pub type IgbvfDevice<R = MmioRegion> = IntelDevice<Vf<Igbvf>, R>;
 pub struct Igbvf;
 
 impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
-    const NAME: &'static str = "igbvf";
     const KIND: DriverKind = DriverKind::Igbvf;
     // QEMU drops a VF's receive backlog beyond its free descriptors as a PF's: the PF's
     // ring size (see crate::igb::RX_RING_SIZE).

@@ -237,9 +237,9 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
     /// The device with the driver's state, closed with its [`IntelDriver::close`].
     pub(crate) fn new(shell: Shell<R>, d: D) -> Self
     where
-        Self: IntelDriver,
+        Self: IntelDriver<R>,
     {
-        let close = <Self as IntelDriver>::close;
+        let close = <Self as IntelDriver<R>>::close;
         IntelDevice { shell, d, close }
     }
 
@@ -288,6 +288,51 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         let ring = self.shell.tx.get(usize::from(queue));
         ring.map_or(0, TxRing::in_flight)
     }
+
+    /// Logs that the device is ready: MAC, queues, link, and `more`.
+    pub(crate) fn log_ready(&self, more: &str)
+    where
+        Self: IntelDriver<R>,
+    {
+        let (s, mac) = (&self.shell, crate::format_mac(&self.mac()));
+        let (rx, tx, speed) = (s.rx.len(), s.tx.len(), self.speed());
+        let name = Self::KIND.name();
+        log::info!(
+            "{}: {name} ready, MAC {mac}, {rx} rx / {tx} tx queues, link {speed} Mbit/s{more}",
+            s.name
+        );
+    }
+
+    /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
+    /// buffers from `dma`, as `o` asks. `name` identifies it in messages (the PCI address
+    /// on hardware).
+    ///
+    /// PFs: with `o.interrupt_timeout_ms` set, the interrupt registers are programmed for
+    /// `o.irq_mode` as `open` does, but no vector is enabled outside the device (there is
+    /// no VFIO here): each queue's eventfd fires only when the caller signals it
+    /// ([`IntelDevice::queue_interrupt`]), so an idle queue sleeps for the full timeout.
+    #[allow(private_bounds)] // Holds for the four drivers' types; the trait is internal.
+    pub fn with_registers<X>(
+        name: &str,
+        regs: R,
+        dma: &dyn DmaAllocator,
+        o: &Options<X>,
+    ) -> Result<Self>
+    where
+        Self: IntelDriver<R, Only = X>,
+    {
+        Self::check(o, None, name)?;
+        let pci = None;
+        Self::init(
+            On {
+                name,
+                regs,
+                dma,
+                pci,
+            },
+            o,
+        )
+    }
 }
 
 impl<D, R: RegisterSpace> Drop for IntelDevice<D, R> {
@@ -296,14 +341,26 @@ impl<D, R: RegisterSpace> Drop for IntelDevice<D, R> {
     }
 }
 
-/// What an Intel driver adds to its [`Shell`]: the [`IxyDevice`] methods that differ.
-pub(crate) trait IntelDriver {
-    /// [`IxyDevice::driver_name`].
-    const NAME: &'static str;
+/// What an Intel driver adds to its [`Shell`]: how it brings up its device, with
+/// `Options<Self::Only>` ([`IxgbeOptions`](crate::ixgbe::IxgbeOptions) for the PFs,
+/// [`IxgbevfOptions`](crate::ixgbevf::IxgbevfOptions) for the VFs), and the [`IxyDevice`]
+/// methods that differ.
+pub(crate) trait IntelDriver<R>: Sized {
+    /// What only this kind of function has in its options.
+    type Only;
+    /// What the device is claimed for; its name is [`IxyDevice::driver_name`].
+    const KIND: DriverKind;
     /// Where the receive and transmit queues' registers are, for a driver whose queues
     /// can be split off to threads ([`IxyDevice::split`]); `None`: it cannot (the VFs,
     /// whose PF-reset recovery needs every ring).
     const QUEUES: Option<Queues2> = None;
+    /// The options a [`DeviceConfig`] asks for.
+    fn options(cfg: &DeviceConfig) -> Options<Self::Only>;
+    /// Refuses options the device cannot have and (PFs) ids the driver does not bring up:
+    /// `id` if known, else `o.device_id`; `name` is the device's.
+    fn check(o: &Options<Self::Only>, id: Option<u16>, name: &str) -> Result<()>;
+    /// Initialises the device `on` as `o` asks.
+    fn init(on: On<'_, R>, o: &Options<Self::Only>) -> Result<Self>;
     /// [`IxyDevice::mac_addr`].
     fn mac(&self) -> [u8; 6];
     /// [`IxyDevice::set_mac_addr`] with a unicast, non-zero `mac`.
@@ -322,28 +379,12 @@ pub(crate) trait IntelDriver {
     fn stalled(&mut self) {}
 }
 
-impl<D, R: RegisterSpace> IntelDevice<D, R> {
-    /// Logs that the device is ready: MAC, queues, link, and `more`.
-    pub(crate) fn log_ready(&self, more: &str)
-    where
-        Self: IntelDriver,
-    {
-        let (s, mac) = (&self.shell, crate::format_mac(&self.mac()));
-        let (rx, tx, speed) = (s.rx.len(), s.tx.len(), self.speed());
-        let name = Self::NAME;
-        log::info!(
-            "{}: {name} ready, MAC {mac}, {rx} rx / {tx} tx queues, link {speed} Mbit/s{more}",
-            s.name
-        );
-    }
-}
-
 impl<D, R: RegisterSpace> IxyDevice for IntelDevice<D, R>
 where
-    Self: IntelDriver,
+    Self: IntelDriver<R>,
 {
     fn driver_name(&self) -> &str {
-        Self::NAME
+        Self::KIND.name()
     }
 
     fn pci_addr(&self) -> &str {
@@ -434,7 +475,7 @@ where
     /// Polling devices only: a queue on its own thread has no interrupt path.
     fn split(&mut self) -> Result<Queues> {
         let Some([rx, tx]) = Self::QUEUES else {
-            return Err(queues::unsupported(Self::NAME));
+            return Err(queues::unsupported(Self::KIND.name()));
         };
         let ctl = QueueControl {
             rx: (rx, XDCTL_ENABLE),
@@ -454,20 +495,6 @@ where
     }
 }
 
-/// How an Intel driver brings up its device: with `Options<X>`, [`IxgbeOptions`] for
-/// the PFs, [`IxgbevfOptions`](crate::ixgbevf::IxgbevfOptions) for the VFs.
-pub(crate) trait Init<R, X>: Sized {
-    /// What the device is claimed for.
-    const KIND: DriverKind;
-    /// The options a [`DeviceConfig`] asks for.
-    fn options(cfg: &DeviceConfig) -> Options<X>;
-    /// Refuses options the device cannot have and (PFs) ids the driver does not bring up:
-    /// `id` if known, else `o.device_id`; `name` is the device's.
-    fn check(o: &Options<X>, id: Option<u16>, name: &str) -> Result<()>;
-    /// Initialises the device `on` as `o` asks.
-    fn init(on: On<'_, R>, o: &Options<X>) -> Result<Self>;
-}
-
 /// What a driver initialises: the device's name in messages, its registers (BAR0), DMA
 /// memory, and on hardware the PCI device (for a PF: its id, and its receive vectors,
 /// enabled through VFIO).
@@ -476,39 +503,6 @@ pub(crate) struct On<'a, R> {
     pub(crate) regs: R,
     pub(crate) dma: &'a dyn DmaAllocator,
     pub(crate) pci: Option<&'a PciDevice>,
-}
-
-impl<D, R: RegisterSpace> IntelDevice<D, R> {
-    /// Initialises the device behind `regs` (its BAR0) with descriptor rings and packet
-    /// buffers from `dma`, as `o` asks. `name` identifies it in messages (the PCI address
-    /// on hardware).
-    ///
-    /// PFs: with `o.interrupt_timeout_ms` set, the interrupt registers are programmed for
-    /// `o.irq_mode` as `open` does, but no vector is enabled outside the device (there is
-    /// no VFIO here): each queue's eventfd fires only when the caller signals it
-    /// ([`IntelDevice::queue_interrupt`]), so an idle queue sleeps for the full timeout.
-    #[allow(private_bounds)] // Holds for the four drivers' types; the trait is internal.
-    pub fn with_registers<X>(
-        name: &str,
-        regs: R,
-        dma: &dyn DmaAllocator,
-        o: &Options<X>,
-    ) -> Result<Self>
-    where
-        Self: Init<R, X>,
-    {
-        Self::check(o, None, name)?;
-        let pci = None;
-        Self::init(
-            On {
-                name,
-                regs,
-                dma,
-                pci,
-            },
-            o,
-        )
-    }
 }
 
 impl<D> IntelDevice<D, MmioRegion> {
@@ -521,9 +515,9 @@ impl<D> IntelDevice<D, MmioRegion> {
     /// driver or whose id it does not bring up (before anything is unbound), and a missing
     /// hugetlbfs mount. If init fails, bus mastering is taken back.
     #[allow(private_bounds)] // As for `with_registers`.
-    pub fn open<X>(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self>
+    pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self>
     where
-        Self: Init<MmioRegion, X>,
+        Self: IntelDriver<MmioRegion>,
     {
         let o = Self::options(cfg);
         Self::check(&o, None, &cfg.pci_addr)?;

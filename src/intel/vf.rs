@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::mailbox::{self, Mailbox, MailboxAt, msg};
-use super::shell::{Init, IntelDevice, IntelDriver, On, Queues2, Shell};
+use super::shell::{IntelDevice, IntelDriver, On, Queues2, Shell};
 use super::{advance, random_local_mac};
 use crate::DeviceConfig;
 use crate::error::Result;
@@ -138,8 +138,6 @@ impl<X, R: RegisterSpace> VfDevice<X, R> {
 /// What differs between the VF drivers, implemented by their [`IntelDevice`]s; every
 /// VF is an [`IntelDriver`] through it.
 pub(crate) trait VfDriver<R>: Sized {
-    /// [`crate::IxyDevice::driver_name`].
-    const NAME: &'static str;
     /// What the device is claimed for.
     const KIND: DriverKind;
     /// Descriptors per receive ring when opened from a [`DeviceConfig`].
@@ -168,49 +166,6 @@ pub(crate) trait VfDriver<R>: Sized {
     fn promisc_request(&mut self, enabled: bool) -> Result<()>;
     /// rx packets, tx packets, rx octets, tx octets as the counters read now.
     fn counter_values(&self) -> [u64; 4];
-}
-
-impl<X: Default, R: RegisterSpace> Init<R, VfOptions> for VfDevice<X, R>
-where
-    Self: VfDriver<R>,
-{
-    const KIND: DriverKind = <Self as VfDriver<R>>::KIND;
-
-    /// Queue counts from `cfg`, defaults for the rest. A VF has no interrupt support yet:
-    /// an interrupt timeout is ignored, with a warning.
-    fn options(cfg: &DeviceConfig) -> IxgbevfOptions {
-        if cfg.interrupt_timeout_ms != 0 {
-            let (name, ms) = (&cfg.pci_addr, cfg.interrupt_timeout_ms);
-            log::warn!(
-                "{name}: the VF drivers have no interrupt support yet: interrupt timeout \
-                 {ms} ms ignored, rx_batch polls"
-            );
-        }
-        let mut o = IxgbevfOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
-        o.rx_ring_size = <Self as VfDriver<R>>::RX_RING_SIZE;
-        o
-    }
-
-    fn check(o: &IxgbevfOptions, _: Option<u16>, _: &str) -> Result<()> {
-        let (max, why) = Self::MAX_QUEUES;
-        o.check_queues(<Self as VfDriver<R>>::NAME, max, why)
-    }
-
-    /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
-    /// `Vf::tx_first` + `q`, which the handshake may set), then the start.
-    fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
-        let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
-        let s = Shell::new(on.name, on.regs, Default::default(), Vec::new());
-        let vf = Vf::new(mbx, o.clone(), X::default());
-        let mut dev = IntelDevice::new(s, vf);
-        // On error `dev` is dropped, which stops its queues before the memory is freed.
-        dev.handshake()?;
-        let d = &dev.d;
-        (dev.shell).add_rings(on.dma, &d.options, Self::QUEUE_REGS, d.tx_first)?;
-        dev.start()?;
-        dev.log_ready("");
-        Ok(dev)
-    }
 }
 
 // Implemented for the two VF types only, whose bound holds: the trait stays internal.
@@ -331,11 +286,48 @@ where
     }
 }
 
-impl<X, R: RegisterSpace> IntelDriver for VfDevice<X, R>
+impl<X: Default, R: RegisterSpace> IntelDriver<R> for VfDevice<X, R>
 where
     Self: VfDriver<R>,
 {
-    const NAME: &'static str = <Self as VfDriver<R>>::NAME;
+    type Only = VfOptions;
+    const KIND: DriverKind = <Self as VfDriver<R>>::KIND;
+
+    /// Queue counts from `cfg`, defaults for the rest. A VF has no interrupt support yet:
+    /// an interrupt timeout is ignored, with a warning.
+    fn options(cfg: &DeviceConfig) -> IxgbevfOptions {
+        if cfg.interrupt_timeout_ms != 0 {
+            let (name, ms) = (&cfg.pci_addr, cfg.interrupt_timeout_ms);
+            log::warn!(
+                "{name}: the VF drivers have no interrupt support yet: interrupt timeout \
+                 {ms} ms ignored, rx_batch polls"
+            );
+        }
+        let mut o = IxgbevfOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
+        o.rx_ring_size = <Self as VfDriver<R>>::RX_RING_SIZE;
+        o
+    }
+
+    fn check(o: &IxgbevfOptions, _: Option<u16>, _: &str) -> Result<()> {
+        let (max, why) = Self::MAX_QUEUES;
+        o.check_queues(<Self as VfDriver<R>>::KIND.name(), max, why)
+    }
+
+    /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
+    /// `Vf::tx_first` + `q`, which the handshake may set), then the start.
+    fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
+        let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
+        let s = Shell::new(on.name, on.regs, Default::default(), Vec::new());
+        let vf = Vf::new(mbx, o.clone(), X::default());
+        let mut dev = IntelDevice::new(s, vf);
+        // On error `dev` is dropped, which stops its queues before the memory is freed.
+        dev.handshake()?;
+        let d = &dev.d;
+        (dev.shell).add_rings(on.dma, &d.options, Self::QUEUE_REGS, d.tx_first)?;
+        dev.start()?;
+        dev.log_ready("");
+        Ok(dev)
+    }
 
     /// The address in use: the PF's assignment unless changed with `set_mac_addr`.
     fn mac(&self) -> [u8; 6] {

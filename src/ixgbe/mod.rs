@@ -45,7 +45,7 @@ use crate::DeviceConfig;
 use crate::error::{Error, Result};
 use crate::intel::irq;
 use crate::intel::regs::IRQ_82599;
-use crate::intel::shell::{Init, IntelDriver, On, Queues2, Shell};
+use crate::intel::shell::{IntelDriver, On, Queues2, Shell};
 use crate::intel::{byte_fields, queue};
 use crate::memory::DmaAllocator;
 use crate::pci::{DriverKind, IrqMode};
@@ -391,39 +391,6 @@ pub struct Ixgbe {
     device_id: u16,
 }
 
-impl<R: RegisterSpace> Init<R, PfOptions> for IxgbeDevice<R> {
-    const KIND: DriverKind = DriverKind::Ixgbe;
-
-    /// Queue counts and interrupt timeout from `cfg`, defaults for the rest.
-    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
-        let o = IxgbeOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
-        o.interrupt_timeout_ms(cfg.interrupt_timeout_ms)
-    }
-
-    /// Also queue counts and pools the device cannot have: received traffic is spread by
-    /// RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
-    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
-    fn check(o: &IxgbeOptions, id: Option<u16>, name: &str) -> Result<()> {
-        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
-        o.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)?;
-        mac_type(id.unwrap_or(o.device_id), name).map(drop)
-    }
-
-    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
-        let (o, irqs) = irq::pf_vectors(o, on.pci)?;
-        let (mac, irq_mode) = (mac_type(o.device_id, on.name)?, o.irq_mode);
-        let d = Ixgbe {
-            mac,
-            irq_mode,
-            device_id: o.device_id,
-        };
-        let mut dev = IntelDevice::new(Shell::new(on.name, on.regs, IRQ_82599, irqs), d);
-        // On error `dev` is dropped, which resets the device before its memory is freed.
-        dev.init(on.dma, &o)?;
-        Ok(dev)
-    }
-}
-
 impl<R: RegisterSpace> IxgbeDevice<R> {
     /// 4.6.3.1: masks every interrupt cause: EIMC, and EIMC_EX(0/1) for the queue
     /// vectors of MSI-X mode (Linux `ixgbe_irq_disable` on every MAC after the 82598).
@@ -732,9 +699,39 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
     }
 }
 
-impl<R: RegisterSpace> IntelDriver for IxgbeDevice<R> {
-    const NAME: &'static str = "ixgbe";
+impl<R: RegisterSpace> IntelDriver<R> for IxgbeDevice<R> {
+    type Only = PfOptions;
+    const KIND: DriverKind = DriverKind::Ixgbe;
     const QUEUES: Option<Queues2> = Some(QUEUES);
+
+    /// Queue counts and interrupt timeout from `cfg`, defaults for the rest.
+    fn options(cfg: &DeviceConfig) -> IxgbeOptions {
+        let o = IxgbeOptions::default().queues(cfg.rx_queues, cfg.tx_queues);
+        o.interrupt_timeout_ms(cfg.interrupt_timeout_ms)
+    }
+
+    /// Also queue counts and pools the device cannot have: received traffic is spread by
+    /// RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
+    /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
+    fn check(o: &IxgbeOptions, id: Option<u16>, name: &str) -> Result<()> {
+        let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
+        o.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)?;
+        mac_type(id.unwrap_or(o.device_id), name).map(drop)
+    }
+
+    fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
+        let (o, irqs) = irq::pf_vectors(o, on.pci)?;
+        let (mac, irq_mode) = (mac_type(o.device_id, on.name)?, o.irq_mode);
+        let d = Ixgbe {
+            mac,
+            irq_mode,
+            device_id: o.device_id,
+        };
+        let mut dev = IntelDevice::new(Shell::new(on.name, on.regs, IRQ_82599, irqs), d);
+        // On error `dev` is dropped, which resets the device before its memory is freed.
+        dev.init(on.dma, &o)?;
+        Ok(dev)
+    }
 
     /// The MAC in receive address entry 0 (RAL(0)/RAH(0)), loaded from the EEPROM.
     fn mac(&self) -> [u8; 6] {

@@ -172,7 +172,6 @@ impl<R: RegisterSpace> IxgbevfDevice<R> {
 }
 
 impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
-    const NAME: &'static str = "ixgbevf";
     const KIND: DriverKind = DriverKind::Ixgbevf;
     const RX_RING_SIZE: usize = crate::ixgbe::DEFAULT_RX_RING_SIZE;
 
