@@ -104,8 +104,8 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
             "the PF refused promiscuous mode (SET_PROMISC NACK): the Linux igb PF lets a VF \
              receive all multicast frames, never all unicast ones; send to the VF's MAC"
                 .into()
-        })?;
-        Ok(())
+        })
+        .map(drop)
     }
 
     /// VFGPRC, VFGPTC, VFGORC, VFGOTC: 32-bit rolling counters.

@@ -47,10 +47,8 @@ pub(crate) const fn queue_block(block: usize) -> QueueRegs {
 pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize, bsize_mask: u32, drop_en: u32) {
     let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
     let keep = regs.read32(srrctl) & !(super::regs::SRRCTL_DESCTYPE_MASK | bsize_mask);
-    regs.write32(
-        srrctl,
-        keep | super::regs::SRRCTL_DESCTYPE_ADV_ONEBUF | drop_en | buf_kb,
-    );
+    let set = super::regs::SRRCTL_DESCTYPE_ADV_ONEBUF | drop_en | buf_kb;
+    regs.write32(srrctl, keep | set);
 }
 
 /// Points the queue at `ring`, empty (head = tail = 0). The queue must be disabled.

@@ -128,10 +128,8 @@ impl<R: RegisterSpace> Shell<R> {
         self.regs.set_bits(CTRL, CTRL_GIO_MASTER_DISABLE);
         let what = "master requests to stop (STATUS.GIO_MASTER_ENABLE)";
         let stopped = self.wait(STATUS, STATUS_GIO_MASTER_ENABLE, 0, MASTER_TIMEOUT, what);
-        if let Err(e) = &stopped {
-            log::warn!("{}: {e}; resetting anyway", self.name);
-        }
-        stopped.is_ok()
+        let warn = |e: &Error| log::warn!("{}: {e}; resetting anyway", self.name);
+        stopped.inspect_err(warn).is_ok()
     }
 
     /// Sets reset bit(s) `bits` in CTRL, waits the ~1 ms before any access (82599
@@ -160,13 +158,8 @@ impl<R: RegisterSpace> Shell<R> {
             }
         }
         let what = "queue to disable (XDCTL.ENABLE)";
-        let stuck = ctls.filter(|&ctl| {
-            let stopped = self.wait(ctl, XDCTL_ENABLE, 0, timeout, what);
-            stopped
-                .inspect_err(|e| log::warn!("{}: {e}", self.name))
-                .is_err()
-        });
-        stuck.count() == 0
+        let stuck = ctls.filter_map(|ctl| self.wait(ctl, XDCTL_ENABLE, 0, timeout, what).err());
+        stuck.inspect(|e| log::warn!("{}: {e}", self.name)).count() == 0
     }
 
     /// The control registers of every receive and transmit queue of a PF (also those

@@ -280,8 +280,7 @@ where
             log::warn!("{name}: {e}; using the assigned address again");
             self.request_mac(perm)?;
         }
-        let now = self.counter_values();
-        self.d.counters = now;
+        self.d.counters = self.counter_values();
         Ok(())
     }
 }

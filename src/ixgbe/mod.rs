@@ -582,8 +582,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // Receive filters while RXEN is clear (8.2.3.7.1): broadcast, and promiscuous if
         // asked for.
         self.shell.regs.set_bits(regs::FCTRL, regs::FCTRL_BAM);
-        self.promisc_on(o.promisc)?;
-        self.shell.promisc = o.promisc;
+        crate::IxyDevice::set_promisc(self, o.promisc)?;
         let s = &mut self.shell;
         // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9), and (last sentence of
         // 4.6.7) a reserved DCA bit that resets to 1 but must be 0.
@@ -681,10 +680,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         for (q, ring) in self.shell.tx.iter().enumerate() {
             let qr = regs::tx_queue(q);
             queue::program_ring(r, &qr, ring.descriptors());
-            r.write32(
-                qr.ctl,
-                r.read32(qr.ctl) & !regs::TXDCTL_THRESH_MASK | regs::TXDCTL_THRESH,
-            );
+            let txdctl = r.read32(qr.ctl) & !regs::TXDCTL_THRESH_MASK;
+            r.write32(qr.ctl, txdctl | regs::TXDCTL_THRESH);
         }
 
         // Transmit DMA on.
@@ -745,10 +742,8 @@ impl<R: RegisterSpace> IntelDriver<R> for IxgbeDevice<R> {
 
     /// Speed from LINKS ([`links_speed`]; LINKS.NON_STD on the X550): 0 while down.
     fn speed(&self) -> u32 {
-        links_speed(
-            self.shell.regs.read32(regs::LINKS),
-            self.d.mac == MacType::X550,
-        )
+        let links = self.shell.regs.read32(regs::LINKS);
+        links_speed(links, self.d.mac == MacType::X550)
     }
 
     /// Unicast and multicast promiscuous (FCTRL.UPE, FCTRL.MPE). Receive, if on, is
@@ -761,10 +756,8 @@ impl<R: RegisterSpace> IntelDriver<R> for IxgbeDevice<R> {
             r.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         }
         let (fctrl, bits) = (r.read32(regs::FCTRL), regs::FCTRL_UPE | regs::FCTRL_MPE);
-        r.write32(
-            regs::FCTRL,
-            if enabled { fctrl | bits } else { fctrl & !bits },
-        );
+        let fctrl = if enabled { fctrl | bits } else { fctrl & !bits };
+        r.write32(regs::FCTRL, fctrl);
         if rx_on {
             self.enable_rx();
         }
@@ -797,9 +790,8 @@ impl<R: RegisterSpace> IntelDriver<R> for IxgbeDevice<R> {
                 (q.packets, q.bytes) = (q.packets + p, q.bytes + b.saturating_sub(4 * p));
             }
         }
-        let qprdc: u64 = (0..rx.min(regs::NUM_QPRDC))
-            .map(|q| r(regs::qprdc(q)))
-            .sum();
+        let counted = rx.min(regs::NUM_QPRDC);
+        let qprdc: u64 = (0..counted).map(|q| r(regs::qprdc(q))).sum();
         let mpc: u64 = (0..regs::NUM_MPC).map(|i| r(regs::mpc(i))).sum();
         // Receive errors: CRC and length (Linux `ixgbe_update_stats` counts CRCERRS and
         // RLEC), and the frames too short or too long to pass (RUC, ROC).

@@ -192,12 +192,9 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
 
     /// Steps 5 to 7 with the rings the device already has.
     fn start(&mut self) -> Result<()> {
-        let lpe = self.request(&[msg::SET_LPE, MAX_FRAME])?;
-        if !lpe.acked() {
+        if !self.request(&[msg::SET_LPE, MAX_FRAME])?.acked() {
             let name = &self.shell.name;
-            log::warn!(
-                "{name}: the PF refused a maximum frame size of {MAX_FRAME} bytes (SET_LPE)"
-            );
+            log::warn!("{name}: the PF refused frames of up to {MAX_FRAME} bytes (SET_LPE)");
         }
         let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
         self.start_rings(regs::vfsrrctl, bits, regs::VFTXDCTL_THRESH)?;
