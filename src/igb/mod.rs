@@ -65,8 +65,6 @@ const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 const MDIC_TIMEOUT: Duration = Duration::from_millis(100);
 /// Where the receive and transmit queues' registers are.
 const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
-/// Queue disable read-back timeout.
-const QUEUE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Receive vectors' EITR: about 10 µs between interrupts (interval in µs, bits 14:2).
 const RX_EITR: u32 = 10 << 2;
 
@@ -95,8 +93,9 @@ impl<R: RegisterSpace> IgbDevice<R> {
         s.reset_ctrl(regs::CTRL_RST)?;
         self.mask_interrupts();
         let ard = regs::EECD_AUTO_RD;
-        let auto_rd = s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD");
-        if auto_rd.is_err() {
+        if s.wait(regs::EECD, ard, ard, AUTO_RD_TIMEOUT, "EECD.AUTO_RD")
+            .is_err()
+        {
             // QEMU's igb never sets it; Linux goes on as well.
             log::debug!("{}: EEPROM auto-read not reported done", s.name);
         }
@@ -135,7 +134,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
     fn init_rx(&mut self, o: &IxgbeOptions) -> Result<()> {
         let s = &mut self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        if !s.stop_queues(s.queue_ctls(QUEUES), QUEUE_TIMEOUT) {
+        if !s.stop_queues(s.queue_ctls(QUEUES)) {
             return Err(s.err("a queue did not stop after the reset"));
         }
         for q in 0..s.rx.len() {
@@ -262,7 +261,7 @@ impl<R: RegisterSpace> IntelDriver<R> for IgbDevice<R> {
         self.mask_interrupts();
         let s = &self.shell;
         s.regs.clear_bits(regs::RCTL, regs::RCTL_EN);
-        s.stop_queues(s.queue_ctls(QUEUES), QUEUE_TIMEOUT);
+        s.stop_queues(s.queue_ctls(QUEUES));
         if let Err(e) = self.reset() {
             log::error!("{}: {e}", self.shell.name);
             self.shell.fence_off();

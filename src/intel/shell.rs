@@ -143,14 +143,11 @@ impl<R: RegisterSpace> Shell<R> {
         self.wait(CTRL, bits | CTRL_RST, 0, Duration::from_secs(1), what)
     }
 
-    /// Clears ENABLE in each queue control register of `ctls`, then waits up to `timeout`
-    /// for each to read back clear (82599 datasheet 4.6.7.1.2, 4.6.8.1; the 82576's queues
-    /// the same). A queue that does not stop is logged; returns whether all did.
-    pub(crate) fn stop_queues(
-        &self,
-        ctls: impl Iterator<Item = usize> + Clone,
-        timeout: Duration,
-    ) -> bool {
+    /// Clears ENABLE in each queue control register of `ctls`, then waits up to
+    /// [`QUEUE_DISABLE_TIMEOUT`] for each to read back clear (82599 datasheet 4.6.7.1.2,
+    /// 4.6.8.1; the 82576's queues the same). A queue that does not stop is logged;
+    /// returns whether all did.
+    pub(crate) fn stop_queues(&self, ctls: impl Iterator<Item = usize> + Clone) -> bool {
         for ctl in ctls.clone() {
             let v = self.regs.read32(ctl);
             if v & XDCTL_ENABLE != 0 {
@@ -158,7 +155,8 @@ impl<R: RegisterSpace> Shell<R> {
             }
         }
         let what = "queue to disable (XDCTL.ENABLE)";
-        let stuck = ctls.filter_map(|ctl| self.wait(ctl, XDCTL_ENABLE, 0, timeout, what).err());
+        let t = QUEUE_DISABLE_TIMEOUT;
+        let stuck = ctls.filter_map(|ctl| self.wait(ctl, XDCTL_ENABLE, 0, t, what).err());
         stuck.inspect(|e| log::warn!("{}: {e}", self.name)).count() == 0
     }
 
@@ -207,6 +205,8 @@ pub(crate) type Queues2 = [fn(usize) -> QueueRegs; 2];
 
 /// Queue enable read-back timeout (4.6.7, 4.6.8 give none).
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Queue disable read-back timeout (4.6.7.1.2, 4.6.8.1 give none).
+const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Master disable timeout (5.2.5.3.2 gives none; Linux `ixgbe_disable_pcie_master` and
 /// `igb_disable_pcie_master` poll for up to 80 ms).
 const MASTER_TIMEOUT: Duration = Duration::from_millis(100);

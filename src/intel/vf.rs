@@ -23,8 +23,6 @@ use crate::registers::RegisterSpace;
 /// The driver looks for a PF reset on every this-many-th empty receive poll or full
 /// transmit ring.
 pub const PF_CHECK_INTERVAL: u32 = 64;
-/// How long a queue gets to stop (its ENABLE bit to read back 0).
-const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Shortest time between two re-initialisation attempts from the packet path.
 const REINIT_RETRY: Duration = Duration::from_secs(1);
 
@@ -215,7 +213,7 @@ where
     fn stop_queues(&self) -> bool {
         let ([rx, tx], first) = (Self::QUEUE_REGS, self.d.tx_first);
         let ctls = (0..Self::HW_QUEUES).flat_map(move |q| [rx(q).ctl, tx(first + q).ctl]);
-        self.shell.stop_queues(ctls, QUEUE_DISABLE_TIMEOUT)
+        self.shell.stop_queues(ctls)
     }
 
     /// SET_MAC_ADDR; a refusal is an error naming the likely cause.

@@ -128,8 +128,6 @@ const SWFW_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time for the SFP+ laser to light up after ESDP.SDP3 is cleared (Linux
 /// `ixgbe_enable_tx_laser_multispeed_fiber`: 100 ms).
 const LASER_ON_DELAY: Duration = Duration::from_millis(100);
-/// Queue disable read-back timeout (4.6.7.1.2 / 4.6.8.1 give none).
-const QUEUE_DISABLE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Extra wait after a receive queue reads back disabled, before its memory is released
 /// (4.6.7.1.2: "wait additional ~100 us").
 const QUEUE_DISABLE_SETTLE: Duration = Duration::from_micros(100);
@@ -811,7 +809,7 @@ impl<R: RegisterSpace> IntelDriver<R> for IxgbeDevice<R> {
         let s = &self.shell;
         s.regs.clear_bits(regs::RXCTRL, regs::RXCTRL_RXEN);
         // Each queue off and read back off, then (4.6.7.1.2) ~100 us more.
-        s.stop_queues(s.queue_ctls(QUEUES), QUEUE_DISABLE_TIMEOUT);
+        s.stop_queues(s.queue_ctls(QUEUES));
         std::thread::sleep(QUEUE_DISABLE_SETTLE);
         let (reset, r) = (self.reset(), &self.shell.regs);
         // Linux `ixgbe_down`, `ixgbe_release_hw_control`: laser off, firmware told.
