@@ -63,6 +63,8 @@ pub const RX_RING_SIZE: usize = 2048;
 const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 /// MDIC completion timeout (Linux `igb_read_phy_reg_mdic`: 1920 polls of 50 µs).
 const MDIC_TIMEOUT: Duration = Duration::from_millis(100);
+/// SRRCTL's BSIZEPACKET field and DROP_EN bit (of the PF's and the VF's SRRCTL alike).
+pub(crate) const SRRCTL_BITS: [u32; 2] = [regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN];
 /// Where the receive and transmit queues' registers are.
 const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
 /// Receive vectors' EITR: about 10 µs between interrupts (interval in µs, bits 14:2).
@@ -138,8 +140,7 @@ impl<R: RegisterSpace> IgbDevice<R> {
             return Err(s.err("a queue did not stop after the reset"));
         }
         for q in 0..s.rx.len() {
-            let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
-            queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
+            queue::set_srrctl(&s.regs, regs::srrctl(q), SRRCTL_BITS);
             let what = format!("receive queue {q} to enable (XDCTL.ENABLE)");
             s.start_queue(&regs::rx_queue(q), s.rx[q].descriptors(), &what)?;
             s.rx[q].start(&s.regs);

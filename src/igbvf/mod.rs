@@ -29,7 +29,6 @@
 pub mod regs;
 
 use crate::error::Result;
-use crate::igb::regs as pf;
 use crate::intel::mailbox::MailboxAt;
 use crate::intel::shell::IntelDevice;
 use crate::intel::shell::Queues2;
@@ -77,8 +76,7 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
 
     /// Steps 3 to 5 with the rings the VF has.
     fn start(&mut self) -> Result<()> {
-        let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
-        self.start_rings(|_| regs::SRRCTL0, bits, 0)?;
+        self.start_rings(|_| regs::SRRCTL0, crate::igb::SRRCTL_BITS, 0)?;
         self.register_mac()?;
         if self.d.options.promisc || self.shell.promisc {
             crate::IxyDevice::set_promisc(self, true)?;
@@ -119,6 +117,7 @@ impl<R: RegisterSpace> VfDriver<R> for IgbvfDevice<R> {
 mod tests {
     // The VF driver against a fake 82576 VF whose mailbox answers like the Linux igb PF.
 
+    use crate::igb::regs as pf;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
     use std::rc::Rc;

@@ -43,8 +43,10 @@ pub(crate) const fn queue_block(block: usize) -> QueueRegs {
 /// SRRCTL (or VFSRRCTL) at `srrctl`: advanced one-buffer descriptors, the buffer size of
 /// the drivers' pools in KB, and drop when out of descriptors instead of holding up the
 /// shared packet buffer (82599 datasheet 8.2.3.8.7; the 82576's BSIZEPACKET field,
-/// `bsize_mask`, is wider and its DROP_EN, `drop_en`, elsewhere: 82576 datasheet 8.10).
-pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize, bsize_mask: u32, drop_en: u32) {
+/// `bsize_mask`, is wider and its DROP_EN, `drop_en`, elsewhere: 82576 datasheet 8.10):
+/// the PF's `SRRCTL_BITS`, which its VF shares.
+pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize, bits: [u32; 2]) {
+    let [bsize_mask, drop_en] = bits;
     let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;
     let keep = regs.read32(srrctl) & !(super::regs::SRRCTL_DESCTYPE_MASK | bsize_mask);
     let set = super::regs::SRRCTL_DESCTYPE_ADV_ONEBUF | drop_en | buf_kb;

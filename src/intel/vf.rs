@@ -237,20 +237,20 @@ where
 
     /// Starts the rings the VF has, dropping frames left on them: receive queues with
     /// advanced one-buffer descriptors sized to the pool buffers, dropping frames when out
-    /// of descriptors (`srrctl`: the register of queue `q`, its BSIZEPACKET field and
-    /// DROP_EN bit), then transmit queues (from `Vf::tx_first`, with `tx_extra` in
+    /// of descriptors (`srrctl`: the register of queue `q`; `srrctl_bits`: its BSIZEPACKET
+    /// field and DROP_EN bit), then transmit queues (from `Vf::tx_first`, with `tx_extra` in
     /// their control register), each enabled; then all receive descriptors but one go to
     /// the device.
     pub(crate) fn start_rings(
         &mut self,
         srrctl: fn(usize) -> usize,
-        [bsize, drop_en]: [u32; 2],
+        srrctl_bits: [u32; 2],
         tx_extra: u32,
     ) -> Result<()> {
         let (first, s) = (self.d.tx_first, &mut self.shell);
         for q in 0..s.rx.len() {
             s.rx[q].rearm();
-            super::queue::set_srrctl(&s.regs, srrctl(q), bsize, drop_en);
+            super::queue::set_srrctl(&s.regs, srrctl(q), srrctl_bits);
             let what = format!("VF receive queue {q} to enable (VFRXDCTL.ENABLE)");
             s.start_queue(&Self::QUEUE_REGS[0](q), s.rx[q].descriptors(), &what)?;
         }

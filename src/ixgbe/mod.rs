@@ -113,6 +113,9 @@ pub const DEFAULT_POOL_ENTRIES: u32 = 4096;
 /// units), so every standard frame (up to 1522 bytes) fits in one buffer.
 pub const POOL_ENTRY_SIZE: usize = 4096;
 
+/// SRRCTL's BSIZEPACKET field and DROP_EN bit (8.2.3.8.7; VFSRRCTL has the same).
+pub(crate) const SRRCTL_BITS: [u32; 2] = [regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN];
+
 /// Where the receive and transmit queues' registers are.
 const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];
 
@@ -585,8 +588,7 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
         // Per queue: buffers, descriptor type, ring (4.6.7, 7.1.9), and (last sentence of
         // 4.6.7) a reserved DCA bit that resets to 1 but must be 0.
         for (q, ring) in s.rx.iter().enumerate() {
-            let (bsize, drop_en) = (regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN);
-            queue::set_srrctl(&s.regs, regs::srrctl(q), bsize, drop_en);
+            queue::set_srrctl(&s.regs, regs::srrctl(q), SRRCTL_BITS);
             queue::program_ring(&s.regs, &regs::rx_queue(q), ring.descriptors());
             (s.regs).clear_bits(regs::dca_rxctrl(q), regs::DCA_RXCTRL_RESERVED_BIT12);
         }

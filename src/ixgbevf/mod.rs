@@ -38,7 +38,6 @@ use crate::intel::shell::IntelDevice;
 use crate::intel::shell::Queues2;
 use crate::intel::vf::VfDriver;
 use crate::ixgbe::Options;
-use crate::ixgbe::regs as pf;
 use crate::pci::DriverKind;
 use crate::registers::{MmioRegion, RegisterSpace};
 
@@ -196,7 +195,7 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
             let name = &self.shell.name;
             log::warn!("{name}: the PF refused frames of up to {MAX_FRAME} bytes (SET_LPE)");
         }
-        let bits = [pf::SRRCTL_BSIZEPACKET_MASK, pf::SRRCTL_DROP_EN];
+        let bits = crate::ixgbe::SRRCTL_BITS;
         self.start_rings(regs::vfsrrctl, bits, regs::VFTXDCTL_THRESH)?;
         let want = self.d.options.promisc;
         if (want || self.d.x.api >= ApiVersion::V1_2)
