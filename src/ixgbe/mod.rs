@@ -463,9 +463,8 @@ impl<R: RegisterSpace> IxgbeDevice<R> {
             s.regs.write32(sync, if wait { v } else { set });
             s.regs.clear_bits(regs::SWSM, regs::SWSM_SMBI);
             if !wait {
-                let name = &s.name;
                 if held {
-                    log::warn!("{name}: SW_FW_SYNC {v:#010x} still held; taking it");
+                    log::warn!("{}: SW_FW_SYNC {v:#010x} still held; taking it", s.name);
                 }
                 return Ok(());
             }

@@ -240,11 +240,9 @@ impl<R: RegisterSpace> VfDriver<R> for IxgbevfDevice<R> {
                  vf <n> trust on`) while the PF itself is promiscuous"
             )
         };
-        let granted = self
-            .ask(&[msg::UPDATE_XCAST_MODE, mode as u32], refused)?
-            .words[1];
-        if granted != mode as u32 {
-            let granted = XcastMode::describe(granted);
+        let reply = self.ask(&[msg::UPDATE_XCAST_MODE, mode as u32], refused)?;
+        if reply.words[1] != mode as u32 {
+            let granted = XcastMode::describe(reply.words[1]);
             return Err(self.shell.err(format!(
                 "the PF granted {granted} mode instead of {wanted}: the VF is not trusted (`ip \
                  link set <pf> vf <n> trust on`)"
