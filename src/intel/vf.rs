@@ -55,23 +55,6 @@ pub struct Vf<X> {
 type VfDevice<X, R> = IntelDevice<Vf<X>, R>;
 
 impl<X> Vf<X> {
-    /// A VF that talks to its PF through `mbx`.
-    pub(crate) fn new(mbx: Mailbox, options: IxgbevfOptions, x: X) -> Self {
-        Vf {
-            mbx,
-            options,
-            perm_mac: [0; 6],
-            mac: [0; 6],
-            tx_first: 0,
-            counters: [0; 4],
-            idle: 0,
-            reinit_pending: false,
-            pf_resets: 0,
-            last_failure: None,
-            x,
-        }
-    }
-
     /// The RESET handshake's MAC: the one the PF assigned (`reply`), or on a NACK (no
     /// address assigned; Linux `ixgbevf_reset_hw_vf` and `e1000_reset_hw_vf` accept it
     /// and the VF drivers make one up) the one made up before a PF reset, else a random
@@ -313,9 +296,20 @@ where
     /// The handshake, the receive and transmit rings (transmit queue `q` on VF queue
     /// `Vf::tx_first` + `q`, which the handshake may set), then the start.
     fn init(on: On<'_, R>, o: &IxgbevfOptions) -> Result<Self> {
-        let mbx = Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX);
         let s = Shell::new(on.name, on.regs, Default::default(), Vec::new());
-        let vf = Vf::new(mbx, o.clone(), X::default());
+        let vf = Vf {
+            mbx: Mailbox::new(on.name, o.mailbox_timeout, Self::MAILBOX),
+            options: o.clone(),
+            perm_mac: [0; 6],
+            mac: [0; 6],
+            tx_first: 0,
+            counters: [0; 4],
+            idle: 0,
+            reinit_pending: false,
+            pf_resets: 0,
+            last_failure: None,
+            x: X::default(),
+        };
         let mut dev = IntelDevice::new(s, vf);
         // On error `dev` is dropped, which stops its queues before the memory is freed.
         dev.handshake()?;
