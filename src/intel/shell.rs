@@ -288,8 +288,8 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         Self: IntelDriver<R>,
     {
         let (s, mac) = (&self.shell, crate::format_mac(&self.mac()));
-        let (rx, tx, speed) = (s.rx.len(), s.tx.len(), self.speed());
         let name = Self::KIND.name();
+        let (rx, tx, speed) = (s.rx.len(), s.tx.len(), self.speed());
         log::info!(
             "{}: {name} ready, MAC {mac}, {rx} rx / {tx} tx queues, link {speed} Mbit/s{more}",
             s.name
@@ -315,16 +315,13 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
         Self: IntelDriver<R, Only = X>,
     {
         Self::check(o, None, name)?;
-        let pci = None;
-        Self::init(
-            On {
-                name,
-                regs,
-                dma,
-                pci,
-            },
-            o,
-        )
+        let on = On {
+            name,
+            regs,
+            dma,
+            pci: None,
+        };
+        Self::init(on, o)
     }
 }
 
