@@ -209,10 +209,8 @@ where
                 "the host assigned this VF a MAC address and does not trust it to change it \
                  (`ip link set <pf> vf <n> trust on` allows it)"
             };
-            format!(
-                "the PF refused MAC address {}: {why}",
-                crate::format_mac(&mac)
-            )
+            let shown = crate::format_mac(&mac);
+            format!("the PF refused MAC address {shown}: {why}")
         })?;
         self.d.mac = mac;
         Ok(())
