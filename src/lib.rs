@@ -373,18 +373,6 @@ impl DeviceConfig {
         self
     }
 
-    /// Takes the device even if its kernel interface is in use.
-    pub fn force_unbind(mut self, force: bool) -> Self {
-        self.force_unbind = force;
-        self
-    }
-
-    /// Refuses devices that are not bound to vfio-pci.
-    pub fn require_vfio(mut self, required: bool) -> Self {
-        self.require_vfio = required;
-        self
-    }
-
     /// Sets the hugetlbfs mount for DMA memory.
     pub fn hugepage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.hugepage_dir = Some(dir.into());
@@ -406,17 +394,14 @@ impl DeviceConfig {
             )));
         }
         let device = pci::PciDevice::open(&self.pci_addr)?;
-        let id = device.id();
-        let required = self.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
-        device.check_vfio_rule(required)?;
         use pci::DriverKind as K;
-        Ok(match pci::driver_for(id) {
+        Ok(match pci::driver_for(device.id()) {
             Some(K::Virtio) => Box::new(virtio::VirtioDevice::open(device, self)?),
             Some(K::Ixgbe) => Box::new(ixgbe::IxgbeDevice::open(device, self)?),
             Some(K::Ixgbevf) => Box::new(ixgbevf::IxgbevfDevice::open(device, self)?),
             Some(K::Igb) => Box::new(igb::IgbDevice::open(device, self)?),
             Some(K::Igbvf) => Box::new(igbvf::IgbvfDevice::open(device, self)?),
-            None => return Err(id.unsupported()),
+            None => return Err(device.id().unsupported()),
         })
     }
 }

@@ -33,11 +33,10 @@ pub trait RegisterSpace {
 
     /// This register space as one that threads may share (a split device's queues
     /// use it from their threads, [`crate::queues`]), or `None` if it cannot be shared.
-    fn share(this: &Arc<Self>) -> Option<SharedRegs>
+    fn share(_this: &Arc<Self>) -> Option<SharedRegs>
     where
         Self: Sized,
     {
-        let _ = this;
         None
     }
 }
@@ -170,14 +169,11 @@ impl MmioRegion {
 }
 
 /// The widths registers are accessed in: plain integers, for which any bits are a value
-/// (sealed: no other type can be one).
-mod width {
-    pub trait Width: Copy {}
-    impl Width for u8 {}
-    impl Width for u16 {}
-    impl Width for u32 {}
-}
-use width::Width;
+/// (crate-private: no other type can be one).
+pub(crate) trait Width: Copy {}
+impl Width for u8 {}
+impl Width for u16 {}
+impl Width for u32 {}
 
 impl RegisterSpace for MmioRegion {
     fn share(this: &Arc<Self>) -> Option<SharedRegs> {

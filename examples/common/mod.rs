@@ -76,9 +76,9 @@ impl Usage {
         }
         let number = "a number from -1 to 32767";
         let timeout = self.env("IXY_INTERRUPT_TIMEOUT_MS", 0, number, |v| v.parse().ok());
-        DeviceConfig::new(pci)
-            .interrupt_timeout_ms(timeout)
-            .force_unbind(env_flag("IXY_FORCE_UNBIND").unwrap_or(false))
+        let mut cfg = DeviceConfig::new(pci).interrupt_timeout_ms(timeout);
+        cfg.force_unbind = env_flag("IXY_FORCE_UNBIND").unwrap_or(false);
+        cfg
     }
 
     /// Environment variable `name` as `parse` reads it, `default` if it is unset; a value

@@ -397,27 +397,23 @@ fn physical_chunks(virt: NonNull<u8>, size: usize) -> Result<Box<[u64]>> {
     // (hugepages are not swapped anyway; this also pre-faults them).
     if unsafe { libc::mlock(virt.as_ptr().cast(), size) } != 0 {
         let (mib, e) = (size >> 20, io::Error::last_os_error());
-        return Err(Error::hugepages(format!(
-            "cannot lock {mib} MiB of hugepages in memory ({e})"
-        )));
+        let what = format!("cannot lock {mib} MiB of hugepages in memory ({e})");
+        return Err(Error::hugepages(what));
     }
     let no_frame = |detail: String| Error::NoPhysicalAddress { detail };
-    let pagemap = File::open("/proc/self/pagemap")
-        .map_err(|e| no_frame(format!("cannot open /proc/self/pagemap: {e}")))?;
+    let fail = |e| no_frame(format!("cannot read /proc/self/pagemap ({e})"));
+    let pagemap = File::open("/proc/self/pagemap").map_err(fail)?;
     let chunk = |i: usize| {
         let mut entry = [0u8; 8];
         let at = ((virt.as_ptr() as usize + i * CHUNK_SIZE) / PAGE * 8) as u64;
-        pagemap
-            .read_exact_at(&mut entry, at)
-            .map_err(|e| no_frame(format!("reading /proc/self/pagemap failed: {e}")))?;
+        pagemap.read_exact_at(&mut entry, at).map_err(fail)?;
         // Documentation/admin-guide/mm/pagemap.rst: bit 63 page present, bits 0-54 the
         // PFN. A chunk starts on a page, so its address is the frame's.
         let entry = u64::from_ne_bytes(entry);
         let (present, pfn) = (entry >> 63 == 1, entry & ((1 << 55) - 1));
         let missing = || no_frame("pagemap reports no frame number for a locked page".into());
-        (present && pfn != 0)
-            .then_some(pfn * PAGE as u64)
-            .ok_or_else(missing)
+        let frame = (present && pfn != 0).then_some(pfn * PAGE as u64);
+        frame.ok_or_else(missing)
     };
     (0..size / CHUNK_SIZE).map(chunk).collect()
 }

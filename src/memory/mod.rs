@@ -4,7 +4,7 @@
 //!   translated through `/proc/self/pagemap`, or ordinary heap memory for tests and the
 //!   device model (where bus address = virtual address).
 //!   With a VFIO container in the process, [`Hugepages`] maps its memory at I/O virtual
-//!   addresses through the IOMMU instead (`pci::vfio::Container::allocate`).
+//!   addresses through the IOMMU instead (`pci::vfio::Container::map_dma`).
 //! * [`mempool`] carves a DMA region into fixed-size packet buffers and hands them out as
 //!   [`Packet`]s, which return to their pool when dropped.
 

@@ -58,10 +58,9 @@ pub(crate) fn interface_names(dev_path: &Path) -> Vec<String> {
 /// `/proc/net`, getifaddrs), or a test's fake tree.
 #[derive(Debug, Clone)]
 pub(crate) struct NetView {
-    /// `/sys/class/net`: one directory per interface with its `flags`.
-    pub(super) class_net: PathBuf,
-    /// `/proc/net`: the `route` and `ipv6_route` tables.
-    pub(super) proc_net: PathBuf,
+    /// What `sys/class/net` (one directory per interface with its `flags`) and `proc/net`
+    /// (the `route` and `ipv6_route` tables) are below: `/` for the running kernel.
+    pub(super) root: PathBuf,
     /// The IPv4 and non-link-local IPv6 addresses of an interface.
     pub(super) addresses: fn(&str) -> Vec<String>,
 }
@@ -69,38 +68,30 @@ pub(crate) struct NetView {
 impl NetView {
     /// The running kernel's view.
     pub(crate) fn kernel() -> NetView {
-        let (class_net, proc_net) = ("/sys/class/net".into(), "/proc/net".into());
         NetView {
-            class_net,
-            proc_net,
+            root: "/".into(),
             addresses,
         }
     }
 
-    /// The device's interfaces that are in use.
-    pub(crate) fn active_interfaces(&self, dev_path: &Path) -> Vec<InterfaceState> {
-        interface_names(dev_path)
-            .into_iter()
-            .map(|name| self.interface_state(&name))
-            .filter(InterfaceState::is_active)
-            .collect()
+    /// The first (by name) of the device's interfaces that is in use.
+    pub(crate) fn first_active(&self, dev_path: &Path) -> Option<InterfaceState> {
+        let names = interface_names(dev_path);
+        let mut states = names.iter().map(|n| self.interface_state(n));
+        states.find(InterfaceState::is_active)
     }
 
     /// The state of interface `name`.
     pub(crate) fn interface_state(&self, name: &str) -> InterfaceState {
-        let read = |path: PathBuf| fs::read_to_string(path).unwrap_or_default();
+        let read = |path: &str| fs::read_to_string(self.root.join(path)).unwrap_or_default();
         // linux/if.h: IFF_UP = 0x1. sysfs prints flags as "0x1003".
-        let flags = read(self.class_net.join(name).join("flags"));
+        let flags = read(&format!("sys/class/net/{name}/flags"));
         let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        let (v4, v6) = (
-            read(self.proc_net.join("route")),
-            read(self.proc_net.join("ipv6_route")),
-        );
         InterfaceState {
             name: name.to_string(),
             up: flags & 1 != 0,
             addresses: (self.addresses)(name),
-            routes: count_routes(name, &v4, &v6),
+            routes: count_routes(name, &read("proc/net/route"), &read("proc/net/ipv6_route")),
         }
     }
 }
@@ -108,20 +99,14 @@ impl NetView {
 /// Counts routes through `name` in the text of /proc/net/route and /proc/net/ipv6_route.
 fn count_routes(name: &str, ipv4: &str, ipv6: &str) -> usize {
     // /proc/net/route: header line, then "Iface Destination Gateway ..." per route.
-    let v4 = ipv4
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().next() == Some(name))
-        .count();
-    // /proc/net/ipv6_route: "dest plen src plen gateway metric refcnt use flags iface".
-    let v6 = ipv6
-        .lines()
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() == 10 && f[9] == name && !f[0].starts_with("fe80") && !f[0].starts_with("ff")
-        })
-        .count();
-    v4 + v6
+    let v4 = ipv4.lines().skip(1).map(|l| l.split_whitespace().next());
+    let v4 = v4.filter(|&iface| iface == Some(name)).count();
+    // /proc/net/ipv6_route: "dest plen src plen gateway metric refcnt use flags iface";
+    // link-local (fe80::/10) and multicast (ff00::/8) routes do not count.
+    let local = |dest: &str| dest.starts_with("fe80") || dest.starts_with("ff");
+    let v6 = ipv6.lines().map(|l| Vec::from_iter(l.split_whitespace()));
+    let v6 = v6.filter(|f| f.len() == 10 && f[9] == name && !local(f[0]));
+    v4 + v6.count()
 }
 
 /// IPv4 and non-link-local IPv6 addresses of `name`, from getifaddrs(3).
@@ -229,17 +214,18 @@ mod tests {
     /// `eth7` down with an address; anything else does not exist.
     fn fake_view(dir: &Path) -> NetView {
         for (name, flags) in [("eth9", "0x1003"), ("eth8", "0x1043"), ("eth7", "0x1002")] {
-            fs::create_dir_all(dir.join("class").join(name)).unwrap();
-            fs::write(dir.join("class").join(name).join("flags"), flags).unwrap();
+            let class = dir.join("sys/class/net").join(name);
+            fs::create_dir_all(&class).unwrap();
+            fs::write(class.join("flags"), flags).unwrap();
         }
+        fs::create_dir_all(dir.join("proc/net")).unwrap();
         fs::write(
-            dir.join("route"),
+            dir.join("proc/net/route"),
             "Iface\tDestination\tGateway\tFlags\neth9\t00000000\t0100000A\t0003\n",
         )
         .unwrap();
         NetView {
-            class_net: dir.join("class"),
-            proc_net: dir.into(),
+            root: dir.into(),
             addresses: |name| match name {
                 "eth8" | "eth7" => vec!["192.0.2.8".into()],
                 _ => vec![],
@@ -284,10 +270,11 @@ mod tests {
         for name in ["eth7", "eth8", "eth9"] {
             fs::create_dir_all(other.join("net").join(name)).unwrap();
         }
-        let active = fake_view(&root).active_interfaces(&other);
-        assert_eq!(
-            active.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            vec!["eth8", "eth9"]
-        );
+        let view = fake_view(&root);
+        assert_eq!(view.first_active(&other).unwrap().name, "eth8");
+        fs::remove_dir(other.join("net/eth8")).unwrap();
+        assert_eq!(view.first_active(&other).unwrap().name, "eth9");
+        fs::remove_dir(other.join("net/eth9")).unwrap();
+        assert_eq!(view.first_active(&other), None, "eth7 is down");
     }
 }

@@ -74,11 +74,10 @@ mod tests {
     use crate::pci::testing::fake_device;
     use crate::testing::TempDir;
 
-    /// Interface state from `<root>/class/<name>/flags`; only eth0 has an address.
+    /// Interface state from `<root>/sys/class/net/<name>/flags`; only eth0 has an address.
     fn net(root: &Path) -> NetView {
         NetView {
-            class_net: root.join("class"),
-            proc_net: root.into(),
+            root: root.into(),
             addresses: |name| match name {
                 "eth0" => vec!["10.0.0.5".into()],
                 _ => vec![],
@@ -89,9 +88,10 @@ mod tests {
     /// Gives the device at `dev` the interface `name` (below `sub`), up or down.
     fn interface(root: &Path, dev: &Path, sub: &str, name: &str, up: bool) {
         fs::create_dir_all(dev.join(sub).join(name)).unwrap();
-        fs::create_dir_all(root.join("class").join(name)).unwrap();
+        let class = root.join("sys/class/net").join(name);
+        fs::create_dir_all(&class).unwrap();
         let flags = if up { "0x1003" } else { "0x1002" };
-        fs::write(root.join("class").join(name).join("flags"), flags).unwrap();
+        fs::write(class.join("flags"), flags).unwrap();
     }
 
     #[test]

@@ -59,13 +59,11 @@ impl FromStr for PciAddress {
         let (rest, function) = s
             .rsplit_once('.')
             .ok_or_else(|| bad("missing '.function'"))?;
-        let mut parts: Vec<_> = rest.split(':').collect();
-        if parts.len() == 2 {
+        let (domain, bus, device) = match rest.split(':').collect::<Vec<_>>()[..] {
             // The domain may be left out: `03:00.0` means `0000:03:00.0`.
-            parts.insert(0, "0");
-        }
-        let [domain, bus, device] = parts[..] else {
-            return Err(bad("expected domain:bus:device.function"));
+            [bus, device] => ("0", bus, device),
+            [domain, bus, device] => (domain, bus, device),
+            _ => return Err(bad("expected domain:bus:device.function")),
         };
         Ok(PciAddress {
             domain: hex(domain, 4, 0xffff, "domain must be up to 4 hex digits")? as u16,
@@ -290,13 +288,12 @@ impl PciDevice {
             Some(VFIO_PCI_DRIVER) => Some(vfio::VfioDevice::open(&name, &path)?),
             _ => None,
         };
-        let net = guard::NetView::kernel();
         Ok(PciDevice {
             id,
             name,
             path,
             vfio,
-            net,
+            net: guard::NetView::kernel(),
         })
     }
 
@@ -323,13 +320,21 @@ impl PciDevice {
         }
     }
 
-    /// Refuses the device if it is not bound to vfio-pci but must be: VFIO is `required`
-    /// (by configuration or `IXY_VFIO=1`), or the process runs without root.
-    pub(crate) fn check_vfio_rule(&self, required: bool) -> Result<()> {
+    /// Refuses the device if it is not bound to vfio-pci but must be: VFIO is required
+    /// (`cfg.require_vfio` or `IXY_VFIO=1`), the process runs without root, or another
+    /// device of the process is driven through VFIO (DMA memory then comes with I/O virtual
+    /// addresses, which a device without VFIO would take as physical addresses; the other
+    /// direction is refused when the VFIO container would be created).
+    fn check_vfio_rule(&self, cfg: &DeviceConfig) -> Result<()> {
+        let required = cfg.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
         let why = match () {
             _ if self.vfio.is_some() => return Ok(()),
             _ if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
             _ if !vfio::is_root() => "without root a device can only be driven through VFIO",
+            _ if vfio::active_container().is_some() => {
+                "another device of this process is (its DMA memory is mapped through the \
+                 IOMMU, which all devices of a process must share)"
+            }
             _ => return Ok(()),
         };
         let driver =
@@ -337,7 +342,7 @@ impl PciDevice {
         let detail = format!(
             "the device is bound to {driver}, not vfio-pci, and {why}; bind it to vfio-pci \
              and give your user its group: `sudo scripts/vfio-bind.sh {} $USER` (or run as \
-             root without VFIO)",
+             root with no device on VFIO)",
             self.name
         );
         Err(Error::vfio(&self.name, detail))
@@ -357,9 +362,8 @@ impl PciDevice {
             return io(&v.fd, v.config_offset).map_err(fail);
         }
         let path = self.path.join("config");
-        let file = OpenOptions::new().read(true).write(write).open(&path);
-        let file = file.map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        io(&file, 0).map_err(fail)
+        let file = OpenOptions::new().read(true).write(write).open(path);
+        io(&file.map_err(fail)?, 0).map_err(fail)
     }
 
     /// Reads `buf.len()` bytes of config space at `offset`.
@@ -377,9 +381,10 @@ impl PciDevice {
 
     /// The one claim of a device by a driver: every check first, in this order, and only
     /// if all pass the device is taken from its kernel driver. The device must be of `kind`
-    /// (the driver's) and pass the driver's own `check` of its identity; it must be in the
-    /// process's DMA domain (VFIO or not, like the other devices); without VFIO the hugetlbfs mount for its DMA memory must exist (a device
-    /// taken from its kernel driver and then not driven would be left without a driver).
+    /// (the driver's) and pass the driver's own `check` of its identity; without VFIO, the
+    /// hugetlbfs mount for its DMA memory must exist (a device taken from its kernel driver
+    /// and then not driven would be left without a driver) and it must be allowed to run
+    /// without VFIO ([`PciDevice::check_vfio_rule`]).
     pub(crate) fn claim(
         &self,
         cfg: &DeviceConfig,
@@ -396,19 +401,9 @@ impl PciDevice {
             )));
         }
         check(id)?;
-        // With VFIO in use, DMA memory comes with I/O virtual addresses, which a device
-        // without it would take as physical addresses. (The other direction is refused
-        // when the VFIO container would be created.)
         if self.vfio.is_none() {
-            let name = &self.name;
-            if vfio::active_container().is_some() {
-                return Err(Error::config(format!(
-                    "{name} is not bound to vfio-pci but another device of this process is: \
-                     DMA memory is mapped through the IOMMU, so all devices of a process \
-                     must use VFIO (bind {name} to vfio-pci too)"
-                )));
-            }
             cfg.dma().check_mount()?;
+            self.check_vfio_rule(cfg)?;
         }
         self.unbind(cfg.force_unbind)
     }
@@ -422,13 +417,11 @@ impl PciDevice {
         let Some(driver) = driver.filter(|_| self.vfio.is_none()) else {
             return Ok(());
         };
-        if let Some(active) = self.net.active_interfaces(&self.path).into_iter().next()
-            && !force
-        {
+        if let Some(active) = self.net.first_active(&self.path).filter(|_| !force) {
             return Err(Error::InterfaceActive {
                 address: self.name.clone(),
-                interface: active.name.clone(),
                 detail: active.describe(),
+                interface: active.name,
             });
         }
         let unbind = self.path.join("driver/unbind");
@@ -544,17 +537,14 @@ impl IoBar {
 impl crate::virtio::transport::VirtioBar for IoBar {
     fn read(&self, offset: usize, width: usize) -> Result<u32> {
         let mut b = [0u8; 4];
-        self.access(offset, width, "read", |f, at| {
-            f.read_exact_at(&mut b[..width], at)
-        })?;
+        let buf = &mut b[..width];
+        self.access(offset, width, "read", |f, at| f.read_exact_at(buf, at))?;
         Ok(u32::from_le_bytes(b))
     }
 
     fn write(&self, offset: usize, width: usize, value: u32) -> Result<()> {
-        let b = value.to_le_bytes();
-        self.access(offset, width, "write", |f, at| {
-            f.write_all_at(&b[..width], at)
-        })
+        let b = &value.to_le_bytes()[..width];
+        self.access(offset, width, "write", |f, at| f.write_all_at(b, at))
     }
 
     fn size(&self) -> usize {
@@ -783,13 +773,12 @@ mod tests {
             testing::fake_sysfs("guard", [0, 0, 2], VENDOR_INTEL, 0x10fb, Some("ixgbe"));
         for name in ["eth8", "eth9"] {
             fs::create_dir_all(dir.join("net").join(name)).unwrap();
-            fs::create_dir_all(root.join("class").join(name)).unwrap();
+            fs::create_dir_all(root.join("sys/class/net").join(name)).unwrap();
         }
-        fs::write(root.join("class/eth9/flags"), "0x1003").unwrap();
+        fs::write(root.join("sys/class/net/eth9/flags"), "0x1003").unwrap();
         let mut dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
         dev.net = guard::NetView {
-            class_net: root.join("class"),
-            proc_net: root.to_path_buf(),
+            root: root.to_path_buf(),
             addresses: |name| match name {
                 "eth9" => vec!["192.0.2.9".into()],
                 _ => vec![],
@@ -804,7 +793,7 @@ mod tests {
         dev.unbind(true).unwrap();
         assert_eq!(testing::unbind_written(&root, "ixgbe"), "0000:00:04.0");
         // With eth9 down nothing is in use, and the device is taken without force.
-        fs::write(root.join("class/eth9/flags"), "0x1002").unwrap();
+        fs::write(root.join("sys/class/net/eth9/flags"), "0x1002").unwrap();
         fs::write(root.join("drivers/ixgbe/unbind"), "").unwrap();
         dev.unbind(false).unwrap();
         assert_eq!(testing::unbind_written(&root, "ixgbe"), "0000:00:04.0");
@@ -906,6 +895,22 @@ mod tests {
         let err = dev.claim(&cfg, DriverKind::Ixgbe, ok).unwrap_err();
         assert!(matches!(err, Error::Hugepages { .. }), "{err}");
         assert_eq!(testing::unbind_written(&root, "ixgbe"), "", "never unbound");
+    }
+
+    #[test]
+    fn a_device_not_on_vfio_is_refused_when_vfio_is_required() {
+        let (root, _) = testing::fake_sysfs("rule", [0, 0, 2], VENDOR_INTEL, 0x10fb, Some("ixgbe"));
+        let dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
+        let mut cfg = DeviceConfig::new("0000:00:04.0");
+        cfg.require_vfio = true;
+        let err = dev.check_vfio_rule(&cfg).unwrap_err();
+        assert!(
+            matches!(&err, Error::Vfio { detail, .. } if detail.contains("driver ixgbe, not vfio-pci"))
+        );
+        assert!(
+            err.to_string().contains("vfio-bind.sh 0000:00:04.0"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,7 +33,6 @@ mod ioctl {
         ((b';' as u64) << 8) | (100 + n)
     }
     pub const GET_API_VERSION: u64 = io(0);
-    pub const CHECK_EXTENSION: u64 = io(1);
     pub const SET_IOMMU: u64 = io(2);
     pub const GROUP_GET_STATUS: u64 = io(3);
     pub const GROUP_SET_CONTAINER: u64 = io(4);
@@ -47,8 +46,8 @@ mod ioctl {
 
 /// `VFIO_API_VERSION`.
 const VFIO_API_VERSION: i32 = 0;
-/// IOMMU types (`VFIO_TYPE1_IOMMU`, `VFIO_TYPE1v2_IOMMU`).
-const VFIO_TYPE1_IOMMU: usize = 1;
+/// `VFIO_TYPE1v2_IOMMU`: the type1 IOMMU with the unmap semantics this module relies on
+/// (whole mappings only); vfio_iommu_type1 and iommufd's VFIO compatibility offer it.
 const VFIO_TYPE1V2_IOMMU: usize = 3;
 /// `vfio_group_status.flags`: the group's devices are all bound to VFIO (or to no driver).
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
@@ -204,10 +203,6 @@ impl Container {
             );
             return Err(Error::vfio("DMA memory", detail));
         }
-        let state = ContainerState {
-            groups: HashMap::new(),
-            next_iova: IOVA_BASE,
-        };
         let path = "/dev/vfio/vfio";
         let advice = "is the vfio module loaded? `modprobe vfio-pci`";
         let fd =
@@ -222,7 +217,10 @@ impl Container {
         let c = slot.insert(Arc::new(Container {
             fd,
             domain: DmaDomain::unique(),
-            state: Mutex::new(state),
+            state: Mutex::new(ContainerState {
+                groups: HashMap::new(),
+                next_iova: IOVA_BASE,
+            }),
         }));
         Ok(c.clone())
     }
@@ -270,22 +268,17 @@ impl Container {
         Ok(file)
     }
 
-    /// Gives the container a type1 IOMMU (v2 if the kernel offers it), once it holds a
-    /// group.
+    /// Gives the container a type1 (v2) IOMMU, once it holds a group.
     fn set_iommu(&self, address: &str) -> Result<()> {
-        // SAFETY: CHECK_EXTENSION and SET_IOMMU take an integer (the IOMMU type), not a
-        // pointer.
-        let call = |request, ty: usize| unsafe { ioctl(&self.fd, request, ty as *mut u8) };
-        let offered = |&ty: &usize| call(ioctl::CHECK_EXTENSION, ty).is_ok_and(|r| r > 0);
-        let mut types = [VFIO_TYPE1V2_IOMMU, VFIO_TYPE1_IOMMU].into_iter();
-        let Some(ty) = types.find(offered) else {
-            let detail = "the kernel offers no type1 IOMMU for VFIO (load vfio_iommu_type1; \
-                          enable the IOMMU: intel_iommu=on / amd_iommu=on on the kernel \
-                          command line)";
-            return Err(Error::vfio(address, detail));
-        };
-        let set = call(ioctl::SET_IOMMU, ty).map_err(|e| Error::io("VFIO_SET_IOMMU (type1)", e));
-        set.map(drop)
+        // SAFETY: SET_IOMMU takes an integer (the IOMMU type), not a pointer.
+        let set = unsafe { ioctl(&self.fd, ioctl::SET_IOMMU, VFIO_TYPE1V2_IOMMU as *mut u8) };
+        set.map(drop).map_err(|e| {
+            let detail = format!(
+                "the kernel refuses a type1 IOMMU for VFIO ({e}): load vfio_iommu_type1 and \
+                 enable the IOMMU (intel_iommu=on / amd_iommu=on on the kernel command line)"
+            );
+            Error::vfio(address, detail)
+        })
     }
 
     /// Maps `size` bytes at `vaddr` for the devices of this container at one I/O virtual
@@ -458,9 +451,8 @@ impl VfioDevice {
         let fd = Container::open()?.open_device(address, group)?;
         let config_offset = region_info(&fd, address, VFIO_PCI_CONFIG_REGION_INDEX)?.offset;
         log::info!("{address}: opened through VFIO (IOMMU group {group})");
-        let address = address.to_string();
         Ok(VfioDevice {
-            address,
+            address: address.to_string(),
             fd,
             config_offset,
         })
