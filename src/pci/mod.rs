@@ -320,7 +320,7 @@ impl PciDevice {
         }
     }
 
-    /// Refuses the device if it is not bound to vfio-pci but must be: VFIO is required
+    /// Refuses the device (not bound to vfio-pci, as `claim` calls it) if it must be: VFIO is required
     /// (`cfg.require_vfio` or `IXY_VFIO=1`), the process runs without root, or another
     /// device of the process is driven through VFIO (DMA memory then comes with I/O virtual
     /// addresses, which a device without VFIO would take as physical addresses; the other
@@ -328,7 +328,6 @@ impl PciDevice {
     fn check_vfio_rule(&self, cfg: &DeviceConfig) -> Result<()> {
         let required = cfg.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
         let why = match () {
-            _ if self.vfio.is_some() => return Ok(()),
             _ if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
             _ if !vfio::is_root() => "without root a device can only be driven through VFIO",
             _ if vfio::active_container().is_some() => {
