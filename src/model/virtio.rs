@@ -1177,7 +1177,7 @@ impl VirtioNet {
         let transport =
             crate::virtio::transport::Transport::open(&name, &cfg_space, false, &mut open)?;
         drop(claim);
-        VirtioDevice::with_transport(&name, transport, &dma, cfg, None)
+        VirtioDevice::with_transport(transport, &dma, cfg, None)
     }
 
     /// Raw access to BAR `bar` of this function (legacy: 0, modern: 4), for tests of the

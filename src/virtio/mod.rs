@@ -159,14 +159,13 @@ fn queue_pairs(cfg: &DeviceConfig) -> Result<u16> {
     Ok(rx)
 }
 
-/// Checks `pairs` against the device's `max_virtqueue_pairs` (`None` without
-/// VIRTIO_NET_F_MQ: one pair) and returns the index of the control queue: 2N with MQ
-/// (N = `max_virtqueue_pairs`), else 2 (5.1.2).
+/// Checks `pairs` against the device's `max_virtqueue_pairs` (1 without VIRTIO_NET_F_MQ)
+/// and returns the index of the control queue: 2N (N = `max_virtqueue_pairs`; without MQ
+/// that is 2, 5.1.2).
 ///
 /// The value comes from the device and is checked: 5.1.4 allows 1 to 0x8000, and with
 /// 0x8000 the control queue index (0x10000) would not fit the 16-bit queue select.
-fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
-    let max = max_pairs.unwrap_or(1);
+fn queue_layout(name: &str, pairs: u16, max: u16) -> Result<u16> {
     if !(1..0x8000).contains(&max) {
         let detail = format!(
             "the device reports max_virtqueue_pairs = {max}; this driver handles 1 to 32767 (the control queue is virtqueue 2N, a 16-bit index)"
@@ -178,7 +177,7 @@ fn queue_layout(name: &str, pairs: u16, max_pairs: Option<u16>) -> Result<u16> {
             "{pairs} queue pairs requested but {name} offers {max} (QEMU: add mq=on,vectors=2N+2 and -netdev ...,queues=N)"
         )));
     }
-    Ok(max_pairs.map_or(2, |max| 2 * max))
+    Ok(2 * max)
 }
 
 /// Receive queue `i`: virtqueue 2i (5.1.2).
@@ -237,8 +236,7 @@ impl VirtioDevice {
     /// Refuses, before touching the device, anything that is not a virtio-net device and
     /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
-        queue_pairs(cfg)?;
-        pci.claim(cfg, DriverKind::Virtio, |_| Ok(()))?;
+        pci.claim(cfg, DriverKind::Virtio, |_| queue_pairs(cfg).map(drop))?;
         // The first 256 bytes of config space: the capability list lives there.
         let mut cfg_space = vec![0u8; 256];
         pci.read_config(0, &mut cfg_space)?;
@@ -251,22 +249,20 @@ impl VirtioDevice {
             })
         })?;
         pci.enable_bus_master()?;
-        let name = pci.name().to_string();
-        Self::with_transport(&name, transport, &cfg.dma(), cfg, Some(pci))
+        Self::with_transport(transport, &cfg.dma(), cfg, Some(pci))
     }
 
     /// Initialises the device behind `transport` with rings and buffers from `dma`; the
     /// device is reset on error. Crate-private: the transport reaches the device's queue
     /// registers (see [`transport`]).
     pub(crate) fn with_transport(
-        name: &str,
         transport: Transport,
         dma: &dyn DmaAllocator,
         cfg: &DeviceConfig,
         pci: Option<PciDevice>,
     ) -> Result<Self> {
         let mut dev = VirtioDevice {
-            name: name.to_string(),
+            name: transport.name.clone(),
             hdr_len: [NET_HDR_LEN_LEGACY, NET_HDR_LEN_MODERN][usize::from(transport.is_modern())],
             transport,
             features: 0,
@@ -316,17 +312,14 @@ impl VirtioDevice {
         self.features & f != 0
     }
 
-    fn error(&self, detail: impl Into<String>) -> Error {
-        Error::device(&self.name, detail)
-    }
-
     /// Resets the device and waits until it reports status 0.
     fn reset(&self) -> Result<()> {
         self.transport.set_status(0)?;
         let mut deadline = Deadline::new(DEVICE_TIMEOUT);
         while self.transport.status()? != 0 {
             if deadline.passed() {
-                return Err(self.error("device status did not clear on reset"));
+                let detail = "device status did not clear on reset";
+                return Err(Error::device(&self.name, detail));
             }
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -337,27 +330,27 @@ impl VirtioDevice {
     fn init(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<()> {
         // 1. Reset the device. 2.-3. We noticed the device, and we know how to drive it.
         self.reset()?;
-        let t = &self.transport;
+        let (t, name) = (&self.transport, &self.name);
         t.set_status(status::ACKNOWLEDGE)?;
         let mut s = status::ACKNOWLEDGE | status::DRIVER;
         t.set_status(s)?;
         // 4. Accept only the features this driver uses.
         let offered = t.device_features()?;
-        let features = negotiate_features(offered, t.is_modern(), self.is_vfio());
-        self.features = features.map_err(|e| self.error(e))?;
-        self.transport.set_driver_features(self.features)?;
-        let (name, features) = (&self.name, self.features);
+        let features = negotiate_features(offered, t.is_modern(), self.is_vfio())
+            .map_err(|e| Error::device(name, e))?;
+        t.set_driver_features(features)?;
         log::debug!("{name}: features offered {offered:#x}, using {features:#x}");
         // 5.-6. Modern devices confirm the feature set.
-        if self.is_modern() {
+        if t.is_modern() {
             s |= status::FEATURES_OK;
-            self.transport.set_status(s)?;
-            if self.transport.status()? & status::FEATURES_OK == 0 {
+            t.set_status(s)?;
+            if t.status()? & status::FEATURES_OK == 0 {
                 let detail =
                     format!("device refused the feature set {features:#x} (FEATURES_OK not set)");
-                return Err(self.error(detail));
+                return Err(Error::device(name, detail));
             }
         }
+        self.features = features;
         // 7. Set up the virtqueues.
         let pairs = self.setup_queues(dma, cfg)?;
         // 8. The driver is ready.
@@ -372,14 +365,13 @@ impl VirtioDevice {
     fn setup_queues(&mut self, dma: &dyn DmaAllocator, cfg: &DeviceConfig) -> Result<u16> {
         let pairs = queue_pairs(cfg)?;
         let max_pairs = match self.has(feature::MQ) {
-            true => Some(self.transport.config_read(config::MAX_VIRTQUEUE_PAIRS, 2)?),
-            false => None,
+            true => self.transport.config_read(config::MAX_VIRTQUEUE_PAIRS, 2)?,
+            false => 1,
         };
         let ctrl_index = queue_layout(&self.name, pairs, max_pairs)?;
-        let interrupts = self.setup_interrupts(cfg, pairs)?;
-        let msix = !interrupts.is_empty();
+        let mut interrupts = self.setup_interrupts(cfg, pairs)?.into_iter();
+        let msix = interrupts.len() > 0;
         let no_vector = msix.then_some(VIRTIO_MSI_NO_VECTOR);
-        let mut interrupts = interrupts.into_iter();
         for i in 0..pairs {
             let vq = self.transport.setup_queue(dma, 2 * i, msix.then_some(i))?;
             let pool = Mempool::new(dma, RX_POOL_ENTRIES, DEFAULT_ENTRY_SIZE)?;
@@ -418,11 +410,10 @@ impl VirtioDevice {
         // Like ixy: promiscuous by default, so a forwarder works out of the box. Best
         // effort: a device without receive filtering control (or one that refuses) works
         // with its default filter; a control queue that stopped answering is an error.
-        if let Err(e) = self.set_promisc(true) {
-            if self.ctrl.as_ref().is_some_and(|c| c.poisoned) {
-                return Err(e);
-            }
-            log::warn!("{}: not promiscuous: {e}", self.name);
+        match self.set_promisc(true) {
+            Err(e) if self.ctrl.as_ref().is_some_and(|c| c.poisoned) => return Err(e),
+            Err(e) => log::warn!("{}: not promiscuous: {e}", self.name),
+            Ok(()) => {}
         }
         let interface = if self.is_modern() { "modern" } else { "legacy" };
         let vfio = if self.is_vfio() { ", VFIO" } else { "" };
@@ -462,10 +453,9 @@ impl VirtioDevice {
     #[inline(never)]
     fn device_error(&mut self, queue: u16, faults: Faults) {
         if self.device_errors == 0 {
-            let last = faults.last;
+            let (name, last) = (&self.name, faults.last);
             log::error!(
-                "{}: virtqueue {queue}: {last:?} (further device errors are only counted)",
-                self.name
+                "{name}: virtqueue {queue}: {last:?} (further device errors are only counted)"
             );
         }
         self.device_errors += faults.count;
@@ -524,38 +514,29 @@ impl VirtioDevice {
     /// device may still own the buffer (and write the ack byte at any time), so it is
     /// never written again.
     fn ctrl_command(&mut self, command: ctrl::Command, data: &[u8]) -> Result<()> {
-        let (class, cmd, needs, feature) = command;
+        let (class, cmd, needs, f) = command;
         let (name, what) = (&self.name, format!("control command {class}/{cmd}"));
         let fail = |detail: String| Error::device(name, format!("{what}: {detail}"));
         let Some(c) = self.ctrl.as_mut().filter(|_| self.features & needs != 0) else {
-            return Err(fail(format!(
-                "the device does not offer VIRTIO_NET_F_{feature}"
-            )));
+            return Err(fail(format!("the device does not offer VIRTIO_NET_F_{f}")));
         };
         if c.poisoned {
             return Err(fail("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into()));
         }
-        let (p, ack) = (c.buf.virt(), 2 + data.len());
+        // Header, data and an ack byte the device is to overwrite.
+        let bytes = [&[class, cmd], data, &[0xff]].concat();
+        let (p, ack) = (c.buf.virt(), bytes.len() - 1);
         // SAFETY: the buffer holds CTRL_BUF_LEN bytes (checked when it was allocated); the
         // driver's commands carry at most 6 bytes, so ack < CTRL_BUF_LEN. No command is
         // outstanding (every wait either saw the completion or poisoned the queue), so the
-        // device does not access the buffer; raw writes, no reference into DMA memory.
-        unsafe {
-            p.write_volatile(class);
-            p.add(1).write_volatile(cmd);
-            std::ptr::copy_nonoverlapping(data.as_ptr(), p.add(2), data.len());
-            p.add(ack).write_volatile(0xff);
-        }
-        let desc = |offset, len: usize, flags| Desc {
+        // device does not access the buffer; a raw copy, no reference into DMA memory.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+        let parts = [(0, 2, 0), (2, data.len(), 0), (ack, 1, VIRTQ_DESC_F_WRITE)];
+        let chain = parts.map(|(offset, len, flags)| Desc {
             addr: c.buf.bus_addr(offset),
             len: len as u32,
             flags,
-        };
-        let chain = [
-            desc(0, 2, 0),
-            desc(2, data.len(), 0),
-            desc(ack, 1, VIRTQ_DESC_F_WRITE),
-        ];
+        });
         if c.vq.add_chain(&chain, ()).is_none() {
             return Err(fail("the control queue is too small for a command".into()));
         }
@@ -609,11 +590,9 @@ impl IxyDevice for VirtioDevice {
     /// virtio reports link state but no speed; an up link is reported as 1000 Mbit/s.
     /// Without VIRTIO_NET_F_STATUS the link is up (5.1.4).
     fn link_speed(&self) -> u32 {
-        let status = match self.has(feature::STATUS) {
-            true => self.transport.config_read(config::STATUS, 2).unwrap_or(0),
-            false => config::S_LINK_UP,
-        };
-        1000 * u32::from(status & config::S_LINK_UP != 0)
+        let status = || self.transport.config_read(config::STATUS, 2);
+        let up = !self.has(feature::STATUS) || status().is_ok_and(|s| s & config::S_LINK_UP != 0);
+        1000 * u32::from(up)
     }
 
     fn set_promisc(&mut self, enabled: bool) -> Result<()> {
@@ -782,20 +761,20 @@ mod tests {
 
     #[test]
     fn max_virtqueue_pairs_from_the_device_is_checked() {
-        // Without MQ: one pair, control queue 2.
-        assert_eq!(queue_layout("d", 1, None).unwrap(), 2);
-        assert!(queue_layout("d", 2, None).is_err());
+        // Without MQ (one pair): control queue 2.
+        assert_eq!(queue_layout("d", 1, 1).unwrap(), 2);
+        assert!(queue_layout("d", 2, 1).is_err());
         // 2 * 0x8000 does not fit a 16-bit queue index; 0 pairs is nonsense.
         for bad in [0x8000, 0xffff, 0] {
-            let msg = queue_layout("d", 1, Some(bad)).unwrap_err().to_string();
+            let msg = queue_layout("d", 1, bad).unwrap_err().to_string();
             assert!(
                 msg.contains(&format!("max_virtqueue_pairs = {bad}")),
                 "{msg}"
             );
         }
-        assert_eq!(queue_layout("d", 1, Some(0x7fff)).unwrap(), 0xfffe);
-        assert_eq!(queue_layout("d", 4, Some(4)).unwrap(), 8);
-        let msg = queue_layout("d", 5, Some(4)).unwrap_err().to_string();
+        assert_eq!(queue_layout("d", 1, 0x7fff).unwrap(), 0xfffe);
+        assert_eq!(queue_layout("d", 4, 4).unwrap(), 8);
+        let msg = queue_layout("d", 5, 4).unwrap_err().to_string();
         assert!(msg.contains("offers 4"), "{msg}");
     }
 

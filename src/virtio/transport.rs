@@ -232,7 +232,7 @@ impl Window {
 /// operations.
 pub struct Transport {
     /// The function, for errors.
-    name: String,
+    pub(crate) name: String,
     /// The modern (virtio 1.0) interface, else the legacy one.
     modern: bool,
     /// Legacy: I/O BAR 0; modern: the common configuration structure.
@@ -268,10 +268,9 @@ impl Transport {
         let caps = parse_capabilities(cfg).map_err(|e| Error::device(name, e))?;
         let ([_, common, notify, _isr, device], notify_off_multiplier) = caps;
         let modern_only = u16::from_le_bytes([cfg[2], cfg[3]]) == DEVICE_VIRTIO_NET_MODERN;
-        // An I/O BAR has bit 0 set (PCI 3.0 6.2.5.1).
-        let io_bar0 = cfg[pci_cfg::BAR0] & 1 == 1;
         let (modern, [common, device, notify]) = match common.zip(notify) {
-            Some(regions) if modern_only || prefer_modern || !io_bar0 => {
+            // A memory BAR 0 (no I/O BAR: bit 0 clear, PCI 3.0 6.2.5.1) has no legacy interface.
+            Some(regions) if modern_only || prefer_modern || cfg[pci_cfg::BAR0] & 1 == 0 => {
                 (true, Self::modern_windows(name, open, regions, device)?)
             }
             None if modern_only => {
@@ -286,15 +285,14 @@ impl Transport {
                 (false, windows)
             }
         };
-        let (name, doorbells) = (name.to_string(), Vec::new());
         Ok(Transport {
-            name,
+            name: name.to_string(),
             modern,
             common,
             device,
             notify,
             notify_off_multiplier,
-            doorbells,
+            doorbells: Vec::new(),
         })
     }
 
