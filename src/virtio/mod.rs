@@ -111,11 +111,7 @@ const DEVICE_TIMEOUT: Duration = Duration::from_secs(1);
 /// required; without it QEMU's virtio device would use our I/O virtual addresses as
 /// physical addresses). Legacy framing (5.1.6.6): without ANY_LAYOUT the header must be
 /// a descriptor of its own, but this driver puts header and frame in one descriptor.
-pub fn negotiate_features(
-    offered: u64,
-    modern: bool,
-    iommu: bool,
-) -> std::result::Result<u64, String> {
+fn negotiate_features(offered: u64, modern: bool, iommu: bool) -> std::result::Result<u64, String> {
     const MODERN_HINT: &str =
         "use the modern interface: IXY_VIRTIO_MODERN=1 or QEMU disable-legacy=on";
     const IOMMU_HINT: &str =
@@ -263,7 +259,7 @@ impl VirtioDevice {
     ) -> Result<Self> {
         let mut dev = VirtioDevice {
             name: transport.name.clone(),
-            hdr_len: [NET_HDR_LEN_LEGACY, NET_HDR_LEN_MODERN][usize::from(transport.is_modern())],
+            hdr_len: [NET_HDR_LEN_LEGACY, NET_HDR_LEN_MODERN][usize::from(transport.modern)],
             transport,
             features: 0,
             rx: Vec::new(),
@@ -288,7 +284,7 @@ impl VirtioDevice {
 
     /// True if the modern (virtio 1.0) interface is in use.
     pub fn is_modern(&self) -> bool {
-        self.transport.is_modern()
+        self.transport.modern
     }
 
     /// The negotiated feature bits.
@@ -318,8 +314,7 @@ impl VirtioDevice {
         let mut deadline = Deadline::new(DEVICE_TIMEOUT);
         while self.transport.status()? != 0 {
             if deadline.passed() {
-                let detail = "device status did not clear on reset";
-                return Err(Error::device(&self.name, detail));
+                return Err(Error::device(&self.name, "status did not clear on reset"));
             }
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -336,17 +331,16 @@ impl VirtioDevice {
         t.set_status(s)?;
         // 4. Accept only the features this driver uses.
         let offered = t.device_features()?;
-        let features = negotiate_features(offered, t.is_modern(), self.is_vfio())
+        let features = negotiate_features(offered, t.modern, self.is_vfio())
             .map_err(|e| Error::device(name, e))?;
         t.set_driver_features(features)?;
         log::debug!("{name}: features offered {offered:#x}, using {features:#x}");
         // 5.-6. Modern devices confirm the feature set.
-        if t.is_modern() {
+        if t.modern {
             s |= status::FEATURES_OK;
             t.set_status(s)?;
             if t.status()? & status::FEATURES_OK == 0 {
-                let detail =
-                    format!("device refused the feature set {features:#x} (FEATURES_OK not set)");
+                let detail = format!("device refused features {features:#x} (FEATURES_OK not set)");
                 return Err(Error::device(name, detail));
             }
         }
@@ -454,9 +448,7 @@ impl VirtioDevice {
     fn device_error(&mut self, queue: u16, faults: Faults) {
         if self.device_errors == 0 {
             let (name, last) = (&self.name, faults.last);
-            log::error!(
-                "{name}: virtqueue {queue}: {last:?} (further device errors are only counted)"
-            );
+            log::error!("{name}: virtqueue {queue}: {last:?} (further errors are only counted)");
         }
         self.device_errors += faults.count;
     }
@@ -676,16 +668,14 @@ impl Drop for VirtioDevice {
         let Err(e) = self.reset() else {
             return;
         };
-        log::error!("{}: reset on close failed: {e}", self.name);
+        let name = &self.name;
+        log::error!("{name}: reset on close failed: {e}");
         let _ = self.transport.set_status(status::FAILED);
         // The device may still be doing DMA: take bus mastering away; if even that fails,
         // never give its memory back (without an IOMMU the hugepages would be reused while
         // the device still writes them).
         if let Some(Err(e)) = self.pci.as_ref().map(PciDevice::disable_bus_master) {
-            log::error!(
-                "{}: cannot disable bus mastering either ({e}); leaking its rings and buffers",
-                self.name
-            );
+            log::error!("{name}: cannot disable bus mastering either ({e}); leaking its memory");
             std::mem::forget(std::mem::take(&mut self.rx));
             std::mem::forget(std::mem::take(&mut self.tx));
             std::mem::forget(self.ctrl.take());

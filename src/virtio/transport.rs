@@ -96,7 +96,7 @@ mod cap_type {
 
 /// Where one virtio structure lives: a BAR, an offset and a length (`struct virtio_pci_cap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CapRegion {
+struct CapRegion {
     /// BAR number (0-5).
     pub bar: u8,
     /// Offset within the BAR.
@@ -108,23 +108,22 @@ pub struct CapRegion {
 /// The virtio structures of a device's config space by `cfg_type` (1 to 4: common config,
 /// notification area, ISR, device config; 4.1.4), and the multiplier for
 /// `queue_notify_off` from the notification capability (4.1.4.4).
-pub type VirtioCaps = ([Option<CapRegion>; 5], u32);
+type VirtioCaps = ([Option<CapRegion>; 5], u32);
 
 /// Walks the capability list of a config space image (at least 256 bytes) and collects the
 /// virtio structures. The first capability of each type wins, as the spec asks (4.1.4).
 ///
 /// A legacy-only device has none (the ISR capability, for INTx, goes unused); an error if
 /// the list is malformed.
-pub fn parse_capabilities(cfg: &[u8]) -> std::result::Result<VirtioCaps, String> {
+fn parse_capabilities(cfg: &[u8]) -> std::result::Result<VirtioCaps, String> {
     // A little-endian field of `n` bytes at `o`.
     let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
         Some(b) => Ok(b.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b))),
         None => Err(format!("offset {o:#x} beyond config")),
     };
-    let mut found: [Option<CapRegion>; 5] = [None; 5];
-    let mut multiplier = 0;
+    let (mut found, mut multiplier) = ([None; 5], 0);
     if rd(pci_cfg::STATUS, 2)? & pci_cfg::STATUS_CAP_LIST == 0 {
-        return Ok(([None; 5], 0));
+        return Ok((found, multiplier));
     }
     let mut ptr = rd(pci_cfg::CAP_PTR, 1)? as usize & 0xfc;
     // Capabilities live above the standard header; a list longer than what fits in 256
@@ -204,17 +203,15 @@ struct Window {
 }
 
 impl Window {
-    fn new(bar: &Rc<dyn VirtioBar>, base: usize, len: usize) -> Self {
-        let bar = Rc::clone(bar);
+    fn new(bar: Rc<dyn VirtioBar>, base: usize, len: usize) -> Self {
         Window { bar, base, len }
     }
 
     fn check(&self, offset: usize, width: usize) -> Result<usize> {
-        if offset + width > self.len {
-            return Err(Error::config(format!(
-                "virtio register {offset:#x} is outside its {}-byte structure",
-                self.len
-            )));
+        let len = self.len;
+        if offset + width > len {
+            let detail = format!("virtio register {offset:#x} is outside its {len}-byte structure");
+            return Err(Error::config(detail));
         }
         Ok(self.base + offset)
     }
@@ -234,7 +231,7 @@ pub struct Transport {
     /// The function, for errors.
     pub(crate) name: String,
     /// The modern (virtio 1.0) interface, else the legacy one.
-    modern: bool,
+    pub(crate) modern: bool,
     /// Legacy: I/O BAR 0; modern: the common configuration structure.
     common: Window,
     /// The device-specific configuration (legacy: in BAR 0 behind the registers).
@@ -274,13 +271,12 @@ impl Transport {
                 (true, Self::modern_windows(name, open, regions, device)?)
             }
             None if modern_only => {
-                let detail =
-                    "modern virtio device without the common and notification capabilities";
+                let detail = "modern virtio device lacks the common or notification capability";
                 return Err(Error::device(name, detail));
             }
             _ => {
                 let bar = open(0, true)?;
-                let whole = |base| Window::new(&bar, base, 0x100 - base);
+                let whole = |base| Window::new(bar.clone(), base, 0x100 - base);
                 let windows = [whole(0), whole(legacy_reg::CONFIG_NO_MSIX), whole(0)];
                 (false, windows)
             }
@@ -318,19 +314,14 @@ impl Transport {
                 );
                 return Err(Error::device(name, detail));
             }
-            Ok(Window::new(&bar, offset, length))
+            Ok(Window::new(bar, offset, length))
         };
         let common = locate(common, common::LEN, "common config")?;
         let device = match device {
             Some(d) => locate(d, 1, "device config")?,
-            None => Window::new(&common.bar, 0, 0),
+            None => Window::new(common.bar.clone(), 0, 0),
         };
         Ok([common, device, locate(notify, 2, "notification")?])
-    }
-
-    /// True for the modern interface.
-    pub fn is_modern(&self) -> bool {
-        self.modern
     }
 
     /// Reads `width` bytes of register `r` ([`reg`]) of this interface.
@@ -372,8 +363,7 @@ impl Transport {
             if self.modern {
                 self.common.write(common::DRIVER_FEATURE_SELECT, 4, word)?;
             }
-            let half = (features >> (32 * word)) as u32;
-            self.write(reg::DRIVER_FEATURES, 4, half)?;
+            self.write(reg::DRIVER_FEATURES, 4, (features >> (32 * word)) as u32)?;
         }
         Ok(())
     }
@@ -409,8 +399,7 @@ impl Transport {
         let doorbell = if !self.modern {
             // The legacy queue address register holds a 4096-byte page number (32 bits).
             if !desc.is_multiple_of(4096) || desc >> 12 > u32::MAX as u64 {
-                let detail =
-                    format!("virtqueue memory at {desc:#x} is not reachable by a legacy device");
+                let detail = format!("a legacy device cannot reach virtqueue memory at {desc:#x}");
                 return Err(Error::device(&self.name, detail));
             }
             c.write(legacy_reg::QUEUE_ADDRESS, 4, (desc >> 12) as u32)?;
@@ -494,10 +483,9 @@ impl Transport {
     pub fn msix_enabled(&mut self) -> Result<()> {
         if !self.modern {
             let at = legacy_reg::CONFIG_MSIX;
-            self.device = Window::new(&self.device.bar, at, 0x100 - at);
+            self.device = Window::new(self.device.bar.clone(), at, 0x100 - at);
         }
-        let what = "configuration changes";
-        self.set_vector(reg::CONFIG_VECTOR, VIRTIO_MSI_NO_VECTOR, what)
+        self.set_vector(reg::CONFIG_VECTOR, VIRTIO_MSI_NO_VECTOR, "config changes")
     }
 
     /// Routes the interrupts of `what` to MSI-X `vector` through vector register `r`; an
@@ -507,8 +495,7 @@ impl Transport {
         self.write(r, 2, vector as u32)?;
         let got = self.read(r, 2)?;
         if got != u32::from(vector) {
-            let detail =
-                format!("device refused MSI-X vector {vector} for {what} (read back {got:#x})");
+            let detail = format!("MSI-X vector {vector} for {what} refused (read back {got:#x})");
             return Err(Error::device(&self.name, detail));
         }
         Ok(())
@@ -802,7 +789,7 @@ mod tests {
         };
         let open = |c: &[u8], prefer| {
             let (t, opened, _) = open_scripted(c, prefer, |_| 0);
-            (t.map(|t| t.is_modern()).map_err(|e| e.to_string()), opened)
+            (t.map(|t| t.modern).map_err(|e| e.to_string()), opened)
         };
         // Modern-only: modern, BAR 4 mapped once; without capabilities an error.
         assert_eq!(
@@ -812,7 +799,7 @@ mod tests {
         let (err, _) = open(&config(0x1041, 0, false), false);
         assert!(
             err.unwrap_err()
-                .contains("without the common and notification")
+                .contains("lacks the common or notification")
         );
         // Transitional with an I/O BAR 0: legacy unless the modern one is preferred.
         let transitional = config(0x1000, 0x41, true);
