@@ -105,17 +105,14 @@ struct CapRegion {
     pub length: u32,
 }
 
-/// The virtio structures of a device's config space by `cfg_type` (1 to 4: common config,
-/// notification area, ISR, device config; 4.1.4), and the multiplier for
-/// `queue_notify_off` from the notification capability (4.1.4.4).
-type VirtioCaps = ([Option<CapRegion>; 5], u32);
-
-/// Walks the capability list of a config space image (at least 256 bytes) and collects the
-/// virtio structures. The first capability of each type wins, as the spec asks (4.1.4).
+/// Walks the capability list of a config space image (at least 256 bytes) and returns the
+/// virtio structures by `cfg_type` (1 to 4: common config, notification area, ISR, device
+/// config; 4.1.4) and the multiplier for `queue_notify_off` from the notification
+/// capability (4.1.4.4). The first capability of each type wins, as the spec asks (4.1.4).
 ///
 /// A legacy-only device has none (the ISR capability, for INTx, goes unused); an error if
 /// the list is malformed.
-fn parse_capabilities(cfg: &[u8]) -> std::result::Result<VirtioCaps, String> {
+fn parse_capabilities(cfg: &[u8]) -> std::result::Result<([Option<CapRegion>; 5], u32), String> {
     // A little-endian field of `n` bytes at `o`.
     let rd = |o: usize, n: usize| match cfg.get(o..o + n) {
         Some(b) => Ok(b.iter().rev().fold(0, |v, &b| v << 8 | u32::from(b))),
