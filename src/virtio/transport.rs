@@ -98,11 +98,11 @@ mod cap_type {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CapRegion {
     /// BAR number (0-5).
-    pub bar: u8,
+    bar: u8,
     /// Offset within the BAR.
-    pub offset: u32,
+    offset: u32,
     /// Length in bytes.
-    pub length: u32,
+    length: u32,
 }
 
 /// Walks the capability list of a config space image (at least 256 bytes) and returns the
