@@ -80,13 +80,13 @@ mod config {
 }
 
 /// Control queue commands (virtio 1.1, 5.1.6.5): class, command, the feature the class
-/// needs (5.1.6.5.1 and following) and its name after `VIRTIO_NET_F_`.
+/// needs (5.1.6.5.1 and following) and that feature's name.
 mod ctrl {
     use super::feature;
     pub type Command = (u8, u8, u64, &'static str);
-    pub const RX_PROMISC: Command = (0, 0, feature::CTRL_RX, "CTRL_RX");
-    pub const MAC_ADDR_SET: Command = (1, 1, feature::CTRL_MAC_ADDR, "CTRL_MAC_ADDR");
-    pub const MQ_VQ_PAIRS_SET: Command = (4, 0, feature::MQ, "MQ");
+    pub const RX_PROMISC: Command = (0, 0, feature::CTRL_RX, "VIRTIO_NET_F_CTRL_RX");
+    pub const MAC_ADDR_SET: Command = (1, 1, feature::CTRL_MAC_ADDR, "VIRTIO_NET_F_CTRL_MAC_ADDR");
+    pub const MQ_VQ_PAIRS_SET: Command = (4, 0, feature::MQ, "VIRTIO_NET_F_MQ");
     /// Ack byte of a command the device carried out.
     pub const OK: u8 = 0;
 }
@@ -506,11 +506,11 @@ impl VirtioDevice {
     /// device may still own the buffer (and write the ack byte at any time), so it is
     /// never written again.
     fn ctrl_command(&mut self, command: ctrl::Command, data: &[u8]) -> Result<()> {
-        let (class, cmd, needs, f) = command;
+        let (class, cmd, needs, feature) = command;
         let (name, what) = (&self.name, format!("control command {class}/{cmd}"));
         let fail = |detail: String| Error::device(name, format!("{what}: {detail}"));
         let Some(c) = self.ctrl.as_mut().filter(|_| self.features & needs != 0) else {
-            return Err(fail(format!("the device does not offer VIRTIO_NET_F_{f}")));
+            return Err(fail(format!("the device does not offer {feature}")));
         };
         if c.poisoned {
             return Err(fail("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into()));
