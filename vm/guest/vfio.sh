@@ -5,7 +5,8 @@
 #
 # The igb VFIO boot (vm/scenarios-igb.sh) runs this script too, with VFIO_* set before it:
 # other NICs (VFIO_NIC_ID, VFIO_A..VFIO_D, VFIO_SINKS), scenario names (VFIO_NONROOT,
-# VFIO_IDLE; VFIO_ERRORS empty leaves vfio-errors out) and generator pacing (VFIO_PACE).
+# VFIO_IDLE; VFIO_ERRORS empty leaves vfio-errors out), generator pacing (VFIO_PACE) and
+# the frames it sends (VFIO_FRAMES).
 A=${VFIO_A:-0000:00:04.0}
 B=${VFIO_B:-0000:00:05.0}
 C=${VFIO_C:-0000:00:06.0}
@@ -17,6 +18,7 @@ NONROOT=${VFIO_NONROOT:-vfio-nonroot-forward}
 IDLE=${VFIO_IDLE:-interrupts-idle}
 ERRORS=${VFIO_ERRORS-vfio-errors}
 PACE=${VFIO_PACE:-20}
+FRAMES=${VFIO_FRAMES:-20000}
 IXY_UID=1000
 OTHER_UID=1001
 SCENARIOS="$NONROOT $IDLE $ERRORS"
@@ -105,7 +107,7 @@ fu="$(uid_of $FPID)"
 pu="$(uid_of $PPID_)"
 echo "@@INFO forwarder uid=$fu pcap uid=$pu"
 echo "@@FWD_START"
-as_user $IXY_UID generator "$A" 20000 >/tmp/vgen.out 2>&1 &
+as_user $IXY_UID generator "$A" "$FRAMES" >/tmp/vgen.out 2>&1 &
 GPID=$!
 # Paced, as in guest/main.sh: an unthrottled generator floods the forwarder.
 taskset -p 1 $GPID >/dev/null
