@@ -380,10 +380,10 @@ impl PciDevice {
 
     /// The one claim of a device by a driver: every check first, in this order, and only
     /// if all pass the device is taken from its kernel driver. The device must be of `kind`
-    /// (the driver's) and pass the driver's own `check` of its identity; without VFIO, the
+    /// (the driver's) and pass the driver's own `check` of its identity; without VFIO, it
+    /// must be allowed to run without VFIO ([`PciDevice::check_vfio_rule`]) and the
     /// hugetlbfs mount for its DMA memory must exist (a device taken from its kernel driver
-    /// and then not driven would be left without a driver) and it must be allowed to run
-    /// without VFIO ([`PciDevice::check_vfio_rule`]).
+    /// and then not driven would be left without a driver).
     pub(crate) fn claim(
         &self,
         cfg: &DeviceConfig,
@@ -401,8 +401,8 @@ impl PciDevice {
         }
         check(id)?;
         if self.vfio.is_none() {
-            cfg.dma().check_mount()?;
             self.check_vfio_rule(cfg)?;
+            cfg.dma().check_mount()?;
         }
         self.unbind(cfg.force_unbind)
     }
@@ -615,6 +615,15 @@ pub(crate) mod testing {
         match super::PciDevice::open_at("0000:00:04.0".parse().unwrap(), root).and_then(open) {
             Ok(_) => panic!("opening the fake device must fail"),
             Err(e) => e,
+        }
+    }
+
+    /// Whether `err` is how a device not on vfio-pci is refused when its hugetlbfs mount is
+    /// missing: as root the mount error; without root the VFIO rule refuses it first.
+    pub(crate) fn is_mount_refusal(err: &crate::Error) -> bool {
+        match super::vfio::is_root() {
+            true => matches!(err, crate::Error::Hugepages { .. }),
+            false => matches!(err, crate::Error::Vfio { .. }),
         }
     }
 
@@ -890,10 +899,24 @@ mod tests {
         let refuse = |id: &DeviceId| Err(Error::config(format!("{:x}", id.device)));
         let err = dev.claim(&cfg, DriverKind::Ixgbe, refuse).unwrap_err();
         assert!(matches!(err, Error::InvalidConfig { detail } if detail == "10fb"));
-        // The right driver gets as far as the hugetlbfs mount (a plain directory here).
+        // The right driver gets as far as the hugetlbfs mount (a plain directory here);
+        // without root, the VFIO rule refuses the device first.
         let err = dev.claim(&cfg, DriverKind::Ixgbe, ok).unwrap_err();
-        assert!(matches!(err, Error::Hugepages { .. }), "{err}");
+        assert!(testing::is_mount_refusal(&err), "{err}");
         assert_eq!(testing::unbind_written(&root, "ixgbe"), "", "never unbound");
+    }
+
+    #[test]
+    fn required_vfio_is_reported_before_a_missing_hugetlbfs_mount() {
+        // With VFIO required (IXY_VFIO=1 / require_vfio) a device not on vfio-pci is
+        // refused as such, not with advice to mount hugetlbfs.
+        let (root, _) =
+            testing::fake_sysfs("order", [0, 0, 2], VENDOR_INTEL, 0x10fb, Some("ixgbe"));
+        let dev = PciDevice::open_at(parse("0000:00:04.0").unwrap(), &root).unwrap();
+        let mut cfg = DeviceConfig::new("0000:00:04.0").hugepage_dir(&*root);
+        cfg.require_vfio = true;
+        let err = dev.claim(&cfg, DriverKind::Ixgbe, |_| Ok(())).unwrap_err();
+        assert!(matches!(err, Error::Vfio { .. }), "{err}");
     }
 
     #[test]
