@@ -180,7 +180,7 @@ impl fmt::Display for Error {
                 "refusing to take device {address} from the kernel: its interface {interface} \
                  is in use ({detail}); taking it would cut that link. Bring {interface} down \
                  and remove its addresses first (`ip link set {interface} down`), or force \
-                 it (DeviceConfig::force_unbind, or IXY_FORCE_UNBIND=1 for the examples)"
+                 it (DeviceConfig.force_unbind = true, or IXY_FORCE_UNBIND=1 for the examples)"
             ),
             Error::Hugepages { detail } => write!(f, "hugepage memory unavailable: {detail}"),
             Error::NoPhysicalAddress { detail } => write!(
