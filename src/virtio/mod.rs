@@ -505,8 +505,9 @@ impl VirtioDevice {
     /// (timeout, or the device reports something impossible) poisons the queue: the
     /// device may still own the buffer (and write the ack byte at any time), so it is
     /// never written again.
-    fn ctrl_command(&mut self, command: ctrl::Command, data: &[u8]) -> Result<()> {
-        let (class, cmd, needs, feature) = command;
+    fn ctrl_command<const N: usize>(&mut self, c: ctrl::Command, data: &[u8; N]) -> Result<()> {
+        const { assert!(N + 3 <= CTRL_BUF_LEN) };
+        let (class, cmd, needs, feature) = c;
         let (name, what) = (&self.name, format!("control command {class}/{cmd}"));
         let fail = |detail: String| Error::device(name, format!("{what}: {detail}"));
         let Some(c) = self.ctrl.as_mut().filter(|_| self.features & needs != 0) else {
@@ -516,10 +517,10 @@ impl VirtioDevice {
             return Err(fail("the control queue is unusable: an earlier command was never answered, so the device may still write its buffer; close and reopen the device".into()));
         }
         // Header, data and an ack byte the device is to overwrite.
-        let bytes = [&[class, cmd], data, &[0xff]].concat();
+        let bytes = [&[class, cmd], &data[..], &[0xff]].concat();
         let (p, ack) = (c.buf.virt(), bytes.len() - 1);
-        // SAFETY: the buffer holds CTRL_BUF_LEN bytes (checked when it was allocated); the
-        // driver's commands carry at most 6 bytes, so ack < CTRL_BUF_LEN. No command is
+        // SAFETY: the buffer holds CTRL_BUF_LEN bytes (checked when it was allocated) and the
+        // command N + 3 (asserted at compile time above), so ack < CTRL_BUF_LEN. No command is
         // outstanding (every wait either saw the completion or poisoned the queue), so the
         // device does not access the buffer; a raw copy, no reference into DMA memory.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
