@@ -197,8 +197,8 @@ impl<R: RegisterSpace> IntelDriver<R> for IgbDevice<R> {
         o
     }
 
-    /// Queue counts and pools the 82576 cannot have (`device_id` is not used).
-    fn check(o: &IxgbeOptions, _: Option<u16>, _: &str) -> Result<()> {
+    /// Queue counts and pools the 82576 cannot have.
+    fn check(o: &IxgbeOptions) -> Result<()> {
         o.check_queues("igb", [MAX_QUEUES; 2], "")
     }
 

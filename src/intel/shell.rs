@@ -314,7 +314,7 @@ impl<D, R: RegisterSpace> IntelDevice<D, R> {
     where
         Self: IntelDriver<R, Only = X>,
     {
-        Self::check(o, None, name)?;
+        Self::check(o)?;
         let on = On {
             name,
             regs,
@@ -346,9 +346,13 @@ pub(crate) trait IntelDriver<R>: Sized {
     const QUEUES: Option<Queues2> = None;
     /// The options a [`DeviceConfig`] asks for.
     fn options(cfg: &DeviceConfig) -> Options<Self::Only>;
-    /// Refuses options the device cannot have and (PFs) ids the driver does not bring up:
-    /// `id` if known, else `o.device_id`; `name` is the device's.
-    fn check(o: &Options<Self::Only>, id: Option<u16>, name: &str) -> Result<()>;
+    /// Refuses options the device cannot have.
+    fn check(o: &Options<Self::Only>) -> Result<()>;
+    /// Refuses, before the device is unbound, an id of this driver's table that it does
+    /// not bring up (ixgbe: the MAC types without an init).
+    fn supports(_id: &DeviceId) -> Result<()> {
+        Ok(())
+    }
     /// Initialises the device `on` as `o` asks.
     fn init(on: On<'_, R>, o: &Options<Self::Only>) -> Result<Self>;
     /// [`IxyDevice::mac_addr`].
@@ -510,9 +514,8 @@ impl<D> IntelDevice<D, MmioRegion> {
         Self: IntelDriver<MmioRegion>,
     {
         let o = Self::options(cfg);
-        Self::check(&o, None, &cfg.pci_addr)?;
-        let check = |id: &DeviceId| Self::check(&o, Some(id.device), &id.address.to_string());
-        pci.claim(cfg, Self::KIND, check)?;
+        Self::check(&o)?;
+        pci.claim(cfg, Self::KIND, Self::supports)?;
         pci.enable_bus_master()?;
         let (name, dma) = (pci.name(), &cfg.dma());
         let on = |regs| On {

@@ -286,7 +286,7 @@ where
         o
     }
 
-    fn check(o: &IxgbevfOptions, _: Option<u16>, _: &str) -> Result<()> {
+    fn check(o: &IxgbevfOptions) -> Result<()> {
         let (max, why) = Self::MAX_QUEUES;
         o.check_queues(<Self as VfDriver<R>>::KIND.name(), max, why)
     }

@@ -709,10 +709,13 @@ impl<R: RegisterSpace> IntelDriver<R> for IxgbeDevice<R> {
     /// Also queue counts and pools the device cannot have: received traffic is spread by
     /// RSS, over at most 16 queues (7.1.2.8), each of which can have its own vector
     /// (RSS_MAX_QUEUES = MAX_INTERRUPT_QUEUES).
-    fn check(o: &IxgbeOptions, id: Option<u16>, name: &str) -> Result<()> {
+    fn check(o: &IxgbeOptions) -> Result<()> {
         let rss = " (RSS spreads received traffic over at most 16, 82599 datasheet 7.1.2.8)";
-        o.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)?;
-        mac_type(id.unwrap_or(o.device_id), name).map(drop)
+        o.check_queues("ixgbe", [regs::RSS_MAX_QUEUES, MAX_QUEUES], rss)
+    }
+
+    fn supports(id: &crate::pci::DeviceId) -> Result<()> {
+        mac_type(id.device, &id.address.to_string()).map(drop)
     }
 
     fn init(on: On<'_, R>, o: &IxgbeOptions) -> Result<Self> {
