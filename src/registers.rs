@@ -168,12 +168,18 @@ impl MmioRegion {
     }
 }
 
-/// The widths registers are accessed in: plain integers, for which any bits are a value
-/// (crate-private: no other type can be one).
-pub(crate) trait Width: Copy {}
-impl Width for u8 {}
-impl Width for u16 {}
-impl Width for u32 {}
+/// The widths registers are accessed in.
+///
+/// # Safety
+/// Implemented only for plain integers, for which any bits the device returns are a value
+/// (`load` relies on it).
+pub(crate) unsafe trait Width: Copy {}
+// SAFETY: plain integers: every bit pattern is a value.
+unsafe impl Width for u8 {}
+// SAFETY: as for u8.
+unsafe impl Width for u16 {}
+// SAFETY: as for u8.
+unsafe impl Width for u32 {}
 
 impl RegisterSpace for MmioRegion {
     fn share(this: &Arc<Self>) -> Option<SharedRegs> {

@@ -63,7 +63,7 @@ pub const RX_RING_SIZE: usize = 2048;
 const AUTO_RD_TIMEOUT: Duration = Duration::from_millis(10);
 /// MDIC completion timeout (Linux `igb_read_phy_reg_mdic`: 1920 polls of 50 µs).
 const MDIC_TIMEOUT: Duration = Duration::from_millis(100);
-/// SRRCTL's BSIZEPACKET field and DROP_EN bit (of the PF's and the VF's SRRCTL alike).
+/// SRRCTL's BSIZEPACKET field and DROP_EN bit (8.10; the VF's SRRCTL has the same).
 pub(crate) const SRRCTL_BITS: [u32; 2] = [regs::SRRCTL_BSIZEPACKET_MASK, regs::SRRCTL_DROP_EN];
 /// Where the receive and transmit queues' registers are.
 const QUEUES: Queues2 = [regs::rx_queue, regs::tx_queue];

@@ -42,9 +42,9 @@ pub(crate) const fn queue_block(block: usize) -> QueueRegs {
 
 /// SRRCTL (or VFSRRCTL) at `srrctl`: advanced one-buffer descriptors, the buffer size of
 /// the drivers' pools in KB, and drop when out of descriptors instead of holding up the
-/// shared packet buffer (82599 datasheet 8.2.3.8.7; the 82576's BSIZEPACKET field,
-/// `bsize_mask`, is wider and its DROP_EN, `drop_en`, elsewhere: 82576 datasheet 8.10):
-/// the PF's `SRRCTL_BITS`, which its VF shares.
+/// shared packet buffer (82599 datasheet 8.2.3.8.7; the 82576's BSIZEPACKET field is wider
+/// and its DROP_EN elsewhere: 82576 datasheet 8.10). `bits` are that field's mask and that
+/// bit: the PF's `SRRCTL_BITS`, which its VF shares.
 pub(crate) fn set_srrctl<R: RegisterSpace>(regs: &R, srrctl: usize, bits: [u32; 2]) {
     let [bsize_mask, drop_en] = bits;
     let buf_kb = ((POOL_ENTRY_SIZE - HEADROOM) / 1024) as u32;

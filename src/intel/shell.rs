@@ -506,8 +506,9 @@ impl<D> IntelDevice<D, MmioRegion> {
     ///
     /// Refuses, before touching the device, options that cannot work (checked first, so
     /// they are reported as such on any machine), anything that is not a device of this
-    /// driver or whose id it does not bring up (before anything is unbound), and a missing
-    /// hugetlbfs mount. If init fails, bus mastering is taken back.
+    /// driver or whose id it does not bring up (before anything is unbound), a device not on
+    /// vfio-pci where VFIO is needed (required, no root, or another device of the process on
+    /// VFIO), and a missing hugetlbfs mount. If init fails, bus mastering is taken back.
     #[allow(private_bounds)] // As for `with_registers`.
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self>
     where

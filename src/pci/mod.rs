@@ -320,28 +320,31 @@ impl PciDevice {
         }
     }
 
-    /// Refuses the device (not bound to vfio-pci, as `claim` calls it) if it must be: VFIO is required
-    /// (`cfg.require_vfio` or `IXY_VFIO=1`), the process runs without root, or another
-    /// device of the process is driven through VFIO (DMA memory then comes with I/O virtual
-    /// addresses, which a device without VFIO would take as physical addresses; the other
-    /// direction is refused when the VFIO container would be created).
+    /// Refuses the device (not on vfio-pci: `claim` calls this only then) if it must be:
+    /// VFIO is required (`cfg.require_vfio` or `IXY_VFIO=1`), the process runs without
+    /// root, or another device of the process is driven through VFIO (DMA memory then comes
+    /// with I/O virtual addresses, which a device without VFIO would take as physical
+    /// addresses; the other direction is refused when the VFIO container would be created).
     fn check_vfio_rule(&self, cfg: &DeviceConfig) -> Result<()> {
         let required = cfg.require_vfio || std::env::var("IXY_VFIO").is_ok_and(|v| v == "1");
-        let why = match () {
-            _ if required => "VFIO is required (IXY_VFIO=1 / require_vfio)",
-            _ if !vfio::is_root() => "without root a device can only be driven through VFIO",
-            _ if vfio::active_container().is_some() => {
+        let (why, or) = match () {
+            _ if required => ("VFIO is required (IXY_VFIO=1 / require_vfio)", ""),
+            _ if !vfio::is_root() => (
+                "without root a device can only be driven through VFIO",
+                " (or run as root)",
+            ),
+            _ if vfio::active_container().is_some() => (
                 "another device of this process is (its DMA memory is mapped through the \
-                 IOMMU, which all devices of a process must share)"
-            }
+                 IOMMU, which all devices of a process must share)",
+                " (or drive no device of this process through VFIO)",
+            ),
             _ => return Ok(()),
         };
         let driver =
             kernel_driver(&self.path).map_or("no driver".into(), |d| format!("driver {d}"));
         let detail = format!(
             "the device is bound to {driver}, not vfio-pci, and {why}; bind it to vfio-pci \
-             and give your user its group: `sudo scripts/vfio-bind.sh {} $USER` (or run as \
-             root with no device on VFIO)",
+             and give your user its group: `sudo scripts/vfio-bind.sh {} $USER`{or}",
             self.name
         );
         Err(Error::vfio(&self.name, detail))

@@ -46,8 +46,8 @@ mod ioctl {
 
 /// `VFIO_API_VERSION`.
 const VFIO_API_VERSION: i32 = 0;
-/// `VFIO_TYPE1v2_IOMMU`: the type1 IOMMU with the unmap semantics this module relies on
-/// (whole mappings only); vfio_iommu_type1 and iommufd's VFIO compatibility offer it.
+/// `VFIO_TYPE1v2_IOMMU`: offered by vfio_iommu_type1 and by
+/// iommufd's VFIO compatibility, which keeps huge IOMMU pages only for v2.
 const VFIO_TYPE1V2_IOMMU: usize = 3;
 /// `vfio_group_status.flags`: the group's devices are all bound to VFIO (or to no driver).
 const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;

@@ -230,7 +230,9 @@ impl VirtioDevice {
     /// Takes `pci` from the kernel and initialises it as configured.
     ///
     /// Refuses, before touching the device, anything that is not a virtio-net device and
-    /// configurations that cannot work (unequal queue counts, no hugetlbfs mount).
+    /// configurations that cannot work (unequal queue counts, a device not on vfio-pci
+    /// where VFIO is needed: required, no root, or another device of the process on VFIO;
+    /// no hugetlbfs mount).
     pub fn open(pci: PciDevice, cfg: &DeviceConfig) -> Result<Self> {
         pci.claim(cfg, DriverKind::Virtio, |_| queue_pairs(cfg).map(drop))?;
         // The first 256 bytes of config space: the capability list lives there.
