@@ -7,12 +7,13 @@ mod common;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use common::{device_id, frame, packets, seq_of};
 use ixy::ixgbe::{IxgbeDevice, IxgbeOptions, MacType, regs};
 use ixy::memory::HeapDma;
 use ixy::model::{Model, Port, PortRegisters};
-use ixy::pci::{DeviceId, DriverKind, IXGBE_DEVICE_IDS, PciAddress, driver_for};
+use ixy::pci::{DriverKind, IXGBE_DEVICE_IDS, driver_for};
 use ixy::registers::RegisterSpace;
-use ixy::{Error, IxyDevice, Mempool, Packet};
+use ixy::{Error, IxyDevice, Mempool};
 
 type Dev = IxgbeDevice<PortRegisters>;
 
@@ -40,35 +41,6 @@ const fn rx(q: usize) -> [usize; 3] {
 }
 const fn tx(q: usize) -> [usize; 3] {
     [0x06008 + 0x40 * q, 0x06018 + 0x40 * q, 0x06028 + 0x40 * q]
-}
-
-/// An Ethernet frame of `len` bytes (without CRC) to `dst` carrying `seq` at byte 14.
-fn frame(dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
-    let mut f = vec![0u8; len];
-    f[..6].copy_from_slice(&dst);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f[12..14].copy_from_slice(&[0x88, 0xb5]); // local experimental ethertype
-    f[14..18].copy_from_slice(&seq.to_be_bytes());
-    for (i, b) in f.iter_mut().enumerate().skip(18) {
-        *b = i as u8;
-    }
-    f
-}
-
-fn seq_of(p: &[u8]) -> u32 {
-    u32::from_be_bytes(p[14..18].try_into().unwrap())
-}
-
-/// Packets with the given frames, from `pool`.
-fn packets(pool: &Mempool, frames: &[Vec<u8>]) -> VecDeque<Packet> {
-    frames
-        .iter()
-        .map(|f| {
-            let mut p = pool.alloc(f.len()).expect("pool has room");
-            p.copy_from_slice(f);
-            p
-        })
-        .collect()
 }
 
 /// The two devices of `devs`, ordered (from, to).
@@ -664,21 +636,12 @@ fn closing_the_device_stops_dma_and_frees_memory() {
     assert!(!model.inject(&port, &frame(BROADCAST, 1, 60)));
 }
 
-fn id(vendor: u16, device: u16) -> DeviceId {
-    DeviceId {
-        address: "0000:03:00.0".parse::<PciAddress>().unwrap(),
-        vendor,
-        device,
-        class: 0x02_00_00,
-    }
-}
-
 #[test]
 fn device_ids_select_the_ixgbe_driver() {
     assert!(IXGBE_DEVICE_IDS.len() >= 30);
     for &(device, name) in IXGBE_DEVICE_IDS {
         assert_eq!(
-            driver_for(&id(0x8086, device)),
+            driver_for(&device_id(0x8086, device)),
             Some(DriverKind::Ixgbe),
             "{name}"
         );
@@ -710,12 +673,15 @@ fn device_ids_select_the_ixgbe_driver() {
     assert_eq!(MacType::X540.reset_settle(), Duration::from_millis(100));
     assert_eq!(MacType::X550.reset_settle(), Duration::from_millis(100));
     for device in [0x10fb, 0x1528, 0x1563, 0x15ab] {
-        assert_eq!(driver_for(&id(0x8086, device)), Some(DriverKind::Ixgbe));
+        assert_eq!(
+            driver_for(&device_id(0x8086, device)),
+            Some(DriverKind::Ixgbe)
+        );
     }
     // Intel NICs that are none of these: an 82598, an I210, an X710 (the 82599/X540 VFs
     // are ixgbevf's: tests/ixgbevf.rs).
     for device in [0x10b6, 0x1533, 0x1572] {
-        let i = id(0x8086, device);
+        let i = device_id(0x8086, device);
         assert_eq!(driver_for(&i), None, "{device:04x}");
         let msg = i.unsupported().to_string();
         assert!(msg.contains(&format!("8086:{device:04x}")), "{msg}");
@@ -725,7 +691,7 @@ fn device_ids_select_the_ixgbe_driver() {
         );
     }
     // Another vendor's device with an ixgbe device id is not an ixgbe.
-    assert_eq!(driver_for(&id(0x10ec, 0x10fb)), None);
+    assert_eq!(driver_for(&device_id(0x10ec, 0x10fb)), None);
 }
 
 /// A port of the model showing device id `device`, and options naming it.

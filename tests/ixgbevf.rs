@@ -9,13 +9,14 @@ mod common;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use common::{device_id, frame, packets, seq_of};
 use ixy::ixgbe::IxgbeOptions;
 use ixy::ixgbevf::{ApiVersion, IxgbevfDevice, IxgbevfOptions};
 use ixy::memory::HeapDma;
 use ixy::model::{Model, Port, VfPort, VfRegisters};
-use ixy::pci::{DeviceId, DriverKind, IXGBEVF_DEVICE_IDS, PciAddress, driver_for};
+use ixy::pci::{DriverKind, IXGBEVF_DEVICE_IDS, driver_for};
 use ixy::registers::RegisterSpace;
-use ixy::{Error, IxyDevice, Mempool, Packet};
+use ixy::{Error, IxyDevice, Mempool};
 
 type Vf = IxgbevfDevice<VfRegisters>;
 
@@ -54,31 +55,6 @@ fn setup() -> (Model, Port, VfPort) {
     let pf = model.add_port();
     let vf = model.add_vf(&pf);
     (model, pf, vf)
-}
-
-/// An Ethernet frame of `len` bytes (at least 18) to `dst`, ethertype 0x88b5, with `seq`
-/// (big endian) at byte 14 and the byte index as filler after it.
-fn frame(dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
-    let src = [0x02, 0, 0, 0, 0, 0x01];
-    let header = [&dst[..], &src, &[0x88, 0xb5], &seq.to_be_bytes()].concat();
-    let filler = (header.len()..len).map(|i| i as u8);
-    header.into_iter().chain(filler).collect()
-}
-
-fn seq_of(p: &[u8]) -> u32 {
-    let bytes: [u8; 4] = p[14..18].try_into().unwrap();
-    u32::from_be_bytes(bytes)
-}
-
-/// Packets from `pool` holding copies of `frames`.
-fn packets(pool: &Mempool, frames: &[Vec<u8>]) -> VecDeque<Packet> {
-    let mut out = VecDeque::with_capacity(frames.len());
-    for f in frames {
-        let mut p = pool.alloc(f.len()).expect("pool has room");
-        p.copy_from_slice(f);
-        out.push_back(p);
-    }
-    out
 }
 
 fn ids(model: &Model, vf: &VfPort) -> Vec<u32> {
@@ -612,30 +588,20 @@ fn the_model_catches_an_access_outside_the_vf_bar() {
     regs(&vf).read32(0x4000);
 }
 
-fn id(vendor: u16, device: u16) -> DeviceId {
-    let address: PciAddress = "0000:03:10.0".parse().unwrap();
-    DeviceId {
-        class: 0x02_00_00,
-        vendor,
-        device,
-        address,
-    }
-}
-
 #[test]
 fn device_ids_select_the_ixgbevf_driver() {
     let listed: Vec<u16> = IXGBEVF_DEVICE_IDS.iter().map(|&(d, _)| d).collect();
     assert_eq!(listed, [0x10ed, 0x1515, 0x1565, 0x15a8, 0x15c5]);
     for &(device, name) in IXGBEVF_DEVICE_IDS {
         assert_eq!(
-            driver_for(&id(0x8086, device)),
+            driver_for(&device_id(0x8086, device)),
             Some(DriverKind::Ixgbevf),
             "{name}"
         );
     }
     // The Hyper-V VFs use another mailbox, and another vendor's 0x10ed is not a VF.
-    assert_eq!(driver_for(&id(0x8086, 0x152e)), None);
-    assert_eq!(driver_for(&id(0x10ec, 0x10ed)), None);
+    assert_eq!(driver_for(&device_id(0x8086, 0x152e)), None);
+    assert_eq!(driver_for(&device_id(0x10ec, 0x10ed)), None);
 }
 
 /// A VF the host gave no MAC: the PF answers RESET with NACK (Linux `ixgbe_vf_reset_msg`)

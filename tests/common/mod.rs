@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use ixy::{IxyDevice, Packet};
+use ixy::pci::{DeviceId, PciAddress};
+use ixy::{IxyDevice, Mempool, Packet};
 
 // The deadline is shared with the crate's unit tests.
 #[path = "../support/deadline.rs"]
@@ -149,4 +150,45 @@ pub fn udp_frame_to_queue(
         .map(|sport| udp_frame([0xff; 6], sport, seq, 60))
         .find(|f| model.rx_queue_of(port, f) == queue)
         .unwrap_or_else(|| panic!("no flow reaches rx queue {queue}: is RSS on?"))
+}
+
+/// An Ethernet frame of `len` bytes (at least 18, without CRC) to `dst`, ethertype 0x88b5
+/// (local experimental), with `seq` (big endian) at byte 14 and the byte index as filler.
+pub fn frame(dst: [u8; 6], seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in f.iter_mut().enumerate().skip(18) {
+        *b = i as u8;
+    }
+    f
+}
+
+/// The sequence number of a [`frame`].
+pub fn seq_of(p: &[u8]) -> u32 {
+    u32::from_be_bytes(p[14..18].try_into().unwrap())
+}
+
+/// Packets from `pool` holding copies of `frames`.
+pub fn packets(pool: &Mempool, frames: &[Vec<u8>]) -> VecDeque<Packet> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut p = pool.alloc(f.len()).expect("pool has room");
+            p.copy_from_slice(f);
+            p
+        })
+        .collect()
+}
+
+/// A network controller's identity at 0000:03:00.0, for driver selection.
+pub fn device_id(vendor: u16, device: u16) -> DeviceId {
+    DeviceId {
+        address: "0000:03:00.0".parse::<PciAddress>().unwrap(),
+        vendor,
+        device,
+        class: 0x02_00_00,
+    }
 }
