@@ -460,10 +460,8 @@ mod tests {
         assert_eq!(queues, [10, 12]);
         let panic = std::panic::catch_unwind(move || *queue_mut(&mut queues, 2, "tx"));
         let msg = *panic.unwrap_err().downcast::<String>().unwrap();
-        assert_eq!(
-            msg,
-            "tx queue 2 does not exist: the device has 2 tx queues (ids 0 to 2 - 1)"
-        );
+        assert!(msg.starts_with("tx queue 2 does not exist"), "{msg}");
+        assert!(msg.contains("has 2 tx queues"), "{msg}");
     }
 
     #[test]
@@ -498,9 +496,6 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: 0 rx and 1 tx queues requested: a device needs at least one of each"
-        );
+        assert!(err.to_string().contains("0 rx and 1 tx queues"), "{err}");
     }
 }

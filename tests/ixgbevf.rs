@@ -547,13 +547,12 @@ fn mac_changes_need_a_trusted_vf() {
         err.contains("refused MAC address 02:aa:bb:cc:dd:ee"),
         "{err}"
     );
-    assert_eq!(
-        dev.set_mac_addr([0x01, 0, 0, 0, 0, 1])
-            .unwrap_err()
-            .to_string(),
-        "invalid configuration: 01:00:00:00:00:01 cannot be a station address (multicast or zero)",
-        "multicast"
+    let err = dev.set_mac_addr([0x01, 0, 0, 0, 0, 1]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidConfig { .. }),
+        "multicast: {err}"
     );
+    assert!(err.to_string().contains("01:00:00:00:00:01"), "{err}");
     model.set_vf_trusted(&vf, true);
     dev.set_mac_addr(new).unwrap();
     assert_eq!(dev.mac_addr(), new);

@@ -1445,11 +1445,8 @@ fn rule_messages_name_the_port_and_the_detail() {
     }));
     let msg = r.unwrap_err();
     let msg = msg.downcast_ref::<String>().unwrap();
-    assert_eq!(
-        msg,
-        "82599 model: rule violated: ring length not a multiple of 128 (port 0: RDLEN(5) = 200 \
-         (§8.2.3.8.3, §8.2.3.9.7))"
-    );
+    assert!(msg.contains("not a multiple of 128"), "{msg}");
+    assert!(msg.contains("port 0: RDLEN(5) = 200"), "{msg}");
     // The model stays usable after a caught violation.
     port.write32(rdlen(5), 256);
     assert_eq!(port.read32(rdlen(5)), 256);

@@ -574,15 +574,11 @@ mod tests {
         c[0x06] = 0x10;
         c[0x34] = 0x40;
         c[0x40..0x42].copy_from_slice(&[0x09, 0x40]); // points to itself
-        assert_eq!(
-            parse_capabilities(&c).unwrap_err(),
-            "malformed capability list (entry at 0x40)"
-        );
+        let err = parse_capabilities(&c).unwrap_err();
+        assert!(err.contains("capability list (entry at 0x40)"), "{err}");
         c[0x34] = 0x10; // inside the header
-        assert_eq!(
-            parse_capabilities(&c).unwrap_err(),
-            "malformed capability list (entry at 0x10)"
-        );
+        let err = parse_capabilities(&c).unwrap_err();
+        assert!(err.contains("capability list (entry at 0x10)"), "{err}");
     }
 
     #[test]
