@@ -83,12 +83,16 @@ fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<String>) {
     )
 }
 
-/// Checks a usage error: status 2, `first_line` first, then the usage of `name` and the
-/// environment variables it reads (`own` and, for programs that open devices, DEVICE_ENV).
-fn usage_error(name: &str, args: &[&str], env: &[(&str, &str)], first_line: &str, own: &[&str]) {
+/// Checks a usage error: status 2, an `error: ` line naming `fact` first, then the usage of
+/// `name` and the environment variables it reads (`own` and, for programs that open devices,
+/// DEVICE_ENV).
+fn usage_error(name: &str, args: &[&str], env: &[(&str, &str)], fact: &str, own: &[&str]) {
     let (status, lines) = run(name, args, env);
     assert_eq!(status, 2, "{name} {args:?}: {lines:?}");
-    assert_eq!(lines[0], first_line, "{name} {args:?}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(fact),
+        "{name} {args:?}: {lines:?}"
+    );
     assert!(
         lines[1].starts_with(&format!("usage: {name} ")),
         "{lines:?}"
@@ -120,8 +124,7 @@ fn generator_usage_errors_exit_2() {
         "generator",
         &["not-a-pci"],
         &[],
-        "error: invalid PCI address 'not-a-pci': missing '.function'; expected the form \
-         0000:03:00.0 (`cargo run --example list` shows the network controllers)",
+        "invalid PCI address 'not-a-pci': missing '.function'",
         &own,
     );
     usage_error(
@@ -182,9 +185,7 @@ fn forwarder_usage_errors_exit_2() {
         "forwarder",
         &["0000:00:04.0", "0000:00:04.9"],
         &[],
-        "error: invalid PCI address '0000:00:04.9': function must be one digit 0-7; \
-         expected the form 0000:03:00.0 (`cargo run --example list` shows the network \
-         controllers)",
+        "invalid PCI address '0000:00:04.9': function must be one digit 0-7",
         &["IXY_QUEUES"],
     );
 }
