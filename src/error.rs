@@ -226,3 +226,17 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// Asserts that `result` is an [`Error::InvalidConfig`] whose message names `fact` (the
+/// variant and the one fact, not the whole sentence).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_invalid<T>(result: Result<T>, fact: &str) {
+    match result {
+        Err(e @ Error::InvalidConfig { .. }) => {
+            assert!(e.to_string().contains(fact), "{e:?} does not name {fact:?}")
+        }
+        Err(e) => panic!("expected InvalidConfig naming {fact:?}, got {e:?}"),
+        Ok(_) => panic!("expected InvalidConfig naming {fact:?}, got Ok"),
+    }
+}

@@ -850,15 +850,8 @@ mod tests {
     #[test]
     fn sizes_must_be_powers_of_two() {
         for bad in [0, 100] {
-            assert_eq!(
-                Virtqueue::<()>::new(&HeapDma, bad)
-                    .err()
-                    .unwrap()
-                    .to_string(),
-                format!(
-                    "invalid configuration: virtqueue size {bad} is not a power of two from 1 to 32768"
-                )
-            );
+            let fact = format!("virtqueue size {bad} is not a power of two from 1 to 32768");
+            crate::error::assert_invalid(Virtqueue::<()>::new(&HeapDma, bad), &fact);
         }
         assert_eq!(Virtqueue::<()>::new(&HeapDma, 128).unwrap().size(), 128);
     }
